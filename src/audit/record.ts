@@ -1,0 +1,46 @@
+/**
+ * One audit record per request, whatever its outcome. Field names are fixed: tools and `audit
+ * verify` depend on them. A record never holds a secret value, a task key or a query value.
+ */
+export interface AuditFields {
+  readonly request_id: string
+  /** 'gateway' | 'forward' | 'tunnel': which listener received the request. */
+  readonly mode: string
+  readonly session: string | null
+  readonly agent: string | null
+  readonly user: string | null
+  readonly workspace: string | null
+  readonly task: string | null
+  readonly connector: string | null
+  readonly method: string
+  /** The path as decided on (and sent), below the connector; null when it was refused unparsed. */
+  readonly path: string | null
+  /** Names of query parameters only, never their values. */
+  readonly query_keys: readonly string[]
+  readonly decision: 'allow' | 'deny' | 'error'
+  /** A policy reason (policy/decision.ts) or an error code (errors.ts). */
+  readonly reason: string
+  readonly rule: string | null
+  /** Vault secret name of the attached credential, never its value. */
+  readonly credential: string | null
+  /** Status keyvalet answered the sandbox with. */
+  readonly status: number
+  readonly upstream_status: number | null
+  /** Error code when keyvalet itself answered (denied or failed), else null. */
+  readonly error: string | null
+  readonly bytes_in: number
+  readonly bytes_out: number
+  /** Times the injected credential was found in the response and redacted. */
+  readonly redactions: number
+  readonly latency_ms: number
+  /** Operator-only extra facts (never secret); omitted when empty. */
+  readonly detail?: Readonly<Record<string, unknown>>
+}
+
+/** As written: the fields plus time and chain position. `hash` covers everything else. */
+export interface AuditRecord extends AuditFields {
+  readonly seq: number
+  readonly time: string
+  readonly prev: string
+  readonly hash: string
+}

@@ -1,0 +1,82 @@
+/**
+ * The one error type keyvalet raises on purpose, and the catalogue of its codes.
+ *
+ * Contract: `message` is safe to show the sandbox (never a secret, a path on disk, a stack trace or
+ * the vault's contents). Anything that helps an operator goes in `detail`, which reaches the audit
+ * record and the operator log only. Callers branch on `code`, never on message text.
+ */
+
+/** code → [HTTP status, default message]. Codes are stable snake_case; add, never rename. */
+export const ERROR_CATALOGUE = {
+  // authenticate
+  task_key_missing: [401, 'A task key is required: send it where the real credential would go.'],
+  task_key_malformed: [401, 'The task key is malformed.'],
+  task_key_invalid: [401, 'The task key is not valid.'],
+  task_key_expired: [401, 'The task key has expired.'],
+  task_key_revoked: [401, 'The task key has been revoked.'],
+  task_key_misplaced: [400, 'A task key was found outside the credential slot; the request was refused.'],
+  // route
+  connector_unknown: [404, 'No connector is configured under this name.'],
+  path_ambiguous: [400, 'The request path is ambiguous and was refused.'],
+  header_invalid: [400, 'A request header was refused.'],
+  method_refused: [405, 'This method is not allowed through keyvalet.'],
+  upgrade_refused: [400, 'Protocol upgrades are not allowed on this route.'],
+  // decide
+  policy_denied: [403, 'The request is outside the task grant.'],
+  body_too_large: [413, 'The request body is larger than keyvalet will inspect.'],
+  body_invalid: [400, 'The request body does not have the shape this rule requires.'],
+  // credential
+  credential_unavailable: [502, 'The credential for this connector is not available.'],
+  // forward
+  upstream_unreachable: [502, 'The upstream could not be reached.'],
+  upstream_tls_failed: [502, 'The upstream TLS certificate could not be verified.'],
+  upstream_timeout: [504, 'The upstream did not answer in time.'],
+  upstream_response_invalid: [502, 'The upstream response could not be relayed safely.'],
+  request_timeout: [408, 'The request was not received in time.'],
+  // everything else
+  internal_error: [500, 'keyvalet hit an internal error; the request was not forwarded.'],
+} as const satisfies Record<string, readonly [number, string]>
+
+export type ErrorCode = keyof typeof ERROR_CATALOGUE
+
+export interface ErrorOptions {
+  /** Overrides the catalogue message; must still be safe to show the sandbox. */
+  message?: string
+  /** For the audit record and operator log only: never rendered to the sandbox. */
+  detail?: Record<string, unknown>
+  cause?: unknown
+}
+
+export class KeyvaletError extends Error {
+  readonly code: ErrorCode
+  readonly status: number
+  readonly detail: Record<string, unknown> | undefined
+
+  constructor(code: ErrorCode, options: ErrorOptions = {}) {
+    const [status, message] = ERROR_CATALOGUE[code]
+    super(options.message ?? message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.name = 'KeyvaletError'
+    this.code = code
+    this.status = status
+    this.detail = options.detail
+  }
+}
+
+/** Anything that is not a KeyvaletError becomes internal_error: its text never reaches the sandbox. */
+export function toKeyvaletError(err: unknown): KeyvaletError {
+  if (err instanceof KeyvaletError) return err
+  return new KeyvaletError('internal_error', { cause: err })
+}
+
+/**
+ * An error in configuration, the CLI or the store, for the operator (not the sandbox).
+ * `hint` says how to fix it; the CLI prints `message` and `hint` and exits non-zero.
+ */
+export class OperatorError extends Error {
+  readonly hint: string | undefined
+  constructor(message: string, hint?: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'OperatorError'
+    this.hint = hint
+  }
+}

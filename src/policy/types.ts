@@ -1,0 +1,85 @@
+/**
+ * Domain shapes of policy, produced once by config/load.ts and never mutated afterwards.
+ * Nothing past the loader sees raw configuration.
+ */
+
+export const SEVERITIES = ['read', 'write', 'admin'] as const
+export type Severity = (typeof SEVERITIES)[number]
+
+export function severityRank(s: Severity): number {
+  return SEVERITIES.indexOf(s)
+}
+
+/** A compiled path pattern: matches already-normalised, decoded path segments. */
+export interface PathMatcher {
+  readonly source: string
+  match(segments: readonly string[]): boolean
+}
+
+/** A constraint on one query parameter or header value. */
+export interface ValueConstraint {
+  readonly name: string
+  /** Full-match regular expression the value must satisfy when present. */
+  readonly pattern: RegExp | undefined
+  readonly required: boolean
+}
+
+/** A compiled JSON Schema check of a request body. */
+export interface BodyValidator {
+  /** Returns undefined when the value conforms, else a short description safe for the audit log. */
+  check(value: unknown): string | undefined
+}
+
+export interface Rule {
+  /** Unique within its connector; appears in audit records and grants. */
+  readonly id: string
+  readonly connector: string
+  /** Upper-case methods; a rule never matches a method it does not list. */
+  readonly methods: ReadonlySet<string>
+  readonly path: PathMatcher
+  readonly severity: Severity
+  readonly query: readonly ValueConstraint[]
+  /** When false, query parameters not named in `query` are refused. */
+  readonly allowOtherQuery: boolean
+  readonly headers: readonly ValueConstraint[]
+  readonly body: BodyValidator | undefined
+}
+
+export type InjectKind = 'bearer' | 'basic' | 'header' | 'query'
+
+/** Where and how the real credential goes on the outbound request. */
+export interface CredentialBinding {
+  /** Vault secret name. */
+  readonly secret: string
+  readonly kind: InjectKind
+  /** For `header`: the header name (lower-case). For `query`: the parameter name. */
+  readonly name: string | undefined
+  /** For `header`: the value template, with `{secret}` standing for the value. */
+  readonly template: string | undefined
+  /** For `basic`: the username (the secret is the password). */
+  readonly username: string | undefined
+}
+
+export interface Connector {
+  readonly name: string
+  /** Parsed upstream base URL; its pathname (without trailing slash) prefixes every forwarded path. */
+  readonly upstream: URL
+  /** True only when the config explicitly allowed a cleartext http:// upstream. */
+  readonly allowInsecure: boolean
+  /** Extra CA certificates (PEM) trusted for this upstream, in addition to the system store. */
+  readonly ca: string | undefined
+  readonly credential: CredentialBinding | undefined
+  readonly rules: readonly Rule[]
+}
+
+/** What a task may use of a connector: at most `maxSeverity`, optionally only the named rules. */
+export interface Grant {
+  readonly connector: string
+  readonly maxSeverity: Severity
+  /** undefined = every rule of the connector up to maxSeverity. */
+  readonly rules: readonly string[] | undefined
+}
+
+export interface Policy {
+  readonly connectors: ReadonlyMap<string, Connector>
+}

@@ -1,0 +1,78 @@
+import type { Grant } from '../policy/types.ts'
+
+/**
+ * The narrow persistence interface. The pipeline and the CLI depend on this only; SQLite is the
+ * embedded default and PostgreSQL can implement the same contract (test/contract/store.contract.ts).
+ * Implementations never see plaintext secrets: the vault encrypts before `secrets.put`.
+ */
+export interface Store {
+  readonly sessions: SessionRepo
+  readonly secrets: SecretRepo
+  readonly audit: AuditRepo
+  close(): Promise<void>
+}
+
+export interface Session {
+  /** Public id (`ses_…`), safe to print and to put in audit records. Never the key. */
+  readonly id: string
+  readonly agent: string
+  readonly user: string
+  readonly workspace: string
+  readonly task: string
+  readonly grants: readonly Grant[]
+  /** Epoch milliseconds. */
+  readonly createdAt: number
+  readonly expiresAt: number
+  readonly revokedAt: number | undefined
+}
+
+export interface StoredSession extends Session {
+  /** SHA-256 of the task key; the key itself is never stored. */
+  readonly keyHash: Buffer
+}
+
+export interface SessionRepo {
+  insert(session: StoredSession): Promise<void>
+  findByKeyHash(keyHash: Buffer): Promise<StoredSession | undefined>
+  get(id: string): Promise<Session | undefined>
+  list(): Promise<Session[]>
+  /** Returns false when no such session exists. Revoking twice keeps the first time. */
+  revoke(id: string, at: number): Promise<boolean>
+}
+
+/** An encrypted secret as stored; the envelope format belongs to vault/. */
+export interface SecretRecord {
+  readonly name: string
+  readonly envelope: Buffer
+  /** Fingerprint of the master key that wrapped the data key. */
+  readonly keyId: string
+  readonly createdAt: number
+  readonly updatedAt: number
+}
+
+export interface SecretRepo {
+  /** Inserts or replaces; keeps createdAt of an existing record. */
+  put(record: SecretRecord): Promise<void>
+  get(name: string): Promise<SecretRecord | undefined>
+  /** Metadata only; implementations must not return envelopes here. */
+  list(): Promise<Omit<SecretRecord, 'envelope'>[]>
+  delete(name: string): Promise<boolean>
+}
+
+export interface AuditRow {
+  readonly seq: number
+  /** The complete record as one canonical JSON line (it carries its own prev and hash). */
+  readonly line: string
+  readonly hash: string
+}
+
+export interface AuditRepo {
+  /**
+   * Atomically reads the last row and appends the row built from it, so that concurrent writers
+   * (several processes on one database) can never fork the chain. Durable when it resolves.
+   */
+  append(build: (last: AuditRow | undefined) => AuditRow): Promise<AuditRow>
+  /** Rows in seq order, starting after `afterSeq`. */
+  read(afterSeq: number, limit: number): Promise<AuditRow[]>
+  last(): Promise<AuditRow | undefined>
+}

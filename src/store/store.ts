@@ -72,6 +72,8 @@ export interface AuditRepo {
    * (several processes on one database) can never fork the chain. Durable when it resolves.
    */
   append(build: (last: AuditRow | undefined) => AuditRow): Promise<AuditRow>
+  /** The same for several rows in one transaction (group commit): rows must continue the chain in order. */
+  appendMany(build: (last: AuditRow | undefined) => AuditRow[]): Promise<AuditRow[]>
   /** Rows in seq order, starting after `afterSeq`. */
   read(afterSeq: number, limit: number): Promise<AuditRow[]>
   last(): Promise<AuditRow | undefined>

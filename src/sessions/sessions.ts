@@ -1,0 +1,108 @@
+import { randomBytes, timingSafeEqual } from 'node:crypto'
+import { KeyvaletError, OperatorError } from '../errors.ts'
+import type { Grant } from '../policy/types.ts'
+import type { Session, SessionRepo, StoredSession } from '../store/store.ts'
+import { hashTaskKey, mintTaskKey } from './task-key.ts'
+
+export const MAX_TTL_MS = 30 * 24 * 60 * 60 * 1000
+/** Visible ASCII only: identifiers land in audit records, logs and headers. */
+const IDENTIFIER = /^[\x21-\x7e]{1,128}$/
+
+export interface CreateSessionOptions {
+  readonly agent: string
+  readonly user: string
+  readonly workspace: string
+  /** Defaults to a random `tsk_…` id. */
+  readonly task?: string
+  readonly grants: readonly Grant[]
+  /** Lifetime in milliseconds: > 0 and at most 30 days. */
+  readonly ttlMs: number
+}
+
+/**
+ * Task sessions: mint keys, authenticate them, revoke them. Every authenticate reads the store,
+ * so a revocation takes effect on the very next request (no cache).
+ */
+export class Sessions {
+  readonly #repo: SessionRepo
+  readonly #clock: () => number
+
+  constructor(repo: SessionRepo, clock: () => number) {
+    this.#repo = repo
+    this.#clock = clock
+  }
+
+  /** Creates a session; `key` is returned once and never stored (only its hash). */
+  async create(opts: CreateSessionOptions): Promise<{ session: Session; key: string }> {
+    const task = opts.task ?? `tsk_${randomBytes(8).toString('hex')}`
+    for (const [field, value] of [['agent', opts.agent], ['user', opts.user], ['workspace', opts.workspace], ['task', task]]) {
+      validateIdentifier(field as string, value)
+    }
+    if (!Number.isFinite(opts.ttlMs) || opts.ttlMs <= 0 || opts.ttlMs > MAX_TTL_MS) {
+      throw new OperatorError(`invalid session ttl ${opts.ttlMs} ms`, 'use a ttl greater than 0 and at most 30 days')
+    }
+    if (!Array.isArray(opts.grants)) throw new OperatorError('session grants must be a list')
+    const now = this.#clock()
+    const { key, hash } = mintTaskKey()
+    const stored: StoredSession = {
+      id: `ses_${randomBytes(8).toString('hex')}`,
+      keyHash: hash,
+      agent: opts.agent,
+      user: opts.user,
+      workspace: opts.workspace,
+      task,
+      grants: opts.grants.map((g) => Object.freeze({ ...g })),
+      createdAt: now,
+      expiresAt: now + opts.ttlMs,
+      revokedAt: undefined,
+    }
+    await this.#repo.insert(stored)
+    return { session: publicSession(stored), key }
+  }
+
+  /**
+   * The live session behind `key`, or KeyvaletError: task_key_malformed (not a well-formed key),
+   * task_key_invalid (no such key), task_key_revoked, task_key_expired (now >= expiresAt).
+   */
+  async authenticate(key: string): Promise<Session> {
+    const hash = hashTaskKey(key)
+    if (hash === undefined) throw new KeyvaletError('task_key_malformed')
+    const found = await this.#repo.findByKeyHash(hash)
+    // The lookup is by hash (an index); the constant-time compare makes acceptance depend on the
+    // full hash regardless of how the store matched it.
+    if (found === undefined || found.keyHash.length !== hash.length || !timingSafeEqual(found.keyHash, hash)) {
+      throw new KeyvaletError('task_key_invalid')
+    }
+    const detail = { session: found.id }
+    if (found.revokedAt !== undefined) throw new KeyvaletError('task_key_revoked', { detail })
+    if (this.#clock() >= found.expiresAt) throw new KeyvaletError('task_key_expired', { detail })
+    return publicSession(found)
+  }
+
+  async list(): Promise<Session[]> {
+    return this.#repo.list()
+  }
+
+  async get(id: string): Promise<Session | undefined> {
+    return this.#repo.get(id)
+  }
+
+  /** Returns false when no such session exists; revoking again keeps the first revocation time. */
+  async revoke(id: string): Promise<boolean> {
+    return this.#repo.revoke(id, this.#clock())
+  }
+}
+
+function validateIdentifier(field: string, value: unknown): void {
+  if (typeof value !== 'string' || !IDENTIFIER.test(value)) {
+    throw new OperatorError(
+      `invalid session ${field}`,
+      `the ${field} must be 1-128 visible ASCII characters, without spaces or control characters`,
+    )
+  }
+}
+
+function publicSession(s: StoredSession): Session {
+  const { keyHash: _keyHash, ...rest } = s
+  return rest
+}

@@ -1,0 +1,67 @@
+import { createHash, randomBytes } from 'node:crypto'
+import { crc32 } from 'node:zlib'
+
+/**
+ * Task keys: `kvt_` + 43 base62 chars (32 random bytes, fixed width) + 6 base62 chars of the
+ * CRC32 of those 43 chars. The prefix lets secret scanners recognise a leaked key; the checksum
+ * rejects typos and junk without a database lookup. Only SHA-256 of the whole key is stored.
+ */
+export const TASK_KEY_PREFIX = 'kvt_'
+
+const ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'
+const BODY_LENGTH = 43 // 62^43 > 2^256, so 32 bytes always fit
+const CHECK_LENGTH = 6 // 62^6 > 2^32
+const KEY_LENGTH = TASK_KEY_PREFIX.length + BODY_LENGTH + CHECK_LENGTH
+const WELL_FORMED = new RegExp(`^${TASK_KEY_PREFIX}[0-9A-Za-z]{${BODY_LENGTH + CHECK_LENGTH}}$`)
+const MAX_BODY = 1n << 256n
+
+/**
+ * Finds candidate task keys anywhere in text (global: use with matchAll/replace, or reset
+ * lastIndex). Matches need not be valid keys; confirm with hashTaskKey if that matters. It does
+ * not see keys hidden by an encoding: callers decode (percent, base64 of Basic auth) first.
+ */
+export const TASK_KEY_PATTERN: RegExp = new RegExp(`${TASK_KEY_PREFIX}[0-9A-Za-z]{${BODY_LENGTH + CHECK_LENGTH}}`, 'g')
+
+/** A fresh task key and the hash to store for it. The key is shown once and never stored. */
+export function mintTaskKey(): { key: string; hash: Buffer } {
+  const bytes = randomBytes(32)
+  const body = toBase62(BigInt('0x' + bytes.toString('hex')), BODY_LENGTH)
+  bytes.fill(0)
+  const key = TASK_KEY_PREFIX + body + checksum(body)
+  return { key, hash: sha256(key) }
+}
+
+/**
+ * SHA-256 of `candidate` when it is a well-formed task key (prefix, length, alphabet, checksum),
+ * else undefined. Well-formed says nothing about whether the key exists.
+ */
+export function hashTaskKey(candidate: string): Buffer | undefined {
+  if (typeof candidate !== 'string' || candidate.length !== KEY_LENGTH || !WELL_FORMED.test(candidate)) {
+    return undefined
+  }
+  const body = candidate.slice(TASK_KEY_PREFIX.length, TASK_KEY_PREFIX.length + BODY_LENGTH)
+  const check = candidate.slice(TASK_KEY_PREFIX.length + BODY_LENGTH)
+  if (check !== checksum(body) || fromBase62(body) >= MAX_BODY) return undefined
+  return sha256(candidate)
+}
+
+function checksum(body: string): string {
+  return toBase62(BigInt(crc32(body)), CHECK_LENGTH)
+}
+
+function sha256(text: string): Buffer {
+  return createHash('sha256').update(text, 'utf8').digest()
+}
+
+/** Fixed-width, most significant digit first, left-padded with '0'. */
+function toBase62(value: bigint, width: number): string {
+  let out = ''
+  for (let v = value; v > 0n; v /= 62n) out = ALPHABET[Number(v % 62n)] + out
+  return out.padStart(width, ALPHABET[0])
+}
+
+function fromBase62(text: string): bigint {
+  let v = 0n
+  for (const ch of text) v = v * 62n + BigInt(ALPHABET.indexOf(ch))
+  return v
+}

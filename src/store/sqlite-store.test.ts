@@ -1,0 +1,132 @@
+import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { DatabaseSync } from 'node:sqlite'
+import { after, describe, it } from 'node:test'
+import { Worker } from 'node:worker_threads'
+import { storeContract } from '../../test/contract/store.contract.ts'
+import { OperatorError } from '../errors.ts'
+import { SCHEMA_VERSION, SqliteStore } from './sqlite-store.ts'
+import type { AuditRow } from './store.ts'
+
+const dir = mkdtempSync(join(tmpdir(), 'keyvalet-sqlite-'))
+after(() => rmSync(dir, { recursive: true, force: true }))
+let counter = 0
+const tmpFile = () => join(dir, `db-${++counter}`, 'keyvalet.db')
+
+storeContract('SqliteStore', async () => SqliteStore.open(tmpFile()))
+
+function nextRow(last: AuditRow | undefined, tag = ''): AuditRow {
+  const seq = (last?.seq ?? 0) + 1
+  return { seq, hash: `h${seq}`, line: JSON.stringify({ seq, prev: last?.hash ?? null, tag }) }
+}
+
+/** Checks every row links to its predecessor and seqs run 1..n. */
+async function assertUnbrokenChain(store: SqliteStore, n: number): Promise<void> {
+  const rows = await store.audit.read(0, n + 10)
+  assert.equal(rows.length, n)
+  rows.forEach((row, i) => {
+    assert.equal(row.seq, i + 1)
+    assert.equal((JSON.parse(row.line) as { prev: string | null }).prev, i === 0 ? null : `h${i}`)
+  })
+}
+
+describe('SqliteStore specifics', () => {
+  it('creates the parent directory with mode 0700', () => {
+    const path = tmpFile()
+    const store = SqliteStore.open(path)
+    assert.equal(statSync(join(path, '..')).mode & 0o777, 0o700)
+    void store.close()
+  })
+
+  it('keeps data across reopen', async () => {
+    const path = tmpFile()
+    const a = SqliteStore.open(path)
+    await a.secrets.put({ name: 's', envelope: Buffer.from([1, 2]), keyId: 'k', createdAt: 1, updatedAt: 1 })
+    await a.audit.append((last) => nextRow(last))
+    await a.close()
+    const b = SqliteStore.open(path)
+    assert.deepEqual((await b.secrets.get('s'))?.envelope, Buffer.from([1, 2]))
+    assert.equal((await b.audit.last())?.seq, 1)
+    await b.close()
+  })
+
+  it('raises on UPDATE and DELETE of audit rows', async () => {
+    const path = tmpFile()
+    const store = SqliteStore.open(path)
+    await store.audit.append((last) => nextRow(last))
+    const raw = new DatabaseSync(path)
+    assert.throws(() => raw.exec("UPDATE audit SET line = '{}' WHERE seq = 1"), /append-only/)
+    assert.throws(() => raw.exec('DELETE FROM audit WHERE seq = 1'), /append-only/)
+    raw.close()
+    assert.equal((await store.audit.read(0, 10)).length, 1)
+    await store.close()
+  })
+
+  it('refuses a database with a newer schema version', async () => {
+    const path = tmpFile()
+    await SqliteStore.open(path).close()
+    const raw = new DatabaseSync(path)
+    raw.exec(`PRAGMA user_version = ${SCHEMA_VERSION + 1}`)
+    raw.close()
+    assert.throws(
+      () => SqliteStore.open(path),
+      (err: unknown) => err instanceof OperatorError && /newer/.test(err.message) && err.hint !== undefined,
+    )
+  })
+
+  it('puts the database in WAL mode', async () => {
+    const path = tmpFile()
+    const store = SqliteStore.open(path)
+    const raw = new DatabaseSync(path)
+    assert.equal(raw.prepare('PRAGMA journal_mode').get()?.journal_mode, 'wal')
+    raw.close()
+    await store.close()
+  })
+
+  it('two instances on one file, appending alternately, keep one chain', async () => {
+    const path = tmpFile()
+    const a = SqliteStore.open(path)
+    const b = SqliteStore.open(path)
+    const pending: Promise<AuditRow>[] = []
+    for (let i = 0; i < 200; i++) pending.push((i % 2 === 0 ? a : b).audit.append((last) => nextRow(last)))
+    await Promise.all(pending)
+    await assertUnbrokenChain(a, 200)
+    await a.close()
+    await b.close()
+  })
+
+  it('two threads on one file, appending in parallel, keep one chain', async () => {
+    const path = tmpFile()
+    const main = SqliteStore.open(path)
+    const moduleUrl = new URL('./sqlite-store.ts', import.meta.url).href
+    // Each worker is a separate connection running truly in parallel with the other.
+    const code = `
+      const { workerData, parentPort } = require('node:worker_threads')
+      import(workerData.moduleUrl).then(async ({ SqliteStore }) => {
+        const store = SqliteStore.open(workerData.path)
+        for (let i = 0; i < workerData.count; i++) {
+          await store.audit.append((last) => {
+            const seq = (last?.seq ?? 0) + 1
+            return { seq, hash: 'h' + seq, line: JSON.stringify({ seq, prev: last?.hash ?? null, tag: workerData.tag }) }
+          })
+        }
+        await store.close()
+        parentPort.postMessage('done')
+      })
+    `
+    const run = (tag: string) =>
+      new Promise<void>((resolve, reject) => {
+        const w = new Worker(code, { eval: true, workerData: { moduleUrl, path, count: 100, tag } })
+        w.on('message', () => resolve())
+        w.on('error', reject)
+        w.on('exit', (c) => (c === 0 ? resolve() : reject(new Error(`worker exited ${c}`))))
+      })
+    await Promise.all([run('x'), run('y')])
+    await assertUnbrokenChain(main, 200)
+    const tags = new Set((await main.audit.read(0, 300)).map((r) => (JSON.parse(r.line) as { tag: string }).tag))
+    assert.deepEqual([...tags].sort(), ['x', 'y'])
+    await main.close()
+  })
+})

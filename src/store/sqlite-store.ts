@@ -1,0 +1,249 @@
+import { mkdirSync } from 'node:fs'
+import { dirname } from 'node:path'
+import { DatabaseSync, type SQLOutputValue, type StatementSync } from 'node:sqlite'
+import { OperatorError } from '../errors.ts'
+import type { Grant } from '../policy/types.ts'
+import type { AuditRepo, AuditRow, SecretRecord, SecretRepo, Session, SessionRepo, Store, StoredSession } from './store.ts'
+
+/**
+ * Schema migrations: MIGRATIONS[i] takes the database from user_version i to i + 1.
+ * Append new entries; never edit a released one.
+ */
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE sessions (
+     id TEXT PRIMARY KEY,
+     key_hash BLOB NOT NULL UNIQUE,
+     agent TEXT NOT NULL,
+     user TEXT NOT NULL,
+     workspace TEXT NOT NULL,
+     task TEXT NOT NULL,
+     grants TEXT NOT NULL,
+     created_at INTEGER NOT NULL,
+     expires_at INTEGER NOT NULL,
+     revoked_at INTEGER
+   ) STRICT;
+   CREATE TABLE secrets (
+     name TEXT PRIMARY KEY,
+     envelope BLOB NOT NULL,
+     key_id TEXT NOT NULL,
+     created_at INTEGER NOT NULL,
+     updated_at INTEGER NOT NULL
+   ) STRICT;
+   CREATE TABLE audit (
+     seq INTEGER PRIMARY KEY,
+     hash TEXT NOT NULL,
+     line TEXT NOT NULL
+   ) STRICT;
+   -- Append-only at the SQL level. This guards against accidents (a stray UPDATE or DELETE), not
+   -- against someone with write access to the file, who can drop the triggers: the keyed HMAC chain
+   -- (audit/verify.ts) is what detects that.
+   CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+     BEGIN SELECT RAISE(ABORT, 'audit rows are append-only'); END;
+   CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+     BEGIN SELECT RAISE(ABORT, 'audit rows are append-only'); END;`,
+]
+
+export const SCHEMA_VERSION = MIGRATIONS.length
+
+type Row = Record<string, SQLOutputValue>
+
+/** The embedded default Store: one SQLite file (WAL), safe for several processes at once. */
+export class SqliteStore implements Store {
+  readonly sessions: SessionRepo
+  readonly secrets: SecretRepo
+  readonly audit: AuditRepo
+  readonly #db: DatabaseSync
+  readonly #insertSession: StatementSync
+  readonly #sessionByHash: StatementSync
+  readonly #sessionById: StatementSync
+  readonly #listSessions: StatementSync
+  readonly #revokeSession: StatementSync
+  readonly #putSecret: StatementSync
+  readonly #getSecret: StatementSync
+  readonly #listSecrets: StatementSync
+  readonly #deleteSecret: StatementSync
+  readonly #lastAudit: StatementSync
+  readonly #insertAudit: StatementSync
+  readonly #readAudit: StatementSync
+
+  /** Opens (creating if needed) and migrates the database at `path`. */
+  static open(path: string): SqliteStore {
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: 0o700 })
+    let db: DatabaseSync
+    try {
+      db = new DatabaseSync(path)
+    } catch (err) {
+      throw new OperatorError(`cannot open the database ${path}`, 'check the path and its permissions', { cause: err })
+    }
+    try {
+      db.exec('PRAGMA busy_timeout = 5000')
+      db.exec('PRAGMA journal_mode = WAL')
+      db.exec('PRAGMA synchronous = FULL') // an audit record is durable once append() resolves
+      db.exec('PRAGMA foreign_keys = ON')
+      migrate(db, path)
+      return new SqliteStore(db)
+    } catch (err) {
+      db.close()
+      throw err
+    }
+  }
+
+  private constructor(db: DatabaseSync) {
+    this.#db = db
+    const sessionCols = 'id, key_hash, agent, user, workspace, task, grants, created_at, expires_at, revoked_at'
+    this.#insertSession = db.prepare(`INSERT INTO sessions (${sessionCols}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+    this.#sessionByHash = db.prepare(`SELECT ${sessionCols} FROM sessions WHERE key_hash = ?`)
+    this.#sessionById = db.prepare(`SELECT ${sessionCols} FROM sessions WHERE id = ?`)
+    this.#listSessions = db.prepare(`SELECT ${sessionCols} FROM sessions ORDER BY created_at, id`)
+    this.#revokeSession = db.prepare('UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?')
+    this.#putSecret = db.prepare(
+      `INSERT INTO secrets (name, envelope, key_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (name) DO UPDATE SET
+         envelope = excluded.envelope, key_id = excluded.key_id, updated_at = excluded.updated_at`,
+    )
+    this.#getSecret = db.prepare('SELECT name, envelope, key_id, created_at, updated_at FROM secrets WHERE name = ?')
+    this.#listSecrets = db.prepare('SELECT name, key_id, created_at, updated_at FROM secrets ORDER BY name')
+    this.#deleteSecret = db.prepare('DELETE FROM secrets WHERE name = ?')
+    this.#lastAudit = db.prepare('SELECT seq, hash, line FROM audit ORDER BY seq DESC LIMIT 1')
+    this.#insertAudit = db.prepare('INSERT INTO audit (seq, hash, line) VALUES (?, ?, ?)')
+    this.#readAudit = db.prepare('SELECT seq, hash, line FROM audit WHERE seq > ? ORDER BY seq LIMIT ?')
+    this.sessions = this.#sessionRepo()
+    this.secrets = this.#secretRepo()
+    this.audit = this.#auditRepo()
+  }
+
+  async close(): Promise<void> {
+    if (this.#db.isOpen) this.#db.close()
+  }
+
+  #sessionRepo(): SessionRepo {
+    return {
+      insert: async (s: StoredSession) => {
+        const grants = JSON.stringify(s.grants.map((g) => ({ ...g, rules: g.rules ?? null })))
+        this.#insertSession.run(
+          s.id, s.keyHash, s.agent, s.user, s.workspace, s.task, grants,
+          s.createdAt, s.expiresAt, s.revokedAt ?? null,
+        )
+      },
+      findByKeyHash: async (keyHash: Buffer) => {
+        const row = this.#sessionByHash.get(keyHash)
+        return row === undefined ? undefined : toStoredSession(row)
+      },
+      get: async (id: string) => {
+        const row = this.#sessionById.get(id)
+        return row === undefined ? undefined : toSession(row)
+      },
+      list: async () => this.#listSessions.all().map(toSession),
+      revoke: async (id: string, at: number) => this.#revokeSession.run(at, id).changes > 0,
+    }
+  }
+
+  #secretRepo(): SecretRepo {
+    return {
+      put: async (r: SecretRecord) => {
+        this.#putSecret.run(r.name, r.envelope, r.keyId, r.createdAt, r.updatedAt)
+      },
+      get: async (name: string) => {
+        const row = this.#getSecret.get(name)
+        return row === undefined ? undefined : { ...toSecretMeta(row), envelope: blob(row.envelope) }
+      },
+      list: async () => this.#listSecrets.all().map(toSecretMeta),
+      delete: async (name: string) => this.#deleteSecret.run(name).changes > 0,
+    }
+  }
+
+  #appendRows(build: (last: AuditRow | undefined) => AuditRow[]): AuditRow[] {
+    // IMMEDIATE takes the write lock before reading the last row, so a second process waits
+    // (busy_timeout) instead of building on the same predecessor and forking the chain.
+    this.#db.exec('BEGIN IMMEDIATE')
+    try {
+      const lastRow = this.#lastAudit.get()
+      let expected = (lastRow === undefined ? 0 : toAuditRow(lastRow).seq) + 1
+      const rows = build(lastRow === undefined ? undefined : toAuditRow(lastRow))
+      for (const row of rows) {
+        if (row.seq !== expected) throw new OperatorError(`audit append out of order: expected seq ${expected}, got ${row.seq}`)
+        this.#insertAudit.run(row.seq, row.hash, row.line)
+        expected++
+      }
+      this.#db.exec('COMMIT')
+      return rows.map((row) => ({ seq: row.seq, hash: row.hash, line: row.line }))
+    } catch (err) {
+      if (this.#db.isTransaction) this.#db.exec('ROLLBACK')
+      throw err
+    }
+  }
+
+  #auditRepo(): AuditRepo {
+    return {
+      append: async (build) => {
+        const [row] = this.#appendRows((last) => [build(last)])
+        if (row === undefined) throw new Error('audit append built no row')
+        return row
+      },
+      appendMany: async (build) => this.#appendRows(build),
+      read: async (afterSeq: number, limit: number) => this.#readAudit.all(afterSeq, limit).map(toAuditRow),
+      last: async () => {
+        const row = this.#lastAudit.get()
+        return row === undefined ? undefined : toAuditRow(row)
+      },
+    }
+  }
+}
+
+function migrate(db: DatabaseSync, path: string): void {
+  db.exec('BEGIN IMMEDIATE') // one process migrates; the others wait, then see the new version
+  try {
+    const version = Number(db.prepare('PRAGMA user_version').get()?.user_version ?? 0)
+    if (version > SCHEMA_VERSION) {
+      throw new OperatorError(
+        `the database ${path} has schema version ${version}, newer than this keyvalet understands (${SCHEMA_VERSION})`,
+        'upgrade keyvalet, or point it at another database',
+      )
+    }
+    for (let v = version; v < SCHEMA_VERSION; v++) db.exec(MIGRATIONS[v] as string)
+    if (version !== SCHEMA_VERSION) db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`)
+    db.exec('COMMIT')
+  } catch (err) {
+    if (db.isTransaction) db.exec('ROLLBACK')
+    throw err
+  }
+}
+
+function blob(v: SQLOutputValue | undefined): Buffer {
+  if (!(v instanceof Uint8Array)) throw new TypeError('expected a BLOB column')
+  return Buffer.from(v)
+}
+
+function toSession(row: Row): Session {
+  const grants = (JSON.parse(String(row.grants)) as { rules: string[] | null }[]).map(
+    (g) => ({ ...g, rules: g.rules ?? undefined }) as unknown as Grant,
+  )
+  return {
+    id: String(row.id),
+    agent: String(row.agent),
+    user: String(row.user),
+    workspace: String(row.workspace),
+    task: String(row.task),
+    grants,
+    createdAt: Number(row.created_at),
+    expiresAt: Number(row.expires_at),
+    revokedAt: row.revoked_at === null ? undefined : Number(row.revoked_at),
+  }
+}
+
+function toStoredSession(row: Row): StoredSession {
+  return { ...toSession(row), keyHash: blob(row.key_hash) }
+}
+
+function toSecretMeta(row: Row): Omit<SecretRecord, 'envelope'> {
+  return {
+    name: String(row.name),
+    keyId: String(row.key_id),
+    createdAt: Number(row.created_at),
+    updatedAt: Number(row.updated_at),
+  }
+}
+
+function toAuditRow(row: Row): AuditRow {
+  return { seq: Number(row.seq), hash: String(row.hash), line: String(row.line) }
+}

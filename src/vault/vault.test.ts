@@ -1,0 +1,159 @@
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { DatabaseSync } from 'node:sqlite'
+import { after, afterEach, beforeEach, describe, it } from 'node:test'
+import { KeyvaletError, OperatorError } from '../errors.ts'
+import { SqliteStore } from '../store/sqlite-store.ts'
+import { loadMasterKey, type MasterKey } from './master-key.ts'
+import { Vault } from './vault.ts'
+
+const root = mkdtempSync(join(tmpdir(), 'keyvalet-vault-'))
+after(() => rmSync(root, { recursive: true, force: true }))
+let n = 0
+
+const newMaster = (): MasterKey =>
+  loadMasterKey({ env: { KEYVALET_MASTER_KEY: randomBytes(32).toString('hex') }, dataDir: root, create: false })
+
+function failsWith(why: string) {
+  return (err: unknown) => {
+    assert.ok(err instanceof KeyvaletError, 'expected a KeyvaletError')
+    assert.equal(err.code, 'credential_unavailable')
+    assert.equal(err.detail?.why, why)
+    return true
+  }
+}
+
+describe('Vault', () => {
+  let path: string
+  let store: SqliteStore
+  let master: MasterKey
+  let vault: Vault
+  let now = 1_000
+
+  beforeEach(() => {
+    path = join(root, `v${++n}`, 'keyvalet.db')
+    store = SqliteStore.open(path)
+    master = newMaster()
+    vault = new Vault(store.secrets, master, () => now)
+  })
+  afterEach(() => store.close())
+
+  /** Runs `sql` on the database file through a second, raw connection. */
+  function rawSql(fn: (db: DatabaseSync) => void): void {
+    const db = new DatabaseSync(path)
+    try {
+      fn(db)
+    } finally {
+      db.close()
+    }
+  }
+
+  it('round-trips a value', async () => {
+    await vault.put('github-token', Buffer.from('ghp_secret_value'))
+    assert.equal((await vault.open('github-token')).toString(), 'ghp_secret_value')
+  })
+
+  it('a second put replaces the value and keeps createdAt', async () => {
+    await vault.put('api', Buffer.from('one'))
+    now = 2_000
+    await vault.put('api', Buffer.from('two'))
+    assert.equal((await vault.open('api')).toString(), 'two')
+    const [meta] = await vault.list()
+    assert.equal(meta?.createdAt, 1_000)
+    assert.equal(meta?.updatedAt, 2_000)
+  })
+
+  it('lists names and metadata, never values or envelopes', async () => {
+    await vault.put('a', Buffer.from('value-a'))
+    await vault.put('b', Buffer.from('value-b'))
+    const list = await vault.list()
+    assert.deepEqual(list.map((r) => r.name), ['a', 'b'])
+    for (const r of list) {
+      assert.deepEqual(Object.keys(r).sort(), ['createdAt', 'keyId', 'name', 'updatedAt'])
+      assert.equal(r.keyId, master.keyId)
+    }
+    assert.doesNotMatch(JSON.stringify(list), /value-/)
+  })
+
+  it('deletes', async () => {
+    await vault.put('a', Buffer.from('x'))
+    assert.equal(await vault.delete('a'), true)
+    assert.equal(await vault.delete('a'), false)
+    await assert.rejects(vault.open('a'), failsWith('secret_missing'))
+  })
+
+  it('a missing secret is credential_unavailable / secret_missing', async () => {
+    await assert.rejects(vault.open('nope'), failsWith('secret_missing'))
+  })
+
+  it('validates names and refuses empty values', async () => {
+    for (const bad of ['', 'A', '-x', '.x', 'a/b', 'a b', 'x'.repeat(64), 'é']) {
+      assert.throws(() => Vault.validateName(bad), OperatorError, bad)
+      await assert.rejects(vault.put(bad, Buffer.from('v')), OperatorError)
+    }
+    for (const good of ['a', '0', 'github.token_1-x', 'x'.repeat(63)]) Vault.validateName(good)
+    await assert.rejects(vault.put('empty', Buffer.alloc(0)), OperatorError)
+  })
+
+  it('envelopes swapped between two names do not open', async () => {
+    await vault.put('alpha', Buffer.from('value-alpha'))
+    await vault.put('beta', Buffer.from('value-beta'))
+    rawSql((db) => {
+      const get = db.prepare('SELECT envelope FROM secrets WHERE name = ?')
+      const a = get.get('alpha')?.envelope as Uint8Array
+      const b = get.get('beta')?.envelope as Uint8Array
+      const set = db.prepare('UPDATE secrets SET envelope = ? WHERE name = ?')
+      set.run(b, 'alpha')
+      set.run(a, 'beta')
+    })
+    await assert.rejects(vault.open('alpha'), failsWith('record_tampered'))
+    await assert.rejects(vault.open('beta'), failsWith('record_tampered'))
+  })
+
+  it('one flipped byte anywhere in the envelope is record_tampered', async () => {
+    await vault.put('s', Buffer.from('value-s'))
+    const original = Buffer.from((await store.secrets.get('s'))?.envelope ?? [])
+    for (const index of [0, 5, 20, 40, 65, 80, original.length - 1]) {
+      const copy = Buffer.from(original)
+      copy[index] = (copy[index] ?? 0) ^ 0x01
+      rawSql((db) => db.prepare('UPDATE secrets SET envelope = ? WHERE name = ?').run(copy, 's'))
+      await assert.rejects(vault.open('s'), failsWith('record_tampered'), `byte ${index}`)
+    }
+    rawSql((db) => db.prepare('UPDATE secrets SET envelope = ? WHERE name = ?').run(original.subarray(0, 60), 's'))
+    await assert.rejects(vault.open('s'), failsWith('record_tampered'), 'truncated')
+  })
+
+  it('another master key is master_key_mismatch, naming both key ids', async () => {
+    await vault.put('s', Buffer.from('value-s'))
+    const other = newMaster()
+    const err = await new Vault(store.secrets, other, () => now).open('s').catch((e: unknown) => e)
+    failsWith('master_key_mismatch')(err)
+    const message = String((err as KeyvaletError).detail?.message)
+    assert.ok(message.includes(master.keyId) && message.includes(other.keyId), message)
+  })
+
+  it('a record relabelled with the right key id but sealed by another key is record_tampered', async () => {
+    const other = newMaster()
+    await new Vault(store.secrets, other, () => now).put('s', Buffer.from('value-s'))
+    rawSql((db) => db.prepare('UPDATE secrets SET key_id = ? WHERE name = ?').run(master.keyId, 's'))
+    await assert.rejects(vault.open('s'), failsWith('record_tampered'))
+  })
+
+  it('the plaintext never appears in the database files', async () => {
+    const plaintext = `sk-live-${randomBytes(16).toString('hex')}`
+    await vault.put('model-key', Buffer.from(plaintext))
+    await vault.put('model-key-2', Buffer.from(plaintext))
+    assert.equal((await vault.open('model-key')).toString(), plaintext)
+    const files = [path, `${path}-wal`].filter((f) => existsSync(f))
+    assert.ok(files.includes(`${path}-wal`), 'expected a WAL file while the store is open')
+    for (const f of files) {
+      const bytes = readFileSync(f)
+      assert.equal(bytes.includes(plaintext), false, f)
+      assert.equal(bytes.includes(Buffer.from(plaintext).toString('base64')), false, f)
+      assert.equal(bytes.includes(Buffer.from(plaintext).toString('hex')), false, f)
+    }
+  })
+})

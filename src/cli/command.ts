@@ -1,0 +1,19 @@
+import type { Readable, Writable } from 'node:stream'
+
+/** What a command may touch: passed in, so tests can run commands in-process or as a subprocess. */
+export interface Io {
+  readonly stdin: Readable & { isTTY?: boolean }
+  readonly stdout: Writable
+  readonly stderr: Writable
+  readonly env: NodeJS.ProcessEnv
+  readonly cwd: string
+}
+
+/** One CLI command. `run` returns the exit code; OperatorErrors thrown from it are printed by main. */
+export interface Command {
+  readonly name: string
+  readonly summary: string
+  /** Full help text, shown by `keyvalet <name> --help`. */
+  readonly help: string
+  run(args: string[], io: Io): Promise<number>
+}

@@ -1,0 +1,50 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import { verifyAudit } from '../../audit/verify.ts'
+import { loadConfig } from '../../config/load.ts'
+import { OperatorError } from '../../errors.ts'
+import { openRuntime } from '../../runtime.ts'
+import { CONFIG_OPTION, configPath, parse, write } from '../args.ts'
+import type { Command } from '../command.ts'
+
+const help = `usage: keyvalet audit <tail|verify> [--config FILE]
+
+  tail [-n N] [--follow]   the last N records (default 20) as JSON lines; --follow keeps printing
+  verify                   checks the whole hash chain and reports the first broken or missing record`
+
+export const audit: Command = {
+  name: 'audit',
+  summary: 'read and verify the tamper-evident audit log',
+  help,
+  async run(args, io) {
+    const { values, positionals } = parse(args, { ...CONFIG_OPTION, n: { type: 'string', short: 'n' }, follow: { type: 'boolean', short: 'f' } }, help)
+    const action = positionals[0]
+    if (action !== 'tail' && action !== 'verify') throw new OperatorError(`unknown action ${JSON.stringify(action ?? '')}`, 'use: keyvalet audit tail | verify')
+    const config = loadConfig(configPath(values.config, io))
+    const runtime = openRuntime(config, { env: io.env, createMasterKey: false })
+    try {
+      if (action === 'verify') {
+        const result = await verifyAudit(runtime.store.audit, runtime.auditKey)
+        if (result.ok) {
+          write(io.stdout, `ok: ${result.count} records, chain intact, last hash ${result.lastHash}`)
+          return 0
+        }
+        write(io.stdout, `BROKEN at record ${result.seq} (${result.problem}): ${result.message}; ${result.count} records before it verified`)
+        return 1
+      }
+      const n = Number(values.n ?? '20')
+      if (!Number.isInteger(n) || n < 0) throw new OperatorError('-n must be a whole number')
+      const last = await runtime.store.audit.last()
+      let seq = Math.max(0, (last?.seq ?? 0) - n)
+      for (;;) {
+        const rows = await runtime.store.audit.read(seq, 500)
+        for (const row of rows) write(io.stdout, row.line)
+        seq = rows.at(-1)?.seq ?? seq
+        if (rows.length === 500) continue
+        if (values.follow !== true) return 0
+        await sleep(500)
+      }
+    } finally {
+      await runtime.close()
+    }
+  },
+}

@@ -1,0 +1,24 @@
+import { loadConfig } from '../../config/load.ts'
+import { configPath, parse, write } from '../args.ts'
+import type { Command } from '../command.ts'
+
+const help = `usage: keyvalet check [CONFIG] [--strict]
+
+Validates a configuration file and warns about dangerous choices (a rule that allows a whole
+organisation, a cleartext upstream, a connector with no rules). Exits 1 on an error, and on a
+warning too with --strict. CONFIG defaults to --config, $KEYVALET_CONFIG or ./keyvalet.yaml.`
+
+export const check: Command = {
+  name: 'check',
+  summary: 'validate a configuration and warn about dangerous rules',
+  help,
+  async run(args, io) {
+    const { values, positionals } = parse(args, { config: { type: 'string', short: 'c' }, strict: { type: 'boolean' } }, help)
+    const file = configPath(positionals[0] ?? values.config, io)
+    const config = loadConfig(file)
+    const rules = [...config.policy.connectors.values()].reduce((n, c) => n + c.rules.length, 0)
+    for (const w of config.warnings) write(io.stdout, `warning: ${config.file}${w.line === undefined ? '' : `:${w.line}`}: ${w.path}: ${w.message}`)
+    write(io.stdout, `ok: ${config.file}: ${config.policy.connectors.size} connectors, ${rules} rules, ${config.warnings.length} warnings`)
+    return values.strict === true && config.warnings.length > 0 ? 1 : 0
+  },
+}

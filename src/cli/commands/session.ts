@@ -1,0 +1,96 @@
+import { loadConfig, type Config } from '../../config/load.ts'
+import { OperatorError } from '../../errors.ts'
+import { checkGrantsAgainstPolicy, formatGrant, parseGrant } from '../../policy/grant.ts'
+import { openRuntime } from '../../runtime.ts'
+import type { Session } from '../../store/store.ts'
+import { CONFIG_OPTION, configPath, parse, parseDuration, write } from '../args.ts'
+import type { Command } from '../command.ts'
+
+const help = `usage: keyvalet session <create|list|revoke> [options]
+
+  create --agent A --user U --workspace W --grant CONNECTOR:SEVERITY[:RULE,...] [--grant ...]
+         [--ttl 1h] [--task ID] [--env] [--json]
+         mint a task key for one agent session; the key is printed once and stored only as a hash.
+         --env prints the environment lines a sandbox needs instead.
+  list [--json]      every session with its state
+  revoke ID          revoke at once: the next request with that key is refused`
+
+export const session: Command = {
+  name: 'session',
+  summary: 'mint, list and revoke task keys',
+  help,
+  async run(args, io) {
+    const { values, positionals } = parse(args, {
+      ...CONFIG_OPTION,
+      agent: { type: 'string' }, user: { type: 'string' }, workspace: { type: 'string' }, task: { type: 'string' },
+      grant: { type: 'string', multiple: true }, ttl: { type: 'string' }, env: { type: 'boolean' }, json: { type: 'boolean' },
+    }, help)
+    const [action, id] = positionals
+    const config = loadConfig(configPath(values.config, io))
+    const runtime = openRuntime(config, { env: io.env, createMasterKey: false })
+    try {
+      if (action === 'create') {
+        const grants = (values.grant ?? []).map(parseGrant)
+        if (grants.length === 0) throw new OperatorError('a session needs at least one --grant', 'e.g. --grant github:read')
+        const problems = checkGrantsAgainstPolicy(grants, config.policy)
+        if (problems.length > 0) throw new OperatorError(`the grant does not fit the configuration:\n  ${problems.join('\n  ')}`)
+        const { session: created, key } = await runtime.sessions.create({
+          agent: required(values.agent, 'agent'), user: required(values.user, 'user'), workspace: required(values.workspace, 'workspace'),
+          ...(values.task === undefined ? {} : { task: values.task }), grants, ttlMs: parseDuration(values.ttl ?? '1h'),
+        })
+        if (values.env === true) write(io.stdout, sandboxEnv(config, key))
+        else if (values.json === true) write(io.stdout, JSON.stringify({ ...view(created, Date.now()), key }))
+        else write(io.stdout, `session ${created.id} for ${created.agent} (user ${created.user}, workspace ${created.workspace}, task ${created.task}), expires ${new Date(created.expiresAt).toISOString()}\ntask key (shown once): ${key}`)
+        return 0
+      }
+      if (action === 'list') {
+        const now = Date.now()
+        const list = (await runtime.sessions.list()).map((s) => view(s, now))
+        if (values.json === true) write(io.stdout, JSON.stringify(list))
+        else if (list.length === 0) write(io.stdout, 'no sessions')
+        else for (const s of list) write(io.stdout, `${s.id}\t${s.state}\t${s.agent}\t${s.user}\t${s.workspace}\t${s.task}\t${s.grants.join(' ')}\texpires ${s.expires_at}`)
+        return 0
+      }
+      if (action === 'revoke') {
+        if (id === undefined) throw new OperatorError('session revoke needs a session ID', 'see keyvalet session list')
+        if (!(await runtime.sessions.revoke(id))) throw new OperatorError(`no session ${id}`)
+        write(io.stdout, `revoked ${id}`)
+        return 0
+      }
+      throw new OperatorError(`unknown action ${JSON.stringify(action ?? '')}`, 'use: keyvalet session create | list | revoke ID')
+    } finally {
+      await runtime.close()
+    }
+  },
+}
+
+function required(value: string | undefined, flag: string): string {
+  if (value === undefined || value === '') throw new OperatorError(`--${flag} is required`)
+  return value
+}
+
+function view(s: Session, now: number) {
+  const state = s.revokedAt !== undefined ? 'revoked' : now >= s.expiresAt ? 'expired' : 'active'
+  return {
+    id: s.id, state, agent: s.agent, user: s.user, workspace: s.workspace, task: s.task, grants: s.grants.map(formatGrant),
+    created_at: new Date(s.createdAt).toISOString(), expires_at: new Date(s.expiresAt).toISOString(),
+    revoked_at: s.revokedAt === undefined ? null : new Date(s.revokedAt).toISOString(),
+  }
+}
+
+/** Environment lines for a sandbox in gateway mode: the task key, and base URLs through keyvalet. */
+export function sandboxEnv(config: Config, key: string): string {
+  const host = config.gateway.host === '0.0.0.0' || config.gateway.host === '::' ? '127.0.0.1' : config.gateway.host
+  const base = `http://${host.includes(':') ? `[${host}]` : host}:${config.gateway.port}`
+  const lines = [`KEYVALET_TASK_KEY=${key}`, `KEYVALET_GATEWAY=${base}`]
+  for (const name of config.policy.connectors.keys()) lines.push(`KEYVALET_${name.toUpperCase().replaceAll('-', '_')}_URL=${base}/${name}`)
+  const known: Record<string, string[]> = {
+    openai: ['OPENAI_BASE_URL', 'OPENAI_API_KEY'],
+    anthropic: ['ANTHROPIC_BASE_URL', 'ANTHROPIC_API_KEY'],
+    github: ['GITHUB_API_URL', 'GITHUB_TOKEN'],
+  }
+  for (const [name, [urlVar, keyVar]] of Object.entries(known) as [string, [string, string]][]) {
+    if (config.policy.connectors.has(name)) lines.push(`${urlVar}=${base}/${name}`, `${keyVar}=${key}`)
+  }
+  return lines.join('\n')
+}

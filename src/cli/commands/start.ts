@@ -1,0 +1,92 @@
+import { randomBytes } from 'node:crypto'
+import { loadConfig } from '../../config/load.ts'
+import { startDemoUpstream } from '../../demo/upstream.ts'
+import { OperatorError } from '../../errors.ts'
+import { createLogger } from '../../log.ts'
+import { createGateway } from '../../proxy/gateway.ts'
+import { openRuntime, type Runtime } from '../../runtime.ts'
+import { CONFIG_OPTION, configPath, parse, write } from '../args.ts'
+import type { Command, Io } from '../command.ts'
+
+const help = `usage: keyvalet start [--config FILE] [--demo]
+
+Runs the gateway with the given configuration (default: $KEYVALET_CONFIG or ./keyvalet.yaml).
+The master key comes from $KEYVALET_MASTER_KEY, $KEYVALET_MASTER_KEY_FILE, or a key file in the
+data folder that the first start creates (readable only by its owner).
+--demo also starts the local stand-in upstream of the 'demo' connector, stores a random demo
+credential if none is stored, mints a demo task key and prints requests to try.
+SIGINT/SIGTERM stop it gracefully.`
+
+export const start: Command = {
+  name: 'start',
+  summary: 'run the gateway',
+  help,
+  async run(args, io) {
+    const { values } = parse(args, { ...CONFIG_OPTION, demo: { type: 'boolean' } }, help)
+    const config = loadConfig(configPath(values.config, io))
+    for (const w of config.warnings) write(io.stderr, `warning: ${config.file}${w.line === undefined ? '' : `:${w.line}`}: ${w.path}: ${w.message}`)
+    const runtime = openRuntime(config, { env: io.env, createMasterKey: true })
+    const closers: (() => Promise<void>)[] = [() => runtime.close()]
+    try {
+      write(io.stdout, `master key: ${runtime.master.source}${runtime.master.created ? ' (created now, mode 0600; keep it apart from the database and its backups)' : ''}`)
+      write(io.stdout, `database: ${config.databasePath}`)
+      const demo = values.demo === true ? await startDemo(runtime, io) : undefined
+      if (demo !== undefined) closers.unshift(demo.close)
+      const gateway = createGateway({ config, sessions: runtime.sessions, vault: runtime.vault, audit: runtime.audit, log: createLogger(io.stderr) })
+      const address = await gateway.listen()
+      closers.unshift(() => gateway.close())
+      write(io.stdout, `gateway listening on ${address.url}`)
+      if (demo !== undefined) write(io.stdout, demo.instructions(address.url, config.file))
+      else write(io.stdout, `try: keyvalet session create --agent my-agent --user me --workspace default --grant CONNECTOR:read, then send requests to ${address.url}/CONNECTOR/... with the task key as the API key`)
+      await untilSignal()
+      write(io.stdout, 'stopping: finishing requests in flight')
+      return 0
+    } finally {
+      for (const close of closers) await close()
+    }
+  },
+}
+
+function untilSignal(): Promise<void> {
+  return new Promise((resolve) => {
+    const stop = (): void => {
+      process.off('SIGINT', stop).off('SIGTERM', stop)
+      resolve()
+    }
+    process.on('SIGINT', stop).on('SIGTERM', stop)
+  })
+}
+
+async function startDemo(runtime: Runtime, io: Io) {
+  const connector = runtime.config.policy.connectors.get('demo')
+  if (connector === undefined || connector.credential === undefined) throw new OperatorError('--demo needs a connector named demo with a credential', 'see examples/keyvalet.yaml')
+  const { hostname, port } = connector.upstream
+  if (hostname !== '127.0.0.1' && hostname !== 'localhost') throw new OperatorError('the demo connector must point at a loopback address')
+  const upstream = await startDemoUpstream({
+    host: hostname, port: Number(port || 80),
+    onRequest: (seen) => write(io.stdout, `[demo upstream] received ${seen.method} ${seen.path} with authorization: ${String(seen.headers.authorization ?? '(none)')}`),
+  })
+  const secretName = connector.credential.secret
+  if ((await runtime.vault.list()).every((s) => s.name !== secretName)) {
+    await runtime.vault.put(secretName, Buffer.from(`demo-secret-${randomBytes(12).toString('hex')}`))
+  }
+  const { session, key } = await runtime.sessions.create({
+    agent: 'demo-agent', user: 'alice', workspace: 'demo', grants: [{ connector: 'demo', maxSeverity: 'write', rules: undefined }], ttlMs: 3_600_000,
+  })
+  return {
+    close: upstream.close,
+    instructions: (gatewayUrl: string, configFile: string) => [
+      `demo upstream (a local stand-in for a real API) on ${upstream.url}; its credential is vault secret "${secretName}"`,
+      `demo task key for agent demo-agent, user alice (session ${session.id}, grant demo:write, 1h):`,
+      `  ${key}`,
+      '',
+      'Try it from another terminal:',
+      `  curl -s -H "Authorization: Bearer ${key}" ${gatewayUrl}/demo/items/42`,
+      '      allowed: the upstream receives the real credential (printed here), the answer reaches you with it masked',
+      `  curl -s -X DELETE -H "Authorization: Bearer ${key}" ${gatewayUrl}/demo/items/42`,
+      '      refused: deleting needs severity admin, the task was granted write',
+      `  ./bin/keyvalet audit tail --config ${configFile}`,
+      `  ./bin/keyvalet audit verify --config ${configFile}`,
+    ].join('\n'),
+  }
+}

@@ -1,0 +1,24 @@
+import type { CredentialBinding, InjectKind } from '../policy/types.ts'
+
+/** The outbound request as the inject stage sees it: already stripped of the sandbox's credential slots. */
+export interface OutboundRequest {
+  /** Lower-case header names. */
+  headers: Record<string, string | string[]>
+  /** Raw query string without '?'; kinds that touch the query rewrite it. */
+  query: string
+}
+
+/**
+ * A way of putting a secret on an outbound request. One file per kind, listed in registry.ts.
+ *
+ * Contract: `inject` is synchronous and cheap, touches nothing but `req`, and never logs.
+ * `slot` names where the credential goes, so the pipeline can remove whatever the sandbox put
+ * there first. `echoForms` lists every form of the secret that could come back from the upstream
+ * (raw, encoded, rendered), which the response redactor removes.
+ */
+export interface CredentialKind {
+  readonly kind: InjectKind
+  slot(binding: CredentialBinding): { readonly header?: string; readonly param?: string }
+  inject(req: OutboundRequest, binding: CredentialBinding, secret: string): void
+  echoForms(binding: CredentialBinding, secret: string): string[]
+}

@@ -1,0 +1,15 @@
+import type { CredentialKind } from '../kind.ts'
+
+/** HTTP Basic with a configured username and the secret as password (git over HTTPS, many APIs). */
+export const basic = {
+  kind: 'basic',
+  slot: () => ({ header: 'authorization' }),
+  inject(req, binding, secret) {
+    req.headers.authorization = `Basic ${encode(binding.username ?? '', secret)}`
+  },
+  echoForms: (binding, secret) => [secret, encode(binding.username ?? '', secret)],
+} satisfies CredentialKind
+
+function encode(username: string, secret: string): string {
+  return Buffer.from(`${username}:${secret}`, 'utf8').toString('base64')
+}

@@ -1,0 +1,10 @@
+import type { CredentialKind } from '../kind.ts'
+
+export const bearer = {
+  kind: 'bearer',
+  slot: () => ({ header: 'authorization' }),
+  inject(req, _binding, secret) {
+    req.headers.authorization = `Bearer ${secret}`
+  },
+  echoForms: (_binding, secret) => [secret],
+} satisfies CredentialKind

@@ -1,0 +1,188 @@
+import { randomBytes } from 'node:crypto'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
+import type { AuditFields } from '../audit/record.ts'
+import type { Config } from '../config/load.ts'
+import { KeyvaletError, toKeyvaletError } from '../errors.ts'
+import type { Logger } from '../log.ts'
+import type { Sessions } from '../sessions/sessions.ts'
+import type { Vault } from '../vault/vault.ts'
+import type { RequestContext } from './context.ts'
+import { runStages, type Stage } from './pipeline.ts'
+import { relayResponse, renderError } from './respond.ts'
+import { createAuthenticate } from './stages/authenticate.ts'
+import { createCredential } from './stages/credential.ts'
+import { createDecide } from './stages/decide.ts'
+import { createForward, type UpstreamResponse } from './stages/forward.ts'
+import { createInject } from './stages/inject.ts'
+import { createRoute } from './stages/route.ts'
+import { Upstreams } from './upstreams.ts'
+
+/** Where audit records go; written exactly once per request, before the response completes. */
+export interface AuditSink {
+  append(fields: AuditFields): Promise<unknown>
+}
+
+export interface GatewayDeps {
+  readonly config: Config
+  readonly sessions: Sessions
+  readonly vault: Vault
+  readonly audit: AuditSink
+  readonly log: Logger
+}
+
+export interface Gateway {
+  listen(): Promise<{ host: string; port: number; url: string }>
+  close(): Promise<void>
+}
+
+/**
+ * The gateway listener: `http://keyvalet:PORT/<connector>/<path>` with the task key where the real
+ * credential would go. Every request runs authenticate → route → decide → credential → inject →
+ * forward, then the response is relayed; one audit record is written in every outcome.
+ */
+export function createGateway(deps: GatewayDeps): Gateway {
+  const { config, log } = deps
+  const upstreams = new Upstreams(config.policy, { headersTimeoutMs: config.limits.upstreamTimeoutMs })
+  const responses = new WeakMap<RequestContext, UpstreamResponse>()
+  const stages: Stage[] = [
+    createAuthenticate(deps.sessions),
+    createRoute(config.policy),
+    createDecide(config.limits.maxBodyInspectBytes),
+    createCredential(deps.vault),
+    createInject(),
+    createForward(upstreams, (ctx, res) => responses.set(ctx, res)),
+  ]
+  const idPrefix = randomBytes(4).toString('hex')
+  let counter = 0
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const ctx: RequestContext = {
+      id: `req_${idPrefix}${(counter++).toString(36)}`, mode: 'gateway', req, res,
+      started: process.hrtime.bigint(), bytesIn: 0, bytesOut: 0, redactions: 0,
+    }
+    let audited = false
+    const audit = async (error: KeyvaletError | undefined): Promise<void> => {
+      if (audited) return
+      audited = true
+      await deps.audit.append(auditFields(ctx, error))
+    }
+    try {
+      await runStages(stages, ctx)
+      const upstream = responses.get(ctx)
+      if (upstream === undefined) throw new Error('forward produced no response')
+      await relayResponse(ctx, upstream, () => audit(undefined))
+    } catch (err) {
+      const error = toKeyvaletError(err)
+      if (error.code === 'internal_error') log.error('request failed', { request_id: ctx.id, error: String(err) })
+      try {
+        await audit(error)
+      } catch (auditErr) {
+        log.error('audit write failed', { request_id: ctx.id, error: String(auditErr) })
+      }
+      if (!res.headersSent) {
+        renderError(res, error, ctx.id)
+        drain(req)
+      } else {
+        res.destroy()
+      }
+    }
+  }
+
+  const server: Server = createServer({
+    requestTimeout: config.limits.requestTimeoutMs,
+    headersTimeout: Math.min(config.limits.requestTimeoutMs, 20_000),
+    keepAliveTimeout: 5_000,
+    maxHeaderSize: 32 * 1024,
+    insecureHTTPParser: false,
+    requireHostHeader: true,
+  }, (req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      log.error('unhandled request failure', { error: String(err) })
+      res.destroy()
+    })
+  })
+  server.on('upgrade', (req: IncomingMessage, socket: Socket) => refuseUpgrade(req, socket, deps))
+  server.on('clientError', (_err, socket: Socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n')
+    else socket.destroy()
+  })
+
+  return {
+    listen: () => new Promise((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(config.gateway.port, config.gateway.host, () => {
+        const address = server.address()
+        if (address === null || typeof address === 'string') return reject(new Error('gateway has no address'))
+        const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
+        resolve({ host: address.address, port: address.port, url: `http://${host}:${address.port}` })
+      })
+    }),
+    close: async () => {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve())
+        server.closeIdleConnections()
+      })
+      await upstreams.close()
+    },
+  }
+}
+
+function auditFields(ctx: RequestContext, error: KeyvaletError | undefined): AuditFields {
+  const session = ctx.session
+  const decision = ctx.decision
+  const detail = error?.detail
+  return {
+    request_id: ctx.id,
+    mode: ctx.mode,
+    session: session?.id ?? null,
+    agent: session?.agent ?? null,
+    user: session?.user ?? null,
+    workspace: session?.workspace ?? null,
+    task: session?.task ?? null,
+    connector: ctx.connector?.name ?? null,
+    method: (ctx.req.method ?? '').slice(0, 32),
+    path: ctx.path ?? null,
+    query_keys: queryKeys(ctx.rawQuery),
+    decision: error === undefined ? 'allow' : error.status >= 500 ? 'error' : 'deny',
+    reason: decision !== undefined && decision.effect !== 'need_body' ? decision.reason : (error?.code ?? 'unknown'),
+    rule: decision !== undefined && decision.effect !== 'need_body' ? (decision.rule?.id ?? null) : null,
+    credential: ctx.credential?.secret ?? null,
+    status: error === undefined ? ctx.res.statusCode : error.status,
+    upstream_status: ctx.res.headersSent ? ctx.res.statusCode : null,
+    error: error?.code ?? null,
+    bytes_in: ctx.bytesIn,
+    bytes_out: ctx.bytesOut,
+    redactions: ctx.redactions,
+    latency_ms: Number(process.hrtime.bigint() - ctx.started) / 1e6,
+    ...(detail === undefined ? {} : { detail }),
+  }
+}
+
+function queryKeys(rawQuery: string | undefined): string[] {
+  if (rawQuery === undefined || rawQuery === '') return []
+  return [...new Set(new URLSearchParams(rawQuery).keys())].map((k) => k.slice(0, 64)).slice(0, 50)
+}
+
+/** Let a refused request's body be read off the socket so keep-alive survives, but bounded. */
+function drain(req: IncomingMessage): void {
+  if (req.complete) return
+  let seen = 0
+  req.on('data', (chunk: Buffer) => {
+    seen += chunk.length
+    if (seen > 1024 * 1024) req.destroy()
+  })
+  req.resume()
+}
+
+function refuseUpgrade(req: IncomingMessage, socket: Socket, deps: GatewayDeps): void {
+  const error = new KeyvaletError('upgrade_refused')
+  const body = JSON.stringify({ error: { code: error.code, message: error.message } })
+  socket.end(`HTTP/1.1 ${error.status} Bad Request\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nx-keyvalet-error: ${error.code}\r\nconnection: close\r\n\r\n${body}`)
+  deps.audit.append({
+    request_id: `req_upgrade_${Date.now().toString(36)}`, mode: 'gateway', session: null, agent: null, user: null, workspace: null,
+    task: null, connector: null, method: (req.method ?? '').slice(0, 32), path: null, query_keys: [], decision: 'deny',
+    reason: error.code, rule: null, credential: null, status: error.status, upstream_status: null, error: error.code,
+    bytes_in: 0, bytes_out: 0, redactions: 0, latency_ms: 0,
+  }).catch((err: unknown) => deps.log.error('audit write failed', { error: String(err) }))
+}

@@ -1,0 +1,117 @@
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http'
+import { pipeline, type Readable } from 'node:stream'
+import { createBrotliDecompress, createGunzip, createInflate, createZstdDecompress } from 'node:zlib'
+import { KeyvaletError } from '../errors.ts'
+import type { RequestContext } from './context.ts'
+import { inboundResponseHeaders } from './headers.ts'
+import { Redactor, redactHeaderValue } from './redactor.ts'
+import type { UpstreamResponse } from './stages/forward.ts'
+
+export const ERROR_HEADER = 'x-keyvalet-error'
+export const REQUEST_ID_HEADER = 'x-keyvalet-request-id'
+
+/** The one place a KeyvaletError becomes an HTTP response: JSON, the code in a header, no stack. */
+export function renderError(res: ServerResponse, err: KeyvaletError, requestId: string, extraHeaders: OutgoingHttpHeaders = {}): void {
+  const reason = err.code === 'policy_denied' && typeof err.detail?.reason === 'string' ? { reason: err.detail.reason } : {}
+  const body = JSON.stringify({ error: { code: err.code, message: err.message, ...reason, request_id: requestId } })
+  res.writeHead(err.status, {
+    ...extraHeaders,
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store',
+    [ERROR_HEADER]: err.code,
+    [REQUEST_ID_HEADER]: requestId,
+  })
+  res.end(body)
+}
+
+const DECODERS: Record<string, () => NodeJS.ReadWriteStream> = {
+  gzip: createGunzip, 'x-gzip': createGunzip, deflate: createInflate, br: createBrotliDecompress, zstd: createZstdDecompress,
+}
+
+/**
+ * Relays the upstream response to the sandbox: hop-by-hop headers dropped, every form of the
+ * injected secret masked in headers and body (a coded body is decoded first so nothing hides in
+ * it), bytes counted. `beforeEnd` (the audit write) completes before the last byte is sent.
+ */
+export async function relayResponse(ctx: RequestContext, upstream: UpstreamResponse, beforeEnd: () => Promise<void>): Promise<void> {
+  const secrets = ctx.credential?.echoForms ?? []
+  const headers = inboundResponseHeaders(upstream.headers)
+  let body: Readable = upstream.body
+  let redactor: Redactor | undefined
+  if (secrets.length > 0) {
+    redactHeaders(ctx, headers, secrets)
+    const coding = String(headers['content-encoding'] ?? 'identity').toLowerCase().trim()
+    const streams: NodeJS.ReadWriteStream[] = []
+    if (coding !== 'identity') {
+      const decoder = DECODERS[coding]
+      if (decoder === undefined) {
+        upstream.body.destroy()
+        throw new KeyvaletError('upstream_response_invalid', { detail: { content_encoding: coding.slice(0, 40) } })
+      }
+      streams.push(decoder())
+      delete headers['content-encoding']
+      delete headers['content-length']
+    }
+    redactor = new Redactor(secrets)
+    streams.push(redactor)
+    body = pipeline([upstream.body, ...streams] as unknown as [Readable, NodeJS.ReadWriteStream], () => {}) as unknown as Readable
+  }
+  headers[REQUEST_ID_HEADER] = ctx.id
+  ctx.res.writeHead(upstream.statusCode, headers)
+  try {
+    await pump(body, ctx)
+  } finally {
+    if (redactor !== undefined) ctx.redactions += redactor.count
+  }
+  await beforeEnd()
+  ctx.res.end()
+}
+
+function redactHeaders(ctx: RequestContext, headers: OutgoingHttpHeaders, secrets: readonly string[]): void {
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined || typeof value === 'number') continue
+    if (Array.isArray(value)) {
+      headers[name] = value.map((v) => {
+        const r = redactHeaderValue(v, secrets)
+        ctx.redactions += r.count
+        return r.value
+      })
+    } else {
+      const r = redactHeaderValue(value, secrets)
+      ctx.redactions += r.count
+      headers[name] = r.value
+    }
+  }
+}
+
+/** Copies body → response with backpressure; rejects if either side fails or the client goes away. */
+function pump(body: Readable, ctx: RequestContext): Promise<void> {
+  const res = ctx.res
+  return new Promise((resolve, reject) => {
+    const onClose = (): void => {
+      if (!res.writableFinished) fail(new KeyvaletError('upstream_response_invalid', { message: 'client closed the connection', detail: { why: 'client_closed' } }))
+    }
+    const fail = (err: unknown): void => {
+      cleanup()
+      body.destroy()
+      reject(err)
+    }
+    const onData = (chunk: Buffer): void => {
+      ctx.bytesOut += chunk.length
+      if (!res.write(chunk)) body.pause()
+    }
+    const onDrain = (): void => { body.resume() }
+    const onEnd = (): void => {
+      cleanup()
+      resolve()
+    }
+    const onError = (err: unknown): void => fail(err)
+    function cleanup(): void {
+      body.off('data', onData).off('end', onEnd).off('error', onError)
+      res.off('drain', onDrain).off('close', onClose)
+    }
+    body.on('data', onData).on('end', onEnd).on('error', onError)
+    res.on('drain', onDrain).on('close', onClose)
+  })
+}

@@ -1,0 +1,46 @@
+import type { IncomingHttpHeaders } from 'node:http'
+import { KeyvaletError } from '../../errors.ts'
+import type { Sessions } from '../../sessions/sessions.ts'
+import type { Stage } from '../pipeline.ts'
+
+/**
+ * authenticate: finds the task key in the slot where the real credential would go — an
+ * Authorization bearer or Basic password (git), or an x-api-key / api-key header (model SDKs) —
+ * and resolves it to its session. Refusals: task_key_missing / malformed / invalid / expired / revoked.
+ */
+export function createAuthenticate(sessions: Sessions): Stage {
+  return {
+    name: 'authenticate',
+    async run(ctx) {
+      const key = taskKeyFrom(ctx.req.headers)
+      if (key === undefined) throw new KeyvaletError('task_key_missing')
+      ctx.session = await sessions.authenticate(key)
+    },
+  }
+}
+
+export function taskKeyFrom(headers: IncomingHttpHeaders): string | undefined {
+  const auth = headers.authorization
+  if (auth !== undefined) {
+    const space = auth.indexOf(' ')
+    const scheme = space === -1 ? '' : auth.slice(0, space).toLowerCase()
+    const value = auth.slice(space + 1).trim()
+    if (scheme === 'bearer' || scheme === 'token') return value
+    if (scheme === 'basic') return basicSecret(value)
+    return auth.trim()
+  }
+  for (const name of ['x-api-key', 'api-key'] as const) {
+    const value = headers[name]
+    if (typeof value === 'string') return value.trim()
+  }
+  return undefined
+}
+
+/** Basic credentials: the password, or the username when the password is empty (some tools). */
+function basicSecret(encoded: string): string {
+  const decoded = Buffer.from(encoded, 'base64').toString('utf8')
+  const colon = decoded.indexOf(':')
+  if (colon === -1) return decoded
+  const password = decoded.slice(colon + 1)
+  return password === '' ? decoded.slice(0, colon) : password
+}

@@ -1,0 +1,89 @@
+import type { IncomingMessage } from 'node:http'
+import { KeyvaletError } from '../../errors.ts'
+import type { BodyFacts, Decision, DenyReason } from '../../policy/decision.ts'
+import { decide } from '../../policy/decide.ts'
+import { severityRank, SEVERITIES } from '../../policy/types.ts'
+import type { RequestContext } from '../context.ts'
+import type { Stage } from '../pipeline.ts'
+
+/**
+ * decide: asks the pure policy function; reads the body (bounded) only when a rule's JSON Schema
+ * needs it and the grant already covers the request. Denials become policy_denied with the reason.
+ */
+export function createDecide(maxBodyBytes: number): Stage {
+  return {
+    name: 'decide',
+    async run(ctx) {
+      let decision = decideFor(ctx, undefined)
+      if (decision.effect === 'need_body') {
+        const body = await readBody(ctx.req, maxBodyBytes)
+        ctx.body = body
+        decision = decideFor(ctx, bodyFacts(ctx.req, body))
+      }
+      ctx.decision = decision
+      if (decision.effect === 'deny') {
+        throw new KeyvaletError('policy_denied', {
+          message: denyMessage(decision.reason, ctx),
+          detail: { reason: decision.reason, rule: decision.rule?.id ?? null, why: decision.detail },
+        })
+      }
+      if (decision.effect === 'need_body') throw new Error('decide asked for the body twice')
+    },
+  }
+}
+
+function decideFor(ctx: RequestContext, body: BodyFacts | undefined): Decision {
+  const connector = ctx.connector
+  const session = ctx.session
+  if (connector === undefined || session === undefined || ctx.segments === undefined) throw new Error('decide before route/authenticate')
+  return decide({
+    connector,
+    grants: session.grants,
+    method: ctx.req.method ?? 'GET',
+    segments: ctx.segments,
+    query: new URLSearchParams(ctx.rawQuery ?? ''),
+    headers: ctx.req.headers,
+    ...(body === undefined ? {} : { body }),
+  })
+}
+
+function denyMessage(reason: DenyReason, ctx: RequestContext): string {
+  const method = ctx.req.method ?? 'GET'
+  switch (reason) {
+    case 'no_rule_for_path': return `Connector ${ctx.connector?.name} has no rule for this path; the request was refused (${reason}).`
+    case 'method_not_allowed': return `${method} is not allowed on this path (${reason}).`
+    case 'not_in_grant': return `This task's grant does not cover this request (${reason}).`
+    case 'severity_exceeds_grant': {
+      const granted = ctx.session?.grants.filter((g) => g.connector === ctx.connector?.name).map((g) => severityRank(g.maxSeverity)) ?? []
+      const max = granted.length === 0 ? 'none' : SEVERITIES[Math.max(...granted)]
+      return `This request needs a higher severity than the task was granted (${max}) (${reason}).`
+    }
+    case 'query_not_allowed': return `The query parameters are not allowed by the matching rule (${reason}).`
+    case 'header_not_allowed': return `A request header is not allowed by the matching rule (${reason}).`
+    case 'body_not_allowed': return `The request body does not have the shape the matching rule requires (${reason}).`
+  }
+}
+
+function bodyFacts(req: IncomingMessage, body: Buffer): BodyFacts {
+  const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? ''
+  if (type !== 'application/json' && !type.endsWith('+json')) return { invalid: 'content-type is not JSON' }
+  try {
+    return { json: JSON.parse(body.toString('utf8')) }
+  } catch {
+    return { invalid: 'body is not valid JSON' }
+  }
+}
+
+/** Reads the whole body, refusing (body_too_large) as soon as it passes the limit. */
+async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length'] ?? 0)
+  if (declared > limit) throw new KeyvaletError('body_too_large', { detail: { declared, limit } })
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length
+    if (size > limit) throw new KeyvaletError('body_too_large', { detail: { limit } })
+    chunks.push(chunk)
+  }
+  return Buffer.concat(chunks, size)
+}

@@ -1,0 +1,73 @@
+import { pipeline, Transform, type Readable } from 'node:stream'
+import type { Dispatcher } from 'undici'
+import { KeyvaletError } from '../../errors.ts'
+import type { RequestContext } from '../context.ts'
+import type { Stage } from '../pipeline.ts'
+import type { Upstreams } from '../upstreams.ts'
+
+export type UpstreamResponse = Dispatcher.ResponseData
+
+const TLS_CODES = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID',
+  'ERR_TLS_CERT_ALTNAME_INVALID', 'CERT_SIGNATURE_FAILURE', 'CERT_UNTRUSTED', 'CERT_REJECTED',
+])
+const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'ETIMEDOUT'])
+
+/**
+ * forward: sends the decided request to the connector's upstream over its keep-alive pool and
+ * waits for the response head. The request body streams (with backpressure) unless decide already
+ * read it. Network failures map to stable codes; their details go to the audit record only.
+ */
+export function createForward(upstreams: Upstreams, onResponse: (ctx: RequestContext, res: UpstreamResponse) => void): Stage {
+  return {
+    name: 'forward',
+    async run(ctx) {
+      const connector = ctx.connector
+      const outbound = ctx.outbound
+      if (connector === undefined || outbound === undefined || ctx.path === undefined) throw new Error('forward before inject')
+      const body = requestBody(ctx, outbound.headers)
+      try {
+        const response = await upstreams.pool(connector).request({
+          method: ctx.req.method ?? 'GET',
+          path: outbound.query === '' ? ctx.path : `${ctx.path}?${outbound.query}`,
+          headers: outbound.headers,
+          body,
+        })
+        onResponse(ctx, response)
+      } catch (err) {
+        throw upstreamError(err)
+      }
+    },
+  }
+}
+
+function requestBody(ctx: RequestContext, headers: Record<string, string | string[]>): Buffer | Readable | null {
+  if (ctx.body !== undefined) {
+    headers['content-length'] = String(ctx.body.length)
+    ctx.bytesIn = ctx.body.length
+    return ctx.body
+  }
+  const req = ctx.req
+  const length = req.headers['content-length']
+  if (length === undefined && req.headers['transfer-encoding'] === undefined) return null
+  if (length !== undefined) headers['content-length'] = length
+  const counted = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      ctx.bytesIn += chunk.length
+      done(null, chunk)
+    },
+  })
+  // A client that aborts mid-upload destroys `counted`, which aborts the upstream request.
+  pipeline(req, counted, () => {})
+  return counted
+}
+
+function upstreamError(err: unknown): KeyvaletError {
+  if (err instanceof KeyvaletError) return err
+  const code = typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : 'unknown'
+  const detail = { upstream_error: code }
+  if (TLS_CODES.has(code)) return new KeyvaletError('upstream_tls_failed', { detail, cause: err })
+  if (TIMEOUT_CODES.has(code)) return new KeyvaletError('upstream_timeout', { detail, cause: err })
+  return new KeyvaletError('upstream_unreachable', { detail, cause: err })
+}

@@ -16,6 +16,7 @@ export const ERROR_CATALOGUE = {
   task_key_revoked: [401, 'The task key has been revoked.'],
   task_key_misplaced: [400, 'A task key was found outside the credential slot; the request was refused.'],
   // route
+  request_malformed: [400, 'The request is not valid HTTP/1.1 and was refused.'],
   connector_unknown: [404, 'No connector is configured under this name.'],
   path_ambiguous: [400, 'The request path is ambiguous and was refused.'],
   header_invalid: [400, 'A request header was refused.'],

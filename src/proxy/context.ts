@@ -14,7 +14,7 @@ export interface RequestContext {
   readonly res: ServerResponse
   /** process.hrtime.bigint() at arrival. */
   readonly started: bigint
-  /** authenticate */
+  /** authenticate (also set for a revoked or expired key, for the audit record only: the pipeline stops there) */
   session?: Session
   /** route */
   connector?: Connector

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { AuditFields } from '../audit/record.ts'
 import type { Config } from '../config/load.ts'
@@ -9,7 +9,7 @@ import type { Sessions } from '../sessions/sessions.ts'
 import type { Vault } from '../vault/vault.ts'
 import type { RequestContext } from './context.ts'
 import { runStages, type Stage } from './pipeline.ts'
-import { relayResponse, renderError } from './respond.ts'
+import { ERROR_HEADER, relayResponse, renderError, REQUEST_ID_HEADER } from './respond.ts'
 import { createAuthenticate } from './stages/authenticate.ts'
 import { createCredential } from './stages/credential.ts'
 import { createDecide } from './stages/decide.ts'
@@ -102,11 +102,28 @@ export function createGateway(deps: GatewayDeps): Gateway {
       res.destroy()
     })
   })
-  server.on('upgrade', (req: IncomingMessage, socket: Socket) => refuseUpgrade(req, socket, deps))
-  server.on('clientError', (_err, socket: Socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n')
-    else socket.destroy()
+  server.on('upgrade', (req: IncomingMessage, socket: Socket) => {
+    refuseRaw(socket, new KeyvaletError('upgrade_refused'), (req.method ?? '').slice(0, 32))
   })
+  // Requests the parser rejects (CL+TE smuggling, bad chunking, oversized headers) never become
+  // requests; they are still answered with a clear error and audited.
+  server.on('clientError', (err: Error & { code?: string }, socket: Socket) => {
+    if (err.code === 'ECONNRESET' || !socket.writable) return void socket.destroy()
+    const error = err.code === 'HPE_HEADER_OVERFLOW' ? new KeyvaletError('request_malformed', { message: 'The request headers are too large.', detail: { parser: err.code } })
+      : new KeyvaletError('request_malformed', { detail: { parser: err.code ?? 'unknown' } })
+    refuseRaw(socket, error, '')
+  })
+
+  function refuseRaw(socket: Socket, error: KeyvaletError, method: string): void {
+    const id = `req_${idPrefix}${(counter++).toString(36)}`
+    const body = JSON.stringify({ error: { code: error.code, message: error.message, request_id: id } })
+    socket.end(`HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? ''}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${ERROR_HEADER}: ${error.code}\r\n${REQUEST_ID_HEADER}: ${id}\r\nconnection: close\r\n\r\n${body}`)
+    deps.audit.append({
+      request_id: id, mode: 'gateway', session: null, agent: null, user: null, workspace: null, task: null, connector: null,
+      method, path: null, query_keys: [], decision: 'deny', reason: error.code, rule: null, credential: null, status: error.status,
+      upstream_status: null, error: error.code, bytes_in: 0, bytes_out: 0, redactions: 0, latency_ms: 0, ...(error.detail === undefined ? {} : { detail: error.detail }),
+    }).catch((err: unknown) => log.error('audit write failed', { request_id: id, error: String(err) }))
+  }
 
   return {
     listen: () => new Promise((resolve, reject) => {
@@ -173,16 +190,4 @@ function drain(req: IncomingMessage): void {
     if (seen > 1024 * 1024) req.destroy()
   })
   req.resume()
-}
-
-function refuseUpgrade(req: IncomingMessage, socket: Socket, deps: GatewayDeps): void {
-  const error = new KeyvaletError('upgrade_refused')
-  const body = JSON.stringify({ error: { code: error.code, message: error.message } })
-  socket.end(`HTTP/1.1 ${error.status} Bad Request\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nx-keyvalet-error: ${error.code}\r\nconnection: close\r\n\r\n${body}`)
-  deps.audit.append({
-    request_id: `req_upgrade_${Date.now().toString(36)}`, mode: 'gateway', session: null, agent: null, user: null, workspace: null,
-    task: null, connector: null, method: (req.method ?? '').slice(0, 32), path: null, query_keys: [], decision: 'deny',
-    reason: error.code, rule: null, credential: null, status: error.status, upstream_status: null, error: error.code,
-    bytes_in: 0, bytes_out: 0, redactions: 0, latency_ms: 0,
-  }).catch((err: unknown) => deps.log.error('audit write failed', { error: String(err) }))
 }

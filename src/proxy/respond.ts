@@ -46,7 +46,7 @@ export async function relayResponse(ctx: RequestContext, upstream: UpstreamRespo
     if (coding !== 'identity') {
       const decoder = DECODERS[coding]
       if (decoder === undefined) {
-        upstream.body.destroy()
+        discard(upstream.body)
         throw new KeyvaletError('upstream_response_invalid', { detail: { content_encoding: coding.slice(0, 40) } })
       }
       streams.push(decoder())
@@ -94,7 +94,7 @@ function pump(body: Readable, ctx: RequestContext): Promise<void> {
     }
     const fail = (err: unknown): void => {
       cleanup()
-      body.destroy()
+      discard(body)
       reject(err)
     }
     const onData = (chunk: Buffer): void => {
@@ -114,4 +114,10 @@ function pump(body: Readable, ctx: RequestContext): Promise<void> {
     body.on('data', onData).on('end', onEnd).on('error', onError)
     res.on('drain', onDrain).on('close', onClose)
   })
+}
+
+/** Destroys a body we no longer read; undici reports that as an abort error nobody needs to hear. */
+function discard(body: Readable): void {
+  body.on('error', () => {})
+  body.destroy()
 }

@@ -14,7 +14,14 @@ export function createAuthenticate(sessions: Sessions): Stage {
     async run(ctx) {
       const key = taskKeyFrom(ctx.req.headers)
       if (key === undefined) throw new KeyvaletError('task_key_missing')
-      ctx.session = await sessions.authenticate(key)
+      try {
+        ctx.session = await sessions.authenticate(key)
+      } catch (err) {
+        // A revoked or expired key still names its session: record who tried, then refuse.
+        const id = err instanceof KeyvaletError ? err.detail?.session : undefined
+        if (typeof id === 'string') ctx.session = await sessions.get(id)
+        throw err
+      }
     },
   }
 }

@@ -1,0 +1,196 @@
+/**
+ * The load generator, in its own process: fork it, send one LoadJob over IPC, receive
+ * `{ event: 'measuring' }` when the measured part starts, then one LoadResult, then it exits.
+ *
+ * Modes:
+ *  - closed: autocannon, N connections, each sends its next request as soon as the previous answer
+ *    arrived (throughput).
+ *  - rate: autocannon with `overallRate`. NB autocannon paces per connection per *second*: each
+ *    connection fires its quota back to back at the start of every second, then idles, so this is
+ *    a burst of N-way concurrency, not a steady rate. Kept because it is the common tool.
+ *  - paced: an open-loop generator (undici Pool): requests leave at evenly spaced intended times,
+ *    whether or not earlier ones have answered; latency is timed from the dispatch call, so time
+ *    queued in the pool counts. This is the steady "~1,000 requests/s" measurement.
+ *
+ * In every mode the latency of each 2xx response is kept at full (sub-millisecond) resolution;
+ * autocannon's own histogram records whole milliseconds only.
+ */
+
+import autocannon, { type Result } from 'autocannon'
+import { Pool } from 'undici'
+import { Samples, type LatencySummary } from './stats.ts'
+
+export interface LoadJob {
+  readonly mode: 'closed' | 'rate' | 'paced'
+  readonly url: string
+  readonly headers: Record<string, string>
+  readonly connections: number
+  readonly durationS: number
+  /** Requests/s for rate and paced. */
+  readonly rate?: number
+  /** Same shape of load, unmeasured, first (JIT of this worker and of the target). */
+  readonly warmupS: number
+}
+
+export interface LoadResult {
+  readonly mode: LoadJob['mode']
+  readonly durationS: number
+  /** Completed responses (any status). */
+  readonly requests: number
+  readonly rps: number
+  readonly ok2xx: number
+  readonly non2xx: number
+  readonly errors: number
+  readonly timeouts: number
+  readonly statusCodes: Record<string, number>
+  /** ms, full resolution, 2xx responses only. */
+  readonly latency: LatencySummary
+  /** autocannon's whole-millisecond histogram, for reference (closed/rate only). */
+  readonly autocannonLatency?: { readonly p50: number; readonly p99: number }
+  /** paced only: how late the scheduler sent requests (ms), a sanity check of the generator itself. */
+  readonly schedulerLagMs?: { readonly p99: number; readonly max: number }
+}
+
+function runAutocannon(job: LoadJob, durationS: number, samples: Samples | undefined): Promise<Result> {
+  return new Promise((resolve, reject) => {
+    const instance = autocannon({
+      url: job.url,
+      method: 'GET',
+      headers: job.headers,
+      connections: job.connections,
+      pipelining: 1,
+      duration: durationS,
+      timeout: 10,
+      ...(job.mode === 'rate' && job.rate !== undefined ? { overallRate: job.rate } : {}),
+    }, (err, result) => (err === null ? resolve(result) : reject(err)))
+    if (samples !== undefined) {
+      instance.on('response', (_client: unknown, statusCode: number, _bytes: number, responseTime: number) => {
+        if (statusCode >= 200 && statusCode < 300) samples.push(responseTime)
+      })
+    }
+  })
+}
+
+async function autocannonJob(job: LoadJob): Promise<LoadResult> {
+  if (job.warmupS > 0) await runAutocannon(job, job.warmupS, undefined)
+  const samples = new Samples()
+  process.send?.({ event: 'measuring' })
+  const r = await runAutocannon(job, job.durationS, samples)
+  const statusCodes: Record<string, number> = {}
+  let requests = 0
+  for (const [code, { count }] of Object.entries(r.statusCodeStats)) {
+    statusCodes[code] = count
+    requests += count
+  }
+  return {
+    mode: job.mode,
+    durationS: r.duration,
+    requests,
+    rps: requests / r.duration,
+    ok2xx: r['2xx'],
+    non2xx: r.non2xx,
+    errors: r.errors,
+    timeouts: r.timeouts,
+    statusCodes,
+    latency: samples.summary(),
+    autocannonLatency: { p50: r.latency.p50, p99: r.latency.p99 },
+  }
+}
+
+async function pacedRun(job: LoadJob, pool: Pool, durationS: number, measure: boolean) {
+  const url = new URL(job.url)
+  const path = url.pathname + url.search
+  const rate = job.rate ?? 1000
+  const intervalNs = 1e9 / rate
+  const total = Math.round(rate * durationS)
+  const samples = new Samples()
+  const lag = new Samples()
+  const statusCodes: Record<string, number> = {}
+  let errors = 0
+  let timeouts = 0
+  let done = 0
+  let sent = 0
+  const t0 = process.hrtime.bigint()
+  const deadlineNs = BigInt(Math.round((durationS + 15) * 1e9))
+
+  await new Promise<void>((resolve) => {
+    const finishIfDone = (): void => {
+      if (done === total) resolve()
+    }
+    const fire = (intendedNs: number): void => {
+      const start = process.hrtime.bigint()
+      lag.push(Number(start - t0) / 1e6 - intendedNs / 1e6)
+      pool.request({ path, method: 'GET', headers: job.headers }).then(async ({ statusCode, body }) => {
+        await body.dump()
+        const ms = Number(process.hrtime.bigint() - start) / 1e6
+        statusCodes[String(statusCode)] = (statusCodes[String(statusCode)] ?? 0) + 1
+        if (statusCode >= 200 && statusCode < 300) samples.push(ms)
+      }, (err: unknown) => {
+        const code = typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : ''
+        if (code.includes('TIMEOUT')) timeouts++
+        else errors++
+      }).finally(() => {
+        done++
+        finishIfDone()
+      })
+    }
+    const tick = (): void => {
+      const elapsed = Number(process.hrtime.bigint() - t0)
+      while (sent < total && sent * intervalNs <= elapsed) fire(sent++ * intervalNs)
+      if (sent < total) {
+        if (process.hrtime.bigint() - t0 > deadlineNs) return resolve()
+        setTimeout(tick, 1)
+      }
+    }
+    tick()
+    // Bounded: give up on answers that never come.
+    setTimeout(resolve, (durationS + 15) * 1000).unref()
+  })
+  const elapsedS = Number(process.hrtime.bigint() - t0) / 1e9
+  if (!measure) return undefined
+  const ok2xx = Object.entries(statusCodes).filter(([c]) => c.startsWith('2')).reduce((a, [, n]) => a + n, 0)
+  const requests = Object.values(statusCodes).reduce((a, n) => a + n, 0)
+  const lagSummary = lag.summary()
+  const result: LoadResult = {
+    mode: 'paced',
+    durationS: elapsedS,
+    requests,
+    rps: requests / elapsedS,
+    ok2xx,
+    non2xx: requests - ok2xx,
+    errors: errors + (total - done),
+    timeouts,
+    statusCodes,
+    latency: samples.summary(),
+    schedulerLagMs: { p99: lagSummary.p99, max: lagSummary.max },
+  }
+  return result
+}
+
+async function pacedJob(job: LoadJob): Promise<LoadResult> {
+  const pool = new Pool(new URL(job.url).origin, { connections: job.connections, pipelining: 1, keepAliveTimeout: 60_000, headersTimeout: 10_000, bodyTimeout: 10_000 })
+  try {
+    if (job.warmupS > 0) await pacedRun(job, pool, job.warmupS, false)
+    process.send?.({ event: 'measuring' })
+    const result = await pacedRun(job, pool, job.durationS, true)
+    if (result === undefined) throw new Error('paced run produced no result')
+    return result
+  } finally {
+    await pool.close()
+  }
+}
+
+export function runJob(job: LoadJob): Promise<LoadResult> {
+  return job.mode === 'paced' ? pacedJob(job) : autocannonJob(job)
+}
+
+if (import.meta.main) {
+  process.once('message', (job: LoadJob) => {
+    runJob(job).then((result) => {
+      process.send?.({ event: 'result', result }, () => process.exit(0))
+    }, (err: unknown) => {
+      process.send?.({ event: 'error', error: err instanceof Error ? err.stack ?? err.message : String(err) }, () => process.exit(1))
+    })
+  })
+  process.on('disconnect', () => process.exit(0))
+}

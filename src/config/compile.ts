@@ -1,0 +1,202 @@
+/**
+ * From a structurally valid (schema-checked) connector entry to the domain Connector: the checks
+ * JSON Schema cannot express, each reported as a located Problem instead of thrown.
+ */
+
+import { readFileSync } from 'node:fs'
+import { resolve } from 'node:path'
+import { X509Certificate } from 'node:crypto'
+import * as S from 'typebox/schema'
+import type { BodyValidator, Connector, CredentialBinding, InjectKind, Rule, Severity, ValueConstraint } from '../policy/types.ts'
+import { compilePathPattern } from '../policy/path-pattern.ts'
+import { normalisePath } from '../policy/path.ts'
+import { pointerToPath, type FieldPath, type Problem } from './locate.ts'
+
+export interface RawConstraint { pattern?: string; required?: boolean }
+export interface RawRule {
+  id: string
+  methods: string[]
+  path: string
+  severity: Severity
+  query?: Record<string, RawConstraint>
+  allow_other_query?: boolean
+  headers?: Record<string, RawConstraint>
+  body?: Record<string, unknown>
+}
+export interface RawCredential { secret: string; inject: InjectKind; username?: string; header?: string; template?: string; param?: string }
+export interface RawConnector { upstream: string; allow_insecure?: boolean; ca_file?: string; credential?: RawCredential; rules?: RawRule[] }
+
+export interface CompileContext {
+  /** Folder of the config file: relative file names are resolved against it. */
+  readonly dir: string
+  readonly problems: Problem[]
+}
+
+/** Headers a credential may not set: they steer the connection or the message framing, not the API. */
+const FORBIDDEN_HEADERS = new Set(['host', 'connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'content-length'])
+/** CONNECT opens a tunnel past the rules; TRACE echoes the request, injected credential included. */
+const FORBIDDEN_METHODS = new Set(['CONNECT', 'TRACE'])
+const FIELD_KIND = { username: 'basic', header: 'header', template: 'header', param: 'query' } as const
+
+export function compileConnector(name: string, raw: RawConnector, ctx: CompileContext): Connector {
+  const at: FieldPath = ['connectors', name]
+  const problem = (field: FieldPath, message: string): void => void ctx.problems.push({ at: [...at, ...field], message })
+  const upstream = compileUpstream(raw, (m) => problem(['upstream'], m))
+  const ca = raw.ca_file === undefined ? undefined : readCa(resolve(ctx.dir, raw.ca_file), (m) => problem(['ca_file'], m))
+  const credential = raw.credential === undefined ? undefined : compileCredential(raw.credential, (f, m) => problem(['credential', ...f], m))
+  const seen = new Map<string, number>()
+  const rules = (raw.rules ?? []).map((r, i) => {
+    const first = seen.get(r.id)
+    if (first !== undefined) problem(['rules', i, 'id'], `duplicate rule id ${r.id} (already used by rules[${first}])`)
+    else seen.set(r.id, i)
+    return compileRule(name, r, (f, m) => problem(['rules', i, ...f], m))
+  })
+  return { name, upstream, allowInsecure: raw.allow_insecure === true, ca, credential, rules }
+}
+
+function compileUpstream(raw: RawConnector, problem: (m: string) => void): URL {
+  let url: URL
+  try {
+    url = new URL(raw.upstream)
+  } catch {
+    problem('must be an absolute URL such as https://api.example.com')
+    return new URL('https://invalid.invalid')
+  }
+  if (url.protocol === 'http:') {
+    if (raw.allow_insecure !== true) problem('an http:// upstream needs allow_insecure: true (the credential would cross the network in cleartext)')
+  } else if (url.protocol !== 'https:') {
+    problem('must be an https:// URL (or http:// with allow_insecure: true)')
+  }
+  if (url.username !== '' || url.password !== '') problem('must not contain user info (put the credential in the vault)')
+  if (raw.upstream.includes('?')) problem('must not contain a query')
+  if (raw.upstream.includes('#')) problem('must not contain a fragment')
+  if (/\/\.\.?(?:[/?#]|$)|\\/.test(raw.upstream.replace(/^[a-z]+:\/\//i, '/'))) problem('must not contain dot segments or backslashes')
+  url.pathname = url.pathname.replace(/\/+$/, '')
+  if (url.pathname !== '/') {
+    try {
+      normalisePath(url.pathname)
+    } catch {
+      problem(`base path ${url.pathname} is ambiguous (encoded separators, empty segments or odd characters)`)
+    }
+  }
+  return url
+}
+
+function readCa(file: string, problem: (m: string) => void): string | undefined {
+  let pem: string
+  try {
+    pem = readFileSync(file, 'utf8')
+  } catch (err) {
+    problem(`cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`)
+    return undefined
+  }
+  const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []
+  try {
+    if (blocks.length === 0) throw new Error('no certificate')
+    for (const block of blocks) new X509Certificate(block)
+  } catch {
+    problem(`${file} is not a PEM file of CA certificates`)
+    return undefined
+  }
+  return pem
+}
+
+function compileCredential(raw: RawCredential, problem: (f: FieldPath, m: string) => void): CredentialBinding {
+  for (const [field, kind] of Object.entries(FIELD_KIND)) {
+    if (raw[field as keyof typeof FIELD_KIND] !== undefined && raw.inject !== kind) problem([field], `only applies to inject: ${kind}`)
+  }
+  const need = (field: keyof typeof FIELD_KIND): void => {
+    if (raw[field] === undefined) problem([], `missing required field ${field} (for inject: ${raw.inject})`)
+  }
+  if (raw.inject === 'basic') need('username')
+  if (raw.inject === 'query') need('param')
+  let template: string | undefined
+  if (raw.inject === 'header') {
+    need('header')
+    if (raw.header !== undefined && FORBIDDEN_HEADERS.has(raw.header.toLowerCase())) problem(['header'], `${raw.header} cannot carry a credential (Host and hop-by-hop headers are refused)`)
+    template = raw.template ?? '{secret}'
+    if (template.split('{secret}').length !== 2) problem(['template'], 'must contain {secret} exactly once')
+    if (/[\u0000-\u001f\u007f]/.test(template)) problem(['template'], 'must not contain control characters')
+  }
+  return {
+    secret: raw.secret,
+    kind: raw.inject,
+    name: raw.inject === 'header' ? raw.header?.toLowerCase() : raw.inject === 'query' ? raw.param : undefined,
+    template,
+    username: raw.inject === 'basic' ? raw.username : undefined,
+  }
+}
+
+function compileRule(connector: string, raw: RawRule, problem: (f: FieldPath, m: string) => void): Rule {
+  raw.methods.forEach((m, i) => {
+    if (FORBIDDEN_METHODS.has(m)) problem(['methods', i], `${m} is never allowed through keyvalet`)
+  })
+  let path = compilePathPattern('/**')
+  try {
+    path = compilePathPattern(raw.path)
+  } catch (err) {
+    problem(['path'], (err as Error).message)
+  }
+  return {
+    id: raw.id,
+    connector,
+    methods: new Set(raw.methods),
+    path,
+    severity: raw.severity,
+    query: constraints(raw.query, false, (f, m) => problem(['query', ...f], m)),
+    allowOtherQuery: raw.allow_other_query ?? true,
+    headers: constraints(raw.headers, true, (f, m) => problem(['headers', ...f], m)),
+    body: raw.body === undefined ? undefined : compileBody(raw.body, (f, m) => problem(['body', ...f], m)),
+  }
+}
+
+function constraints(raw: Record<string, RawConstraint> | undefined, lowerCase: boolean, problem: (f: FieldPath, m: string) => void): ValueConstraint[] {
+  const out: ValueConstraint[] = []
+  for (const [key, c] of Object.entries(raw ?? {})) {
+    const name = lowerCase ? key.toLowerCase() : key
+    if (out.some((o) => o.name === name)) problem([key], `${name} is constrained twice (names are case-insensitive)`)
+    let pattern: RegExp | undefined
+    try {
+      // Compiled alone first: "a)|(b" would otherwise escape the anchoring group.
+      if (c.pattern !== undefined) new RegExp(c.pattern, 'u')
+      pattern = c.pattern === undefined ? undefined : new RegExp(`^(?:${c.pattern})$`, 'u')
+    } catch (err) {
+      const why = (err as Error).message.split(': ').pop()
+      problem([key, 'pattern'], `invalid regular expression ${JSON.stringify(c.pattern)}: ${why}`)
+    }
+    out.push({ name, pattern, required: c.required ?? false })
+  }
+  return out
+}
+
+let metaSchema: S.Validator | undefined
+
+function compileBody(schema: Record<string, unknown>, problem: (f: FieldPath, m: string) => void): BodyValidator | undefined {
+  metaSchema ??= S.Compile(S.Meta['https://json-schema.org/draft/2020-12/schema'] as S.XSchema)
+  const [valid, errors] = metaSchema.Errors(schema)
+  const first = errors.find((e) => !['anyOf', 'allOf', 'oneOf', 'boolean', '$ref', '$dynamicRef'].includes(e.keyword)) ?? errors[0]
+  if (!valid && first !== undefined) {
+    const allowed = (first.params as { allowedValues?: unknown[] }).allowedValues
+    const message = first.keyword === 'enum' && allowed !== undefined ? `must be one of ${allowed.join(', ')}` : first.message
+    problem(pointerToPath(first.instancePath, schema), `not a valid JSON Schema: ${message}`)
+    return undefined
+  }
+  let validator: S.Validator
+  try {
+    validator = S.Compile(schema as S.XSchema)
+  } catch (err) {
+    problem([], `not a valid JSON Schema: ${(err as Error).message}`)
+    return undefined
+  }
+  return {
+    check(value) {
+      if (validator.Check(value)) return undefined
+      const [, errs] = validator.Errors(value)
+      const e = errs.find((x) => x.keyword !== 'boolean') ?? errs[0]
+      if (e === undefined) return 'does not match the schema'
+      // The instance path holds body keys the sandbox chose: bound it.
+      const where = e.instancePath === '' ? '/' : e.instancePath.slice(0, 120)
+      return `${where} ${e.message}`
+    },
+  }
+}

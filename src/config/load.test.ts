@@ -1,0 +1,207 @@
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { fileURLToPath } from 'node:url'
+import { dirname, join } from 'node:path'
+import { readFileSync } from 'node:fs'
+import { loadConfig, parseConfig } from './load.ts'
+import { OperatorError } from '../errors.ts'
+import { normalisePath } from '../policy/path.ts'
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
+const fixtures = join(root, 'test', 'fixtures', 'config')
+const fixture = (name: string): string => join(fixtures, name)
+
+function errorOf(fn: () => unknown): OperatorError {
+  try {
+    fn()
+  } catch (err) {
+    assert.ok(err instanceof OperatorError, `expected an OperatorError, got ${String(err)}`)
+    return err
+  }
+  assert.fail('expected the configuration to be refused')
+}
+
+describe('loadConfig refuses a broken fixture with file, line and field', () => {
+  const broken = [
+    ['unknown-field.yaml', 10, 'connectors.github.rules[0].alow_other_query: unknown field (expected one of: id, methods, path, severity, query, allow_other_query, headers, body)'],
+    ['bad-severity.yaml', 10, 'connectors.github.rules[0].severity: must be one of read, write, admin'],
+    ['http-without-insecure.yaml', 4, 'connectors.internal.upstream: an http:// upstream needs allow_insecure: true (the credential would cross the network in cleartext)'],
+    ['duplicate-rule-id.yaml', 10, 'connectors.github.rules[1].id: duplicate rule id read (already used by rules[0])'],
+    ['bad-regex.yaml', 11, 'connectors.github.rules[0].query.state.pattern: invalid regular expression "open|(closed": Unterminated group'],
+    ['bad-path-pattern.yaml', 8, `connectors.github.rules[0].path: path pattern "/repos/**/issues": '**' is only allowed as the last segment`],
+    ['bad-json-schema.yaml', 14, 'connectors.github.rules[0].body.properties.title.type: not a valid JSON Schema: must be one of array, boolean, integer, null, number, object, string'],
+    ['yaml-syntax.yaml', 8, 'Flow sequence in block collection must be sufficiently indented and end with a ]'],
+    ['missing-secret.yaml', 5, 'connectors.github.credential: missing required field secret'],
+  ] as const
+  for (const [name, line, message] of broken) {
+    it(`${name}: line ${line}`, () => {
+      const file = fixture(name)
+      assert.equal(errorOf(() => loadConfig(file)).message, `${file}:${line}: ${message}`)
+    })
+  }
+
+  it('reports several errors together, in file order', () => {
+    const file = fixture('many-errors.yaml')
+    assert.equal(
+      errorOf(() => loadConfig(file)).message,
+      [
+        `${file}:1: version: must be 1`,
+        `${file}:5: connectors.GitHub: connector names must match ^[a-z][a-z0-9-]{0,62}$`,
+        `${file}:12: connectors.ok.rules[0].methods[0]: must be an upper-case HTTP method such as GET`,
+      ].join('\n'),
+    )
+  })
+
+  it('says when the file does not exist', () => {
+    const err = errorOf(() => loadConfig(fixture('nope.yaml')))
+    assert.match(err.message, /nope\.yaml: configuration file not found/)
+    assert.match(err.hint ?? '', /--config/)
+  })
+})
+
+/** A one-connector config with `connector` spliced in (indented by 4) from line 4 on. */
+function withConnector(connector: string): string {
+  const body = connector.trim().split('\n').map((l) => `    ${l}`).join('\n')
+  return `version: 1\nconnectors:\n  api:\n${body}\n`
+}
+
+describe('parseConfig refuses, located', () => {
+  const cases = [
+    ['a bad listen address', 'version: 1\nlisten:\n  gateway: localhost\nconnectors: {}\n', ':3: listen.gateway: must be host:port, e.g. 127.0.0.1:8787 or [::1]:8787 (port 0-65535)'],
+    ['a port out of range', 'version: 1\nlisten: { gateway: "127.0.0.1:70000" }\nconnectors: {}\n', ':2: listen.gateway: must be host:port'],
+    ['a missing version', 'connectors: {}\n', ':1: missing required field version'],
+    ['an empty file', '', ':1: must be object'],
+    ['a duplicate YAML key', 'version: 1\nversion: 1\nconnectors: {}\n', ':2: Map keys must be unique'],
+    ['a non-https upstream scheme', withConnector('upstream: ftp://files.example.com'), ':4: connectors.api.upstream: must be an https:// URL'],
+    ['an upstream that is not a URL', withConnector('upstream: api.example.com'), ':4: connectors.api.upstream: must be an absolute URL'],
+    ['an upstream with a query', withConnector('upstream: https://api.example.com/?x=1'), ':4: connectors.api.upstream: must not contain a query'],
+    ['an upstream with user info', withConnector('upstream: https://me:pw@api.example.com'), ':4: connectors.api.upstream: must not contain user info'],
+    ['an upstream with dot segments', withConnector('upstream: https://api.example.com/v1/../admin'), ':4: connectors.api.upstream: must not contain dot segments'],
+    ['an upstream with an encoded slash', withConnector('upstream: https://api.example.com/v1%2Fadmin'), ':4: connectors.api.upstream: base path /v1%2Fadmin is ambiguous'],
+    ['a credential field for another inject kind', withConnector('upstream: https://a.example\ncredential:\n  secret: k\n  inject: bearer\n  username: me'), ':8: connectors.api.credential.username: only applies to inject: basic'],
+    ['basic without a username', withConnector('upstream: https://a.example\ncredential:\n  secret: k\n  inject: basic'), ':5: connectors.api.credential: missing required field username (for inject: basic)'],
+    ['header without a header name', withConnector('upstream: https://a.example\ncredential: { secret: k, inject: header }'), ':5: connectors.api.credential: missing required field header (for inject: header)'],
+    ['a hop-by-hop credential header', withConnector('upstream: https://a.example\ncredential: { secret: k, inject: header, header: Connection }'), ':5: connectors.api.credential.header: Connection cannot carry a credential'],
+    ['a Host credential header', withConnector('upstream: https://a.example\ncredential: { secret: k, inject: header, header: host }'), ':5: connectors.api.credential.header: host cannot carry a credential'],
+    ['a template without {secret}', withConnector('upstream: https://a.example\ncredential:\n  secret: k\n  inject: header\n  header: x-api-key\n  template: "Token"'), ':9: connectors.api.credential.template: must contain {secret} exactly once'],
+    ['a template with {secret} twice', withConnector('upstream: https://a.example\ncredential:\n  secret: k\n  inject: header\n  header: x-api-key\n  template: "{secret}{secret}"'), ':9: connectors.api.credential.template: must contain {secret} exactly once'],
+    ['query without a param', withConnector('upstream: https://a.example\ncredential: { secret: k, inject: query }'), ':5: connectors.api.credential: missing required field param (for inject: query)'],
+    ['a bad secret name', withConnector('upstream: https://a.example\ncredential: { secret: My_Token, inject: bearer }'), ':5: connectors.api.credential.secret: must be lower-case letters'],
+    ['the TRACE method', withConnector('upstream: https://a.example\nrules:\n  - id: t\n    methods: [GET, TRACE]\n    path: /x\n    severity: read'), ':7: connectors.api.rules[0].methods[1]: TRACE is never allowed through keyvalet'],
+    ['a pattern that would escape its anchors', withConnector('upstream: https://a.example\nrules:\n  - id: t\n    methods: [GET]\n    path: /x\n    severity: read\n    query:\n      q: { pattern: "a)|(b" }'), ':11: connectors.api.rules[0].query.q.pattern: invalid regular expression "a)|(b"'],
+    ['a header constrained twice by case', withConnector('upstream: https://a.example\nrules:\n  - id: t\n    methods: [GET]\n    path: /x\n    severity: read\n    headers:\n      Accept: {}\n      accept: {}'), ':12: connectors.api.rules[0].headers.accept: accept is constrained twice'],
+    ['a missing CA file', withConnector('upstream: https://a.example\nca_file: ./missing.pem'), ':5: connectors.api.ca_file: cannot read'],
+    ['a CA file that is not PEM', withConnector('upstream: https://a.example\nca_file: ./valid-minimal.yaml'), ':5: connectors.api.ca_file: '],
+    ['an unresolved YAML alias', 'version: 1\nconnectors: *nope\n', ': Unresolved alias'],
+  ] as const
+  for (const [name, text, expected] of cases) {
+    it(`${name}`, () => {
+      const file = join(fixtures, 'keyvalet.yaml')
+      const message = errorOf(() => parseConfig(text, file)).message
+      assert.ok(message.startsWith(file + expected), `${message}\n  does not start with\n${file + expected}`)
+    })
+  }
+
+  it('shows at most 10 errors and counts the rest', () => {
+    // Semantic errors: the schema validator itself stops after a few.
+    const rules = Array.from({ length: 12 }, (_, i) => `  - { id: r${i}, methods: [GET], path: /a//b, severity: read }`).join('\n')
+    const message = errorOf(() => parseConfig(withConnector(`upstream: https://a.example\nrules:\n${rules}`), 'k.yaml')).message
+    const lines = message.split('\n')
+    assert.equal(lines.length, 11)
+    assert.equal(lines[10], '… and 2 more')
+  })
+})
+
+describe('loadConfig compiles a valid fixture', () => {
+  const config = loadConfig(fixture('valid-full.yaml'))
+  const github = config.policy.connectors.get('github')
+
+  it('reads listen, data_dir and limits', () => {
+    assert.equal(config.file, fixture('valid-full.yaml'))
+    assert.deepEqual(config.gateway, { host: '::1', port: 0 })
+    assert.equal(config.dataDir, '/var/lib/keyvalet')
+    assert.equal(config.databasePath, '/var/lib/keyvalet/keyvalet.db')
+    assert.deepEqual(config.limits, { maxBodyInspectBytes: 65536, upstreamTimeoutMs: 5000, requestTimeoutMs: 10000 })
+    assert.deepEqual([...config.policy.connectors.keys()], ['github', 'registry', 'maps', 'open-data'])
+  })
+
+  it('compiles upstreams, CA and every credential kind', () => {
+    assert.ok(github)
+    assert.equal(github.upstream.href, 'https://api.github.com/')
+    assert.equal(github.allowInsecure, false)
+    assert.equal(github.ca, readFileSync(fixture('upstream-ca.pem'), 'utf8'))
+    assert.deepEqual(github.credential, { secret: 'github-token', kind: 'header', name: 'authorization', template: 'token {secret}', username: undefined })
+    const registry = config.policy.connectors.get('registry')
+    assert.equal(registry?.upstream.pathname, '/api/v2', 'the base path loses its trailing slash')
+    assert.deepEqual(registry?.credential, { secret: 'registry-password', kind: 'basic', name: undefined, template: undefined, username: 'robot' })
+    assert.deepEqual(config.policy.connectors.get('maps')?.credential, { secret: 'maps-key', kind: 'query', name: 'key', template: undefined, username: undefined })
+    assert.equal(config.policy.connectors.get('open-data')?.allowInsecure, true)
+    assert.equal(config.policy.connectors.get('open-data')?.credential, undefined)
+  })
+
+  it('compiles rules into domain objects', () => {
+    const [read, create] = github?.rules ?? []
+    assert.ok(read && create)
+    assert.equal(read.id, 'read-issues')
+    assert.equal(read.connector, 'github')
+    assert.deepEqual([...read.methods], ['GET', 'HEAD'])
+    assert.equal(read.severity, 'read')
+    assert.equal(read.path.source, '/repos/my-org/my-repo/issues/**')
+    assert.equal(read.path.match(normalisePath('/repos/my-org/my-repo/issues/1').segments), true)
+    assert.equal(read.allowOtherQuery, false)
+    assert.deepEqual(read.query.map((c) => [c.name, c.pattern?.source, c.required]), [
+      ['state', '^(?:open|closed|all)$', false],
+      ['per_page', '^(?:[0-9]{1,3})$', true],
+    ])
+    assert.deepEqual(read.headers.map((c) => [c.name, c.pattern?.source]), [['accept', '^(?:application\\/vnd\\.github\\+json)$']])
+    assert.equal(read.body, undefined)
+    assert.equal(create.allowOtherQuery, true)
+    assert.deepEqual(create.query, [])
+  })
+
+  it('compiles a body schema whose check names the first failure', () => {
+    const body = github?.rules[1]?.body
+    assert.ok(body)
+    assert.equal(body.check({ title: 'short' }), undefined)
+    assert.equal(body.check({}), '/ must have required properties title')
+    assert.equal(body.check({ title: 'far too long a title' }), '/title must not have more than 10 characters')
+    assert.equal(body.check('text'), '/ must be object')
+  })
+
+  it('warns about dangerous but legal configuration, with lines', () => {
+    assert.deepEqual(
+      config.warnings.map((w) => [w.line, w.path, w.message.split(':')[0]]),
+      [
+        [41, 'connectors.github.rules[2].path', '/repos/'],
+        [51, 'connectors.registry.rules[0].methods', 'rule push is admin and allows PUT with any body'],
+        [52, 'connectors.registry.rules[0].path', '/blobs/* allows any value in segment 2'],
+        [54, 'connectors.maps', 'has no rules, so it refuses everything'],
+        [57, 'connectors.open-data', 'has no credential'],
+        [58, 'connectors.open-data.upstream', 'http'],
+        [63, 'connectors.open-data.rules[0].path', '/** allows any value in segment 1'],
+      ],
+    )
+  })
+})
+
+describe('loadConfig applies defaults', () => {
+  it('defaults the listener, data folder and limits, and warns about nothing in a tight config', () => {
+    const config = loadConfig(fixture('valid-minimal.yaml'))
+    assert.deepEqual(config.gateway, { host: '127.0.0.1', port: 8787 })
+    assert.equal(config.dataDir, join(fixtures, '.keyvalet'))
+    assert.deepEqual(config.limits, { maxBodyInspectBytes: 1048576, upstreamTimeoutMs: 30000, requestTimeoutMs: 60000 })
+    assert.deepEqual(config.warnings, [])
+  })
+})
+
+describe('examples/keyvalet.yaml', () => {
+  it('loads, with the cleartext demo upstream among its warnings', () => {
+    const config = loadConfig(join(root, 'examples', 'keyvalet.yaml'))
+    assert.deepEqual(config.gateway, { host: '127.0.0.1', port: 8787 })
+    assert.equal(config.dataDir, join(root, '.keyvalet'))
+    assert.deepEqual([...config.policy.connectors.keys()], ['demo', 'github', 'openai'])
+    assert.equal(config.policy.connectors.get('openai')?.upstream.pathname, '/v1')
+    assert.ok(config.warnings.some((w) => w.path === 'connectors.demo.upstream' && /cleartext/.test(w.message)))
+    assert.ok(config.warnings.every((w) => w.path.startsWith('connectors.demo.')), 'only the demo connector is flagged')
+  })
+})

@@ -1,0 +1,168 @@
+/**
+ * Loads keyvalet.yaml: YAML syntax, then structure (the JSON Schema in schema.ts), then meaning
+ * (compile.ts), then the dangerous-config warnings (check.ts). Every error is an OperatorError
+ * naming the file, the line and the field: `keyvalet.yaml:14: connectors.github.rules[0].severity: ...`,
+ * up to 10 of them at once. The result holds only domain objects: nothing later sees raw YAML.
+ */
+
+import { readFileSync } from 'node:fs'
+import { dirname, join, resolve } from 'node:path'
+import { isIP } from 'node:net'
+import { LineCounter, parseDocument } from 'yaml'
+import * as S from 'typebox/schema'
+import { OperatorError } from '../errors.ts'
+import type { Connector, Policy } from '../policy/types.ts'
+import { CONFIG_SCHEMA } from './schema.ts'
+import { compileConnector, type RawConnector } from './compile.ts'
+import { checkPolicy, type ConfigWarning } from './check.ts'
+import { formatProblems, locator, pointerToPath, type Locate, type Problem } from './locate.ts'
+
+export type { ConfigWarning } from './check.ts'
+
+export interface Config {
+  /** Absolute path of the file loaded. */
+  readonly file: string
+  readonly gateway: { readonly host: string; readonly port: number }
+  /** Absolute. */
+  readonly dataDir: string
+  /** `<dataDir>/keyvalet.db`. */
+  readonly databasePath: string
+  readonly limits: { readonly maxBodyInspectBytes: number; readonly upstreamTimeoutMs: number; readonly requestTimeoutMs: number }
+  readonly policy: Policy
+  readonly warnings: readonly ConfigWarning[]
+}
+
+interface RawConfig {
+  version: 1
+  listen?: { gateway?: string }
+  data_dir?: string
+  limits?: { max_body_inspect_bytes?: number; upstream_timeout_ms?: number; request_timeout_ms?: number }
+  connectors: Record<string, RawConnector>
+}
+
+const HINT = 'fix the fields named above; every field is described in src/config/schema.ts, and examples/keyvalet.yaml is a working example'
+
+export function loadConfig(file: string): Config {
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    const why = code === 'ENOENT' ? 'configuration file not found' : `cannot read the configuration file (${code ?? 'error'})`
+    throw new OperatorError(`${file}: ${why}`, 'pass --config <file>; examples/keyvalet.yaml is a starting point', { cause: err })
+  }
+  return parseConfig(text, file)
+}
+
+/** `file` names the source in messages (as given) and anchors relative paths (resolved). */
+export function parseConfig(text: string, file: string): Config {
+  const absolute = resolve(file)
+  const lines = new LineCounter()
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true })
+  if (doc.errors.length > 0) {
+    const messages = doc.errors.slice(0, 10).map((e) => `${file}:${e.linePos?.[0].line ?? 1}: ${yamlMessage(e.message)}`)
+    throw new OperatorError(messages.join('\n'), 'fix the YAML syntax at the line shown')
+  }
+  let raw: unknown
+  try {
+    raw = doc.toJS()
+  } catch (err) {
+    throw new OperatorError(`${file}: ${(err as Error).message}`, 'fix the YAML anchors and aliases')
+  }
+  const locate = locator(doc, lines)
+  const fail = (problems: readonly Problem[]): never => {
+    throw new OperatorError(formatProblems(file, problems, locate), HINT)
+  }
+
+  const structural = schemaProblems(raw)
+  if (structural.length > 0) fail(structural)
+  const config = raw as RawConfig
+
+  const problems: Problem[] = []
+  const gateway = parseHostPort(config.listen?.gateway ?? '127.0.0.1:8787')
+  if (gateway === undefined) problems.push({ at: ['listen', 'gateway'], message: 'must be host:port, e.g. 127.0.0.1:8787 or [::1]:8787 (port 0-65535)' })
+  const dir = dirname(absolute)
+  const connectors = new Map<string, Connector>()
+  for (const [name, entry] of Object.entries(config.connectors)) {
+    connectors.set(name, compileConnector(name, entry, { dir, problems }))
+  }
+  if (problems.length > 0) fail(problems)
+
+  const policy: Policy = { connectors }
+  const dataDir = resolve(dir, config.data_dir ?? './.keyvalet')
+  const limits = config.limits ?? {}
+  return {
+    file: absolute,
+    gateway: gateway as { host: string; port: number },
+    dataDir,
+    databasePath: join(dataDir, 'keyvalet.db'),
+    limits: {
+      maxBodyInspectBytes: limits.max_body_inspect_bytes ?? 1048576,
+      upstreamTimeoutMs: limits.upstream_timeout_ms ?? 30000,
+      requestTimeoutMs: limits.request_timeout_ms ?? 60000,
+    },
+    policy,
+    warnings: checkPolicy(policy, locate),
+  }
+}
+
+let configValidator: S.Validator | undefined
+
+function schemaProblems(raw: unknown): Problem[] {
+  configValidator ??= S.Compile(CONFIG_SCHEMA as unknown as S.XSchema)
+  const [, errors] = configValidator.Errors(raw)
+  const problems: Problem[] = []
+  for (const e of errors) {
+    const at = pointerToPath(e.instancePath, raw)
+    const node = schemaNode(e.schemaPath)
+    const params = e.params as Record<string, unknown>
+    switch (e.keyword) {
+      case 'boolean': // "schema is false": the additionalProperties error below says it better
+      case 'propertyNames': // summary of the per-name errors reported at each name
+        break
+      case 'additionalProperties':
+        // Only `additionalProperties: false` means "unknown field"; otherwise the value's own errors explain.
+        if (node['additionalProperties'] !== false) break
+        for (const name of params['additionalProperties'] as string[]) {
+          const known = Object.keys((node['properties'] as object | undefined) ?? {}).join(', ')
+          problems.push({ at: [...at, name], message: `unknown field (expected one of: ${known})` })
+        }
+        break
+      case 'required':
+        for (const name of params['requiredProperties'] as string[]) problems.push({ at, message: `missing required field ${name}` })
+        break
+      case 'enum':
+        problems.push({ at, message: `must be one of ${(params['allowedValues'] as unknown[]).join(', ')}` })
+        break
+      case 'const':
+        problems.push({ at, message: `must be ${JSON.stringify(params['allowedValue'])}` })
+        break
+      default:
+        problems.push({ at, message: typeof node['errorMessage'] === 'string' && e.keyword === 'pattern' ? node['errorMessage'] : e.message })
+    }
+  }
+  return problems
+}
+
+/** The schema object a validator error's schemaPath ('#/properties/x/...') points at. */
+function schemaNode(schemaPath: string): Record<string, unknown> {
+  let node: unknown = CONFIG_SCHEMA
+  for (const key of schemaPath.replace(/^#\/?/, '').split('/').filter((k) => k !== '')) {
+    node = (node as Record<string, unknown> | undefined)?.[key.replaceAll('~1', '/').replaceAll('~0', '~')]
+  }
+  return typeof node === 'object' && node !== null ? (node as Record<string, unknown>) : {}
+}
+
+function parseHostPort(text: string): { host: string; port: number } | undefined {
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(text)
+  if (m === null) return undefined
+  const host = m[1] ?? m[2] ?? ''
+  const port = Number(m[3])
+  if (port > 65535 || (m[1] !== undefined && isIP(host) !== 6)) return undefined
+  return { host, port }
+}
+
+/** yaml's first message line, without its "at line L, column C:" tail (the line is given separately). */
+function yamlMessage(message: string): string {
+  return (message.split('\n')[0] ?? message).replace(/ at line \d+, column \d+:?$/, '')
+}

@@ -1,0 +1,201 @@
+/**
+ * The structure of keyvalet.yaml, as a plain JSON Schema (draft 2020-12). The `description`s are
+ * the configuration reference. `additionalProperties: false` everywhere, so a typo is an error.
+ *
+ * `errorMessage` is ours (validators ignore unknown keywords): load.ts shows it instead of the
+ * generic "must match pattern ...". Checks JSON Schema cannot express well (URLs, regexes, path
+ * patterns, which credential fields go with which `inject`) are done by load.ts after this.
+ */
+
+export const CONNECTOR_NAME = '^[a-z][a-z0-9-]{0,62}$'
+export const SECRET_NAME = '^[a-z0-9][a-z0-9._-]{0,62}$'
+export const RULE_ID = '^[a-z0-9][a-z0-9_.-]{0,62}$'
+/** An HTTP token (RFC 9110), as used for header names. */
+export const TOKEN = "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
+
+const constraint = (what: string) => ({
+  type: 'object',
+  additionalProperties: false,
+  description: `A constraint on one ${what}.`,
+  properties: {
+    pattern: {
+      type: 'string',
+      minLength: 1,
+      maxLength: 1000,
+      description: `A JavaScript regular expression (unicode mode) the whole value must match; it is anchored for you as ^(?:pattern)$. Every value of a repeated ${what} must match.`,
+    },
+    required: { type: 'boolean', default: false, description: `When true, a request without this ${what} is refused.` },
+  },
+})
+
+const rule = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['id', 'methods', 'path', 'severity'],
+  description:
+    'One kind of request the connector lets through. Rules are tried in order; the first whose path, method, query, headers and body all pass (and which the task grant covers) allows the request.',
+  properties: {
+    id: {
+      type: 'string',
+      pattern: RULE_ID,
+      errorMessage: 'must be lower-case letters, digits, ".", "_" or "-", starting with a letter or digit (at most 63)',
+      description: 'Unique within the connector. Appears in audit records and can be named in grants (github:write:create-issue).',
+    },
+    methods: {
+      type: 'array',
+      minItems: 1,
+      uniqueItems: true,
+      items: { type: 'string', pattern: '^[A-Z][A-Z0-9_-]{0,31}$', errorMessage: 'must be an upper-case HTTP method such as GET' },
+      description: 'Upper-case HTTP methods this rule allows, e.g. [GET, HEAD]. A rule never allows a method it does not list. CONNECT and TRACE are refused.',
+    },
+    path: {
+      type: 'string',
+      description:
+        "Path pattern below the upstream's base path: literals, '*' or ':name' for exactly one segment, '**' (last only) for any rest. A trailing '/' must match a trailing '/'. See src/policy/path-pattern.ts.",
+    },
+    severity: {
+      enum: ['read', 'write', 'admin'],
+      description: 'How much this rule lets a task do; a grant of severity S covers rules of severity S and below (read < write < admin).',
+    },
+    query: {
+      type: 'object',
+      propertyNames: { minLength: 1 },
+      additionalProperties: constraint('query parameter'),
+      description: 'Constraints on query parameters, by parameter name.',
+    },
+    allow_other_query: {
+      type: 'boolean',
+      default: true,
+      description: 'When false, query parameters not named under `query` are refused.',
+    },
+    headers: {
+      type: 'object',
+      propertyNames: { pattern: TOKEN, errorMessage: 'must be an HTTP header name' },
+      additionalProperties: constraint('header'),
+      description: 'Constraints on request headers, by header name (case-insensitive).',
+    },
+    body: {
+      type: 'object',
+      description:
+        'A JSON Schema (draft 2020-12) the request body must satisfy; the body must then be JSON. Bodies are read up to limits.max_body_inspect_bytes to check them.',
+    },
+  },
+}
+
+const credential = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['secret', 'inject'],
+  description: 'Where the real credential comes from and how it is attached. Without it, requests go out with no credential.',
+  properties: {
+    secret: {
+      type: 'string',
+      pattern: SECRET_NAME,
+      errorMessage: 'must be lower-case letters, digits, ".", "_" or "-", starting with a letter or digit (at most 63)',
+      description: 'Name of the secret in the vault (`keyvalet secret set <name>`).',
+    },
+    inject: {
+      enum: ['bearer', 'basic', 'header', 'query'],
+      description: 'bearer: Authorization: Bearer <secret>. basic: Authorization: Basic with `username` and the secret as password. header: the `header` set to `template`. query: the query parameter `param`.',
+    },
+    username: { type: 'string', minLength: 1, description: 'For inject: basic (required): the username; the secret is the password.' },
+    header: {
+      type: 'string',
+      pattern: TOKEN,
+      errorMessage: 'must be an HTTP header name',
+      description: 'For inject: header (required): the header to set, e.g. x-api-key. Not Host and not a hop-by-hop header.',
+    },
+    template: {
+      type: 'string',
+      description: 'For inject: header: the header value, with {secret} (exactly once) standing for the secret, e.g. "Token {secret}". Default "{secret}".',
+    },
+    param: { type: 'string', minLength: 1, description: 'For inject: query (required): the query parameter that carries the secret.' },
+  },
+}
+
+const connector = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['upstream'],
+  description: 'One upstream service, the credential keyvalet attaches for it, and the rules of what may pass.',
+  properties: {
+    upstream: {
+      type: 'string',
+      description:
+        'Absolute base URL, e.g. https://api.github.com or https://api.openai.com/v1. https unless allow_insecure; no query, fragment or user info. Its path prefixes every forwarded path.',
+    },
+    allow_insecure: {
+      type: 'boolean',
+      default: false,
+      description: 'Must be true for an http:// upstream: the credential then crosses the network in cleartext. For local tests only.',
+    },
+    ca_file: {
+      type: 'string',
+      minLength: 1,
+      description: "A PEM file of extra CA certificates trusted for this upstream (besides the system store), relative to the config file's folder. Read at load.",
+    },
+    credential,
+    rules: { type: 'array', items: rule, description: 'The requests this connector lets through, tried in order. No rules: everything is refused.' },
+  },
+}
+
+export const CONFIG_SCHEMA = {
+  $schema: 'https://json-schema.org/draft/2020-12/schema',
+  type: 'object',
+  additionalProperties: false,
+  required: ['version', 'connectors'],
+  description: 'keyvalet configuration file (YAML).',
+  properties: {
+    version: { const: 1, description: 'Configuration format version. Must be 1.' },
+    listen: {
+      type: 'object',
+      additionalProperties: false,
+      description: 'Where keyvalet listens.',
+      properties: {
+        gateway: {
+          type: 'string',
+          default: '127.0.0.1:8787',
+          description: 'host:port of the gateway listener (IPv6 as [::1]:8787). Port 0 picks a free port. Default 127.0.0.1:8787.',
+        },
+      },
+    },
+    data_dir: {
+      type: 'string',
+      minLength: 1,
+      default: './.keyvalet',
+      description:
+        "Folder for keyvalet.db (and master.key when no master key is given in the environment), relative to the config file's folder. Default ./.keyvalet.",
+    },
+    limits: {
+      type: 'object',
+      additionalProperties: false,
+      description: 'Resource limits. All optional.',
+      properties: {
+        max_body_inspect_bytes: {
+          type: 'integer',
+          minimum: 1,
+          default: 1048576,
+          description: "Largest request body read to check a rule's body schema; a larger one is refused. Default 1048576 (1 MiB).",
+        },
+        upstream_timeout_ms: {
+          type: 'integer',
+          minimum: 1,
+          default: 30000,
+          description: 'How long to wait for the upstream response headers, in milliseconds. Default 30000.',
+        },
+        request_timeout_ms: {
+          type: 'integer',
+          minimum: 1,
+          default: 60000,
+          description: 'The whole client request must arrive within this many milliseconds. Default 60000.',
+        },
+      },
+    },
+    connectors: {
+      type: 'object',
+      propertyNames: { pattern: CONNECTOR_NAME, errorMessage: 'connector names must match ^[a-z][a-z0-9-]{0,62}$' },
+      additionalProperties: connector,
+      description: 'Connectors by name. The name is the first path segment of gateway URLs (http://keyvalet:8787/<name>/...) and appears in grants.',
+    },
+  },
+} as const

@@ -1,0 +1,137 @@
+/**
+ * The policy decision: pure (no I/O, no clock), deny by default.
+ *
+ * Rules are tried in config order. A rule is a candidate when its path matches; of those, the ones
+ * listing the method are tried in turn: grant, then query, then headers, then body. The first rule
+ * passing everything allows. Otherwise the deny names the most specific failure seen (body >
+ * header > query > severity > not in grant), and the rule it came from.
+ *
+ * A body is asked for (`need_body`) only when a body-constrained rule is reached that the grant,
+ * query and headers already allow, so no body is ever read for a request the grant refuses.
+ *
+ * Details name rules, parameters and headers, never their values (they reach the audit log).
+ */
+
+import { severityRank, type BodyValidator, type Connector, type Grant, type Rule, type ValueConstraint } from './types.ts'
+import type { BodyFacts, DecideArgs, Decision, DenyReason } from './decision.ts'
+import { normalisePath, splitTarget } from './path.ts'
+
+type Failure = { readonly reason: DenyReason; readonly rule: Rule; readonly detail: string }
+
+/** Higher wins when choosing which failure to report. */
+const SPECIFICITY: Readonly<Partial<Record<DenyReason, number>>> = {
+  not_in_grant: 1,
+  severity_exceeds_grant: 2,
+  query_not_allowed: 3,
+  header_not_allowed: 4,
+  body_not_allowed: 5,
+}
+
+export function decide(args: DecideArgs): Decision {
+  const { connector, method } = args
+  const candidates = connector.rules.filter((r) => r.path.match(args.segments))
+  if (candidates.length === 0) {
+    return deny('no_rule_for_path', undefined, `no rule of connector ${connector.name} matches the path`)
+  }
+  const matched = candidates.filter((r) => r.methods.has(method))
+  if (matched.length === 0) {
+    const allowed = [...new Set(candidates.flatMap((r) => [...r.methods]))].sort().join(', ')
+    return deny('method_not_allowed', undefined, `no rule for this path allows ${shortName(method)} (allowed: ${allowed})`)
+  }
+  let worst: Failure | undefined
+  for (const rule of matched) {
+    let failure = grantFailure(rule, connector, args.grants) ?? queryFailure(rule, args.query) ?? headerFailure(rule, args.headers)
+    if (failure === undefined && rule.body !== undefined) {
+      if (args.body === undefined) return { effect: 'need_body' }
+      failure = bodyFailure(rule, rule.body, args.body)
+    }
+    if (failure === undefined) {
+      const detail = `rule ${rule.id} (${rule.severity}) matched ${method} ${rule.path.source}`
+      return { effect: 'allow', reason: 'rule_matched', rule, detail }
+    }
+    if (worst === undefined || rank(failure) > rank(worst)) worst = failure
+  }
+  const { reason, rule, detail } = worst as Failure
+  return deny(reason, rule, detail)
+}
+
+/** For tests and the benchmark: DecideArgs for a request target below the connector (may throw path_ambiguous). */
+export function argsFor(request: {
+  connector: Connector
+  grants: readonly Grant[]
+  method: string
+  target: string
+  headers?: Record<string, string | string[] | undefined>
+  body?: BodyFacts
+}): DecideArgs {
+  const { rawPath, rawQuery } = splitTarget(request.target)
+  const { segments } = normalisePath(rawPath)
+  const { connector, grants, method, headers = {}, body } = request
+  const base = { connector, grants, method, segments, query: new URLSearchParams(rawQuery), headers }
+  return body === undefined ? base : { ...base, body }
+}
+
+function grantFailure(rule: Rule, connector: Connector, grants: readonly Grant[]): Failure | undefined {
+  let inScope = false
+  for (const grant of grants) {
+    if (grant.connector !== connector.name) continue
+    if (grant.rules !== undefined && !grant.rules.includes(rule.id)) continue
+    if (severityRank(rule.severity) <= severityRank(grant.maxSeverity)) return undefined
+    inScope = true
+  }
+  if (inScope) {
+    return { reason: 'severity_exceeds_grant', rule, detail: `rule ${rule.id} needs ${rule.severity}, above what the task grant allows` }
+  }
+  return { reason: 'not_in_grant', rule, detail: `the task grant does not include rule ${rule.id} of connector ${connector.name}` }
+}
+
+function queryFailure(rule: Rule, query: URLSearchParams): Failure | undefined {
+  const fail = (detail: string): Failure => ({ reason: 'query_not_allowed', rule, detail: `rule ${rule.id}: ${detail}` })
+  for (const c of rule.query) {
+    const problem = constraintProblem(c, query.getAll(c.name), 'query parameter')
+    if (problem !== undefined) return fail(problem)
+  }
+  if (!rule.allowOtherQuery) {
+    for (const name of query.keys()) {
+      if (!rule.query.some((c) => c.name === name)) return fail(`query parameter ${shortName(name)} is not allowed`)
+    }
+  }
+  return undefined
+}
+
+function headerFailure(rule: Rule, headers: DecideArgs['headers']): Failure | undefined {
+  for (const c of rule.headers) {
+    const value = headers[c.name]
+    const values = value === undefined ? [] : typeof value === 'string' ? [value] : value
+    const problem = constraintProblem(c, values, 'header')
+    if (problem !== undefined) return { reason: 'header_not_allowed', rule, detail: `rule ${rule.id}: ${problem}` }
+  }
+  return undefined
+}
+
+function bodyFailure(rule: Rule, validator: BodyValidator, body: BodyFacts): Failure | undefined {
+  const problem = 'invalid' in body ? `the body is not valid JSON (${body.invalid})` : validator.check(body.json)
+  if (problem === undefined) return undefined
+  return { reason: 'body_not_allowed', rule, detail: `rule ${rule.id}: ${problem}` }
+}
+
+function constraintProblem(c: ValueConstraint, values: readonly string[], kind: string): string | undefined {
+  if (values.length === 0) return c.required ? `${kind} ${c.name} is required` : undefined
+  if (c.pattern !== undefined) {
+    for (const value of values) if (!c.pattern.test(value)) return `${kind} ${c.name} does not match its pattern`
+  }
+  return undefined
+}
+
+function rank(f: Failure): number {
+  return SPECIFICITY[f.reason] ?? 0
+}
+
+/** Names chosen by the sandbox are echoed into details, bounded. */
+function shortName(name: string): string {
+  return JSON.stringify(name.length > 64 ? `${name.slice(0, 64)}…` : name)
+}
+
+function deny(reason: DenyReason, rule: Rule | undefined, detail: string): Decision {
+  return { effect: 'deny', reason, rule, detail }
+}

@@ -1,0 +1,110 @@
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { checkGrantsAgainstPolicy, formatGrant, parseGrant } from './grant.ts'
+import { compilePathPattern } from './path-pattern.ts'
+import { OperatorError } from '../errors.ts'
+import type { Connector, Policy, Rule, Severity } from './types.ts'
+
+describe('parseGrant', () => {
+  const valid = [
+    ['github:read', { connector: 'github', maxSeverity: 'read', rules: undefined }],
+    ['github:admin', { connector: 'github', maxSeverity: 'admin', rules: undefined }],
+    ['my-api:write:create-issue', { connector: 'my-api', maxSeverity: 'write', rules: ['create-issue'] }],
+    ['github:write:read-issues,create_issue.v2', { connector: 'github', maxSeverity: 'write', rules: ['read-issues', 'create_issue.v2'] }],
+    ['  github:read  ', { connector: 'github', maxSeverity: 'read', rules: undefined }],
+  ] as const
+  for (const [text, grant] of valid) {
+    it(`reads ${JSON.stringify(text)}`, () => {
+      assert.deepEqual(parseGrant(text), grant)
+    })
+  }
+
+  const invalid = [
+    ['github', /two or three parts/],
+    ['github:read:a:b', /two or three parts/],
+    ['GitHub:read', /not a connector name/],
+    [':read', /not a connector name/],
+    ['github:owner', /severity must be one of read, write, admin/],
+    ['github:Read', /severity must be one of/],
+    ['github:read:', /"" is not a rule id/],
+    ['github:read:a,,b', /"" is not a rule id/],
+    ['github:read:a, b', /" b" is not a rule id/],
+    ['github:read:a,a', /listed twice/],
+  ] as const
+  for (const [text, message] of invalid) {
+    it(`refuses ${JSON.stringify(text)} with an operator error that shows the syntax`, () => {
+      assert.throws(
+        () => parseGrant(text),
+        (err) => err instanceof OperatorError && message.test(err.message) && /connector:severity:rule1,rule2/.test(err.hint ?? ''),
+      )
+    })
+  }
+})
+
+describe('formatGrant', () => {
+  it('round-trips through parseGrant', () => {
+    for (const text of ['github:read', 'github:write:create-issue', 'github:admin:a,b']) {
+      assert.equal(formatGrant(parseGrant(text)), text)
+    }
+  })
+})
+
+function rule(id: string, severity: Severity): Rule {
+  return {
+    id,
+    connector: 'github',
+    methods: new Set(['GET']),
+    path: compilePathPattern('/**'),
+    severity,
+    query: [],
+    allowOtherQuery: true,
+    headers: [],
+    body: undefined,
+  }
+}
+
+const github: Connector = {
+  name: 'github',
+  upstream: new URL('https://api.github.com'),
+  allowInsecure: false,
+  ca: undefined,
+  credential: undefined,
+  rules: [rule('read-issues', 'read'), rule('create-issue', 'write'), rule('delete-repo', 'admin')],
+}
+const writeOnly: Connector = { ...github, name: 'deployer', rules: [rule('deploy', 'write')] }
+const policy: Policy = { connectors: new Map([['github', github], ['deployer', writeOnly]]) }
+
+describe('checkGrantsAgainstPolicy', () => {
+  const cases = [
+    ['a grant of a whole connector is fine', 'github:read', []],
+    ['a grant naming rules within its severity is fine', 'github:write:read-issues,create-issue', []],
+    ['an unknown connector is reported', 'gitlab:read', ['grant gitlab:read: no connector named gitlab is configured']],
+    ['an unknown rule id is reported', 'github:read:read-issue', ['grant github:read:read-issue: connector github has no rule read-issue']],
+    [
+      'a rule above the grant severity is reported',
+      'github:write:create-issue,delete-repo',
+      ["grant github:write:create-issue,delete-repo: rule delete-repo is admin, above the grant's write"],
+    ],
+    [
+      'a whole-connector grant below every rule is reported',
+      'deployer:read',
+      ['grant deployer:read: connector deployer has no rule at severity read or below'],
+    ],
+  ] as const
+  for (const [name, text, problems] of cases) {
+    it(name, () => {
+      assert.deepEqual(checkGrantsAgainstPolicy([parseGrant(text)], policy), problems)
+    })
+  }
+
+  it('reports an empty rule list, which grants nothing', () => {
+    assert.deepEqual(checkGrantsAgainstPolicy([{ connector: 'github', maxSeverity: 'read', rules: [] }], policy), [
+      'grant github:read:: the rule list is empty, so it grants nothing',
+    ])
+  })
+
+  it('reports the problems of every grant in order', () => {
+    const problems = checkGrantsAgainstPolicy([parseGrant('gitlab:read'), parseGrant('github:read:nope')], policy)
+    assert.equal(problems.length, 2)
+  })
+})

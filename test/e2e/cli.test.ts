@@ -1,0 +1,180 @@
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { DatabaseSync } from 'node:sqlite'
+import { after, before, describe, it } from 'node:test'
+import { request } from 'undici'
+import { cli, MAIN } from '../helpers/cli.ts'
+import { startUpstream, type Upstream } from '../helpers/upstream.ts'
+
+const SECRET = 'ghp_cliSecretValue_9876543210abcdef'
+
+describe('the keyvalet CLI', () => {
+  let dir: string
+  let file: string
+  let upstream: Upstream
+  const env = { KEYVALET_MASTER_KEY: randomBytes(32).toString('base64') }
+
+  before(async () => {
+    upstream = await startUpstream()
+    dir = mkdtempSync(join(tmpdir(), 'keyvalet-cli-'))
+    file = join(dir, 'keyvalet.yaml')
+    writeFileSync(file, `version: 1
+listen: { gateway: "127.0.0.1:0" }
+data_dir: ./data
+connectors:
+  github:
+    upstream: ${upstream.url}
+    allow_insecure: true
+    credential: { secret: github-token, inject: bearer }
+    rules:
+      - { id: read-issues, methods: [GET], path: /repos/acme/app/issues/**, severity: read }
+`)
+  })
+  after(async () => {
+    rmSync(dir, { recursive: true, force: true })
+    await upstream.close()
+  })
+
+  it('prints help for every command', async () => {
+    const top = await cli(['--help'])
+    assert.equal(top.code, 0)
+    for (const name of ['start', 'demo', 'check', 'secret', 'session', 'audit']) {
+      assert.match(top.stdout, new RegExp(`\\b${name}\\b`))
+      const sub = await cli([name, '--help'])
+      assert.equal(sub.code, 0, name)
+      assert.match(sub.stdout, new RegExp(`usage: keyvalet ${name}`))
+    }
+    const unknown = await cli(['frobnicate'])
+    assert.equal(unknown.code, 2)
+    assert.match(unknown.stderr, /unknown command/)
+  })
+
+  it('check: accepts a valid file, warns about cleartext, fails with file:line on a broken one', async () => {
+    const ok = await cli(['check', file])
+    assert.equal(ok.code, 0, ok.stderr)
+    assert.match(ok.stdout, /ok: .*1 connectors, 1 rules/)
+    assert.match(ok.stdout, /warning: .*cleartext|warning: .*http/i)
+    assert.equal((await cli(['check', file, '--strict'])).code, 1)
+    const broken = join(dir, 'broken.yaml')
+    writeFileSync(broken, 'version: 1\nconnectors:\n  x:\n    upstream: https://a.example\n    rules:\n      - { id: r, methods: [GET], path: /a, severity: superuser }\n')
+    const bad = await cli(['check', broken])
+    assert.equal(bad.code, 1)
+    assert.match(bad.stderr, /broken\.yaml:6/)
+    assert.match(bad.stderr, /severity/)
+  })
+
+  it('secret: set reads stdin, list shows metadata only, no value is ever printed', async () => {
+    const set = await cli(['secret', 'set', 'github-token', '--config', file], { input: `${SECRET}\n`, env })
+    assert.equal(set.code, 0, set.stderr)
+    const list = await cli(['secret', 'list', '--config', file, '--json'], { env })
+    assert.equal(list.code, 0)
+    const parsed = JSON.parse(list.stdout) as { name: string }[]
+    assert.deepEqual(parsed.map((s) => s.name), ['github-token'])
+    for (const out of [set, list]) assert.ok(!(out.stdout + out.stderr).includes(SECRET))
+    const db = readFileSync(join(dir, 'data', 'keyvalet.db'))
+    assert.ok(!db.includes(SECRET), 'the value is not in the database file in clear')
+    const empty = await cli(['secret', 'set', 'x', '--config', file], { input: '', env })
+    assert.equal(empty.code, 1)
+    assert.match(empty.stderr, /no value on standard input/)
+    const badName = await cli(['secret', 'set', 'Bad Name', '--config', file], { input: 'v', env })
+    assert.equal(badName.code, 1)
+  })
+
+  it('session: create prints the key once, --env and --json, list and revoke', async () => {
+    const created = await cli(['session', 'create', '--config', file, '--agent', 'triage-bot', '--user', 'alice', '--workspace', 'acme', '--grant', 'github:read', '--ttl', '1h', '--json'], { env })
+    assert.equal(created.code, 0, created.stderr)
+    const session = JSON.parse(created.stdout) as { id: string; key: string; state: string }
+    assert.match(session.key, /^kvt_/)
+    assert.equal(session.state, 'active')
+    const withEnv = await cli(['session', 'create', '--config', file, '--agent', 'a', '--user', 'u', '--workspace', 'w', '--grant', 'github:read', '--env'], { env })
+    assert.match(withEnv.stdout, /^KEYVALET_TASK_KEY=kvt_/m)
+    assert.match(withEnv.stdout, /^GITHUB_API_URL=http:\/\/127\.0\.0\.1:0\/github$/m)
+    const badGrant = await cli(['session', 'create', '--config', file, '--agent', 'a', '--user', 'u', '--workspace', 'w', '--grant', 'slack:read'], { env })
+    assert.equal(badGrant.code, 1)
+    assert.match(badGrant.stderr, /slack/)
+    const list = await cli(['session', 'list', '--config', file, '--json'], { env })
+    const sessions = JSON.parse(list.stdout) as { id: string }[]
+    assert.ok(sessions.some((s) => s.id === session.id))
+    assert.ok(!list.stdout.includes(session.key), 'list never shows keys')
+    const revoked = await cli(['session', 'revoke', session.id, '--config', file], { env })
+    assert.equal(revoked.code, 0)
+    const after = JSON.parse((await cli(['session', 'list', '--config', file, '--json'], { env })).stdout) as { id: string; state: string }[]
+    assert.equal(after.find((s) => s.id === session.id)?.state, 'revoked')
+    assert.equal((await cli(['session', 'revoke', 'ses_nope', '--config', file], { env })).code, 1)
+  })
+
+  it('start serves requests; audit tail shows them; audit verify detects tampering', async () => {
+    const { key } = JSON.parse((await cli(['session', 'create', '--config', file, '--agent', 'bot', '--user', 'alice', '--workspace', 'acme', '--grant', 'github:read', '--json'], { env })).stdout) as { key: string }
+    const child = spawn(process.execPath, [MAIN, 'start', '--config', file], { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        let out = ''
+        const timer = setTimeout(() => reject(new Error(`start printed no address: ${out}`)), 15_000)
+        child.stdout.on('data', (c: Buffer) => {
+          out += c.toString()
+          const match = /gateway listening on (http:\/\/\S+)/.exec(out)
+          if (match?.[1] !== undefined) {
+            clearTimeout(timer)
+            resolve(match[1])
+          }
+        })
+      })
+      const before = upstream.received.length
+      const ok = await request(`${url}/github/repos/acme/app/issues/1`, { headers: { authorization: `Bearer ${key}` } })
+      assert.equal(ok.statusCode, 200)
+      assert.ok(!(await ok.body.text()).includes(SECRET))
+      assert.equal(upstream.received.at(-1)?.headers.authorization, `Bearer ${SECRET}`)
+      const denied = await request(`${url}/github/repos/acme/app/pulls/1`, { headers: { authorization: `Bearer ${key}` } })
+      assert.equal(denied.statusCode, 403)
+      await denied.body.dump()
+      assert.equal(upstream.received.length, before + 1)
+    } finally {
+      child.kill('SIGTERM')
+      await new Promise((resolve) => child.on('close', resolve))
+    }
+    const tail = await cli(['audit', 'tail', '--config', file, '-n', '2'], { env })
+    assert.equal(tail.code, 0, tail.stderr)
+    const lines = tail.stdout.trim().split('\n').map((l) => JSON.parse(l) as { decision: string; reason: string; agent: string })
+    assert.deepEqual(lines.map((l) => [l.decision, l.reason, l.agent]), [['allow', 'rule_matched', 'bot'], ['deny', 'no_rule_for_path', 'bot']])
+    assert.ok(!tail.stdout.includes(SECRET) && !tail.stdout.includes(key))
+    const verified = await cli(['audit', 'verify', '--config', file], { env })
+    assert.equal(verified.code, 0, verified.stdout + verified.stderr)
+    assert.match(verified.stdout, /ok: 2 records/)
+    const db = new DatabaseSync(join(dir, 'data', 'keyvalet.db'))
+    db.exec('DROP TRIGGER IF EXISTS audit_no_update')
+    db.exec(`UPDATE audit SET line = replace(line, '"decision":"deny"', '"decision":"allow"') WHERE seq = 2`)
+    db.close()
+    const broken = await cli(['audit', 'verify', '--config', file], { env })
+    assert.equal(broken.code, 1)
+    assert.match(broken.stdout, /BROKEN at record 2/)
+  })
+
+  it('refuses a wrong master key with a clear message, and creates a 0600 key file on first start', async () => {
+    const wrong = await cli(['secret', 'list', '--config', file], { env: { KEYVALET_MASTER_KEY: 'short' } })
+    assert.equal(wrong.code, 1)
+    assert.match(wrong.stderr, /KEYVALET_MASTER_KEY/)
+    assert.ok(!wrong.stderr.includes('short'))
+    const fresh = mkdtempSync(join(tmpdir(), 'keyvalet-fresh-'))
+    try {
+      const freshFile = join(fresh, 'keyvalet.yaml')
+      writeFileSync(freshFile, readFileSync(file, 'utf8'))
+      const set = await cli(['secret', 'set', 'github-token', '--config', freshFile], { input: 'v' })
+      assert.equal(set.code, 0, set.stderr)
+      assert.equal(statSync(join(fresh, 'data', 'master.key')).mode & 0o777, 0o600)
+    } finally {
+      rmSync(fresh, { recursive: true, force: true })
+    }
+  })
+
+  it('demo shows the whole flow offline and exits 0', async () => {
+    const out = await cli(['demo'], { timeoutMs: 30_000 })
+    assert.equal(out.code, 0, out.stdout + out.stderr)
+    assert.match(out.stdout, /upstream saw: +GET \/items\/42, authorization: Bearer demo-secret-/)
+    assert.match(out.stdout, /sandbox got: +403 policy_denied/)
+    assert.match(out.stdout, /audit verify: ok, 2 records/)
+  })
+})

@@ -1,0 +1,136 @@
+import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
+import { connect } from 'node:net'
+import { after, before, describe, it } from 'node:test'
+import { gzipSync } from 'node:zlib'
+import { request } from 'undici'
+import { startKeyvalet, type TestKeyvalet } from '../helpers/keyvalet.ts'
+import { startUpstream, type Upstream } from '../helpers/upstream.ts'
+
+const SECRET = 'sk-live-0123456789abcdefghijklmnopqrstuv'
+
+describe('responses: nothing secret flows back, nothing is followed', () => {
+  let upstream: Upstream
+  let elsewhere: Upstream
+  let kv: TestKeyvalet
+  let key: string
+
+  before(async () => {
+    elsewhere = await startUpstream()
+    upstream = await startUpstream({
+      handler: (req, res) => {
+        if (req.url === '/split') {
+          // The secret split across two writes, so it arrives in two chunks.
+          res.writeHead(200, { 'content-type': 'text/plain', 'x-echo': `token=${SECRET}` })
+          res.write(`before ${SECRET.slice(0, 10)}`)
+          setTimeout(() => res.end(`${SECRET.slice(10)} after`), 30)
+        } else if (req.url === '/redirect') {
+          res.writeHead(302, { location: `${elsewhere.url}/steal?token=${SECRET}` })
+          res.end()
+        } else if (req.url === '/gzip') {
+          const body = gzipSync(`compressed ${SECRET} inside`)
+          res.writeHead(200, { 'content-encoding': 'gzip', 'content-length': body.length })
+          res.end(body)
+        } else if (req.url === '/weird-coding') {
+          res.writeHead(200, { 'content-encoding': 'x-custom' })
+          res.end('????')
+        } else {
+          res.writeHead(200, { 'content-type': 'text/plain', 'content-length': 2 })
+          res.end('ok')
+        }
+      },
+    })
+    kv = await startKeyvalet(`version: 1
+listen: { gateway: "127.0.0.1:0" }
+connectors:
+  api:
+    upstream: ${upstream.url}
+    allow_insecure: true
+    credential: { secret: api-key, inject: bearer }
+    rules:
+      - { id: all, methods: [GET, POST], path: /**, severity: read }
+`)
+    await kv.setSecret('api-key', SECRET)
+    key = (await kv.mintKey(['api:read'])).key
+  })
+  after(async () => {
+    await kv.close()
+    await upstream.close()
+    await elsewhere.close()
+  })
+
+  const get = (path: string) => request(`${kv.url}/api${path}`, { headers: { authorization: `Bearer ${key}` } })
+
+  it('redacts the secret echoed in a header and split across body chunks', async () => {
+    const res = await get('/split')
+    const text = await res.body.text()
+    assert.equal(res.statusCode, 200)
+    assert.equal(text, `before ${'*'.repeat(SECRET.length)} after`)
+    assert.equal(res.headers['x-echo'], `token=${'*'.repeat(SECRET.length)}`)
+    const record = (await kv.audit()).at(-1)
+    assert.equal(record?.redactions, 2)
+    assert.equal(upstream.received.at(-1)?.headers.authorization, `Bearer ${SECRET}`)
+  })
+
+  it('decodes a compressed body before redacting it', async () => {
+    const res = await get('/gzip')
+    assert.equal(res.headers['content-encoding'], undefined)
+    assert.equal(await res.body.text(), `compressed ${'*'.repeat(SECRET.length)} inside`)
+    assert.equal(upstream.received.at(-1)?.headers['accept-encoding'], 'identity')
+  })
+
+  it('refuses a response in a coding it cannot inspect', async () => {
+    const res = await get('/weird-coding')
+    const text = await res.body.text()
+    assert.equal(res.statusCode, 502)
+    assert.equal(res.headers['x-keyvalet-error'], 'upstream_response_invalid')
+    assert.ok(!text.includes('????'))
+    assert.equal((await kv.audit()).at(-1)?.error, 'upstream_response_invalid')
+  })
+
+  it('does not follow a redirect, and its Location does not carry the secret', async () => {
+    const before = elsewhere.received.length
+    const res = await get('/redirect')
+    await res.body.dump()
+    assert.equal(res.statusCode, 302)
+    assert.ok(!String(res.headers.location).includes(SECRET))
+    assert.ok(String(res.headers.location).startsWith(`${elsewhere.url}/steal?token=***`))
+    assert.equal(elsewhere.received.length, before, 'the other host received nothing')
+    const record = (await kv.audit()).at(-1)
+    assert.equal(record?.upstream_status, 302)
+    assert.equal(record?.redactions, 1)
+  })
+
+  it('refuses a request with both Content-Length and Transfer-Encoding (smuggling) before it reaches the upstream', async () => {
+    const before = upstream.received.length
+    const auditBefore = (await kv.audit()).length
+    const { port } = new URL(kv.url)
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(port), '127.0.0.1', () => {
+        socket.write(`POST /api/x HTTP/1.1\r\nHost: k\r\nAuthorization: Bearer ${key}\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /api/smuggled HTTP/1.1\r\nHost: k\r\n\r\n`)
+      })
+      let data = ''
+      socket.setTimeout(3000, () => socket.destroy(new Error('no answer')))
+      socket.on('data', (c) => { data += c.toString() })
+      socket.on('end', () => resolve(data))
+      socket.on('close', () => resolve(data))
+      socket.on('error', reject)
+    })
+    assert.match(answer, /^HTTP\/1\.1 400/)
+    assert.equal(upstream.received.length, before)
+    const records = await kv.audit()
+    assert.equal(records.length, auditBefore + 1)
+    assert.equal(records.at(-1)?.error, 'request_malformed')
+  })
+
+  it('works with curl as the sandbox client', async () => {
+    const run = promisify(execFile)
+    const { stdout: out } = await run('curl', ['--max-time', '10', '-s', '-i', '-H', `Authorization: Bearer ${key}`, `${kv.url}/api/split`], { encoding: 'utf8' })
+    assert.match(out, /^HTTP\/1\.1 200/)
+    assert.ok(!out.includes(SECRET))
+    assert.ok(out.includes(`before ${'*'.repeat(SECRET.length)} after`))
+    assert.equal(upstream.received.at(-1)?.headers.authorization, `Bearer ${SECRET}`)
+    assert.equal((await kv.audit()).at(-1)?.decision, 'allow')
+  })
+})

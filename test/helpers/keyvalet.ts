@@ -1,0 +1,59 @@
+import { randomBytes } from 'node:crypto'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { AuditRecord } from '../../src/audit/record.ts'
+import { parseConfig } from '../../src/config/load.ts'
+import { silentLogger } from '../../src/log.ts'
+import { parseGrant } from '../../src/policy/grant.ts'
+import { createGateway } from '../../src/proxy/gateway.ts'
+import { openRuntime, type Runtime } from '../../src/runtime.ts'
+
+export interface TestKeyvalet {
+  readonly url: string
+  readonly dir: string
+  readonly configFile: string
+  readonly masterKey: string
+  readonly runtime: Runtime
+  /** The clock keyvalet sees; tests move it instead of sleeping. */
+  now: number
+  setSecret(name: string, value: string): Promise<void>
+  mintKey(grants: string[], opts?: { ttlMs?: number; agent?: string }): Promise<{ key: string; session: string }>
+  audit(): Promise<AuditRecord[]>
+  close(): Promise<void>
+}
+
+/**
+ * Real keyvalet in this process: the config text written to a temp folder, a real SQLite store,
+ * a random master key, the gateway listening on 127.0.0.1:0. `{{name}}` in the config is not
+ * special: tests interpolate upstream URLs themselves.
+ */
+export async function startKeyvalet(configText: string): Promise<TestKeyvalet> {
+  const dir = mkdtempSync(join(tmpdir(), 'keyvalet-test-'))
+  const configFile = join(dir, 'keyvalet.yaml')
+  writeFileSync(configFile, configText)
+  const config = parseConfig(configText, configFile)
+  const masterKey = randomBytes(32).toString('base64')
+  const kv = { now: Date.now() }
+  const runtime = openRuntime(config, { env: { KEYVALET_MASTER_KEY: masterKey }, createMasterKey: false, clock: () => kv.now })
+  const gateway = createGateway({ config, sessions: runtime.sessions, vault: runtime.vault, audit: runtime.audit, log: silentLogger })
+  const { url } = await gateway.listen()
+  return Object.assign(kv, {
+    url, dir, configFile, masterKey, runtime,
+    setSecret: (name: string, value: string) => runtime.vault.put(name, Buffer.from(value)),
+    async mintKey(grants: string[], opts: { ttlMs?: number; agent?: string } = {}) {
+      const { session, key } = await runtime.sessions.create({
+        agent: opts.agent ?? 'test-agent', user: 'alice', workspace: 'acme', task: 'task-1', grants: grants.map(parseGrant), ttlMs: opts.ttlMs ?? 3_600_000,
+      })
+      return { key, session: session.id }
+    },
+    async audit() {
+      return (await runtime.store.audit.read(0, 10_000)).map((row) => JSON.parse(row.line) as AuditRecord)
+    },
+    async close() {
+      await gateway.close()
+      await runtime.close()
+      rmSync(dir, { recursive: true, force: true })
+    },
+  })
+}

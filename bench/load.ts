@@ -37,6 +37,8 @@ export interface LoadResult {
   readonly durationS: number
   /** Completed responses (any status). */
   readonly requests: number
+  /** Completed responses during the warm-up (not in any other figure). */
+  readonly warmupRequests: number
   readonly rps: number
   readonly ok2xx: number
   readonly non2xx: number
@@ -71,21 +73,23 @@ function runAutocannon(job: LoadJob, durationS: number, samples: Samples | undef
   })
 }
 
+function completed(r: Result): number {
+  return Object.values(r.statusCodeStats).reduce((a, { count }) => a + count, 0)
+}
+
 async function autocannonJob(job: LoadJob): Promise<LoadResult> {
-  if (job.warmupS > 0) await runAutocannon(job, job.warmupS, undefined)
+  const warmupRequests = job.warmupS > 0 ? completed(await runAutocannon(job, job.warmupS, undefined)) : 0
   const samples = new Samples()
   process.send?.({ event: 'measuring' })
   const r = await runAutocannon(job, job.durationS, samples)
   const statusCodes: Record<string, number> = {}
-  let requests = 0
-  for (const [code, { count }] of Object.entries(r.statusCodeStats)) {
-    statusCodes[code] = count
-    requests += count
-  }
+  for (const [code, { count }] of Object.entries(r.statusCodeStats)) statusCodes[code] = count
+  const requests = completed(r)
   return {
     mode: job.mode,
     durationS: r.duration,
     requests,
+    warmupRequests,
     rps: requests / r.duration,
     ok2xx: r['2xx'],
     non2xx: r.non2xx,
@@ -97,7 +101,7 @@ async function autocannonJob(job: LoadJob): Promise<LoadResult> {
   }
 }
 
-async function pacedRun(job: LoadJob, pool: Pool, durationS: number, measure: boolean) {
+async function pacedRun(job: LoadJob, pool: Pool, durationS: number): Promise<LoadResult> {
   const url = new URL(job.url)
   const path = url.pathname + url.search
   const rate = job.rate ?? 1000
@@ -147,7 +151,6 @@ async function pacedRun(job: LoadJob, pool: Pool, durationS: number, measure: bo
     setTimeout(resolve, (durationS + 15) * 1000).unref()
   })
   const elapsedS = Number(process.hrtime.bigint() - t0) / 1e9
-  if (!measure) return undefined
   const ok2xx = Object.entries(statusCodes).filter(([c]) => c.startsWith('2')).reduce((a, [, n]) => a + n, 0)
   const requests = Object.values(statusCodes).reduce((a, n) => a + n, 0)
   const lagSummary = lag.summary()
@@ -155,6 +158,7 @@ async function pacedRun(job: LoadJob, pool: Pool, durationS: number, measure: bo
     mode: 'paced',
     durationS: elapsedS,
     requests,
+    warmupRequests: 0,
     rps: requests / elapsedS,
     ok2xx,
     non2xx: requests - ok2xx,
@@ -170,11 +174,9 @@ async function pacedRun(job: LoadJob, pool: Pool, durationS: number, measure: bo
 async function pacedJob(job: LoadJob): Promise<LoadResult> {
   const pool = new Pool(new URL(job.url).origin, { connections: job.connections, pipelining: 1, keepAliveTimeout: 60_000, headersTimeout: 10_000, bodyTimeout: 10_000 })
   try {
-    if (job.warmupS > 0) await pacedRun(job, pool, job.warmupS, false)
+    const warmupRequests = job.warmupS > 0 ? (await pacedRun(job, pool, job.warmupS)).requests : 0
     process.send?.({ event: 'measuring' })
-    const result = await pacedRun(job, pool, job.durationS, true)
-    if (result === undefined) throw new Error('paced run produced no result')
-    return result
+    return { ...(await pacedRun(job, pool, job.durationS)), warmupRequests }
   } finally {
     await pool.close()
   }

@@ -68,6 +68,7 @@ const log = (line: string): void => void process.stderr.write(`[bench] ${line}\n
 const children = new Children()
 const broken: string[] = []
 let tmp: string | undefined
+let interrupted = false
 
 async function cleanup(): Promise<void> {
   await children.stopAll()
@@ -76,6 +77,7 @@ async function cleanup(): Promise<void> {
 }
 
 process.on('SIGINT', () => {
+  interrupted = true
   log('interrupted: stopping children')
   void cleanup().finally(() => process.exit(130))
 })
@@ -298,6 +300,25 @@ async function main(): Promise<number> {
       }
     }
   }
+  // 7. Every request keyvalet answered must be in an intact audit chain.
+  let auditCheck: { records: number; counted: number; slack: number; verifyS: number; output: string } | undefined
+  if (keyvalet !== undefined) {
+    const kvRuns = [closed, paced, rated].map((m) => m.get('keyvalet')).filter((r) => r !== undefined)
+    const counted = 2 + kvRuns.reduce((a, r) => a + r.result.requests + r.result.warmupRequests, 0) + (uploads.has('keyvalet') ? 1 : 0)
+    // autocannon stops with requests in flight: served and audited, but not counted (≤ connections, twice with warm-up).
+    const slack = kvRuns.filter((r) => r.result.mode !== 'paced').length * 2 * CONNECTIONS
+    const t0 = process.hrtime.bigint()
+    try {
+      const output = await children.run('keyvalet audit verify', [join(REPO, 'src/cli/main.ts'), 'audit', 'verify', '--config', keyvalet.configFile], { cwd: REPO, env: keyvalet.env, timeoutMs: 120_000 })
+      const verifyS = Number(process.hrtime.bigint() - t0) / 1e9
+      const m = /ok: (\d+) records/.exec(output)
+      const records = m === null ? Number.NaN : Number(m[1])
+      auditCheck = { records, counted, slack, verifyS, output: output.trim() }
+      if (!(records >= counted && records <= counted + slack)) broken.push(`audit: ${output.trim()}; expected between ${counted} and ${counted + slack} records`)
+    } catch (err) {
+      broken.push(`audit verify: ${err instanceof Error ? err.message : String(err)}`)
+    }
+  }
   for (const c of children.crashes) broken.push(c)
 
   // ------------------------------------------------------------ report
@@ -406,11 +427,15 @@ async function main(): Promise<number> {
     p(formatProfile(profile))
     p()
   }
+  if (auditCheck !== undefined) {
+    p(`audit: \`keyvalet audit verify\` → ${auditCheck.output} (${f(auditCheck.verifyS, 1)} s); the load generators counted ${int(auditCheck.counted)} answers (+ up to ${auditCheck.slack} in flight when autocannon stopped)`)
+    p()
+  }
   if (broken.length > 0) {
     p(`BROKEN (${broken.length}):`)
     for (const b of broken) p(`  - ${b}`)
   } else {
-    p('nothing broke: 0 errors, 0 non-2xx, every upload exact, no child crashed')
+    p(`nothing broke: 0 errors, 0 non-2xx${RUN_UPLOAD ? ', every upload byte-exact' : ''}${auditCheck === undefined ? '' : ', audit chain intact and complete'}, no child crashed`)
   }
   process.stdout.write(`${out.join('\n')}\n`)
 
@@ -429,6 +454,7 @@ async function main(): Promise<number> {
     policy: policy ?? null,
     targets: goals.filter((g) => g.want !== 'reference').map((g) => ({ goal: g.goal, want: g.want, measured: g.got, status: g.ok === undefined ? 'n/a' : mark(g.ok) })),
     profile: profile ?? null,
+    audit: auditCheck ?? null,
     broken,
   }
   writeFileSync(join(RESULTS, 'latest.json'), `${JSON.stringify(summary, null, 2)}\n`)
@@ -440,6 +466,7 @@ let code = 1
 try {
   code = await main()
 } catch (err) {
+  if (interrupted) await new Promise(() => {}) // the SIGINT handler cleans up and exits 130
   process.stderr.write(`[bench] FAILED: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`)
   for (const b of broken) process.stderr.write(`[bench]   also: ${b}\n`)
   code = 1

@@ -59,6 +59,10 @@ export async function relayResponse(ctx: RequestContext, upstream: UpstreamRespo
   }
   headers[REQUEST_ID_HEADER] = ctx.id
   ctx.res.writeHead(upstream.statusCode, headers)
+  // A stream (no length: SSE, chunked) or a large body: send the head now, since its first bytes
+  // may come much later. A small fixed-length body follows at once and shares the head's packet.
+  const length = headers['content-length']
+  if (length === undefined || Number(length) > 65_536) ctx.res.flushHeaders()
   try {
     await pump(body, ctx)
   } finally {

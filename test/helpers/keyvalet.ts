@@ -25,11 +25,12 @@ export interface TestKeyvalet {
 
 /**
  * Real keyvalet in this process: the config text written to a temp folder, a real SQLite store,
- * a random master key, the gateway listening on 127.0.0.1:0. `{{name}}` in the config is not
- * special: tests interpolate upstream URLs themselves.
+ * a random master key, the gateway listening on 127.0.0.1:0. `files` are written beside the config
+ * (CA bundles it names).
  */
-export async function startKeyvalet(configText: string): Promise<TestKeyvalet> {
+export async function startKeyvalet(configText: string, opts: { files?: Record<string, string> } = {}): Promise<TestKeyvalet> {
   const dir = mkdtempSync(join(tmpdir(), 'keyvalet-test-'))
+  for (const [name, content] of Object.entries(opts.files ?? {})) writeFileSync(join(dir, name), content)
   const configFile = join(dir, 'keyvalet.yaml')
   writeFileSync(configFile, configText)
   const config = parseConfig(configText, configFile)

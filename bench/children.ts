@@ -13,6 +13,9 @@ export class Managed {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
   stdout = ''
   stderr = ''
+  /** Lines of keyvalet's JSON log at level error seen on stderr, and the first of them. */
+  errorLogLines = 0
+  firstErrorLog: string | undefined
   /** Set when the child exited without being asked to. */
   crashed: string | undefined
   #stopping = false
@@ -35,6 +38,11 @@ export class Managed {
       }
     })
     child.stderr?.setEncoding('utf8').on('data', (s: string) => {
+      for (const line of s.split('\n')) {
+        if (!line.includes('"level":"error"')) continue
+        this.errorLogLines++
+        this.firstErrorLog ??= line.slice(0, 500)
+      }
       this.stderr = (this.stderr + s).slice(-TAIL)
     })
     this.exited = new Promise((resolve) => {

@@ -283,11 +283,10 @@ async function main(): Promise<number> {
   let profile: ProfileSummary | undefined
   let profileCopy: string | undefined
   if (keyvalet !== undefined) {
-    const stderrTail = keyvalet.process.stderr
     const exit = await keyvalet.process.stop(10_000)
     if (exit.killed || exit.code !== 0) broken.push(`keyvalet did not stop cleanly on SIGTERM (code ${exit.code}, signal ${exit.signal}${exit.killed ? ', needed SIGKILL' : ''})`)
-    const errorLines = stderrTail.split('\n').filter((l) => /error/i.test(l))
-    if (errorLines.length > 0) broken.push(`keyvalet logged ${errorLines.length} error line(s), e.g.: ${errorLines[0]?.slice(0, 300)}`)
+    const { errorLogLines, firstErrorLog } = keyvalet.process
+    if (errorLogLines > 0) broken.push(`keyvalet logged ${errorLogLines} error line(s), the first: ${firstErrorLog ?? ''}`)
     if (PROFILE) {
       try {
         const file = readdirSync(profileDir).find((n) => n.endsWith('.cpuprofile'))
@@ -335,12 +334,14 @@ async function main(): Promise<number> {
   p(`       keyvalet with every check on: SQLite task-key lookup, policy, vault open (AES-GCM), injection, response redaction, hash-chained audit (SQLite, synchronous=FULL, group commit)`)
   p()
   p(`1. Closed loop: ${CONNECTIONS} connections, ${DURATION_S} s after ${WARMUP_S} s warm-up (autocannon), GET ${PATH}, ~120-byte JSON answer`)
-  p(table(['target', 'req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'errors', 'non-2xx', 'CPU upstream', 'CPU proxy', 'CPU loadgen'],
+  p(table(['target', 'req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'errors', 'non-2xx', 'CPU upstream', 'CPU proxy', 'proxy CPU µs/req', 'CPU loadgen'],
     targets.map((t) => {
       const run = closed.get(t.name)
       const r = run?.result
+      const proxyCpu = run?.cpuPct['proxy']
       return [t.name, int(r?.rps), f(r?.latency.p50), f(r?.latency.p99), f(r?.latency.p999), int(r === undefined ? undefined : r.errors + r.timeouts), int(r?.non2xx),
-        `${int(run?.cpuPct['upstream'])} %`, t.proc === undefined ? '—' : `${int(run?.cpuPct['proxy'])} %`, `${int(run?.cpuPct['loadgen'])} %`]
+        `${int(run?.cpuPct['upstream'])} %`, t.proc === undefined ? '—' : `${int(proxyCpu)} %`,
+        t.proc === undefined || proxyCpu === undefined || r === undefined ? '—' : int((proxyCpu / 100 / r.rps) * 1e6), `${int(run?.cpuPct['loadgen'])} %`]
     })))
   p(`  ratios (req/s): keyvalet/direct ${f(ratio(kvR?.rps, direct?.rps))}×   keyvalet/naive ${f(ratio(kvR?.rps, naiveR?.rps))}×   naive/direct ${f(ratio(naiveR?.rps, direct?.rps))}×`)
   p(`  latency vs direct: naive p50 ${signed(naiveR && direct && naiveR.latency.p50 - direct.latency.p50)} ms, p99 ${signed(naiveR && direct && naiveR.latency.p99 - direct.latency.p99)} ms;` +

@@ -33,7 +33,7 @@ export interface GatewayDeps {
 
 export interface Gateway {
   listen(): Promise<{ host: string; port: number; url: string }>
-  close(): Promise<void>
+  close(graceMs?: number): Promise<void>
 }
 
 /**
@@ -135,12 +135,15 @@ export function createGateway(deps: GatewayDeps): Gateway {
         resolve({ host: address.address, port: address.port, url: `http://${host}:${address.port}` })
       })
     }),
-    close: async () => {
+    /** Stops accepting, lets requests in flight finish for up to `graceMs`, then cuts what is left (long streams). */
+    close: async (graceMs = 10_000) => {
+      const cut = setTimeout(() => server.closeAllConnections(), graceMs)
       await new Promise<void>((resolve) => {
         server.close(() => resolve())
         server.closeIdleConnections()
       })
-      await upstreams.close()
+      clearTimeout(cut)
+      await upstreams.destroy()
     },
   }
 }

@@ -20,8 +20,9 @@ export class Upstreams {
     return pool
   }
 
-  async close(): Promise<void> {
-    await Promise.all([...this.#pools.values()].map((p) => p.close()))
+  /** Called once the listener has drained: nothing is in flight any more. */
+  async destroy(): Promise<void> {
+    await Promise.all([...this.#pools.values()].map((p) => p.destroy()))
   }
 }
 

@@ -108,6 +108,7 @@ describe('gateway end to end', () => {
     ['a connector outside the grant', () => ['/other/things/1', {}], 403, 'policy_denied', 'not_in_grant'],
     ['a body that does not match the schema', () => ['/github/repos/acme/app/issues', { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: '{"title":"x","labels":["pwn"]}' }], 403, 'policy_denied', 'body_not_allowed'],
     ['a body that is not JSON', () => ['/github/repos/acme/app/issues', { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'text/plain' }, body: 'title=x' }], 403, 'policy_denied', 'body_not_allowed'],
+    ['a body with a duplicate key (parser differential)', () => ['/github/repos/acme/app/issues', { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: '{"title":"ok","title":"also fine"}' }], 403, 'policy_denied', 'body_not_allowed'],
     ['an unknown connector', () => ['/nope/x', {}], 404, 'connector_unknown', 'connector_unknown'],
     ['a dot-dot path', () => ['/github/repos/acme/app/issues/../../other', {}], 400, 'path_ambiguous', 'path_ambiguous'],
     ['an encoded slash', () => ['/github/repos/acme%2fapp/issues/1', {}], 400, 'path_ambiguous', 'path_ambiguous'],

@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http'
 import { KeyvaletError } from '../../errors.ts'
 import type { BodyFacts, Decision, DenyReason } from '../../policy/decision.ts'
 import { decide } from '../../policy/decide.ts'
+import { parseStrictJson } from '../../policy/strict-json.ts'
 import { severityRank, SEVERITIES } from '../../policy/types.ts'
 import type { RequestContext } from '../context.ts'
 import type { Stage } from '../pipeline.ts'
@@ -67,11 +68,8 @@ function denyMessage(reason: DenyReason, ctx: RequestContext): string {
 function bodyFacts(req: IncomingMessage, body: Buffer): BodyFacts {
   const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? ''
   if (type !== 'application/json' && !type.endsWith('+json')) return { invalid: 'content-type is not JSON' }
-  try {
-    return { json: JSON.parse(body.toString('utf8')) }
-  } catch {
-    return { invalid: 'body is not valid JSON' }
-  }
+  if (req.headers['content-encoding'] !== undefined) return { invalid: 'a content-coded body cannot be checked' }
+  return parseStrictJson(body)
 }
 
 /** Reads the whole body, refusing (body_too_large) as soon as it passes the limit. */

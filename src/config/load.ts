@@ -27,7 +27,7 @@ export interface Config {
   readonly dataDir: string
   /** `<dataDir>/keyvalet.db`. */
   readonly databasePath: string
-  readonly limits: { readonly maxBodyInspectBytes: number; readonly upstreamTimeoutMs: number; readonly requestTimeoutMs: number }
+  readonly limits: { readonly maxBodyInspectBytes: number; readonly upstreamTimeoutMs: number; readonly requestTimeoutMs: number; readonly idleTimeoutMs: number }
   readonly policy: Policy
   readonly warnings: readonly ConfigWarning[]
 }
@@ -36,7 +36,7 @@ interface RawConfig {
   version: 1
   listen?: { gateway?: string }
   data_dir?: string
-  limits?: { max_body_inspect_bytes?: number; upstream_timeout_ms?: number; request_timeout_ms?: number }
+  limits?: { max_body_inspect_bytes?: number; upstream_timeout_ms?: number; request_timeout_ms?: number; idle_timeout_ms?: number }
   connectors: Record<string, RawConnector>
 }
 
@@ -99,7 +99,8 @@ export function parseConfig(text: string, file: string): Config {
     limits: {
       maxBodyInspectBytes: limits.max_body_inspect_bytes ?? 1048576,
       upstreamTimeoutMs: limits.upstream_timeout_ms ?? 30000,
-      requestTimeoutMs: limits.request_timeout_ms ?? 60000,
+      requestTimeoutMs: limits.request_timeout_ms ?? 20000,
+      idleTimeoutMs: limits.idle_timeout_ms ?? 300000,
     },
     policy,
     warnings: checkPolicy(policy, locate),

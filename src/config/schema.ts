@@ -186,8 +186,14 @@ export const CONFIG_SCHEMA = {
         request_timeout_ms: {
           type: 'integer',
           minimum: 1,
-          default: 60000,
-          description: 'The whole client request must arrive within this many milliseconds. Default 60000.',
+          default: 20000,
+          description: 'The request line and headers must arrive within this many milliseconds (slow-header clients are cut off with request_timeout). Default 20000.',
+        },
+        idle_timeout_ms: {
+          type: 'integer',
+          minimum: 1,
+          default: 300000,
+          description: 'A connection on which nothing moves in either direction for this many milliseconds is closed. Bodies may take as long as they keep moving. Default 300000.',
         },
       },
     },

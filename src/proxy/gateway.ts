@@ -56,7 +56,11 @@ export function createGateway(deps: GatewayDeps): Gateway {
   const idPrefix = randomBytes(4).toString('hex')
   let counter = 0
 
+  const busySockets = new WeakSet<Socket>()
+
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    busySockets.add(req.socket)
+    res.once('close', () => busySockets.delete(req.socket))
     const ctx: RequestContext = {
       id: `req_${idPrefix}${(counter++).toString(36)}`, mode: 'gateway', req, res,
       started: process.hrtime.bigint(), bytesIn: 0, bytesOut: 0, redactions: 0,
@@ -90,8 +94,11 @@ export function createGateway(deps: GatewayDeps): Gateway {
   }
 
   const server: Server = createServer({
-    requestTimeout: config.limits.requestTimeoutMs,
-    headersTimeout: Math.min(config.limits.requestTimeoutMs, 20_000),
+    // The head must arrive in time (slow-header clients); a body may take as long as it keeps
+    // moving, which the idle timeout below bounds. Node's requestTimeout would cut long uploads.
+    requestTimeout: 0,
+    headersTimeout: config.limits.requestTimeoutMs,
+    connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(config.limits.requestTimeoutMs / 4))),
     keepAliveTimeout: 5_000,
     maxHeaderSize: 32 * 1024,
     insecureHTTPParser: false,
@@ -102,15 +109,19 @@ export function createGateway(deps: GatewayDeps): Gateway {
       res.destroy()
     })
   })
+  server.timeout = config.limits.idleTimeoutMs
   server.on('upgrade', (req: IncomingMessage, socket: Socket) => {
     refuseRaw(socket, new KeyvaletError('upgrade_refused'), (req.method ?? '').slice(0, 32))
   })
   // Requests the parser rejects (CL+TE smuggling, bad chunking, oversized headers) never become
   // requests; they are still answered with a clear error and audited.
   server.on('clientError', (err: Error & { code?: string }, socket: Socket) => {
-    if (err.code === 'ECONNRESET' || !socket.writable) return void socket.destroy()
-    const error = err.code === 'HPE_HEADER_OVERFLOW' ? new KeyvaletError('request_malformed', { message: 'The request headers are too large.', detail: { parser: err.code } })
-      : new KeyvaletError('request_malformed', { detail: { parser: err.code ?? 'unknown' } })
+    // A request already in the pipeline answers and audits itself; only its socket goes.
+    if (err.code === 'ECONNRESET' || !socket.writable || busySockets.has(socket)) return void socket.destroy()
+    const detail = { parser: err.code ?? 'unknown' }
+    const error = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? new KeyvaletError('request_timeout', { detail })
+      : err.code === 'HPE_HEADER_OVERFLOW' ? new KeyvaletError('request_malformed', { message: 'The request headers are too large.', detail })
+      : new KeyvaletError('request_malformed', { detail })
     refuseRaw(socket, error, '')
   })
 

@@ -31,3 +31,45 @@ connectors:
     await upstream.close()
   }
 })
+
+it('cuts off a client that is slow to send its headers (408), but not a slow upload', async () => {
+  const upstream = await startUpstream()
+  const kv = await startKeyvalet(`version: 1
+listen: { gateway: "127.0.0.1:0" }
+limits: { request_timeout_ms: 300 }
+connectors:
+  up:
+    upstream: ${upstream.url}
+    allow_insecure: true
+    rules: [{ id: put, methods: [PUT], path: /**, severity: write }]
+`)
+  try {
+    const { key } = await kv.mintKey(['up:write'])
+    const { connect } = await import('node:net')
+    const { port } = new URL(kv.url)
+    const slowHead = await new Promise<string>((resolve) => {
+      const socket = connect(Number(port), '127.0.0.1', () => socket.write('GET /up/x HTTP/1.1\r\nHost: k\r\n'))
+      let data = ''
+      socket.on('data', (c) => { data += c.toString() })
+      socket.on('close', () => resolve(data))
+      setTimeout(() => socket.destroy(), 5000)
+    })
+    assert.match(slowHead, /^HTTP\/1\.1 408 /)
+    assert.match(slowHead, /x-keyvalet-error: request_timeout/)
+    const { request: httpRequest } = await import('node:http')
+    const req = httpRequest({ host: '127.0.0.1', port, method: 'PUT', path: '/up/file', headers: { authorization: `Bearer ${key}`, 'content-length': 10 } })
+    const answered = new Promise<number>((resolve, reject) => req.on('response', (res) => { res.resume(); resolve(res.statusCode ?? 0) }).on('error', reject))
+    for (let i = 0; i < 10; i++) {
+      req.write('x')
+      await new Promise((r) => setTimeout(r, 100)) // 1 s in all, well past the 300 ms head limit
+    }
+    req.end()
+    assert.equal(await answered, 200)
+    assert.equal(upstream.received.at(-1)?.body.toString(), 'xxxxxxxxxx')
+    const records = await kv.audit()
+    assert.deepEqual(records.map((r) => r.error), ['request_timeout', null])
+  } finally {
+    await kv.close()
+    await upstream.close()
+  }
+})

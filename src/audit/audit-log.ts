@@ -1,4 +1,4 @@
-import { createHmac } from 'node:crypto'
+import { createHmac, createSecretKey, type KeyObject } from 'node:crypto'
 import type { AuditRepo, AuditRow } from '../store/store.ts'
 import { canonicalJson } from './canonical-json.ts'
 import type { AuditFields, AuditRecord } from './record.ts'
@@ -11,7 +11,7 @@ export const GENESIS_PREV = '0'.repeat(64)
  * is derived from the master key) so that someone who can write the database file but lacks the
  * master key cannot forge a record or recompute the chain after editing or removing one.
  */
-export function auditHash(key: Buffer, record: Omit<AuditRecord, 'hash'>): string {
+export function auditHash(key: Buffer | KeyObject, record: Omit<AuditRecord, 'hash'>): string {
   return createHmac('sha256', key).update(canonicalJson(record)).digest('hex')
 }
 
@@ -25,7 +25,7 @@ export function auditHash(key: Buffer, record: Omit<AuditRecord, 'hash'>): strin
  */
 export class AuditLog {
   readonly #repo: AuditRepo
-  readonly #key: Buffer
+  readonly #key: KeyObject
   readonly #clock: () => number
   #queue: Pending[] = []
   #scheduled = false
@@ -33,7 +33,7 @@ export class AuditLog {
   /** `key` = deriveKey(master, 'keyvalet audit v1'). */
   constructor(repo: AuditRepo, key: Buffer, clock: () => number) {
     this.#repo = repo
-    this.#key = key
+    this.#key = createSecretKey(key) // a KeyObject: Node re-validates raw key buffers on every call
     this.#clock = clock
   }
 

@@ -35,3 +35,9 @@ describe('canonicalJson', () => {
     }
   })
 })
+
+describe('canonicalJson with array-index-like keys', () => {
+  it('sorts them as strings, like every other key', () => {
+    assert.equal(canonicalJson({ b: 1, 10: 'x', 9: 'y', a: [{ 2: 0, 1: 0 }] }), '{"10":"x","9":"y","a":[{"1":0,"2":0}],"b":1}')
+  })
+})

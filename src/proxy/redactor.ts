@@ -1,32 +1,36 @@
-import { Transform, type TransformCallback } from 'node:stream'
-
 /**
  * Replaces every occurrence of the given secrets in a byte stream with '*' of the same length, so
  * Content-Length stays right. Matches split across chunks are caught: a chunk's tail is held back
  * only while it could still be the start of a secret, so streams (SSE) are not delayed otherwise.
+ * A plain object rather than a Transform: the relay calls it inline, with no stream machinery.
  */
-export class Redactor extends Transform {
+export class Redactor {
   readonly #needles: Buffer[]
-  #carry: Buffer = Buffer.alloc(0)
+  #carry: Buffer | undefined
   count = 0
 
   constructor(secrets: readonly string[]) {
-    super()
     this.#needles = secrets.filter((s) => s.length > 0).map((s) => Buffer.from(s, 'utf8'))
   }
 
-  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    const buf = this.#carry.length === 0 ? chunk : Buffer.concat([this.#carry, chunk])
-    this.count += redactInPlace(buf, this.#needles)
+  /** The bytes of `chunk` (with any held-back tail before them) that can be sent now, masked. */
+  push(chunk: Buffer): Buffer {
+    let buf = this.#carry === undefined ? chunk : Buffer.concat([this.#carry, chunk])
+    // Copy only when something must be masked: the chunk is borrowed from the upstream's stream.
+    if (this.#needles.some((n) => buf.includes(n))) {
+      if (buf === chunk) buf = Buffer.from(chunk)
+      this.count += redactInPlace(buf, this.#needles)
+    }
     const keep = pendingPrefixLength(buf, this.#needles)
-    this.#carry = keep === 0 ? Buffer.alloc(0) : Buffer.from(buf.subarray(buf.length - keep))
-    if (buf.length > keep) this.push(buf.subarray(0, buf.length - keep))
-    done()
+    this.#carry = keep === 0 ? undefined : Buffer.from(buf.subarray(buf.length - keep))
+    return keep === 0 ? buf : buf.subarray(0, buf.length - keep)
   }
 
-  override _flush(done: TransformCallback): void {
-    if (this.#carry.length > 0) this.push(this.#carry)
-    done()
+  /** What was held back, at the end of the stream (it cannot be the start of a secret any more). */
+  flush(): Buffer {
+    const rest = this.#carry ?? Buffer.alloc(0)
+    this.#carry = undefined
+    return rest
   }
 }
 

@@ -42,20 +42,17 @@ export async function relayResponse(ctx: RequestContext, upstream: UpstreamRespo
   if (secrets.length > 0) {
     redactHeaders(ctx, headers, secrets)
     const coding = String(headers['content-encoding'] ?? 'identity').toLowerCase().trim()
-    const streams: NodeJS.ReadWriteStream[] = []
     if (coding !== 'identity') {
       const decoder = DECODERS[coding]
       if (decoder === undefined) {
         discard(upstream.body)
         throw new KeyvaletError('upstream_response_invalid', { detail: { content_encoding: coding.slice(0, 40) } })
       }
-      streams.push(decoder())
+      body = pipeline(upstream.body, decoder(), () => {}) as unknown as Readable
       delete headers['content-encoding']
       delete headers['content-length']
     }
     redactor = new Redactor(secrets)
-    streams.push(redactor)
-    body = pipeline([upstream.body, ...streams] as unknown as [Readable, NodeJS.ReadWriteStream], () => {}) as unknown as Readable
   }
   headers[REQUEST_ID_HEADER] = ctx.id
   ctx.res.writeHead(upstream.statusCode, headers)
@@ -64,7 +61,7 @@ export async function relayResponse(ctx: RequestContext, upstream: UpstreamRespo
   const length = headers['content-length']
   if (length === undefined || Number(length) > 65_536) ctx.res.flushHeaders()
   try {
-    await pump(body, ctx)
+    await pump(body, ctx, redactor)
   } finally {
     if (redactor !== undefined) ctx.redactions += redactor.count
   }
@@ -89,8 +86,8 @@ function redactHeaders(ctx: RequestContext, headers: OutgoingHttpHeaders, secret
   }
 }
 
-/** Copies body → response with backpressure; rejects if either side fails or the client goes away. */
-function pump(body: Readable, ctx: RequestContext): Promise<void> {
+/** Copies body → response with backpressure, masking as it goes; rejects if either side fails or the client goes away. */
+function pump(body: Readable, ctx: RequestContext, redactor: Redactor | undefined): Promise<void> {
   const res = ctx.res
   return new Promise((resolve, reject) => {
     const onClose = (): void => {
@@ -102,12 +99,18 @@ function pump(body: Readable, ctx: RequestContext): Promise<void> {
       reject(err)
     }
     const onData = (chunk: Buffer): void => {
-      ctx.bytesOut += chunk.length
-      if (!res.write(chunk)) body.pause()
+      const out = redactor === undefined ? chunk : redactor.push(chunk)
+      ctx.bytesOut += out.length
+      if (out.length > 0 && !res.write(out)) body.pause()
     }
     const onDrain = (): void => { body.resume() }
     const onEnd = (): void => {
       cleanup()
+      const rest = redactor?.flush()
+      if (rest !== undefined && rest.length > 0) {
+        ctx.bytesOut += rest.length
+        res.write(rest)
+      }
       resolve()
     }
     const onError = (err: unknown): void => fail(err)

@@ -13,7 +13,8 @@ const BODY_LENGTH = 43 // 62^43 > 2^256, so 32 bytes always fit
 const CHECK_LENGTH = 6 // 62^6 > 2^32
 const KEY_LENGTH = TASK_KEY_PREFIX.length + BODY_LENGTH + CHECK_LENGTH
 const WELL_FORMED = new RegExp(`^${TASK_KEY_PREFIX}[0-9A-Za-z]{${BODY_LENGTH + CHECK_LENGTH}}$`)
-const MAX_BODY = 1n << 256n
+/** The largest body (2^256 - 1). ALPHABET is in ASCII order, so fixed-width bodies compare as strings. */
+const MAX_BODY_TEXT = toBase62((1n << 256n) - 1n, BODY_LENGTH)
 
 /**
  * Finds candidate task keys anywhere in text (global: use with matchAll/replace, or reset
@@ -41,12 +42,14 @@ export function hashTaskKey(candidate: string): Buffer | undefined {
   }
   const body = candidate.slice(TASK_KEY_PREFIX.length, TASK_KEY_PREFIX.length + BODY_LENGTH)
   const check = candidate.slice(TASK_KEY_PREFIX.length + BODY_LENGTH)
-  if (check !== checksum(body) || fromBase62(body) >= MAX_BODY) return undefined
+  if (check !== checksum(body) || body > MAX_BODY_TEXT) return undefined
   return sha256(candidate)
 }
 
 function checksum(body: string): string {
-  return toBase62(BigInt(crc32(body)), CHECK_LENGTH)
+  let out = ''
+  for (let v = crc32(body); v > 0; v = Math.floor(v / 62)) out = ALPHABET[v % 62] + out
+  return out.padStart(CHECK_LENGTH, ALPHABET[0])
 }
 
 function sha256(text: string): Buffer {
@@ -58,10 +61,4 @@ function toBase62(value: bigint, width: number): string {
   let out = ''
   for (let v = value; v > 0n; v /= 62n) out = ALPHABET[Number(v % 62n)] + out
   return out.padStart(width, ALPHABET[0])
-}
-
-function fromBase62(text: string): bigint {
-  let v = 0n
-  for (const ch of text) v = v * 62n + BigInt(ALPHABET.indexOf(ch))
-  return v
 }

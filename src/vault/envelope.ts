@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto'
+import { createCipheriv, createDecipheriv, randomBytes, type KeyObject } from 'node:crypto'
 
 /**
  * The binary envelope of one vault secret, format version 1:
@@ -26,7 +26,7 @@ export class EnvelopeError extends Error {
 }
 
 /** Seals `value` under a fresh data key, itself sealed under `kek`. */
-export function sealEnvelope(kek: Buffer, aad: Buffer, value: Buffer): Buffer {
+export function sealEnvelope(kek: KeyObject, aad: Buffer, value: Buffer): Buffer {
   const dataKey = randomBytes(DATA_KEY)
   try {
     const wrapped = gcmEncrypt(kek, aad, dataKey)
@@ -38,7 +38,7 @@ export function sealEnvelope(kek: Buffer, aad: Buffer, value: Buffer): Buffer {
 }
 
 /** Opens an envelope made by sealEnvelope with the same `kek` and `aad`; throws EnvelopeError otherwise. */
-export function openEnvelope(kek: Buffer, aad: Buffer, envelope: Buffer): Buffer {
+export function openEnvelope(kek: KeyObject, aad: Buffer, envelope: Buffer): Buffer {
   if (envelope.length === 0 || envelope[0] !== ENVELOPE_V1) {
     throw new EnvelopeError(`unknown envelope format version ${envelope[0] ?? 'none'}`)
   }
@@ -59,7 +59,7 @@ export function openEnvelope(kek: Buffer, aad: Buffer, envelope: Buffer): Buffer
   }
 }
 
-function gcmEncrypt(key: Buffer, aad: Buffer, plaintext: Buffer): { iv: Buffer; tag: Buffer; data: Buffer } {
+function gcmEncrypt(key: KeyObject | Buffer, aad: Buffer, plaintext: Buffer): { iv: Buffer; tag: Buffer; data: Buffer } {
   const iv = randomBytes(IV)
   const cipher = createCipheriv('aes-256-gcm', key, iv, { authTagLength: TAG })
   cipher.setAAD(aad)
@@ -67,7 +67,7 @@ function gcmEncrypt(key: Buffer, aad: Buffer, plaintext: Buffer): { iv: Buffer; 
   return { iv, tag: cipher.getAuthTag(), data }
 }
 
-function gcmDecrypt(key: Buffer, aad: Buffer, iv: Buffer, tag: Buffer, data: Buffer, what: string): Buffer {
+function gcmDecrypt(key: KeyObject | Buffer, aad: Buffer, iv: Buffer, tag: Buffer, data: Buffer, what: string): Buffer {
   const decipher = createDecipheriv('aes-256-gcm', key, iv, { authTagLength: TAG })
   decipher.setAAD(aad)
   decipher.setAuthTag(tag)

@@ -1,3 +1,4 @@
+import { createSecretKey, type KeyObject } from 'node:crypto'
 import { KeyvaletError, OperatorError } from '../errors.ts'
 import type { SecretRecord, SecretRepo } from '../store/store.ts'
 import { EnvelopeError, openEnvelope, sealEnvelope } from './envelope.ts'
@@ -17,13 +18,21 @@ export type VaultFailure = 'secret_missing' | 'master_key_mismatch' | 'record_ta
 export class Vault {
   readonly #repo: SecretRepo
   readonly #keyId: string
-  readonly #kek: Buffer
+  readonly #kek: KeyObject
   readonly #clock: () => number
+  /**
+   * Values already opened, by name, with the envelope they came from. `open` still reads the
+   * record every time and reuses a value only while the stored envelope is byte-identical, so a
+   * `secret set` from any process takes effect on the next request; it only skips the two AES-GCM
+   * operations. The plaintext would be in this process's memory during each request anyway.
+   */
+  readonly #opened = new Map<string, { readonly envelope: Buffer; readonly value: Buffer }>()
 
   constructor(repo: SecretRepo, master: MasterKey, clock: () => number) {
     this.#repo = repo
     this.#keyId = master.keyId
-    this.#kek = deriveKey(master, 'keyvalet vault kek v1')
+    // A KeyObject, not a Buffer: Node validates raw key buffers on every cipher call.
+    this.#kek = createSecretKey(deriveKey(master, 'keyvalet vault kek v1'))
     this.#clock = clock
   }
 
@@ -46,6 +55,7 @@ export class Vault {
     const now = this.#clock()
     const envelope = sealEnvelope(this.#kek, bindingOf(name), value)
     await this.#repo.put({ name, envelope, keyId: this.#keyId, createdAt: now, updatedAt: now })
+    this.#opened.delete(name)
   }
 
   /**
@@ -54,7 +64,10 @@ export class Vault {
    */
   async open(name: string): Promise<Buffer> {
     const record = await this.#repo.get(name)
-    if (record === undefined) throw unavailable(name, 'secret_missing', `secret ${name} is not in the vault`)
+    if (record === undefined) {
+      this.#opened.delete(name)
+      throw unavailable(name, 'secret_missing', `secret ${name} is not in the vault`)
+    }
     if (record.keyId !== this.#keyId) {
       throw unavailable(
         name,
@@ -63,8 +76,12 @@ export class Vault {
         { recordKeyId: record.keyId, loadedKeyId: this.#keyId },
       )
     }
+    const cached = this.#opened.get(name)
+    if (cached !== undefined && cached.envelope.equals(record.envelope)) return Buffer.from(cached.value)
     try {
-      return openEnvelope(this.#kek, bindingOf(name), record.envelope)
+      const value = openEnvelope(this.#kek, bindingOf(name), record.envelope)
+      this.#opened.set(name, { envelope: Buffer.from(record.envelope), value: Buffer.from(value) })
+      return value
     } catch (err) {
       if (!(err instanceof EnvelopeError)) throw err
       throw unavailable(name, 'record_tampered', `secret ${name} failed authentication: ${err.message}`)
@@ -78,6 +95,7 @@ export class Vault {
 
   /** Returns false when no such secret existed. */
   async delete(name: string): Promise<boolean> {
+    this.#opened.delete(name)
     return this.#repo.delete(name)
   }
 }

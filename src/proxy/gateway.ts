@@ -128,12 +128,13 @@ export function createGateway(deps: GatewayDeps): Gateway {
   function refuseRaw(socket: Socket, error: KeyvaletError, method: string): void {
     const id = `req_${idPrefix}${(counter++).toString(36)}`
     const body = JSON.stringify({ error: { code: error.code, message: error.message, request_id: id } })
-    socket.end(`HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? ''}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${ERROR_HEADER}: ${error.code}\r\n${REQUEST_ID_HEADER}: ${id}\r\nconnection: close\r\n\r\n${body}`)
     deps.audit.append({
       request_id: id, mode: 'gateway', session: null, agent: null, user: null, workspace: null, task: null, connector: null,
       method, path: null, query_keys: [], decision: 'deny', reason: error.code, rule: null, credential: null, status: error.status,
       upstream_status: null, error: error.code, bytes_in: 0, bytes_out: 0, redactions: 0, latency_ms: 0, ...(error.detail === undefined ? {} : { detail: error.detail }),
     }).catch((err: unknown) => log.error('audit write failed', { request_id: id, error: String(err) }))
+      // Answered once the record is written (or failed), like every other refusal.
+      .finally(() => socket.end(`HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? ''}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${ERROR_HEADER}: ${error.code}\r\n${REQUEST_ID_HEADER}: ${id}\r\nconnection: close\r\n\r\n${body}`))
   }
 
   return {

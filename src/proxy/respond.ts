@@ -32,7 +32,11 @@ const DECODERS: Record<string, () => NodeJS.ReadWriteStream> = {
 /**
  * Relays the upstream response to the sandbox: hop-by-hop headers dropped, every form of the
  * injected secret masked in headers and body (a coded body is decoded first so nothing hides in
- * it), bytes counted. `beforeEnd` (the audit write) completes before the last byte is sent.
+ * it), bytes counted.
+ *
+ * `beforeEnd` (the audit write) completes before the sandbox can hold the whole response: a
+ * response without a body is sent only after it; with a declared length, the last byte waits for
+ * it; otherwise (chunked) the terminating chunk does.
  */
 export async function relayResponse(ctx: RequestContext, upstream: UpstreamResponse, beforeEnd: () => Promise<void>): Promise<void> {
   const secrets = ctx.credential?.echoForms ?? []
@@ -55,18 +59,30 @@ export async function relayResponse(ctx: RequestContext, upstream: UpstreamRespo
     redactor = new Redactor(secrets)
   }
   headers[REQUEST_ID_HEADER] = ctx.id
+  if (isBodyless(ctx.req.method, upstream.statusCode, headers)) {
+    await upstream.body.dump()
+    await beforeEnd()
+    ctx.res.writeHead(upstream.statusCode, headers)
+    ctx.res.end()
+    return
+  }
   ctx.res.writeHead(upstream.statusCode, headers)
   // A stream (no length: SSE, chunked) or a large body: send the head now, since its first bytes
   // may come much later. A small fixed-length body follows at once and shares the head's packet.
   const length = headers['content-length']
   if (length === undefined || Number(length) > 65_536) ctx.res.flushHeaders()
+  let tail: Buffer
   try {
-    await pump(body, ctx, redactor)
+    tail = await pump(body, ctx, redactor, length === undefined ? undefined : Number(length))
   } finally {
     if (redactor !== undefined) ctx.redactions += redactor.count
   }
   await beforeEnd()
-  ctx.res.end()
+  ctx.res.end(tail)
+}
+
+function isBodyless(method: string | undefined, status: number, headers: OutgoingHttpHeaders): boolean {
+  return method === 'HEAD' || status === 204 || status === 304 || (status >= 100 && status < 200) || headers['content-length'] === '0'
 }
 
 function redactHeaders(ctx: RequestContext, headers: OutgoingHttpHeaders, secrets: readonly string[]): void {
@@ -86,10 +102,14 @@ function redactHeaders(ctx: RequestContext, headers: OutgoingHttpHeaders, secret
   }
 }
 
-/** Copies body → response with backpressure, masking as it goes; rejects if either side fails or the client goes away. */
-function pump(body: Readable, ctx: RequestContext, redactor: Redactor | undefined): Promise<void> {
+/**
+ * Copies body → response with backpressure, masking as it goes; rejects if either side fails or
+ * the client goes away. With a declared `length`, the final byte is not written but returned, for
+ * the caller to send once the audit record is committed.
+ */
+function pump(body: Readable, ctx: RequestContext, redactor: Redactor | undefined, length: number | undefined): Promise<Buffer> {
   const res = ctx.res
-  return new Promise((resolve, reject) => {
+  return new Promise<Buffer>((resolve, reject) => {
     const onClose = (): void => {
       if (!res.writableFinished) fail(new KeyvaletError('upstream_response_invalid', { message: 'client closed the connection', detail: { why: 'client_closed' } }))
     }
@@ -98,20 +118,22 @@ function pump(body: Readable, ctx: RequestContext, redactor: Redactor | undefine
       discard(body)
       reject(err)
     }
-    const onData = (chunk: Buffer): void => {
-      const out = redactor === undefined ? chunk : redactor.push(chunk)
+    let held = Buffer.alloc(0)
+    const send = (out: Buffer): void => {
+      if (out.length === 0) return
       ctx.bytesOut += out.length
+      if (length !== undefined && ctx.bytesOut >= length) {
+        held = Buffer.from(out.subarray(out.length - 1))
+        out = out.subarray(0, out.length - 1)
+      }
       if (out.length > 0 && !res.write(out)) body.pause()
     }
+    const onData = (chunk: Buffer): void => send(redactor === undefined ? chunk : redactor.push(chunk))
     const onDrain = (): void => { body.resume() }
     const onEnd = (): void => {
       cleanup()
-      const rest = redactor?.flush()
-      if (rest !== undefined && rest.length > 0) {
-        ctx.bytesOut += rest.length
-        res.write(rest)
-      }
-      resolve()
+      if (redactor !== undefined) send(redactor.flush())
+      resolve(held)
     }
     const onError = (err: unknown): void => fail(err)
     function cleanup(): void {

@@ -32,6 +32,9 @@ describe('responses: nothing secret flows back, nothing is followed', () => {
           const body = gzipSync(`compressed ${SECRET} inside`)
           res.writeHead(200, { 'content-encoding': 'gzip', 'content-length': body.length })
           res.end(body)
+        } else if (req.url === '/empty') {
+          res.writeHead(204, { 'x-echo': SECRET })
+          res.end()
         } else if (req.url === '/weird-coding') {
           res.writeHead(200, { 'content-encoding': 'x-custom' })
           res.end('????')
@@ -71,6 +74,17 @@ connectors:
     const record = (await kv.audit()).at(-1)
     assert.equal(record?.redactions, 2)
     assert.equal(upstream.received.at(-1)?.headers.authorization, `Bearer ${SECRET}`)
+  })
+
+  it('sends a response without a body only after its audit record is written', async () => {
+    const before = (await kv.audit()).length
+    const res = await get('/empty')
+    await res.body.dump()
+    assert.equal(res.statusCode, 204)
+    assert.equal(res.headers['x-echo'], '*'.repeat(SECRET.length))
+    const records = await kv.audit()
+    assert.equal(records.length, before + 1)
+    assert.equal(records.at(-1)?.upstream_status, 204)
   })
 
   it('decodes a compressed body before redacting it', async () => {

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { AuditWriter } from '../../src/audit/audit-writer.ts'
 import type { AuditRecord } from '../../src/audit/record.ts'
 import { parseConfig } from '../../src/config/load.ts'
 import { silentLogger } from '../../src/log.ts'
@@ -37,7 +38,8 @@ export async function startKeyvalet(configText: string, opts: { files?: Record<s
   const masterKey = randomBytes(32).toString('base64')
   const kv = { now: Date.now() }
   const runtime = openRuntime(config, { env: { KEYVALET_MASTER_KEY: masterKey }, createMasterKey: false, clock: () => kv.now })
-  const gateway = createGateway({ config, sessions: runtime.sessions, vault: runtime.vault, audit: runtime.audit, log: silentLogger })
+  const audit = await AuditWriter.start({ databasePath: config.databasePath, key: runtime.auditKey })
+  const gateway = createGateway({ config, sessions: runtime.sessions, vault: runtime.vault, audit, log: silentLogger })
   const { url } = await gateway.listen()
   return Object.assign(kv, {
     url, dir, configFile, masterKey, runtime,
@@ -53,6 +55,7 @@ export async function startKeyvalet(configText: string, opts: { files?: Record<s
     },
     async close() {
       await gateway.close()
+      await audit.close()
       await runtime.close()
       rmSync(dir, { recursive: true, force: true })
     },

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { AuditWriter } from '../../audit/audit-writer.ts'
 import { parseConfig } from '../../config/load.ts'
 import { startDemoUpstream } from '../../demo/upstream.ts'
 import { silentLogger } from '../../log.ts'
@@ -29,7 +30,8 @@ export const demo: Command = {
     const upstream = await startDemoUpstream({ host: '127.0.0.1', port: 0, onRequest: (seen) => { upstreamSaw = `${seen.method} ${seen.path}, authorization: ${String(seen.headers.authorization)}` } })
     const config = parseConfig(demoConfig(upstream.url), join(dir, 'keyvalet.yaml'))
     const runtime = openRuntime(config, { env: { KEYVALET_MASTER_KEY: randomBytes(32).toString('base64') }, createMasterKey: false })
-    const gateway = createGateway({ config, sessions: runtime.sessions, vault: runtime.vault, audit: runtime.audit, log: silentLogger })
+    const audit = await AuditWriter.start({ databasePath: config.databasePath, key: runtime.auditKey })
+    const gateway = createGateway({ config, sessions: runtime.sessions, vault: runtime.vault, audit, log: silentLogger })
     try {
       const { url } = await gateway.listen()
       const secretValue = `demo-secret-${randomBytes(8).toString('hex')}`
@@ -58,6 +60,7 @@ export const demo: Command = {
       return allowed.status === 200 && refused.status === 403 && verdict.ok ? 0 : 1
     } finally {
       await gateway.close()
+      await audit.close()
       await runtime.close()
       await upstream.close()
       rmSync(dir, { recursive: true, force: true })

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { AuditWriter } from '../../audit/audit-writer.ts'
 import { loadConfig } from '../../config/load.ts'
 import { startDemoUpstream } from '../../demo/upstream.ts'
 import { OperatorError } from '../../errors.ts'
@@ -32,7 +33,9 @@ export const start: Command = {
       write(io.stdout, `database: ${config.databasePath}`)
       const demo = values.demo === true ? await startDemo(runtime, io) : undefined
       if (demo !== undefined) closers.unshift(demo.close)
-      const gateway = createGateway({ config, sessions: runtime.sessions, vault: runtime.vault, audit: runtime.audit, log: createLogger(io.stderr) })
+      const audit = await AuditWriter.start({ databasePath: config.databasePath, key: runtime.auditKey })
+      closers.unshift(() => audit.close())
+      const gateway = createGateway({ config, sessions: runtime.sessions, vault: runtime.vault, audit, log: createLogger(io.stderr) })
       const address = await gateway.listen()
       closers.unshift(() => gateway.close())
       write(io.stdout, `gateway listening on ${address.url}`)

@@ -39,6 +39,7 @@ const DECODERS: Record<string, () => NodeJS.ReadWriteStream> = {
  * it; otherwise (chunked) the terminating chunk does.
  */
 export async function relayResponse(ctx: RequestContext, upstream: UpstreamResponse, beforeEnd: () => Promise<void>): Promise<void> {
+  ctx.upstreamStatus = upstream.statusCode
   const secrets = ctx.credential?.echoForms ?? []
   const headers = inboundResponseHeaders(upstream.headers)
   let body: Readable = upstream.body

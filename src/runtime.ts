@@ -29,7 +29,7 @@ export interface RuntimeOptions {
 export function openRuntime(config: Config, opts: RuntimeOptions): Runtime {
   const clock = opts.clock ?? Date.now
   const master = loadMasterKey({ env: opts.env, dataDir: config.dataDir, create: opts.createMasterKey })
-  const store = SqliteStore.open(config.databasePath)
+  const store = SqliteStore.open(config.databasePath, { fsync: config.auditFsync })
   const auditKey = deriveKey(master, 'keyvalet audit v1')
   return {
     config,

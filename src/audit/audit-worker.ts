@@ -12,7 +12,7 @@ import type { WorkerReply, WorkerRequest, WriterOptions } from './audit-writer.t
 const port = parentPort
 if (port === null) throw new Error('audit-worker.ts must run as a worker thread')
 const options = workerData as WriterOptions
-const store = SqliteStore.open(options.databasePath)
+const store = SqliteStore.open(options.databasePath, { fsync: options.fsync })
 const log = new AuditLog(store.audit, Buffer.from(options.key), Date.now)
 
 port.on('message', (message: WorkerRequest) => {

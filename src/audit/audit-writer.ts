@@ -4,6 +4,7 @@ import type { AuditFields } from './record.ts'
 
 export interface WriterOptions {
   readonly databasePath: string
+  readonly fsync: boolean
   /** deriveKey(master, 'keyvalet audit v1'). */
   readonly key: Buffer
 }

@@ -191,6 +191,12 @@ describe('loadConfig applies defaults', () => {
     assert.equal(config.dataDir, join(fixtures, '.keyvalet'))
     assert.deepEqual(config.limits, { maxBodyInspectBytes: 1048576, upstreamTimeoutMs: 30000, requestTimeoutMs: 20000, idleTimeoutMs: 300000 })
     assert.deepEqual(config.warnings, [])
+    assert.equal(config.auditFsync, false)
+  })
+
+  it('turns on fsync of audit commits when asked', () => {
+    const text = `${readFileSync(fixture('valid-minimal.yaml'), 'utf8')}\naudit:\n  fsync: true\n`
+    assert.equal(parseConfig(text, fixture('valid-minimal.yaml')).auditFsync, true)
   })
 })
 

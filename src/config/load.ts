@@ -28,6 +28,8 @@ export interface Config {
   /** `<dataDir>/keyvalet.db`. */
   readonly databasePath: string
   readonly limits: { readonly maxBodyInspectBytes: number; readonly upstreamTimeoutMs: number; readonly requestTimeoutMs: number; readonly idleTimeoutMs: number }
+  /** Whether audit commits are fsynced (see schema.ts, audit.fsync). */
+  readonly auditFsync: boolean
   readonly policy: Policy
   readonly warnings: readonly ConfigWarning[]
 }
@@ -36,6 +38,7 @@ interface RawConfig {
   version: 1
   listen?: { gateway?: string }
   data_dir?: string
+  audit?: { fsync?: boolean }
   limits?: { max_body_inspect_bytes?: number; upstream_timeout_ms?: number; request_timeout_ms?: number; idle_timeout_ms?: number }
   connectors: Record<string, RawConnector>
 }
@@ -102,6 +105,7 @@ export function parseConfig(text: string, file: string): Config {
       requestTimeoutMs: limits.request_timeout_ms ?? 20000,
       idleTimeoutMs: limits.idle_timeout_ms ?? 300000,
     },
+    auditFsync: config.audit?.fsync ?? false,
     policy,
     warnings: checkPolicy(policy, locate),
   }

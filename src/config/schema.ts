@@ -166,6 +166,19 @@ export const CONFIG_SCHEMA = {
       description:
         "Folder for keyvalet.db (and master.key when no master key is given in the environment), relative to the config file's folder. Default ./.keyvalet.",
     },
+    audit: {
+      type: 'object',
+      additionalProperties: false,
+      description: 'How audit records are written. Every record is committed before the response it describes completes.',
+      properties: {
+        fsync: {
+          type: 'boolean',
+          default: false,
+          description:
+            'true: each commit of audit records is flushed to disk (fsync) before the responses complete, so records survive a power loss; costs a disk flush per batch. false: committed to the operating system, so records survive a crash of keyvalet but not of the machine. Default false.',
+        },
+      },
+    },
     limits: {
       type: 'object',
       additionalProperties: false,

@@ -38,7 +38,7 @@ export async function startKeyvalet(configText: string, opts: { files?: Record<s
   const masterKey = randomBytes(32).toString('base64')
   const kv = { now: Date.now() }
   const runtime = openRuntime(config, { env: { KEYVALET_MASTER_KEY: masterKey }, createMasterKey: false, clock: () => kv.now })
-  const audit = await AuditWriter.start({ databasePath: config.databasePath, key: runtime.auditKey })
+  const audit = await AuditWriter.start({ databasePath: config.databasePath, fsync: config.auditFsync, key: runtime.auditKey })
   const gateway = createGateway({ config, sessions: runtime.sessions, vault: runtime.vault, audit, log: silentLogger })
   const { url } = await gateway.listen()
   return Object.assign(kv, {

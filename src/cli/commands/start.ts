@@ -33,7 +33,7 @@ export const start: Command = {
       write(io.stdout, `database: ${config.databasePath}`)
       const demo = values.demo === true ? await startDemo(runtime, io) : undefined
       if (demo !== undefined) closers.unshift(demo.close)
-      const audit = await AuditWriter.start({ databasePath: config.databasePath, key: runtime.auditKey })
+      const audit = await AuditWriter.start({ databasePath: config.databasePath, fsync: config.auditFsync, key: runtime.auditKey })
       closers.unshift(() => audit.close())
       const gateway = createGateway({ config, sessions: runtime.sessions, vault: runtime.vault, audit, log: createLogger(io.stderr) })
       const address = await gateway.listen()

@@ -1,4 +1,3 @@
-import { AuditLog } from './audit/audit-log.ts'
 import type { Config } from './config/load.ts'
 import { Sessions } from './sessions/sessions.ts'
 import { SqliteStore } from './store/sqlite-store.ts'
@@ -13,7 +12,7 @@ export interface Runtime {
   readonly master: MasterKey
   readonly vault: Vault
   readonly sessions: Sessions
-  readonly audit: AuditLog
+  /** HMAC key of the audit chain (the audit writer thread appends, `audit verify` checks). */
   readonly auditKey: Buffer
   close(): Promise<void>
 }
@@ -37,7 +36,6 @@ export function openRuntime(config: Config, opts: RuntimeOptions): Runtime {
     master,
     vault: new Vault(store.secrets, master, clock),
     sessions: new Sessions(store.sessions, clock),
-    audit: new AuditLog(store.audit, auditKey, clock),
     auditKey,
     close: () => store.close(),
   }

@@ -331,7 +331,7 @@ async function main(): Promise<number> {
   p(`keyvalet benchmark — ${startedAt.toISOString()}`)
   p(`machine: ${machine.platform}, ${machine.cpus} CPUs (${machine.cpuModel}), ${f(machine.memGiB, 1)} GiB RAM, Node ${machine.node}, data dir on ${machine.tmpFs}`)
   p(`setup: upstream, proxy under test and load generator in separate processes, all on 127.0.0.1 (${machine.cpus} cores shared by 3 busy processes)`)
-  p(`       keyvalet with every check on: SQLite task-key lookup, policy, vault open (AES-GCM), injection, response redaction, hash-chained audit (SQLite, synchronous=FULL, group commit)`)
+  p(`       keyvalet with every check on: SQLite task-key lookup, policy, vault open (AES-GCM), injection, response redaction, hash-chained audit (its own thread, SQLite WAL, group commit, audit.fsync off: the default)`)
   p()
   p(`1. Closed loop: ${CONNECTIONS} connections, ${DURATION_S} s after ${WARMUP_S} s warm-up (autocannon), GET ${PATH}, ~120-byte JSON answer`)
   p(table(['target', 'req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'errors', 'non-2xx', 'CPU upstream', 'CPU proxy', 'proxy CPU µs/req', 'CPU loadgen'],

@@ -76,6 +76,11 @@ export class AuditWriter {
     await once(this.#worker, 'exit')
   }
 
+  /** Ends the thread at once, as a crash would (tests use it to show that keyvalet then fails closed). */
+  async terminate(): Promise<void> {
+    await this.#worker.terminate()
+  }
+
   /** One message per event-loop turn: the worker commits the whole batch in one transaction. */
   #send(): void {
     const batch = this.#queue

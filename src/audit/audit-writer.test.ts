@@ -1,0 +1,44 @@
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, describe, it } from 'node:test'
+import { SqliteStore } from '../store/sqlite-store.ts'
+import { AuditWriter } from './audit-writer.ts'
+import type { AuditFields } from './record.ts'
+import { verifyAudit } from './verify.ts'
+
+const root = mkdtempSync(join(tmpdir(), 'keyvalet-writer-'))
+after(() => rmSync(root, { recursive: true, force: true }))
+
+const fields = (i: number): AuditFields => ({
+  request_id: `req_${i}`, mode: 'gateway', session: null, agent: null, user: null, workspace: null, task: null, connector: null,
+  method: 'GET', path: '/x', query_keys: [], decision: 'deny', reason: 'task_key_missing', rule: null, credential: null,
+  status: 401, upstream_status: null, error: 'task_key_missing', bytes_in: 0, bytes_out: 0, redactions: 0, latency_ms: 1,
+})
+
+describe('AuditWriter (the audit thread)', () => {
+  it('commits concurrent appends as one verifiable chain, visible to other connections when they resolve', async () => {
+    const path = join(root, 'a.db')
+    const key = randomBytes(32)
+    const reader = SqliteStore.open(path)
+    const writer = await AuditWriter.start({ databasePath: path, fsync: false, key })
+    const seqs = await Promise.all(Array.from({ length: 50 }, (_, i) => writer.append(fields(i))))
+    assert.deepEqual(seqs, Array.from({ length: 50 }, (_, i) => i + 1))
+    assert.equal((await reader.audit.last())?.seq, 50)
+    const one = await writer.append(fields(50))
+    assert.equal((await reader.audit.last())?.seq, one, 'committed before append resolved')
+    await writer.close()
+    const verdict = await verifyAudit(reader.audit, key)
+    assert.ok(verdict.ok && verdict.count === 51)
+    await reader.close()
+  })
+
+  it('fails every append once the thread is gone, so requests fail closed', async () => {
+    const writer = await AuditWriter.start({ databasePath: join(root, 'b.db'), fsync: true, key: randomBytes(32) })
+    assert.equal(await writer.append(fields(1)), 1)
+    await writer.terminate()
+    await assert.rejects(writer.append(fields(2)), /audit writer exited/)
+  })
+})

@@ -76,6 +76,14 @@ describe('SqliteStore specifics', () => {
     )
   })
 
+  it('creates the database and its WAL files readable by the owner only', async () => {
+    const path = tmpFile()
+    const store = SqliteStore.open(path)
+    await store.sessions.list()
+    for (const file of [path, `${path}-wal`, `${path}-shm`]) assert.equal(statSync(file).mode & 0o777, 0o600, file)
+    await store.close()
+  })
+
   it('puts the database in WAL mode', async () => {
     const path = tmpFile()
     const store = SqliteStore.open(path)

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs'
+import { closeSync, mkdirSync, openSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { DatabaseSync, type SQLOutputValue, type StatementSync } from 'node:sqlite'
 import { OperatorError } from '../errors.ts'
@@ -72,7 +72,11 @@ export class SqliteStore implements Store {
    * (synchronous=FULL: survives a crash of the machine, at the cost of a flush per commit).
    */
   static open(path: string, opts: { fsync?: boolean } = {}): SqliteStore {
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: 0o700 })
+    if (path !== ':memory:') {
+      mkdirSync(dirname(path), { recursive: true, mode: 0o700 })
+      // Created owner-only before SQLite opens it: its -wal and -shm files inherit the mode.
+      closeSync(openSync(path, 'a', 0o600))
+    }
     let db: DatabaseSync
     try {
       db = new DatabaseSync(path)

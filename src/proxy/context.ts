@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Decision } from '../policy/decision.ts'
 import type { Connector } from '../policy/types.ts'
 import type { Session } from '../store/store.ts'
+import type { UpstreamResponse } from './stages/forward.ts'
 
 /**
  * The typed per-request record that stages fill in, in order. A field is set by exactly one stage
@@ -30,7 +31,9 @@ export interface RequestContext {
   credential?: { readonly secret: string; readonly value: string; readonly echoForms: readonly string[] }
   /** inject: what will be sent upstream. */
   outbound?: { headers: Record<string, string | string[]>; query: string }
-  /** forward / respond */
+  /** forward: the upstream's response head and body, for the relay. */
+  upstream?: UpstreamResponse
+  /** relay */
   upstreamStatus?: number
   bytesIn: number
   bytesOut: number

@@ -13,7 +13,7 @@ import { ERROR_HEADER, relayResponse, renderError, REQUEST_ID_HEADER } from './r
 import { createAuthenticate } from './stages/authenticate.ts'
 import { createCredential } from './stages/credential.ts'
 import { createDecide } from './stages/decide.ts'
-import { createForward, type UpstreamResponse } from './stages/forward.ts'
+import { createForward } from './stages/forward.ts'
 import { createInject } from './stages/inject.ts'
 import { createRoute } from './stages/route.ts'
 import { Upstreams } from './upstreams.ts'
@@ -44,14 +44,13 @@ export interface Gateway {
 export function createGateway(deps: GatewayDeps): Gateway {
   const { config, log } = deps
   const upstreams = new Upstreams(config.policy, { headersTimeoutMs: config.limits.upstreamTimeoutMs })
-  const responses = new WeakMap<RequestContext, UpstreamResponse>()
   const stages: Stage[] = [
     createAuthenticate(deps.sessions),
     createRoute(config.policy),
     createDecide(config.limits.maxBodyInspectBytes),
     createCredential(deps.vault),
     createInject(),
-    createForward(upstreams, (ctx, res) => responses.set(ctx, res)),
+    createForward(upstreams),
   ]
   const idPrefix = randomBytes(4).toString('hex')
   let counter = 0
@@ -73,7 +72,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     }
     try {
       await runStages(stages, ctx)
-      const upstream = responses.get(ctx)
+      const upstream = ctx.upstream
       if (upstream === undefined) throw new Error('forward produced no response')
       await relayResponse(ctx, upstream, () => audit(undefined))
     } catch (err) {

@@ -19,7 +19,7 @@ const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEO
  * waits for the response head. The request body streams (with backpressure) unless decide already
  * read it. Network failures map to stable codes; their details go to the audit record only.
  */
-export function createForward(upstreams: Upstreams, onResponse: (ctx: RequestContext, res: UpstreamResponse) => void): Stage {
+export function createForward(upstreams: Upstreams): Stage {
   return {
     name: 'forward',
     async run(ctx) {
@@ -34,7 +34,7 @@ export function createForward(upstreams: Upstreams, onResponse: (ctx: RequestCon
           headers: outbound.headers,
           body,
         })
-        onResponse(ctx, response)
+        ctx.upstream = response
       } catch (err) {
         throw upstreamError(err)
       }

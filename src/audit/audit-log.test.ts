@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { after, afterEach, beforeEach, describe, it } from 'node:test'
-import { SqliteStore } from '../store/sqlite-store.ts'
+import { auditPathFor, SqliteStore } from '../store/sqlite-store.ts'
 import { AuditLog, auditHash, GENESIS_PREV } from './audit-log.ts'
 import { canonicalJson } from './canonical-json.ts'
 import type { AuditFields, AuditRecord } from './record.ts'
@@ -42,7 +42,7 @@ describe('AuditLog and verifyAudit', () => {
 
   /** Runs SQL on the file through a raw connection, with the append-only triggers dropped. */
   function tamper(sql: (db: DatabaseSync) => void): void {
-    const db = new DatabaseSync(path)
+    const db = new DatabaseSync(auditPathFor(path))
     db.exec('DROP TRIGGER IF EXISTS audit_no_update; DROP TRIGGER IF EXISTS audit_no_delete')
     sql(db)
     db.close()

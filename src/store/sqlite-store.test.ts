@@ -7,7 +7,7 @@ import { after, describe, it } from 'node:test'
 import { Worker } from 'node:worker_threads'
 import { storeContract } from '../../test/contract/store.contract.ts'
 import { OperatorError } from '../errors.ts'
-import { SCHEMA_VERSION, SqliteStore } from './sqlite-store.ts'
+import { auditPathFor, SCHEMA_VERSION, SqliteStore } from './sqlite-store.ts'
 import type { AuditRow } from './store.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'keyvalet-sqlite-'))
@@ -56,7 +56,7 @@ describe('SqliteStore specifics', () => {
     const path = tmpFile()
     const store = SqliteStore.open(path)
     await store.audit.append((last) => nextRow(last))
-    const raw = new DatabaseSync(path)
+    const raw = new DatabaseSync(auditPathFor(path))
     assert.throws(() => raw.exec("UPDATE audit SET line = '{}' WHERE seq = 1"), /append-only/)
     assert.throws(() => raw.exec('DELETE FROM audit WHERE seq = 1'), /append-only/)
     raw.close()
@@ -80,7 +80,8 @@ describe('SqliteStore specifics', () => {
     const path = tmpFile()
     const store = SqliteStore.open(path)
     await store.sessions.list()
-    for (const file of [path, `${path}-wal`, `${path}-shm`]) assert.equal(statSync(file).mode & 0o777, 0o600, file)
+    const audit = auditPathFor(path)
+    for (const file of [path, `${path}-wal`, `${path}-shm`, audit, `${audit}-wal`, `${audit}-shm`]) assert.equal(statSync(file).mode & 0o777, 0o600, file)
     await store.close()
   })
 

@@ -1,12 +1,12 @@
 import { closeSync, mkdirSync, openSync } from 'node:fs'
-import { dirname } from 'node:path'
+import { basename, dirname, join } from 'node:path'
 import { DatabaseSync, type SQLOutputValue, type StatementSync } from 'node:sqlite'
 import { OperatorError } from '../errors.ts'
 import type { Grant } from '../policy/types.ts'
 import type { AuditRepo, AuditRow, SecretRecord, SecretRepo, Session, SessionRepo, Store, StoredSession } from './store.ts'
 
 /**
- * Schema migrations: MIGRATIONS[i] takes the database from user_version i to i + 1.
+ * Schema migrations of keyvalet.db (sessions, secrets): MIGRATIONS[i] takes the database from user_version i to i + 1.
  * Append new entries; never edit a released one.
  */
 const MIGRATIONS: readonly string[] = [
@@ -28,8 +28,16 @@ const MIGRATIONS: readonly string[] = [
      key_id TEXT NOT NULL,
      created_at INTEGER NOT NULL,
      updated_at INTEGER NOT NULL
-   ) STRICT;
-   CREATE TABLE audit (
+   ) STRICT;`,
+]
+
+/**
+ * Schema migrations of the audit file. The audit log lives in a database of its own so that its
+ * constant appends (by the audit writer thread) never disturb readers of sessions and secrets,
+ * and so that it can be retained, shipped and backed up on its own terms.
+ */
+const AUDIT_MIGRATIONS: readonly string[] = [
+  `CREATE TABLE audit (
      seq INTEGER PRIMARY KEY,
      hash TEXT NOT NULL,
      line TEXT NOT NULL
@@ -45,14 +53,20 @@ const MIGRATIONS: readonly string[] = [
 
 export const SCHEMA_VERSION = MIGRATIONS.length
 
+/** Where the audit log of the database at `path` lives: `<name>-audit.db` beside it. */
+export function auditPathFor(path: string): string {
+  return path === ':memory:' ? ':memory:' : join(dirname(path), `${basename(path, '.db')}-audit.db`)
+}
+
 type Row = Record<string, SQLOutputValue>
 
-/** The embedded default Store: one SQLite file (WAL), safe for several processes at once. */
+/** The embedded default Store: two SQLite files (WAL) — state, and the audit log — safe for several processes at once. */
 export class SqliteStore implements Store {
   readonly sessions: SessionRepo
   readonly secrets: SecretRepo
   readonly audit: AuditRepo
   readonly #db: DatabaseSync
+  readonly #auditDb: DatabaseSync
   readonly #insertSession: StatementSync
   readonly #sessionByHash: StatementSync
   readonly #sessionById: StatementSync
@@ -67,37 +81,24 @@ export class SqliteStore implements Store {
   readonly #readAudit: StatementSync
 
   /**
-   * Opens (creating if needed) and migrates the database at `path`. A commit is in the OS when it
-   * returns (WAL, synchronous=NORMAL: survives a crash of the process); with `fsync` it is on disk
-   * (synchronous=FULL: survives a crash of the machine, at the cost of a flush per commit).
+   * Opens (creating if needed) and migrates the database at `path` and its audit file
+   * (auditPathFor). A commit is in the OS when it returns (WAL, synchronous=NORMAL: survives a
+   * crash of the process); with `fsync` it is on disk (synchronous=FULL: survives a crash of the
+   * machine, at the cost of a flush per commit).
    */
   static open(path: string, opts: { fsync?: boolean } = {}): SqliteStore {
-    if (path !== ':memory:') {
-      mkdirSync(dirname(path), { recursive: true, mode: 0o700 })
-      // Created owner-only before SQLite opens it: its -wal and -shm files inherit the mode.
-      closeSync(openSync(path, 'a', 0o600))
-    }
-    let db: DatabaseSync
+    const db = openFile(path, opts.fsync === true, MIGRATIONS)
     try {
-      db = new DatabaseSync(path)
-    } catch (err) {
-      throw new OperatorError(`cannot open the database ${path}`, 'check the path and its permissions', { cause: err })
-    }
-    try {
-      db.exec('PRAGMA busy_timeout = 5000')
-      db.exec('PRAGMA journal_mode = WAL')
-      db.exec(`PRAGMA synchronous = ${opts.fsync === true ? 'FULL' : 'NORMAL'}`)
-      db.exec('PRAGMA foreign_keys = ON')
-      migrate(db, path)
-      return new SqliteStore(db)
+      return new SqliteStore(db, openFile(auditPathFor(path), opts.fsync === true, AUDIT_MIGRATIONS))
     } catch (err) {
       db.close()
       throw err
     }
   }
 
-  private constructor(db: DatabaseSync) {
+  private constructor(db: DatabaseSync, auditDb: DatabaseSync) {
     this.#db = db
+    this.#auditDb = auditDb
     const sessionCols = 'id, key_hash, agent, user, workspace, task, grants, created_at, expires_at, revoked_at'
     this.#insertSession = db.prepare(`INSERT INTO sessions (${sessionCols}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
     this.#sessionByHash = db.prepare(`SELECT ${sessionCols} FROM sessions WHERE key_hash = ?`)
@@ -112,9 +113,9 @@ export class SqliteStore implements Store {
     this.#getSecret = db.prepare('SELECT name, envelope, key_id, created_at, updated_at FROM secrets WHERE name = ?')
     this.#listSecrets = db.prepare('SELECT name, key_id, created_at, updated_at FROM secrets ORDER BY name')
     this.#deleteSecret = db.prepare('DELETE FROM secrets WHERE name = ?')
-    this.#lastAudit = db.prepare('SELECT seq, hash, line FROM audit ORDER BY seq DESC LIMIT 1')
-    this.#insertAudit = db.prepare('INSERT INTO audit (seq, hash, line) VALUES (?, ?, ?)')
-    this.#readAudit = db.prepare('SELECT seq, hash, line FROM audit WHERE seq > ? ORDER BY seq LIMIT ?')
+    this.#lastAudit = auditDb.prepare('SELECT seq, hash, line FROM audit ORDER BY seq DESC LIMIT 1')
+    this.#insertAudit = auditDb.prepare('INSERT INTO audit (seq, hash, line) VALUES (?, ?, ?)')
+    this.#readAudit = auditDb.prepare('SELECT seq, hash, line FROM audit WHERE seq > ? ORDER BY seq LIMIT ?')
     this.sessions = this.#sessionRepo()
     this.secrets = this.#secretRepo()
     this.audit = this.#auditRepo()
@@ -122,6 +123,7 @@ export class SqliteStore implements Store {
 
   async close(): Promise<void> {
     if (this.#db.isOpen) this.#db.close()
+    if (this.#auditDb.isOpen) this.#auditDb.close()
   }
 
   #sessionRepo(): SessionRepo {
@@ -163,7 +165,7 @@ export class SqliteStore implements Store {
   #appendRows(build: (last: AuditRow | undefined) => AuditRow[]): AuditRow[] {
     // IMMEDIATE takes the write lock before reading the last row, so a second process waits
     // (busy_timeout) instead of building on the same predecessor and forking the chain.
-    this.#db.exec('BEGIN IMMEDIATE')
+    this.#auditDb.exec('BEGIN IMMEDIATE')
     try {
       const lastRow = this.#lastAudit.get()
       let expected = (lastRow === undefined ? 0 : toAuditRow(lastRow).seq) + 1
@@ -173,10 +175,10 @@ export class SqliteStore implements Store {
         this.#insertAudit.run(row.seq, row.hash, row.line)
         expected++
       }
-      this.#db.exec('COMMIT')
+      this.#auditDb.exec('COMMIT')
       return rows.map((row) => ({ seq: row.seq, hash: row.hash, line: row.line }))
     } catch (err) {
-      if (this.#db.isTransaction) this.#db.exec('ROLLBACK')
+      if (this.#auditDb.isTransaction) this.#auditDb.exec('ROLLBACK')
       throw err
     }
   }
@@ -198,18 +200,43 @@ export class SqliteStore implements Store {
   }
 }
 
-function migrate(db: DatabaseSync, path: string): void {
+function openFile(path: string, fsync: boolean, migrations: readonly string[]): DatabaseSync {
+  if (path !== ':memory:') {
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 })
+    // Created owner-only before SQLite opens it: its -wal and -shm files inherit the mode.
+    closeSync(openSync(path, 'a', 0o600))
+  }
+  let db: DatabaseSync
+  try {
+    db = new DatabaseSync(path)
+  } catch (err) {
+    throw new OperatorError(`cannot open the database ${path}`, 'check the path and its permissions', { cause: err })
+  }
+  try {
+    db.exec('PRAGMA busy_timeout = 5000')
+    db.exec('PRAGMA journal_mode = WAL')
+    db.exec(`PRAGMA synchronous = ${fsync ? 'FULL' : 'NORMAL'}`)
+    db.exec('PRAGMA foreign_keys = ON')
+    migrate(db, path, migrations)
+    return db
+  } catch (err) {
+    db.close()
+    throw err
+  }
+}
+
+function migrate(db: DatabaseSync, path: string, migrations: readonly string[]): void {
   db.exec('BEGIN IMMEDIATE') // one process migrates; the others wait, then see the new version
   try {
     const version = Number(db.prepare('PRAGMA user_version').get()?.user_version ?? 0)
-    if (version > SCHEMA_VERSION) {
+    if (version > migrations.length) {
       throw new OperatorError(
-        `the database ${path} has schema version ${version}, newer than this keyvalet understands (${SCHEMA_VERSION})`,
+        `the database ${path} has schema version ${version}, newer than this keyvalet understands (${migrations.length})`,
         'upgrade keyvalet, or point it at another database',
       )
     }
-    for (let v = version; v < SCHEMA_VERSION; v++) db.exec(MIGRATIONS[v] as string)
-    if (version !== SCHEMA_VERSION) db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`)
+    for (let v = version; v < migrations.length; v++) db.exec(migrations[v] as string)
+    if (version !== migrations.length) db.exec(`PRAGMA user_version = ${migrations.length}`)
     db.exec('COMMIT')
   } catch (err) {
     if (db.isTransaction) db.exec('ROLLBACK')

@@ -144,7 +144,7 @@ connectors:
     const verified = await cli(['audit', 'verify', '--config', file], { env })
     assert.equal(verified.code, 0, verified.stdout + verified.stderr)
     assert.match(verified.stdout, /ok: 2 records/)
-    const db = new DatabaseSync(join(dir, 'data', 'keyvalet.db'))
+    const db = new DatabaseSync(join(dir, 'data', 'keyvalet-audit.db'))
     db.exec('DROP TRIGGER IF EXISTS audit_no_update')
     db.exec(`UPDATE audit SET line = replace(line, '"decision":"deny"', '"decision":"allow"') WHERE seq = 2`)
     db.close()

@@ -6,6 +6,7 @@ import { OperatorError } from '../../errors.ts'
 import { createLogger } from '../../log.ts'
 import { createGateway } from '../../proxy/gateway.ts'
 import { openRuntime, type Runtime } from '../../runtime.ts'
+import { auditPathFor } from '../../store/sqlite-store.ts'
 import { CONFIG_OPTION, configPath, parse, write } from '../args.ts'
 import type { Command, Io } from '../command.ts'
 
@@ -30,7 +31,7 @@ export const start: Command = {
     const closers: (() => Promise<void>)[] = [() => runtime.close()]
     try {
       write(io.stdout, `master key: ${runtime.master.source}${runtime.master.created ? ' (created now, mode 0600; keep it apart from the database and its backups)' : ''}`)
-      write(io.stdout, `database: ${config.databasePath}`)
+      write(io.stdout, `database: ${config.databasePath}, audit log: ${auditPathFor(config.databasePath)}`)
       const demo = values.demo === true ? await startDemo(runtime, io) : undefined
       if (demo !== undefined) closers.unshift(demo.close)
       const audit = await AuditWriter.start({ databasePath: config.databasePath, fsync: config.auditFsync, key: runtime.auditKey })

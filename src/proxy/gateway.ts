@@ -109,6 +109,10 @@ export function createGateway(deps: GatewayDeps): Gateway {
     })
   })
   server.timeout = config.limits.idleTimeoutMs
+  // The gateway is not a forward proxy: CONNECT gets a clear refusal instead of a closed socket.
+  server.on('connect', (_req: IncomingMessage, socket: Socket) => {
+    refuseRaw(socket, new KeyvaletError('method_refused', { message: 'CONNECT is not accepted on the gateway listener.' }), 'CONNECT')
+  })
   server.on('upgrade', (req: IncomingMessage, socket: Socket) => {
     refuseRaw(socket, new KeyvaletError('upgrade_refused'), (req.method ?? '').slice(0, 32))
   })

@@ -148,3 +148,59 @@ connectors:
     assert.equal((await kv.audit()).at(-1)?.decision, 'allow')
   })
 })
+
+describe('requests the gateway refuses before any stage', () => {
+  let upstream: Upstream
+  let kv: TestKeyvalet
+  let key: string
+  before(async () => {
+    upstream = await startUpstream()
+    kv = await startKeyvalet(`version: 1
+listen: { gateway: "127.0.0.1:0" }
+connectors:
+  api:
+    upstream: ${upstream.url}
+    allow_insecure: true
+    rules: [{ id: all, methods: [GET], path: /**, severity: read }]
+`)
+    key = (await kv.mintKey(['api:read'])).key
+  })
+  after(async () => {
+    await kv.close()
+    await upstream.close()
+  })
+
+  async function raw(text: string): Promise<string> {
+    const { port } = new URL(kv.url)
+    return new Promise((resolve, reject) => {
+      const socket = connect(Number(port), '127.0.0.1', () => socket.write(text))
+      let data = ''
+      socket.setTimeout(3000, () => socket.destroy())
+      socket.on('data', (c) => { data += c.toString() })
+      socket.on('close', () => resolve(data))
+      socket.on('error', reject)
+    })
+  }
+
+  const cases: [string, () => string, RegExp, string][] = [
+    ['an absolute-form target (a forward-proxy request)', () => `GET http://evil.example/api/x HTTP/1.1\r\nHost: evil.example\r\nAuthorization: Bearer ${key}\r\nConnection: close\r\n\r\n`, /^HTTP\/1\.1 400 /, 'path_ambiguous'],
+    ['CONNECT', () => `CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\n\r\n`, /^HTTP\/1\.1 405 /, 'method_refused'],
+    ['a WebSocket upgrade', () => `GET /api/socket HTTP/1.1\r\nHost: k\r\nAuthorization: Bearer ${key}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`, /^HTTP\/1\.1 400 /, 'upgrade_refused'],
+    ['a header with a bare LF injection', () => `GET /api/x HTTP/1.1\r\nHost: k\r\nX-A: a\nInjected: 1\r\nAuthorization: Bearer ${key}\r\n\r\n`, /^HTTP\/1\.1 400 /, 'request_malformed'],
+    ['two different Content-Length headers', () => `POST /api/x HTTP/1.1\r\nHost: k\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab`, /^HTTP\/1\.1 400 /, 'request_malformed'],
+    ['an asterisk target', () => `OPTIONS * HTTP/1.1\r\nHost: k\r\nAuthorization: Bearer ${key}\r\nConnection: close\r\n\r\n`, /^HTTP\/1\.1 400 /, 'path_ambiguous'],
+  ]
+  for (const [what, text, status, code] of cases) {
+    it(`refuses ${what} with ${code}, audited, nothing upstream`, async () => {
+      const before = upstream.received.length
+      const auditBefore = (await kv.audit()).length
+      const answer = await raw(text())
+      assert.match(answer, status)
+      assert.match(answer, new RegExp(`x-keyvalet-error: ${code}`))
+      assert.equal(upstream.received.length, before)
+      const records = await kv.audit()
+      assert.equal(records.length, auditBefore + 1)
+      assert.equal(records.at(-1)?.error, code)
+    })
+  }
+})

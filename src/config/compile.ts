@@ -20,6 +20,7 @@ export interface RawRule {
   severity: Severity
   query?: Record<string, RawConstraint>
   allow_other_query?: boolean
+  websocket?: boolean
   headers?: Record<string, RawConstraint>
   body?: Record<string, unknown>
 }
@@ -131,6 +132,7 @@ function compileRule(connector: string, raw: RawRule, problem: (f: FieldPath, m:
   raw.methods.forEach((m, i) => {
     if (FORBIDDEN_METHODS.has(m)) problem(['methods', i], `${m} is never allowed through keyvalet`)
   })
+  if (raw.websocket === true && !raw.methods.includes('GET')) problem(['websocket'], 'a WebSocket upgrade is a GET: list GET in methods')
   let path = compilePathPattern('/**')
   try {
     path = compilePathPattern(raw.path)
@@ -145,6 +147,7 @@ function compileRule(connector: string, raw: RawRule, problem: (f: FieldPath, m:
     severity: raw.severity,
     query: constraints(raw.query, false, (f, m) => problem(['query', ...f], m)),
     allowOtherQuery: raw.allow_other_query ?? true,
+    websocket: raw.websocket ?? false,
     headers: constraints(raw.headers, true, (f, m) => problem(['headers', ...f], m)),
     body: raw.body === undefined ? undefined : compileBody(raw.body, (f, m) => problem(['body', ...f], m)),
   }

@@ -68,6 +68,12 @@ const rule = {
       default: true,
       description: 'When false, query parameters not named under `query` are refused.',
     },
+    websocket: {
+      type: 'boolean',
+      default: false,
+      description:
+        'When true, a GET matching this rule may upgrade to a WebSocket: keyvalet decides the upgrade request like any other, attaches the credential, and then relays the connection both ways until either side closes. Frames are not inspected. Without it, upgrades are refused (upgrade_refused).',
+    },
     headers: {
       type: 'object',
       propertyNames: { pattern: TOKEN, errorMessage: 'must be an HTTP header name' },

@@ -26,6 +26,7 @@ function rule(id: string, methods: string, path: string, severity: Severity, ext
     allowOtherQuery: true,
     headers: [],
     body: undefined,
+    websocket: false,
     ...extra,
   }
 }

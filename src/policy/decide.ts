@@ -22,6 +22,7 @@ type Failure = { readonly reason: DenyReason; readonly rule: Rule; readonly deta
 const SPECIFICITY: Readonly<Partial<Record<DenyReason, number>>> = {
   not_in_grant: 1,
   severity_exceeds_grant: 2,
+  upgrade_not_allowed: 3,
   query_not_allowed: 3,
   header_not_allowed: 4,
   body_not_allowed: 5,
@@ -40,7 +41,7 @@ export function decide(args: DecideArgs): Decision {
   }
   let worst: Failure | undefined
   for (const rule of matched) {
-    let failure = grantFailure(rule, connector, args.grants) ?? queryFailure(rule, args.query) ?? headerFailure(rule, args.headers)
+    let failure = grantFailure(rule, connector, args.grants) ?? upgradeFailure(rule, args.upgrade) ?? queryFailure(rule, args.query) ?? headerFailure(rule, args.headers)
     if (failure === undefined && rule.body !== undefined) {
       if (args.body === undefined) return { effect: 'need_body' }
       failure = bodyFailure(rule, rule.body, args.body)
@@ -83,6 +84,11 @@ function grantFailure(rule: Rule, connector: Connector, grants: readonly Grant[]
     return { reason: 'severity_exceeds_grant', rule, detail: `rule ${rule.id} needs ${rule.severity}, above what the task grant allows` }
   }
   return { reason: 'not_in_grant', rule, detail: `the task grant does not include rule ${rule.id} of connector ${connector.name}` }
+}
+
+function upgradeFailure(rule: Rule, upgrade: string | undefined): Failure | undefined {
+  if (upgrade === undefined || (upgrade === 'websocket' && rule.websocket)) return undefined
+  return { reason: 'upgrade_not_allowed', rule, detail: `rule ${rule.id} does not allow an upgrade to ${shortName(upgrade)}` }
 }
 
 function queryFailure(rule: Rule, query: URLSearchParams): Failure | undefined {

@@ -9,6 +9,7 @@ export type DenyReason =
   | 'query_not_allowed' // a query parameter is missing, unexpected or does not match
   | 'header_not_allowed' // a constrained header is missing or does not match
   | 'body_not_allowed' // the body does not satisfy the rule's JSON Schema (or is not JSON)
+  | 'upgrade_not_allowed' // the request asks for a protocol upgrade the rule does not allow
 
 export type Decision =
   | { readonly effect: 'allow'; readonly reason: 'rule_matched'; readonly rule: Rule; readonly detail: string }
@@ -31,4 +32,6 @@ export interface DecideArgs {
   /** Lower-case names, as node:http gives them. */
   readonly headers: Readonly<Record<string, string | string[] | undefined>>
   readonly body?: BodyFacts
+  /** The protocol of an upgrade request (lower-case, e.g. 'websocket'); undefined for plain requests. */
+  readonly upgrade?: string
 }

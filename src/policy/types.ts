@@ -43,6 +43,8 @@ export interface Rule {
   readonly allowOtherQuery: boolean
   readonly headers: readonly ValueConstraint[]
   readonly body: BodyValidator | undefined
+  /** Whether a matching GET may upgrade to a WebSocket. */
+  readonly websocket: boolean
 }
 
 export type InjectKind = 'bearer' | 'basic' | 'header' | 'query'

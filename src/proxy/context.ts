@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { IncomingMessage } from 'node:http'
 import type { Decision } from '../policy/decision.ts'
 import type { Connector } from '../policy/types.ts'
 import type { Session } from '../store/store.ts'
@@ -12,9 +12,10 @@ export interface RequestContext {
   readonly id: string
   readonly mode: 'gateway'
   readonly req: IncomingMessage
-  readonly res: ServerResponse
   /** process.hrtime.bigint() at arrival. */
   readonly started: bigint
+  /** The protocol an upgrade request asks for (lower-case), set by the listener. */
+  readonly upgrade?: string
   /** authenticate (also set for a revoked or expired key, for the audit record only: the pipeline stops there) */
   session?: Session
   /** route */

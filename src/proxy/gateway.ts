@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { AuditFields } from '../audit/record.ts'
 import type { Config } from '../config/load.ts'
@@ -9,7 +9,8 @@ import type { Sessions } from '../sessions/sessions.ts'
 import type { Vault } from '../vault/vault.ts'
 import type { RequestContext } from './context.ts'
 import { runStages, type Stage } from './pipeline.ts'
-import { ERROR_HEADER, relayResponse, renderError, REQUEST_ID_HEADER } from './respond.ts'
+import { auditFields, refusalFields } from './audit-fields.ts'
+import { relayResponse, renderError, writeRawError } from './respond.ts'
 import { createAuthenticate } from './stages/authenticate.ts'
 import { createCredential } from './stages/credential.ts'
 import { createDecide } from './stages/decide.ts'
@@ -17,6 +18,7 @@ import { createForward } from './stages/forward.ts'
 import { createInject } from './stages/inject.ts'
 import { createRoute } from './stages/route.ts'
 import { Upstreams } from './upstreams.ts'
+import { openUpstreamSocket, relaySockets, upgradeProtocol } from './websocket.ts'
 
 /** Where audit records go; written exactly once per request, before the response completes. */
 export interface AuditSink {
@@ -44,37 +46,42 @@ export interface Gateway {
 export function createGateway(deps: GatewayDeps): Gateway {
   const { config, log } = deps
   const upstreams = new Upstreams(config.policy, { headersTimeoutMs: config.limits.upstreamTimeoutMs })
-  const stages: Stage[] = [
+  // Everything up to and including inject; a request then goes to forward, an upgrade to websocket.ts.
+  const decideAndInject: Stage[] = [
     createAuthenticate(deps.sessions),
     createRoute(config.policy),
     createDecide(config.limits.maxBodyInspectBytes),
     createCredential(deps.vault),
     createInject(),
-    createForward(upstreams),
   ]
+  const stages: Stage[] = [...decideAndInject, createForward(upstreams)]
   const idPrefix = randomBytes(4).toString('hex')
   let counter = 0
 
   const busySockets = new WeakSet<Socket>()
 
+  const nextId = (): string => `req_${idPrefix}${(counter++).toString(36)}`
+  const newContext = (req: IncomingMessage, upgrade?: string): RequestContext => ({
+    id: nextId(), mode: 'gateway', req, started: process.hrtime.bigint(), bytesIn: 0, bytesOut: 0, redactions: 0,
+    ...(upgrade === undefined ? {} : { upgrade }),
+  })
+
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     busySockets.add(req.socket)
     res.once('close', () => busySockets.delete(req.socket))
-    const ctx: RequestContext = {
-      id: `req_${idPrefix}${(counter++).toString(36)}`, mode: 'gateway', req, res,
-      started: process.hrtime.bigint(), bytesIn: 0, bytesOut: 0, redactions: 0,
-    }
+    const ctx = newContext(req)
     let audited = false
     const audit = async (error: KeyvaletError | undefined): Promise<void> => {
       if (audited) return
       audited = true
-      await deps.audit.append(auditFields(ctx, error))
+      const status = error === undefined ? (ctx.upstreamStatus ?? res.statusCode) : res.headersSent ? res.statusCode : error.status
+      await deps.audit.append(auditFields(ctx, error, status))
     }
     try {
       await runStages(stages, ctx)
       const upstream = ctx.upstream
       if (upstream === undefined) throw new Error('forward produced no response')
-      await relayResponse(ctx, upstream, () => audit(undefined))
+      await relayResponse(ctx, res, upstream, () => audit(undefined))
     } catch (err) {
       const error = toKeyvaletError(err)
       if (error.code === 'internal_error') log.error('request failed', { request_id: ctx.id, error: String(err) })
@@ -89,6 +96,29 @@ export function createGateway(deps: GatewayDeps): Gateway {
       } else {
         res.destroy()
       }
+    }
+  }
+
+  /** A WebSocket upgrade runs the same stages, is audited when it is allowed, then relayed. */
+  async function handleUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
+    const protocol = upgradeProtocol(req)
+    if (protocol !== 'websocket') return refuseRaw(socket, new KeyvaletError('upgrade_refused', { detail: { protocol: protocol.slice(0, 40) } }), req.method ?? '')
+    const ctx = newContext(req, protocol)
+    try {
+      await runStages(decideAndInject, ctx)
+      const upstream = await openUpstreamSocket(ctx, upstreams)
+      try {
+        await deps.audit.append(auditFields(ctx, undefined, 101))
+      } catch (err) {
+        upstream.socket.destroy()
+        throw err
+      }
+      relaySockets(ctx, socket, head, upstream)
+    } catch (err) {
+      const error = toKeyvaletError(err)
+      if (error.code === 'internal_error') log.error('upgrade failed', { request_id: ctx.id, error: String(err) })
+      await deps.audit.append(auditFields(ctx, error, error.status)).catch((auditErr: unknown) => log.error('audit write failed', { request_id: ctx.id, error: String(auditErr) }))
+      writeRawError(socket, error, ctx.id)
     }
   }
 
@@ -113,8 +143,11 @@ export function createGateway(deps: GatewayDeps): Gateway {
   server.on('connect', (_req: IncomingMessage, socket: Socket) => {
     refuseRaw(socket, new KeyvaletError('method_refused', { message: 'CONNECT is not accepted on the gateway listener.' }), 'CONNECT')
   })
-  server.on('upgrade', (req: IncomingMessage, socket: Socket) => {
-    refuseRaw(socket, new KeyvaletError('upgrade_refused'), (req.method ?? '').slice(0, 32))
+  server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    handleUpgrade(req, socket, head).catch((err: unknown) => {
+      log.error('unhandled upgrade failure', { error: String(err) })
+      socket.destroy()
+    })
   })
   // Requests the parser rejects (CL+TE smuggling, bad chunking, oversized headers) never become
   // requests; they are still answered with a clear error and audited.
@@ -128,16 +161,12 @@ export function createGateway(deps: GatewayDeps): Gateway {
     refuseRaw(socket, error, '')
   })
 
+  /** Refusals before any stage: audited first, then answered on the raw socket. */
   function refuseRaw(socket: Socket, error: KeyvaletError, method: string): void {
-    const id = `req_${idPrefix}${(counter++).toString(36)}`
-    const body = JSON.stringify({ error: { code: error.code, message: error.message, request_id: id } })
-    deps.audit.append({
-      request_id: id, mode: 'gateway', session: null, agent: null, user: null, workspace: null, task: null, connector: null,
-      method, path: null, query_keys: [], decision: 'deny', reason: error.code, rule: null, credential: null, status: error.status,
-      upstream_status: null, error: error.code, bytes_in: 0, bytes_out: 0, redactions: 0, latency_ms: 0, ...(error.detail === undefined ? {} : { detail: error.detail }),
-    }).catch((err: unknown) => log.error('audit write failed', { request_id: id, error: String(err) }))
-      // Answered once the record is written (or failed), like every other refusal.
-      .finally(() => socket.end(`HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? ''}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${ERROR_HEADER}: ${error.code}\r\n${REQUEST_ID_HEADER}: ${id}\r\nconnection: close\r\n\r\n${body}`))
+    const id = nextId()
+    deps.audit.append(refusalFields(id, method, error))
+      .catch((err: unknown) => log.error('audit write failed', { request_id: id, error: String(err) }))
+      .finally(() => writeRawError(socket, error, id))
   }
 
   return {
@@ -161,42 +190,6 @@ export function createGateway(deps: GatewayDeps): Gateway {
       await upstreams.destroy()
     },
   }
-}
-
-function auditFields(ctx: RequestContext, error: KeyvaletError | undefined): AuditFields {
-  const session = ctx.session
-  const decision = ctx.decision
-  const detail = error?.detail
-  return {
-    request_id: ctx.id,
-    mode: ctx.mode,
-    session: session?.id ?? null,
-    agent: session?.agent ?? null,
-    user: session?.user ?? null,
-    workspace: session?.workspace ?? null,
-    task: session?.task ?? null,
-    connector: ctx.connector?.name ?? null,
-    method: (ctx.req.method ?? '').slice(0, 32),
-    path: ctx.path ?? null,
-    query_keys: queryKeys(ctx.rawQuery),
-    decision: error === undefined ? 'allow' : error.status >= 500 ? 'error' : 'deny',
-    reason: decision !== undefined && decision.effect !== 'need_body' ? decision.reason : (error?.code ?? 'unknown'),
-    rule: decision !== undefined && decision.effect !== 'need_body' ? (decision.rule?.id ?? null) : null,
-    credential: ctx.credential?.secret ?? null,
-    status: error === undefined ? (ctx.upstreamStatus ?? ctx.res.statusCode) : ctx.res.headersSent ? ctx.res.statusCode : error.status,
-    upstream_status: ctx.upstreamStatus ?? null,
-    error: error?.code ?? null,
-    bytes_in: ctx.bytesIn,
-    bytes_out: ctx.bytesOut,
-    redactions: ctx.redactions,
-    latency_ms: Number(process.hrtime.bigint() - ctx.started) / 1e6,
-    ...(detail === undefined ? {} : { detail }),
-  }
-}
-
-function queryKeys(rawQuery: string | undefined): string[] {
-  if (rawQuery === undefined || rawQuery === '') return []
-  return [...new Set(new URLSearchParams(rawQuery).keys())].map((k) => k.slice(0, 64)).slice(0, 50)
 }
 
 /** Let a refused request's body be read off the socket so keep-alive survives, but bounded. */

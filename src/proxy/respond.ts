@@ -1,4 +1,5 @@
-import type { OutgoingHttpHeaders, ServerResponse } from 'node:http'
+import { STATUS_CODES, type OutgoingHttpHeaders, type ServerResponse } from 'node:http'
+import type { Duplex } from 'node:stream'
 import { pipeline, type Readable } from 'node:stream'
 import { createBrotliDecompress, createGunzip, createInflate, createZstdDecompress } from 'node:zlib'
 import { KeyvaletError } from '../errors.ts'
@@ -25,6 +26,16 @@ export function renderError(res: ServerResponse, err: KeyvaletError, requestId: 
   res.end(body)
 }
 
+/** The same error, written by hand on a socket that has no ServerResponse (parser errors, CONNECT, upgrades). */
+export function writeRawError(socket: Duplex, err: KeyvaletError, requestId: string): void {
+  const body = JSON.stringify({ error: { code: err.code, message: err.message, request_id: requestId } })
+  socket.end(
+    `HTTP/1.1 ${err.status} ${STATUS_CODES[err.status] ?? ''}\r\ncontent-type: application/json; charset=utf-8\r\n` +
+      `content-length: ${Buffer.byteLength(body)}\r\n${ERROR_HEADER}: ${err.code}\r\n${REQUEST_ID_HEADER}: ${requestId}\r\n` +
+      `connection: close\r\n\r\n${body}`,
+  )
+}
+
 const DECODERS: Record<string, () => NodeJS.ReadWriteStream> = {
   gzip: createGunzip, 'x-gzip': createGunzip, deflate: createInflate, br: createBrotliDecompress, zstd: createZstdDecompress,
 }
@@ -38,14 +49,14 @@ const DECODERS: Record<string, () => NodeJS.ReadWriteStream> = {
  * response without a body is sent only after it; with a declared length, the last byte waits for
  * it; otherwise (chunked) the terminating chunk does.
  */
-export async function relayResponse(ctx: RequestContext, upstream: UpstreamResponse, beforeEnd: () => Promise<void>): Promise<void> {
+export async function relayResponse(ctx: RequestContext, res: ServerResponse, upstream: UpstreamResponse, beforeEnd: () => Promise<void>): Promise<void> {
   ctx.upstreamStatus = upstream.statusCode
   const secrets = ctx.credential?.echoForms ?? []
   const headers = inboundResponseHeaders(upstream.headers)
   let body: Readable = upstream.body
   let redactor: Redactor | undefined
   if (secrets.length > 0) {
-    redactHeaders(ctx, headers, secrets)
+    ctx.redactions += redactHeaders(headers, secrets)
     const coding = String(headers['content-encoding'] ?? 'identity').toLowerCase().trim()
     if (coding !== 'identity') {
       const decoder = DECODERS[coding]
@@ -63,44 +74,42 @@ export async function relayResponse(ctx: RequestContext, upstream: UpstreamRespo
   if (isBodyless(ctx.req.method, upstream.statusCode, headers)) {
     await upstream.body.dump()
     await beforeEnd()
-    ctx.res.writeHead(upstream.statusCode, headers)
-    ctx.res.end()
+    res.writeHead(upstream.statusCode, headers)
+    res.end()
     return
   }
-  ctx.res.writeHead(upstream.statusCode, headers)
+  res.writeHead(upstream.statusCode, headers)
   // A stream (no length: SSE, chunked) or a large body: send the head now, since its first bytes
   // may come much later. A small fixed-length body follows at once and shares the head's packet.
   const length = headers['content-length']
-  if (length === undefined || Number(length) > 65_536) ctx.res.flushHeaders()
+  if (length === undefined || Number(length) > 65_536) res.flushHeaders()
   let tail: Buffer
   try {
-    tail = await pump(body, ctx, redactor, length === undefined ? undefined : Number(length))
+    tail = await pump(body, ctx, res, redactor, length === undefined ? undefined : Number(length))
   } finally {
     if (redactor !== undefined) ctx.redactions += redactor.count
   }
   await beforeEnd()
-  ctx.res.end(tail)
+  res.end(tail)
 }
 
 function isBodyless(method: string | undefined, status: number, headers: OutgoingHttpHeaders): boolean {
   return method === 'HEAD' || status === 204 || status === 304 || (status >= 100 && status < 200) || headers['content-length'] === '0'
 }
 
-function redactHeaders(ctx: RequestContext, headers: OutgoingHttpHeaders, secrets: readonly string[]): void {
+/** Masks the secrets in every header value; returns how many were masked. */
+export function redactHeaders(headers: OutgoingHttpHeaders, secrets: readonly string[]): number {
+  let count = 0
+  const mask = (v: string): string => {
+    const r = redactHeaderValue(v, secrets)
+    count += r.count
+    return r.value
+  }
   for (const [name, value] of Object.entries(headers)) {
     if (value === undefined || typeof value === 'number') continue
-    if (Array.isArray(value)) {
-      headers[name] = value.map((v) => {
-        const r = redactHeaderValue(v, secrets)
-        ctx.redactions += r.count
-        return r.value
-      })
-    } else {
-      const r = redactHeaderValue(value, secrets)
-      ctx.redactions += r.count
-      headers[name] = r.value
-    }
+    headers[name] = Array.isArray(value) ? value.map(mask) : mask(value)
   }
+  return count
 }
 
 /**
@@ -108,8 +117,7 @@ function redactHeaders(ctx: RequestContext, headers: OutgoingHttpHeaders, secret
  * the client goes away. With a declared `length`, the final byte is not written but returned, for
  * the caller to send once the audit record is committed.
  */
-function pump(body: Readable, ctx: RequestContext, redactor: Redactor | undefined, length: number | undefined): Promise<Buffer> {
-  const res = ctx.res
+function pump(body: Readable, ctx: RequestContext, res: ServerResponse, redactor: Redactor | undefined, length: number | undefined): Promise<Buffer> {
   return new Promise<Buffer>((resolve, reject) => {
     const onClose = (): void => {
       if (!res.writableFinished) fail(new KeyvaletError('upstream_response_invalid', { message: 'client closed the connection', detail: { why: 'client_closed' } }))

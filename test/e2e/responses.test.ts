@@ -185,7 +185,8 @@ connectors:
   const cases: [string, () => string, RegExp, string][] = [
     ['an absolute-form target (a forward-proxy request)', () => `GET http://evil.example/api/x HTTP/1.1\r\nHost: evil.example\r\nAuthorization: Bearer ${key}\r\nConnection: close\r\n\r\n`, /^HTTP\/1\.1 400 /, 'path_ambiguous'],
     ['CONNECT', () => `CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\n\r\n`, /^HTTP\/1\.1 405 /, 'method_refused'],
-    ['a WebSocket upgrade', () => `GET /api/socket HTTP/1.1\r\nHost: k\r\nAuthorization: Bearer ${key}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`, /^HTTP\/1\.1 400 /, 'upgrade_refused'],
+    ['an upgrade to something other than WebSocket', () => `GET /api/socket HTTP/1.1\r\nHost: k\r\nAuthorization: Bearer ${key}\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n`, /^HTTP\/1\.1 400 /, 'upgrade_refused'],
+    ['a WebSocket upgrade no rule allows', () => `GET /api/socket HTTP/1.1\r\nHost: k\r\nAuthorization: Bearer ${key}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`, /^HTTP\/1\.1 403 /, 'policy_denied'],
     ['a header with a bare LF injection', () => `GET /api/x HTTP/1.1\r\nHost: k\r\nX-A: a\nInjected: 1\r\nAuthorization: Bearer ${key}\r\n\r\n`, /^HTTP\/1\.1 400 /, 'request_malformed'],
     ['two different Content-Length headers', () => `POST /api/x HTTP/1.1\r\nHost: k\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab`, /^HTTP\/1\.1 400 /, 'request_malformed'],
     ['an asterisk target', () => `OPTIONS * HTTP/1.1\r\nHost: k\r\nAuthorization: Bearer ${key}\r\nConnection: close\r\n\r\n`, /^HTTP\/1\.1 400 /, 'path_ambiguous'],

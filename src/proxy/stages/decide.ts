@@ -45,6 +45,7 @@ function decideFor(ctx: RequestContext, body: BodyFacts | undefined): Decision {
     query: new URLSearchParams(ctx.rawQuery ?? ''),
     headers: ctx.req.headers,
     ...(body === undefined ? {} : { body }),
+    ...(ctx.upgrade === undefined ? {} : { upgrade: ctx.upgrade }),
   })
 }
 
@@ -62,6 +63,7 @@ function denyMessage(reason: DenyReason, ctx: RequestContext): string {
     case 'query_not_allowed': return `The query parameters are not allowed by the matching rule (${reason}).`
     case 'header_not_allowed': return `A request header is not allowed by the matching rule (${reason}).`
     case 'body_not_allowed': return `The request body does not have the shape the matching rule requires (${reason}).`
+    case 'upgrade_not_allowed': return `The matching rule does not allow this protocol upgrade (${reason}).`
   }
 }
 

@@ -1,0 +1,53 @@
+import type { AuditFields } from '../audit/record.ts'
+import type { KeyvaletError } from '../errors.ts'
+import type { RequestContext } from './context.ts'
+
+/**
+ * The audit record of one request, from what the stages put on its context. `status` is what the
+ * sandbox was (or is being) answered. Never copies a value the sandbox sent: query keys only.
+ */
+export function auditFields(ctx: RequestContext, error: KeyvaletError | undefined, status: number): AuditFields {
+  const session = ctx.session
+  const decision = ctx.decision?.effect === 'need_body' ? undefined : ctx.decision
+  const detail = error?.detail
+  return {
+    request_id: ctx.id,
+    mode: ctx.mode,
+    session: session?.id ?? null,
+    agent: session?.agent ?? null,
+    user: session?.user ?? null,
+    workspace: session?.workspace ?? null,
+    task: session?.task ?? null,
+    connector: ctx.connector?.name ?? null,
+    method: (ctx.req.method ?? '').slice(0, 32),
+    path: ctx.path ?? null,
+    query_keys: queryKeys(ctx.rawQuery),
+    decision: error === undefined ? 'allow' : error.status >= 500 ? 'error' : 'deny',
+    reason: decision?.reason ?? error?.code ?? 'unknown',
+    rule: decision?.rule?.id ?? null,
+    credential: ctx.credential?.secret ?? null,
+    status,
+    upstream_status: ctx.upstreamStatus ?? null,
+    error: error?.code ?? null,
+    bytes_in: ctx.bytesIn,
+    bytes_out: ctx.bytesOut,
+    redactions: ctx.redactions,
+    latency_ms: Number(process.hrtime.bigint() - ctx.started) / 1e6,
+    ...(detail === undefined ? {} : { detail }),
+  }
+}
+
+/** The record of a refusal that happened before any stage ran (parser errors, CONNECT, upgrades). */
+export function refusalFields(requestId: string, method: string, error: KeyvaletError): AuditFields {
+  return {
+    request_id: requestId, mode: 'gateway', session: null, agent: null, user: null, workspace: null, task: null, connector: null,
+    method: method.slice(0, 32), path: null, query_keys: [], decision: 'deny', reason: error.code, rule: null, credential: null,
+    status: error.status, upstream_status: null, error: error.code, bytes_in: 0, bytes_out: 0, redactions: 0, latency_ms: 0,
+    ...(error.detail === undefined ? {} : { detail: error.detail }),
+  }
+}
+
+function queryKeys(rawQuery: string | undefined): string[] {
+  if (rawQuery === undefined || rawQuery === '') return []
+  return [...new Set(new URLSearchParams(rawQuery).keys())].map((k) => k.slice(0, 64)).slice(0, 50)
+}

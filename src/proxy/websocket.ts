@@ -1,0 +1,57 @@
+import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http'
+import type { Duplex } from 'node:stream'
+import { KeyvaletError } from '../errors.ts'
+import type { RequestContext } from './context.ts'
+import { redactHeaders, REQUEST_ID_HEADER } from './respond.ts'
+import type { Upstreams } from './upstreams.ts'
+
+/** Response headers the 101 carries from the upstream (the rest of a 101 head is the handshake). */
+const HANDSHAKE = new Set(['sec-websocket-accept', 'sec-websocket-protocol', 'sec-websocket-extensions'])
+
+/**
+ * After the request stages allowed an upgrade (a rule with `websocket: true`) and the credential
+ * is on `ctx.outbound`: opens the upgraded connection to the upstream. A refusal by the upstream
+ * (anything but 101) fails with upstream_response_invalid; nothing is relayed.
+ */
+export async function openUpstreamSocket(ctx: RequestContext, upstreams: Upstreams): Promise<{ socket: Duplex; headers: OutgoingHttpHeaders }> {
+  const connector = ctx.connector
+  const outbound = ctx.outbound
+  if (connector === undefined || outbound === undefined || ctx.path === undefined) throw new Error('upgrade before inject')
+  try {
+    const upgraded = await upstreams.pool(connector).upgrade({
+      path: outbound.query === '' ? ctx.path : `${ctx.path}?${outbound.query}`,
+      method: 'GET',
+      headers: outbound.headers,
+      protocol: 'websocket',
+    })
+    const headers: OutgoingHttpHeaders = {}
+    for (const [name, value] of Object.entries(upgraded.headers)) if (HANDSHAKE.has(name) && value !== undefined) headers[name] = value
+    ctx.redactions += redactHeaders(headers, ctx.credential?.echoForms ?? [])
+    ctx.upstreamStatus = 101
+    return { socket: upgraded.socket, headers }
+  } catch (err) {
+    const code = typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : 'unknown'
+    throw new KeyvaletError('upstream_response_invalid', { message: 'The upstream did not accept the WebSocket upgrade.', detail: { upstream_error: code }, cause: err })
+  }
+}
+
+/** Sends the 101 to the sandbox and relays both ways until either side closes; counts the bytes. */
+export function relaySockets(ctx: RequestContext, client: Duplex, head: Buffer, upstream: { socket: Duplex; headers: OutgoingHttpHeaders }): void {
+  const lines = ['HTTP/1.1 101 Switching Protocols', 'connection: Upgrade', 'upgrade: websocket', `${REQUEST_ID_HEADER}: ${ctx.id}`]
+  for (const [name, value] of Object.entries(upstream.headers)) lines.push(`${name}: ${String(value)}`)
+  client.write(`${lines.join('\r\n')}\r\n\r\n`)
+  if (head.length > 0) upstream.socket.write(head)
+  const closeBoth = (): void => {
+    client.destroy()
+    upstream.socket.destroy()
+  }
+  client.on('data', (c: Buffer) => { ctx.bytesIn += c.length }).on('error', closeBoth).on('close', closeBoth)
+  upstream.socket.on('data', (c: Buffer) => { ctx.bytesOut += c.length }).on('error', closeBoth).on('close', closeBoth)
+  client.pipe(upstream.socket)
+  upstream.socket.pipe(client)
+}
+
+/** The lower-case protocol a request asks to upgrade to. */
+export function upgradeProtocol(req: IncomingMessage): string {
+  return String(req.headers.upgrade ?? '').trim().toLowerCase()
+}

@@ -1,0 +1,85 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import { WebSocket } from 'undici'
+import { startKeyvalet, type TestKeyvalet } from '../helpers/keyvalet.ts'
+import { startWebSocketUpstream } from '../helpers/ws-upstream.ts'
+
+const SECRET = 'sk-realtime-secret-0123456789'
+
+describe('WebSocket upgrades through the gateway', () => {
+  let upstream: Awaited<ReturnType<typeof startWebSocketUpstream>>
+  let kv: TestKeyvalet
+  let key: string
+
+  before(async () => {
+    upstream = await startWebSocketUpstream()
+    kv = await startKeyvalet(`version: 1
+listen: { gateway: "127.0.0.1:0" }
+connectors:
+  realtime:
+    upstream: ${upstream.url}/v1
+    allow_insecure: true
+    credential: { secret: rt-key, inject: bearer }
+    rules:
+      - { id: socket, methods: [GET], path: /realtime, severity: write, websocket: true }
+      - { id: plain, methods: [GET], path: /plain, severity: read }
+`)
+    await kv.setSecret('rt-key', SECRET)
+    key = (await kv.mintKey(['realtime:write'])).key
+  })
+  after(async () => {
+    await kv.close()
+    await upstream.close()
+  })
+
+  function open(path: string, authorization: string): Promise<{ ws: WebSocket } | { error: string }> {
+    return new Promise((resolve) => {
+      const ws = new WebSocket(`${kv.url.replace('http', 'ws')}/realtime${path}`, { headers: { authorization } })
+      ws.addEventListener('open', () => resolve({ ws }))
+      ws.addEventListener('error', (e) => resolve({ error: String((e as ErrorEvent).message ?? 'error') }))
+    })
+  }
+
+  it('relays an allowed upgrade with the real credential attached, and audits it', async () => {
+    const before = (await kv.audit()).length
+    const opened = await open('/realtime', `Bearer ${key}`)
+    assert.ok('ws' in opened, JSON.stringify(opened))
+    const { ws } = opened
+    const reply = await new Promise<string>((resolve) => {
+      ws.addEventListener('message', (m) => resolve(String(m.data)))
+      ws.send('hello')
+    })
+    assert.equal(reply, 'echo: hello')
+    ws.close()
+    const seen = upstream.upgrades.at(-1)
+    assert.equal(seen?.authorization, `Bearer ${SECRET}`)
+    assert.ok(!JSON.stringify(seen).includes(key))
+    const records = await kv.audit()
+    assert.equal(records.length, before + 1)
+    const record = records.at(-1)
+    assert.deepEqual([record?.decision, record?.rule, record?.status, record?.upstream_status, record?.credential], ['allow', 'socket', 101, 101, 'rt-key'])
+  })
+
+  it('refuses an upgrade on a rule that does not allow one, before anything reaches the upstream', async () => {
+    const upgradesBefore = upstream.upgrades.length
+    const result = await new Promise<number>((resolve, reject) => {
+      import('node:http').then(({ request }) => {
+        const req = request(`${kv.url}/realtime/plain`, { headers: { authorization: `Bearer ${key}`, connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==' } })
+        req.on('response', (res) => { res.resume(); resolve(res.statusCode ?? 0) })
+        req.on('upgrade', () => reject(new Error('upgraded')))
+        req.on('error', reject)
+        req.end()
+      }, reject)
+    })
+    assert.equal(result, 403)
+    assert.equal(upstream.upgrades.length, upgradesBefore)
+    const record = (await kv.audit()).at(-1)
+    assert.deepEqual([record?.decision, record?.reason, record?.error], ['deny', 'upgrade_not_allowed', 'policy_denied'])
+  })
+
+  it('refuses an upgrade without a valid task key', async () => {
+    const opened = await open('/realtime', 'Bearer nope')
+    assert.ok('error' in opened)
+    assert.equal((await kv.audit()).at(-1)?.error, 'task_key_malformed')
+  })
+})

@@ -162,3 +162,22 @@ describe('decide', () => {
     assert.match(d.effect === 'deny' ? d.detail : '', /allowed: GET, HEAD, POST/)
   })
 })
+
+describe('decide: protocol upgrades', () => {
+  const sockets: Connector = { ...github, rules: [rule('socket', 'GET', '/socket', 'read', { websocket: true }), rule('plain', 'GET', '/plain', 'read')] }
+  const upgrade = (target: string, protocol: string): Expect =>
+    summary(decide({ ...argsFor({ connector: sockets, grants: [parseGrant('github:read')], method: 'GET', target }), upgrade: protocol }))
+
+  it('allows a WebSocket upgrade only on a rule that says websocket', () => {
+    assert.deepEqual(upgrade('/socket', 'websocket'), ['allow', 'socket'])
+    assert.deepEqual(upgrade('/plain', 'websocket'), ['deny', 'upgrade_not_allowed', 'plain'])
+  })
+
+  it('refuses any other upgrade, even where WebSocket is allowed', () => {
+    assert.deepEqual(upgrade('/socket', 'h2c'), ['deny', 'upgrade_not_allowed', 'socket'])
+  })
+
+  it('still allows the plain request on a websocket rule', () => {
+    assert.deepEqual(summary(decide(argsFor({ connector: sockets, grants: [parseGrant('github:read')], method: 'GET', target: '/socket' }))), ['allow', 'socket'])
+  })
+})

@@ -43,7 +43,8 @@ async function uploadOnce(url: string, headers: Record<string, string>): Promise
 }
 
 try {
-  const upstream = fork(join(BENCH, 'upstream.ts'), [], { execArgv: [], stdio: ['ignore', 'pipe', 'pipe', 'ipc'] })
+  const upFile = join(tmp, 'upstream.jsonl')
+  const upstream = fork(join(BENCH, 'upstream.ts'), [], { execArgv: probeFlags.slice(0, 2), env: { ...process.env, MEM_PROBE_FILE: upFile }, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] })
   const up = new Managed('upstream', upstream, () => {})
   const { port } = await up.waitForMessage<{ port: number }>((m) => typeof (m as { port?: unknown }).port === 'number', 15_000)
   for (const name of which) {
@@ -71,6 +72,7 @@ try {
     await new Promise((r) => setTimeout(r, 500))
     for (let run = 0; run < RUNS; run++) {
       const before = readSamples(probeFile).at(-1) as Sample
+      const upBefore = readSamples(upFile).at(-1) as Sample
       const tStart = before.t
       const rssBefore = readRss(proc.pid) ?? 0
       const sampler = new RssSampler(proc.pid, 100)
@@ -79,12 +81,14 @@ try {
       await new Promise((r) => setTimeout(r, 100))
       const during = readSamples(probeFile).filter((s) => s.t >= tStart)
       const peak = (k: keyof Sample): number => Math.max(...during.map((s) => s[k])) - before[k]
+      const upDuring = readSamples(upFile).filter((s) => s.t >= upBefore.t)
+      const upPeak = (k: keyof Sample): number => Math.max(...upDuring.map((s) => s[k])) - upBefore[k]
       process.stdout.write(`${name.padEnd(9)} run ${run + 1}: ${result.mibPerS.toFixed(0).padStart(5)} MiB/s  /proc growth ${((Math.max(rss.peakMiB, rss.hwmMiB ?? 0)) - rssBefore / MiB).toFixed(1).padStart(6)} MiB` +
         `  | probe peak-over-before MiB: rss ${(peak('rss') / MiB).toFixed(1)} heapUsed ${(peak('heapUsed') / MiB).toFixed(1)} heapTotal ${(peak('heapTotal') / MiB).toFixed(1)} external ${(peak('external') / MiB).toFixed(1)} arrayBuffers ${(peak('arrayBuffers') / MiB).toFixed(1)}` +
-        `  (before: rss ${(before.rss / MiB).toFixed(1)}, ext ${(before.external / MiB).toFixed(1)})  ${result.upstreamBytes === BYTES ? 'exact' : `WRONG ${result.status} ${result.responseText.slice(0, 200)}`}\n`)
+        `  (before: rss ${(before.rss / MiB).toFixed(1)}, ext ${(before.external / MiB).toFixed(1)}) | upstream rss +${(upPeak('rss') / MiB).toFixed(1)} ab +${(upPeak('arrayBuffers') / MiB).toFixed(1)}  ${result.upstreamBytes === BYTES ? 'exact' : `WRONG ${result.status} ${result.responseText.slice(0, 200)}`}\n`)
       if (process.env.DUMP === '1') for (const s of during) process.stdout.write(`  t=${s.t} rss=${(s.rss / MiB).toFixed(1)} heapUsed=${(s.heapUsed / MiB).toFixed(1)} heapTotal=${(s.heapTotal / MiB).toFixed(1)} ext=${(s.external / MiB).toFixed(1)} ab=${(s.arrayBuffers / MiB).toFixed(1)}\n`)
     }
-    if (process.env.STDERR === '1') process.stdout.write(proc.stderr.slice(-20000))
+    if (process.env.STDERR === '1') process.stdout.write(proc.stderr.slice(-20000) + proc.stdout.slice(-60000))
     await proc.stop(3000)
   }
   await up.stop(2000)

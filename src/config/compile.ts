@@ -25,7 +25,15 @@ export interface RawRule {
   body?: Record<string, unknown>
 }
 export interface RawCredential { secret: string; inject: InjectKind; username?: string; header?: string; template?: string; param?: string }
-export interface RawConnector { upstream: string; allow_insecure?: boolean; ca_file?: string; credential?: RawCredential; rules?: RawRule[] }
+export interface RawConnector {
+  upstream: string
+  allow_insecure?: boolean
+  ca_file?: string
+  credential?: RawCredential
+  placeholder?: string
+  allow_addresses?: string[]
+  rules?: RawRule[]
+}
 
 export interface CompileContext {
   /** Folder of the config file: relative file names are resolved against it. */
@@ -52,7 +60,12 @@ export function compileConnector(name: string, raw: RawConnector, ctx: CompileCo
     else seen.set(r.id, i)
     return compileRule(name, r, (f, m) => problem(['rules', i, ...f], m))
   })
-  return { name, upstream, allowInsecure: raw.allow_insecure === true, ca, credential, rules }
+  if (raw.placeholder !== undefined && credential === undefined) problem(['placeholder'], 'a placeholder stands for a credential: add a credential binding')
+  if (raw.placeholder !== undefined && /kvt_/i.test(raw.placeholder)) problem(['placeholder'], 'a placeholder must not look like a task key')
+  return {
+    name, upstream, allowInsecure: raw.allow_insecure === true, ca, credential, rules,
+    placeholder: raw.placeholder, allowAddresses: raw.allow_addresses ?? [],
+  }
 }
 
 function compileUpstream(raw: RawConnector, problem: (m: string) => void): URL {

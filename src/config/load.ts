@@ -23,6 +23,10 @@ export interface Config {
   /** Absolute path of the file loaded. */
   readonly file: string
   readonly gateway: { readonly host: string; readonly port: number }
+  /** The forward-proxy listener, when configured. */
+  readonly forward: { readonly host: string; readonly port: number } | undefined
+  /** Pass-through CONNECT destinations, as lower-case host:port. */
+  readonly tunnels: ReadonlySet<string>
   /** Absolute. */
   readonly dataDir: string
   /** `<dataDir>/keyvalet.db`. */
@@ -36,7 +40,8 @@ export interface Config {
 
 interface RawConfig {
   version: 1
-  listen?: { gateway?: string }
+  listen?: { gateway?: string; forward?: string }
+  tunnels?: string[]
   data_dir?: string
   audit?: { fsync?: boolean }
   limits?: { max_body_inspect_bytes?: number; upstream_timeout_ms?: number; request_timeout_ms?: number; idle_timeout_ms?: number }
@@ -84,6 +89,14 @@ export function parseConfig(text: string, file: string): Config {
   const problems: Problem[] = []
   const gateway = parseHostPort(config.listen?.gateway ?? '127.0.0.1:8787')
   if (gateway === undefined) problems.push({ at: ['listen', 'gateway'], message: 'must be host:port, e.g. 127.0.0.1:8787 or [::1]:8787 (port 0-65535)' })
+  const forward = config.listen?.forward === undefined ? undefined : parseHostPort(config.listen.forward)
+  if (config.listen?.forward !== undefined && forward === undefined) problems.push({ at: ['listen', 'forward'], message: 'must be host:port, e.g. 127.0.0.1:8789' })
+  const tunnels = new Set<string>()
+  ;(config.tunnels ?? []).forEach((t, i) => {
+    const parsed = parseHostPort(t)
+    if (parsed === undefined || parsed.port === 0) problems.push({ at: ['tunnels', i], message: 'must be host:port, e.g. registry.npmjs.org:443' })
+    else tunnels.add(`${parsed.host.toLowerCase()}:${parsed.port}`)
+  })
   const dir = dirname(absolute)
   const connectors = new Map<string, Connector>()
   for (const [name, entry] of Object.entries(config.connectors)) {
@@ -97,6 +110,8 @@ export function parseConfig(text: string, file: string): Config {
   return {
     file: absolute,
     gateway: gateway as { host: string; port: number },
+    forward,
+    tunnels,
     dataDir,
     databasePath: join(dataDir, 'keyvalet.db'),
     limits: {

@@ -141,6 +141,19 @@ const connector = {
       description: "A PEM file of extra CA certificates trusted for this upstream (besides the system store), relative to the config file's folder. Read at load.",
     },
     credential,
+    placeholder: {
+      type: 'string',
+      minLength: 8,
+      maxLength: 512,
+      description:
+        'The stand-in value the sandbox holds for this credential (e.g. in OPENAI_API_KEY), for SDKs that insist on one. In the credential slot keyvalet replaces it with the real credential; seen anywhere else (another header, the query, a request to another host) the request is refused as an exfiltration attempt.',
+    },
+    allow_addresses: {
+      type: 'array',
+      items: { type: 'string', minLength: 1 },
+      description:
+        'CIDRs this connector may reach although they are loopback, private, link-local or otherwise not public (refused by default), e.g. [127.0.0.1/32] for a local test upstream.',
+    },
     rules: { type: 'array', items: rule, description: 'The requests this connector lets through, tried in order. No rules: everything is refused.' },
   },
 }
@@ -163,7 +176,18 @@ export const CONFIG_SCHEMA = {
           default: '127.0.0.1:8787',
           description: 'host:port of the gateway listener (IPv6 as [::1]:8787). Port 0 picks a free port. Default 127.0.0.1:8787.',
         },
+        forward: {
+          type: 'string',
+          description:
+            'host:port of the forward-proxy listener (HTTPS_PROXY=http://task:KEY@host:port): absolute-form http:// requests and CONNECT, with TLS interception for connector hosts. Not set: no forward proxy.',
+        },
       },
+    },
+    tunnels: {
+      type: 'array',
+      items: { type: 'string' },
+      description:
+        'host:port destinations the forward proxy tunnels without interception (e.g. registry.npmjs.org:443): decided on the CONNECT authority, audited, never given a credential. Every other CONNECT that no connector covers is refused.',
     },
     data_dir: {
       type: 'string',

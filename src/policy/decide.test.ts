@@ -37,6 +37,8 @@ const github: Connector = {
   allowInsecure: false,
   ca: undefined,
   credential: { secret: 'github-token', kind: 'bearer', name: undefined, template: undefined, username: undefined },
+  placeholder: undefined,
+  allowAddresses: [],
   rules: [
     rule('read-issues', 'GET,HEAD', '/repos/o/r/issues/**', 'read', { query: [constraint('state', 'open|closed|all')] }),
     rule('create-issue', 'POST', '/repos/o/r/issues', 'write', { body: needsTitle }),

@@ -70,6 +70,8 @@ const github: Connector = {
   allowInsecure: false,
   ca: undefined,
   credential: undefined,
+  placeholder: undefined,
+  allowAddresses: [],
   rules: [rule('read-issues', 'read'), rule('create-issue', 'write'), rule('delete-repo', 'admin')],
 }
 const writeOnly: Connector = { ...github, name: 'deployer', rules: [rule('deploy', 'write')] }

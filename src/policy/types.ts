@@ -71,6 +71,10 @@ export interface Connector {
   /** Extra CA certificates (PEM) trusted for this upstream, in addition to the system store. */
   readonly ca: string | undefined
   readonly credential: CredentialBinding | undefined
+  /** The stand-in the sandbox holds for the credential; only ever accepted in the credential slot. */
+  readonly placeholder: string | undefined
+  /** CIDRs this connector may reach although not public (checked when dialing). */
+  readonly allowAddresses: readonly string[]
   readonly rules: readonly Rule[]
 }
 

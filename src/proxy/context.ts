@@ -10,8 +10,13 @@ import type { UpstreamResponse } from './stages/forward.ts'
  */
 export interface RequestContext {
   readonly id: string
-  readonly mode: 'gateway'
+  /** Which listener: gateway (`/<connector>/...`), forward (absolute-form or inside an intercepted tunnel). */
+  readonly mode: 'gateway' | 'forward'
   readonly req: IncomingMessage
+  /** forward mode: where the request goes (from the absolute-form target or the tunnel's CONNECT). */
+  readonly target?: ForwardTarget
+  /** forward mode: the task key from Proxy-Authorization (of the request, or of the tunnel's CONNECT). */
+  readonly proxyKey?: string
   /** process.hrtime.bigint() at arrival. */
   readonly started: bigint
   /** The protocol an upgrade request asks for (lower-case), set by the listener. */
@@ -39,4 +44,15 @@ export interface RequestContext {
   bytesIn: number
   bytesOut: number
   redactions: number
+}
+
+export interface ForwardTarget {
+  /** Lower-case scheme://host[:port], default port omitted, as URL.origin writes it. */
+  readonly origin: string
+  /** host[:port] the Host header must name (default port omitted, lower-case). */
+  readonly authority: string
+  /** Origin-form path and query, exactly as received. */
+  readonly requestTarget: string
+  /** Set inside an intercepted tunnel: the CONNECT authority that the SNI and Host had to match. */
+  readonly tunnel?: string
 }

@@ -11,12 +11,21 @@ import type { UpstreamResponse } from './stages/forward.ts'
 export const ERROR_HEADER = 'x-keyvalet-error'
 export const REQUEST_ID_HEADER = 'x-keyvalet-request-id'
 
+/**
+ * How a refusal is presented on a listener: the forward proxy answers authentication failures
+ * with 407 and Proxy-Authenticate (so clients send the proxy credentials); the gateway with 401.
+ */
+export function presentation(mode: RequestContext['mode'], err: KeyvaletError): { status: number; headers: OutgoingHttpHeaders } {
+  if (mode !== 'gateway' && err.status === 401) return { status: 407, headers: { 'proxy-authenticate': 'Basic realm="keyvalet", charset="UTF-8"' } }
+  return { status: err.status, headers: {} }
+}
+
 /** The one place a KeyvaletError becomes an HTTP response: JSON, the code in a header, no stack. */
-export function renderError(res: ServerResponse, err: KeyvaletError, requestId: string, extraHeaders: OutgoingHttpHeaders = {}): void {
-  const reason = err.code === 'policy_denied' && typeof err.detail?.reason === 'string' ? { reason: err.detail.reason } : {}
-  const body = JSON.stringify({ error: { code: err.code, message: err.message, ...reason, request_id: requestId } })
-  res.writeHead(err.status, {
-    ...extraHeaders,
+export function renderError(res: ServerResponse, err: KeyvaletError, requestId: string, mode: RequestContext['mode'] = 'gateway'): void {
+  const { status, headers } = presentation(mode, err)
+  const body = errorBody(err, requestId)
+  res.writeHead(status, {
+    ...headers,
     'content-type': 'application/json; charset=utf-8',
     'content-length': Buffer.byteLength(body),
     'cache-control': 'no-store',
@@ -27,13 +36,20 @@ export function renderError(res: ServerResponse, err: KeyvaletError, requestId: 
 }
 
 /** The same error, written by hand on a socket that has no ServerResponse (parser errors, CONNECT, upgrades). */
-export function writeRawError(socket: Duplex, err: KeyvaletError, requestId: string): void {
-  const body = JSON.stringify({ error: { code: err.code, message: err.message, request_id: requestId } })
+export function writeRawError(socket: Duplex, err: KeyvaletError, requestId: string, mode: RequestContext['mode'] = 'gateway'): void {
+  const { status, headers } = presentation(mode, err)
+  const body = errorBody(err, requestId)
+  const extra = Object.entries(headers).map(([name, value]) => `${name}: ${String(value)}\r\n`).join('')
   socket.end(
-    `HTTP/1.1 ${err.status} ${STATUS_CODES[err.status] ?? ''}\r\ncontent-type: application/json; charset=utf-8\r\n` +
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n${extra}content-type: application/json; charset=utf-8\r\n` +
       `content-length: ${Buffer.byteLength(body)}\r\n${ERROR_HEADER}: ${err.code}\r\n${REQUEST_ID_HEADER}: ${requestId}\r\n` +
       `connection: close\r\n\r\n${body}`,
   )
+}
+
+function errorBody(err: KeyvaletError, requestId: string): string {
+  const reason = err.code === 'policy_denied' && typeof err.detail?.reason === 'string' ? { reason: err.detail.reason } : {}
+  return JSON.stringify({ error: { code: err.code, message: err.message, ...reason, request_id: requestId } })
 }
 
 const DECODERS: Record<string, () => NodeJS.ReadWriteStream> = {

@@ -7,7 +7,7 @@ import type { AuditRecord } from '../../src/audit/record.ts'
 import { parseConfig } from '../../src/config/load.ts'
 import { silentLogger } from '../../src/log.ts'
 import { parseGrant } from '../../src/policy/grant.ts'
-import { createGateway } from '../../src/proxy/gateway.ts'
+import { createProxy } from '../../src/proxy/proxy.ts'
 import { openRuntime, type Runtime } from '../../src/runtime.ts'
 
 export interface TestKeyvalet {
@@ -39,7 +39,7 @@ export async function startKeyvalet(configText: string, opts: { files?: Record<s
   const kv = { now: Date.now() }
   const runtime = openRuntime(config, { env: { KEYVALET_MASTER_KEY: masterKey }, createMasterKey: false, clock: () => kv.now })
   const audit = await AuditWriter.start({ databasePath: config.databasePath, fsync: config.auditFsync, key: runtime.auditKey })
-  const gateway = createGateway({ config, sessions: runtime.sessions, vault: runtime.vault, audit, log: silentLogger })
+  const gateway = createProxy({ config, sessions: runtime.sessions, vault: runtime.vault, audit, log: silentLogger })
   const { url } = await gateway.listen()
   return Object.assign(kv, {
     url, dir, configFile, masterKey, runtime,

@@ -6,7 +6,7 @@ import { AuditWriter } from '../../audit/audit-writer.ts'
 import { parseConfig } from '../../config/load.ts'
 import { startDemoUpstream } from '../../demo/upstream.ts'
 import { silentLogger } from '../../log.ts'
-import { createGateway } from '../../proxy/gateway.ts'
+import { createProxy } from '../../proxy/proxy.ts'
 import { openRuntime } from '../../runtime.ts'
 import { parse, write } from '../args.ts'
 import type { Command } from '../command.ts'
@@ -31,7 +31,7 @@ export const demo: Command = {
     const config = parseConfig(demoConfig(upstream.url), join(dir, 'keyvalet.yaml'))
     const runtime = openRuntime(config, { env: { KEYVALET_MASTER_KEY: randomBytes(32).toString('base64') }, createMasterKey: false })
     const audit = await AuditWriter.start({ databasePath: config.databasePath, fsync: config.auditFsync, key: runtime.auditKey })
-    const gateway = createGateway({ config, sessions: runtime.sessions, vault: runtime.vault, audit, log: silentLogger })
+    const gateway = createProxy({ config, sessions: runtime.sessions, vault: runtime.vault, audit, log: silentLogger })
     try {
       const { url } = await gateway.listen()
       const secretValue = `demo-secret-${randomBytes(8).toString('hex')}`

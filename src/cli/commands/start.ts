@@ -4,7 +4,7 @@ import { loadConfig } from '../../config/load.ts'
 import { startDemoUpstream } from '../../demo/upstream.ts'
 import { OperatorError } from '../../errors.ts'
 import { createLogger } from '../../log.ts'
-import { createGateway } from '../../proxy/gateway.ts'
+import { createProxy } from '../../proxy/proxy.ts'
 import { openRuntime, type Runtime } from '../../runtime.ts'
 import { auditPathFor } from '../../store/sqlite-store.ts'
 import { CONFIG_OPTION, configPath, parse, write } from '../args.ts'
@@ -36,7 +36,7 @@ export const start: Command = {
       if (demo !== undefined) closers.unshift(demo.close)
       const audit = await AuditWriter.start({ databasePath: config.databasePath, fsync: config.auditFsync, key: runtime.auditKey })
       closers.unshift(() => audit.close())
-      const gateway = createGateway({ config, sessions: runtime.sessions, vault: runtime.vault, audit, log: createLogger(io.stderr) })
+      const gateway = createProxy({ config, sessions: runtime.sessions, vault: runtime.vault, audit, log: createLogger(io.stderr) })
       const address = await gateway.listen()
       closers.unshift(() => gateway.close())
       write(io.stdout, `gateway listening on ${address.url}`)

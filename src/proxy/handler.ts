@@ -1,0 +1,162 @@
+import { randomBytes } from 'node:crypto'
+import type { IncomingMessage, ServerOptions, ServerResponse } from 'node:http'
+import type { Duplex } from 'node:stream'
+import type { AuditFields } from '../audit/record.ts'
+import type { Config } from '../config/load.ts'
+import { KeyvaletError, toKeyvaletError } from '../errors.ts'
+import type { Logger } from '../log.ts'
+import type { Sessions } from '../sessions/sessions.ts'
+import type { Vault } from '../vault/vault.ts'
+import { auditFields, refusalFields } from './audit-fields.ts'
+import type { ForwardTarget, RequestContext } from './context.ts'
+import { runStages, type Stage } from './pipeline.ts'
+import { presentation, relayResponse, renderError, writeRawError } from './respond.ts'
+import { createAuthenticate } from './stages/authenticate.ts'
+import { createCredential } from './stages/credential.ts'
+import { createDecide } from './stages/decide.ts'
+import { createForward } from './stages/forward.ts'
+import { createInject } from './stages/inject.ts'
+import { createRoute } from './stages/route.ts'
+import { Upstreams } from './upstreams.ts'
+import { openUpstreamSocket, relaySockets } from './websocket.ts'
+
+/** Where audit records go; written exactly once per request, before the response completes. */
+export interface AuditSink {
+  append(fields: AuditFields): Promise<unknown>
+}
+
+export interface HandlerDeps {
+  readonly config: Config
+  readonly sessions: Sessions
+  readonly vault: Vault
+  readonly audit: AuditSink
+  readonly log: Logger
+}
+
+export interface ContextInit {
+  readonly mode: RequestContext['mode']
+  readonly target?: ForwardTarget
+  readonly proxyKey?: string
+  readonly upgrade?: string
+}
+
+/**
+ * The one request pipeline both listeners feed: authenticate → route → decide → credential →
+ * inject → forward, then relay; or, for a WebSocket upgrade, the same stages up to inject and a
+ * socket relay. Every outcome writes exactly one audit record before the sandbox has its answer.
+ */
+export function createHandler(deps: HandlerDeps) {
+  const { config, log } = deps
+  const upstreams = new Upstreams(config.policy, { headersTimeoutMs: config.limits.upstreamTimeoutMs })
+  const decideAndInject: Stage[] = [
+    createAuthenticate(deps.sessions),
+    createRoute(config.policy),
+    createDecide(config.limits.maxBodyInspectBytes),
+    createCredential(deps.vault),
+    createInject(),
+  ]
+  const stages: Stage[] = [...decideAndInject, createForward(upstreams)]
+  const idPrefix = randomBytes(4).toString('hex')
+  let counter = 0
+  const nextId = (): string => `req_${idPrefix}${(counter++).toString(36)}`
+
+  function newContext(req: IncomingMessage, init: ContextInit): RequestContext {
+    return { id: nextId(), req, started: process.hrtime.bigint(), bytesIn: 0, bytesOut: 0, redactions: 0, ...init }
+  }
+
+  async function request(ctx: RequestContext, res: ServerResponse): Promise<void> {
+    let audited = false
+    const audit = async (error: KeyvaletError | undefined): Promise<void> => {
+      if (audited) return
+      audited = true
+      const status = error === undefined ? (ctx.upstreamStatus ?? res.statusCode) : res.headersSent ? res.statusCode : presentation(ctx.mode, error).status
+      await deps.audit.append(auditFields(ctx, error, status))
+    }
+    try {
+      await runStages(stages, ctx)
+      const upstream = ctx.upstream
+      if (upstream === undefined) throw new Error('forward produced no response')
+      await relayResponse(ctx, res, upstream, () => audit(undefined))
+    } catch (err) {
+      const error = toKeyvaletError(err)
+      if (error.code === 'internal_error') log.error('request failed', { request_id: ctx.id, error: String(err) })
+      try {
+        await audit(error)
+      } catch (auditErr) {
+        log.error('audit write failed', { request_id: ctx.id, error: String(auditErr) })
+      }
+      if (!res.headersSent) {
+        renderError(res, error, ctx.id, ctx.mode)
+        drain(ctx.req)
+      } else {
+        res.destroy()
+      }
+    }
+  }
+
+  /** A WebSocket upgrade: the same stages, audited when allowed, then relayed. */
+  async function upgrade(ctx: RequestContext, socket: Duplex, head: Buffer): Promise<void> {
+    try {
+      await runStages(decideAndInject, ctx)
+      const upstream = await openUpstreamSocket(ctx, upstreams)
+      try {
+        await deps.audit.append(auditFields(ctx, undefined, 101))
+      } catch (err) {
+        upstream.socket.destroy()
+        throw err
+      }
+      relaySockets(ctx, socket, head, upstream)
+    } catch (err) {
+      const error = toKeyvaletError(err)
+      if (error.code === 'internal_error') log.error('upgrade failed', { request_id: ctx.id, error: String(err) })
+      await deps.audit.append(auditFields(ctx, error, presentation(ctx.mode, error).status))
+        .catch((auditErr: unknown) => log.error('audit write failed', { request_id: ctx.id, error: String(auditErr) }))
+      writeRawError(socket, error, ctx.id, ctx.mode)
+    }
+  }
+
+  /** A refusal before any stage ran (parser errors, CONNECT decisions): audited first, then answered on the raw socket. */
+  function refuse(socket: Duplex, error: KeyvaletError, init: { mode: RequestContext['mode']; method: string; fields?: Partial<AuditFields> }): void {
+    const id = nextId()
+    const fields = { ...refusalFields(id, init.method, error), mode: init.mode, status: presentation(init.mode, error).status, ...init.fields }
+    deps.audit.append(fields)
+      .catch((err: unknown) => log.error('audit write failed', { request_id: id, error: String(err) }))
+      .finally(() => writeRawError(socket, error, id, init.mode))
+  }
+
+  /** Node's http.Server options every listener shares. */
+  const serverOptions: ServerOptions = {
+    // The head must arrive in time (slow-header clients); a body may take as long as it keeps
+    // moving, which the idle timeout bounds. Node's requestTimeout would cut long uploads.
+    requestTimeout: 0,
+    headersTimeout: config.limits.requestTimeoutMs,
+    connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(config.limits.requestTimeoutMs / 4))),
+    keepAliveTimeout: 5_000,
+    maxHeaderSize: 32 * 1024,
+    insecureHTTPParser: false,
+    requireHostHeader: true,
+  }
+
+  /** The parser refused it (CL+TE smuggling, bad chunking, oversized or slow headers). */
+  function parserError(err: Error & { code?: string }): KeyvaletError {
+    const detail = { parser: err.code ?? 'unknown' }
+    if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') return new KeyvaletError('request_timeout', { detail })
+    if (err.code === 'HPE_HEADER_OVERFLOW') return new KeyvaletError('request_malformed', { message: 'The request headers are too large.', detail })
+    return new KeyvaletError('request_malformed', { detail })
+  }
+
+  return { upstreams, newContext, request, upgrade, refuse, serverOptions, parserError, log, nextId }
+}
+
+export type Handler = ReturnType<typeof createHandler>
+
+/** Let a refused request's body be read off the socket so keep-alive survives, but bounded. */
+function drain(req: IncomingMessage): void {
+  if (req.complete) return
+  let seen = 0
+  req.on('data', (chunk: Buffer) => {
+    seen += chunk.length
+    if (seen > 1024 * 1024) req.destroy()
+  })
+  req.resume()
+}

@@ -1,0 +1,61 @@
+import type { Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { createGatewayServer } from './gateway.ts'
+import { createHandler, type HandlerDeps } from './handler.ts'
+
+export type { AuditSink } from './handler.ts'
+export type ProxyDeps = HandlerDeps
+
+export interface ListeningAddresses {
+  /** http://host:port of the gateway listener. */
+  readonly url: string
+  readonly host: string
+  readonly port: number
+}
+
+export interface Proxy {
+  listen(): Promise<ListeningAddresses>
+  /** Stops accepting, lets requests in flight finish for up to `graceMs`, then cuts what is left (long streams). */
+  close(graceMs?: number): Promise<void>
+}
+
+/** keyvalet's listeners over one shared pipeline: `createProxy(deps)` → `listen()` → `close()`. */
+export function createProxy(deps: ProxyDeps): Proxy {
+  const handler = createHandler(deps)
+  const gateway = createGatewayServer(handler, deps.config.limits.idleTimeoutMs)
+  return {
+    async listen() {
+      const address = await listenOn(gateway, deps.config.gateway)
+      return { ...address, url: urlOf(address) }
+    },
+    async close(graceMs = 10_000) {
+      await closeGracefully(gateway, graceMs)
+      await handler.upstreams.destroy()
+    },
+  }
+}
+
+function listenOn(server: Server, at: { host: string; port: number }): Promise<{ host: string; port: number; family: string }> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(at.port, at.host, () => {
+      const address = server.address() as AddressInfo | null
+      if (address === null) return reject(new Error('listener has no address'))
+      resolve({ host: address.address, port: address.port, family: address.family })
+    })
+  })
+}
+
+function urlOf(address: { host: string; port: number; family: string }): string {
+  return `http://${address.family === 'IPv6' ? `[${address.host}]` : address.host}:${address.port}`
+}
+
+async function closeGracefully(server: Server, graceMs: number): Promise<void> {
+  if (!server.listening) return
+  const cut = setTimeout(() => server.closeAllConnections(), graceMs)
+  await new Promise<void>((resolve) => {
+    server.close(() => resolve())
+    server.closeIdleConnections()
+  })
+  clearTimeout(cut)
+}

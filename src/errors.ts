@@ -15,9 +15,13 @@ export const ERROR_CATALOGUE = {
   task_key_expired: [401, 'The task key has expired.'],
   task_key_revoked: [401, 'The task key has been revoked.'],
   task_key_misplaced: [400, 'A task key was found outside the credential slot; the request was refused.'],
+  placeholder_misplaced: [400, 'A credential placeholder was found outside its credential slot; the request was refused.'],
   // route
   request_malformed: [400, 'The request is not valid HTTP/1.1 and was refused.'],
   connector_unknown: [404, 'No connector is configured under this name.'],
+  destination_refused: [403, 'keyvalet does not allow requests to this destination.'],
+  host_mismatch: [400, 'The Host header, the TLS server name and the CONNECT destination do not agree.'],
+  proxy_request_invalid: [400, 'The forward proxy takes absolute-form http:// requests and CONNECT host:port.'],
   path_ambiguous: [400, 'The request path is ambiguous and was refused.'],
   header_invalid: [400, 'A request header was refused.'],
   method_refused: [405, 'This method is not allowed through keyvalet.'],
@@ -30,6 +34,9 @@ export const ERROR_CATALOGUE = {
   credential_unavailable: [502, 'The credential for this connector is not available.'],
   // forward
   upstream_unreachable: [502, 'The upstream could not be reached.'],
+  upstream_address_refused: [403, 'The upstream address is not allowed.'],
+  upstream_host_invalid: [400, 'The upstream host is not a valid name or IP address.'],
+  upstream_dns_failed: [502, 'The upstream host name could not be resolved.'],
   upstream_tls_failed: [502, 'The upstream TLS certificate could not be verified.'],
   upstream_timeout: [504, 'The upstream did not answer in time.'],
   upstream_response_invalid: [502, 'The upstream response could not be relayed safely.'],

@@ -41,11 +41,13 @@ export class EgressError extends Error {
   }
 
   /**
-   * upstream_unreachable (502) with `detail.why`. The sandbox sees only the catalogue message,
-   * so it learns nothing about internal addresses (no DNS reconnaissance through keyvalet).
+   * upstream_address_refused / upstream_host_invalid / upstream_dns_failed, with the facts in
+   * `detail`. The sandbox sees only the catalogue message, so it learns nothing about internal
+   * addresses (no DNS reconnaissance through keyvalet).
    */
   toKeyvaletError(): KeyvaletError {
-    return new KeyvaletError('upstream_unreachable', { detail: { ...this.detail }, cause: this })
+    const code = this.code === 'KEYVALET_ADDRESS_REFUSED' ? 'upstream_address_refused' : this.code === 'KEYVALET_HOST_REFUSED' ? 'upstream_host_invalid' : 'upstream_dns_failed'
+    return new KeyvaletError(code, { detail: { ...this.detail }, cause: this })
   }
 }
 

@@ -127,20 +127,20 @@ function normaliseFamily(family: LookupOptions['family']): 0 | 4 | 6 {
  * For a host the caller is about to dial: refuses odd IP encodings and malformed names, and IP
  * literals in refused ranges (net.connect would dial a literal without calling lookup). Returns
  * the classification — dial `address` (canonical form) for an IP, or pass `name` to net.connect
- * with the guarded lookup. Throws KeyvaletError upstream_unreachable with detail.why
- * 'ip_literal_refused' | 'host_invalid' | 'address_refused'.
+ * with the guarded lookup. Throws KeyvaletError upstream_host_invalid (detail.why
+ * 'ip_literal_refused' | 'host_invalid') or upstream_address_refused.
  */
 export function checkLiteral(host: string, policy: AddressPolicy): { kind: 'name'; name: string } | { kind: 'ip'; address: string; family: 4 | 6 } {
   const cls = classifyHost(host)
   if (cls.kind === 'refused') {
     const why = isIpLiteralRefusal(cls.why) ? 'ip_literal_refused' : 'host_invalid'
-    throw new KeyvaletError('upstream_unreachable', { detail: { why, host: String(host).slice(0, 256), reason: cls.why } })
+    throw new KeyvaletError('upstream_host_invalid', { detail: { why, host: String(host).slice(0, 256), reason: cls.why } })
   }
   if (cls.kind === 'ip') {
     const verdict = policy.check(cls.address, cls.family)
     if (!verdict.ok) {
       const ref = { address: cls.address, family: cls.family, range: verdict.range, ...(verdict.via !== undefined ? { via: verdict.via } : {}) }
-      throw new KeyvaletError('upstream_unreachable', { detail: { why: 'address_refused', host: cls.address, range: verdict.range, refused: [ref] } })
+      throw new KeyvaletError('upstream_address_refused', { detail: { why: 'address_refused', host: cls.address, range: verdict.range, refused: [ref] } })
     }
   }
   return cls

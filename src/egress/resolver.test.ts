@@ -59,7 +59,7 @@ describe('Resolver against a DNS server on loopback', () => {
     const err = await rejectsWith(r.resolve('nope.test'), 'KEYVALET_DNS_FAILED', 'nxdomain')
     assert.equal(err.detail.dnsCode, 'ENOTFOUND')
     assert.equal(err.detail.host, 'nope.test')
-    assert.equal(err.toKeyvaletError().code, 'upstream_unreachable')
+    assert.equal(err.toKeyvaletError().code, 'upstream_dns_failed')
     assert.equal(err.toKeyvaletError().status, 502)
   })
 

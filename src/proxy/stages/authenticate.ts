@@ -4,15 +4,17 @@ import type { Sessions } from '../../sessions/sessions.ts'
 import type { Stage } from '../pipeline.ts'
 
 /**
- * authenticate: finds the task key in the slot where the real credential would go — an
- * Authorization bearer or Basic password (git), or an x-api-key / api-key header (model SDKs) —
- * and resolves it to its session. Refusals: task_key_missing / malformed / invalid / expired / revoked.
+ * authenticate: finds the task key — in forward mode in Proxy-Authorization (of the request or of
+ * its tunnel's CONNECT, put on the context by the listener); in gateway mode in the slot where the
+ * real credential would go: an Authorization bearer or Basic password (git), or an x-api-key /
+ * api-key header (model SDKs) — and resolves it to its session, on every request (revocation
+ * takes effect at once). Refusals: task_key_missing / malformed / invalid / expired / revoked.
  */
 export function createAuthenticate(sessions: Sessions): Stage {
   return {
     name: 'authenticate',
     async run(ctx) {
-      const key = taskKeyFrom(ctx.req.headers)
+      const key = ctx.mode === 'forward' ? ctx.proxyKey : taskKeyFrom(ctx.req.headers)
       if (key === undefined) throw new KeyvaletError('task_key_missing')
       try {
         ctx.session = await sessions.authenticate(key)
@@ -50,4 +52,16 @@ function basicSecret(encoded: string): string {
   if (colon === -1) return decoded
   const password = decoded.slice(colon + 1)
   return password === '' ? decoded.slice(0, colon) : password
+}
+
+/** The task key from `Proxy-Authorization: Basic base64(task:KEY)` (what clients send for a proxy URL with user info). */
+export function proxyKeyFrom(headers: IncomingHttpHeaders): string | undefined {
+  const value = headers['proxy-authorization']
+  if (value === undefined) return undefined
+  const space = value.indexOf(' ')
+  const scheme = space === -1 ? '' : value.slice(0, space).toLowerCase()
+  const rest = value.slice(space + 1).trim()
+  if (scheme === 'basic') return basicSecret(rest)
+  if (scheme === 'bearer') return rest
+  return undefined
 }

@@ -1,49 +1,123 @@
 import { KeyvaletError } from '../../errors.ts'
 import { normalisePath, splitTarget } from '../../policy/path.ts'
-import type { Policy } from '../../policy/types.ts'
+import type { Connector, Policy } from '../../policy/types.ts'
 import { TASK_KEY_PATTERN } from '../../sessions/task-key.ts'
+import type { ForwardTarget, RequestContext } from '../context.ts'
 import type { Stage } from '../pipeline.ts'
 
-/** Headers that may carry the task key; anywhere else a task key is a smuggling attempt. */
-const KEY_SLOTS = new Set(['authorization', 'x-api-key', 'api-key', 'proxy-authorization'])
+/** Headers where a credential (task key or placeholder) may legitimately travel, per listener. */
+const GATEWAY_SLOTS = new Set(['authorization', 'x-api-key', 'api-key'])
+const FORWARD_SLOTS = new Set(['proxy-authorization'])
+const CREDENTIAL_HEADERS = new Set(['authorization', 'x-api-key', 'api-key'])
 
 /**
- * route: `/<connector>/<path>?<query>` → the connector and the strictly normalised path below it.
- * The path decided on is the path sent: ambiguous paths are refused (path_ambiguous), never repaired.
+ * route: which connector, and the strictly normalised path below it. Gateway mode:
+ * `/<connector>/<path>`. Forward mode: the connector whose upstream origin is the request's and
+ * whose base path prefixes it (the longest wins). The path decided on is the path sent: ambiguous
+ * paths are refused (path_ambiguous), never repaired. Then a task key or a placeholder anywhere but
+ * its slot is refused as an exfiltration attempt.
  */
 export function createRoute(policy: Policy): Stage {
+  const byOrigin = new Map<string, Connector[]>()
+  for (const connector of policy.connectors.values()) {
+    const list = byOrigin.get(connector.upstream.origin) ?? []
+    list.push(connector)
+    list.sort((a, b) => baseSegments(b).length - baseSegments(a).length)
+    byOrigin.set(connector.upstream.origin, list)
+  }
+  const placeholders = [...policy.connectors.values()].flatMap((c) => (c.placeholder === undefined ? [] : [{ connector: c.name, value: c.placeholder }]))
   return {
     name: 'route',
     run(ctx) {
-      const { rawPath, rawQuery } = splitTarget(ctx.req.url ?? '')
-      const { segments } = normalisePath(rawPath)
-      const name = segments[0] ?? ''
-      const connector = policy.connectors.get(name)
-      if (connector === undefined) throw new KeyvaletError('connector_unknown', { detail: { connector: name.slice(0, 64) } })
-      ctx.connector = connector
-      refuseMisplacedKey(ctx.req.url ?? '', ctx.req.headers)
-      const rest = rawPath.slice(1 + name.length)
-      ctx.segments = segments.length > 1 ? segments.slice(1) : ['']
-      ctx.path = connector.upstream.pathname.replace(/\/$/, '') + (rest === '' ? '/' : rest)
-      ctx.rawQuery = rawQuery
+      if (ctx.mode === 'forward') routeForward(ctx, byOrigin)
+      else routeGateway(ctx, policy)
+      refuseMisplaced(ctx, placeholders)
     },
   }
 }
 
-function refuseMisplacedKey(target: string, headers: Record<string, string | string[] | undefined>): void {
-  if (hasKey(target)) throw new KeyvaletError('task_key_misplaced', { detail: { where: 'target' } })
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || KEY_SLOTS.has(name)) continue
-    if (Array.isArray(value) ? value.some(hasKey) : hasKey(value)) {
-      throw new KeyvaletError('task_key_misplaced', { detail: { where: 'header', header: name } })
+function routeGateway(ctx: RequestContext, policy: Policy): void {
+  const { rawPath, rawQuery } = splitTarget(ctx.req.url ?? '')
+  const { segments } = normalisePath(rawPath)
+  const name = segments[0] ?? ''
+  const connector = policy.connectors.get(name)
+  if (connector === undefined) throw new KeyvaletError('connector_unknown', { detail: { connector: name.slice(0, 64) } })
+  ctx.connector = connector
+  const rest = rawPath.slice(1 + name.length)
+  ctx.segments = segments.length > 1 ? segments.slice(1) : ['']
+  ctx.path = connector.upstream.pathname.replace(/\/$/, '') + (rest === '' ? '/' : rest)
+  ctx.rawQuery = rawQuery
+}
+
+function routeForward(ctx: RequestContext, byOrigin: ReadonlyMap<string, Connector[]>): void {
+  const target = ctx.target
+  if (target === undefined) throw new Error('forward request without a target')
+  checkHost(ctx.req.headers.host, target)
+  const { rawPath, rawQuery } = splitTarget(target.requestTarget)
+  const { segments } = normalisePath(rawPath)
+  const connector = byOrigin.get(target.origin)?.find((c) => startsWith(segments, baseSegments(c)))
+  if (connector === undefined) throw new KeyvaletError('destination_refused', { detail: { origin: target.origin.slice(0, 300) } })
+  ctx.connector = connector
+  const rest = segments.slice(baseSegments(connector).length)
+  ctx.segments = rest.length === 0 ? [''] : rest
+  ctx.path = rawPath
+  ctx.rawQuery = rawQuery
+}
+
+/** Host must name the destination: inside a tunnel the CONNECT authority, else the absolute-form URL's. */
+function checkHost(host: string | undefined, target: ForwardTarget): void {
+  if (host === undefined || normaliseAuthority(host, target.origin.startsWith('https:') ? 443 : 80) !== target.authority) {
+    throw new KeyvaletError('host_mismatch', { detail: { host: String(host ?? '').slice(0, 300), expected: target.authority } })
+  }
+}
+
+/** Lower-case host[:port] with the scheme's default port dropped, as URL.host writes it. */
+export function normaliseAuthority(authority: string, defaultPort: number): string {
+  const lower = authority.trim().toLowerCase()
+  const suffix = `:${defaultPort}`
+  return lower.endsWith(suffix) ? lower.slice(0, -suffix.length) : lower
+}
+
+function baseSegments(connector: Connector): string[] {
+  const base = connector.upstream.pathname.replace(/\/$/, '')
+  return base === '' ? [] : normalisePath(base).segments
+}
+
+function startsWith(segments: readonly string[], prefix: readonly string[]): boolean {
+  return prefix.every((s, i) => segments[i] === s)
+}
+
+/**
+ * A task key may appear only in its listener's slot; a placeholder only in the credential slot of
+ * the request to its own connector. Anywhere else (path, query, another header, another host)
+ * the request is refused before anything is sent.
+ */
+function refuseMisplaced(ctx: RequestContext, placeholders: readonly { connector: string; value: string }[]): void {
+  const target = ctx.mode === 'forward' ? (ctx.target?.requestTarget ?? '') : (ctx.req.url ?? '')
+  const keySlots = ctx.mode === 'forward' ? FORWARD_SLOTS : GATEWAY_SLOTS
+  const own = ctx.connector
+  const slot = own?.credential?.kind === 'header' ? own.credential.name : undefined
+  const texts: [where: string, text: string, header?: string][] = [['target', target]]
+  for (const [name, value] of Object.entries(ctx.req.headers)) {
+    if (value === undefined) continue
+    for (const v of Array.isArray(value) ? value : [value]) texts.push(['header', v, name])
+  }
+  for (const [where, text, header] of texts) {
+    const plain = text.includes('%') ? decodeLoosely(text) : text
+    if ((header === undefined || !keySlots.has(header)) && hasKey(plain)) {
+      throw new KeyvaletError('task_key_misplaced', { detail: { where, ...(header === undefined ? {} : { header }) } })
+    }
+    for (const p of placeholders) {
+      if (!plain.includes(p.value)) continue
+      const inSlot = header !== undefined && p.connector === own?.name && (CREDENTIAL_HEADERS.has(header) || header === slot)
+      if (!inSlot) throw new KeyvaletError('placeholder_misplaced', { detail: { where, placeholder_of: p.connector, ...(header === undefined ? {} : { header }) } })
     }
   }
 }
 
 function hasKey(text: string): boolean {
-  const plain = text.includes('%') ? decodeLoosely(text) : text
   TASK_KEY_PATTERN.lastIndex = 0
-  return TASK_KEY_PATTERN.test(plain)
+  return TASK_KEY_PATTERN.test(text)
 }
 
 /** Percent-decoding that never throws: a key hidden behind escapes is still a key. */

@@ -27,6 +27,7 @@ connectors:
   echo:
     upstream: http://127.0.0.1:${upstreamPort}
     allow_insecure: true
+    allow_addresses: [127.0.0.1/32]
     credential: { secret: echo-token, inject: bearer }
     rules:
       - { id: read-items, methods: [GET], path: /items/**, severity: read }

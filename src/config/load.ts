@@ -27,6 +27,8 @@ export interface Config {
   readonly forward: { readonly host: string; readonly port: number } | undefined
   /** Pass-through CONNECT destinations, as lower-case host:port. */
   readonly tunnels: ReadonlySet<string>
+  /** DNS servers keyvalet asks; undefined = the system's resolv.conf. */
+  readonly dnsServers: readonly string[] | undefined
   /** Absolute. */
   readonly dataDir: string
   /** `<dataDir>/keyvalet.db`. */
@@ -42,6 +44,7 @@ interface RawConfig {
   version: 1
   listen?: { gateway?: string; forward?: string }
   tunnels?: string[]
+  dns?: { servers?: string[] }
   data_dir?: string
   audit?: { fsync?: boolean }
   limits?: { max_body_inspect_bytes?: number; upstream_timeout_ms?: number; request_timeout_ms?: number; idle_timeout_ms?: number }
@@ -112,6 +115,7 @@ export function parseConfig(text: string, file: string): Config {
     gateway: gateway as { host: string; port: number },
     forward,
     tunnels,
+    dnsServers: config.dns?.servers,
     dataDir,
     databasePath: join(dataDir, 'keyvalet.db'),
     limits: {

@@ -183,6 +183,18 @@ export const CONFIG_SCHEMA = {
         },
       },
     },
+    dns: {
+      type: 'object',
+      additionalProperties: false,
+      description: 'How keyvalet resolves upstream host names. It asks DNS servers itself (the sandbox needs no resolver); /etc/hosts does not apply.',
+      properties: {
+        servers: {
+          type: 'array',
+          items: { type: 'string', minLength: 1 },
+          description: "DNS servers as 'ip' or 'ip:port' ('[::1]:53' for IPv6). Default: the servers in the system's resolv.conf.",
+        },
+      },
+    },
     tunnels: {
       type: 'array',
       items: { type: 'string' },

@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerOptions, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { AuditFields } from '../audit/record.ts'
 import type { Config } from '../config/load.ts'
+import { Resolver } from '../egress/resolver.ts'
 import { KeyvaletError, toKeyvaletError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import type { Sessions } from '../sessions/sessions.ts'
@@ -47,7 +48,8 @@ export interface ContextInit {
  */
 export function createHandler(deps: HandlerDeps) {
   const { config, log } = deps
-  const upstreams = new Upstreams(config.policy, { headersTimeoutMs: config.limits.upstreamTimeoutMs })
+  const resolver = new Resolver({ ...(config.dnsServers === undefined ? {} : { servers: config.dnsServers }) })
+  const upstreams = new Upstreams(config.policy, { headersTimeoutMs: config.limits.upstreamTimeoutMs, resolver })
   const decideAndInject: Stage[] = [
     createAuthenticate(deps.sessions),
     createRoute(config.policy),
@@ -145,7 +147,7 @@ export function createHandler(deps: HandlerDeps) {
     return new KeyvaletError('request_malformed', { detail })
   }
 
-  return { upstreams, newContext, request, upgrade, refuse, serverOptions, parserError, log, nextId }
+  return { upstreams, resolver, newContext, request, upgrade, refuse, serverOptions, parserError, log, nextId }
 }
 
 export type Handler = ReturnType<typeof createHandler>

@@ -17,8 +17,9 @@ export async function openUpstreamSocket(ctx: RequestContext, upstreams: Upstrea
   const connector = ctx.connector
   const outbound = ctx.outbound
   if (connector === undefined || outbound === undefined || ctx.path === undefined) throw new Error('upgrade before inject')
+  const pool = upstreams.pool(connector) // an egress refusal is thrown as it is
   try {
-    const upgraded = await upstreams.pool(connector).upgrade({
+    const upgraded = await pool.upgrade({
       path: outbound.query === '' ? ctx.path : `${ctx.path}?${outbound.query}`,
       method: 'GET',
       headers: outbound.headers,

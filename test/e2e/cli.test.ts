@@ -29,6 +29,7 @@ connectors:
   github:
     upstream: ${upstream.url}
     allow_insecure: true
+    allow_addresses: [127.0.0.1/32]
     credential: { secret: github-token, inject: bearer }
     rules:
       - { id: read-issues, methods: [GET], path: /repos/acme/app/issues/**, severity: read }

@@ -27,25 +27,30 @@ connectors:
   git:
     upstream: ${plain.url}/git
     allow_insecure: true
+    allow_addresses: [127.0.0.1/32]
     credential: { secret: git-token, inject: basic, username: x-access-token }
     rules: [{ id: fetch, methods: [GET, POST], path: /acme/app.git/**, severity: read }]
   maps:
     upstream: ${plain.url}
     allow_insecure: true
+    allow_addresses: [127.0.0.1/32]
     credential: { secret: maps-key, inject: query, param: key }
     rules: [{ id: geocode, methods: [GET], path: /geocode, severity: read }]
   llm:
     upstream: ${plain.url}/v1
     allow_insecure: true
+    allow_addresses: [127.0.0.1/32]
     credential: { secret: llm-key, inject: header, header: x-api-key, template: "Key {secret}" }
     rules: [{ id: messages, methods: [POST], path: /messages, severity: write }]
   secure:
     upstream: ${tls.url}
     ca_file: ${caFile}
+    allow_addresses: [127.0.0.1/32]
     credential: { secret: secure-token, inject: bearer }
     rules: [{ id: read, methods: [GET], path: /data, severity: read }]
   untrusted:
     upstream: ${tls.url}
+    allow_addresses: [127.0.0.1/32]
     credential: { secret: secure-token, inject: bearer }
     rules: [{ id: read, methods: [GET], path: /data, severity: read }]
 `, { files: { [caFile]: pki.caCert } })

@@ -16,6 +16,7 @@ connectors:
   github:
     upstream: ${upstream.url}/api
     allow_insecure: true
+    allow_addresses: [127.0.0.1/32]
     credential: { secret: github-token, inject: bearer }
     rules:
       - { id: read-issues, methods: [GET], path: /repos/acme/app/issues/**, severity: read }
@@ -25,6 +26,7 @@ connectors:
   other:
     upstream: ${upstream.url}
     allow_insecure: true
+    allow_addresses: [127.0.0.1/32]
     credential: { secret: other-token, inject: header, header: x-api-key }
     rules:
       - { id: any, methods: [GET], path: /things/**, severity: read }

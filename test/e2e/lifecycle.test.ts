@@ -12,6 +12,7 @@ connectors:
   slow:
     upstream: ${upstream.url}
     allow_insecure: true
+    allow_addresses: [127.0.0.1/32]
     rules: [{ id: any, methods: [GET], path: /**, severity: read }]
 `)
   try {
@@ -41,6 +42,7 @@ connectors:
   up:
     upstream: ${upstream.url}
     allow_insecure: true
+    allow_addresses: [127.0.0.1/32]
     rules: [{ id: put, methods: [PUT], path: /**, severity: write }]
 `)
   try {

@@ -50,6 +50,7 @@ connectors:
   api:
     upstream: ${upstream.url}
     allow_insecure: true
+    allow_addresses: [127.0.0.1/32]
     credential: { secret: api-key, inject: bearer }
     rules:
       - { id: all, methods: [GET, POST], path: /**, severity: read }
@@ -161,6 +162,7 @@ connectors:
   api:
     upstream: ${upstream.url}
     allow_insecure: true
+    allow_addresses: [127.0.0.1/32]
     rules: [{ id: all, methods: [GET], path: /**, severity: read }]
 `)
     key = (await kv.mintKey(['api:read'])).key

@@ -57,6 +57,7 @@ connectors:
   files:
     upstream: ${upstream.url}
     allow_insecure: true
+    allow_addresses: [127.0.0.1/32]
     credential: { secret: files-token, inject: bearer }
     rules:
       - { id: upload, methods: [PUT], path: /upload, severity: write }

@@ -19,6 +19,7 @@ connectors:
   realtime:
     upstream: ${upstream.url}/v1
     allow_insecure: true
+    allow_addresses: [127.0.0.1/32]
     credential: { secret: rt-key, inject: bearer }
     rules:
       - { id: socket, methods: [GET], path: /realtime, severity: write, websocket: true }

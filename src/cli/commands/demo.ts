@@ -77,6 +77,7 @@ connectors:
   demo:
     upstream: ${upstreamUrl}
     allow_insecure: true
+    allow_addresses: [127.0.0.1/32]
     credential: { secret: demo-token, inject: bearer }
     rules:
       - { id: read-items, methods: [GET], path: /items/**, severity: read }

@@ -1,5 +1,6 @@
 import { pipeline, Transform, type Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
+import { toEgressKeyvaletError } from '../../egress/egress-error.ts'
 import { KeyvaletError } from '../../errors.ts'
 import type { RequestContext } from '../context.ts'
 import type { Stage } from '../pipeline.ts'
@@ -65,6 +66,8 @@ function requestBody(ctx: RequestContext, headers: Record<string, string | strin
 
 function upstreamError(err: unknown): KeyvaletError {
   if (err instanceof KeyvaletError) return err
+  const egress = toEgressKeyvaletError(err)
+  if (egress !== undefined) return egress
   const code = typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : 'unknown'
   const detail = { upstream_error: code }
   if (TLS_CODES.has(code)) return new KeyvaletError('upstream_tls_failed', { detail, cause: err })

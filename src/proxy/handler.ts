@@ -117,6 +117,25 @@ export function createHandler(deps: HandlerDeps) {
     }
   }
 
+  /** Refuses a request before the pipeline (e.g. not a proxy request): audited, then answered. */
+  async function reject(ctx: RequestContext, res: ServerResponse, error: KeyvaletError): Promise<void> {
+    await deps.audit.append(auditFields(ctx, error, presentation(ctx.mode, error).status))
+      .catch((err: unknown) => log.error('audit write failed', { request_id: ctx.id, error: String(err) }))
+    renderError(res, error, ctx.id, ctx.mode)
+    drain(ctx.req)
+  }
+
+  /** Writes a record whose outcome needs no answer from here (a tunnel opened, a handshake refused). */
+  function record(fields: AuditFields): Promise<void> {
+    return deps.audit.append(fields).then(
+      () => undefined,
+      (err: unknown) => {
+        log.error('audit write failed', { request_id: fields.request_id, error: String(err) })
+        throw err
+      },
+    )
+  }
+
   /** A refusal before any stage ran (parser errors, CONNECT decisions): audited first, then answered on the raw socket. */
   function refuse(socket: Duplex, error: KeyvaletError, init: { mode: RequestContext['mode']; method: string; fields?: Partial<AuditFields> }): void {
     const id = nextId()
@@ -147,7 +166,7 @@ export function createHandler(deps: HandlerDeps) {
     return new KeyvaletError('request_malformed', { detail })
   }
 
-  return { upstreams, resolver, newContext, request, upgrade, refuse, serverOptions, parserError, log, nextId }
+  return { upstreams, resolver, newContext, request, upgrade, reject, record, refuse, serverOptions, parserError, log, nextId }
 }
 
 export type Handler = ReturnType<typeof createHandler>

@@ -1,5 +1,8 @@
 import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { LeafCache } from '../tls/leaf-cache.ts'
+import { loadOrCreateCa } from '../tls/ca-store.ts'
+import { createForwardServer } from './forward-proxy.ts'
 import { createGatewayServer } from './gateway.ts'
 import { createHandler, type HandlerDeps } from './handler.ts'
 
@@ -11,6 +14,10 @@ export interface ListeningAddresses {
   readonly url: string
   readonly host: string
   readonly port: number
+  /** http://host:port of the forward-proxy listener, when configured. */
+  readonly forwardUrl: string | undefined
+  /** keyvalet's interception CA certificate (PEM), when the forward proxy runs. */
+  readonly caCertPem: string | undefined
 }
 
 export interface Proxy {
@@ -23,13 +30,22 @@ export interface Proxy {
 export function createProxy(deps: ProxyDeps): Proxy {
   const handler = createHandler(deps)
   const gateway = createGatewayServer(handler, deps.config.limits.idleTimeoutMs)
+  let forward: Server | undefined
   return {
     async listen() {
       const address = await listenOn(gateway, deps.config.gateway)
-      return { ...address, url: urlOf(address) }
+      let forwardUrl: string | undefined
+      let caCertPem: string | undefined
+      if (deps.config.forward !== undefined) {
+        const { ca } = await loadOrCreateCa(deps.vault)
+        caCertPem = ca.certPem
+        forward = createForwardServer({ handler, sessions: deps.sessions, leaves: new LeafCache({ ca }), config: deps.config })
+        forwardUrl = urlOf(await listenOn(forward, deps.config.forward))
+      }
+      return { ...address, url: urlOf(address), forwardUrl, caCertPem }
     },
     async close(graceMs = 10_000) {
-      await closeGracefully(gateway, graceMs)
+      await Promise.all([closeGracefully(gateway, graceMs), forward === undefined ? undefined : closeGracefully(forward, graceMs)])
       await handler.upstreams.destroy()
     },
   }

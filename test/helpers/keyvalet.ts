@@ -12,6 +12,9 @@ import { openRuntime, type Runtime } from '../../src/runtime.ts'
 
 export interface TestKeyvalet {
   readonly url: string
+  /** The forward-proxy listener and keyvalet's CA certificate, when the config has listen.forward. */
+  readonly forwardUrl: string | undefined
+  readonly caCertPem: string | undefined
   readonly dir: string
   readonly configFile: string
   readonly masterKey: string
@@ -40,9 +43,9 @@ export async function startKeyvalet(configText: string, opts: { files?: Record<s
   const runtime = openRuntime(config, { env: { KEYVALET_MASTER_KEY: masterKey }, createMasterKey: false, clock: () => kv.now })
   const audit = await AuditWriter.start({ databasePath: config.databasePath, fsync: config.auditFsync, key: runtime.auditKey })
   const gateway = createProxy({ config, sessions: runtime.sessions, vault: runtime.vault, audit, log: silentLogger })
-  const { url } = await gateway.listen()
+  const { url, forwardUrl, caCertPem } = await gateway.listen()
   return Object.assign(kv, {
-    url, dir, configFile, masterKey, runtime,
+    url, forwardUrl, caCertPem, dir, configFile, masterKey, runtime,
     setSecret: (name: string, value: string) => runtime.vault.put(name, Buffer.from(value)),
     async mintKey(grants: string[], opts: { ttlMs?: number; agent?: string } = {}) {
       const { session, key } = await runtime.sessions.create({

@@ -1,0 +1,183 @@
+import { createServer, type IncomingMessage, type Server } from 'node:http'
+import type { Socket } from 'node:net'
+import { TLSSocket } from 'node:tls'
+import { classifyHost } from '../egress/ip-literal.ts'
+import type { Config } from '../config/load.ts'
+import { KeyvaletError, toKeyvaletError } from '../errors.ts'
+import type { Sessions } from '../sessions/sessions.ts'
+import type { Session } from '../store/store.ts'
+import type { LeafCache } from '../tls/leaf-cache.ts'
+import { refusalFields } from './audit-fields.ts'
+import type { ForwardTarget } from './context.ts'
+import type { Handler } from './handler.ts'
+import { proxyKeyFrom } from './stages/authenticate.ts'
+import { normaliseAuthority } from './stages/route.ts'
+import { openTunnel } from './tunnel.ts'
+import { upgradeProtocol } from './websocket.ts'
+
+export interface ForwardDeps {
+  readonly handler: Handler
+  readonly sessions: Sessions
+  readonly leaves: LeafCache
+  readonly config: Config
+}
+
+/** What an intercepted tunnel fixed at CONNECT time; every request inside it is decided on its own. */
+interface Tunnel {
+  readonly origin: string
+  readonly authority: string
+  readonly connect: string
+  readonly key: string
+}
+
+/**
+ * The forward-proxy listener (HTTPS_PROXY=http://task:KEY@keyvalet:PORT): absolute-form http://
+ * requests and CONNECT. A CONNECT to a host a connector covers is intercepted — keyvalet answers
+ * the TLS handshake with a leaf from its own CA, the SNI must be the CONNECT host, and each request
+ * inside goes through the same pipeline as the gateway, with Host checked against the CONNECT
+ * authority. A CONNECT to a configured pass-through destination is tunnelled without interception
+ * and without any credential. Every other CONNECT is refused before any byte reaches an upstream.
+ */
+export function createForwardServer(deps: ForwardDeps): Server {
+  const { handler, config } = deps
+  const tunnels = new WeakMap<Socket, Tunnel>()
+  const intercepted = new Set(
+    [...config.policy.connectors.values()].filter((c) => c.upstream.protocol === 'https:').map((c) => c.upstream.host),
+  )
+
+  const outer = createServer(handler.serverOptions, (req, res) => {
+    const target = absoluteTarget(req.url ?? '')
+    const ctx = handler.newContext(req, { mode: 'forward', ...(target === undefined ? {} : { target }), ...keyOf(req) })
+    if (target === undefined) return void handler.reject(ctx, res, new KeyvaletError('proxy_request_invalid'))
+    void handler.request(ctx, res)
+  })
+  outer.timeout = config.limits.idleTimeoutMs
+  outer.on('connect', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    onConnect(req, socket, head).catch((err: unknown) => {
+      handler.log.error('unhandled CONNECT failure', { error: String(err) })
+      socket.destroy()
+    })
+  })
+  outer.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    const target = absoluteTarget(req.url ?? '')
+    const protocol = upgradeProtocol(req)
+    if (target === undefined || protocol !== 'websocket') return handler.refuse(socket, new KeyvaletError(target === undefined ? 'proxy_request_invalid' : 'upgrade_refused'), { mode: 'forward', method: req.method ?? '' })
+    void handler.upgrade(handler.newContext(req, { mode: 'forward', target, upgrade: protocol, ...keyOf(req) }), socket, head)
+  })
+  outer.on('clientError', (err: Error & { code?: string }, socket: Socket) => {
+    if (err.code === 'ECONNRESET' || !socket.writable) return void socket.destroy()
+    handler.refuse(socket, handler.parserError(err), { mode: 'forward', method: '' })
+  })
+
+  // Requests inside intercepted tunnels: parsed by a listener of their own, never bound to a port.
+  const inner = createServer(handler.serverOptions, (req, res) => {
+    const tunnel = tunnels.get(req.socket)
+    if (tunnel === undefined) return void res.destroy()
+    const target: ForwardTarget = { origin: tunnel.origin, authority: tunnel.authority, requestTarget: req.url ?? '', tunnel: tunnel.connect }
+    void handler.request(handler.newContext(req, { mode: 'forward', target, proxyKey: tunnel.key }), res)
+  })
+  inner.timeout = config.limits.idleTimeoutMs
+  inner.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    const tunnel = tunnels.get(socket)
+    if (tunnel === undefined) return void socket.destroy()
+    const protocol = upgradeProtocol(req)
+    if (protocol !== 'websocket') return handler.refuse(socket, new KeyvaletError('upgrade_refused'), { mode: 'forward', method: req.method ?? '' })
+    const target: ForwardTarget = { origin: tunnel.origin, authority: tunnel.authority, requestTarget: req.url ?? '', tunnel: tunnel.connect }
+    void handler.upgrade(handler.newContext(req, { mode: 'forward', target, upgrade: protocol, proxyKey: tunnel.key }), socket, head)
+  })
+  inner.on('clientError', (err: Error & { code?: string }, socket: Socket) => {
+    if (err.code === 'ECONNRESET' || !socket.writable) return void socket.destroy()
+    handler.refuse(socket, handler.parserError(err), { mode: 'forward', method: '' })
+  })
+
+  async function onConnect(req: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
+    const authority = parseAuthority(req.url ?? '')
+    if (authority === undefined) return handler.refuse(socket, new KeyvaletError('proxy_request_invalid', { detail: { connect: String(req.url).slice(0, 300) } }), { mode: 'forward', method: 'CONNECT' })
+    const refuse = (error: KeyvaletError, session?: Session): void =>
+      handler.refuse(socket, error, { mode: 'forward', method: 'CONNECT', fields: { path: null, ...sessionFields(session), detail: { connect: authority.text, ...error.detail } } })
+    const key = proxyKeyFrom(req.headers)
+    if (key === undefined) return refuse(new KeyvaletError('task_key_missing'))
+    let session: Session
+    try {
+      session = await deps.sessions.authenticate(key)
+    } catch (err) {
+      return refuse(toKeyvaletError(err))
+    }
+    const port443 = authority.port === 443
+    const host = port443 ? authority.host : `${authority.host}:${authority.port}`
+    if (intercepted.has(host)) return intercept(socket, head, authority, key)
+    if (config.tunnels.has(`${authority.host}:${authority.port}`)) {
+      return openTunnel({ socket, head, host: authority.host, port: authority.port, connect: authority.text, session, handler, timeoutMs: config.limits.upstreamTimeoutMs })
+    }
+    refuse(new KeyvaletError('destination_refused', { detail: { connect: authority.text } }), session)
+  }
+
+  function intercept(socket: Socket, head: Buffer, authority: Authority, key: string): void {
+    // Minted only for hosts a connector covers (never for arbitrary SNI names: that would let a
+    // sandbox make keyvalet mint certificates at will).
+    const context = deps.leaves.secureContextFor(authority.host)
+    socket.write('HTTP/1.1 200 Connection Established\r\n\r\n')
+    const tls = new TLSSocket(socket, {
+      isServer: true,
+      secureContext: context,
+      ALPNProtocols: ['http/1.1'],
+      SNICallback: (servername, done) => {
+        if (servername.toLowerCase() === authority.host) return done(null, context)
+        // Audited before the handshake is refused, like every other refusal.
+        const error = new KeyvaletError('host_mismatch', { detail: { connect: authority.text, sni: servername.slice(0, 255) } })
+        handler.record({ ...refusalFields(handler.nextId(), 'CONNECT', error), mode: 'forward' })
+          .catch(() => {})
+          .finally(() => done(new Error('SNI does not match the CONNECT host')))
+      },
+    })
+    if (head.length > 0) socket.unshift(head)
+    const origin = `https://${authority.port === 443 ? authority.host : `${authority.host}:${authority.port}`}`
+    tunnels.set(tls, { origin, authority: normaliseAuthority(origin.slice('https://'.length), 443), connect: authority.text, key })
+    tls.once('error', () => tls.destroy())
+    inner.emit('connection', tls)
+  }
+
+  return outer
+}
+
+interface Authority {
+  readonly host: string
+  readonly port: number
+  readonly text: string
+}
+
+/** CONNECT's authority-form `host:port`, strict: a valid name or canonical IP literal, a port. */
+function parseAuthority(text: string): Authority | undefined {
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^\s:[\]/@]+)):(\d{1,5})$/.exec(text)
+  if (match === null) return undefined
+  const port = Number(match[3])
+  if (port < 1 || port > 65535) return undefined
+  const cls = classifyHost(match[1] ?? match[2] ?? '')
+  if (cls.kind === 'refused') return undefined
+  const host = cls.kind === 'name' ? cls.name : cls.family === 6 ? `[${cls.address}]` : cls.address
+  return { host, port, text: text.slice(0, 300) }
+}
+
+/** An absolute-form http:// target, split without resolving anything in its path. */
+function absoluteTarget(url: string): ForwardTarget | undefined {
+  const match = /^http:\/\/([^/?#\s]+)(\/[^#]*|\?[^#]*)?$/i.exec(url)
+  if (match === null) return undefined
+  const authority = match[1] ?? ''
+  if (authority.includes('@')) return undefined
+  const hostPart = authority.replace(/:\d{1,5}$/, '')
+  const cls = classifyHost(hostPart.replace(/^\[(.*)\]$/, '$1'))
+  if (cls.kind === 'refused') return undefined
+  const normalised = normaliseAuthority(authority, 80)
+  const rest = match[2] ?? '/'
+  return { origin: `http://${normalised}`, authority: normalised, requestTarget: rest.startsWith('?') ? `/${rest}` : rest }
+}
+
+function keyOf(req: IncomingMessage): { proxyKey?: string } {
+  const key = proxyKeyFrom(req.headers)
+  return key === undefined ? {} : { proxyKey: key }
+}
+
+function sessionFields(session: Session | undefined) {
+  if (session === undefined) return {}
+  return { session: session.id, agent: session.agent, user: session.user, workspace: session.workspace, task: session.task }
+}

@@ -1,0 +1,28 @@
+import { KeyvaletError } from '../errors.ts'
+import type { Vault } from '../vault/vault.ts'
+import { createCa, type CaMaterial } from './certificate.ts'
+
+/** The vault name of keyvalet's interception CA. Names starting with `keyvalet.` are reserved. */
+export const CA_SECRET = 'keyvalet.ca'
+export const RESERVED_PREFIX = 'keyvalet.'
+
+const YEAR_MS = 365 * 24 * 3_600_000
+
+/**
+ * keyvalet's interception CA: created on first use and kept in the vault, so its private key is
+ * only ever stored encrypted (never written to a file in clear). Sandboxes trust its certificate
+ * (`keyvalet ca export`).
+ */
+export async function loadOrCreateCa(vault: Vault, clock: () => number = Date.now): Promise<{ ca: CaMaterial; created: boolean }> {
+  try {
+    const stored = JSON.parse((await vault.open(CA_SECRET)).toString('utf8')) as CaMaterial
+    if (typeof stored.certPem !== 'string' || typeof stored.keyPem !== 'string') throw new Error('malformed CA record')
+    return { ca: stored, created: false }
+  } catch (err) {
+    if (!(err instanceof KeyvaletError) || err.detail?.why !== 'secret_missing') throw err
+  }
+  const now = clock()
+  const ca = createCa({ commonName: 'keyvalet interception CA', notBefore: new Date(now - 3_600_000), notAfter: new Date(now + 5 * YEAR_MS) })
+  await vault.put(CA_SECRET, Buffer.from(JSON.stringify(ca)))
+  return { ca, created: true }
+}

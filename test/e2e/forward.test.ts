@@ -1,0 +1,205 @@
+import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
+import { writeFileSync } from 'node:fs'
+import { connect, type Socket } from 'node:net'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { connect as tlsConnect } from 'node:tls'
+import { promisify } from 'node:util'
+import { createCa, issueLeaf } from '../../src/tls/certificate.ts'
+import { startDnsServer, type DnsServer } from '../helpers/dns-server.ts'
+import { startKeyvalet, type TestKeyvalet } from '../helpers/keyvalet.ts'
+import { startUpstream, type Upstream } from '../helpers/upstream.ts'
+
+const run = promisify(execFile)
+const SECRET = 'ghp_forwardModeSecret_0123456789'
+const HOST = 'api.example.test'
+
+/** An HTTPS upstream for HOST with a certificate from a test CA of its own (not keyvalet's). */
+function upstreamPki() {
+  const now = Date.now()
+  const ca = createCa({ commonName: 'upstream test CA', notBefore: new Date(now - 60_000), notAfter: new Date(now + 86_400_000) })
+  const leaf = issueLeaf({ ca, host: HOST, notBefore: new Date(now - 60_000), notAfter: new Date(now + 86_400_000) })
+  return { caPem: ca.certPem, tls: { key: leaf.keyPem, cert: leaf.certPem } }
+}
+
+describe('forward proxy: CONNECT interception and absolute-form requests', () => {
+  const pki = upstreamPki()
+  let upstream: Upstream
+  let plain: Upstream
+  let dns: DnsServer
+  let kv: TestKeyvalet
+  let key: string
+  let caFile: string
+  let proxyPort: number
+
+  before(async () => {
+    upstream = await startUpstream({ tls: pki.tls })
+    plain = await startUpstream()
+    dns = await startDnsServer({ [HOST]: { a: ['127.0.0.1'] }, 'plain.example.test': { a: ['127.0.0.1'] } })
+    kv = await startKeyvalet(`version: 1
+listen: { gateway: "127.0.0.1:0", forward: "127.0.0.1:0" }
+dns: { servers: ["${dns.address}"] }
+connectors:
+  github:
+    upstream: https://${HOST}:${upstream.port}
+    ca_file: upstream-ca.pem
+    allow_addresses: [127.0.0.1/32]
+    credential: { secret: github-token, inject: bearer }
+    placeholder: ghp_placeholder_for_the_sandbox
+    rules:
+      - { id: read-issues, methods: [GET], path: /repos/acme/app/issues/**, severity: read }
+  plain:
+    upstream: http://plain.example.test:${plain.port}
+    allow_insecure: true
+    allow_addresses: [127.0.0.1/32]
+    credential: { secret: github-token, inject: bearer }
+    rules:
+      - { id: any, methods: [GET], path: /**, severity: read }
+`, { files: { 'upstream-ca.pem': pki.caPem } })
+    await kv.setSecret('github-token', SECRET)
+    key = (await kv.mintKey(['github:read', 'plain:read'])).key
+    assert.ok(kv.forwardUrl !== undefined && kv.caCertPem !== undefined)
+    caFile = join(kv.dir, 'keyvalet-ca.pem')
+    writeFileSync(caFile, kv.caCertPem)
+    proxyPort = Number(new URL(kv.forwardUrl).port)
+  })
+  after(async () => {
+    await kv.close()
+    await upstream.close()
+    await plain.close()
+    await dns.close()
+  })
+
+  const proxyUrl = () => `http://task:${key}@127.0.0.1:${proxyPort}`
+
+  it('curl over HTTPS through the proxy: the real credential is attached, the answer redacted, the request audited', async () => {
+    const before = upstream.received.length
+    const { stdout } = await run('curl', ['-s', '--max-time', '10', '-x', proxyUrl(), '--cacert', caFile, '-H', 'Authorization: Bearer ghp_placeholder_for_the_sandbox', `https://${HOST}:${upstream.port}/repos/acme/app/issues/1`], { encoding: 'utf8' })
+    assert.equal(upstream.received.length, before + 1)
+    const seen = upstream.received.at(-1)
+    assert.equal(seen?.headers.authorization, `Bearer ${SECRET}`)
+    assert.equal(seen?.url, '/repos/acme/app/issues/1')
+    assert.ok(!JSON.stringify(seen?.headers).includes(key) && !JSON.stringify(seen?.headers).includes('placeholder'))
+    assert.ok(!stdout.includes(SECRET))
+    assert.match(stdout, /"authorization":"Bearer \*+"/)
+    const record = (await kv.audit()).at(-1)
+    assert.deepEqual([record?.mode, record?.decision, record?.rule, record?.credential, record?.path], ['forward', 'allow', 'read-issues', 'github-token', '/repos/acme/app/issues/1'])
+  })
+
+  it('Python urllib with HTTPS_PROXY and SSL_CERT_FILE only', async () => {
+    const script = 'import urllib.request,sys\nwith urllib.request.urlopen(sys.argv[1], timeout=10) as r: print(r.status)'
+    const { stdout } = await run('python3', ['-c', script, `https://${HOST}:${upstream.port}/repos/acme/app/issues/2`], {
+      encoding: 'utf8', env: { PATH: process.env.PATH, HTTPS_PROXY: proxyUrl(), SSL_CERT_FILE: caFile, NO_PROXY: '' }, timeout: 15_000,
+    })
+    assert.equal(stdout.trim(), '200')
+    assert.equal(upstream.received.at(-1)?.headers.authorization, `Bearer ${SECRET}`)
+    assert.equal((await kv.audit()).at(-1)?.path, '/repos/acme/app/issues/2')
+  })
+
+  it("Node's fetch with NODE_USE_ENV_PROXY and NODE_EXTRA_CA_CERTS", async () => {
+    const { stdout } = await run(process.execPath, ['-e', `fetch(${JSON.stringify(`https://${HOST}:${upstream.port}/repos/acme/app/issues/3`)}).then(async (r) => console.log(r.status, await r.text()))`], {
+      encoding: 'utf8', env: { PATH: process.env.PATH, NODE_USE_ENV_PROXY: '1', HTTPS_PROXY: proxyUrl(), NODE_EXTRA_CA_CERTS: caFile }, timeout: 15_000,
+    })
+    assert.match(stdout, /^200 /)
+    assert.ok(!stdout.includes(SECRET))
+    assert.equal(upstream.received.at(-1)?.url, '/repos/acme/app/issues/3')
+  })
+
+  it('refuses a request outside the grant inside the tunnel, with the JSON error the tool shows', async () => {
+    const before = upstream.received.length
+    const { stdout } = await run('curl', ['-s', '--max-time', '10', '-x', proxyUrl(), '--cacert', caFile, `https://${HOST}:${upstream.port}/repos/acme/other/issues/1`], { encoding: 'utf8' })
+    assert.match(stdout, /"code":"policy_denied"/)
+    assert.equal(upstream.received.length, before)
+    assert.equal((await kv.audit()).at(-1)?.reason, 'no_rule_for_path')
+  })
+
+  it('plain http absolute-form requests go through the same pipeline', async () => {
+    const { stdout } = await run('curl', ['-s', '--max-time', '10', '-x', proxyUrl(), `http://plain.example.test:${plain.port}/x?y=1`], { encoding: 'utf8' })
+    assert.match(stdout, /"url":"\/x\?y=1"/)
+    assert.equal(plain.received.at(-1)?.headers.authorization, `Bearer ${SECRET}`)
+    assert.equal(plain.received.at(-1)?.headers.host, `plain.example.test:${plain.port}`)
+    assert.equal((await kv.audit()).at(-1)?.mode, 'forward')
+  })
+
+  it('answers 407 with Proxy-Authenticate without a valid task key', async () => {
+    const { stdout } = await run('curl', ['-s', '-i', '--max-time', '10', '-x', `http://127.0.0.1:${proxyPort}`, `http://plain.example.test:${plain.port}/x`], { encoding: 'utf8' })
+    assert.match(stdout, /^HTTP\/1\.1 407 /)
+    assert.match(stdout, /proxy-authenticate: Basic/i)
+    const connectOut = await rawConnect(`CONNECT ${HOST}:${upstream.port} HTTP/1.1\r\nHost: ${HOST}:${upstream.port}\r\nProxy-Authorization: Basic ${Buffer.from('task:kvt_wrong').toString('base64')}\r\n\r\n`)
+    assert.match(connectOut, /^HTTP\/1\.1 407 /)
+    assert.equal((await kv.audit()).at(-1)?.error, 'task_key_malformed')
+  })
+
+  it('refuses CONNECT to a destination no connector or tunnel covers, before dialing it', async () => {
+    const out = await rawConnect(`CONNECT elsewhere.example.test:443 HTTP/1.1\r\nHost: elsewhere.example.test:443\r\nProxy-Authorization: Basic ${Buffer.from(`task:${key}`).toString('base64')}\r\n\r\n`)
+    assert.match(out, /^HTTP\/1\.1 403 /)
+    assert.match(out, /destination_refused/)
+    const record = (await kv.audit()).at(-1)
+    assert.deepEqual([record?.error, record?.agent], ['destination_refused', 'test-agent'])
+  })
+
+  it('refuses a TLS handshake whose SNI is not the CONNECT host', async () => {
+    const before = (await kv.audit()).length
+    const socket = await connectTunnel()
+    const error = await new Promise<Error | undefined>((resolve) => {
+      const tls = tlsConnect({ socket, servername: 'other.example.test', ca: kv.caCertPem }, () => resolve(undefined))
+      tls.on('error', resolve)
+    })
+    assert.ok(error instanceof Error)
+    const records = await kv.audit()
+    assert.equal(records.length, before + 1)
+    assert.equal(records.at(-1)?.error, 'host_mismatch')
+  })
+
+  it('refuses a request inside the tunnel whose Host is not the CONNECT host', async () => {
+    const before = upstream.received.length
+    const socket = await connectTunnel()
+    const answer = await new Promise<string>((resolve, reject) => {
+      const tls = tlsConnect({ socket, servername: HOST, ca: kv.caCertPem }, () => {
+        tls.write(`GET /repos/acme/app/issues/1 HTTP/1.1\r\nHost: evil.example.test\r\nConnection: close\r\n\r\n`)
+      })
+      let data = ''
+      tls.on('data', (c) => { data += c.toString() })
+      tls.on('end', () => resolve(data))
+      tls.on('error', reject)
+    })
+    assert.match(answer, /^HTTP\/1\.1 400 /)
+    assert.match(answer, /host_mismatch/)
+    assert.equal(upstream.received.length, before)
+  })
+
+  it('refuses the placeholder anywhere but the credential slot', async () => {
+    const before = upstream.received.length
+    const { stdout } = await run('curl', ['-s', '--max-time', '10', '-x', proxyUrl(), '--cacert', caFile, `https://${HOST}:${upstream.port}/repos/acme/app/issues/1?token=ghp_placeholder_for_the_sandbox`], { encoding: 'utf8' })
+    assert.match(stdout, /placeholder_misplaced/)
+    assert.equal(upstream.received.length, before)
+    const { stdout: other } = await run('curl', ['-s', '--max-time', '10', '-x', proxyUrl(), '-H', 'X-Note: ghp_placeholder_for_the_sandbox', `http://plain.example.test:${plain.port}/x`], { encoding: 'utf8' })
+    assert.match(other, /placeholder_misplaced/, 'the placeholder of one connector sent to another host')
+  })
+
+  function rawConnect(text: string): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const socket = connect(proxyPort, '127.0.0.1', () => socket.write(text))
+      let data = ''
+      socket.setTimeout(5000, () => socket.destroy())
+      socket.on('data', (c) => { data += c.toString() })
+      socket.on('close', () => resolve(data))
+      socket.on('error', reject)
+    })
+  }
+
+  /** A CONNECT to the intercepted host, up to its 200: the socket is then ready for TLS. */
+  function connectTunnel(): Promise<Socket> {
+    return new Promise((resolve, reject) => {
+      const socket = connect(proxyPort, '127.0.0.1', () => {
+        socket.write(`CONNECT ${HOST}:${upstream.port} HTTP/1.1\r\nHost: ${HOST}:${upstream.port}\r\nProxy-Authorization: Basic ${Buffer.from(`task:${key}`).toString('base64')}\r\n\r\n`)
+      })
+      socket.once('data', (c) => {
+        if (/^HTTP\/1\.1 200 /.test(c.toString())) resolve(socket)
+        else reject(new Error(c.toString()))
+      })
+      socket.on('error', reject)
+    })
+  }
+})

@@ -1,13 +1,14 @@
 import { OperatorError } from '../errors.ts'
 import type { Command, Io } from './command.ts'
 import { audit } from './commands/audit.ts'
+import { ca } from './commands/ca.ts'
 import { check } from './commands/check.ts'
 import { demo } from './commands/demo.ts'
 import { secret } from './commands/secret.ts'
 import { session } from './commands/session.ts'
 import { start } from './commands/start.ts'
 
-const COMMANDS: readonly Command[] = [start, demo, check, secret, session, audit]
+const COMMANDS: readonly Command[] = [start, demo, check, secret, session, audit, ca]
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length))

@@ -116,6 +116,8 @@ function readCa(file: string, problem: (m: string) => void): string | undefined 
 }
 
 function compileCredential(raw: RawCredential, problem: (f: FieldPath, m: string) => void): CredentialBinding {
+  // keyvalet.* secrets are keyvalet's own (the interception CA's key): never sent to an upstream.
+  if (raw.secret.startsWith('keyvalet.')) problem(['secret'], 'secret names starting with keyvalet. are reserved for keyvalet itself')
   for (const [field, kind] of Object.entries(FIELD_KIND)) {
     if (raw[field as keyof typeof FIELD_KIND] !== undefined && raw.inject !== kind) problem([field], `only applies to inject: ${kind}`)
   }

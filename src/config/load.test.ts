@@ -211,3 +211,10 @@ describe('examples/keyvalet.yaml', () => {
     assert.ok(config.warnings.every((w) => w.path.startsWith('connectors.demo.')), 'only the demo connector is flagged')
   })
 })
+
+describe('loadConfig refuses keyvalet-internal secrets as credentials', () => {
+  it('never lets a connector inject keyvalet.ca (the interception CA key)', () => {
+    const text = 'version: 1\nconnectors:\n  x:\n    upstream: https://a.example\n    credential: { secret: keyvalet.ca, inject: bearer }\n'
+    assert.throws(() => parseConfig(text, 'k.yaml'), (err: Error) => err instanceof OperatorError && /k\.yaml:5.*reserved/s.test(err.message))
+  })
+})

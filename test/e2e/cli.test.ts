@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
+import { promisify } from 'node:util'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -11,6 +12,7 @@ import { cli, MAIN } from '../helpers/cli.ts'
 import { startUpstream, type Upstream } from '../helpers/upstream.ts'
 
 const SECRET = 'ghp_cliSecretValue_9876543210abcdef'
+const run = promisify(execFile)
 
 describe('the keyvalet CLI', () => {
   let dir: string
@@ -43,7 +45,7 @@ connectors:
   it('prints help for every command', async () => {
     const top = await cli(['--help'])
     assert.equal(top.code, 0)
-    for (const name of ['start', 'demo', 'check', 'secret', 'session', 'audit']) {
+    for (const name of ['start', 'demo', 'check', 'secret', 'session', 'audit', 'ca']) {
       assert.match(top.stdout, new RegExp(`\\b${name}\\b`))
       const sub = await cli([name, '--help'])
       assert.equal(sub.code, 0, name)
@@ -169,6 +171,40 @@ connectors:
     } finally {
       rmSync(fresh, { recursive: true, force: true })
     }
+  })
+
+  it('ca export prints the same interception CA every time; --env prints the forward-mode environment; keyvalet.* secrets are reserved', async () => {
+    const forwardFile = join(dir, 'forward.yaml')
+    writeFileSync(forwardFile, `version: 1
+listen: { gateway: "127.0.0.1:8787", forward: "127.0.0.1:8789" }
+data_dir: ./data
+connectors:
+  openai:
+    upstream: https://api.openai.example
+    credential: { secret: openai-key, inject: bearer }
+    placeholder: sk-placeholder-not-a-real-key
+    rules: [{ id: models, methods: [GET], path: /v1/models, severity: read }]
+`)
+    const first = await cli(['ca', 'export', '--config', forwardFile], { env })
+    assert.equal(first.code, 0, first.stderr)
+    assert.match(first.stdout, /^-----BEGIN CERTIFICATE-----/)
+    assert.doesNotMatch(first.stdout, /PRIVATE KEY/)
+    const second = await cli(['ca', 'export', '--config', forwardFile], { env })
+    assert.equal(second.stdout, first.stdout, 'the CA is created once and kept in the vault')
+    const pem = join(dir, 'ca.pem')
+    writeFileSync(pem, first.stdout)
+    const { stdout: subject } = await run('openssl', ['x509', '-in', pem, '-noout', '-subject'], { encoding: 'utf8' })
+    assert.match(subject, /keyvalet interception CA/)
+    const created = await cli(['session', 'create', '--config', forwardFile, '--agent', 'a', '--user', 'u', '--workspace', 'w', '--grant', 'openai:read', '--env', '--ca-file', '/etc/keyvalet/ca.pem'], { env })
+    assert.equal(created.code, 0, created.stderr)
+    assert.match(created.stdout, /^HTTPS_PROXY=http:\/\/task:kvt_[0-9A-Za-z]+@127\.0\.0\.1:8789$/m)
+    assert.match(created.stdout, /^SSL_CERT_FILE=\/etc\/keyvalet\/ca\.pem$/m)
+    assert.match(created.stdout, /^NODE_EXTRA_CA_CERTS=\/etc\/keyvalet\/ca\.pem$/m)
+    assert.match(created.stdout, /^OPENAI_API_KEY=sk-placeholder-not-a-real-key$/m)
+    assert.match(created.stdout, /^NO_PROXY=$/m)
+    const reserved = await cli(['secret', 'set', 'keyvalet.ca', '--config', forwardFile], { input: 'x', env })
+    assert.equal(reserved.code, 1)
+    assert.match(reserved.stderr, /reserved|keyvalet's own/)
   })
 
   it('demo shows the whole flow offline and exits 0', async () => {

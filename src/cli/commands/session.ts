@@ -9,9 +9,10 @@ import type { Command } from '../command.ts'
 const help = `usage: keyvalet session <create|list|revoke> [options]
 
   create --agent A --user U --workspace W --grant CONNECTOR:SEVERITY[:RULE,...] [--grant ...]
-         [--ttl 1h] [--task ID] [--env] [--json]
+         [--ttl 1h] [--task ID] [--env [--ca-file PATH]] [--json]
          mint a task key for one agent session; the key is printed once and stored only as a hash.
-         --env prints the environment lines a sandbox needs instead.
+         --env prints the environment lines a sandbox needs instead (proxy variables, the CA file
+         at PATH in every trust variable, placeholders; or gateway base URLs without a forward proxy).
   list [--json]      every session with its state
   revoke ID          revoke at once: the next request with that key is refused`
 
@@ -23,7 +24,7 @@ export const session: Command = {
     const { values, positionals } = parse(args, {
       ...CONFIG_OPTION,
       agent: { type: 'string' }, user: { type: 'string' }, workspace: { type: 'string' }, task: { type: 'string' },
-      grant: { type: 'string', multiple: true }, ttl: { type: 'string' }, env: { type: 'boolean' }, json: { type: 'boolean' },
+      grant: { type: 'string', multiple: true }, ttl: { type: 'string' }, env: { type: 'boolean' }, json: { type: 'boolean' }, 'ca-file': { type: 'string' },
     }, help)
     const [action, id] = positionals
     const config = loadConfig(configPath(values.config, io))
@@ -38,7 +39,7 @@ export const session: Command = {
           agent: required(values.agent, 'agent'), user: required(values.user, 'user'), workspace: required(values.workspace, 'workspace'),
           ...(values.task === undefined ? {} : { task: values.task }), grants, ttlMs: parseDuration(values.ttl ?? '1h'),
         })
-        if (values.env === true) write(io.stdout, sandboxEnv(config, key))
+        if (values.env === true) write(io.stdout, sandboxEnv(config, key, values['ca-file']))
         else if (values.json === true) write(io.stdout, JSON.stringify({ ...view(created, Date.now()), key }))
         else write(io.stdout, `session ${created.id} for ${created.agent} (user ${created.user}, workspace ${created.workspace}, task ${created.task}), expires ${new Date(created.expiresAt).toISOString()}\ntask key (shown once): ${key}`)
         return 0
@@ -78,19 +79,39 @@ function view(s: Session, now: number) {
   }
 }
 
-/** Environment lines for a sandbox in gateway mode: the task key, and base URLs through keyvalet. */
-export function sandboxEnv(config: Config, key: string): string {
-  const host = config.gateway.host === '0.0.0.0' || config.gateway.host === '::' ? '127.0.0.1' : config.gateway.host
-  const base = `http://${host.includes(':') ? `[${host}]` : host}:${config.gateway.port}`
-  const lines = [`KEYVALET_TASK_KEY=${key}`, `KEYVALET_GATEWAY=${base}`]
-  for (const name of config.policy.connectors.keys()) lines.push(`KEYVALET_${name.toUpperCase().replaceAll('-', '_')}_URL=${base}/${name}`)
-  const known: Record<string, string[]> = {
-    openai: ['OPENAI_BASE_URL', 'OPENAI_API_KEY'],
-    anthropic: ['ANTHROPIC_BASE_URL', 'ANTHROPIC_API_KEY'],
-    github: ['GITHUB_API_URL', 'GITHUB_TOKEN'],
+const KNOWN: Record<string, readonly [urlVar: string, keyVar: string]> = {
+  openai: ['OPENAI_BASE_URL', 'OPENAI_API_KEY'],
+  anthropic: ['ANTHROPIC_BASE_URL', 'ANTHROPIC_API_KEY'],
+  github: ['GITHUB_API_URL', 'GITHUB_TOKEN'],
+}
+
+/**
+ * The environment a sandbox needs. With a forward listener: the proxy variables (task key as the
+ * proxy password), keyvalet's CA in every common trust variable, and the placeholders SDKs insist
+ * on — unmodified tools then just work. Gateway only: base URLs through keyvalet, the task key as
+ * the API key.
+ */
+export function sandboxEnv(config: Config, key: string, caFile = './keyvalet-ca.pem'): string {
+  const url = (at: { host: string; port: number }, user = ''): string => {
+    const host = at.host === '0.0.0.0' || at.host === '::' ? '127.0.0.1' : at.host
+    return `http://${user}${host.includes(':') ? `[${host}]` : host}:${at.port}`
   }
-  for (const [name, [urlVar, keyVar]] of Object.entries(known) as [string, [string, string]][]) {
-    if (config.policy.connectors.has(name)) lines.push(`${urlVar}=${base}/${name}`, `${keyVar}=${key}`)
+  const lines = [`KEYVALET_TASK_KEY=${key}`, `KEYVALET_GATEWAY=${url(config.gateway)}`]
+  if (config.forward !== undefined) {
+    const proxy = url(config.forward, `task:${key}@`)
+    lines.push(`HTTPS_PROXY=${proxy}`, `HTTP_PROXY=${proxy}`, `https_proxy=${proxy}`, `http_proxy=${proxy}`, 'NO_PROXY=', 'no_proxy=', 'NODE_USE_ENV_PROXY=1')
+    lines.push(`# keyvalet's CA certificate, written with: keyvalet ca export > ${caFile}`)
+    for (const name of ['SSL_CERT_FILE', 'NODE_EXTRA_CA_CERTS', 'REQUESTS_CA_BUNDLE', 'GIT_SSL_CAINFO', 'CURL_CA_BUNDLE']) lines.push(`${name}=${caFile}`)
+    for (const connector of config.policy.connectors.values()) {
+      if (connector.placeholder === undefined) continue
+      const known = KNOWN[connector.name]
+      lines.push(`${known?.[1] ?? `${connector.name.toUpperCase().replaceAll('-', '_')}_API_KEY`}=${connector.placeholder}`)
+    }
+    return lines.join('\n')
+  }
+  for (const name of config.policy.connectors.keys()) lines.push(`KEYVALET_${name.toUpperCase().replaceAll('-', '_')}_URL=${url(config.gateway)}/${name}`)
+  for (const [name, [urlVar, keyVar]] of Object.entries(KNOWN)) {
+    if (config.policy.connectors.has(name)) lines.push(`${urlVar}=${url(config.gateway)}/${name}`, `${keyVar}=${key}`)
   }
   return lines.join('\n')
 }

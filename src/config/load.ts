@@ -25,8 +25,8 @@ export interface Config {
   readonly gateway: { readonly host: string; readonly port: number }
   /** The forward-proxy listener, when configured. */
   readonly forward: { readonly host: string; readonly port: number } | undefined
-  /** Pass-through CONNECT destinations, as lower-case host:port. */
-  readonly tunnels: ReadonlySet<string>
+  /** Pass-through CONNECT destinations (lower-case host:port) → CIDRs they may reach although not public. */
+  readonly tunnels: ReadonlyMap<string, readonly string[]>
   /** DNS servers keyvalet asks; undefined = the system's resolv.conf. */
   readonly dnsServers: readonly string[] | undefined
   /** Absolute. */
@@ -43,7 +43,7 @@ export interface Config {
 interface RawConfig {
   version: 1
   listen?: { gateway?: string; forward?: string }
-  tunnels?: string[]
+  tunnels?: (string | { to: string; allow_addresses?: string[] })[]
   dns?: { servers?: string[] }
   data_dir?: string
   audit?: { fsync?: boolean }
@@ -94,11 +94,12 @@ export function parseConfig(text: string, file: string): Config {
   if (gateway === undefined) problems.push({ at: ['listen', 'gateway'], message: 'must be host:port, e.g. 127.0.0.1:8787 or [::1]:8787 (port 0-65535)' })
   const forward = config.listen?.forward === undefined ? undefined : parseHostPort(config.listen.forward)
   if (config.listen?.forward !== undefined && forward === undefined) problems.push({ at: ['listen', 'forward'], message: 'must be host:port, e.g. 127.0.0.1:8789' })
-  const tunnels = new Set<string>()
+  const tunnels = new Map<string, readonly string[]>()
   ;(config.tunnels ?? []).forEach((t, i) => {
-    const parsed = parseHostPort(t)
-    if (parsed === undefined || parsed.port === 0) problems.push({ at: ['tunnels', i], message: 'must be host:port, e.g. registry.npmjs.org:443' })
-    else tunnels.add(`${parsed.host.toLowerCase()}:${parsed.port}`)
+    const entry = typeof t === 'string' ? { to: t } : t
+    const parsed = parseHostPort(entry.to)
+    if (parsed === undefined || parsed.port === 0) problems.push({ at: typeof t === 'string' ? ['tunnels', i] : ['tunnels', i, 'to'], message: 'must be host:port, e.g. registry.npmjs.org:443' })
+    else tunnels.set(`${parsed.host.toLowerCase()}:${parsed.port}`, entry.allow_addresses ?? [])
   })
   const dir = dirname(absolute)
   const connectors = new Map<string, Connector>()

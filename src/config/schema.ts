@@ -197,7 +197,20 @@ export const CONFIG_SCHEMA = {
     },
     tunnels: {
       type: 'array',
-      items: { type: 'string' },
+      items: {
+        anyOf: [
+          { type: 'string', description: 'host:port' },
+          {
+            type: 'object',
+            additionalProperties: false,
+            required: ['to'],
+            properties: {
+              to: { type: 'string', description: 'host:port' },
+              allow_addresses: { type: 'array', items: { type: 'string', minLength: 1 }, description: 'CIDRs this destination may resolve to although not public (for local tests).' },
+            },
+          },
+        ],
+      },
       description:
         'host:port destinations the forward proxy tunnels without interception (e.g. registry.npmjs.org:443): decided on the CONNECT authority, audited, never given a credential. Every other CONNECT that no connector covers is refused.',
     },

@@ -106,8 +106,9 @@ export function createForwardServer(deps: ForwardDeps): Server {
     const port443 = authority.port === 443
     const host = port443 ? authority.host : `${authority.host}:${authority.port}`
     if (intercepted.has(host)) return intercept(socket, head, authority, key)
-    if (config.tunnels.has(`${authority.host}:${authority.port}`)) {
-      return openTunnel({ socket, head, host: authority.host, port: authority.port, connect: authority.text, session, handler, timeoutMs: config.limits.upstreamTimeoutMs })
+    const tunnelAllow = config.tunnels.get(`${authority.host}:${authority.port}`)
+    if (tunnelAllow !== undefined) {
+      return openTunnel({ socket, head, host: authority.host, port: authority.port, connect: authority.text, session, handler, timeoutMs: config.limits.upstreamTimeoutMs, allow: tunnelAllow })
     }
     refuse(new KeyvaletError('destination_refused', { detail: { connect: authority.text } }), session)
   }

@@ -7,16 +7,16 @@ import { KeyvaletError } from '../errors.ts'
 import type { Session } from '../store/store.ts'
 import type { Handler } from './handler.ts'
 
-/** Pass-through destinations may never be private, loopback or metadata addresses. */
-const PUBLIC_ONLY = new AddressPolicy()
 
 /**
  * A pass-through tunnel (a `tunnels:` destination): no interception and no credential ever. The
  * upstream is dialed through the egress guard; the record is written once the upstream accepted,
  * before the sandbox gets its 200; then bytes are piped both ways until either side closes.
  */
-export function openTunnel(opts: { socket: Duplex; head: Buffer; host: string; port: number; connect: string; session: Session; handler: Handler; timeoutMs: number }): void {
+export function openTunnel(opts: { socket: Duplex; head: Buffer; host: string; port: number; connect: string; session: Session; handler: Handler; timeoutMs: number; allow: readonly string[] }): void {
   const { socket, handler, session } = opts
+  // Public addresses only, unless the tunnel entry allows a range (local tests).
+  const policy = new AddressPolicy({ allow: opts.allow })
   const id = handler.nextId()
   const base = {
     request_id: id, mode: 'forward', session: session.id, agent: session.agent, user: session.user, workspace: session.workspace, task: session.task,
@@ -30,11 +30,11 @@ export function openTunnel(opts: { socket: Duplex; head: Buffer; host: string; p
       })
   }
   try {
-    checkLiteral(opts.host.replace(/^\[(.*)\]$/, '$1'), PUBLIC_ONLY)
+    checkLiteral(opts.host.replace(/^\[(.*)\]$/, '$1'), policy)
   } catch (err) {
     return refuse(err instanceof KeyvaletError ? err : new KeyvaletError('upstream_host_invalid'))
   }
-  const upstream = connect({ host: opts.host.replace(/^\[(.*)\]$/, '$1'), port: opts.port, lookup: createGuardedLookup({ resolver: handler.resolver, policy: PUBLIC_ONLY }) })
+  const upstream = connect({ host: opts.host.replace(/^\[(.*)\]$/, '$1'), port: opts.port, lookup: createGuardedLookup({ resolver: handler.resolver, policy }) })
   upstream.setTimeout(opts.timeoutMs, () => upstream.destroy(new KeyvaletError('upstream_timeout')))
   upstream.once('error', (err) => refuse(err instanceof KeyvaletError ? err : (toEgressKeyvaletError(err) ?? new KeyvaletError('upstream_unreachable', { detail: { upstream_error: (err as NodeJS.ErrnoException).code ?? 'unknown' } }))))
   upstream.once('connect', () => {

@@ -27,6 +27,13 @@ describe('forward proxy: CONNECT interception and absolute-form requests', () =>
   const pki = upstreamPki()
   let upstream: Upstream
   let plain: Upstream
+  let registry: Upstream
+  const registryPki = (() => {
+    const now = Date.now()
+    const ca = createCa({ commonName: 'registry test CA', notBefore: new Date(now - 60_000), notAfter: new Date(now + 86_400_000) })
+    const leaf = issueLeaf({ ca, host: 'registry.example.test', notBefore: new Date(now - 60_000), notAfter: new Date(now + 86_400_000) })
+    return { caPem: ca.certPem, tls: { key: leaf.keyPem, cert: leaf.certPem } }
+  })()
   let dns: DnsServer
   let kv: TestKeyvalet
   let key: string
@@ -36,10 +43,13 @@ describe('forward proxy: CONNECT interception and absolute-form requests', () =>
   before(async () => {
     upstream = await startUpstream({ tls: pki.tls })
     plain = await startUpstream()
-    dns = await startDnsServer({ [HOST]: { a: ['127.0.0.1'] }, 'plain.example.test': { a: ['127.0.0.1'] } })
+    registry = await startUpstream({ tls: registryPki.tls })
+    dns = await startDnsServer({ [HOST]: { a: ['127.0.0.1'] }, 'plain.example.test': { a: ['127.0.0.1'] }, 'registry.example.test': { a: ['127.0.0.1'] } })
     kv = await startKeyvalet(`version: 1
 listen: { gateway: "127.0.0.1:0", forward: "127.0.0.1:0" }
 dns: { servers: ["${dns.address}"] }
+tunnels:
+  - { to: "registry.example.test:${registry.port}", allow_addresses: [127.0.0.1/32] }
 connectors:
   github:
     upstream: https://${HOST}:${upstream.port}
@@ -68,6 +78,7 @@ connectors:
     await kv.close()
     await upstream.close()
     await plain.close()
+    await registry.close()
     await dns.close()
   })
 
@@ -176,6 +187,19 @@ connectors:
     assert.equal(upstream.received.length, before)
     const { stdout: other } = await run('curl', ['-s', '--max-time', '10', '-x', proxyUrl(), '-H', 'X-Note: ghp_placeholder_for_the_sandbox', `http://plain.example.test:${plain.port}/x`], { encoding: 'utf8' })
     assert.match(other, /placeholder_misplaced/, 'the placeholder of one connector sent to another host')
+  })
+
+  it('tunnels a pass-through destination without interception and without any credential', async () => {
+    const registryCa = join(kv.dir, 'registry-ca.pem')
+    writeFileSync(registryCa, registryPki.caPem)
+    // The client verifies the registry's own certificate: keyvalet did not intercept.
+    const { stdout } = await run('curl', ['-s', '--max-time', '10', '-x', proxyUrl(), '--cacert', registryCa, '-H', `Authorization: Bearer not-touched`, `https://registry.example.test:${registry.port}/pkg`], { encoding: 'utf8' })
+    assert.match(stdout, /"url":"\/pkg"/)
+    const seen = registry.received.at(-1)
+    assert.equal(seen?.headers.authorization, 'Bearer not-touched', 'passed through as sent: no credential attached')
+    assert.ok(!JSON.stringify(seen?.headers).includes(SECRET))
+    const record = (await kv.audit()).find((r) => r.reason === 'tunnel_allowed')
+    assert.deepEqual([record?.mode, record?.decision, record?.credential, record?.agent], ['forward', 'allow', null, 'test-agent'])
   })
 
   function rawConnect(text: string): Promise<string> {

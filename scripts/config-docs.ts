@@ -22,6 +22,7 @@ interface Node {
   readonly additionalProperties?: boolean | Node
   readonly propertyNames?: Node
   readonly items?: Node
+  readonly anyOf?: readonly Node[]
   readonly enum?: readonly unknown[]
   readonly const?: unknown
   readonly default?: unknown
@@ -113,6 +114,8 @@ function section(out: string[], path: string | undefined, node: Node): void {
 /** The object a field leads to, if any, and how its section's path extends the field's. */
 function childOf(field: Node): { node: Node; suffix: string } | undefined {
   if (field.type === 'array' && field.items?.type === 'object') return { node: field.items, suffix: '[]' }
+  const objectForm = field.type === 'array' ? field.items?.anyOf?.find((n) => n.type === 'object') : undefined
+  if (objectForm !== undefined) return { node: objectForm, suffix: '[]' }
   if (typeof field.additionalProperties === 'object') return { node: field.additionalProperties, suffix: '.<name>' }
   if (field.type === 'object') return { node: field, suffix: '' }
   return undefined
@@ -123,7 +126,9 @@ function typeOf(node: Node, childPath?: string): string {
   if (node.enum !== undefined) return `one of ${node.enum.map((v) => code(String(v))).join(', ')}`
   const link = childPath === undefined ? '' : ` ([${code(childPath)}](#${slug(code(childPath))}))`
   if (node.type === 'array') {
-    const items = node.items === undefined ? 'any' : node.items.type === 'object' ? 'object' : typeOf(node.items)
+    const items = node.items === undefined ? 'any'
+      : node.items.anyOf !== undefined ? node.items.anyOf.map((n) => (n.type === 'object' ? 'object' : typeOf(n))).join(' or ')
+      : node.items.type === 'object' ? 'object' : typeOf(node.items)
     const count = facts(node)
     return `array of ${items}${count.length === 0 ? '' : `; ${count.join(', ')}`}${link}`
   }

@@ -120,7 +120,8 @@ const cases: readonly Case[] = [
   // first match and failure priority
   { name: 'the first passing rule in config order allows', grants: 'github:write', method: 'GET', target: '/things?mine=true', expect: ['allow', 'my-things'] },
   { name: 'a later rule allows when an earlier one fails', grants: 'github:write', method: 'GET', target: '/things', expect: ['allow', 'all-things'] },
-  { name: 'the more specific failure is reported: query beats severity', grants: 'github:read', method: 'GET', target: '/things', expect: ['deny', 'query_not_allowed', 'my-things'] },
+  { name: 'a rule that fits but exceeds the grant is reported over one that does not fit the query', grants: 'github:read', method: 'GET', target: '/things', expect: ['deny', 'severity_exceeds_grant', 'all-things'] },
+  { name: 'a query failure is reported when no rule fits the request', grants: 'github:read', method: 'GET', target: '/search?x=1', expect: ['deny', 'query_not_allowed', 'search'] },
   { name: 'a failing body falls through to a later rule that allows', grants: 'github:admin', method: 'POST', target: '/uploads', body: { json: {} }, expect: ['allow', 'upload-any'] },
   { name: 'the body failure is reported over a later severity failure', grants: 'github:write', method: 'POST', target: '/uploads', body: { json: {} }, expect: ['deny', 'body_not_allowed', 'upload-titled'] },
 ]

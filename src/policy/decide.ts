@@ -2,9 +2,11 @@
  * The policy decision: pure (no I/O, no clock), deny by default.
  *
  * Rules are tried in config order. A rule is a candidate when its path matches; of those, the ones
- * listing the method are tried in turn: grant, then query, then headers, then body. The first rule
- * passing everything allows. Otherwise the deny names the most specific failure seen (body >
- * header > query > severity > not in grant), and the rule it came from.
+ * listing the method are tried in turn: upgrade, query and headers (does the rule fit the
+ * request?), then the grant (is it covered?), then the body. The first rule passing everything
+ * allows. Otherwise the deny names the most telling failure seen — body > severity > not in grant
+ * > header > query/upgrade — and the rule it came from: a rule the request fits explains a
+ * refusal better than one it does not.
  *
  * A body is asked for (`need_body`) only when a body-constrained rule is reached that the grant,
  * query and headers already allow, so no body is ever read for a request the grant refuses.
@@ -20,11 +22,14 @@ type Failure = { readonly reason: DenyReason; readonly rule: Rule; readonly deta
 
 /** Higher wins when choosing which failure to report. */
 const SPECIFICITY: Readonly<Partial<Record<DenyReason, number>>> = {
-  not_in_grant: 1,
-  severity_exceeds_grant: 2,
-  upgrade_not_allowed: 3,
-  query_not_allowed: 3,
-  header_not_allowed: 4,
+  // The rule does not fit the request (its query, headers or upgrade differ): the weakest story.
+  upgrade_not_allowed: 1,
+  query_not_allowed: 1,
+  header_not_allowed: 2,
+  // The rule fits the request, but the task's grant does not cover it.
+  not_in_grant: 3,
+  severity_exceeds_grant: 4,
+  // The rule fits and is granted; the body is what is wrong.
   body_not_allowed: 5,
 }
 
@@ -41,7 +46,9 @@ export function decide(args: DecideArgs): Decision {
   }
   let worst: Failure | undefined
   for (const rule of matched) {
-    let failure = grantFailure(rule, connector, args.grants) ?? upgradeFailure(rule, args.upgrade) ?? queryFailure(rule, args.query) ?? headerFailure(rule, args.headers)
+    // Whether the rule fits the request is checked before whether the grant covers it, so that a
+    // refusal names the rule the request was really aimed at.
+    let failure = upgradeFailure(rule, args.upgrade) ?? queryFailure(rule, args.query) ?? headerFailure(rule, args.headers) ?? grantFailure(rule, connector, args.grants)
     if (failure === undefined && rule.body !== undefined) {
       if (args.body === undefined) return { effect: 'need_body' }
       failure = bodyFailure(rule, rule.body, args.body)

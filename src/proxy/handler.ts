@@ -57,7 +57,7 @@ export function createHandler(deps: HandlerDeps) {
     createCredential(deps.vault),
     createInject(),
   ]
-  const stages: Stage[] = [...decideAndInject, createForward(upstreams)]
+  const stages: Stage[] = [...decideAndInject, createForward(upstreams, config.policy)]
   const idPrefix = randomBytes(4).toString('hex')
   let counter = 0
   const nextId = (): string => `req_${idPrefix}${(counter++).toString(36)}`

@@ -184,3 +184,37 @@ function safeJson(text: string): any {
     return undefined
   }
 }
+
+describe('request bodies carrying a task key or placeholder', () => {
+  it('refuses a body with the task key in it, without completing the upstream request', async () => {
+    const received: string[] = []
+    const upstream = await startUpstream({ handler: (_req, res, r) => { received.push(r.body.toString()); res.end('ok') } })
+    const kv = await startKeyvalet(`version: 1
+listen: { gateway: "127.0.0.1:0" }
+connectors:
+  notes:
+    upstream: ${upstream.url}
+    allow_insecure: true
+    allow_addresses: [127.0.0.1/32]
+    credential: { secret: notes-token, inject: bearer }
+    placeholder: notes-placeholder-0000
+    rules: [{ id: post, methods: [POST], path: /notes, severity: write }]
+`)
+    try {
+      await kv.setSecret('notes-token', 'notes-secret-1234567')
+      const { key } = await kv.mintKey(['notes:write'])
+      for (const leak of [`here is my key: ${key}`, 'and the placeholder notes-placeholder-0000 too']) {
+        const res = await getGlobalDispatcher().request({ origin: kv.url, path: '/notes/notes', method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'text/plain' }, body: leak })
+        const text = await res.body.text()
+        assert.equal(res.statusCode, 400, text)
+        assert.ok(['task_key_misplaced', 'placeholder_misplaced'].includes(String(res.headers['x-keyvalet-error'])))
+        const record = (await kv.audit()).at(-1)
+        assert.equal((record?.detail as { where?: string }).where, 'body')
+      }
+      assert.deepEqual(received.filter((b) => b.includes('kvt_') || b.includes('placeholder')), [], 'no complete request carried them')
+    } finally {
+      await kv.close()
+      await upstream.close()
+    }
+  })
+})

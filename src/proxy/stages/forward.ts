@@ -3,6 +3,8 @@ import type { Dispatcher } from 'undici'
 import { toEgressKeyvaletError } from '../../egress/egress-error.ts'
 import { KeyvaletError } from '../../errors.ts'
 import type { RequestContext } from '../context.ts'
+import type { Policy } from '../../policy/types.ts'
+import { BodyScanner } from '../body-scanner.ts'
 import type { Stage } from '../pipeline.ts'
 import type { Upstreams } from '../upstreams.ts'
 
@@ -20,14 +22,15 @@ const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEO
  * waits for the response head. The request body streams (with backpressure) unless decide already
  * read it. Network failures map to stable codes; their details go to the audit record only.
  */
-export function createForward(upstreams: Upstreams): Stage {
+export function createForward(upstreams: Upstreams, policy: Policy): Stage {
+  const placeholders = [...policy.connectors.values()].flatMap((c) => (c.placeholder === undefined ? [] : [{ connector: c.name, value: c.placeholder }]))
   return {
     name: 'forward',
     async run(ctx) {
       const connector = ctx.connector
       const outbound = ctx.outbound
       if (connector === undefined || outbound === undefined || ctx.path === undefined) throw new Error('forward before inject')
-      const body = requestBody(ctx, outbound.headers)
+      const body = requestBody(ctx, outbound.headers, new BodyScanner(placeholders))
       try {
         const response = await upstreams.pool(connector).request({
           method: ctx.req.method ?? 'GET',
@@ -43,8 +46,9 @@ export function createForward(upstreams: Upstreams): Stage {
   }
 }
 
-function requestBody(ctx: RequestContext, headers: Record<string, string | string[]>): Buffer | Readable | null {
+function requestBody(ctx: RequestContext, headers: Record<string, string | string[]>, scanner: BodyScanner): Buffer | Readable | null {
   if (ctx.body !== undefined) {
+    scanner.scan(ctx.body)
     headers['content-length'] = String(ctx.body.length)
     ctx.bytesIn = ctx.body.length
     return ctx.body
@@ -56,6 +60,12 @@ function requestBody(ctx: RequestContext, headers: Record<string, string | strin
   const counted = new Transform({
     transform(chunk: Buffer, _encoding, done) {
       ctx.bytesIn += chunk.length
+      try {
+        scanner.scan(chunk)
+      } catch (err) {
+        // Aborts the upstream request before this chunk (or the end of the body) is sent.
+        return done(err as Error)
+      }
       done(null, chunk)
     },
   })
@@ -65,7 +75,10 @@ function requestBody(ctx: RequestContext, headers: Record<string, string | strin
 }
 
 function upstreamError(err: unknown): KeyvaletError {
-  if (err instanceof KeyvaletError) return err
+  for (let e: unknown = err, depth = 0; depth < 4 && e !== undefined && e !== null; depth++) {
+    if (e instanceof KeyvaletError) return e
+    e = typeof e === 'object' && 'cause' in e ? (e as { cause?: unknown }).cause : undefined
+  }
   const egress = toEgressKeyvaletError(err)
   if (egress !== undefined) return egress
   const code = typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : 'unknown'

@@ -41,7 +41,7 @@ export const start: Command = {
       closers.unshift(() => gateway.close())
       write(io.stdout, `gateway listening on ${address.url}`)
       if (address.forwardUrl !== undefined) write(io.stdout, `forward proxy listening on ${address.forwardUrl} (sandboxes trust its CA: keyvalet ca export --config ${config.file})`)
-      if (demo !== undefined) write(io.stdout, demo.instructions(address.url, config.file))
+      if (demo !== undefined) write(io.stdout, demo.instructions(address.url, address.forwardUrl, config.file))
       else write(io.stdout, `try: keyvalet session create --agent my-agent --user me --workspace default --grant CONNECTOR:read, then send requests to ${address.url}/CONNECTOR/... with the task key as the API key`)
       await untilSignal()
       write(io.stdout, 'stopping: finishing requests in flight')
@@ -78,9 +78,10 @@ async function startDemo(runtime: Runtime, io: Io) {
   const { session, key } = await runtime.sessions.create({
     agent: 'demo-agent', user: 'alice', workspace: 'demo', grants: [{ connector: 'demo', maxSeverity: 'write', rules: undefined }], ttlMs: 3_600_000,
   })
+  const connectorUrl = connector.upstream.origin
   return {
     close: upstream.close,
-    instructions: (gatewayUrl: string, configFile: string) => [
+    instructions: (gatewayUrl: string, forwardUrl: string | undefined, configFile: string) => [
       `demo upstream (a local stand-in for a real API) on ${upstream.url}; its credential is vault secret "${secretName}"`,
       `demo task key for agent demo-agent, user alice (session ${session.id}, grant demo:write, 1h):`,
       `  ${key}`,
@@ -90,6 +91,10 @@ async function startDemo(runtime: Runtime, io: Io) {
       '      allowed: the upstream receives the real credential (printed here), the answer reaches you with it masked',
       `  curl -s -X DELETE -H "Authorization: Bearer ${key}" ${gatewayUrl}/demo/items/42`,
       '      refused: deleting needs severity admin, the task was granted write',
+      ...(forwardUrl === undefined ? [] : [
+        `  curl -s -x ${forwardUrl.replace('http://', `http://task:${key}@`)} ${connectorUrl}/items/7`,
+        '      the same through the forward proxy, as an unmodified tool would (HTTPS_PROXY / HTTP_PROXY)',
+      ]),
       `  ./bin/keyvalet audit tail --config ${configFile}`,
       `  ./bin/keyvalet audit verify --config ${configFile}`,
     ].join('\n'),

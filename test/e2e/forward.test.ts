@@ -202,6 +202,29 @@ connectors:
     assert.deepEqual([record?.mode, record?.decision, record?.credential, record?.agent], ['forward', 'allow', null, 'test-agent'])
   })
 
+  const auth = () => `Proxy-Authorization: Basic ${Buffer.from(`task:${key}`).toString('base64')}\r\n`
+  const connectCases: [string, string, RegExp, string][] = [
+    ['an IP literal in hex', '0x7f000001:443', /^HTTP\/1\.1 400 /, 'proxy_request_invalid'],
+    ['an IP literal in octal', '0177.0.0.1:443', /^HTTP\/1\.1 400 /, 'proxy_request_invalid'],
+    ['the cloud metadata address', '169.254.169.254:80', /^HTTP\/1\.1 403 /, 'destination_refused'],
+    ['a loopback address no connector names', '127.0.0.1:22', /^HTTP\/1\.1 403 /, 'destination_refused'],
+  ]
+  for (const [what, authority, status, code] of connectCases) {
+    it(`refuses CONNECT to ${what}`, async () => {
+      const out = await rawConnect(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n${auth()}\r\n`)
+      assert.match(out, status)
+      assert.match(out, new RegExp(code))
+      assert.equal((await kv.audit()).at(-1)?.error, code)
+    })
+  }
+
+  it('never sends the credential of an https connector over cleartext http', async () => {
+    const before = upstream.received.length
+    const { stdout } = await run('curl', ['-s', '--max-time', '10', '-x', proxyUrl(), `http://${HOST}:${upstream.port}/repos/acme/app/issues/1`], { encoding: 'utf8' })
+    assert.match(stdout, /destination_refused/)
+    assert.equal(upstream.received.length, before)
+  })
+
   function rawConnect(text: string): Promise<string> {
     return new Promise((resolve, reject) => {
       const socket = connect(proxyPort, '127.0.0.1', () => socket.write(text))
@@ -226,4 +249,49 @@ connectors:
       socket.on('error', reject)
     })
   }
+})
+
+describe('forward proxy: a WebSocket inside an intercepted tunnel', () => {
+  it('is decided as a request, gets the credential, and is relayed', async () => {
+    const { ProxyAgent, WebSocket } = await import('undici')
+    const { startWebSocketUpstream } = await import('../helpers/ws-upstream.ts')
+    const now = Date.now()
+    const ca = createCa({ commonName: 'ws test CA', notBefore: new Date(now - 60_000), notAfter: new Date(now + 86_400_000) })
+    const leaf = issueLeaf({ ca, host: 'ws.example.test', notBefore: new Date(now - 60_000), notAfter: new Date(now + 86_400_000) })
+    const ws = await startWebSocketUpstream({ tls: { key: leaf.keyPem, cert: leaf.certPem }, host: 'ws.example.test' })
+    const dns = await startDnsServer({ 'ws.example.test': { a: ['127.0.0.1'] } })
+    const kv = await startKeyvalet(`version: 1
+listen: { gateway: "127.0.0.1:0", forward: "127.0.0.1:0" }
+dns: { servers: ["${dns.address}"] }
+connectors:
+  realtime:
+    upstream: https://ws.example.test:${ws.port}
+    ca_file: ws-ca.pem
+    allow_addresses: [127.0.0.1/32]
+    credential: { secret: rt-key, inject: bearer }
+    rules: [{ id: socket, methods: [GET], path: /v1/realtime, severity: write, websocket: true }]
+`, { files: { 'ws-ca.pem': ca.certPem } })
+    try {
+      await kv.setSecret('rt-key', 'rt-secret-value-987654')
+      const { key } = await kv.mintKey(['realtime:write'])
+      const proxied = new ProxyAgent({ uri: kv.forwardUrl ?? '', token: `Basic ${Buffer.from(`task:${key}`).toString('base64')}`, requestTls: { ca: kv.caCertPem } })
+      const socket = new WebSocket(`wss://ws.example.test:${ws.port}/v1/realtime`, { dispatcher: proxied })
+      const reply = await new Promise<string>((resolve, reject) => {
+        socket.addEventListener('open', () => socket.send('ping'))
+        socket.addEventListener('message', (m) => resolve(String(m.data)))
+        socket.addEventListener('error', (e) => reject(new Error(String((e as ErrorEvent).message))))
+        setTimeout(() => reject(new Error('no reply')), 5000)
+      })
+      socket.close()
+      assert.equal(reply, 'echo: ping')
+      assert.equal(ws.upgrades.at(-1)?.authorization, 'Bearer rt-secret-value-987654')
+      const record = (await kv.audit()).find((r) => r.rule === 'socket')
+      assert.deepEqual([record?.mode, record?.decision, record?.status], ['forward', 'allow', 101])
+      await proxied.close()
+    } finally {
+      await kv.close()
+      await ws.close()
+      await dns.close()
+    }
+  })
 })

@@ -1,15 +1,17 @@
 import { createHash } from 'node:crypto'
 import { createServer, type IncomingHttpHeaders } from 'node:http'
+import { createServer as createTlsServer } from 'node:https'
 import type { Duplex } from 'node:stream'
 
 /**
  * A minimal real WebSocket server (RFC 6455 handshake, unfragmented text frames up to 64 KiB)
  * that answers every text message with `echo: <message>` and records the upgrade requests.
  */
-export async function startWebSocketUpstream(): Promise<{ url: string; upgrades: IncomingHttpHeaders[]; close(): Promise<void> }> {
+export async function startWebSocketUpstream(opts: { tls?: { key: string; cert: string }; host?: string } = {}): Promise<{ url: string; port: number; upgrades: IncomingHttpHeaders[]; close(): Promise<void> }> {
   const upgrades: IncomingHttpHeaders[] = []
   const sockets = new Set<Duplex>()
-  const server = createServer((_req, res) => res.writeHead(426).end())
+  const reject = (_req: unknown, res: import('node:http').ServerResponse): void => void res.writeHead(426).end()
+  const server = opts.tls === undefined ? createServer(reject) : createTlsServer(opts.tls, reject)
   server.on('upgrade', (req, socket: Duplex) => {
     upgrades.push(req.headers)
     sockets.add(socket)
@@ -33,7 +35,8 @@ export async function startWebSocketUpstream(): Promise<{ url: string; upgrades:
   const address = server.address()
   if (address === null || typeof address === 'string') throw new Error('no address')
   return {
-    url: `http://127.0.0.1:${address.port}`,
+    url: `${opts.tls === undefined ? 'http' : 'https'}://${opts.host ?? '127.0.0.1'}:${address.port}`,
+    port: address.port,
     upgrades,
     close: () => new Promise((resolve) => {
       for (const s of sockets) s.destroy()

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { X509Certificate } from 'node:crypto'
 import * as S from 'typebox/schema'
-import type { BodyValidator, Connector, CredentialBinding, InjectKind, Rule, Severity, ValueConstraint } from '../policy/types.ts'
+import type { BodyValidator, Connector, CredentialBinding, InjectKind, Rule, Severity, UpstreamProxy, ValueConstraint } from '../policy/types.ts'
 import { compilePathPattern } from '../policy/path-pattern.ts'
 import { normalisePath } from '../policy/path.ts'
 import { pointerToPath, type FieldPath, type Problem } from './locate.ts'
@@ -32,8 +32,10 @@ export interface RawConnector {
   credential?: RawCredential
   placeholder?: string
   allow_addresses?: string[]
+  upstream_proxy?: 'none' | RawUpstreamProxy
   rules?: RawRule[]
 }
+export interface RawUpstreamProxy { url: string; secret?: string; allow_addresses?: string[] }
 
 export interface CompileContext {
   /** Folder of the config file: relative file names are resolved against it. */
@@ -65,7 +67,22 @@ export function compileConnector(name: string, raw: RawConnector, ctx: CompileCo
   return {
     name, upstream, allowInsecure: raw.allow_insecure === true, ca, credential, rules,
     placeholder: raw.placeholder, allowAddresses: raw.allow_addresses ?? [],
+    upstreamProxy: raw.upstream_proxy === undefined ? undefined : raw.upstream_proxy === 'none' ? null : compileUpstreamProxy(raw.upstream_proxy, (f, m) => problem(['upstream_proxy', ...f], m)),
   }
+}
+
+export function compileUpstreamProxy(raw: RawUpstreamProxy, problem: (f: FieldPath, m: string) => void): UpstreamProxy {
+  let url = new URL('http://invalid.invalid:1')
+  try {
+    url = new URL(raw.url)
+    if (url.protocol !== 'http:') problem(['url'], 'must be an http:// proxy URL')
+    if (url.username !== '' || url.password !== '') problem(['url'], 'put the proxy credentials in the vault (secret), not in the URL')
+    if ((url.pathname !== '/' && url.pathname !== '') || url.search !== '' || url.hash !== '') problem(['url'], 'must be http://host:port with nothing after it')
+  } catch {
+    problem(['url'], 'must be an absolute URL such as http://proxy.corp:3128')
+  }
+  if (raw.secret?.startsWith('keyvalet.') === true) problem(['secret'], 'secret names starting with keyvalet. are reserved for keyvalet itself')
+  return { url, secret: raw.secret, allowAddresses: raw.allow_addresses ?? [] }
 }
 
 function compileUpstream(raw: RawConnector, problem: (m: string) => void): URL {

@@ -11,9 +11,9 @@ import { isIP } from 'node:net'
 import { LineCounter, parseDocument } from 'yaml'
 import * as S from 'typebox/schema'
 import { OperatorError } from '../errors.ts'
-import type { Connector, Policy } from '../policy/types.ts'
+import type { Connector, Policy, UpstreamProxy } from '../policy/types.ts'
 import { CONFIG_SCHEMA } from './schema.ts'
-import { compileConnector, type RawConnector } from './compile.ts'
+import { compileConnector, compileUpstreamProxy, type RawConnector, type RawUpstreamProxy } from './compile.ts'
 import { checkPolicy, type ConfigWarning } from './check.ts'
 import { formatProblems, locator, pointerToPath, type Locate, type Problem } from './locate.ts'
 
@@ -27,6 +27,8 @@ export interface Config {
   readonly forward: { readonly host: string; readonly port: number } | undefined
   /** Pass-through CONNECT destinations (lower-case host:port) → CIDRs they may reach although not public. */
   readonly tunnels: ReadonlyMap<string, readonly string[]>
+  /** The instance's corporate proxy for upstream connections, when configured. */
+  readonly upstreamProxy: UpstreamProxy | undefined
   /** DNS servers keyvalet asks; undefined = the system's resolv.conf. */
   readonly dnsServers: readonly string[] | undefined
   /** Absolute. */
@@ -45,6 +47,7 @@ interface RawConfig {
   listen?: { gateway?: string; forward?: string }
   tunnels?: (string | { to: string; allow_addresses?: string[] })[]
   dns?: { servers?: string[] }
+  upstream_proxy?: RawUpstreamProxy
   data_dir?: string
   audit?: { fsync?: boolean }
   limits?: { max_body_inspect_bytes?: number; upstream_timeout_ms?: number; request_timeout_ms?: number; idle_timeout_ms?: number }
@@ -106,6 +109,7 @@ export function parseConfig(text: string, file: string): Config {
   for (const [name, entry] of Object.entries(config.connectors)) {
     connectors.set(name, compileConnector(name, entry, { dir, problems }))
   }
+  const upstreamProxy = config.upstream_proxy === undefined ? undefined : compileUpstreamProxy(config.upstream_proxy, (f, m) => void problems.push({ at: ['upstream_proxy', ...f], message: m }))
   if (problems.length > 0) fail(problems)
 
   const policy: Policy = { connectors }
@@ -117,6 +121,7 @@ export function parseConfig(text: string, file: string): Config {
     forward,
     tunnels,
     dnsServers: config.dns?.servers,
+    upstreamProxy,
     dataDir,
     databasePath: join(dataDir, 'keyvalet.db'),
     limits: {

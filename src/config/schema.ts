@@ -119,6 +119,27 @@ const credential = {
   },
 }
 
+const upstreamProxy = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['url'],
+  description: 'A corporate HTTP proxy that upstream connections go through (CONNECT for every upstream, TLS to the upstream still verified end to end by keyvalet).',
+  properties: {
+    url: { type: 'string', description: 'http://host:port of the proxy.' },
+    secret: {
+      type: 'string',
+      pattern: SECRET_NAME,
+      errorMessage: 'must be lower-case letters, digits, ".", "_" or "-", starting with a letter or digit (at most 63)',
+      description: "Vault secret holding the proxy's own credentials as user:password (sent as Proxy-Authorization: Basic). Read when keyvalet starts.",
+    },
+    allow_addresses: {
+      type: 'array',
+      items: { type: 'string', minLength: 1 },
+      description: 'CIDRs the proxy may be at although not public (a corporate proxy usually is on a private network).',
+    },
+  },
+}
+
 const connector = {
   type: 'object',
   additionalProperties: false,
@@ -154,6 +175,10 @@ const connector = {
       description:
         'CIDRs this connector may reach although they are loopback, private, link-local or otherwise not public (refused by default), e.g. [127.0.0.1/32] for a local test upstream.',
     },
+    upstream_proxy: {
+      anyOf: [{ const: 'none', description: 'connect directly even when the instance has an upstream_proxy' }, upstreamProxy],
+      description: "This connector's corporate proxy, overriding the instance's upstream_proxy; or none.",
+    },
     rules: { type: 'array', items: rule, description: 'The requests this connector lets through, tried in order. No rules: everything is refused.' },
   },
 }
@@ -183,6 +208,7 @@ export const CONFIG_SCHEMA = {
         },
       },
     },
+    upstream_proxy: { ...upstreamProxy, description: `${upstreamProxy.description} Applies to every connector that does not set its own.` },
     dns: {
       type: 'object',
       additionalProperties: false,

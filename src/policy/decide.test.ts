@@ -39,6 +39,7 @@ const github: Connector = {
   credential: { secret: 'github-token', kind: 'bearer', name: undefined, template: undefined, username: undefined },
   placeholder: undefined,
   allowAddresses: [],
+  upstreamProxy: undefined,
   rules: [
     rule('read-issues', 'GET,HEAD', '/repos/o/r/issues/**', 'read', { query: [constraint('state', 'open|closed|all')] }),
     rule('create-issue', 'POST', '/repos/o/r/issues', 'write', { body: needsTitle }),

@@ -72,6 +72,7 @@ const github: Connector = {
   credential: undefined,
   placeholder: undefined,
   allowAddresses: [],
+  upstreamProxy: undefined,
   rules: [rule('read-issues', 'read'), rule('create-issue', 'write'), rule('delete-repo', 'admin')],
 }
 const writeOnly: Connector = { ...github, name: 'deployer', rules: [rule('deploy', 'write')] }

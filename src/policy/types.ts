@@ -75,7 +75,17 @@ export interface Connector {
   readonly placeholder: string | undefined
   /** CIDRs this connector may reach although not public (checked when dialing). */
   readonly allowAddresses: readonly string[]
+  /** Its own corporate proxy; null = always direct; undefined = the instance's upstream_proxy. */
+  readonly upstreamProxy: UpstreamProxy | null | undefined
   readonly rules: readonly Rule[]
+}
+
+/** A corporate HTTP proxy upstream connections are chained through (CONNECT). */
+export interface UpstreamProxy {
+  readonly url: URL
+  /** Vault secret with user:password for Proxy-Authorization, if the proxy wants credentials. */
+  readonly secret: string | undefined
+  readonly allowAddresses: readonly string[]
 }
 
 /** What a task may use of a connector: at most `maxSeverity`, optionally only the named rules. */

@@ -49,7 +49,7 @@ export interface ContextInit {
 export function createHandler(deps: HandlerDeps) {
   const { config, log } = deps
   const resolver = new Resolver({ ...(config.dnsServers === undefined ? {} : { servers: config.dnsServers }) })
-  const upstreams = new Upstreams(config.policy, { headersTimeoutMs: config.limits.upstreamTimeoutMs, resolver })
+  const upstreams = new Upstreams({ headersTimeoutMs: config.limits.upstreamTimeoutMs, resolver, upstreamProxy: config.upstreamProxy, vault: deps.vault })
   const decideAndInject: Stage[] = [
     createAuthenticate(deps.sessions),
     createRoute(config.policy),

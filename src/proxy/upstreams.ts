@@ -1,61 +1,76 @@
 import { rootCertificates } from 'node:tls'
-import { Pool } from 'undici'
+import { Pool, ProxyAgent, type Dispatcher } from 'undici'
 import { AddressPolicy } from '../egress/address-policy.ts'
 import { checkLiteral, createGuardedLookup } from '../egress/guarded-lookup.ts'
 import type { NameResolver } from '../egress/resolver.ts'
-import { KeyvaletError } from '../errors.ts'
-import type { Connector, Policy } from '../policy/types.ts'
+
+import type { Connector, UpstreamProxy } from '../policy/types.ts'
+import type { Vault } from '../vault/vault.ts'
+
+export interface UpstreamsOptions {
+  readonly headersTimeoutMs: number
+  readonly resolver: NameResolver
+  /** The instance's corporate proxy, used by connectors that do not set their own. */
+  readonly upstreamProxy: UpstreamProxy | undefined
+  /** For the corporate proxy's own credentials. */
+  readonly vault: Vault
+}
 
 /**
- * One keep-alive connection pool per connector, built once at start. TLS is always verified; a
- * connector's extra CA is trusted in addition to the system roots, never instead of them.
- * Redirects are never followed: undici does not follow them unless asked to.
+ * One keep-alive dispatcher per connector, built on first use. TLS to the upstream is always
+ * verified; a connector's extra CA is trusted in addition to the system roots, never instead of
+ * them. Redirects are never followed: undici does not follow them unless asked to.
  *
- * Every connection is dialed through the egress guard: the host name is resolved by keyvalet's
- * own resolver, addresses outside the connector's `allow_addresses` that are not public are
- * refused, and net dials exactly the address that was checked (no second lookup, so DNS
- * rebinding cannot slip in). An IP-literal upstream, which net dials without any lookup, is
- * checked here once.
+ * Direct connections are dialed through the egress guard: keyvalet's own resolver, addresses
+ * outside the connector's `allow_addresses` that are not public are refused, and net dials exactly
+ * the address that was checked (no second lookup, so DNS rebinding cannot slip in). An IP-literal
+ * upstream, which net dials without any lookup, is checked here. Through a corporate proxy, the
+ * guard checks the proxy's address; the proxy resolves the upstream's name itself.
  */
 export class Upstreams {
-  readonly #pools = new Map<string, Pool | KeyvaletError>()
+  readonly #dispatchers = new Map<string, Promise<Dispatcher>>()
+  readonly #opts: UpstreamsOptions
 
-  constructor(policy: Policy, opts: { headersTimeoutMs: number; resolver: NameResolver }) {
-    for (const connector of policy.connectors.values()) this.#pools.set(connector.name, createPool(connector, opts))
+  constructor(opts: UpstreamsOptions) {
+    this.#opts = opts
   }
 
-  /** The connector's pool; throws the egress refusal when its upstream address is not allowed. */
-  pool(connector: Connector): Pool {
-    const pool = this.#pools.get(connector.name)
-    if (pool === undefined) throw new Error(`no pool for connector ${connector.name}`)
-    if (pool instanceof KeyvaletError) throw pool
-    return pool
+  /** The connector's dispatcher; rejects with the egress refusal when its upstream address is not allowed. */
+  dispatcher(connector: Connector): Promise<Dispatcher> {
+    let dispatcher = this.#dispatchers.get(connector.name)
+    if (dispatcher === undefined) {
+      dispatcher = create(connector, this.#opts)
+      this.#dispatchers.set(connector.name, dispatcher)
+    }
+    return dispatcher
   }
 
   /** Called once the listeners have drained: nothing is in flight any more. */
   async destroy(): Promise<void> {
-    await Promise.all([...this.#pools.values()].map((p) => (p instanceof Pool ? p.destroy() : undefined)))
+    const all = await Promise.allSettled([...this.#dispatchers.values()])
+    await Promise.all(all.flatMap((r) => (r.status === 'fulfilled' ? [r.value.destroy()] : [])))
   }
 }
 
-function createPool(connector: Connector, opts: { headersTimeoutMs: number; resolver: NameResolver }): Pool | KeyvaletError {
-  const policy = new AddressPolicy({ allow: connector.allowAddresses })
-  try {
-    checkLiteral(connector.upstream.hostname.replace(/^\[(.*)\]$/, '$1'), policy)
-  } catch (err) {
-    if (err instanceof KeyvaletError) return err
-    throw err
-  }
+async function create(connector: Connector, opts: UpstreamsOptions): Promise<Dispatcher> {
   const ca = connector.ca === undefined ? undefined : [...rootCertificates, connector.ca]
-  return new Pool(connector.upstream.origin, {
-    connections: 256,
-    keepAliveTimeout: 30_000,
-    headersTimeout: opts.headersTimeoutMs,
-    bodyTimeout: 0, // streams (SSE) may be quiet for long; the client controls their lifetime
-    connect: {
-      rejectUnauthorized: true,
-      lookup: createGuardedLookup({ resolver: opts.resolver, policy }),
-      ...(ca === undefined ? {} : { ca }),
-    },
-  })
+  const tls = { rejectUnauthorized: true, ...(ca === undefined ? {} : { ca }) }
+  const common = { connections: 256, keepAliveTimeout: 30_000, headersTimeout: opts.headersTimeoutMs, bodyTimeout: 0 } // streams (SSE) may be quiet for long
+  const proxy = connector.upstreamProxy === null ? undefined : (connector.upstreamProxy ?? opts.upstreamProxy)
+  if (proxy !== undefined) {
+    const policy = new AddressPolicy({ allow: proxy.allowAddresses })
+    checkLiteral(proxy.url.hostname.replace(/^\[(.*)\]$/, '$1'), policy)
+    const token = proxy.secret === undefined ? undefined : `Basic ${(await opts.vault.open(proxy.secret)).toString('base64')}`
+    return new ProxyAgent({
+      ...common,
+      uri: proxy.url.origin,
+      ...(token === undefined ? {} : { token }),
+      proxyTunnel: true, // CONNECT for plain http upstreams too: the proxy never sees a request, only a tunnel
+      requestTls: tls,
+      proxyTls: { lookup: createGuardedLookup({ resolver: opts.resolver, policy }) },
+    })
+  }
+  const policy = new AddressPolicy({ allow: connector.allowAddresses })
+  checkLiteral(connector.upstream.hostname.replace(/^\[(.*)\]$/, '$1'), policy)
+  return new Pool(connector.upstream.origin, { ...common, connect: { ...tls, lookup: createGuardedLookup({ resolver: opts.resolver, policy }) } })
 }

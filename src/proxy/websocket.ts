@@ -1,5 +1,6 @@
 import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http'
 import type { Duplex } from 'node:stream'
+import type { Dispatcher } from 'undici'
 import { KeyvaletError } from '../errors.ts'
 import type { RequestContext } from './context.ts'
 import { redactHeaders, REQUEST_ID_HEADER } from './respond.ts'
@@ -17,14 +18,17 @@ export async function openUpstreamSocket(ctx: RequestContext, upstreams: Upstrea
   const connector = ctx.connector
   const outbound = ctx.outbound
   if (connector === undefined || outbound === undefined || ctx.path === undefined) throw new Error('upgrade before inject')
-  const pool = upstreams.pool(connector) // an egress refusal is thrown as it is
+  const dispatcher = await upstreams.dispatcher(connector) // an egress refusal is thrown as it is
   try {
-    const upgraded = await pool.upgrade({
+    // Agents (a corporate-proxy chain) need the origin; undici's type for upgrade omits it.
+    const options = {
+      origin: connector.upstream.origin,
       path: outbound.query === '' ? ctx.path : `${ctx.path}?${outbound.query}`,
       method: 'GET',
       headers: outbound.headers,
       protocol: 'websocket',
-    })
+    } as Dispatcher.UpgradeOptions
+    const upgraded = await dispatcher.upgrade(options)
     const headers: OutgoingHttpHeaders = {}
     for (const [name, value] of Object.entries(upgraded.headers)) if (HANDSHAKE.has(name) && value !== undefined) headers[name] = value
     ctx.redactions += redactHeaders(headers, ctx.credential?.echoForms ?? [])

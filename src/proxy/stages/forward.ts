@@ -32,7 +32,9 @@ export function createForward(upstreams: Upstreams, policy: Policy): Stage {
       if (connector === undefined || outbound === undefined || ctx.path === undefined) throw new Error('forward before inject')
       const body = requestBody(ctx, outbound.headers, new BodyScanner(placeholders))
       try {
-        const response = await upstreams.pool(connector).request({
+        const dispatcher = await upstreams.dispatcher(connector)
+        const response = await dispatcher.request({
+          origin: connector.upstream.origin,
           method: ctx.req.method ?? 'GET',
           path: outbound.query === '' ? ctx.path : `${ctx.path}?${outbound.query}`,
           headers: outbound.headers,

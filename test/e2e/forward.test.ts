@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { connect as tlsConnect } from 'node:tls'
 import { promisify } from 'node:util'
-import { createCa, issueLeaf } from '../../src/tls/certificate.ts'
+import { upstreamCertificate } from '../helpers/tls.ts'
 import { startDnsServer, type DnsServer } from '../helpers/dns-server.ts'
 import { startKeyvalet, type TestKeyvalet } from '../helpers/keyvalet.ts'
 import { startUpstream, type Upstream } from '../helpers/upstream.ts'
@@ -15,25 +15,12 @@ const run = promisify(execFile)
 const SECRET = 'ghp_forwardModeSecret_0123456789'
 const HOST = 'api.example.test'
 
-/** An HTTPS upstream for HOST with a certificate from a test CA of its own (not keyvalet's). */
-function upstreamPki() {
-  const now = Date.now()
-  const ca = createCa({ commonName: 'upstream test CA', notBefore: new Date(now - 60_000), notAfter: new Date(now + 86_400_000) })
-  const leaf = issueLeaf({ ca, host: HOST, notBefore: new Date(now - 60_000), notAfter: new Date(now + 86_400_000) })
-  return { caPem: ca.certPem, tls: { key: leaf.keyPem, cert: leaf.certPem } }
-}
-
 describe('forward proxy: CONNECT interception and absolute-form requests', () => {
-  const pki = upstreamPki()
+  const pki = upstreamCertificate(HOST)
   let upstream: Upstream
   let plain: Upstream
   let registry: Upstream
-  const registryPki = (() => {
-    const now = Date.now()
-    const ca = createCa({ commonName: 'registry test CA', notBefore: new Date(now - 60_000), notAfter: new Date(now + 86_400_000) })
-    const leaf = issueLeaf({ ca, host: 'registry.example.test', notBefore: new Date(now - 60_000), notAfter: new Date(now + 86_400_000) })
-    return { caPem: ca.certPem, tls: { key: leaf.keyPem, cert: leaf.certPem } }
-  })()
+  const registryPki = upstreamCertificate('registry.example.test')
   let dns: DnsServer
   let kv: TestKeyvalet
   let key: string
@@ -255,10 +242,8 @@ describe('forward proxy: a WebSocket inside an intercepted tunnel', () => {
   it('is decided as a request, gets the credential, and is relayed', async () => {
     const { ProxyAgent, WebSocket } = await import('undici')
     const { startWebSocketUpstream } = await import('../helpers/ws-upstream.ts')
-    const now = Date.now()
-    const ca = createCa({ commonName: 'ws test CA', notBefore: new Date(now - 60_000), notAfter: new Date(now + 86_400_000) })
-    const leaf = issueLeaf({ ca, host: 'ws.example.test', notBefore: new Date(now - 60_000), notAfter: new Date(now + 86_400_000) })
-    const ws = await startWebSocketUpstream({ tls: { key: leaf.keyPem, cert: leaf.certPem }, host: 'ws.example.test' })
+    const pki = upstreamCertificate('ws.example.test')
+    const ws = await startWebSocketUpstream({ tls: pki.tls, host: 'ws.example.test' })
     const dns = await startDnsServer({ 'ws.example.test': { a: ['127.0.0.1'] } })
     const kv = await startKeyvalet(`version: 1
 listen: { gateway: "127.0.0.1:0", forward: "127.0.0.1:0" }
@@ -270,7 +255,7 @@ connectors:
     allow_addresses: [127.0.0.1/32]
     credential: { secret: rt-key, inject: bearer }
     rules: [{ id: socket, methods: [GET], path: /v1/realtime, severity: write, websocket: true }]
-`, { files: { 'ws-ca.pem': ca.certPem } })
+`, { files: { 'ws-ca.pem': pki.caPem } })
     try {
       await kv.setSecret('rt-key', 'rt-secret-value-987654')
       const { key } = await kv.mintKey(['realtime:write'])

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { promisify } from 'node:util'
-import { createCa, issueLeaf } from '../../src/tls/certificate.ts'
+import { upstreamCertificate } from '../helpers/tls.ts'
 import { startDnsServer, type DnsServer } from '../helpers/dns-server.ts'
 import { startGitServer, type GitServer } from '../helpers/git-server.ts'
 import { startKeyvalet, type TestKeyvalet } from '../helpers/keyvalet.ts'
@@ -68,10 +68,8 @@ describe('git over HTTPS through the forward proxy, against git http-backend', (
     bare = join(projectRoot, 'acme', 'app.git')
     await git(['clone', '-q', '--bare', seed, bare], { env: baseEnv })
 
-    const now = Date.now()
-    const ca = createCa({ commonName: 'git upstream test CA', notBefore: new Date(now - 60_000), notAfter: new Date(now + 86_400_000) })
-    const leaf = issueLeaf({ ca, host: HOST, notBefore: new Date(now - 60_000), notAfter: new Date(now + 86_400_000) })
-    gitServer = await startGitServer({ tls: { key: leaf.keyPem, cert: leaf.certPem }, projectRoot, username: 'x-access-token', password: TOKEN, execPath })
+    const pki = upstreamCertificate(HOST)
+    gitServer = await startGitServer({ tls: pki.tls, projectRoot, username: 'x-access-token', password: TOKEN, execPath })
     dns = await startDnsServer({ [HOST]: { a: ['127.0.0.1'] } })
     kv = await startKeyvalet(`version: 1
 listen: { gateway: "127.0.0.1:0", forward: "127.0.0.1:0" }
@@ -89,7 +87,7 @@ connectors:
           query: { service: { pattern: git-receive-pack, required: true } }, allow_other_query: false }
       - { id: upload-pack, methods: [POST], path: /acme/app.git/git-upload-pack, severity: read }
       - { id: receive-pack, methods: [POST], path: /acme/app.git/git-receive-pack, severity: write }
-`, { files: { 'git-ca.pem': ca.certPem } })
+`, { files: { 'git-ca.pem': pki.caPem } })
     await kv.setSecret('git-token', TOKEN)
     writeKey = (await kv.mintKey(['git:write'])).key
     readKey = (await kv.mintKey(['git:read'], { agent: 'read-only-agent' })).key

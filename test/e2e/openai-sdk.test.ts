@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { after, before, describe, it } from 'node:test'
 import { fileURLToPath } from 'node:url'
-import { createCa, issueLeaf } from '../../src/tls/certificate.ts'
+import { upstreamCertificate } from '../helpers/tls.ts'
 import { startDnsServer, type DnsServer } from '../helpers/dns-server.ts'
 import { startKeyvalet, type TestKeyvalet } from '../helpers/keyvalet.ts'
 import { startUpstream, type Received, type Upstream } from '../helpers/upstream.ts'
@@ -101,10 +101,8 @@ describe('the official OpenAI SDK through keyvalet', () => {
   const state: { gate: Promise<void> | undefined; gateTimedOut: boolean } = { gate: undefined, gateTimedOut: false }
 
   before(async () => {
-    const now = Date.now()
-    const ca = createCa({ commonName: 'openai fake test CA', notBefore: new Date(now - 60_000), notAfter: new Date(now + 86_400_000) })
-    const leaf = issueLeaf({ ca, host: HOST, notBefore: new Date(now - 60_000), notAfter: new Date(now + 86_400_000) })
-    upstream = await startUpstream({ tls: { key: leaf.keyPem, cert: leaf.certPem }, handler: fakeOpenAi(state) })
+    const pki = upstreamCertificate(HOST)
+    upstream = await startUpstream({ tls: pki.tls, handler: fakeOpenAi(state) })
     dns = await startDnsServer({ [HOST]: { a: ['127.0.0.1'] } })
     kv = await startKeyvalet(`version: 1
 listen: { gateway: "127.0.0.1:0", forward: "127.0.0.1:0" }
@@ -118,7 +116,7 @@ connectors:
     placeholder: ${PLACEHOLDER}
     rules:
       - { id: chat-completions, methods: [POST], path: /chat/completions, severity: write }
-`, { files: { 'openai-ca.pem': ca.certPem } })
+`, { files: { 'openai-ca.pem': pki.caPem } })
     await kv.setSecret('openai-key', REAL_KEY)
     key = (await kv.mintKey(['openai:write'])).key
     assert.ok(kv.forwardUrl !== undefined && kv.caCertPem !== undefined)

@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http'
 import { connect, type Socket } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import { request } from 'undici'
-import { createCa, issueLeaf } from '../../src/tls/certificate.ts'
+import { upstreamCertificate } from '../helpers/tls.ts'
 import { startKeyvalet, type TestKeyvalet } from '../helpers/keyvalet.ts'
 import { startUpstream, type Upstream } from '../helpers/upstream.ts'
 
@@ -34,16 +34,14 @@ async function startCorporateProxy(credentials: string): Promise<{ port: number;
 }
 
 describe('chaining upstream connections through a corporate proxy', () => {
-  const now = Date.now()
-  const ca = createCa({ commonName: 'corp upstream CA', notBefore: new Date(now - 60_000), notAfter: new Date(now + 86_400_000) })
-  const leaf = issueLeaf({ ca, host: 'api.example.test', notBefore: new Date(now - 60_000), notAfter: new Date(now + 86_400_000) })
+  const pki = upstreamCertificate('api.example.test')
   let upstream: Upstream
   let corp: Awaited<ReturnType<typeof startCorporateProxy>>
   let kv: TestKeyvalet
   let key: string
 
   before(async () => {
-    upstream = await startUpstream({ tls: { key: leaf.keyPem, cert: leaf.certPem } })
+    upstream = await startUpstream({ tls: pki.tls })
     corp = await startCorporateProxy('corp-user:corp-password')
     kv = await startKeyvalet(`version: 1
 listen: { gateway: "127.0.0.1:0" }
@@ -60,7 +58,7 @@ connectors:
     upstream_proxy: { url: "http://127.0.0.1:${corp.port}", secret: wrong-proxy, allow_addresses: [127.0.0.1/32] }
     credential: { secret: api-token, inject: bearer }
     rules: [{ id: any, methods: [GET], path: /**, severity: read }]
-`, { files: { 'upstream-ca.pem': ca.certPem } })
+`, { files: { 'upstream-ca.pem': pki.caPem } })
     await kv.setSecret('api-token', 'api-secret-through-corp-1')
     await kv.setSecret('corp-proxy', 'corp-user:corp-password')
     await kv.setSecret('wrong-proxy', 'corp-user:nope')

@@ -1,3 +1,4 @@
+import { createCa, issueLeaf } from '../../src/tls/certificate.ts'
 import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -19,4 +20,16 @@ export function makeTestPki(): { caCert: string; key: string; cert: string } {
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
+}
+
+/**
+ * A test upstream's certificate for `host` from a CA of its own (made with keyvalet's own
+ * issuer, not keyvalet's interception CA): `caPem` is what keyvalet is told to trust.
+ */
+export function upstreamCertificate(host: string): { caPem: string; tls: { key: string; cert: string } } {
+  const now = Date.now()
+  const validity = { notBefore: new Date(now - 60_000), notAfter: new Date(now + 86_400_000) }
+  const ca = createCa({ commonName: 'keyvalet test upstream CA', ...validity })
+  const leaf = issueLeaf({ ca, host, ...validity })
+  return { caPem: ca.certPem, tls: { key: leaf.keyPem, cert: leaf.certPem } }
 }

@@ -12,6 +12,8 @@ declare module 'autocannon' {
     overallRate?: number
     timeout?: number
     workers?: number
+    /** Per-request overrides (path may be absolute-form, for a forward proxy). */
+    requests?: { method?: string; path?: string; headers?: Record<string, string> }[]
   }
 
   interface Histogram {

@@ -146,6 +146,11 @@ export class Children {
     return this.#add(name, child)
   }
 
+  /** Another program (not Node), e.g. mitmdump; stdin ignored. */
+  spawnCommand(name: string, command: string, args: readonly string[], opts: { cwd: string; env: NodeJS.ProcessEnv }): Managed {
+    return this.#add(name, spawn(command, [...args], { cwd: opts.cwd, env: opts.env, stdio: ['ignore', 'pipe', 'pipe'] }))
+  }
+
   /** Runs a short-lived command to completion (bounded); throws with its output on failure. */
   async run(name: string, args: readonly string[], opts: { cwd: string; env: NodeJS.ProcessEnv; input?: string; timeoutMs: number }): Promise<string> {
     const m = this.spawn(name, args, opts)

@@ -11,18 +11,32 @@
  *  - paced: an open-loop generator (undici Pool): requests leave at evenly spaced intended times,
  *    whether or not earlier ones have answered; latency is timed from the dispatch call, so time
  *    queued in the pool counts. This is the steady "~1,000 requests/s" measurement.
+ *  - undici: closed loop with undici (N concurrent request loops over a pool of N keep-alive
+ *    connections), for what autocannon cannot do: https with a given CA, and https through a
+ *    forward proxy (ProxyAgent: CONNECT tunnels, kept alive and reused, TLS inside them).
+ *
+ * `proxy` (closed, rate, paced): `url` is then an absolute http:// URL sent in absolute form
+ * (`GET http://host:port/path HTTP/1.1`, Host the target's) to the forward proxy at `proxy`: what
+ * any HTTP client configured with HTTP_PROXY sends for a plain http:// URL.
  *
  * In every mode the latency of each 2xx response is kept at full (sub-millisecond) resolution;
  * autocannon's own histogram records whole milliseconds only.
  */
 
 import autocannon, { type Result } from 'autocannon'
-import { Pool } from 'undici'
+import { subscribe } from 'node:diagnostics_channel'
+import { Agent, Pool, ProxyAgent, type Dispatcher } from 'undici'
 import { Samples, type LatencySummary } from './stats.ts'
 
 export interface LoadJob {
-  readonly mode: 'closed' | 'rate' | 'paced'
+  readonly mode: 'closed' | 'rate' | 'paced' | 'undici'
   readonly url: string
+  /** closed/rate/paced: origin of a forward proxy; `url` is then sent to it in absolute form. */
+  readonly proxy?: string
+  /** undici: trust anchors (PEM) for an https `url` (direct, or inside the tunnel with `tunnel`). */
+  readonly ca?: string
+  /** undici: go through this forward proxy with CONNECT (undici ProxyAgent). */
+  readonly tunnel?: { readonly proxy: string; readonly token?: string }
   readonly headers: Record<string, string>
   readonly connections: number
   readonly durationS: number
@@ -51,12 +65,23 @@ export interface LoadResult {
   readonly autocannonLatency?: { readonly p50: number; readonly p99: number }
   /** paced only: how late the scheduler sent requests (ms), a sanity check of the generator itself. */
   readonly schedulerLagMs?: { readonly p99: number; readonly max: number }
+  /** undici only: connections the client opened (direct), or CONNECT tunnels (through a proxy), warm-up included. */
+  readonly connectionsOpened?: number
+  /** undici only: the first error message, if any. */
+  readonly firstError?: string
+}
+
+/** autocannon's request line and Host for `job`: origin-form to the target, or absolute-form to a proxy. */
+function autocannonTarget(job: LoadJob): { url: string; requests?: { path: string; headers: Record<string, string> }[] } {
+  if (job.proxy === undefined) return { url: job.url }
+  const target = new URL(job.url)
+  return { url: job.proxy, requests: [{ path: target.href, headers: { ...job.headers, host: target.host } }] }
 }
 
 function runAutocannon(job: LoadJob, durationS: number, samples: Samples | undefined): Promise<Result> {
   return new Promise((resolve, reject) => {
     const instance = autocannon({
-      url: job.url,
+      ...autocannonTarget(job),
       method: 'GET',
       headers: job.headers,
       connections: job.connections,
@@ -103,7 +128,8 @@ async function autocannonJob(job: LoadJob): Promise<LoadResult> {
 
 async function pacedRun(job: LoadJob, pool: Pool, durationS: number): Promise<LoadResult> {
   const url = new URL(job.url)
-  const path = url.pathname + url.search
+  const path = job.proxy === undefined ? url.pathname + url.search : url.href
+  const headers = job.proxy === undefined ? job.headers : { ...job.headers, host: url.host }
   const rate = job.rate ?? 1000
   const intervalNs = 1e9 / rate
   const total = Math.round(rate * durationS)
@@ -124,7 +150,7 @@ async function pacedRun(job: LoadJob, pool: Pool, durationS: number): Promise<Lo
     const fire = (intendedNs: number): void => {
       const start = process.hrtime.bigint()
       lag.push(Number(start - t0) / 1e6 - intendedNs / 1e6)
-      pool.request({ path, method: 'GET', headers: job.headers }).then(async ({ statusCode, body }) => {
+      pool.request({ path, method: 'GET', headers }).then(async ({ statusCode, body }) => {
         await body.dump()
         const ms = Number(process.hrtime.bigint() - start) / 1e6
         statusCodes[String(statusCode)] = (statusCodes[String(statusCode)] ?? 0) + 1
@@ -172,7 +198,7 @@ async function pacedRun(job: LoadJob, pool: Pool, durationS: number): Promise<Lo
 }
 
 async function pacedJob(job: LoadJob): Promise<LoadResult> {
-  const pool = new Pool(new URL(job.url).origin, { connections: job.connections, pipelining: 1, keepAliveTimeout: 60_000, headersTimeout: 10_000, bodyTimeout: 10_000 })
+  const pool = new Pool(new URL(job.proxy ?? job.url).origin, { connections: job.connections, pipelining: 1, keepAliveTimeout: 60_000, headersTimeout: 10_000, bodyTimeout: 10_000 })
   try {
     const warmupRequests = job.warmupS > 0 ? (await pacedRun(job, pool, job.warmupS)).requests : 0
     process.send?.({ event: 'measuring' })
@@ -182,8 +208,70 @@ async function pacedJob(job: LoadJob): Promise<LoadResult> {
   }
 }
 
+interface UndiciRun { requests: number; elapsedS: number; statusCodes: Record<string, number>; errors: number; timeouts: number; firstError: string | undefined }
+
+/** `connections` loops, each sending its next request when the previous answer has been read. */
+async function undiciRun(job: LoadJob, dispatcher: Dispatcher, durationS: number, samples: Samples | undefined): Promise<UndiciRun> {
+  const url = new URL(job.url)
+  const path = url.pathname + url.search
+  const statusCodes: Record<string, number> = {}
+  let errors = 0
+  let timeouts = 0
+  let firstError: string | undefined
+  let stop = false
+  const t0 = process.hrtime.bigint()
+  const timer = setTimeout(() => { stop = true }, durationS * 1000)
+  const loop = async (): Promise<void> => {
+    while (!stop) {
+      const start = process.hrtime.bigint()
+      try {
+        const { statusCode, body } = await dispatcher.request({ origin: url.origin, path, method: 'GET', headers: job.headers })
+        await body.dump()
+        statusCodes[String(statusCode)] = (statusCodes[String(statusCode)] ?? 0) + 1
+        if (samples !== undefined && statusCode >= 200 && statusCode < 300) samples.push(Number(process.hrtime.bigint() - start) / 1e6)
+      } catch (err) {
+        const code = typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : ''
+        if (code.includes('TIMEOUT')) timeouts++
+        else errors++
+        firstError ??= err instanceof Error ? `${code} ${err.message}${err.cause instanceof Error ? ` (${err.cause.message})` : ''}` : String(err)
+        await new Promise((r) => setTimeout(r, 10)) // no hot loop on a refusing target
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: job.connections }, loop))
+  clearTimeout(timer)
+  const requests = Object.values(statusCodes).reduce((a, n) => a + n, 0)
+  return { requests, elapsedS: Number(process.hrtime.bigint() - t0) / 1e9, statusCodes, errors, timeouts, firstError }
+}
+
+async function undiciJob(job: LoadJob): Promise<LoadResult> {
+  let opened = 0
+  const count = (): void => void opened++
+  const channel = job.tunnel === undefined ? 'undici:client:connected' : 'undici:proxy:connected'
+  subscribe(channel, count)
+  const common = { connections: job.connections, pipelining: 1, keepAliveTimeout: 60_000, headersTimeout: 10_000, bodyTimeout: 10_000 }
+  const dispatcher: Dispatcher = job.tunnel === undefined
+    ? new Agent({ ...common, ...(job.ca === undefined ? {} : { connect: { ca: job.ca } }) })
+    : new ProxyAgent({ ...common, uri: job.tunnel.proxy, ...(job.tunnel.token === undefined ? {} : { token: job.tunnel.token }), ...(job.ca === undefined ? {} : { requestTls: { ca: job.ca } }) })
+  try {
+    const warm = job.warmupS > 0 ? await undiciRun(job, dispatcher, job.warmupS, undefined) : undefined
+    const samples = new Samples()
+    process.send?.({ event: 'measuring' })
+    const r = await undiciRun(job, dispatcher, job.durationS, samples)
+    const ok2xx = Object.entries(r.statusCodes).filter(([c]) => c.startsWith('2')).reduce((a, [, n]) => a + n, 0)
+    const warmErrors = warm === undefined ? 0 : warm.errors + warm.timeouts
+    return {
+      mode: 'undici', durationS: r.elapsedS, requests: r.requests, warmupRequests: warm?.requests ?? 0, rps: r.requests / r.elapsedS,
+      ok2xx, non2xx: r.requests - ok2xx, errors: r.errors + warmErrors, timeouts: r.timeouts, statusCodes: r.statusCodes, latency: samples.summary(),
+      connectionsOpened: opened, ...((r.firstError ?? warm?.firstError) === undefined ? {} : { firstError: r.firstError ?? warm?.firstError }),
+    }
+  } finally {
+    await dispatcher.close()
+  }
+}
+
 export function runJob(job: LoadJob): Promise<LoadResult> {
-  return job.mode === 'paced' ? pacedJob(job) : autocannonJob(job)
+  return job.mode === 'paced' ? pacedJob(job) : job.mode === 'undici' ? undiciJob(job) : autocannonJob(job)
 }
 
 if (import.meta.main) {

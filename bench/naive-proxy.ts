@@ -2,14 +2,18 @@
  * The naive reference reverse proxy, in its own process: `/echo/<rest>` → upstream `/<rest>`,
  * node:http both ways, a keep-alive Agent, headers copied, bodies piped. No auth, no policy, no
  * credential, no audit: the floor of what any node:http proxy costs.
- * Usage (fork): naive-proxy.ts <upstreamPort>; reports `{ port }` over IPC.
+ * Usage (fork): naive-proxy.ts <upstreamPort> [maxSockets, default 256] [abort-on-close]; reports `{ port }` over IPC.
+ * abort-on-close (for long streams): a client that goes away takes its upstream request with it
+ * (off by default, so the throughput baseline stays what it always was).
  */
 
 import { Agent, createServer, request } from 'node:http'
 
 const upstreamPort = Number(process.argv[2])
 if (!Number.isInteger(upstreamPort) || upstreamPort <= 0) throw new Error('usage: naive-proxy.ts <upstreamPort>')
-const agent = new Agent({ keepAlive: true, maxSockets: 256, keepAliveMsecs: 30_000 })
+const maxSockets = process.argv[3] === undefined ? 256 : Number(process.argv[3])
+const agent = new Agent({ keepAlive: true, maxSockets, keepAliveMsecs: 30_000 })
+const abortOnClose = process.argv[4] === 'abort-on-close'
 const PREFIX = '/echo'
 
 const server = createServer((req, res) => {
@@ -28,6 +32,7 @@ const server = createServer((req, res) => {
     if (!res.headersSent) res.writeHead(502, { 'content-length': '0' }).end()
     else res.destroy()
   })
+  if (abortOnClose) res.once('close', () => { if (!res.writableFinished) out.destroy() })
   req.pipe(out)
 })
 server.keepAliveTimeout = 65_000

@@ -9,20 +9,30 @@
  *   BENCH_UPLOAD_MIB   upload size in MiB (default 1024)
  *   BENCH_PROFILE      1: run keyvalet with --cpu-prof and print a summary of where its time goes
  *   BENCH_POLICY_ITERATIONS  decide() iterations per case (default 200000)
- *   BENCH_PHASES       comma list of policy,closed,fixed,upload (default all; e.g. closed with BENCH_PROFILE=1)
+ *   BENCH_PHASES       comma list of policy,closed,fixed,forward,mint,sse,upload (default all; e.g. closed with BENCH_PROFILE=1)
+ *   BENCH_SSE_STREAMS  concurrent event streams in the sse phase (default 10000; lowered to fit RLIMIT_NOFILE)
+ *
+ * Phases forward (plain http and intercepted https through the forward listener, beside mitmproxy
+ * when `mitmdump` is installed: apt-get install mitmproxy) and mint (leaf certificate on the first
+ * CONNECT to a new host) add keyvalet's forward listener and their connectors to its config. sse
+ * (many open event streams) starts a keyvalet of its own, then a naive proxy, each fresh.
  *
  * It reports; it never fails on a missed target. It exits non-zero only when something broke:
  * errors or non-2xx answers, a child crashing, keyvalet not starting.
  */
 
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs'
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs'
 import { cpus, platform, arch, tmpdir, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { request } from 'undici'
+import { Agent, ProxyAgent, request } from 'undici'
 import { Children, type Managed } from './children.ts'
 import { SECRET_VALUE, startKeyvalet, type KeyvaletInstance } from './keyvalet.ts'
 import type { LoadJob, LoadResult } from './load.ts'
+import { mitmdumpVersion, startMitmproxy, type Mitmproxy } from './mitm.ts'
+import type { MintJob, MintResult } from './mint.ts'
+import type { SseCloseResult, SseJob, SseOpenResult } from './sse.ts'
+import type { UpstreamReady } from './upstream.ts'
 import type { PolicyResult } from './policy.ts'
 import { formatProfile, summariseProfile, type ProfileSummary } from './profile.ts'
 import { cpuSeconds, readRss, RssSampler, toMiB, type RssSummary } from './rss.ts'
@@ -46,7 +56,7 @@ const SKIP_UPLOAD = process.env.BENCH_SKIP_UPLOAD === '1'
 const UPLOAD_BYTES = Math.round(envNumber('BENCH_UPLOAD_MIB', 1024) * 1024 * 1024)
 const PROFILE = process.env.BENCH_PROFILE === '1'
 const POLICY_ITERATIONS = Math.round(envNumber('BENCH_POLICY_ITERATIONS', 200_000))
-const ALL_PHASES = ['policy', 'closed', 'fixed', 'upload'] as const
+const ALL_PHASES = ['policy', 'closed', 'fixed', 'forward', 'mint', 'sse', 'upload'] as const
 const PHASES: ReadonlySet<string> = new Set((process.env.BENCH_PHASES ?? ALL_PHASES.join(',')).split(',').map((x) => x.trim()).filter((x) => x !== ''))
 for (const ph of PHASES) if (!(ALL_PHASES as readonly string[]).includes(ph)) throw new Error(`BENCH_PHASES: unknown phase ${JSON.stringify(ph)} (known: ${ALL_PHASES.join(', ')})`)
 const RUN_UPLOAD = PHASES.has('upload') && !SKIP_UPLOAD
@@ -54,8 +64,35 @@ const CONNECTIONS = 64
 const RATE = 1000
 const RATE_CONNECTIONS = 10
 const PATH = '/items/1'
+const NEEDS_FORWARD = PHASES.has('forward') || PHASES.has('mint')
+/** The mint phase: hosts (IP literals 127.0.0.2 …), the first MINT_WARMUP of them not counted. */
+const MINT_WARMUP = 5
+const MINT_HOSTS = PHASES.has('mint') ? MINT_WARMUP + 40 : 0
+/** mitmproxy's throughput for a small request on this machine, as the issue states it. */
+const MITMPROXY_ISSUE_RPS = 1100
 
-const GOALS = { rpsVsNaive: 1.7, p50DeltaMs: 0.5, p99DeltaMs: 2, uploadGrowthMiB: 64, decideUs: 10 } as const
+/** RLIMIT_NOFILE (soft, hard) of this process; children inherit it (Node raises its own soft limit to the hard one). */
+function nofileLimit(): { soft: number; hard: number } {
+  const m = /^Max open files\s+(\d+|unlimited)\s+(\d+|unlimited)/m.exec(readFileSync('/proc/self/limits', 'utf8'))
+  const n = (x: string | undefined): number => (x === undefined || x === 'unlimited' ? Number.POSITIVE_INFINITY : Number(x))
+  return { soft: n(m?.[1]), hard: n(m?.[2]) }
+}
+const SSE_WANTED = Math.round(envNumber('BENCH_SSE_STREAMS', 10_000))
+const NOFILE = nofileLimit()
+/** keyvalet holds two descriptors per stream (client side, upstream side) plus its own ~1,000 of headroom. */
+const SSE_STREAMS = Math.min(SSE_WANTED, Math.floor((NOFILE.hard - 1000) / 2 / 100) * 100)
+/** keyvalet's pool per connector holds 256 upstream connections: at most 250 streams per sse-N connector. */
+const SSE_PER_CONNECTOR = 250
+const SSE_CONNECTORS = PHASES.has('sse') ? Math.max(1, Math.ceil(SSE_STREAMS / SSE_PER_CONNECTOR)) : 0
+/** The probe: more streams than one connector's pool has connections, on a connector of its own (sse-SSE_CONNECTORS). */
+const SSE_PROBE_STREAMS = 300
+const SSE_PROBE_WAIT_MS = 3000
+const SSE_PROBE_SETTLE_MS = 1500
+const SSE_HOLD_MS = 4000
+const SSE_DRAIN_MS = 10_000
+
+const GOALS = { rpsVsNaive: 1.7, p50DeltaMs: 0.5, p99DeltaMs: 2, uploadGrowthMiB: 64, decideUs: 10, vsMitmproxy: 5, mintMs: 2, sseRssMiB: 400 } as const
+const basic = (key: string): string => `Basic ${Buffer.from(`task:${key}`).toString('base64')}`
 
 type TargetName = 'direct' | 'naive' | 'keyvalet'
 interface Target { readonly name: TargetName; readonly url: string; readonly headers: Record<string, string>; readonly proc: Managed | undefined }
@@ -86,10 +123,40 @@ process.on('exit', () => {
   if (tmp !== undefined) rmSync(tmp, { recursive: true, force: true })
 })
 
-async function forkReady(name: string, file: string, args: string[] = []): Promise<{ proc: Managed; port: number }> {
+async function forkReady<T extends { port: number } = { port: number }>(name: string, file: string, args: string[] = []): Promise<{ proc: Managed; port: number; ready: T }> {
   const proc = children.fork(name, join(BENCH, file), args)
-  const { port } = await proc.waitForMessage<{ port: number }>((m) => typeof (m as { port?: unknown }).port === 'number', 15_000)
-  return { proc, port }
+  const ready = await proc.waitForMessage<T>((m) => typeof (m as { port?: unknown }).port === 'number', 15_000)
+  return { proc, port: ready.port, ready }
+}
+
+/** A one-shot worker: send `job`, wait for `{ event: 'result' | 'error' }`. */
+async function runWorker<J, R>(name: string, file: string, job: J, timeoutMs: number): Promise<R> {
+  const worker = children.fork(name, join(BENCH, file))
+  worker.expectExit()
+  try {
+    const done = worker.waitForMessage<{ event: string; result?: R; error?: string }>((m) => ['result', 'error'].includes(String((m as { event?: string }).event)), timeoutMs)
+    worker.child.send(job as object)
+    const m = await done
+    if (m.event !== 'result' || m.result === undefined) throw new Error(`${name} failed: ${m.error ?? 'no result'}`)
+    return m.result
+  } finally {
+    await worker.stop(2000)
+  }
+}
+
+/** Asks the upstream how many event streams it holds open. */
+async function upstreamStreams(upstream: Managed): Promise<number> {
+  const answer = upstream.waitForMessage<{ streams: number }>((m) => typeof (m as { streams?: unknown }).streams === 'number', 5000)
+  upstream.child.send({ cmd: 'streams' })
+  return (await answer).streams
+}
+
+function openFds(pid: number): number | undefined {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).length
+  } catch {
+    return undefined
+  }
 }
 
 /** One load job in a fresh load-generator process; CPU of the listed processes over the measured window. */
@@ -158,6 +225,140 @@ async function sanityCheck(target: Target): Promise<void> {
   }
 }
 
+/** One request each way through the forward listener: the credential injected, and masked on the way back. */
+async function forwardSanityCheck(forwardUrl: string, key: string, key2: string, kvCa: string, plainPort: number, httpsPort: number, upstreamCa: string): Promise<void> {
+  const check = async (what: string, url: string, dispatcher: Agent | ProxyAgent, viaKeyvalet: boolean): Promise<void> => {
+    try {
+      const res = await request(url, { dispatcher })
+      const text = await res.body.text()
+      if (res.statusCode !== 200) throw new Error(`${res.statusCode} ${text.slice(0, 300)}`)
+      if (!viaKeyvalet) return
+      if (res.headers['x-keyvalet-request-id'] === undefined) throw new Error('no x-keyvalet-request-id on the answer')
+      if (text.includes(SECRET_VALUE) || !text.includes(`Bearer ${'*'.repeat(SECRET_VALUE.length)}`)) throw new Error(`credential not injected or not redacted: ${text.slice(0, 200)}`)
+    } catch (err) {
+      throw new Error(`${what}: GET ${url}: ${err instanceof Error ? `${err.message}${err.cause instanceof Error ? ` (${err.cause.message})` : ''}` : String(err)}`)
+    } finally {
+      await dispatcher.close()
+    }
+  }
+  await check('forward plain http (absolute form)', `http://127.0.0.1:${plainPort}/items/auth-echo`, new ProxyAgent({ uri: forwardUrl, token: basic(key), proxyTunnel: false }), true)
+  await check('forward https (CONNECT, intercepted)', `https://127.0.0.1:${httpsPort}/items/auth-echo`, new ProxyAgent({ uri: forwardUrl, token: basic(key2), requestTls: { ca: kvCa } }), true)
+  await check('direct https', `https://127.0.0.1:${httpsPort}${PATH}`, new Agent({ connect: { ca: upstreamCa } }), false)
+}
+
+interface SseReport {
+  readonly wanted: number
+  /** Distinct paths (connectors, for keyvalet) the streams were spread over. */
+  readonly paths: number
+  readonly probe: SseOpenResult | undefined
+  /** Upstream streams just before the main part (SSE_PROBE_SETTLE_MS after every probe client closed). */
+  readonly upstreamBefore: number
+  readonly open: SseOpenResult
+  /** Upstream streams with all clients connected. */
+  readonly upstreamOpen: number
+  readonly withTick: number
+  readonly closeMs: number
+  readonly upstreamAfterClose: number
+  /** From the client's last close to the upstream holding no more streams than before (bounded by SSE_DRAIN_MS). */
+  readonly drainMs: number
+  readonly rssBeforeMiB: number
+  readonly rssOpenMiB: number
+  readonly rssHeldMiB: number
+  readonly rssAfterCloseMiB: number
+  /** From before the probe until the close was asked for: every stream open, ramp included. */
+  readonly rss: RssSummary
+  /** While the streams were being closed and 1.5 s after (keyvalet finishes their records then). */
+  readonly rssClosing: RssSummary
+  readonly fdsOpen: number | undefined
+  readonly cpuPctHold: number
+  /** keyvalet's process.memoryUsage() (MiB) before the probe and while every stream was held. */
+  readonly memBefore: MemorySample | undefined
+  readonly memHeld: MemorySample | undefined
+}
+
+interface MemorySample { readonly rss: number; readonly heapTotal: number; readonly heapUsed: number; readonly external: number; readonly arrayBuffers: number }
+
+/** The last line of bench/mem-probe.ts's output: process.memoryUsage() of keyvalet's main thread. */
+function lastMemory(file: string): MemorySample | undefined {
+  try {
+    const lines = readFileSync(file, 'utf8').trimEnd().split('\n')
+    const m = JSON.parse(lines.at(-1) ?? '') as MemorySample
+    return { rss: m.rss / 2 ** 20, heapTotal: m.heapTotal / 2 ** 20, heapUsed: m.heapUsed / 2 ** 20, external: m.external / 2 ** 20, arrayBuffers: m.arrayBuffers / 2 ** 20 }
+  } catch {
+    return undefined
+  }
+}
+
+async function runSse(opts: { proc: Managed; upstreamProc: Managed; origin: string; headers: Record<string, string>; paths: readonly string[]; probePath?: string; memFile?: string }): Promise<SseReport> {
+  const { proc, upstreamProc, memFile } = opts
+  const rssBeforeMiB = toMiB(readRss(proc.pid))
+  const memBefore = memFile === undefined ? undefined : lastMemory(memFile)
+  const sampler = new RssSampler(proc.pid, 100)
+  const worker = children.fork('sse client', join(BENCH, 'sse.ts'))
+  worker.expectExit()
+  const waitFor = <T>(event: string, timeoutMs: number): Promise<T> => {
+    const p = worker.waitForMessage<{ event: string; result?: T; error?: string }>((m) => [event, 'error'].includes(String((m as { event?: string }).event)), timeoutMs)
+      .then((m) => {
+        if (m.event === 'error') throw new Error(`sse client failed: ${m.error ?? ''}`)
+        return m.result as T
+      })
+    p.catch(() => {})
+    return p
+  }
+  try {
+    const job: SseJob = {
+      origin: opts.origin, headers: opts.headers, paths: opts.paths, streams: SSE_STREAMS, openConcurrency: 256, openTimeoutMs: 30_000,
+      ...(opts.probePath === undefined ? {} : { probe: { path: opts.probePath, streams: SSE_PROBE_STREAMS, waitMs: SSE_PROBE_WAIT_MS } }),
+    }
+    let probe: SseOpenResult | undefined
+    let upstreamBefore: number
+    if (opts.probePath !== undefined) {
+      const probeP = waitFor<SseOpenResult>('probe', 30_000)
+      const probeClosedP = waitFor<undefined>('probe-closed', 40_000)
+      worker.child.send(job)
+      probe = await probeP
+      await probeClosedP
+      await new Promise((r) => setTimeout(r, SSE_PROBE_SETTLE_MS))
+      upstreamBefore = await upstreamStreams(upstreamProc)
+    } else {
+      upstreamBefore = await upstreamStreams(upstreamProc)
+    }
+    const openP = waitFor<SseOpenResult>('open', 60_000)
+    if (opts.probePath !== undefined) worker.child.send({ cmd: 'open' })
+    else worker.child.send(job)
+    const open = await openP
+    const rssOpenMiB = toMiB(readRss(proc.pid))
+    const fdsOpen = openFds(proc.pid)
+    const upstreamOpen = await upstreamStreams(upstreamProc)
+    const cpu0 = cpuSeconds(proc.pid) ?? Number.NaN
+    await new Promise((r) => setTimeout(r, SSE_HOLD_MS))
+    const cpuPctHold = (100 * ((cpuSeconds(proc.pid) ?? Number.NaN) - cpu0)) / (SSE_HOLD_MS / 1000)
+    const rssHeldMiB = toMiB(readRss(proc.pid))
+    const memHeld = memFile === undefined ? undefined : lastMemory(memFile)
+    const rss = sampler.stop()
+    const closing = new RssSampler(proc.pid, 100)
+    const closedP = waitFor<SseCloseResult>('result', 30_000)
+    worker.child.send({ cmd: 'close' })
+    const closed = await closedP
+    // The proxy tears its upstream streams down after the clients have gone: wait for that (bounded).
+    const t0 = Date.now()
+    let upstreamAfterClose = await upstreamStreams(upstreamProc)
+    while (upstreamAfterClose > upstreamBefore && Date.now() - t0 < SSE_DRAIN_MS) {
+      await new Promise((r) => setTimeout(r, 250))
+      upstreamAfterClose = await upstreamStreams(upstreamProc)
+    }
+    const drainMs = Date.now() - t0
+    const rssClosing = closing.stop()
+    return {
+      wanted: SSE_WANTED, paths: opts.paths.length, probe, upstreamBefore, open, upstreamOpen, withTick: closed.withTick, closeMs: closed.closeMs, upstreamAfterClose, drainMs,
+      rssBeforeMiB, rssOpenMiB, rssHeldMiB, rssAfterCloseMiB: toMiB(readRss(proc.pid)), rss, rssClosing, fdsOpen, cpuPctHold, memBefore, memHeld,
+    }
+  } finally {
+    sampler.stop()
+    await worker.stop(5000)
+  }
+}
+
 // ---------------------------------------------------------------- formatting
 
 const f = (n: number | undefined, digits = 2): string => (n === undefined || !Number.isFinite(n) ? '—' : n.toFixed(digits))
@@ -204,14 +405,17 @@ async function main(): Promise<number> {
   }
 
   // 2. Processes: upstream, naive proxy, keyvalet.
-  const upstream = await forkReady('upstream', 'upstream.ts')
+  const upstream = await forkReady<UpstreamReady>('upstream', 'upstream.ts', ['--mint-hosts', String(MINT_HOSTS)])
   const naive = await forkReady('naive proxy', 'naive-proxy.ts', [String(upstream.port)])
   const profileDir = join(tmp, 'cpu-profile')
+  const upstreamCaFile = join(tmp, 'upstream-ca.pem')
+  writeFileSync(upstreamCaFile, upstream.ready.caPem)
   let keyvalet: KeyvaletInstance | undefined
   try {
     keyvalet = await startKeyvalet({
       children, repo: REPO, dir: tmp, upstreamPort: upstream.port,
       nodeFlags: PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [],
+      ...(NEEDS_FORWARD ? { forward: { httpsPort: upstream.ready.httpsPort, upstreamCaPem: upstream.ready.caPem, mintHosts: upstream.ready.mintHosts, sseConnectors: 0 } } : {}),
     })
   } catch (err) {
     broken.push(`keyvalet did not start: ${err instanceof Error ? err.message : String(err)}`)
@@ -262,7 +466,152 @@ async function main(): Promise<number> {
     rated.set(t.name, run)
   }
 
-  // 5. Uploads.
+  // 5. Forward proxy: plain http in absolute form, intercepted https over kept-alive tunnels, mitmproxy beside it.
+  const fwd = keyvalet?.forward
+  /** keyvalet answers outside the load generators' counts (sanity checks, mint tunnels, event streams). */
+  let kvOther = 0
+  const forwardPlain = new Map<'closed' | 'paced', LoadRun>()
+  const https = new Map<'direct' | 'keyvalet' | 'mitmproxy', LoadRun>()
+  let mitm: Mitmproxy | undefined
+  let mitmNote: string | undefined
+  const plainTarget = `http://127.0.0.1:${upstream.port}${PATH}`
+  const httpsTarget = `https://127.0.0.1:${upstream.ready.httpsPort}${PATH}`
+  let forwardOk = fwd !== undefined && kv !== undefined
+  if (NEEDS_FORWARD && fwd !== undefined && kv !== undefined) {
+    try {
+      kvOther += 2
+      await forwardSanityCheck(fwd.url, keyvalet?.key ?? '', fwd.key, fwd.caPem, upstream.port, upstream.ready.httpsPort, upstream.ready.caPem)
+    } catch (err) {
+      forwardOk = false
+      broken.push(`forward sanity check: ${err instanceof Error ? err.message : String(err)}`)
+    }
+  } else if (NEEDS_FORWARD) {
+    broken.push('forward phases skipped: keyvalet has no forward listener')
+  }
+  if (PHASES.has('forward') && forwardOk && fwd !== undefined && kv !== undefined) {
+    const fwdHeaders = { 'proxy-authorization': basic(keyvalet?.key ?? '') }
+    log(`forward, plain http, closed loop: ${CONNECTIONS} connections, ${WARMUP_S} s warm-up + ${DURATION_S} s`)
+    const closedRun = await runLoad({ mode: 'closed', url: plainTarget, proxy: fwd.url, headers: fwdHeaders, connections: CONNECTIONS, durationS: DURATION_S, warmupS: WARMUP_S },
+      { upstream: upstream.proc, proxy: kv.proc }, kv.proc)
+    checkLoad('keyvalet', 'forward plain closed loop', closedRun.result)
+    forwardPlain.set('closed', closedRun)
+    log(`forward, plain http, paced: ${RATE} req/s, ${DURATION_S} s`)
+    const pacedRun = await runLoad({ mode: 'paced', url: plainTarget, proxy: fwd.url, headers: fwdHeaders, connections: RATE_CONNECTIONS, rate: RATE, durationS: DURATION_S, warmupS: 1 },
+      { upstream: upstream.proc, proxy: kv.proc }, undefined)
+    checkLoad('keyvalet', 'forward plain paced 1,000 req/s', pacedRun.result)
+    forwardPlain.set('paced', pacedRun)
+
+    log(`https, direct: undici, ${CONNECTIONS} connections, ${WARMUP_S} s warm-up + ${DURATION_S} s`)
+    const directHttps = await runLoad({ mode: 'undici', url: httpsTarget, ca: upstream.ready.caPem, headers: {}, connections: CONNECTIONS, durationS: DURATION_S, warmupS: WARMUP_S },
+      { upstream: upstream.proc }, undefined)
+    checkLoad('direct', 'https closed loop', directHttps.result)
+    https.set('direct', directHttps)
+    log(`https through keyvalet's forward listener: undici ProxyAgent, ${CONNECTIONS} tunnels, ${WARMUP_S} s warm-up + ${DURATION_S} s`)
+    const kvHttps = await runLoad({ mode: 'undici', url: httpsTarget, ca: fwd.caPem, tunnel: { proxy: fwd.url, token: basic(fwd.key) }, headers: {}, connections: CONNECTIONS, durationS: DURATION_S, warmupS: WARMUP_S },
+      { upstream: upstream.proc, proxy: kv.proc }, kv.proc)
+    checkLoad('keyvalet', 'forward https closed loop', kvHttps.result)
+    https.set('keyvalet', kvHttps)
+
+    const version = mitmdumpVersion()
+    if (version === undefined) {
+      mitmNote = `mitmproxy not installed (mitmdump not on PATH): compared with the issue's figure of ${MITMPROXY_ISSUE_RPS.toLocaleString('en-US')} req/s only`
+    } else {
+      try {
+        mitm = await startMitmproxy({ children, dir: tmp, upstreamCaFile, version })
+        log(`https through mitmproxy ${version}: undici ProxyAgent, ${CONNECTIONS} tunnels, ${WARMUP_S} s warm-up + ${DURATION_S} s`)
+        const mitmRun = await runLoad({ mode: 'undici', url: httpsTarget, ca: mitm.caPem, tunnel: { proxy: mitm.url }, headers: {}, connections: CONNECTIONS, durationS: DURATION_S, warmupS: WARMUP_S },
+          { upstream: upstream.proc, proxy: mitm.process }, mitm.process)
+        https.set('mitmproxy', mitmRun)
+        if (mitmRun.result.ok2xx === 0 || mitmRun.result.errors > 0) mitmNote = `mitmproxy run had ${mitmRun.result.errors} errors: ${mitmRun.result.firstError ?? ''}`
+      } catch (err) {
+        mitmNote = `mitmproxy failed: ${err instanceof Error ? err.message : String(err)}`
+      } finally {
+        await mitm?.process.stop(5000)
+      }
+    }
+  }
+
+  // 6. Leaf minting on the first CONNECT to a host keyvalet has never seen.
+  let mint: MintResult | undefined
+  if (PHASES.has('mint') && forwardOk && fwd !== undefined) {
+    log(`mint: ${upstream.ready.mintHosts.length} never-seen IP-literal hosts (${MINT_WARMUP} warm-up), two fresh tunnels each`)
+    const proxyUrl = new URL(fwd.url)
+    try {
+      mint = await runWorker<MintJob, MintResult>('mint', 'mint.ts', {
+        proxyHost: proxyUrl.hostname, proxyPort: Number(proxyUrl.port), token: basic(fwd.key), caPem: fwd.caPem,
+        hosts: upstream.ready.mintHosts, warmupHosts: MINT_WARMUP, path: PATH, inProcessMints: 200,
+      }, 120_000)
+      kvOther += 2 * upstream.ready.mintHosts.length - 2 * mint.failures.length
+      for (const f of mint.failures) broken.push(`mint: ${f}`)
+    } catch (err) {
+      broken.push(`mint: ${err instanceof Error ? err.message : String(err)}`)
+    }
+  }
+
+  // 7. Many open event streams through the gateway, in a keyvalet of their own: started fresh, so its
+  //    memory is the streams' and not what the load phases left in the heap of the first one.
+  let sse: SseReport | undefined
+  let sseNaive: SseReport | undefined
+  let sseAudit: { records: number; expected: number; output: string } | undefined
+  if (PHASES.has('sse')) {
+    log(`sse: fresh keyvalet; probe ${SSE_PROBE_STREAMS} streams on one connector, then ${SSE_STREAMS.toLocaleString('en-US')} streams over ${SSE_CONNECTORS} connectors (RLIMIT_NOFILE ${NOFILE.soft}/${NOFILE.hard})`)
+    let sseKv: KeyvaletInstance | undefined
+    const sseDir = join(tmp, 'sse')
+    mkdirSync(sseDir)
+    const memFile = join(sseDir, 'memory.jsonl')
+    try {
+      sseKv = await startKeyvalet({
+        children, repo: REPO, dir: sseDir, upstreamPort: upstream.port, nodeFlags: ['--import', join(BENCH, 'mem-probe.ts')], extraEnv: { MEM_PROBE_FILE: memFile, MEM_PROBE_MS: '200' },
+        forward: { httpsPort: upstream.ready.httpsPort, upstreamCaPem: upstream.ready.caPem, mintHosts: [], sseConnectors: SSE_CONNECTORS + 1 },
+      })
+      if (sseKv.forward === undefined) throw new Error('no second task key')
+      await new Promise((r) => setTimeout(r, 500))
+      const connectors = sseKv.forward.connectors.sse
+      sse = await runSse({
+        proc: sseKv.process, upstreamProc: upstream.proc, origin: sseKv.url, headers: { authorization: `Bearer ${sseKv.forward.key}` },
+        paths: connectors.slice(0, SSE_CONNECTORS).map((c) => `/${c}/events`), probePath: `/${connectors[SSE_CONNECTORS] ?? ''}/events`, memFile,
+      })
+      const o = sse.open
+      if (o.firstEvents !== o.asked) broken.push(`sse: ${int(o.firstEvents)} of ${int(o.asked)} streams got their first event (errors ${o.errors}, non-200 ${JSON.stringify(o.non200)}${o.firstError === undefined ? '' : `, first error: ${o.firstError}`})`)
+      if (sse.upstreamBefore !== 0) broken.push(`sse probe: ${SSE_PROBE_STREAMS} streams on one connector, ${(sse.probe?.asked ?? 0) - (sse.probe?.firstEvents ?? 0)} of them waiting in keyvalet's pool; ${SSE_PROBE_SETTLE_MS / 1000} s after every probe client closed the upstream still held ${sse.upstreamBefore} streams open (requests keyvalet had queued were sent upstream after their clients left, and are never closed)`)
+      const mainLeak = sse.upstreamAfterClose - sse.upstreamBefore
+      if (mainLeak !== 0) broken.push(`sse: ${SSE_DRAIN_MS / 1000} s after every client of the main part closed, the upstream still held ${mainLeak} more event streams open than before it`)
+    } catch (err) {
+      broken.push(`sse: ${err instanceof Error ? err.message : String(err)}`)
+    } finally {
+      if (sseKv !== undefined) {
+        const exit = await sseKv.process.stop(10_000)
+        if (exit.killed || exit.code !== 0) broken.push(`sse keyvalet did not stop cleanly on SIGTERM (code ${exit.code}, signal ${exit.signal}${exit.killed ? ', needed SIGKILL' : ''})`)
+        const { errorLogLines, firstErrorLog } = sseKv.process
+        if (errorLogLines > 0) broken.push(`sse keyvalet logged ${errorLogLines} error line(s) (on SIGTERM), the first: ${firstErrorLog ?? ''}`)
+        if (sse !== undefined) {
+          try {
+            const output = (await children.run('keyvalet audit verify (sse)', [join(REPO, 'src/cli/main.ts'), 'audit', 'verify', '--config', sseKv.configFile], { cwd: REPO, env: sseKv.env, timeoutMs: 60_000 })).trim()
+            const records = Number(/ok: (\d+) records/.exec(output)?.[1] ?? Number.NaN)
+            sseAudit = { records, expected: (sse.probe?.asked ?? 0) + sse.open.asked, output }
+            if (records !== sseAudit.expected) broken.push(`sse audit: ${output}; expected ${sseAudit.expected} records (one per stream)`)
+          } catch (err) {
+            broken.push(`sse audit verify: ${err instanceof Error ? err.message : String(err)}`)
+          }
+        }
+      }
+    }
+    // The same streams through the naive node:http proxy (its agent unlimited here), for scale.
+    log(`sse: the same ${SSE_STREAMS.toLocaleString('en-US')} streams through a fresh naive proxy`)
+    let naiveSse: { proc: Managed; port: number } | undefined
+    try {
+      naiveSse = await forkReady('naive proxy (sse)', 'naive-proxy.ts', [String(upstream.port), String(SSE_STREAMS + 1000), 'abort-on-close'])
+      await new Promise((r) => setTimeout(r, 500))
+      sseNaive = await runSse({ proc: naiveSse.proc, upstreamProc: upstream.proc, origin: `http://127.0.0.1:${naiveSse.port}`, headers: {}, paths: ['/echo/sse/0/events'] })
+      if (sseNaive.open.firstEvents !== sseNaive.open.asked) broken.push(`sse via naive proxy: ${int(sseNaive.open.firstEvents)} of ${int(sseNaive.open.asked)} streams got their first event (${sseNaive.open.firstError ?? ''})`)
+    } catch (err) {
+      broken.push(`sse via naive proxy: ${err instanceof Error ? err.message : String(err)}`)
+    } finally {
+      await naiveSse?.proc.stop(5000)
+    }
+  }
+
+  // 8. Uploads.
   const uploads = new Map<TargetName, UploadRun>()
   if (RUN_UPLOAD) {
     for (const t of targets) {
@@ -279,7 +628,7 @@ async function main(): Promise<number> {
     }
   }
 
-  // 6. Stop keyvalet cleanly (that is when --cpu-prof writes the profile).
+  // 9. Stop keyvalet cleanly (that is when --cpu-prof writes the profile).
   let profile: ProfileSummary | undefined
   let profileCopy: string | undefined
   if (keyvalet !== undefined) {
@@ -299,13 +648,13 @@ async function main(): Promise<number> {
       }
     }
   }
-  // 7. Every request keyvalet answered must be in an intact audit chain.
+  // 10. Every request keyvalet answered must be in an intact audit chain.
   let auditCheck: { records: number; counted: number; slack: number; verifyS: number; output: string } | undefined
   if (keyvalet !== undefined) {
-    const kvRuns = [closed, paced, rated].map((m) => m.get('keyvalet')).filter((r) => r !== undefined)
-    const counted = 2 + kvRuns.reduce((a, r) => a + r.result.requests + r.result.warmupRequests, 0) + (uploads.has('keyvalet') ? 1 : 0)
+    const kvRuns = [...[closed, paced, rated].map((m) => m.get('keyvalet')), forwardPlain.get('closed'), forwardPlain.get('paced'), https.get('keyvalet')].filter((r) => r !== undefined)
+    const counted = 2 + kvOther + kvRuns.reduce((a, r) => a + r.result.requests + r.result.warmupRequests, 0) + (uploads.has('keyvalet') ? 1 : 0)
     // autocannon stops with requests in flight: served and audited, but not counted (≤ connections, twice with warm-up).
-    const slack = kvRuns.filter((r) => r.result.mode !== 'paced').length * 2 * CONNECTIONS
+    const slack = kvRuns.filter((r) => r.result.mode === 'closed' || r.result.mode === 'rate').length * 2 * CONNECTIONS
     const t0 = process.hrtime.bigint()
     try {
       const output = await children.run('keyvalet audit verify', [join(REPO, 'src/cli/main.ts'), 'audit', 'verify', '--config', keyvalet.configFile], { cwd: REPO, env: keyvalet.env, timeoutMs: 120_000 })
@@ -333,21 +682,23 @@ async function main(): Promise<number> {
   p(`setup: upstream, proxy under test and load generator in separate processes, all on 127.0.0.1 (${machine.cpus} cores shared by 3 busy processes)`)
   p(`       keyvalet with every check on: SQLite task-key lookup, policy, vault open (AES-GCM), injection, response redaction, hash-chained audit (its own thread, SQLite WAL, group commit, audit.fsync off: the default)`)
   p()
-  p(`1. Closed loop: ${CONNECTIONS} connections, ${DURATION_S} s after ${WARMUP_S} s warm-up (autocannon), GET ${PATH}, ~120-byte JSON answer`)
-  p(table(['target', 'req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'errors', 'non-2xx', 'CPU upstream', 'CPU proxy', 'proxy CPU µs/req', 'CPU loadgen'],
-    targets.map((t) => {
-      const run = closed.get(t.name)
-      const r = run?.result
-      const proxyCpu = run?.cpuPct['proxy']
-      return [t.name, int(r?.rps), f(r?.latency.p50), f(r?.latency.p99), f(r?.latency.p999), int(r === undefined ? undefined : r.errors + r.timeouts), int(r?.non2xx),
-        `${int(run?.cpuPct['upstream'])} %`, t.proc === undefined ? '—' : `${int(proxyCpu)} %`,
-        t.proc === undefined || proxyCpu === undefined || r === undefined ? '—' : int((proxyCpu / 100 / r.rps) * 1e6), `${int(run?.cpuPct['loadgen'])} %`]
-    })))
-  p(`  ratios (req/s): keyvalet/direct ${f(ratio(kvR?.rps, direct?.rps))}×   keyvalet/naive ${f(ratio(kvR?.rps, naiveR?.rps))}×   naive/direct ${f(ratio(naiveR?.rps, direct?.rps))}×`)
-  p(`  latency vs direct: naive p50 ${signed(naiveR && direct && naiveR.latency.p50 - direct.latency.p50)} ms, p99 ${signed(naiveR && direct && naiveR.latency.p99 - direct.latency.p99)} ms;` +
-    ` keyvalet p50 ${signed(kvR && direct && kvR.latency.p50 - direct.latency.p50)} ms, p99 ${signed(kvR && direct && kvR.latency.p99 - direct.latency.p99)} ms`)
-  p(`  (latencies at full resolution; autocannon's own whole-ms histogram gave p50/p99: ${targets.map((t) => `${t.name} ${closed.get(t.name)?.result.autocannonLatency?.p50 ?? '—'}/${closed.get(t.name)?.result.autocannonLatency?.p99 ?? '—'}`).join(', ')})`)
-  p()
+  if (PHASES.has('closed')) {
+    p(`1. Closed loop: ${CONNECTIONS} connections, ${DURATION_S} s after ${WARMUP_S} s warm-up (autocannon), GET ${PATH}, ~120-byte JSON answer`)
+    p(table(['target', 'req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'errors', 'non-2xx', 'CPU upstream', 'CPU proxy', 'proxy CPU µs/req', 'CPU loadgen'],
+      targets.map((t) => {
+        const run = closed.get(t.name)
+        const r = run?.result
+        const proxyCpu = run?.cpuPct['proxy']
+        return [t.name, int(r?.rps), f(r?.latency.p50), f(r?.latency.p99), f(r?.latency.p999), int(r === undefined ? undefined : r.errors + r.timeouts), int(r?.non2xx),
+          `${int(run?.cpuPct['upstream'])} %`, t.proc === undefined ? '—' : `${int(proxyCpu)} %`,
+          t.proc === undefined || proxyCpu === undefined || r === undefined ? '—' : int((proxyCpu / 100 / r.rps) * 1e6), `${int(run?.cpuPct['loadgen'])} %`]
+      })))
+    p(`  ratios (req/s): keyvalet/direct ${f(ratio(kvR?.rps, direct?.rps))}×   keyvalet/naive ${f(ratio(kvR?.rps, naiveR?.rps))}×   naive/direct ${f(ratio(naiveR?.rps, direct?.rps))}×`)
+    p(`  latency vs direct: naive p50 ${signed(naiveR && direct && naiveR.latency.p50 - direct.latency.p50)} ms, p99 ${signed(naiveR && direct && naiveR.latency.p99 - direct.latency.p99)} ms;` +
+      ` keyvalet p50 ${signed(kvR && direct && kvR.latency.p50 - direct.latency.p50)} ms, p99 ${signed(kvR && direct && kvR.latency.p99 - direct.latency.p99)} ms`)
+    p(`  (latencies at full resolution; autocannon's own whole-ms histogram gave p50/p99: ${targets.map((t) => `${t.name} ${closed.get(t.name)?.result.autocannonLatency?.p50 ?? '—'}/${closed.get(t.name)?.result.autocannonLatency?.p99 ?? '—'}`).join(', ')})`)
+    p()
+  }
   const fixedTable = (runs: Map<TargetName, LoadRun>): string => {
     const d = runs.get('direct')?.result
     return table(['target', 'req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'Δp50 vs direct', 'Δp99 vs direct', 'errors', 'non-2xx', 'CPU proxy'],
@@ -361,23 +712,27 @@ async function main(): Promise<number> {
       }))
   }
   const lag = paced.get('direct')?.result.schedulerLagMs
-  p(`2a. Fixed load ${RATE.toLocaleString('en-US')} req/s, paced open loop (evenly spaced sends, undici pool of ${RATE_CONNECTIONS} connections), ${DURATION_S} s — the steady-rate measurement`)
-  p(fixedTable(paced))
-  p(`  generator self-check: send lag p99 ${f(lag?.p99, 3)} ms, max ${f(lag?.max, 1)} ms (timer granularity; latency is timed from each actual send)`)
-  p()
-  p(`2b. Fixed load ${RATE.toLocaleString('en-US')} req/s, autocannon overallRate, ${RATE_CONNECTIONS} connections, ${DURATION_S} s — for reference`)
-  p(fixedTable(rated))
-  p(`  NB autocannon paces per connection per second: each second every connection sends its ${RATE / RATE_CONNECTIONS} requests back to back,`)
-  p(`  then idles, so these are ${RATE_CONNECTIONS}-way concurrent bursts rather than a steady rate.`)
-  p()
+  if (PHASES.has('fixed')) {
+    p(`2a. Fixed load ${RATE.toLocaleString('en-US')} req/s, paced open loop (evenly spaced sends, undici pool of ${RATE_CONNECTIONS} connections), ${DURATION_S} s — the steady-rate measurement`)
+    p(fixedTable(paced))
+    p(`  generator self-check: send lag p99 ${f(lag?.p99, 3)} ms, max ${f(lag?.max, 1)} ms (timer granularity; latency is timed from each actual send)`)
+    p()
+    p(`2b. Fixed load ${RATE.toLocaleString('en-US')} req/s, autocannon overallRate, ${RATE_CONNECTIONS} connections, ${DURATION_S} s — for reference`)
+    p(fixedTable(rated))
+    p(`  NB autocannon paces per connection per second: each second every connection sends its ${RATE / RATE_CONNECTIONS} requests back to back,`)
+    p(`  then idles, so these are ${RATE_CONNECTIONS}-way concurrent bursts rather than a steady rate.`)
+    p()
+  }
   const kvLoad = closed.get('keyvalet')?.rss
   const naiveLoad = closed.get('naive')?.rss
-  p(`3. Resident memory (VmRSS), sampled every 100 ms; VmHWM = the kernel's peak over the same window`)
-  p(table(['process', 'idle before load MiB', `peak under ${CONNECTIONS}-connection load MiB`, 'VmHWM MiB', 'samples'], [
-    ['keyvalet', f(idleRssMiB, 1), f(kvLoad?.peakMiB, 1), f(kvLoad?.hwmMiB, 1), int(kvLoad?.samples)],
-    ['naive proxy (baseline)', f(naiveIdleRssMiB, 1), f(naiveLoad?.peakMiB, 1), f(naiveLoad?.hwmMiB, 1), int(naiveLoad?.samples)],
-  ]))
-  p()
+  if (PHASES.has('closed')) {
+    p(`3. Resident memory (VmRSS), sampled every 100 ms; VmHWM = the kernel's peak over the same window`)
+    p(table(['process', 'idle before load MiB', `peak under ${CONNECTIONS}-connection load MiB`, 'VmHWM MiB', 'samples'], [
+      ['keyvalet', f(idleRssMiB, 1), f(kvLoad?.peakMiB, 1), f(kvLoad?.hwmMiB, 1), int(kvLoad?.samples)],
+      ['naive proxy (baseline)', f(naiveIdleRssMiB, 1), f(naiveLoad?.peakMiB, 1), f(naiveLoad?.hwmMiB, 1), int(naiveLoad?.samples)],
+    ]))
+    p()
+  }
   const kvUp = uploads.get('keyvalet')
   const dUp = uploads.get('direct')
   const uploadGrowth = kvUp?.rss === undefined || kvUp.rssBeforeMiB === undefined ? undefined : Math.max(kvUp.rss.peakMiB, kvUp.rss.hwmMiB ?? 0) - kvUp.rssBeforeMiB
@@ -397,15 +752,137 @@ async function main(): Promise<number> {
   p()
   const worst = policy?.decide[0]
   const miss = policy?.decide[1]
-  p(`5. Policy, in-process: one connector with ${policy?.rules ?? 1000} rules (parsed by parseConfig in ${f(policy?.parseMs, 0)} ms)`)
-  if (policy !== undefined) {
-    p(table(['case', 'result', 'iterations', 'µs/call (median of 5 rounds)', 'min µs'],
-      [...policy.decide, ...policy.normalisePath].map((c) => [c.name, c.got.length > 40 ? `${c.got.slice(0, 37)}...` : c.got, int(c.iterations), f(c.usPerOp, 3), f(c.minUsPerOp, 3)]), 2))
+  if (PHASES.has('policy')) {
+    p(`5. Policy, in-process: one connector with ${policy?.rules ?? 1000} rules (parsed by parseConfig in ${f(policy?.parseMs, 0)} ms)`)
+    if (policy !== undefined) {
+      p(table(['case', 'result', 'iterations', 'µs/call (median of 5 rounds)', 'min µs'],
+        [...policy.decide, ...policy.normalisePath].map((c) => [c.name, c.got.length > 40 ? `${c.got.slice(0, 37)}...` : c.got, int(c.iterations), f(c.usPerOp, 3), f(c.minUsPerOp, 3)]), 2))
+    }
+    p()
   }
-  p()
+
+  const dPacedR = paced.get('direct')?.result
+
+  // Forward proxy, plain http.
+  const fClosed = forwardPlain.get('closed')
+  const fPaced = forwardPlain.get('paced')
+  const fwdDp50 = fPaced && dPacedR ? fPaced.result.latency.p50 - dPacedR.latency.p50 : undefined
+  const fwdDp99 = fPaced && dPacedR ? fPaced.result.latency.p99 - dPacedR.latency.p99 : undefined
+  if (PHASES.has('forward')) {
+    p(`6. Forward proxy, plain http: absolute-form GET http://127.0.0.1:PORT${PATH} to keyvalet's forward listener (Proxy-Authorization: Basic task:KEY),`)
+    p(`   same upstream, same connector and pipeline as the gateway; direct and gateway rows are phases 1 and 2a of this run`)
+    const rows: [string, LoadRun | undefined, LoadRun | undefined, Managed | undefined][] = [
+      ['direct', closed.get('direct'), paced.get('direct'), undefined],
+      ['keyvalet gateway', closed.get('keyvalet'), paced.get('keyvalet'), kv?.proc],
+      ['keyvalet forward', fClosed, fPaced, kv?.proc],
+    ]
+    p(table(['target', `req/s (${CONNECTIONS} conn.)`, 'p50 ms', 'p99 ms', 'CPU proxy', 'proxy CPU µs/req', `paced ${RATE.toLocaleString('en-US')}/s p50 ms`, 'p99 ms', 'Δp50 vs direct', 'Δp99 vs direct', 'errors', 'non-2xx'],
+      rows.map(([name, c, pc, proc]) => {
+        const r = c?.result
+        const pr = pc?.result
+        const proxyCpu = c?.cpuPct['proxy']
+        const ran = r !== undefined || pr !== undefined
+        const bad = ran ? [r, pr].reduce((a, x) => a + (x === undefined ? 0 : x.errors + x.timeouts), 0) : undefined
+        const non2xx = ran ? [r, pr].reduce((a, x) => a + (x?.non2xx ?? 0), 0) : undefined
+        return [name, int(r?.rps), f(r?.latency.p50), f(r?.latency.p99), proc === undefined ? '—' : `${int(proxyCpu)} %`,
+          proc === undefined || proxyCpu === undefined || r === undefined ? '—' : int((proxyCpu / 100 / r.rps) * 1e6),
+          f(pr?.latency.p50, 3), f(pr?.latency.p99, 3),
+          name === 'direct' ? '' : `${signed(pr && dPacedR && pr.latency.p50 - dPacedR.latency.p50, 3)} ms`,
+          name === 'direct' ? '' : `${signed(pr && dPacedR && pr.latency.p99 - dPacedR.latency.p99, 3)} ms`,
+          int(bad), int(non2xx)]
+      })))
+    p(`  ratios (req/s, closed loop): forward/gateway ${f(ratio(fClosed?.result.rps, kvR?.rps))}×   forward/direct ${f(ratio(fClosed?.result.rps, direct?.rps))}×   (autocannon with an absolute-form request line; paced: undici Pool to the proxy, absolute-form path)`)
+    p()
+  }
+
+  // Forward proxy, intercepted https.
+  const hD = https.get('direct')
+  const hK = https.get('keyvalet')
+  const hM = https.get('mitmproxy')
+  const vsMitm = ratio(hK?.result.rps, hM?.result.rps)
+  const vsIssue = ratio(hK?.result.rps, MITMPROXY_ISSUE_RPS)
+  if (PHASES.has('forward')) {
+    p(`7. Forward proxy, intercepted https: GET https://127.0.0.1:PORT${PATH} (upstream leaf from a bench CA, trusted by keyvalet via ca_file), closed loop,`)
+    p(`   ${CONNECTIONS} connections, ${DURATION_S} s after ${WARMUP_S} s warm-up, keep-alive requests over kept tunnels; same client (undici) in every row`)
+    p(table(['target', 'client', 'req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'errors', 'non-2xx', 'connections opened', 'CPU upstream', 'CPU proxy', 'proxy CPU µs/req', 'CPU loadgen'],
+      ([['direct https', 'undici Agent', hD, false], ['keyvalet forward', 'undici ProxyAgent', hK, true], [`mitmproxy ${mitm?.version ?? ''}`.trim(), 'undici ProxyAgent', hM, true]] as const).map(([name, client, run, proxied]) => {
+        const r = run?.result
+        const proxyCpu = run?.cpuPct['proxy']
+        return [name, client, int(r?.rps), f(r?.latency.p50), f(r?.latency.p99), f(r?.latency.p999), int(r === undefined ? undefined : r.errors + r.timeouts), int(r?.non2xx),
+          r?.connectionsOpened === undefined ? '—' : `${int(r.connectionsOpened)} ${proxied ? 'tunnels' : 'TLS'}`,
+          `${int(run?.cpuPct['upstream'])} %`, proxied ? `${int(proxyCpu)} %` : '—',
+          !proxied || proxyCpu === undefined || r === undefined ? '—' : int((proxyCpu / 100 / r.rps) * 1e6), `${int(run?.cpuPct['loadgen'])} %`]
+      })))
+    p(`  ratios (req/s): keyvalet/direct https ${f(ratio(hK?.result.rps, hD?.result.rps))}×   keyvalet/mitmproxy (measured here) ${f(vsMitm)}×   keyvalet/${MITMPROXY_ISSUE_RPS.toLocaleString('en-US')} req/s (the issue's mitmproxy figure) ${f(vsIssue)}×`)
+    p(`  latency vs direct https: keyvalet p50 ${signed(hK && hD && hK.result.latency.p50 - hD.result.latency.p50)} ms, p99 ${signed(hK && hD && hK.result.latency.p99 - hD.result.latency.p99)} ms`)
+    if (mitmNote !== undefined) p(`  NB ${mitmNote}`)
+    if (hK?.result.firstError !== undefined) p(`  keyvalet first error: ${hK.result.firstError}`)
+    p()
+  }
+
+  // Leaf minting.
+  if (PHASES.has('mint')) {
+    p(`8. Leaf minting: first CONNECT to a host keyvalet has never seen (IP literals 127.0.0.2…, one https connector each), ${mint?.hosts ?? 0} hosts after ${MINT_WARMUP} warm-up hosts;`)
+    p(`   per host two fresh tunnels in a row (TCP, CONNECT, TLS against keyvalet's CA, one GET with Connection: close); medians (p90) in ms`)
+    if (mint !== undefined) {
+      const cell = (x: { median: number; p90: number }): string => `${f(x.median, 3)} (${f(x.p90, 3)})`
+      p(table(['tunnel', 'CONNECT → 200', 'TLS handshake', 'GET → response', 'total'], [
+        ['1st: never-seen host (mints the leaf)', cell(mint.first.connectMs), cell(mint.first.tlsMs), cell(mint.first.requestMs), cell(mint.first.totalMs)],
+        ['2nd: same host again (cached leaf)', cell(mint.second.connectMs), cell(mint.second.tlsMs), cell(mint.second.requestMs), cell(mint.second.totalMs)],
+      ]))
+      p(`  added by the new host, paired per host: CONNECT → TLS up ${f(mint.addedHandshakeMs.median, 3)} ms median (p90 ${f(mint.addedHandshakeMs.p90, 3)}, max ${f(mint.addedHandshakeMs.max, 3)}) — the leaf minting;`)
+      p(`  whole first request ${f(mint.addedTotalMs.median, 3)} ms median (p90 ${f(mint.addedTotalMs.p90, 3)}), which also includes keyvalet's first TLS connection to that new upstream`)
+      p(`  in-process reference: LeafCache.secureContextFor on a fresh host (issueLeaf + createSecureContext), ${mint.inProcessMintMs.count} hosts: median ${f(mint.inProcessMintMs.median, 3)} ms, p90 ${f(mint.inProcessMintMs.p90, 3)}, max ${f(mint.inProcessMintMs.max, 3)}`)
+      const uc = mint.upstreamContextMs
+      p(`  where the rest of the first request goes: tls.connect builds a new SecureContext for every connection given a \`ca\` option; keyvalet's pool passes`)
+      p(`  ca: [...rootCertificates (${uc.roots}), ca_file] for a connector with ca_file: ${f(uc.rootsPlusCaFile.median, 3)} ms per new upstream TLS connection, on the event loop (no ca option: ${f(uc.systemDefault.median, 3)} ms)`)
+    } else {
+      p('  (no result)')
+    }
+    p()
+  }
+
+  // Event streams.
+  /** The target's figure: peak RSS from before the probe until the close was asked for (VmHWM catches peaks between samples). */
+  const peakOpen = (r: SseReport | undefined): number | undefined => (r === undefined ? undefined : Math.max(r.rss.peakMiB, r.rss.hwmMiB ?? 0))
+  const ssePeak = peakOpen(sse)
+  if (PHASES.has('sse')) {
+    p(`9. Open event streams (SSE) through the gateway: ${SSE_STREAMS.toLocaleString('en-US')} concurrent GET /sse-N/events from one client process (undici), the upstream holds each open,`)
+    p(`   one event at once and one every 3 s; held ${SSE_HOLD_MS / 1000} s, then all closed. Each proxy freshly started for this, so its RSS growth is the streams'`)
+    if (SSE_STREAMS < SSE_WANTED) p(`  NB lowered from ${SSE_WANTED.toLocaleString('en-US')}: RLIMIT_NOFILE is ${NOFILE.soft}/${NOFILE.hard} (soft/hard; raising it is not permitted here) and a proxy holds 2 descriptors per stream; ${SSE_STREAMS.toLocaleString('en-US')} fit`)
+    const pr = sse?.probe
+    if (sse !== undefined && pr !== undefined) {
+      p(`  probe, one connector: ${pr.asked} streams at once → ${pr.firstEvents} got their first event within ${SSE_PROBE_WAIT_MS / 1000} s, ${pr.asked - pr.firstEvents} waited in keyvalet (its upstream pool per connector: 256 connections);`)
+      p(`    ${SSE_PROBE_SETTLE_MS / 1000} s after the ${pr.asked} clients closed, the upstream still held ${sse.upstreamBefore} streams open`)
+      p(`  so keyvalet's ${SSE_STREAMS.toLocaleString('en-US')} streams are spread over ${sse.paths} connectors sse-0…sse-${sse.paths - 1} (≤ ${SSE_PER_CONNECTOR} each, same upstream)`)
+    }
+    const rows = ([['keyvalet gateway', sse], ['naive proxy', sseNaive]] as const).filter(([, r]) => r !== undefined) as [string, SseReport][]
+    p(table(['proxy', 'streams', 'first event', 'later event too', 'errors', 'open s', '1st event p50 ms', 'p99 ms', 'upstream held', 'proxy fds', 'CPU held'],
+      rows.map(([name, r]) => {
+        const o = r.open
+        return [name, int(o.asked), int(o.firstEvents), int(r.withTick), int(o.errors + Object.values(o.non200).reduce((a, n) => a + n, 0)), f(o.seconds, 1),
+          f(o.timeToFirstEvent.p50, 1), f(o.timeToFirstEvent.p99, 1), int(r.upstreamOpen - r.upstreamBefore), int(r.fdsOpen), `${int(r.cpuPctHold)} %`]
+      })))
+    p(table(['proxy RSS MiB', 'before', 'all open', `held ${SSE_HOLD_MS / 1000} s`, 'peak while open (VmHWM)', 'growth per stream KiB', 'peak while closing', 'after close'],
+      rows.map(([name, r]) => [name, f(r.rssBeforeMiB, 1), f(r.rssOpenMiB, 1), f(r.rssHeldMiB, 1), f(peakOpen(r), 1),
+        f(((r.rssHeldMiB - r.rssBeforeMiB) * 1024) / Math.max(1, r.open.firstEvents), 1), f(Math.max(r.rssClosing.peakMiB, r.rssClosing.hwmMiB ?? 0), 1), f(r.rssAfterCloseMiB, 1)])))
+    if (sse !== undefined) {
+      const mb = sse.memBefore
+      const mh = sse.memHeld
+      if (mb !== undefined && mh !== undefined) {
+        p(`  keyvalet's main thread (process.memoryUsage, MiB), before → held: heapUsed ${f(mb.heapUsed, 1)} → ${f(mh.heapUsed, 1)}, heapTotal ${f(mb.heapTotal, 1)} → ${f(mh.heapTotal, 1)}, external ${f(mb.external, 1)} → ${f(mh.external, 1)} (arrayBuffers ${f(mb.arrayBuffers, 1)} → ${f(mh.arrayBuffers, 1)}); the rest of RSS is native (sockets, allocator)`)
+      }
+    }
+    p(`  closing all, client side / until the upstream held no more streams than before: ${rows.map(([name, r]) => `${name} ${f(r.closeMs, 0)} / ${f(r.drainMs, 0)} ms${r.upstreamAfterClose > r.upstreamBefore ? ` (${r.upstreamAfterClose - r.upstreamBefore} still open after ${SSE_DRAIN_MS / 1000} s)` : ''}`).join(', ')}`)
+    if (sse !== undefined) {
+      if (sseAudit !== undefined) p(`  audit of this keyvalet: ${sseAudit.output.replace(/, last hash \S+/, '')} (expected ${int(sseAudit.expected)}: one per stream)`)
+      if (sse.open.firstError !== undefined) p(`  first error: ${sse.open.firstError}`)
+    }
+    p()
+  }
 
   const kvPaced = paced.get('keyvalet')?.result
-  const dPaced = paced.get('direct')?.result
+  const dPaced = dPacedR
   const rpsVsNaive = ratio(kvR?.rps, naiveR?.rps)
   const dp50 = kvPaced && dPaced ? kvPaced.latency.p50 - dPaced.latency.p50 : undefined
   const dp99 = kvPaced && dPaced ? kvPaced.latency.p99 - dPaced.latency.p99 : undefined
@@ -419,6 +896,19 @@ async function main(): Promise<number> {
     { goal: `  same, autocannon overallRate: p50 / p99`, want: 'reference', got: `${signed(kvRated && dRated && kvRated.latency.p50 - dRated.latency.p50, 3)} / ${signed(kvRated && dRated && kvRated.latency.p99 - dRated.latency.p99, 3)} ms`, ok: undefined },
     { goal: `keyvalet RSS growth during the ${f(UPLOAD_BYTES / 1024 ** 3, 2)} GiB upload`, want: `≤ ${GOALS.uploadGrowthMiB} MiB`, got: `${signed(uploadGrowth, 1)} MiB`, ok: uploadGrowth === undefined ? undefined : uploadGrowth <= GOALS.uploadGrowthMiB },
     { goal: 'decide() at 1,000 rules (worst of last-rule match and miss)', want: `≤ ${GOALS.decideUs} µs`, got: `${f(worstDecide, 2)} µs`, ok: worstDecide === undefined ? undefined : worstDecide <= GOALS.decideUs },
+    ...(PHASES.has('forward') ? [
+      { goal: `forward plain http: p50 at ~${RATE} req/s over direct (paced; the gateway's goal)`, want: `≤ +${GOALS.p50DeltaMs} ms`, got: `${signed(fwdDp50, 3)} ms`, ok: fwdDp50 === undefined ? undefined : fwdDp50 <= GOALS.p50DeltaMs },
+      { goal: `forward plain http: p99 at ~${RATE} req/s over direct (paced; the gateway's goal)`, want: `≤ +${GOALS.p99DeltaMs} ms`, got: `${signed(fwdDp99, 3)} ms`, ok: fwdDp99 === undefined ? undefined : fwdDp99 <= GOALS.p99DeltaMs },
+      { goal: `intercepted https req/s at ${CONNECTIONS} tunnels ≥ ${GOALS.vsMitmproxy}× mitmproxy (measured here)`, want: `≥ ${GOALS.vsMitmproxy}×`, got: hM === undefined ? 'not measured' : `${f(vsMitm)}× (${int(hK?.result.rps)} vs ${int(hM.result.rps)})`, ok: vsMitm === undefined ? undefined : vsMitm >= GOALS.vsMitmproxy },
+      { goal: `intercepted https req/s ≥ ${GOALS.vsMitmproxy}× the issue's mitmproxy figure (${MITMPROXY_ISSUE_RPS.toLocaleString('en-US')} req/s)`, want: `≥ ${int(GOALS.vsMitmproxy * MITMPROXY_ISSUE_RPS)} req/s`, got: `${f(vsIssue)}× (${int(hK?.result.rps)})`, ok: vsIssue === undefined ? undefined : vsIssue >= GOALS.vsMitmproxy },
+    ] : []),
+    ...(PHASES.has('mint') ? [
+      { goal: 'leaf minting: ms added to the first tunnel to a new host (median)', want: `≤ ${GOALS.mintMs} ms`, got: `${signed(mint?.addedHandshakeMs.median, 3)} ms`, ok: mint === undefined ? undefined : mint.addedHandshakeMs.median <= GOALS.mintMs },
+    ] : []),
+    ...(PHASES.has('sse') ? [
+      { goal: `open event streams: every stream got its first event`, want: `${int(SSE_STREAMS)}/${int(SSE_STREAMS)}`, got: `${int(sse?.open.firstEvents)}/${int(sse?.open.asked)}`, ok: sse === undefined ? undefined : sse.open.firstEvents === SSE_STREAMS },
+      { goal: `keyvalet RSS with ${int(SSE_STREAMS)} streams open (peak)${SSE_STREAMS < SSE_WANTED ? ` — ${int(SSE_WANTED)} asked, fd limit` : ''}`, want: `≤ ${GOALS.sseRssMiB} MiB`, got: `${f(ssePeak, 1)} MiB`, ok: ssePeak === undefined ? undefined : ssePeak <= GOALS.sseRssMiB },
+    ] : []),
   ]
   p('Targets')
   p(table(['target', 'goal', 'measured', ''], goals.map((g) => [g.goal, g.want, g.got, g.ok === undefined ? (g.want === 'reference' ? '' : 'n/a') : mark(g.ok)])))
@@ -453,6 +943,14 @@ async function main(): Promise<number> {
     uploads: Object.fromEntries([...uploads].map(([k, v]) => [k, v])),
     uploadRssGrowthMiB: uploadGrowth ?? null,
     policy: policy ?? null,
+    forward: {
+      plainHttp: Object.fromEntries([...forwardPlain].map(([k, v]) => [k, { ...v.result, cpuPct: v.cpuPct, rss: v.rss ?? null }])),
+      https: Object.fromEntries([...https].map(([k, v]) => [k, { ...v.result, cpuPct: v.cpuPct, rss: v.rss ?? null }])),
+      mitmproxy: { version: mitm?.version ?? null, note: mitmNote ?? null, issueRps: MITMPROXY_ISSUE_RPS },
+      ratios: { httpsVsDirect: ratio(hK?.result.rps, hD?.result.rps) ?? null, httpsVsMitmproxy: vsMitm ?? null, httpsVsIssueFigure: vsIssue ?? null, plainForwardVsGateway: ratio(fClosed?.result.rps, kvR?.rps) ?? null },
+    },
+    mint: mint ?? null,
+    sse: sse === undefined ? null : { ...sse, streams: SSE_STREAMS, nofile: { soft: NOFILE.soft, hard: NOFILE.hard }, peakMiB: ssePeak ?? null, audit: sseAudit ?? null, naive: sseNaive === undefined ? null : { ...sseNaive, peakMiB: peakOpen(sseNaive) ?? null } },
     targets: goals.filter((g) => g.want !== 'reference').map((g) => ({ goal: g.goal, want: g.want, measured: g.got, status: g.ok === undefined ? 'n/a' : mark(g.ok) })),
     profile: profile ?? null,
     audit: auditCheck ?? null,

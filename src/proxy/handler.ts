@@ -57,7 +57,7 @@ export function createHandler(deps: HandlerDeps) {
     createCredential(deps.vault),
     createInject(),
   ]
-  const stages: Stage[] = [...decideAndInject, createForward(upstreams, config.policy)]
+  const stages: Stage[] = [...decideAndInject, createForward(upstreams, config.policy, config.limits.upstreamTimeoutMs)]
   const idPrefix = randomBytes(4).toString('hex')
   let counter = 0
   const nextId = (): string => `req_${idPrefix}${(counter++).toString(36)}`
@@ -66,7 +66,14 @@ export function createHandler(deps: HandlerDeps) {
     return { id: nextId(), req, started: process.hrtime.bigint(), bytesIn: 0, bytesOut: 0, redactions: 0, ...init }
   }
 
-  async function request(ctx: RequestContext, res: ServerResponse): Promise<void> {
+  async function request(start: RequestContext, res: ServerResponse): Promise<void> {
+    // The sandbox leaving aborts what it started: a request still waiting for an upstream
+    // connection, or for the upstream's answer, is never sent (or is cut) once nobody waits for it.
+    const gone = new AbortController()
+    res.once('close', () => {
+      if (!res.writableFinished) gone.abort(new KeyvaletError('upstream_response_invalid', { message: 'client closed the connection', detail: { why: 'client_closed' } }))
+    })
+    const ctx: RequestContext = { ...start, signal: gone.signal }
     let audited = false
     const audit = async (error: KeyvaletError | undefined): Promise<void> => {
       if (audited) return

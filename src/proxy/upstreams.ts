@@ -1,4 +1,4 @@
-import { rootCertificates } from 'node:tls'
+import { createSecureContext, rootCertificates } from 'node:tls'
 import { Pool, ProxyAgent, type Dispatcher } from 'undici'
 import { AddressPolicy } from '../egress/address-policy.ts'
 import { checkLiteral, createGuardedLookup } from '../egress/guarded-lookup.ts'
@@ -53,9 +53,12 @@ export class Upstreams {
 }
 
 async function create(connector: Connector, opts: UpstreamsOptions): Promise<Dispatcher> {
-  const ca = connector.ca === undefined ? undefined : [...rootCertificates, connector.ca]
-  const tls = { rejectUnauthorized: true, ...(ca === undefined ? {} : { ca }) }
-  const common = { connections: 256, keepAliveTimeout: 30_000, headersTimeout: opts.headersTimeoutMs, bodyTimeout: 0 } // streams (SSE) may be quiet for long
+  // One TLS context per connector, built once: given `ca`, tls.connect would build a new context
+  // from every root certificate on each new connection (milliseconds on the event loop).
+  const tls = { rejectUnauthorized: true, ...(connector.ca === undefined ? {} : { secureContext: createSecureContext({ ca: [...rootCertificates, connector.ca] }) }) }
+  // Bounded so one connector cannot exhaust file descriptors; requests beyond it wait (bounded by
+  // the upstream timeout) for a connection to free up.
+  const common = { connections: 1024, keepAliveTimeout: 30_000, headersTimeout: opts.headersTimeoutMs, bodyTimeout: 0 } // streams (SSE) may be quiet for long
   const proxy = connector.upstreamProxy === null ? undefined : (connector.upstreamProxy ?? opts.upstreamProxy)
   if (proxy !== undefined) {
     const policy = new AddressPolicy({ allow: proxy.allowAddresses })

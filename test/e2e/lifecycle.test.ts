@@ -75,3 +75,49 @@ connectors:
     await upstream.close()
   }
 })
+
+it('answers 504 when the upstream sends no response head in time, and aborts what a departed client started', async () => {
+  const closed: string[] = []
+  const upstream = await startUpstream({
+    streaming: true,
+    handler: (req) => {
+      req.resume()
+      req.socket.once('close', () => closed.push(req.url ?? ''))
+    },
+  })
+  const kv = await startKeyvalet(`version: 1
+listen: { gateway: "127.0.0.1:0" }
+limits: { upstream_timeout_ms: 300 }
+connectors:
+  stuck:
+    upstream: ${upstream.url}
+    allow_insecure: true
+    allow_addresses: [127.0.0.1/32]
+    rules: [{ id: any, methods: [GET], path: /**, severity: read }]
+`)
+  try {
+    const { key } = await kv.mintKey(['stuck:read'])
+    const started = Date.now()
+    const res = await request(`${kv.url}/stuck/slow`, { headers: { authorization: `Bearer ${key}` } })
+    await res.body.dump()
+    assert.equal(res.statusCode, 504)
+    assert.equal(res.headers['x-keyvalet-error'], 'upstream_timeout')
+    assert.ok(Date.now() - started < 5000)
+    assert.equal((await kv.audit()).at(-1)?.error, 'upstream_timeout')
+
+    const { request: httpRequest } = await import('node:http')
+    const { port } = new URL(kv.url)
+    const gone = httpRequest({ host: '127.0.0.1', port, path: '/stuck/abandoned', headers: { authorization: `Bearer ${key}` } })
+    gone.on('error', () => {})
+    gone.end()
+    await new Promise((r) => setTimeout(r, 100))
+    gone.destroy()
+    for (let i = 0; i < 100 && !closed.includes('/abandoned'); i++) await new Promise((r) => setTimeout(r, 20))
+    assert.ok(closed.includes('/abandoned'), 'the upstream request of a client that left was aborted')
+    const record = (await kv.audit()).at(-1)
+    assert.equal((record?.detail as { why?: string } | undefined)?.why, 'client_closed')
+  } finally {
+    await kv.close()
+    await upstream.close()
+  }
+})

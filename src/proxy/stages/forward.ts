@@ -22,7 +22,7 @@ const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEO
  * waits for the response head. The request body streams (with backpressure) unless decide already
  * read it. Network failures map to stable codes; their details go to the audit record only.
  */
-export function createForward(upstreams: Upstreams, policy: Policy): Stage {
+export function createForward(upstreams: Upstreams, policy: Policy, headersTimeoutMs: number): Stage {
   const placeholders = [...policy.connectors.values()].flatMap((c) => (c.placeholder === undefined ? [] : [{ connector: c.name, value: c.placeholder }]))
   return {
     name: 'forward',
@@ -30,7 +30,15 @@ export function createForward(upstreams: Upstreams, policy: Policy): Stage {
       const connector = ctx.connector
       const outbound = ctx.outbound
       if (connector === undefined || outbound === undefined || ctx.path === undefined) throw new Error('forward before inject')
-      const body = requestBody(ctx, outbound.headers, new BodyScanner(placeholders))
+      // Bounded: waiting for a free upstream connection and for the answer's head take at most
+      // the upstream timeout — except once a streamed body has started to arrive, when undici's
+      // own headersTimeout (counted from the end of the body) takes over, so slow uploads are not
+      // cut. A sandbox that left aborts the request wherever it is (ctx.signal).
+      const abort = new AbortController()
+      const timer = setTimeout(() => abort.abort(new KeyvaletError('upstream_timeout', { detail: { why: 'no_response_head' } })), headersTimeoutMs)
+      const body = requestBody(ctx, outbound.headers, new BodyScanner(placeholders), () => clearTimeout(timer))
+      const onGone = (): void => abort.abort(ctx.signal?.reason)
+      ctx.signal?.addEventListener('abort', onGone, { once: true })
       try {
         const dispatcher = await upstreams.dispatcher(connector)
         const response = await dispatcher.request({
@@ -39,16 +47,19 @@ export function createForward(upstreams: Upstreams, policy: Policy): Stage {
           path: outbound.query === '' ? ctx.path : `${ctx.path}?${outbound.query}`,
           headers: outbound.headers,
           body,
+          signal: abort.signal,
         })
         ctx.upstream = response
       } catch (err) {
-        throw upstreamError(err)
+        throw upstreamError(abort.signal.aborted ? abort.signal.reason : err)
+      } finally {
+        clearTimeout(timer)
       }
     },
   }
 }
 
-function requestBody(ctx: RequestContext, headers: Record<string, string | string[]>, scanner: BodyScanner): Buffer | Readable | null {
+function requestBody(ctx: RequestContext, headers: Record<string, string | string[]>, scanner: BodyScanner, onFlowing: () => void): Buffer | Readable | null {
   if (ctx.body !== undefined) {
     scanner.scan(ctx.body)
     headers['content-length'] = String(ctx.body.length)
@@ -61,6 +72,7 @@ function requestBody(ctx: RequestContext, headers: Record<string, string | strin
   if (length !== undefined) headers['content-length'] = length
   const counted = new Transform({
     transform(chunk: Buffer, _encoding, done) {
+      if (ctx.bytesIn === 0) onFlowing()
       ctx.bytesIn += chunk.length
       try {
         scanner.scan(chunk)

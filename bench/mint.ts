@@ -58,9 +58,8 @@ export interface MintResult {
   readonly addedTotalMs: MintStat
   readonly inProcessMintMs: MintStat & { readonly count: number }
   /**
-   * In-process: tls.createSecureContext as tls.connect runs it for every new connection when given
-   * a `ca` option: with the system roots plus one extra CA (what keyvalet's pool passes for a
-   * connector with ca_file), and with no ca option (system store only).
+   * In-process: the cost of tls.createSecureContext with the system roots plus one extra CA (what
+   * keyvalet builds once per connector with a ca_file), and with the system store only.
    */
   readonly upstreamContextMs: { readonly rootsPlusCaFile: MintStat; readonly systemDefault: MintStat; readonly roots: number }
   readonly failures: readonly string[]

@@ -834,8 +834,8 @@ async function main(): Promise<number> {
       p(`  whole first request ${f(mint.addedTotalMs.median, 3)} ms median (p90 ${f(mint.addedTotalMs.p90, 3)}), which also includes keyvalet's first TLS connection to that new upstream`)
       p(`  in-process reference: LeafCache.secureContextFor on a fresh host (issueLeaf + createSecureContext), ${mint.inProcessMintMs.count} hosts: median ${f(mint.inProcessMintMs.median, 3)} ms, p90 ${f(mint.inProcessMintMs.p90, 3)}, max ${f(mint.inProcessMintMs.max, 3)}`)
       const uc = mint.upstreamContextMs
-      p(`  where the rest of the first request goes: tls.connect builds a new SecureContext for every connection given a \`ca\` option; keyvalet's pool passes`)
-      p(`  ca: [...rootCertificates (${uc.roots}), ca_file] for a connector with ca_file: ${f(uc.rootsPlusCaFile.median, 3)} ms per new upstream TLS connection, on the event loop (no ca option: ${f(uc.systemDefault.median, 3)} ms)`)
+      p(`  reference for the rest of the first request: building a TLS context from the ${uc.roots} system roots plus a connector's ca_file costs ${f(uc.rootsPlusCaFile.median, 3)} ms`)
+      p(`  (system store only: ${f(uc.systemDefault.median, 3)} ms); keyvalet builds it once per connector when it starts, not per connection or request`)
     } else {
       p('  (no result)')
     }

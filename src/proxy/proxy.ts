@@ -33,6 +33,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
   let forward: Server | undefined
   return {
     async listen() {
+      await handler.upstreams.warm(deps.config.policy.connectors.values())
       const address = await listenOn(gateway, deps.config.gateway)
       let forwardUrl: string | undefined
       let caCertPem: string | undefined

@@ -39,10 +39,24 @@ export class Upstreams {
   dispatcher(connector: Connector): Promise<Dispatcher> {
     let dispatcher = this.#dispatchers.get(connector.name)
     if (dispatcher === undefined) {
-      dispatcher = create(connector, this.#opts)
-      this.#dispatchers.set(connector.name, dispatcher)
+      const created = create(connector, this.#opts)
+      // A failure is not kept: the next request tries again (e.g. once the proxy's secret is set).
+      created.catch(() => {
+        if (this.#dispatchers.get(connector.name) === created) this.#dispatchers.delete(connector.name)
+      })
+      this.#dispatchers.set(connector.name, created)
+      dispatcher = created
     }
     return dispatcher
+  }
+
+  /**
+   * Builds every connector's dispatcher now (TLS contexts, proxy credentials), so the first
+   * request to each pays nothing for it. Failures stay with their connector and surface, as the
+   * same refusal, on each of its requests.
+   */
+  async warm(connectors: Iterable<Connector>): Promise<void> {
+    await Promise.allSettled([...connectors].map((c) => this.dispatcher(c)))
   }
 
   /** Called once the listeners have drained: nothing is in flight any more. */

@@ -852,7 +852,7 @@ async function main(): Promise<number> {
     if (SSE_STREAMS < SSE_WANTED) p(`  NB lowered from ${SSE_WANTED.toLocaleString('en-US')}: RLIMIT_NOFILE is ${NOFILE.soft}/${NOFILE.hard} (soft/hard; raising it is not permitted here) and a proxy holds 2 descriptors per stream; ${SSE_STREAMS.toLocaleString('en-US')} fit`)
     const pr = sse?.probe
     if (sse !== undefined && pr !== undefined) {
-      p(`  probe, one connector: ${pr.asked} streams at once → ${pr.firstEvents} got their first event within ${SSE_PROBE_WAIT_MS / 1000} s, ${pr.asked - pr.firstEvents} waited in keyvalet (its upstream pool per connector: 256 connections);`)
+      p(`  probe, one connector: ${pr.asked} streams at once → ${pr.firstEvents} got their first event within ${SSE_PROBE_WAIT_MS / 1000} s, ${pr.asked - pr.firstEvents} waited in keyvalet (its upstream pool allows 1,024 connections per connector);`)
       p(`    ${SSE_PROBE_SETTLE_MS / 1000} s after the ${pr.asked} clients closed, the upstream still held ${sse.upstreamBefore} streams open`)
       p(`  so keyvalet's ${SSE_STREAMS.toLocaleString('en-US')} streams are spread over ${sse.paths} connectors sse-0…sse-${sse.paths - 1} (≤ ${SSE_PER_CONNECTOR} each, same upstream)`)
     }

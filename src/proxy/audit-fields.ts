@@ -37,12 +37,19 @@ export function auditFields(ctx: RequestContext, error: KeyvaletError | undefine
   }
 }
 
+/** A record for something decided outside the request stages (a CONNECT, a parser refusal): who and what are unknown until set. */
+export function outsideFields(requestId: string, method: string, outcome: Pick<AuditFields, 'decision' | 'reason' | 'status' | 'error'>): AuditFields {
+  return {
+    request_id: requestId, mode: 'gateway', session: null, agent: null, user: null, workspace: null, task: null, connector: null,
+    method: method.slice(0, 32), path: null, query_keys: [], rule: null, credential: null, upstream_status: null,
+    bytes_in: 0, bytes_out: 0, redactions: 0, latency_ms: 0, ...outcome,
+  }
+}
+
 /** The record of a refusal that happened before any stage ran (parser errors, CONNECT, upgrades). */
 export function refusalFields(requestId: string, method: string, error: KeyvaletError): AuditFields {
   return {
-    request_id: requestId, mode: 'gateway', session: null, agent: null, user: null, workspace: null, task: null, connector: null,
-    method: method.slice(0, 32), path: null, query_keys: [], decision: 'deny', reason: error.code, rule: null, credential: null,
-    status: error.status, upstream_status: null, error: error.code, bytes_in: 0, bytes_out: 0, redactions: 0, latency_ms: 0,
+    ...outsideFields(requestId, method, { decision: 'deny', reason: error.code, status: error.status, error: error.code }),
     ...(error.detail === undefined ? {} : { detail: error.detail }),
   }
 }

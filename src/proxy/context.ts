@@ -21,8 +21,8 @@ export interface RequestContext {
   readonly started: bigint
   /** The protocol an upgrade request asks for (lower-case), set by the listener. */
   readonly upgrade?: string
-  /** Aborted when the sandbox goes away before its answer is complete (set by the handler). */
-  readonly signal?: AbortSignal
+  /** handler: aborted when the sandbox goes away before its answer is complete. */
+  signal?: AbortSignal
   /** authenticate (also set for a revoked or expired key, for the audit record only: the pipeline stops there) */
   session?: Session
   /** route */

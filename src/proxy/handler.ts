@@ -66,14 +66,14 @@ export function createHandler(deps: HandlerDeps) {
     return { id: nextId(), req, started: process.hrtime.bigint(), bytesIn: 0, bytesOut: 0, redactions: 0, ...init }
   }
 
-  async function request(start: RequestContext, res: ServerResponse): Promise<void> {
+  async function request(ctx: RequestContext, res: ServerResponse): Promise<void> {
     // The sandbox leaving aborts what it started: a request still waiting for an upstream
     // connection, or for the upstream's answer, is never sent (or is cut) once nobody waits for it.
     const gone = new AbortController()
     res.once('close', () => {
       if (!res.writableFinished) gone.abort(new KeyvaletError('upstream_response_invalid', { message: 'client closed the connection', detail: { why: 'client_closed' } }))
     })
-    const ctx: RequestContext = { ...start, signal: gone.signal }
+    ctx.signal = gone.signal
     let audited = false
     const audit = async (error: KeyvaletError | undefined): Promise<void> => {
       if (audited) return

@@ -5,8 +5,8 @@ import { toEgressKeyvaletError } from '../egress/egress-error.ts'
 import { checkLiteral, createGuardedLookup } from '../egress/guarded-lookup.ts'
 import { KeyvaletError } from '../errors.ts'
 import type { Session } from '../store/store.ts'
+import { outsideFields } from './audit-fields.ts'
 import type { Handler } from './handler.ts'
-
 
 /**
  * A pass-through tunnel (a `tunnels:` destination): no interception and no credential ever. The
@@ -17,18 +17,9 @@ export function openTunnel(opts: { socket: Duplex; head: Buffer; host: string; p
   const { socket, handler, session } = opts
   // Public addresses only, unless the tunnel entry allows a range (local tests).
   const policy = new AddressPolicy({ allow: opts.allow })
-  const id = handler.nextId()
-  const base = {
-    request_id: id, mode: 'forward', session: session.id, agent: session.agent, user: session.user, workspace: session.workspace, task: session.task,
-    connector: null, method: 'CONNECT', path: null, query_keys: [], rule: null, credential: null, bytes_in: 0, bytes_out: 0, redactions: 0, latency_ms: 0,
-  } as const
-  const refuse = (error: KeyvaletError): void => {
-    handler.record({ ...base, decision: error.status >= 500 ? 'error' : 'deny', reason: error.code, status: error.status, upstream_status: null, error: error.code, detail: { connect: opts.connect, ...error.detail } })
-      .catch(() => {})
-      .finally(() => {
-        socket.end(`HTTP/1.1 ${error.status} Refused\r\ncontent-type: application/json\r\nx-keyvalet-error: ${error.code}\r\nconnection: close\r\n\r\n${JSON.stringify({ error: { code: error.code, message: error.message, request_id: id } })}`)
-      })
-  }
+  const who = { session: session.id, agent: session.agent, user: session.user, workspace: session.workspace, task: session.task }
+  const refuse = (error: KeyvaletError): void =>
+    handler.refuse(socket, error, { mode: 'forward', method: 'CONNECT', fields: { ...who, decision: error.status >= 500 ? 'error' : 'deny', detail: { connect: opts.connect, ...error.detail } } })
   try {
     checkLiteral(opts.host.replace(/^\[(.*)\]$/, '$1'), policy)
   } catch (err) {
@@ -40,7 +31,8 @@ export function openTunnel(opts: { socket: Duplex; head: Buffer; host: string; p
   upstream.once('connect', () => {
     upstream.setTimeout(0)
     upstream.removeAllListeners('error')
-    handler.record({ ...base, decision: 'allow', reason: 'tunnel_allowed', status: 200, upstream_status: null, error: null, detail: { connect: opts.connect } }).then(
+    const allowed = outsideFields(handler.nextId(), 'CONNECT', { decision: 'allow', reason: 'tunnel_allowed', status: 200, error: null })
+    handler.record({ ...allowed, ...who, mode: 'forward', detail: { connect: opts.connect } }).then(
       () => {
         socket.write('HTTP/1.1 200 Connection Established\r\n\r\n')
         if (opts.head.length > 0) upstream.write(opts.head)

@@ -36,7 +36,7 @@ export function createForward(upstreams: Upstreams, policy: Policy, headersTimeo
       // cut. A sandbox that left aborts the request wherever it is (ctx.signal).
       const abort = new AbortController()
       const timer = setTimeout(() => abort.abort(new KeyvaletError('upstream_timeout', { detail: { why: 'no_response_head' } })), headersTimeoutMs)
-      const body = requestBody(ctx, outbound.headers, new BodyScanner(placeholders), () => clearTimeout(timer))
+      const body = requestBody(ctx, outbound.headers, () => new BodyScanner(placeholders), () => clearTimeout(timer))
       const onGone = (): void => abort.abort(ctx.signal?.reason)
       ctx.signal?.addEventListener('abort', onGone, { once: true })
       try {
@@ -59,9 +59,9 @@ export function createForward(upstreams: Upstreams, policy: Policy, headersTimeo
   }
 }
 
-function requestBody(ctx: RequestContext, headers: Record<string, string | string[]>, scanner: BodyScanner, onFlowing: () => void): Buffer | Readable | null {
+function requestBody(ctx: RequestContext, headers: Record<string, string | string[]>, newScanner: () => BodyScanner, onFlowing: () => void): Buffer | Readable | null {
   if (ctx.body !== undefined) {
-    scanner.scan(ctx.body)
+    newScanner().scan(ctx.body)
     headers['content-length'] = String(ctx.body.length)
     ctx.bytesIn = ctx.body.length
     return ctx.body
@@ -70,6 +70,7 @@ function requestBody(ctx: RequestContext, headers: Record<string, string | strin
   const length = req.headers['content-length']
   if (length === undefined && req.headers['transfer-encoding'] === undefined) return null
   if (length !== undefined) headers['content-length'] = length
+  const scanner = newScanner()
   const counted = new Transform({
     transform(chunk: Buffer, _encoding, done) {
       if (ctx.bytesIn === 0) onFlowing()

@@ -94,6 +94,28 @@ describe('SqliteStore specifics', () => {
     await store.close()
   })
 
+  it('never serves a stale session or secret: changes by another connection or its own show at once', async () => {
+    const path = tmpFile()
+    const a = SqliteStore.open(path)
+    const b = SqliteStore.open(path)
+    const keyHash = Buffer.alloc(32, 7)
+    await a.sessions.insert({ id: 'ses_cache', keyHash, agent: 'x', user: 'u', workspace: 'w', task: 't', grants: [], createdAt: 1, expiresAt: 2, revokedAt: undefined })
+    assert.equal((await a.sessions.findByKeyHash(keyHash))?.revokedAt, undefined)
+    assert.equal((await a.sessions.findByKeyHash(keyHash))?.revokedAt, undefined, 'a second read, from the cache')
+    await b.sessions.revoke('ses_cache', 5)
+    assert.equal((await a.sessions.findByKeyHash(keyHash))?.revokedAt, 5, 'revoked by another connection')
+    await a.secrets.put({ name: 'tok', envelope: Buffer.from('one'), keyId: 'k', createdAt: 1, updatedAt: 1 })
+    assert.equal((await a.secrets.get('tok'))?.envelope.toString(), 'one')
+    await b.secrets.put({ name: 'tok', envelope: Buffer.from('two'), keyId: 'k', createdAt: 1, updatedAt: 2 })
+    assert.equal((await a.secrets.get('tok'))?.envelope.toString(), 'two', 'replaced by another connection')
+    await a.secrets.put({ name: 'tok', envelope: Buffer.from('three'), keyId: 'k', createdAt: 1, updatedAt: 3 })
+    assert.equal((await a.secrets.get('tok'))?.envelope.toString(), 'three', 'replaced by this connection')
+    await b.secrets.delete('tok')
+    assert.equal(await a.secrets.get('tok'), undefined, 'deleted by another connection')
+    await a.close()
+    await b.close()
+  })
+
   it('two instances on one file, appending alternately, keep one chain', async () => {
     const path = tmpFile()
     const a = SqliteStore.open(path)

@@ -68,6 +68,16 @@ export class SqliteStore implements Store {
   readonly #db: DatabaseSync
   readonly #auditDb: DatabaseSync
   readonly #insertSession: StatementSync
+  readonly #dataVersion: StatementSync
+  /**
+   * Sessions and secrets read on the request path, kept while nothing changed. SQLite's
+   * data_version changes whenever another connection (the CLI, another keyvalet) committed, and
+   * this connection's own writes clear the cache, so a read never returns stale state: a
+   * revocation or a new secret takes effect on the very next request, as without the cache.
+   * Misses are not kept (unknown keys would fill memory), and the size is bounded.
+   */
+  readonly #reads = new Map<string, StoredSession | SecretRecord>()
+  #seenVersion = -1
   readonly #sessionByHash: StatementSync
   readonly #sessionById: StatementSync
   readonly #listSessions: StatementSync
@@ -100,6 +110,7 @@ export class SqliteStore implements Store {
     this.#db = db
     this.#auditDb = auditDb
     const sessionCols = 'id, key_hash, agent, user, workspace, task, grants, created_at, expires_at, revoked_at'
+    this.#dataVersion = db.prepare('PRAGMA data_version')
     this.#insertSession = db.prepare(`INSERT INTO sessions (${sessionCols}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
     this.#sessionByHash = db.prepare(`SELECT ${sessionCols} FROM sessions WHERE key_hash = ?`)
     this.#sessionById = db.prepare(`SELECT ${sessionCols} FROM sessions WHERE id = ?`)
@@ -134,17 +145,25 @@ export class SqliteStore implements Store {
           s.id, s.keyHash, s.agent, s.user, s.workspace, s.task, grants,
           s.createdAt, s.expiresAt, s.revokedAt ?? null,
         )
+        this.#reads.clear()
       },
       findByKeyHash: async (keyHash: Buffer) => {
+        const key = `s${keyHash.toString('hex')}`
+        const cached = this.#cached(key)
+        if (cached !== undefined) return cached as StoredSession
         const row = this.#sessionByHash.get(keyHash)
-        return row === undefined ? undefined : toStoredSession(row)
+        return row === undefined ? undefined : this.#keep(key, toStoredSession(row))
       },
       get: async (id: string) => {
         const row = this.#sessionById.get(id)
         return row === undefined ? undefined : toSession(row)
       },
       list: async () => this.#listSessions.all().map(toSession),
-      revoke: async (id: string, at: number) => this.#revokeSession.run(at, id).changes > 0,
+      revoke: async (id: string, at: number) => {
+        const changed = this.#revokeSession.run(at, id).changes > 0
+        this.#reads.clear()
+        return changed
+      },
     }
   }
 
@@ -152,14 +171,38 @@ export class SqliteStore implements Store {
     return {
       put: async (r: SecretRecord) => {
         this.#putSecret.run(r.name, r.envelope, r.keyId, r.createdAt, r.updatedAt)
+        this.#reads.clear()
       },
       get: async (name: string) => {
+        const key = `k${name}`
+        const cached = this.#cached(key)
+        if (cached !== undefined) return cached as SecretRecord
         const row = this.#getSecret.get(name)
-        return row === undefined ? undefined : { ...toSecretMeta(row), envelope: blob(row.envelope) }
+        return row === undefined ? undefined : this.#keep(key, { ...toSecretMeta(row), envelope: blob(row.envelope) })
       },
       list: async () => this.#listSecrets.all().map(toSecretMeta),
-      delete: async (name: string) => this.#deleteSecret.run(name).changes > 0,
+      delete: async (name: string) => {
+        const changed = this.#deleteSecret.run(name).changes > 0
+        this.#reads.clear()
+        return changed
+      },
     }
+  }
+
+  /** A kept read, if nothing was committed since by anyone. */
+  #cached(key: string): StoredSession | SecretRecord | undefined {
+    const version = Number(this.#dataVersion.get()?.data_version)
+    if (version !== this.#seenVersion) {
+      this.#reads.clear()
+      this.#seenVersion = version
+    }
+    return this.#reads.get(key)
+  }
+
+  #keep<T extends StoredSession | SecretRecord>(key: string, value: T): T {
+    if (this.#reads.size >= 10_000) this.#reads.clear()
+    this.#reads.set(key, value)
+    return value
   }
 
   #appendRows(build: (last: AuditRow | undefined) => AuditRow[]): AuditRow[] {

@@ -53,12 +53,16 @@ export function createForwardServer(deps: ForwardDeps): Server {
   })
   outer.timeout = config.limits.idleTimeoutMs
   outer.on('connect', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    // Node leaves a CONNECT socket without an error listener: a client resetting it mid-decision
+    // must cost that socket, never the process.
+    socket.on('error', () => socket.destroy())
     onConnect(req, socket, head).catch((err: unknown) => {
       handler.log.error('unhandled CONNECT failure', { error: String(err) })
       socket.destroy()
     })
   })
   outer.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    socket.on('error', () => socket.destroy())
     const target = absoluteTarget(req.url ?? '')
     const protocol = upgradeProtocol(req)
     if (target === undefined || protocol !== 'websocket') return handler.refuse(socket, new KeyvaletError(target === undefined ? 'proxy_request_invalid' : 'upgrade_refused'), { mode: 'forward', method: req.method ?? '' })
@@ -78,6 +82,7 @@ export function createForwardServer(deps: ForwardDeps): Server {
   })
   inner.timeout = config.limits.idleTimeoutMs
   inner.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    socket.on('error', () => socket.destroy())
     const tunnel = tunnels.get(socket)
     if (tunnel === undefined) return void socket.destroy()
     const protocol = upgradeProtocol(req)

@@ -21,9 +21,11 @@ export function createGatewayServer(handler: Handler, idleTimeoutMs: number): Se
   server.timeout = idleTimeoutMs
   // The gateway is not a forward proxy: CONNECT gets a clear refusal instead of a closed socket.
   server.on('connect', (_req: IncomingMessage, socket: Socket) => {
+    socket.on('error', () => socket.destroy()) // a reset must cost the socket, never the process
     handler.refuse(socket, new KeyvaletError('method_refused', { message: 'CONNECT is not accepted on the gateway listener.' }), { mode: 'gateway', method: 'CONNECT' })
   })
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    socket.on('error', () => socket.destroy())
     const protocol = upgradeProtocol(req)
     if (protocol !== 'websocket') {
       return handler.refuse(socket, new KeyvaletError('upgrade_refused', { detail: { protocol: protocol.slice(0, 40) } }), { mode: 'gateway', method: req.method ?? '' })

@@ -34,16 +34,20 @@ export function createProxy(deps: ProxyDeps): Proxy {
   return {
     async listen() {
       await handler.upstreams.warm(deps.config.policy.connectors.values())
+      // Everything that can fail comes before the first listener opens: no half-started keyvalet.
+      const ca = deps.config.forward === undefined ? undefined : (await loadOrCreateCa(deps.vault)).ca
       const address = await listenOn(gateway, deps.config.gateway)
       let forwardUrl: string | undefined
-      let caCertPem: string | undefined
-      if (deps.config.forward !== undefined) {
-        const { ca } = await loadOrCreateCa(deps.vault)
-        caCertPem = ca.certPem
+      if (ca !== undefined && deps.config.forward !== undefined) {
         forward = createForwardServer({ handler, sessions: deps.sessions, leaves: new LeafCache({ ca }), config: deps.config })
-        forwardUrl = urlOf(await listenOn(forward, deps.config.forward))
+        try {
+          forwardUrl = urlOf(await listenOn(forward, deps.config.forward))
+        } catch (err) {
+          await closeGracefully(gateway, 0)
+          throw err
+        }
       }
-      return { ...address, url: urlOf(address), forwardUrl, caCertPem }
+      return { ...address, url: urlOf(address), forwardUrl, caCertPem: ca?.certPem }
     },
     async close(graceMs = 10_000) {
       await Promise.all([closeGracefully(gateway, graceMs), forward === undefined ? undefined : closeGracefully(forward, graceMs)])

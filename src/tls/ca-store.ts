@@ -1,4 +1,4 @@
-import { KeyvaletError } from '../errors.ts'
+import { KeyvaletError, OperatorError } from '../errors.ts'
 import type { Vault } from '../vault/vault.ts'
 import { createCa, type CaMaterial } from './certificate.ts'
 
@@ -19,7 +19,11 @@ export async function loadOrCreateCa(vault: Vault, clock: () => number = Date.no
     if (typeof stored.certPem !== 'string' || typeof stored.keyPem !== 'string') throw new Error('malformed CA record')
     return { ca: stored, created: false }
   } catch (err) {
-    if (!(err instanceof KeyvaletError) || err.detail?.why !== 'secret_missing') throw err
+    if (!(err instanceof KeyvaletError)) throw err
+    if (err.detail?.why !== 'secret_missing') {
+      const why = typeof err.detail?.message === 'string' ? err.detail.message : String(err.detail?.why ?? 'unreadable')
+      throw new OperatorError(`the interception CA in the vault cannot be opened: ${why}`, 'start keyvalet with the master key that created this data folder (KEYVALET_MASTER_KEY or KEYVALET_MASTER_KEY_FILE)', { cause: err })
+    }
   }
   const now = clock()
   const ca = createCa({ commonName: 'keyvalet interception CA', notBefore: new Date(now - 3_600_000), notAfter: new Date(now + 5 * YEAR_MS) })

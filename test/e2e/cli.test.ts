@@ -207,6 +207,15 @@ connectors:
     assert.match(reserved.stderr, /reserved|keyvalet's own/)
   })
 
+  it('start refuses, before listening, a master key that does not open the vault', async () => {
+    const forwardFile = join(dir, 'forward.yaml')
+    const other = { KEYVALET_MASTER_KEY: randomBytes(32).toString('base64') }
+    const out = await cli(['start', '--config', forwardFile], { env: other, timeoutMs: 15_000 })
+    assert.equal(out.code, 1, out.stdout + out.stderr)
+    assert.match(out.stderr, /interception CA in the vault cannot be opened: .*master key/)
+    assert.doesNotMatch(out.stdout, /listening on/)
+  })
+
   it('demo shows the whole flow offline and exits 0', async () => {
     const out = await cli(['demo'], { timeoutMs: 30_000 })
     assert.equal(out.code, 0, out.stdout + out.stderr)

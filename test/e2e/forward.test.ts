@@ -212,6 +212,22 @@ connectors:
     assert.equal(upstream.received.length, before)
   })
 
+  it('survives a client that resets its CONNECT while keyvalet is still deciding it', async () => {
+    for (let i = 0; i < 20; i++) {
+      await new Promise<void>((resolve) => {
+        const socket = connect(proxyPort, '127.0.0.1', () => {
+          socket.write(`CONNECT ${HOST}:${upstream.port} HTTP/1.1\r\nHost: ${HOST}:${upstream.port}\r\nProxy-Authorization: Basic ${Buffer.from('task:kvt_wrong').toString('base64')}\r\n\r\n`)
+          socket.resetAndDestroy()
+          resolve()
+        })
+        socket.on('error', () => resolve())
+      })
+    }
+    await new Promise((r) => setTimeout(r, 200))
+    const { stdout } = await run('curl', ['-s', '--max-time', '10', '-x', proxyUrl(), `http://plain.example.test:${plain.port}/still-alive`], { encoding: 'utf8' })
+    assert.match(stdout, /"url":"\/still-alive"/)
+  })
+
   function rawConnect(text: string): Promise<string> {
     return new Promise((resolve, reject) => {
       const socket = connect(proxyPort, '127.0.0.1', () => socket.write(text))

@@ -1,0 +1,326 @@
+/**
+ * The deployment files (deploy/, docs/deploy.md) keep their hardening: parsed as YAML and checked
+ * field by field, without Docker or a cluster. What this does not prove (that Docker or the
+ * network plugin enforce them) is listed in docs/deploy.md, "What was validated".
+ */
+import assert from 'node:assert/strict'
+import { readdirSync, readFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { describe, it } from 'node:test'
+import { fileURLToPath } from 'node:url'
+import { parse, parseAllDocuments } from 'yaml'
+import { sandboxEnv } from '../src/cli/commands/session.ts'
+import { parseConfig } from '../src/config/load.ts'
+
+// Parsed YAML: checked at run time by the assertions below.
+type Obj = Record<string, any>
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+const deploy = join(root, 'deploy')
+const read = (...path: string[]): string => readFileSync(join(root, ...path), 'utf8')
+
+const AGENT_LABELS = { 'keyvalet.dev/agent': 'true' }
+const KEYVALET_LABELS = { 'app.kubernetes.io/name': 'keyvalet' }
+const AGENTS_NS = 'keyvalet-agents'
+const KEYVALET_NS = 'keyvalet'
+const PORTS = [8787, 8789]
+
+function yamlDocuments(text: string, name: string): Obj[] {
+  const docs = parseAllDocuments(text)
+  const list = Array.isArray(docs) ? docs : [docs]
+  const out: Obj[] = []
+  for (const doc of list) {
+    assert.deepEqual(doc.errors.map((e) => e.message), [], `${name}: YAML errors`)
+    const value: unknown = doc.toJS()
+    if (value !== null && value !== undefined) out.push(value as Obj)
+  }
+  return out
+}
+
+const k8sDocs = (file: string): Obj[] => yamlDocuments(read('deploy', 'kubernetes', file), file)
+const compose = (): Obj => parse(read('deploy', 'compose.yaml')) as Obj
+const dockerConfig = () => parseConfig(read('deploy', 'keyvalet.docker.yaml'), join(deploy, 'keyvalet.docker.yaml'))
+
+describe('deploy/: every YAML file', () => {
+  it('parses', () => {
+    const files = readdirSync(deploy, { recursive: true, encoding: 'utf8' }).filter((f) => /\.ya?ml$/.test(f))
+    assert.ok(files.length >= 5, `found ${files.join(', ')}`)
+    for (const file of files) assert.ok(yamlDocuments(read('deploy', file), file).length > 0, file)
+  })
+})
+
+describe('deploy/keyvalet.docker.yaml', () => {
+  it("loads with keyvalet's own parser: both listeners on every interface, data in the volume, no warnings", () => {
+    const config = dockerConfig()
+    assert.deepEqual(config.gateway, { host: '0.0.0.0', port: 8787 })
+    assert.deepEqual(config.forward, { host: '0.0.0.0', port: 8789 })
+    assert.equal(config.dataDir, '/var/lib/keyvalet')
+    assert.deepEqual(config.warnings, [])
+  })
+})
+
+describe('deploy/compose.yaml', () => {
+  const file = compose()
+  const services = file['services'] as Obj
+  const networksOf = (s: Obj): string[] => (Array.isArray(s['networks']) ? s['networks'] : Object.keys(s['networks'] ?? {}))
+
+  it('has keyvalet on both networks and the agent only on the internal one', () => {
+    assert.deepEqual(Object.keys(services).sort(), ['agent', 'keyvalet'])
+    assert.equal(file['networks'].agents.internal, true)
+    assert.notEqual(file['networks'].egress?.internal, true)
+    assert.deepEqual(networksOf(services['agent']), ['agents'])
+    assert.deepEqual(networksOf(services['keyvalet']).sort(), ['agents', 'egress'])
+    for (const s of Object.values(services)) {
+      assert.equal(s['network_mode'], undefined)
+      assert.equal(s['ports'], undefined, 'nothing published')
+    }
+  })
+
+  it('hardens both services: non-root, read-only root, no capabilities, no new privileges, tmpfs /tmp', () => {
+    for (const [name, s] of Object.entries(services) as [string, Obj][]) {
+      const uid = String(s['user'] ?? '').split(':')[0] ?? ''
+      assert.match(uid, /^[1-9]\d*$/, `${name}: numeric non-root user`)
+      assert.equal(s['read_only'], true, name)
+      assert.deepEqual(s['cap_drop'], ['ALL'], name)
+      assert.equal(s['cap_add'], undefined, name)
+      assert.equal(s['privileged'], undefined, name)
+      assert.ok((s['security_opt'] as string[]).includes('no-new-privileges:true'), name)
+      assert.ok((s['tmpfs'] as string[]).some((t) => t.split(':')[0] === '/tmp'), `${name}: tmpfs /tmp`)
+    }
+    assert.notEqual(services['agent'].user, services['keyvalet'].user, 'the agent runs under another uid than keyvalet')
+  })
+
+  it('gives keyvalet its master key as a secret file, its config read-only and its data in a volume', () => {
+    const kv = services['keyvalet'] as Obj
+    assert.deepEqual(kv['secrets'], ['keyvalet_master_key'])
+    assert.equal(kv['environment'].KEYVALET_MASTER_KEY_FILE, '/run/secrets/keyvalet_master_key')
+    assert.equal(kv['environment'].KEYVALET_MASTER_KEY, undefined)
+    assert.ok(typeof file['secrets'].keyvalet_master_key.file === 'string')
+    const mounts = kv['volumes'] as Obj[]
+    assert.ok(mounts.some((m) => m['target'] === '/etc/keyvalet/keyvalet.yaml' && m['read_only'] === true && String(m['source']).endsWith('keyvalet.docker.yaml')))
+    assert.ok(mounts.some((m) => m['type'] === 'volume' && m['target'] === '/var/lib/keyvalet'))
+    assert.equal(kv['build'].dockerfile, 'deploy/Dockerfile')
+  })
+
+  it("gives the agent what `session create --env` prints, pointed at the keyvalet service, and the CA read-only", () => {
+    const agent = services['agent'] as Obj
+    const env = { ...(agent['environment'] as Record<string, string>) }
+    delete env['HOME']
+    const keyVar = /\$\{KEYVALET_TASK_KEY:-[^}]+\}/g
+    const actual = Object.entries(env).map(([k, v]) => `${k}=${String(v).replace(keyVar, 'KEY')}`)
+    const expected = sandboxEnv(dockerConfig(), 'KEY', '/etc/keyvalet/ca.pem')
+      .split('\n').filter((l) => !l.startsWith('#')).map((l) => l.replaceAll('127.0.0.1', 'keyvalet'))
+    assert.deepEqual(actual.sort(), expected.sort())
+    assert.equal(env['HTTPS_PROXY'], 'http://task:${KEYVALET_TASK_KEY:-no-task-key-set}@keyvalet:8789')
+    assert.ok((agent['volumes'] as Obj[]).some((m) => m['target'] === '/etc/keyvalet/ca.pem' && m['read_only'] === true))
+    assert.equal(agent['depends_on'].keyvalet.condition, 'service_healthy')
+  })
+})
+
+describe('deploy/Dockerfile and .dockerignore', () => {
+  const text = read('deploy', 'Dockerfile')
+  // Instructions with their continuation lines joined, comments dropped.
+  const instructions = text.replace(/\\\n/g, ' ').split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'))
+  const all = (word: string): string[] => instructions.filter((l) => l.toUpperCase().startsWith(`${word} `)).map((l) => l.slice(word.length + 1).trim())
+
+  it('builds on the official Node 24 slim image and installs only runtime dependencies', () => {
+    assert.match(all('FROM')[0] ?? '', /^node:24-slim(@sha256:[0-9a-f]{64})?$/)
+    const npm = all('RUN').filter((l) => /\bnpm\s+(install|i|ci|add)\b/.test(l))
+    assert.ok(npm.length > 0)
+    for (const l of npm) {
+      assert.match(l, /--omit=dev/, l)
+      assert.match(l, /--ignore-scripts/, l)
+    }
+  })
+
+  it('runs as a non-root user with a health check, the data volume and both ports', () => {
+    const users = all('USER')
+    assert.ok(users.length > 0)
+    const last = (users.at(-1) ?? '').split(':')[0] ?? ''
+    assert.match(last, /^[1-9]\d*$/, 'numeric non-root USER')
+    const health = all('HEALTHCHECK')
+    assert.equal(health.length, 1)
+    const cmd = JSON.parse((health[0] ?? '').replace(/^.*?CMD\s+/, '')) as string[]
+    assert.equal(cmd[0], 'node')
+    assert.match(cmd[2] ?? '', /8787/)
+    assert.match(cmd[2] ?? '', /8789/)
+    assert.deepEqual(all('VOLUME').map((v) => JSON.parse(v) as string[]), [['/var/lib/keyvalet']])
+    assert.deepEqual(all('EXPOSE').flatMap((e) => e.split(/\s+/)).map(Number), PORTS)
+    assert.deepEqual(all('WORKDIR'), ['/app'])
+    assert.deepEqual(JSON.parse(all('ENTRYPOINT')[0] ?? ''), ['node', 'src/cli/main.ts'])
+    assert.deepEqual(JSON.parse(all('CMD').at(-1) ?? ''), ['start', '--config', '/etc/keyvalet/keyvalet.yaml'])
+  })
+
+  it('keeps dependencies, state, keys and history out of the build context', () => {
+    const ignored = read('.dockerignore').split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'))
+    for (const entry of ['.git', 'node_modules', '.keyvalet', 'bench/results']) assert.ok(ignored.includes(entry), entry)
+    for (const ext of ['db', 'key']) assert.ok(ignored.some((l) => l === `*.${ext}` || l === `**/*.${ext}`), `*.${ext}`)
+  })
+})
+
+/** matchLabels only (matchExpressions would need more than this test implements). */
+function selects(selector: Obj | undefined, labels: Record<string, string>): boolean {
+  assert.equal(selector?.['matchExpressions'], undefined, 'matchExpressions are not checked by this test')
+  return Object.entries((selector?.['matchLabels'] ?? {}) as Record<string, string>).every(([k, v]) => labels[k] === v)
+}
+
+const isKeyvaletPeer = (peer: Obj): boolean =>
+  peer['ipBlock'] === undefined && selects(peer['namespaceSelector'], { 'kubernetes.io/metadata.name': KEYVALET_NS }) && peer['podSelector'] !== undefined &&
+  Object.keys(peer['podSelector'].matchLabels ?? {}).length > 0 && selects(peer['podSelector'], KEYVALET_LABELS)
+const isAgentPeer = (peer: Obj): boolean =>
+  peer['ipBlock'] === undefined && selects(peer['namespaceSelector'], { 'kubernetes.io/metadata.name': AGENTS_NS }) && peer['podSelector'] !== undefined &&
+  Object.keys(peer['podSelector'].matchLabels ?? {}).length > 0 && selects(peer['podSelector'], AGENT_LABELS)
+const portsOf = (rule: Obj): string[] => ((rule['ports'] ?? []) as Obj[]).map((p) => `${p['protocol'] ?? 'TCP'}/${p['port']}`).sort()
+
+describe('deploy/kubernetes', () => {
+  const namespaces = k8sDocs('namespace.yaml')
+  const objects = k8sDocs('keyvalet.yaml')
+  const policies = k8sDocs('networkpolicy.yaml')
+  const one = (kind: string): Obj => {
+    const found = objects.filter((o) => o['kind'] === kind)
+    assert.equal(found.length, 1, kind)
+    return found[0] as Obj
+  }
+
+  it('puts keyvalet and the agents in namespaces of their own that enforce the restricted Pod Security Standard', () => {
+    assert.deepEqual(namespaces.map((n) => n['metadata'].name).sort(), [KEYVALET_NS, AGENTS_NS].sort())
+    for (const n of namespaces) assert.equal(n['metadata'].labels['pod-security.kubernetes.io/enforce'], 'restricted')
+    for (const o of [...objects, ...policies]) assert.ok([KEYVALET_NS, AGENTS_NS].includes(o['metadata'].namespace), `${o['kind']} ${o['metadata'].name}`)
+  })
+
+  it('carries deploy/keyvalet.docker.yaml in its ConfigMap', () => {
+    const text = one('ConfigMap')['data']['keyvalet.yaml'] as string
+    assert.deepEqual(parse(text), parse(read('deploy', 'keyvalet.docker.yaml')))
+    assert.equal(parseConfig(text, '/etc/keyvalet/keyvalet.yaml').dataDir, '/var/lib/keyvalet')
+  })
+
+  it('runs one hardened replica: non-root, read-only root, no privilege escalation, no capabilities, RuntimeDefault seccomp', () => {
+    const deployment = one('Deployment')
+    assert.equal(deployment['spec'].replicas, 1, 'SQLite: one replica until the PostgreSQL store exists')
+    assert.equal(deployment['spec'].strategy.type, 'Recreate')
+    const pod = deployment['spec'].template.spec as Obj
+    assert.ok(selects({ matchLabels: deployment['spec'].selector.matchLabels }, deployment['spec'].template.metadata.labels))
+    assert.ok(selects({ matchLabels: KEYVALET_LABELS }, deployment['spec'].template.metadata.labels))
+    assert.equal(pod['securityContext'].runAsNonRoot, true)
+    assert.ok(pod['securityContext'].runAsUser > 0)
+    assert.equal(pod['securityContext'].seccompProfile.type, 'RuntimeDefault')
+    assert.equal(pod['automountServiceAccountToken'], false)
+    assert.equal(pod['hostNetwork'], undefined)
+    const containers = [...(pod['initContainers'] ?? []), ...pod['containers']] as Obj[]
+    for (const c of containers) {
+      const sc = c['securityContext'] as Obj
+      assert.equal(sc['runAsNonRoot'], true, c['name'])
+      assert.equal(sc['readOnlyRootFilesystem'], true, c['name'])
+      assert.equal(sc['allowPrivilegeEscalation'], false, c['name'])
+      assert.notEqual(sc['privileged'], true, c['name'])
+      assert.deepEqual(sc['capabilities'], { drop: ['ALL'] }, c['name'])
+      assert.equal(sc['seccompProfile'].type, 'RuntimeDefault', c['name'])
+    }
+  })
+
+  it('probes the listeners over TCP and serves both ports', () => {
+    const pod = one('Deployment')['spec'].template.spec as Obj
+    const main = (pod['containers'] as Obj[]).find((c) => c['name'] === 'keyvalet') as Obj
+    const named = Object.fromEntries((main['ports'] as Obj[]).map((p) => [p['name'], p['containerPort']]))
+    assert.deepEqual(named, { gateway: 8787, forward: 8789 })
+    for (const probe of ['startupProbe', 'livenessProbe', 'readinessProbe']) {
+      const port = main[probe]?.tcpSocket?.port
+      assert.ok(port in named || PORTS.includes(port), `${probe}: tcpSocket on a listener`)
+      assert.equal(main[probe].httpGet, undefined, `${probe}: keyvalet has no health endpoint yet`)
+    }
+    const service = one('Service')
+    assert.ok(selects({ matchLabels: service['spec'].selector }, KEYVALET_LABELS))
+    assert.deepEqual((service['spec'].ports as Obj[]).map((p) => p['port']).sort(), PORTS)
+  })
+
+  it('takes the master key from a Secret through KEYVALET_MASTER_KEY_FILE under /run/secrets, and keeps data and /tmp in volumes', () => {
+    const pod = one('Deployment')['spec'].template.spec as Obj
+    const main = (pod['containers'] as Obj[]).find((c) => c['name'] === 'keyvalet') as Obj
+    const env = Object.fromEntries((main['env'] as Obj[]).map((e) => [e['name'], e]))
+    assert.equal(env['KEYVALET_MASTER_KEY'], undefined)
+    const keyFile = env['KEYVALET_MASTER_KEY_FILE']?.value as string
+    assert.match(keyFile, /^\/run\/secrets\//)
+    const volumes = Object.fromEntries((pod['volumes'] as Obj[]).map((v) => [v['name'], v]))
+    const mountOf = (c: Obj, path: string): Obj | undefined => (c['volumeMounts'] as Obj[]).find((m) => path === m['mountPath'] || path.startsWith(`${m['mountPath']}/`))
+    const keyMount = mountOf(main, keyFile) as Obj
+    assert.equal(keyMount['readOnly'], true)
+    const keyVolume = volumes[keyMount['name']] as Obj
+    // Either the Secret itself, or the in-memory copy the init container makes of it (0600: a
+    // Secret volume with fsGroup is group-readable, which keyvalet refuses).
+    if (keyVolume['secret'] === undefined) {
+      assert.equal(keyVolume['emptyDir']?.medium, 'Memory')
+      const init = ((pod['initContainers'] ?? []) as Obj[]).find((c) => (c['volumeMounts'] as Obj[]).some((m) => m['name'] === keyMount['name'])) as Obj
+      assert.ok(init, 'an init container fills the key volume')
+      const sources = (init['volumeMounts'] as Obj[]).map((m) => volumes[m['name']] as Obj).filter((v) => v['secret'] !== undefined)
+      assert.equal(sources.length, 1, 'from a Secret')
+      assert.match((init['command'] as string[]).join(' '), /0o600/)
+    }
+    for (const c of pod['containers'] as Obj[]) assert.ok((c['volumeMounts'] as Obj[]).every((m) => volumes[m['name']]?.secret === undefined), `${c['name']} does not mount the Secret itself`)
+    const data = mountOf(main, '/var/lib/keyvalet') as Obj
+    assert.ok(volumes[data['name']]?.persistentVolumeClaim !== undefined || volumes[data['name']]?.emptyDir !== undefined)
+    const tmp = mountOf(main, '/tmp') as Obj
+    assert.ok(volumes[tmp['name']]?.emptyDir !== undefined)
+    assert.ok(objects.some((o) => o['kind'] === 'PersistentVolumeClaim'))
+  })
+
+  const policiesFor = (namespace: string, labels: Record<string, string>, type: string): Obj[] =>
+    policies.filter((p) => p['metadata'].namespace === namespace && selects(p['spec'].podSelector, labels) && (p['spec'].policyTypes as string[]).includes(type))
+
+  it('lets agent pods reach keyvalet on its two ports and nothing else (no DNS)', () => {
+    const egress = policiesFor(AGENTS_NS, AGENT_LABELS, 'Egress')
+    assert.ok(egress.some((p) => Object.keys(p['spec'].podSelector).length === 0 && (p['spec'].egress ?? []).length === 0), 'a default deny for the whole agents namespace')
+    const rules = egress.flatMap((p) => (p['spec'].egress ?? []) as Obj[])
+    assert.ok(rules.length > 0)
+    for (const rule of rules) {
+      assert.ok(Array.isArray(rule['to']) && rule['to'].length > 0, 'every rule names its destination (no empty `to`)')
+      assert.ok((rule['to'] as Obj[]).every(isKeyvaletPeer), 'only keyvalet pods')
+      assert.deepEqual(portsOf(rule), PORTS.map((p) => `TCP/${p}`), 'only the gateway and forward ports')
+    }
+    // An unlabelled pod in the agents namespace gets no egress at all.
+    assert.deepEqual(policiesFor(AGENTS_NS, {}, 'Egress').flatMap((p) => p['spec'].egress ?? []), [])
+  })
+
+  it('lets only agent pods in to keyvalet, and keyvalet out only to the cluster DNS and HTTPS', () => {
+    assert.ok(policiesFor(KEYVALET_NS, {}, 'Ingress').some((p) => (p['spec'].ingress ?? []).length === 0), 'a default deny for the keyvalet namespace')
+    const ingress = policiesFor(KEYVALET_NS, KEYVALET_LABELS, 'Ingress').flatMap((p) => (p['spec'].ingress ?? []) as Obj[])
+    assert.ok(ingress.length > 0)
+    for (const rule of ingress) {
+      assert.ok(Array.isArray(rule['from']) && rule['from'].length > 0 && (rule['from'] as Obj[]).every(isAgentPeer), 'only agent pods')
+      assert.deepEqual(portsOf(rule), PORTS.map((p) => `TCP/${p}`))
+    }
+    const egress = policiesFor(KEYVALET_NS, KEYVALET_LABELS, 'Egress').flatMap((p) => (p['spec'].egress ?? []) as Obj[])
+    assert.ok(egress.length > 0)
+    for (const rule of egress) {
+      const ports = portsOf(rule)
+      assert.ok(ports.length > 0, 'every egress rule names its ports')
+      if (ports.some((p) => p.endsWith('/53'))) {
+        assert.deepEqual(ports, ['TCP/53', 'UDP/53'])
+        assert.ok((rule['to'] as Obj[]).every((peer) => selects(peer['podSelector'], { 'k8s-app': 'kube-dns' }) && selects(peer['namespaceSelector'], { 'kubernetes.io/metadata.name': 'kube-system' })), 'DNS only to kube-dns')
+      } else {
+        assert.deepEqual(ports, ['TCP/443'])
+        for (const peer of rule['to'] as Obj[]) assert.ok((peer['ipBlock']?.except ?? []).includes(peer['ipBlock']?.cidr === '::/0' ? 'fc00::/7' : '10.0.0.0/8'), 'private ranges excepted')
+      }
+    }
+  })
+})
+
+describe('docs/deploy.md', () => {
+  const text = read('docs', 'deploy.md')
+  const blocks = [...text.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1] ?? '')
+
+  it('has YAML examples that parse, and an agent pod that the policies and Pod Security admit', () => {
+    const docs = blocks.flatMap((b, i) => yamlDocuments(b, `docs/deploy.md yaml block ${i + 1}`))
+    const pod = docs.find((d) => d['kind'] === 'Pod') as Obj
+    assert.ok(pod, 'an example agent Pod')
+    assert.equal(pod['metadata'].namespace, AGENTS_NS)
+    assert.ok(selects({ matchLabels: AGENT_LABELS }, pod['metadata'].labels))
+    assert.equal(pod['spec'].automountServiceAccountToken, false)
+    assert.equal(pod['spec'].securityContext.runAsNonRoot, true)
+    for (const c of pod['spec'].containers as Obj[]) {
+      assert.equal(c['securityContext'].allowPrivilegeEscalation, false)
+      assert.equal(c['securityContext'].readOnlyRootFilesystem, true)
+      assert.deepEqual(c['securityContext'].capabilities, { drop: ['ALL'] })
+    }
+    assert.equal(pod['spec'].securityContext.seccompProfile.type, 'RuntimeDefault')
+  })
+})

@@ -68,10 +68,7 @@ export function createForwardServer(deps: ForwardDeps): Server {
     if (target === undefined || protocol !== 'websocket') return handler.refuse(socket, new KeyvaletError(target === undefined ? 'proxy_request_invalid' : 'upgrade_refused'), { mode: 'forward', method: req.method ?? '' })
     void handler.upgrade(handler.newContext(req, { mode: 'forward', target, upgrade: protocol, ...keyOf(req) }), socket, head)
   })
-  outer.on('clientError', (err: Error & { code?: string }, socket: Socket) => {
-    if (err.code === 'ECONNRESET' || !socket.writable) return void socket.destroy()
-    handler.refuse(socket, handler.parserError(err), { mode: 'forward', method: '' })
-  })
+  outer.on('clientError', handler.onClientError('forward'))
 
   // Requests inside intercepted tunnels: parsed by a listener of their own, never bound to a port.
   const inner = createServer(handler.serverOptions, (req, res) => {
@@ -90,10 +87,7 @@ export function createForwardServer(deps: ForwardDeps): Server {
     const target: ForwardTarget = { origin: tunnel.origin, authority: tunnel.authority, requestTarget: req.url ?? '', tunnel: tunnel.connect }
     void handler.upgrade(handler.newContext(req, { mode: 'forward', target, upgrade: protocol, proxyKey: tunnel.key }), socket, head)
   })
-  inner.on('clientError', (err: Error & { code?: string }, socket: Socket) => {
-    if (err.code === 'ECONNRESET' || !socket.writable) return void socket.destroy()
-    handler.refuse(socket, handler.parserError(err), { mode: 'forward', method: '' })
-  })
+  inner.on('clientError', handler.onClientError('forward'))
 
   async function onConnect(req: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
     const authority = parseAuthority(req.url ?? '')

@@ -9,10 +9,7 @@ import { upgradeProtocol } from './websocket.ts'
  * credential would go (an SDK's base URL and API key). Everything goes to the shared handler.
  */
 export function createGatewayServer(handler: Handler, idleTimeoutMs: number): Server {
-  const busySockets = new WeakSet<Socket>()
   const server = createServer(handler.serverOptions, (req, res) => {
-    busySockets.add(req.socket)
-    res.once('close', () => busySockets.delete(req.socket))
     handler.request(handler.newContext(req, { mode: 'gateway' }), res).catch((err: unknown) => {
       handler.log.error('unhandled request failure', { error: String(err) })
       res.destroy()
@@ -36,10 +33,6 @@ export function createGatewayServer(handler: Handler, idleTimeoutMs: number): Se
     })
   })
   // Requests the parser rejects never become requests; they are still answered and audited.
-  server.on('clientError', (err: Error & { code?: string }, socket: Socket) => {
-    // A request already in the pipeline answers and audits itself; only its socket goes.
-    if (err.code === 'ECONNRESET' || !socket.writable || busySockets.has(socket)) return void socket.destroy()
-    handler.refuse(socket, handler.parserError(err), { mode: 'gateway', method: '' })
-  })
+  server.on('clientError', handler.onClientError('gateway'))
   return server
 }

@@ -66,7 +66,13 @@ export function createHandler(deps: HandlerDeps) {
     return { id: nextId(), req, started: process.hrtime.bigint(), bytesIn: 0, bytesOut: 0, redactions: 0, ...init }
   }
 
+  /** Sockets with a request in the pipeline: that request answers and audits itself. */
+  const busySockets = new WeakSet<object>()
+
   async function request(ctx: RequestContext, res: ServerResponse): Promise<void> {
+    const socket = ctx.req.socket
+    busySockets.add(socket)
+    res.once('close', () => busySockets.delete(socket))
     // The sandbox leaving aborts what it started: a request still waiting for an upstream
     // connection, or for the upstream's answer, is never sent (or is cut) once nobody waits for it.
     const gone = new AbortController()
@@ -165,7 +171,18 @@ export function createHandler(deps: HandlerDeps) {
     requireHostHeader: true,
   }
 
-  /** The parser refused it (CL+TE smuggling, bad chunking, oversized or slow headers). */
+  /**
+   * A listener's `clientError`: the parser refused what arrived (CL+TE smuggling, bad chunking,
+   * oversized or slow headers). Answered and audited, unless a request of that socket is already
+   * in the pipeline (it answers and audits itself; only the socket goes).
+   */
+  function onClientError(mode: RequestContext['mode']) {
+    return (err: Error & { code?: string }, socket: Duplex): void => {
+      if (err.code === 'ECONNRESET' || !socket.writable || busySockets.has(socket)) return void socket.destroy()
+      refuse(socket, parserError(err), { mode, method: '' })
+    }
+  }
+
   function parserError(err: Error & { code?: string }): KeyvaletError {
     const detail = { parser: err.code ?? 'unknown' }
     if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') return new KeyvaletError('request_timeout', { detail })
@@ -173,7 +190,7 @@ export function createHandler(deps: HandlerDeps) {
     return new KeyvaletError('request_malformed', { detail })
   }
 
-  return { upstreams, resolver, newContext, request, upgrade, reject, record, refuse, serverOptions, parserError, log, nextId }
+  return { upstreams, resolver, newContext, request, upgrade, reject, record, refuse, serverOptions, onClientError, log, nextId }
 }
 
 export type Handler = ReturnType<typeof createHandler>

@@ -32,6 +32,7 @@ export const ERROR_CATALOGUE = {
   body_invalid: [400, 'The request body does not have the shape this rule requires.'],
   // credential
   credential_unavailable: [502, 'The credential for this connector is not available.'],
+  credential_refresh_failed: [502, 'The credential for this connector could not be refreshed; the request was not sent.'],
   // forward
   upstream_unreachable: [502, 'The upstream could not be reached.'],
   upstream_address_refused: [403, 'The upstream address is not allowed.'],

@@ -21,7 +21,7 @@ export interface AuditFields {
   /** A policy reason (policy/decision.ts) or an error code (errors.ts). */
   readonly reason: string
   readonly rule: string | null
-  /** Vault secret name of the attached credential, never its value. */
+  /** What the attached credential was (a vault secret name, or a source's label such as oauth_user:github:alice), never its value. */
   readonly credential: string | null
   /** Status keyvalet answered the sandbox with. */
   readonly status: number

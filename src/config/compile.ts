@@ -11,6 +11,7 @@ import type { BodyValidator, Connector, CredentialBinding, InjectKind, Rule, Sev
 import { compilePathPattern } from '../policy/path-pattern.ts'
 import { normalisePath } from '../policy/path.ts'
 import { pointerToPath, type FieldPath, type Problem } from './locate.ts'
+import { SOURCES, sourceDefinition } from '../credentials/sources/registry.ts'
 
 export interface RawConstraint { pattern?: string; required?: boolean }
 export interface RawRule {
@@ -24,7 +25,7 @@ export interface RawRule {
   headers?: Record<string, RawConstraint>
   body?: Record<string, unknown>
 }
-export interface RawCredential { secret: string; inject: InjectKind; username?: string; header?: string; template?: string; param?: string }
+export interface RawCredential { secret?: string; source?: string; inject: InjectKind; username?: string; header?: string; template?: string; param?: string }
 export interface RawConnector {
   upstream: string
   allow_insecure?: boolean
@@ -54,7 +55,7 @@ export function compileConnector(name: string, raw: RawConnector, ctx: CompileCo
   const problem = (field: FieldPath, message: string): void => void ctx.problems.push({ at: [...at, ...field], message })
   const upstream = compileUpstream(raw, (m) => problem(['upstream'], m))
   const ca = raw.ca_file === undefined ? undefined : readCa(resolve(ctx.dir, raw.ca_file), (m) => problem(['ca_file'], m))
-  const credential = raw.credential === undefined ? undefined : compileCredential(raw.credential, (f, m) => problem(['credential', ...f], m))
+  const credential = raw.credential === undefined ? undefined : compileCredential(name, raw.credential, (f, m) => problem(['credential', ...f], m))
   const seen = new Map<string, number>()
   const rules = (raw.rules ?? []).map((r, i) => {
     const first = seen.get(r.id)
@@ -132,9 +133,10 @@ function readCa(file: string, problem: (m: string) => void): string | undefined 
   return pem
 }
 
-function compileCredential(raw: RawCredential, problem: (f: FieldPath, m: string) => void): CredentialBinding {
+function compileCredential(connector: string, raw: RawCredential, problem: (f: FieldPath, m: string) => void): CredentialBinding {
   // keyvalet.* secrets are keyvalet's own (the interception CA's key): never sent to an upstream.
-  if (raw.secret.startsWith('keyvalet.')) problem(['secret'], 'secret names starting with keyvalet. are reserved for keyvalet itself')
+  if (raw.secret?.startsWith('keyvalet.') === true) problem(['secret'], 'secret names starting with keyvalet. are reserved for keyvalet itself')
+  const source = compileSource(connector, raw, problem)
   for (const [field, kind] of Object.entries(FIELD_KIND)) {
     if (raw[field as keyof typeof FIELD_KIND] !== undefined && raw.inject !== kind) problem([field], `only applies to inject: ${kind}`)
   }
@@ -153,11 +155,31 @@ function compileCredential(raw: RawCredential, problem: (f: FieldPath, m: string
   }
   return {
     secret: raw.secret,
+    source,
     kind: raw.inject,
     name: raw.inject === 'header' ? raw.header?.toLowerCase() : raw.inject === 'query' ? raw.param : undefined,
     template,
     username: raw.inject === 'basic' ? raw.username : undefined,
   }
+}
+
+/** The source named by `credential.source` (default static), its block compiled by its own definition. */
+function compileSource(connector: string, raw: RawCredential, problem: (f: FieldPath, m: string) => void): CredentialBinding['source'] {
+  const type = raw.source ?? 'static'
+  const definition = sourceDefinition(type)
+  if (definition === undefined) {
+    problem(['source'], `unknown credential source ${JSON.stringify(type)}`)
+    return { type, options: undefined }
+  }
+  if (definition.needsSecret === true && raw.secret === undefined) problem([], `missing required field secret${raw.source === undefined ? '' : ` (for source: ${type})`}`)
+  if (definition.needsSecret === false && raw.secret !== undefined) problem(['secret'], `does not apply to source: ${type}`)
+  const blocks = raw as unknown as Record<string, unknown>
+  for (const other of SOURCES) {
+    if (other.type !== type && other.block !== undefined && blocks[other.type] !== undefined) problem([other.type], `only applies to source: ${other.type}`)
+  }
+  if (definition.block !== undefined && blocks[type] === undefined) problem([], `missing required field ${type} (for source: ${type})`)
+  const options = definition.compile(blocks[type], { secret: raw.secret, connector }, (f, m) => problem(definition.block === undefined ? f : [type, ...f], m))
+  return { type, options }
 }
 
 function compileRule(connector: string, raw: RawRule, problem: (f: FieldPath, m: string) => void): Rule {

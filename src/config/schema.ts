@@ -7,11 +7,10 @@
  * patterns, which credential fields go with which `inject`) are done by load.ts after this.
  */
 
-export const CONNECTOR_NAME = '^[a-z][a-z0-9-]{0,62}$'
-export const SECRET_NAME = '^[a-z0-9][a-z0-9._-]{0,62}$'
-export const RULE_ID = '^[a-z0-9][a-z0-9_.-]{0,62}$'
-/** An HTTP token (RFC 9110), as used for header names. */
-export const TOKEN = "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
+import { CONNECTOR_NAME, RULE_ID, SECRET_NAME, TOKEN } from './patterns.ts'
+import { SOURCES } from '../credentials/sources/registry.ts'
+
+export { CONNECTOR_NAME, RULE_ID, SECRET_NAME, TOKEN }
 
 const constraint = (what: string) => ({
   type: 'object',
@@ -91,15 +90,20 @@ const rule = {
 const credential = {
   type: 'object',
   additionalProperties: false,
-  required: ['secret', 'inject'],
+  required: ['inject'],
   description: 'Where the real credential comes from and how it is attached. Without it, requests go out with no credential.',
   properties: {
+    source: {
+      enum: SOURCES.map((s) => s.type),
+      description: `Where the value comes from (default static): ${SOURCES.map((s) => `${s.type}: ${s.summary}`).join('. ')}.`,
+    },
     secret: {
       type: 'string',
       pattern: SECRET_NAME,
       errorMessage: 'must be lower-case letters, digits, ".", "_" or "-", starting with a letter or digit (at most 63)',
-      description: 'Name of the secret in the vault (`keyvalet secret set <name>`).',
+      description: 'Name of the secret in the vault (`keyvalet secret set <name>`). Required for the static source; what it holds for other sources is described under their block.',
     },
+    ...Object.fromEntries(SOURCES.flatMap((s) => (s.block === undefined ? [] : [[s.type, s.block]]))),
     inject: {
       enum: ['bearer', 'basic', 'header', 'query'],
       description: 'bearer: Authorization: Bearer <secret>. basic: Authorization: Basic with `username` and the secret as password. header: the `header` set to `template`. query: the query parameter `param`.',

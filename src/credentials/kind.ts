@@ -2,6 +2,12 @@ import type { CredentialBinding, InjectKind } from '../policy/types.ts'
 
 /** The outbound request as the inject stage sees it: already stripped of the sandbox's credential slots. */
 export interface OutboundRequest {
+  readonly method: string
+  /** Upstream origin (scheme://host[:port]) and the exact path that will be sent, without the query. */
+  readonly origin: string
+  readonly path: string
+  /** The body when keyvalet holds it whole (a rule read it); undefined when it streams or there is none. */
+  readonly body: Buffer | undefined
   /** Lower-case header names. */
   headers: Record<string, string | string[]>
   /** Raw query string without '?'; kinds that touch the query rewrite it. */

@@ -6,12 +6,12 @@ import { CREDENTIAL_KINDS } from './registry.ts'
 
 const SECRET = 's3cr3t/+ value'
 const bindings: Record<InjectKind, CredentialBinding> = {
-  bearer: { secret: 'a', kind: 'bearer', name: undefined, template: undefined, username: undefined },
-  basic: { secret: 'a', kind: 'basic', name: undefined, template: undefined, username: 'x-access-token' },
-  header: { secret: 'a', kind: 'header', name: 'x-api-key', template: 'Key {secret}', username: undefined },
-  query: { secret: 'a', kind: 'query', name: 'key', template: undefined, username: undefined },
+  bearer: { secret: 'a', source: { type: 'static', options: { secret: 'a' } }, kind: 'bearer', name: undefined, template: undefined, username: undefined },
+  basic: { secret: 'a', source: { type: 'static', options: { secret: 'a' } }, kind: 'basic', name: undefined, template: undefined, username: 'x-access-token' },
+  header: { secret: 'a', source: { type: 'static', options: { secret: 'a' } }, kind: 'header', name: 'x-api-key', template: 'Key {secret}', username: undefined },
+  query: { secret: 'a', source: { type: 'static', options: { secret: 'a' } }, kind: 'query', name: 'key', template: undefined, username: undefined },
 }
-const fresh = (): OutboundRequest => ({ headers: { accept: 'application/json' }, query: 'a=1&key=sandbox' })
+const fresh = (): OutboundRequest => ({ method: 'GET', origin: 'https://api.example.com', path: '/v1/x', body: undefined, headers: { accept: 'application/json' }, query: 'a=1&key=sandbox' })
 
 describe('credential kinds (contract)', () => {
   for (const kind of Object.keys(CREDENTIAL_KINDS) as InjectKind[]) {

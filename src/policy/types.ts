@@ -51,8 +51,10 @@ export type InjectKind = 'bearer' | 'basic' | 'header' | 'query'
 
 /** Where and how the real credential goes on the outbound request. */
 export interface CredentialBinding {
-  /** Vault secret name. */
-  readonly secret: string
+  /** Vault secret name: the value itself for the static source, else what the source says it holds. */
+  readonly secret: string | undefined
+  /** Where the value comes from (credentials/sources/): `static` or a dynamic source with its compiled options. */
+  readonly source: { readonly type: string; readonly options: unknown }
   readonly kind: InjectKind
   /** For `header`: the header name (lower-case). For `query`: the parameter name. */
   readonly name: string | undefined

@@ -25,7 +25,7 @@ export function auditFields(ctx: RequestContext, error: KeyvaletError | undefine
     decision: error === undefined ? 'allow' : error.status >= 500 ? 'error' : 'deny',
     reason: decision?.reason ?? error?.code ?? 'unknown',
     rule: decision?.rule?.id ?? null,
-    credential: ctx.credential?.secret ?? null,
+    credential: ctx.credential?.label ?? null,
     status,
     upstream_status: ctx.upstreamStatus ?? null,
     error: error?.code ?? null,
@@ -33,7 +33,7 @@ export function auditFields(ctx: RequestContext, error: KeyvaletError | undefine
     bytes_out: ctx.bytesOut,
     redactions: ctx.redactions,
     latency_ms: Number(process.hrtime.bigint() - ctx.started) / 1e6,
-    ...(detail === undefined ? {} : { detail }),
+    ...(detail === undefined && ctx.retried !== true ? {} : { detail: { ...detail, ...(ctx.retried === true ? { retried_after_401: true } : {}) } }),
   }
 }
 

@@ -1,6 +1,8 @@
 import type { IncomingMessage } from 'node:http'
 import type { Decision } from '../policy/decision.ts'
 import type { Connector } from '../policy/types.ts'
+import type { OutboundRequest } from '../credentials/kind.ts'
+import type { CredentialSource, Token } from '../credentials/source.ts'
 import type { Session } from '../store/store.ts'
 import type { UpstreamResponse } from './stages/forward.ts'
 
@@ -35,10 +37,12 @@ export interface RequestContext {
   decision?: Decision
   /** decide: the body, when a rule needed to read it. */
   body?: Buffer
-  /** credential: the secret name and its value. The value lives only here and in outbound headers. */
-  credential?: { readonly secret: string; readonly value: string; readonly echoForms: readonly string[] }
+  /** credential: the value, what the audit names it, and the source it came from. The value lives only here and in outbound headers. */
+  credential?: { readonly label: string; readonly value: string; readonly echoForms: readonly string[]; readonly token: Token; readonly source: CredentialSource }
   /** inject: what will be sent upstream. */
-  outbound?: { headers: Record<string, string | string[]>; query: string }
+  outbound?: OutboundRequest
+  /** handler: set when the request was sent a second time after a 401 with a refreshed credential. */
+  retried?: boolean
   /** forward: the upstream's response head and body, for the relay. */
   upstream?: UpstreamResponse
   /** relay */

@@ -13,7 +13,8 @@ import type { ForwardTarget, RequestContext } from './context.ts'
 import { runStages, type Stage } from './pipeline.ts'
 import { presentation, relayResponse, renderError, writeRawError } from './respond.ts'
 import { createAuthenticate } from './stages/authenticate.ts'
-import { createCredential } from './stages/credential.ts'
+import { createCredential, Sources } from './stages/credential.ts'
+import { TokenHttp } from '../credentials/token-http.ts'
 import { createDecide } from './stages/decide.ts'
 import { createForward } from './stages/forward.ts'
 import { createInject } from './stages/inject.ts'
@@ -32,6 +33,8 @@ export interface HandlerDeps {
   readonly vault: Vault
   readonly audit: AuditSink
   readonly log: Logger
+  /** Epoch ms; tests move it to expire tokens. */
+  readonly clock?: () => number
 }
 
 export interface ContextInit {
@@ -50,14 +53,17 @@ export function createHandler(deps: HandlerDeps) {
   const { config, log } = deps
   const resolver = new Resolver({ ...(config.dnsServers === undefined ? {} : { servers: config.dnsServers }) })
   const upstreams = new Upstreams({ headersTimeoutMs: config.limits.upstreamTimeoutMs, resolver, upstreamProxy: config.upstreamProxy, vault: deps.vault })
+  const sources = new Sources({ vault: deps.vault, clock: deps.clock ?? Date.now, http: new TokenHttp({ resolver }), log })
+  const credentialAndInject: Stage[] = [createCredential(sources), createInject()]
   const decideAndInject: Stage[] = [
     createAuthenticate(deps.sessions),
     createRoute(config.policy),
     createDecide(config.limits.maxBodyInspectBytes),
-    createCredential(deps.vault),
-    createInject(),
+    ...credentialAndInject,
   ]
-  const stages: Stage[] = [...decideAndInject, createForward(upstreams, config.policy, config.limits.upstreamTimeoutMs)]
+  const forward = createForward(upstreams, config.policy, config.limits.upstreamTimeoutMs)
+  const stages: Stage[] = [...decideAndInject, forward]
+  const retryStages: Stage[] = [...credentialAndInject, forward]
   const idPrefix = randomBytes(4).toString('hex')
   let counter = 0
   const nextId = (): string => `req_${idPrefix}${(counter++).toString(36)}`
@@ -89,6 +95,7 @@ export function createHandler(deps: HandlerDeps) {
     }
     try {
       await runStages(stages, ctx)
+      if (await retryAfter401(ctx)) await runStages(retryStages, ctx)
       const upstream = ctx.upstream
       if (upstream === undefined) throw new Error('forward produced no response')
       await relayResponse(ctx, res, upstream, () => audit(undefined))
@@ -107,6 +114,23 @@ export function createHandler(deps: HandlerDeps) {
         res.destroy()
       }
     }
+  }
+
+  /**
+   * The upstream refused the credential (401) and its source can get a fresh one: the request is
+   * sent once more with it, when its body can be replayed (none, or held whole by decide). The
+   * first answer is discarded unseen. Never more than one retry.
+   */
+  async function retryAfter401(ctx: RequestContext): Promise<boolean> {
+    const upstream = ctx.upstream
+    const credential = ctx.credential
+    if (upstream?.statusCode !== 401 || credential === undefined || ctx.retried === true || ctx.session === undefined || ctx.connector === undefined) return false
+    if (!replayable(ctx)) return false
+    if (credential.source.rejected?.({ session: ctx.session, connector: ctx.connector }, credential.token) !== true) return false
+    await upstream.body.dump().catch(() => undefined)
+    ctx.retried = true
+    ctx.upstream = undefined
+    return true
   }
 
   /** A WebSocket upgrade: the same stages, audited when allowed, then relayed. */
@@ -190,10 +214,17 @@ export function createHandler(deps: HandlerDeps) {
     return new KeyvaletError('request_malformed', { detail })
   }
 
-  return { upstreams, resolver, newContext, request, upgrade, reject, record, refuse, serverOptions, onClientError, log, nextId }
+  return { upstreams, sources, resolver, newContext, request, upgrade, reject, record, refuse, serverOptions, onClientError, log, nextId }
 }
 
 export type Handler = ReturnType<typeof createHandler>
+
+/** Whether the request can be sent again as it was: no body, or a body decide already holds whole. */
+function replayable(ctx: RequestContext): boolean {
+  if (ctx.body !== undefined) return true
+  const { headers } = ctx.req
+  return headers['transfer-encoding'] === undefined && (headers['content-length'] === undefined || headers['content-length'] === '0')
+}
 
 /** Let a refused request's body be read off the socket so keep-alive survives, but bounded. */
 function drain(req: IncomingMessage): void {

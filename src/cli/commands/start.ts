@@ -64,7 +64,7 @@ function untilSignal(): Promise<void> {
 
 async function startDemo(runtime: Runtime, io: Io) {
   const connector = runtime.config.policy.connectors.get('demo')
-  if (connector === undefined || connector.credential === undefined) throw new OperatorError('--demo needs a connector named demo with a credential', 'see examples/keyvalet.yaml')
+  if (connector?.credential?.secret === undefined || connector.credential.source.type !== 'static') throw new OperatorError('--demo needs a connector named demo with a static credential', 'see examples/keyvalet.yaml')
   const { hostname, port } = connector.upstream
   if (hostname !== '127.0.0.1' && hostname !== 'localhost') throw new OperatorError('the demo connector must point at a loopback address')
   const upstream = await startDemoUpstream({

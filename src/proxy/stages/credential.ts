@@ -1,34 +1,61 @@
 import { CREDENTIAL_KINDS } from '../../credentials/registry.ts'
-import type { RequestContext } from '../context.ts'
-import type { Vault } from '../../vault/vault.ts'
+import type { CredentialSource, SourceDeps } from '../../credentials/source.ts'
+import { sourceDefinition } from '../../credentials/sources/registry.ts'
+import type { Connector } from '../../policy/types.ts'
 import type { Stage } from '../pipeline.ts'
 
-type Prepared = NonNullable<RequestContext['credential']>
-
 /**
- * credential: opens the connector's secret from the vault, fresh on every request so that a
- * `secret set` takes effect at once. A missing or unreadable secret fails closed
- * (credential_unavailable): the request is never sent without its credential.
+ * credential: asks the connector's source for the value to attach (a static vault secret, read
+ * fresh on every request so that a `secret set` takes effect at once; or a dynamic token, cached
+ * and refreshed by its source). Failures are KeyvaletErrors from the source and fail closed: the
+ * request is never sent without its credential.
  */
-export function createCredential(vault: Vault): Stage {
-  // The text and redaction forms of the last value seen per connector, reused while the value is unchanged.
-  const prepared = new Map<string, { readonly raw: Buffer; readonly credential: Prepared }>()
+export function createCredential(sources: Sources): Stage {
+  // The redaction forms of the last value seen per connector, reused while the value is unchanged.
+  const forms = new Map<string, { readonly value: string; readonly echoForms: readonly string[] }>()
   return {
     name: 'credential',
     async run(ctx) {
       const connector = ctx.connector
       const binding = connector?.credential
+      const session = ctx.session
       if (connector === undefined || binding === undefined) return
-      const raw = await vault.open(binding.secret)
-      const last = prepared.get(connector.name)
-      if (last !== undefined && last.raw.equals(raw)) {
-        ctx.credential = last.credential
-        return
+      if (session === undefined) throw new Error('credential before authenticate')
+      const source = sources.for(connector)
+      const token = await source.get({ session, connector, signal: ctx.signal })
+      let last = forms.get(connector.name)
+      if (last?.value !== token.value) {
+        last = { value: token.value, echoForms: CREDENTIAL_KINDS[binding.kind].echoForms(binding, token.value) }
+        forms.set(connector.name, last)
       }
-      const value = raw.toString('utf8')
-      const credential = { secret: binding.secret, value, echoForms: CREDENTIAL_KINDS[binding.kind].echoForms(binding, value) }
-      prepared.set(connector.name, { raw, credential })
-      ctx.credential = credential
+      ctx.credential = { label: token.label, value: token.value, echoForms: last.echoForms, token, source }
     },
+  }
+}
+
+/** The credential source of each connector, created on first use and kept for the process. */
+export class Sources {
+  readonly #deps: SourceDeps
+  readonly #created = new Map<string, CredentialSource>()
+
+  constructor(deps: SourceDeps) {
+    this.#deps = deps
+  }
+
+  for(connector: Connector): CredentialSource {
+    let source = this.#created.get(connector.name)
+    if (source === undefined) {
+      const binding = connector.credential
+      const definition = binding === undefined ? undefined : sourceDefinition(binding.source.type)
+      if (binding === undefined || definition === undefined) throw new Error(`connector ${connector.name} has no known credential source`)
+      source = definition.create(binding.source.options, this.#deps, connector)
+      this.#created.set(connector.name, source)
+    }
+    return source
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.#created.values()].map((s) => s.close?.()))
+    await this.#deps.http.close()
   }
 }

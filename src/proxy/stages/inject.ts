@@ -1,19 +1,30 @@
 import { CREDENTIAL_KINDS } from '../../credentials/registry.ts'
+import type { OutboundRequest } from '../../credentials/kind.ts'
 import { outboundRequestHeaders } from '../headers.ts'
 import type { Stage } from '../pipeline.ts'
 
 /**
  * inject: builds the outbound headers — the sandbox's own, stripped of hop-by-hop headers, every
- * credential slot and override headers — and only then sets the real credential.
+ * credential slot and override headers — and only then sets the real credential. Runs again, from
+ * the sandbox's headers, when a request is retried with a refreshed credential.
  */
 export function createInject(): Stage {
   return {
     name: 'inject',
     run(ctx) {
-      const binding = ctx.connector?.credential
+      const connector = ctx.connector
+      if (connector === undefined || ctx.path === undefined) throw new Error('inject before route')
+      const binding = connector.credential
       const kind = binding === undefined ? undefined : CREDENTIAL_KINDS[binding.kind]
       const slot = binding === undefined || kind === undefined ? {} : kind.slot(binding)
-      const outbound = { headers: outboundRequestHeaders(ctx.req.headers, slot.header), query: ctx.rawQuery ?? '' }
+      const outbound: OutboundRequest = {
+        method: ctx.req.method ?? 'GET',
+        origin: connector.upstream.origin,
+        path: ctx.path,
+        body: ctx.body,
+        headers: outboundRequestHeaders(ctx.req.headers, slot.header),
+        query: ctx.rawQuery ?? '',
+      }
       if (slot.param !== undefined) {
         const params = new URLSearchParams(outbound.query)
         params.delete(slot.param)

@@ -1,0 +1,71 @@
+import type { Logger } from '../log.ts'
+import type { Connector } from '../policy/types.ts'
+import type { Session } from '../store/store.ts'
+import type { Vault } from '../vault/vault.ts'
+import type { FieldPath } from '../config/locate.ts'
+import type { TokenHttp } from './token-http.ts'
+
+/** Who a credential is fetched for: the request's session and connector. */
+export interface SourceContext {
+  readonly session: Session
+  readonly connector: Connector
+  /** Aborted when the sandbox has gone; a source may stop waiting, but a shared refresh goes on. */
+  readonly signal?: AbortSignal | undefined
+}
+
+/** A credential value ready to attach. */
+export interface Token {
+  readonly value: string
+  /** Epoch ms after which the value must not be sent; undefined = until replaced (a static secret). */
+  readonly expiresAt?: number | undefined
+  /** What the audit record names as the credential (a secret name, `oauth_user:github:alice`); never the value. */
+  readonly label: string
+}
+
+/**
+ * Where a connector's credential value comes from: a static vault secret, a per-user OAuth token,
+ * a client-credentials token, a GitHub App installation token... One file per source under
+ * sources/, listed in sources/registry.ts. The inject kind (bearer, basic, ...) then places it.
+ *
+ * Contract: `get` returns a value that is fresh (not expired, refreshed shortly before expiry),
+ * or throws a KeyvaletError (credential_unavailable, credential_refresh_failed) whose message is
+ * safe for the sandbox — never a stale value, never undefined. At most one refresh per token runs
+ * at a time however many requests wait (see token-cache.ts). Sources never log values.
+ */
+export interface CredentialSource {
+  get(ctx: SourceContext): Promise<Token>
+  /**
+   * The upstream answered 401 to a request carrying `token`. Returns true when a fresh `get` may
+   * succeed where this one failed (the source can refresh), after which the request is retried
+   * once if its body can be replayed. Static secrets return false (or leave it out).
+   */
+  rejected?(ctx: SourceContext, token: Token): boolean
+  /** Releases timers or connections; called when keyvalet stops. */
+  close?(): Promise<void>
+}
+
+/** What a source may use at run time. */
+export interface SourceDeps {
+  readonly vault: Vault
+  readonly clock: () => number
+  /** Guarded HTTPS client for token endpoints (egress guard, verified TLS, bounded). */
+  readonly http: TokenHttp
+  readonly log: Logger
+}
+
+/**
+ * A source kind as the configuration knows it. `block` is the JSON Schema of the object named
+ * after the kind inside `credential` (e.g. `credential.oauth_user`), merged into the config
+ * schema; `compile` does the checks JSON Schema cannot and returns the options `create` gets.
+ */
+export interface SourceDefinition<Options = unknown> {
+  readonly type: string
+  /** One line for docs/config.md. */
+  readonly summary: string
+  /** Schema of `credential.<type>`; undefined when the source takes no block (static). */
+  readonly block: Record<string, unknown> | undefined
+  /** Whether `credential.secret` is required (true), forbidden (false), or optional (undefined). */
+  readonly needsSecret: boolean | undefined
+  compile(raw: unknown, binding: { readonly secret: string | undefined; readonly connector: string }, problem: (field: FieldPath, message: string) => void): Options
+  create(options: Options, deps: SourceDeps, connector: Connector): CredentialSource
+}

@@ -2,7 +2,8 @@ import type { Config } from './config/load.ts'
 import { Sessions } from './sessions/sessions.ts'
 import { SqliteStore } from './store/sqlite-store.ts'
 import type { Store } from './store/store.ts'
-import { deriveKey, loadMasterKey, type MasterKey } from './vault/master-key.ts'
+import { KeyvaletError, OperatorError } from './errors.ts'
+import { deriveKey, keyFileSource, loadMasterKey, type MasterKey } from './vault/master-key.ts'
 import { Vault } from './vault/vault.ts'
 
 /** The stateful parts every command and the server share, built from a validated Config. */
@@ -13,7 +14,7 @@ export interface Runtime {
   readonly vault: Vault
   readonly sessions: Sessions
   /** HMAC key of the audit chain (the audit writer thread appends, `audit verify` checks). */
-  readonly auditKey: Buffer
+  openAuditKey(): Promise<Buffer>
   close(): Promise<void>
 }
 
@@ -24,19 +25,41 @@ export interface RuntimeOptions {
   readonly clock?: () => number
 }
 
+const AUDIT_KEY_SECRET = 'keyvalet.audit-key'
+
+/**
+ * The audit chain's HMAC key lives in the vault, so that it survives a master-key rotation (the
+ * rotation re-wraps it like any record). The first time, it is the key earlier versions derived
+ * from the master key, so existing chains still verify.
+ */
+async function openAuditKey(vault: Vault, master: MasterKey): Promise<Buffer> {
+  try {
+    return await vault.open(AUDIT_KEY_SECRET)
+  } catch (err) {
+    if (!(err instanceof KeyvaletError)) throw err
+    if (err.detail?.why !== 'secret_missing') {
+      const why = typeof err.detail?.message === 'string' ? err.detail.message : String(err.detail?.why ?? 'unreadable')
+      throw new OperatorError(`the audit log's key in the vault cannot be opened: ${why}`, 'use the master key that created this data folder (KEYVALET_MASTER_KEY or KEYVALET_MASTER_KEY_FILE)', { cause: err })
+    }
+  }
+  const key = deriveKey(master, 'keyvalet audit v1')
+  await vault.put(AUDIT_KEY_SECRET, key)
+  return key
+}
+
 /** Composition root: no logic, only wiring. The master key is loaded before the store is opened. */
 export function openRuntime(config: Config, opts: RuntimeOptions): Runtime {
   const clock = opts.clock ?? Date.now
   const master = loadMasterKey({ env: opts.env, dataDir: config.dataDir, create: opts.createMasterKey })
   const store = SqliteStore.open(config.databasePath, { fsync: config.auditFsync })
-  const auditKey = deriveKey(master, 'keyvalet audit v1')
+  const vault = new Vault(store.secrets, master, clock, keyFileSource(master, { env: opts.env, dataDir: config.dataDir }))
   return {
     config,
     store,
     master,
-    vault: new Vault(store.secrets, master, clock),
+    vault,
     sessions: new Sessions(store.sessions, clock),
-    auditKey,
+    openAuditKey: () => openAuditKey(vault, master),
     close: () => store.close(),
   }
 }

@@ -7,8 +7,9 @@ import { demo } from './commands/demo.ts'
 import { secret } from './commands/secret.ts'
 import { session } from './commands/session.ts'
 import { start } from './commands/start.ts'
+import { vault } from './commands/vault.ts'
 
-const COMMANDS: readonly Command[] = [start, demo, check, secret, session, audit, ca]
+const COMMANDS: readonly Command[] = [start, demo, check, secret, session, audit, ca, vault]
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length))

@@ -86,6 +86,7 @@ export class SqliteStore implements Store {
   readonly #getSecret: StatementSync
   readonly #listSecrets: StatementSync
   readonly #deleteSecret: StatementSync
+  readonly #swapSecret: StatementSync
   readonly #lastAudit: StatementSync
   readonly #insertAudit: StatementSync
   readonly #readAudit: StatementSync
@@ -124,6 +125,7 @@ export class SqliteStore implements Store {
     this.#getSecret = db.prepare('SELECT name, envelope, key_id, created_at, updated_at FROM secrets WHERE name = ?')
     this.#listSecrets = db.prepare('SELECT name, key_id, created_at, updated_at FROM secrets ORDER BY name')
     this.#deleteSecret = db.prepare('DELETE FROM secrets WHERE name = ?')
+    this.#swapSecret = db.prepare('UPDATE secrets SET envelope = ?, key_id = ?, updated_at = ? WHERE name = ? AND envelope = ?')
     this.#lastAudit = auditDb.prepare('SELECT seq, hash, line FROM audit ORDER BY seq DESC LIMIT 1')
     this.#insertAudit = auditDb.prepare('INSERT INTO audit (seq, hash, line) VALUES (?, ?, ?)')
     this.#readAudit = auditDb.prepare('SELECT seq, hash, line FROM audit WHERE seq > ? ORDER BY seq LIMIT ?')
@@ -183,6 +185,11 @@ export class SqliteStore implements Store {
       list: async () => this.#listSecrets.all().map(toSecretMeta),
       delete: async (name: string) => {
         const changed = this.#deleteSecret.run(name).changes > 0
+        this.#reads.clear()
+        return changed
+      },
+      swap: async (name: string, expected: Buffer, r: SecretRecord) => {
+        const changed = this.#swapSecret.run(r.envelope, r.keyId, r.updatedAt, name, expected).changes > 0
         this.#reads.clear()
         return changed
       },

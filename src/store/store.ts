@@ -57,6 +57,11 @@ export interface SecretRepo {
   /** Metadata only; implementations must not return envelopes here. */
   list(): Promise<Omit<SecretRecord, 'envelope'>[]>
   delete(name: string): Promise<boolean>
+  /**
+   * Replaces the record only if its envelope is still `expected` (compare-and-swap, for
+   * re-wrapping under a new master key without losing a concurrent put). Keeps createdAt.
+   */
+  swap(name: string, expected: Buffer, record: SecretRecord): Promise<boolean>
 }
 
 export interface AuditRow {

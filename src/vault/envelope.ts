@@ -59,6 +59,28 @@ export function openEnvelope(kek: KeyObject, aad: Buffer, envelope: Buffer): Buf
   }
 }
 
+/**
+ * The same envelope with its data key re-wrapped under `toKek` (fresh IV): the value's ciphertext
+ * is kept byte for byte, so a master-key rotation never decrypts a value. Throws EnvelopeError
+ * when `fromKek` does not open the data key.
+ */
+export function rewrapEnvelope(fromKek: KeyObject, toKek: KeyObject, aad: Buffer, envelope: Buffer): Buffer {
+  if (envelope.length === 0 || envelope[0] !== ENVELOPE_V1) {
+    throw new EnvelopeError(`unknown envelope format version ${envelope[0] ?? 'none'}`)
+  }
+  if (envelope.length <= HEADER) throw new EnvelopeError('envelope is truncated')
+  const wrapIv = envelope.subarray(1, 1 + IV)
+  const wrapTag = envelope.subarray(1 + IV, 1 + IV + TAG)
+  const wrappedKey = envelope.subarray(1 + IV + TAG, 1 + IV + TAG + DATA_KEY)
+  const dataKey = gcmDecrypt(fromKek, aad, wrapIv, wrapTag, wrappedKey, 'data key')
+  try {
+    const wrapped = gcmEncrypt(toKek, aad, dataKey)
+    return Buffer.concat([Buffer.of(ENVELOPE_V1), wrapped.iv, wrapped.tag, wrapped.data, envelope.subarray(1 + IV + TAG + DATA_KEY)])
+  } finally {
+    dataKey.fill(0)
+  }
+}
+
 function gcmEncrypt(key: KeyObject | Buffer, aad: Buffer, plaintext: Buffer): { iv: Buffer; tag: Buffer; data: Buffer } {
   const iv = randomBytes(IV)
   const cipher = createCipheriv('aes-256-gcm', key, iv, { authTagLength: TAG })

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
 import { OperatorError } from '../errors.ts'
-import { deriveKey, loadMasterKey } from './master-key.ts'
+import { deriveKey, keyFileSource, loadMasterKey, writeKeyFile } from './master-key.ts'
 
 const root = mkdtempSync(join(tmpdir(), 'keyvalet-mk-'))
 after(() => rmSync(root, { recursive: true, force: true }))
@@ -132,5 +132,39 @@ describe('deriveKey', () => {
     assert.notDeepEqual(a, b)
     assert.notDeepEqual(a, mk.key)
     assert.deepEqual(deriveKey(mk, 'keyvalet vault kek v1'), a)
+  })
+})
+
+describe('key files during a rotation', () => {
+  it('reads two keys (current first, then the previous one) and refuses three', () => {
+    const dir = freshDir()
+    mkdirSync(dir, { recursive: true })
+    const file = join(dir, 'ring.key')
+    const [a, b] = [randomBytes(32), randomBytes(32)]
+    writeKeyFile(file, [a, b])
+    assert.equal(statSync(file).mode & 0o777, 0o600)
+    const mk = loadMasterKey({ env: { KEYVALET_MASTER_KEY_FILE: file }, dataDir: dir, create: false })
+    assert.deepEqual(mk.key, a)
+    assert.deepEqual(mk.previous.map((p) => p.key), [b])
+    assert.equal(mk.file, file)
+    writeKeyFile(file, [a, b, randomBytes(32)])
+    assert.throws(() => loadMasterKey({ env: { KEYVALET_MASTER_KEY_FILE: file }, dataDir: dir, create: false }), isOperatorError(/does not hold a valid key/))
+  })
+
+  it('keyFileSource notices a rewritten file and loads the new ring; an env key has no source', () => {
+    const dir = freshDir()
+    const first = loadMasterKey({ env: {}, dataDir: dir, create: true })
+    const source = keyFileSource(first, { env: {}, dataDir: dir })
+    assert.ok(source !== undefined)
+    assert.equal(source.changed(), false)
+    const next = randomBytes(32)
+    writeKeyFile(join(dir, 'master.key'), [next, first.key])
+    assert.equal(source.changed(), true)
+    const loaded = source.load()
+    assert.deepEqual(loaded.key, next)
+    assert.deepEqual(loaded.previous[0]?.keyId, first.keyId)
+    assert.equal(source.changed(), false)
+    const fromEnv = loadMasterKey({ env: { KEYVALET_MASTER_KEY: randomBytes(32).toString('hex') }, dataDir: dir, create: false })
+    assert.equal(keyFileSource(fromEnv, { env: {}, dataDir: dir }), undefined)
   })
 })

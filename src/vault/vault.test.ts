@@ -157,3 +157,50 @@ describe('Vault', () => {
     }
   })
 })
+
+describe('Vault re-wrap (master-key rotation)', () => {
+  it('re-wraps a record under the current key without touching the value ciphertext; the old key no longer opens it', async () => {
+    const path = join(root, `r${++n}`, 'keyvalet.db')
+    const store = SqliteStore.open(path)
+    try {
+      const old = newMaster()
+      const next = newMaster()
+      await new Vault(store.secrets, old, () => 1).put('github', Buffer.from('ghp_value'))
+      const before = await store.secrets.get('github')
+      // A vault holding the new key as current and the old one as previous, as during a rotation.
+      const rotating = new Vault(store.secrets, { ...next, previous: [old] }, () => 2)
+      assert.deepEqual(await rotating.open('github'), Buffer.from('ghp_value'))
+      assert.equal(await rotating.rewrap('github'), true)
+      assert.equal(await rotating.rewrap('github'), false, 'already current')
+      const after = await store.secrets.get('github')
+      assert.equal(after?.keyId, next.keyId)
+      assert.deepEqual(after?.envelope.subarray(61), before?.envelope.subarray(61), 'the value part is kept byte for byte')
+      assert.notDeepEqual(after?.envelope.subarray(0, 61), before?.envelope.subarray(0, 61))
+      assert.deepEqual(await new Vault(store.secrets, next, () => 3).open('github'), Buffer.from('ghp_value'))
+      await assert.rejects(new Vault(store.secrets, old, () => 3).open('github'), failsWith('master_key_mismatch'))
+    } finally {
+      await store.close()
+    }
+  })
+
+  it('never loses a write that lands between its read and its swap', async () => {
+    const path = join(root, `r${++n}`, 'keyvalet.db')
+    const store = SqliteStore.open(path)
+    try {
+      const old = newMaster()
+      const next = newMaster()
+      await new Vault(store.secrets, old, () => 1).put('token', Buffer.from('v1'))
+      const racing = { ...store.secrets, swap: async (name: string, expected: Buffer, record: Parameters<typeof store.secrets.swap>[2]) => {
+        // Another process writes v2 (under the old key) just before our swap.
+        await new Vault(store.secrets, old, () => 2).put('token', Buffer.from('v2'))
+        racing.swap = store.secrets.swap
+        return store.secrets.swap(name, expected, record)
+      } }
+      const rotating = new Vault(racing, { ...next, previous: [old] }, () => 3)
+      assert.equal(await rotating.rewrap('token'), true)
+      assert.deepEqual(await new Vault(store.secrets, next, () => 4).open('token'), Buffer.from('v2'))
+    } finally {
+      await store.close()
+    }
+  })
+})

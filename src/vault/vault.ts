@@ -1,7 +1,7 @@
 import { createSecretKey, type KeyObject } from 'node:crypto'
 import { KeyvaletError, OperatorError } from '../errors.ts'
 import type { SecretRecord, SecretRepo } from '../store/store.ts'
-import { EnvelopeError, openEnvelope, sealEnvelope } from './envelope.ts'
+import { EnvelopeError, openEnvelope, rewrapEnvelope, sealEnvelope } from './envelope.ts'
 import { deriveKey, type MasterKey } from './master-key.ts'
 
 const NAME_PATTERN = /^[a-z0-9][a-z0-9._-]{0,62}$/
@@ -17,9 +17,12 @@ export type VaultFailure = 'secret_missing' | 'master_key_mismatch' | 'record_ta
  */
 export class Vault {
   readonly #repo: SecretRepo
-  readonly #keyId: string
-  readonly #kek: KeyObject
+  /** The key that seals; its id is stored with each record. */
+  #current: { readonly keyId: string; readonly kek: KeyObject }
+  /** Every key that may open a record: the current one and, during a rotation, the previous one. */
+  readonly #keks = new Map<string, KeyObject>()
   readonly #clock: () => number
+  readonly #keySource: KeySource | undefined
   /**
    * Values already opened, by name, with the envelope they came from. `open` still reads the
    * record every time and reuses a value only while the stored envelope is byte-identical, so a
@@ -28,12 +31,40 @@ export class Vault {
    */
   readonly #opened = new Map<string, { readonly envelope: Buffer; readonly value: Buffer }>()
 
-  constructor(repo: SecretRepo, master: MasterKey, clock: () => number) {
+  /**
+   * `keySource`, when the master key comes from a file, lets a running vault follow a master-key
+   * rotation done by another process: the file is re-read when it changed (checked before each
+   * seal, and when a record names a key this vault does not hold).
+   */
+  constructor(repo: SecretRepo, master: MasterKey, clock: () => number, keySource?: KeySource) {
     this.#repo = repo
-    this.#keyId = master.keyId
-    // A KeyObject, not a Buffer: Node validates raw key buffers on every cipher call.
-    this.#kek = createSecretKey(deriveKey(master, 'keyvalet vault kek v1'))
     this.#clock = clock
+    this.#keySource = keySource
+    this.#current = this.#adopt(master)
+  }
+
+  /** Id of the master key new records are sealed under. */
+  get keyId(): string {
+    return this.#current.keyId
+  }
+
+  #adopt(master: MasterKey): { readonly keyId: string; readonly kek: KeyObject } {
+    for (const key of [master, ...master.previous]) {
+      // A KeyObject, not a Buffer: Node validates raw key buffers on every cipher call.
+      if (!this.#keks.has(key.keyId)) this.#keks.set(key.keyId, createSecretKey(deriveKey(key, 'keyvalet vault kek v1')))
+    }
+    return { keyId: master.keyId, kek: this.#keks.get(master.keyId) as KeyObject }
+  }
+
+  /** Re-reads the key file when it changed; errors reading it keep the keys already held. */
+  #followKeySource(): void {
+    const source = this.#keySource
+    if (source === undefined || !source.changed()) return
+    try {
+      this.#current = this.#adopt(source.load())
+    } catch {
+      // A half-written or unreadable file: keep serving with what we have; the next change retries.
+    }
   }
 
   /** Throws OperatorError unless `name` is 1–63 chars of [a-z0-9._-], starting with [a-z0-9]. */
@@ -53,8 +84,10 @@ export class Vault {
       throw new OperatorError(`the value for secret ${name} is empty`, 'provide a non-empty value')
     }
     const now = this.#clock()
-    const envelope = sealEnvelope(this.#kek, bindingOf(name), value)
-    await this.#repo.put({ name, envelope, keyId: this.#keyId, createdAt: now, updatedAt: now })
+    this.#followKeySource()
+    const { keyId, kek } = this.#current
+    const envelope = sealEnvelope(kek, bindingOf(name), value)
+    await this.#repo.put({ name, envelope, keyId, createdAt: now, updatedAt: now })
     this.#opened.delete(name)
   }
 
@@ -68,24 +101,55 @@ export class Vault {
       this.#opened.delete(name)
       throw unavailable(name, 'secret_missing', `secret ${name} is not in the vault`)
     }
-    if (record.keyId !== this.#keyId) {
-      throw unavailable(
-        name,
-        'master_key_mismatch',
-        `secret ${name} was sealed by master key ${record.keyId}, but the loaded master key is ${this.#keyId}`,
-        { recordKeyId: record.keyId, loadedKeyId: this.#keyId },
-      )
-    }
     const cached = this.#opened.get(name)
     if (cached !== undefined && cached.envelope.equals(record.envelope)) return Buffer.from(cached.value)
+    const kek = this.#kekFor(name, record.keyId)
     try {
-      const value = openEnvelope(this.#kek, bindingOf(name), record.envelope)
+      const value = openEnvelope(kek, bindingOf(name), record.envelope)
       this.#opened.set(name, { envelope: Buffer.from(record.envelope), value: Buffer.from(value) })
       return value
     } catch (err) {
       if (!(err instanceof EnvelopeError)) throw err
       throw unavailable(name, 'record_tampered', `secret ${name} failed authentication: ${err.message}`)
     }
+  }
+
+  #kekFor(name: string, keyId: string): KeyObject {
+    if (!this.#keks.has(keyId)) this.#followKeySource()
+    const kek = this.#keks.get(keyId)
+    if (kek === undefined) {
+      throw unavailable(
+        name,
+        'master_key_mismatch',
+        `secret ${name} was sealed by master key ${keyId}, but the loaded master key is ${this.#current.keyId}`,
+        { recordKeyId: keyId, loadedKeyId: this.#current.keyId },
+      )
+    }
+    return kek
+  }
+
+  /**
+   * Re-wraps the data key of `name` under the current master key (the value's ciphertext is
+   * kept). Compare-and-swap: a record replaced meanwhile (a `secret set`, a token refresh) is
+   * read again, so a concurrent write is never lost. Returns false when it was already current
+   * or is gone.
+   */
+  async rewrap(name: string): Promise<boolean> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const record = await this.#repo.get(name)
+      if (record === undefined || record.keyId === this.#current.keyId) return false
+      const kek = this.#kekFor(name, record.keyId)
+      let envelope: Buffer
+      try {
+        envelope = rewrapEnvelope(kek, this.#current.kek, bindingOf(name), record.envelope)
+      } catch (err) {
+        if (!(err instanceof EnvelopeError)) throw err
+        throw unavailable(name, 'record_tampered', `secret ${name} failed authentication: ${err.message}`)
+      }
+      const swapped = await this.#repo.swap(name, record.envelope, { ...record, envelope, keyId: this.#current.keyId, updatedAt: this.#clock() })
+      if (swapped) return true
+    }
+    throw new OperatorError(`secret ${name} kept changing while it was being re-wrapped`, 'run the rotation again')
   }
 
   /** Metadata only: never values, never envelopes. */
@@ -98,6 +162,13 @@ export class Vault {
     this.#opened.delete(name)
     return this.#repo.delete(name)
   }
+}
+
+/** Where a file-held master key is re-read from when it changes (see Vault's constructor). */
+export interface KeySource {
+  /** Cheap (a stat): whether the key file differs from when it was last loaded. */
+  changed(): boolean
+  load(): MasterKey
 }
 
 /** The AAD binding an envelope to its record. */

@@ -91,6 +91,16 @@ export function storeContract(
         assert.deepEqual(list.find((r) => r.name === 'a'), { name: 'a', keyId: 'k1', createdAt: 2, updatedAt: 2 })
       })
 
+      it('swap replaces only while the envelope is still the expected one, keeping createdAt', async () => {
+        await store.secrets.put(secret('a', 'env-1', 1))
+        assert.equal(await store.secrets.swap('a', Buffer.from('env-0'), { ...secret('a', 'env-x', 5), keyId: 'k2' }), false)
+        assert.deepEqual((await store.secrets.get('a'))?.envelope, Buffer.from('env-1'))
+        assert.equal(await store.secrets.swap('a', Buffer.from('env-1'), { ...secret('a', 'env-2', 5), keyId: 'k2' }), true)
+        const got = await store.secrets.get('a')
+        assert.deepEqual([got?.envelope, got?.keyId, got?.createdAt, got?.updatedAt], [Buffer.from('env-2'), 'k2', 1, 5])
+        assert.equal(await store.secrets.swap('missing', Buffer.from('env-1'), secret('missing', 'e', 1)), false)
+      })
+
       it('deletes, reporting whether the record existed', async () => {
         await store.secrets.put(secret('a', 'env-a', 1))
         assert.equal(await store.secrets.delete('a'), true)

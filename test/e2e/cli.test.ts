@@ -212,7 +212,7 @@ connectors:
     const other = { KEYVALET_MASTER_KEY: randomBytes(32).toString('base64') }
     const out = await cli(['start', '--config', forwardFile], { env: other, timeoutMs: 15_000 })
     assert.equal(out.code, 1, out.stdout + out.stderr)
-    assert.match(out.stderr, /interception CA in the vault cannot be opened: .*master key/)
+    assert.match(out.stderr, /(interception CA|audit log's key) in the vault cannot be opened: .*master key/)
     assert.doesNotMatch(out.stdout, /listening on/)
   })
 

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { AuditWriter } from '../../src/audit/audit-writer.ts'
@@ -32,7 +32,7 @@ export interface TestKeyvalet {
  * a random master key, the gateway listening on 127.0.0.1:0. `files` are written beside the config
  * (CA bundles it names).
  */
-export async function startKeyvalet(configText: string, opts: { files?: Record<string, string> } = {}): Promise<TestKeyvalet> {
+export async function startKeyvalet(configText: string, opts: { files?: Record<string, string>; keyFile?: boolean } = {}): Promise<TestKeyvalet> {
   const dir = mkdtempSync(join(tmpdir(), 'keyvalet-test-'))
   for (const [name, content] of Object.entries(opts.files ?? {})) writeFileSync(join(dir, name), content)
   const configFile = join(dir, 'keyvalet.yaml')
@@ -40,8 +40,14 @@ export async function startKeyvalet(configText: string, opts: { files?: Record<s
   const config = parseConfig(configText, configFile)
   const masterKey = randomBytes(32).toString('base64')
   const kv = { now: Date.now() }
-  const runtime = openRuntime(config, { env: { KEYVALET_MASTER_KEY: masterKey }, createMasterKey: false, clock: () => kv.now })
-  const audit = await AuditWriter.start({ databasePath: config.databasePath, fsync: config.auditFsync, key: runtime.auditKey })
+  // keyFile: the key in <data_dir>/master.key (what a master-key rotation rewrites), not in the environment.
+  if (opts.keyFile === true) {
+    mkdirSync(config.dataDir, { recursive: true, mode: 0o700 })
+    writeFileSync(join(config.dataDir, 'master.key'), `${masterKey}\n`, { mode: 0o600 })
+  }
+  const env = opts.keyFile === true ? {} : { KEYVALET_MASTER_KEY: masterKey }
+  const runtime = openRuntime(config, { env, createMasterKey: false, clock: () => kv.now })
+  const audit = await AuditWriter.start({ databasePath: config.databasePath, fsync: config.auditFsync, key: await runtime.openAuditKey() })
   const gateway = createProxy({ config, sessions: runtime.sessions, vault: runtime.vault, audit, log: silentLogger })
   const { url, forwardUrl, caCertPem } = await gateway.listen()
   return Object.assign(kv, {

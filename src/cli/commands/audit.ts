@@ -23,7 +23,7 @@ export const audit: Command = {
     const runtime = openRuntime(config, { env: io.env, createMasterKey: false })
     try {
       if (action === 'verify') {
-        const result = await verifyAudit(runtime.store.audit, runtime.auditKey)
+        const result = await verifyAudit(runtime.store.audit, await runtime.openAuditKey())
         if (result.ok) {
           write(io.stdout, `ok: ${result.count} records, chain intact, last hash ${result.lastHash}`)
           return 0

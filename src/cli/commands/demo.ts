@@ -30,7 +30,7 @@ export const demo: Command = {
     const upstream = await startDemoUpstream({ host: '127.0.0.1', port: 0, onRequest: (seen) => { upstreamSaw = `${seen.method} ${seen.path}, authorization: ${String(seen.headers.authorization)}` } })
     const config = parseConfig(demoConfig(upstream.url), join(dir, 'keyvalet.yaml'))
     const runtime = openRuntime(config, { env: { KEYVALET_MASTER_KEY: randomBytes(32).toString('base64') }, createMasterKey: false })
-    const audit = await AuditWriter.start({ databasePath: config.databasePath, fsync: config.auditFsync, key: runtime.auditKey })
+    const audit = await AuditWriter.start({ databasePath: config.databasePath, fsync: config.auditFsync, key: await runtime.openAuditKey() })
     const gateway = createProxy({ config, sessions: runtime.sessions, vault: runtime.vault, audit, log: silentLogger })
     try {
       const { url } = await gateway.listen()
@@ -55,7 +55,7 @@ export const demo: Command = {
       out('audit records:')
       for (const row of await runtime.store.audit.read(0, 10)) out(`  ${row.line}`)
       const { verifyAudit } = await import('../../audit/verify.ts')
-      const verdict = await verifyAudit(runtime.store.audit, runtime.auditKey)
+      const verdict = await verifyAudit(runtime.store.audit, await runtime.openAuditKey())
       out(verdict.ok ? `audit verify: ok, ${verdict.count} records, chain intact` : `audit verify: BROKEN at ${verdict.seq}`)
       return allowed.status === 200 && refused.status === 403 && verdict.ok ? 0 : 1
     } finally {

@@ -34,7 +34,7 @@ export const start: Command = {
       write(io.stdout, `database: ${config.databasePath}, audit log: ${auditPathFor(config.databasePath)}`)
       const demo = values.demo === true ? await startDemo(runtime, io) : undefined
       if (demo !== undefined) closers.unshift(demo.close)
-      const audit = await AuditWriter.start({ databasePath: config.databasePath, fsync: config.auditFsync, key: runtime.auditKey })
+      const audit = await AuditWriter.start({ databasePath: config.databasePath, fsync: config.auditFsync, key: await runtime.openAuditKey() })
       closers.unshift(() => audit.close())
       const gateway = createProxy({ config, sessions: runtime.sessions, vault: runtime.vault, audit, log: createLogger(io.stderr) })
       const address = await gateway.listen()

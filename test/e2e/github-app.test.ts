@@ -196,6 +196,24 @@ ${connector('github-not-a-key', gh.url, repoRules, { secret: 'not-a-key' })}`, {
     await noSecretsIn(readKey, 'eyJ')
   })
 
+  it('GitHub failing (5xx) is credential_refresh_failed; nothing is cached, the next request mints again', async () => {
+    kv.now += 3_600_000 // the cached read token has expired
+    gh.failNextMint = 503
+    const minted = gh.mints.length
+    const sent = gh.received.length
+    const res = await get('/github/repos/acme/app', readKey)
+    assert.equal(res.status, 502)
+    assert.equal(res.headers['x-keyvalet-error'], 'credential_refresh_failed')
+    assert.equal(gh.received.length, sent, 'nothing went to the API')
+    const record = (await kv.audit()).at(-1)
+    assert.deepEqual([record?.error, record?.credential], ['credential_refresh_failed', null])
+    assert.deepEqual([(record?.detail as { why?: string })?.why, (record?.detail as { status?: number })?.status], ['mint_refused', 503])
+    const again = await get('/github/repos/acme/app', readKey)
+    assert.equal(again.status, 200)
+    assert.equal(gh.mints.length, minted + 2)
+    assert.deepEqual(gh.mints.slice(-2).map((m) => m.status), [503, 201])
+  })
+
   it('a vault secret that is not an RSA private key: credential_unavailable before anything is sent', async () => {
     const minted = gh.mints.length
     const res = await get('/github-not-a-key/repos/acme/app', readKey)

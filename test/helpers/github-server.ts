@@ -41,6 +41,8 @@ export interface GitHubServer {
   readonly received: ApiRequest[]
   /** Lifetime of the tokens minted from now on. */
   ttlMs: number
+  /** When set, the next mint is answered with this status (GitHub having an outage), then it is cleared. */
+  failNextMint: number | undefined
   /**
    * The shared check of an installation token, as GitHub makes it on the API and on git: 401 for a
    * token it never minted, expired or revoked; 403 when the token does not cover `repository`
@@ -73,7 +75,7 @@ export async function startGitHubServer(opts: {
   const tokens = new Map<string, InstallationToken>()
   const mints: MintAttempt[] = []
   const received: ApiRequest[] = []
-  const state = { ttlMs: 3_600_000 }
+  const state: { ttlMs: number; failNextMint: number | undefined } = { ttlMs: 3_600_000, failNextMint: undefined }
 
   const check: GitHubServer['check'] = (token, repository, permission, level) => {
     const t = token === undefined ? undefined : tokens.get(token)
@@ -105,6 +107,9 @@ export async function startGitHubServer(opts: {
     } catch {
       return { status: 401, body: { message: 'A JSON web token could not be decoded', documentation_url: 'https://docs.github.com/rest' }, attempt: { claims: undefined, token: undefined } }
     }
+    const outage = state.failNextMint
+    state.failNextMint = undefined
+    if (outage !== undefined) return { status: outage, body: { message: 'Service Unavailable' }, attempt: { claims, token: undefined } }
     const installation = opts.installations.find((i) => i.id === installationId)
     if (installation === undefined) return { status: 404, body: { message: 'Not Found' }, attempt: { claims, token: undefined } }
     const body = JSON.parse(raw || '{}') as { repositories?: string[]; permissions?: Record<string, Access> }
@@ -193,6 +198,12 @@ export async function startGitHubServer(opts: {
     },
     set ttlMs(ms: number) {
       state.ttlMs = ms
+    },
+    get failNextMint() {
+      return state.failNextMint
+    },
+    set failNextMint(status: number | undefined) {
+      state.failNextMint = status
     },
     check,
     tokenOf,

@@ -116,7 +116,7 @@ function childOf(field: Node): { node: Node; suffix: string } | undefined {
   if (field.type === 'array' && field.items?.type === 'object') return { node: field.items, suffix: '[]' }
   const objectForm = field.type === 'array' ? field.items?.anyOf?.find((n) => n.type === 'object') : undefined
   if (objectForm !== undefined) return { node: objectForm, suffix: '[]' }
-  if (typeof field.additionalProperties === 'object') return { node: field.additionalProperties, suffix: '.<name>' }
+  if (typeof field.additionalProperties === 'object') return field.additionalProperties.type === 'object' ? { node: field.additionalProperties, suffix: '.<name>' } : undefined
   if (field.type === 'object') return { node: field, suffix: '' }
   return undefined
 }
@@ -134,7 +134,8 @@ function typeOf(node: Node, childPath?: string): string {
   }
   if (typeof node.additionalProperties === 'object') {
     const names = node.propertyNames === undefined ? [] : facts(node.propertyNames)
-    return `map${names.length === 0 ? '' : ` (names: ${names.join(', ')})`}${link}`
+    const values = node.additionalProperties.type === 'object' ? '' : ` of ${typeOf(node.additionalProperties)}`
+    return `map${names.length === 0 ? '' : ` (names: ${names.join(', ')})`}${values}${link}`
   }
   return [node.type ?? 'any', ...facts(node)].join(', ') + link
 }

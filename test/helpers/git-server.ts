@@ -24,7 +24,8 @@ export interface GitServer {
  * piped to its stdin and its response (a CGI head — `Status:` and headers — then the body) relayed.
  * Only `Authorization: Basic <username>:<password>` with exactly the given pair gets through;
  * anything else is answered 401 with `WWW-Authenticate: Basic`. The authenticated user becomes
- * REMOTE_USER, which is what lets http-backend accept pushes (git-receive-pack).
+ * REMOTE_USER, which is what lets http-backend accept pushes (git-receive-pack). With `authorize`,
+ * that function decides instead (200 lets the request through; 401 or 403 is answered as GitHub does).
  */
 export async function startGitServer(opts: {
   tls: { key: string; cert: string }
@@ -32,6 +33,7 @@ export async function startGitServer(opts: {
   username: string
   password: string
   execPath: string
+  authorize?: (req: IncomingMessage) => 200 | 401 | 403
 }): Promise<GitServer> {
   const received: GitRequest[] = []
   const expected = `Basic ${Buffer.from(`${opts.username}:${opts.password}`).toString('base64')}`
@@ -40,7 +42,15 @@ export async function startGitServer(opts: {
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     const entry: GitRequest = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, status: 0 }
     received.push(entry)
-    if (req.headers.authorization !== expected) {
+    const verdict = opts.authorize?.(req) ?? (req.headers.authorization === expected ? 200 : 401)
+    if (verdict === 403) {
+      entry.status = 403
+      req.resume()
+      res.writeHead(403, { 'content-type': 'text/plain' })
+      res.end('Write access to repository not granted.\n')
+      return
+    }
+    if (verdict !== 200) {
       entry.status = 401
       req.resume()
       res.writeHead(401, { 'www-authenticate': 'Basic realm="git"', 'content-type': 'text/plain' })

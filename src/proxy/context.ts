@@ -35,7 +35,7 @@ export interface RequestContext {
   rawQuery?: string
   /** decide */
   decision?: Decision
-  /** decide: the body, when a rule needed to read it. */
+  /** decide: the body, when a rule needed to read it; attribute: the body rewritten with the user. */
   body?: Buffer
   /** credential: the value, what the audit names it, and the source it came from. The value lives only here and in outbound headers. */
   credential?: { readonly label: string; readonly value: string; readonly echoForms: readonly string[]; readonly token: Token; readonly source: CredentialSource }

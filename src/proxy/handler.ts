@@ -49,8 +49,8 @@ export interface ContextInit {
 }
 
 /**
- * The one request pipeline both listeners feed: authenticate → route → decide → credential →
- * inject → forward, then relay; or, for a WebSocket upgrade, the same stages up to inject and a
+ * The one request pipeline both listeners feed: authenticate → route → decide → attribute →
+ * credential → inject → assert → forward, then relay; or, for a WebSocket upgrade, the same stages up to inject and a
  * socket relay. Every outcome writes exactly one audit record before the sandbox has its answer.
  */
 export function createHandler(deps: HandlerDeps) {

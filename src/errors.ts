@@ -30,6 +30,9 @@ export const ERROR_CATALOGUE = {
   policy_denied: [403, 'The request is outside the task grant.'],
   body_too_large: [413, 'The request body is larger than keyvalet will inspect.'],
   body_invalid: [400, 'The request body does not have the shape this rule requires.'],
+  // attribute
+  attribution_conflict: [400, 'The request names a different user than the one this task acts for; it was refused.'],
+  attribution_body_invalid: [400, 'This connector adds the invoking user to the request body, which must then be a JSON object (application/json, not content-coded).'],
   // credential
   credential_unavailable: [502, 'The credential for this connector is not available.'],
   credential_refresh_failed: [502, 'The credential for this connector could not be refreshed; the request was not sent.'],

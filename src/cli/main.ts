@@ -1,5 +1,6 @@
 import { OperatorError } from '../errors.ts'
 import type { Command, Io } from './command.ts'
+import { assertion } from './commands/assertion.ts'
 import { audit } from './commands/audit.ts'
 import { ca } from './commands/ca.ts'
 import { check } from './commands/check.ts'
@@ -9,7 +10,7 @@ import { session } from './commands/session.ts'
 import { start } from './commands/start.ts'
 import { vault } from './commands/vault.ts'
 
-const COMMANDS: readonly Command[] = [start, demo, check, secret, session, audit, ca, vault]
+const COMMANDS: readonly Command[] = [start, demo, check, secret, session, audit, ca, vault, assertion]
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length))

@@ -12,6 +12,8 @@ import { compilePathPattern } from '../policy/path-pattern.ts'
 import { normalisePath } from '../policy/path.ts'
 import { pointerToPath, type FieldPath, type Problem } from './locate.ts'
 import { SOURCES, sourceDefinition } from '../credentials/sources/registry.ts'
+import { compileAssertion, type RawAssertion } from '../assertion/config.ts'
+import { compileAttribution, type RawAttribution } from '../attribution/config.ts'
 
 export interface RawConstraint { pattern?: string; required?: boolean }
 export interface RawRule {
@@ -35,6 +37,8 @@ export interface RawConnector {
   allow_addresses?: string[]
   upstream_proxy?: 'none' | RawUpstreamProxy
   rules?: RawRule[]
+  assertion?: RawAssertion
+  attribution?: RawAttribution
 }
 export interface RawUpstreamProxy { url: string; secret?: string; allow_addresses?: string[] }
 
@@ -63,11 +67,15 @@ export function compileConnector(name: string, raw: RawConnector, ctx: CompileCo
     else seen.set(r.id, i)
     return compileRule(name, r, (f, m) => problem(['rules', i, ...f], m))
   })
+  // Headers keyvalet itself sets may not collide: framing headers, the credential's slot, the assertion's.
+  const taken = new Set([...FORBIDDEN_HEADERS, ...(credential?.kind === 'header' && credential.name !== undefined ? [credential.name] : credential?.kind === 'bearer' || credential?.kind === 'basic' ? ['authorization'] : [])])
+  const assertion = raw.assertion === undefined ? undefined : compileAssertion(name, raw.assertion, taken, (f, m) => problem(['assertion', ...f], m))
+  const attribution = raw.attribution === undefined ? undefined : compileAttribution(raw.attribution, new Set([...taken, ...(assertion === undefined ? [] : [assertion.header])]), (f, m) => problem(['attribution', ...f], m))
   if (raw.placeholder !== undefined && credential === undefined) problem(['placeholder'], 'a placeholder stands for a credential: add a credential binding')
   if (raw.placeholder !== undefined && /kvt_/i.test(raw.placeholder)) problem(['placeholder'], 'a placeholder must not look like a task key')
   return {
     name, upstream, allowInsecure: raw.allow_insecure === true, ca, credential, rules,
-    placeholder: raw.placeholder, allowAddresses: raw.allow_addresses ?? [],
+    placeholder: raw.placeholder, allowAddresses: raw.allow_addresses ?? [], assertion, attribution,
     upstreamProxy: raw.upstream_proxy === undefined ? undefined : raw.upstream_proxy === 'none' ? null : compileUpstreamProxy(raw.upstream_proxy, (f, m) => problem(['upstream_proxy', ...f], m)),
   }
 }

@@ -9,6 +9,8 @@
 
 import { CONNECTOR_NAME, RULE_ID, SECRET_NAME, TOKEN } from './patterns.ts'
 import { SOURCES } from '../credentials/sources/registry.ts'
+import { ASSERTION_BLOCK } from '../assertion/config.ts'
+import { ATTRIBUTION_BLOCK } from '../attribution/config.ts'
 
 export { CONNECTOR_NAME, RULE_ID, SECRET_NAME, TOKEN }
 
@@ -184,6 +186,8 @@ const connector = {
       description: "This connector's corporate proxy, overriding the instance's upstream_proxy; or none.",
     },
     rules: { type: 'array', items: rule, description: 'The requests this connector lets through, tried in order. No rules: everything is refused.' },
+    assertion: ASSERTION_BLOCK,
+    attribution: ATTRIBUTION_BLOCK,
   },
 }
 

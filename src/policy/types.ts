@@ -80,6 +80,27 @@ export interface Connector {
   /** Its own corporate proxy; null = always direct; undefined = the instance's upstream_proxy. */
   readonly upstreamProxy: UpstreamProxy | null | undefined
   readonly rules: readonly Rule[]
+  /** A signed assertion of the invoking user, agent and task added to every allowed request (src/assertion/). */
+  readonly assertion?: AssertionOptions | undefined
+  /** The invoking user's id written into model-provider requests (src/attribution/). */
+  readonly attribution?: AttributionOptions | undefined
+}
+
+export interface AssertionOptions {
+  /** Lower-case header that carries the JWT; the sandbox's own value of it is never forwarded. */
+  readonly header: string
+  readonly ttlSeconds: number
+  readonly issuer: string
+  readonly audience: string
+}
+
+export interface AttributionOptions {
+  /** Dot paths into a JSON request body, e.g. ['user', 'safety_identifier'] or ['metadata', 'user_id'] as one path each. */
+  readonly bodyFields: readonly (readonly string[])[]
+  /** Lower-case header set to the user value, when configured. */
+  readonly header: string | undefined
+  /** user: the session's user id as is; hashed: a keyed HMAC of it, stable per connector. */
+  readonly value: 'user' | 'hashed'
 }
 
 /** A corporate HTTP proxy upstream connections are chained through (CONNECT). */

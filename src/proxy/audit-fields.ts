@@ -10,6 +10,7 @@ export function auditFields(ctx: RequestContext, error: KeyvaletError | undefine
   const session = ctx.session
   const decision = ctx.decision?.effect === 'need_body' ? undefined : ctx.decision
   const detail = error?.detail
+  const extra = { ...(ctx.retried === true ? { retried_after_401: true } : {}), ...(ctx.assertion === undefined ? {} : { assertion: { kid: ctx.assertion.kid, jti: ctx.assertion.jti } }) }
   return {
     request_id: ctx.id,
     mode: ctx.mode,
@@ -33,7 +34,7 @@ export function auditFields(ctx: RequestContext, error: KeyvaletError | undefine
     bytes_out: ctx.bytesOut,
     redactions: ctx.redactions,
     latency_ms: Number(process.hrtime.bigint() - ctx.started) / 1e6,
-    ...(detail === undefined && ctx.retried !== true ? {} : { detail: { ...detail, ...(ctx.retried === true ? { retried_after_401: true } : {}) } }),
+    ...(detail === undefined && Object.keys(extra).length === 0 ? {} : { detail: { ...detail, ...extra } }),
   }
 }
 

@@ -35,12 +35,14 @@ export interface RequestContext {
   rawQuery?: string
   /** decide */
   decision?: Decision
-  /** decide: the body, when a rule needed to read it. */
+  /** decide: the body, when a rule needed to read it; attribute: the body rewritten with the user. */
   body?: Buffer
   /** credential: the value, what the audit names it, and the source it came from. The value lives only here and in outbound headers. */
   credential?: { readonly label: string; readonly value: string; readonly echoForms: readonly string[]; readonly token: Token; readonly source: CredentialSource }
   /** inject: what will be sent upstream. */
   outbound?: OutboundRequest
+  /** assert: the signed assertion added (the token is masked in the response like the credential; only kid and jti are audited). */
+  assertion?: { readonly kid: string; readonly jti: string; readonly token: string }
   /** handler: set when the request was sent a second time after a 401 with a refreshed credential. */
   retried?: boolean
   /** forward: the upstream's response head and body, for the relay. */

@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http'
 import type { Socket } from 'node:net'
 import { KeyvaletError } from '../errors.ts'
 import type { Handler } from './handler.ts'
+import { isJwksRequest, serveJwks } from './jwks.ts'
 import { upgradeProtocol } from './websocket.ts'
 
 /**
@@ -10,6 +11,7 @@ import { upgradeProtocol } from './websocket.ts'
  */
 export function createGatewayServer(handler: Handler, idleTimeoutMs: number): Server {
   const server = createServer(handler.serverOptions, (req, res) => {
+    if (handler.jwks !== undefined && isJwksRequest(req)) return void serveJwks(handler.jwks, req, res, handler.log, handler.nextId())
     handler.request(handler.newContext(req, { mode: 'gateway' }), res).catch((err: unknown) => {
       handler.log.error('unhandled request failure', { error: String(err) })
       res.destroy()

@@ -12,6 +12,10 @@ import { auditFields, refusalFields } from './audit-fields.ts'
 import type { ForwardTarget, RequestContext } from './context.ts'
 import { runStages, type Stage } from './pipeline.ts'
 import { presentation, relayResponse, renderError, writeRawError } from './respond.ts'
+import { AssertionKeys } from '../assertion/keys.ts'
+import { UserValues } from '../attribution/user-value.ts'
+import { createAssert } from './stages/assert.ts'
+import { createAttribute, createAttributionHeader } from './stages/attribute.ts'
 import { createAuthenticate } from './stages/authenticate.ts'
 import { createCredential, Sources } from './stages/credential.ts'
 import { TokenHttp } from '../credentials/token-http.ts'
@@ -45,8 +49,8 @@ export interface ContextInit {
 }
 
 /**
- * The one request pipeline both listeners feed: authenticate → route → decide → credential →
- * inject → forward, then relay; or, for a WebSocket upgrade, the same stages up to inject and a
+ * The one request pipeline both listeners feed: authenticate → route → decide → attribute →
+ * credential → inject → assert → forward, then relay; or, for a WebSocket upgrade, the same stages up to inject and a
  * socket relay. Every outcome writes exactly one audit record before the sandbox has its answer.
  */
 export function createHandler(deps: HandlerDeps) {
@@ -54,11 +58,14 @@ export function createHandler(deps: HandlerDeps) {
   const resolver = new Resolver({ ...(config.dnsServers === undefined ? {} : { servers: config.dnsServers }) })
   const upstreams = new Upstreams({ headersTimeoutMs: config.limits.upstreamTimeoutMs, resolver, upstreamProxy: config.upstreamProxy, vault: deps.vault })
   const sources = new Sources({ vault: deps.vault, clock: deps.clock ?? Date.now, http: new TokenHttp({ resolver }), log })
-  const credentialAndInject: Stage[] = [createCredential(sources), createInject()]
+  const assertionKeys = new AssertionKeys(deps.vault, deps.clock ?? Date.now)
+  const userValues = new UserValues(deps.vault)
+  const credentialAndInject: Stage[] = [createCredential(sources), createInject(), createAssert(assertionKeys), createAttributionHeader(userValues)]
   const decideAndInject: Stage[] = [
     createAuthenticate(deps.sessions),
     createRoute(config.policy),
     createDecide(config.limits.maxBodyInspectBytes),
+    createAttribute(userValues, config.limits.maxBodyInspectBytes),
     ...credentialAndInject,
   ]
   const forward = createForward(upstreams, config.policy, config.limits.upstreamTimeoutMs)
@@ -214,7 +221,10 @@ export function createHandler(deps: HandlerDeps) {
     return new KeyvaletError('request_malformed', { detail })
   }
 
-  return { upstreams, sources, resolver, newContext, request, upgrade, reject, record, refuse, serverOptions, onClientError, log, nextId }
+  /** The JWKS is published only when some connector signs assertions. */
+  const jwks = [...config.policy.connectors.values()].some((c) => c.assertion !== undefined) ? assertionKeys : undefined
+
+  return { upstreams, sources, resolver, jwks, newContext, request, upgrade, reject, record, refuse, serverOptions, onClientError, log, nextId }
 }
 
 export type Handler = ReturnType<typeof createHandler>

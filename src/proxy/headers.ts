@@ -33,13 +33,14 @@ function connectionListed(value: string | string[] | undefined): Set<string> {
 
 /**
  * The sandbox's headers as they may go upstream, before any credential is injected.
- * `extraSlot` is the connector's own credential header, removed whatever its name.
+ * `extraSlots` are the connector's own credential headers (its credential's, its assertion's),
+ * removed whatever their names.
  */
-export function outboundRequestHeaders(incoming: IncomingHttpHeaders, extraSlot: string | undefined): Record<string, string | string[]> {
+export function outboundRequestHeaders(incoming: IncomingHttpHeaders, extraSlots: readonly (string | undefined)[]): Record<string, string | string[]> {
   const listed = connectionListed(incoming.connection)
   const out: Record<string, string | string[]> = {}
   for (const [name, value] of Object.entries(incoming)) {
-    if (value === undefined || HOP_BY_HOP.has(name) || REQUEST_DROPPED.has(name) || listed.has(name) || name === extraSlot) continue
+    if (value === undefined || HOP_BY_HOP.has(name) || REQUEST_DROPPED.has(name) || listed.has(name) || extraSlots.includes(name)) continue
     out[name] = value
   }
   // Redaction must see the response as the upstream wrote it, so ask for no content coding.

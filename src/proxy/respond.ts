@@ -67,7 +67,7 @@ const DECODERS: Record<string, () => NodeJS.ReadWriteStream> = {
  */
 export async function relayResponse(ctx: RequestContext, res: ServerResponse, upstream: UpstreamResponse, beforeEnd: () => Promise<void>): Promise<void> {
   ctx.upstreamStatus = upstream.statusCode
-  const secrets = ctx.credential?.echoForms ?? []
+  const secrets = echoedSecrets(ctx)
   const headers = inboundResponseHeaders(upstream.headers)
   let body: Readable = upstream.body
   let redactor: Redactor | undefined
@@ -111,6 +111,12 @@ export async function relayResponse(ctx: RequestContext, res: ServerResponse, up
 
 function isBodyless(method: string | undefined, status: number, headers: OutgoingHttpHeaders): boolean {
   return method === 'HEAD' || status === 204 || status === 304 || (status >= 100 && status < 200) || headers['content-length'] === '0'
+}
+
+/** What the upstream may not echo back to the sandbox: every form of the credential, and the signed assertion. */
+export function echoedSecrets(ctx: RequestContext): readonly string[] {
+  const forms = ctx.credential?.echoForms ?? []
+  return ctx.assertion === undefined ? forms : [...forms, ctx.assertion.token]
 }
 
 /** Masks the secrets in every header value; returns how many were masked. */

@@ -1,6 +1,6 @@
 /**
  * A sandboxed program using the official OpenAI SDK, unmodified: run as a child process by
- * test/e2e/openai-sdk.test.ts. `node openai-client.ts <complete|stream|models> [client options JSON]`.
+ * test/e2e/openai-sdk.test.ts. `node openai-client.ts <complete|stream|models> [client options JSON] [extra request params JSON]`.
  * Without options the SDK reads OPENAI_API_KEY and OPENAI_BASE_URL from the environment itself.
  * Prints one JSON line per event: {type:'completion'|'chunk'|'done'|'models'|'error', ...}.
  */
@@ -11,13 +11,15 @@ const options = process.argv[3] === undefined ? {} : (JSON.parse(process.argv[3]
 const client = new OpenAI({ ...options, maxRetries: 0, timeout: 15_000 })
 const print = (value: unknown): void => void process.stdout.write(`${JSON.stringify(value)}\n`)
 const messages = [{ role: 'user' as const, content: 'Say hello' }]
+/** Extra chat-completion parameters the sandbox sets itself (e.g. `user`). */
+const extra = process.argv[4] === undefined ? {} : (JSON.parse(process.argv[4]) as Record<string, string>)
 
 try {
   if (mode === 'complete') {
-    const r = await client.chat.completions.create({ model: 'gpt-test', messages })
+    const r = await client.chat.completions.create({ model: 'gpt-test', messages, ...extra })
     print({ type: 'completion', id: r.id, model: r.model, content: r.choices[0]?.message.content ?? null, finish: r.choices[0]?.finish_reason ?? null, usage: r.usage })
   } else if (mode === 'stream') {
-    const stream = await client.chat.completions.create({ model: 'gpt-test', messages, stream: true })
+    const stream = await client.chat.completions.create({ model: 'gpt-test', messages, ...extra, stream: true })
     for await (const chunk of stream) {
       print({ type: 'chunk', id: chunk.id, content: chunk.choices[0]?.delta.content ?? null, finish: chunk.choices[0]?.finish_reason ?? null, at: Date.now() })
     }

@@ -75,7 +75,7 @@ function bodyFacts(req: IncomingMessage, body: Buffer): BodyFacts {
 }
 
 /** Reads the whole body, refusing (body_too_large) as soon as it passes the limit. */
-async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length'] ?? 0)
   if (declared > limit) throw new KeyvaletError('body_too_large', { detail: { declared, limit } })
   const chunks: Buffer[] = []

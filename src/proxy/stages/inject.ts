@@ -22,7 +22,7 @@ export function createInject(): Stage {
         origin: connector.upstream.origin,
         path: ctx.path,
         body: ctx.body,
-        headers: outboundRequestHeaders(ctx.req.headers, slot.header),
+        headers: outboundRequestHeaders(ctx.req.headers, [slot.header, connector.assertion?.header]),
         query: ctx.rawQuery ?? '',
       }
       if (slot.param !== undefined) {

@@ -1,0 +1,183 @@
+import { generateKeyPairSync, randomUUID } from 'node:crypto'
+import { calculateJwkThumbprint, importJWK, SignJWT, type CryptoKey, type JWK } from 'jose'
+import { KeyvaletError } from '../errors.ts'
+import type { Vault } from '../vault/vault.ts'
+
+/** The vault record of the signing keys (a reserved keyvalet.* name: no connector can inject it). */
+export const ASSERTION_KEYS_SECRET = 'keyvalet.assertion-keys'
+
+/** One key as stored: a JSON list of these, private JWKs included, encrypted by the vault. */
+interface StoredKey {
+  readonly kid: string
+  readonly jwk: JWK
+  /** Epoch ms. */
+  readonly created_at: number
+  /** active: signs (exactly one). retiring: published until retire_at, never signs. */
+  readonly state: 'active' | 'retiring'
+  readonly retire_at?: number
+}
+
+/** The public half of a key as the JWKS publishes it: an allow-list of members, never `d`. */
+export interface PublicJwk {
+  readonly kty: 'OKP'
+  readonly crv: 'Ed25519'
+  readonly x: string
+  readonly kid: string
+  readonly alg: 'EdDSA'
+  readonly use: 'sig'
+}
+
+interface LoadedKey {
+  readonly stored: StoredKey
+  readonly publicJwk: PublicJwk
+  readonly signer: CryptoKey
+}
+
+export interface AssertionClaims {
+  readonly issuer: string
+  readonly audience: string
+  readonly ttlSeconds: number
+  readonly subject: string
+  /** Extra claims (act, workspace, task, sid). */
+  readonly claims: Readonly<Record<string, unknown>>
+}
+
+/**
+ * keyvalet's assertion signing keys (Ed25519), kept in the vault and created on first use.
+ * Every use re-reads the vault record (a cheap read while unchanged), so a `keyvalet assertion
+ * rotate` by another process takes effect on the next request. A retiring key stays published
+ * until its retire_at and then drops out (lazily here; from the record on the next rotate).
+ */
+export class AssertionKeys {
+  readonly #vault: Vault
+  readonly #clock: () => number
+  #seen: { readonly raw: Buffer; readonly keys: readonly LoadedKey[] } | undefined
+  #creating: Promise<void> | undefined
+
+  constructor(vault: Vault, clock: () => number) {
+    this.#vault = vault
+    this.#clock = clock
+  }
+
+  /** Signs one assertion with the active key (creating the first key if there is none). */
+  async sign(a: AssertionClaims): Promise<{ readonly token: string; readonly kid: string; readonly jti: string }> {
+    const key = await this.#active()
+    const now = Math.floor(this.#clock() / 1000)
+    const jti = randomUUID()
+    const token = await new SignJWT({ ...a.claims })
+      .setProtectedHeader({ alg: 'EdDSA', typ: 'JWT', kid: key.stored.kid })
+      .setIssuer(a.issuer)
+      .setSubject(a.subject)
+      .setAudience(a.audience)
+      .setIssuedAt(now)
+      .setNotBefore(now)
+      .setExpirationTime(now + a.ttlSeconds)
+      .setJti(jti)
+      .sign(key.signer)
+    return { token, kid: key.stored.kid, jti }
+  }
+
+  /** The JWKS document: public members of every key still published. Creates the first key if none. */
+  async jwks(): Promise<{ keys: PublicJwk[] }> {
+    await this.#active()
+    return { keys: this.#live(await this.#load()).map((k) => k.publicJwk) }
+  }
+
+  /**
+   * A new active key; the previous active one signs no more but stays published for `overlapMs`
+   * (so tokens it signed still verify); keys whose overlap has ended are dropped from the record.
+   */
+  async rotate(overlapMs: number): Promise<{ readonly active: string; readonly retiring: readonly { kid: string; retireAt: number }[] }> {
+    const now = this.#clock()
+    const kept: StoredKey[] = []
+    for (const { stored } of this.#live(await this.#load())) {
+      if (stored.state === 'retiring') kept.push(stored)
+      else if (overlapMs > 0) kept.push({ ...stored, state: 'retiring', retire_at: now + overlapMs })
+    }
+    const fresh = await newKey(now)
+    await this.#store([...kept, fresh])
+    return { active: fresh.kid, retiring: kept.map((k) => ({ kid: k.kid, retireAt: k.retire_at ?? now })) }
+  }
+
+  async #active(): Promise<LoadedKey> {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const active = newestActive(await this.#load())
+      if (active !== undefined) return active
+      // Single flight within this process; across processes the last write wins and everyone
+      // re-reads the record, so all instances sign with the key that was actually stored.
+      this.#creating ??= this.#createFirst().finally(() => { this.#creating = undefined })
+      await this.#creating
+    }
+    throw unavailable('no active key after creating one')
+  }
+
+  async #createFirst(): Promise<void> {
+    const existing = this.#live(await this.#load()).map((k) => k.stored)
+    if (existing.some((k) => k.state === 'active')) return
+    await this.#store([...existing, await newKey(this.#clock())])
+  }
+
+  #live(keys: readonly LoadedKey[]): LoadedKey[] {
+    const now = this.#clock()
+    return keys.filter((k) => k.stored.state === 'active' || (k.stored.retire_at ?? 0) > now)
+  }
+
+  async #store(keys: readonly StoredKey[]): Promise<void> {
+    await this.#vault.put(ASSERTION_KEYS_SECRET, Buffer.from(JSON.stringify(keys)))
+  }
+
+  /** The record as loaded keys; parsed and imported again only when its bytes changed. */
+  async #load(): Promise<readonly LoadedKey[]> {
+    let raw: Buffer
+    try {
+      raw = await this.#vault.open(ASSERTION_KEYS_SECRET)
+    } catch (err) {
+      if (err instanceof KeyvaletError && err.detail?.why === 'secret_missing') return []
+      throw err
+    }
+    if (this.#seen?.raw.equals(raw) === true) {
+      raw.fill(0)
+      return this.#seen.keys
+    }
+    const keys = await Promise.all(parseRecord(raw).map(loadKey))
+    this.#seen = { raw, keys }
+    return keys
+  }
+}
+
+async function newKey(now: number): Promise<StoredKey> {
+  const jwk = generateKeyPairSync('ed25519').privateKey.export({ format: 'jwk' }) as JWK
+  return { kid: await calculateJwkThumbprint({ kty: 'OKP', crv: 'Ed25519', x: jwk.x ?? '' }), jwk, created_at: now, state: 'active' }
+}
+
+async function loadKey(stored: StoredKey): Promise<LoadedKey> {
+  const signer = await importJWK({ ...stored.jwk, alg: 'EdDSA' }, 'EdDSA')
+  if (signer instanceof Uint8Array) throw unavailable('not an asymmetric key')
+  const publicJwk: PublicJwk = { kty: 'OKP', crv: 'Ed25519', x: stored.jwk.x ?? '', kid: stored.kid, alg: 'EdDSA', use: 'sig' }
+  return { stored, publicJwk, signer }
+}
+
+function newestActive(keys: readonly LoadedKey[]): LoadedKey | undefined {
+  return keys.filter((k) => k.stored.state === 'active').sort((a, b) => b.stored.created_at - a.stored.created_at)[0]
+}
+
+function parseRecord(raw: Buffer): StoredKey[] {
+  let list: unknown
+  try {
+    list = JSON.parse(raw.toString('utf8'))
+  } catch {
+    throw unavailable('record is not JSON')
+  }
+  if (!Array.isArray(list)) throw unavailable('record is not a list')
+  for (const k of list as Partial<StoredKey>[]) {
+    const ok = typeof k?.kid === 'string' && k.jwk?.kty === 'OKP' && k.jwk.crv === 'Ed25519' && typeof k.jwk.x === 'string' && typeof k.jwk.d === 'string' &&
+      typeof k.created_at === 'number' && (k.state === 'active' || (k.state === 'retiring' && typeof k.retire_at === 'number'))
+    if (!ok) throw unavailable('record has a malformed key')
+  }
+  return list as StoredKey[]
+}
+
+/** Fails closed: a request that needs an assertion is never sent without one. */
+function unavailable(why: string): KeyvaletError {
+  return new KeyvaletError('credential_unavailable', { message: 'The signed assertion for this connector could not be made.', detail: { secret: ASSERTION_KEYS_SECRET, why } })
+}

@@ -1,0 +1,31 @@
+import type { AssertionKeys } from '../../assertion/keys.ts'
+import type { Stage } from '../pipeline.ts'
+
+/**
+ * assert: adds the connector's signed user assertion (a JWT naming the session's user, agent,
+ * workspace, task and session) to the outbound request, after inject has built its headers
+ * without the sandbox's own value of that header. A fresh token (new jti) per request, also when
+ * a request is retried after a 401. Fails closed when no key can be had (credential_unavailable).
+ */
+export function createAssert(keys: AssertionKeys): Stage {
+  return {
+    name: 'assert',
+    async run(ctx) {
+      const options = ctx.connector?.assertion
+      if (options === undefined) return
+      const session = ctx.session
+      const outbound = ctx.outbound
+      if (session === undefined || outbound === undefined) throw new Error('assert before inject')
+      const { token, kid, jti } = await keys.sign({
+        issuer: options.issuer,
+        audience: options.audience,
+        ttlSeconds: options.ttlSeconds,
+        subject: session.user,
+        // RFC 8693 §4.1: the agent is the actor on behalf of the subject (the user).
+        claims: { act: { sub: session.agent }, workspace: session.workspace, task: session.task, sid: session.id },
+      })
+      outbound.headers[options.header] = token
+      ctx.assertion = { kid, jti, token }
+    },
+  }
+}

@@ -1,0 +1,69 @@
+import { attributeBody } from '../../attribution/body.ts'
+import type { UserValues } from '../../attribution/user-value.ts'
+import { KeyvaletError } from '../../errors.ts'
+import type { RequestContext } from '../context.ts'
+import type { Stage } from '../pipeline.ts'
+import { readBody } from './decide.ts'
+
+/**
+ * attribute: writes the invoking user (or their pseudonym) into the JSON body fields the
+ * connector names, holding the body whole (bounded: body_too_large) so that forward sends the
+ * rewritten bytes with their length. A body or header that already names another user is
+ * refused (attribution_conflict), never overwritten; a body that is not a JSON object is refused
+ * (attribution_body_invalid). Requests without a body have nothing to rewrite. Runs after decide
+ * (the policy sees what the sandbox sent) and before the credential is fetched.
+ */
+export function createAttribute(values: UserValues, maxBodyBytes: number): Stage {
+  return {
+    name: 'attribute',
+    async run(ctx) {
+      const options = ctx.connector?.attribution
+      if (options === undefined) return
+      if (ctx.session === undefined) throw new Error('attribute before authenticate')
+      const user = await values.for(options, ctx.session.user)
+      if (options.header !== undefined) {
+        const sent = ctx.req.headers[options.header]
+        if (sent !== undefined && !(typeof sent === 'string' && user.same.has(sent))) throw conflict({ header: options.header })
+      }
+      if (options.bodyFields.length === 0 || !hasBody(ctx)) return
+      const body = ctx.body ?? (ctx.body = await readBody(ctx.req, maxBodyBytes))
+      if (body.length === 0) return
+      const why = notJson(ctx)
+      if (why !== undefined) throw new KeyvaletError('attribution_body_invalid', { detail: { why } })
+      const result = attributeBody(body, options.bodyFields, user.value, user.same)
+      if ('invalid' in result) throw new KeyvaletError('attribution_body_invalid', { detail: { why: result.invalid } })
+      if ('conflict' in result) throw conflict({ field: result.conflict })
+      ctx.body = result.body
+    },
+  }
+}
+
+/** The attribution header, set on the outbound request after inject built it (again on a retry). */
+export function createAttributionHeader(values: UserValues): Stage {
+  return {
+    name: 'attribute-header',
+    async run(ctx) {
+      const options = ctx.connector?.attribution
+      if (options?.header === undefined) return
+      if (ctx.session === undefined || ctx.outbound === undefined) throw new Error('attribute-header before inject')
+      ctx.outbound.headers[options.header] = (await values.for(options, ctx.session.user)).value
+    },
+  }
+}
+
+function hasBody(ctx: RequestContext): boolean {
+  const { headers } = ctx.req
+  return ctx.body !== undefined || headers['transfer-encoding'] !== undefined || (headers['content-length'] !== undefined && headers['content-length'] !== '0')
+}
+
+function notJson(ctx: RequestContext): string | undefined {
+  const type = (ctx.req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? ''
+  if (type !== 'application/json' && !type.endsWith('+json')) return 'content-type is not JSON'
+  if (ctx.req.headers['content-encoding'] !== undefined) return 'a content-coded body cannot be rewritten'
+  return undefined
+}
+
+/** Names where the other user was found, never the value the sandbox sent. */
+function conflict(where: { field?: string; header?: string }): KeyvaletError {
+  return new KeyvaletError('attribution_conflict', { detail: where })
+}

@@ -12,7 +12,7 @@ import { upstreamCertificate } from '../helpers/tls.ts'
 const REAL = { accessKeyId: 'AKIAREALKEYFORTESTS01', secretAccessKey: 'rEaL/Secret+AccessKey0123456789abcdefGHIJ', sessionToken: 'FwoGZXIvYXdzEREALSESSIONTOKEN/with+odd=chars' }
 const DUMMY_SECRET = 'dummy-secret-the-sandbox-holds'
 const REGION = 'eu-west-1'
-const BIG = 16 * 1024 * 1024
+const BIG = 8 * 1024 * 1024
 
 describe('aws_sigv4: the AWS SDK v3 S3 client with dummy keys, through the gateway, to a verifying S3', () => {
   const cert = upstreamCertificate('127.0.0.1')

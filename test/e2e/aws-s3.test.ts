@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { Readable } from 'node:stream'
 import { after, before, describe, it } from 'node:test'
-import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3'
+import { CopyObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3'
 import { request } from 'undici'
 import { parseConfig } from '../../src/config/load.ts'
 import { startKeyvalet, type TestKeyvalet } from '../helpers/keyvalet.ts'
@@ -152,7 +152,7 @@ ${connector('s3', 'aws-prod')}${connector('s3-unsigned', 'aws-prod', ', unsigned
   /** A raw client standing in for a tool that signs its own way (the task key as access key id). */
   const rawAuth = () => `AWS4-HMAC-SHA256 Credential=${key}/20260101/${REGION}/s3/aws4_request, SignedHeaders=host, Signature=${'0'.repeat(64)}`
 
-  it('refuses presigned query signatures and signed chunks with a clear error, S3 sees nothing', async () => {
+  it('refuses presigned query signatures, signed chunks and copy sources with a clear error, S3 sees nothing', async () => {
     const from = s3.received.length
     const presigned = await request(`${kv.url}/s3/my-bucket/reports/q1.csv?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=x&X-Amz-Signature=abc`, { headers: { authorization: rawAuth() } })
     const presignedBody = (await presigned.body.json()) as { error: { code: string; message: string } }
@@ -163,9 +163,11 @@ ${connector('s3', 'aws-prod')}${connector('s3-unsigned', 'aws-prod', ', unsigned
     const chunkedBody = (await chunked.body.json()) as { error: { code: string; message: string } }
     assert.equal(chunked.statusCode, 400)
     assert.match(chunkedBody.error.message, /signed chunks/)
+    const copy = await client.send(new CopyObjectCommand({ Bucket: 'my-bucket', Key: 'uploads/copied.csv', CopySource: 'other-bucket/private.csv' })).catch((err: unknown) => err as { $metadata?: { httpStatusCode?: number } })
+    assert.equal((copy as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode, 400)
     assert.equal(s3.received.length, from)
-    const records = (await kv.audit()).slice(-2)
-    assert.deepEqual(records.map((r) => [r.error, (r.detail as { why?: string } | undefined)?.why]), [['request_unsupported', 'aws_presigned_query'], ['request_unsupported', 'aws_signed_chunks']])
+    const records = (await kv.audit()).slice(-3)
+    assert.deepEqual(records.map((r) => [r.error, (r.detail as { why?: string } | undefined)?.why]), [['request_unsupported', 'aws_presigned_query'], ['request_unsupported', 'aws_signed_chunks'], ['request_unsupported', 'aws_copy_source']])
   })
 
   it('a streamed body without x-amz-content-sha256: refused, unless the connector allows UNSIGNED-PAYLOAD', async () => {

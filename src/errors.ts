@@ -36,6 +36,7 @@ export const ERROR_CATALOGUE = {
   // credential
   credential_unavailable: [502, 'The credential for this connector is not available.'],
   credential_refresh_failed: [502, 'The credential for this connector could not be refreshed; the request was not sent.'],
+  request_unsupported: [400, 'keyvalet cannot forward this request in the form it was sent.'],
   // forward
   upstream_unreachable: [502, 'The upstream could not be reached.'],
   upstream_address_refused: [403, 'The upstream address is not allowed.'],

@@ -27,7 +27,7 @@ export interface RawRule {
   headers?: Record<string, RawConstraint>
   body?: Record<string, unknown>
 }
-export interface RawCredential { secret?: string; source?: string; inject: InjectKind; username?: string; header?: string; template?: string; param?: string }
+export interface RawCredential { secret?: string; source?: string; inject: InjectKind; username?: string; header?: string; template?: string; param?: string; aws?: { service: string; region: string; unsigned_payload?: boolean } }
 export interface RawConnector {
   upstream: string
   allow_insecure?: boolean
@@ -52,7 +52,7 @@ export interface CompileContext {
 const FORBIDDEN_HEADERS = new Set(['host', 'connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'content-length'])
 /** CONNECT opens a tunnel past the rules; TRACE echoes the request, injected credential included. */
 const FORBIDDEN_METHODS = new Set(['CONNECT', 'TRACE'])
-const FIELD_KIND = { username: 'basic', header: 'header', template: 'header', param: 'query' } as const
+const FIELD_KIND = { username: 'basic', header: 'header', template: 'header', param: 'query', aws: 'aws_sigv4' } as const
 
 export function compileConnector(name: string, raw: RawConnector, ctx: CompileContext): Connector {
   const at: FieldPath = ['connectors', name]
@@ -153,6 +153,7 @@ function compileCredential(connector: string, raw: RawCredential, problem: (f: F
   }
   if (raw.inject === 'basic') need('username')
   if (raw.inject === 'query') need('param')
+  if (raw.inject === 'aws_sigv4') need('aws')
   let template: string | undefined
   if (raw.inject === 'header') {
     need('header')
@@ -168,6 +169,7 @@ function compileCredential(connector: string, raw: RawCredential, problem: (f: F
     name: raw.inject === 'header' ? raw.header?.toLowerCase() : raw.inject === 'query' ? raw.param : undefined,
     template,
     username: raw.inject === 'basic' ? raw.username : undefined,
+    ...(raw.inject === 'aws_sigv4' && raw.aws !== undefined ? { aws: { service: raw.aws.service, region: raw.aws.region, unsignedPayload: raw.aws.unsigned_payload === true } } : {}),
   }
 }
 

@@ -89,6 +89,18 @@ const rule = {
   },
 }
 
+const awsSigning = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['service', 'region'],
+  description: 'For inject: aws_sigv4 (required): the signing scope. The secret is JSON {"access_key_id", "secret_access_key", "session_token"?}; see docs/credentials.md.',
+  properties: {
+    service: { type: 'string', pattern: '^[a-z0-9-]{1,63}$', errorMessage: 'must be an AWS signing name such as s3', description: 'The signing name, e.g. s3, sts, execute-api.' },
+    region: { type: 'string', pattern: '^[a-z0-9-]{1,63}$', errorMessage: 'must be an AWS region such as eu-west-1', description: 'The region, e.g. eu-west-1.' },
+    unsigned_payload: { type: 'boolean', default: false, description: 'When true, a streamed body that comes without x-amz-content-sha256 is signed as UNSIGNED-PAYLOAD (S3 accepts it over HTTPS); otherwise such a request is refused.' },
+  },
+}
+
 const credential = {
   type: 'object',
   additionalProperties: false,
@@ -107,8 +119,8 @@ const credential = {
     },
     ...Object.fromEntries(SOURCES.flatMap((s) => (s.block === undefined ? [] : [[s.type, s.block]]))),
     inject: {
-      enum: ['bearer', 'basic', 'header', 'query'],
-      description: 'bearer: Authorization: Bearer <secret>. basic: Authorization: Basic with `username` and the secret as password. header: the `header` set to `template`. query: the query parameter `param`.',
+      enum: ['bearer', 'basic', 'header', 'query', 'aws_sigv4'],
+      description: 'bearer: Authorization: Bearer <secret>. basic: Authorization: Basic with `username` and the secret as password. header: the `header` set to `template`. query: the query parameter `param`. aws_sigv4: the request re-signed with AWS Signature V4 (see `aws`).',
     },
     username: { type: 'string', minLength: 1, description: 'For inject: basic (required): the username; the secret is the password.' },
     header: {
@@ -122,6 +134,7 @@ const credential = {
       description: 'For inject: header: the header value, with {secret} (exactly once) standing for the secret, e.g. "Token {secret}". Default "{secret}".',
     },
     param: { type: 'string', minLength: 1, description: 'For inject: query (required): the query parameter that carries the secret.' },
+    aws: awsSigning,
   },
 }
 

@@ -8,6 +8,8 @@ export interface OutboundRequest {
   readonly path: string
   /** The body when keyvalet holds it whole (a rule read it); undefined when it streams or there is none. */
   readonly body: Buffer | undefined
+  /** True when a body follows that keyvalet does not hold: it streams from the sandbox as it comes. */
+  readonly bodyStreams?: boolean
   /** Lower-case header names. */
   headers: Record<string, string | string[]>
   /** Raw query string without '?'; kinds that touch the query rewrite it. */

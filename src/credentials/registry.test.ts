@@ -3,21 +3,31 @@ import { describe, it } from 'node:test'
 import type { CredentialBinding, InjectKind } from '../policy/types.ts'
 import type { OutboundRequest } from './kind.ts'
 import { CREDENTIAL_KINDS } from './registry.ts'
+import { createAwsSigv4 } from './kinds/aws-sigv4.ts'
 
-const SECRET = 's3cr3t/+ value'
+const RAW_SECRET = 's3cr3t/+ value'
+const SECRET = RAW_SECRET
 const bindings: Record<InjectKind, CredentialBinding> = {
   bearer: { secret: 'a', source: { type: 'static', options: { secret: 'a' } }, kind: 'bearer', name: undefined, template: undefined, username: undefined },
   basic: { secret: 'a', source: { type: 'static', options: { secret: 'a' } }, kind: 'basic', name: undefined, template: undefined, username: 'x-access-token' },
   header: { secret: 'a', source: { type: 'static', options: { secret: 'a' } }, kind: 'header', name: 'x-api-key', template: 'Key {secret}', username: undefined },
   query: { secret: 'a', source: { type: 'static', options: { secret: 'a' } }, kind: 'query', name: 'key', template: undefined, username: undefined },
+  aws_sigv4: { secret: 'a', source: { type: 'static', options: { secret: 'a' } }, kind: 'aws_sigv4', name: undefined, template: undefined, username: undefined, aws: { service: 's3', region: 'eu-west-1', unsignedPayload: false } },
 }
+/** Kinds whose secret has a shape of its own; the others take SECRET. */
+const secrets: Partial<Record<InjectKind, string>> = { aws_sigv4: JSON.stringify({ access_key_id: 'AKIAREAL', secret_access_key: SECRET.replaceAll(' ', '_'), session_token: 'tok/en' }) }
+/** Kinds that sign rather than place the secret: the secret itself never goes on the wire. */
+const SIGNING: ReadonlySet<InjectKind> = new Set(['aws_sigv4'])
+/** A kind that reads the clock, held still so that injecting twice gives the same request. */
+const stillClock: Partial<Record<InjectKind, typeof CREDENTIAL_KINDS[InjectKind]>> = { aws_sigv4: createAwsSigv4(() => Date.UTC(2026, 0, 2, 3, 4, 5)) }
 const fresh = (): OutboundRequest => ({ method: 'GET', origin: 'https://api.example.com', path: '/v1/x', body: undefined, headers: { accept: 'application/json' }, query: 'a=1&key=sandbox' })
 
 describe('credential kinds (contract)', () => {
   for (const kind of Object.keys(CREDENTIAL_KINDS) as InjectKind[]) {
-    const impl = CREDENTIAL_KINDS[kind]
+    const impl = stillClock[kind] ?? CREDENTIAL_KINDS[kind]
     const binding = bindings[kind]
-    it(`${kind}: is registered under its own name`, () => assert.equal(impl.kind, kind))
+    const SECRET = secrets[kind] ?? RAW_SECRET
+    it(`${kind}: is registered under its own name`, () => assert.equal(CREDENTIAL_KINDS[kind].kind, kind))
     it(`${kind}: inject is idempotent and touches only its slot`, () => {
       const once = fresh()
       impl.inject(once, binding, SECRET)
@@ -34,6 +44,7 @@ describe('credential kinds (contract)', () => {
       const onWire = slot.header !== undefined ? String(req.headers[slot.header]) : new URLSearchParams(req.query).get(slot.param ?? '') ?? ''
       const forms = impl.echoForms(binding, SECRET)
       assert.ok(forms.includes(SECRET), 'the raw secret is always redacted')
+      if (SIGNING.has(kind)) return assert.ok(!JSON.stringify(req).includes(JSON.stringify(SECRET).slice(1, -1)), 'a signing kind never puts its secret on the wire')
       assert.ok(forms.some((f) => onWire.includes(f)), `${onWire} is covered by ${forms.join(' | ')}`)
       if (slot.param !== undefined) assert.ok(forms.some((f) => req.query.includes(f)), 'the encoded query form is covered')
     })
@@ -50,6 +61,17 @@ describe('credential kinds (contract)', () => {
     assert.equal(put('header').headers['x-api-key'], `Key ${SECRET}`)
     assert.deepEqual(new URLSearchParams(put('query').query).getAll('key'), [SECRET])
     assert.equal(new URLSearchParams(put('query').query).get('a'), '1')
+  })
+
+  it('aws_sigv4 signs with the secret access key, sends only the session token, and redacts both', () => {
+    const req = fresh()
+    const kind = stillClock.aws_sigv4 ?? CREDENTIAL_KINDS.aws_sigv4
+    kind.inject(req, bindings.aws_sigv4, secrets.aws_sigv4 ?? '')
+    assert.match(String(req.headers.authorization), /^AWS4-HMAC-SHA256 Credential=AKIAREAL\/20260102\/eu-west-1\/s3\/aws4_request, /)
+    assert.equal(req.headers['x-amz-security-token'], 'tok/en')
+    assert.ok(!JSON.stringify(req).includes('s3cr3t'))
+    const forms = kind.echoForms(bindings.aws_sigv4, secrets.aws_sigv4 ?? '')
+    assert.ok(forms.includes('s3cr3t/+_value') && forms.includes('tok/en'))
   })
 
   it('a template with $ patterns renders the secret literally', () => {

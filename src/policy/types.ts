@@ -47,7 +47,7 @@ export interface Rule {
   readonly websocket: boolean
 }
 
-export type InjectKind = 'bearer' | 'basic' | 'header' | 'query'
+export type InjectKind = 'bearer' | 'basic' | 'header' | 'query' | 'aws_sigv4'
 
 /** Where and how the real credential goes on the outbound request. */
 export interface CredentialBinding {
@@ -62,6 +62,8 @@ export interface CredentialBinding {
   readonly template: string | undefined
   /** For `basic`: the username (the secret is the password). */
   readonly username: string | undefined
+  /** For `aws_sigv4`: the signing scope, and whether a streamed body of unknown hash may go as UNSIGNED-PAYLOAD. */
+  readonly aws?: { readonly service: string; readonly region: string; readonly unsignedPayload: boolean } | undefined
 }
 
 export interface Connector {

@@ -6,7 +6,8 @@ import type { Stage } from '../pipeline.ts'
 /**
  * authenticate: finds the task key — in forward mode in Proxy-Authorization (of the request or of
  * its tunnel's CONNECT, put on the context by the listener); in gateway mode in the slot where the
- * real credential would go: an Authorization bearer or Basic password (git), or an x-api-key /
+ * real credential would go: an Authorization bearer or Basic password (git), the access key id
+ * of an AWS SigV4 Authorization (AWS SDKs), or an x-api-key /
  * api-key header (model SDKs) — and resolves it to its session, on every request (revocation
  * takes effect at once). Refusals: task_key_missing / malformed / invalid / expired / revoked.
  */
@@ -36,6 +37,8 @@ export function taskKeyFrom(headers: IncomingHttpHeaders): string | undefined {
     const value = auth.slice(space + 1).trim()
     if (scheme === 'bearer' || scheme === 'token') return value
     if (scheme === 'basic') return basicSecret(value)
+    // An AWS SDK signs with the task key as its access key id (the signature itself is ignored).
+    if (scheme === 'aws4-hmac-sha256') return /(?:^|[\s,])Credential=([^/\s,]+)\//.exec(value)?.[1] ?? value
     return auth.trim()
   }
   for (const name of ['x-api-key', 'api-key'] as const) {

@@ -1,0 +1,132 @@
+import { KeyvaletError } from '../../errors.ts'
+import type { CredentialBinding } from '../../policy/types.ts'
+import type { CredentialKind, OutboundRequest } from '../kind.ts'
+import { EMPTY_SHA256, sha256Hex, sign, type AwsKeys } from '../sigv4.ts'
+
+/**
+ * AWS SigV4 re-signing. The sandbox's SDK signs with dummy keys; keyvalet checks nothing of that
+ * signature, removes everything it signed with (Authorization, x-amz-date, x-amz-security-token)
+ * and signs the request again, as it will be sent, with the real keys and the connector's
+ * service and region. The secret is JSON: {"access_key_id", "secret_access_key", "session_token"?}.
+ * Only the signature goes on the wire, never the secret access key.
+ */
+export function createAwsSigv4(clock: () => number): CredentialKind {
+  return {
+    kind: 'aws_sigv4',
+    slot: () => ({ header: 'authorization' }),
+    inject(req, binding, secret) {
+      const aws = scopeOf(binding)
+      const keys = parseKeys(secret)
+      refusePresigned(req.query)
+      refuseCopySource(req.headers)
+      const payloadHash = payloadHashFor(req, aws.unsignedPayload)
+      delete req.headers['x-amz-date']
+      delete req.headers['x-amz-security-token']
+      delete req.headers['x-amz-content-sha256']
+      const signed = sign({ method: req.method, host: new URL(req.origin).host, path: req.path, query: req.query, headers: req.headers, payloadHash }, keys, aws, new Date(clock()))
+      Object.assign(req.headers, signed)
+    },
+    echoForms(_binding, secret) {
+      const keys = parseKeys(secret)
+      return [secret, keys.secretAccessKey, ...(keys.sessionToken === undefined ? [] : [keys.sessionToken])]
+    },
+  }
+}
+
+export const awsSigv4 = createAwsSigv4(Date.now)
+
+function scopeOf(binding: CredentialBinding): NonNullable<CredentialBinding['aws']> {
+  if (binding.aws === undefined) throw new Error('aws_sigv4 credential binding without aws: { service, region }')
+  return binding.aws
+}
+
+const KEY_FIELDS = new Set(['access_key_id', 'secret_access_key', 'session_token'])
+/** What an access key id may contain: it is written into the Credential= of the Authorization header. */
+const ACCESS_KEY_ID = /^[A-Za-z0-9]{1,128}$/
+const PRINTABLE = /^[\x21-\x7e]{1,4096}$/
+
+/** The vault value as keys, or credential_unavailable (what is wrong goes to the audit detail, never the value). */
+function parseKeys(secret: string): AwsKeys {
+  const malformed = (why: string): KeyvaletError => new KeyvaletError('credential_unavailable', { detail: { why: 'aws_secret_malformed', problem: why } })
+  let raw: unknown
+  try {
+    raw = JSON.parse(secret)
+  } catch {
+    throw malformed('not JSON')
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw malformed('not a JSON object')
+  const fields = raw as Record<string, unknown>
+  const unknown = Object.keys(fields).find((k) => !KEY_FIELDS.has(k))
+  if (unknown !== undefined) throw malformed(`unknown field ${JSON.stringify(unknown.slice(0, 40))}`)
+  const { access_key_id: id, secret_access_key: key, session_token: token } = fields
+  if (typeof id !== 'string' || !ACCESS_KEY_ID.test(id)) throw malformed('access_key_id must be letters and digits')
+  if (typeof key !== 'string' || !PRINTABLE.test(key)) throw malformed('secret_access_key must be a non-empty printable string')
+  if (token !== undefined && (typeof token !== 'string' || !PRINTABLE.test(token))) throw malformed('session_token must be a non-empty printable string')
+  return { accessKeyId: id, secretAccessKey: key, sessionToken: token }
+}
+
+const PRESIGN_PARAMS = new Set(['x-amz-signature', 'x-amz-credential', 'x-amz-algorithm', 'x-amz-security-token'])
+
+/**
+ * A presigned URL carries its signature in the query. keyvalet refuses it rather than strip it:
+ * the query is part of what the rules decided on, and its parameters (X-Amz-Expires, signed
+ * headers) mean something a header signature cannot keep. The SDK signs in headers unless asked
+ * to presign, so this is a sandbox that built a URL for someone else to use.
+ */
+function refusePresigned(query: string): void {
+  if (query === '') return
+  for (const name of new URLSearchParams(query).keys()) {
+    if (PRESIGN_PARAMS.has(name.toLowerCase())) {
+      throw new KeyvaletError('request_unsupported', {
+        message: 'Presigned URLs (X-Amz-Signature in the query) are not forwarded: send the request without presigning and keyvalet signs it.',
+        detail: { why: 'aws_presigned_query', param: name },
+      })
+    }
+  }
+}
+
+/**
+ * CopyObject and UploadPartCopy read a second object, named in x-amz-copy-source, that the rules
+ * never see (they decide on the path): signing it would let a grant on one prefix read any object
+ * the real keys can. Refused until the policy can decide on the copy source too.
+ */
+function refuseCopySource(headers: OutboundRequest['headers']): void {
+  if (headers['x-amz-copy-source'] === undefined) return
+  throw unsupported('x-amz-copy-source (CopyObject, UploadPartCopy) is not forwarded: the source object is outside what the rules decide on. Download and upload instead.', 'aws_copy_source')
+}
+
+const HEX_SHA256 = /^[0-9a-f]{64}$/i
+/** Literal payload markers whose body keyvalet can pass through unchanged. */
+const PASS_THROUGH = new Set(['UNSIGNED-PAYLOAD', 'STREAMING-UNSIGNED-PAYLOAD-TRAILER'])
+
+/**
+ * The x-amz-content-sha256 to sign. The sandbox's own value is kept when it is a hex SHA-256:
+ * keyvalet does not need to trust it, because the service hashes the body it receives and
+ * refuses the request (XAmzContentSHA256Mismatch) when they differ — a lie only fails upstream.
+ * UNSIGNED-PAYLOAD and STREAMING-UNSIGNED-PAYLOAD-TRAILER (aws-chunked with unsigned chunks and a
+ * trailing checksum, what AWS SDK v3 sends for streamed PutObject) pass through with the body
+ * untouched. Signed chunks (STREAMING-AWS4-HMAC-SHA256-PAYLOAD...) chain each chunk's signature
+ * from the request's, so they would all need re-signing: refused. Without a value, keyvalet
+ * hashes a body it holds, uses the empty hash when there is no body, and signs a streamed body
+ * as UNSIGNED-PAYLOAD only when the connector allows it.
+ */
+function payloadHashFor(req: OutboundRequest, unsignedPayload: boolean): string {
+  const sent = req.headers['x-amz-content-sha256']
+  if (Array.isArray(sent)) throw unsupported('x-amz-content-sha256 was sent more than once.', 'aws_payload_hash_repeated')
+  if (sent !== undefined) {
+    if (HEX_SHA256.test(sent)) return sent.toLowerCase()
+    if (PASS_THROUGH.has(sent)) return sent
+    if (sent.startsWith('STREAMING-')) {
+      throw unsupported(`x-amz-content-sha256: ${sent.slice(0, 60)} (signed chunks) is not supported: let the SDK send unsigned chunks with a trailing checksum (AWS SDK v3 does by default) or a body hash.`, 'aws_signed_chunks')
+    }
+    throw unsupported('x-amz-content-sha256 must be a hex SHA-256, UNSIGNED-PAYLOAD or STREAMING-UNSIGNED-PAYLOAD-TRAILER.', 'aws_payload_hash_invalid')
+  }
+  if (req.body !== undefined) return sha256Hex(req.body)
+  if (req.bodyStreams !== true) return EMPTY_SHA256
+  if (unsignedPayload) return 'UNSIGNED-PAYLOAD'
+  throw unsupported('A streamed body needs x-amz-content-sha256 (its hash) from the client, or unsigned_payload: true on the connector.', 'aws_payload_hash_missing')
+}
+
+function unsupported(message: string, why: string): KeyvaletError {
+  return new KeyvaletError('request_unsupported', { message, detail: { why } })
+}

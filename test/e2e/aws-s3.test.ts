@@ -1,0 +1,235 @@
+import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
+import { Readable } from 'node:stream'
+import { after, before, describe, it } from 'node:test'
+import { CopyObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3'
+import { request } from 'undici'
+import { parseConfig } from '../../src/config/load.ts'
+import { startKeyvalet, type TestKeyvalet } from '../helpers/keyvalet.ts'
+import { startS3Server, type S3Server } from '../helpers/s3-server.ts'
+import { upstreamCertificate } from '../helpers/tls.ts'
+
+const REAL = { accessKeyId: 'AKIAREALKEYFORTESTS01', secretAccessKey: 'rEaL/Secret+AccessKey0123456789abcdefGHIJ', sessionToken: 'FwoGZXIvYXdzEREALSESSIONTOKEN/with+odd=chars' }
+const DUMMY_SECRET = 'dummy-secret-the-sandbox-holds'
+const REGION = 'eu-west-1'
+const BIG = 8 * 1024 * 1024
+
+describe('aws_sigv4: the AWS SDK v3 S3 client with dummy keys, through the gateway, to a verifying S3', () => {
+  const cert = upstreamCertificate('127.0.0.1')
+  let s3: S3Server
+  let kv: TestKeyvalet
+  let key: string
+  let client: S3Client
+
+  before(async () => {
+    s3 = await startS3Server({ keys: REAL, region: REGION, tls: cert.tls })
+    const connector = (name: string, secret: string, extra = '') => `  ${name}:
+    upstream: ${s3.url}
+    ca_file: s3-ca.pem
+    allow_addresses: [127.0.0.1/32]
+    credential: { secret: ${secret}, inject: aws_sigv4, aws: { service: s3, region: ${REGION}${extra} } }
+    rules:
+      # ListObjectsV2 path-style is GET /my-bucket/?list-type=2&prefix=...: the trailing '/' is part of the path.
+      - { id: list, methods: [GET], path: /my-bucket/, severity: read, query: { prefix: { pattern: "(reports|uploads)/.*", required: true } } }
+      - { id: read-reports, methods: [GET, HEAD], path: "/my-bucket/reports/**", severity: read }
+      - { id: write-uploads, methods: [PUT], path: "/my-bucket/uploads/**", severity: write }
+`
+    kv = await startKeyvalet(`version: 1
+listen: { gateway: "127.0.0.1:0" }
+connectors:
+${connector('s3', 'aws-prod')}${connector('s3-unsigned', 'aws-prod', ', unsigned_payload: true')}${connector('s3-broken', 'aws-broken')}`, { files: { 's3-ca.pem': cert.caPem } })
+    await kv.setSecret('aws-prod', JSON.stringify({ access_key_id: REAL.accessKeyId, secret_access_key: REAL.secretAccessKey, session_token: REAL.sessionToken }))
+    await kv.setSecret('aws-broken', JSON.stringify({ access_key_id: REAL.accessKeyId, secret_key: REAL.secretAccessKey }))
+    key = (await kv.mintKey(['s3:write', 's3-unsigned:write', 's3-broken:read'])).key
+    // Gateway mode: the task key is the access key id; the secret key is a dummy nobody checks.
+    client = new S3Client({ endpoint: `${kv.url}/s3`, forcePathStyle: true, region: REGION, maxAttempts: 1, credentials: { accessKeyId: key, secretAccessKey: DUMMY_SECRET } })
+  })
+
+  after(async () => {
+    client.destroy()
+    await kv.close()
+    await s3.close()
+  })
+
+  /** Nothing the sandbox held reached S3: no task key, no dummy secret, the real access key id signed it. */
+  function assertSignedByRealKeyOnly(from: number): void {
+    const seen = s3.received.slice(from)
+    assert.ok(seen.length > 0)
+    for (const r of seen) {
+      assert.equal(r.refused, undefined, `S3 refused ${r.method} ${r.url}: ${r.refused}`)
+      assert.match(String(r.headers.authorization), new RegExp(`^AWS4-HMAC-SHA256 Credential=${REAL.accessKeyId}/\\d{8}/${REGION}/s3/aws4_request, `))
+      const all = JSON.stringify(r.headers)
+      assert.ok(!all.includes(key) && !all.includes(DUMMY_SECRET) && !all.includes(REAL.secretAccessKey), 'no sandbox key and no secret key on the wire')
+      assert.equal(r.headers['x-amz-security-token'], REAL.sessionToken)
+    }
+  }
+
+  it('PutObject, GetObject and ListObjectsV2 verify against the real keys', async () => {
+    const from = s3.received.length
+    await client.send(new PutObjectCommand({ Bucket: 'my-bucket', Key: 'uploads/hello world!.txt', Body: 'hello from the sandbox', ContentType: 'text/plain' }))
+    s3.objects.set('my-bucket/reports/q1 (final).csv', Buffer.from('a,b\n1,2\n'))
+    const got = await client.send(new GetObjectCommand({ Bucket: 'my-bucket', Key: 'reports/q1 (final).csv' }))
+    assert.equal(await got.Body?.transformToString(), 'a,b\n1,2\n')
+    const listed = await client.send(new ListObjectsV2Command({ Bucket: 'my-bucket', Prefix: 'uploads/' }))
+    assert.deepEqual(listed.Contents?.map((c) => c.Key), ['uploads/hello world!.txt'])
+    assert.equal(s3.objects.get('my-bucket/uploads/hello world!.txt')?.toString(), 'hello from the sandbox')
+    assertSignedByRealKeyOnly(from)
+    const records = (await kv.audit()).slice(-3)
+    assert.deepEqual(records.map((r) => [r.decision, r.rule, r.credential, r.status, r.upstream_status]), [
+      ['allow', 'write-uploads', 'aws-prod', 200, 200], ['allow', 'read-reports', 'aws-prod', 200, 200], ['allow', 'list', 'aws-prod', 200, 200],
+    ])
+  })
+
+  it(`streams a ${BIG / 1024 / 1024} MiB PutObject (aws-chunked, unsigned chunks, CRC32 trailer) byte-exact`, async () => {
+    const from = s3.received.length
+    const expected = createHash('sha256')
+    async function* pieces(): AsyncGenerator<Buffer> {
+      for (let i = 0; i < BIG / 65536; i++) {
+        const piece = Buffer.alloc(65536, i % 251)
+        piece.writeUInt32BE(i)
+        expected.update(piece)
+        yield piece
+      }
+    }
+    await client.send(new PutObjectCommand({ Bucket: 'my-bucket', Key: 'uploads/big.bin', Body: Readable.from(pieces()), ContentLength: BIG }))
+    const stored = s3.objects.get('my-bucket/uploads/big.bin')
+    assert.equal(stored?.length, BIG)
+    assert.equal(createHash('sha256').update(stored ?? Buffer.alloc(0)).digest('hex'), expected.digest('hex'))
+    const seen = s3.received.at(-1)
+    assert.equal(seen?.headers['x-amz-content-sha256'], 'STREAMING-UNSIGNED-PAYLOAD-TRAILER')
+    assert.ok((seen?.rawBytes ?? 0) > BIG, 'the aws-chunked framing went through untouched')
+    assertSignedByRealKeyOnly(from)
+    const record = (await kv.audit()).at(-1)
+    assert.equal(record?.rule, 'write-uploads')
+    assert.equal(record?.bytes_in, seen?.rawBytes)
+  })
+
+  /** The SDK's error for a refused call. keyvalet's JSON error body is not S3's XML: the SDK reports a parse error carrying the status. */
+  async function refusal(send: () => Promise<unknown>): Promise<{ $metadata: { httpStatusCode?: number } }> {
+    try {
+      await send()
+    } catch (err) {
+      if (err instanceof Error && '$metadata' in err) return err as Error & { $metadata: { httpStatusCode?: number } }
+      throw err
+    }
+    throw new Error('expected a refusal')
+  }
+
+  it('a bucket outside the rules is refused by keyvalet: S3 sees nothing', async () => {
+    const from = s3.received.length
+    const err = await refusal(() => client.send(new GetObjectCommand({ Bucket: 'other-bucket', Key: 'reports/q1.csv' })))
+    assert.equal(err.$metadata.httpStatusCode, 403)
+    assert.equal(s3.received.length, from)
+    const record = (await kv.audit()).at(-1)
+    assert.equal(record?.decision, 'deny')
+    assert.equal(record?.error, 'policy_denied')
+    assert.equal(record?.path, '/other-bucket/reports/q1.csv')
+  })
+
+  it('a key outside the allowed prefix is refused: S3 sees nothing', async () => {
+    const from = s3.received.length
+    const err = await refusal(() => client.send(new PutObjectCommand({ Bucket: 'my-bucket', Key: 'reports/overwrite.csv', Body: 'x' })))
+    assert.equal(err.$metadata.httpStatusCode, 403)
+    assert.equal(s3.received.length, from)
+    assert.equal(s3.objects.has('my-bucket/reports/overwrite.csv'), false)
+    const listing = await refusal(() => client.send(new ListObjectsV2Command({ Bucket: 'my-bucket', Prefix: 'secrets/' })))
+    assert.equal(listing.$metadata.httpStatusCode, 403)
+    assert.equal(s3.received.length, from)
+    const [put, list] = (await kv.audit()).slice(-2)
+    assert.deepEqual([put?.error, put?.method, put?.path], ['policy_denied', 'PUT', '/my-bucket/reports/overwrite.csv'])
+    assert.deepEqual([list?.error, list?.path, list?.query_keys], ['policy_denied', '/my-bucket/', ['list-type', 'prefix']])
+  })
+
+  it('an object that echoes the secret access key or the session token comes back masked', async () => {
+    s3.objects.set('my-bucket/reports/leak.txt', Buffer.from(`key=${REAL.secretAccessKey} token=${REAL.sessionToken}`))
+    const got = await client.send(new GetObjectCommand({ Bucket: 'my-bucket', Key: 'reports/leak.txt' }))
+    const text = (await got.Body?.transformToString()) ?? ''
+    assert.ok(!text.includes(REAL.secretAccessKey) && !text.includes(REAL.sessionToken))
+    assert.equal(text, `key=${'*'.repeat(REAL.secretAccessKey.length)} token=${'*'.repeat(REAL.sessionToken.length)}`)
+    assert.equal((await kv.audit()).at(-1)?.redactions, 2)
+  })
+
+  /** A raw client standing in for a tool that signs its own way (the task key as access key id). */
+  const rawAuth = () => `AWS4-HMAC-SHA256 Credential=${key}/20260101/${REGION}/s3/aws4_request, SignedHeaders=host, Signature=${'0'.repeat(64)}`
+
+  it('refuses presigned query signatures, signed chunks and copy sources with a clear error, S3 sees nothing', async () => {
+    const from = s3.received.length
+    const presigned = await request(`${kv.url}/s3/my-bucket/reports/q1.csv?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=x&X-Amz-Signature=abc`, { headers: { authorization: rawAuth() } })
+    const presignedBody = (await presigned.body.json()) as { error: { code: string; message: string } }
+    assert.equal(presigned.statusCode, 400)
+    assert.equal(presignedBody.error.code, 'request_unsupported')
+    assert.match(presignedBody.error.message, /Presigned/)
+    const chunked = await request(`${kv.url}/s3/my-bucket/uploads/c.bin`, { method: 'PUT', headers: { authorization: rawAuth(), 'x-amz-content-sha256': 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD', 'content-encoding': 'aws-chunked' }, body: '0;chunk-signature=00\r\n\r\n' })
+    const chunkedBody = (await chunked.body.json()) as { error: { code: string; message: string } }
+    assert.equal(chunked.statusCode, 400)
+    assert.match(chunkedBody.error.message, /signed chunks/)
+    const copy = await client.send(new CopyObjectCommand({ Bucket: 'my-bucket', Key: 'uploads/copied.csv', CopySource: 'other-bucket/private.csv' })).catch((err: unknown) => err as { $metadata?: { httpStatusCode?: number } })
+    assert.equal((copy as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode, 400)
+    assert.equal(s3.received.length, from)
+    const records = (await kv.audit()).slice(-3)
+    assert.deepEqual(records.map((r) => [r.error, (r.detail as { why?: string } | undefined)?.why]), [['request_unsupported', 'aws_presigned_query'], ['request_unsupported', 'aws_signed_chunks'], ['request_unsupported', 'aws_copy_source']])
+  })
+
+  it('a streamed body without x-amz-content-sha256: refused, unless the connector allows UNSIGNED-PAYLOAD', async () => {
+    const from = s3.received.length
+    const body = () => Readable.from([Buffer.from('streamed '), Buffer.from('body')])
+    const refused = await request(`${kv.url}/s3/my-bucket/uploads/s.txt`, { method: 'PUT', headers: { authorization: rawAuth() }, body: body() })
+    await refused.body.dump()
+    assert.equal(refused.statusCode, 400)
+    assert.equal(s3.received.length, from)
+    const sent = await request(`${kv.url}/s3-unsigned/my-bucket/uploads/s.txt`, { method: 'PUT', headers: { authorization: rawAuth() }, body: body() })
+    await sent.body.dump()
+    assert.equal(sent.statusCode, 200)
+    assert.equal(s3.received.at(-1)?.headers['x-amz-content-sha256'], 'UNSIGNED-PAYLOAD')
+    assert.equal(s3.objects.get('my-bucket/uploads/s.txt')?.toString(), 'streamed body')
+    assertSignedByRealKeyOnly(from)
+    const records = (await kv.audit()).slice(-2)
+    assert.deepEqual(records.map((r) => [r.connector, r.error, r.upstream_status]), [['s3', 'request_unsupported', null], ['s3-unsigned', null, 200]])
+  })
+
+  it('a malformed vault secret fails closed with credential_unavailable', async () => {
+    const from = s3.received.length
+    const broken = new S3Client({ endpoint: `${kv.url}/s3-broken`, forcePathStyle: true, region: REGION, maxAttempts: 1, credentials: { accessKeyId: key, secretAccessKey: DUMMY_SECRET } })
+    try {
+      const err = await refusal(() => broken.send(new GetObjectCommand({ Bucket: 'my-bucket', Key: 'reports/q1 (final).csv' })))
+      assert.equal(err.$metadata.httpStatusCode, 502)
+    } finally {
+      broken.destroy()
+    }
+    assert.equal(s3.received.length, from)
+    const record = (await kv.audit()).at(-1)
+    assert.equal(record?.error, 'credential_unavailable')
+    assert.equal((record?.detail as { why?: string } | undefined)?.why, 'aws_secret_malformed')
+    assert.ok(!JSON.stringify(record).includes(REAL.secretAccessKey))
+  })
+})
+
+describe('aws_sigv4 configuration errors are located', () => {
+  const config = (credential: string) => `version: 1
+listen: { gateway: "127.0.0.1:0" }
+connectors:
+  s3:
+    upstream: https://s3.eu-west-1.amazonaws.com
+    credential:
+      ${credential}
+    rules: [{ id: read, methods: [GET], path: "/my-bucket/**", severity: read }]
+`
+  const problem = (text: string): string => {
+    try {
+      parseConfig(text, 'keyvalet.yaml')
+    } catch (err) {
+      return (err as Error).message
+    }
+    throw new Error('expected a configuration error')
+  }
+
+  it('names file:line:field for a missing aws.region', () => {
+    assert.match(problem(config('{ secret: aws-prod, inject: aws_sigv4, aws: { service: s3 } }')), /keyvalet\.yaml:7: connectors\.s3\.credential\.aws: missing required field region/)
+  })
+
+  it('requires aws for inject: aws_sigv4 and refuses it for other kinds', () => {
+    assert.match(problem(config('{ secret: aws-prod, inject: aws_sigv4 }')), /keyvalet\.yaml:6: connectors\.s3\.credential: missing required field aws \(for inject: aws_sigv4\)/)
+    assert.match(problem(config('{ secret: t, inject: bearer, aws: { service: s3, region: eu-west-1 } }')), /keyvalet\.yaml:7: connectors\.s3\.credential\.aws: only applies to inject: aws_sigv4/)
+    assert.match(problem(config('{ secret: aws-prod, inject: aws_sigv4, aws: { service: S3!, region: eu-west-1 } }')), /connectors\.s3\.credential\.aws\.service: must be an AWS signing name/)
+  })
+})

@@ -78,9 +78,11 @@ connectors:
 
 it('answers 504 when the upstream sends no response head in time, and aborts what a departed client started', async () => {
   const closed: string[] = []
+  const arrived: string[] = []
   const upstream = await startUpstream({
     streaming: true,
     handler: (req) => {
+      arrived.push(req.url ?? '')
       req.resume()
       req.socket.once('close', () => closed.push(req.url ?? ''))
     },
@@ -110,11 +112,17 @@ connectors:
     const gone = httpRequest({ host: '127.0.0.1', port, path: '/stuck/abandoned', headers: { authorization: `Bearer ${key}` } })
     gone.on('error', () => {})
     gone.end()
-    await new Promise((r) => setTimeout(r, 100))
+    // The client leaves once its request is at the upstream (waiting for it is bounded, not timed).
+    for (let i = 0; i < 200 && !arrived.includes('/abandoned'); i++) await new Promise((r) => setTimeout(r, 10))
+    assert.ok(arrived.includes('/abandoned'), 'the request reached the upstream')
     gone.destroy()
-    for (let i = 0; i < 100 && !closed.includes('/abandoned'); i++) await new Promise((r) => setTimeout(r, 20))
+    for (let i = 0; i < 200 && !closed.includes('/abandoned'); i++) await new Promise((r) => setTimeout(r, 10))
     assert.ok(closed.includes('/abandoned'), 'the upstream request of a client that left was aborted')
-    const record = (await kv.audit()).at(-1)
+    let record = (await kv.audit()).at(-1)
+    for (let i = 0; i < 200 && record?.path !== '/abandoned'; i++) {
+      await new Promise((r) => setTimeout(r, 10))
+      record = (await kv.audit()).at(-1)
+    }
     assert.equal((record?.detail as { why?: string } | undefined)?.why, 'client_closed')
   } finally {
     await kv.close()

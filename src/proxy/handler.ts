@@ -11,7 +11,7 @@ import type { Vault } from '../vault/vault.ts'
 import { auditFields, refusalFields } from './audit-fields.ts'
 import type { ForwardTarget, RequestContext } from './context.ts'
 import { runStages, type Stage } from './pipeline.ts'
-import { presentation, relayResponse, renderError, writeRawError } from './respond.ts'
+import { errorFormat, presentation, relayResponse, renderError, writeRawError } from './respond.ts'
 import { AssertionKeys } from '../assertion/keys.ts'
 import { UserValues } from '../attribution/user-value.ts'
 import { createAssert } from './stages/assert.ts'
@@ -115,7 +115,7 @@ export function createHandler(deps: HandlerDeps) {
         log.error('audit write failed', { request_id: ctx.id, error: String(auditErr) })
       }
       if (!res.headersSent) {
-        renderError(res, error, ctx.id, ctx.mode)
+        renderError(res, error, ctx.id, ctx.mode, errorFormat(ctx))
         drain(ctx.req)
       } else {
         res.destroy()

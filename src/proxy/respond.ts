@@ -20,13 +20,24 @@ export function presentation(mode: RequestContext['mode'], err: KeyvaletError): 
   return { status: err.status, headers: {} }
 }
 
-/** The one place a KeyvaletError becomes an HTTP response: JSON, the code in a header, no stack. */
-export function renderError(res: ServerResponse, err: KeyvaletError, requestId: string, mode: RequestContext['mode'] = 'gateway'): void {
+/**
+ * How an error body is written: JSON, or S3's XML error document for connectors an AWS SDK talks
+ * to (the SDK parses only that, and then reports keyvalet's code as the error's name and its
+ * message as the error's message, instead of an XML parse error).
+ */
+export type ErrorFormat = 'json' | 'aws-xml'
+
+export function errorFormat(ctx: Pick<RequestContext, 'connector'>): ErrorFormat {
+  return ctx.connector?.credential?.kind === 'aws_sigv4' ? 'aws-xml' : 'json'
+}
+
+/** The one place a KeyvaletError becomes an HTTP response: JSON (or S3 XML), the code in a header, no stack. */
+export function renderError(res: ServerResponse, err: KeyvaletError, requestId: string, mode: RequestContext['mode'] = 'gateway', format: ErrorFormat = 'json'): void {
   const { status, headers } = presentation(mode, err)
-  const body = errorBody(err, requestId)
+  const body = format === 'aws-xml' ? awsErrorBody(err, requestId) : errorBody(err, requestId)
   res.writeHead(status, {
     ...headers,
-    'content-type': 'application/json; charset=utf-8',
+    'content-type': format === 'aws-xml' ? 'application/xml' : 'application/json; charset=utf-8',
     'content-length': Buffer.byteLength(body),
     'cache-control': 'no-store',
     [ERROR_HEADER]: err.code,
@@ -45,6 +56,15 @@ export function writeRawError(socket: Duplex, err: KeyvaletError, requestId: str
       `content-length: ${Buffer.byteLength(body)}\r\n${ERROR_HEADER}: ${err.code}\r\n${REQUEST_ID_HEADER}: ${requestId}\r\n` +
       `connection: close\r\n\r\n${body}`,
   )
+}
+
+function awsErrorBody(err: KeyvaletError, requestId: string): string {
+  const reason = err.code === 'policy_denied' && typeof err.detail?.reason === 'string' ? `<Reason>${xmlText(err.detail.reason)}</Reason>` : ''
+  return `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${err.code}</Code><Message>keyvalet: ${xmlText(err.message)}</Message>${reason}<RequestId>${xmlText(requestId)}</RequestId></Error>`
+}
+
+function xmlText(text: string): string {
+  return text.replace(/[<>&'"]/g, (c) => `&#${c.charCodeAt(0)};`)
 }
 
 function errorBody(err: KeyvaletError, requestId: string): string {

@@ -104,8 +104,8 @@ ${connector('s3', 'aws-prod')}${connector('s3-unsigned', 'aws-prod', ', unsigned
     assert.equal(record?.bytes_in, seen?.rawBytes)
   })
 
-  /** The SDK's error for a refused call. keyvalet's JSON error body is not S3's XML: the SDK reports a parse error carrying the status. */
-  async function refusal(send: () => Promise<unknown>): Promise<{ $metadata: { httpStatusCode?: number } }> {
+  /** The SDK's error for a refused call: keyvalet answers AWS connectors with S3's XML error document, so the SDK names keyvalet's code. */
+  async function refusal(send: () => Promise<unknown>): Promise<Error & { $metadata: { httpStatusCode?: number } }> {
     try {
       await send()
     } catch (err) {
@@ -119,6 +119,8 @@ ${connector('s3', 'aws-prod')}${connector('s3-unsigned', 'aws-prod', ', unsigned
     const from = s3.received.length
     const err = await refusal(() => client.send(new GetObjectCommand({ Bucket: 'other-bucket', Key: 'reports/q1.csv' })))
     assert.equal(err.$metadata.httpStatusCode, 403)
+    assert.equal(err.name, 'policy_denied', 'the SDK reports keyvalet\'s code')
+    assert.match(err.message, /^keyvalet: Connector s3 has no rule for this path; the request was refused \(no_rule_for_path\)\.$/)
     assert.equal(s3.received.length, from)
     const record = (await kv.audit()).at(-1)
     assert.equal(record?.decision, 'deny')
@@ -155,14 +157,14 @@ ${connector('s3', 'aws-prod')}${connector('s3-unsigned', 'aws-prod', ', unsigned
   it('refuses presigned query signatures, signed chunks and copy sources with a clear error, S3 sees nothing', async () => {
     const from = s3.received.length
     const presigned = await request(`${kv.url}/s3/my-bucket/reports/q1.csv?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=x&X-Amz-Signature=abc`, { headers: { authorization: rawAuth() } })
-    const presignedBody = (await presigned.body.json()) as { error: { code: string; message: string } }
+    const presignedBody = await presigned.body.text()
     assert.equal(presigned.statusCode, 400)
-    assert.equal(presignedBody.error.code, 'request_unsupported')
-    assert.match(presignedBody.error.message, /Presigned/)
+    assert.equal(presigned.headers['content-type'], 'application/xml')
+    assert.match(presignedBody, /^<\?xml version="1.0" encoding="UTF-8"\?>\n<Error><Code>request_unsupported<\/Code><Message>keyvalet: [^<]*Presigned[^<]*<\/Message><RequestId>req_[0-9a-z]+<\/RequestId><\/Error>$/)
     const chunked = await request(`${kv.url}/s3/my-bucket/uploads/c.bin`, { method: 'PUT', headers: { authorization: rawAuth(), 'x-amz-content-sha256': 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD', 'content-encoding': 'aws-chunked' }, body: '0;chunk-signature=00\r\n\r\n' })
-    const chunkedBody = (await chunked.body.json()) as { error: { code: string; message: string } }
+    const chunkedBody = await chunked.body.text()
     assert.equal(chunked.statusCode, 400)
-    assert.match(chunkedBody.error.message, /signed chunks/)
+    assert.match(chunkedBody, /<Code>request_unsupported<\/Code><Message>keyvalet: [^<]*signed chunks/)
     const copy = await client.send(new CopyObjectCommand({ Bucket: 'my-bucket', Key: 'uploads/copied.csv', CopySource: 'other-bucket/private.csv' })).catch((err: unknown) => err as { $metadata?: { httpStatusCode?: number } })
     assert.equal((copy as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode, 400)
     assert.equal(s3.received.length, from)

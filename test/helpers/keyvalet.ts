@@ -42,7 +42,7 @@ export async function startKeyvalet(configText: string, opts: { files?: Record<s
   const kv = { now: Date.now() }
   const runtime = openRuntime(config, { env: { KEYVALET_MASTER_KEY: masterKey }, createMasterKey: false, clock: () => kv.now })
   const audit = await AuditWriter.start({ databasePath: config.databasePath, fsync: config.auditFsync, key: runtime.auditKey })
-  const gateway = createProxy({ config, sessions: runtime.sessions, vault: runtime.vault, audit, log: silentLogger })
+  const gateway = createProxy({ config, sessions: runtime.sessions, vault: runtime.vault, audit, log: silentLogger, clock: () => kv.now })
   const { url, forwardUrl, caCertPem } = await gateway.listen()
   return Object.assign(kv, {
     url, forwardUrl, caCertPem, dir, configFile, masterKey, runtime,

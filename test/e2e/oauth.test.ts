@@ -4,7 +4,7 @@ import { Readable, Writable } from 'node:stream'
 import { request } from 'undici'
 import type { AuditRecord } from '../../src/audit/record.ts'
 import { main } from '../../src/cli/main.ts'
-import { readUserToken } from '../../src/credentials/oauth/user-tokens.ts'
+import { readUserToken, recordFromGrant, writeUserToken } from '../../src/credentials/oauth/user-tokens.ts'
 import { parseGrant } from '../../src/policy/grant.ts'
 import { startKeyvalet, type TestKeyvalet } from '../helpers/keyvalet.ts'
 import { startOAuthServer, type OAuthServer } from '../helpers/oauth-server.ts'
@@ -299,6 +299,29 @@ connectors:
       oauth.failRefresh = false
     }
     assert.equal((await send('gina', '/crm/contacts')).status, 200, 'the next request after the server recovers refreshes')
+  })
+
+  it('another process rotating the refresh token first: invalid_grant, then the record it stored is used', async () => {
+    await connect('ivan')
+    const mine = await stored('ivan')
+    kv.now += 700_000
+    oauth.beforeRefresh = async (presented) => {
+      // The other keyvalet process: refreshes with the same refresh token and stores the result.
+      const res = await fetch(oauth.tokenUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${oauth.clientId}:${oauth.clientSecret}`).toString('base64')}` },
+        body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: presented }),
+      })
+      const body = (await res.json()) as { access_token: string; refresh_token: string; expires_in: number }
+      const theirs = recordFromGrant('ivan', { accessToken: body.access_token, refreshToken: body.refresh_token, expiresIn: body.expires_in, scope: undefined }, kv.now, mine)
+      await writeUserToken(kv.runtime.vault, 'crm', theirs)
+    }
+    const reused = oauth.counts.refresh_reused
+    const res = await send('ivan', '/crm/contacts')
+    assert.equal(res.status, 200)
+    assert.equal(oauth.counts.refresh_reused, reused + 1, 'keyvalet lost the race: its refresh token had been used')
+    assert.equal(bearer(-1), (await stored('ivan')).access_token, 'and it sent the token the other process stored')
+    assert.equal(oauth.check(bearer(-1) ?? ''), 'ivan')
   })
 
   it('client credentials: one token for many requests, fetched again when expired and after a 401', async () => {

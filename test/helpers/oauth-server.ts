@@ -20,6 +20,8 @@ export interface OAuthServer {
   readonly counts: OAuthCounts
   /** Every refresh token presented at /token, in order. */
   readonly refreshTokensPresented: string[]
+  /** Runs once, before the next refresh_token grant is processed (another client racing this one). */
+  beforeRefresh: ((refreshToken: string) => Promise<void>) | undefined
   /** The form of the last /token request. */
   lastForm: URLSearchParams | undefined
   /** The subject (user, or client:<id>) an access token stands for while it is valid, else undefined. */
@@ -122,8 +124,13 @@ export async function startOAuthServer(opts: { clock?: () => number; accessTtlS?
       const chunks: Buffer[] = []
       req.on('data', (c: Buffer) => chunks.push(c))
       req.on('end', () => {
-        const [status, body] = token(new URLSearchParams(Buffer.concat(chunks).toString()), req)
-        res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(body))
+        const form = new URLSearchParams(Buffer.concat(chunks).toString())
+        const hook = form.get('grant_type') === 'refresh_token' ? state.beforeRefresh : undefined
+        if (hook !== undefined) state.beforeRefresh = undefined
+        void (hook?.(form.get('refresh_token') ?? '') ?? Promise.resolve()).then(() => {
+          const [status, body] = token(form, req)
+          res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(body))
+        })
       })
       return
     }
@@ -141,7 +148,7 @@ export async function startOAuthServer(opts: { clock?: () => number; accessTtlS?
   const state: OAuthServer = {
     url: base, authorizeUrl: `${base}/authorize`, tokenUrl: `${base}/token`,
     clientId: 'kv-client', clientSecret: 'kv-client-secret-0123456789',
-    loginAs: 'alice', accessTtlS: opts.accessTtlS ?? 600, failRefresh: false, counts, refreshTokensPresented: [], lastForm: undefined,
+    loginAs: 'alice', accessTtlS: opts.accessTtlS ?? 600, failRefresh: false, counts, refreshTokensPresented: [], lastForm: undefined, beforeRefresh: undefined,
     check,
     revoke(t) {
       const a = access.get(t)

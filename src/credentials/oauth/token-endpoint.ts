@@ -70,6 +70,7 @@ export async function requestToken(http: TokenHttp, connector: Connector, tokenU
     form.set('client_id', client.clientId)
     if (client.clientSecret !== undefined) form.set('client_secret', client.clientSecret)
   }
+  if (tokenUrl.protocol === 'http:' && !connector.allowInsecure) throw new TokenEndpointError('token_endpoint_unreachable', { error: 'cleartext_refused' })
   let res
   try {
     res = await http.request(tokenUrl, { method: 'POST', headers, body: form.toString() }, connector)

@@ -84,6 +84,11 @@ class OAuthUserSource implements CredentialSource {
     return this.#cache.fresh(token) && this.#refused.get(user) !== token.value ? token : undefined
   }
 
+  async #rotatedElsewhere(user: string, used: string): Promise<Token | undefined> {
+    const record = await this.#read(user).catch(() => undefined)
+    return record === undefined || record.refresh_token === used ? undefined : this.#usable(user, record)
+  }
+
   /** Runs alone per user. Reads again first: another request or process may have refreshed already. */
   async #refresh(user: string): Promise<Token> {
     const record = await this.#read(user)
@@ -100,8 +105,11 @@ class OAuthUserSource implements CredentialSource {
       })
       next = recordFromGrant(user, granted, issuedAt, record)
     } catch (err) {
-      // invalid_grant: the refresh token is dead (expired, revoked, reused): only a new connect helps.
+      // invalid_grant: the refresh token is dead (expired, revoked, reused), unless another
+      // keyvalet process rotated it a moment ago and stored the result: then use that.
       const reconnect = err instanceof TokenEndpointError && err.oauthError === 'invalid_grant'
+      const rotated = reconnect ? await this.#rotatedElsewhere(user, record.refresh_token) : undefined
+      if (rotated !== undefined) return rotated
       throw refreshFailed(err, reconnect ? `The user's ${this.#connector.name} authorization has expired or was revoked; they must connect again (keyvalet oauth connect). The request was not sent.` : undefined)
     }
     try {

@@ -80,7 +80,7 @@ class OAuthUserSource implements CredentialSource {
 
   /** The stored token when it may be sent: fresh and not refused by the upstream. */
   #usable(user: string, record: UserTokenRecord): Token | undefined {
-    const token = { value: record.access_token, expiresAt: record.expires_at, label: `oauth_user:${this.#connector.name}:${user}` }
+    const token = this.#token(user, record)
     return this.#cache.fresh(token) && this.#refused.get(user) !== token.value ? token : undefined
   }
 
@@ -121,6 +121,10 @@ class OAuthUserSource implements CredentialSource {
     }
     this.#refused.delete(user)
     this.#refreshable.set(user, next.refresh_token !== undefined)
-    return { value: next.access_token, expiresAt: next.expires_at, label: `oauth_user:${this.#connector.name}:${user}` }
+    return this.#token(user, next)
+  }
+
+  #token(user: string, record: UserTokenRecord): Token {
+    return { value: record.access_token, expiresAt: record.expires_at, label: `oauth_user:${this.#connector.name}:${user}` }
   }
 }

@@ -125,15 +125,17 @@ export function createHandler(deps: HandlerDeps) {
 
   /**
    * The upstream refused the credential (401) and its source can get a fresh one: the request is
-   * sent once more with it, when its body can be replayed (none, or held whole by decide). The
+   * sent once more with it, when its body can be replayed (none, or held whole by decide); else
+   * the 401 goes to the sandbox and the next request gets the fresh credential. The
    * first answer is discarded unseen. Never more than one retry.
    */
   async function retryAfter401(ctx: RequestContext): Promise<boolean> {
     const upstream = ctx.upstream
     const credential = ctx.credential
     if (upstream?.statusCode !== 401 || credential === undefined || ctx.retried === true || ctx.session === undefined || ctx.connector === undefined) return false
-    if (!replayable(ctx)) return false
-    if (credential.source.rejected?.({ session: ctx.session, connector: ctx.connector }, credential.token) !== true) return false
+    // Told even when the body cannot be replayed, so the next request does not resend the refused token.
+    const refreshable = credential.source.rejected?.({ session: ctx.session, connector: ctx.connector }, credential.token) === true
+    if (!refreshable || !replayable(ctx)) return false
     await upstream.body.dump().catch(() => undefined)
     ctx.retried = true
     ctx.upstream = undefined

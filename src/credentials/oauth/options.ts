@@ -1,0 +1,64 @@
+import type { FieldPath } from '../../config/locate.ts'
+import { USER_TOKEN_PREFIX } from './user-tokens.ts'
+
+/** Config fields the OAuth sources share (JSON Schema, for `credential.oauth_user` and `credential.oauth_client`). */
+export const COMMON_FIELDS = {
+  token_url: { type: 'string', minLength: 1, description: 'The token endpoint, https:// (http:// only with the connector\'s allow_insecure). Reached with the connector\'s allow_addresses and ca_file, never through a redirect.' },
+  client_id: { type: 'string', minLength: 1, description: 'The OAuth client id registered with the authorization server.' },
+  scopes: { type: 'array', items: { type: 'string', pattern: '^[\\x21\\x23-\\x5b\\x5d-\\x7e]+$', errorMessage: 'must be one scope without spaces or quotes' }, description: 'Scopes to ask for (sent space-separated).' },
+  refresh_before_s: { type: 'integer', minimum: 0, maximum: 3600, default: 60, description: 'A token is replaced this many seconds before it expires, so none expires in flight.' },
+  client_auth: { enum: ['basic', 'post'], default: 'basic', description: 'How the client secret is sent to the token endpoint: basic (HTTP Basic, client_secret_basic) or post (in the form body, client_secret_post).' },
+} as const
+
+export interface RawCommon {
+  token_url: string
+  client_id: string
+  client_secret?: string
+  scopes?: string[]
+  refresh_before_s?: number
+  client_auth?: 'basic' | 'post'
+}
+
+export interface CommonOptions {
+  readonly tokenUrl: URL
+  readonly clientId: string
+  /** Vault name of the client secret; undefined for a public client. */
+  readonly clientSecret: string | undefined
+  readonly scopes: readonly string[]
+  readonly refreshBeforeMs: number
+  readonly clientAuth: 'basic' | 'post'
+}
+
+/** Stands in for a missing block (already reported by the config compiler), so compile never reads undefined. */
+export const MISSING_BLOCK = { token_url: 'https://invalid.invalid', authorize_url: 'https://invalid.invalid', client_id: 'missing', client_secret: 'missing' }
+
+type Problem = (field: FieldPath, message: string) => void
+
+export function compileCommon(raw: RawCommon, problem: Problem): CommonOptions {
+  const secret = raw.client_secret
+  if (secret?.startsWith('keyvalet.') === true) problem(['client_secret'], 'secret names starting with keyvalet. are reserved for keyvalet itself')
+  if (secret?.startsWith(USER_TOKEN_PREFIX) === true) problem(['client_secret'], `secret names starting with ${USER_TOKEN_PREFIX} hold users' OAuth tokens`)
+  return {
+    tokenUrl: endpointUrl(raw.token_url, ['token_url'], problem),
+    clientId: raw.client_id,
+    clientSecret: secret,
+    scopes: raw.scopes ?? [],
+    refreshBeforeMs: (raw.refresh_before_s ?? 60) * 1000,
+    clientAuth: raw.client_auth ?? 'basic',
+  }
+}
+
+/** An absolute http(s) URL without user info or fragment (the connector decides whether http:// is allowed). */
+export function endpointUrl(text: string, field: FieldPath, problem: Problem): URL {
+  let url: URL
+  try {
+    url = new URL(text)
+  } catch {
+    problem(field, 'must be an absolute URL such as https://auth.example.com/oauth/token')
+    return new URL('https://invalid.invalid')
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') problem(field, 'must be an https:// URL (or http:// with the connector\'s allow_insecure)')
+  if (url.username !== '' || url.password !== '') problem(field, 'must not contain user info (put the client secret in the vault)')
+  if (url.hash !== '') problem(field, 'must not contain a fragment')
+  return url
+}

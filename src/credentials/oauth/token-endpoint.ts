@@ -1,0 +1,131 @@
+import { KeyvaletError } from '../../errors.ts'
+import type { Connector } from '../../policy/types.ts'
+import type { TokenHttp } from '../token-http.ts'
+
+/** How the client authenticates at the token endpoint (RFC 6749 §2.3.1). */
+export interface ClientAuth {
+  readonly clientId: string
+  /** undefined for a public client: only client_id is sent. */
+  readonly clientSecret: string | undefined
+  /** basic: HTTP Basic (the RFC's default); post: client_id and client_secret in the form body. */
+  readonly method: 'basic' | 'post'
+}
+
+/** A successful token response, validated. */
+export interface GrantedToken {
+  readonly accessToken: string
+  /** undefined when the server sent none (the caller keeps the one it had, RFC 6749 §6). */
+  readonly refreshToken: string | undefined
+  /** Seconds, as the server said; undefined when it did not say (valid until refused). */
+  readonly expiresIn: number | undefined
+  /** The granted scope when the server said (space-separated), else undefined. */
+  readonly scope: string | undefined
+}
+
+export type TokenFailure = 'token_endpoint_rejected' | 'token_endpoint_unreachable' | 'token_response_invalid'
+
+/**
+ * The token endpoint failed. `detail` is safe for the audit record: the OAuth error code (checked
+ * against the RFC's character set), the HTTP status, a network error code — never the response
+ * body, never a token.
+ */
+export class TokenEndpointError extends Error {
+  readonly why: TokenFailure
+  readonly detail: Readonly<Record<string, string | number>>
+  constructor(why: TokenFailure, detail: Record<string, string | number>, options?: { cause?: unknown }) {
+    super(`${why}: ${Object.entries(detail).map(([k, v]) => `${k}=${v}`).join(' ')}`, options)
+    this.name = 'TokenEndpointError'
+    this.why = why
+    this.detail = detail
+  }
+
+  /** The OAuth error code the server answered with (invalid_grant, invalid_client...), if any. */
+  get oauthError(): string | undefined {
+    const code = this.detail.oauth_error
+    return typeof code === 'string' ? code : undefined
+  }
+}
+
+/** RFC 6749 §5.2: error codes are %x20-21 / %x23-5B / %x5D-7E; bounded so a server cannot fill the audit log. */
+const ERROR_CODE = /^[\x20\x21\x23-\x5b\x5d-\x7e]{1,64}$/
+/** A value that will be put in a header: visible ASCII only, so it cannot split or fold a header. */
+const HEADER_SAFE = /^[\x21-\x7e]{1,16384}$/
+
+/**
+ * POSTs one grant (`grant_type` and its parameters) to the token endpoint through TokenHttp and
+ * returns the validated answer. Throws TokenEndpointError, and only that.
+ *
+ * Hand-written rather than oauth4webapi: the three grants keyvalet uses are each one form POST,
+ * TokenHttp is Buffer-based (no WHATWG fetch to adapt), and oauth4webapi's processing of an
+ * id_token would need an issuer we do not configure. Owning the ~60 lines keeps exact control of
+ * what reaches an error: codes, never bodies.
+ */
+export async function requestToken(http: TokenHttp, connector: Connector, tokenUrl: URL, grant: Record<string, string>, client: ClientAuth): Promise<GrantedToken> {
+  const form = new URLSearchParams(grant)
+  const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' }
+  if (client.method === 'basic' && client.clientSecret !== undefined) {
+    // §2.3.1: both parts are form-urlencoded before they are joined and base64-encoded.
+    headers.authorization = `Basic ${Buffer.from(`${formEncode(client.clientId)}:${formEncode(client.clientSecret)}`).toString('base64')}`
+  } else {
+    form.set('client_id', client.clientId)
+    if (client.clientSecret !== undefined) form.set('client_secret', client.clientSecret)
+  }
+  if (tokenUrl.protocol === 'http:' && !connector.allowInsecure) throw new TokenEndpointError('token_endpoint_unreachable', { error: 'cleartext_refused' })
+  let res
+  try {
+    res = await http.request(tokenUrl, { method: 'POST', headers, body: form.toString() }, connector)
+  } catch (err) {
+    const code = (err as { code?: unknown }).code
+    throw new TokenEndpointError('token_endpoint_unreachable', { error: typeof code === 'string' ? code : (err as Error).name ?? 'error' }, { cause: err })
+  }
+  const body = parseJson(res.body)
+  if (res.status !== 200) {
+    const error = body?.error
+    throw new TokenEndpointError('token_endpoint_rejected', {
+      status: res.status,
+      ...(typeof error === 'string' ? { oauth_error: ERROR_CODE.test(error) ? error : 'unrecognised' } : {}),
+    })
+  }
+  if (body === undefined) throw invalid('not a JSON object')
+  const { access_token: accessToken, refresh_token: refreshToken, token_type: tokenType, scope } = body
+  if (typeof accessToken !== 'string' || !HEADER_SAFE.test(accessToken)) throw invalid('access_token missing or not a visible-ASCII string')
+  if (tokenType !== undefined && (typeof tokenType !== 'string' || tokenType.toLowerCase() !== 'bearer')) throw invalid('token_type is not Bearer')
+  if (refreshToken !== undefined && (typeof refreshToken !== 'string' || refreshToken === '')) throw invalid('refresh_token is not a string')
+  if (scope !== undefined && typeof scope !== 'string') throw invalid('scope is not a string')
+  return { accessToken, refreshToken, expiresIn: expiresIn(body.expires_in), scope }
+}
+
+/** Some servers send expires_in as a numeric string; anything else that is not a non-negative number is refused. */
+function expiresIn(value: unknown): number | undefined {
+  if (value === undefined || value === null) return undefined
+  const n = typeof value === 'string' && /^\d{1,10}$/.test(value) ? Number(value) : value
+  if (typeof n !== 'number' || !Number.isFinite(n) || n < 0) throw invalid('expires_in is not a number of seconds')
+  return n
+}
+
+function invalid(problem: string): TokenEndpointError {
+  return new TokenEndpointError('token_response_invalid', { problem })
+}
+
+function parseJson(body: Buffer): Record<string, unknown> | undefined {
+  try {
+    const value: unknown = JSON.parse(body.toString('utf8'))
+    return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined
+  } catch {
+    return undefined
+  }
+}
+
+function formEncode(text: string): string {
+  return new URLSearchParams({ x: text }).toString().slice(2)
+}
+
+/**
+ * A failed fetch or refresh as the pipeline reports it: credential_refresh_failed with the stable
+ * `why` and the OAuth error code in `detail`. KeyvaletErrors (a vault failure) pass unchanged.
+ */
+export function refreshFailed(err: unknown, message?: string): KeyvaletError {
+  if (err instanceof KeyvaletError) return err
+  const detail = err instanceof TokenEndpointError ? { why: err.why, ...err.detail } : { why: 'token_endpoint_unreachable', error: (err as Error)?.name ?? 'error' }
+  return new KeyvaletError('credential_refresh_failed', { detail, cause: err, ...(message === undefined ? {} : { message }) })
+}

@@ -12,6 +12,7 @@ import { compilePathPattern } from '../policy/path-pattern.ts'
 import { normalisePath } from '../policy/path.ts'
 import { pointerToPath, type FieldPath, type Problem } from './locate.ts'
 import { SOURCES, sourceDefinition } from '../credentials/sources/registry.ts'
+import { reservedName } from '../vault/reserved.ts'
 import { compileAssertion, type RawAssertion } from '../assertion/config.ts'
 import { compileAttribution, type RawAttribution } from '../attribution/config.ts'
 
@@ -59,7 +60,7 @@ export function compileConnector(name: string, raw: RawConnector, ctx: CompileCo
   const problem = (field: FieldPath, message: string): void => void ctx.problems.push({ at: [...at, ...field], message })
   const upstream = compileUpstream(raw, (m) => problem(['upstream'], m))
   const ca = raw.ca_file === undefined ? undefined : readCa(resolve(ctx.dir, raw.ca_file), (m) => problem(['ca_file'], m))
-  const credential = raw.credential === undefined ? undefined : compileCredential(name, raw.credential, (f, m) => problem(['credential', ...f], m))
+  const credential = raw.credential === undefined ? undefined : compileCredential(name, raw.allow_insecure === true, raw.credential, (f, m) => problem(['credential', ...f], m))
   const seen = new Map<string, number>()
   const rules = (raw.rules ?? []).map((r, i) => {
     const first = seen.get(r.id)
@@ -90,7 +91,8 @@ export function compileUpstreamProxy(raw: RawUpstreamProxy, problem: (f: FieldPa
   } catch {
     problem(['url'], 'must be an absolute URL such as http://proxy.corp:3128')
   }
-  if (raw.secret?.startsWith('keyvalet.') === true) problem(['secret'], 'secret names starting with keyvalet. are reserved for keyvalet itself')
+  const reserved = raw.secret === undefined ? undefined : reservedName(raw.secret)
+  if (reserved !== undefined) problem(['secret'], reserved)
   return { url, secret: raw.secret, allowAddresses: raw.allow_addresses ?? [] }
 }
 
@@ -141,10 +143,11 @@ function readCa(file: string, problem: (m: string) => void): string | undefined 
   return pem
 }
 
-function compileCredential(connector: string, raw: RawCredential, problem: (f: FieldPath, m: string) => void): CredentialBinding {
+function compileCredential(connector: string, allowInsecure: boolean, raw: RawCredential, problem: (f: FieldPath, m: string) => void): CredentialBinding {
   // keyvalet.* secrets are keyvalet's own (the interception CA's key): never sent to an upstream.
-  if (raw.secret?.startsWith('keyvalet.') === true) problem(['secret'], 'secret names starting with keyvalet. are reserved for keyvalet itself')
-  const source = compileSource(connector, raw, problem)
+  const reserved = raw.secret === undefined ? undefined : reservedName(raw.secret)
+  if (reserved !== undefined) problem(['secret'], reserved)
+  const source = compileSource(connector, allowInsecure, raw, problem)
   for (const [field, kind] of Object.entries(FIELD_KIND)) {
     if (raw[field as keyof typeof FIELD_KIND] !== undefined && raw.inject !== kind) problem([field], `only applies to inject: ${kind}`)
   }
@@ -174,7 +177,7 @@ function compileCredential(connector: string, raw: RawCredential, problem: (f: F
 }
 
 /** The source named by `credential.source` (default static), its block compiled by its own definition. */
-function compileSource(connector: string, raw: RawCredential, problem: (f: FieldPath, m: string) => void): CredentialBinding['source'] {
+function compileSource(connector: string, allowInsecure: boolean, raw: RawCredential, problem: (f: FieldPath, m: string) => void): CredentialBinding['source'] {
   const type = raw.source ?? 'static'
   const definition = sourceDefinition(type)
   if (definition === undefined) {
@@ -188,7 +191,7 @@ function compileSource(connector: string, raw: RawCredential, problem: (f: Field
     if (other.type !== type && other.block !== undefined && blocks[other.type] !== undefined) problem([other.type], `only applies to source: ${other.type}`)
   }
   if (definition.block !== undefined && blocks[type] === undefined) problem([], `missing required field ${type} (for source: ${type})`)
-  const options = definition.compile(blocks[type], { secret: raw.secret, connector }, (f, m) => problem(definition.block === undefined ? f : [type, ...f], m))
+  const options = definition.compile(blocks[type], { secret: raw.secret, connector, allowInsecure }, (f, m) => problem(definition.block === undefined ? f : [type, ...f], m))
   return { type, options }
 }
 

@@ -217,4 +217,9 @@ describe('loadConfig refuses keyvalet-internal secrets as credentials', () => {
     const text = 'version: 1\nconnectors:\n  x:\n    upstream: https://a.example\n    credential: { secret: keyvalet.ca, inject: bearer }\n'
     assert.throws(() => parseConfig(text, 'k.yaml'), (err: Error) => err instanceof OperatorError && /k\.yaml:5.*reserved/s.test(err.message))
   })
+
+  it("never lets a connector inject a user's OAuth token record (oauth.*) as a static secret", () => {
+    const text = 'version: 1\nconnectors:\n  x:\n    upstream: https://a.example\n    credential: { secret: oauth.crm.0123abcd, inject: bearer }\n'
+    assert.throws(() => parseConfig(text, 'k.yaml'), (err: Error) => err instanceof OperatorError && /k\.yaml:5: connectors\.x\.credential\.secret: secret names starting with oauth\. hold users' OAuth tokens/.test(err.message))
+  })
 })

@@ -66,6 +66,6 @@ export interface SourceDefinition<Options = unknown> {
   readonly block: Record<string, unknown> | undefined
   /** Whether `credential.secret` is required (true), forbidden (false), or optional (undefined). */
   readonly needsSecret: boolean | undefined
-  compile(raw: unknown, binding: { readonly secret: string | undefined; readonly connector: string }, problem: (field: FieldPath, message: string) => void): Options
+  compile(raw: unknown, binding: { readonly secret: string | undefined; readonly connector: string; readonly allowInsecure: boolean }, problem: (field: FieldPath, message: string) => void): Options
   create(options: Options, deps: SourceDeps, connector: Connector): CredentialSource
 }

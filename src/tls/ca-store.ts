@@ -2,9 +2,8 @@ import { KeyvaletError, OperatorError } from '../errors.ts'
 import type { Vault } from '../vault/vault.ts'
 import { createCa, type CaMaterial } from './certificate.ts'
 
-/** The vault name of keyvalet's interception CA. Names starting with `keyvalet.` are reserved. */
+/** The vault name of keyvalet's interception CA (a reserved name: vault/reserved.ts). */
 export const CA_SECRET = 'keyvalet.ca'
-export const RESERVED_PREFIX = 'keyvalet.'
 
 const YEAR_MS = 365 * 24 * 3_600_000
 

@@ -205,6 +205,9 @@ connectors:
     const reserved = await cli(['secret', 'set', 'keyvalet.ca', '--config', forwardFile], { input: 'x', env })
     assert.equal(reserved.code, 1)
     assert.match(reserved.stderr, /reserved|keyvalet's own/)
+    const userToken = await cli(['secret', 'set', 'oauth.crm.0123abcd', '--config', forwardFile], { input: 'x', env })
+    assert.equal(userToken.code, 1)
+    assert.match(userToken.stderr, /secret names starting with oauth\. hold users' OAuth tokens/)
   })
 
   it('start refuses, before listening, a master key that does not open the vault', async () => {

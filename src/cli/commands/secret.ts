@@ -1,7 +1,7 @@
 import { loadConfig } from '../../config/load.ts'
 import { OperatorError } from '../../errors.ts'
 import { openRuntime } from '../../runtime.ts'
-import { RESERVED_PREFIX } from '../../tls/ca-store.ts'
+import { reservedName } from '../../vault/reserved.ts'
 import { Vault } from '../../vault/vault.ts'
 import { CONFIG_OPTION, configPath, parse, write } from '../args.ts'
 import type { Command, Io } from '../command.ts'
@@ -28,7 +28,8 @@ export const secret: Command = {
     if (action === 'set' || action === 'delete') {
       if (name === undefined) throw new OperatorError(`secret ${action} needs a NAME`, help.split('\n')[0])
       Vault.validateName(name)
-      if (name.startsWith(RESERVED_PREFIX)) throw new OperatorError(`secret names starting with ${RESERVED_PREFIX} are keyvalet's own`, 'choose another name')
+      const reserved = reservedName(name)
+      if (reserved !== undefined) throw new OperatorError(reserved, 'choose another name')
     } else if (action !== 'list') {
       throw new OperatorError(`unknown action ${JSON.stringify(action ?? '')}`, 'use: keyvalet secret set NAME | list | delete NAME')
     }

@@ -1,5 +1,5 @@
 import type { FieldPath } from '../../config/locate.ts'
-import { USER_TOKEN_PREFIX } from './user-tokens.ts'
+import { reservedName } from '../../vault/reserved.ts'
 
 /** Config fields the OAuth sources share (JSON Schema, for `credential.oauth_user` and `credential.oauth_client`). */
 export const COMMON_FIELDS = {
@@ -34,12 +34,12 @@ export const MISSING_BLOCK = { token_url: 'https://invalid.invalid', authorize_u
 
 type Problem = (field: FieldPath, message: string) => void
 
-export function compileCommon(raw: RawCommon, problem: Problem): CommonOptions {
+export function compileCommon(raw: RawCommon, allowInsecure: boolean, problem: Problem): CommonOptions {
   const secret = raw.client_secret
-  if (secret?.startsWith('keyvalet.') === true) problem(['client_secret'], 'secret names starting with keyvalet. are reserved for keyvalet itself')
-  if (secret?.startsWith(USER_TOKEN_PREFIX) === true) problem(['client_secret'], `secret names starting with ${USER_TOKEN_PREFIX} hold users' OAuth tokens`)
+  const reserved = secret === undefined ? undefined : reservedName(secret)
+  if (reserved !== undefined) problem(['client_secret'], reserved)
   return {
-    tokenUrl: endpointUrl(raw.token_url, ['token_url'], problem),
+    tokenUrl: endpointUrl(raw.token_url, ['token_url'], allowInsecure, problem),
     clientId: raw.client_id,
     clientSecret: secret,
     scopes: raw.scopes ?? [],
@@ -48,8 +48,8 @@ export function compileCommon(raw: RawCommon, problem: Problem): CommonOptions {
   }
 }
 
-/** An absolute http(s) URL without user info or fragment (the connector decides whether http:// is allowed). */
-export function endpointUrl(text: string, field: FieldPath, problem: Problem): URL {
+/** An absolute https URL (http:// only with the connector's allow_insecure) without user info or fragment. */
+export function endpointUrl(text: string, field: FieldPath, allowInsecure: boolean, problem: Problem): URL {
   let url: URL
   try {
     url = new URL(text)
@@ -57,7 +57,7 @@ export function endpointUrl(text: string, field: FieldPath, problem: Problem): U
     problem(field, 'must be an absolute URL such as https://auth.example.com/oauth/token')
     return new URL('https://invalid.invalid')
   }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') problem(field, 'must be an https:// URL (or http:// with the connector\'s allow_insecure)')
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && allowInsecure)) problem(field, 'must be an https:// URL (or http:// with the connector\'s allow_insecure)')
   if (url.username !== '' || url.password !== '') problem(field, 'must not contain user info (put the client secret in the vault)')
   if (url.hash !== '') problem(field, 'must not contain a fragment')
   return url

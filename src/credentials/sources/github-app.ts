@@ -65,7 +65,7 @@ export const githubApp: SourceDefinition<GitHubAppOptions> = {
     },
   },
 
-  compile(raw, { secret }, problem) {
+  compile(raw, { secret, allowInsecure }, problem) {
     const block = raw as { app_id: number; installation_id: number; api_url?: string; repositories: string[]; permissions: Partial<Record<Severity, Record<string, AccessLevel>>> }
     let apiUrl = new URL('https://api.github.com')
     // Without its block (already reported) there is nothing to compile; the config is refused anyway.
@@ -73,7 +73,7 @@ export const githubApp: SourceDefinition<GitHubAppOptions> = {
     if (block.api_url !== undefined) {
       try {
         apiUrl = new URL(block.api_url)
-        if (!['https:', 'http:'].includes(apiUrl.protocol)) problem(['api_url'], 'must be an https:// URL')
+        if (apiUrl.protocol !== 'https:' && !(apiUrl.protocol === 'http:' && allowInsecure)) problem(['api_url'], 'must be an https:// URL (or http:// with the connector\'s allow_insecure)')
         if (apiUrl.username !== '' || apiUrl.password !== '' || apiUrl.search !== '' || apiUrl.hash !== '') problem(['api_url'], 'must not contain user info, a query or a fragment')
       } catch {
         problem(['api_url'], 'must be an absolute URL')

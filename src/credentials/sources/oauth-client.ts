@@ -31,9 +31,9 @@ export const oauthClient: SourceDefinition<OAuthClientOptions> = {
   summary: 'an OAuth2 client-credentials token (`credential.oauth_client`), cached until shortly before it expires',
   block,
   needsSecret: false,
-  compile(raw, _binding, problem) {
+  compile(raw, binding, problem) {
     const r = (raw ?? MISSING_BLOCK) as RawCommon & { client_secret: string; audience?: string }
-    return { ...compileCommon(r, problem), clientSecret: r.client_secret, audience: r.audience }
+    return { ...compileCommon(r, binding.allowInsecure, problem), clientSecret: r.client_secret, audience: r.audience }
   },
   create: (options, deps, connector) => new OAuthClientSource(options, deps, connector),
 }

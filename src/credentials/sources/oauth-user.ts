@@ -36,7 +36,7 @@ export const oauthUser: SourceDefinition<OAuthUserOptions> = {
   compile(raw, binding, problem) {
     const r = (raw ?? MISSING_BLOCK) as RawCommon & { authorize_url: string }
     if (binding.connector.length > MAX_CONNECTOR_NAME) problem([], `the connector name must be at most ${MAX_CONNECTOR_NAME} characters for oauth_user (its users' token names must fit the vault)`)
-    return { ...compileCommon(r, problem), authorizeUrl: endpointUrl(r.authorize_url, ['authorize_url'], problem) }
+    return { ...compileCommon(r, binding.allowInsecure, problem), authorizeUrl: endpointUrl(r.authorize_url, ['authorize_url'], binding.allowInsecure, problem) }
   },
   create: (options, deps, connector) => new OAuthUserSource(options, deps, connector),
 }

@@ -75,6 +75,25 @@ describe('AssertionKeys', () => {
     assert.equal(decodeProtectedHeader((await keys.sign(claims)).token).kid, again.active)
   })
 
+  it('publishes a new key ahead: the old key signs until it is due, then the new one, and the old stays published for the overlap after that', async () => {
+    const before = await keys.sign(claims)
+    const rotated = await other.rotate(600_000, 300_000)
+    assert.equal(rotated.activateAt, now + 300_000)
+    assert.deepEqual(rotated.retiring, [{ kid: before.kid, retireAt: now + 900_000 }])
+    assert.deepEqual((await keys.jwks()).keys.map((k) => k.kid).sort(), [before.kid, rotated.active].sort(), 'published at once')
+    assert.equal((await keys.sign(claims)).kid, before.kid, 'not signing before it is due')
+    now += 300_000
+    assert.equal((await keys.sign(claims)).kid, rotated.active, 'signing once due')
+    now += 600_000
+    assert.deepEqual((await keys.jwks()).keys.map((k) => k.kid), [rotated.active], 'the old key drops out after the overlap')
+  })
+
+  it('a rotation with nothing signing yet signs at once, whatever the publish-ahead', async () => {
+    const { active, activateAt } = await other.rotate(0, 300_000)
+    assert.equal(activateAt, now)
+    assert.equal((await keys.sign(claims)).kid, active)
+  })
+
   it('rotating with no overlap drops the old key at once', async () => {
     const first = await keys.sign(claims)
     const { active, retiring } = await keys.rotate(0)

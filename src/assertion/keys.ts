@@ -12,8 +12,14 @@ interface StoredKey {
   readonly jwk: JWK
   /** Epoch ms. */
   readonly created_at: number
-  /** active: signs (exactly one). retiring: published until retire_at, never signs. */
+  /**
+   * active: the newest key, published. retiring: a key a rotation replaced, published until
+   * retire_at so tokens it signed still verify. Whichever live key has the latest activate_at
+   * that has come signs: a new key is published ahead of signing, its predecessor signs until then.
+   */
   readonly state: 'active' | 'retiring'
+  /** Epoch ms from which the key may sign; absent = from created_at. */
+  readonly activate_at?: number
   readonly retire_at?: number
 }
 
@@ -84,24 +90,29 @@ export class AssertionKeys {
   }
 
   /**
-   * A new active key; the previous active one signs no more but stays published for `overlapMs`
-   * (so tokens it signed still verify); keys whose overlap has ended are dropped from the record.
+   * A new key, published at once and signing from `aheadMs` on, so that verifiers that cached the
+   * JWKS (max-age 300 s) learn it before they meet it. Until then the previous key signs; after,
+   * it stays published for `overlapMs` (so tokens it signed still verify). Keys whose overlap has
+   * ended are dropped from the record.
    */
-  async rotate(overlapMs: number): Promise<{ readonly active: string; readonly retiring: readonly { kid: string; retireAt: number }[] }> {
+  async rotate(overlapMs: number, aheadMs = 0): Promise<{ readonly active: string; readonly activateAt: number; readonly retiring: readonly { kid: string; retireAt: number }[] }> {
     const now = this.#clock()
+    const live = this.#live(await this.#load())
+    // With nothing signing yet there is no one to hand over from: the new key signs at once.
+    const activateAt = signingKey(live, now) === undefined ? now : now + aheadMs
     const kept: StoredKey[] = []
-    for (const { stored } of this.#live(await this.#load())) {
+    for (const { stored } of live) {
       if (stored.state === 'retiring') kept.push(stored)
-      else if (overlapMs > 0) kept.push({ ...stored, state: 'retiring', retire_at: now + overlapMs })
+      else if (aheadMs > 0 || overlapMs > 0) kept.push({ ...stored, state: 'retiring', retire_at: activateAt + overlapMs })
     }
-    const fresh = await newKey(now)
+    const fresh = { ...(await newKey(now)), ...(activateAt > now ? { activate_at: activateAt } : {}) }
     await this.#store([...kept, fresh])
-    return { active: fresh.kid, retiring: kept.map((k) => ({ kid: k.kid, retireAt: k.retire_at ?? now })) }
+    return { active: fresh.kid, activateAt, retiring: kept.map((k) => ({ kid: k.kid, retireAt: k.retire_at ?? now })) }
   }
 
   async #active(): Promise<LoadedKey> {
     for (let attempt = 0; attempt < 2; attempt++) {
-      const active = newestActive(await this.#load())
+      const active = signingKey(await this.#load(), this.#clock())
       if (active !== undefined) return active
       // Single flight within this process; across processes the last write wins and everyone
       // re-reads the record, so all instances sign with the key that was actually stored.
@@ -157,8 +168,13 @@ async function loadKey(stored: StoredKey): Promise<LoadedKey> {
   return { stored, publicJwk, signer }
 }
 
-function newestActive(keys: readonly LoadedKey[]): LoadedKey | undefined {
-  return keys.filter((k) => k.stored.state === 'active').sort((a, b) => b.stored.created_at - a.stored.created_at)[0]
+/** The key that signs now: of the live keys whose activation has come, the one activated last. */
+function signingKey(keys: readonly LoadedKey[], now: number): LoadedKey | undefined {
+  const from = (k: StoredKey): number => k.activate_at ?? k.created_at
+  const live = keys.filter((k) => k.stored.state === 'active' || (k.stored.retire_at ?? 0) > now)
+  // Ties (a rotation within the same millisecond): the key marked active is the newer one.
+  const rank = (k: StoredKey): number => (k.state === 'active' ? 1 : 0)
+  return live.filter((k) => from(k.stored) <= now).sort((a, b) => from(b.stored) - from(a.stored) || rank(b.stored) - rank(a.stored) || b.stored.created_at - a.stored.created_at)[0]
 }
 
 function parseRecord(raw: Buffer): StoredKey[] {
@@ -171,7 +187,8 @@ function parseRecord(raw: Buffer): StoredKey[] {
   if (!Array.isArray(list)) throw unavailable('record is not a list')
   for (const k of list as Partial<StoredKey>[]) {
     const ok = typeof k?.kid === 'string' && k.jwk?.kty === 'OKP' && k.jwk.crv === 'Ed25519' && typeof k.jwk.x === 'string' && typeof k.jwk.d === 'string' &&
-      typeof k.created_at === 'number' && (k.state === 'active' || (k.state === 'retiring' && typeof k.retire_at === 'number'))
+      typeof k.created_at === 'number' && (k.state === 'active' || (k.state === 'retiring' && typeof k.retire_at === 'number')) &&
+      (k.activate_at === undefined || typeof k.activate_at === 'number')
     if (!ok) throw unavailable('record has a malformed key')
   }
   return list as StoredKey[]

@@ -35,7 +35,7 @@ describe('signed user assertions for an internal API', () => {
       handler: (req, res, received) => {
         remote ??= createRemoteJWKSet(jwksUrl(), { cooldownDuration: 0 })
         const token = received.headers[HEADER] as string | undefined
-        void jwtVerify(token ?? '', remote, { algorithms: ['EdDSA'], issuer: 'keyvalet', audience: 'crm' }).then(
+        void jwtVerify(token ?? '', remote, { algorithms: ['EdDSA'], issuer: 'keyvalet', audience: 'crm', currentDate: new Date(kv.now) }).then(
           ({ payload, protectedHeader }) => ({ ok: true, token, payload, kid: protectedHeader.kid }),
           (err: Error & { code?: string }) => ({ ok: false, token, error: err.code ?? err.message }),
         ).then((verdict: Verdict) => {
@@ -153,19 +153,27 @@ ${connector('crm', `{ header: ${HEADER}, ttl_s: 60 }`)}${connector('billing', `{
     assert.deepEqual((await kv.audit()).slice(auditFrom).map((r) => [r.method, r.error]), [['POST', 'task_key_missing']], 'only the refused POST is audited')
   })
 
-  it('after `keyvalet assertion rotate`, signs with the new key while the old one stays published and its tokens verify', async () => {
+  it('after `keyvalet assertion rotate`, publishes the new key first, then signs with it while the old one stays published and its tokens verify', async () => {
     const before = await get('/crm/before')
     const oldKid = before.verdicts[0]?.kid
     const oldToken = before.verdicts[0]?.token ?? ''
     assert.ok(oldKid !== undefined)
 
     const env = { KEYVALET_MASTER_KEY: kv.masterKey }
-    const rotate = await cli(['assertion', 'rotate', '--overlap', '1h', '--config', kv.configFile], { env })
+    const rotate = await cli(['assertion', 'rotate', '--overlap', '1h', '--publish-ahead', '5m', '--config', kv.configFile], { env })
     assert.equal(rotate.code, 0, rotate.stderr)
-    const newKid = /^new signing key (\S+)$/m.exec(rotate.stdout)?.[1]
+    const newKid = /^new signing key (\S+), published now, signing from \S+$/m.exec(rotate.stdout)?.[1]
     assert.ok(newKid !== undefined && newKid !== oldKid, rotate.stdout)
     assert.match(rotate.stdout, new RegExp(`still published until \\S+: ${oldKid}`))
 
+    // Published ahead: an API that fetches the JWKS now knows the new key, while the old one still signs.
+    const ahead = (await (await request(jwksUrl())).body.json()) as { keys: { kid: string }[] }
+    assert.deepEqual(ahead.keys.map((k) => k.kid).sort(), [oldKid, newKid].sort())
+    const during = await get('/crm/during')
+    assert.equal(during.verdicts[0]?.ok, true, during.verdicts[0]?.error)
+    assert.equal(decodeProtectedHeader(during.verdicts[0]?.token ?? '').kid, oldKid, 'the old key signs until the new one is due')
+
+    kv.now = Date.now() + 5 * 60_000 + 1_000
     const afterwards = await get('/crm/after')
     assert.equal(afterwards.status, 200, afterwards.text)
     assert.equal(afterwards.verdicts[0]?.ok, true, afterwards.verdicts[0]?.error)

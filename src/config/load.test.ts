@@ -200,6 +200,20 @@ describe('loadConfig applies defaults', () => {
   })
 })
 
+describe('examples/credentials.yaml', () => {
+  it('loads every credential kind, with only the expected warning', () => {
+    const config = loadConfig(join(root, 'examples', 'credentials.yaml'))
+    const kinds = [...config.policy.connectors.values()].map((c) => `${c.name}:${c.credential?.source.type}/${c.credential?.kind}`)
+    assert.deepEqual(kinds, [
+      'openai:static/bearer', 'anthropic:static/header', 'crm:oauth_user/bearer', 'billing:oauth_client/bearer',
+      'github:github_app/bearer', 'github-git:github_app/basic', 's3:static/aws_sigv4',
+    ])
+    assert.ok(config.policy.connectors.get('billing')?.assertion !== undefined)
+    assert.ok(config.policy.connectors.get('openai')?.attribution !== undefined)
+    assert.deepEqual(config.warnings.map((w) => w.path), ['connectors.s3.rules[2].methods'])
+  })
+})
+
 describe('examples/keyvalet.yaml', () => {
   it('loads, with the cleartext demo upstream among its warnings', () => {
     const config = loadConfig(join(root, 'examples', 'keyvalet.yaml'))

@@ -4,11 +4,12 @@ import { audit } from './commands/audit.ts'
 import { ca } from './commands/ca.ts'
 import { check } from './commands/check.ts'
 import { demo } from './commands/demo.ts'
+import { run } from './commands/run.ts'
 import { secret } from './commands/secret.ts'
 import { session } from './commands/session.ts'
 import { start } from './commands/start.ts'
 
-const COMMANDS: readonly Command[] = [start, demo, check, secret, session, audit, ca]
+const COMMANDS: readonly Command[] = [start, run, demo, check, secret, session, audit, ca]
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length))

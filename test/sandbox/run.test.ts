@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { spawn, type ChildProcess } from 'node:child_process'
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { networkInterfaces } from 'node:os'
@@ -68,21 +68,7 @@ describe('keyvalet run: the sandbox holds the task key and nothing else, and has
     keyFile = join(base, 'master.key')
     writeFileSync(keyFile, masterKey, { mode: 0o600 })
     writeFileSync(join(base, 'upstream-ca.pem'), pki.caPem)
-    file = join(base, 'keyvalet.yaml')
-    writeFileSync(file, `version: 1
-listen: { gateway: "127.0.0.1:0", forward: "127.0.0.1:0" }
-data_dir: ./data
-dns: { servers: ["${dns.address}"] }
-connectors:
-  github:
-    upstream: https://${HOST}:${upstream.port}
-    ca_file: upstream-ca.pem
-    allow_addresses: [127.0.0.1/32]
-    credential: { secret: github-token, inject: bearer }
-    placeholder: ghp_placeholder_for_the_sandbox
-    rules:
-      - { id: read-issues, methods: [GET], path: /repos/acme/app/issues/**, severity: read }
-`)
+    file = writeConfig(base, upstream.port, dns.address)
     env = { KEYVALET_MASTER_KEY_FILE: keyFile }
     const set = await cli(['secret', 'set', 'github-token', '--config', file], { input: SECRET, env })
     assert.equal(set.code, 0, set.stderr)
@@ -277,6 +263,102 @@ print(json.dumps(out))
     for (const id of ids) assert.equal(sessions.find((s) => s.id === id)?.state, 'revoked', `${id}`)
   })
 })
+
+describe('keyvalet run without root: the same sandbox in a user namespace', { timeout: 30_000, skip: process.getuid?.() !== 0 && 'this whole file already runs unprivileged' }, () => {
+  const USER = 4242 // an unused uid: keyvalet's user for this test
+  it('keyvalet as an ordinary user: the command runs as uid 65534 of a user namespace, without capabilities, with only a loopback, and its request works', async () => {
+    const pki = upstreamCertificate(HOST)
+    const upstream = await startUpstream({ tls: pki.tls })
+    const dns = await startDnsServer({ [HOST]: { a: ['127.0.0.1'] } })
+    const base = mkdtempSync('/var/tmp/keyvalet-run-user-')
+    try {
+      writeFileSync(join(base, 'upstream-ca.pem'), pki.caPem)
+      const file = writeConfig(base, upstream.port, dns.address)
+      const keyFile = join(base, 'master.key')
+      writeFileSync(keyFile, randomBytes(32).toString('base64'), { mode: 0o600 })
+      chmodSync(base, 0o755)
+      const as = (args: string[], input = ''): Promise<CliResult> => new Promise((resolve, reject) => {
+        const child = spawn('setpriv', ['--reuid', String(USER), '--regid', String(USER), '--clear-groups', '--', process.execPath, MAIN, ...args], {
+          cwd: base, env: { PATH: process.env.PATH, HOME: base, KEYVALET_MASTER_KEY_FILE: keyFile }, stdio: ['pipe', 'pipe', 'pipe'],
+        })
+        const stdout = collect(child, 'stdout')
+        const stderr = collect(child, 'stderr')
+        const timer = setTimeout(() => child.kill('SIGKILL'), 20_000)
+        child.on('error', reject).on('close', (code) => {
+          clearTimeout(timer)
+          resolve({ code, stdout: stdout(), stderr: stderr() })
+        })
+        child.stdin?.end(input)
+      })
+      spawnSync('chown', ['-R', `${USER}:${USER}`, base])
+      const secret = `ghp_userns_${randomBytes(8).toString('hex')}`
+      assert.equal((await as(['secret', 'set', 'github-token', '--config', file], secret)).code, 0)
+      const script = `
+import json, os, socket, urllib.request
+status = dict(l.split(":\\t", 1) for l in open("/proc/self/status").read().splitlines() if ":\\t" in l)
+with urllib.request.urlopen("https://${HOST}:${upstream.port}/repos/acme/app/issues/9", timeout=10) as r:
+    body = r.read().decode()
+print(json.dumps({"uid": status["Uid"], "caps": [status[k] for k in ("CapPrm", "CapEff", "CapBnd")], "nnp": status["NoNewPrivs"],
+  "interfaces": [n for _, n in socket.if_nameindex()], "pids": [p for p in os.listdir("/proc") if p.isdigit()],
+  "key_file": oct(os.stat(${JSON.stringify(keyFile)}).st_mode), "data": os.listdir(${JSON.stringify(join(base, 'data'))}) if os.access(${JSON.stringify(join(base, 'data'))}, os.R_OK) else "unreadable",
+  "body": body}))
+`
+      const ran = await as(['run', '--config', file, ...RUN, '--workdir', base, '--', 'python3', '-c', script])
+      assert.equal(ran.code, 0, ran.stderr)
+      assert.match(ran.stderr, /in a user namespace/)
+      const seen = JSON.parse(ran.stdout) as { uid: string; caps: string[]; nnp: string; interfaces: string[]; pids: string[]; key_file: string; data: string[] | string; body: string }
+      assert.equal(seen.uid, '65534\t65534\t65534\t65534')
+      assert.deepEqual(seen.caps, ['0000000000000000', '0000000000000000', '0000000000000000'])
+      assert.equal(seen.nnp, '1')
+      assert.deepEqual(seen.interfaces, ['lo'])
+      assert.ok(seen.pids.length <= 3, seen.pids.join(' '))
+      assert.equal(seen.key_file.slice(0, 4), '0o20', 'the key file is /dev/null inside')
+      assert.ok(seen.data === 'unreadable' || seen.data.length === 0, String(seen.data))
+      assert.match(seen.body, /"authorization":"Bearer \*+"/)
+      assert.equal(upstream.received.at(-1)?.headers.authorization, `Bearer ${secret}`)
+    } finally {
+      await upstream.close()
+      await dns.close()
+      rmSync(base, { recursive: true, force: true })
+    }
+  })
+
+  it('fails before minting anything, with one clear line, where the kernel refuses the namespaces', () => {
+    const base = mkdtempSync('/var/tmp/keyvalet-run-refused-')
+    try {
+      chmodSync(base, 0o755)
+      writeFileSync(join(base, 'keyvalet.yaml'), 'version: 1\nconnectors: {}\n', { mode: 0o644 })
+      // A user namespace whose limit (per namespace) leaves keyvalet's user none to create.
+      const refused = spawnSync('unshare', ['--user', '--map-root-user', 'sh', '-c', 'echo 1 > /proc/sys/user/max_user_namespaces && exec unshare --user --map-user=4242 --map-group=4242 "$@"', 'sh',
+        process.execPath, MAIN, 'run', '--config', join(base, 'keyvalet.yaml'), ...RUN, '--', 'true'], { encoding: 'utf8', env: { PATH: process.env.PATH }, timeout: 15_000 })
+      assert.equal(refused.status, 1, refused.stderr)
+      assert.match(refused.stderr, /^keyvalet run: the kernel does not let keyvalet make the sandbox's namespaces \(unshare --user .*\)\nhint: run as root, or allow unprivileged user namespaces/)
+      assert.ok(!existsSync(join(base, 'data')), 'nothing was opened or minted')
+    } finally {
+      rmSync(base, { recursive: true, force: true })
+    }
+  })
+})
+
+/** keyvalet's configuration for these tests, in `base`, with the upstream's CA beside it. */
+function writeConfig(base: string, upstreamPort: number, dnsAddress: string): string {
+  const file = join(base, 'keyvalet.yaml')
+  writeFileSync(file, `version: 1
+listen: { gateway: "127.0.0.1:0", forward: "127.0.0.1:0" }
+data_dir: ./data
+dns: { servers: ["${dnsAddress}"] }
+connectors:
+  github:
+    upstream: https://${HOST}:${upstreamPort}
+    ca_file: upstream-ca.pem
+    allow_addresses: [127.0.0.1/32]
+    credential: { secret: github-token, inject: bearer }
+    placeholder: ghp_placeholder_for_the_sandbox
+    rules:
+      - { id: read-issues, methods: [GET], path: /repos/acme/app/issues/**, severity: read }
+`)
+  return file
+}
 
 function collect(child: ChildProcess, stream: 'stdout' | 'stderr'): () => string {
   let text = ''

@@ -59,8 +59,10 @@ export const run: Command = {
     const runtime = openRuntime(config, { env: io.env, createMasterKey: attach === undefined })
     const closers: (() => Promise<void> | void)[] = [() => runtime.close()]
     try {
-      const masks = hiddenPaths(config, io.env)
-      if (masks.some((m) => within(workdir, m))) throw new OperatorError(`the working folder ${workdir} is inside keyvalet's data folder or another hidden path`, 'pass --workdir with a folder of the agent')
+      const secrets = secretPaths(config, io.env)
+      if (secrets.some((m) => within(workdir, m))) throw new OperatorError(`the working folder ${workdir} is inside keyvalet's data folder`, 'pass --workdir with a folder of the agent')
+      // The home folder too (its credentials, ~/.ssh); a working folder inside it is bound back over it.
+      const masks = [...new Set([...secrets, real(homedir())])].filter((p) => p !== '/')
       if (mode === 'root' && !writableBy(workdir, ids)) write(io.stderr, `keyvalet run: warning: uid ${ids.uid} cannot write ${workdir} (chown it, or pass --workdir)`)
 
       const proxy = attach === undefined ? await startInProcess(runtime, config, io, closers) : { target: attach, caPem: (await loadOrCreateCa(runtime.vault)).ca.certPem }
@@ -131,10 +133,9 @@ function commandEnv(config: Config, key: string, env: NodeJS.ProcessEnv): Record
   return vars
 }
 
-/** Everything of keyvalet's that must not be visible at any path inside the sandbox. */
-function hiddenPaths(config: Config, env: NodeJS.ProcessEnv): string[] {
-  const paths = [config.dataDir, homedir(), env[MASTER_KEY_FILE_ENV]]
-  return [...new Set(paths.filter((p): p is string => p !== undefined && p !== '').map(real).filter((p) => p !== '/'))]
+/** keyvalet's data folder and master key file: not visible at any path inside the sandbox. */
+function secretPaths(config: Config, env: NodeJS.ProcessEnv): string[] {
+  return [config.dataDir, env[MASTER_KEY_FILE_ENV]].filter((p): p is string => p !== undefined && p !== '').map(real)
 }
 
 function real(path: string): string {

@@ -6,12 +6,13 @@ import { ca } from './commands/ca.ts'
 import { check } from './commands/check.ts'
 import { demo } from './commands/demo.ts'
 import { oauth } from './commands/oauth.ts'
+import { run } from './commands/run.ts'
 import { secret } from './commands/secret.ts'
 import { session } from './commands/session.ts'
 import { start } from './commands/start.ts'
 import { vault } from './commands/vault.ts'
 
-const COMMANDS: readonly Command[] = [start, demo, check, secret, session, oauth, audit, ca, vault, assertion]
+const COMMANDS: readonly Command[] = [start, run, demo, check, secret, session, oauth, audit, ca, vault, assertion]
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length))

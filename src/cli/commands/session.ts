@@ -1,7 +1,7 @@
 import { loadConfig, type Config } from '../../config/load.ts'
 import { OperatorError } from '../../errors.ts'
 import { checkGrantsAgainstPolicy, formatGrant, parseGrant } from '../../policy/grant.ts'
-import { openRuntime } from '../../runtime.ts'
+import { openRuntime, type Runtime } from '../../runtime.ts'
 import type { Session } from '../../store/store.ts'
 import { CONFIG_OPTION, configPath, parse, parseDuration, write } from '../args.ts'
 import type { Command } from '../command.ts'
@@ -31,14 +31,7 @@ export const session: Command = {
     const runtime = openRuntime(config, { env: io.env, createMasterKey: false })
     try {
       if (action === 'create') {
-        const grants = (values.grant ?? []).map(parseGrant)
-        if (grants.length === 0) throw new OperatorError('a session needs at least one --grant', 'e.g. --grant github:read')
-        const problems = checkGrantsAgainstPolicy(grants, config.policy)
-        if (problems.length > 0) throw new OperatorError(`the grant does not fit the configuration:\n  ${problems.join('\n  ')}`)
-        const { session: created, key } = await runtime.sessions.create({
-          agent: required(values.agent, 'agent'), user: required(values.user, 'user'), workspace: required(values.workspace, 'workspace'),
-          ...(values.task === undefined ? {} : { task: values.task }), grants, ttlMs: parseDuration(values.ttl ?? '1h'),
-        })
+        const { session: created, key } = await createSession(runtime, values)
         if (values.env === true) write(io.stdout, sandboxEnv(config, key, values['ca-file']))
         else if (values.json === true) write(io.stdout, JSON.stringify({ ...view(created, Date.now()), key }))
         else write(io.stdout, `session ${created.id} for ${created.agent} (user ${created.user}, workspace ${created.workspace}, task ${created.task}), expires ${new Date(created.expiresAt).toISOString()}\ntask key (shown once): ${key}`)
@@ -63,6 +56,18 @@ export const session: Command = {
       await runtime.close()
     }
   },
+}
+
+/** The flags of `session create` (and `run`) → a new session and its task key. */
+export async function createSession(runtime: Runtime, flags: { agent?: string; user?: string; workspace?: string; task?: string; grant?: string[]; ttl?: string }) {
+  const grants = (flags.grant ?? []).map(parseGrant)
+  if (grants.length === 0) throw new OperatorError('a session needs at least one --grant', 'e.g. --grant github:read')
+  const problems = checkGrantsAgainstPolicy(grants, runtime.config.policy)
+  if (problems.length > 0) throw new OperatorError(`the grant does not fit the configuration:\n  ${problems.join('\n  ')}`)
+  return runtime.sessions.create({
+    agent: required(flags.agent, 'agent'), user: required(flags.user, 'user'), workspace: required(flags.workspace, 'workspace'),
+    ...(flags.task === undefined ? {} : { task: flags.task }), grants, ttlMs: parseDuration(flags.ttl ?? '1h'),
+  })
 }
 
 function required(value: string | undefined, flag: string): string {

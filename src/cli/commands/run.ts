@@ -1,0 +1,186 @@
+import { mkdtempSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { homedir, tmpdir } from 'node:os'
+import { join, resolve, sep } from 'node:path'
+import { AuditWriter } from '../../audit/audit-writer.ts'
+import { loadConfig, type Config } from '../../config/load.ts'
+import { OperatorError } from '../../errors.ts'
+import { createLogger, type Logger } from '../../log.ts'
+import { createProxy } from '../../proxy/proxy.ts'
+import { openRuntime, type Runtime } from '../../runtime.ts'
+import { probeSandbox, SANDBOX_CA_FILE, SANDBOX_PATH, SANDBOX_PROXY, sandboxMode, startSandbox, type SandboxMode } from '../../sandbox/sandbox.ts'
+import { startSocketBridge } from '../../sandbox/socket-bridge.ts'
+import { loadOrCreateCa } from '../../tls/ca-store.ts'
+import { MASTER_KEY_FILE_ENV } from '../../vault/master-key.ts'
+import { CONFIG_OPTION, configPath, parse, write } from '../args.ts'
+import type { Command, Io } from '../command.ts'
+import { createSession, sandboxEnv } from './session.ts'
+
+const help = `usage: keyvalet run --agent A --user U [--workspace W] --grant CONNECTOR:SEVERITY[:RULE,...] [--grant ...]
+                    [--ttl 1h] [--task ID] [--workdir DIR] [--uid UID[:GID]] [--attach HOST:PORT] [--config FILE]
+                    -- COMMAND [ARG]...
+
+Mints a task key (as session create does), runs COMMAND in a sandbox whose only way out is
+keyvalet's forward proxy, and revokes the key when COMMAND exits, crashes or is killed. Exits
+with COMMAND's exit code (128 + N when signal N killed it); SIGINT, SIGTERM and SIGHUP are
+forwarded to it.
+
+The sandbox (Linux namespaces; as root, or unprivileged with user namespaces): its own network
+with a loopback and nothing else (the proxy at 127.0.0.1:8789 is a relay to a Unix socket of
+keyvalet; no DNS), its own PID namespace and /proc, uid 65534 (--uid), no capabilities, no new
+privileges; the host's filesystem read-only, a private /tmp, and DIR (--workdir, default: the
+current folder) read-write; keyvalet's data folder, master key file and home folder hidden. Its
+environment is what session create --env prints (proxy variables with the task key, the CA at
+${SANDBOX_CA_FILE}, placeholders), with PATH, HOME=/tmp, LANG and TERM, and nothing else.
+
+Without --attach, keyvalet runs in this process for the duration (on loopback ports of its own);
+with --attach HOST:PORT the sandbox uses the forward listener of a keyvalet already running on
+the same configuration and data folder.`
+
+export const run: Command = {
+  name: 'run',
+  summary: 'run a command in a sandbox whose only way out is keyvalet',
+  help,
+  async run(args, io) {
+    const split = args.indexOf('--')
+    const command = split < 0 ? [] : args.slice(split + 1)
+    const { values, positionals } = parse(split < 0 ? args : args.slice(0, split), {
+      ...CONFIG_OPTION,
+      agent: { type: 'string' }, user: { type: 'string' }, workspace: { type: 'string' }, task: { type: 'string' },
+      grant: { type: 'string', multiple: true }, ttl: { type: 'string' }, workdir: { type: 'string' }, uid: { type: 'string' }, attach: { type: 'string' },
+    }, help)
+    if (command.length === 0 || positionals.length > 0) throw new OperatorError('keyvalet run needs the command after --', 'e.g. keyvalet run --agent triage-bot --user alice --grant github:read -- python3 my_agent.py')
+    const config = loadConfig(configPath(values.config, io))
+    const mode = sandboxMode()
+    const ids = parseIds(values.uid ?? '65534', mode)
+    const workdir = folder(resolve(io.cwd, values.workdir ?? '.'))
+    const attach = values.attach === undefined ? undefined : parseAttach(values.attach)
+    probeSandbox(mode)
+
+    const runtime = openRuntime(config, { env: io.env, createMasterKey: attach === undefined })
+    const closers: (() => Promise<void> | void)[] = [() => runtime.close()]
+    try {
+      const secrets = secretPaths(config, io.env)
+      if (secrets.some((m) => within(workdir, m))) throw new OperatorError(`the working folder ${workdir} is inside keyvalet's data folder`, 'pass --workdir with a folder of the agent')
+      // The home folder too (its credentials, ~/.ssh); a working folder inside it is bound back over it.
+      const masks = [...new Set([...secrets, real(homedir())])].filter((p) => p !== '/')
+      if (mode === 'root' && !writableBy(workdir, ids)) write(io.stderr, `keyvalet run: warning: uid ${ids.uid} cannot write ${workdir} (chown it, or pass --workdir)`)
+
+      const proxy = attach === undefined ? await startInProcess(runtime, config, io, closers) : { target: attach, caPem: (await loadOrCreateCa(runtime.vault)).ca.certPem }
+      const stateDir = mkdtempSync(join(tmpdir(), 'keyvalet-run-')) // 0700: only keyvalet's user reaches the socket
+      closers.unshift(() => rmSync(stateDir, { recursive: true, force: true }))
+      const caFile = join(stateDir, 'ca.pem')
+      writeFileSync(caFile, proxy.caPem, { mode: 0o644 })
+      const socketPath = join(stateDir, 'forward.sock')
+      const bridge = await startSocketBridge(socketPath, proxy.target)
+      closers.unshift(() => bridge.close())
+
+      const { session, key } = await createSession(runtime, { ...values, workspace: values.workspace ?? 'default' })
+      let revoked = false
+      const revoke = async (): Promise<void> => {
+        if (!revoked) await runtime.sessions.revoke(session.id)
+        revoked = true
+      }
+      closers.unshift(revoke)
+      write(io.stderr, `keyvalet run: session ${session.id} for ${session.agent} (user ${session.user}, workspace ${session.workspace}), expires ${new Date(session.expiresAt).toISOString()}; sandbox as uid ${ids.uid}, ${mode === 'root' ? 'as root' : 'in a user namespace'}, network: keyvalet only`)
+
+      const sandbox = startSandbox({ mode, command, env: commandEnv(config, key, io.env), workdir, masks: [...masks, stateDir], socketPath, caFile, stateDir, ...ids })
+      const forward = (signal: NodeJS.Signals): void => sandbox.signal(signal)
+      for (const signal of SIGNALS) process.on(signal, forward)
+      try {
+        const code = await sandbox.exited
+        await revoke()
+        write(io.stderr, `keyvalet run: ${command[0]} exited with ${code}; task key of ${session.id} revoked`)
+        return code
+      } finally {
+        for (const signal of SIGNALS) process.off(signal, forward)
+      }
+    } finally {
+      for (const close of closers) await close()
+    }
+  },
+}
+
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const
+
+/** keyvalet for this run only: gateway and forward proxy on loopback ports of their own. */
+async function startInProcess(runtime: Runtime, config: Config, io: Io, closers: (() => Promise<void> | void)[]) {
+  const local: Config = { ...config, gateway: { host: '127.0.0.1', port: 0 }, forward: { host: '127.0.0.1', port: 0 } }
+  const audit = await AuditWriter.start({ databasePath: config.databasePath, fsync: config.auditFsync, key: await runtime.openAuditKey() })
+  closers.unshift(() => audit.close())
+  const proxy = createProxy({ config: local, sessions: runtime.sessions, vault: runtime.vault, audit, log: quiet(createLogger(io.stderr)) })
+  const address = await proxy.listen()
+  closers.unshift(() => proxy.close(2000))
+  if (address.forwardUrl === undefined || address.caCertPem === undefined) throw new OperatorError('the forward proxy did not start')
+  const { hostname, port } = new URL(address.forwardUrl)
+  return { target: { host: hostname, port: Number(port) }, caPem: address.caCertPem }
+}
+
+/** The command's stderr is the operator's: keyvalet only adds its warnings and errors to it. */
+function quiet(log: Logger): Logger {
+  return { info() {}, warn: log.warn, error: log.error }
+}
+
+/** What session create --env prints, pointed at the sandbox's relay, plus a minimal PATH/HOME/LANG/TERM. */
+function commandEnv(config: Config, key: string, env: NodeJS.ProcessEnv): Record<string, string> {
+  const vars: Record<string, string> = { PATH: SANDBOX_PATH, HOME: '/tmp', LANG: env.LANG ?? 'C.UTF-8' }
+  if (env.TERM !== undefined) vars.TERM = env.TERM
+  for (const line of sandboxEnv({ ...config, forward: SANDBOX_PROXY }, key, SANDBOX_CA_FILE).split('\n')) {
+    const at = line.indexOf('=')
+    if (line.startsWith('#') || at < 0) continue
+    const name = line.slice(0, at)
+    if (name !== 'KEYVALET_GATEWAY') vars[name] = line.slice(at + 1) // the gateway is not reachable from the sandbox
+  }
+  return vars
+}
+
+/** keyvalet's data folder and master key file: not visible at any path inside the sandbox. */
+function secretPaths(config: Config, env: NodeJS.ProcessEnv): string[] {
+  return [config.dataDir, env[MASTER_KEY_FILE_ENV]].filter((p): p is string => p !== undefined && p !== '').map(real)
+}
+
+function real(path: string): string {
+  try {
+    return realpathSync(path)
+  } catch {
+    return resolve(path)
+  }
+}
+
+function within(path: string, parent: string): boolean {
+  return path === parent || path.startsWith(parent.endsWith(sep) ? parent : parent + sep)
+}
+
+function folder(path: string): string {
+  try {
+    const resolved = realpathSync(path)
+    if (statSync(resolved).isDirectory()) return resolved
+  } catch {
+    // reported below
+  }
+  throw new OperatorError(`--workdir ${path} is not a folder`)
+}
+
+function writableBy(path: string, ids: { uid: number; gid: number }): boolean {
+  const s = statSync(path)
+  if (s.uid === ids.uid) return (s.mode & 0o200) !== 0
+  if (s.gid === ids.gid) return (s.mode & 0o020) !== 0
+  return (s.mode & 0o002) !== 0
+}
+
+function parseIds(text: string, mode: SandboxMode): { uid: number; gid: number } {
+  const match = /^(\d+)(?::(\d+))?$/.exec(text)
+  const uid = Number(match?.[1])
+  const gid = Number(match?.[2] ?? match?.[1])
+  if (match === null || uid > 0xfffffffe || gid > 0xfffffffe) throw new OperatorError(`--uid ${text} is not UID or UID:GID`)
+  if (mode === 'root' && (uid === 0 || gid === 0)) throw new OperatorError('--uid 0: the sandbox never runs as root', 'use an unused uid, e.g. the default 65534 (nobody)')
+  if (mode === 'root' && uid === process.getuid?.()) throw new OperatorError(`--uid ${uid} is keyvalet's own uid`)
+  return { uid, gid }
+}
+
+function parseAttach(text: string): { host: string; port: number } {
+  const match = /^(?:http:\/\/)?(\[[0-9a-fA-F:.]+\]|[^:/\s]+):(\d{1,5})\/?$/.exec(text)
+  const port = Number(match?.[2])
+  if (match?.[1] === undefined || port < 1 || port > 65535) throw new OperatorError(`--attach ${text} is not HOST:PORT`, "the forward listener of a running keyvalet, e.g. --attach 127.0.0.1:8789")
+  return { host: match[1].replace(/^\[|\]$/g, ''), port }
+}
+

@@ -1,0 +1,100 @@
+#!/bin/sh
+# keyvalet run: the sandbox's set-up. Runs as pid 1 of the sandbox's new PID namespace, as root of
+# its new mount, network, IPC, UTS and cgroup namespaces (real root, or root of a user namespace),
+# builds its filesystem, then drops every privilege and execs the relay (src/sandbox/relay.ts),
+# which starts the command. Any failure aborts before the command runs (set -e).
+#
+# usage: setup.sh ROOT SOCKET CA WORKDIR UID GID MODE NODE RELAY [OP PATH]... -- COMMAND [ARG]...
+#   ROOT     an empty host directory that becomes the sandbox's /
+#   SOCKET   keyvalet's Unix socket, bound at /run/keyvalet/forward.sock
+#   CA       keyvalet's CA certificate, bound at /run/keyvalet/ca.pem
+#   MODE     root (setpriv to UID:GID) or userns (a nested user namespace mapping UID:GID)
+#   OP PATH  in order: "mask" (an empty read-only tmpfs, or /dev/null for a file) or "work" (the
+#            host folder bound read-write at the same path); parents come before children.
+set -eu
+# Exit 125 on any failure before the command runs; a signal from keyvalet stops the set-up too
+# (pid 1 only receives the signals it handles).
+trap 'echo "keyvalet sandbox: set-up failed" >&2; exit 125' EXIT
+trap 'trap - EXIT; exit 129' HUP
+trap 'trap - EXIT; exit 130' INT
+trap 'trap - EXIT; exit 143' TERM
+root=$1 socket=$2 ca=$3 workdir=$4 uid=$5 gid=$6 mode=$7 node=$8 relay=$9
+shift 9
+
+# The whole host tree, read-only (a bind remount is per mount, so every submount is remounted).
+# The host's /proc, /dev, /tmp and /run are covered by private replacements below (in a user
+# namespace they cannot be unmounted: the kernel locks mounts copied from a more privileged one).
+mount --rbind / "$root"
+while read -r _ _ _ _ point opts _; do
+  case $point in
+    "$root"/proc | "$root"/proc/* | "$root"/dev | "$root"/dev/* | "$root"/tmp | "$root"/tmp/* | "$root"/run | "$root"/run/*) continue ;;
+    "$root" | "$root"/*) ;;
+    *) continue ;;
+  esac
+  opts=${opts#r[wo]}
+  mount -o "remount,bind,ro,nosuid,nodev${opts}" "$point"
+done < /proc/self/mountinfo
+
+mount -t tmpfs -o nosuid,nodev,mode=1777 tmpfs "$root/tmp"
+mount -t proc -o nosuid,nodev,noexec proc "$root/proc"
+
+# A minimal /dev: the harmless devices, bound from the host (mknod is not allowed in a user namespace).
+mount -t tmpfs -o nosuid,nodev,noexec,mode=755 tmpfs "$root/dev"
+for dev in null zero full random urandom tty; do
+  touch "$root/dev/$dev"
+  mount --bind "/dev/$dev" "$root/dev/$dev"
+done
+ln -s /proc/self/fd "$root/dev/fd"
+ln -s /proc/self/fd/0 "$root/dev/stdin"
+ln -s /proc/self/fd/1 "$root/dev/stdout"
+ln -s /proc/self/fd/2 "$root/dev/stderr"
+mkdir "$root/dev/shm"
+mount -t tmpfs -o nosuid,nodev,noexec,mode=1777 tmpfs "$root/dev/shm"
+mount -o remount,bind,ro,nosuid,nodev,noexec "$root/dev"
+
+# /run holds only keyvalet's socket and CA: no host socket (D-Bus, a resolver, a container engine).
+mount -t tmpfs -o nosuid,nodev,noexec,mode=755 tmpfs "$root/run"
+mkdir "$root/run/keyvalet"
+touch "$root/run/keyvalet/forward.sock" "$root/run/keyvalet/ca.pem"
+mount --bind "$socket" "$root/run/keyvalet/forward.sock"
+mount --bind -o ro "$ca" "$root/run/keyvalet/ca.pem"
+mount -o remount,bind,ro,nosuid,nodev,noexec "$root/run"
+
+while [ "$1" != -- ]; do
+  op=$1 path=$2
+  shift 2
+  case $op in
+    mask)
+      if [ -d "$root$path" ]; then
+        mount -t tmpfs -o ro,nosuid,nodev,noexec,size=4k,mode=000 tmpfs "$root$path"
+      elif [ -e "$root$path" ]; then
+        mount --bind -o ro /dev/null "$root$path"
+      fi ;;
+    work)
+      mkdir -p "$root$path"
+      mount --bind -o nosuid,nodev "$path" "$root$path" ;;
+    *) echo "keyvalet sandbox: unknown set-up step $op" >&2; exit 1 ;;
+  esac
+done
+shift
+
+ip link set lo up
+hostname keyvalet-sandbox
+
+mkdir "$root/tmp/.oldroot"
+cd "$root"
+pivot_root . tmp/.oldroot
+umount -l /tmp/.oldroot
+rmdir /tmp/.oldroot
+cd "$workdir"
+unset OLDPWD
+
+case $mode in
+  root) exec setpriv --reuid "$uid" --regid "$gid" --clear-groups --inh-caps=-all --bounding-set=-all --no-new-privs \
+    -- "$node" "$relay" /run/keyvalet/forward.sock -- "$@" ;;
+  # The nested user namespace maps UID to this one's root (the invoking user); its caps are kept
+  # across exec only so that setpriv can drop them for good.
+  userns) exec unshare --user --map-user="$uid" --map-group="$gid" --keep-caps \
+    -- setpriv --inh-caps=-all --bounding-set=-all --no-new-privs -- "$node" "$relay" /run/keyvalet/forward.sock -- "$@" ;;
+  *) echo "keyvalet sandbox: unknown mode $mode" >&2; exit 1 ;;
+esac

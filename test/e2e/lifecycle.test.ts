@@ -15,13 +15,15 @@ connectors:
     allow_addresses: [127.0.0.1/32]
     rules: [{ id: any, methods: [GET], path: /**, severity: read }]
 `)
+  let closing: Promise<void> | undefined
   try {
     const { key } = await kv.mintKey(['slow:read'])
     const inFlight = request(`${kv.url}/slow/x`, { headers: { authorization: `Bearer ${key}` } })
-    await new Promise((r) => setTimeout(r, 100))
+    // Bounded wait for the request to be at the upstream (which answers 300 ms after it arrives).
+    for (let i = 0; i < 200 && upstream.received.length === 0; i++) await new Promise((r) => setTimeout(r, 5))
     assert.equal(upstream.received.length, 1)
     const records = await kv.audit()
-    const closing = kv.close()
+    closing = kv.close()
     const res = await inFlight
     assert.equal(res.statusCode, 200)
     assert.equal(await res.body.text(), 'slow answer')
@@ -29,6 +31,8 @@ connectors:
     await assert.rejects(request(`${kv.url}/slow/x`, { headers: { authorization: `Bearer ${key}` } }), /ECONNREFUSED/)
     assert.equal(records.length, 0, 'nothing was audited before the request finished')
   } finally {
+    // A failed assertion must not leave keyvalet listening (the test process would never exit).
+    await (closing ?? kv.close())
     await upstream.close()
   }
 })

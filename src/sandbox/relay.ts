@@ -26,11 +26,19 @@ function main(argv: string[]): void {
     inside.pipe(outside).pipe(inside)
   })
   relay.on('error', (err) => fail(`cannot listen on 127.0.0.1:${RELAY_PORT}: ${err.message}`))
+  // Handlers first: as pid 1, this process gets no signal it has no handler for, and the command
+  // may run (and be signalled through keyvalet) before spawn returns. A signal that arrives before
+  // the command exists is delivered to it as soon as it does.
+  let child: ReturnType<typeof spawn> | undefined
+  const pending: NodeJS.Signals[] = []
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.on(signal, () => (child === undefined ? pending.push(signal) : child.kill(signal)))
+  }
   relay.listen(RELAY_PORT, '127.0.0.1', () => {
-    const child = spawn(command, args, { stdio: 'inherit' })
+    child = spawn(command, args, { stdio: 'inherit' })
     child.on('error', (err) => fail(`cannot start ${command}: ${err.message}`, 127))
-    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => child.kill(signal))
     child.on('exit', (code, signal) => process.exit(code ?? 128 + (signal === null ? 0 : constants.signals[signal])))
+    for (const signal of pending) child.kill(signal)
   })
 }
 

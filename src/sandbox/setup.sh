@@ -7,6 +7,7 @@
 # usage: setup.sh ROOT SOCKET CA WORKDIR UID GID MODE NODE RELAY [OP PATH]... -- COMMAND [ARG]...
 #   ROOT     an empty host directory that becomes the sandbox's /
 #   SOCKET   keyvalet's Unix socket, bound at /run/keyvalet/forward.sock
+#   NODE     the Node binary and RELAY the relay script, bound (read-only) at /run/keyvalet/node and relay.ts
 #   CA       keyvalet's CA certificate, bound at /run/keyvalet/ca.pem
 #   MODE     root (setpriv to UID:GID) or userns (a nested user namespace mapping UID:GID)
 #   OP PATH  in order: "mask" (an empty read-only tmpfs, or /dev/null for a file) or "work" (the
@@ -55,9 +56,13 @@ mount -o remount,bind,ro,nosuid,nodev,noexec "$root/dev"
 # /run holds only keyvalet's socket and CA: no host socket (D-Bus, a resolver, a container engine).
 mount -t tmpfs -o nosuid,nodev,noexec,mode=755 tmpfs "$root/run"
 mkdir "$root/run/keyvalet"
-touch "$root/run/keyvalet/forward.sock" "$root/run/keyvalet/ca.pem"
+touch "$root/run/keyvalet/forward.sock" "$root/run/keyvalet/ca.pem" "$root/run/keyvalet/node" "$root/run/keyvalet/relay.ts"
 mount --bind "$socket" "$root/run/keyvalet/forward.sock"
 mount --bind -o ro "$ca" "$root/run/keyvalet/ca.pem"
+# The relay and the Node that runs it, wherever keyvalet is installed (under /tmp, which the
+# sandbox replaces, or under a home folder it hides).
+mount --bind -o ro "$node" "$root/run/keyvalet/node"
+mount --bind -o ro "$relay" "$root/run/keyvalet/relay.ts"
 mount -o remount,bind,ro,nosuid,nodev,noexec "$root/run"
 
 while [ "$1" != -- ]; do
@@ -91,10 +96,10 @@ unset OLDPWD
 
 case $mode in
   root) exec setpriv --reuid "$uid" --regid "$gid" --clear-groups --inh-caps=-all --bounding-set=-all --no-new-privs \
-    -- "$node" "$relay" /run/keyvalet/forward.sock -- "$@" ;;
+    -- /run/keyvalet/node /run/keyvalet/relay.ts /run/keyvalet/forward.sock -- "$@" ;;
   # The nested user namespace maps UID to this one's root (the invoking user); its caps are kept
   # across exec only so that setpriv can drop them for good.
   userns) exec unshare --user --map-user="$uid" --map-group="$gid" --keep-caps \
-    -- setpriv --inh-caps=-all --bounding-set=-all --no-new-privs -- "$node" "$relay" /run/keyvalet/forward.sock -- "$@" ;;
+    -- setpriv --inh-caps=-all --bounding-set=-all --no-new-privs -- /run/keyvalet/node /run/keyvalet/relay.ts /run/keyvalet/forward.sock -- "$@" ;;
   *) echo "keyvalet sandbox: unknown mode $mode" >&2; exit 1 ;;
 esac

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { networkInterfaces } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -81,7 +81,10 @@ describe('keyvalet run: the sandbox holds the task key and nothing else, and has
       direct: [['127.0.0.1', upstream.port], ...hostAddresses.flatMap((a) => [[a, upstream.port], [a, 22], [a, 443]]), ['1.1.1.1', 443], ['169.254.169.254', 80]],
       writes: ['/x', '/etc/x', '/usr/x', '/var/tmp/x', join(base, 'x'), '/run/keyvalet/x', join(work, 'out.txt'), '/tmp/sandbox-private.txt'],
     }
-    result = await cli(['run', '--config', file, ...RUN, '--workdir', work, '--', 'python3', ATTACK, JSON.stringify(args)], {
+    // A copy beside the config: the checkout itself may be under /tmp or a home folder, which the sandbox hides.
+    const attack = join(base, 'attack.py')
+    copyFileSync(ATTACK, attack)
+    result = await cli(['run', '--config', file, ...RUN, '--workdir', work, '--', 'python3', attack, JSON.stringify(args)], {
       env, input: JSON.stringify([SECRET, masterKey]), timeoutMs: 30_000,
     })
     assert.equal(result.code, 0, result.stderr)
@@ -143,7 +146,7 @@ describe('keyvalet run: the sandbox holds the task key and nothing else, and has
   it('/proc shows the sandbox’s own processes only: the relay as pid 1 and the command', () => {
     const procs = Object.entries(report.procs)
     assert.ok(procs.length <= 3, JSON.stringify(Object.keys(report.procs)))
-    assert.match(String((report.procs['1']?.cmdline as string[])[1]), /src\/sandbox\/relay\.ts$/)
+    assert.deepEqual((report.procs['1']?.cmdline as string[]).slice(0, 2), ['/run/keyvalet/node', '/run/keyvalet/relay.ts'])
     for (const [pid, p] of procs) {
       const cmdline = Array.isArray(p.cmdline) ? p.cmdline.join(' ') : p.cmdline
       assert.ok(pid === '1' || /^python3 /.test(cmdline), cmdline)
@@ -264,8 +267,15 @@ print(json.dumps(out))
   })
 })
 
-describe('keyvalet run without root: the same sandbox in a user namespace', { timeout: 30_000, skip: process.getuid?.() !== 0 && 'this whole file already runs unprivileged' }, () => {
-  const USER = 4242 // an unused uid: keyvalet's user for this test
+const USER = 4242 // an unused uid: keyvalet's user for the unprivileged test
+/** Why the unprivileged test cannot run here, if it cannot: it runs this checkout as another user. */
+function unprivilegedSkip(): string | false {
+  if (process.getuid?.() !== 0) return 'this whole file already runs unprivileged'
+  const probe = spawnSync('setpriv', ['--reuid', String(USER), '--regid', String(USER), '--clear-groups', '--', process.execPath, '-e', `require('node:fs').accessSync(${JSON.stringify(MAIN)})`])
+  return probe.status === 0 ? false : `this checkout (${MAIN}) is not readable by another user, so keyvalet cannot run from it unprivileged`
+}
+
+describe('keyvalet run without root: the same sandbox in a user namespace', { timeout: 30_000, skip: unprivilegedSkip() }, () => {
   it('keyvalet as an ordinary user: the command runs as uid 65534 of a user namespace, without capabilities, with only a loopback, and its request works', async () => {
     const pki = upstreamCertificate(HOST)
     const upstream = await startUpstream({ tls: pki.tls })

@@ -293,12 +293,33 @@ connectors:
       assert.match(JSON.parse(dead.text).error.message, /must connect again/)
       record = await lastAudit()
       assert.equal(record.detail?.oauth_error, 'invalid_grant')
+      // A dead refresh token is not presented again: the next request fails at once, the server is not asked.
+      const asked = oauth.counts.refresh_token
+      const again = await send('gina', '/crm/contacts')
+      assert.equal(again.status, 502)
+      assert.match(JSON.parse(again.text).error.message, /must connect again/)
+      assert.equal(oauth.counts.refresh_token, asked, 'the token server was not asked again')
+      assert.deepEqual((await lastAudit()).detail, { why: 'refresh_token_dead', oauth_error: 'invalid_grant' })
       assert.equal(api.received.length, seen, 'the upstream saw no request at all')
       assert.ok(!JSON.stringify(await kv.audit()).includes(staleRefresh), 'the token server\'s error text (which echoes the refresh token) is not recorded')
     } finally {
       oauth.failRefresh = false
     }
-    assert.equal((await send('gina', '/crm/contacts')).status, 200, 'the next request after the server recovers refreshes')
+    await connect('gina')
+    assert.equal((await send('gina', '/crm/contacts')).status, 200, 'connecting again stores a live refresh token, and requests work')
+  })
+
+  it('a transient refresh failure is retried by the next request', async () => {
+    await connect('hugo')
+    kv.now += 700_000
+    try {
+      oauth.failRefresh = 'server_error'
+      assert.equal((await send('hugo', '/crm/contacts')).status, 502)
+    } finally {
+      oauth.failRefresh = false
+    }
+    assert.equal((await send('hugo', '/crm/contacts')).status, 200, 'the next request after the server recovers refreshes')
+    assert.equal((await lastAudit()).decision, 'allow')
   })
 
   it('another process rotating the refresh token first: invalid_grant, then the record it stored is used', async () => {

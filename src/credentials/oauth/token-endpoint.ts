@@ -22,7 +22,8 @@ export interface GrantedToken {
   readonly scope: string | undefined
 }
 
-export type TokenFailure = 'token_endpoint_rejected' | 'token_endpoint_unreachable' | 'token_response_invalid'
+/** refresh_token_dead: not asked again, the server already answered invalid_grant for this refresh token. */
+export type TokenFailure = 'token_endpoint_rejected' | 'token_endpoint_unreachable' | 'token_response_invalid' | 'refresh_token_dead'
 
 /**
  * The token endpoint failed. `detail` is safe for the audit record: the OAuth error code (checked

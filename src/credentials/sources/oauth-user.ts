@@ -51,6 +51,12 @@ class OAuthUserSource implements CredentialSource {
   readonly #refused = new Map<string, string>()
   /** Whether the user's record had a refresh token when last read (rejected() must answer at once). */
   readonly #refreshable = new Map<string, boolean>()
+  /**
+   * The refresh token the server declared dead (invalid_grant), per user: not presented again,
+   * so requests fail at once instead of each asking the server, until the user connects again
+   * (which stores another refresh token).
+   */
+  readonly #dead = new Map<string, string>()
 
   constructor(options: OAuthUserOptions, deps: SourceDeps, connector: Connector) {
     this.#options = options
@@ -96,6 +102,7 @@ class OAuthUserSource implements CredentialSource {
     if (current !== undefined) return current
     const name = userTokenName(this.#connector.name, user)
     if (record.refresh_token === undefined) throw notConnected(this.#connector.name, name, 'expired_without_refresh_token')
+    if (this.#dead.get(user) === record.refresh_token) throw this.#mustReconnect(new TokenEndpointError('refresh_token_dead', { oauth_error: 'invalid_grant' }))
     const issuedAt = this.#deps.clock()
     let next: UserTokenRecord
     try {
@@ -110,7 +117,11 @@ class OAuthUserSource implements CredentialSource {
       const reconnect = err instanceof TokenEndpointError && err.oauthError === 'invalid_grant'
       const rotated = reconnect ? await this.#rotatedElsewhere(user, record.refresh_token) : undefined
       if (rotated !== undefined) return rotated
-      throw refreshFailed(err, reconnect ? `The user's ${this.#connector.name} authorization has expired or was revoked; they must connect again (keyvalet oauth connect). The request was not sent.` : undefined)
+      if (reconnect) {
+        this.#dead.set(user, record.refresh_token)
+        throw this.#mustReconnect(err)
+      }
+      throw refreshFailed(err)
     }
     try {
       await writeUserToken(this.#deps.vault, this.#connector.name, next)
@@ -122,6 +133,10 @@ class OAuthUserSource implements CredentialSource {
     this.#refused.delete(user)
     this.#refreshable.set(user, next.refresh_token !== undefined)
     return this.#token(user, next)
+  }
+
+  #mustReconnect(err: unknown): KeyvaletError {
+    return refreshFailed(err, `The user's ${this.#connector.name} authorization has expired or was revoked; they must connect again (keyvalet oauth connect). The request was not sent.`)
   }
 
   #token(user: string, record: UserTokenRecord): Token {

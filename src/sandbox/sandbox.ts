@@ -22,8 +22,11 @@ export interface SandboxSpec {
   readonly workdir: string
   /** Host paths hidden behind an empty read-only tmpfs (folders) or /dev/null (files). */
   readonly masks: readonly string[]
-  /** keyvalet's Unix socket, the sandbox's only way out (at /run/keyvalet/forward.sock inside). */
-  readonly socketPath: string
+  /**
+   * A folder of keyvalet's Unix sockets, the sandbox's only ways out: forward.sock (the forward
+   * proxy, at SANDBOX_PROXY inside) and, when present, gateway.sock (the gateway, at SANDBOX_GATEWAY).
+   */
+  readonly linksDir: string
   /** keyvalet's CA certificate (at /run/keyvalet/ca.pem inside). */
   readonly caFile: string
   /** A private, empty host folder for the sandbox's root mount point. */
@@ -41,6 +44,8 @@ export interface Sandbox {
 
 /** Where the sandbox finds keyvalet: its own loopback, served by the relay (src/sandbox/relay.ts). */
 export const SANDBOX_PROXY = { host: '127.0.0.1', port: 8789 } as const
+/** An address of its own, so that NO_PROXY can exempt it by host alone (curl ignores ports there). */
+export const SANDBOX_GATEWAY = { host: '127.0.0.2', port: 8787 } as const
 export const SANDBOX_CA_FILE = '/run/keyvalet/ca.pem'
 /** A set-up failure inside the sandbox, before the command ran (like env(1) and container runtimes). */
 export const SETUP_FAILED = 125
@@ -91,7 +96,7 @@ export function startSandbox(spec: SandboxSpec): Sandbox {
   ].sort((a, b) => depth(a[1]) - depth(b[1]))
   const child = spawn('setpriv', [
     '--pdeathsig', 'SIGKILL', '--', 'unshare', ...unshareArgs(spec.mode), '--kill-child=SIGKILL', '--',
-    'sh', SETUP, root, spec.socketPath, spec.caFile, spec.workdir, String(spec.uid), String(spec.gid), spec.mode, process.execPath, RELAY,
+    'sh', SETUP, root, spec.linksDir, spec.caFile, spec.workdir, String(spec.uid), String(spec.gid), spec.mode, process.execPath, RELAY,
     ...steps.flat(), '--', ...spec.command,
   ], { env: { ...spec.env }, stdio: 'inherit' })
   const exited = new Promise<number>((resolve, reject) => {

@@ -4,9 +4,10 @@
 # builds its filesystem, then drops every privilege and execs the relay (src/sandbox/relay.ts),
 # which starts the command. Any failure aborts before the command runs (set -e).
 #
-# usage: setup.sh ROOT SOCKET CA WORKDIR UID GID MODE NODE RELAY [OP PATH]... -- COMMAND [ARG]...
+# usage: setup.sh ROOT LINKS CA WORKDIR UID GID MODE NODE RELAY [OP PATH]... -- COMMAND [ARG]...
 #   ROOT     an empty host directory that becomes the sandbox's /
-#   SOCKET   keyvalet's Unix socket, bound at /run/keyvalet/forward.sock
+#   LINKS    a host folder of keyvalet's Unix sockets (forward.sock, and gateway.sock when there is
+#            one), each bound at /run/keyvalet/<name>; the relay serves them on the loopback
 #   NODE     the Node binary and RELAY the relay script, bound (read-only) at /run/keyvalet/node and relay.ts
 #   CA       keyvalet's CA certificate, bound at /run/keyvalet/ca.pem
 #   MODE     root (setpriv to UID:GID) or userns (a nested user namespace mapping UID:GID)
@@ -19,7 +20,7 @@ trap 'echo "keyvalet sandbox: set-up failed" >&2; exit 125' EXIT
 trap 'trap - EXIT; exit 129' HUP
 trap 'trap - EXIT; exit 130' INT
 trap 'trap - EXIT; exit 143' TERM
-root=$1 socket=$2 ca=$3 workdir=$4 uid=$5 gid=$6 mode=$7 node=$8 relay=$9
+root=$1 links=$2 ca=$3 workdir=$4 uid=$5 gid=$6 mode=$7 node=$8 relay=$9
 shift 9
 
 # The whole host tree, read-only (a bind remount is per mount, so every submount is remounted).
@@ -56,8 +57,17 @@ mount -o remount,bind,ro,nosuid,nodev,noexec "$root/dev"
 # /run holds only keyvalet's socket and CA: no host socket (D-Bus, a resolver, a container engine).
 mount -t tmpfs -o nosuid,nodev,noexec,mode=755 tmpfs "$root/run"
 mkdir "$root/run/keyvalet"
-touch "$root/run/keyvalet/forward.sock" "$root/run/keyvalet/ca.pem" "$root/run/keyvalet/node" "$root/run/keyvalet/relay.ts"
-mount --bind "$socket" "$root/run/keyvalet/forward.sock"
+touch "$root/run/keyvalet/ca.pem" "$root/run/keyvalet/node" "$root/run/keyvalet/relay.ts"
+relays=
+# The forward proxy at 127.0.0.1:8789; the gateway at 127.0.0.2:8787, an address of its own so that
+# NO_PROXY can name it without a port (curl ignores ports there).
+for sock in forward:127.0.0.1:8789 gateway:127.0.0.2:8787; do
+  name=${sock%%:*} at=${sock#*:}
+  [ -S "$links/$name.sock" ] || continue
+  touch "$root/run/keyvalet/$name.sock"
+  mount --bind "$links/$name.sock" "$root/run/keyvalet/$name.sock"
+  relays="$relays $at=/run/keyvalet/$name.sock"
+done
 mount --bind -o ro "$ca" "$root/run/keyvalet/ca.pem"
 # The relay and the Node that runs it, wherever keyvalet is installed (under /tmp, which the
 # sandbox replaces, or under a home folder it hides).
@@ -96,10 +106,10 @@ unset OLDPWD
 
 case $mode in
   root) exec setpriv --reuid "$uid" --regid "$gid" --clear-groups --inh-caps=-all --bounding-set=-all --no-new-privs \
-    -- /run/keyvalet/node /run/keyvalet/relay.ts /run/keyvalet/forward.sock -- "$@" ;;
+    -- /run/keyvalet/node /run/keyvalet/relay.ts $relays -- "$@" ;;
   # The nested user namespace maps UID to this one's root (the invoking user); its caps are kept
   # across exec only so that setpriv can drop them for good.
   userns) exec unshare --user --map-user="$uid" --map-group="$gid" --keep-caps \
-    -- setpriv --inh-caps=-all --bounding-set=-all --no-new-privs -- /run/keyvalet/node /run/keyvalet/relay.ts /run/keyvalet/forward.sock -- "$@" ;;
+    -- setpriv --inh-caps=-all --bounding-set=-all --no-new-privs -- /run/keyvalet/node /run/keyvalet/relay.ts $relays -- "$@" ;;
   *) echo "keyvalet sandbox: unknown mode $mode" >&2; exit 1 ;;
 esac

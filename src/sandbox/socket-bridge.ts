@@ -7,7 +7,7 @@ export interface SocketBridge {
 
 /**
  * keyvalet's end of the sandbox's only link: a Unix socket at `path` (bound into the sandbox)
- * whose every connection is piped to keyvalet's forward-proxy listener at `target`. The socket is
+ * whose every connection is piped to one of keyvalet's listeners (forward proxy or gateway) at `target`. The socket is
  * writable by anyone who can reach it, so the folder holding it must be private (0700).
  */
 export async function startSocketBridge(path: string, target: { host: string; port: number }): Promise<SocketBridge> {

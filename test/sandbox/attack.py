@@ -22,6 +22,13 @@ def allowed():
     with urllib.request.urlopen(args["allowed_url"], timeout=10) as r:
         return {"status": r.status, "body": r.read().decode()}
 out["allowed"] = attempt(allowed)
+# The same through the gateway relay, the way an SDK with a base URL makes it.
+if "gateway_path" in args:
+    def via_gateway():
+        req = urllib.request.Request(os.environ["KEYVALET_GATEWAY"] + args["gateway_path"], headers={"Authorization": "Bearer " + os.environ["KEYVALET_TASK_KEY"]})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return {"status": r.status, "body": r.read().decode()}
+    out["gateway"] = attempt(via_gateway)
 if "denied_url" in args:
     def denied():
         try:
@@ -79,14 +86,17 @@ out["hidden"] = {p: attempt(lambda p=p: {"entries": os.listdir(p) if os.path.isd
 # The network: interfaces, routes, every TCP port on the loopback, direct connections, DNS.
 out["interfaces"] = [name for _, name in socket.if_nameindex()]
 out["routes"] = open("/proc/net/route").read().splitlines()[1:]
-open_ports = []
-for port in range(1, 65536):  # a closed port on a loopback answers at once
-    with socket.socket() as s:
-        s.settimeout(1)
-        # a connection to itself (source port = destination port) is not a listener
-        if s.connect_ex(("127.0.0.1", port)) == 0 and s.getsockname() != s.getpeername():
-            open_ports.append(port)
-out["loopback_open_ports"] = open_ports
+def scan(address):
+    found = []
+    for port in range(1, 65536):  # a closed port on a loopback answers at once
+        with socket.socket() as s:
+            s.settimeout(1)
+            # a connection to itself (source port = destination port) is not a listener
+            if s.connect_ex((address, port)) == 0 and s.getsockname() != s.getpeername():
+                found.append(port)
+    return found
+out["loopback_open_ports"] = scan("127.0.0.1")
+out["gateway_open_ports"] = scan("127.0.0.2")
 
 def tcp(host, port):
     def go():

@@ -21,6 +21,7 @@ const RUN = ['--agent', 'triage-bot', '--user', 'alice', '--grant', 'github:read
 interface Attempt<T = unknown> { ok: boolean; value?: T; error?: string; errno?: number | null }
 interface Report {
   allowed: Attempt<{ status: number; body: string }>
+  gateway: Attempt<{ status: number; body: string }>
   denied: Attempt<{ status: number; body: string }>
   env: Record<string, string>
   env_hits: number[]
@@ -31,6 +32,7 @@ interface Report {
   interfaces: string[]
   routes: string[]
   loopback_open_ports: number[]
+  gateway_open_ports: number[]
   direct: Record<string, Attempt>
   dns_udp: Record<string, Attempt>
   dns_tcp: Record<string, Attempt>
@@ -75,6 +77,7 @@ describe('keyvalet run: the sandbox holds the task key and nothing else, and has
 
     const args = {
       allowed_url: `https://${HOST}:${upstream.port}/repos/acme/app/issues/1`,
+      gateway_path: '/github/repos/acme/app/issues/3',
       denied_url: `https://${HOST}:${upstream.port}/repos/acme/other/pulls/1`,
       walk_seconds: 1.5, walk_first: [base, '/tmp', '/run', '/var/tmp', '/etc', '/root', '/home', '/work'],
       hidden: [join(base, 'data'), keyFile, '/root'],
@@ -104,18 +107,22 @@ describe('keyvalet run: the sandbox holds the task key and nothing else, and has
     return tail.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as AuditRecord)
   }
 
-  it('an allowed request through keyvalet works: the upstream gets the real credential, the sandbox a masked answer, the audit log both decisions', async () => {
+  it('allowed requests through keyvalet work (forward proxy and gateway): the upstream gets the real credential, the sandbox a masked answer, the audit log every decision', async () => {
     assert.equal(report.allowed.value?.status, 200, JSON.stringify(report.allowed))
     assert.match(report.allowed.value.body, /"authorization":"Bearer \*+"/)
+    assert.equal(report.gateway.value?.status, 200, JSON.stringify(report.gateway))
+    assert.match(report.gateway.value.body, /"authorization":"Bearer \*+"/)
     assert.ok(!result.stdout.includes(SECRET))
     assert.equal(report.denied.value?.status, 403)
     assert.match(report.denied.value.body, /policy_denied/)
-    assert.equal(upstream.received.length, 1, 'only the allowed request reached the upstream')
-    assert.equal(upstream.received[0]?.headers.authorization, `Bearer ${SECRET}`)
-    assert.equal(upstream.received[0]?.url, '/repos/acme/app/issues/1')
+    assert.deepEqual(upstream.received.map((r) => [r.url, r.headers.authorization]), [
+      ['/repos/acme/app/issues/1', `Bearer ${SECRET}`],
+      ['/repos/acme/app/issues/3', `Bearer ${SECRET}`],
+    ], 'only the allowed requests reached the upstream')
     const records = await recordsOfFirstRun()
     assert.deepEqual(records.map((r) => [r.mode, r.decision, r.reason, r.agent, r.path]), [
       ['forward', 'allow', 'rule_matched', 'triage-bot', '/repos/acme/app/issues/1'],
+      ['gateway', 'allow', 'rule_matched', 'triage-bot', '/repos/acme/app/issues/3'],
       ['forward', 'deny', 'no_rule_for_path', 'triage-bot', '/repos/acme/other/pulls/1'],
     ])
   })
@@ -123,11 +130,13 @@ describe('keyvalet run: the sandbox holds the task key and nothing else, and has
   it('the environment is what session create --env describes (pointed at the relay) plus PATH, HOME, LANG, TERM, and holds no secret', async () => {
     const described = await cli(['session', 'create', '--config', file, ...RUN, '--workspace', 'w', '--env', '--ca-file', '/run/keyvalet/ca.pem'], { env })
     const names = described.stdout.split('\n').filter((l) => l.includes('=') && !l.startsWith('#')).map((l) => l.slice(0, l.indexOf('=')))
-    const expected = [...names.filter((n) => n !== 'KEYVALET_GATEWAY'), 'PATH', 'HOME', 'LANG', 'PWD'].sort()
+    const expected = [...names, 'PATH', 'HOME', 'LANG', 'PWD'].sort()
     assert.deepEqual(Object.keys(report.env).sort(), expected)
     const key = report.env.KEYVALET_TASK_KEY
     assert.match(key ?? '', /^kvt_/)
     assert.equal(report.env.HTTPS_PROXY, `http://task:${key}@127.0.0.1:8789`)
+    assert.equal(report.env.KEYVALET_GATEWAY, 'http://127.0.0.2:8787')
+    assert.equal(report.env.NO_PROXY, '127.0.0.2', 'the gateway is reached directly, not through the forward proxy')
     assert.equal(report.env.SSL_CERT_FILE, '/run/keyvalet/ca.pem')
     assert.equal(report.env.GITHUB_TOKEN, 'ghp_placeholder_for_the_sandbox')
     assert.deepEqual(report.env_hits, [])
@@ -162,10 +171,11 @@ describe('keyvalet run: the sandbox holds the task key and nothing else, and has
     assert.equal(report.status.NoNewPrivs, '1')
   })
 
-  it('the network is a loopback and nothing else: no route, and the relay is the only open port', () => {
+  it('the network is a loopback and nothing else: no route, and the relay (forward proxy, and gateway on 127.0.0.2) is all that listens', () => {
     assert.deepEqual(report.interfaces, ['lo'])
     assert.deepEqual(report.routes, [])
     assert.deepEqual(report.loopback_open_ports, [8789])
+    assert.deepEqual(report.gateway_open_ports, [8787])
   })
 
   it('direct connections to the upstream, the host and the internet fail, and nothing reaches the upstream', () => {
@@ -173,14 +183,14 @@ describe('keyvalet run: the sandbox holds the task key and nothing else, and has
       assert.equal(attempt.ok, false, target)
       assert.ok(attempt.errno === 111 || attempt.errno === 101, `${target}: ${JSON.stringify(attempt)}`) // refused (own loopback) or unreachable
     }
-    assert.equal(upstream.received.length, 1)
+    assert.equal(upstream.received.length, 2, 'only the two allowed requests, through keyvalet')
   })
 
   it('names do not resolve: no resolver answers over UDP or TCP port 53', async () => {
     assert.ok(Object.keys(report.dns_udp).length >= 4)
     for (const [server, attempt] of [...Object.entries(report.dns_udp), ...Object.entries(report.dns_tcp)]) assert.equal(attempt.ok, false, server)
     assert.equal(report.getaddrinfo.ok, false)
-    assert.equal((await recordsOfFirstRun()).length, 2, 'nothing else reached keyvalet')
+    assert.equal((await recordsOfFirstRun()).length, 3, 'nothing else reached keyvalet')
   })
 
   it('writes outside the working folder and /tmp fail; inside the working folder they persist on the host; /tmp is private', () => {

@@ -1,4 +1,4 @@
-import { mkdtempSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { homedir, tmpdir } from 'node:os'
 import { join, resolve, sep } from 'node:path'
 import { AuditWriter } from '../../audit/audit-writer.ts'
@@ -7,7 +7,7 @@ import { OperatorError } from '../../errors.ts'
 import { createLogger, type Logger } from '../../log.ts'
 import { createProxy } from '../../proxy/proxy.ts'
 import { openRuntime, type Runtime } from '../../runtime.ts'
-import { probeSandbox, SANDBOX_CA_FILE, SANDBOX_PATH, SANDBOX_PROXY, sandboxMode, startSandbox, type SandboxMode } from '../../sandbox/sandbox.ts'
+import { probeSandbox, SANDBOX_CA_FILE, SANDBOX_GATEWAY, SANDBOX_PATH, SANDBOX_PROXY, sandboxMode, startSandbox, type SandboxMode } from '../../sandbox/sandbox.ts'
 import { startSocketBridge } from '../../sandbox/socket-bridge.ts'
 import { loadOrCreateCa } from '../../tls/ca-store.ts'
 import { MASTER_KEY_FILE_ENV } from '../../vault/master-key.ts'
@@ -16,25 +16,26 @@ import type { Command, Io } from '../command.ts'
 import { createSession, sandboxEnv } from './session.ts'
 
 const help = `usage: keyvalet run --agent A --user U [--workspace W] --grant CONNECTOR:SEVERITY[:RULE,...] [--grant ...]
-                    [--ttl 1h] [--task ID] [--workdir DIR] [--uid UID[:GID]] [--attach HOST:PORT] [--config FILE]
+                    [--ttl 1h] [--task ID] [--workdir DIR] [--uid UID[:GID]] [--attach HOST:PORT[,HOST:PORT]] [--config FILE]
                     -- COMMAND [ARG]...
 
-Mints a task key (as session create does), runs COMMAND in a sandbox whose only way out is
-keyvalet's forward proxy, and revokes the key when COMMAND exits, crashes or is killed. Exits
-with COMMAND's exit code (128 + N when signal N killed it); SIGINT, SIGTERM and SIGHUP are
-forwarded to it.
+Mints a task key (as session create does), runs COMMAND in a sandbox whose only ways out are
+keyvalet's forward proxy and gateway, and revokes the key when COMMAND exits, crashes or is
+killed. Exits with COMMAND's exit code (128 + N when signal N killed it); SIGINT, SIGTERM and
+SIGHUP are forwarded to it.
 
 The sandbox (Linux namespaces; as root, or unprivileged with user namespaces): its own network
-with a loopback and nothing else (the proxy at 127.0.0.1:8789 is a relay to a Unix socket of
-keyvalet; no DNS), its own PID namespace and /proc, uid 65534 (--uid), no capabilities, no new
-privileges; the host's filesystem read-only, a private /tmp, and DIR (--workdir, default: the
-current folder) read-write; keyvalet's data folder, master key file and home folder hidden. Its
-environment is what session create --env prints (proxy variables with the task key, the CA at
-${SANDBOX_CA_FILE}, placeholders), with PATH, HOME=/tmp, LANG and TERM, and nothing else.
+with a loopback and nothing else (the proxy at 127.0.0.1:8789 and the gateway at 127.0.0.2:8787
+are relays to Unix sockets of keyvalet; no DNS), its own PID namespace and /proc, uid 65534
+(--uid), no capabilities, no new privileges; the host's filesystem read-only, a private /tmp,
+and DIR (--workdir, default: the current folder) read-write; keyvalet's data folder, master key
+file and home folder hidden. Its environment is what session create --env prints (proxy
+variables with the task key, the CA at ${SANDBOX_CA_FILE}, placeholders, KEYVALET_GATEWAY with
+NO_PROXY for it), with PATH, HOME=/tmp, LANG and TERM, and nothing else.
 
 Without --attach, keyvalet runs in this process for the duration (on loopback ports of its own);
-with --attach HOST:PORT the sandbox uses the forward listener of a keyvalet already running on
-the same configuration and data folder.`
+with --attach FORWARD[,GATEWAY] the sandbox uses the listeners of a keyvalet already running on
+the same configuration and data folder (without GATEWAY: listen.gateway, when it names a port).`
 
 export const run: Command = {
   name: 'run',
@@ -53,7 +54,7 @@ export const run: Command = {
     const mode = sandboxMode()
     const ids = parseIds(values.uid ?? '65534', mode)
     const workdir = folder(resolve(io.cwd, values.workdir ?? '.'))
-    const attach = values.attach === undefined ? undefined : parseAttach(values.attach)
+    const attach = values.attach === undefined ? undefined : parseAttach(values.attach, config)
     probeSandbox(mode)
 
     const runtime = openRuntime(config, { env: io.env, createMasterKey: attach === undefined })
@@ -65,14 +66,20 @@ export const run: Command = {
       const masks = [...new Set([...secrets, real(homedir())])].filter((p) => p !== '/')
       if (mode === 'root' && !writableBy(workdir, ids)) write(io.stderr, `keyvalet run: warning: uid ${ids.uid} cannot write ${workdir} (chown it, or pass --workdir)`)
 
-      const proxy = attach === undefined ? await startInProcess(runtime, config, io, closers) : { target: attach, caPem: (await loadOrCreateCa(runtime.vault)).ca.certPem }
-      const stateDir = mkdtempSync(join(tmpdir(), 'keyvalet-run-')) // 0700: only keyvalet's user reaches the socket
+      const proxy = attach === undefined
+        ? await startInProcess(runtime, config, io, closers)
+        : { ...attach, caPem: (await loadOrCreateCa(runtime.vault)).ca.certPem }
+      const stateDir = mkdtempSync(join(tmpdir(), 'keyvalet-run-')) // 0700: only keyvalet's user reaches the sockets
       closers.unshift(() => rmSync(stateDir, { recursive: true, force: true }))
       const caFile = join(stateDir, 'ca.pem')
       writeFileSync(caFile, proxy.caPem, { mode: 0o644 })
-      const socketPath = join(stateDir, 'forward.sock')
-      const bridge = await startSocketBridge(socketPath, proxy.target)
-      closers.unshift(() => bridge.close())
+      const linksDir = join(stateDir, 'links')
+      mkdirSync(linksDir, { mode: 0o755 })
+      for (const [name, target] of [['forward', proxy.forward], ['gateway', proxy.gateway]] as const) {
+        if (target === undefined) continue
+        const bridge = await startSocketBridge(join(linksDir, `${name}.sock`), target)
+        closers.unshift(() => bridge.close())
+      }
 
       const { session, key } = await createSession(runtime, { ...values, workspace: values.workspace ?? 'default' })
       let revoked = false
@@ -83,7 +90,7 @@ export const run: Command = {
       closers.unshift(revoke)
       write(io.stderr, `keyvalet run: session ${session.id} for ${session.agent} (user ${session.user}, workspace ${session.workspace}), expires ${new Date(session.expiresAt).toISOString()}; sandbox as uid ${ids.uid}, ${mode === 'root' ? 'as root' : 'in a user namespace'}, network: keyvalet only`)
 
-      const sandbox = startSandbox({ mode, command, env: commandEnv(config, key, io.env), workdir, masks: [...masks, stateDir], socketPath, caFile, stateDir, ...ids })
+      const sandbox = startSandbox({ mode, command, env: commandEnv(config, key, io.env, proxy.gateway !== undefined), workdir, masks: [...masks, stateDir], linksDir, caFile, stateDir, ...ids })
       const forward = (signal: NodeJS.Signals): void => sandbox.signal(signal)
       for (const signal of SIGNALS) process.on(signal, forward)
       try {
@@ -111,8 +118,8 @@ async function startInProcess(runtime: Runtime, config: Config, io: Io, closers:
   const address = await proxy.listen()
   closers.unshift(() => proxy.close(2000))
   if (address.forwardUrl === undefined || address.caCertPem === undefined) throw new OperatorError('the forward proxy did not start')
-  const { hostname, port } = new URL(address.forwardUrl)
-  return { target: { host: hostname, port: Number(port) }, caPem: address.caCertPem }
+  const at = (url: string) => ({ host: new URL(url).hostname, port: Number(new URL(url).port) })
+  return { forward: at(address.forwardUrl), gateway: at(address.url), caPem: address.caCertPem }
 }
 
 /** The command's stderr is the operator's: keyvalet only adds its warnings and errors to it. */
@@ -120,16 +127,18 @@ function quiet(log: Logger): Logger {
   return { info() {}, warn: log.warn, error: log.error }
 }
 
-/** What session create --env prints, pointed at the sandbox's relay, plus a minimal PATH/HOME/LANG/TERM. */
-function commandEnv(config: Config, key: string, env: NodeJS.ProcessEnv): Record<string, string> {
+/** What session create --env prints, pointed at the sandbox's relays, plus a minimal PATH/HOME/LANG/TERM. */
+function commandEnv(config: Config, key: string, env: NodeJS.ProcessEnv, gateway: boolean): Record<string, string> {
   const vars: Record<string, string> = { PATH: SANDBOX_PATH, HOME: '/tmp', LANG: env.LANG ?? 'C.UTF-8' }
   if (env.TERM !== undefined) vars.TERM = env.TERM
-  for (const line of sandboxEnv({ ...config, forward: SANDBOX_PROXY }, key, SANDBOX_CA_FILE).split('\n')) {
+  for (const line of sandboxEnv({ ...config, forward: SANDBOX_PROXY, gateway: SANDBOX_GATEWAY }, key, SANDBOX_CA_FILE).split('\n')) {
     const at = line.indexOf('=')
     if (line.startsWith('#') || at < 0) continue
     const name = line.slice(0, at)
-    if (name !== 'KEYVALET_GATEWAY') vars[name] = line.slice(at + 1) // the gateway is not reachable from the sandbox
+    if (gateway || name !== 'KEYVALET_GATEWAY') vars[name] = line.slice(at + 1)
   }
+  // Requests to the gateway go to it directly, not through the forward proxy (which refuses them).
+  if (gateway) vars.NO_PROXY = vars.no_proxy = SANDBOX_GATEWAY.host
   return vars
 }
 
@@ -177,10 +186,22 @@ function parseIds(text: string, mode: SandboxMode): { uid: number; gid: number }
   return { uid, gid }
 }
 
-function parseAttach(text: string): { host: string; port: number } {
-  const match = /^(?:http:\/\/)?(\[[0-9a-fA-F:.]+\]|[^:/\s]+):(\d{1,5})\/?$/.exec(text)
+/**
+ * `--attach FORWARD[,GATEWAY]`: the listeners of a running keyvalet. Without GATEWAY, the
+ * configuration's gateway address is used when it names a port (not 0); else the sandbox has the
+ * forward proxy only.
+ */
+function parseAttach(text: string, config: Config): { forward: { host: string; port: number }; gateway: { host: string; port: number } | undefined } {
+  const [forward, gateway, ...rest] = text.split(',')
+  if (forward === undefined || rest.length > 0) throw new OperatorError(`--attach ${text} is not FORWARD[,GATEWAY]`)
+  const fromConfig = config.gateway.port === 0 ? undefined : { host: ['0.0.0.0', '::'].includes(config.gateway.host) ? '127.0.0.1' : config.gateway.host, port: config.gateway.port }
+  return { forward: hostPort(forward, text), gateway: gateway === undefined ? fromConfig : hostPort(gateway, text) }
+}
+
+function hostPort(part: string, text: string): { host: string; port: number } {
+  const match = /^(?:http:\/\/)?(\[[0-9a-fA-F:.]+\]|[^:/\s]+):(\d{1,5})\/?$/.exec(part)
   const port = Number(match?.[2])
-  if (match?.[1] === undefined || port < 1 || port > 65535) throw new OperatorError(`--attach ${text} is not HOST:PORT`, "the forward listener of a running keyvalet, e.g. --attach 127.0.0.1:8789")
+  if (match?.[1] === undefined || port < 1 || port > 65535) throw new OperatorError(`--attach ${text} is not HOST:PORT[,HOST:PORT]`, 'the forward listener (and optionally the gateway) of a running keyvalet, e.g. --attach 127.0.0.1:8789,127.0.0.1:8787')
   return { host: match[1].replace(/^\[|\]$/g, ''), port }
 }
 

@@ -14,6 +14,16 @@ export interface OutboundRequest {
   headers: Record<string, string | string[]>
   /** Raw query string without '?'; kinds that touch the query rewrite it. */
   query: string
+  /** Set by a kind whose signature reaches into the body (aws_sigv4's signed chunks): the body goes through it. */
+  bodyRewriter?: BodyRewriter
+}
+
+/** Rewrites a body as it streams, keeping its length. Throws a KeyvaletError on a body it cannot take. */
+export interface BodyRewriter {
+  /** The rewritten bytes complete so far. */
+  push(chunk: Buffer): Buffer[]
+  /** Called at the end of the body: throws when it ended early. */
+  end(): void
 }
 
 /**

@@ -39,8 +39,22 @@ const UNSIGNED = new Set([
   'pragma', 'referer', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'user-agent', 'x-amzn-trace-id',
 ])
 
+/** What signing a request leaves for signing its body's chunks: each chains from the one before, the first from the request. */
+export interface ChunkSigningContext {
+  readonly amzDate: string
+  readonly credentialScope: string
+  readonly key: Buffer
+  /** The request's signature (the seed of the chain). */
+  readonly seed: string
+}
+
 /** The headers to add to the request: x-amz-date, x-amz-content-sha256, x-amz-security-token (with a session token), authorization. */
 export function sign(req: SignableRequest, keys: AwsKeys, scope: SigningScope, now: Date): Record<string, string> {
+  return signWithContext(req, keys, scope, now).headers
+}
+
+/** `sign`, and what the body's chunk signatures need (STREAMING-AWS4-HMAC-SHA256-PAYLOAD). */
+export function signWithContext(req: SignableRequest, keys: AwsKeys, scope: SigningScope, now: Date): { headers: Record<string, string>; chunks: ChunkSigningContext } {
   const amzDate = now.toISOString().replace(/[-:]|\.\d{3}/g, '')
   const day = amzDate.slice(0, 8)
   const added: Record<string, string> = { 'x-amz-date': amzDate, 'x-amz-content-sha256': req.payloadHash }
@@ -58,9 +72,15 @@ export function sign(req: SignableRequest, keys: AwsKeys, scope: SigningScope, n
   ].join('\n')
   const credentialScope = `${day}/${scope.region}/${scope.service}/aws4_request`
   const stringToSign = ['AWS4-HMAC-SHA256', amzDate, credentialScope, sha256Hex(canonicalRequest)].join('\n')
-  const signature = hmac(signingKey(keys.secretAccessKey, day, scope), stringToSign).toString('hex')
+  const key = signingKey(keys.secretAccessKey, day, scope)
+  const signature = hmac(key, stringToSign).toString('hex')
   added.authorization = `AWS4-HMAC-SHA256 Credential=${keys.accessKeyId}/${credentialScope}, SignedHeaders=${signedHeaders}, Signature=${signature}`
-  return added
+  return { headers: added, chunks: { amzDate, credentialScope, key, seed: signature } }
+}
+
+/** The signature of one aws-chunked chunk, given the previous one (the seed for the first). */
+export function chunkSignature(ctx: ChunkSigningContext, previous: string, data: Buffer): string {
+  return hmac(ctx.key, ['AWS4-HMAC-SHA256-PAYLOAD', ctx.amzDate, ctx.credentialScope, previous, EMPTY_SHA256, sha256Hex(data)].join('\n')).toString('hex')
 }
 
 export function sha256Hex(data: string | Buffer): string {

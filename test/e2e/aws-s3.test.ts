@@ -154,14 +154,51 @@ ${connector('s3', 'aws-prod')}${connector('s3-unsigned', 'aws-prod', ', unsigned
   /** A raw client standing in for a tool that signs its own way (the task key as access key id). */
   const rawAuth = () => `AWS4-HMAC-SHA256 Credential=${key}/20260101/${REGION}/s3/aws4_request, SignedHeaders=host, Signature=${'0'.repeat(64)}`
 
-  it('refuses presigned query signatures, signed chunks and copy sources with a clear error, S3 sees nothing', async () => {
+  it('signed chunks (STREAMING-AWS4-HMAC-SHA256-PAYLOAD, as non-JavaScript SDKs stream uploads): every chunk is re-signed with the real key as it streams', async () => {
+    const from = s3.received.length
+    // What an SDK holding dummy keys sends: aws-chunked framing whose signatures keyvalet ignores.
+    const sizes = [65536, 65536, 1000, 0]
+    const data = sizes.map((n, i) => Buffer.alloc(n, 97 + i))
+    const framed = Buffer.concat(data.map((d) => Buffer.from(`${d.length.toString(16)};chunk-signature=${'0'.repeat(64)}\r\n${d.toString('latin1')}\r\n`, 'latin1')))
+    const res = await request(`${kv.url}/s3/my-bucket/uploads/chunked.bin`, {
+      method: 'PUT',
+      headers: {
+        authorization: rawAuth(), 'x-amz-content-sha256': 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD', 'content-encoding': 'aws-chunked',
+        'x-amz-decoded-content-length': String(data.reduce((n, d) => n + d.length, 0)), 'content-length': String(framed.length),
+      },
+      body: Readable.from([framed.subarray(0, 1000), framed.subarray(1000, 70_000), framed.subarray(70_000)]),
+    })
+    await res.body.dump()
+    assert.equal(res.statusCode, 200)
+    assert.ok(s3.objects.get('my-bucket/uploads/chunked.bin')?.equals(Buffer.concat(data)), 'S3 verified every chunk signature and stored the bytes')
+    assert.equal(s3.received.at(-1)?.rawBytes, framed.length, 'the framing kept its length')
+    assertSignedByRealKeyOnly(from)
+    const record = (await kv.audit()).at(-1)
+    assert.deepEqual([record?.decision, record?.rule, record?.bytes_in], ['allow', 'write-uploads', framed.length])
+
+    // A body whose framing breaks midway is cut: S3 stores nothing.
+    const broken = Buffer.concat([framed.subarray(0, 70_000), Buffer.from('zz;bad\r\n')])
+    const cut = await request(`${kv.url}/s3/my-bucket/uploads/broken.bin`, {
+      method: 'PUT',
+      headers: { authorization: rawAuth(), 'x-amz-content-sha256': 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD', 'content-encoding': 'aws-chunked', 'x-amz-decoded-content-length': '131072', 'content-length': String(broken.length) },
+      body: Readable.from([broken]),
+    }).then(async (r) => ({ status: r.statusCode, text: await r.body.text() }), (err: Error) => ({ status: 0, text: err.message }))
+    assert.notEqual(cut.status, 200)
+    assert.equal(s3.objects.has('my-bucket/uploads/broken.bin'), false)
+    for (let i = 0; i < 100 && (await kv.audit()).at(-1)?.path !== '/my-bucket/uploads/broken.bin'; i++) await new Promise((r) => setTimeout(r, 10))
+    const refused = (await kv.audit()).at(-1)
+    assert.equal(refused?.path, '/my-bucket/uploads/broken.bin')
+    assert.equal((refused?.detail as { why?: string } | undefined)?.why, 'aws_chunked_malformed')
+  })
+
+  it('refuses presigned query signatures, signed chunks with a signed trailer and copy sources with a clear error, S3 sees nothing', async () => {
     const from = s3.received.length
     const presigned = await request(`${kv.url}/s3/my-bucket/reports/q1.csv?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=x&X-Amz-Signature=abc`, { headers: { authorization: rawAuth() } })
     const presignedBody = await presigned.body.text()
     assert.equal(presigned.statusCode, 400)
     assert.equal(presigned.headers['content-type'], 'application/xml')
     assert.match(presignedBody, /^<\?xml version="1.0" encoding="UTF-8"\?>\n<Error><Code>request_unsupported<\/Code><Message>keyvalet: [^<]*Presigned[^<]*<\/Message><RequestId>req_[0-9a-z]+<\/RequestId><\/Error>$/)
-    const chunked = await request(`${kv.url}/s3/my-bucket/uploads/c.bin`, { method: 'PUT', headers: { authorization: rawAuth(), 'x-amz-content-sha256': 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD', 'content-encoding': 'aws-chunked' }, body: '0;chunk-signature=00\r\n\r\n' })
+    const chunked = await request(`${kv.url}/s3/my-bucket/uploads/c.bin`, { method: 'PUT', headers: { authorization: rawAuth(), 'x-amz-content-sha256': 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER', 'content-encoding': 'aws-chunked', 'x-amz-trailer': 'x-amz-checksum-crc32' }, body: '0;chunk-signature=00\r\n\r\n' })
     const chunkedBody = await chunked.body.text()
     assert.equal(chunked.statusCode, 400)
     assert.match(chunkedBody, /<Code>request_unsupported<\/Code><Message>keyvalet: [^<]*signed chunks/)

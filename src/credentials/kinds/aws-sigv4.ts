@@ -1,7 +1,8 @@
 import { KeyvaletError } from '../../errors.ts'
 import type { CredentialBinding } from '../../policy/types.ts'
 import type { CredentialKind, OutboundRequest } from '../kind.ts'
-import { EMPTY_SHA256, sha256Hex, sign, type AwsKeys } from '../sigv4.ts'
+import { ChunkResigner } from '../aws-chunks.ts'
+import { EMPTY_SHA256, sha256Hex, signWithContext, type AwsKeys } from '../sigv4.ts'
 
 /**
  * AWS SigV4 re-signing. The sandbox's SDK signs with dummy keys; keyvalet checks nothing of that
@@ -23,8 +24,11 @@ export function createAwsSigv4(clock: () => number): CredentialKind {
       delete req.headers['x-amz-date']
       delete req.headers['x-amz-security-token']
       delete req.headers['x-amz-content-sha256']
-      const signed = sign({ method: req.method, host: new URL(req.origin).host, path: req.path, query: req.query, headers: req.headers, payloadHash }, keys, aws, new Date(clock()))
-      Object.assign(req.headers, signed)
+      if (payloadHash === SIGNED_CHUNKS) checkChunkedHeaders(req.headers)
+      const signed = signWithContext({ method: req.method, host: new URL(req.origin).host, path: req.path, query: req.query, headers: req.headers, payloadHash }, keys, aws, new Date(clock()))
+      Object.assign(req.headers, signed.headers)
+      // Each chunk's signature chains from this request's: the body is re-signed as it streams.
+      if (payloadHash === SIGNED_CHUNKS) req.bodyRewriter = new ChunkResigner(signed.chunks)
     },
     echoForms(_binding, secret) {
       const keys = parseKeys(secret)
@@ -96,6 +100,15 @@ function refuseCopySource(headers: OutboundRequest['headers']): void {
 }
 
 const HEX_SHA256 = /^[0-9a-f]{64}$/i
+/** aws-chunked with a signature per chunk (SDKs other than JavaScript v3 send it for streamed uploads). */
+const SIGNED_CHUNKS = 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD'
+
+/** Signed chunks come as aws-chunked framing with the decoded length declared, as S3 requires. */
+function checkChunkedHeaders(headers: OutboundRequest['headers']): void {
+  const coding = String(headers['content-encoding'] ?? '').split(',').map((c) => c.trim().toLowerCase())
+  if (!coding.includes('aws-chunked')) throw unsupported('x-amz-content-sha256: STREAMING-AWS4-HMAC-SHA256-PAYLOAD needs content-encoding: aws-chunked.', 'aws_chunked_missing')
+  if (!/^\d{1,15}$/.test(String(headers['x-amz-decoded-content-length'] ?? ''))) throw unsupported('x-amz-content-sha256: STREAMING-AWS4-HMAC-SHA256-PAYLOAD needs x-amz-decoded-content-length.', 'aws_chunked_length_missing')
+}
 /** Literal payload markers whose body keyvalet can pass through unchanged. */
 const PASS_THROUGH = new Set(['UNSIGNED-PAYLOAD', 'STREAMING-UNSIGNED-PAYLOAD-TRAILER'])
 
@@ -105,8 +118,9 @@ const PASS_THROUGH = new Set(['UNSIGNED-PAYLOAD', 'STREAMING-UNSIGNED-PAYLOAD-TR
  * refuses the request (XAmzContentSHA256Mismatch) when they differ — a lie only fails upstream.
  * UNSIGNED-PAYLOAD and STREAMING-UNSIGNED-PAYLOAD-TRAILER (aws-chunked with unsigned chunks and a
  * trailing checksum, what AWS SDK v3 sends for streamed PutObject) pass through with the body
- * untouched. Signed chunks (STREAMING-AWS4-HMAC-SHA256-PAYLOAD...) chain each chunk's signature
- * from the request's, so they would all need re-signing: refused. Without a value, keyvalet
+ * untouched. Signed chunks (STREAMING-AWS4-HMAC-SHA256-PAYLOAD) chain each chunk's signature
+ * from the request's: keyvalet re-signs every chunk as the body streams (aws-chunks.ts). Signed
+ * chunks with a signed trailer (...-TRAILER) are refused. Without a value, keyvalet
  * hashes a body it holds, uses the empty hash when there is no body, and signs a streamed body
  * as UNSIGNED-PAYLOAD only when the connector allows it.
  */
@@ -115,11 +129,11 @@ function payloadHashFor(req: OutboundRequest, unsignedPayload: boolean): string 
   if (Array.isArray(sent)) throw unsupported('x-amz-content-sha256 was sent more than once.', 'aws_payload_hash_repeated')
   if (sent !== undefined) {
     if (HEX_SHA256.test(sent)) return sent.toLowerCase()
-    if (PASS_THROUGH.has(sent)) return sent
+    if (PASS_THROUGH.has(sent) || sent === SIGNED_CHUNKS) return sent
     if (sent.startsWith('STREAMING-')) {
-      throw unsupported(`x-amz-content-sha256: ${sent.slice(0, 60)} (signed chunks) is not supported: let the SDK send unsigned chunks with a trailing checksum (AWS SDK v3 does by default) or a body hash.`, 'aws_signed_chunks')
+      throw unsupported(`x-amz-content-sha256: ${sent.slice(0, 60)} (signed chunks with a signed trailer) is not supported: let the SDK send signed chunks without a trailer, unsigned chunks with a trailing checksum (AWS SDK v3 does by default) or a body hash.`, 'aws_signed_chunks')
     }
-    throw unsupported('x-amz-content-sha256 must be a hex SHA-256, UNSIGNED-PAYLOAD or STREAMING-UNSIGNED-PAYLOAD-TRAILER.', 'aws_payload_hash_invalid')
+    throw unsupported('x-amz-content-sha256 must be a hex SHA-256, UNSIGNED-PAYLOAD, STREAMING-UNSIGNED-PAYLOAD-TRAILER or STREAMING-AWS4-HMAC-SHA256-PAYLOAD.', 'aws_payload_hash_invalid')
   }
   if (req.body !== undefined) return sha256Hex(req.body)
   if (req.bodyStreams !== true) return EMPTY_SHA256

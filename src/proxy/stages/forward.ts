@@ -5,6 +5,7 @@ import { KeyvaletError } from '../../errors.ts'
 import type { RequestContext } from '../context.ts'
 import type { Policy } from '../../policy/types.ts'
 import { BodyScanner } from '../body-scanner.ts'
+import type { BodyRewriter } from '../../credentials/kind.ts'
 import type { Stage } from '../pipeline.ts'
 import type { Upstreams } from '../upstreams.ts'
 
@@ -35,8 +36,10 @@ export function createForward(upstreams: Upstreams, policy: Policy, headersTimeo
       // own headersTimeout (counted from the end of the body) takes over, so slow uploads are not
       // cut. A sandbox that left aborts the request wherever it is (ctx.signal).
       const abort = new AbortController()
-      const timer = setTimeout(() => abort.abort(new KeyvaletError('upstream_timeout', { detail: { why: 'no_response_head' } })), headersTimeoutMs)
-      const body = requestBody(ctx, outbound.headers, () => new BodyScanner(placeholders), () => clearTimeout(timer))
+      let timer: NodeJS.Timeout | undefined
+      // Before the timer: a body refused here (a placeholder in it, bad framing) leaves nothing running.
+      const body = requestBody(ctx, outbound.headers, () => new BodyScanner(placeholders), () => clearTimeout(timer), outbound.bodyRewriter)
+      timer = setTimeout(() => abort.abort(new KeyvaletError('upstream_timeout', { detail: { why: 'no_response_head' } })), headersTimeoutMs)
       const onGone = (): void => abort.abort(ctx.signal?.reason)
       ctx.signal?.addEventListener('abort', onGone, { once: true })
       try {
@@ -59,12 +62,18 @@ export function createForward(upstreams: Upstreams, policy: Policy, headersTimeo
   }
 }
 
-function requestBody(ctx: RequestContext, headers: Record<string, string | string[]>, newScanner: () => BodyScanner, onFlowing: () => void): Buffer | Readable | null {
+/**
+ * The body to send: the one decide holds, or the sandbox's as it streams (backpressure kept),
+ * scanned for placeholders and task keys, and through the kind's rewriter when it has one
+ * (aws_sigv4 re-signing chunks; it keeps the length, so content-length stays the sandbox's).
+ */
+function requestBody(ctx: RequestContext, headers: Record<string, string | string[]>, newScanner: () => BodyScanner, onFlowing: () => void, rewriter: BodyRewriter | undefined): Buffer | Readable | null {
   if (ctx.body !== undefined) {
     newScanner().scan(ctx.body)
-    headers['content-length'] = String(ctx.body.length)
+    const body = rewriter === undefined ? ctx.body : rewriteWhole(rewriter, ctx.body)
+    headers['content-length'] = String(body.length)
     ctx.bytesIn = ctx.body.length
-    return ctx.body
+    return body
   }
   const req = ctx.req
   const length = req.headers['content-length']
@@ -77,16 +86,32 @@ function requestBody(ctx: RequestContext, headers: Record<string, string | strin
       ctx.bytesIn += chunk.length
       try {
         scanner.scan(chunk)
+        if (rewriter === undefined) return done(null, chunk)
+        for (const out of rewriter.push(chunk)) this.push(out)
+        done()
       } catch (err) {
         // Aborts the upstream request before this chunk (or the end of the body) is sent.
-        return done(err as Error)
+        done(err as Error)
       }
-      done(null, chunk)
+    },
+    flush(done) {
+      try {
+        rewriter?.end()
+        done()
+      } catch (err) {
+        done(err as Error)
+      }
     },
   })
   // A client that aborts mid-upload destroys `counted`, which aborts the upstream request.
   pipeline(req, counted, () => {})
   return counted
+}
+
+function rewriteWhole(rewriter: BodyRewriter, body: Buffer): Buffer {
+  const out = Buffer.concat(rewriter.push(body))
+  rewriter.end()
+  return out
 }
 
 function upstreamError(err: unknown): KeyvaletError {

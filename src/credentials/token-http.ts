@@ -3,7 +3,9 @@ import { Agent, type Dispatcher } from 'undici'
 import { AddressPolicy } from '../egress/address-policy.ts'
 import { checkLiteral, createGuardedLookup } from '../egress/guarded-lookup.ts'
 import type { NameResolver } from '../egress/resolver.ts'
-import type { Connector } from '../policy/types.ts'
+import type { Connector, UpstreamProxy } from '../policy/types.ts'
+import { effectiveProxy, proxyAgent } from '../proxy/upstreams.ts'
+import type { Vault } from '../vault/vault.ts'
 
 export interface TokenResponse {
   readonly status: number
@@ -27,16 +29,21 @@ const DEFAULT_TIMEOUT_MS = 10_000
  * resolved by keyvalet's own resolver, addresses that are not public are refused unless the
  * connector's `allow_addresses` lists them, TLS is verified (the connector's `ca` trusted in
  * addition to the system roots), redirects are not followed, answers are bounded in time and size.
- * Token endpoints are reached directly, not through an upstream_proxy.
+ * Through the connector's corporate proxy (its own upstream_proxy, or the instance's) when it has
+ * one, as its upstream traffic is.
  */
 export class TokenHttp {
   readonly #resolver: NameResolver
   readonly #timeoutMs: number
-  readonly #agents = new Map<string, Dispatcher>()
+  readonly #upstreamProxy: UpstreamProxy | undefined
+  readonly #vault: Vault | undefined
+  readonly #agents = new Map<string, Promise<Dispatcher>>()
 
-  constructor(opts: { readonly resolver: NameResolver; readonly timeoutMs?: number }) {
+  constructor(opts: { readonly resolver: NameResolver; readonly timeoutMs?: number; readonly upstreamProxy?: UpstreamProxy | undefined; readonly vault?: Vault }) {
     this.#resolver = opts.resolver
     this.#timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS
+    this.#upstreamProxy = opts.upstreamProxy
+    this.#vault = opts.vault
   }
 
   /** Rejects with an EgressError (refused address, DNS) or a network error; the caller maps it to its own code. */
@@ -44,10 +51,12 @@ export class TokenHttp {
     if (url.protocol !== 'https:' && !(url.protocol === 'http:' && connector.allowInsecure)) {
       throw new Error(`token endpoint ${url.origin} must be https:// (http:// only with the connector's allow_insecure)`)
     }
-    const policy = new AddressPolicy({ allow: connector.allowAddresses })
-    checkLiteral(url.hostname.replace(/^\[(.*)\]$/, '$1'), policy)
+    const proxy = effectiveProxy(connector, this.#upstreamProxy)
+    // Direct: the endpoint's address is checked here (literals) and when dialing (names). Through
+    // the proxy, the proxy's address is checked and the proxy resolves the endpoint.
+    if (proxy === undefined) checkLiteral(url.hostname.replace(/^\[(.*)\]$/, '$1'), new AddressPolicy({ allow: connector.allowAddresses }))
     const signal = AbortSignal.timeout(this.#timeoutMs)
-    const res = await this.#agent(connector, policy).request({
+    const res = await (await this.#agent(connector, proxy)).request({
       origin: url.origin,
       path: `${url.pathname}${url.search}`,
       method: init.method,
@@ -69,21 +78,27 @@ export class TokenHttp {
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.#agents.values()].map((a) => a.close()))
+    const agents = await Promise.allSettled([...this.#agents.values()])
+    await Promise.all(agents.flatMap((a) => (a.status === 'fulfilled' ? [a.value.close()] : [])))
     this.#agents.clear()
   }
 
-  #agent(connector: Connector, policy: AddressPolicy): Dispatcher {
+  #agent(connector: Connector, proxy: UpstreamProxy | undefined): Promise<Dispatcher> {
     let agent = this.#agents.get(connector.name)
     if (agent === undefined) {
-      const tls = connector.ca === undefined ? {} : { secureContext: createSecureContext({ ca: [...rootCertificates, connector.ca] }) }
-      agent = new Agent({
-        connections: 16,
-        headersTimeout: this.#timeoutMs,
-        bodyTimeout: this.#timeoutMs,
-        connect: { rejectUnauthorized: true, ...tls, lookup: createGuardedLookup({ resolver: this.#resolver, policy }) },
+      const tls = { rejectUnauthorized: true, ...(connector.ca === undefined ? {} : { secureContext: createSecureContext({ ca: [...rootCertificates, connector.ca] }) }) }
+      const common = { connections: 16, headersTimeout: this.#timeoutMs, bodyTimeout: this.#timeoutMs }
+      const vault = this.#vault
+      if (proxy !== undefined && vault === undefined) throw new Error('TokenHttp needs the vault for the corporate proxy\'s credentials')
+      const created = proxy !== undefined && vault !== undefined
+        ? proxyAgent(proxy, tls, common, { resolver: this.#resolver, vault })
+        : Promise.resolve(new Agent({ ...common, connect: { ...tls, lookup: createGuardedLookup({ resolver: this.#resolver, policy: new AddressPolicy({ allow: connector.allowAddresses }) }) } }))
+      // A failure (the proxy's secret missing) is not kept: the next token request tries again.
+      created.catch(() => {
+        if (this.#agents.get(connector.name) === created) this.#agents.delete(connector.name)
       })
-      this.#agents.set(connector.name, agent)
+      this.#agents.set(connector.name, created)
+      agent = created
     }
     return agent
   }

@@ -57,7 +57,7 @@ export function createHandler(deps: HandlerDeps) {
   const { config, log } = deps
   const resolver = new Resolver({ ...(config.dnsServers === undefined ? {} : { servers: config.dnsServers }) })
   const upstreams = new Upstreams({ headersTimeoutMs: config.limits.upstreamTimeoutMs, resolver, upstreamProxy: config.upstreamProxy, vault: deps.vault })
-  const sources = new Sources({ vault: deps.vault, clock: deps.clock ?? Date.now, http: new TokenHttp({ resolver }), log })
+  const sources = new Sources({ vault: deps.vault, clock: deps.clock ?? Date.now, http: new TokenHttp({ resolver, upstreamProxy: config.upstreamProxy, vault: deps.vault }), log })
   const assertionKeys = new AssertionKeys(deps.vault, deps.clock ?? Date.now)
   const userValues = new UserValues(deps.vault)
   const credentialAndInject: Stage[] = [createCredential(sources), createInject(), createAssert(assertionKeys), createAttributionHeader(userValues)]

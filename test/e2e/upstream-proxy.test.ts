@@ -6,6 +6,7 @@ import { request } from 'undici'
 import { upstreamCertificate } from '../helpers/tls.ts'
 import { startKeyvalet, type TestKeyvalet } from '../helpers/keyvalet.ts'
 import { startUpstream, type Upstream } from '../helpers/upstream.ts'
+import { startOAuthServer, type OAuthServer } from '../helpers/oauth-server.ts'
 
 /** A corporate CONNECT proxy on loopback that wants its own credentials and records what it tunnels. */
 async function startCorporateProxy(credentials: string): Promise<{ port: number; connects: { authority: string; auth: string | undefined }[]; close(): Promise<void> }> {
@@ -39,10 +40,12 @@ describe('chaining upstream connections through a corporate proxy', () => {
   let corp: Awaited<ReturnType<typeof startCorporateProxy>>
   let kv: TestKeyvalet
   let key: string
+  let oauth: OAuthServer
 
   before(async () => {
     upstream = await startUpstream({ tls: pki.tls })
     corp = await startCorporateProxy('corp-user:corp-password')
+    oauth = await startOAuthServer()
     kv = await startKeyvalet(`version: 1
 listen: { gateway: "127.0.0.1:0" }
 upstream_proxy: { url: "http://127.0.0.1:${corp.port}", secret: corp-proxy, allow_addresses: [127.0.0.1/32] }
@@ -58,16 +61,43 @@ connectors:
     upstream_proxy: { url: "http://127.0.0.1:${corp.port}", secret: wrong-proxy, allow_addresses: [127.0.0.1/32] }
     credential: { secret: api-token, inject: bearer }
     rules: [{ id: any, methods: [GET], path: /**, severity: read }]
+  svc:
+    upstream: https://api.example.test:${upstream.port}
+    ca_file: upstream-ca.pem
+    allow_insecure: true            # the test token endpoint is http://, reached through the proxy's tunnel
+    credential:
+      source: oauth_client
+      inject: bearer
+      oauth_client: { token_url: "${oauth.tokenUrl}", client_id: ${oauth.clientId}, client_secret: svc-client-secret }
+    rules: [{ id: any, methods: [GET], path: /**, severity: read }]
 `, { files: { 'upstream-ca.pem': pki.caPem } })
+    await kv.setSecret('svc-client-secret', oauth.clientSecret)
     await kv.setSecret('api-token', 'api-secret-through-corp-1')
     await kv.setSecret('corp-proxy', 'corp-user:corp-password')
     await kv.setSecret('wrong-proxy', 'corp-user:nope')
-    key = (await kv.mintKey(['api:read', 'badproxy:read'])).key
+    key = (await kv.mintKey(['api:read', 'badproxy:read', 'svc:read'])).key
   })
   after(async () => {
     await kv.close()
     await corp.close()
     await upstream.close()
+    await oauth.close()
+  })
+
+  it('fetches tokens through the proxy too: the token endpoint is reached by a CONNECT tunnel, never directly', async () => {
+    const tunnels = corp.connects.length
+    const res = await request(`${kv.url}/svc/items/2`, { headers: { authorization: `Bearer ${key}` } })
+    const text = await res.body.text()
+    assert.equal(res.statusCode, 200, text)
+    const { host } = new URL(oauth.tokenUrl)
+    assert.deepEqual(corp.connects.slice(tunnels).map((c) => c.authority), [host, `api.example.test:${upstream.port}`], 'the token request, then the API request, each through a tunnel')
+    assert.equal(oauth.counts.client_credentials, 1)
+    const sent = String(upstream.received.at(-1)?.headers.authorization)
+    assert.match(sent, /^Bearer \S+$/)
+    assert.equal(oauth.check(sent.slice('Bearer '.length)), `client:${oauth.clientId}`)
+    assert.ok(!text.includes(sent.slice('Bearer '.length)), 'the token is masked in what the sandbox gets')
+    const record = (await kv.audit()).at(-1)
+    assert.deepEqual([record?.decision, record?.connector], ['allow', 'svc'])
   })
 
   it('tunnels through the proxy with its credentials; TLS to the upstream is still verified by keyvalet', async () => {

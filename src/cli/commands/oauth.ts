@@ -89,7 +89,7 @@ async function connect(runtime: Runtime, connector: Connector, user: string, opt
     const result = await Promise.race([callback.result, timeout])
     if ('error' in result) throw new OperatorError(`the authorization server did not grant access: ${result.error}`)
     const issuedAt = Date.now()
-    const http = new TokenHttp({ resolver: new Resolver(runtime.config.dnsServers === undefined ? {} : { servers: runtime.config.dnsServers }) })
+    const http = new TokenHttp({ resolver: new Resolver(runtime.config.dnsServers === undefined ? {} : { servers: runtime.config.dnsServers }), upstreamProxy: runtime.config.upstreamProxy, vault: runtime.vault })
     try {
       const granted = await requestToken(http, connector, options.tokenUrl, {
         grant_type: 'authorization_code', code: result.code, redirect_uri: callback.redirectUri, code_verifier: pkce.verifier,

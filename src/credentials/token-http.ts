@@ -1,10 +1,9 @@
-import { createSecureContext, rootCertificates } from 'node:tls'
 import { Agent, type Dispatcher } from 'undici'
 import { AddressPolicy } from '../egress/address-policy.ts'
 import { checkLiteral, createGuardedLookup } from '../egress/guarded-lookup.ts'
 import type { NameResolver } from '../egress/resolver.ts'
 import type { Connector, UpstreamProxy } from '../policy/types.ts'
-import { effectiveProxy, proxyAgent } from '../proxy/upstreams.ts'
+import { effectiveProxy, proxyAgent, upstreamTls } from '../egress/dispatch.ts'
 import type { Vault } from '../vault/vault.ts'
 
 export interface TokenResponse {
@@ -86,7 +85,7 @@ export class TokenHttp {
   #agent(connector: Connector, proxy: UpstreamProxy | undefined): Promise<Dispatcher> {
     let agent = this.#agents.get(connector.name)
     if (agent === undefined) {
-      const tls = { rejectUnauthorized: true, ...(connector.ca === undefined ? {} : { secureContext: createSecureContext({ ca: [...rootCertificates, connector.ca] }) }) }
+      const tls = upstreamTls(connector)
       const common = { connections: 16, headersTimeout: this.#timeoutMs, bodyTimeout: this.#timeoutMs }
       const vault = this.#vault
       if (proxy !== undefined && vault === undefined) throw new Error('TokenHttp needs the vault for the corporate proxy\'s credentials')

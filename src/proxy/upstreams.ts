@@ -1,6 +1,6 @@
-import { createSecureContext, rootCertificates } from 'node:tls'
-import { Pool, ProxyAgent, type Dispatcher } from 'undici'
+import { Pool, type Dispatcher } from 'undici'
 import { AddressPolicy } from '../egress/address-policy.ts'
+import { effectiveProxy, proxyAgent, upstreamTls } from '../egress/dispatch.ts'
 import { checkLiteral, createGuardedLookup } from '../egress/guarded-lookup.ts'
 import type { NameResolver } from '../egress/resolver.ts'
 
@@ -66,34 +66,8 @@ export class Upstreams {
   }
 }
 
-/** The corporate proxy a connector's connections go through: its own, none (`none`), or the instance's. */
-export function effectiveProxy(connector: Connector, instance: UpstreamProxy | undefined): UpstreamProxy | undefined {
-  return connector.upstreamProxy === null ? undefined : (connector.upstreamProxy ?? instance)
-}
-
-/**
- * A dispatcher that reaches any origin through the corporate proxy: CONNECT for every request
- * (plain http too, so the proxy only ever sees tunnels), the proxy's address checked by the
- * egress guard, its credentials from the vault, TLS to the origin verified end to end by keyvalet.
- */
-export async function proxyAgent(proxy: UpstreamProxy, tls: ProxyAgent.Options['requestTls'], common: Partial<ProxyAgent.Options>, opts: { resolver: NameResolver; vault: Vault }): Promise<Dispatcher> {
-  const policy = new AddressPolicy({ allow: proxy.allowAddresses })
-  checkLiteral(proxy.url.hostname.replace(/^\[(.*)\]$/, '$1'), policy)
-  const token = proxy.secret === undefined ? undefined : `Basic ${(await opts.vault.open(proxy.secret)).toString('base64')}`
-  return new ProxyAgent({
-    ...common,
-    uri: proxy.url.origin,
-    ...(token === undefined ? {} : { token }),
-    proxyTunnel: true,
-    requestTls: tls,
-    proxyTls: { lookup: createGuardedLookup({ resolver: opts.resolver, policy }) },
-  })
-}
-
 async function create(connector: Connector, opts: UpstreamsOptions): Promise<Dispatcher> {
-  // One TLS context per connector, built once: given `ca`, tls.connect would build a new context
-  // from every root certificate on each new connection (milliseconds on the event loop).
-  const tls = { rejectUnauthorized: true, ...(connector.ca === undefined ? {} : { secureContext: createSecureContext({ ca: [...rootCertificates, connector.ca] }) }) }
+  const tls = upstreamTls(connector)
   // Bounded so one connector cannot exhaust file descriptors; requests beyond it wait (bounded by
   // the upstream timeout) for a connection to free up.
   const common = { connections: 1024, keepAliveTimeout: 30_000, headersTimeout: opts.headersTimeoutMs, bodyTimeout: 0 } // streams (SSE) may be quiet for long

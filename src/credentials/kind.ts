@@ -14,6 +14,8 @@ export interface OutboundRequest {
   headers: Record<string, string | string[]>
   /** Raw query string without '?'; kinds that touch the query rewrite it. */
   query: string
+  /** True when the policy decided the S3 copy source (x-amz-copy-source) readable: aws_sigv4 signs a copy only then. */
+  readonly copySourceDecided?: boolean
   /** Set by a kind whose signature reaches into the body (aws_sigv4's signed chunks): the body goes through it. */
   bodyRewriter?: BodyRewriter
 }

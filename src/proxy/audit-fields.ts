@@ -10,7 +10,11 @@ export function auditFields(ctx: RequestContext, error: KeyvaletError | undefine
   const session = ctx.session
   const decision = ctx.decision?.effect === 'need_body' ? undefined : ctx.decision
   const detail = error?.detail
-  const extra = { ...(ctx.retried === true ? { retried_after_401: true } : {}), ...(ctx.assertion === undefined ? {} : { assertion: { kid: ctx.assertion.kid, jti: ctx.assertion.jti } }) }
+  const extra = {
+    ...(ctx.retried === true ? { retried_after_401: true } : {}),
+    ...(ctx.assertion === undefined ? {} : { assertion: { kid: ctx.assertion.kid, jti: ctx.assertion.jti } }),
+    ...(ctx.copySource === undefined ? {} : { copy_source: ctx.copySource.path, copy_source_rule: ctx.copySource.rule }),
+  }
   return {
     request_id: ctx.id,
     mode: ctx.mode,

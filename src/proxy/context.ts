@@ -35,6 +35,8 @@ export interface RequestContext {
   rawQuery?: string
   /** decide */
   decision?: Decision
+  /** copy-source: the S3 copy source an aws_sigv4 request names, decided readable under the grant. */
+  copySource?: { readonly path: string; readonly rule: string }
   /** decide: the body, when a rule needed to read it; attribute: the body rewritten with the user. */
   body?: Buffer
   /** credential: the value, what the audit names it, and the source it came from. The value lives only here and in outbound headers. */

@@ -15,6 +15,7 @@ import { errorFormat, presentation, relayResponse, renderError, writeRawError } 
 import { AssertionKeys } from '../assertion/keys.ts'
 import { UserValues } from '../attribution/user-value.ts'
 import { createAssert } from './stages/assert.ts'
+import { createCopySource } from './stages/copy-source.ts'
 import { createAttribute, createAttributionHeader } from './stages/attribute.ts'
 import { createAuthenticate } from './stages/authenticate.ts'
 import { createCredential, Sources } from './stages/credential.ts'
@@ -65,6 +66,7 @@ export function createHandler(deps: HandlerDeps) {
     createAuthenticate(deps.sessions),
     createRoute(config.policy),
     createDecide(config.limits.maxBodyInspectBytes),
+    createCopySource(),
     createAttribute(userValues, config.limits.maxBodyInspectBytes),
     ...credentialAndInject,
   ]

@@ -32,8 +32,8 @@ const MAX_SKEW_MS = 15 * 60_000
  * A path-style S3 endpoint on 127.0.0.1 that VERIFIES SigV4 as S3 does: it recomputes the
  * signature from what arrived (the signed headers, the path decoded and encoded once, the query)
  * with the real secret through @smithy/signature-v4, checks x-amz-content-sha256 against the
- * body, decodes aws-chunked bodies and checks their trailing CRC32. Answers PutObject, GetObject
- * and ListObjectsV2 (minimal XML); anything unverified gets 403 SignatureDoesNotMatch.
+ * body, decodes aws-chunked bodies and checks their trailing CRC32. Answers PutObject, CopyObject,
+ * GetObject and ListObjectsV2 (minimal XML); anything unverified gets 403 SignatureDoesNotMatch.
  */
 export async function startS3Server(opts: { keys: OracleKeys; region: string; tls?: { key: string; cert: string } }): Promise<S3Server> {
   const received: S3Received[] = []
@@ -185,6 +185,13 @@ function serve(req: IncomingMessage, res: ServerResponse, body: Buffer, objects:
   const url = new URL(req.url ?? '/', 'http://s3.invalid')
   const [, bucket = '', ...rest] = url.pathname.split('/').map(decodeURIComponent)
   const key = rest.join('/')
+  const copySource = req.headers['x-amz-copy-source']
+  if (req.method === 'PUT' && key !== '' && typeof copySource === 'string') {
+    const source = objects.get(decodeURIComponent(copySource.replace(/^\//, '').split('?')[0] ?? ''))
+    if (source === undefined) return xml(res, 404, '<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>')
+    objects.set(`${bucket}/${key}`, source)
+    return xml(res, 200, `<CopyObjectResult><ETag>"${createHash('md5').update(source).digest('hex')}"</ETag><LastModified>${new Date().toISOString()}</LastModified></CopyObjectResult>`)
+  }
   if (req.method === 'PUT' && key !== '') {
     objects.set(`${bucket}/${key}`, body)
     res.writeHead(200, { etag: `"${createHash('md5').update(body).digest('hex')}"` })

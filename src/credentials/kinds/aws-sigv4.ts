@@ -19,7 +19,7 @@ export function createAwsSigv4(clock: () => number): CredentialKind {
       const aws = scopeOf(binding)
       const keys = parseKeys(secret)
       refusePresigned(req.query)
-      refuseCopySource(req.headers)
+      if (req.copySourceDecided !== true) refuseCopySource(req.headers)
       const payloadHash = payloadHashFor(req, aws.unsignedPayload)
       delete req.headers['x-amz-date']
       delete req.headers['x-amz-security-token']
@@ -90,13 +90,14 @@ function refusePresigned(query: string): void {
 }
 
 /**
- * CopyObject and UploadPartCopy read a second object, named in x-amz-copy-source, that the rules
- * never see (they decide on the path): signing it would let a grant on one prefix read any object
- * the real keys can. Refused until the policy can decide on the copy source too.
+ * CopyObject and UploadPartCopy read a second object, named in x-amz-copy-source, that the path
+ * rules do not see: signing it undecided would let a grant on one prefix read any object the real
+ * keys can. The copy-source stage decides it (a GET of the source under the same rules); a copy
+ * it did not decide is refused here, so no path signs one unchecked.
  */
 function refuseCopySource(headers: OutboundRequest['headers']): void {
   if (headers['x-amz-copy-source'] === undefined) return
-  throw unsupported('x-amz-copy-source (CopyObject, UploadPartCopy) is not forwarded: the source object is outside what the rules decide on. Download and upload instead.', 'aws_copy_source')
+  throw unsupported('x-amz-copy-source (CopyObject, UploadPartCopy) was not decided by the policy; the request was refused.', 'aws_copy_source')
 }
 
 const HEX_SHA256 = /^[0-9a-f]{64}$/i

@@ -24,6 +24,7 @@ export function createInject(): Stage {
         path: ctx.path,
         body: ctx.body,
         bodyStreams: ctx.body === undefined && hasBody(ctx.req.headers),
+        copySourceDecided: ctx.copySource !== undefined,
         headers: outboundRequestHeaders(ctx.req.headers, [slot.header, connector.assertion?.header]),
         query: ctx.rawQuery ?? '',
       }

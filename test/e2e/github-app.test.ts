@@ -193,6 +193,16 @@ ${connector('github-not-a-key', gh.url, repoRules, { secret: 'not-a-key' })}`, {
         why: 'mint_refused', status, github_message: message,
       })
     }
+    // A refusal is answered from memory for 30 s (the App's rate limit is not spent on retries), then asked again.
+    const minted = gh.mints.length
+    const again = await get('/github-nowhere/repos/acme/app', readKey)
+    assert.equal(again.status, 502)
+    assert.equal(again.headers['x-keyvalet-error'], 'credential_unavailable')
+    assert.equal(gh.mints.length, minted, 'GitHub was not asked again')
+    assert.equal((await kv.audit()).at(-1)?.error, 'credential_unavailable')
+    kv.now += 31_000
+    assert.equal((await get('/github-nowhere/repos/acme/app', readKey)).status, 502)
+    assert.equal(gh.mints.length, minted + 1, 'asked again once the hold is over')
     await noSecretsIn(readKey, 'eyJ')
   })
 

@@ -18,6 +18,12 @@ export interface GitHubAppOptions {
 
 /** Installation tokens live an hour; one is replaced this long before it expires. */
 const REFRESH_BEFORE_MS = 5 * 60_000
+/**
+ * GitHub refusing a mint (4xx: unknown installation, repository outside it, wrong key) is a
+ * configuration error that the next request would only meet again: it is answered from memory
+ * for this long, so an agent's retries do not spend the App's rate limit.
+ */
+const REFUSAL_HOLD_MS = 30_000
 const REPOSITORY = '^([A-Za-z0-9][A-Za-z0-9-]{0,38}/)?[A-Za-z0-9._-]{1,100}$'
 /** The highest access level a token may carry for a session at each severity. */
 const CEILING: Record<Severity, AccessLevel> = { read: 'read', write: 'write', admin: 'admin' }
@@ -106,6 +112,7 @@ export const githubApp: SourceDefinition<GitHubAppOptions> = {
 
   create(options, { vault, clock, http }, connector) {
     const cache = new TokenCache(clock, REFRESH_BEFORE_MS)
+    const refused = new Map<string, { readonly error: KeyvaletError; readonly until: number }>()
     const scope = (ctx: SourceContext): { key: string; severity: Severity; permissions: Permissions } => {
       const severity = grantedSeverity(ctx)
       const permissions = options.permissions[severity]
@@ -120,10 +127,16 @@ export const githubApp: SourceDefinition<GitHubAppOptions> = {
         const { key, permissions } = scope(ctx)
         const request: MintRequest = { ...options, permissions }
         const label = `github_app:${options.appId}:${options.installationId} repositories=${options.repositories.join(',')} permissions=${Object.entries(permissions).map(([n, l]) => `${n}:${l}`).join(',')}`
+        const held = refused.get(key)
+        if (held !== undefined && held.until > clock()) throw held.error
         return cache.get(key, async (): Promise<Token> => {
           // The key is opened for each mint, so a rotated key is used from the next token on.
           const privateKey = appPrivateKey(await vault.open(options.secret), options.secret)
-          const minted = await mintInstallationToken(http, connector, request, appJwt(privateKey, options.appId, clock()))
+          const minted = await mintInstallationToken(http, connector, request, appJwt(privateKey, options.appId, clock())).catch((err: unknown) => {
+            if (err instanceof KeyvaletError && err.code === 'credential_unavailable' && err.detail?.why === 'mint_refused') refused.set(key, { error: err, until: clock() + REFUSAL_HOLD_MS })
+            throw err
+          })
+          refused.delete(key)
           return { value: minted.token, expiresAt: minted.expiresAt, label }
         })
       },

@@ -201,7 +201,7 @@ connectors:
     assert.match(created.stdout, /^SSL_CERT_FILE=\/etc\/keyvalet\/ca\.pem$/m)
     assert.match(created.stdout, /^NODE_EXTRA_CA_CERTS=\/etc\/keyvalet\/ca\.pem$/m)
     assert.match(created.stdout, /^OPENAI_API_KEY=sk-placeholder-not-a-real-key$/m)
-    assert.match(created.stdout, /^NO_PROXY=$/m)
+    assert.match(created.stdout, /^NO_PROXY=127\.0\.0\.1$/m, 'only the gateway is exempt from the proxy')
     const reserved = await cli(['secret', 'set', 'keyvalet.ca', '--config', forwardFile], { input: 'x', env })
     assert.equal(reserved.code, 1)
     assert.match(reserved.stderr, /reserved|keyvalet's own/)

@@ -137,8 +137,6 @@ function commandEnv(config: Config, key: string, env: NodeJS.ProcessEnv, gateway
     const name = line.slice(0, at)
     if (gateway || name !== 'KEYVALET_GATEWAY') vars[name] = line.slice(at + 1)
   }
-  // Requests to the gateway go to it directly, not through the forward proxy (which refuses them).
-  if (gateway) vars.NO_PROXY = vars.no_proxy = SANDBOX_GATEWAY.host
   return vars
 }
 

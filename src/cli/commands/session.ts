@@ -104,7 +104,10 @@ export function sandboxEnv(config: Config, key: string, caFile = './keyvalet-ca.
   const lines = [`KEYVALET_TASK_KEY=${key}`, `KEYVALET_GATEWAY=${url(config.gateway)}`]
   if (config.forward !== undefined) {
     const proxy = url(config.forward, `task:${key}@`)
-    lines.push(`HTTPS_PROXY=${proxy}`, `HTTP_PROXY=${proxy}`, `https_proxy=${proxy}`, `http_proxy=${proxy}`, 'NO_PROXY=', 'no_proxy=', 'NODE_USE_ENV_PROXY=1')
+    // Only the gateway is exempt (by host: curl ignores ports in NO_PROXY), so that SDKs given its
+    // base URL reach it directly; everything else goes through the forward proxy.
+    const exempt = new URL(url(config.gateway)).hostname
+    lines.push(`HTTPS_PROXY=${proxy}`, `HTTP_PROXY=${proxy}`, `https_proxy=${proxy}`, `http_proxy=${proxy}`, `NO_PROXY=${exempt}`, `no_proxy=${exempt}`, 'NODE_USE_ENV_PROXY=1')
     lines.push(`# keyvalet's CA certificate, written with: keyvalet ca export > ${caFile}`)
     for (const name of ['SSL_CERT_FILE', 'NODE_EXTRA_CA_CERTS', 'REQUESTS_CA_BUNDLE', 'GIT_SSL_CAINFO', 'CURL_CA_BUNDLE']) lines.push(`${name}=${caFile}`)
     for (const connector of config.policy.connectors.values()) {

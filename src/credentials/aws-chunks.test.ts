@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { KeyvaletError } from '../errors.ts'
 import { ChunkResigner } from './aws-chunks.ts'
-import { signWithContext } from './sigv4.ts'
+import { sign } from './sigv4.ts'
 
 // AWS's published example of a signed streaming upload (S3 API reference, "Signature calculation
 // when using multiple chunks"): 66,560 bytes of 'a' as a 64 KiB chunk, a 1 KiB chunk and the
@@ -28,7 +28,7 @@ function body(signatures: readonly string[]): Buffer {
  * never signs; the signing key, date and scope are the same.)
  */
 function example() {
-  const { chunks } = signWithContext({
+  const { chunks } = sign({
     method: 'PUT', host: 's3.amazonaws.com', path: '/examplebucket/chunkObject.txt', query: '', payloadHash: 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD',
     headers: { 'content-encoding': 'aws-chunked', 'x-amz-decoded-content-length': '66560', 'x-amz-storage-class': 'REDUCED_REDUNDANCY' },
   }, KEYS, SCOPE, AT)

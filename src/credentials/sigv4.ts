@@ -48,13 +48,12 @@ export interface ChunkSigningContext {
   readonly seed: string
 }
 
-/** The headers to add to the request: x-amz-date, x-amz-content-sha256, x-amz-security-token (with a session token), authorization. */
-export function sign(req: SignableRequest, keys: AwsKeys, scope: SigningScope, now: Date): Record<string, string> {
-  return signWithContext(req, keys, scope, now).headers
-}
-
-/** `sign`, and what the body's chunk signatures need (STREAMING-AWS4-HMAC-SHA256-PAYLOAD). */
-export function signWithContext(req: SignableRequest, keys: AwsKeys, scope: SigningScope, now: Date): { headers: Record<string, string>; chunks: ChunkSigningContext } {
+/**
+ * The headers to add to the request (x-amz-date, x-amz-content-sha256, x-amz-security-token with
+ * a session token, authorization), and what the body's chunk signatures need
+ * (STREAMING-AWS4-HMAC-SHA256-PAYLOAD).
+ */
+export function sign(req: SignableRequest, keys: AwsKeys, scope: SigningScope, now: Date): { headers: Record<string, string>; chunks: ChunkSigningContext } {
   const amzDate = now.toISOString().replace(/[-:]|\.\d{3}/g, '')
   const day = amzDate.slice(0, 8)
   const added: Record<string, string> = { 'x-amz-date': amzDate, 'x-amz-content-sha256': req.payloadHash }

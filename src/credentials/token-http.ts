@@ -18,6 +18,16 @@ export interface TokenRequest {
   readonly body?: string | Buffer
 }
 
+/** A token endpoint's answer as a JSON object, or undefined (not JSON, or not an object). */
+export function jsonObject(body: Buffer): Record<string, unknown> | undefined {
+  try {
+    const value: unknown = JSON.parse(body.toString('utf8'))
+    return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined
+  } catch {
+    return undefined
+  }
+}
+
 /** Bounds on a token endpoint's answer: it is small, and slow ones must not hold requests forever. */
 const MAX_BODY = 256 * 1024
 const DEFAULT_TIMEOUT_MS = 10_000

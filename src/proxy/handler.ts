@@ -12,6 +12,7 @@ import { auditFields, refusalFields } from './audit-fields.ts'
 import type { ForwardTarget, RequestContext } from './context.ts'
 import { runStages, type Stage } from './pipeline.ts'
 import { errorFormat, presentation, relayResponse, renderError, writeRawError } from './respond.ts'
+import { carriesBody } from './headers.ts'
 import { AssertionKeys } from '../assertion/keys.ts'
 import { UserValues } from '../attribution/user-value.ts'
 import { createAssert } from './stages/assert.ts'
@@ -235,9 +236,7 @@ export type Handler = ReturnType<typeof createHandler>
 
 /** Whether the request can be sent again as it was: no body, or a body decide already holds whole. */
 function replayable(ctx: RequestContext): boolean {
-  if (ctx.body !== undefined) return true
-  const { headers } = ctx.req
-  return headers['transfer-encoding'] === undefined && (headers['content-length'] === undefined || headers['content-length'] === '0')
+  return ctx.body !== undefined || !carriesBody(ctx.req.headers)
 }
 
 /** Let a refused request's body be read off the socket so keep-alive survives, but bounded. */

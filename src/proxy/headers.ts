@@ -58,3 +58,16 @@ export function inboundResponseHeaders(upstream: Record<string, string | string[
   }
   return out
 }
+
+/** Whether the request declares a body (Transfer-Encoding, or a Content-Length other than 0). */
+export function carriesBody(headers: IncomingHttpHeaders): boolean {
+  return headers['transfer-encoding'] !== undefined || (headers['content-length'] !== undefined && headers['content-length'] !== '0')
+}
+
+/** Why the body cannot be read as JSON (to be `checked` by a rule or `rewritten` for attribution), or undefined. */
+export function jsonBodyProblem(headers: IncomingHttpHeaders, purpose: 'checked' | 'rewritten'): string | undefined {
+  const type = (headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? ''
+  if (type !== 'application/json' && !type.endsWith('+json')) return 'content-type is not JSON'
+  if (headers['content-encoding'] !== undefined) return `a content-coded body cannot be ${purpose}`
+  return undefined
+}

@@ -2,7 +2,7 @@ import { KeyvaletError } from '../../errors.ts'
 import type { CredentialBinding } from '../../policy/types.ts'
 import type { CredentialKind, OutboundRequest } from '../kind.ts'
 import { ChunkResigner } from '../aws-chunks.ts'
-import { EMPTY_SHA256, sha256Hex, signWithContext, type AwsKeys } from '../sigv4.ts'
+import { EMPTY_SHA256, sha256Hex, sign, type AwsKeys } from '../sigv4.ts'
 
 /**
  * AWS SigV4 re-signing. The sandbox's SDK signs with dummy keys; keyvalet checks nothing of that
@@ -25,7 +25,7 @@ export function createAwsSigv4(clock: () => number): CredentialKind {
       delete req.headers['x-amz-security-token']
       delete req.headers['x-amz-content-sha256']
       if (payloadHash === SIGNED_CHUNKS) checkChunkedHeaders(req.headers)
-      const signed = signWithContext({ method: req.method, host: new URL(req.origin).host, path: req.path, query: req.query, headers: req.headers, payloadHash }, keys, aws, new Date(clock()))
+      const signed = sign({ method: req.method, host: new URL(req.origin).host, path: req.path, query: req.query, headers: req.headers, payloadHash }, keys, aws, new Date(clock()))
       Object.assign(req.headers, signed.headers)
       // Each chunk's signature chains from this request's: the body is re-signed as it streams.
       if (payloadHash === SIGNED_CHUNKS) req.bodyRewriter = new ChunkResigner(signed.chunks)

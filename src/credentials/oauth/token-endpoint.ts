@@ -1,6 +1,6 @@
 import { KeyvaletError } from '../../errors.ts'
 import type { Connector } from '../../policy/types.ts'
-import type { TokenHttp } from '../token-http.ts'
+import { jsonObject, type TokenHttp } from '../token-http.ts'
 
 /** How the client authenticates at the token endpoint (RFC 6749 §2.3.1). */
 export interface ClientAuth {
@@ -79,7 +79,7 @@ export async function requestToken(http: TokenHttp, connector: Connector, tokenU
     const code = (err as { code?: unknown }).code
     throw new TokenEndpointError('token_endpoint_unreachable', { error: typeof code === 'string' ? code : (err as Error).name ?? 'error' }, { cause: err })
   }
-  const body = parseJson(res.body)
+  const body = jsonObject(res.body)
   if (res.status !== 200) {
     const error = body?.error
     throw new TokenEndpointError('token_endpoint_rejected', {
@@ -108,14 +108,6 @@ function invalid(problem: string): TokenEndpointError {
   return new TokenEndpointError('token_response_invalid', { problem })
 }
 
-function parseJson(body: Buffer): Record<string, unknown> | undefined {
-  try {
-    const value: unknown = JSON.parse(body.toString('utf8'))
-    return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined
-  } catch {
-    return undefined
-  }
-}
 
 function formEncode(text: string): string {
   return new URLSearchParams({ x: text }).toString().slice(2)

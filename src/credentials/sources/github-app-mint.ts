@@ -1,7 +1,7 @@
 import { createPrivateKey, sign, type KeyObject } from 'node:crypto'
 import { KeyvaletError } from '../../errors.ts'
 import type { Connector } from '../../policy/types.ts'
-import type { TokenHttp } from '../token-http.ts'
+import { jsonObject, type TokenHttp } from '../token-http.ts'
 
 /** GitHub's permission levels, weakest first. */
 export const ACCESS_LEVELS = ['read', 'write', 'admin'] as const
@@ -80,7 +80,7 @@ export async function mintInstallationToken(http: TokenHttp, connector: Connecto
   } catch (err) {
     throw new KeyvaletError('credential_refresh_failed', { detail: { ...where, why: 'token_endpoint_unreachable', message: clean(String((err as Error).message ?? err), jwt) }, cause: err })
   }
-  const body = parseJson(res.body)
+  const body = jsonObject(res.body)
   if (res.status !== 201 && res.status !== 200) {
     const github = { ...where, why: 'mint_refused', status: res.status, github_message: clean(messageOf(body), jwt) }
     throw res.status >= 400 && res.status < 500 ? unavailable(github) : new KeyvaletError('credential_refresh_failed', { detail: github })
@@ -123,13 +123,6 @@ function unavailable(detail: Record<string, unknown>): KeyvaletError {
   return new KeyvaletError('credential_unavailable', { detail: { source: 'github_app', ...detail } })
 }
 
-function parseJson(body: Buffer): unknown {
-  try {
-    return JSON.parse(body.toString('utf8'))
-  } catch {
-    return undefined
-  }
-}
 
 function messageOf(body: unknown): string {
   const message = (body as { message?: unknown } | undefined)?.message

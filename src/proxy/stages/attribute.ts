@@ -1,9 +1,9 @@
 import { attributeBody } from '../../attribution/body.ts'
 import type { UserValues } from '../../attribution/user-value.ts'
 import { KeyvaletError } from '../../errors.ts'
-import type { RequestContext } from '../context.ts'
 import type { Stage } from '../pipeline.ts'
 import { readBody } from './decide.ts'
+import { carriesBody, jsonBodyProblem } from '../headers.ts'
 
 /**
  * attribute: writes the invoking user (or their pseudonym) into the JSON body fields the
@@ -25,10 +25,10 @@ export function createAttribute(values: UserValues, maxBodyBytes: number): Stage
         const sent = ctx.req.headers[options.header]
         if (sent !== undefined && !(typeof sent === 'string' && user.same.has(sent))) throw conflict({ header: options.header })
       }
-      if (options.bodyFields.length === 0 || !hasBody(ctx)) return
+      if (options.bodyFields.length === 0 || (ctx.body === undefined && !carriesBody(ctx.req.headers))) return
       const body = ctx.body ?? (ctx.body = await readBody(ctx.req, maxBodyBytes))
       if (body.length === 0) return
-      const why = notJson(ctx)
+      const why = jsonBodyProblem(ctx.req.headers, 'rewritten')
       if (why !== undefined) throw new KeyvaletError('attribution_body_invalid', { detail: { why } })
       const result = attributeBody(body, options.bodyFields, user.value, user.same)
       if ('invalid' in result) throw new KeyvaletError('attribution_body_invalid', { detail: { why: result.invalid } })
@@ -49,18 +49,6 @@ export function createAttributionHeader(values: UserValues): Stage {
       ctx.outbound.headers[options.header] = (await values.for(options, ctx.session.user)).value
     },
   }
-}
-
-function hasBody(ctx: RequestContext): boolean {
-  const { headers } = ctx.req
-  return ctx.body !== undefined || headers['transfer-encoding'] !== undefined || (headers['content-length'] !== undefined && headers['content-length'] !== '0')
-}
-
-function notJson(ctx: RequestContext): string | undefined {
-  const type = (ctx.req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? ''
-  if (type !== 'application/json' && !type.endsWith('+json')) return 'content-type is not JSON'
-  if (ctx.req.headers['content-encoding'] !== undefined) return 'a content-coded body cannot be rewritten'
-  return undefined
 }
 
 /** Names where the other user was found, never the value the sandbox sent. */

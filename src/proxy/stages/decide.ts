@@ -6,6 +6,7 @@ import { parseStrictJson } from '../../policy/strict-json.ts'
 import { severityRank, SEVERITIES } from '../../policy/types.ts'
 import type { RequestContext } from '../context.ts'
 import type { Stage } from '../pipeline.ts'
+import { jsonBodyProblem } from '../headers.ts'
 
 /**
  * decide: asks the pure policy function; reads the body (bounded) only when a rule's JSON Schema
@@ -68,10 +69,8 @@ function denyMessage(reason: DenyReason, ctx: RequestContext): string {
 }
 
 function bodyFacts(req: IncomingMessage, body: Buffer): BodyFacts {
-  const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? ''
-  if (type !== 'application/json' && !type.endsWith('+json')) return { invalid: 'content-type is not JSON' }
-  if (req.headers['content-encoding'] !== undefined) return { invalid: 'a content-coded body cannot be checked' }
-  return parseStrictJson(body)
+  const problem = jsonBodyProblem(req.headers, 'checked')
+  return problem === undefined ? parseStrictJson(body) : { invalid: problem }
 }
 
 /** Reads the whole body, refusing (body_too_large) as soon as it passes the limit. */

@@ -1,7 +1,6 @@
 import { CREDENTIAL_KINDS } from '../../credentials/registry.ts'
-import type { IncomingHttpHeaders } from 'node:http'
 import type { OutboundRequest } from '../../credentials/kind.ts'
-import { outboundRequestHeaders } from '../headers.ts'
+import { carriesBody, outboundRequestHeaders } from '../headers.ts'
 import type { Stage } from '../pipeline.ts'
 
 /**
@@ -23,7 +22,7 @@ export function createInject(): Stage {
         origin: connector.upstream.origin,
         path: ctx.path,
         body: ctx.body,
-        bodyStreams: ctx.body === undefined && hasBody(ctx.req.headers),
+        bodyStreams: ctx.body === undefined && carriesBody(ctx.req.headers),
         copySourceDecided: ctx.copySource !== undefined,
         headers: outboundRequestHeaders(ctx.req.headers, [slot.header, connector.assertion?.header]),
         query: ctx.rawQuery ?? '',
@@ -37,8 +36,4 @@ export function createInject(): Stage {
       ctx.outbound = outbound
     },
   }
-}
-
-function hasBody(headers: IncomingHttpHeaders): boolean {
-  return headers['transfer-encoding'] !== undefined || (headers['content-length'] !== undefined && headers['content-length'] !== '0')
 }

@@ -345,6 +345,45 @@ connectors:
     assert.equal(oauth.check(bearer(-1) ?? ''), 'ivan')
   })
 
+  it('a connect takes effect on the next request: a token refreshed before it is never sent again', async () => {
+    // The CLI's connect stamps expiry by the wall clock; keyvalet's handler runs on the test clock.
+    const connectNow = async (user: string, ttlS: number) => {
+      await connect(user)
+      const record = await stored(user)
+      await writeUserToken(kv.runtime.vault, 'crm', { ...record, expires_at: kv.now + ttlS * 1000 })
+      return record
+    }
+    await connectNow('judy', 600)
+    const first = bearer(-1)
+    assert.equal((await send('judy', '/crm/a')).status, 200)
+    oauth.revoke(bearer(-1) ?? '')
+    assert.equal((await send('judy', '/crm/b')).status, 200, 'a 401, a refresh and a retry: keyvalet holds a refreshed token')
+    const refreshed = bearer(-1) ?? ''
+    assert.notEqual(refreshed, first)
+    assert.equal(refreshed, (await stored('judy')).access_token)
+
+    // Connected again; the new token is refused at once (revoked), while the refreshed one still works.
+    const reconnected = (await connectNow('judy', 600)).access_token
+    assert.notEqual(reconnected, refreshed)
+    oauth.revoke(reconnected)
+    let seen = api.received.length
+    assert.equal((await send('judy', '/crm/c')).status, 200)
+    let sent = api.received.slice(seen).map((r) => /^Bearer (.+)$/.exec(String(r.headers.authorization))?.[1])
+    assert.equal(sent[0], reconnected, 'the first attempt carries the token of the new connect')
+    assert.ok(!sent.includes(refreshed), 'the token from before the connect is never sent again')
+    assert.equal(sent.at(-1), (await stored('judy')).access_token, 'the retry carries the token refreshed from the new connect')
+
+    // Connected again with a token near its expiry: refreshed from the new record, not from memory.
+    const nearExpiry = await connectNow('judy', 30)
+    const reused = oauth.counts.refresh_reused
+    seen = api.received.length
+    assert.equal((await send('judy', '/crm/d')).status, 200)
+    assert.equal(oauth.refreshTokensPresented.at(-1), nearExpiry.refresh_token, 'the refresh used the new connect\'s refresh token')
+    sent = api.received.slice(seen).map((r) => /^Bearer (.+)$/.exec(String(r.headers.authorization))?.[1])
+    assert.deepEqual(sent, [(await stored('judy')).access_token])
+    assert.equal(oauth.counts.refresh_reused, reused, 'no refresh token was presented twice')
+  })
+
   it('client credentials: one token for many requests, fetched again when expired and after a 401', async () => {
     const fetched = oauth.counts.client_credentials
     for (let i = 0; i < 5; i++) assert.equal((await send('alice', `/svc/report/${i}`)).status, 200)

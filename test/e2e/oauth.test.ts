@@ -1,39 +1,14 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import { Readable, Writable } from 'node:stream'
+import { Readable } from 'node:stream'
 import { request } from 'undici'
 import type { AuditRecord } from '../../src/audit/record.ts'
-import { main } from '../../src/cli/main.ts'
 import { readUserToken, recordFromGrant, writeUserToken } from '../../src/credentials/oauth/user-tokens.ts'
 import { parseGrant } from '../../src/policy/grant.ts'
+import { inProcessCli } from '../helpers/capture.ts'
 import { startKeyvalet, type TestKeyvalet } from '../helpers/keyvalet.ts'
 import { startOAuthServer, type OAuthServer } from '../helpers/oauth-server.ts'
 import { startUpstream, type Upstream } from '../helpers/upstream.ts'
-
-/** A stdout for the in-process CLI that tests can wait on. */
-class Capture extends Writable {
-  text = ''
-  override _write(chunk: Buffer | string, _enc: BufferEncoding, done: () => void): void {
-    this.text += chunk.toString()
-    this.emit('text')
-    done()
-  }
-
-  /** Resolves with the first match of `pattern`, or rejects when `exited` settles first. */
-  waitFor(pattern: RegExp, exited: Promise<unknown>): Promise<string> {
-    return new Promise((resolve, reject) => {
-      const look = (): boolean => {
-        const m = pattern.exec(this.text)
-        if (m !== null) resolve(m[0])
-        return m !== null
-      }
-      if (look()) return
-      const onText = (): void => void (look() && this.off('text', onText))
-      this.on('text', onText)
-      void exited.then(() => reject(new Error(`the command ended before printing ${pattern}: ${this.text}`)))
-    })
-  }
-}
 
 interface Answer { status: number; headers: Record<string, unknown>; text: string }
 
@@ -109,13 +84,7 @@ connectors:
     return { status: res.statusCode, headers: res.headers, text: await res.body.text() }
   }
 
-  /** The in-process CLI with its own stdout and stderr. */
-  function cli(args: string[]): { code: Promise<number>; stdout: Capture; stderr: Capture } {
-    const stdout = new Capture()
-    const stderr = new Capture()
-    const code = main([...args, '--config', kv.configFile], { stdin: Readable.from([]), stdout, stderr, env: { KEYVALET_MASTER_KEY: kv.masterKey }, cwd: kv.dir })
-    return { code, stdout, stderr }
-  }
+  const cli = (args: string[]) => inProcessCli(kv, args)
 
   /** `keyvalet oauth connect` for `user`, the browser played by fetch following the redirect to the callback. */
   async function connect(user: string): Promise<string> {

@@ -1,3 +1,4 @@
+import { SingleFlight } from './single-flight.ts'
 import type { Token } from './source.ts'
 
 /**
@@ -10,9 +11,7 @@ export class TokenCache {
   readonly #clock: () => number
   readonly #refreshBeforeMs: number
   readonly #tokens = new Map<string, Token>()
-  readonly #inflight = new Map<string, Promise<Token>>()
-  /** Fetches started, for tests and metrics. */
-  fetches = 0
+  readonly #flights = new SingleFlight<Token>()
 
   constructor(clock: () => number, refreshBeforeMs: number) {
     this.#clock = clock
@@ -23,17 +22,16 @@ export class TokenCache {
   get(key: string, fetch: () => Promise<Token>): Promise<Token> {
     const cached = this.#tokens.get(key)
     if (cached !== undefined && this.fresh(cached)) return Promise.resolve(cached)
-    const running = this.#inflight.get(key)
-    if (running !== undefined) return running
-    this.fetches++
-    const started = fetch().then(
-      (token) => {
-        this.#tokens.set(key, token)
-        return token
-      },
-    ).finally(() => this.#inflight.delete(key))
-    this.#inflight.set(key, started)
-    return started
+    return this.#flights.run(key, async () => {
+      const token = await fetch()
+      this.#tokens.set(key, token)
+      return token
+    })
+  }
+
+  /** Fetches started, for tests and metrics. */
+  get fetches(): number {
+    return this.#flights.started
   }
 
   /** Forgets `token` under `key` (the upstream refused it) unless a newer one replaced it already. */
@@ -42,6 +40,11 @@ export class TokenCache {
   }
 
   fresh(token: Token): boolean {
-    return token.expiresAt === undefined || token.expiresAt - this.#refreshBeforeMs > this.#clock()
+    return isFresh(token, this.#clock(), this.#refreshBeforeMs)
   }
+}
+
+/** Whether `token` may still be sent at `now`: no expiry, or more than `refreshBeforeMs` left. */
+export function isFresh(token: Token, now: number, refreshBeforeMs: number): boolean {
+  return token.expiresAt === undefined || token.expiresAt - refreshBeforeMs > now
 }

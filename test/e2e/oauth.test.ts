@@ -1,39 +1,14 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import { Readable, Writable } from 'node:stream'
+import { Readable } from 'node:stream'
 import { request } from 'undici'
 import type { AuditRecord } from '../../src/audit/record.ts'
-import { main } from '../../src/cli/main.ts'
 import { readUserToken, recordFromGrant, writeUserToken } from '../../src/credentials/oauth/user-tokens.ts'
 import { parseGrant } from '../../src/policy/grant.ts'
+import { inProcessCli } from '../helpers/capture.ts'
 import { startKeyvalet, type TestKeyvalet } from '../helpers/keyvalet.ts'
 import { startOAuthServer, type OAuthServer } from '../helpers/oauth-server.ts'
 import { startUpstream, type Upstream } from '../helpers/upstream.ts'
-
-/** A stdout for the in-process CLI that tests can wait on. */
-class Capture extends Writable {
-  text = ''
-  override _write(chunk: Buffer | string, _enc: BufferEncoding, done: () => void): void {
-    this.text += chunk.toString()
-    this.emit('text')
-    done()
-  }
-
-  /** Resolves with the first match of `pattern`, or rejects when `exited` settles first. */
-  waitFor(pattern: RegExp, exited: Promise<unknown>): Promise<string> {
-    return new Promise((resolve, reject) => {
-      const look = (): boolean => {
-        const m = pattern.exec(this.text)
-        if (m !== null) resolve(m[0])
-        return m !== null
-      }
-      if (look()) return
-      const onText = (): void => void (look() && this.off('text', onText))
-      this.on('text', onText)
-      void exited.then(() => reject(new Error(`the command ended before printing ${pattern}: ${this.text}`)))
-    })
-  }
-}
 
 interface Answer { status: number; headers: Record<string, unknown>; text: string }
 
@@ -109,13 +84,7 @@ connectors:
     return { status: res.statusCode, headers: res.headers, text: await res.body.text() }
   }
 
-  /** The in-process CLI with its own stdout and stderr. */
-  function cli(args: string[]): { code: Promise<number>; stdout: Capture; stderr: Capture } {
-    const stdout = new Capture()
-    const stderr = new Capture()
-    const code = main([...args, '--config', kv.configFile], { stdin: Readable.from([]), stdout, stderr, env: { KEYVALET_MASTER_KEY: kv.masterKey }, cwd: kv.dir })
-    return { code, stdout, stderr }
-  }
+  const cli = (args: string[]) => inProcessCli(kv, args)
 
   /** `keyvalet oauth connect` for `user`, the browser played by fetch following the redirect to the callback. */
   async function connect(user: string): Promise<string> {
@@ -343,6 +312,45 @@ connectors:
     assert.equal(oauth.counts.refresh_reused, reused + 1, 'keyvalet lost the race: its refresh token had been used')
     assert.equal(bearer(-1), (await stored('ivan')).access_token, 'and it sent the token the other process stored')
     assert.equal(oauth.check(bearer(-1) ?? ''), 'ivan')
+  })
+
+  it('a connect takes effect on the next request: a token refreshed before it is never sent again', async () => {
+    // The CLI's connect stamps expiry by the wall clock; keyvalet's handler runs on the test clock.
+    const connectNow = async (user: string, ttlS: number) => {
+      await connect(user)
+      const record = await stored(user)
+      await writeUserToken(kv.runtime.vault, 'crm', { ...record, expires_at: kv.now + ttlS * 1000 })
+      return record
+    }
+    await connectNow('judy', 600)
+    const first = bearer(-1)
+    assert.equal((await send('judy', '/crm/a')).status, 200)
+    oauth.revoke(bearer(-1) ?? '')
+    assert.equal((await send('judy', '/crm/b')).status, 200, 'a 401, a refresh and a retry: keyvalet holds a refreshed token')
+    const refreshed = bearer(-1) ?? ''
+    assert.notEqual(refreshed, first)
+    assert.equal(refreshed, (await stored('judy')).access_token)
+
+    // Connected again; the new token is refused at once (revoked), while the refreshed one still works.
+    const reconnected = (await connectNow('judy', 600)).access_token
+    assert.notEqual(reconnected, refreshed)
+    oauth.revoke(reconnected)
+    let seen = api.received.length
+    assert.equal((await send('judy', '/crm/c')).status, 200)
+    let sent = api.received.slice(seen).map((r) => /^Bearer (.+)$/.exec(String(r.headers.authorization))?.[1])
+    assert.equal(sent[0], reconnected, 'the first attempt carries the token of the new connect')
+    assert.ok(!sent.includes(refreshed), 'the token from before the connect is never sent again')
+    assert.equal(sent.at(-1), (await stored('judy')).access_token, 'the retry carries the token refreshed from the new connect')
+
+    // Connected again with a token near its expiry: refreshed from the new record, not from memory.
+    const nearExpiry = await connectNow('judy', 30)
+    const reused = oauth.counts.refresh_reused
+    seen = api.received.length
+    assert.equal((await send('judy', '/crm/d')).status, 200)
+    assert.equal(oauth.refreshTokensPresented.at(-1), nearExpiry.refresh_token, 'the refresh used the new connect\'s refresh token')
+    sent = api.received.slice(seen).map((r) => /^Bearer (.+)$/.exec(String(r.headers.authorization))?.[1])
+    assert.deepEqual(sent, [(await stored('judy')).access_token])
+    assert.equal(oauth.counts.refresh_reused, reused, 'no refresh token was presented twice')
   })
 
   it('client credentials: one token for many requests, fetched again when expired and after a 401', async () => {

@@ -5,7 +5,8 @@ import { COMMON_FIELDS, compileCommon, MISSING_BLOCK, endpointUrl, type CommonOp
 import { refreshFailed, requestToken, TokenEndpointError } from '../oauth/token-endpoint.ts'
 import { MAX_CONNECTOR_NAME, notConnected, readUserToken, recordFromGrant, userTokenName, writeUserToken, type UserTokenRecord } from '../oauth/user-tokens.ts'
 import type { CredentialSource, SourceContext, SourceDefinition, SourceDeps, Token } from '../source.ts'
-import { TokenCache } from '../token-cache.ts'
+import { SingleFlight } from '../single-flight.ts'
+import { isFresh } from '../token-cache.ts'
 
 export interface OAuthUserOptions extends CommonOptions {
   readonly authorizeUrl: URL
@@ -45,8 +46,12 @@ class OAuthUserSource implements CredentialSource {
   readonly #options: OAuthUserOptions
   readonly #deps: SourceDeps
   readonly #connector: Connector
-  /** Single flight per user; the vault stays the source of truth, this only joins refreshes. */
-  readonly #cache: TokenCache
+  /**
+   * One refresh at a time per stored record (user and access token). Nothing is cached here: the
+   * vault is the only source of truth, so a connect (a new record) takes effect on the next
+   * request and never meets a token refreshed from the record it replaced.
+   */
+  readonly #refreshes = new SingleFlight<Token>()
   /** The access token the upstream last refused, per user: never sent again, even if unexpired. */
   readonly #refused = new Map<string, string>()
   /** Whether the user's record had a refresh token when last read (rejected() must answer at once). */
@@ -62,18 +67,16 @@ class OAuthUserSource implements CredentialSource {
     this.#options = options
     this.#deps = deps
     this.#connector = connector
-    this.#cache = new TokenCache(deps.clock, options.refreshBeforeMs)
   }
 
   async get(ctx: SourceContext): Promise<Token> {
     const user = ctx.session.user
-    const token = this.#usable(user, await this.#read(user))
-    return token ?? this.#cache.get(user, () => this.#refresh(user))
+    const record = await this.#read(user)
+    return this.#usable(user, record) ?? this.#refreshes.run(`${user}\n${record.access_token}`, () => this.#refresh(user))
   }
 
   rejected(ctx: SourceContext, token: Token): boolean {
     const user = ctx.session.user
-    this.#cache.invalidate(user, token)
     this.#refused.set(user, token.value)
     return this.#refreshable.get(user) === true
   }
@@ -87,7 +90,7 @@ class OAuthUserSource implements CredentialSource {
   /** The stored token when it may be sent: fresh and not refused by the upstream. */
   #usable(user: string, record: UserTokenRecord): Token | undefined {
     const token = this.#token(user, record)
-    return this.#cache.fresh(token) && this.#refused.get(user) !== token.value ? token : undefined
+    return isFresh(token, this.#deps.clock(), this.#options.refreshBeforeMs) && this.#refused.get(user) !== token.value ? token : undefined
   }
 
   async #rotatedElsewhere(user: string, used: string): Promise<Token | undefined> {

@@ -211,6 +211,8 @@ ${connector('s3', 'aws-prod')}${connector('s3-unsigned', 'aws-prod', ', unsigned
     assert.equal(s3.objects.has('my-bucket/uploads/stolen.csv'), false)
     const record = (await kv.audit()).at(-1)
     assert.deepEqual([record?.decision, record?.error, (record?.detail as { copy_source?: string } | undefined)?.copy_source], ['deny', 'policy_denied', '/other-bucket/private.csv'])
+    // The record states the decision that refused: the copy source's reason and rule (none matched it), not the destination's rule_matched.
+    assert.deepEqual([record?.reason, record?.rule, (record?.detail as { destination_rule?: string } | undefined)?.destination_rule], ['copy_source_no_rule_for_path', null, 'write-uploads'])
     const ambiguous = await refusal(() => client.send(new CopyObjectCommand({ Bucket: 'my-bucket', Key: 'uploads/x.csv', CopySource: 'my-bucket/reports/..%2F..%2Fother-bucket/private.csv' })))
     assert.equal(ambiguous.$metadata.httpStatusCode, 400)
     assert.equal(s3.received.length, seen)
@@ -230,6 +232,8 @@ ${connector('s3', 'aws-prod')}${connector('s3-unsigned', 'aws-prod', ', unsigned
     assert.equal(s3.received.length, from)
     const records = (await kv.audit()).slice(-2)
     assert.deepEqual(records.map((r) => [r.error, (r.detail as { why?: string } | undefined)?.why]), [['request_unsupported', 'aws_presigned_query'], ['request_unsupported', 'aws_signed_chunks']])
+    // Refused after the policy allowed them: the reason is the refusal's, the rule the one that allowed the request.
+    assert.deepEqual(records.map((r) => [r.decision, r.reason, r.rule]), [['deny', 'request_unsupported', 'read-reports'], ['deny', 'request_unsupported', 'write-uploads']])
   })
 
   it('a streamed body without x-amz-content-sha256: refused, unless the connector allows UNSIGNED-PAYLOAD', async () => {
@@ -261,6 +265,7 @@ ${connector('s3', 'aws-prod')}${connector('s3-unsigned', 'aws-prod', ', unsigned
     assert.equal(s3.received.length, from)
     const record = (await kv.audit()).at(-1)
     assert.equal(record?.error, 'credential_unavailable')
+    assert.deepEqual([record?.decision, record?.reason, record?.rule], ['error', 'credential_unavailable', 'read-reports'])
     assert.equal((record?.detail as { why?: string } | undefined)?.why, 'aws_secret_malformed')
     assert.ok(!JSON.stringify(record).includes(REAL.secretAccessKey))
   })

@@ -5,6 +5,7 @@
 
 import { severityRank, type Connector, type Policy, type Rule } from '../policy/types.ts'
 import type { FieldPath, Locate } from './locate.ts'
+import { unpatternedGuardedHeaders } from './check-headers.ts'
 
 export interface ConfigWarning {
   readonly line: number | undefined
@@ -43,6 +44,9 @@ export function checkPolicy(policy: Policy, locate: Locate): ConfigWarning[] {
           [...at, 'rules', i, 'methods'],
           `rule ${rule.id} is ${rule.severity} and allows ${unchecked.join(', ')} with any body: add a body schema to constrain it`,
         )
+      }
+      for (const [header, does] of unpatternedGuardedHeaders(connector, rule)) {
+        warn([...at, 'rules', i, 'headers', header], `rule ${rule.id} names ${header} without a pattern, so any value passes and ${header} ${does}: give it a pattern`)
       }
     })
   }

@@ -79,7 +79,8 @@ const rule = {
       type: 'object',
       propertyNames: { pattern: TOKEN, errorMessage: 'must be an HTTP header name' },
       additionalProperties: constraint('header'),
-      description: 'Constraints on request headers, by header name (case-insensitive).',
+      description:
+        'Constraints on request headers, by header name (case-insensitive). On an aws_sigv4 connector, a request carrying an x-amz-* header that changes access or meaning (x-amz-acl, x-amz-grant-*, x-amz-website-redirect-location, x-amz-server-side-encryption*, x-amz-object-lock-*, x-amz-tagging, x-amz-storage-class, ..., or one keyvalet does not know) fits only a rule that names it here; give it a pattern (see docs/credentials.md).',
     },
     body: {
       type: 'object',

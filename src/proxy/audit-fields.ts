@@ -27,7 +27,8 @@ export function auditFields(ctx: RequestContext, error: KeyvaletError | undefine
     method: (ctx.req.method ?? '').slice(0, 32),
     path: ctx.path ?? null,
     query_keys: queryKeys(ctx.rawQuery),
-    decision: error === undefined ? 'allow' : error.status >= 500 ? 'error' : 'deny',
+    // A sandbox that left was not refused: the exchange failed.
+    decision: error === undefined ? 'allow' : error.status >= 500 || error.code === 'client_closed' ? 'error' : 'deny',
     reason,
     rule,
     credential: ctx.credential?.label ?? null,

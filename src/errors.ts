@@ -45,7 +45,12 @@ export const ERROR_CATALOGUE = {
   upstream_tls_failed: [502, 'The upstream TLS certificate could not be verified.'],
   upstream_timeout: [504, 'The upstream did not answer in time.'],
   upstream_response_invalid: [502, 'The upstream response could not be relayed safely.'],
+  upstream_reset: [502, 'The upstream closed the connection before its answer was complete.'],
+  upstream_headers_too_large: [502, 'The upstream response headers are larger than keyvalet accepts.'],
   request_timeout: [408, 'The request was not received in time.'],
+  idle_timeout: [504, 'Nothing moved on the connection for longer than keyvalet allows; it was closed.'],
+  // 499 (as proxies log it): nobody is left to answer; the record still says what happened.
+  client_closed: [499, 'The client closed the connection before its answer was complete.'],
   // everything else
   internal_error: [500, 'keyvalet hit an internal error; the request was not forwarded.'],
 } as const satisfies Record<string, readonly [number, string]>

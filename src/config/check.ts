@@ -5,6 +5,7 @@
 
 import { severityRank, type Connector, type Policy, type Rule } from '../policy/types.ts'
 import type { FieldPath, Locate } from './locate.ts'
+import { unpatternedGuardedHeaders } from './check-headers.ts'
 
 export interface ConfigWarning {
   readonly line: number | undefined
@@ -18,12 +19,20 @@ const BODY_METHODS = ['POST', 'PUT', 'PATCH']
 /** How many leading segments usually name an owner and a repository/project/account. */
 const OWNER_DEPTH = 2
 
-export function checkPolicy(policy: Policy, locate: Locate): ConfigWarning[] {
+/** The timeouts, in milliseconds, as load.ts resolved them (defaults filled in). */
+export interface Timeouts {
+  readonly upstreamTimeoutMs: number
+  readonly requestTimeoutMs: number
+  readonly idleTimeoutMs: number
+}
+
+export function checkPolicy(policy: Policy, locate: Locate, timeouts?: Timeouts): ConfigWarning[] {
   const warnings: ConfigWarning[] = []
   const warn = (at: FieldPath, message: string): void => {
     const { line, path } = locate(at)
     warnings.push({ line, path, message })
   }
+  if (timeouts !== undefined) checkTimeouts(timeouts, warn)
   for (const connector of policy.connectors.values()) {
     const at: FieldPath = ['connectors', connector.name]
     if (connector.upstream.protocol === 'http:') warn([...at, 'upstream'], cleartextMessage(connector))
@@ -44,9 +53,26 @@ export function checkPolicy(policy: Policy, locate: Locate): ConfigWarning[] {
           `rule ${rule.id} is ${rule.severity} and allows ${unchecked.join(', ')} with any body: add a body schema to constrain it`,
         )
       }
+      for (const [header, does] of unpatternedGuardedHeaders(connector, rule)) {
+        warn([...at, 'rules', i, 'headers', header], `rule ${rule.id} names ${header} without a pattern, so any value passes and ${header} ${does}: give it a pattern`)
+      }
     })
   }
   return warnings.sort((a, b) => (a.line ?? 0) - (b.line ?? 0))
+}
+
+/**
+ * Timeouts that contradict each other: the idle timeout fires when nothing moves, which includes
+ * waiting for an upstream's first byte and for a client's headers, so it must be the longest.
+ */
+function checkTimeouts(t: Timeouts, warn: (at: FieldPath, message: string) => void): void {
+  const at: FieldPath = ['limits', 'idle_timeout_ms']
+  if (t.idleTimeoutMs <= t.upstreamTimeoutMs) {
+    warn(at, `${t.idleTimeoutMs} ms is not longer than upstream_timeout_ms (${t.upstreamTimeoutMs} ms): an upstream slow to answer is cut by the idle timeout (504 idle_timeout) before upstream_timeout applies; make idle_timeout_ms the longer`)
+  }
+  if (t.idleTimeoutMs <= t.requestTimeoutMs) {
+    warn(at, `${t.idleTimeoutMs} ms is not longer than request_timeout_ms (${t.requestTimeoutMs} ms): a client that stops sending its headers is closed by the idle timeout, unanswered and unaudited, before request_timeout (408) applies; make idle_timeout_ms the longer`)
+  }
 }
 
 /** 1-based index of the first wildcard among the leading segments, if any. */

@@ -12,6 +12,7 @@ import { compilePathPattern } from '../policy/path-pattern.ts'
 import { normalisePath } from '../policy/path.ts'
 import { pointerToPath, type FieldPath, type Problem } from './locate.ts'
 import { SOURCES, sourceDefinition } from '../credentials/sources/registry.ts'
+import { CREDENTIAL_KINDS } from '../credentials/registry.ts'
 import { reservedName } from '../vault/reserved.ts'
 import { compileAssertion, type RawAssertion } from '../assertion/config.ts'
 import { compileAttribution, type RawAttribution } from '../attribution/config.ts'
@@ -76,6 +77,7 @@ export function compileConnector(name: string, raw: RawConnector, ctx: CompileCo
   if (raw.placeholder !== undefined && /kvt_/i.test(raw.placeholder)) problem(['placeholder'], 'a placeholder must not look like a task key')
   return {
     name, upstream, allowInsecure: raw.allow_insecure === true, ca, credential, rules,
+    headerGuard: credential === undefined ? undefined : CREDENTIAL_KINDS[credential.kind].headerGuard,
     placeholder: raw.placeholder, allowAddresses: raw.allow_addresses ?? [], assertion, attribution,
     upstreamProxy: raw.upstream_proxy === undefined ? undefined : raw.upstream_proxy === 'none' ? null : compileUpstreamProxy(raw.upstream_proxy, (f, m) => problem(['upstream_proxy', ...f], m)),
   }

@@ -237,3 +237,20 @@ describe('loadConfig refuses keyvalet-internal secrets as credentials', () => {
     assert.throws(() => parseConfig(text, 'k.yaml'), (err: Error) => err instanceof OperatorError && /k\.yaml:5: connectors\.x\.credential\.secret: secret names starting with oauth\. hold users' OAuth tokens/.test(err.message))
   })
 })
+
+describe('loadConfig warns about timeouts that contradict each other', () => {
+  const text = (limits: string): string => `version: 1\nlimits: ${limits}\nconnectors:\n  x:\n    upstream: https://a.example\n    credential: { secret: t, inject: bearer }\n    rules: [{ id: r, methods: [GET], path: /a, severity: read }]\n`
+  const timeoutWarnings = (limits: string) => parseConfig(text(limits), 'k.yaml').warnings.filter((w) => w.path.startsWith('limits.'))
+
+  it('an idle timeout not longer than the upstream or request timeout: the upstream is cut before it may answer, a slow client unanswered', () => {
+    const warnings = timeoutWarnings('{ upstream_timeout_ms: 60000, request_timeout_ms: 20000, idle_timeout_ms: 20000 }')
+    assert.deepEqual(warnings.map((w) => [w.line, w.path]), [[2, 'limits.idle_timeout_ms'], [2, 'limits.idle_timeout_ms']])
+    assert.match(warnings[0]?.message ?? '', /^20000 ms is not longer than upstream_timeout_ms \(60000 ms\): .*504 idle_timeout.*; make idle_timeout_ms the longer$/)
+    assert.match(warnings[1]?.message ?? '', /^20000 ms is not longer than request_timeout_ms \(20000 ms\): .*408.*$/)
+  })
+
+  it('the defaults, and an idle timeout longer than both, do not warn', () => {
+    assert.deepEqual(timeoutWarnings('{}'), [])
+    assert.deepEqual(timeoutWarnings('{ upstream_timeout_ms: 300, idle_timeout_ms: 1000, request_timeout_ms: 500 }'), [])
+  })
+})

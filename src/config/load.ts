@@ -115,6 +115,11 @@ export function parseConfig(text: string, file: string): Config {
   const policy: Policy = { connectors }
   const dataDir = resolve(dir, config.data_dir ?? './.keyvalet')
   const limits = config.limits ?? {}
+  const timeouts = {
+    upstreamTimeoutMs: limits.upstream_timeout_ms ?? 30000,
+    requestTimeoutMs: limits.request_timeout_ms ?? 20000,
+    idleTimeoutMs: limits.idle_timeout_ms ?? 300000,
+  }
   return {
     file: absolute,
     gateway: gateway as { host: string; port: number },
@@ -126,13 +131,11 @@ export function parseConfig(text: string, file: string): Config {
     databasePath: join(dataDir, 'keyvalet.db'),
     limits: {
       maxBodyInspectBytes: limits.max_body_inspect_bytes ?? 1048576,
-      upstreamTimeoutMs: limits.upstream_timeout_ms ?? 30000,
-      requestTimeoutMs: limits.request_timeout_ms ?? 20000,
-      idleTimeoutMs: limits.idle_timeout_ms ?? 300000,
+      ...timeouts,
     },
     auditFsync: config.audit?.fsync ?? false,
     policy,
-    warnings: checkPolicy(policy, locate),
+    warnings: checkPolicy(policy, locate, timeouts),
   }
 }
 

@@ -79,7 +79,8 @@ const rule = {
       type: 'object',
       propertyNames: { pattern: TOKEN, errorMessage: 'must be an HTTP header name' },
       additionalProperties: constraint('header'),
-      description: 'Constraints on request headers, by header name (case-insensitive).',
+      description:
+        'Constraints on request headers, by header name (case-insensitive). On an aws_sigv4 connector, a request carrying an x-amz-* header that changes access or meaning (x-amz-acl, x-amz-grant-*, x-amz-website-redirect-location, x-amz-server-side-encryption*, x-amz-object-lock-*, x-amz-tagging, x-amz-storage-class, ..., or one keyvalet does not know) fits only a rule that names it here; give it a pattern (see docs/credentials.md).',
     },
     body: {
       type: 'object',
@@ -296,7 +297,7 @@ export const CONFIG_SCHEMA = {
           type: 'integer',
           minimum: 1,
           default: 30000,
-          description: 'How long to wait for the upstream response headers, in milliseconds. Default 30000.',
+          description: 'How long to wait for the upstream response headers, in milliseconds (then 504 upstream_timeout). Default 30000.',
         },
         request_timeout_ms: {
           type: 'integer',
@@ -308,7 +309,8 @@ export const CONFIG_SCHEMA = {
           type: 'integer',
           minimum: 1,
           default: 300000,
-          description: 'A connection on which nothing moves in either direction for this many milliseconds is closed. Bodies may take as long as they keep moving. Default 300000.',
+          description:
+            'A connection on which nothing moves in either direction for this many milliseconds is closed. Bodies may take as long as they keep moving. A request still waiting for its upstream is answered 504 idle_timeout first; one whose response or upload has stalled is cut; both are audited idle_timeout. Must be longer than upstream_timeout_ms and request_timeout_ms (`keyvalet check` warns otherwise). Default 300000.',
         },
       },
     },

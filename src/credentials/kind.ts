@@ -1,4 +1,4 @@
-import type { CredentialBinding, InjectKind } from '../policy/types.ts'
+import type { CredentialBinding, HeaderGuard, InjectKind } from '../policy/types.ts'
 
 /** The outbound request as the inject stage sees it: already stripped of the sandbox's credential slots. */
 export interface OutboundRequest {
@@ -33,7 +33,8 @@ export interface BodyRewriter {
  *
  * Contract: `inject` is synchronous and cheap, touches nothing but `req`, and never logs.
  * `slot` names where the credential goes, so the pipeline can remove whatever the sandbox put
- * there first. `echoForms` lists every form of the secret that could come back from the upstream
+ * there first. `headerGuard`, when set, makes the policy refuse the upstream's consequential
+ * headers unless a rule names them (policy/decide.ts, header_not_named). `echoForms` lists every form of the secret that could come back from the upstream
  * (raw, encoded, rendered), which the response redactor removes.
  */
 export interface CredentialKind {
@@ -41,4 +42,6 @@ export interface CredentialKind {
   slot(binding: CredentialBinding): { readonly header?: string; readonly param?: string }
   inject(req: OutboundRequest, binding: CredentialBinding, secret: string): void
   echoForms(binding: CredentialBinding, secret: string): string[]
+  /** Headers the upstream acts on that rules of a connector of this kind must name before a request may carry them. */
+  readonly headerGuard?: HeaderGuard
 }

@@ -185,3 +185,39 @@ describe('decide: protocol upgrades', () => {
     assert.deepEqual(summary(decide(argsFor({ connector: sockets, grants: [parseGrant('github:read')], method: 'GET', target: '/socket' }))), ['allow', 'socket'])
   })
 })
+
+describe('decide: headers the connector guards fit only a rule that names them', () => {
+  const guard = { guarded: (name: string) => (name === 'x-amz-acl' || name === 'x-amz-tagging' ? 'changes access' : undefined), names: ['x-amz-acl', 'x-amz-tagging'], others: '' }
+  const s3: Connector = {
+    ...github,
+    name: 's3',
+    headerGuard: guard,
+    rules: [
+      rule('put-any', 'PUT', '/bucket/**', 'write'),
+      rule('put-private', 'PUT', '/bucket/**', 'write', { headers: [constraint('x-amz-acl', 'private')] }),
+      rule('put-owner', 'PUT', '/owner/**', 'admin', { headers: [constraint('x-amz-acl', 'bucket-owner-full-control')] }),
+    ],
+  }
+  const put = (target: string, headers: Record<string, string>, grants = 's3:admin'): Decision =>
+    decide(argsFor({ connector: s3, grants: grants.split(' ').map(parseGrant), method: 'PUT', target, headers }))
+
+  it('lets through headers the guard does not name', () => {
+    assert.deepEqual(summary(put('/bucket/a', { 'content-type': 'text/plain', 'x-amz-meta-x': '1' })), ['allow', 'put-any'])
+  })
+
+  it('a guarded header the rule does not name is denied with header_not_named, naming the header', () => {
+    const d = put('/bucket/a', { 'x-amz-tagging': 'a=b' })
+    assert.deepEqual(summary(d), ['deny', 'header_not_named', 'put-any'])
+    assert.equal(d.effect === 'deny' ? d.header : undefined, 'x-amz-tagging')
+    assert.equal(d.effect === 'deny' ? d.detail : undefined, 'rule put-any does not name header "x-amz-tagging", which changes access')
+  })
+
+  it('a later rule that names the guarded header allows it, within its pattern', () => {
+    assert.deepEqual(summary(put('/bucket/a', { 'x-amz-acl': 'private' })), ['allow', 'put-private'])
+    assert.deepEqual(summary(put('/bucket/a', { 'x-amz-acl': 'public-read' })), ['deny', 'header_not_allowed', 'put-private'])
+  })
+
+  it('a rule naming the header but outside the grant is the better story', () => {
+    assert.deepEqual(summary(put('/owner/a', { 'x-amz-acl': 'bucket-owner-full-control' }, 's3:write')), ['deny', 'severity_exceeds_grant', 'put-owner'])
+  })
+})

@@ -3,9 +3,10 @@
  *
  * Rules are tried in config order. A rule is a candidate when its path matches; of those, the ones
  * listing the method are tried in turn: upgrade, query and headers (does the rule fit the
- * request?), then the grant (is it covered?), then the body. The first rule passing everything
+ * request? A header the connector guards, such as S3's x-amz-acl, fits only a rule that names
+ * it), then the grant (is it covered?), then the body. The first rule passing everything
  * allows. Otherwise the deny names the most telling failure seen — body > severity > not in grant
- * > header > query/upgrade — and the rule it came from: a rule the request fits explains a
+ * > header value > unnamed guarded header > query/upgrade — and the rule it came from: a rule the request fits explains a
  * refusal better than one it does not.
  *
  * A body is asked for (`need_body`) only when a body-constrained rule is reached that the grant,
@@ -18,19 +19,21 @@ import { severityRank, type BodyValidator, type Connector, type Grant, type Rule
 import type { BodyFacts, DecideArgs, Decision, DenyReason } from './decision.ts'
 import { normalisePath, splitTarget } from './path.ts'
 
-type Failure = { readonly reason: DenyReason; readonly rule: Rule; readonly detail: string }
+type Failure = { readonly reason: DenyReason; readonly rule: Rule; readonly detail: string; readonly header?: string }
 
 /** Higher wins when choosing which failure to report. */
 const SPECIFICITY: Readonly<Partial<Record<DenyReason, number>>> = {
   // The rule does not fit the request (its query, headers or upgrade differ): the weakest story.
   upgrade_not_allowed: 1,
   query_not_allowed: 1,
-  header_not_allowed: 2,
+  header_not_named: 2,
+  // A rule that names the header and refuses its value explains more than one silent about it.
+  header_not_allowed: 3,
   // The rule fits the request, but the task's grant does not cover it.
-  not_in_grant: 3,
-  severity_exceeds_grant: 4,
+  not_in_grant: 4,
+  severity_exceeds_grant: 5,
   // The rule fits and is granted; the body is what is wrong.
-  body_not_allowed: 5,
+  body_not_allowed: 6,
 }
 
 export function decide(args: DecideArgs): Decision {
@@ -48,7 +51,8 @@ export function decide(args: DecideArgs): Decision {
   for (const rule of matched) {
     // Whether the rule fits the request is checked before whether the grant covers it, so that a
     // refusal names the rule the request was really aimed at.
-    let failure = upgradeFailure(rule, args.upgrade) ?? queryFailure(rule, args.query) ?? headerFailure(rule, args.headers) ?? grantFailure(rule, connector, args.grants)
+    let failure = upgradeFailure(rule, args.upgrade) ?? queryFailure(rule, args.query) ?? headerFailure(rule, args.headers)
+      ?? unnamedHeaderFailure(rule, connector, args.headers) ?? grantFailure(rule, connector, args.grants)
     if (failure === undefined && rule.body !== undefined) {
       if (args.body === undefined) return { effect: 'need_body' }
       failure = bodyFailure(rule, rule.body, args.body)
@@ -59,8 +63,8 @@ export function decide(args: DecideArgs): Decision {
     }
     if (worst === undefined || rank(failure) > rank(worst)) worst = failure
   }
-  const { reason, rule, detail } = worst as Failure
-  return deny(reason, rule, detail)
+  const { reason, rule, detail, header } = worst as Failure
+  return deny(reason, rule, detail, header)
 }
 
 /** For tests and the benchmark: DecideArgs for a request target below the connector (may throw path_ambiguous). */
@@ -122,6 +126,20 @@ function headerFailure(rule: Rule, headers: DecideArgs['headers']): Failure | un
   return undefined
 }
 
+/** A header the connector guards (an S3 ACL, say) fits only a rule that names it, whatever the value. */
+function unnamedHeaderFailure(rule: Rule, connector: Connector, headers: DecideArgs['headers']): Failure | undefined {
+  const guard = connector.headerGuard
+  if (guard === undefined) return undefined
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined || rule.headers.some((c) => c.name === name)) continue
+    const does = guard.guarded(name)
+    if (does !== undefined) {
+      return { reason: 'header_not_named', rule, header: name.slice(0, 64), detail: `rule ${rule.id} does not name header ${shortName(name)}, which ${does}` }
+    }
+  }
+  return undefined
+}
+
 function bodyFailure(rule: Rule, validator: BodyValidator, body: BodyFacts): Failure | undefined {
   const problem = 'invalid' in body ? `the body is not valid JSON (${body.invalid})` : validator.check(body.json)
   if (problem === undefined) return undefined
@@ -145,6 +163,6 @@ function shortName(name: string): string {
   return JSON.stringify(name.length > 64 ? `${name.slice(0, 64)}…` : name)
 }
 
-function deny(reason: DenyReason, rule: Rule | undefined, detail: string): Decision {
-  return { effect: 'deny', reason, rule, detail }
+function deny(reason: DenyReason, rule: Rule | undefined, detail: string, header?: string): Decision {
+  return header === undefined ? { effect: 'deny', reason, rule, detail } : { effect: 'deny', reason, rule, detail, header }
 }

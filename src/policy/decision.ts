@@ -8,12 +8,13 @@ export type DenyReason =
   | 'severity_exceeds_grant' // the matching rule needs a higher severity than the grant allows
   | 'query_not_allowed' // a query parameter is missing, unexpected or does not match
   | 'header_not_allowed' // a constrained header is missing or does not match
+  | 'header_not_named' // the request carries a guarded header (connector.headerGuard) the rule does not name
   | 'body_not_allowed' // the body does not satisfy the rule's JSON Schema (or is not JSON)
   | 'upgrade_not_allowed' // the request asks for a protocol upgrade the rule does not allow
 
 export type Decision =
   | { readonly effect: 'allow'; readonly reason: 'rule_matched'; readonly rule: Rule; readonly detail: string }
-  | { readonly effect: 'deny'; readonly reason: DenyReason; readonly rule: Rule | undefined; readonly detail: string }
+  | { readonly effect: 'deny'; readonly reason: DenyReason; readonly rule: Rule | undefined; readonly detail: string; readonly header?: string }
   /** The outcome depends on the body: read it (bounded), then decide again with `body` set. */
   | { readonly effect: 'need_body' }
 

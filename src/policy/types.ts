@@ -30,6 +30,20 @@ export interface BodyValidator {
   check(value: unknown): string | undefined
 }
 
+/**
+ * Request headers the upstream acts on in ways the path and method do not show (an S3 ACL, a
+ * redirect, an encryption key): a request carrying one fits a rule only when the rule names it
+ * under `headers`. Set from the credential kind (credentials/aws-headers.ts for aws_sigv4).
+ */
+export interface HeaderGuard {
+  /** What the lower-case header does, when a rule must name it; undefined when it may pass unnamed. */
+  guarded(name: string): string | undefined
+  /** The guarded headers it knows by name ('x-amz-grant-*' for a family), for `keyvalet check`. */
+  readonly names: readonly string[]
+  /** What else it guards, in words (e.g. unknown x-amz-* headers), for `keyvalet check`; empty when nothing. */
+  readonly others: string
+}
+
 export interface Rule {
   /** Unique within its connector; appears in audit records and grants. */
   readonly id: string
@@ -82,6 +96,8 @@ export interface Connector {
   /** Its own corporate proxy; null = always direct; undefined = the instance's upstream_proxy. */
   readonly upstreamProxy: UpstreamProxy | null | undefined
   readonly rules: readonly Rule[]
+  /** Headers a rule must name before a request may carry them (see HeaderGuard); none when undefined. */
+  readonly headerGuard?: HeaderGuard | undefined
   /** A signed assertion of the invoking user, agent and task added to every allowed request (src/assertion/). */
   readonly assertion?: AssertionOptions | undefined
   /** The invoking user's id written into model-provider requests (src/attribution/). */

@@ -8,7 +8,7 @@ import type { RequestContext } from './context.ts'
  */
 export function auditFields(ctx: RequestContext, error: KeyvaletError | undefined, status: number): AuditFields {
   const session = ctx.session
-  const decision = ctx.decision?.effect === 'need_body' ? undefined : ctx.decision
+  const { reason, rule } = statedDecision(ctx, error)
   const detail = error?.detail
   const extra = {
     ...(ctx.retried === true ? { retried_after_401: true } : {}),
@@ -27,9 +27,10 @@ export function auditFields(ctx: RequestContext, error: KeyvaletError | undefine
     method: (ctx.req.method ?? '').slice(0, 32),
     path: ctx.path ?? null,
     query_keys: queryKeys(ctx.rawQuery),
-    decision: error === undefined ? 'allow' : error.status >= 500 ? 'error' : 'deny',
-    reason: decision?.reason ?? error?.code ?? 'unknown',
-    rule: decision?.rule?.id ?? null,
+    // A sandbox that left was not refused: the exchange failed.
+    decision: error === undefined ? 'allow' : error.status >= 500 || error.code === 'client_closed' ? 'error' : 'deny',
+    reason,
+    rule,
     credential: ctx.credential?.label ?? null,
     status,
     upstream_status: ctx.upstreamStatus ?? null,
@@ -40,6 +41,23 @@ export function auditFields(ctx: RequestContext, error: KeyvaletError | undefine
     latency_ms: Number(process.hrtime.bigint() - ctx.started) / 1e6,
     ...(detail === undefined && Object.keys(extra).length === 0 ? {} : { detail: { ...detail, ...extra } }),
   }
+}
+
+/**
+ * The reason and rule a record states: always those of the outcome. A refusal states its own — a
+ * policy denial (by decide, or by a later policy check such as the S3 copy source) the policy
+ * reason and the rule it names, which it carries in its detail; any other error its code, beside
+ * the rule that had allowed the request, if one had. Only a request that was answered states the
+ * decision that allowed it (rule_matched).
+ */
+function statedDecision(ctx: RequestContext, error: KeyvaletError | undefined): { reason: string; rule: string | null } {
+  const decided = ctx.decision?.effect === 'need_body' ? undefined : ctx.decision
+  if (error === undefined) return { reason: decided?.reason ?? 'unknown', rule: decided?.rule?.id ?? null }
+  const detail = error.detail
+  if (error.code === 'policy_denied' && typeof detail?.reason === 'string') {
+    return { reason: detail.reason, rule: typeof detail.rule === 'string' ? detail.rule : null }
+  }
+  return { reason: error.code, rule: decided?.effect === 'allow' ? decided.rule.id : null }
 }
 
 /** A record for something decided outside the request stages (a CONNECT, a parser refusal): who and what are unknown until set. */

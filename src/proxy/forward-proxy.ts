@@ -51,7 +51,7 @@ export function createForwardServer(deps: ForwardDeps): Server {
     if (target === undefined) return void handler.reject(ctx, res, new KeyvaletError('proxy_request_invalid'))
     void handler.request(ctx, res)
   })
-  outer.timeout = config.limits.idleTimeoutMs
+  handler.closeIdle(outer)
   outer.on('connect', (req: IncomingMessage, socket: Socket, head: Buffer) => {
     // Node leaves a CONNECT socket without an error listener: a client resetting it mid-decision
     // must cost that socket, never the process.
@@ -77,7 +77,7 @@ export function createForwardServer(deps: ForwardDeps): Server {
     const target: ForwardTarget = { origin: tunnel.origin, authority: tunnel.authority, requestTarget: req.url ?? '', tunnel: tunnel.connect }
     void handler.request(handler.newContext(req, { mode: 'forward', target, proxyKey: tunnel.key }), res)
   })
-  inner.timeout = config.limits.idleTimeoutMs
+  handler.closeIdle(inner)
   inner.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
     socket.on('error', () => socket.destroy())
     const tunnel = tunnels.get(socket)

@@ -9,7 +9,7 @@ import { upgradeProtocol } from './websocket.ts'
  * The gateway listener: `http://keyvalet:PORT/<connector>/<path>` with the task key where the real
  * credential would go (an SDK's base URL and API key). Everything goes to the shared handler.
  */
-export function createGatewayServer(handler: Handler, idleTimeoutMs: number): Server {
+export function createGatewayServer(handler: Handler): Server {
   const server = createServer(handler.serverOptions, (req, res) => {
     if (handler.jwks !== undefined && isJwksRequest(req)) return void serveJwks(handler.jwks, req, res, handler.log, handler.nextId())
     handler.request(handler.newContext(req, { mode: 'gateway' }), res).catch((err: unknown) => {
@@ -17,7 +17,7 @@ export function createGatewayServer(handler: Handler, idleTimeoutMs: number): Se
       res.destroy()
     })
   })
-  server.timeout = idleTimeoutMs
+  handler.closeIdle(server)
   // The gateway is not a forward proxy: CONNECT gets a clear refusal instead of a closed socket.
   server.on('connect', (_req: IncomingMessage, socket: Socket) => {
     socket.on('error', () => socket.destroy()) // a reset must cost the socket, never the process

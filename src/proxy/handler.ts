@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import type { IncomingMessage, ServerOptions, ServerResponse } from 'node:http'
+import type { IncomingMessage, Server, ServerOptions, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { AuditFields } from '../audit/record.ts'
 import type { Config } from '../config/load.ts'
@@ -82,18 +82,27 @@ export function createHandler(deps: HandlerDeps) {
     return { id: nextId(), req, started: process.hrtime.bigint(), bytesIn: 0, bytesOut: 0, redactions: 0, ...init }
   }
 
-  /** Sockets with a request in the pipeline: that request answers and audits itself. */
-  const busySockets = new WeakSet<object>()
+  /** Sockets with a request in the pipeline → how that request ends when its connection goes idle: it answers and audits itself. */
+  const busySockets = new WeakMap<object, () => void>()
 
   async function request(ctx: RequestContext, res: ServerResponse): Promise<void> {
     const socket = ctx.req.socket
-    busySockets.add(socket)
-    res.once('close', () => busySockets.delete(socket))
-    // The sandbox leaving aborts what it started: a request still waiting for an upstream
-    // connection, or for the upstream's answer, is never sent (or is cut) once nobody waits for it.
+    // The sandbox leaving, or the connection going idle, aborts what the request started: one still
+    // waiting for an upstream connection, or for the upstream's answer, is never sent (or is cut).
+    // The abort's reason is the request's outcome, whatever failure it then causes downstream.
     const gone = new AbortController()
+    const endWhenIdle = (): void => {
+      gone.abort(new KeyvaletError('idle_timeout', { detail: { idle_timeout_ms: config.limits.idleTimeoutMs } }))
+      // Still owed an answer, with the whole request read (so waiting on the upstream, not the
+      // sandbox): the pipeline answers 504 idle_timeout, the last answer on this connection.
+      // Otherwise nothing more can move: the connection is cut.
+      if (!res.headersSent && ctx.req.complete) res.setHeader('connection', 'close')
+      else socket.destroy()
+    }
+    busySockets.set(socket, endWhenIdle)
     res.once('close', () => {
-      if (!res.writableFinished) gone.abort(new KeyvaletError('upstream_response_invalid', { message: 'client closed the connection', detail: { why: 'client_closed' } }))
+      if (busySockets.get(socket) === endWhenIdle) busySockets.delete(socket)
+      if (!res.writableFinished) gone.abort(new KeyvaletError('client_closed'))
     })
     ctx.signal = gone.signal
     let audited = false
@@ -110,7 +119,7 @@ export function createHandler(deps: HandlerDeps) {
       if (upstream === undefined) throw new Error('forward produced no response')
       await relayResponse(ctx, res, upstream, () => audit(undefined))
     } catch (err) {
-      const error = toKeyvaletError(err)
+      const error = gone.signal.aborted ? toKeyvaletError(gone.signal.reason) : toKeyvaletError(err)
       if (error.code === 'internal_error') log.error('request failed', { request_id: ctx.id, error: String(err) })
       try {
         await audit(error)
@@ -194,6 +203,21 @@ export function createHandler(deps: HandlerDeps) {
       .finally(() => writeRawError(socket, error, id, init.mode))
   }
 
+  /**
+   * Closes a listener's connections on which nothing moved for `limits.idle_timeout_ms`. With this
+   * listener, node leaves timed-out sockets to keyvalet: an idle one is closed; one with a request
+   * in the pipeline is ended by that request (answered 504 idle_timeout when it still can, cut
+   * otherwise; audited idle_timeout either way), never reset unexplained.
+   */
+  function closeIdle(server: Server): void {
+    server.timeout = config.limits.idleTimeoutMs
+    server.on('timeout', (socket: Duplex) => {
+      const endRequest = busySockets.get(socket)
+      if (endRequest === undefined) socket.destroy()
+      else endRequest()
+    })
+  }
+
   /** Node's http.Server options every listener shares. */
   const serverOptions: ServerOptions = {
     // The head must arrive in time (slow-header clients); a body may take as long as it keeps
@@ -229,7 +253,7 @@ export function createHandler(deps: HandlerDeps) {
   /** The JWKS is published only when some connector signs assertions. */
   const jwks = [...config.policy.connectors.values()].some((c) => c.assertion !== undefined) ? assertionKeys : undefined
 
-  return { upstreams, sources, resolver, jwks, newContext, request, upgrade, reject, record, refuse, serverOptions, onClientError, log, nextId }
+  return { upstreams, sources, resolver, jwks, newContext, request, upgrade, reject, record, refuse, serverOptions, closeIdle, onClientError, log, nextId }
 }
 
 export type Handler = ReturnType<typeof createHandler>

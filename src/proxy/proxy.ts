@@ -29,7 +29,7 @@ export interface Proxy {
 /** keyvalet's listeners over one shared pipeline: `createProxy(deps)` → `listen()` → `close()`. */
 export function createProxy(deps: ProxyDeps): Proxy {
   const handler = createHandler(deps)
-  const gateway = createGatewayServer(handler, deps.config.limits.idleTimeoutMs)
+  const gateway = createGatewayServer(handler)
   let forward: Server | undefined
   return {
     async listen() {

@@ -7,6 +7,7 @@ import type { RequestContext } from './context.ts'
 import { inboundResponseHeaders } from './headers.ts'
 import { Redactor, redactHeaderValue } from './redactor.ts'
 import type { UpstreamResponse } from './stages/forward.ts'
+import { upstreamError } from './upstream-errors.ts'
 
 export const ERROR_HEADER = 'x-keyvalet-error'
 export const REQUEST_ID_HEADER = 'x-keyvalet-request-id'
@@ -91,6 +92,8 @@ export async function relayResponse(ctx: RequestContext, res: ServerResponse, up
   const headers = inboundResponseHeaders(upstream.headers)
   let body: Readable = upstream.body
   let redactor: Redactor | undefined
+  // A failure of what is relayed: the upstream's (a reset, bad framing), or the decoder's own.
+  let bodyError = (err: unknown): KeyvaletError => upstreamError(err)
   if (secrets.length > 0) {
     ctx.redactions += redactHeaders(headers, secrets)
     const coding = String(headers['content-encoding'] ?? 'identity').toLowerCase().trim()
@@ -101,6 +104,9 @@ export async function relayResponse(ctx: RequestContext, res: ServerResponse, up
         throw new KeyvaletError('upstream_response_invalid', { detail: { content_encoding: coding.slice(0, 40) } })
       }
       body = pipeline(upstream.body, decoder(), () => {}) as unknown as Readable
+      bodyError = (err) => upstream.body.errored !== null
+        ? upstreamError(upstream.body.errored)
+        : new KeyvaletError('upstream_response_invalid', { detail: { why: 'content_decoding', content_encoding: coding.slice(0, 40) }, cause: err })
       delete headers['content-encoding']
       delete headers['content-length']
     }
@@ -121,7 +127,7 @@ export async function relayResponse(ctx: RequestContext, res: ServerResponse, up
   if (length === undefined || Number(length) > 65_536) res.flushHeaders()
   let tail: Buffer
   try {
-    tail = await pump(body, ctx, res, redactor, length === undefined ? undefined : Number(length))
+    tail = await pump(body, ctx, res, redactor, length === undefined ? undefined : Number(length), bodyError)
   } finally {
     if (redactor !== undefined) ctx.redactions += redactor.count
   }
@@ -155,20 +161,24 @@ export function redactHeaders(headers: OutgoingHttpHeaders, secrets: readonly st
 }
 
 /**
- * Copies body → response with backpressure, masking as it goes; rejects if either side fails or
- * the client goes away. With a declared `length`, the final byte is not written but returned, for
- * the caller to send once the audit record is committed.
+ * Copies body → response with backpressure, masking as it goes; rejects with the body's failure
+ * (as `bodyError` names it), or with the reason the request was aborted (the client went away,
+ * the connection went idle: ctx.signal). With a declared `length`, the final byte is not written
+ * but returned, for the caller to send once the audit record is committed.
  */
-function pump(body: Readable, ctx: RequestContext, res: ServerResponse, redactor: Redactor | undefined, length: number | undefined): Promise<Buffer> {
+function pump(body: Readable, ctx: RequestContext, res: ServerResponse, redactor: Redactor | undefined, length: number | undefined, bodyError: (err: unknown) => KeyvaletError): Promise<Buffer> {
   return new Promise<Buffer>((resolve, reject) => {
+    const signal = ctx.signal
+    const onAbort = (): void => fail(signal?.reason)
     const onClose = (): void => {
-      if (!res.writableFinished) fail(new KeyvaletError('upstream_response_invalid', { message: 'client closed the connection', detail: { why: 'client_closed' } }))
+      if (!res.writableFinished) fail(signal?.aborted === true ? signal.reason : new KeyvaletError('client_closed'))
     }
     const fail = (err: unknown): void => {
       cleanup()
       discard(body)
       reject(err)
     }
+    if (signal?.aborted === true) return onAbort()
     let held = Buffer.alloc(0)
     const send = (out: Buffer): void => {
       if (out.length === 0) return
@@ -186,13 +196,15 @@ function pump(body: Readable, ctx: RequestContext, res: ServerResponse, redactor
       if (redactor !== undefined) send(redactor.flush())
       resolve(held)
     }
-    const onError = (err: unknown): void => fail(err)
+    const onError = (err: unknown): void => fail(bodyError(err))
     function cleanup(): void {
       body.off('data', onData).off('end', onEnd).off('error', onError)
       res.off('drain', onDrain).off('close', onClose)
+      signal?.removeEventListener('abort', onAbort)
     }
     body.on('data', onData).on('end', onEnd).on('error', onError)
     res.on('drain', onDrain).on('close', onClose)
+    signal?.addEventListener('abort', onAbort, { once: true })
   })
 }
 

@@ -33,6 +33,7 @@ describe('aws_sigv4: the AWS SDK v3 S3 client with dummy keys, through the gatew
       - { id: list, methods: [GET], path: /my-bucket/, severity: read, query: { prefix: { pattern: "(reports|uploads)/.*", required: true } } }
       - { id: read-reports, methods: [GET, HEAD], path: "/my-bucket/reports/**", severity: read }
       - { id: write-uploads, methods: [PUT], path: "/my-bucket/uploads/**", severity: write }
+      - { id: write-shared, methods: [PUT], path: "/my-bucket/shared/**", severity: write, headers: { x-amz-acl: { pattern: bucket-owner-full-control } } }
 `
     kv = await startKeyvalet(`version: 1
 listen: { gateway: "127.0.0.1:0" }
@@ -211,9 +212,48 @@ ${connector('s3', 'aws-prod')}${connector('s3-unsigned', 'aws-prod', ', unsigned
     assert.equal(s3.objects.has('my-bucket/uploads/stolen.csv'), false)
     const record = (await kv.audit()).at(-1)
     assert.deepEqual([record?.decision, record?.error, (record?.detail as { copy_source?: string } | undefined)?.copy_source], ['deny', 'policy_denied', '/other-bucket/private.csv'])
+    // The record states the decision that refused: the copy source's reason and rule (none matched it), not the destination's rule_matched.
+    assert.deepEqual([record?.reason, record?.rule, (record?.detail as { destination_rule?: string } | undefined)?.destination_rule], ['copy_source_no_rule_for_path', null, 'write-uploads'])
     const ambiguous = await refusal(() => client.send(new CopyObjectCommand({ Bucket: 'my-bucket', Key: 'uploads/x.csv', CopySource: 'my-bucket/reports/..%2F..%2Fother-bucket/private.csv' })))
     assert.equal(ambiguous.$metadata.httpStatusCode, 400)
     assert.equal(s3.received.length, seen)
+  })
+
+  it('S3 headers that change access or meaning (ACL, grants, redirect, encryption, tagging, lock, storage class) are refused unless the rule names them: S3 sees nothing', async () => {
+    const from = s3.received.length
+    const put = { Bucket: 'my-bucket', Key: 'uploads/public.txt', Body: 'made public?' }
+    const attempts: [string, Partial<ConstructorParameters<typeof PutObjectCommand>[0]>][] = [
+      ['x-amz-acl', { ACL: 'public-read' }],
+      ['x-amz-grant-read', { GrantRead: 'uri="http://acs.amazonaws.com/groups/global/AllUsers"' }],
+      ['x-amz-website-redirect-location', { WebsiteRedirectLocation: 'https://evil.example/' }],
+      ['x-amz-server-side-encryption', { ServerSideEncryption: 'aws:kms' }],
+      ['x-amz-tagging', { Tagging: 'retention=none' }],
+      ['x-amz-object-lock-legal-hold', { ObjectLockLegalHoldStatus: 'ON' }],
+      ['x-amz-storage-class', { StorageClass: 'DEEP_ARCHIVE' }],
+    ]
+    for (const [header, extra] of attempts) {
+      const err = await refusal(() => client.send(new PutObjectCommand({ ...put, ...extra })))
+      assert.equal(err.$metadata.httpStatusCode, 403, header)
+      assert.equal(err.name, 'policy_denied')
+      assert.equal(err.message, `keyvalet: The ${header} header changes what the upstream does, and no rule allowing this request names it (header_not_named).`)
+      const record = (await kv.audit()).at(-1)
+      assert.deepEqual([record?.decision, record?.reason, record?.rule, record?.error, (record?.detail as { header?: string } | undefined)?.header], ['deny', 'header_not_named', 'write-uploads', 'policy_denied', header])
+      assert.match(String((record?.detail as { why?: string } | undefined)?.why), new RegExp(`^rule write-uploads does not name header "${header}", which `))
+    }
+    assert.equal(s3.received.length, from, 'S3 saw none of them')
+    assert.equal(s3.objects.has('my-bucket/uploads/public.txt'), false)
+
+    // A rule that names the header lets through the values it allows, and only those.
+    await client.send(new PutObjectCommand({ Bucket: 'my-bucket', Key: 'shared/report.csv', Body: 'for the bucket owner', ACL: 'bucket-owner-full-control' }))
+    assert.equal(s3.received.at(-1)?.headers['x-amz-acl'], 'bucket-owner-full-control')
+    assertSignedByRealKeyOnly(from)
+    assert.deepEqual((await kv.audit()).at(-1)?.rule, 'write-shared')
+    const seen = s3.received.length
+    const publicRead = await refusal(() => client.send(new PutObjectCommand({ Bucket: 'my-bucket', Key: 'shared/report.csv', Body: 'x', ACL: 'public-read' })))
+    assert.equal(publicRead.$metadata.httpStatusCode, 403)
+    assert.equal(s3.received.length, seen)
+    const record = (await kv.audit()).at(-1)
+    assert.deepEqual([record?.reason, record?.rule], ['header_not_allowed', 'write-shared'])
   })
 
   it('refuses presigned query signatures and signed chunks with a signed trailer with a clear error, S3 sees nothing', async () => {
@@ -227,9 +267,16 @@ ${connector('s3', 'aws-prod')}${connector('s3-unsigned', 'aws-prod', ', unsigned
     const chunkedBody = await chunked.body.text()
     assert.equal(chunked.statusCode, 400)
     assert.match(chunkedBody, /<Code>request_unsupported<\/Code><Message>keyvalet: [^<]*signed chunks/)
+    // A trailer is inside the body, past the rules: only checksums may be named there.
+    const trailer = await request(`${kv.url}/s3/my-bucket/uploads/t.bin`, { method: 'PUT', headers: { authorization: rawAuth(), 'x-amz-content-sha256': 'STREAMING-UNSIGNED-PAYLOAD-TRAILER', 'content-encoding': 'aws-chunked', 'x-amz-decoded-content-length': '0', 'x-amz-trailer': 'x-amz-checksum-crc32, x-amz-acl' }, body: '0\r\nx-amz-acl:public-read\r\n\r\n' })
+    assert.equal(trailer.statusCode, 400)
+    assert.match(await trailer.body.text(), /<Code>request_unsupported<\/Code><Message>keyvalet: x-amz-trailer may only name x-amz-checksum-\* trailers\.<\/Message>/)
     assert.equal(s3.received.length, from)
-    const records = (await kv.audit()).slice(-2)
+    const records = (await kv.audit()).slice(-3, -1)
+    assert.equal((await kv.audit()).at(-1)?.detail?.['why'], 'aws_trailer_not_checksum')
     assert.deepEqual(records.map((r) => [r.error, (r.detail as { why?: string } | undefined)?.why]), [['request_unsupported', 'aws_presigned_query'], ['request_unsupported', 'aws_signed_chunks']])
+    // Refused after the policy allowed them: the reason is the refusal's, the rule the one that allowed the request.
+    assert.deepEqual(records.map((r) => [r.decision, r.reason, r.rule]), [['deny', 'request_unsupported', 'read-reports'], ['deny', 'request_unsupported', 'write-uploads']])
   })
 
   it('a streamed body without x-amz-content-sha256: refused, unless the connector allows UNSIGNED-PAYLOAD', async () => {
@@ -261,6 +308,7 @@ ${connector('s3', 'aws-prod')}${connector('s3-unsigned', 'aws-prod', ', unsigned
     assert.equal(s3.received.length, from)
     const record = (await kv.audit()).at(-1)
     assert.equal(record?.error, 'credential_unavailable')
+    assert.deepEqual([record?.decision, record?.reason, record?.rule], ['error', 'credential_unavailable', 'read-reports'])
     assert.equal((record?.detail as { why?: string } | undefined)?.why, 'aws_secret_malformed')
     assert.ok(!JSON.stringify(record).includes(REAL.secretAccessKey))
   })

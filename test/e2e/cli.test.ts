@@ -70,6 +70,15 @@ connectors:
     assert.match(bad.stderr, /severity/)
   })
 
+  it('check: notes which headers that change access or meaning each write rule of an aws_sigv4 connector lets through', async () => {
+    const s3 = join(dir, 's3.yaml')
+    writeFileSync(s3, 'version: 1\nconnectors:\n  s3:\n    upstream: https://s3.eu-west-1.amazonaws.com\n    credential: { secret: aws, inject: aws_sigv4, aws: { service: s3, region: eu-west-1 } }\n    rules:\n      - { id: upload, methods: [PUT], path: "/b/uploads/**", severity: write, headers: { x-amz-acl: { pattern: private } } }\n')
+    const out = await cli(['check', s3])
+    assert.equal(out.code, 0, out.stderr)
+    assert.match(out.stdout, /^note: connectors\.s3: requests carrying x-amz-acl, x-amz-grant-\*, .* are refused unless the rule that allows them names the header$/m)
+    assert.match(out.stdout, /^note: connectors\.s3\.rules\[0\]: rule upload \(write: PUT \/b\/uploads\/\*\*\) lets through x-amz-acl matching private; none of the other headers$/m)
+  })
+
   it('secret: set reads stdin, list shows metadata only, no value is ever printed', async () => {
     const set = await cli(['secret', 'set', 'github-token', '--config', file], { input: `${SECRET}\n`, env })
     assert.equal(set.code, 0, set.stderr)

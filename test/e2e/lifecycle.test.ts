@@ -127,7 +127,7 @@ connectors:
       await new Promise((r) => setTimeout(r, 10))
       record = (await kv.audit()).at(-1)
     }
-    assert.equal((record?.detail as { why?: string } | undefined)?.why, 'client_closed')
+    assert.deepEqual([record?.decision, record?.error, record?.reason], ['error', 'client_closed', 'client_closed'])
   } finally {
     await kv.close()
     await upstream.close()

@@ -3,6 +3,7 @@ import type { CredentialBinding } from '../../policy/types.ts'
 import type { CredentialKind, OutboundRequest } from '../kind.ts'
 import { ChunkResigner } from '../aws-chunks.ts'
 import { EMPTY_SHA256, sha256Hex, sign, type AwsKeys } from '../sigv4.ts'
+import { AWS_HEADER_GUARD } from '../aws-headers.ts'
 
 /**
  * AWS SigV4 re-signing. The sandbox's SDK signs with dummy keys; keyvalet checks nothing of that
@@ -15,11 +16,13 @@ export function createAwsSigv4(clock: () => number): CredentialKind {
   return {
     kind: 'aws_sigv4',
     slot: () => ({ header: 'authorization' }),
+    headerGuard: AWS_HEADER_GUARD,
     inject(req, binding, secret) {
       const aws = scopeOf(binding)
       const keys = parseKeys(secret)
       refusePresigned(req.query)
       if (req.copySourceDecided !== true) refuseCopySource(req.headers)
+      refuseOtherTrailers(req.headers)
       const payloadHash = payloadHashFor(req, aws.unsignedPayload)
       delete req.headers['x-amz-date']
       delete req.headers['x-amz-security-token']
@@ -98,6 +101,19 @@ function refusePresigned(query: string): void {
 function refuseCopySource(headers: OutboundRequest['headers']): void {
   if (headers['x-amz-copy-source'] === undefined) return
   throw unsupported('x-amz-copy-source (CopyObject, UploadPartCopy) was not decided by the policy; the request was refused.', 'aws_copy_source')
+}
+
+const CHECKSUM_TRAILER = /^x-amz-checksum-[a-z0-9]{1,32}$/
+/**
+ * Trailing headers travel inside an aws-chunked body, where the rules do not look: x-amz-trailer
+ * may name only the integrity checksums SDKs send there, never a header a rule must name.
+ */
+function refuseOtherTrailers(headers: OutboundRequest['headers']): void {
+  const declared = headers['x-amz-trailer']
+  if (declared === undefined) return
+  const names = (Array.isArray(declared) ? declared.join(',') : declared).split(',').map((n) => n.trim().toLowerCase())
+  if (names.every((n) => CHECKSUM_TRAILER.test(n))) return
+  throw unsupported('x-amz-trailer may only name x-amz-checksum-* trailers.', 'aws_trailer_not_checksum')
 }
 
 const HEX_SHA256 = /^[0-9a-f]{64}$/i

@@ -33,7 +33,10 @@ export function createCopySource(): Stage {
         const reason = decision.effect === 'deny' ? decision.reason : 'body_not_allowed'
         throw new KeyvaletError('policy_denied', {
           message: `The copy source is outside the task grant: reading ${path.slice(0, 200)} is not allowed (copy_source_${reason}).`,
-          detail: { reason: `copy_source_${reason}`, copy_source: path, rule: decision.effect === 'deny' ? (decision.rule?.id ?? null) : null },
+          detail: {
+            reason: `copy_source_${reason}`, copy_source: path, rule: decision.effect === 'deny' ? (decision.rule?.id ?? null) : null,
+            destination_rule: ctx.decision?.effect === 'allow' ? ctx.decision.rule.id : null,
+          },
         })
       }
       ctx.copySource = { path, rule: decision.rule.id }

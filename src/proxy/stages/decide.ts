@@ -25,8 +25,8 @@ export function createDecide(maxBodyBytes: number): Stage {
       ctx.decision = decision
       if (decision.effect === 'deny') {
         throw new KeyvaletError('policy_denied', {
-          message: denyMessage(decision.reason, ctx),
-          detail: { reason: decision.reason, rule: decision.rule?.id ?? null, why: decision.detail },
+          message: denyMessage(decision, ctx),
+          detail: { reason: decision.reason, rule: decision.rule?.id ?? null, why: decision.detail, ...(decision.header === undefined ? {} : { header: decision.header }) },
         })
       }
       if (decision.effect === 'need_body') throw new Error('decide asked for the body twice')
@@ -50,8 +50,9 @@ function decideFor(ctx: RequestContext, body: BodyFacts | undefined): Decision {
   })
 }
 
-function denyMessage(reason: DenyReason, ctx: RequestContext): string {
+function denyMessage(decision: Extract<Decision, { effect: 'deny' }>, ctx: RequestContext): string {
   const method = ctx.req.method ?? 'GET'
+  const reason: DenyReason = decision.reason
   switch (reason) {
     case 'no_rule_for_path': return `Connector ${ctx.connector?.name} has no rule for this path; the request was refused (${reason}).`
     case 'method_not_allowed': return `${method} is not allowed on this path (${reason}).`
@@ -63,6 +64,7 @@ function denyMessage(reason: DenyReason, ctx: RequestContext): string {
     }
     case 'query_not_allowed': return `The query parameters are not allowed by the matching rule (${reason}).`
     case 'header_not_allowed': return `A request header is not allowed by the matching rule (${reason}).`
+    case 'header_not_named': return `The ${decision.header ?? 'request'} header changes what the upstream does, and no rule allowing this request names it (${reason}).`
     case 'body_not_allowed': return `The request body does not have the shape the matching rule requires (${reason}).`
     case 'upgrade_not_allowed': return `The matching rule does not allow this protocol upgrade (${reason}).`
   }

@@ -1,6 +1,5 @@
 import { pipeline, Transform, type Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
-import { toEgressKeyvaletError } from '../../egress/egress-error.ts'
 import { KeyvaletError } from '../../errors.ts'
 import type { RequestContext } from '../context.ts'
 import type { Policy } from '../../policy/types.ts'
@@ -8,20 +7,15 @@ import { BodyScanner } from '../body-scanner.ts'
 import type { BodyRewriter } from '../../credentials/kind.ts'
 import type { Stage } from '../pipeline.ts'
 import type { Upstreams } from '../upstreams.ts'
+import { upstreamError } from '../upstream-errors.ts'
 
 export type UpstreamResponse = Dispatcher.ResponseData
-
-const TLS_CODES = new Set([
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID',
-  'ERR_TLS_CERT_ALTNAME_INVALID', 'CERT_SIGNATURE_FAILURE', 'CERT_UNTRUSTED', 'CERT_REJECTED',
-])
-const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'ETIMEDOUT'])
 
 /**
  * forward: sends the decided request to the connector's upstream over its keep-alive pool and
  * waits for the response head. The request body streams (with backpressure) unless decide already
- * read it. Network failures map to stable codes; their details go to the audit record only.
+ * read it. Network failures map to stable codes (upstream-errors.ts); their details go to the
+ * audit record only.
  */
 export function createForward(upstreams: Upstreams, policy: Policy, headersTimeoutMs: number): Stage {
   const placeholders = [...policy.connectors.values()].flatMap((c) => (c.placeholder === undefined ? [] : [{ connector: c.name, value: c.placeholder }]))
@@ -31,6 +25,8 @@ export function createForward(upstreams: Upstreams, policy: Policy, headersTimeo
       const connector = ctx.connector
       const outbound = ctx.outbound
       if (connector === undefined || outbound === undefined || ctx.path === undefined) throw new Error('forward before inject')
+      // A sandbox that left (or a connection that went idle) while earlier stages ran: nothing is sent.
+      ctx.signal?.throwIfAborted()
       // Bounded: waiting for a free upstream connection and for the answer's head take at most
       // the upstream timeout — except once a streamed body has started to arrive, when undici's
       // own headersTimeout (counted from the end of the body) takes over, so slow uploads are not
@@ -112,18 +108,4 @@ function rewriteWhole(rewriter: BodyRewriter, body: Buffer): Buffer {
   const out = Buffer.concat(rewriter.push(body))
   rewriter.end()
   return out
-}
-
-function upstreamError(err: unknown): KeyvaletError {
-  for (let e: unknown = err, depth = 0; depth < 4 && e !== undefined && e !== null; depth++) {
-    if (e instanceof KeyvaletError) return e
-    e = typeof e === 'object' && 'cause' in e ? (e as { cause?: unknown }).cause : undefined
-  }
-  const egress = toEgressKeyvaletError(err)
-  if (egress !== undefined) return egress
-  const code = typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : 'unknown'
-  const detail = { upstream_error: code }
-  if (TLS_CODES.has(code)) return new KeyvaletError('upstream_tls_failed', { detail, cause: err })
-  if (TIMEOUT_CODES.has(code)) return new KeyvaletError('upstream_timeout', { detail, cause: err })
-  return new KeyvaletError('upstream_unreachable', { detail, cause: err })
 }

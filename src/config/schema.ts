@@ -79,7 +79,7 @@ const rule = {
       type: 'object',
       propertyNames: { pattern: TOKEN, errorMessage: 'must be an HTTP header name' },
       additionalProperties: constraint('header'),
-      description: 'Constraints on request headers, by header name (case-insensitive).',
+      description: 'Constraints on request headers, by header name (case-insensitive). Naming a routing header here (Forwarded, X-Forwarded-*, X-Original-URL and the others docs/security.md lists, which keyvalet otherwise drops) lets it through to the upstream once its constraint passed; credential slots and hop-by-hop headers are dropped whatever a rule says.',
     },
     body: {
       type: 'object',

@@ -207,14 +207,22 @@ export function createHandler(deps: HandlerDeps) {
     requireHostHeader: true,
   }
 
+  /** Sockets whose parser error was already answered: the parser goes on failing on every chunk that follows. */
+  const refusedSockets = new WeakSet<object>()
+
   /**
    * A listener's `clientError`: the parser refused what arrived (CL+TE smuggling, bad chunking,
-   * oversized or slow headers). Answered and audited, unless a request of that socket is already
-   * in the pipeline (it answers and audits itself; only the socket goes).
+   * oversized or slow headers). Answered and audited once per socket, however many chunks keep
+   * arriving (Node reports the error again for each), unless a request of that socket is already
+   * in the pipeline (it answers and audits itself; only the socket goes). The socket is cut
+   * shortly after the answer, so a client that keeps sending cannot hold it.
    */
   function onClientError(mode: RequestContext['mode']) {
     return (err: Error & { code?: string }, socket: Duplex): void => {
+      if (refusedSockets.has(socket)) return
       if (err.code === 'ECONNRESET' || !socket.writable || busySockets.has(socket)) return void socket.destroy()
+      refusedSockets.add(socket)
+      setTimeout(() => socket.destroy(), REFUSED_SOCKET_LINGER_MS).unref()
       refuse(socket, parserError(err), { mode, method: '' })
     }
   }
@@ -233,6 +241,9 @@ export function createHandler(deps: HandlerDeps) {
 }
 
 export type Handler = ReturnType<typeof createHandler>
+
+/** How long a socket whose bytes the parser refused stays open: long enough to read the answer, which is written once audited. */
+const REFUSED_SOCKET_LINGER_MS = 10_000
 
 /** Whether the request can be sent again as it was: no body, or a body decide already holds whole. */
 function replayable(ctx: RequestContext): boolean {

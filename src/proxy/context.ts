@@ -17,7 +17,7 @@ export interface RequestContext {
   readonly req: IncomingMessage
   /** forward mode: where the request goes (from the absolute-form target or the tunnel's CONNECT). */
   readonly target?: ForwardTarget
-  /** forward mode: the task key from Proxy-Authorization (of the request, or of the tunnel's CONNECT). */
+  /** forward mode, inside an intercepted tunnel: the task key its CONNECT authenticated with (a request outside one carries its own Proxy-Authorization). */
   readonly proxyKey?: string
   /** process.hrtime.bigint() at arrival. */
   readonly started: bigint

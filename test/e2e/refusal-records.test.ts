@@ -74,3 +74,127 @@ connectors:
     })
   }
 })
+
+describe('Proxy-Authorization: only Basic base64(user:key), canonical, with nothing after it', () => {
+  const pki = upstreamCertificate(HOST)
+  let upstream: Upstream
+  let plain: Upstream
+  let dns: DnsServer
+  let kv: TestKeyvalet
+  let key: string
+  let gatewayPort: number
+  let proxyPort: number
+
+  before(async () => {
+    upstream = await startUpstream({ tls: pki.tls })
+    plain = await startUpstream()
+    dns = await startDnsServer({ [HOST]: { a: ['127.0.0.1'] }, 'plain.example.test': { a: ['127.0.0.1'] } })
+    kv = await startKeyvalet(`version: 1
+listen: { gateway: "127.0.0.1:0", forward: "127.0.0.1:0" }
+dns: { servers: ["${dns.address}"] }
+connectors:
+  api:
+    upstream: https://${HOST}:${upstream.port}
+    ca_file: upstream-ca.pem
+    allow_addresses: [127.0.0.1/32]
+    rules: [{ id: any, methods: [GET], path: /**, severity: read }]
+  plain:
+    upstream: http://plain.example.test:${plain.port}
+    allow_insecure: true
+    allow_addresses: [127.0.0.1/32]
+    rules: [{ id: any, methods: [GET], path: /**, severity: read }]
+`, { files: { 'upstream-ca.pem': pki.caPem } })
+    key = (await kv.mintKey(['api:read', 'plain:read'])).key
+    gatewayPort = Number(new URL(kv.url).port)
+    proxyPort = Number(new URL(kv.forwardUrl ?? '').port)
+  })
+  after(async () => {
+    await kv.close()
+    await upstream.close()
+    await plain.close()
+    await dns.close()
+  })
+
+  const b64 = (text: string) => Buffer.from(text, 'utf8').toString('base64')
+  /** [what, the header value (undefined: no header), the error code] */
+  const refused: [string, () => string | undefined, string][] = [
+    ['no Proxy-Authorization', () => undefined, 'task_key_missing'],
+    ['the bare key, no colon', () => `Basic ${b64(key)}`, 'task_key_malformed'],
+    ['task:KEY followed by a tab and junk', () => `Basic ${b64(`task:${key}`)}\tjunk`, 'task_key_malformed'],
+    ['task:KEY followed by a space and junk', () => `Basic ${b64(`task:${key}`)} junk`, 'task_key_malformed'],
+    ['task:KEY followed by a comma and more credentials', () => `Basic ${b64(`task:${key}`)}, Basic ${b64('x:y')}`, 'task_key_malformed'],
+    ['base64 without its padding', () => `Basic ${b64(`task:${key}`).replace(/=+$/, '')}`, 'task_key_malformed'],
+    ['base64 with extra padding', () => `Basic ${b64(`task:${key}`)}==`, 'task_key_malformed'],
+    ['base64 with a space inside', () => `Basic ${b64(`task:${key}`).slice(0, 8)} ${b64(`task:${key}`).slice(8)}`, 'task_key_malformed'],
+    ['base64url instead of base64', () => `Basic ${Buffer.from(`task:${key}`).toString('base64url')}`, 'task_key_malformed'],
+    ['base64 whose last character carries stray bits', () => `Basic ${b64(`task:${key}`).replace(/(.)(=*)$/, (_m, c: string, pad: string) => `${String.fromCharCode(c.charCodeAt(0) + 1)}${pad}`)}`, 'task_key_malformed'],
+    ['the key as user with an empty password', () => `Basic ${b64(`${key}:`)}`, 'task_key_malformed'],
+    ['bytes that are not UTF-8', () => `Basic ${Buffer.concat([Buffer.from('task\xff:', 'latin1'), Buffer.from(key)]).toString('base64')}`, 'task_key_malformed'],
+    ['Bearer and the key', () => `Bearer ${key}`, 'task_key_malformed'],
+    ['the key with no scheme', () => key, 'task_key_malformed'],
+    ['Basic with nothing after it', () => 'Basic', 'task_key_malformed'],
+    ['another scheme', () => `Digest username="task", response="${key}"`, 'task_key_malformed'],
+  ]
+  const accepted: [string, () => string][] = [
+    ['task:KEY', () => `Basic ${b64(`task:${key}`)}`],
+    ['another user name and a lower-case scheme', () => `basic ${b64(`agent-7:${key}`)}`],
+  ]
+
+  /** The same header on a CONNECT and on an absolute-form request. */
+  async function both(value: string | undefined): Promise<{ connect: ReturnType<typeof parseResponse>; absolute: ReturnType<typeof parseResponse> }> {
+    const header = value === undefined ? '' : `Proxy-Authorization: ${value}\r\n`
+    const authority = `${HOST}:${upstream.port}`
+    const connect = parseResponse(await exchange(await openSocket(proxyPort), `CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n${header}\r\n`, { timeoutMs: 1000 }))
+    const absolute = parseResponse(await exchange(await openSocket(proxyPort), `GET http://plain.example.test:${plain.port}/x HTTP/1.1\r\nHost: plain.example.test:${plain.port}\r\n${header}Connection: close\r\n\r\n`))
+    return { connect, absolute }
+  }
+
+  for (const [what, value, code] of refused) {
+    it(`refuses ${what} with 407 (CONNECT and absolute-form), audited, nothing upstream`, async () => {
+      const auditBefore = (await kv.audit()).length
+      const seenBefore = upstream.received.length + plain.received.length
+      const { connect, absolute } = await both(value())
+      for (const answer of [connect, absolute]) {
+        assert.equal(answer.status, 407)
+        assert.match(answer.headers['proxy-authenticate'] ?? '', /^Basic realm="keyvalet"/)
+        assert.equal(answer.headers['x-keyvalet-error'], code)
+        const message = String(JSON.parse(answer.body).error.message)
+        assert.match(message, /proxy/i, 'the message speaks of the proxy')
+        assert.ok(!message.includes(key))
+      }
+      assert.equal(upstream.received.length + plain.received.length, seenBefore, 'nothing reached an upstream')
+      const records = (await kv.audit()).slice(auditBefore)
+      assert.deepEqual(records.map((r) => [r.mode, r.method, r.error, r.status, r.decision]), [['forward', 'CONNECT', code, 407, 'deny'], ['forward', 'GET', code, 407, 'deny']])
+      assert.ok(!JSON.stringify(records).includes(key))
+    })
+  }
+  for (const [what, value] of accepted) {
+    it(`accepts ${what}`, async () => {
+      const { connect, absolute } = await both(value())
+      assert.equal(connect.status, 200)
+      assert.equal(absolute.status, 200, absolute.body)
+    })
+  }
+
+  const gatewayBasic: [string, () => string][] = [
+    ['junk after the credentials', () => `Basic ${b64(`x:${key}`)}\tjunk`],
+    ['base64 without its padding', () => `Basic ${b64(`x:${key}`).replace(/=+$/, '')}`],
+    ['the bare key, no colon', () => `Basic ${b64(key)}`],
+  ]
+  for (const [what, value] of gatewayBasic) {
+    it(`the gateway refuses Basic credentials with ${what} (401, task_key_malformed)`, async () => {
+      const auditBefore = (await kv.audit()).length
+      const answer = parseResponse(await exchange(await openSocket(gatewayPort), `GET /api/x HTTP/1.1\r\nHost: k\r\nAuthorization: ${value()}\r\nConnection: close\r\n\r\n`))
+      assert.equal(answer.status, 401)
+      assert.equal(answer.headers['x-keyvalet-error'], 'task_key_malformed')
+      const records = (await kv.audit()).slice(auditBefore)
+      assert.deepEqual(records.map((r) => [r.mode, r.error, r.status]), [['gateway', 'task_key_malformed', 401]])
+    })
+  }
+  it('the gateway takes Basic x:KEY, and KEY: (the key as user, as some SDKs send it)', async () => {
+    for (const credentials of [`x:${key}`, `${key}:`]) {
+      const answer = parseResponse(await exchange(await openSocket(gatewayPort), `GET /api/x HTTP/1.1\r\nHost: k\r\nAuthorization: Basic ${b64(credentials)}\r\nConnection: close\r\n\r\n`))
+      assert.equal(answer.status, 200, answer.body)
+    }
+  })
+})

@@ -15,7 +15,7 @@ describe('WebSocket upgrades through the gateway', () => {
   before(async () => {
     // On /v1/echo the upstream's 101 echoes the credential it received, in headers that are relayed and one that is not.
     upstream = await startWebSocketUpstream({
-      handshakeHeaders: (req) => {
+      handshakeHeaders: (req): Record<string, string> => {
         if (req.url !== '/v1/echo') return {}
         const token = String(req.headers.authorization ?? '').replace(/^Bearer /, '')
         return { 'Sec-WebSocket-Protocol': token, 'Sec-WebSocket-Extensions': `x-echo; token=${token}`, 'X-Echo': token }

@@ -27,6 +27,8 @@ export interface RequestContext {
   signal?: AbortSignal
   /** authenticate (also set for a revoked or expired key, for the audit record only: the pipeline stops there) */
   session?: Session
+  /** authenticate (gateway): the WWW-Authenticate challenge a refused task key is answered with, when the connector's slot is HTTP Basic. */
+  challenge?: string
   /** route */
   connector?: Connector
   /** route: normalised segments below the connector, and the raw path to send (upstream base included). */

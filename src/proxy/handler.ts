@@ -64,7 +64,7 @@ export function createHandler(deps: HandlerDeps) {
   const userValues = new UserValues(deps.vault)
   const credentialAndInject: Stage[] = [createCredential(sources), createInject(), createAssert(assertionKeys), createAttributionHeader(userValues)]
   const decideAndInject: Stage[] = [
-    createAuthenticate(deps.sessions),
+    createAuthenticate(deps.sessions, config.policy),
     createRoute(config.policy),
     createDecide(config.limits.maxBodyInspectBytes),
     createCopySource(),
@@ -118,7 +118,7 @@ export function createHandler(deps: HandlerDeps) {
         log.error('audit write failed', { request_id: ctx.id, error: String(auditErr) })
       }
       if (!res.headersSent) {
-        renderError(res, error, ctx.id, ctx.mode, errorFormat(ctx))
+        renderError(res, error, ctx.id, ctx.mode, errorFormat(ctx), ctx.challenge)
         drain(ctx.req)
       } else {
         res.destroy()
@@ -162,7 +162,7 @@ export function createHandler(deps: HandlerDeps) {
       if (error.code === 'internal_error') log.error('upgrade failed', { request_id: ctx.id, error: String(err) })
       await deps.audit.append(auditFields(ctx, error, presentation(ctx.mode, error).status))
         .catch((auditErr: unknown) => log.error('audit write failed', { request_id: ctx.id, error: String(auditErr) }))
-      writeRawError(socket, error, ctx.id, ctx.mode)
+      writeRawError(socket, error, ctx.id, ctx.mode, ctx.challenge)
     }
   }
 

@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import { KeyvaletError } from '../../errors.ts'
+import type { Policy } from '../../policy/types.ts'
 import type { Sessions } from '../../sessions/sessions.ts'
 import type { Stage } from '../pipeline.ts'
 
@@ -9,12 +10,14 @@ import type { Stage } from '../pipeline.ts'
  * slot where the real credential would go: an Authorization bearer or Basic password (git), the
  * access key id of an AWS SigV4 Authorization (AWS SDKs), or an x-api-key / api-key header (model
  * SDKs) — and resolves it to its session, on every request (revocation takes effect at once).
- * Refusals: task_key_missing / malformed / invalid / expired / revoked.
+ * Refusals: task_key_missing / malformed / invalid / expired / revoked; on the gateway, for a
+ * connector whose slot is HTTP Basic, with a Basic challenge (git sends no password without one).
  */
-export function createAuthenticate(sessions: Sessions): Stage {
+export function createAuthenticate(sessions: Sessions, policy: Policy): Stage {
   return {
     name: 'authenticate',
     async run(ctx) {
+      if (ctx.mode === 'gateway') ctx.challenge = basicChallenge(policy, ctx.req.url ?? '')
       const key = ctx.mode === 'forward' ? (ctx.proxyKey ?? proxyKeyFrom(ctx.req.headers)) : taskKeyFrom(ctx.req.headers)
       if (key === undefined) throw new KeyvaletError('task_key_missing')
       try {
@@ -27,6 +30,18 @@ export function createAuthenticate(sessions: Sessions): Stage {
       }
     },
   }
+}
+
+/**
+ * The WWW-Authenticate challenge of a gateway refusal, when the connector the path names takes its
+ * credential as HTTP Basic (a `basic` credential, or an Authorization header template "Basic …").
+ */
+function basicChallenge(policy: Policy, url: string): string | undefined {
+  const name = /^\/([^/?#]+)/.exec(url)?.[1]
+  const binding = name === undefined ? undefined : policy.connectors.get(name)?.credential
+  if (binding === undefined) return undefined
+  const basic = binding.kind === 'basic' || (binding.kind === 'header' && binding.name === 'authorization' && /^basic /i.test(binding.template ?? ''))
+  return basic ? 'Basic realm="keyvalet", charset="UTF-8"' : undefined
 }
 
 /** The gateway's task key, or undefined when no slot carries one; throws task_key_malformed for Basic credentials that do not parse. */

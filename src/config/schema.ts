@@ -310,6 +310,19 @@ export const CONFIG_SCHEMA = {
           default: 300000,
           description: 'A connection on which nothing moves in either direction for this many milliseconds is closed. Bodies may take as long as they keep moving. Default 300000.',
         },
+        anonymous_records_per_source_per_minute: {
+          type: 'integer',
+          minimum: 1,
+          default: 60,
+          description:
+            'Audit records one source address may write per minute for refusals that name no session: no task key, a malformed or unknown one, bytes the parser refused. Beyond it such refusals are still answered, and counted in one summary record per listener (reason anonymous_records_suppressed, status 0) and a log line, at most once a minute. A connection that closes without sending a byte is never recorded, only counted in that log line. Default 60.',
+        },
+        anonymous_records_per_minute: {
+          type: 'integer',
+          minimum: 1,
+          default: 600,
+          description: 'The same limit for all source addresses together, so that many addresses cannot grow the audit log either. Default 600.',
+        },
       },
     },
     connectors: {

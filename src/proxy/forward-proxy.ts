@@ -104,7 +104,7 @@ export function createForwardServer(deps: ForwardDeps): Server {
     }
     const port443 = authority.port === 443
     const host = port443 ? authority.host : `${authority.host}:${authority.port}`
-    if (intercepted.has(host)) return intercept(socket, head, authority, key)
+    if (intercepted.has(host)) return intercept(socket, head, authority, key, session)
     const tunnelAllow = config.tunnels.get(`${authority.host}:${authority.port}`)
     if (tunnelAllow !== undefined) {
       return openTunnel({ socket, head, host: authority.host, port: authority.port, connect: authority.text, session, handler, timeoutMs: config.limits.upstreamTimeoutMs, allow: tunnelAllow })
@@ -112,7 +112,7 @@ export function createForwardServer(deps: ForwardDeps): Server {
     refuse(new KeyvaletError('destination_refused', { detail: { connect: authority.text } }), session)
   }
 
-  function intercept(socket: Socket, head: Buffer, authority: Authority, key: string): void {
+  function intercept(socket: Socket, head: Buffer, authority: Authority, key: string, session: Session): void {
     // Minted only for hosts a connector covers (never for arbitrary SNI names: that would let a
     // sandbox make keyvalet mint certificates at will).
     const context = deps.leaves.secureContextFor(authority.host)
@@ -125,7 +125,7 @@ export function createForwardServer(deps: ForwardDeps): Server {
         if (servername.toLowerCase() === authority.host) return done(null, context)
         // Audited before the handshake is refused, like every other refusal.
         const error = new KeyvaletError('host_mismatch', { detail: { connect: authority.text, sni: servername.slice(0, 255) } })
-        handler.record({ ...refusalFields(handler.nextId(), 'CONNECT', error), mode: 'forward' })
+        handler.record({ ...refusalFields(handler.nextId(), 'CONNECT', error), mode: 'forward', ...sessionFields(session) })
           .catch(() => {})
           .finally(() => done(new Error('SNI does not match the CONNECT host')))
       },

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import type { IncomingMessage, ServerOptions, ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { AuditFields } from '../audit/record.ts'
 import type { Config } from '../config/load.ts'
@@ -8,6 +9,7 @@ import { KeyvaletError, toKeyvaletError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import type { Sessions } from '../sessions/sessions.ts'
 import type { Vault } from '../vault/vault.ts'
+import { AnonymousAudit } from './anonymous-audit.ts'
 import { auditFields, refusalFields } from './audit-fields.ts'
 import type { ForwardTarget, RequestContext } from './context.ts'
 import { runStages, type Stage } from './pipeline.ts'
@@ -77,6 +79,8 @@ export function createHandler(deps: HandlerDeps) {
   const idPrefix = randomBytes(4).toString('hex')
   let counter = 0
   const nextId = (): string => `req_${idPrefix}${(counter++).toString(36)}`
+  const limits = { perSourcePerMinute: config.limits.anonymousRecordsPerSourcePerMinute, totalPerMinute: config.limits.anonymousRecordsPerMinute }
+  const anonymous = new AnonymousAudit({ sink: deps.audit, log, clock: deps.clock ?? Date.now, nextId, limits })
 
   function newContext(req: IncomingMessage, init: ContextInit): RequestContext {
     return { id: nextId(), req, started: process.hrtime.bigint(), bytesIn: 0, bytesOut: 0, redactions: 0, ...init }
@@ -101,7 +105,7 @@ export function createHandler(deps: HandlerDeps) {
       if (audited) return
       audited = true
       const status = error === undefined ? (ctx.upstreamStatus ?? res.statusCode) : res.headersSent ? res.statusCode : presentation(ctx.mode, error).status
-      await deps.audit.append(auditFields(ctx, error, status))
+      await append(auditFields(ctx, error, status), ctx.req.socket)
     }
     try {
       await runStages(stages, ctx)
@@ -160,7 +164,7 @@ export function createHandler(deps: HandlerDeps) {
     } catch (err) {
       const error = toKeyvaletError(err)
       if (error.code === 'internal_error') log.error('upgrade failed', { request_id: ctx.id, error: String(err) })
-      await deps.audit.append(auditFields(ctx, error, presentation(ctx.mode, error).status))
+      await append(auditFields(ctx, error, presentation(ctx.mode, error).status), socket)
         .catch((auditErr: unknown) => log.error('audit write failed', { request_id: ctx.id, error: String(auditErr) }))
       writeRawError(socket, error, ctx.id, ctx.mode, ctx.challenge)
     }
@@ -168,13 +172,13 @@ export function createHandler(deps: HandlerDeps) {
 
   /** Refuses a request before the pipeline (e.g. not a proxy request): audited, then answered. */
   async function reject(ctx: RequestContext, res: ServerResponse, error: KeyvaletError): Promise<void> {
-    await deps.audit.append(auditFields(ctx, error, presentation(ctx.mode, error).status))
+    await append(auditFields(ctx, error, presentation(ctx.mode, error).status), ctx.req.socket)
       .catch((err: unknown) => log.error('audit write failed', { request_id: ctx.id, error: String(err) }))
     renderError(res, error, ctx.id, ctx.mode)
     drain(ctx.req)
   }
 
-  /** Writes a record whose outcome needs no answer from here (a tunnel opened, a handshake refused). */
+  /** Writes a record, naming its session, whose outcome needs no answer from here (a tunnel opened, a handshake refused). */
   function record(fields: AuditFields): Promise<void> {
     return deps.audit.append(fields).then(
       () => undefined,
@@ -189,9 +193,14 @@ export function createHandler(deps: HandlerDeps) {
   function refuse(socket: Duplex, error: KeyvaletError, init: { mode: RequestContext['mode']; method: string; fields?: Partial<AuditFields> }): void {
     const id = nextId()
     const fields = { ...refusalFields(id, init.method, error), mode: init.mode, status: presentation(init.mode, error).status, ...init.fields }
-    deps.audit.append(fields)
+    append(fields, socket)
       .catch((err: unknown) => log.error('audit write failed', { request_id: id, error: String(err) }))
       .finally(() => writeRawError(socket, error, id, init.mode))
+  }
+
+  /** The one way request records are written: an anonymous one (no session) within its budget. */
+  function append(fields: AuditFields, socket: Duplex): Promise<unknown> {
+    return anonymous.append(fields, (socket as Socket).remoteAddress)
   }
 
   /** Node's http.Server options every listener shares. */
@@ -223,7 +232,13 @@ export function createHandler(deps: HandlerDeps) {
       if (err.code === 'ECONNRESET' || !socket.writable || busySockets.has(socket)) return void socket.destroy()
       refusedSockets.add(socket)
       setTimeout(() => socket.destroy(), REFUSED_SOCKET_LINGER_MS).unref()
-      refuse(socket, parserError(err), { mode, method: '' })
+      const error = parserError(err)
+      if (error.code === 'request_timeout' && (socket as Socket).bytesRead === 0) {
+        // A connection that never sent a byte is no request: counted for the summary, never chained.
+        anonymous.idleConnection()
+        return writeRawError(socket, error, nextId(), mode)
+      }
+      refuse(socket, error, { mode, method: '' })
     }
   }
 
@@ -237,7 +252,7 @@ export function createHandler(deps: HandlerDeps) {
   /** The JWKS is published only when some connector signs assertions. */
   const jwks = [...config.policy.connectors.values()].some((c) => c.assertion !== undefined) ? assertionKeys : undefined
 
-  return { upstreams, sources, resolver, jwks, newContext, request, upgrade, reject, record, refuse, serverOptions, onClientError, log, nextId }
+  return { upstreams, sources, resolver, jwks, newContext, request, upgrade, reject, record, refuse, serverOptions, onClientError, log, nextId, summarise: () => anonymous.summarise() }
 }
 
 export type Handler = ReturnType<typeof createHandler>

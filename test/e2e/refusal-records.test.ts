@@ -198,3 +198,97 @@ connectors:
     }
   })
 })
+
+describe('requests without a task key cannot grow the audit log without bound', () => {
+  let upstream: Upstream
+  let kv: TestKeyvalet
+  let key: string
+  let gatewayPort: number
+  let proxyPort: number
+  const logged: { msg: string; fields: Record<string, unknown> | undefined }[] = []
+  const log = { info() {}, error() {}, warn: (msg: string, fields?: Record<string, unknown>) => void logged.push({ msg, fields }) }
+
+  before(async () => {
+    upstream = await startUpstream()
+    kv = await startKeyvalet(`version: 1
+listen: { gateway: "127.0.0.1:0", forward: "127.0.0.1:0" }
+limits: { request_timeout_ms: 200, anonymous_records_per_source_per_minute: 20, anonymous_records_per_minute: 50 }
+connectors:
+  api:
+    upstream: ${upstream.url}
+    allow_insecure: true
+    allow_addresses: [127.0.0.1/32]
+    rules: [{ id: any, methods: [GET], path: /things/**, severity: read }]
+`, { log })
+    key = (await kv.mintKey(['api:read'])).key
+    gatewayPort = Number(new URL(kv.url).port)
+    proxyPort = Number(new URL(kv.forwardUrl ?? '').port)
+  })
+  after(async () => {
+    await kv.close()
+    await upstream.close()
+  })
+
+  const anonymousGet = async (from?: string) => parseResponse(await exchange(await openSocket(gatewayPort, from), 'GET /api/things/1 HTTP/1.1\r\nHost: k\r\nConnection: close\r\n\r\n'))
+
+  it('connections that never send a byte are answered and closed, counted, never chained', async () => {
+    const auditBefore = (await kv.audit()).length
+    const sockets = await Promise.all(Array.from({ length: 300 }, (_, i) => openSocket(i % 2 === 0 ? gatewayPort : proxyPort)))
+    const closed = await Promise.all(sockets.map((s) => new Promise<string>((resolve) => {
+      let data = ''
+      s.on('data', (c: Buffer) => { data += c.toString('latin1') })
+      s.on('close', () => resolve(data))
+      setTimeout(() => { s.destroy(); resolve('still open') }, 10_000)
+    })))
+    assert.ok(closed.every((answer) => /^HTTP\/1\.1 408 /.test(answer)), 'every idle connection got 408 and was closed')
+    await settle()
+    assert.equal((await kv.audit()).length, auditBefore, 'no audit record for a connection without a request')
+  })
+
+  it('anonymous refusals are recorded up to the per-source and total budgets, then counted', async () => {
+    const auditBefore = (await kv.audit()).length
+    const seenBefore = upstream.received.length
+    // One source: 200 requests without a key, 40 with a malformed one, 40 CONNECTs without one.
+    for (let i = 0; i < 200; i++) assert.equal((await anonymousGet()).status, 401)
+    for (let i = 0; i < 40; i++) {
+      const answer = parseResponse(await exchange(await openSocket(gatewayPort), 'GET /api/things/1 HTTP/1.1\r\nHost: k\r\nAuthorization: Bearer kvt_nope\r\nConnection: close\r\n\r\n'))
+      assert.equal(answer.headers['x-keyvalet-error'], 'task_key_malformed')
+    }
+    for (let i = 0; i < 40; i++) {
+      const answer = parseResponse(await exchange(await openSocket(proxyPort), 'CONNECT elsewhere.example:443 HTTP/1.1\r\nHost: elsewhere.example:443\r\n\r\n', { timeoutMs: 1000 }))
+      assert.equal(answer.status, 407)
+    }
+    let records = (await kv.audit()).slice(auditBefore)
+    assert.equal(records.length, 20, 'one source: its bucket of 20')
+    // Many sources (other loopback addresses): each has a bucket, but all share one of 50.
+    for (let s = 2; s < 32; s++) for (let i = 0; i < 5; i++) assert.equal((await anonymousGet(`127.0.0.${s}`)).status, 401)
+    records = (await kv.audit()).slice(auditBefore)
+    assert.equal(records.length, 50, 'all sources together: the shared bucket of 50')
+    assert.ok(records.every((r) => r.session === null && r.decision === 'deny'))
+    assert.equal(upstream.received.length, seenBefore)
+
+    // A task key is accountable: its refusals are all recorded.
+    for (let i = 0; i < 30; i++) {
+      const answer = parseResponse(await exchange(await openSocket(gatewayPort), `GET /api/elsewhere HTTP/1.1\r\nHost: k\r\nAuthorization: Bearer ${key}\r\nConnection: close\r\n\r\n`))
+      assert.equal(answer.status, 403)
+    }
+    assert.equal((await kv.audit()).length - auditBefore, 80)
+
+    // A minute later: one summary record per listener that held records back, then the next refusal is recorded again.
+    kv.now += 61_000
+    assert.equal((await anonymousGet()).status, 401)
+    await settle()
+    const after = (await kv.audit()).slice(auditBefore + 80)
+    const summaries = after.filter((r) => r.reason === 'anonymous_records_suppressed')
+    const held = { gateway: 200 + 40 + 150 - 50, forward: 40 }
+    assert.deepEqual(summaries.map((r) => [r.mode, r.status, r.decision, (r.detail as { suppressed: number }).suppressed]).sort(), [['forward', 0, 'deny', held.forward], ['gateway', 0, 'deny', held.gateway]])
+    const gatewaySources = (summaries.find((r) => r.mode === 'gateway')?.detail as { sources: { address: string; count: number }[] }).sources
+    assert.deepEqual(gatewaySources[0], { address: '127.0.0.1', count: 200 + 40 - 20 })
+    assert.equal(gatewaySources.length, 10, 'the busiest sources, named')
+    assert.deepEqual(after.filter((r) => r.reason !== 'anonymous_records_suppressed').map((r) => r.error), ['task_key_missing'])
+
+    // The operator log said the same, idle connections included.
+    const line = logged.find((l) => l.msg === 'anonymous traffic counted instead of recorded')
+    assert.equal(line?.fields?.idle_connections, 300)
+  })
+})

@@ -199,8 +199,9 @@ export function createHandler(deps: HandlerDeps) {
   }
 
   /** The one way request records are written: an anonymous one (no session) within its budget. */
-  function append(fields: AuditFields, socket: Duplex): Promise<unknown> {
-    return anonymous.append(fields, (socket as Socket).remoteAddress)
+  function append(fields: AuditFields, socket: Duplex | null): Promise<unknown> {
+    // A request's socket is gone (null) once Node detached it, e.g. after an aborted upload.
+    return anonymous.append(fields, fields.session === null ? (socket as Socket | null)?.remoteAddress : undefined)
   }
 
   /** Node's http.Server options every listener shares. */

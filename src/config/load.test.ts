@@ -121,7 +121,7 @@ describe('loadConfig compiles a valid fixture', () => {
     assert.deepEqual(config.gateway, { host: '::1', port: 0 })
     assert.equal(config.dataDir, '/var/lib/keyvalet')
     assert.equal(config.databasePath, '/var/lib/keyvalet/keyvalet.db')
-    assert.deepEqual(config.limits, { maxBodyInspectBytes: 65536, upstreamTimeoutMs: 5000, requestTimeoutMs: 10000, idleTimeoutMs: 300000 })
+    assert.deepEqual(config.limits, { maxBodyInspectBytes: 65536, upstreamTimeoutMs: 5000, requestTimeoutMs: 10000, idleTimeoutMs: 300000, anonymousRecordsPerSourcePerMinute: 60, anonymousRecordsPerMinute: 600 })
     assert.deepEqual([...config.policy.connectors.keys()], ['github', 'registry', 'maps', 'open-data'])
   })
 
@@ -189,7 +189,7 @@ describe('loadConfig applies defaults', () => {
     const config = loadConfig(fixture('valid-minimal.yaml'))
     assert.deepEqual(config.gateway, { host: '127.0.0.1', port: 8787 })
     assert.equal(config.dataDir, join(fixtures, '.keyvalet'))
-    assert.deepEqual(config.limits, { maxBodyInspectBytes: 1048576, upstreamTimeoutMs: 30000, requestTimeoutMs: 20000, idleTimeoutMs: 300000 })
+    assert.deepEqual(config.limits, { maxBodyInspectBytes: 1048576, upstreamTimeoutMs: 30000, requestTimeoutMs: 20000, idleTimeoutMs: 300000, anonymousRecordsPerSourcePerMinute: 60, anonymousRecordsPerMinute: 600 })
     assert.deepEqual(config.warnings, [])
     assert.equal(config.auditFsync, false)
   })

@@ -35,7 +35,11 @@ export interface Config {
   readonly dataDir: string
   /** `<dataDir>/keyvalet.db`. */
   readonly databasePath: string
-  readonly limits: { readonly maxBodyInspectBytes: number; readonly upstreamTimeoutMs: number; readonly requestTimeoutMs: number; readonly idleTimeoutMs: number }
+  readonly limits: {
+    readonly maxBodyInspectBytes: number; readonly upstreamTimeoutMs: number; readonly requestTimeoutMs: number; readonly idleTimeoutMs: number
+    /** Audit records of refusals that name no session, per source address and in all (proxy/anonymous-budget.ts). */
+    readonly anonymousRecordsPerSourcePerMinute: number; readonly anonymousRecordsPerMinute: number
+  }
   /** Whether audit commits are fsynced (see schema.ts, audit.fsync). */
   readonly auditFsync: boolean
   readonly policy: Policy
@@ -50,7 +54,10 @@ interface RawConfig {
   upstream_proxy?: RawUpstreamProxy
   data_dir?: string
   audit?: { fsync?: boolean }
-  limits?: { max_body_inspect_bytes?: number; upstream_timeout_ms?: number; request_timeout_ms?: number; idle_timeout_ms?: number }
+  limits?: {
+    max_body_inspect_bytes?: number; upstream_timeout_ms?: number; request_timeout_ms?: number; idle_timeout_ms?: number
+    anonymous_records_per_source_per_minute?: number; anonymous_records_per_minute?: number
+  }
   connectors: Record<string, RawConnector>
 }
 
@@ -132,6 +139,8 @@ export function parseConfig(text: string, file: string): Config {
     limits: {
       maxBodyInspectBytes: limits.max_body_inspect_bytes ?? 1048576,
       ...timeouts,
+      anonymousRecordsPerSourcePerMinute: limits.anonymous_records_per_source_per_minute ?? 60,
+      anonymousRecordsPerMinute: limits.anonymous_records_per_minute ?? 600,
     },
     auditFsync: config.audit?.fsync ?? false,
     policy,

@@ -80,7 +80,7 @@ const rule = {
       propertyNames: { pattern: TOKEN, errorMessage: 'must be an HTTP header name' },
       additionalProperties: constraint('header'),
       description:
-        'Constraints on request headers, by header name (case-insensitive). On an aws_sigv4 connector, a request carrying an x-amz-* header that changes access or meaning (x-amz-acl, x-amz-grant-*, x-amz-website-redirect-location, x-amz-server-side-encryption*, x-amz-object-lock-*, x-amz-tagging, x-amz-storage-class, ..., or one keyvalet does not know) fits only a rule that names it here; give it a pattern (see docs/credentials.md).',
+        'Constraints on request headers, by header name (case-insensitive). Naming a routing header here (Forwarded, X-Forwarded-*, X-Original-URL and the others docs/security.md lists, which keyvalet otherwise drops) lets it through to the upstream once its constraint passed; credential slots and hop-by-hop headers are dropped whatever a rule says. On an aws_sigv4 connector, a request carrying an x-amz-* header that changes access or meaning (x-amz-acl, x-amz-grant-*, x-amz-website-redirect-location, x-amz-server-side-encryption*, x-amz-object-lock-*, x-amz-tagging, x-amz-storage-class, ..., or one keyvalet does not know) fits only a rule that names it here; give it a pattern (see docs/credentials.md).',
     },
     body: {
       type: 'object',
@@ -311,6 +311,19 @@ export const CONFIG_SCHEMA = {
           default: 300000,
           description:
             'A connection on which nothing moves in either direction for this many milliseconds is closed. Bodies may take as long as they keep moving. A request still waiting for its upstream is answered 504 idle_timeout first; one whose response or upload has stalled is cut; both are audited idle_timeout. Must be longer than upstream_timeout_ms and request_timeout_ms (`keyvalet check` warns otherwise). Default 300000.',
+        },
+        anonymous_records_per_source_per_minute: {
+          type: 'integer',
+          minimum: 1,
+          default: 60,
+          description:
+            'Audit records one source address may write per minute for refusals that name no session: no task key, a malformed or unknown one, bytes the parser refused. Beyond it such refusals are still answered, and counted in one summary record per listener (reason anonymous_records_suppressed, status 0) and a log line, at most once a minute. A connection that closes without sending a byte is never recorded, only counted in that log line. Default 60.',
+        },
+        anonymous_records_per_minute: {
+          type: 'integer',
+          minimum: 1,
+          default: 600,
+          description: 'The same limit for all source addresses together, so that many addresses cannot grow the audit log either. Default 600.',
         },
       },
     },

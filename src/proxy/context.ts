@@ -17,7 +17,7 @@ export interface RequestContext {
   readonly req: IncomingMessage
   /** forward mode: where the request goes (from the absolute-form target or the tunnel's CONNECT). */
   readonly target?: ForwardTarget
-  /** forward mode: the task key from Proxy-Authorization (of the request, or of the tunnel's CONNECT). */
+  /** forward mode, inside an intercepted tunnel: the task key its CONNECT authenticated with (a request outside one carries its own Proxy-Authorization). */
   readonly proxyKey?: string
   /** process.hrtime.bigint() at arrival. */
   readonly started: bigint
@@ -27,6 +27,8 @@ export interface RequestContext {
   signal?: AbortSignal
   /** authenticate (also set for a revoked or expired key, for the audit record only: the pipeline stops there) */
   session?: Session
+  /** authenticate (gateway): the WWW-Authenticate challenge a refused task key is answered with, when the connector's slot is HTTP Basic. */
+  challenge?: string
   /** route */
   connector?: Connector
   /** route: normalised segments below the connector, and the raw path to send (upstream base included). */

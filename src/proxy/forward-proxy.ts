@@ -47,7 +47,7 @@ export function createForwardServer(deps: ForwardDeps): Server {
 
   const outer = createServer(handler.serverOptions, (req, res) => {
     const target = absoluteTarget(req.url ?? '')
-    const ctx = handler.newContext(req, { mode: 'forward', ...(target === undefined ? {} : { target }), ...keyOf(req) })
+    const ctx = handler.newContext(req, { mode: 'forward', ...(target === undefined ? {} : { target }) })
     if (target === undefined) return void handler.reject(ctx, res, new KeyvaletError('proxy_request_invalid'))
     void handler.request(ctx, res)
   })
@@ -66,7 +66,7 @@ export function createForwardServer(deps: ForwardDeps): Server {
     const target = absoluteTarget(req.url ?? '')
     const protocol = upgradeProtocol(req)
     if (target === undefined || protocol !== 'websocket') return handler.refuse(socket, new KeyvaletError(target === undefined ? 'proxy_request_invalid' : 'upgrade_refused'), { mode: 'forward', method: req.method ?? '' })
-    void handler.upgrade(handler.newContext(req, { mode: 'forward', target, upgrade: protocol, ...keyOf(req) }), socket, head)
+    void handler.upgrade(handler.newContext(req, { mode: 'forward', target, upgrade: protocol }), socket, head)
   })
   outer.on('clientError', handler.onClientError('forward'))
 
@@ -94,17 +94,17 @@ export function createForwardServer(deps: ForwardDeps): Server {
     if (authority === undefined) return handler.refuse(socket, new KeyvaletError('proxy_request_invalid', { detail: { connect: String(req.url).slice(0, 300) } }), { mode: 'forward', method: 'CONNECT' })
     const refuse = (error: KeyvaletError, session?: Session): void =>
       handler.refuse(socket, error, { mode: 'forward', method: 'CONNECT', fields: { path: null, ...sessionFields(session), detail: { connect: authority.text, ...error.detail } } })
-    const key = proxyKeyFrom(req.headers)
-    if (key === undefined) return refuse(new KeyvaletError('task_key_missing'))
+    let key: string
     let session: Session
     try {
+      key = proxyKeyFrom(req.headers)
       session = await deps.sessions.authenticate(key)
     } catch (err) {
       return refuse(toKeyvaletError(err))
     }
     const port443 = authority.port === 443
     const host = port443 ? authority.host : `${authority.host}:${authority.port}`
-    if (intercepted.has(host)) return intercept(socket, head, authority, key)
+    if (intercepted.has(host)) return intercept(socket, head, authority, key, session)
     const tunnelAllow = config.tunnels.get(`${authority.host}:${authority.port}`)
     if (tunnelAllow !== undefined) {
       return openTunnel({ socket, head, host: authority.host, port: authority.port, connect: authority.text, session, handler, timeoutMs: config.limits.upstreamTimeoutMs, allow: tunnelAllow })
@@ -112,7 +112,7 @@ export function createForwardServer(deps: ForwardDeps): Server {
     refuse(new KeyvaletError('destination_refused', { detail: { connect: authority.text } }), session)
   }
 
-  function intercept(socket: Socket, head: Buffer, authority: Authority, key: string): void {
+  function intercept(socket: Socket, head: Buffer, authority: Authority, key: string, session: Session): void {
     // Minted only for hosts a connector covers (never for arbitrary SNI names: that would let a
     // sandbox make keyvalet mint certificates at will).
     const context = deps.leaves.secureContextFor(authority.host)
@@ -125,7 +125,7 @@ export function createForwardServer(deps: ForwardDeps): Server {
         if (servername.toLowerCase() === authority.host) return done(null, context)
         // Audited before the handshake is refused, like every other refusal.
         const error = new KeyvaletError('host_mismatch', { detail: { connect: authority.text, sni: servername.slice(0, 255) } })
-        handler.record({ ...refusalFields(handler.nextId(), 'CONNECT', error), mode: 'forward' })
+        handler.record({ ...refusalFields(handler.nextId(), 'CONNECT', error), mode: 'forward', ...sessionFields(session) })
           .catch(() => {})
           .finally(() => done(new Error('SNI does not match the CONNECT host')))
       },
@@ -170,11 +170,6 @@ function absoluteTarget(url: string): ForwardTarget | undefined {
   const normalised = normaliseAuthority(authority, 80)
   const rest = match[2] ?? '/'
   return { origin: `http://${normalised}`, authority: normalised, requestTarget: rest.startsWith('?') ? `/${rest}` : rest }
-}
-
-function keyOf(req: IncomingMessage): { proxyKey?: string } {
-  const key = proxyKeyFrom(req.headers)
-  return key === undefined ? {} : { proxyKey: key }
 }
 
 function sessionFields(session: Session | undefined) {

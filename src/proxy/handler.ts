@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import type { IncomingMessage, Server, ServerOptions, ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { AuditFields } from '../audit/record.ts'
 import type { Config } from '../config/load.ts'
@@ -8,6 +9,7 @@ import { KeyvaletError, toKeyvaletError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import type { Sessions } from '../sessions/sessions.ts'
 import type { Vault } from '../vault/vault.ts'
+import { AnonymousAudit } from './anonymous-audit.ts'
 import { auditFields, refusalFields } from './audit-fields.ts'
 import type { ForwardTarget, RequestContext } from './context.ts'
 import { runStages, type Stage } from './pipeline.ts'
@@ -64,7 +66,7 @@ export function createHandler(deps: HandlerDeps) {
   const userValues = new UserValues(deps.vault)
   const credentialAndInject: Stage[] = [createCredential(sources), createInject(), createAssert(assertionKeys), createAttributionHeader(userValues)]
   const decideAndInject: Stage[] = [
-    createAuthenticate(deps.sessions),
+    createAuthenticate(deps.sessions, config.policy),
     createRoute(config.policy),
     createDecide(config.limits.maxBodyInspectBytes),
     createCopySource(),
@@ -77,6 +79,8 @@ export function createHandler(deps: HandlerDeps) {
   const idPrefix = randomBytes(4).toString('hex')
   let counter = 0
   const nextId = (): string => `req_${idPrefix}${(counter++).toString(36)}`
+  const limits = { perSourcePerMinute: config.limits.anonymousRecordsPerSourcePerMinute, totalPerMinute: config.limits.anonymousRecordsPerMinute }
+  const anonymous = new AnonymousAudit({ sink: deps.audit, log, clock: deps.clock ?? Date.now, nextId, limits })
 
   function newContext(req: IncomingMessage, init: ContextInit): RequestContext {
     return { id: nextId(), req, started: process.hrtime.bigint(), bytesIn: 0, bytesOut: 0, redactions: 0, ...init }
@@ -110,7 +114,7 @@ export function createHandler(deps: HandlerDeps) {
       if (audited) return
       audited = true
       const status = error === undefined ? (ctx.upstreamStatus ?? res.statusCode) : res.headersSent ? res.statusCode : presentation(ctx.mode, error).status
-      await deps.audit.append(auditFields(ctx, error, status))
+      await append(auditFields(ctx, error, status), ctx.req.socket)
     }
     try {
       await runStages(stages, ctx)
@@ -127,7 +131,7 @@ export function createHandler(deps: HandlerDeps) {
         log.error('audit write failed', { request_id: ctx.id, error: String(auditErr) })
       }
       if (!res.headersSent) {
-        renderError(res, error, ctx.id, ctx.mode, errorFormat(ctx))
+        renderError(res, error, ctx.id, ctx.mode, errorFormat(ctx), ctx.challenge)
         drain(ctx.req)
       } else {
         res.destroy()
@@ -169,21 +173,21 @@ export function createHandler(deps: HandlerDeps) {
     } catch (err) {
       const error = toKeyvaletError(err)
       if (error.code === 'internal_error') log.error('upgrade failed', { request_id: ctx.id, error: String(err) })
-      await deps.audit.append(auditFields(ctx, error, presentation(ctx.mode, error).status))
+      await append(auditFields(ctx, error, presentation(ctx.mode, error).status), socket)
         .catch((auditErr: unknown) => log.error('audit write failed', { request_id: ctx.id, error: String(auditErr) }))
-      writeRawError(socket, error, ctx.id, ctx.mode)
+      writeRawError(socket, error, ctx.id, ctx.mode, ctx.challenge)
     }
   }
 
   /** Refuses a request before the pipeline (e.g. not a proxy request): audited, then answered. */
   async function reject(ctx: RequestContext, res: ServerResponse, error: KeyvaletError): Promise<void> {
-    await deps.audit.append(auditFields(ctx, error, presentation(ctx.mode, error).status))
+    await append(auditFields(ctx, error, presentation(ctx.mode, error).status), ctx.req.socket)
       .catch((err: unknown) => log.error('audit write failed', { request_id: ctx.id, error: String(err) }))
     renderError(res, error, ctx.id, ctx.mode)
     drain(ctx.req)
   }
 
-  /** Writes a record whose outcome needs no answer from here (a tunnel opened, a handshake refused). */
+  /** Writes a record, naming its session, whose outcome needs no answer from here (a tunnel opened, a handshake refused). */
   function record(fields: AuditFields): Promise<void> {
     return deps.audit.append(fields).then(
       () => undefined,
@@ -198,7 +202,7 @@ export function createHandler(deps: HandlerDeps) {
   function refuse(socket: Duplex, error: KeyvaletError, init: { mode: RequestContext['mode']; method: string; fields?: Partial<AuditFields> }): void {
     const id = nextId()
     const fields = { ...refusalFields(id, init.method, error), mode: init.mode, status: presentation(init.mode, error).status, ...init.fields }
-    deps.audit.append(fields)
+    append(fields, socket)
       .catch((err: unknown) => log.error('audit write failed', { request_id: id, error: String(err) }))
       .finally(() => writeRawError(socket, error, id, init.mode))
   }
@@ -218,6 +222,12 @@ export function createHandler(deps: HandlerDeps) {
     })
   }
 
+  /** The one way request records are written: an anonymous one (no session) within its budget. */
+  function append(fields: AuditFields, socket: Duplex | null): Promise<unknown> {
+    // A request's socket is gone (null) once Node detached it, e.g. after an aborted upload.
+    return anonymous.append(fields, fields.session === null ? (socket as Socket | null)?.remoteAddress : undefined)
+  }
+
   /** Node's http.Server options every listener shares. */
   const serverOptions: ServerOptions = {
     // The head must arrive in time (slow-header clients); a body may take as long as it keeps
@@ -231,15 +241,29 @@ export function createHandler(deps: HandlerDeps) {
     requireHostHeader: true,
   }
 
+  /** Sockets whose parser error was already answered: the parser goes on failing on every chunk that follows. */
+  const refusedSockets = new WeakSet<object>()
+
   /**
    * A listener's `clientError`: the parser refused what arrived (CL+TE smuggling, bad chunking,
-   * oversized or slow headers). Answered and audited, unless a request of that socket is already
-   * in the pipeline (it answers and audits itself; only the socket goes).
+   * oversized or slow headers). Answered and audited once per socket, however many chunks keep
+   * arriving (Node reports the error again for each), unless a request of that socket is already
+   * in the pipeline (it answers and audits itself; only the socket goes). The socket is cut
+   * shortly after the answer, so a client that keeps sending cannot hold it.
    */
   function onClientError(mode: RequestContext['mode']) {
     return (err: Error & { code?: string }, socket: Duplex): void => {
+      if (refusedSockets.has(socket)) return
       if (err.code === 'ECONNRESET' || !socket.writable || busySockets.has(socket)) return void socket.destroy()
-      refuse(socket, parserError(err), { mode, method: '' })
+      refusedSockets.add(socket)
+      setTimeout(() => socket.destroy(), REFUSED_SOCKET_LINGER_MS).unref()
+      const error = parserError(err)
+      if (error.code === 'request_timeout' && (socket as Socket).bytesRead === 0) {
+        // A connection that never sent a byte is no request: counted for the summary, never chained.
+        anonymous.idleConnection()
+        return writeRawError(socket, error, nextId(), mode)
+      }
+      refuse(socket, error, { mode, method: '' })
     }
   }
 
@@ -253,10 +277,13 @@ export function createHandler(deps: HandlerDeps) {
   /** The JWKS is published only when some connector signs assertions. */
   const jwks = [...config.policy.connectors.values()].some((c) => c.assertion !== undefined) ? assertionKeys : undefined
 
-  return { upstreams, sources, resolver, jwks, newContext, request, upgrade, reject, record, refuse, serverOptions, closeIdle, onClientError, log, nextId }
+  return { upstreams, sources, resolver, jwks, newContext, request, upgrade, reject, record, refuse, serverOptions, closeIdle, onClientError, log, nextId, summarise: () => anonymous.summarise() }
 }
 
 export type Handler = ReturnType<typeof createHandler>
+
+/** How long a socket whose bytes the parser refused stays open: long enough to read the answer, which is written once audited. */
+const REFUSED_SOCKET_LINGER_MS = 10_000
 
 /** Whether the request can be sent again as it was: no body, or a body decide already holds whole. */
 function replayable(ctx: RequestContext): boolean {

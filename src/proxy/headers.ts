@@ -1,24 +1,23 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http'
+import { isRoutingHeader } from './routing-headers.ts'
 
 /** RFC 9110 §7.6.1 connection-specific fields, plus the proxy ones. Never forwarded either way. */
-const HOP_BY_HOP = new Set([
+const HOP_BY_HOP: ReadonlySet<string> = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade',
   'proxy-authenticate', 'proxy-authorization',
 ])
 
 /**
- * Request headers the sandbox may never send upstream: every slot a task key can travel in (the
- * real credential is set after these are gone), overrides some frameworks honour over the method
- * or path keyvalet decided on, and forwarding metadata that would let the sandbox speak for keyvalet.
- * `expect` is handled by keyvalet itself (undici refuses to send it).
+ * Request headers the sandbox may never send upstream, whatever a rule says: every slot a task key
+ * can travel in (the real credential is set after these are gone) and the sandbox's cookies.
  */
-const REQUEST_DROPPED = new Set([
-  'host', 'authorization', 'x-api-key', 'api-key', 'cookie',
-  'x-http-method-override', 'x-http-method', 'x-method-override',
-  'x-original-url', 'x-rewrite-url', 'x-original-uri', 'x-override-url',
-  'forwarded', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-forwarded-port',
-  'x-forwarded-prefix', 'x-real-ip', 'via', 'expect', 'content-length', 'accept-encoding',
-])
+const CREDENTIAL_SLOTS: ReadonlySet<string> = new Set(['authorization', 'x-api-key', 'api-key', 'cookie'])
+
+/**
+ * Headers keyvalet writes itself: the upstream's Host, the body's framing, `identity` coding (so
+ * redaction sees the response as written); `expect` is answered by keyvalet (undici refuses it).
+ */
+const REWRITTEN: ReadonlySet<string> = new Set(['host', 'expect', 'content-length', 'accept-encoding'])
 
 /** Names listed in the Connection header are hop-by-hop too (RFC 9110 §7.6.1). */
 function connectionListed(value: string | string[] | undefined): Set<string> {
@@ -32,15 +31,18 @@ function connectionListed(value: string | string[] | undefined): Set<string> {
 }
 
 /**
- * The sandbox's headers as they may go upstream, before any credential is injected.
- * `extraSlots` are the connector's own credential headers (its credential's, its assertion's),
- * removed whatever their names.
+ * The sandbox's headers as they may go upstream, before any credential is injected: without
+ * hop-by-hop headers (and those named in Connection), credential slots, the headers keyvalet
+ * rewrites, and routing headers (routing-headers.ts) except those in `letThrough` (the names the
+ * allowing rule constrains). `extraSlots` are the connector's own credential headers (its
+ * credential's, its assertion's), removed whatever their names.
  */
-export function outboundRequestHeaders(incoming: IncomingHttpHeaders, extraSlots: readonly (string | undefined)[]): Record<string, string | string[]> {
+export function outboundRequestHeaders(incoming: IncomingHttpHeaders, extraSlots: readonly (string | undefined)[], letThrough: ReadonlySet<string> = new Set()): Record<string, string | string[]> {
   const listed = connectionListed(incoming.connection)
   const out: Record<string, string | string[]> = {}
   for (const [name, value] of Object.entries(incoming)) {
-    if (value === undefined || HOP_BY_HOP.has(name) || REQUEST_DROPPED.has(name) || listed.has(name) || extraSlots.includes(name)) continue
+    if (value === undefined || HOP_BY_HOP.has(name) || CREDENTIAL_SLOTS.has(name) || REWRITTEN.has(name) || listed.has(name) || extraSlots.includes(name)) continue
+    if (isRoutingHeader(name) && !letThrough.has(name)) continue
     out[name] = value
   }
   // Redaction must see the response as the upstream wrote it, so ask for no content coding.

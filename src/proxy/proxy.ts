@@ -51,6 +51,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
     },
     async close(graceMs = 10_000) {
       await Promise.all([closeGracefully(gateway, graceMs), forward === undefined ? undefined : closeGracefully(forward, graceMs)])
+      await handler.summarise() // what the anonymous budget still holds, before the audit log closes
       await handler.upstreams.destroy()
       await handler.sources.close()
     },

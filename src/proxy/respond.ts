@@ -14,10 +14,12 @@ export const REQUEST_ID_HEADER = 'x-keyvalet-request-id'
 
 /**
  * How a refusal is presented on a listener: the forward proxy answers authentication failures
- * with 407 and Proxy-Authenticate (so clients send the proxy credentials); the gateway with 401.
+ * with 407 and Proxy-Authenticate (so clients send the proxy credentials); the gateway with 401,
+ * and `challenge` (WWW-Authenticate) when the request has one.
  */
-export function presentation(mode: RequestContext['mode'], err: KeyvaletError): { status: number; headers: OutgoingHttpHeaders } {
+export function presentation(mode: RequestContext['mode'], err: KeyvaletError, challenge?: string): { status: number; headers: OutgoingHttpHeaders } {
   if (mode !== 'gateway' && err.status === 401) return { status: 407, headers: { 'proxy-authenticate': 'Basic realm="keyvalet", charset="UTF-8"' } }
+  if (err.status === 401 && challenge !== undefined) return { status: 401, headers: { 'www-authenticate': challenge } }
   return { status: err.status, headers: {} }
 }
 
@@ -33,8 +35,8 @@ export function errorFormat(ctx: Pick<RequestContext, 'connector'>): ErrorFormat
 }
 
 /** The one place a KeyvaletError becomes an HTTP response: JSON (or S3 XML), the code in a header, no stack. */
-export function renderError(res: ServerResponse, err: KeyvaletError, requestId: string, mode: RequestContext['mode'] = 'gateway', format: ErrorFormat = 'json'): void {
-  const { status, headers } = presentation(mode, err)
+export function renderError(res: ServerResponse, err: KeyvaletError, requestId: string, mode: RequestContext['mode'] = 'gateway', format: ErrorFormat = 'json', challenge?: string): void {
+  const { status, headers } = presentation(mode, err, challenge)
   const body = format === 'aws-xml' ? awsErrorBody(err, requestId) : errorBody(err, requestId)
   res.writeHead(status, {
     ...headers,
@@ -48,8 +50,8 @@ export function renderError(res: ServerResponse, err: KeyvaletError, requestId: 
 }
 
 /** The same error, written by hand on a socket that has no ServerResponse (parser errors, CONNECT, upgrades). */
-export function writeRawError(socket: Duplex, err: KeyvaletError, requestId: string, mode: RequestContext['mode'] = 'gateway'): void {
-  const { status, headers } = presentation(mode, err)
+export function writeRawError(socket: Duplex, err: KeyvaletError, requestId: string, mode: RequestContext['mode'] = 'gateway', challenge?: string): void {
+  const { status, headers } = presentation(mode, err, challenge)
   const body = errorBody(err, requestId)
   const extra = Object.entries(headers).map(([name, value]) => `${name}: ${String(value)}\r\n`).join('')
   socket.end(

@@ -137,14 +137,22 @@ connectors:
     assert.deepEqual([record?.error, record?.agent], ['destination_refused', 'test-agent'])
   })
 
-  it('refuses a TLS handshake whose SNI is not the CONNECT host', async () => {
+  it('refuses a TLS handshake whose SNI is not the CONNECT host, before anything reaches the upstream', async () => {
     const before = (await kv.audit()).length
+    const seenBefore = upstream.received.length
     const socket = await connectTunnel()
+    // The client accepts any leaf of keyvalet's CA whatever its name, so only keyvalet's refusal can end the handshake;
+    // should keyvalet complete it, the request below goes in.
     const error = await new Promise<Error | undefined>((resolve) => {
-      const tls = tlsConnect({ socket, servername: 'other.example.test', ca: kv.caCertPem }, () => resolve(undefined))
+      const tls = tlsConnect({ socket, servername: 'other.example.test', ca: kv.caCertPem, checkServerIdentity: () => undefined }, () => {
+        tls.write(`GET /repos/acme/app/issues/1 HTTP/1.1\r\nHost: ${HOST}:${upstream.port}\r\nConnection: close\r\n\r\n`)
+        tls.on('data', () => {})
+        tls.on('close', () => resolve(undefined))
+      })
       tls.on('error', resolve)
     })
-    assert.ok(error instanceof Error)
+    assert.equal(upstream.received.length, seenBefore, 'nothing reached the upstream')
+    assert.ok(error instanceof Error, 'the handshake was refused')
     const records = await kv.audit()
     assert.equal(records.length, before + 1)
     assert.equal(records.at(-1)?.error, 'host_mismatch')

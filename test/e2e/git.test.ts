@@ -239,6 +239,45 @@ connectors:
       ['forward', 'deny', 'severity_exceeds_grant', 'receive-pack', '/acme/app.git/git-receive-pack', 403])
   })
 
+  it('clones and pushes through the gateway, the task key as the Basic password git sends after a challenge', async () => {
+    const gatewayRepo = `${kv.url}/git/acme/app.git`
+    // The challenge git needs before it sends any password: 401 with WWW-Authenticate: Basic.
+    const { stdout: challenge } = await execFileP('curl', ['-s', '-i', '--max-time', '10', `${gatewayRepo}/info/refs?service=git-upload-pack`], { encoding: 'utf8', timeout: 15_000 })
+    assert.match(challenge, /^HTTP\/1\.1 401 /)
+    assert.match(challenge, /\r\nwww-authenticate: Basic realm="keyvalet"/i)
+    assert.match(challenge, /task_key_missing/)
+
+    // The sandbox's git: a credential helper that answers with the task key, no proxy.
+    const helper = ['-c', 'credential.helper=', '-c', `credential.helper=!f() { echo username=task; echo password=${writeKey}; }; f`]
+    const auditFrom = (await kv.audit()).length
+    const seenFrom = gitServer.received.length
+    const work = join(root, 'clone-gateway')
+    await git([...helper, 'clone', '-q', gatewayRepo, work], { env: baseEnv })
+    assert.equal(readFileSync(join(work, 'README.md'), 'utf8'), '# app\nhello from the seed commit\n')
+    writeFileSync(join(work, 'GATEWAY.md'), 'pushed through the gateway\n')
+    await git(['add', 'GATEWAY.md'], { cwd: work, env: baseEnv })
+    await git(['commit', '-q', '-m', 'change through the gateway'], { cwd: work, env: baseEnv })
+    const local = (await git(['rev-parse', 'HEAD'], { cwd: work, env: baseEnv })).stdout.trim()
+    await git([...helper, 'push', '-q', 'origin', 'main'], { cwd: work, env: baseEnv })
+    assert.equal(await bareHead(), local, 'the bare repository has the pushed commit')
+
+    // Upstream: only the real token; a clone (ref advertisement, then one or more upload-packs) and a push.
+    const seen = gitServer.received.slice(seenFrom)
+    const requests = seen.map((r) => `${r.method} ${r.url} ${r.status}`).join('\n')
+    assert.match(requests, /^GET \/acme\/app\.git\/info\/refs\?service=git-upload-pack 200\n(POST \/acme\/app\.git\/git-upload-pack 200\n)+GET \/acme\/app\.git\/info\/refs\?service=git-receive-pack 200\nPOST \/acme\/app\.git\/git-receive-pack 200$/)
+    for (const r of seen) assert.equal(r.headers.authorization, `Basic ${Buffer.from(`x-access-token:${TOKEN}`).toString('base64')}`)
+    assertNoKeyUpstream(writeKey)
+
+    // Audit: git's unauthenticated first tries (refused, with the challenge), then one allowed record per upstream request.
+    const records = (await kv.audit()).slice(auditFrom)
+    const probes = records.filter((r) => r.error === 'task_key_missing')
+    assert.ok(probes.length >= 1 && probes.every((r) => r.mode === 'gateway' && r.status === 401 && r.decision === 'deny'))
+    const ruleOf = (url: string): string => (url.includes('info/refs') ? (url.includes('receive') ? 'refs-receive' : 'refs-upload') : url.includes('receive') ? 'receive-pack' : 'upload-pack')
+    assert.deepEqual(records.filter((r) => r.decision === 'allow').map((r) => [r.mode, r.rule, r.credential, r.agent, r.status]),
+      seen.map((r) => ['gateway', ruleOf(r.url), 'git-token', 'test-agent', 200]))
+    assert.equal(records.length, probes.length + seen.length)
+  })
+
   it('the git server itself refuses a request without the real token (the credential is really needed)', async () => {
     const { stdout } = await execFileP('curl', ['-s', '-i', '--max-time', '10', '--resolve', `${HOST}:${gitServer.port}:127.0.0.1`,
       '--cacert', join(kv.dir, 'git-ca.pem'), '-u', `x-access-token:${writeKey}`, `${repoUrl()}/info/refs?service=git-upload-pack`], { encoding: 'utf8', timeout: 15_000 })

@@ -1,10 +1,14 @@
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { DatabaseSync } from 'node:sqlite'
 import { promisify } from 'node:util'
 import { connect } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import { gzipSync } from 'node:zlib'
 import { request } from 'undici'
+import { parseConfig } from '../../src/config/load.ts'
+import { auditPathFor } from '../../src/store/sqlite-store.ts'
 import { startKeyvalet, type TestKeyvalet } from '../helpers/keyvalet.ts'
 import { startUpstream, type Upstream } from '../helpers/upstream.ts'
 
@@ -204,6 +208,93 @@ connectors:
       const records = await kv.audit()
       assert.equal(records.length, auditBefore + 1)
       assert.equal(records.at(-1)?.error, code)
+    })
+  }
+})
+
+describe('the audit record is committed before the sandbox holds the whole response', () => {
+  const BODY = 'x'.repeat(5000)
+  let release: () => void = () => {}
+  let upstream: Upstream
+  let kv: TestKeyvalet
+  let key: string
+  let auditDatabase: string
+
+  before(async () => {
+    // The upstream sends all but the end of its answer, then holds it until the test says.
+    upstream = await startUpstream({
+      handler: (req, res) => {
+        const held = new Promise<void>((resolve) => { release = resolve })
+        if (req.url === '/length') {
+          res.writeHead(200, { 'content-type': 'text/plain', 'content-length': BODY.length })
+          res.write(BODY.slice(0, -1))
+          void held.then(() => res.end(BODY.slice(-1)))
+        } else {
+          res.writeHead(200, { 'content-type': 'text/plain' }) // chunked
+          res.write(BODY)
+          void held.then(() => res.end())
+        }
+      },
+    })
+    kv = await startKeyvalet(`version: 1
+listen: { gateway: "127.0.0.1:0" }
+connectors:
+  api:
+    upstream: ${upstream.url}
+    allow_insecure: true
+    allow_addresses: [127.0.0.1/32]
+    rules: [{ id: all, methods: [GET], path: /**, severity: read }]
+`)
+    key = (await kv.mintKey(['api:read'])).key
+    auditDatabase = auditPathFor(parseConfig(readFileSync(kv.configFile, 'utf8'), kv.configFile).databasePath)
+  })
+  after(async () => {
+    await kv.close()
+    await upstream.close()
+  })
+
+  /** Resolves once `check` holds, checking every 10 ms for at most `ms`; false if it never did. */
+  async function until(check: () => boolean, ms: number): Promise<boolean> {
+    for (let waited = 0; waited < ms; waited += 10) {
+      if (check()) return true
+      await new Promise((r) => setTimeout(r, 10))
+    }
+    return check()
+  }
+
+  for (const [framing, path] of [['a declared length: its last byte', '/length'], ['chunked: its terminating chunk', '/chunked']] as const) {
+    it(`${framing} waits for the record`, async () => {
+      const auditBefore = (await kv.audit()).length
+      const res = await request(`${kv.url}/api${path}`, { headers: { authorization: `Bearer ${key}` } })
+      let received = 0
+      let ended = false
+      let recordsAtEnd = -1
+      res.body.on('data', (c: Buffer) => { received += c.length })
+      const end = new Promise<void>((resolve) => res.body.on('end', () => {
+        ended = true
+        // The moment the sandbox holds the whole response: its record must already be there.
+        void kv.audit().then((r) => { recordsAtEnd = r.length - auditBefore; resolve() })
+      }))
+      const expectedBefore = path === '/length' ? BODY.length - 1 : BODY.length
+      assert.ok(await until(() => received === expectedBefore, 5000), `the client got the body so far (${received})`)
+
+      // Another connection holds SQLite's write lock: the audit writer waits (busy_timeout), so the record cannot commit.
+      const lock = new DatabaseSync(auditDatabase)
+      lock.exec('BEGIN IMMEDIATE')
+      try {
+        release()
+        assert.equal(await until(() => ended, 400), false, 'the response completed while its audit record could not be written')
+        assert.equal(received, expectedBefore)
+        assert.equal((await kv.audit()).length, auditBefore, 'no record yet')
+      } finally {
+        lock.exec('ROLLBACK')
+        lock.close()
+      }
+      await end
+      assert.equal(received, BODY.length)
+      assert.equal(recordsAtEnd, 1, 'the record was committed when the client read the end')
+      const record = (await kv.audit()).at(-1)
+      assert.deepEqual([record?.decision, record?.status, record?.bytes_out], ['allow', 200, BODY.length])
     })
   }
 })

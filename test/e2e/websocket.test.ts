@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { connect } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import { WebSocket } from 'undici'
 import { startKeyvalet, type TestKeyvalet } from '../helpers/keyvalet.ts'
@@ -12,7 +13,14 @@ describe('WebSocket upgrades through the gateway', () => {
   let key: string
 
   before(async () => {
-    upstream = await startWebSocketUpstream()
+    // On /v1/echo the upstream's 101 echoes the credential it received, in headers that are relayed and one that is not.
+    upstream = await startWebSocketUpstream({
+      handshakeHeaders: (req): Record<string, string> => {
+        if (req.url !== '/v1/echo') return {}
+        const token = String(req.headers.authorization ?? '').replace(/^Bearer /, '')
+        return { 'Sec-WebSocket-Protocol': token, 'Sec-WebSocket-Extensions': `x-echo; token=${token}`, 'X-Echo': token }
+      },
+    })
     kv = await startKeyvalet(`version: 1
 listen: { gateway: "127.0.0.1:0" }
 connectors:
@@ -24,6 +32,7 @@ connectors:
     rules:
       - { id: socket, methods: [GET], path: /realtime, severity: write, websocket: true }
       - { id: plain, methods: [GET], path: /plain, severity: read }
+      - { id: echo, methods: [GET], path: /echo, severity: write, websocket: true }
 `)
     await kv.setSecret('rt-key', SECRET)
     key = (await kv.mintKey(['realtime:write'])).key
@@ -59,6 +68,39 @@ connectors:
     assert.equal(records.length, before + 1)
     const record = records.at(-1)
     assert.deepEqual([record?.decision, record?.rule, record?.status, record?.upstream_status, record?.credential], ['allow', 'socket', 101, 101, 'rt-key'])
+  })
+
+  it('masks the secret the upstream echoes in its 101 handshake headers', async () => {
+    const auditBefore = (await kv.audit()).length
+    const { port } = new URL(kv.url)
+    const head = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(port), '127.0.0.1', () => {
+        socket.write(`GET /realtime/echo HTTP/1.1\r\nHost: k\r\nAuthorization: Bearer ${key}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n` +
+          'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: chat\r\n\r\n')
+      })
+      let data = ''
+      let closing = false
+      socket.setTimeout(5000, () => socket.destroy(new Error('no 101')))
+      socket.on('data', (c: Buffer) => {
+        data += c.toString('latin1')
+        if (data.includes('\r\n\r\n') && !closing) {
+          closing = true
+          resolve(data.slice(0, data.indexOf('\r\n\r\n')))
+          socket.write(Buffer.from([0x88, 0x80, 0, 0, 0, 0])) // a masked close frame: the upstream closes
+        }
+      })
+      socket.on('end', () => socket.destroy())
+      socket.on('error', reject)
+    })
+    assert.match(head, /^HTTP\/1\.1 101 /)
+    assert.equal(upstream.upgrades.at(-1)?.authorization, `Bearer ${SECRET}`, 'the upstream got the real credential, and echoed it')
+    assert.ok(!head.includes(SECRET), `the secret came back in the 101: ${head}`)
+    const mask = '*'.repeat(SECRET.length)
+    assert.match(head, new RegExp(`\r\nsec-websocket-protocol: \\*{${SECRET.length}}\r\n`, 'i'))
+    assert.ok(head.includes(`x-echo; token=${mask}`))
+    assert.ok(!/\r\nx-echo:/i.test(head), 'headers outside the handshake are not relayed')
+    const records = (await kv.audit()).slice(auditBefore)
+    assert.deepEqual(records.map((r) => [r.rule, r.status, r.redactions]), [['echo', 101, 2]])
   })
 
   it('refuses an upgrade on a rule that does not allow one, before anything reaches the upstream', async () => {

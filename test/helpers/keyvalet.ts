@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { AuditWriter } from '../../src/audit/audit-writer.ts'
 import type { AuditRecord } from '../../src/audit/record.ts'
 import { parseConfig } from '../../src/config/load.ts'
-import { silentLogger } from '../../src/log.ts'
+import { silentLogger, type Logger } from '../../src/log.ts'
 import { parseGrant } from '../../src/policy/grant.ts'
 import { createProxy } from '../../src/proxy/proxy.ts'
 import { openRuntime, type Runtime } from '../../src/runtime.ts'
@@ -30,9 +30,9 @@ export interface TestKeyvalet {
 /**
  * Real keyvalet in this process: the config text written to a temp folder, a real SQLite store,
  * a random master key, the gateway listening on 127.0.0.1:0. `files` are written beside the config
- * (CA bundles it names).
+ * (CA bundles it names); `log` receives keyvalet's operator log (silent by default).
  */
-export async function startKeyvalet(configText: string, opts: { files?: Record<string, string>; keyFile?: boolean } = {}): Promise<TestKeyvalet> {
+export async function startKeyvalet(configText: string, opts: { files?: Record<string, string>; keyFile?: boolean; log?: Logger } = {}): Promise<TestKeyvalet> {
   const dir = mkdtempSync(join(tmpdir(), 'keyvalet-test-'))
   for (const [name, content] of Object.entries(opts.files ?? {})) writeFileSync(join(dir, name), content)
   const configFile = join(dir, 'keyvalet.yaml')
@@ -48,7 +48,7 @@ export async function startKeyvalet(configText: string, opts: { files?: Record<s
   const env = opts.keyFile === true ? {} : { KEYVALET_MASTER_KEY: masterKey }
   const runtime = openRuntime(config, { env, createMasterKey: false, clock: () => kv.now })
   const audit = await AuditWriter.start({ databasePath: config.databasePath, fsync: config.auditFsync, key: await runtime.openAuditKey() })
-  const gateway = createProxy({ config, sessions: runtime.sessions, vault: runtime.vault, audit, log: silentLogger, clock: () => kv.now })
+  const gateway = createProxy({ config, sessions: runtime.sessions, vault: runtime.vault, audit, log: opts.log ?? silentLogger, clock: () => kv.now })
   const { url, forwardUrl, caCertPem } = await gateway.listen()
   return Object.assign(kv, {
     url, forwardUrl, caCertPem, dir, configFile, masterKey, runtime,

@@ -1,13 +1,14 @@
 import { createHash } from 'node:crypto'
-import { createServer, type IncomingHttpHeaders } from 'node:http'
+import { createServer, type IncomingHttpHeaders, type IncomingMessage } from 'node:http'
 import { createServer as createTlsServer } from 'node:https'
 import type { Duplex } from 'node:stream'
 
 /**
  * A minimal real WebSocket server (RFC 6455 handshake, unfragmented text frames up to 64 KiB)
  * that answers every text message with `echo: <message>` and records the upgrade requests.
+ * `handshakeHeaders` adds header lines to its 101 (e.g. to echo what it received).
  */
-export async function startWebSocketUpstream(opts: { tls?: { key: string; cert: string }; host?: string } = {}): Promise<{ url: string; port: number; upgrades: IncomingHttpHeaders[]; close(): Promise<void> }> {
+export async function startWebSocketUpstream(opts: { tls?: { key: string; cert: string }; host?: string; handshakeHeaders?: (req: IncomingMessage) => Record<string, string> } = {}): Promise<{ url: string; port: number; upgrades: IncomingHttpHeaders[]; close(): Promise<void> }> {
   const upgrades: IncomingHttpHeaders[] = []
   const sockets = new Set<Duplex>()
   const reject = (_req: unknown, res: import('node:http').ServerResponse): void => void res.writeHead(426).end()
@@ -16,7 +17,8 @@ export async function startWebSocketUpstream(opts: { tls?: { key: string; cert: 
     upgrades.push(req.headers)
     sockets.add(socket)
     const accept = createHash('sha1').update(`${String(req.headers['sec-websocket-key'])}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64')
-    socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`)
+    const extra = Object.entries(opts.handshakeHeaders?.(req) ?? {}).map(([name, value]) => `${name}: ${value}\r\n`).join('')
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n${extra}\r\n`)
     let buffered = Buffer.alloc(0)
     socket.on('data', (chunk: Buffer) => {
       buffered = Buffer.concat([buffered, chunk])

@@ -1,11 +1,13 @@
 import { CREDENTIAL_KINDS } from '../../credentials/registry.ts'
 import type { OutboundRequest } from '../../credentials/kind.ts'
 import { carriesBody, outboundRequestHeaders } from '../headers.ts'
+import type { RequestContext } from '../context.ts'
 import type { Stage } from '../pipeline.ts'
 
 /**
  * inject: builds the outbound headers — the sandbox's own, stripped of hop-by-hop headers, every
- * credential slot and override headers — and only then sets the real credential. Runs again, from
+ * credential slot and routing headers (but those the allowing rule constrains) — and only then
+ * sets the real credential. Runs again, from
  * the sandbox's headers, when a request is retried with a refreshed credential.
  */
 export function createInject(): Stage {
@@ -24,7 +26,7 @@ export function createInject(): Stage {
         body: ctx.body,
         bodyStreams: ctx.body === undefined && carriesBody(ctx.req.headers),
         copySourceDecided: ctx.copySource !== undefined,
-        headers: outboundRequestHeaders(ctx.req.headers, [slot.header, connector.assertion?.header]),
+        headers: outboundRequestHeaders(ctx.req.headers, [slot.header, connector.assertion?.header], constrainedHeaders(ctx)),
         query: ctx.rawQuery ?? '',
       }
       if (slot.param !== undefined) {
@@ -36,4 +38,10 @@ export function createInject(): Stage {
       ctx.outbound = outbound
     },
   }
+}
+
+/** The header names the allowing rule constrains: its constraint checked them, so they may go upstream. */
+function constrainedHeaders(ctx: RequestContext): ReadonlySet<string> {
+  const decision = ctx.decision
+  return new Set(decision?.effect === 'allow' ? decision.rule.headers.map((c) => c.name) : [])
 }

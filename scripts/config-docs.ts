@@ -53,7 +53,7 @@ const SEMANTIC_CHECKS = [
   'For `inject: header`: `header` is not `Host`, `Content-Length` or a hop-by-hop header (`Connection`, `Keep-Alive`, `Proxy-Authenticate`, `Proxy-Authorization`, `Proxy-Connection`, `TE`, `Trailer`, `Transfer-Encoding`, `Upgrade`); `template` (default `{secret}`) contains `{secret}` exactly once and no control characters.',
   'Rule ids are unique within a connector.',
   'No rule lists `CONNECT` or `TRACE`.',
-  "`path` is a valid path pattern: it starts with `/`; `*` and `:name` (`name` matching `[A-Za-z_][A-Za-z0-9_]*`) are whole segments; `**` only as the last segment; no empty segment except a trailing `/`; no `.` or `..` segment; a literal segment's percent escapes must be ones a request may carry (not `%2F`, `%2E`, `%25`, `%5C`, `%3B`).",
+  "`path` is a valid path pattern: it starts with `/`; `*` and `:name` (`name` matching `[A-Za-z_][A-Za-z0-9_]*`) are whole segments; `**` only as the last segment; no empty segment except a trailing `/`; no `.` or `..` segment; a literal segment must be canonical, as a request's segment must be ([security.md](security.md#canonical-paths)), since any other literal could never match (so not `%2F`, `%2E`, `%25`, `%5C`, `%3B`, an escaped letter or digit, a trailing dot or space).",
   'Every query and header `pattern` compiles as a JavaScript regular expression in unicode mode, on its own (so it cannot escape the `^(?:...)$` anchoring).',
   'No header is constrained twice: header names are case-insensitive, so `Accept` and `accept` clash.',
   '`body` is a valid JSON Schema: it passes the draft 2020-12 meta-schema and compiles.',

@@ -68,6 +68,9 @@ const invalid: ReadonlyArray<readonly [string, string, RegExp]> = [
   ['a double-encoded literal', '/a/%252e', /encoded_percent/],
   ['a matrix parameter in a literal', '/a;b', /matrix_parameter/],
   ['a raw space in a literal', '/a b', /character_not_allowed/],
+  ['a literal ending in a dot', '/files/notes.', /trailing_dot/],
+  ['a literal with a needless escape', '/files/%41', /needless_escape/],
+  ['a literal some upstream reads as dot-dot', '/files/..%20', /dot_like_segment/],
 ]
 
 describe('compilePathPattern refuses', () => {

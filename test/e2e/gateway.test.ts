@@ -137,6 +137,22 @@ describe('gateway end to end', () => {
     })
   }
 
+  // Each climbs out of issues/** on an upstream that trims, folds or strips what follows the dots.
+  const dotLike: [string, string][] = [
+    ['..%20', 'dot_like_segment'], ['...', 'dot_like_segment'], ['..%C2%A0', 'dot_like_segment'], ['..::$INDEX_ALLOCATION', 'dot_like_segment'],
+    ['%EF%BC%8E%EF%BC%8E', 'dot_like_segment'], ['%E2%80%A5', 'dot_like_segment'], ['..%E2%80%8B', 'dot_like_segment'],
+    ['x%EF%BC%8F..', 'lookalike_character'], ['7.', 'trailing_dot'], ['7%20', 'surrounding_whitespace'], ['%37', 'needless_escape'],
+  ]
+  for (const [segment, why] of dotLike) {
+    it(`refuses the segment ${segment} (${why}) without reaching the upstream`, async () => {
+      const r = await send(`/github/repos/acme/app/issues/${segment}/${segment}/${segment}/other/issues/1`)
+      assert.equal(r.status, 400)
+      assert.equal(r.json?.error?.code, 'path_ambiguous')
+      assert.equal(r.upstream.length, 0, 'nothing reached the upstream')
+      assert.deepEqual([r.record.decision, r.record.reason, r.record.detail?.why], ['deny', 'path_ambiguous', why])
+    })
+  }
+
   it('refuses an expired key, then a revoked one', async () => {
     const short = await kv.mintKey(['github:read'], { ttlMs: 60_000 })
     assert.equal((await send('/github/repos/acme/app/issues/1', { headers: { authorization: `Bearer ${short.key}` } })).status, 200)

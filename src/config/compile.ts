@@ -20,7 +20,7 @@ export interface RawConstraint { pattern?: string; required?: boolean }
 export interface RawRule {
   id: string
   methods: string[]
-  path: string
+  path: string | string[]
   severity: Severity
   query?: Record<string, RawConstraint>
   allow_other_query?: boolean
@@ -200,17 +200,20 @@ function compileRule(connector: string, raw: RawRule, problem: (f: FieldPath, m:
     if (FORBIDDEN_METHODS.has(m)) problem(['methods', i], `${m} is never allowed through keyvalet`)
   })
   if (raw.websocket === true && !raw.methods.includes('GET')) problem(['websocket'], 'a WebSocket upgrade is a GET: list GET in methods')
-  let path = compilePathPattern('/**')
-  try {
-    path = compilePathPattern(raw.path)
-  } catch (err) {
-    problem(['path'], (err as Error).message)
-  }
+  const sources = typeof raw.path === 'string' ? [raw.path] : raw.path
+  const paths = sources.flatMap((source, i) => {
+    try {
+      return [compilePathPattern(source)]
+    } catch (err) {
+      problem(typeof raw.path === 'string' ? ['path'] : ['path', i], (err as Error).message)
+      return []
+    }
+  })
   return {
     id: raw.id,
     connector,
     methods: new Set(raw.methods),
-    path,
+    paths,
     severity: raw.severity,
     query: constraints(raw.query, false, (f, m) => problem(['query', ...f], m)),
     allowOtherQuery: raw.allow_other_query ?? true,

@@ -146,8 +146,10 @@ describe('loadConfig compiles a valid fixture', () => {
     assert.equal(read.connector, 'github')
     assert.deepEqual([...read.methods], ['GET', 'HEAD'])
     assert.equal(read.severity, 'read')
-    assert.equal(read.path.source, '/repos/my-org/my-repo/issues/**')
-    assert.equal(read.path.match(normalisePath('/repos/my-org/my-repo/issues/1').segments), true)
+    assert.deepEqual(read.paths.map((p) => p.source), ['/repos/my-org/my-repo/issues', '/repos/my-org/my-repo/issues/**'])
+    for (const path of ['/repos/my-org/my-repo/issues', '/repos/my-org/my-repo/issues/1']) {
+      assert.ok(read.paths.some((p) => p.match(normalisePath(path).segments)), path)
+    }
     assert.equal(read.allowOtherQuery, false)
     assert.deepEqual(read.query.map((c) => [c.name, c.pattern?.source, c.required]), [
       ['state', '^(?:open|closed|all)$', false],
@@ -181,6 +183,23 @@ describe('loadConfig compiles a valid fixture', () => {
         [63, 'connectors.open-data.rules[0].path', '/** allows any value in segment 1'],
       ],
     )
+  })
+
+  it("notes, apart from the warnings, that a path ending in /** does not match its prefix, unless the rule lists it", () => {
+    assert.deepEqual(
+      config.notes.map((n) => [n.line, n.path, n.message]),
+      [[63, 'connectors.open-data.rules[0].path', 'rule everything: /** matches paths below /, not / itself; to allow it too, write path: [/, /**]']],
+    )
+    const text = 'version: 1\nconnectors:\n  s3:\n    upstream: https://s3.example\n    rules:\n      - id: reports\n        methods: [GET]\n        path: [/b/x, /b/reports/**]\n        severity: read\n'
+    assert.deepEqual(
+      parseConfig(text, 'k.yaml').notes.map((n) => [n.line, n.path, n.message]),
+      [[8, 'connectors.s3.rules[0].path[1]', 'rule reports: /b/reports/** matches paths below /b/reports/, not /b/reports itself; to allow it too, write path: [/b/reports, /b/x, /b/reports/**]']],
+    )
+  })
+
+  it('locates an invalid pattern in a list of paths', () => {
+    const text = 'version: 1\nconnectors:\n  x:\n    upstream: https://a.example\n    rules:\n      - id: r\n        methods: [GET]\n        path:\n          - /a\n          - /a/**/b\n        severity: read\n'
+    assert.throws(() => parseConfig(text, 'k.yaml'), (err: Error) => err instanceof OperatorError && /k\.yaml:10: connectors\.x\.rules\[0\]\.path\[1\]: .*only allowed as the last segment/.test(err.message))
   })
 })
 

@@ -14,7 +14,7 @@ import { OperatorError } from '../errors.ts'
 import type { Connector, Policy, UpstreamProxy } from '../policy/types.ts'
 import { CONFIG_SCHEMA } from './schema.ts'
 import { compileConnector, compileUpstreamProxy, type RawConnector, type RawUpstreamProxy } from './compile.ts'
-import { checkPolicy, type ConfigWarning } from './check.ts'
+import { checkPolicy, explainPolicy, type ConfigWarning } from './check.ts'
 import { formatProblems, locator, pointerToPath, type Locate, type Problem } from './locate.ts'
 
 export type { ConfigWarning } from './check.ts'
@@ -40,6 +40,8 @@ export interface Config {
   readonly auditFsync: boolean
   readonly policy: Policy
   readonly warnings: readonly ConfigWarning[]
+  /** How some rules read (check.ts explainPolicy), for `keyvalet check`: not warnings. */
+  readonly notes: readonly ConfigWarning[]
 }
 
 interface RawConfig {
@@ -133,6 +135,7 @@ export function parseConfig(text: string, file: string): Config {
     auditFsync: config.audit?.fsync ?? false,
     policy,
     warnings: checkPolicy(policy, locate),
+    notes: explainPolicy(policy, locate),
   }
 }
 

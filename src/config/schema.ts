@@ -50,9 +50,12 @@ const rule = {
       description: 'Upper-case HTTP methods this rule allows, e.g. [GET, HEAD]. A rule never allows a method it does not list. CONNECT and TRACE are refused.',
     },
     path: {
-      type: 'string',
+      anyOf: [
+        { type: 'string', description: 'one pattern' },
+        { type: 'array', items: { type: 'string' }, minItems: 1, uniqueItems: true, description: 'several: the rule applies to a path any of them matches' },
+      ],
       description:
-        "Path pattern below the upstream's base path: literals, '*' or ':name' for exactly one segment, '**' (last only) for any rest. A trailing '/' must match a trailing '/'. See src/policy/path-pattern.ts.",
+        "Path pattern below the upstream's base path: literals, '*' or ':name' for exactly one segment, '**' (last only) for one or more segments below the prefix. `/a/**` does not match `/a` itself: write `path: [/a, /a/**]` for both. A trailing '/' must match a trailing '/'. See src/policy/path-pattern.ts.",
     },
     severity: {
       enum: ['read', 'write', 'admin'],

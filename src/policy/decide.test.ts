@@ -15,12 +15,12 @@ function constraint(name: string, pattern?: string, required = false): ValueCons
   return { name, pattern: pattern === undefined ? undefined : new RegExp(`^(?:${pattern})$`, 'u'), required }
 }
 
-function rule(id: string, methods: string, path: string, severity: Severity, extra: Partial<Rule> = {}): Rule {
+function rule(id: string, methods: string, path: string | string[], severity: Severity, extra: Partial<Rule> = {}): Rule {
   return {
     id,
     connector: 'github',
     methods: new Set(methods.split(',')),
-    path: compilePathPattern(path),
+    paths: (typeof path === 'string' ? [path] : path).map(compilePathPattern),
     severity,
     query: [],
     allowOtherQuery: true,
@@ -41,7 +41,7 @@ const github: Connector = {
   allowAddresses: [],
   upstreamProxy: undefined,
   rules: [
-    rule('read-issues', 'GET,HEAD', '/repos/o/r/issues/**', 'read', { query: [constraint('state', 'open|closed|all')] }),
+    rule('read-issues', 'GET,HEAD', ['/repos/o/r/issues', '/repos/o/r/issues/**'], 'read', { query: [constraint('state', 'open|closed|all')] }),
     rule('create-issue', 'POST', '/repos/o/r/issues', 'write', { body: needsTitle }),
     rule('delete-issue', 'DELETE', '/repos/o/r/issues/*', 'admin'),
     rule('search', 'GET', '/search', 'read', { query: [constraint('q', undefined, true)], allowOtherQuery: false }),

@@ -35,7 +35,7 @@ const SPECIFICITY: Readonly<Partial<Record<DenyReason, number>>> = {
 
 export function decide(args: DecideArgs): Decision {
   const { connector, method } = args
-  const candidates = connector.rules.filter((r) => r.path.match(args.segments))
+  const candidates = connector.rules.filter((r) => r.paths.some((p) => p.match(args.segments)))
   if (candidates.length === 0) {
     return deny('no_rule_for_path', undefined, `no rule of connector ${connector.name} matches the path`)
   }
@@ -54,7 +54,8 @@ export function decide(args: DecideArgs): Decision {
       failure = bodyFailure(rule, rule.body, args.body)
     }
     if (failure === undefined) {
-      const detail = `rule ${rule.id} (${rule.severity}) matched ${method} ${rule.path.source}`
+      const pattern = rule.paths.find((p) => p.match(args.segments))?.source
+      const detail = `rule ${rule.id} (${rule.severity}) matched ${method} ${pattern}`
       return { effect: 'allow', reason: 'rule_matched', rule, detail }
     }
     if (worst === undefined || rank(failure) > rank(worst)) worst = failure

@@ -54,7 +54,7 @@ function rule(id: string, severity: Severity): Rule {
     id,
     connector: 'github',
     methods: new Set(['GET']),
-    path: compilePathPattern('/**'),
+    paths: [compilePathPattern('/**')],
     severity,
     query: [],
     allowOtherQuery: true,

@@ -36,7 +36,8 @@ export interface Rule {
   readonly connector: string
   /** Upper-case methods; a rule never matches a method it does not list. */
   readonly methods: ReadonlySet<string>
-  readonly path: PathMatcher
+  /** The rule applies to a path any of these match (`path: [/a, /a/**]` in the config). */
+  readonly paths: readonly PathMatcher[]
   readonly severity: Severity
   readonly query: readonly ValueConstraint[]
   /** When false, query parameters not named in `query` are refused. */

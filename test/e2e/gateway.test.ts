@@ -153,6 +153,15 @@ describe('gateway end to end', () => {
     })
   }
 
+  it('a rule on issues/** does not allow issues itself: GET of the prefix is refused', async () => {
+    const r = await send('/github/repos/acme/app/issues')
+    assert.equal(r.status, 403)
+    assert.equal(r.upstream.length, 0)
+    assert.deepEqual([r.record.decision, r.record.reason], ['deny', 'method_not_allowed'], 'only create-issue (POST) is on this path')
+    const below = await send('/github/repos/acme/app/issues/')
+    assert.deepEqual([below.status, below.record.reason, below.upstream.length], [403, 'no_rule_for_path', 0], 'nor the prefix with a trailing slash')
+  })
+
   it('refuses an expired key, then a revoked one', async () => {
     const short = await kv.mintKey(['github:read'], { ttlMs: 60_000 })
     assert.equal((await send('/github/repos/acme/app/issues/1', { headers: { authorization: `Bearer ${short.key}` } })).status, 200)

@@ -57,6 +57,7 @@ const SEMANTIC_CHECKS = [
   'Every query and header `pattern` compiles as a JavaScript regular expression in unicode mode, on its own (so it cannot escape the `^(?:...)$` anchoring).',
   'No header is constrained twice: header names are case-insensitive, so `Accept` and `accept` clash.',
   '`body` is a valid JSON Schema: it passes the draft 2020-12 meta-schema and compiles.',
+  '`allow_body: false` is not set beside a `body` schema (a rule with a schema takes a body).',
 ]
 
 const WARNINGS = [
@@ -64,7 +65,7 @@ const WARNINGS = [
   'A connector without a `credential`: its requests go out with none.',
   'A connector without rules: it refuses everything.',
   'A rule whose `path` has a wildcard (`*`, `:name` or `**`) in one of its first two segments: for an API like GitHub\'s that can mean every repository of every organisation.',
-  'A `write` or `admin` rule that allows `POST`, `PUT` or `PATCH` without a `body` schema.',
+  'A `write` or `admin` rule that allows `POST`, `PUT` or `PATCH` (or, with `allow_body`, any of its methods) without a `body` schema.',
 ]
 
 const NOTES = [

@@ -86,7 +86,7 @@ function broadSegment(source: string): number | undefined {
 
 function uncheckedBodyMethods(rule: Rule): string[] {
   if (rule.body !== undefined || severityRank(rule.severity) < severityRank('write')) return []
-  return BODY_METHODS.filter((m) => rule.methods.has(m))
+  return rule.allowBody ? [...rule.methods] : BODY_METHODS.filter((m) => rule.methods.has(m))
 }
 
 function cleartextMessage(connector: Connector): string {

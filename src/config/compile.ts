@@ -27,6 +27,7 @@ export interface RawRule {
   websocket?: boolean
   headers?: Record<string, RawConstraint>
   body?: Record<string, unknown>
+  allow_body?: boolean
 }
 export interface RawCredential { secret?: string; source?: string; inject: InjectKind; username?: string; header?: string; template?: string; param?: string; aws?: { service: string; region: string; unsigned_payload?: boolean } }
 export interface RawConnector {
@@ -200,6 +201,7 @@ function compileRule(connector: string, raw: RawRule, problem: (f: FieldPath, m:
     if (FORBIDDEN_METHODS.has(m)) problem(['methods', i], `${m} is never allowed through keyvalet`)
   })
   if (raw.websocket === true && !raw.methods.includes('GET')) problem(['websocket'], 'a WebSocket upgrade is a GET: list GET in methods')
+  if (raw.allow_body === false && raw.body !== undefined) problem(['allow_body'], 'a rule with a body schema takes a body: remove allow_body: false')
   const sources = typeof raw.path === 'string' ? [raw.path] : raw.path
   const paths = sources.flatMap((source, i) => {
     try {
@@ -220,6 +222,7 @@ function compileRule(connector: string, raw: RawRule, problem: (f: FieldPath, m:
     websocket: raw.websocket ?? false,
     headers: constraints(raw.headers, true, (f, m) => problem(['headers', ...f], m)),
     body: raw.body === undefined ? undefined : compileBody(raw.body, (f, m) => problem(['body', ...f], m)),
+    allowBody: raw.allow_body ?? raw.body !== undefined,
   }
 }
 

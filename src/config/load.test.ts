@@ -23,7 +23,7 @@ function errorOf(fn: () => unknown): OperatorError {
 
 describe('loadConfig refuses a broken fixture with file, line and field', () => {
   const broken = [
-    ['unknown-field.yaml', 10, 'connectors.github.rules[0].alow_other_query: unknown field (expected one of: id, methods, path, severity, query, allow_other_query, websocket, headers, body)'],
+    ['unknown-field.yaml', 10, 'connectors.github.rules[0].alow_other_query: unknown field (expected one of: id, methods, path, severity, query, allow_other_query, websocket, headers, body, allow_body)'],
     ['bad-severity.yaml', 10, 'connectors.github.rules[0].severity: must be one of read, write, admin'],
     ['http-without-insecure.yaml', 4, 'connectors.internal.upstream: an http:// upstream needs allow_insecure: true (the credential would cross the network in cleartext)'],
     ['duplicate-rule-id.yaml', 10, 'connectors.github.rules[1].id: duplicate rule id read (already used by rules[0])'],
@@ -195,6 +195,20 @@ describe('loadConfig compiles a valid fixture', () => {
       parseConfig(text, 'k.yaml').notes.map((n) => [n.line, n.path, n.message]),
       [[8, 'connectors.s3.rules[0].path[1]', 'rule reports: /b/reports/** matches paths below /b/reports/, not /b/reports itself; to allow it too, write path: [/b/reports, /b/x, /b/reports/**]']],
     )
+  })
+
+  it('compiles allow_body: off by default, on with a body schema, refused as false beside one; warned about on a write rule without a schema', () => {
+    const rules = (extra: string) => `version: 1\nconnectors:\n  x:\n    upstream: https://a.example\n    credential: { secret: x-token, inject: bearer }\n    rules:\n${extra}`
+    const loaded = parseConfig(rules([
+      '      - { id: plain, methods: [GET], path: /a, severity: read }',
+      '      - { id: schema, methods: [DELETE], path: /b, severity: write, body: { type: object } }',
+      '      - { id: search, methods: [GET], path: /c, severity: read, allow_body: true }',
+      '      - { id: unchecked, methods: [DELETE], path: /d, severity: write, allow_body: true }',
+    ].join('\n') + '\n'), 'k.yaml')
+    assert.deepEqual(loaded.policy.connectors.get('x')?.rules.map((r) => [r.id, r.allowBody]), [['plain', false], ['schema', true], ['search', true], ['unchecked', true]])
+    assert.deepEqual(loaded.warnings.map((w) => [w.line, w.message]), [[10, 'rule unchecked is write and allows DELETE with any body: add a body schema to constrain it']])
+    const text = rules('      - { id: r, methods: [DELETE], path: /a, severity: write, allow_body: false, body: { type: object } }\n')
+    assert.throws(() => parseConfig(text, 'k.yaml'), (err: Error) => err instanceof OperatorError && /k\.yaml:7: connectors\.x\.rules\[0\]\.allow_body: a rule with a body schema takes a body/.test(err.message))
   })
 
   it('locates an invalid pattern in a list of paths', () => {

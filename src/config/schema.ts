@@ -89,6 +89,11 @@ const rule = {
       description:
         'A JSON Schema (draft 2020-12) the request body must satisfy; the body must then be JSON. Bodies are read up to limits.max_body_inspect_bytes to check them.',
     },
+    allow_body: {
+      type: 'boolean',
+      description:
+        'Whether a GET, HEAD, DELETE or OPTIONS request matching this rule may carry a body (Content-Length above 0, or Transfer-Encoding). Default false, or true when the rule has a body schema: otherwise such a request is refused (400 body_unexpected), since some frameworks read a body there as the real parameters. Other methods may always carry one.',
+    },
   },
 }
 

@@ -2,8 +2,10 @@
  * The policy decision: pure (no I/O, no clock), deny by default.
  *
  * Rules are tried in config order. A rule is a candidate when its path matches; of those, the ones
- * listing the method are tried in turn: upgrade, query and headers (does the rule fit the
- * request?), then the grant (is it covered?), then the body. The first rule passing everything
+ * listing the method are tried in turn: body presence, upgrade, query and headers (does the rule
+ * fit the request?), then the grant (is it covered?), then the body. A GET, HEAD, DELETE or
+ * OPTIONS carrying a body fits only a rule that allows one: a body there is read by some
+ * frameworks as the request's real parameters, which the rule never saw. The first rule passing everything
  * allows. Otherwise the deny names the most telling failure seen — body > severity > not in grant
  * > header > query/upgrade — and the rule it came from: a rule the request fits explains a
  * refusal better than one it does not.
@@ -26,6 +28,7 @@ const SPECIFICITY: Readonly<Partial<Record<DenyReason, number>>> = {
   upgrade_not_allowed: 1,
   query_not_allowed: 1,
   header_not_allowed: 2,
+  body_unexpected: 2,
   // The rule fits the request, but the task's grant does not cover it.
   not_in_grant: 3,
   severity_exceeds_grant: 4,
@@ -48,7 +51,7 @@ export function decide(args: DecideArgs): Decision {
   for (const rule of matched) {
     // Whether the rule fits the request is checked before whether the grant covers it, so that a
     // refusal names the rule the request was really aimed at.
-    let failure = upgradeFailure(rule, args.upgrade) ?? queryFailure(rule, args.query) ?? headerFailure(rule, args.headers) ?? grantFailure(rule, connector, args.grants)
+    let failure = bodyPresenceFailure(rule, method, args.carriesBody === true) ?? upgradeFailure(rule, args.upgrade) ?? queryFailure(rule, args.query) ?? headerFailure(rule, args.headers) ?? grantFailure(rule, connector, args.grants)
     if (failure === undefined && rule.body !== undefined) {
       if (args.body === undefined) return { effect: 'need_body' }
       failure = bodyFailure(rule, rule.body, args.body)
@@ -72,12 +75,21 @@ export function argsFor(request: {
   target: string
   headers?: Record<string, string | string[] | undefined>
   body?: BodyFacts
+  carriesBody?: boolean
 }): DecideArgs {
   const { rawPath, rawQuery } = splitTarget(request.target)
   const { segments } = normalisePath(rawPath)
-  const { connector, grants, method, headers = {}, body } = request
-  const base = { connector, grants, method, segments, query: new URLSearchParams(rawQuery), headers }
+  const { connector, grants, method, headers = {}, body, carriesBody = body !== undefined } = request
+  const base = { connector, grants, method, segments, query: new URLSearchParams(rawQuery), headers, carriesBody }
   return body === undefined ? base : { ...base, body }
+}
+
+/** Methods whose requests take no body unless their rule says so (RFC 9110 gives a body on them no meaning). */
+const BODILESS = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS'])
+
+function bodyPresenceFailure(rule: Rule, method: string, carriesBody: boolean): Failure | undefined {
+  if (!carriesBody || rule.allowBody || !BODILESS.has(method)) return undefined
+  return { reason: 'body_unexpected', rule, detail: `rule ${rule.id} takes no body on ${method} (allow_body is not set)` }
 }
 
 function grantFailure(rule: Rule, connector: Connector, grants: readonly Grant[]): Failure | undefined {

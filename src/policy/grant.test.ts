@@ -60,6 +60,7 @@ function rule(id: string, severity: Severity): Rule {
     allowOtherQuery: true,
     headers: [],
     body: undefined,
+    allowBody: false,
     websocket: false,
   }
 }

@@ -44,6 +44,8 @@ export interface Rule {
   readonly allowOtherQuery: boolean
   readonly headers: readonly ValueConstraint[]
   readonly body: BodyValidator | undefined
+  /** Whether GET, HEAD, DELETE and OPTIONS may carry a body (true when the rule has a body schema). */
+  readonly allowBody: boolean
   /** Whether a matching GET may upgrade to a WebSocket. */
   readonly websocket: boolean
 }

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
+import { connect } from 'node:net'
 import { promisify } from 'node:util'
 import { after, before, describe, it } from 'node:test'
 import { getGlobalDispatcher } from 'undici'
@@ -23,6 +24,7 @@ connectors:
       - { id: create-issue, methods: [POST], path: /repos/acme/app/issues, severity: write,
           body: { type: object, required: [title], properties: { title: { type: string, maxLength: 100 } }, additionalProperties: false } }
       - { id: delete-repo, methods: [DELETE], path: /repos/acme/app, severity: admin }
+      - { id: search-code, methods: [GET], path: /search/code, severity: read, allow_body: true }
   other:
     upstream: ${upstream.url}
     allow_insecure: true
@@ -160,6 +162,44 @@ describe('gateway end to end', () => {
     assert.deepEqual([r.record.decision, r.record.reason], ['deny', 'method_not_allowed'], 'only create-issue (POST) is on this path')
     const below = await send('/github/repos/acme/app/issues/')
     assert.deepEqual([below.status, below.record.reason, below.upstream.length], [403, 'no_rule_for_path', 0], 'nor the prefix with a trailing slash')
+  })
+
+  it('refuses a GET or DELETE carrying a body before anything is forwarded, unless its rule allows one', async () => {
+    const form = { authorization: `Bearer ${key}`, 'content-type': 'application/x-www-form-urlencoded' }
+    for (const [method, path] of [['GET', '/github/repos/acme/app/issues/1'], ['DELETE', '/github/repos/acme/app']]) {
+      const r = await send(path as string, { method, headers: form, body: '_method=DELETE&action=close' })
+      assert.equal(r.status, 400, `${method}`)
+      assert.equal(r.headers['x-keyvalet-error'], 'body_unexpected')
+      assert.match(r.json?.error?.message, new RegExp(`^${method} takes no request body under the matching rule`))
+      assert.equal(r.upstream.length, 0, 'nothing reached the upstream')
+      assert.deepEqual([r.record.decision, r.record.reason, r.record.error, r.record.status], ['deny', 'body_unexpected', 'body_unexpected', 400])
+      assert.match(String(r.record.detail?.why), /takes no body/)
+    }
+    const allowed = await send('/github/search/code', { headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: '{"q":"x"}' })
+    assert.equal(allowed.status, 200, 'a rule with allow_body takes one')
+    assert.equal(allowed.upstream[0]?.body.toString(), '{"q":"x"}')
+    const empty = await send('/github/repos/acme/app/issues/1', { headers: { authorization: `Bearer ${key}`, 'content-length': '0' } })
+    assert.equal(empty.status, 200, 'Content-Length: 0 is no body')
+  })
+
+  it('refuses a GET with Transfer-Encoding, even an empty chunked body', async () => {
+    const seen = upstream.received.length
+    const audited = (await kv.audit()).length
+    const { port } = new URL(kv.url)
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(port), '127.0.0.1', () => {
+        socket.write(`GET /github/repos/acme/app/issues/1 HTTP/1.1\r\nHost: keyvalet\r\nAuthorization: Bearer ${key}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n\r\n`)
+      })
+      let data = ''
+      socket.on('data', (c) => { data += c.toString() })
+      socket.on('end', () => resolve(data))
+      socket.on('error', reject)
+    })
+    assert.match(answer, /^HTTP\/1\.1 400 /)
+    assert.match(answer, /body_unexpected/)
+    assert.equal(upstream.received.length, seen)
+    const records = (await kv.audit()).slice(audited)
+    assert.deepEqual(records.map((r) => [r.reason, r.error]), [['body_unexpected', 'body_unexpected']])
   })
 
   it('refuses an expired key, then a revoked one', async () => {

@@ -6,7 +6,7 @@ import { parseStrictJson } from '../../policy/strict-json.ts'
 import { severityRank, SEVERITIES } from '../../policy/types.ts'
 import type { RequestContext } from '../context.ts'
 import type { Stage } from '../pipeline.ts'
-import { jsonBodyProblem } from '../headers.ts'
+import { carriesBody, jsonBodyProblem } from '../headers.ts'
 
 /**
  * decide: asks the pure policy function; reads the body (bounded) only when a rule's JSON Schema
@@ -24,7 +24,8 @@ export function createDecide(maxBodyBytes: number): Stage {
       }
       ctx.decision = decision
       if (decision.effect === 'deny') {
-        throw new KeyvaletError('policy_denied', {
+        // A body where the method takes none is malformed input (400), not a matter of the grant.
+        throw new KeyvaletError(decision.reason === 'body_unexpected' ? 'body_unexpected' : 'policy_denied', {
           message: denyMessage(decision.reason, ctx),
           detail: { reason: decision.reason, rule: decision.rule?.id ?? null, why: decision.detail },
         })
@@ -45,6 +46,7 @@ function decideFor(ctx: RequestContext, body: BodyFacts | undefined): Decision {
     segments: ctx.segments,
     query: new URLSearchParams(ctx.rawQuery ?? ''),
     headers: ctx.req.headers,
+    carriesBody: carriesBody(ctx.req.headers),
     ...(body === undefined ? {} : { body }),
     ...(ctx.upgrade === undefined ? {} : { upgrade: ctx.upgrade }),
   })
@@ -65,6 +67,7 @@ function denyMessage(reason: DenyReason, ctx: RequestContext): string {
     case 'header_not_allowed': return `A request header is not allowed by the matching rule (${reason}).`
     case 'body_not_allowed': return `The request body does not have the shape the matching rule requires (${reason}).`
     case 'upgrade_not_allowed': return `The matching rule does not allow this protocol upgrade (${reason}).`
+    case 'body_unexpected': return `${method} takes no request body under the matching rule; send the request without one (${reason}).`
   }
 }
 

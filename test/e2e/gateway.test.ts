@@ -164,6 +164,31 @@ describe('gateway end to end', () => {
     assert.deepEqual([below.status, below.record.reason, below.upstream.length], [403, 'no_rule_for_path', 0], 'nor the prefix with a trailing slash')
   })
 
+  it('says which severity a refused request needed, and what the grant allows', async () => {
+    const r = await send('/github/repos/acme/app', { method: 'DELETE' })
+    assert.equal(r.record.reason, 'severity_exceeds_grant')
+    assert.equal(r.json?.error?.message, 'This request needs admin; the task was granted write on connector github (severity_exceeds_grant).')
+    const narrowed = (await kv.mintKey(['github:read', 'github:admin:create-issue'])).key
+    const other = await send('/github/repos/acme/app', { method: 'DELETE', headers: { authorization: `Bearer ${narrowed}` } })
+    assert.equal(other.json?.error?.message, 'This request needs admin; the task was granted read on connector github (severity_exceeds_grant).', 'an admin grant for another rule is not what it was granted for this one')
+  })
+
+  it('says a body that a rule must check is not valid JSON, and why', async () => {
+    const cases: [Record<string, string>, string, string][] = [
+      [{ 'content-type': 'application/json' }, '{"title":', 'body is not valid JSON'],
+      [{ 'content-type': 'text/plain' }, 'title=x', 'content-type is not JSON'],
+      [{ 'content-type': 'application/json' }, '{"title":"a","title":"b"}', 'body has a duplicate object key'],
+    ]
+    for (const [headers, body, why] of cases) {
+      const r = await send('/github/repos/acme/app/issues', { method: 'POST', headers: { authorization: `Bearer ${key}`, ...headers }, body })
+      assert.equal(r.status, 403)
+      assert.equal(r.json?.error?.message, `The request body is not valid JSON (${why}); the matching rule checks it against a schema (body_not_allowed).`)
+      assert.deepEqual([r.record.reason, r.upstream.length], ['body_not_allowed', 0])
+    }
+    const shape = await send('/github/repos/acme/app/issues', { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: '{"title":1}' })
+    assert.match(shape.json?.error?.message, /^The request body does not have the shape the matching rule requires/, 'valid JSON of the wrong shape keeps its message')
+  })
+
   it('refuses a GET or DELETE carrying a body before anything is forwarded, unless its rule allows one', async () => {
     const form = { authorization: `Bearer ${key}`, 'content-type': 'application/x-www-form-urlencoded' }
     for (const [method, path] of [['GET', '/github/repos/acme/app/issues/1'], ['DELETE', '/github/repos/acme/app']]) {

@@ -87,7 +87,7 @@ const rule = {
     body: {
       type: 'object',
       description:
-        'A JSON Schema (draft 2020-12) the request body must satisfy; the body must then be JSON. Bodies are read up to limits.max_body_inspect_bytes to check them.',
+        'A JSON Schema (draft 2020-12) the request body must satisfy; the body must then be strict JSON (UTF-8 without a byte-order mark, no duplicate keys, at most 128 levels of nesting). Bodies are read up to limits.max_body_inspect_bytes to check them.',
     },
     allow_body: {
       type: 'boolean',

@@ -58,7 +58,8 @@ const REFUSED_ESCAPES: Readonly<Record<string, string>> = {
   '3b': 'encoded_semicolon',
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true })
+/** ignoreBOM keeps a leading U+FEFF as a character: stripping it would make `%EF%BB%BF..` read as `..`. */
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 
 function decodeSegment(raw: string): string {
   let escaped = false

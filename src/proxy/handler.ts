@@ -210,12 +210,27 @@ export function createHandler(deps: HandlerDeps) {
   /**
    * A listener's `clientError`: the parser refused what arrived (CL+TE smuggling, bad chunking,
    * oversized or slow headers). Answered and audited, unless a request of that socket is already
-   * in the pipeline (it answers and audits itself; only the socket goes).
+   * in the pipeline (it answers and audits itself; only the socket goes). Once: the rest of what
+   * the client sends (more of a refused body) raises more errors on that socket until it closes.
    */
+  const refusedSockets = new WeakSet<object>()
   function onClientError(mode: RequestContext['mode']) {
     return (err: Error & { code?: string }, socket: Duplex): void => {
+      if (refusedSockets.has(socket)) return
       if (err.code === 'ECONNRESET' || !socket.writable || busySockets.has(socket)) return void socket.destroy()
+      refusedSockets.add(socket)
       refuse(socket, parserError(err), { mode, method: '' })
+    }
+  }
+
+  /**
+   * A listener's `checkExpectation`: an Expect other than 100-continue (which node:http answers
+   * itself). Left alone, node:http would answer 417 with no audit record; refused here instead.
+   */
+  function onUnsupportedExpectation(mode: RequestContext['mode']) {
+    return (req: IncomingMessage, res: ServerResponse): void => {
+      const message = 'The Expect header asks for something keyvalet does not do (only 100-continue); the request was refused.'
+      void reject(newContext(req, { mode }), res, new KeyvaletError('header_invalid', { message, detail: { header: 'expect' } }))
     }
   }
 
@@ -229,7 +244,7 @@ export function createHandler(deps: HandlerDeps) {
   /** The JWKS is published only when some connector signs assertions. */
   const jwks = [...config.policy.connectors.values()].some((c) => c.assertion !== undefined) ? assertionKeys : undefined
 
-  return { upstreams, sources, resolver, jwks, newContext, request, upgrade, reject, record, refuse, serverOptions, onClientError, log, nextId }
+  return { upstreams, sources, resolver, jwks, newContext, request, upgrade, reject, record, refuse, serverOptions, onClientError, onUnsupportedExpectation, log, nextId }
 }
 
 export type Handler = ReturnType<typeof createHandler>

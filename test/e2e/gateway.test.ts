@@ -142,7 +142,7 @@ describe('gateway end to end', () => {
   // Each climbs out of issues/** on an upstream that trims, folds or strips what follows the dots.
   const dotLike: [string, string][] = [
     ['..%20', 'dot_like_segment'], ['...', 'dot_like_segment'], ['..%C2%A0', 'dot_like_segment'], ['..::$INDEX_ALLOCATION', 'dot_like_segment'],
-    ['%EF%BC%8E%EF%BC%8E', 'dot_like_segment'], ['%E2%80%A5', 'dot_like_segment'], ['..%E2%80%8B', 'dot_like_segment'],
+    ['%EF%BC%8E%EF%BC%8E', 'dot_like_segment'], ['%E2%80%A5', 'dot_like_segment'], ['..%E2%80%8B', 'dot_like_segment'], ['%EF%BB%BF..', 'dot_like_segment'],
     ['x%EF%BC%8F..', 'lookalike_character'], ['7.', 'trailing_dot'], ['7%20', 'surrounding_whitespace'], ['%37', 'needless_escape'],
   ]
   for (const [segment, why] of dotLike) {
@@ -154,6 +154,13 @@ describe('gateway end to end', () => {
       assert.deepEqual([r.record.decision, r.record.reason, r.record.detail?.why], ['deny', 'path_ambiguous', why])
     })
   }
+
+  it('refuses a connector name spelled with escapes or a byte-order mark, which once routed by its decoded name and forwarded another path', async () => {
+    for (const [spelling, why] of [['%67ithub', 'needless_escape'], ['%EF%BB%BFgithub', 'surrounding_whitespace']]) {
+      const r = await send(`/${spelling}/repos/acme/app/issues/1`)
+      assert.deepEqual([r.status, r.json?.error?.code, r.record.detail?.why, r.upstream.length], [400, 'path_ambiguous', why, 0])
+    }
+  })
 
   it('a rule on issues/** does not allow issues itself: GET of the prefix is refused', async () => {
     const r = await send('/github/repos/acme/app/issues')
@@ -178,6 +185,7 @@ describe('gateway end to end', () => {
       [{ 'content-type': 'application/json' }, '{"title":', 'body is not valid JSON'],
       [{ 'content-type': 'text/plain' }, 'title=x', 'content-type is not JSON'],
       [{ 'content-type': 'application/json' }, '{"title":"a","title":"b"}', 'body has a duplicate object key'],
+      [{ 'content-type': 'application/json' }, '\ufeff{"title":"a"}', 'body starts with a byte-order mark'],
     ]
     for (const [headers, body, why] of cases) {
       const r = await send('/github/repos/acme/app/issues', { method: 'POST', headers: { authorization: `Bearer ${key}`, ...headers }, body })
@@ -207,19 +215,42 @@ describe('gateway end to end', () => {
     assert.equal(empty.status, 200, 'Content-Length: 0 is no body')
   })
 
-  it('refuses a GET with Transfer-Encoding, even an empty chunked body', async () => {
+  it('refuses an Expect other than 100-continue with a stable code and an audit record (not an unrecorded 417)', async () => {
     const seen = upstream.received.length
     const audited = (await kv.audit()).length
+    const answer = await rawRequest(`GET /github/repos/acme/app/issues/1 HTTP/1.1\r\nHost: keyvalet\r\nAuthorization: Bearer ${key}\r\nExpect: something-else\r\nConnection: close\r\n\r\n`)
+    assert.match(answer, /^HTTP\/1\.1 400 /)
+    assert.match(answer, /"code":"header_invalid"/)
+    assert.equal(upstream.received.length, seen)
+    const records = (await kv.audit()).slice(audited)
+    assert.deepEqual(records.map((r) => [r.decision, r.reason, r.detail?.header, r.session !== null]), [['deny', 'header_invalid', 'expect', false]])
+  })
+
+  it('writes one audit record for a request the parser refuses, however many pieces of it are still arriving', async () => {
+    const audited = (await kv.audit()).length
+    const body = '{"k":'.repeat(40_000)
+    const answer = await rawRequest(`get /github/repos/acme/app HTTP/1.1\r\nHost: keyvalet\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`)
+    assert.match(answer, /^HTTP\/1\.1 400 /)
+    const records = (await kv.audit()).slice(audited)
+    assert.deepEqual(records.map((r) => r.error), ['request_malformed'])
+  })
+
+  /** One request written byte for byte on its own connection; the answer until keyvalet closes. */
+  function rawRequest(text: string): Promise<string> {
     const { port } = new URL(kv.url)
-    const answer = await new Promise<string>((resolve, reject) => {
-      const socket = connect(Number(port), '127.0.0.1', () => {
-        socket.write(`GET /github/repos/acme/app/issues/1 HTTP/1.1\r\nHost: keyvalet\r\nAuthorization: Bearer ${key}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n\r\n`)
-      })
+    return new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(port), '127.0.0.1', () => socket.write(text))
       let data = ''
       socket.on('data', (c) => { data += c.toString() })
       socket.on('end', () => resolve(data))
       socket.on('error', reject)
     })
+  }
+
+  it('refuses a GET with Transfer-Encoding, even an empty chunked body', async () => {
+    const seen = upstream.received.length
+    const audited = (await kv.audit()).length
+    const answer = await rawRequest(`GET /github/repos/acme/app/issues/1 HTTP/1.1\r\nHost: keyvalet\r\nAuthorization: Bearer ${key}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n\r\n`)
     assert.match(answer, /^HTTP\/1\.1 400 /)
     assert.match(answer, /body_unexpected/)
     assert.equal(upstream.received.length, seen)

@@ -38,14 +38,16 @@ const ONLY_DOTS = /^\.+$/
  * path_ambiguous; undefined when every reading leaves it as it is.
  */
 export function segmentProblem(segment: string): string | undefined {
-  const read = PRINTABLE_ASCII.test(segment) ? segment : fold(segment)
+  // Printable ASCII has nothing to fold and nothing invisible: the common case stays cheap.
+  const plain = PRINTABLE_ASCII.test(segment)
+  const read = plain ? segment : fold(segment)
   if (read === undefined) return 'lookalike_character'
-  const visible = read.replace(INVISIBLE, '')
   const stem = streamStem(read)
-  if (ONLY_DOTS.test(visible) || ONLY_DOTS.test(stem.replace(INVISIBLE, ''))) return 'dot_like_segment'
+  const visible = (text: string): string => (plain ? text : text.replace(INVISIBLE, ''))
+  if (ONLY_DOTS.test(visible(read)) || ONLY_DOTS.test(visible(stem))) return 'dot_like_segment'
   for (const part of stem === read ? [read] : [read, stem]) {
     if (part.endsWith('.')) return 'trailing_dot'
-    if (EDGE_INVISIBLE.test(part)) return 'surrounding_whitespace'
+    if (!plain && EDGE_INVISIBLE.test(part)) return 'surrounding_whitespace'
   }
   return undefined
 }

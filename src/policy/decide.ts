@@ -1,14 +1,14 @@
 /**
  * The policy decision: pure (no I/O, no clock), deny by default.
  *
- * Rules are tried in config order. A rule is a candidate when its path matches; of those, the ones
- * listing the method are tried in turn: body presence, upgrade, query and headers (does the rule
- * fit the request?), then the grant (is it covered?), then the body. A GET, HEAD, DELETE or
- * OPTIONS carrying a body fits only a rule that allows one: a body there is read by some
- * frameworks as the request's real parameters, which the rule never saw. The first rule passing everything
+ * Rules are tried in config order. A rule is a candidate when one of its paths matches; of those,
+ * the ones listing the method are tried in turn: body presence, upgrade, query and headers (does
+ * the rule fit the request?), then the grant (is it covered?), then the body. A GET, HEAD, DELETE
+ * or OPTIONS carrying a body fits only a rule that allows one: some frameworks read a body there
+ * as the request's real parameters, which the rule never saw. The first rule passing everything
  * allows. Otherwise the deny names the most telling failure seen — body > severity > not in grant
- * > header > query/upgrade — and the rule it came from: a rule the request fits explains a
- * refusal better than one it does not.
+ * > header or unexpected body > query/upgrade — and the rule it came from: a rule the request
+ * fits explains a refusal better than one it does not.
  *
  * A body is asked for (`need_body`) only when a body-constrained rule is reached that the grant,
  * query and headers already allow, so no body is ever read for a request the grant refuses.

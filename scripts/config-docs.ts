@@ -53,10 +53,11 @@ const SEMANTIC_CHECKS = [
   'For `inject: header`: `header` is not `Host`, `Content-Length` or a hop-by-hop header (`Connection`, `Keep-Alive`, `Proxy-Authenticate`, `Proxy-Authorization`, `Proxy-Connection`, `TE`, `Trailer`, `Transfer-Encoding`, `Upgrade`); `template` (default `{secret}`) contains `{secret}` exactly once and no control characters.',
   'Rule ids are unique within a connector.',
   'No rule lists `CONNECT` or `TRACE`.',
-  "`path` is a valid path pattern: it starts with `/`; `*` and `:name` (`name` matching `[A-Za-z_][A-Za-z0-9_]*`) are whole segments; `**` only as the last segment; no empty segment except a trailing `/`; no `.` or `..` segment; a literal segment's percent escapes must be ones a request may carry (not `%2F`, `%2E`, `%25`, `%5C`, `%3B`).",
+  "`path` (each of them, when a list) is a valid path pattern: it starts with `/`; `*` and `:name` (`name` matching `[A-Za-z_][A-Za-z0-9_]*`) are whole segments; `**` only as the last segment; no empty segment except a trailing `/`; no `.` or `..` segment; a literal segment must be canonical, as a request's segment must be ([security.md](security.md#canonical-paths)), since any other literal could never match (so not `%2F`, `%2E`, `%25`, `%5C`, `%3B`, an escaped letter or digit, a trailing dot or space).",
   'Every query and header `pattern` compiles as a JavaScript regular expression in unicode mode, on its own (so it cannot escape the `^(?:...)$` anchoring).',
   'No header is constrained twice: header names are case-insensitive, so `Accept` and `accept` clash.',
   '`body` is a valid JSON Schema: it passes the draft 2020-12 meta-schema and compiles.',
+  '`allow_body: false` is not set beside a `body` schema (a rule with a schema takes a body).',
 ]
 
 const WARNINGS = [
@@ -64,7 +65,11 @@ const WARNINGS = [
   'A connector without a `credential`: its requests go out with none.',
   'A connector without rules: it refuses everything.',
   'A rule whose `path` has a wildcard (`*`, `:name` or `**`) in one of its first two segments: for an API like GitHub\'s that can mean every repository of every organisation.',
-  'A `write` or `admin` rule that allows `POST`, `PUT` or `PATCH` without a `body` schema.',
+  'A `write` or `admin` rule that allows `POST`, `PUT` or `PATCH` (or, with `allow_body`, any of its methods) without a `body` schema.',
+]
+
+const NOTES = [
+  'A `path` ending in `/**` whose rule does not also list the prefix: `/a/**` matches the paths below `/a/` (`/a/b`, `/a/b/c/`), never `/a` or `/a/` itself; `path: [/a, /a/**]` allows both.',
 ]
 
 export function renderConfigDocs(): string {
@@ -84,6 +89,12 @@ export function renderConfigDocs(): string {
     'Legal but dangerous choices are reported as warnings, located like errors, by `keyvalet check` (which exits 1 on them with `--strict`) and at `keyvalet start`:',
     '',
     ...WARNINGS.map((w) => `- ${w}`),
+    '',
+    '## Notes',
+    '',
+    '`keyvalet check` also prints notes on how some rules read; they are not warnings and never fail `--strict`:',
+    '',
+    ...NOTES.map((n) => `- ${n}`),
   )
   return out.join('\n') + '\n'
 }
@@ -125,6 +136,7 @@ function typeOf(node: Node, childPath?: string): string {
   if (node.const !== undefined) return `must be ${code(JSON.stringify(node.const))}`
   if (node.enum !== undefined) return `one of ${node.enum.map((v) => code(String(v))).join(', ')}`
   const link = childPath === undefined ? '' : ` ([${code(childPath)}](#${slug(code(childPath))}))`
+  if (node.anyOf !== undefined && node.type === undefined) return node.anyOf.map((n) => (n.type === 'object' ? 'object' : typeOf(n))).join(' or ') + link
   if (node.type === 'array') {
     const items = node.items === undefined ? 'any'
       : node.items.anyOf !== undefined ? node.items.anyOf.map((n) => (n.type === 'object' ? 'object' : typeOf(n))).join(' or ')

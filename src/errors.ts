@@ -30,6 +30,7 @@ export const ERROR_CATALOGUE = {
   policy_denied: [403, 'The request is outside the task grant.'],
   body_too_large: [413, 'The request body is larger than keyvalet will inspect.'],
   body_invalid: [400, 'The request body does not have the shape this rule requires.'],
+  body_unexpected: [400, 'This request carries a body, which its method does not take under the matching rule; the request was refused.'],
   // attribute
   attribution_conflict: [400, 'The request names a different user than the one this task acts for; it was refused.'],
   attribution_body_invalid: [400, 'This connector adds the invoking user to the request body, which must then be a JSON object (application/json, not content-coded).'],

@@ -35,7 +35,7 @@ export function guardedHeaderNotes(policy: Policy): RuleNote[] {
     connector.rules.forEach((rule, i) => {
       if (severityRank(rule.severity) < severityRank('write')) return
       const named = rule.headers.filter((c) => guard.guarded(c.name) !== undefined)
-      const what = `rule ${rule.id} (${rule.severity}: ${[...rule.methods].join(', ')} ${rule.path.source})`
+      const what = `rule ${rule.id} (${rule.severity}: ${[...rule.methods].join(', ')} ${rule.paths.map((p) => p.source).join(', ')})`
       const message = named.length === 0
         ? `${what} lets through none of these headers`
         : `${what} lets through ${named.map(describe).join('; ')}; none of the other headers`

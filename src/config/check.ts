@@ -39,13 +39,14 @@ export function checkPolicy(policy: Policy, locate: Locate, timeouts?: Timeouts)
     if (connector.credential === undefined) warn(at, 'has no credential: requests go out without one')
     if (connector.rules.length === 0) warn(at, 'has no rules, so it refuses everything')
     connector.rules.forEach((rule, i) => {
-      const broad = broadSegment(rule.path.source)
-      if (broad !== undefined) {
+      rule.paths.forEach(({ source }, j) => {
+        const broad = broadSegment(source)
+        if (broad === undefined) return
         warn(
-          [...at, 'rules', i, 'path'],
-          `${rule.path.source} allows any value in segment ${broad}: for an API like GitHub's that can mean every repository of every organisation; spell out the leading segments`,
+          pathField(at, rule, i, j),
+          `${source} allows any value in segment ${broad}: for an API like GitHub's that can mean every repository of every organisation; spell out the leading segments`,
         )
-      }
+      })
       const unchecked = uncheckedBodyMethods(rule)
       if (unchecked.length > 0) {
         warn(
@@ -75,6 +76,33 @@ function checkTimeouts(t: Timeouts, warn: (at: FieldPath, message: string) => vo
   }
 }
 
+/**
+ * Notes that explain how a rule reads, for `keyvalet check`: not dangerous, so never a warning.
+ * A pattern ending in `/**` matches below its prefix only; say so where the rule does not list the prefix too.
+ */
+export function explainPolicy(policy: Policy, locate: Locate): ConfigWarning[] {
+  const notes: ConfigWarning[] = []
+  for (const connector of policy.connectors.values()) {
+    connector.rules.forEach((rule, i) => {
+      const sources = rule.paths.map((p) => p.source)
+      sources.forEach((source, j) => {
+        if (!source.endsWith('/**')) return
+        const prefix = source.slice(0, -3) || '/'
+        if (sources.includes(prefix) || sources.includes(`${prefix}/`)) return
+        const below = prefix === '/' ? '/' : `${prefix}/`
+        const message = `rule ${rule.id}: ${source} matches paths below ${below}, not ${prefix} itself; to allow it too, write path: [${[prefix, ...sources].join(', ')}]`
+        notes.push({ ...locate(pathField(['connectors', connector.name], rule, i, j)), message })
+      })
+    })
+  }
+  return notes.sort((a, b) => (a.line ?? 0) - (b.line ?? 0))
+}
+
+/** Where a rule's path pattern `j` is written: `path`, or `path[j]` when the rule lists several. */
+function pathField(at: FieldPath, rule: Rule, i: number, j: number): FieldPath {
+  return rule.paths.length > 1 ? [...at, 'rules', i, 'path', j] : [...at, 'rules', i, 'path']
+}
+
 /** 1-based index of the first wildcard among the leading segments, if any. */
 function broadSegment(source: string): number | undefined {
   const segments = source.slice(1).split('/').slice(0, OWNER_DEPTH)
@@ -84,7 +112,7 @@ function broadSegment(source: string): number | undefined {
 
 function uncheckedBodyMethods(rule: Rule): string[] {
   if (rule.body !== undefined || severityRank(rule.severity) < severityRank('write')) return []
-  return BODY_METHODS.filter((m) => rule.methods.has(m))
+  return rule.allowBody ? [...rule.methods] : BODY_METHODS.filter((m) => rule.methods.has(m))
 }
 
 function cleartextMessage(connector: Connector): string {

@@ -21,13 +21,14 @@ export interface RawConstraint { pattern?: string; required?: boolean }
 export interface RawRule {
   id: string
   methods: string[]
-  path: string
+  path: string | string[]
   severity: Severity
   query?: Record<string, RawConstraint>
   allow_other_query?: boolean
   websocket?: boolean
   headers?: Record<string, RawConstraint>
   body?: Record<string, unknown>
+  allow_body?: boolean
 }
 export interface RawCredential { secret?: string; source?: string; inject: InjectKind; username?: string; header?: string; template?: string; param?: string; aws?: { service: string; region: string; unsigned_payload?: boolean } }
 export interface RawConnector {
@@ -202,23 +203,28 @@ function compileRule(connector: string, raw: RawRule, problem: (f: FieldPath, m:
     if (FORBIDDEN_METHODS.has(m)) problem(['methods', i], `${m} is never allowed through keyvalet`)
   })
   if (raw.websocket === true && !raw.methods.includes('GET')) problem(['websocket'], 'a WebSocket upgrade is a GET: list GET in methods')
-  let path = compilePathPattern('/**')
-  try {
-    path = compilePathPattern(raw.path)
-  } catch (err) {
-    problem(['path'], (err as Error).message)
-  }
+  if (raw.allow_body === false && raw.body !== undefined) problem(['allow_body'], 'a rule with a body schema takes a body: remove allow_body: false')
+  const sources = typeof raw.path === 'string' ? [raw.path] : raw.path
+  const paths = sources.flatMap((source, i) => {
+    try {
+      return [compilePathPattern(source)]
+    } catch (err) {
+      problem(typeof raw.path === 'string' ? ['path'] : ['path', i], (err as Error).message)
+      return []
+    }
+  })
   return {
     id: raw.id,
     connector,
     methods: new Set(raw.methods),
-    path,
+    paths,
     severity: raw.severity,
     query: constraints(raw.query, false, (f, m) => problem(['query', ...f], m)),
     allowOtherQuery: raw.allow_other_query ?? true,
     websocket: raw.websocket ?? false,
     headers: constraints(raw.headers, true, (f, m) => problem(['headers', ...f], m)),
     body: raw.body === undefined ? undefined : compileBody(raw.body, (f, m) => problem(['body', ...f], m)),
+    allowBody: raw.allow_body ?? raw.body !== undefined,
   }
 }
 

@@ -23,7 +23,7 @@ function errorOf(fn: () => unknown): OperatorError {
 
 describe('loadConfig refuses a broken fixture with file, line and field', () => {
   const broken = [
-    ['unknown-field.yaml', 10, 'connectors.github.rules[0].alow_other_query: unknown field (expected one of: id, methods, path, severity, query, allow_other_query, websocket, headers, body)'],
+    ['unknown-field.yaml', 10, 'connectors.github.rules[0].alow_other_query: unknown field (expected one of: id, methods, path, severity, query, allow_other_query, websocket, headers, body, allow_body)'],
     ['bad-severity.yaml', 10, 'connectors.github.rules[0].severity: must be one of read, write, admin'],
     ['http-without-insecure.yaml', 4, 'connectors.internal.upstream: an http:// upstream needs allow_insecure: true (the credential would cross the network in cleartext)'],
     ['duplicate-rule-id.yaml', 10, 'connectors.github.rules[1].id: duplicate rule id read (already used by rules[0])'],
@@ -146,8 +146,10 @@ describe('loadConfig compiles a valid fixture', () => {
     assert.equal(read.connector, 'github')
     assert.deepEqual([...read.methods], ['GET', 'HEAD'])
     assert.equal(read.severity, 'read')
-    assert.equal(read.path.source, '/repos/my-org/my-repo/issues/**')
-    assert.equal(read.path.match(normalisePath('/repos/my-org/my-repo/issues/1').segments), true)
+    assert.deepEqual(read.paths.map((p) => p.source), ['/repos/my-org/my-repo/issues', '/repos/my-org/my-repo/issues/**'])
+    for (const path of ['/repos/my-org/my-repo/issues', '/repos/my-org/my-repo/issues/1']) {
+      assert.ok(read.paths.some((p) => p.match(normalisePath(path).segments)), path)
+    }
     assert.equal(read.allowOtherQuery, false)
     assert.deepEqual(read.query.map((c) => [c.name, c.pattern?.source, c.required]), [
       ['state', '^(?:open|closed|all)$', false],
@@ -181,6 +183,37 @@ describe('loadConfig compiles a valid fixture', () => {
         [63, 'connectors.open-data.rules[0].path', '/** allows any value in segment 1'],
       ],
     )
+  })
+
+  it("notes, apart from the warnings, that a path ending in /** does not match its prefix, unless the rule lists it", () => {
+    assert.deepEqual(
+      config.notes.map((n) => [n.line, n.path, n.message]),
+      [[63, 'connectors.open-data.rules[0].path', 'rule everything: /** matches paths below /, not / itself; to allow it too, write path: [/, /**]']],
+    )
+    const text = 'version: 1\nconnectors:\n  s3:\n    upstream: https://s3.example\n    rules:\n      - id: reports\n        methods: [GET]\n        path: [/b/x, /b/reports/**]\n        severity: read\n'
+    assert.deepEqual(
+      parseConfig(text, 'k.yaml').notes.map((n) => [n.line, n.path, n.message]),
+      [[8, 'connectors.s3.rules[0].path[1]', 'rule reports: /b/reports/** matches paths below /b/reports/, not /b/reports itself; to allow it too, write path: [/b/reports, /b/x, /b/reports/**]']],
+    )
+  })
+
+  it('compiles allow_body: off by default, on with a body schema, refused as false beside one; warned about on a write rule without a schema', () => {
+    const rules = (extra: string) => `version: 1\nconnectors:\n  x:\n    upstream: https://a.example\n    credential: { secret: x-token, inject: bearer }\n    rules:\n${extra}`
+    const loaded = parseConfig(rules([
+      '      - { id: plain, methods: [GET], path: /a, severity: read }',
+      '      - { id: schema, methods: [DELETE], path: /b, severity: write, body: { type: object } }',
+      '      - { id: search, methods: [GET], path: /c, severity: read, allow_body: true }',
+      '      - { id: unchecked, methods: [DELETE], path: /d, severity: write, allow_body: true }',
+    ].join('\n') + '\n'), 'k.yaml')
+    assert.deepEqual(loaded.policy.connectors.get('x')?.rules.map((r) => [r.id, r.allowBody]), [['plain', false], ['schema', true], ['search', true], ['unchecked', true]])
+    assert.deepEqual(loaded.warnings.map((w) => [w.line, w.message]), [[10, 'rule unchecked is write and allows DELETE with any body: add a body schema to constrain it']])
+    const text = rules('      - { id: r, methods: [DELETE], path: /a, severity: write, allow_body: false, body: { type: object } }\n')
+    assert.throws(() => parseConfig(text, 'k.yaml'), (err: Error) => err instanceof OperatorError && /k\.yaml:7: connectors\.x\.rules\[0\]\.allow_body: a rule with a body schema takes a body/.test(err.message))
+  })
+
+  it('locates an invalid pattern in a list of paths', () => {
+    const text = 'version: 1\nconnectors:\n  x:\n    upstream: https://a.example\n    rules:\n      - id: r\n        methods: [GET]\n        path:\n          - /a\n          - /a/**/b\n        severity: read\n'
+    assert.throws(() => parseConfig(text, 'k.yaml'), (err: Error) => err instanceof OperatorError && /k\.yaml:10: connectors\.x\.rules\[0\]\.path\[1\]: .*only allowed as the last segment/.test(err.message))
   })
 })
 

@@ -14,7 +14,7 @@ import { OperatorError } from '../errors.ts'
 import type { Connector, Policy, UpstreamProxy } from '../policy/types.ts'
 import { CONFIG_SCHEMA } from './schema.ts'
 import { compileConnector, compileUpstreamProxy, type RawConnector, type RawUpstreamProxy } from './compile.ts'
-import { checkPolicy, type ConfigWarning } from './check.ts'
+import { checkPolicy, explainPolicy, type ConfigWarning } from './check.ts'
 import { formatProblems, locator, pointerToPath, type Locate, type Problem } from './locate.ts'
 
 export type { ConfigWarning } from './check.ts'
@@ -44,6 +44,8 @@ export interface Config {
   readonly auditFsync: boolean
   readonly policy: Policy
   readonly warnings: readonly ConfigWarning[]
+  /** How some rules read (check.ts explainPolicy), for `keyvalet check`: not warnings. */
+  readonly notes: readonly ConfigWarning[]
 }
 
 interface RawConfig {
@@ -145,6 +147,7 @@ export function parseConfig(text: string, file: string): Config {
     auditFsync: config.audit?.fsync ?? false,
     policy,
     warnings: checkPolicy(policy, locate, timeouts),
+    notes: explainPolicy(policy, locate),
   }
 }
 

@@ -50,9 +50,12 @@ const rule = {
       description: 'Upper-case HTTP methods this rule allows, e.g. [GET, HEAD]. A rule never allows a method it does not list. CONNECT and TRACE are refused.',
     },
     path: {
-      type: 'string',
+      anyOf: [
+        { type: 'string', description: 'one pattern' },
+        { type: 'array', items: { type: 'string' }, minItems: 1, uniqueItems: true, description: 'several: the rule applies to a path any of them matches' },
+      ],
       description:
-        "Path pattern below the upstream's base path: literals, '*' or ':name' for exactly one segment, '**' (last only) for any rest. A trailing '/' must match a trailing '/'. See src/policy/path-pattern.ts.",
+        "Path pattern below the upstream's base path: literals, '*' or ':name' for exactly one segment, '**' (last only) for one or more segments below the prefix. `/a/**` does not match `/a` itself: write `path: [/a, /a/**]` for both. A trailing '/' must match a trailing '/'. See src/policy/path-pattern.ts.",
     },
     severity: {
       enum: ['read', 'write', 'admin'],
@@ -85,7 +88,12 @@ const rule = {
     body: {
       type: 'object',
       description:
-        'A JSON Schema (draft 2020-12) the request body must satisfy; the body must then be JSON. Bodies are read up to limits.max_body_inspect_bytes to check them.',
+        'A JSON Schema (draft 2020-12) the request body must satisfy; the body must then be strict JSON (UTF-8 without a byte-order mark, no duplicate keys, at most 128 levels of nesting). Bodies are read up to limits.max_body_inspect_bytes to check them.',
+    },
+    allow_body: {
+      type: 'boolean',
+      description:
+        'Whether a GET, HEAD, DELETE or OPTIONS request matching this rule may carry a body (Content-Length above 0, or Transfer-Encoding). Default false, or true when the rule has a body schema: otherwise such a request is refused (400 body_unexpected), since some frameworks read a body there as the real parameters. Other methods may always carry one.',
     },
   },
 }

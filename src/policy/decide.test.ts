@@ -15,17 +15,18 @@ function constraint(name: string, pattern?: string, required = false): ValueCons
   return { name, pattern: pattern === undefined ? undefined : new RegExp(`^(?:${pattern})$`, 'u'), required }
 }
 
-function rule(id: string, methods: string, path: string, severity: Severity, extra: Partial<Rule> = {}): Rule {
+function rule(id: string, methods: string, path: string | string[], severity: Severity, extra: Partial<Rule> = {}): Rule {
   return {
     id,
     connector: 'github',
     methods: new Set(methods.split(',')),
-    path: compilePathPattern(path),
+    paths: (typeof path === 'string' ? [path] : path).map(compilePathPattern),
     severity,
     query: [],
     allowOtherQuery: true,
     headers: [],
     body: undefined,
+    allowBody: extra.body !== undefined,
     websocket: false,
     ...extra,
   }
@@ -41,7 +42,7 @@ const github: Connector = {
   allowAddresses: [],
   upstreamProxy: undefined,
   rules: [
-    rule('read-issues', 'GET,HEAD', '/repos/o/r/issues/**', 'read', { query: [constraint('state', 'open|closed|all')] }),
+    rule('read-issues', 'GET,HEAD', ['/repos/o/r/issues', '/repos/o/r/issues/**'], 'read', { query: [constraint('state', 'open|closed|all')] }),
     rule('create-issue', 'POST', '/repos/o/r/issues', 'write', { body: needsTitle }),
     rule('delete-issue', 'DELETE', '/repos/o/r/issues/*', 'admin'),
     rule('search', 'GET', '/search', 'read', { query: [constraint('q', undefined, true)], allowOtherQuery: false }),
@@ -53,6 +54,10 @@ const github: Connector = {
     // A body-constrained rule before an unconstrained one on the same path.
     rule('upload-titled', 'POST', '/uploads', 'write', { body: needsTitle }),
     rule('upload-any', 'POST', '/uploads', 'admin'),
+    // Methods that take no body, unless the rule says so.
+    rule('search-with-body', 'GET', '/indexes/*/search', 'read', { allowBody: true }),
+    rule('remove-labels', 'DELETE', '/repos/o/r/issues/*/labels', 'write', { body: needsTitle }),
+    rule('options', 'OPTIONS', '/options', 'read'),
   ],
 }
 
@@ -65,6 +70,7 @@ interface Case {
   readonly target: string
   readonly headers?: Record<string, string | string[]>
   readonly body?: BodyFacts
+  readonly carriesBody?: boolean
   readonly expect: Expect
 }
 
@@ -77,7 +83,7 @@ function summary(d: Decision): Expect {
 function run(c: Omit<Case, 'name' | 'expect'>): Decision {
   const grants = c.grants === '' ? [] : c.grants.split(' ').map(parseGrant)
   const request = { connector: github, grants, method: c.method, target: c.target }
-  return decide(argsFor({ ...request, ...(c.headers && { headers: c.headers }), ...(c.body && { body: c.body }) }))
+  return decide(argsFor({ ...request, ...(c.headers && { headers: c.headers }), ...(c.body && { body: c.body }), ...(c.carriesBody && { carriesBody: true }) }))
 }
 
 const title = { json: { title: 'Bug' } }
@@ -118,6 +124,16 @@ const cases: readonly Case[] = [
   { name: 'no body is asked for when the grant severity refuses the rule', grants: 'github:read', method: 'POST', target: '/repos/o/r/issues', expect: ['deny', 'severity_exceeds_grant', 'create-issue'] },
   { name: 'no body is asked for when the grant does not include the rule', grants: 'github:write:read-issues', method: 'POST', target: '/repos/o/r/issues', expect: ['deny', 'not_in_grant', 'create-issue'] },
   { name: 'no body is asked for when a header constraint already fails', grants: 'github:write', method: 'POST', target: '/comments', headers: { 'content-type': 'text/plain' }, expect: ['deny', 'header_not_allowed', 'comment-json'] },
+  // bodies on methods that take none
+  { name: 'a GET with a body is denied with body_unexpected', grants: 'github:read', method: 'GET', target: '/repos/o/r/issues/1', carriesBody: true, expect: ['deny', 'body_unexpected', 'read-issues'] },
+  { name: 'a HEAD with a body is denied with body_unexpected', grants: 'github:read', method: 'HEAD', target: '/repos/o/r/issues/1', carriesBody: true, expect: ['deny', 'body_unexpected', 'read-issues'] },
+  { name: 'a DELETE with a body is denied with body_unexpected', grants: 'github:admin', method: 'DELETE', target: '/repos/o/r/issues/1', carriesBody: true, expect: ['deny', 'body_unexpected', 'delete-issue'] },
+  { name: 'an OPTIONS with a body is denied with body_unexpected', grants: 'github:read', method: 'OPTIONS', target: '/options', carriesBody: true, expect: ['deny', 'body_unexpected', 'options'] },
+  { name: 'an OPTIONS without a body is allowed', grants: 'github:read', method: 'OPTIONS', target: '/options', expect: ['allow', 'options'] },
+  { name: 'a GET with a body is allowed by a rule that allows one', grants: 'github:read', method: 'GET', target: '/indexes/logs/search', carriesBody: true, expect: ['allow', 'search-with-body'] },
+  { name: 'a DELETE with a body is checked against the body schema of its rule', grants: 'github:write', method: 'DELETE', target: '/repos/o/r/issues/1/labels', carriesBody: true, expect: ['need_body'] },
+  { name: 'a POST with a body is not concerned', grants: 'github:admin', method: 'POST', target: '/uploads', carriesBody: true, body: { json: {} }, expect: ['allow', 'upload-any'] },
+  { name: 'a body the rule does not take is reported over a grant the rule is not in', grants: 'github:read:search', method: 'GET', target: '/repos/o/r/issues/1', carriesBody: true, expect: ['deny', 'body_unexpected', 'read-issues'] },
   // first match and failure priority
   { name: 'the first passing rule in config order allows', grants: 'github:write', method: 'GET', target: '/things?mine=true', expect: ['allow', 'my-things'] },
   { name: 'a later rule allows when an earlier one fails', grants: 'github:write', method: 'GET', target: '/things', expect: ['allow', 'all-things'] },

@@ -1,13 +1,15 @@
 /**
  * The policy decision: pure (no I/O, no clock), deny by default.
  *
- * Rules are tried in config order. A rule is a candidate when its path matches; of those, the ones
- * listing the method are tried in turn: upgrade, query and headers (does the rule fit the
- * request? A header the connector guards, such as S3's x-amz-acl, fits only a rule that names
- * it), then the grant (is it covered?), then the body. The first rule passing everything
+ * Rules are tried in config order. A rule is a candidate when one of its paths matches; of those,
+ * the ones listing the method are tried in turn: body presence, upgrade, query and headers (does
+ * the rule fit the request? A header the connector guards, such as S3's x-amz-acl, fits only a
+ * rule that names it), then the grant (is it covered?), then the body. A GET, HEAD, DELETE or
+ * OPTIONS carrying a body fits only a rule that allows one: some frameworks read a body there as
+ * the request's real parameters, which the rule never saw. The first rule passing everything
  * allows. Otherwise the deny names the most telling failure seen — body > severity > not in grant
- * > header value > unnamed guarded header > query/upgrade — and the rule it came from: a rule the request fits explains a
- * refusal better than one it does not.
+ * > header value > unnamed guarded header or unexpected body > query/upgrade — and the rule it
+ * came from: a rule the request fits explains a refusal better than one it does not.
  *
  * A body is asked for (`need_body`) only when a body-constrained rule is reached that the grant,
  * query and headers already allow, so no body is ever read for a request the grant refuses.
@@ -27,6 +29,7 @@ const SPECIFICITY: Readonly<Partial<Record<DenyReason, number>>> = {
   upgrade_not_allowed: 1,
   query_not_allowed: 1,
   header_not_named: 2,
+  body_unexpected: 2,
   // A rule that names the header and refuses its value explains more than one silent about it.
   header_not_allowed: 3,
   // The rule fits the request, but the task's grant does not cover it.
@@ -38,7 +41,7 @@ const SPECIFICITY: Readonly<Partial<Record<DenyReason, number>>> = {
 
 export function decide(args: DecideArgs): Decision {
   const { connector, method } = args
-  const candidates = connector.rules.filter((r) => r.path.match(args.segments))
+  const candidates = connector.rules.filter((r) => r.paths.some((p) => p.match(args.segments)))
   if (candidates.length === 0) {
     return deny('no_rule_for_path', undefined, `no rule of connector ${connector.name} matches the path`)
   }
@@ -51,14 +54,15 @@ export function decide(args: DecideArgs): Decision {
   for (const rule of matched) {
     // Whether the rule fits the request is checked before whether the grant covers it, so that a
     // refusal names the rule the request was really aimed at.
-    let failure = upgradeFailure(rule, args.upgrade) ?? queryFailure(rule, args.query) ?? headerFailure(rule, args.headers)
-      ?? unnamedHeaderFailure(rule, connector, args.headers) ?? grantFailure(rule, connector, args.grants)
+    let failure = bodyPresenceFailure(rule, method, args.carriesBody === true) ?? upgradeFailure(rule, args.upgrade) ?? queryFailure(rule, args.query)
+      ?? headerFailure(rule, args.headers) ?? unnamedHeaderFailure(rule, connector, args.headers) ?? grantFailure(rule, connector, args.grants)
     if (failure === undefined && rule.body !== undefined) {
       if (args.body === undefined) return { effect: 'need_body' }
       failure = bodyFailure(rule, rule.body, args.body)
     }
     if (failure === undefined) {
-      const detail = `rule ${rule.id} (${rule.severity}) matched ${method} ${rule.path.source}`
+      const pattern = rule.paths.find((p) => p.match(args.segments))?.source
+      const detail = `rule ${rule.id} (${rule.severity}) matched ${method} ${pattern}`
       return { effect: 'allow', reason: 'rule_matched', rule, detail }
     }
     if (worst === undefined || rank(failure) > rank(worst)) worst = failure
@@ -75,12 +79,21 @@ export function argsFor(request: {
   target: string
   headers?: Record<string, string | string[] | undefined>
   body?: BodyFacts
+  carriesBody?: boolean
 }): DecideArgs {
   const { rawPath, rawQuery } = splitTarget(request.target)
   const { segments } = normalisePath(rawPath)
-  const { connector, grants, method, headers = {}, body } = request
-  const base = { connector, grants, method, segments, query: new URLSearchParams(rawQuery), headers }
+  const { connector, grants, method, headers = {}, body, carriesBody = body !== undefined } = request
+  const base = { connector, grants, method, segments, query: new URLSearchParams(rawQuery), headers, carriesBody }
   return body === undefined ? base : { ...base, body }
+}
+
+/** Methods whose requests take no body unless their rule says so (RFC 9110 gives a body on them no meaning). */
+const BODILESS = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS'])
+
+function bodyPresenceFailure(rule: Rule, method: string, carriesBody: boolean): Failure | undefined {
+  if (!carriesBody || rule.allowBody || !BODILESS.has(method)) return undefined
+  return { reason: 'body_unexpected', rule, detail: `rule ${rule.id} takes no body on ${method} (allow_body is not set)` }
 }
 
 function grantFailure(rule: Rule, connector: Connector, grants: readonly Grant[]): Failure | undefined {

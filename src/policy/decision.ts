@@ -11,6 +11,7 @@ export type DenyReason =
   | 'header_not_named' // the request carries a guarded header (connector.headerGuard) the rule does not name
   | 'body_not_allowed' // the body does not satisfy the rule's JSON Schema (or is not JSON)
   | 'upgrade_not_allowed' // the request asks for a protocol upgrade the rule does not allow
+  | 'body_unexpected' // a GET, HEAD, DELETE or OPTIONS carries a body and the rule takes none
 
 export type Decision =
   | { readonly effect: 'allow'; readonly reason: 'rule_matched'; readonly rule: Rule; readonly detail: string }
@@ -33,6 +34,8 @@ export interface DecideArgs {
   /** Lower-case names, as node:http gives them. */
   readonly headers: Readonly<Record<string, string | string[] | undefined>>
   readonly body?: BodyFacts
+  /** Whether the request carries a body (Content-Length > 0 or Transfer-Encoding): proxy/headers.ts carriesBody. */
+  readonly carriesBody?: boolean
   /** The protocol of an upgrade request (lower-case, e.g. 'websocket'); undefined for plain requests. */
   readonly upgrade?: string
 }

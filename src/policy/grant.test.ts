@@ -54,12 +54,13 @@ function rule(id: string, severity: Severity): Rule {
     id,
     connector: 'github',
     methods: new Set(['GET']),
-    path: compilePathPattern('/**'),
+    paths: [compilePathPattern('/**')],
     severity,
     query: [],
     allowOtherQuery: true,
     headers: [],
     body: undefined,
+    allowBody: false,
     websocket: false,
   }
 }

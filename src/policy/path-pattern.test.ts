@@ -19,13 +19,17 @@ const table: ReadonlyArray<readonly [string, string, boolean]> = [
   ['/items/:id', '/items/42', true],
   ['/items/:id/tags', '/items/42/tags', true],
   ['/items/:id/tags', '/items/42/labels', false],
-  ['/items/**', '/items', true],
-  ['/items/**', '/items/', true],
+  // '**' is one or more segments below the prefix: never the prefix itself, with or without '/'.
+  ['/items/**', '/items', false],
+  ['/items/**', '/items/', false],
+  ['/items/**', '/items/a', true],
+  ['/items/**', '/items/a/', true],
   ['/items/**', '/items/a/b/c', true],
   ['/items/**', '/items/a/b/', true],
   ['/items/**', '/itemsx', false],
   ['/items/**', '/other/items', false],
-  ['/**', '/', true],
+  ['/**', '/', false],
+  ['/**', '/a', true],
   ['/**', '/anything/at/all', true],
   ['/', '/', true],
   ['/', '/a', false],
@@ -38,6 +42,9 @@ const table: ReadonlyArray<readonly [string, string, boolean]> = [
   ['/files/%2A', '/files/*', true],
   ['/files/%2A', '/files/x', false],
   ['/files/%3Aid', '/files/:id', true],
+  ['/bucket/reports/**', '/bucket/reports', false],
+  ['/bucket/reports/**', '/bucket/reports/2024/q1.csv', true],
+  ['/bucket/reports/**', '/bucket/reportsx/a', false],
 ]
 
 describe('compilePathPattern matches decoded segments', () => {
@@ -68,6 +75,9 @@ const invalid: ReadonlyArray<readonly [string, string, RegExp]> = [
   ['a double-encoded literal', '/a/%252e', /encoded_percent/],
   ['a matrix parameter in a literal', '/a;b', /matrix_parameter/],
   ['a raw space in a literal', '/a b', /character_not_allowed/],
+  ['a literal ending in a dot', '/files/notes.', /trailing_dot/],
+  ['a literal with a needless escape', '/files/%41', /needless_escape/],
+  ['a literal some upstream reads as dot-dot', '/files/..%20', /dot_like_segment/],
 ]
 
 describe('compilePathPattern refuses', () => {

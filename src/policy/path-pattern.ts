@@ -5,10 +5,13 @@
  *   - A pattern starts with '/'; segments are separated by '/'.
  *   - A literal segment matches exactly (case-sensitive). It may contain percent escapes, decoded
  *     at compile time (`/files/a%20b` matches the segment `a b`); write `%3A` for a literal that
- *     starts with ':' and `%2A` for a literal '*'. Escapes a request may never carry
- *     (%2F, %2E, %25, %5C, %3B) are refused here too, since such a literal could never match.
+ *     starts with ':' and `%2A` for a literal '*'. A literal must be canonical as a request's
+ *     segment must be (policy/path.ts: no %2F, %2E, %41, trailing dot...): any other could never match.
  *   - `*` or `:name` matches exactly one non-empty segment (`name` is for the reader: [A-Za-z_][A-Za-z0-9_]*).
- *   - `**` matches zero or more segments (a trailing '/' included); only as the LAST segment.
+ *   - `**` matches one or more segments, the first non-empty: everything below the prefix (a
+ *     trailing '/' included), never the prefix itself (`/a/**` matches `/a/b` and `/a/b/c/`, not
+ *     `/a` nor `/a/`; `/**` everything but `/`). Only as the LAST segment. A rule that should allow
+ *     the prefix too lists it: `path: [/a, /a/**]`.
  *   - A pattern ending in '/' matches only a path with a trailing '/' (`/a/` matches `/a/`, not `/a`);
  *     a pattern not ending in '/' or `**` never matches a path with one. `/` matches only the root.
  *   - Anything else — '*' inside a segment, empty segments ('//'), '.' or '..' segments — is an error.
@@ -33,7 +36,7 @@ export function compilePathPattern(source: string): PathMatcher {
   return {
     source,
     match(segments) {
-      if (rest ? segments.length < fixed.length : segments.length !== fixed.length) return false
+      if (rest ? segments.length <= fixed.length || segments[fixed.length] === '' : segments.length !== fixed.length) return false
       for (let i = 0; i < fixed.length; i++) {
         const part = fixed[i] as Part
         const segment = segments[i] as string

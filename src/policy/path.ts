@@ -5,9 +5,17 @@
  * proxy in front of it) might read differently from us — dot segments, encoded separators,
  * double encoding, matrix parameters, backslashes, empty segments — is refused with
  * `path_ambiguous` and a short snake_case `why` in the error detail.
+ *
+ * Only canonical segments pass (docs/security.md states the same rule):
+ *   1. raw characters are RFC 3986 unreserved (A-Z a-z 0-9 - . _ ~) or ! $ & ' ( ) * + , = : @;
+ *   2. a percent escape is used only where it is needed: never for an unreserved character, nor
+ *      for / % \ ; (those change how the path splits); it decodes to UTF-8 without controls;
+ *   3. no common reading of the decoded segment (segment.ts) makes it a dot segment, a separator,
+ *      or something else than itself once trailing dots and surrounding whitespace are trimmed.
  */
 
 import { KeyvaletError } from '../errors.ts'
+import { segmentProblem } from './segment.ts'
 
 export interface NormalisedPath {
   /** Percent-decoded segments; a trailing '/' gives a last segment ''. '/' gives ['']. */
@@ -33,7 +41,10 @@ export function normalisePath(rawPath: string): NormalisedPath {
     const isLast = i === rawSegments.length - 1
     if (raw === '' && !isLast) refuse('empty_segment')
     if (raw === '.' || raw === '..') refuse('dot_segment')
-    segments.push(decodeSegment(raw))
+    const segment = decodeSegment(raw)
+    const problem = segmentProblem(segment)
+    if (problem !== undefined) refuse(problem)
+    segments.push(segment)
   }
   return { segments, path: rawPath }
 }
@@ -47,7 +58,8 @@ const REFUSED_ESCAPES: Readonly<Record<string, string>> = {
   '3b': 'encoded_semicolon',
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true })
+/** ignoreBOM keeps a leading U+FEFF as a character: stripping it would make `%EF%BB%BF..` read as `..`. */
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 
 function decodeSegment(raw: string): string {
   let escaped = false
@@ -58,6 +70,7 @@ function decodeSegment(raw: string): string {
       if (!/^[0-9a-fA-F]{2}$/.test(hex)) refuse('malformed_percent')
       const refused = REFUSED_ESCAPES[hex.toLowerCase()]
       if (refused !== undefined) refuse(refused)
+      if (UNRESERVED.has(String.fromCharCode(parseInt(hex, 16)))) refuse('needless_escape')
       escaped = true
       i += 2
     } else {
@@ -101,9 +114,8 @@ function checkRawChar(ch: string, code: number): void {
   if (code > 0x7e || !PCHAR.has(ch)) refuse('character_not_allowed')
 }
 
-const PCHAR: ReadonlySet<string> = new Set(
-  'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~' + "!$&'()*+,=" + ':@',
-)
+const UNRESERVED: ReadonlySet<string> = new Set('ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~')
+const PCHAR: ReadonlySet<string> = new Set([...UNRESERVED, ..."!$&'()*+,=:@"])
 
 function refuse(why: string): never {
   throw new KeyvaletError('path_ambiguous', { detail: { why } })

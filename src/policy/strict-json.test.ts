@@ -18,6 +18,10 @@ describe('parseStrictJson', () => {
     ['a duplicate key spelled with an escape', '{"title":1,"\\u0074itle":2}', 'duplicate'],
     ['invalid UTF-8', Buffer.from([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xff, 0x22, 0x7d]), 'UTF-8'],
     ['text that is not JSON', '{title: 1}', 'not valid JSON'],
+    ['a byte-order mark', Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('{"title":"a"}')]), 'byte-order mark'],
+    ['a UTF-16 byte-order mark', Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from('{}')]), 'UTF-8'],
+    ['arrays nested deeper than 128 levels', `${'['.repeat(129)}${']'.repeat(129)}`, 'deeper than 128'],
+    ['objects nested deeper than 128 levels, deep enough to overflow a recursive walk', `${'{"a":'.repeat(100_000)}1${'}'.repeat(100_000)}`, 'deeper than 128'],
   ]
   for (const [what, input, message] of refused) {
     it(`refuses ${what}`, () => {
@@ -25,6 +29,10 @@ describe('parseStrictJson', () => {
       assert.ok('invalid' in result && result.invalid.includes(message), JSON.stringify(result))
     })
   }
+
+  it('accepts 128 levels of nesting, and brackets inside strings do not count', () => {
+    assert.ok('json' in parse(`${'['.repeat(128)}"[[[{{{"${']'.repeat(128)}`))
+  })
 
   it('does not mistake strings that look like keys for keys', () => {
     assert.ok('json' in parse('{"a":"b:","c":["a","a"],"d":"\\"a\\":"}'))

@@ -1,12 +1,22 @@
 import type { BodyFacts } from './decision.ts'
 
-const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false })
+/** A leading byte-order mark is kept, so that it is refused rather than silently dropped. */
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
+
+/**
+ * How deep arrays and objects may nest. The checks after parsing (the schema, the attribution
+ * rewrite) walk the value recursively; common upstream parsers stop near here too (serde_json
+ * at 128, Ruby's JSON at 100), so no real API body comes close.
+ */
+export const MAX_JSON_DEPTH = 128
 
 /**
  * Parses a request body for a schema check, refusing what two JSON parsers could read
- * differently: invalid UTF-8, and duplicate object keys (JSON.parse keeps the last, many
- * upstream parsers the first — a schema check on one and a write from the other would differ).
- * The bytes forwarded are the bytes parsed here, so what was checked is what is sent.
+ * differently: invalid UTF-8, a byte-order mark (RFC 8259 §8.1: senders must not add one; some
+ * parsers skip it, others refuse the body), and duplicate object keys (JSON.parse keeps the last,
+ * many upstream parsers the first — a schema check on one and a write from the other would
+ * differ); and a nesting deeper than MAX_JSON_DEPTH. The bytes forwarded are the bytes parsed
+ * here, so what was checked is what is sent.
  */
 export function parseStrictJson(body: Buffer): BodyFacts {
   let text: string
@@ -15,26 +25,29 @@ export function parseStrictJson(body: Buffer): BodyFacts {
   } catch {
     return { invalid: 'body is not valid UTF-8' }
   }
+  if (text.charCodeAt(0) === 0xfeff) return { invalid: 'body starts with a byte-order mark' }
   let json: unknown
   try {
     json = JSON.parse(text)
   } catch {
     return { invalid: 'body is not valid JSON' }
   }
-  return hasDuplicateKey(text) ? { invalid: 'body has a duplicate object key' } : { json }
+  const problem = structureProblem(text)
+  return problem === undefined ? { json } : { invalid: problem }
 }
 
 /**
  * Scans text that JSON.parse already accepted, so it only has to follow strings and nesting:
  * every string directly followed by ':' is a key of the innermost open object.
  */
-function hasDuplicateKey(text: string): boolean {
+function structureProblem(text: string): string | undefined {
   const stack: (Set<string> | null)[] = []
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i)
-    if (c === 0x7b /* { */) stack.push(new Set())
-    else if (c === 0x5b /* [ */) stack.push(null)
-    else if (c === 0x7d /* } */ || c === 0x5d /* ] */) stack.pop()
+    if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
+      if (stack.length === MAX_JSON_DEPTH) return `body nests deeper than ${MAX_JSON_DEPTH} levels`
+      stack.push(c === 0x7b ? new Set() : null)
+    } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) stack.pop()
     else if (c === 0x22 /* " */) {
       const end = stringEnd(text, i)
       let j = end + 1
@@ -42,13 +55,13 @@ function hasDuplicateKey(text: string): boolean {
       const keys = stack.at(-1)
       if (text.charCodeAt(j) === 0x3a /* : */ && keys != null) {
         const key = JSON.parse(text.slice(i, end + 1)) as string
-        if (keys.has(key)) return true
+        if (keys.has(key)) return 'body has a duplicate object key'
         keys.add(key)
       }
       i = end
     }
   }
-  return false
+  return undefined
 }
 
 /** Index of the closing quote of the string starting at `start`. */

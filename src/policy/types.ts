@@ -50,13 +50,16 @@ export interface Rule {
   readonly connector: string
   /** Upper-case methods; a rule never matches a method it does not list. */
   readonly methods: ReadonlySet<string>
-  readonly path: PathMatcher
+  /** The rule applies to a path any of these match (`path: [/a, /a/**]` in the config). */
+  readonly paths: readonly PathMatcher[]
   readonly severity: Severity
   readonly query: readonly ValueConstraint[]
   /** When false, query parameters not named in `query` are refused. */
   readonly allowOtherQuery: boolean
   readonly headers: readonly ValueConstraint[]
   readonly body: BodyValidator | undefined
+  /** Whether GET, HEAD, DELETE and OPTIONS may carry a body (true when the rule has a body schema). */
+  readonly allowBody: boolean
   /** Whether a matching GET may upgrade to a WebSocket. */
   readonly websocket: boolean
 }

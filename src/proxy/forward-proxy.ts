@@ -69,6 +69,7 @@ export function createForwardServer(deps: ForwardDeps): Server {
     void handler.upgrade(handler.newContext(req, { mode: 'forward', target, upgrade: protocol }), socket, head)
   })
   outer.on('clientError', handler.onClientError('forward'))
+  outer.on('checkExpectation', handler.onUnsupportedExpectation('forward'))
 
   // Requests inside intercepted tunnels: parsed by a listener of their own, never bound to a port.
   const inner = createServer(handler.serverOptions, (req, res) => {
@@ -88,6 +89,7 @@ export function createForwardServer(deps: ForwardDeps): Server {
     void handler.upgrade(handler.newContext(req, { mode: 'forward', target, upgrade: protocol, proxyKey: tunnel.key }), socket, head)
   })
   inner.on('clientError', handler.onClientError('forward'))
+  inner.on('checkExpectation', handler.onUnsupportedExpectation('forward'))
 
   async function onConnect(req: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
     const authority = parseAuthority(req.url ?? '')

@@ -36,5 +36,6 @@ export function createGatewayServer(handler: Handler): Server {
   })
   // Requests the parser rejects never become requests; they are still answered and audited.
   server.on('clientError', handler.onClientError('gateway'))
+  server.on('checkExpectation', handler.onUnsupportedExpectation('gateway'))
   return server
 }

@@ -241,9 +241,6 @@ export function createHandler(deps: HandlerDeps) {
     requireHostHeader: true,
   }
 
-  /** Sockets whose parser error was already answered: the parser goes on failing on every chunk that follows. */
-  const refusedSockets = new WeakSet<object>()
-
   /**
    * A listener's `clientError`: the parser refused what arrived (CL+TE smuggling, bad chunking,
    * oversized or slow headers). Answered and audited once per socket, however many chunks keep
@@ -251,6 +248,7 @@ export function createHandler(deps: HandlerDeps) {
    * in the pipeline (it answers and audits itself; only the socket goes). The socket is cut
    * shortly after the answer, so a client that keeps sending cannot hold it.
    */
+  const refusedSockets = new WeakSet<object>()
   function onClientError(mode: RequestContext['mode']) {
     return (err: Error & { code?: string }, socket: Duplex): void => {
       if (refusedSockets.has(socket)) return
@@ -267,6 +265,17 @@ export function createHandler(deps: HandlerDeps) {
     }
   }
 
+  /**
+   * A listener's `checkExpectation`: an Expect other than 100-continue (which node:http answers
+   * itself). Left alone, node:http would answer 417 with no audit record; refused here instead.
+   */
+  function onUnsupportedExpectation(mode: RequestContext['mode']) {
+    return (req: IncomingMessage, res: ServerResponse): void => {
+      const message = 'The Expect header asks for something keyvalet does not do (only 100-continue); the request was refused.'
+      void reject(newContext(req, { mode }), res, new KeyvaletError('header_invalid', { message, detail: { header: 'expect' } }))
+    }
+  }
+
   function parserError(err: Error & { code?: string }): KeyvaletError {
     const detail = { parser: err.code ?? 'unknown' }
     if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') return new KeyvaletError('request_timeout', { detail })
@@ -277,7 +286,7 @@ export function createHandler(deps: HandlerDeps) {
   /** The JWKS is published only when some connector signs assertions. */
   const jwks = [...config.policy.connectors.values()].some((c) => c.assertion !== undefined) ? assertionKeys : undefined
 
-  return { upstreams, sources, resolver, jwks, newContext, request, upgrade, reject, record, refuse, serverOptions, closeIdle, onClientError, log, nextId, summarise: () => anonymous.summarise() }
+  return { upstreams, sources, resolver, jwks, newContext, request, upgrade, reject, record, refuse, serverOptions, closeIdle, onClientError, onUnsupportedExpectation, log, nextId, summarise: () => anonymous.summarise() }
 }
 
 export type Handler = ReturnType<typeof createHandler>

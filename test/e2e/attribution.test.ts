@@ -200,6 +200,16 @@ ${local}    credential: { secret: openai-key, inject: bearer }
     ])
   })
 
+  it('refuses a body starting with a byte-order mark, or nested deeper than a walk can follow, with a stable code (once internal_error)', async () => {
+    const bom = await since(() => post('/openai/chat/completions', '\ufeff{"model":"gpt-test"}'))
+    const deep = await since(() => post('/openai/chat/completions', `{"model":${'['.repeat(1500)}${']'.repeat(1500)}}`))
+    for (const r of [bom, deep]) assert.deepEqual([r.result.status, r.result.body.error?.code, r.seen.length], [400, 'attribution_body_invalid', 0])
+    assert.deepEqual([...bom.records, ...deep.records].map((r) => [r.decision, r.error, r.detail?.why]), [
+      ['deny', 'attribution_body_invalid', 'body starts with a byte-order mark'],
+      ['deny', 'attribution_body_invalid', 'body nests deeper than 128 levels'],
+    ])
+  })
+
   it('a request without a body passes untouched', async () => {
     const res = await since(async () => {
       const r = await request(`${kv.url}/openai/models`, { headers: { authorization: `Bearer ${key}` } })

@@ -143,6 +143,17 @@ ${connector('s3', 'aws-prod')}${connector('s3-unsigned', 'aws-prod', ', unsigned
     assert.deepEqual([list?.error, list?.path, list?.query_keys], ['policy_denied', '/my-bucket/', ['list-type', 'prefix']])
   })
 
+  it('reports/** is the objects below reports/, not an object named reports: S3 sees nothing', async () => {
+    s3.objects.set('my-bucket/reports', Buffer.from('not below the prefix'))
+    const from = s3.received.length
+    const err = await refusal(() => client.send(new GetObjectCommand({ Bucket: 'my-bucket', Key: 'reports' })))
+    assert.equal(err.$metadata.httpStatusCode, 403)
+    assert.equal(err.name, 'policy_denied')
+    assert.equal(s3.received.length, from)
+    const record = (await kv.audit()).at(-1)
+    assert.deepEqual([record?.decision, record?.reason, record?.path], ['deny', 'no_rule_for_path', '/my-bucket/reports'])
+  })
+
   it('an object that echoes the secret access key or the session token comes back masked', async () => {
     s3.objects.set('my-bucket/reports/leak.txt', Buffer.from(`key=${REAL.secretAccessKey} token=${REAL.sessionToken}`))
     const got = await client.send(new GetObjectCommand({ Bucket: 'my-bucket', Key: 'reports/leak.txt' }))

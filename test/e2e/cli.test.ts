@@ -79,6 +79,16 @@ connectors:
     assert.match(out.stdout, /^note: connectors\.s3\.rules\[0\]: rule upload \(write: PUT \/b\/uploads\/\*\*\) lets through x-amz-acl matching private; none of the other headers$/m)
   })
 
+  it('check: explains that a path ending in /** does not match its prefix, in a note that --strict does not count', async () => {
+    const ok = await cli(['check', file])
+    assert.match(ok.stdout, /note: .*keyvalet\.yaml:\d+: connectors\.github\.rules\[0\]\.path: rule read-issues: \/repos\/acme\/app\/issues\/\*\* matches paths below \/repos\/acme\/app\/issues\/, not \/repos\/acme\/app\/issues itself; to allow it too, write path: \[\/repos\/acme\/app\/issues, \/repos\/acme\/app\/issues\/\*\*\]/)
+    const quiet = join(dir, 'quiet.yaml')
+    writeFileSync(quiet, 'version: 1\nconnectors:\n  x:\n    upstream: https://a.example\n    credential: { secret: x-token, inject: bearer }\n    rules:\n      - { id: r, methods: [GET], path: /repos/acme/app/issues/**, severity: read }\n')
+    const strict = await cli(['check', quiet, '--strict'])
+    assert.match(strict.stdout, /note: /)
+    assert.equal(strict.code, 0, 'a note is not a warning')
+  })
+
   it('secret: set reads stdin, list shows metadata only, no value is ever printed', async () => {
     const set = await cli(['secret', 'set', 'github-token', '--config', file], { input: `${SECRET}\n`, env })
     assert.equal(set.code, 0, set.stderr)

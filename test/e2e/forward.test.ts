@@ -184,6 +184,26 @@ connectors:
     assert.match(other, /placeholder_misplaced/, 'the placeholder of one connector sent to another host')
   })
 
+  it('refuses dot-like segments inside an intercepted tunnel and in absolute-form requests (curl --path-as-is)', async () => {
+    const cases: [string, string][] = [['..%20', 'dot_like_segment'], ['...', 'dot_like_segment'], ['..%EF%BB%BF', 'dot_like_segment'], ['%EF%BC%8E%EF%BC%8E', 'dot_like_segment'], ['1.', 'trailing_dot']]
+    for (const [segment, why] of cases) {
+      const climb = `${segment}/${segment}/${segment}/other/issues/1`
+      for (const [url, tls, origin] of [
+        [`https://${HOST}:${upstream.port}/repos/acme/app/issues/${climb}`, ['--cacert', caFile], upstream],
+        [`http://plain.example.test:${plain.port}/a/${climb}`, [], plain],
+      ] as const) {
+        const before = origin.received.length
+        const audited = (await kv.audit()).length
+        const { stdout } = await run('curl', ['-s', '--path-as-is', '--max-time', '10', '-x', proxyUrl(), ...tls, '-w', '\n%{http_code}', url], { encoding: 'utf8' })
+        assert.match(stdout, /"code":"path_ambiguous"[\s\S]*\n400$/, url)
+        assert.equal(origin.received.length, before, `${url}: nothing reached the upstream`)
+        const records = (await kv.audit()).slice(audited)
+        assert.equal(records.length, 1, 'one audit record')
+        assert.deepEqual([records[0]?.mode, records[0]?.reason, records[0]?.detail?.why], ['forward', 'path_ambiguous', why])
+      }
+    }
+  })
+
   it('tunnels a pass-through destination without interception and without any credential', async () => {
     const registryCa = join(kv.dir, 'registry-ca.pem')
     writeFileSync(registryCa, registryPki.caPem)

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
+import { connect } from 'node:net'
 import { promisify } from 'node:util'
 import { after, before, describe, it } from 'node:test'
 import { getGlobalDispatcher } from 'undici'
@@ -23,6 +24,7 @@ connectors:
       - { id: create-issue, methods: [POST], path: /repos/acme/app/issues, severity: write,
           body: { type: object, required: [title], properties: { title: { type: string, maxLength: 100 } }, additionalProperties: false } }
       - { id: delete-repo, methods: [DELETE], path: /repos/acme/app, severity: admin }
+      - { id: search-code, methods: [GET], path: /search/code, severity: read, allow_body: true }
   other:
     upstream: ${upstream.url}
     allow_insecure: true
@@ -136,6 +138,125 @@ describe('gateway end to end', () => {
       assert.equal(r.record.status, status)
     })
   }
+
+  // Each climbs out of issues/** on an upstream that trims, folds or strips what follows the dots.
+  const dotLike: [string, string][] = [
+    ['..%20', 'dot_like_segment'], ['...', 'dot_like_segment'], ['..%C2%A0', 'dot_like_segment'], ['..::$INDEX_ALLOCATION', 'dot_like_segment'],
+    ['%EF%BC%8E%EF%BC%8E', 'dot_like_segment'], ['%E2%80%A5', 'dot_like_segment'], ['..%E2%80%8B', 'dot_like_segment'], ['%EF%BB%BF..', 'dot_like_segment'],
+    ['x%EF%BC%8F..', 'lookalike_character'], ['7.', 'trailing_dot'], ['7%20', 'surrounding_whitespace'], ['%37', 'needless_escape'],
+  ]
+  for (const [segment, why] of dotLike) {
+    it(`refuses the segment ${segment} (${why}) without reaching the upstream`, async () => {
+      const r = await send(`/github/repos/acme/app/issues/${segment}/${segment}/${segment}/other/issues/1`)
+      assert.equal(r.status, 400)
+      assert.equal(r.json?.error?.code, 'path_ambiguous')
+      assert.equal(r.upstream.length, 0, 'nothing reached the upstream')
+      assert.deepEqual([r.record.decision, r.record.reason, r.record.detail?.why], ['deny', 'path_ambiguous', why])
+    })
+  }
+
+  it('refuses a connector name spelled with escapes or a byte-order mark, which once routed by its decoded name and forwarded another path', async () => {
+    for (const [spelling, why] of [['%67ithub', 'needless_escape'], ['%EF%BB%BFgithub', 'surrounding_whitespace']]) {
+      const r = await send(`/${spelling}/repos/acme/app/issues/1`)
+      assert.deepEqual([r.status, r.json?.error?.code, r.record.detail?.why, r.upstream.length], [400, 'path_ambiguous', why, 0])
+    }
+  })
+
+  it('a rule on issues/** does not allow issues itself: GET of the prefix is refused', async () => {
+    const r = await send('/github/repos/acme/app/issues')
+    assert.equal(r.status, 403)
+    assert.equal(r.upstream.length, 0)
+    assert.deepEqual([r.record.decision, r.record.reason], ['deny', 'method_not_allowed'], 'only create-issue (POST) is on this path')
+    const below = await send('/github/repos/acme/app/issues/')
+    assert.deepEqual([below.status, below.record.reason, below.upstream.length], [403, 'no_rule_for_path', 0], 'nor the prefix with a trailing slash')
+  })
+
+  it('says which severity a refused request needed, and what the grant allows', async () => {
+    const r = await send('/github/repos/acme/app', { method: 'DELETE' })
+    assert.equal(r.record.reason, 'severity_exceeds_grant')
+    assert.equal(r.json?.error?.message, 'This request needs admin; the task was granted write on connector github (severity_exceeds_grant).')
+    const narrowed = (await kv.mintKey(['github:read', 'github:admin:create-issue'])).key
+    const other = await send('/github/repos/acme/app', { method: 'DELETE', headers: { authorization: `Bearer ${narrowed}` } })
+    assert.equal(other.json?.error?.message, 'This request needs admin; the task was granted read on connector github (severity_exceeds_grant).', 'an admin grant for another rule is not what it was granted for this one')
+  })
+
+  it('says a body that a rule must check is not valid JSON, and why', async () => {
+    const cases: [Record<string, string>, string, string][] = [
+      [{ 'content-type': 'application/json' }, '{"title":', 'body is not valid JSON'],
+      [{ 'content-type': 'text/plain' }, 'title=x', 'content-type is not JSON'],
+      [{ 'content-type': 'application/json' }, '{"title":"a","title":"b"}', 'body has a duplicate object key'],
+      [{ 'content-type': 'application/json' }, '\ufeff{"title":"a"}', 'body starts with a byte-order mark'],
+    ]
+    for (const [headers, body, why] of cases) {
+      const r = await send('/github/repos/acme/app/issues', { method: 'POST', headers: { authorization: `Bearer ${key}`, ...headers }, body })
+      assert.equal(r.status, 403)
+      assert.equal(r.json?.error?.message, `The request body is not valid JSON (${why}); the matching rule checks it against a schema (body_not_allowed).`)
+      assert.deepEqual([r.record.reason, r.upstream.length], ['body_not_allowed', 0])
+    }
+    const shape = await send('/github/repos/acme/app/issues', { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: '{"title":1}' })
+    assert.match(shape.json?.error?.message, /^The request body does not have the shape the matching rule requires/, 'valid JSON of the wrong shape keeps its message')
+  })
+
+  it('refuses a GET or DELETE carrying a body before anything is forwarded, unless its rule allows one', async () => {
+    const form = { authorization: `Bearer ${key}`, 'content-type': 'application/x-www-form-urlencoded' }
+    for (const [method, path] of [['GET', '/github/repos/acme/app/issues/1'], ['DELETE', '/github/repos/acme/app']]) {
+      const r = await send(path as string, { method, headers: form, body: '_method=DELETE&action=close' })
+      assert.equal(r.status, 400, `${method}`)
+      assert.equal(r.headers['x-keyvalet-error'], 'body_unexpected')
+      assert.match(r.json?.error?.message, new RegExp(`^${method} takes no request body under the matching rule`))
+      assert.equal(r.upstream.length, 0, 'nothing reached the upstream')
+      assert.deepEqual([r.record.decision, r.record.reason, r.record.error, r.record.status], ['deny', 'body_unexpected', 'body_unexpected', 400])
+      assert.match(String(r.record.detail?.why), /takes no body/)
+    }
+    const allowed = await send('/github/search/code', { headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: '{"q":"x"}' })
+    assert.equal(allowed.status, 200, 'a rule with allow_body takes one')
+    assert.equal(allowed.upstream[0]?.body.toString(), '{"q":"x"}')
+    const empty = await send('/github/repos/acme/app/issues/1', { headers: { authorization: `Bearer ${key}`, 'content-length': '0' } })
+    assert.equal(empty.status, 200, 'Content-Length: 0 is no body')
+  })
+
+  it('refuses an Expect other than 100-continue with a stable code and an audit record (not an unrecorded 417)', async () => {
+    const seen = upstream.received.length
+    const audited = (await kv.audit()).length
+    const answer = await rawRequest(`GET /github/repos/acme/app/issues/1 HTTP/1.1\r\nHost: keyvalet\r\nAuthorization: Bearer ${key}\r\nExpect: something-else\r\nConnection: close\r\n\r\n`)
+    assert.match(answer, /^HTTP\/1\.1 400 /)
+    assert.match(answer, /"code":"header_invalid"/)
+    assert.equal(upstream.received.length, seen)
+    const records = (await kv.audit()).slice(audited)
+    assert.deepEqual(records.map((r) => [r.decision, r.reason, r.detail?.header, r.session !== null]), [['deny', 'header_invalid', 'expect', false]])
+  })
+
+  it('writes one audit record for a request the parser refuses, however many pieces of it are still arriving', async () => {
+    const audited = (await kv.audit()).length
+    const body = '{"k":'.repeat(40_000)
+    const answer = await rawRequest(`get /github/repos/acme/app HTTP/1.1\r\nHost: keyvalet\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`)
+    assert.match(answer, /^HTTP\/1\.1 400 /)
+    const records = (await kv.audit()).slice(audited)
+    assert.deepEqual(records.map((r) => r.error), ['request_malformed'])
+  })
+
+  /** One request written byte for byte on its own connection; the answer until keyvalet closes. */
+  function rawRequest(text: string): Promise<string> {
+    const { port } = new URL(kv.url)
+    return new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(port), '127.0.0.1', () => socket.write(text))
+      let data = ''
+      socket.on('data', (c) => { data += c.toString() })
+      socket.on('end', () => resolve(data))
+      socket.on('error', reject)
+    })
+  }
+
+  it('refuses a GET with Transfer-Encoding, even an empty chunked body', async () => {
+    const seen = upstream.received.length
+    const audited = (await kv.audit()).length
+    const answer = await rawRequest(`GET /github/repos/acme/app/issues/1 HTTP/1.1\r\nHost: keyvalet\r\nAuthorization: Bearer ${key}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n\r\n`)
+    assert.match(answer, /^HTTP\/1\.1 400 /)
+    assert.match(answer, /body_unexpected/)
+    assert.equal(upstream.received.length, seen)
+    const records = (await kv.audit()).slice(audited)
+    assert.deepEqual(records.map((r) => [r.reason, r.error]), [['body_unexpected', 'body_unexpected']])
+  })
 
   it('refuses an expired key, then a revoked one', async () => {
     const short = await kv.mintKey(['github:read'], { ttlMs: 60_000 })

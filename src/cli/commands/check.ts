@@ -6,9 +6,10 @@ import type { Command } from '../command.ts'
 const help = `usage: keyvalet check [CONFIG] [--strict]
 
 Validates a configuration file and warns about dangerous choices (a rule that allows a whole
-organisation, a cleartext upstream, a connector with no rules). For aws_sigv4 connectors it notes
-which headers that change access or meaning (x-amz-acl, ...) each write rule lets through. Exits 1
-on an error, and on a warning too with --strict (notes never fail it). CONFIG defaults to --config, $KEYVALET_CONFIG or ./keyvalet.yaml.`
+organisation, a cleartext upstream, a connector with no rules), with notes on how some rules read
+(a path ending in /** does not match its prefix; for aws_sigv4 connectors, which headers that change
+access or meaning, x-amz-acl and the like, each write rule lets through). Exits 1 on an error, and on
+a warning too with --strict (notes never fail). CONFIG defaults to --config, $KEYVALET_CONFIG or ./keyvalet.yaml.`
 
 export const check: Command = {
   name: 'check',
@@ -20,6 +21,7 @@ export const check: Command = {
     const config = loadConfig(file)
     const rules = [...config.policy.connectors.values()].reduce((n, c) => n + c.rules.length, 0)
     for (const w of config.warnings) write(io.stdout, `warning: ${config.file}${w.line === undefined ? '' : `:${w.line}`}: ${w.path}: ${w.message}`)
+    for (const n of config.notes) write(io.stdout, `note: ${config.file}${n.line === undefined ? '' : `:${n.line}`}: ${n.path}: ${n.message}`)
     for (const n of guardedHeaderNotes(config.policy)) write(io.stdout, `note: ${n.path}: ${n.message}`)
     write(io.stdout, `ok: ${config.file}: ${config.policy.connectors.size} connectors, ${rules} rules, ${config.warnings.length} warnings`)
     return values.strict === true && config.warnings.length > 0 ? 1 : 0

@@ -1,12 +1,12 @@
 import type { IncomingMessage } from 'node:http'
 import { KeyvaletError } from '../../errors.ts'
-import type { BodyFacts, Decision, DenyReason } from '../../policy/decision.ts'
+import type { BodyFacts, Decision } from '../../policy/decision.ts'
 import { decide } from '../../policy/decide.ts'
 import { parseStrictJson } from '../../policy/strict-json.ts'
 import { severityRank, SEVERITIES } from '../../policy/types.ts'
 import type { RequestContext } from '../context.ts'
 import type { Stage } from '../pipeline.ts'
-import { jsonBodyProblem } from '../headers.ts'
+import { carriesBody, jsonBodyProblem } from '../headers.ts'
 
 /**
  * decide: asks the pure policy function; reads the body (bounded) only when a rule's JSON Schema
@@ -17,15 +17,18 @@ export function createDecide(maxBodyBytes: number): Stage {
     name: 'decide',
     async run(ctx) {
       let decision = decideFor(ctx, undefined)
+      let facts: BodyFacts | undefined
       if (decision.effect === 'need_body') {
         const body = await readBody(ctx.req, maxBodyBytes)
         ctx.body = body
-        decision = decideFor(ctx, bodyFacts(ctx.req, body))
+        facts = bodyFacts(ctx.req, body)
+        decision = decideFor(ctx, facts)
       }
       ctx.decision = decision
       if (decision.effect === 'deny') {
-        throw new KeyvaletError('policy_denied', {
-          message: denyMessage(decision, ctx),
+        // A body where the method takes none is malformed input (400), not a matter of the grant.
+        throw new KeyvaletError(decision.reason === 'body_unexpected' ? 'body_unexpected' : 'policy_denied', {
+          message: denyMessage(decision, ctx, facts),
           detail: { reason: decision.reason, rule: decision.rule?.id ?? null, why: decision.detail, ...(decision.header === undefined ? {} : { header: decision.header }) },
         })
       }
@@ -45,28 +48,37 @@ function decideFor(ctx: RequestContext, body: BodyFacts | undefined): Decision {
     segments: ctx.segments,
     query: new URLSearchParams(ctx.rawQuery ?? ''),
     headers: ctx.req.headers,
+    carriesBody: carriesBody(ctx.req.headers),
     ...(body === undefined ? {} : { body }),
     ...(ctx.upgrade === undefined ? {} : { upgrade: ctx.upgrade }),
   })
 }
 
-function denyMessage(decision: Extract<Decision, { effect: 'deny' }>, ctx: RequestContext): string {
+/** What the sandbox is told: safe to show (names and severities, never a value it sent), ending in the reason. */
+function denyMessage(decision: Extract<Decision, { effect: 'deny' }>, ctx: RequestContext, facts: BodyFacts | undefined): string {
+  const { reason } = decision
   const method = ctx.req.method ?? 'GET'
-  const reason: DenyReason = decision.reason
   switch (reason) {
     case 'no_rule_for_path': return `Connector ${ctx.connector?.name} has no rule for this path; the request was refused (${reason}).`
     case 'method_not_allowed': return `${method} is not allowed on this path (${reason}).`
     case 'not_in_grant': return `This task's grant does not cover this request (${reason}).`
     case 'severity_exceeds_grant': {
-      const granted = ctx.session?.grants.filter((g) => g.connector === ctx.connector?.name).map((g) => severityRank(g.maxSeverity)) ?? []
+      // The grants that name the rule: another grant's higher severity for other rules is not the story.
+      const rule = decision.rule?.id ?? ''
+      const inScope = ctx.session?.grants.filter((g) => g.connector === ctx.connector?.name && (g.rules === undefined || g.rules.includes(rule))) ?? []
+      const granted = inScope.map((g) => severityRank(g.maxSeverity))
       const max = granted.length === 0 ? 'none' : SEVERITIES[Math.max(...granted)]
-      return `This request needs a higher severity than the task was granted (${max}) (${reason}).`
+      return `This request needs ${decision.rule?.severity}; the task was granted ${max} on connector ${ctx.connector?.name} (${reason}).`
     }
     case 'query_not_allowed': return `The query parameters are not allowed by the matching rule (${reason}).`
     case 'header_not_allowed': return `A request header is not allowed by the matching rule (${reason}).`
     case 'header_not_named': return `The ${decision.header ?? 'request'} header changes what the upstream does, and no rule allowing this request names it (${reason}).`
-    case 'body_not_allowed': return `The request body does not have the shape the matching rule requires (${reason}).`
+    case 'body_not_allowed':
+      // Every body failure is the JSON itself when the body could not be read as JSON.
+      if (facts !== undefined && 'invalid' in facts) return `The request body is not valid JSON (${facts.invalid}); the matching rule checks it against a schema (${reason}).`
+      return `The request body does not have the shape the matching rule requires (${reason}).`
     case 'upgrade_not_allowed': return `The matching rule does not allow this protocol upgrade (${reason}).`
+    case 'body_unexpected': return `${method} takes no request body under the matching rule; send the request without one (${reason}).`
   }
 }
 

@@ -43,7 +43,9 @@ function routeGateway(ctx: RequestContext, policy: Policy): void {
   const connector = policy.connectors.get(name)
   if (connector === undefined) throw new KeyvaletError('connector_unknown', { detail: { connector: name.slice(0, 64) } })
   ctx.connector = connector
-  const rest = rawPath.slice(1 + name.length)
+  // What follows the raw first segment, however it was spelled: the path sent is the path decided.
+  const end = rawPath.indexOf('/', 1)
+  const rest = end < 0 ? '' : rawPath.slice(end)
   ctx.segments = segments.length > 1 ? segments.slice(1) : ['']
   ctx.path = connector.upstream.pathname.replace(/\/$/, '') + (rest === '' ? '/' : rest)
   ctx.rawQuery = rawQuery

@@ -33,12 +33,13 @@ export interface BodyRewriter {
  *
  * Contract: `inject` is synchronous and cheap, touches nothing but `req`, and never logs.
  * `slot` names where the credential goes, so the pipeline can remove whatever the sandbox put
- * there first. `echoForms` lists every form of the secret that could come back from the upstream
- * (raw, encoded, rendered), which the response redactor removes.
+ * there first. `echoValues` lists the values that stand for the secret on the wire (the secret,
+ * and what the kind builds from it: `user:secret`, a rendered header): every encoding of each
+ * (percent, JSON, base64...; src/redact/patterns.ts) is masked in responses and audit records.
  */
 export interface CredentialKind {
   readonly kind: InjectKind
   slot(binding: CredentialBinding): { readonly header?: string; readonly param?: string }
   inject(req: OutboundRequest, binding: CredentialBinding, secret: string): void
-  echoForms(binding: CredentialBinding, secret: string): string[]
+  echoValues(binding: CredentialBinding, secret: string): string[]
 }

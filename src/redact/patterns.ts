@@ -145,6 +145,15 @@ export class MaskPatterns {
     return this.symbols.length === 0
   }
 
+  /** False when no form can begin anywhere in `bytes` (the redactor's quick test, over a whole text). */
+  mayOccurIn(bytes: Uint8Array): boolean {
+    for (let i = 0; i < bytes.length; i++) {
+      const row = this.startRow[bytes[i] as number] as number
+      if (row === ALWAYS || (row !== NEVER && (i + 1 === bytes.length || this.follows[row * 256 + (bytes[i + 1] as number)] === 1))) return true
+    }
+    return false
+  }
+
   /** Whether position p accepts byte b. */
   accepts(p: number, b: number): boolean {
     const s = this.symbols[p] ?? -1

@@ -261,10 +261,12 @@ export class Redactor {
 /** `text` with every form masked, and how many occurrences; `cutAt` as in Redactor.flush. */
 export function maskText(patterns: MaskPatterns, text: string, encoding: 'utf8' | 'latin1', cutAt = 0): { text: string; count: number } {
   if (patterns.empty || text === '') return { text, count: 0 }
+  const bytes = Buffer.from(text, encoding)
+  if (!patterns.mayOccurIn(bytes)) return { text, count: 0 }
   const redactor = new Redactor(patterns)
   const parts: Buffer[] = []
   const keep = (b: Buffer): void => void parts.push(b)
-  redactor.push(Buffer.from(text, encoding), keep)
+  redactor.push(bytes, keep)
   redactor.flush(keep, cutAt)
   if (redactor.count === 0) return { text, count: 0 }
   return { text: Buffer.concat(parts).toString(encoding), count: redactor.count }

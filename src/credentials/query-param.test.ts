@@ -7,7 +7,7 @@ describe('withoutParam', () => {
     ['key', 'key=x'], ['key', 'KEY=x'], ['key', 'kEy=x'], ['key', '%6Bey=x'], ['key', '%6bey=x'], ['key', 'k%65y=x'],
     ['key', '%6B%65%79=x'], ['key', '%256Bey=x'], ['key', '%25256Bey=x'], ['key', 'key%00=x'], ['key', 'key%00junk=x'],
     ['key', 'key[]=x'], ['key', 'key[0]=x'], ['key', 'key[a][b]=x'], ['key', '+key=x'], ['key', 'key+=x'], ['key', '%09key=x'],
-    ['key', '%E2%84%AAey=x'], ['key', '%EF%BD%8B%EF%BD%85%EF%BD%99=x'], ['key', 'key'], ['key', 'key='], ['key', 'key=a=b'],
+    ['key', '%E2%84%AAey=x'], ['key', '%u006Bey=x'], ['key', '%u006bey=x'], ['key', '%u212Aey=x'], ['key', '%EF%BD%8B%EF%BD%85%EF%BD%99=x'], ['key', 'key'], ['key', 'key='], ['key', 'key=a=b'],
     ['api_key', 'api.key=x'], ['api_key', 'api key=x'], ['api_key', 'api+key=x'], ['api_key', 'api[key=x'], ['api_key', 'Api_Key[]=x'],
     ['api.key', 'api_key=x'], ['x-goog-api-key', 'X-Goog-Api-Key=x'],
   ]

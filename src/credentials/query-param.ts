@@ -8,8 +8,9 @@
  * what precedes its first `=` (the whole piece without one). It reads as `name` when one of its
  * readings equals one of `name`'s, ignoring case (Unicode, both ways, as Java's equalsIgnoreCase,
  * after NFKC). Readings of a name:
- *   1. form-decoded: `+` is a space, `%hh` a byte in either case, percent-decoding repeated (at
- *      most 3 times) for servers that decode twice; the bytes read as UTF-8;
+ *   1. form-decoded: `+` is a space, `%hh` a byte in either case (and IIS's `%uhhhh` a
+ *      character), percent-decoding repeated (at most 3 times) for servers that decode twice;
+ *      the bytes read as UTF-8;
  *   2. cut at the first NUL (C strings);
  *   3. as it is, and cut at the first `[` (array syntax: `key[]`, `key[0][a]` read as `key`);
  *   4. trimmed of white space, with `.`, ` ` and `[` as `_` (PHP's names: `api.key` is `api_key`).
@@ -55,13 +56,15 @@ function readings(rawName: string): string[] {
   return [...new Set([name, bracket < 0 ? name : name.slice(0, bracket)])].map((n) => n.trim().replace(/[. []/g, '_'))
 }
 
-const PERCENT = /%[0-9a-fA-F]{2}/
+const PERCENT = /%(?:[0-9a-fA-F]{2}|u[0-9a-fA-F]{4})/
+const PERCENTS = /%(?:([0-9a-fA-F]{2})|u([0-9a-fA-F]{4}))/g
 
 /** Bytes are held as latin1 text (one char per byte) until the end, then read as UTF-8. */
 function formDecode(raw: string): string {
   let bytes = raw.replaceAll('+', ' ')
   for (let round = 0; round < 3 && PERCENT.test(bytes); round++) {
-    bytes = bytes.replace(/%([0-9a-fA-F]{2})/g, (_, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)))
+    bytes = bytes.replace(PERCENTS, (_, byte: string | undefined, unit: string | undefined) =>
+      byte !== undefined ? String.fromCharCode(Number.parseInt(byte, 16)) : Buffer.from(String.fromCharCode(Number.parseInt(unit ?? '', 16)), 'utf8').toString('latin1'))
   }
   return Buffer.from(bytes, 'latin1').toString('utf8')
 }

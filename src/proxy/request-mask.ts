@@ -3,6 +3,7 @@ import { MaskPatterns } from '../redact/patterns.ts'
 import { maskText } from '../redact/redactor.ts'
 import type { RequestContext } from './context.ts'
 
+const NONE = MaskPatterns.of([])
 const made = new WeakMap<RequestContext, { readonly credential: unknown; readonly assertion: unknown; readonly mask: MaskPatterns }>()
 
 /**
@@ -15,7 +16,7 @@ export function requestMask(ctx: RequestContext): MaskPatterns {
   const assertion = ctx.assertion
   const known = made.get(ctx)
   if (known !== undefined && known.credential === credential && known.assertion === assertion) return known.mask
-  const own = credential?.mask ?? MaskPatterns.of([])
+  const own = credential?.mask ?? NONE
   const mask = assertion === undefined ? own : MaskPatterns.merge(own, MaskPatterns.of([assertion.token]))
   made.set(ctx, { credential, assertion, mask })
   return mask

@@ -11,7 +11,7 @@ const PHP_KEY = 'php-real-key-9876543210'
 const KEY_VARIANTS = [
   'KEY=evil', 'Key=evil', '%6Bey=evil', 'k%65y=evil', '%4B%45%59=evil', '%6b%65%79=evil', 'key%00=evil', 'key%00x=evil',
   'key[]=evil', 'key[0]=evil', 'key[a][b]=evil', '+key=evil', 'key+=evil', '%20key%20=evil', '%256Bey=evil',
-  '%E2%84%AAey=evil', 'key', 'key=', 'a=1;key=evil', 'a=1;KEY=evil;b=2',
+  '%E2%84%AAey=evil', '%u006Bey=evil', 'key', 'key=', 'a=1;key=evil', 'a=1;KEY=evil;b=2',
 ]
 /** And of `api_key`, for servers that read `.` and spaces in names as `_` (PHP). */
 const API_KEY_VARIANTS = ['api.key=evil', 'api+key=evil', 'api%20key=evil', 'API_KEY=evil', 'api[key=evil', 'api_key[]=evil']

@@ -24,12 +24,10 @@ export function base64Forms(value: Buffer): string[][][] {
         for (let j = 0; j < plain.length; j++) if (other[j] !== plain[j]) dependsOnBefore.add(j)
       }
       const lastWithValue = Math.floor((8 * (align + value.length) - 1) / 6)
+      const withEveryAfter = oneByteVariants(tail).map((after) => encode(zeros(align), after))
       const form: string[][] = []
       for (let j = 0; j <= lastWithValue; j++) {
-        if (dependsOnBefore.has(j)) continue
-        const chars = new Set<string>()
-        for (const after of oneByteVariants(tail)) chars.add(encode(zeros(align), after)[j] ?? '')
-        form.push([...chars])
+        if (!dependsOnBefore.has(j)) form.push([...new Set(withEveryAfter.map((text) => text[j] ?? ''))])
       }
       forms.push(form)
     }
@@ -42,6 +40,13 @@ export function formsOf(value: string, minBase64: number): string[][][] {
   const raw = [...value].map((c) => [c])
   const bytes = Buffer.from(value, 'utf8')
   return bytes.length >= minBase64 ? [raw, ...base64Forms(bytes)] : [raw]
+}
+
+const spelled = new Map<string, string[]>()
+function spell(char: string): string[] {
+  let ways = spelled.get(char)
+  if (ways === undefined) spelled.set(char, (ways = spellings(char)))
+  return ways
 }
 
 /** Every way a character can be spelled, as latin1 byte strings. */
@@ -71,12 +76,6 @@ export function spellings(char: string): string[] {
 /** The text with every occurrence of every form masked ('*' per byte). */
 export function oracleMask(text: string, forms: readonly string[][][]): string {
   const masked = [...text]
-  const spelled = new Map<string, string[]>()
-  const spell = (c: string): string[] => {
-    let s = spelled.get(c)
-    if (s === undefined) spelled.set(c, (s = spellings(c)))
-    return s
-  }
   for (const form of forms) {
     const positions = form.map((chars) => chars.flatMap(spell))
     for (let start = 0; start < text.length; start++) {

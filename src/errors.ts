@@ -64,12 +64,19 @@ export interface ErrorOptions {
   /** For the audit record and operator log only: never rendered to the sandbox. */
   detail?: Record<string, unknown>
   cause?: unknown
+  /**
+   * Secret values the failed step used (a refresh token, a client secret): never shown, logged
+   * or recorded; the audit masks them wherever they turn up in the record.
+   */
+  secrets?: readonly string[]
 }
 
 export class KeyvaletError extends Error {
   readonly code: ErrorCode
   readonly status: number
   readonly detail: Record<string, unknown> | undefined
+  // A private field: not enumerable, so no inspection, JSON or structured clone of the error shows it.
+  readonly #secrets: readonly string[]
 
   constructor(code: ErrorCode, options: ErrorOptions = {}) {
     const [status, message] = ERROR_CATALOGUE[code]
@@ -78,6 +85,12 @@ export class KeyvaletError extends Error {
     this.code = code
     this.status = status
     this.detail = options.detail
+    this.#secrets = options.secrets ?? []
+  }
+
+  /** See ErrorOptions.secrets. */
+  get secrets(): readonly string[] {
+    return this.#secrets
   }
 }
 

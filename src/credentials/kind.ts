@@ -34,14 +34,16 @@ export interface BodyRewriter {
  * Contract: `inject` is synchronous and cheap, touches nothing but `req`, and never logs.
  * `slot` names where the credential goes, so the pipeline can remove whatever the sandbox put
  * there first. `headerGuard`, when set, makes the policy refuse the upstream's consequential
- * headers unless a rule names them (policy/decide.ts, header_not_named). `echoForms` lists every form of the secret that could come back from the upstream
- * (raw, encoded, rendered), which the response redactor removes.
+ * headers unless a rule names them (policy/decide.ts, header_not_named). `echoValues` lists the
+ * values that stand for the secret on the wire (the secret, and what the kind builds from it:
+ * `user:secret`, a rendered header): every encoding of each (percent, JSON, base64...;
+ * src/redact/patterns.ts) is masked in responses and audit records.
  */
 export interface CredentialKind {
   readonly kind: InjectKind
   slot(binding: CredentialBinding): { readonly header?: string; readonly param?: string }
   inject(req: OutboundRequest, binding: CredentialBinding, secret: string): void
-  echoForms(binding: CredentialBinding, secret: string): string[]
+  echoValues(binding: CredentialBinding, secret: string): string[]
   /** Headers the upstream acts on that rules of a connector of this kind must name before a request may carry them. */
   readonly headerGuard?: HeaderGuard
 }

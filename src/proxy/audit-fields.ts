@@ -1,12 +1,21 @@
+import { maskRecord } from '../audit/mask.ts'
 import type { AuditFields } from '../audit/record.ts'
 import type { KeyvaletError } from '../errors.ts'
+import { MaskPatterns } from '../redact/patterns.ts'
 import type { RequestContext } from './context.ts'
+import { requestMask } from './request-mask.ts'
 
 /**
  * The audit record of one request, from what the stages put on its context. `status` is what the
  * sandbox was (or is being) answered. Never copies a value the sandbox sent: query keys only.
+ * Every form of the credential, the assertion and the secrets the failure used is masked in it.
  */
 export function auditFields(ctx: RequestContext, error: KeyvaletError | undefined, status: number): AuditFields {
+  const mask = error === undefined || error.secrets.length === 0 ? requestMask(ctx) : MaskPatterns.merge(requestMask(ctx), MaskPatterns.of(error.secrets))
+  return maskRecord(fieldsOf(ctx, error, status), mask)
+}
+
+function fieldsOf(ctx: RequestContext, error: KeyvaletError | undefined, status: number): AuditFields {
   const session = ctx.session
   const { reason, rule } = statedDecision(ctx, error)
   const detail = error?.detail
@@ -71,10 +80,11 @@ export function outsideFields(requestId: string, method: string, outcome: Pick<A
 
 /** The record of a refusal that happened before any stage ran (parser errors, CONNECT, upgrades). */
 export function refusalFields(requestId: string, method: string, error: KeyvaletError): AuditFields {
-  return {
+  const fields = {
     ...outsideFields(requestId, method, { decision: 'deny', reason: error.code, status: error.status, error: error.code }),
     ...(error.detail === undefined ? {} : { detail: error.detail }),
   }
+  return error.secrets.length === 0 ? fields : maskRecord(fields, MaskPatterns.of(error.secrets))
 }
 
 function queryKeys(rawQuery: string | undefined): string[] {

@@ -3,6 +3,7 @@ import type { Decision } from '../policy/decision.ts'
 import type { Connector } from '../policy/types.ts'
 import type { OutboundRequest } from '../credentials/kind.ts'
 import type { CredentialSource, Token } from '../credentials/source.ts'
+import type { MaskPatterns } from '../redact/patterns.ts'
 import type { Session } from '../store/store.ts'
 import type { UpstreamResponse } from './stages/forward.ts'
 
@@ -41,8 +42,8 @@ export interface RequestContext {
   copySource?: { readonly path: string; readonly rule: string }
   /** decide: the body, when a rule needed to read it; attribute: the body rewritten with the user. */
   body?: Buffer
-  /** credential: the value, what the audit names it, and the source it came from. The value lives only here and in outbound headers. */
-  credential?: { readonly label: string; readonly value: string; readonly echoForms: readonly string[]; readonly token: Token; readonly source: CredentialSource }
+  /** credential: the value, what the audit names it, the forms of it to mask, and the source it came from. The value lives only here and in outbound headers. */
+  credential?: { readonly label: string; readonly value: string; readonly mask: MaskPatterns; readonly token: Token; readonly source: CredentialSource }
   /** inject: what will be sent upstream. */
   outbound?: OutboundRequest
   /** assert: the signed assertion added (the token is masked in the response like the credential; only kid and jti are audited). */

@@ -5,7 +5,8 @@ import { createBrotliDecompress, createGunzip, createInflate, createZstdDecompre
 import { KeyvaletError } from '../errors.ts'
 import type { RequestContext } from './context.ts'
 import { inboundResponseHeaders } from './headers.ts'
-import { Redactor, redactHeaderValue } from './redactor.ts'
+import { Redactor } from '../redact/redactor.ts'
+import { maskHeaders, requestMask } from './request-mask.ts'
 import type { UpstreamResponse } from './stages/forward.ts'
 import { upstreamError } from './upstream-errors.ts'
 
@@ -90,14 +91,14 @@ const DECODERS: Record<string, () => NodeJS.ReadWriteStream> = {
  */
 export async function relayResponse(ctx: RequestContext, res: ServerResponse, upstream: UpstreamResponse, beforeEnd: () => Promise<void>): Promise<void> {
   ctx.upstreamStatus = upstream.statusCode
-  const secrets = echoedSecrets(ctx)
+  const mask = requestMask(ctx)
   const headers = inboundResponseHeaders(upstream.headers)
   let body: Readable = upstream.body
   let redactor: Redactor | undefined
   // A failure of what is relayed: the upstream's (a reset, bad framing), or the decoder's own.
   let bodyError = (err: unknown): KeyvaletError => upstreamError(err)
-  if (secrets.length > 0) {
-    ctx.redactions += redactHeaders(headers, secrets)
+  if (!mask.empty) {
+    ctx.redactions += maskHeaders(headers, mask)
     const coding = String(headers['content-encoding'] ?? 'identity').toLowerCase().trim()
     if (coding !== 'identity') {
       const decoder = DECODERS[coding]
@@ -112,7 +113,7 @@ export async function relayResponse(ctx: RequestContext, res: ServerResponse, up
       delete headers['content-encoding']
       delete headers['content-length']
     }
-    redactor = new Redactor(secrets)
+    redactor = new Redactor(mask)
   }
   headers[REQUEST_ID_HEADER] = ctx.id
   if (isBodyless(ctx.req.method, upstream.statusCode, headers)) {
@@ -139,27 +140,6 @@ export async function relayResponse(ctx: RequestContext, res: ServerResponse, up
 
 function isBodyless(method: string | undefined, status: number, headers: OutgoingHttpHeaders): boolean {
   return method === 'HEAD' || status === 204 || status === 304 || (status >= 100 && status < 200) || headers['content-length'] === '0'
-}
-
-/** What the upstream may not echo back to the sandbox: every form of the credential, and the signed assertion. */
-export function echoedSecrets(ctx: RequestContext): readonly string[] {
-  const forms = ctx.credential?.echoForms ?? []
-  return ctx.assertion === undefined ? forms : [...forms, ctx.assertion.token]
-}
-
-/** Masks the secrets in every header value; returns how many were masked. */
-export function redactHeaders(headers: OutgoingHttpHeaders, secrets: readonly string[]): number {
-  let count = 0
-  const mask = (v: string): string => {
-    const r = redactHeaderValue(v, secrets)
-    count += r.count
-    return r.value
-  }
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || typeof value === 'number') continue
-    headers[name] = Array.isArray(value) ? value.map(mask) : mask(value)
-  }
-  return count
 }
 
 /**
@@ -191,11 +171,11 @@ function pump(body: Readable, ctx: RequestContext, res: ServerResponse, redactor
       }
       if (out.length > 0 && !res.write(out)) body.pause()
     }
-    const onData = (chunk: Buffer): void => send(redactor === undefined ? chunk : redactor.push(chunk))
+    const onData = (chunk: Buffer): void => (redactor === undefined ? send(chunk) : redactor.push(chunk, send))
     const onDrain = (): void => { body.resume() }
     const onEnd = (): void => {
       cleanup()
-      if (redactor !== undefined) send(redactor.flush())
+      redactor?.flush(send)
       resolve(held)
     }
     const onError = (err: unknown): void => fail(bodyError(err))

@@ -3,7 +3,8 @@ import type { Duplex } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import { KeyvaletError } from '../errors.ts'
 import type { RequestContext } from './context.ts'
-import { echoedSecrets, redactHeaders, REQUEST_ID_HEADER } from './respond.ts'
+import { REQUEST_ID_HEADER } from './respond.ts'
+import { maskHeaders, requestMask } from './request-mask.ts'
 import type { Upstreams } from './upstreams.ts'
 
 /** Response headers the 101 carries from the upstream (the rest of a 101 head is the handshake). */
@@ -31,7 +32,7 @@ export async function openUpstreamSocket(ctx: RequestContext, upstreams: Upstrea
     const upgraded = await dispatcher.upgrade(options)
     const headers: OutgoingHttpHeaders = {}
     for (const [name, value] of Object.entries(upgraded.headers)) if (HANDSHAKE.has(name) && value !== undefined) headers[name] = value
-    ctx.redactions += redactHeaders(headers, echoedSecrets(ctx))
+    ctx.redactions += maskHeaders(headers, requestMask(ctx))
     ctx.upstreamStatus = 101
     return { socket: upgraded.socket, headers }
   } catch (err) {

@@ -15,8 +15,11 @@ export interface OAuthServer {
   loginAs: string
   /** Lifetime of access tokens issued from now on. */
   accessTtlS: number
-  /** Makes every refresh_token grant fail with this OAuth error (500 for server_error), until reset to false. */
-  failRefresh: false | 'invalid_grant' | 'server_error'
+  /**
+   * Makes every refresh_token grant fail with this OAuth error (500 for server_error), until reset
+   * to false; 'refresh_token_as_error' answers 400 with the presented refresh token as the error code.
+   */
+  failRefresh: false | 'invalid_grant' | 'server_error' | 'refresh_token_as_error'
   readonly counts: OAuthCounts
   /** Every refresh token presented at /token, in order. */
   readonly refreshTokensPresented: string[]
@@ -88,6 +91,7 @@ export async function startOAuthServer(opts: { clock?: () => number; accessTtlS?
       state.refreshTokensPresented.push(presented)
       if (state.failRefresh === 'server_error') return [500, { error: 'server_error', error_description: `cannot refresh ${presented}` }]
       if (state.failRefresh === 'invalid_grant') return [400, { error: 'invalid_grant', error_description: `refresh token ${presented} is no good` }]
+      if (state.failRefresh === 'refresh_token_as_error') return [400, { error: presented }]
       const rt = refresh.get(presented)
       if (rt === undefined) return [400, { error: 'invalid_grant' }]
       if (rt.used) {

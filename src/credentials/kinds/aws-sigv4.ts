@@ -33,7 +33,7 @@ export function createAwsSigv4(clock: () => number): CredentialKind {
       // Each chunk's signature chains from this request's: the body is re-signed as it streams.
       if (payloadHash === SIGNED_CHUNKS) req.bodyRewriter = new ChunkResigner(signed.chunks)
     },
-    echoForms(_binding, secret) {
+    echoValues(_binding, secret) {
       const keys = parseKeys(secret)
       return [secret, keys.secretAccessKey, ...(keys.sessionToken === undefined ? [] : [keys.sessionToken])]
     },

@@ -7,7 +7,7 @@ export const basic = {
   inject(req, binding, secret) {
     req.headers.authorization = `Basic ${encode(binding.username ?? '', secret)}`
   },
-  echoForms: (binding, secret) => [secret, encode(binding.username ?? '', secret)],
+  echoValues: (binding, secret) => [secret, `${binding.username ?? ''}:${secret}`],
 } satisfies CredentialKind
 
 function encode(username: string, secret: string): string {

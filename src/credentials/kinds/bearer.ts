@@ -6,5 +6,5 @@ export const bearer = {
   inject(req, _binding, secret) {
     req.headers.authorization = `Bearer ${secret}`
   },
-  echoForms: (_binding, secret) => [secret],
+  echoValues: (_binding, secret) => [secret],
 } satisfies CredentialKind

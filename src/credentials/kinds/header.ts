@@ -7,7 +7,7 @@ export const header = {
   inject(req, binding, secret) {
     req.headers[headerName(binding.name)] = render(binding.template, secret)
   },
-  echoForms: (binding, secret) => [secret, render(binding.template, secret)],
+  echoValues: (binding, secret) => [secret, render(binding.template, secret)],
 } satisfies CredentialKind
 
 function headerName(name: string | undefined): string {

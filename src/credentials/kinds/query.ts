@@ -1,23 +1,22 @@
 import type { CredentialKind } from '../kind.ts'
+import { withoutParam, withParam } from '../query-param.ts'
 
-/** A query parameter (APIs that take `?key=`). Any value the sandbox sent for it is replaced. */
+/**
+ * A query parameter (APIs that take `?key=`). Whatever the sandbox sent under that name, in any
+ * spelling a server may read as it (query-param.ts), is removed; the rest of the query is sent as
+ * it came, with the credential appended.
+ */
 export const query = {
   kind: 'query',
   slot: (binding) => ({ param: paramName(binding.name) }),
   inject(req, binding, secret) {
-    const params = new URLSearchParams(req.query)
-    params.delete(paramName(binding.name))
-    params.append(paramName(binding.name), secret)
-    req.query = params.toString()
+    const name = paramName(binding.name)
+    req.query = withParam(withoutParam(req.query, name), name, secret)
   },
-  echoForms: (_binding, secret) => unique([secret, encodeURIComponent(secret), new URLSearchParams({ s: secret }).toString().slice(2)]),
+  echoValues: (_binding, secret) => [secret],
 } satisfies CredentialKind
 
 function paramName(name: string | undefined): string {
   if (name === undefined) throw new Error('query credential binding without a parameter name')
   return name
-}
-
-function unique(values: string[]): string[] {
-  return [...new Set(values)]
 }

@@ -24,6 +24,9 @@ describe('requestToken', () => {
     '/bad-expiry': [200, JSON.stringify({ access_token: 'at-4', expires_in: -5 })],
     '/invalid-grant': [400, JSON.stringify({ error: 'invalid_grant', error_description: 'refresh token rt-secret is revoked' })],
     '/odd-error': [400, JSON.stringify({ error: 'bad"code\u0007' })],
+    '/custom-error': [400, JSON.stringify({ error: 'account_locked' })],
+    '/echoed-token': [400, JSON.stringify({ error: 'rt-0' })],
+    '/dpop': [400, JSON.stringify({ error: 'use_dpop_nonce' })],
     '/html': [502, '<html>gateway rt-secret</html>'],
   }
   let last: { headers: IncomingMessage['headers']; body: string } | undefined
@@ -79,7 +82,8 @@ describe('requestToken', () => {
   it('maps errors to the OAuth code and status, never the body', async () => {
     const grant = await failure(call('/invalid-grant'))
     assert.deepEqual({ why: grant.why, ...grant.detail }, { why: 'token_endpoint_rejected', status: 400, oauth_error: 'invalid_grant' })
-    assert.deepEqual((await failure(call('/odd-error'))).detail, { status: 400, oauth_error: 'unrecognised' })
+    for (const path of ['/odd-error', '/custom-error', '/echoed-token']) assert.deepEqual((await failure(call(path))).detail, { status: 400, oauth_error: 'other' }, path)
+    assert.deepEqual((await failure(call('/dpop'))).detail, { status: 400, oauth_error: 'use_dpop_nonce' }, 'a registered extension code is kept')
     const html = await failure(call('/html'))
     assert.deepEqual(html.detail, { status: 502 })
     const mapped = refreshFailed(grant)
@@ -87,6 +91,16 @@ describe('requestToken', () => {
     assert.equal(mapped.code, 'credential_refresh_failed')
     assert.deepEqual(mapped.detail, { why: 'token_endpoint_rejected', status: 400, oauth_error: 'invalid_grant' })
     assert.ok(!JSON.stringify([mapped.message, mapped.detail, html.message]).includes('rt-secret'))
+  })
+
+  it('a failure carries the secrets the request used, out of sight, for the audit to mask', async () => {
+    for (const path of ['/invalid-grant', '/no-token', '/html']) {
+      const err = await failure(call(path))
+      assert.ok(err.secrets.includes('rt-0') && err.secrets.includes('s3cret:&='), path)
+      const mapped = refreshFailed(err)
+      assert.deepEqual(mapped.secrets, err.secrets)
+      assert.ok(!JSON.stringify(mapped).includes('rt-0') && !JSON.stringify(mapped).includes('s3cret'), 'not in what serialises')
+    }
   })
 
   it('refuses cleartext without allow_insecure, a loopback address the connector does not allow, and a closed port', async () => {

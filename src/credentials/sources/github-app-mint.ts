@@ -78,20 +78,20 @@ export async function mintInstallationToken(http: TokenHttp, connector: Connecto
       body: JSON.stringify({ repositories: req.repositories, permissions: req.permissions }),
     }, connector)
   } catch (err) {
-    throw new KeyvaletError('credential_refresh_failed', { detail: { ...where, why: 'token_endpoint_unreachable', message: clean(String((err as Error).message ?? err), jwt) }, cause: err })
+    throw new KeyvaletError('credential_refresh_failed', { detail: { ...where, why: 'token_endpoint_unreachable', message: clean(String((err as Error).message ?? err), jwt) }, cause: err, secrets: [jwt] })
   }
   const body = jsonObject(res.body)
   if (res.status !== 201 && res.status !== 200) {
     const github = { ...where, why: 'mint_refused', status: res.status, github_message: clean(messageOf(body), jwt) }
-    throw res.status >= 400 && res.status < 500 ? unavailable(github) : new KeyvaletError('credential_refresh_failed', { detail: github })
+    throw res.status >= 400 && res.status < 500 ? unavailable(github, [jwt]) : new KeyvaletError('credential_refresh_failed', { detail: github, secrets: [jwt] })
   }
   const answer = body as { token?: unknown; expires_at?: unknown; permissions?: unknown; repositories?: unknown } | undefined
   const expiresAt = typeof answer?.expires_at === 'string' ? Date.parse(answer.expires_at) : Number.NaN
   if (typeof answer?.token !== 'string' || !/^[\x21-\x7e]{1,1024}$/.test(answer.token) || !Number.isFinite(expiresAt)) {
-    throw new KeyvaletError('credential_refresh_failed', { detail: { ...where, why: 'mint_response_invalid', status: res.status } })
+    throw new KeyvaletError('credential_refresh_failed', { detail: { ...where, why: 'mint_response_invalid', status: res.status }, secrets: [jwt] })
   }
   const wider = widerThanAsked(req, answer.permissions, answer.repositories)
-  if (wider !== undefined) throw new KeyvaletError('credential_refresh_failed', { detail: { ...where, why: 'mint_scope_mismatch', message: wider } })
+  if (wider !== undefined) throw new KeyvaletError('credential_refresh_failed', { detail: { ...where, why: 'mint_scope_mismatch', message: wider }, secrets: [jwt, answer.token] })
   return { token: answer.token, expiresAt }
 }
 
@@ -119,8 +119,8 @@ function widerThanAsked(req: MintRequest, permissions: unknown, repositories: un
   return undefined
 }
 
-function unavailable(detail: Record<string, unknown>): KeyvaletError {
-  return new KeyvaletError('credential_unavailable', { detail: { source: 'github_app', ...detail } })
+function unavailable(detail: Record<string, unknown>, secrets: readonly string[] = []): KeyvaletError {
+  return new KeyvaletError('credential_unavailable', { detail: { source: 'github_app', ...detail }, secrets })
 }
 
 

@@ -2,6 +2,7 @@ import { CREDENTIAL_KINDS } from '../../credentials/registry.ts'
 import type { CredentialSource, SourceDeps } from '../../credentials/source.ts'
 import { sourceDefinition } from '../../credentials/sources/registry.ts'
 import type { Connector } from '../../policy/types.ts'
+import { MaskPatterns } from '../../redact/patterns.ts'
 import type { Stage } from '../pipeline.ts'
 
 /**
@@ -11,8 +12,8 @@ import type { Stage } from '../pipeline.ts'
  * request is never sent without its credential.
  */
 export function createCredential(sources: Sources): Stage {
-  // The redaction forms of the last value seen per connector, reused while the value is unchanged.
-  const forms = new Map<string, { readonly value: string; readonly echoForms: readonly string[] }>()
+  // The compiled masks of the last value seen per connector, reused while the value is unchanged.
+  const masks = new Map<string, { readonly value: string; readonly mask: MaskPatterns }>()
   return {
     name: 'credential',
     async run(ctx) {
@@ -23,12 +24,12 @@ export function createCredential(sources: Sources): Stage {
       if (session === undefined) throw new Error('credential before authenticate')
       const source = sources.for(connector)
       const token = await source.get({ session, connector, signal: ctx.signal })
-      let last = forms.get(connector.name)
+      let last = masks.get(connector.name)
       if (last?.value !== token.value) {
-        last = { value: token.value, echoForms: CREDENTIAL_KINDS[binding.kind].echoForms(binding, token.value) }
-        forms.set(connector.name, last)
+        last = { value: token.value, mask: MaskPatterns.of(CREDENTIAL_KINDS[binding.kind].echoValues(binding, token.value)) }
+        masks.set(connector.name, last)
       }
-      ctx.credential = { label: token.label, value: token.value, echoForms: last.echoForms, token, source }
+      ctx.credential = { label: token.label, value: token.value, mask: last.mask, token, source }
     },
   }
 }

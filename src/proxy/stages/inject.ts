@@ -1,13 +1,15 @@
 import { CREDENTIAL_KINDS } from '../../credentials/registry.ts'
 import type { OutboundRequest } from '../../credentials/kind.ts'
+import { withoutParam } from '../../credentials/query-param.ts'
 import { carriesBody, outboundRequestHeaders } from '../headers.ts'
 import type { RequestContext } from '../context.ts'
 import type { Stage } from '../pipeline.ts'
 
 /**
  * inject: builds the outbound headers — the sandbox's own, stripped of hop-by-hop headers, every
- * credential slot and routing headers (but those the allowing rule constrains) — and only then
- * sets the real credential. Runs again, from
+ * credential slot and routing headers (but those the allowing rule constrains) — and the query,
+ * stripped of every spelling of the credential parameter (query-param.ts), and only then sets the
+ * real credential. Runs again, from
  * the sandbox's headers, when a request is retried with a refreshed credential.
  */
 export function createInject(): Stage {
@@ -27,12 +29,7 @@ export function createInject(): Stage {
         bodyStreams: ctx.body === undefined && carriesBody(ctx.req.headers),
         copySourceDecided: ctx.copySource !== undefined,
         headers: outboundRequestHeaders(ctx.req.headers, [slot.header, connector.assertion?.header], constrainedHeaders(ctx)),
-        query: ctx.rawQuery ?? '',
-      }
-      if (slot.param !== undefined) {
-        const params = new URLSearchParams(outbound.query)
-        params.delete(slot.param)
-        outbound.query = params.toString()
+        query: slot.param === undefined ? ctx.rawQuery ?? '' : withoutParam(ctx.rawQuery ?? '', slot.param),
       }
       if (binding !== undefined && kind !== undefined && ctx.credential !== undefined) kind.inject(outbound, binding, ctx.credential.value)
       ctx.outbound = outbound

@@ -34,9 +34,41 @@ export function openDatabaseFile(path: string, fsync: boolean, migrations: reado
     return db
   } catch (err) {
     db.close()
-    throw err
+    throw asDamaged(err, path)
   }
 }
+
+/** What to do about a damaged database file, for every message that reports one. */
+export const DAMAGED_HINT = 'stop every keyvalet using it and keep a copy of the damaged file with its -wal; restore it from your last backup, then run keyvalet db check (docs/deploy.md, "A damaged database")'
+
+/**
+ * SQLite's "file is not a database" and "database disk image is malformed" as an operator error
+ * naming the file; any other error unchanged.
+ */
+export function asDamaged(err: unknown, path: string): unknown {
+  const code = (err as { errcode?: unknown }).errcode
+  if (typeof code !== 'number' || ((code & 0xff) !== SQLITE_CORRUPT && (code & 0xff) !== SQLITE_NOTADB)) return err
+  return new OperatorError(`the database ${path} is damaged (${(err as Error).message})`, DAMAGED_HINT, { cause: err })
+}
+
+/** The repo with SQLite's corruption errors turned into operator errors that name the damaged file. */
+export function reportingDamage<T extends object>(repo: T, db: DatabaseSync): T {
+  const path = db.location() ?? ':memory:'
+  const guarded: Record<string, unknown> = {}
+  for (const [name, method] of Object.entries(repo) as [string, (...args: unknown[]) => Promise<unknown>][]) {
+    guarded[name] = async (...args: unknown[]) => {
+      try {
+        return await method(...args)
+      } catch (err) {
+        throw asDamaged(err, path)
+      }
+    }
+  }
+  return guarded as T
+}
+
+const SQLITE_CORRUPT = 11
+const SQLITE_NOTADB = 26
 
 /**
  * Creates `path` empty and owner-only (0600) unless it exists, so that the -wal and -shm files

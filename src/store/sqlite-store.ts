@@ -2,7 +2,7 @@ import { basename, dirname, join } from 'node:path'
 import { DatabaseSync, type SQLOutputValue, type StatementSync } from 'node:sqlite'
 import { OperatorError } from '../errors.ts'
 import type { Grant } from '../policy/types.ts'
-import { openDatabaseFile } from './sqlite-file.ts'
+import { openDatabaseFile, reportingDamage } from './sqlite-file.ts'
 import type { AuditRepo, AuditRow, SecretRecord, SecretRepo, Session, SessionRepo, Store, StoredSession } from './store.ts'
 
 /**
@@ -129,9 +129,9 @@ export class SqliteStore implements Store {
     this.#lastAudit = auditDb.prepare('SELECT seq, hash, line FROM audit ORDER BY seq DESC LIMIT 1')
     this.#insertAudit = auditDb.prepare('INSERT INTO audit (seq, hash, line) VALUES (?, ?, ?)')
     this.#readAudit = auditDb.prepare('SELECT seq, hash, line FROM audit WHERE seq > ? ORDER BY seq LIMIT ?')
-    this.sessions = this.#sessionRepo()
-    this.secrets = this.#secretRepo()
-    this.audit = this.#auditRepo()
+    this.sessions = reportingDamage(this.#sessionRepo(), db)
+    this.secrets = reportingDamage(this.#secretRepo(), db)
+    this.audit = reportingDamage(this.#auditRepo(), auditDb)
   }
 
   async close(): Promise<void> {

@@ -30,9 +30,9 @@ export const START_CHECK_BYTES = 64 * 1024 * 1024
  * - `full` (`keyvalet db check`): `PRAGMA integrity_check` over every page, however large.
  * - `start`: `PRAGMA quick_check` (every page, without cross-checking indexes against tables)
  *   when the file is at most `budgetBytes`; a larger file is checked in bounded time instead:
- *   its header and schema, then each table's rows newest first until `budgetBytes` of them were
- *   read and decoded. The newest pages are those a crash can have left torn, and those appends
- *   and `audit tail` build on; the rest waits for `keyvalet db check`.
+ *   its header and schema, then about `budgetBytes` of the newest rows, read and decoded. The
+ *   newest pages are those a crash can have left torn, and those appends and `audit tail` build
+ *   on; the rest waits for `keyvalet db check`.
  *
  * A missing or empty file is sound: it is a database not yet created.
  */

@@ -46,7 +46,7 @@ export const DAMAGED_HINT = 'stop every keyvalet using it and keep a copy of the
  * naming the file; any other error unchanged.
  */
 export function asDamaged(err: unknown, path: string): unknown {
-  const code = (err as { errcode?: unknown }).errcode
+  const code = typeof err === 'object' && err !== null ? (err as { errcode?: unknown }).errcode : undefined
   if (typeof code !== 'number' || ((code & 0xff) !== SQLITE_CORRUPT && (code & 0xff) !== SQLITE_NOTADB)) return err
   return new OperatorError(`the database ${path} is damaged (${(err as Error).message})`, DAMAGED_HINT, { cause: err })
 }

@@ -1,5 +1,6 @@
 import type { Config } from './config/load.ts'
 import { Sessions } from './sessions/sessions.ts'
+import { assertSound, checkStoreFiles, type FileCheck } from './store/sqlite-check.ts'
 import { SqliteStore } from './store/sqlite-store.ts'
 import type { Store } from './store/store.ts'
 import { KeyvaletError, OperatorError } from './errors.ts'
@@ -13,6 +14,8 @@ export interface Runtime {
   readonly master: MasterKey
   readonly vault: Vault
   readonly sessions: Sessions
+  /** What the start check found (empty unless `checkStore`). */
+  readonly storeChecks: readonly FileCheck[]
   /** HMAC key of the audit chain (the audit writer thread appends, `audit verify` checks). */
   openAuditKey(): Promise<Buffer>
   close(): Promise<void>
@@ -22,6 +25,8 @@ export interface RuntimeOptions {
   readonly env: NodeJS.ProcessEnv
   /** Create the default master key file when none exists (only `start` and `demo` do). */
   readonly createMasterKey: boolean
+  /** Check the store's files before opening them and refuse damaged ones (the commands that serve). */
+  readonly checkStore?: boolean
   readonly clock?: () => number
 }
 
@@ -51,6 +56,8 @@ async function openAuditKey(vault: Vault, master: MasterKey): Promise<Buffer> {
 export function openRuntime(config: Config, opts: RuntimeOptions): Runtime {
   const clock = opts.clock ?? Date.now
   const master = loadMasterKey({ env: opts.env, dataDir: config.dataDir, create: opts.createMasterKey })
+  const storeChecks = opts.checkStore === true ? checkStoreFiles(config.databasePath, 'start') : []
+  assertSound(storeChecks)
   const store = SqliteStore.open(config.databasePath, { fsync: config.auditFsync })
   const vault = new Vault(store.secrets, master, clock, keyFileSource(master, { env: opts.env, dataDir: config.dataDir }))
   return {
@@ -59,6 +66,7 @@ export function openRuntime(config: Config, opts: RuntimeOptions): Runtime {
     master,
     vault,
     sessions: new Sessions(store.sessions, clock),
+    storeChecks,
     openAuditKey: () => openAuditKey(vault, master),
     close: () => store.close(),
   }

@@ -4,6 +4,7 @@ import { assertion } from './commands/assertion.ts'
 import { audit } from './commands/audit.ts'
 import { ca } from './commands/ca.ts'
 import { check } from './commands/check.ts'
+import { db } from './commands/db.ts'
 import { demo } from './commands/demo.ts'
 import { oauth } from './commands/oauth.ts'
 import { run } from './commands/run.ts'
@@ -12,7 +13,7 @@ import { session } from './commands/session.ts'
 import { start } from './commands/start.ts'
 import { vault } from './commands/vault.ts'
 
-const COMMANDS: readonly Command[] = [start, run, demo, check, secret, session, oauth, audit, ca, vault, assertion]
+const COMMANDS: readonly Command[] = [start, run, demo, check, secret, session, oauth, audit, db, ca, vault, assertion]
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length))

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
-import { mkdtempSync, rmSync, statSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
@@ -83,6 +84,29 @@ describe('SqliteStore specifics', () => {
     const audit = auditPathFor(path)
     for (const file of [path, `${path}-wal`, `${path}-shm`, audit, `${audit}-wal`, `${audit}-shm`]) assert.equal(statSync(file).mode & 0o777, 0o600, file)
     await store.close()
+  })
+
+  it('creates a new database without leaving a temporary file beside it', async () => {
+    const path = tmpFile()
+    await SqliteStore.open(path).close()
+    assert.deepEqual(readdirSync(join(path, '..')).sort(), ['keyvalet-audit.db', 'keyvalet.db'])
+  })
+
+  it('a second store opened in this process (as the audit writer thread does) leaves the first its locks: an outside reader does not delete the live -wal', async () => {
+    const path = tmpFile()
+    const first = SqliteStore.open(path)
+    await first.audit.append((last) => nextRow(last))
+    const second = SqliteStore.open(path)
+    for (const file of [path, auditPathFor(path)]) {
+      execFileSync('sqlite3', [file, 'select count(*) from sqlite_schema'])
+      assert.ok(existsSync(`${file}-wal`), `${file}-wal`)
+    }
+    await second.close()
+    await first.audit.append((last) => nextRow(last))
+    const outside = new DatabaseSync(auditPathFor(path), { readOnly: true })
+    assert.equal(outside.prepare('SELECT count(*) AS n FROM audit').get()?.n, 2, 'a new reader sees every commit')
+    outside.close()
+    await first.close()
   })
 
   it('puts the database in WAL mode', async () => {

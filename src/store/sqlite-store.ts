@@ -1,8 +1,8 @@
-import { closeSync, mkdirSync, openSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { DatabaseSync, type SQLOutputValue, type StatementSync } from 'node:sqlite'
 import { OperatorError } from '../errors.ts'
 import type { Grant } from '../policy/types.ts'
+import { openDatabaseFile, reportingDamage } from './sqlite-file.ts'
 import type { AuditRepo, AuditRow, SecretRecord, SecretRepo, Session, SessionRepo, Store, StoredSession } from './store.ts'
 
 /**
@@ -98,9 +98,9 @@ export class SqliteStore implements Store {
    * machine, at the cost of a flush per commit).
    */
   static open(path: string, opts: { fsync?: boolean } = {}): SqliteStore {
-    const db = openFile(path, opts.fsync === true, MIGRATIONS)
+    const db = openDatabaseFile(path, opts.fsync === true, MIGRATIONS)
     try {
-      return new SqliteStore(db, openFile(auditPathFor(path), opts.fsync === true, AUDIT_MIGRATIONS))
+      return new SqliteStore(db, openDatabaseFile(auditPathFor(path), opts.fsync === true, AUDIT_MIGRATIONS))
     } catch (err) {
       db.close()
       throw err
@@ -129,9 +129,9 @@ export class SqliteStore implements Store {
     this.#lastAudit = auditDb.prepare('SELECT seq, hash, line FROM audit ORDER BY seq DESC LIMIT 1')
     this.#insertAudit = auditDb.prepare('INSERT INTO audit (seq, hash, line) VALUES (?, ?, ?)')
     this.#readAudit = auditDb.prepare('SELECT seq, hash, line FROM audit WHERE seq > ? ORDER BY seq LIMIT ?')
-    this.sessions = this.#sessionRepo()
-    this.secrets = this.#secretRepo()
-    this.audit = this.#auditRepo()
+    this.sessions = reportingDamage(this.#sessionRepo(), db)
+    this.secrets = reportingDamage(this.#secretRepo(), db)
+    this.audit = reportingDamage(this.#auditRepo(), auditDb)
   }
 
   async close(): Promise<void> {
@@ -247,50 +247,6 @@ export class SqliteStore implements Store {
         return row === undefined ? undefined : toAuditRow(row)
       },
     }
-  }
-}
-
-function openFile(path: string, fsync: boolean, migrations: readonly string[]): DatabaseSync {
-  if (path !== ':memory:') {
-    mkdirSync(dirname(path), { recursive: true, mode: 0o700 })
-    // Created owner-only before SQLite opens it: its -wal and -shm files inherit the mode.
-    closeSync(openSync(path, 'a', 0o600))
-  }
-  let db: DatabaseSync
-  try {
-    db = new DatabaseSync(path)
-  } catch (err) {
-    throw new OperatorError(`cannot open the database ${path}`, 'check the path and its permissions', { cause: err })
-  }
-  try {
-    db.exec('PRAGMA busy_timeout = 5000')
-    db.exec('PRAGMA journal_mode = WAL')
-    db.exec(`PRAGMA synchronous = ${fsync ? 'FULL' : 'NORMAL'}`)
-    db.exec('PRAGMA foreign_keys = ON')
-    migrate(db, path, migrations)
-    return db
-  } catch (err) {
-    db.close()
-    throw err
-  }
-}
-
-function migrate(db: DatabaseSync, path: string, migrations: readonly string[]): void {
-  db.exec('BEGIN IMMEDIATE') // one process migrates; the others wait, then see the new version
-  try {
-    const version = Number(db.prepare('PRAGMA user_version').get()?.user_version ?? 0)
-    if (version > migrations.length) {
-      throw new OperatorError(
-        `the database ${path} has schema version ${version}, newer than this keyvalet understands (${migrations.length})`,
-        'upgrade keyvalet, or point it at another database',
-      )
-    }
-    for (let v = version; v < migrations.length; v++) db.exec(migrations[v] as string)
-    if (version !== migrations.length) db.exec(`PRAGMA user_version = ${migrations.length}`)
-    db.exec('COMMIT')
-  } catch (err) {
-    if (db.isTransaction) db.exec('ROLLBACK')
-    throw err
   }
 }
 

@@ -57,7 +57,7 @@ export const run: Command = {
     const attach = values.attach === undefined ? undefined : parseAttach(values.attach, config)
     probeSandbox(mode)
 
-    const runtime = openRuntime(config, { env: io.env, createMasterKey: attach === undefined })
+    const runtime = openRuntime(config, { env: io.env, createMasterKey: attach === undefined, checkStore: attach === undefined })
     const closers: (() => Promise<void> | void)[] = [() => runtime.close()]
     try {
       const secrets = secretPaths(config, io.env)

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { basename } from 'node:path'
 import { AuditWriter } from '../../audit/audit-writer.ts'
 import { loadConfig } from '../../config/load.ts'
 import { startDemoUpstream } from '../../demo/upstream.ts'
@@ -27,11 +28,12 @@ export const start: Command = {
     const { values } = parse(args, { ...CONFIG_OPTION, demo: { type: 'boolean' } }, help)
     const config = loadConfig(configPath(values.config, io))
     for (const w of config.warnings) write(io.stderr, `warning: ${config.file}${w.line === undefined ? '' : `:${w.line}`}: ${w.path}: ${w.message}`)
-    const runtime = openRuntime(config, { env: io.env, createMasterKey: true })
+    const runtime = openRuntime(config, { env: io.env, createMasterKey: true, checkStore: true })
     const closers: (() => Promise<void>)[] = [() => runtime.close()]
     try {
       write(io.stdout, `master key: ${runtime.master.source}${runtime.master.created ? ' (created now, mode 0600; keep it apart from the database and its backups)' : ''}`)
       write(io.stdout, `database: ${config.databasePath}, audit log: ${auditPathFor(config.databasePath)}`)
+      for (const c of runtime.storeChecks) write(io.stdout, `checked ${basename(c.file)}: ${c.scope}, ${c.ms} ms`)
       const demo = values.demo === true ? await startDemo(runtime, io) : undefined
       if (demo !== undefined) closers.unshift(demo.close)
       const audit = await AuditWriter.start({ databasePath: config.databasePath, fsync: config.auditFsync, key: await runtime.openAuditKey() })

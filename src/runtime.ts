@@ -58,7 +58,7 @@ export function openRuntime(config: Config, opts: RuntimeOptions): Runtime {
     store,
     master,
     vault,
-    sessions: new Sessions(store.sessions, clock),
+    sessions: new Sessions(store.sessions, clock, { maxTtlMs: config.sessions.maxTtlMs }),
     openAuditKey: () => openAuditKey(vault, master),
     close: () => store.close(),
   }

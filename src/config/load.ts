@@ -10,6 +10,7 @@ import { dirname, join, resolve } from 'node:path'
 import { isIP } from 'node:net'
 import { LineCounter, parseDocument } from 'yaml'
 import * as S from 'typebox/schema'
+import { durationMs } from '../duration.ts'
 import { OperatorError } from '../errors.ts'
 import type { Connector, Policy, UpstreamProxy } from '../policy/types.ts'
 import { CONFIG_SCHEMA } from './schema.ts'
@@ -36,6 +37,8 @@ export interface Config {
   /** `<dataDir>/keyvalet.db`. */
   readonly databasePath: string
   readonly limits: { readonly maxBodyInspectBytes: number; readonly upstreamTimeoutMs: number; readonly requestTimeoutMs: number; readonly idleTimeoutMs: number }
+  /** The longest session a task key may be minted for (sessions.max_ttl). */
+  readonly sessions: { readonly maxTtlMs: number }
   /** Whether audit commits are fsynced (see schema.ts, audit.fsync). */
   readonly auditFsync: boolean
   readonly policy: Policy
@@ -50,11 +53,15 @@ interface RawConfig {
   upstream_proxy?: RawUpstreamProxy
   data_dir?: string
   audit?: { fsync?: boolean }
+  sessions?: { max_ttl?: string }
   limits?: { max_body_inspect_bytes?: number; upstream_timeout_ms?: number; request_timeout_ms?: number; idle_timeout_ms?: number }
   connectors: Record<string, RawConnector>
 }
 
-const HINT = 'fix the fields named above; every field is described in src/config/schema.ts, and examples/keyvalet.yaml is a working example'
+/** A task key is for a task: no configuration lets one live longer than a year. */
+const MAX_SESSION_TTL_MS = 365 * 86_400_000
+
+const HINT = 'fix the fields named above; docs/config.md describes every field, and examples/keyvalet.yaml is a working example'
 
 export function loadConfig(file: string): Config {
   let text: string
@@ -63,7 +70,7 @@ export function loadConfig(file: string): Config {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
     const why = code === 'ENOENT' ? 'configuration file not found' : `cannot read the configuration file (${code ?? 'error'})`
-    throw new OperatorError(`${file}: ${why}`, 'pass --config <file>; examples/keyvalet.yaml is a starting point', { cause: err })
+    throw new OperatorError(`${file}: ${why}`, 'pass --config <file>; examples/keyvalet.yaml is a starting point, docs/config.md describes every field', { cause: err })
   }
   return parseConfig(text, file)
 }
@@ -109,6 +116,8 @@ export function parseConfig(text: string, file: string): Config {
   for (const [name, entry] of Object.entries(config.connectors)) {
     connectors.set(name, compileConnector(name, entry, { dir, problems }))
   }
+  const maxTtlMs = durationMs(config.sessions?.max_ttl ?? '30d') ?? 0
+  if (maxTtlMs <= 0 || maxTtlMs > MAX_SESSION_TTL_MS) problems.push({ at: ['sessions', 'max_ttl'], message: 'must be longer than 0 and at most 365d' })
   const upstreamProxy = config.upstream_proxy === undefined ? undefined : compileUpstreamProxy(config.upstream_proxy, (f, m) => void problems.push({ at: ['upstream_proxy', ...f], message: m }))
   if (problems.length > 0) fail(problems)
 
@@ -130,6 +139,7 @@ export function parseConfig(text: string, file: string): Config {
       requestTimeoutMs: limits.request_timeout_ms ?? 20000,
       idleTimeoutMs: limits.idle_timeout_ms ?? 300000,
     },
+    sessions: { maxTtlMs },
     auditFsync: config.audit?.fsync ?? false,
     policy,
     warnings: checkPolicy(policy, locate),

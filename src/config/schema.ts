@@ -8,6 +8,7 @@
  */
 
 import { CONNECTOR_NAME, RULE_ID, SECRET_NAME, TOKEN } from './patterns.ts'
+import { DURATION_PATTERN } from '../duration.ts'
 import { SOURCES } from '../credentials/sources/registry.ts'
 import { ASSERTION_BLOCK } from '../assertion/config.ts'
 import { ATTRIBUTION_BLOCK } from '../attribution/config.ts'
@@ -52,7 +53,7 @@ const rule = {
     path: {
       type: 'string',
       description:
-        "Path pattern below the upstream's base path: literals, '*' or ':name' for exactly one segment, '**' (last only) for any rest. A trailing '/' must match a trailing '/'. See src/policy/path-pattern.ts.",
+        "Path pattern below the upstream's base path: literals, '*' or ':name' for exactly one segment, '**' (last only) for any rest. A trailing '/' must match a trailing '/'. The exact rules are under Semantic checks below.",
     },
     severity: {
       enum: ['read', 'write', 'admin'],
@@ -278,6 +279,20 @@ export const CONFIG_SCHEMA = {
           default: false,
           description:
             'true: each commit of audit records is flushed to disk (fsync) before the responses complete, so records survive a power loss; costs a disk flush per batch. false: committed to the operating system, so records survive a crash of keyvalet but not of the machine. Default false.',
+        },
+      },
+    },
+    sessions: {
+      type: 'object',
+      additionalProperties: false,
+      description: 'Task sessions (session create, keyvalet run).',
+      properties: {
+        max_ttl: {
+          type: 'string',
+          pattern: DURATION_PATTERN,
+          errorMessage: 'must be a whole number and a unit: s, m, h or d (e.g. 8h, 30d)',
+          default: '30d',
+          description: 'The longest a session (its task key) may last; a longer --ttl is refused. At most 365d. Default 30d.',
         },
       },
     },

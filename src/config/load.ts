@@ -7,7 +7,6 @@
 
 import { readFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
-import { isIP } from 'node:net'
 import { LineCounter, parseDocument } from 'yaml'
 import * as S from 'typebox/schema'
 import { durationMs } from '../duration.ts'
@@ -15,10 +14,11 @@ import { OperatorError } from '../errors.ts'
 import type { Connector, Policy, UpstreamProxy } from '../policy/types.ts'
 import { CONFIG_SCHEMA } from './schema.ts'
 import { compileConnector, compileUpstreamProxy, type RawConnector, type RawUpstreamProxy } from './compile.ts'
-import { checkPolicy, type ConfigWarning } from './check.ts'
+import { checkPolicy, secretReferences, type ConfigWarning, type SecretReference } from './check.ts'
+import { checkCidrs, dnsServerProblem, parseHostPort, type HostPort } from './addresses.ts'
 import { formatProblems, locator, pointerToPath, type Locate, type Problem } from './locate.ts'
 
-export type { ConfigWarning } from './check.ts'
+export type { ConfigWarning, SecretReference } from './check.ts'
 
 export interface Config {
   /** Absolute path of the file loaded. */
@@ -43,6 +43,8 @@ export interface Config {
   readonly auditFsync: boolean
   readonly policy: Policy
   readonly warnings: readonly ConfigWarning[]
+  /** The vault secrets the configuration names (`check` and `start` warn about those not set). */
+  readonly secrets: readonly SecretReference[]
 }
 
 interface RawConfig {
@@ -100,16 +102,25 @@ export function parseConfig(text: string, file: string): Config {
   const config = raw as RawConfig
 
   const problems: Problem[] = []
-  const gateway = parseHostPort(config.listen?.gateway ?? '127.0.0.1:8787')
-  if (gateway === undefined) problems.push({ at: ['listen', 'gateway'], message: 'must be host:port, e.g. 127.0.0.1:8787 or [::1]:8787 (port 0-65535)' })
-  const forward = config.listen?.forward === undefined ? undefined : parseHostPort(config.listen.forward)
-  if (config.listen?.forward !== undefined && forward === undefined) problems.push({ at: ['listen', 'forward'], message: 'must be host:port, e.g. 127.0.0.1:8789' })
+  const listen = (field: 'gateway' | 'forward', text: string | undefined): HostPort | undefined => {
+    const parsed = text === undefined ? undefined : parseHostPort(text, 0, `127.0.0.1:${field === 'gateway' ? 8787 : 8789}`)
+    if (typeof parsed !== 'string') return parsed
+    problems.push({ at: ['listen', field], message: parsed })
+    return undefined
+  }
+  const gateway = listen('gateway', config.listen?.gateway ?? '127.0.0.1:8787')
+  const forward = listen('forward', config.listen?.forward)
   const tunnels = new Map<string, readonly string[]>()
   ;(config.tunnels ?? []).forEach((t, i) => {
     const entry = typeof t === 'string' ? { to: t } : t
-    const parsed = parseHostPort(entry.to)
-    if (parsed === undefined || parsed.port === 0) problems.push({ at: typeof t === 'string' ? ['tunnels', i] : ['tunnels', i, 'to'], message: 'must be host:port, e.g. registry.npmjs.org:443' })
-    else tunnels.set(`${parsed.host.toLowerCase()}:${parsed.port}`, entry.allow_addresses ?? [])
+    const parsed = parseHostPort(entry.to, 1, 'registry.npmjs.org:443')
+    if (typeof parsed === 'string') problems.push({ at: typeof t === 'string' ? ['tunnels', i] : ['tunnels', i, 'to'], message: parsed })
+    else tunnels.set(`${parsed.host}:${parsed.port}`, entry.allow_addresses ?? [])
+    if (typeof t !== 'string') checkCidrs(t.allow_addresses, (j, message) => problems.push({ at: ['tunnels', i, 'allow_addresses', j], message }))
+  })
+  config.dns?.servers?.forEach((server, i) => {
+    const problem = dnsServerProblem(server)
+    if (problem !== undefined) problems.push({ at: ['dns', 'servers', i], message: problem })
   })
   const dir = dirname(absolute)
   const connectors = new Map<string, Connector>()
@@ -143,6 +154,7 @@ export function parseConfig(text: string, file: string): Config {
     auditFsync: config.audit?.fsync ?? false,
     policy,
     warnings: checkPolicy(policy, locate),
+    secrets: secretReferences(policy, upstreamProxy, locate),
   }
 }
 
@@ -191,15 +203,6 @@ function schemaNode(schemaPath: string): Record<string, unknown> {
     node = (node as Record<string, unknown> | undefined)?.[key.replaceAll('~1', '/').replaceAll('~0', '~')]
   }
   return typeof node === 'object' && node !== null ? (node as Record<string, unknown>) : {}
-}
-
-function parseHostPort(text: string): { host: string; port: number } | undefined {
-  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(text)
-  if (m === null) return undefined
-  const host = m[1] ?? m[2] ?? ''
-  const port = Number(m[3])
-  if (port > 65535 || (m[1] !== undefined && isIP(host) !== 6)) return undefined
-  return { host, port }
 }
 
 /** yaml's first message line, without its "at line L, column C:" tail (the line is given separately). */

@@ -1,12 +1,16 @@
+import { missingSecretWarning } from '../../config/check.ts'
 import { loadConfig } from '../../config/load.ts'
 import { configPath, parse, write } from '../args.ts'
 import type { Command } from '../command.ts'
+import { formatWarning, missingFromVault } from '../warnings.ts'
 
 const help = `usage: keyvalet check [CONFIG] [--strict]
 
 Validates a configuration file and warns about dangerous choices (a rule that allows a whole
-organisation, a cleartext upstream, a connector with no rules). Exits 1 on an error, and on a
-warning too with --strict. CONFIG defaults to --config, $KEYVALET_CONFIG or ./keyvalet.yaml.`
+organisation, a cleartext upstream, a connector with no rules), and, when its data folder has a
+database, about vault secrets it names that are not set (names only: no master key needed).
+Exits 1 on an error, and on a warning too with --strict. CONFIG defaults to --config,
+$KEYVALET_CONFIG or ./keyvalet.yaml.`
 
 export const check: Command = {
   name: 'check',
@@ -17,8 +21,11 @@ export const check: Command = {
     const file = configPath(positionals[0] ?? values.config, io)
     const config = loadConfig(file)
     const rules = [...config.policy.connectors.values()].reduce((n, c) => n + c.rules.length, 0)
-    for (const w of config.warnings) write(io.stdout, `warning: ${config.file}${w.line === undefined ? '' : `:${w.line}`}: ${w.path}: ${w.message}`)
-    write(io.stdout, `ok: ${config.file}: ${config.policy.connectors.size} connectors, ${rules} rules, ${config.warnings.length} warnings`)
-    return values.strict === true && config.warnings.length > 0 ? 1 : 0
+    const missing = await missingFromVault(config)
+    const warnings = [...config.warnings, ...(missing ?? []).map(missingSecretWarning)].sort((a, b) => (a.line ?? 0) - (b.line ?? 0))
+    for (const w of warnings) write(io.stdout, formatWarning(config, w))
+    if (missing === undefined && config.secrets.length > 0) write(io.stdout, `note: no database at ${config.databasePath} yet: vault secrets not checked`)
+    write(io.stdout, `ok: ${config.file}: ${config.policy.connectors.size} connectors, ${rules} rules, ${warnings.length} warnings`)
+    return values.strict === true && warnings.length > 0 ? 1 : 0
   },
 }

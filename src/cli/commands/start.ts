@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { AuditWriter } from '../../audit/audit-writer.ts'
+import { missingSecrets } from '../../config/check.ts'
 import { loadConfig } from '../../config/load.ts'
 import { startDemoUpstream } from '../../demo/upstream.ts'
 import { OperatorError } from '../../errors.ts'
@@ -9,6 +10,7 @@ import { openRuntime, type Runtime } from '../../runtime.ts'
 import { auditPathFor } from '../../store/sqlite-store.ts'
 import { CONFIG_OPTION, configPath, parse, write } from '../args.ts'
 import type { Command, Io } from '../command.ts'
+import { warningSummary } from '../warnings.ts'
 
 const help = `usage: keyvalet start [--config FILE] [--demo]
 
@@ -26,7 +28,6 @@ export const start: Command = {
   async run(args, io) {
     const { values } = parse(args, { ...CONFIG_OPTION, demo: { type: 'boolean' } }, help)
     const config = loadConfig(configPath(values.config, io))
-    for (const w of config.warnings) write(io.stderr, `warning: ${config.file}${w.line === undefined ? '' : `:${w.line}`}: ${w.path}: ${w.message}`)
     const runtime = openRuntime(config, { env: io.env, createMasterKey: true })
     const closers: (() => Promise<void>)[] = [() => runtime.close()]
     try {
@@ -34,6 +35,8 @@ export const start: Command = {
       write(io.stdout, `database: ${config.databasePath}, audit log: ${auditPathFor(config.databasePath)}`)
       const demo = values.demo === true ? await startDemo(runtime, io) : undefined
       if (demo !== undefined) closers.unshift(demo.close)
+      const summary = warningSummary(config, missingSecrets(config.secrets, new Set((await runtime.vault.list()).map((s) => s.name))), io.cwd)
+      if (summary !== undefined) write(io.stderr, summary)
       const audit = await AuditWriter.start({ databasePath: config.databasePath, fsync: config.auditFsync, key: await runtime.openAuditKey() })
       closers.unshift(() => audit.close())
       const gateway = createProxy({ config, sessions: runtime.sessions, vault: runtime.vault, audit, log: createLogger(io.stderr) })

@@ -50,6 +50,14 @@ describe('every field that holds an address is checked at load, with its line', 
       ':4: connectors.svc.upstream: "0177.0.0.1" is not a DNS name or a canonical IP address (ipv4 leading zero)'],
     ['an OAuth token endpoint on a decimal IPv4', `version: 1\nconnectors:\n  svc:\n    upstream: https://api.example.com\n    credential:\n      source: oauth_client\n      inject: bearer\n      oauth_client: { token_url: "https://2130706433/token", client_id: c, client_secret: s }\n    rules: []\n`,
       ':8: connectors.svc.credential.oauth_client.token_url: "2130706433" is not a DNS name or a canonical IP address (ipv4 ambiguous)'],
+    ['a gateway_url over https', `version: 1\nlisten: { gateway_url: "https://keyvalet.internal:8787" }\n${connector('')}`,
+      ':2: listen.gateway_url: must be an http:// URL'],
+    ['a gateway_url with a path', `version: 1\nlisten: { gateway_url: "http://keyvalet.internal:8787/github" }\n${connector('')}`,
+      ':2: listen.gateway_url: must be http://host:port with nothing after it'],
+    ['a gateway_url host in hex', `version: 1\nlisten: { gateway_url: "http://0x7f000001:8787" }\n${connector('')}`,
+      ':2: listen.gateway_url: "0x7f000001" is not a DNS name or a canonical IP address'],
+    ['a forward_url without a forward proxy', `version: 1\nlisten: { forward_url: "http://keyvalet.internal:8789" }\n${connector('')}`,
+      ':2: listen.forward_url: there is no forward proxy: set listen.forward too'],
   ]
   for (const [what, text, expected] of cases) {
     it(what, () => {
@@ -67,5 +75,8 @@ ${connector('    allow_addresses: [127.0.0.0/8, "::1/128"]\n')}`, FILE)
     assert.deepEqual(config.gateway, { host: '::1', port: 8787 })
     assert.deepEqual(config.forward, { host: 'localhost', port: 8789 })
     assert.deepEqual([...config.tunnels.keys()], ['registry.npmjs.org:443', '::1:8443'])
+    const urls = parseConfig(`version: 1\nlisten: { forward: "0.0.0.0:8789", gateway_url: "http://Keyvalet.Internal:8787", forward_url: "http://keyvalet.internal:8789/" }\n${connector('')}`, FILE)
+    assert.equal(urls.gatewayUrl?.href, 'http://keyvalet.internal:8787/')
+    assert.equal(urls.forwardUrl?.href, 'http://keyvalet.internal:8789/')
   })
 })

@@ -50,6 +50,19 @@ export function urlHostProblem(url: string): string | undefined {
   return typeof checked === 'string' ? undefined : checked.message
 }
 
+/** `http://host:port` of a keyvalet listener as sandboxes reach it (listen.*_url), or a message. */
+export function parseListenerUrl(text: string): URL | string {
+  let url: URL
+  try {
+    url = new URL(text)
+  } catch {
+    return 'must be an absolute URL such as http://keyvalet.internal:8787'
+  }
+  if (url.protocol !== 'http:') return 'must be an http:// URL (keyvalet\'s listeners speak plain HTTP; the task key is their credential)'
+  if (url.username !== '' || url.password !== '' || url.pathname !== '/' || url.search !== '' || url.hash !== '' || text.endsWith('?') || text.endsWith('#')) return 'must be http://host:port with nothing after it'
+  return urlHostProblem(text) ?? url
+}
+
 /** A DNS server as `dns.servers` takes it: an IP, `ip:port`, or `[v6]:port`. */
 export function dnsServerProblem(text: string): string | undefined {
   if (isIPv4(text) || isIPv6(text)) return undefined

@@ -15,7 +15,7 @@ import type { Connector, Policy, UpstreamProxy } from '../policy/types.ts'
 import { CONFIG_SCHEMA } from './schema.ts'
 import { compileConnector, compileUpstreamProxy, type RawConnector, type RawUpstreamProxy } from './compile.ts'
 import { checkPolicy, secretReferences, type ConfigWarning, type SecretReference } from './check.ts'
-import { checkCidrs, dnsServerProblem, parseHostPort, type HostPort } from './addresses.ts'
+import { checkCidrs, dnsServerProblem, parseHostPort, parseListenerUrl, type HostPort } from './addresses.ts'
 import { formatProblems, locator, pointerToPath, type Locate, type Problem } from './locate.ts'
 
 export type { ConfigWarning, SecretReference } from './check.ts'
@@ -26,6 +26,9 @@ export interface Config {
   readonly gateway: { readonly host: string; readonly port: number }
   /** The forward-proxy listener, when configured. */
   readonly forward: { readonly host: string; readonly port: number } | undefined
+  /** The gateway and the forward proxy as sandboxes reach them (`http://host:port`), when configured. */
+  readonly gatewayUrl: URL | undefined
+  readonly forwardUrl: URL | undefined
   /** Pass-through CONNECT destinations (lower-case host:port) → CIDRs they may reach although not public. */
   readonly tunnels: ReadonlyMap<string, readonly string[]>
   /** The instance's corporate proxy for upstream connections, when configured. */
@@ -49,7 +52,7 @@ export interface Config {
 
 interface RawConfig {
   version: 1
-  listen?: { gateway?: string; forward?: string }
+  listen?: { gateway?: string; forward?: string; gateway_url?: string; forward_url?: string }
   tunnels?: (string | { to: string; allow_addresses?: string[] })[]
   dns?: { servers?: string[] }
   upstream_proxy?: RawUpstreamProxy
@@ -110,6 +113,15 @@ export function parseConfig(text: string, file: string): Config {
   }
   const gateway = listen('gateway', config.listen?.gateway ?? '127.0.0.1:8787')
   const forward = listen('forward', config.listen?.forward)
+  const sandboxUrl = (field: 'gateway_url' | 'forward_url', text: string | undefined): URL | undefined => {
+    const parsed = text === undefined ? undefined : parseListenerUrl(text)
+    if (typeof parsed !== 'string') return parsed
+    problems.push({ at: ['listen', field], message: parsed })
+    return undefined
+  }
+  const gatewayUrl = sandboxUrl('gateway_url', config.listen?.gateway_url)
+  const forwardUrl = sandboxUrl('forward_url', config.listen?.forward_url)
+  if (forwardUrl !== undefined && forward === undefined) problems.push({ at: ['listen', 'forward_url'], message: 'there is no forward proxy: set listen.forward too' })
   const tunnels = new Map<string, readonly string[]>()
   ;(config.tunnels ?? []).forEach((t, i) => {
     const entry = typeof t === 'string' ? { to: t } : t
@@ -139,6 +151,8 @@ export function parseConfig(text: string, file: string): Config {
     file: absolute,
     gateway: gateway as { host: string; port: number },
     forward,
+    gatewayUrl,
+    forwardUrl,
     tunnels,
     dnsServers: config.dns?.servers,
     upstreamProxy,

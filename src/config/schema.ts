@@ -228,6 +228,15 @@ export const CONFIG_SCHEMA = {
           description:
             'host:port of the forward-proxy listener (HTTPS_PROXY=http://task:KEY@host:port): absolute-form http:// requests and CONNECT, with TLS interception for connector hosts. Not set: no forward proxy.',
         },
+        gateway_url: {
+          type: 'string',
+          description:
+            "The gateway as sandboxes reach it, e.g. http://keyvalet.internal:8787: what session create --env gives them (KEYVALET_GATEWAY, SDK base URLs), and, with a forward proxy, the one host NO_PROXY exempts. NO_PROXY cannot name a port in curl or git, so it exempts every port of that host: give the gateway a name of its own that resolves, for sandboxes, to an address where only keyvalet listens (the orchestrator's DNS, /etc/hosts, Kubernetes hostAliases). Not set: the listen.gateway address, and with a forward proxy the gateway is not exempted at all (every request goes through the proxy).",
+        },
+        forward_url: {
+          type: 'string',
+          description: 'The forward proxy as sandboxes reach it, e.g. http://keyvalet.internal:8789: the host and port of the HTTPS_PROXY that session create --env prints. Not set: the listen.forward address.',
+        },
       },
     },
     upstream_proxy: { ...upstreamProxy, description: `${upstreamProxy.description} Applies to every connector that does not set its own.` },

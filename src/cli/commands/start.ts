@@ -43,7 +43,7 @@ export const start: Command = {
       const address = await gateway.listen()
       closers.unshift(() => gateway.close())
       write(io.stdout, `gateway listening on ${address.url}`)
-      if (address.forwardUrl !== undefined) write(io.stdout, `forward proxy listening on ${address.forwardUrl} (sandboxes trust its CA: keyvalet ca export --config ${config.file})`)
+      if (address.forwardUrl !== undefined) write(io.stdout, `forward proxy listening on ${address.forwardUrl} (sandboxes trust its CA: keyvalet ca bundle --config ${config.file})`)
       if (demo !== undefined) write(io.stdout, demo.instructions(address.url, address.forwardUrl, config.file))
       else write(io.stdout, `try: keyvalet session create --agent my-agent --user me --workspace default --grant CONNECTOR:read, then send requests to ${address.url}/CONNECTOR/... with the task key as the API key`)
       await untilSignal()

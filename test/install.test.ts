@@ -42,9 +42,16 @@ describe('bin/keyvalet through symlinks and from an npm package', () => {
     }
   })
 
-  it('runs from the tarball npm pack makes, laid out as npm install -g lays it out (under lib/node_modules, linked from bin)', { timeout: 90_000 }, async () => {
+  let tarball: string
+  const pack = async (): Promise<string> => {
+    if (tarball !== undefined) return tarball
     const { stdout: packed } = await run('npm', ['pack', '--silent', '--pack-destination', dir], { cwd: ROOT, env: { ...process.env, npm_config_loglevel: 'silent' }, timeout: 60_000 })
-    const tarball = join(dir, packed.trim().split('\n').at(-1) ?? '')
+    tarball = join(dir, packed.trim().split('\n').at(-1) ?? '')
+    return tarball
+  }
+
+  it('runs from the tarball npm pack makes, laid out as npm install -g lays it out (under lib/node_modules, linked from bin)', { timeout: 90_000 }, async () => {
+    const tarball = await pack()
     const prefix = join(dir, 'prefix')
     const installed = join(prefix, 'lib', 'node_modules', 'keyvalet')
     mkdirSync(installed, { recursive: true })
@@ -64,5 +71,21 @@ describe('bin/keyvalet through symlinks and from an npm package', () => {
     const { stdout, stderr } = await run('keyvalet', ['demo'], { env, cwd: dir, timeout: 60_000 })
     assert.match(stdout, /audit verify: ok, 2 records/)
     assert.equal(stderr, '')
+  })
+
+  it('runs as a project\'s dependency, as npx runs it (node_modules/.bin/keyvalet, Node 24 hoisted beside it)', { timeout: 60_000 }, async () => {
+    const tarball = await pack()
+    const modules = join(dir, 'project', 'node_modules')
+    mkdirSync(join(modules, 'keyvalet'), { recursive: true })
+    mkdirSync(join(modules, '.bin'))
+    await run('tar', ['-xzf', tarball, '-C', join(modules, 'keyvalet'), '--strip-components=1'])
+    // What npm hoists beside it: the dependencies, and the pinned Node's bin link.
+    for (const dependency of ['jose', 'typebox', 'undici', 'yaml']) symlinkSync(join(ROOT, 'node_modules', dependency), join(modules, dependency))
+    symlinkSync(join(ROOT, 'node_modules', '.bin', 'node'), join(modules, '.bin', 'node'))
+    symlinkSync('../keyvalet/bin/keyvalet', join(modules, '.bin', 'keyvalet'))
+    const { stdout } = await run(join(modules, '.bin', 'keyvalet'), ['--version'], { env: { PATH }, cwd: join(dir, 'project'), timeout: 15_000 })
+    assert.equal(stdout, `keyvalet ${VERSION}\n`)
+    const { stdout: checked } = await run(join(modules, '.bin', 'keyvalet'), ['check', join(modules, 'keyvalet', 'examples', 'keyvalet.yaml')], { env: { PATH }, cwd: join(dir, 'project'), timeout: 15_000 })
+    assert.match(checked, /^ok: .*3 connectors/m)
   })
 })

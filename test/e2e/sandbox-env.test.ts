@@ -5,7 +5,7 @@
  * must exempt the gateway and nothing else on its machine.
  */
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
+import { execFile, spawnSync } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -115,8 +115,10 @@ except urllib.error.HTTPError as e: print(e.code, e.read().decode())
     assert.ok(pem.includes(publicPki.caPem.trim().split('\n')[1] ?? 'missing'), 'the public CA')
   })
 
-  for (const [tool, get] of [['curl', (url: string) => curl(url)], ['python3', (url: string) => python(url)]] as const) {
-    it(`${tool}: an intercepted host and a tunnelled one both verify, through keyvalet`, async () => {
+  const requests = (url: string, header = '') => sandboxed(`exec python3 -c 'import sys, requests; r = requests.get(sys.argv[1], headers={"Authorization": sys.argv[2]} if sys.argv[2] else {}, timeout=10); print(r.status_code, r.text)' "$@"`, url, header)
+  const noRequests = spawnSync('python3', ['-c', 'import requests']).status === 0 ? false : 'python3 has no requests module here'
+  for (const [tool, get, skip] of [['curl', (url: string) => curl(url), false], ['python3 urllib', (url: string) => python(url), false], ['python3 requests', requests, noRequests]] as const) {
+    it(`${tool}: an intercepted host and a tunnelled one both verify, through keyvalet`, { skip }, async () => {
       const before = { api: api.received.length, registry: registry.received.length }
       const intercepted = await get(`https://${API}:${api.port}/repos/acme/app/issues/1`)
       assert.match(intercepted, /"authorization":"Bearer \*+"/, 'the answer, with the credential masked')
@@ -134,7 +136,8 @@ except urllib.error.HTTPError as e: print(e.code, e.read().decode())
     const other = `http://127.0.0.1:${elsewhere.port}/admin`
     const nodeFetch = (url: string, auth = '') => sandboxed(`exec ${process.execPath} -e 'fetch(process.argv[1], { headers: process.argv[2] ? { authorization: process.argv[2] } : {} }).then(async (r) => console.log(r.status, await r.text()), (e) => console.log(e.cause?.cause?.message ?? e.message))' "$@"`, url, auth)
     // Node's proxy agent tunnels http:// too (CONNECT), so it sees the refusal as the CONNECT's 403.
-    for (const [tool, get, refused] of [['curl', (url: string) => curl(url), /destination_refused/], ['python3', (url: string) => python(url), /destination_refused/], ['node', (url: string) => nodeFetch(url), /Proxy response \(403\)/]] as const) {
+    const tools = [['curl', (url: string) => curl(url), /destination_refused/], ['python3', (url: string) => python(url), /destination_refused/], ['node', (url: string) => nodeFetch(url), /Proxy response \(403\)/]] as const
+    for (const [tool, get, refused] of noRequests === false ? [...tools, ['python3 requests', (url: string) => requests(url), /destination_refused/] as const] : tools) {
       const before = (await kv.audit()).length
       const out = await get(other)
       assert.match(out, refused, `${tool}: ${out}`)
@@ -150,6 +153,7 @@ except urllib.error.HTTPError as e: print(e.code, e.read().decode())
       ['curl', await sandboxed('exec curl -s --max-time 10 -H "Authorization: Bearer $KEYVALET_TASK_KEY" "$KEYVALET_GATEWAY/github/repos/acme/app/issues/7"')],
       ['python3', await python(url, `Bearer ${bearer}`)],
       ['node', await nodeFetch(url, `Bearer ${bearer}`)],
+      ...(noRequests === false ? [['python3 requests', await requests(url, `Bearer ${bearer}`)] as const] : []),
     ] as const) {
       assert.match(out, /"url":"\/repos\/acme\/app\/issues\/7"/, `${tool}: ${out}`)
       assert.equal(api.received.at(-1)?.headers.authorization, `Bearer ${SECRET}`)

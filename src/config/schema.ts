@@ -231,7 +231,7 @@ export const CONFIG_SCHEMA = {
         gateway_url: {
           type: 'string',
           description:
-            "The gateway as sandboxes reach it, e.g. http://keyvalet.internal:8787: what session create --env gives them (KEYVALET_GATEWAY, SDK base URLs), and, with a forward proxy, the one host NO_PROXY exempts. NO_PROXY cannot name a port in curl or git, so it exempts every port of that host: give the gateway a name of its own that resolves, for sandboxes, to an address where only keyvalet listens (the orchestrator's DNS, /etc/hosts, Kubernetes hostAliases). Not set: the listen.gateway address, and with a forward proxy the gateway is not exempted at all (every request goes through the proxy).",
+            "The gateway as sandboxes reach it, e.g. http://keyvalet.internal:8787: what session create --env gives them (KEYVALET_GATEWAY, SDK base URLs), and, with a forward proxy, the one host NO_PROXY exempts. NO_PROXY cannot name a port in curl or git, so it exempts every port of that host: give the gateway a name of its own that resolves, for sandboxes, to an address where only keyvalet listens (the orchestrator's DNS, /etc/hosts, Kubernetes hostAliases). Not set: the listen.gateway address; with a forward proxy, --env then neither names nor exempts the gateway (every request goes through the proxy).",
         },
         forward_url: {
           type: 'string',

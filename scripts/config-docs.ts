@@ -46,7 +46,11 @@ vault (\`keyvalet secret set <name>\`), and the master key comes from \`$KEYVALE
 the file named by \`$KEYVALET_MASTER_KEY_FILE\`, or \`<data_dir>/master.key\`.`
 
 const SEMANTIC_CHECKS = [
-  '`listen.gateway` is `host:port` with a port from 0 to 65535; an IPv6 host is bracketed, as in `[::1]:8787`.',
+  '`listen.gateway` and `listen.forward` are `host:port` with a port from 0 to 65535, `tunnels` entries `host:port` with a port from 1; an IPv6 host is bracketed, as in `[::1]:8787`.',
+  'Every host (in `listen`, `tunnels`, and the URLs keyvalet dials: `upstream`, `upstream_proxy.url`, token and API endpoints) is a DNS name or a canonical IP address: `127.1`, `0x7f000001` or `0177.0.0.1` are refused rather than read as 127.0.0.1.',
+  'Every `allow_addresses` entry is a CIDR `address/prefix` with a prefix within its family (0-32, 0-128) and no host bits set (`10.1.2.3/8` is refused: `10.0.0.0/8` was meant). A single address is `/32` or `/128`.',
+  '`dns.servers` entries are an IP address, `ip:port` or `[ipv6]:port`.',
+  '`sessions.max_ttl` is longer than 0 and at most 365d.',
   '`upstream` is an absolute `https://` URL, or `http://` only with `allow_insecure: true`; it has no user info, query, fragment, dot segments or backslashes, and its base path is unambiguous (no encoded separators or empty segments).',
   '`ca_file` can be read and holds at least one PEM certificate, all of them valid.',
   'The credential fields match `inject`: `basic` needs `username`, `header` needs `header`, `query` needs `param`; `username`, `header`, `template` and `param` are refused with any other `inject`.',
@@ -66,6 +70,7 @@ const WARNINGS = [
   'A connector without rules: it refuses everything.',
   'A rule whose `path` has a wildcard (`*`, `:name` or `**`) in one of its first two segments: for an API like GitHub\'s that can mean every repository of every organisation.',
   'A `write` or `admin` rule that allows `POST`, `PUT` or `PATCH` (or, with `allow_body`, any of its methods) without a `body` schema.',
+  'A vault secret the configuration names (`credential.secret`, an OAuth `client_secret`, an `upstream_proxy.secret`) that the vault does not hold: `check` lists them when the data folder has a database (names only, no master key needed), and `start` names them.',
 ]
 
 const NOTES = [
@@ -86,7 +91,7 @@ export function renderConfigDocs(): string {
   out.push(
     '## Warnings',
     '',
-    'Legal but dangerous choices are reported as warnings, located like errors, by `keyvalet check` (which exits 1 on them with `--strict`) and at `keyvalet start`:',
+    'Legal but dangerous choices are reported as warnings, located like errors, by `keyvalet check` (which exits 1 on them with `--strict`); `keyvalet start` counts them in one line that points at `check`:',
     '',
     ...WARNINGS.map((w) => `- ${w}`),
     '',

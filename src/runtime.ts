@@ -65,7 +65,7 @@ export function openRuntime(config: Config, opts: RuntimeOptions): Runtime {
     store,
     master,
     vault,
-    sessions: new Sessions(store.sessions, clock),
+    sessions: new Sessions(store.sessions, clock, { maxTtlMs: config.sessions.maxTtlMs }),
     storeChecks,
     openAuditKey: () => openAuditKey(vault, master),
     close: () => store.close(),

@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path'
 import { describe, it } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { parse, parseAllDocuments } from 'yaml'
-import { sandboxEnv } from '../src/cli/commands/session.ts'
+import { dotenvLines, sandboxEnv } from '../src/cli/sandbox-env.ts'
 import { parseConfig } from '../src/config/load.ts'
 
 // Parsed YAML: checked at run time by the assertions below.
@@ -108,8 +108,7 @@ describe('deploy/compose.yaml', () => {
     delete env['HOME']
     const keyVar = /\$\{KEYVALET_TASK_KEY:-[^}]+\}/g
     const actual = Object.entries(env).map(([k, v]) => `${k}=${String(v).replace(keyVar, 'KEY')}`)
-    const expected = sandboxEnv(dockerConfig(), 'KEY', '/etc/keyvalet/ca.pem')
-      .split('\n').filter((l) => !l.startsWith('#')).map((l) => l.replaceAll('127.0.0.1', 'keyvalet'))
+    const expected = dotenvLines(sandboxEnv(dockerConfig(), 'KEY', '/etc/keyvalet/ca.pem')).split('\n').filter((l) => !l.startsWith('#'))
     assert.deepEqual(actual.sort(), expected.sort())
     assert.equal(env['HTTPS_PROXY'], 'http://task:${KEYVALET_TASK_KEY:-no-task-key-set}@keyvalet:8789')
     assert.ok((agent['volumes'] as Obj[]).some((m) => m['target'] === '/etc/keyvalet/ca.pem' && m['read_only'] === true))

@@ -1,5 +1,6 @@
 import { isAbsolute, resolve } from 'node:path'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
+import { durationMs } from '../duration.ts'
 import { OperatorError } from '../errors.ts'
 import type { Io } from './command.ts'
 
@@ -22,14 +23,11 @@ export function configPath(value: string | boolean | undefined, io: Io): string 
   return isAbsolute(chosen) ? chosen : resolve(io.cwd, chosen)
 }
 
-const UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }
-
 /** `90s`, `30m`, `1h`, `2d` → milliseconds. */
 export function parseDuration(text: string): number {
-  const match = /^(\d+)([smhd])$/.exec(text.trim())
-  const unit = match?.[2]
-  if (match === null || unit === undefined) throw new OperatorError(`not a duration: ${JSON.stringify(text)}`, 'use a number and a unit, e.g. 90s, 30m, 1h, 2d')
-  return Number(match[1]) * (UNITS[unit] ?? 0)
+  const ms = durationMs(text)
+  if (ms === undefined) throw new OperatorError(`not a duration: ${JSON.stringify(text)}`, 'use a whole number and a unit, e.g. 90s, 30m, 1h, 2d')
+  return ms
 }
 
 export function write(stream: NodeJS.WritableStream | { write(s: string): unknown }, text: string): void {

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import { OperatorError } from '../errors.ts'
 import type { Command, Io } from './command.ts'
 import { assertion } from './commands/assertion.ts'
@@ -17,7 +18,11 @@ const COMMANDS: readonly Command[] = [start, run, demo, check, secret, session, 
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length))
-  return ['usage: keyvalet <command> [options]   (keyvalet <command> --help for details)', '', ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`)].join('\n')
+  return ['usage: keyvalet <command> [options]   (keyvalet <command> --help for details; keyvalet --version)', '', ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`)].join('\n')
+}
+
+function packageVersion(): string {
+  return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version
 }
 
 /** argv → command; returns the exit code. Operator errors print as one line plus a hint, no stack. */
@@ -26,6 +31,10 @@ export async function main(argv: string[], io: Io): Promise<number> {
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     io.stdout.write(`${usage()}\n`)
     return name === undefined ? 2 : 0
+  }
+  if (name === '--version' || name === '-V') {
+    io.stdout.write(`keyvalet ${packageVersion()}\n`)
+    return 0
   }
   const command = COMMANDS.find((c) => c.name === name)
   if (command === undefined) {

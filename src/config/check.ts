@@ -3,7 +3,8 @@
  * Computed at load (after every error is fixed); each warning is located like an error.
  */
 
-import { severityRank, type Connector, type Policy, type Rule } from '../policy/types.ts'
+import { sourceDefinition } from '../credentials/sources/registry.ts'
+import { severityRank, type Connector, type Policy, type Rule, type UpstreamProxy } from '../policy/types.ts'
 import type { FieldPath, Locate } from './locate.ts'
 import { unpatternedGuardedHeaders } from './check-headers.ts'
 
@@ -11,6 +12,13 @@ export interface ConfigWarning {
   readonly line: number | undefined
   readonly path: string
   readonly message: string
+}
+
+/** A vault secret the configuration names, and where. */
+export interface SecretReference {
+  readonly name: string
+  readonly line: number | undefined
+  readonly path: string
 }
 
 /** Methods whose requests normally carry a body worth constraining. */
@@ -101,6 +109,36 @@ export function explainPolicy(policy: Policy, locate: Locate): ConfigWarning[] {
 /** Where a rule's path pattern `j` is written: `path`, or `path[j]` when the rule lists several. */
 function pathField(at: FieldPath, rule: Rule, i: number, j: number): FieldPath {
   return rule.paths.length > 1 ? [...at, 'rules', i, 'path', j] : [...at, 'rules', i, 'path']
+}
+
+/**
+ * Every vault secret the configuration names: each connector's credential (credential.secret, and
+ * what its source reads besides, e.g. an OAuth client secret) and the corporate proxies' secrets.
+ */
+export function secretReferences(policy: Policy, upstreamProxy: UpstreamProxy | undefined, locate: Locate): SecretReference[] {
+  const refs: SecretReference[] = []
+  const add = (at: FieldPath, name: string | undefined): void => {
+    if (name !== undefined) refs.push({ name, ...locate(at) })
+  }
+  add(['upstream_proxy', 'secret'], upstreamProxy?.secret)
+  for (const connector of policy.connectors.values()) {
+    const at: FieldPath = ['connectors', connector.name]
+    const credential = connector.credential
+    add([...at, 'credential', 'secret'], credential?.secret)
+    const source = credential === undefined ? undefined : sourceDefinition(credential.source.type)
+    for (const { field, name } of source?.secrets?.(credential?.source.options) ?? []) add([...at, 'credential', credential?.source.type ?? '', ...field], name)
+    add([...at, 'upstream_proxy', 'secret'], connector.upstreamProxy?.secret)
+  }
+  return refs.sort((a, b) => (a.line ?? 0) - (b.line ?? 0))
+}
+
+/** The references whose secret the vault (its names: `stored`) does not hold. */
+export function missingSecrets(refs: readonly SecretReference[], stored: ReadonlySet<string>): SecretReference[] {
+  return refs.filter((r) => !stored.has(r.name))
+}
+
+export function missingSecretWarning(r: SecretReference): ConfigWarning {
+  return { line: r.line, path: r.path, message: `vault secret ${r.name} is not set (keyvalet secret set ${r.name})` }
 }
 
 /** 1-based index of the first wildcard among the leading segments, if any. */

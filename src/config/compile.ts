@@ -11,6 +11,7 @@ import type { BodyValidator, Connector, CredentialBinding, InjectKind, Rule, Sev
 import { compilePathPattern } from '../policy/path-pattern.ts'
 import { normalisePath } from '../policy/path.ts'
 import { pointerToPath, type FieldPath, type Problem } from './locate.ts'
+import { checkCidrs, urlHostProblem } from './addresses.ts'
 import { SOURCES, sourceDefinition } from '../credentials/sources/registry.ts'
 import { CREDENTIAL_KINDS } from '../credentials/registry.ts'
 import { reservedName } from '../vault/reserved.ts'
@@ -74,6 +75,7 @@ export function compileConnector(name: string, raw: RawConnector, ctx: CompileCo
   const taken = new Set([...FORBIDDEN_HEADERS, ...(credential?.kind === 'header' && credential.name !== undefined ? [credential.name] : credential?.kind === 'bearer' || credential?.kind === 'basic' ? ['authorization'] : [])])
   const assertion = raw.assertion === undefined ? undefined : compileAssertion(name, raw.assertion, taken, (f, m) => problem(['assertion', ...f], m))
   const attribution = raw.attribution === undefined ? undefined : compileAttribution(raw.attribution, new Set([...taken, ...(assertion === undefined ? [] : [assertion.header])]), (f, m) => problem(['attribution', ...f], m))
+  checkCidrs(raw.allow_addresses, (i, m) => problem(['allow_addresses', i], m))
   if (raw.placeholder !== undefined && credential === undefined) problem(['placeholder'], 'a placeholder stands for a credential: add a credential binding')
   if (raw.placeholder !== undefined && /kvt_/i.test(raw.placeholder)) problem(['placeholder'], 'a placeholder must not look like a task key')
   return {
@@ -91,9 +93,12 @@ export function compileUpstreamProxy(raw: RawUpstreamProxy, problem: (f: FieldPa
     if (url.protocol !== 'http:') problem(['url'], 'must be an http:// proxy URL')
     if (url.username !== '' || url.password !== '') problem(['url'], 'put the proxy credentials in the vault (secret), not in the URL')
     if ((url.pathname !== '/' && url.pathname !== '') || url.search !== '' || url.hash !== '') problem(['url'], 'must be http://host:port with nothing after it')
+    const host = urlHostProblem(raw.url)
+    if (host !== undefined) problem(['url'], host)
   } catch {
     problem(['url'], 'must be an absolute URL such as http://proxy.corp:3128')
   }
+  checkCidrs(raw.allow_addresses, (i, m) => problem(['allow_addresses', i], m))
   const reserved = raw.secret === undefined ? undefined : reservedName(raw.secret)
   if (reserved !== undefined) problem(['secret'], reserved)
   return { url, secret: raw.secret, allowAddresses: raw.allow_addresses ?? [] }
@@ -112,6 +117,8 @@ function compileUpstream(raw: RawConnector, problem: (m: string) => void): URL {
   } else if (url.protocol !== 'https:') {
     problem('must be an https:// URL (or http:// with allow_insecure: true)')
   }
+  const host = urlHostProblem(raw.upstream)
+  if (host !== undefined) problem(host)
   if (url.username !== '' || url.password !== '') problem('must not contain user info (put the credential in the vault)')
   if (raw.upstream.includes('?')) problem('must not contain a query')
   if (raw.upstream.includes('#')) problem('must not contain a fragment')

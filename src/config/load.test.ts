@@ -67,7 +67,7 @@ function withConnector(connector: string): string {
 
 describe('parseConfig refuses, located', () => {
   const cases = [
-    ['a bad listen address', 'version: 1\nlisten:\n  gateway: localhost\nconnectors: {}\n', ':3: listen.gateway: must be host:port, e.g. 127.0.0.1:8787 or [::1]:8787 (port 0-65535)'],
+    ['a bad listen address', 'version: 1\nlisten:\n  gateway: localhost\nconnectors: {}\n', ':3: listen.gateway: must be host:port, e.g. 127.0.0.1:8787 (an IPv6 host in brackets: [::1]:8787)'],
     ['a port out of range', 'version: 1\nlisten: { gateway: "127.0.0.1:70000" }\nconnectors: {}\n', ':2: listen.gateway: must be host:port'],
     ['a missing version', 'connectors: {}\n', ':1: missing required field version'],
     ['an empty file', '', ':1: must be object'],

@@ -7,17 +7,18 @@
 
 import { readFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
-import { isIP } from 'node:net'
 import { LineCounter, parseDocument } from 'yaml'
 import * as S from 'typebox/schema'
+import { durationMs } from '../duration.ts'
 import { OperatorError } from '../errors.ts'
 import type { Connector, Policy, UpstreamProxy } from '../policy/types.ts'
 import { CONFIG_SCHEMA } from './schema.ts'
 import { compileConnector, compileUpstreamProxy, type RawConnector, type RawUpstreamProxy } from './compile.ts'
-import { checkPolicy, explainPolicy, type ConfigWarning } from './check.ts'
+import { checkPolicy, explainPolicy, secretReferences, type ConfigWarning, type SecretReference } from './check.ts'
+import { checkCidrs, dnsServerProblem, parseHostPort, parseListenerUrl, type HostPort } from './addresses.ts'
 import { formatProblems, locator, pointerToPath, type Locate, type Problem } from './locate.ts'
 
-export type { ConfigWarning } from './check.ts'
+export type { ConfigWarning, SecretReference } from './check.ts'
 
 export interface Config {
   /** Absolute path of the file loaded. */
@@ -25,6 +26,9 @@ export interface Config {
   readonly gateway: { readonly host: string; readonly port: number }
   /** The forward-proxy listener, when configured. */
   readonly forward: { readonly host: string; readonly port: number } | undefined
+  /** The gateway and the forward proxy as sandboxes reach them (`http://host:port`), when configured. */
+  readonly gatewayUrl: URL | undefined
+  readonly forwardUrl: URL | undefined
   /** Pass-through CONNECT destinations (lower-case host:port) → CIDRs they may reach although not public. */
   readonly tunnels: ReadonlyMap<string, readonly string[]>
   /** The instance's corporate proxy for upstream connections, when configured. */
@@ -40,22 +44,27 @@ export interface Config {
     /** Audit records of refusals that name no session, per source address and in all (proxy/anonymous-budget.ts). */
     readonly anonymousRecordsPerSourcePerMinute: number; readonly anonymousRecordsPerMinute: number
   }
+  /** The longest session a task key may be minted for (sessions.max_ttl). */
+  readonly sessions: { readonly maxTtlMs: number }
   /** Whether audit commits are fsynced (see schema.ts, audit.fsync). */
   readonly auditFsync: boolean
   readonly policy: Policy
   readonly warnings: readonly ConfigWarning[]
   /** How some rules read (check.ts explainPolicy), for `keyvalet check`: not warnings. */
   readonly notes: readonly ConfigWarning[]
+  /** The vault secrets the configuration names (`check` and `start` warn about those not set). */
+  readonly secrets: readonly SecretReference[]
 }
 
 interface RawConfig {
   version: 1
-  listen?: { gateway?: string; forward?: string }
+  listen?: { gateway?: string; forward?: string; gateway_url?: string; forward_url?: string }
   tunnels?: (string | { to: string; allow_addresses?: string[] })[]
   dns?: { servers?: string[] }
   upstream_proxy?: RawUpstreamProxy
   data_dir?: string
   audit?: { fsync?: boolean }
+  sessions?: { max_ttl?: string }
   limits?: {
     max_body_inspect_bytes?: number; upstream_timeout_ms?: number; request_timeout_ms?: number; idle_timeout_ms?: number
     anonymous_records_per_source_per_minute?: number; anonymous_records_per_minute?: number
@@ -63,7 +72,10 @@ interface RawConfig {
   connectors: Record<string, RawConnector>
 }
 
-const HINT = 'fix the fields named above; every field is described in src/config/schema.ts, and examples/keyvalet.yaml is a working example'
+/** A task key is for a task: no configuration lets one live longer than a year. */
+const MAX_SESSION_TTL_MS = 365 * 86_400_000
+
+const HINT = 'fix the fields named above; docs/config.md describes every field, and examples/keyvalet.yaml is a working example'
 
 export function loadConfig(file: string): Config {
   let text: string
@@ -72,7 +84,7 @@ export function loadConfig(file: string): Config {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
     const why = code === 'ENOENT' ? 'configuration file not found' : `cannot read the configuration file (${code ?? 'error'})`
-    throw new OperatorError(`${file}: ${why}`, 'pass --config <file>; examples/keyvalet.yaml is a starting point', { cause: err })
+    throw new OperatorError(`${file}: ${why}`, 'pass --config <file>; examples/keyvalet.yaml is a starting point, docs/config.md describes every field', { cause: err })
   }
   return parseConfig(text, file)
 }
@@ -102,22 +114,42 @@ export function parseConfig(text: string, file: string): Config {
   const config = raw as RawConfig
 
   const problems: Problem[] = []
-  const gateway = parseHostPort(config.listen?.gateway ?? '127.0.0.1:8787')
-  if (gateway === undefined) problems.push({ at: ['listen', 'gateway'], message: 'must be host:port, e.g. 127.0.0.1:8787 or [::1]:8787 (port 0-65535)' })
-  const forward = config.listen?.forward === undefined ? undefined : parseHostPort(config.listen.forward)
-  if (config.listen?.forward !== undefined && forward === undefined) problems.push({ at: ['listen', 'forward'], message: 'must be host:port, e.g. 127.0.0.1:8789' })
+  const listen = (field: 'gateway' | 'forward', text: string | undefined): HostPort | undefined => {
+    const parsed = text === undefined ? undefined : parseHostPort(text, 0, `127.0.0.1:${field === 'gateway' ? 8787 : 8789}`)
+    if (typeof parsed !== 'string') return parsed
+    problems.push({ at: ['listen', field], message: parsed })
+    return undefined
+  }
+  const gateway = listen('gateway', config.listen?.gateway ?? '127.0.0.1:8787')
+  const forward = listen('forward', config.listen?.forward)
+  const sandboxUrl = (field: 'gateway_url' | 'forward_url', text: string | undefined): URL | undefined => {
+    const parsed = text === undefined ? undefined : parseListenerUrl(text)
+    if (typeof parsed !== 'string') return parsed
+    problems.push({ at: ['listen', field], message: parsed })
+    return undefined
+  }
+  const gatewayUrl = sandboxUrl('gateway_url', config.listen?.gateway_url)
+  const forwardUrl = sandboxUrl('forward_url', config.listen?.forward_url)
+  if (forwardUrl !== undefined && forward === undefined) problems.push({ at: ['listen', 'forward_url'], message: 'there is no forward proxy: set listen.forward too' })
   const tunnels = new Map<string, readonly string[]>()
   ;(config.tunnels ?? []).forEach((t, i) => {
     const entry = typeof t === 'string' ? { to: t } : t
-    const parsed = parseHostPort(entry.to)
-    if (parsed === undefined || parsed.port === 0) problems.push({ at: typeof t === 'string' ? ['tunnels', i] : ['tunnels', i, 'to'], message: 'must be host:port, e.g. registry.npmjs.org:443' })
-    else tunnels.set(`${parsed.host.toLowerCase()}:${parsed.port}`, entry.allow_addresses ?? [])
+    const parsed = parseHostPort(entry.to, 1, 'registry.npmjs.org:443')
+    if (typeof parsed === 'string') problems.push({ at: typeof t === 'string' ? ['tunnels', i] : ['tunnels', i, 'to'], message: parsed })
+    else tunnels.set(`${parsed.host}:${parsed.port}`, entry.allow_addresses ?? [])
+    if (typeof t !== 'string') checkCidrs(t.allow_addresses, (j, message) => problems.push({ at: ['tunnels', i, 'allow_addresses', j], message }))
+  })
+  config.dns?.servers?.forEach((server, i) => {
+    const problem = dnsServerProblem(server)
+    if (problem !== undefined) problems.push({ at: ['dns', 'servers', i], message: problem })
   })
   const dir = dirname(absolute)
   const connectors = new Map<string, Connector>()
   for (const [name, entry] of Object.entries(config.connectors)) {
     connectors.set(name, compileConnector(name, entry, { dir, problems }))
   }
+  const maxTtlMs = durationMs(config.sessions?.max_ttl ?? '30d') ?? 0
+  if (maxTtlMs <= 0 || maxTtlMs > MAX_SESSION_TTL_MS) problems.push({ at: ['sessions', 'max_ttl'], message: 'must be longer than 0 and at most 365d' })
   const upstreamProxy = config.upstream_proxy === undefined ? undefined : compileUpstreamProxy(config.upstream_proxy, (f, m) => void problems.push({ at: ['upstream_proxy', ...f], message: m }))
   if (problems.length > 0) fail(problems)
 
@@ -133,6 +165,8 @@ export function parseConfig(text: string, file: string): Config {
     file: absolute,
     gateway: gateway as { host: string; port: number },
     forward,
+    gatewayUrl,
+    forwardUrl,
     tunnels,
     dnsServers: config.dns?.servers,
     upstreamProxy,
@@ -144,10 +178,12 @@ export function parseConfig(text: string, file: string): Config {
       anonymousRecordsPerSourcePerMinute: limits.anonymous_records_per_source_per_minute ?? 60,
       anonymousRecordsPerMinute: limits.anonymous_records_per_minute ?? 600,
     },
+    sessions: { maxTtlMs },
     auditFsync: config.audit?.fsync ?? false,
     policy,
     warnings: checkPolicy(policy, locate, timeouts),
     notes: explainPolicy(policy, locate),
+    secrets: secretReferences(policy, upstreamProxy, locate),
   }
 }
 
@@ -196,15 +232,6 @@ function schemaNode(schemaPath: string): Record<string, unknown> {
     node = (node as Record<string, unknown> | undefined)?.[key.replaceAll('~1', '/').replaceAll('~0', '~')]
   }
   return typeof node === 'object' && node !== null ? (node as Record<string, unknown>) : {}
-}
-
-function parseHostPort(text: string): { host: string; port: number } | undefined {
-  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(text)
-  if (m === null) return undefined
-  const host = m[1] ?? m[2] ?? ''
-  const port = Number(m[3])
-  if (port > 65535 || (m[1] !== undefined && isIP(host) !== 6)) return undefined
-  return { host, port }
 }
 
 /** yaml's first message line, without its "at line L, column C:" tail (the line is given separately). */

@@ -8,6 +8,7 @@
  */
 
 import { CONNECTOR_NAME, RULE_ID, SECRET_NAME, TOKEN } from './patterns.ts'
+import { DURATION_PATTERN } from '../duration.ts'
 import { SOURCES } from '../credentials/sources/registry.ts'
 import { ASSERTION_BLOCK } from '../assertion/config.ts'
 import { ATTRIBUTION_BLOCK } from '../attribution/config.ts'
@@ -236,6 +237,15 @@ export const CONFIG_SCHEMA = {
           description:
             'host:port of the forward-proxy listener (HTTPS_PROXY=http://task:KEY@host:port): absolute-form http:// requests and CONNECT, with TLS interception for connector hosts. Not set: no forward proxy.',
         },
+        gateway_url: {
+          type: 'string',
+          description:
+            "The gateway as sandboxes reach it, e.g. http://keyvalet.internal:8787: what session create --env gives them (KEYVALET_GATEWAY, SDK base URLs), and, with a forward proxy, the one host NO_PROXY exempts. NO_PROXY cannot name a port in curl or git, so it exempts every port of that host: give the gateway a name of its own that resolves, for sandboxes, to an address where only keyvalet listens (the orchestrator's DNS, /etc/hosts, Kubernetes hostAliases). Not set: the listen.gateway address; with a forward proxy, --env then neither names nor exempts the gateway (every request goes through the proxy).",
+        },
+        forward_url: {
+          type: 'string',
+          description: 'The forward proxy as sandboxes reach it, e.g. http://keyvalet.internal:8789: the host and port of the HTTPS_PROXY that session create --env prints. Not set: the listen.forward address.',
+        },
       },
     },
     upstream_proxy: { ...upstreamProxy, description: `${upstreamProxy.description} Applies to every connector that does not set its own.` },
@@ -287,6 +297,20 @@ export const CONFIG_SCHEMA = {
           default: false,
           description:
             'true: each commit of audit records is flushed to disk (fsync) before the responses complete, so records survive a power loss; costs a disk flush per batch. false: committed to the operating system, so records survive a crash of keyvalet but not of the machine. Default false.',
+        },
+      },
+    },
+    sessions: {
+      type: 'object',
+      additionalProperties: false,
+      description: 'Task sessions (session create, keyvalet run).',
+      properties: {
+        max_ttl: {
+          type: 'string',
+          pattern: DURATION_PATTERN,
+          errorMessage: 'must be a whole number and a unit: s, m, h or d (e.g. 8h, 30d)',
+          default: '30d',
+          description: 'The longest a session (its task key) may last; a longer --ttl is refused. At most 365d. Default 30d.',
         },
       },
     },

@@ -67,5 +67,10 @@ export interface SourceDefinition<Options = unknown> {
   /** Whether `credential.secret` is required (true), forbidden (false), or optional (undefined). */
   readonly needsSecret: boolean | undefined
   compile(raw: unknown, binding: { readonly secret: string | undefined; readonly connector: string; readonly allowInsecure: boolean }, problem: (field: FieldPath, message: string) => void): Options
+  /**
+   * The vault secrets the source reads besides `credential.secret`, each with its field inside
+   * `credential.<type>`: `check` and `start` warn about those the vault lacks.
+   */
+  secrets?(options: Options): readonly { readonly field: FieldPath; readonly name: string }[]
   create(options: Options, deps: SourceDeps, connector: Connector): CredentialSource
 }

@@ -1,4 +1,5 @@
 import { createServer, type Server } from 'node:http'
+import { OperatorError } from '../errors.ts'
 
 export interface SeenRequest {
   readonly method: string
@@ -25,7 +26,10 @@ export async function startDemoUpstream(opts: { host: string; port: number; onRe
     })
   })
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EADDRINUSE') return reject(err)
+      reject(new OperatorError(`the demo upstream cannot listen on ${opts.host}:${opts.port}: the address is already in use (EADDRINUSE)`, 'is another keyvalet start --demo running? Stop it, or change the demo connector\'s upstream port', { cause: err }))
+    })
     server.listen(opts.port, opts.host, resolve)
   })
   const address = server.address()

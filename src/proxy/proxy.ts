@@ -1,5 +1,6 @@
 import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { OperatorError } from '../errors.ts'
 import { LeafCache } from '../tls/leaf-cache.ts'
 import { loadOrCreateCa } from '../tls/ca-store.ts'
 import { createForwardServer } from './forward-proxy.ts'
@@ -36,12 +37,12 @@ export function createProxy(deps: ProxyDeps): Proxy {
       await handler.upstreams.warm(deps.config.policy.connectors.values())
       // Everything that can fail comes before the first listener opens: no half-started keyvalet.
       const ca = deps.config.forward === undefined ? undefined : (await loadOrCreateCa(deps.vault)).ca
-      const address = await listenOn(gateway, deps.config.gateway)
+      const address = await listenOn(gateway, deps.config.gateway, 'gateway')
       let forwardUrl: string | undefined
       if (ca !== undefined && deps.config.forward !== undefined) {
         forward = createForwardServer({ handler, sessions: deps.sessions, leaves: new LeafCache({ ca }), config: deps.config })
         try {
-          forwardUrl = urlOf(await listenOn(forward, deps.config.forward))
+          forwardUrl = urlOf(await listenOn(forward, deps.config.forward, 'forward'))
         } catch (err) {
           await closeGracefully(gateway, 0)
           throw err
@@ -58,9 +59,25 @@ export function createProxy(deps: ProxyDeps): Proxy {
   }
 }
 
-function listenOn(server: Server, at: { host: string; port: number }): Promise<{ host: string; port: number; family: string }> {
+/** Why a listener could not open, for the operator: which one, where, and what to change. */
+const LISTEN_FAILURES: Record<string, string> = {
+  EADDRINUSE: 'the address is already in use',
+  EACCES: 'permission denied (ports below 1024 need privileges)',
+  EADDRNOTAVAIL: 'no interface of this machine has that address',
+  ENOTFOUND: 'the host name does not resolve',
+}
+
+function listenOn(server: Server, at: { host: string; port: number }, name: 'gateway' | 'forward'): Promise<{ host: string; port: number; family: string }> {
   return new Promise((resolve, reject) => {
-    server.once('error', reject)
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      const why = LISTEN_FAILURES[err.code ?? '']
+      if (why === undefined) return reject(err)
+      const where = `${at.host.includes(':') ? `[${at.host}]` : at.host}:${at.port}`
+      const field = name === 'gateway' ? 'listen.gateway' : 'listen.forward'
+      const change = `change ${field} in the configuration`
+      const hint = err.code === 'EADDRINUSE' ? `stop what holds it (ss -ltnp 'sport = :${at.port}') or ${change}` : change
+      reject(new OperatorError(`the ${name === 'gateway' ? 'gateway' : 'forward proxy'} cannot listen on ${where}: ${why} (${err.code})`, hint, { cause: err }))
+    })
     server.listen(at.port, at.host, () => {
       const address = server.address() as AddressInfo | null
       if (address === null) return reject(new Error('listener has no address'))

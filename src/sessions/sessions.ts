@@ -1,9 +1,11 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto'
+import { formatDuration } from '../duration.ts'
 import { KeyvaletError, OperatorError } from '../errors.ts'
 import type { Grant } from '../policy/types.ts'
 import type { Session, SessionRepo, StoredSession } from '../store/store.ts'
 import { hashTaskKey, mintTaskKey } from './task-key.ts'
 
+/** The longest session unless the configuration says otherwise (sessions.max_ttl). */
 export const MAX_TTL_MS = 30 * 24 * 60 * 60 * 1000
 /** Visible ASCII only: identifiers land in audit records, logs and headers. */
 const IDENTIFIER = /^[\x21-\x7e]{1,128}$/
@@ -15,7 +17,7 @@ export interface CreateSessionOptions {
   /** Defaults to a random `tsk_…` id. */
   readonly task?: string
   readonly grants: readonly Grant[]
-  /** Lifetime in milliseconds: > 0 and at most 30 days. */
+  /** Lifetime in milliseconds: > 0 and at most the longest session allowed (30 days by default). */
   readonly ttlMs: number
 }
 
@@ -26,10 +28,12 @@ export interface CreateSessionOptions {
 export class Sessions {
   readonly #repo: SessionRepo
   readonly #clock: () => number
+  readonly #maxTtlMs: number
 
-  constructor(repo: SessionRepo, clock: () => number) {
+  constructor(repo: SessionRepo, clock: () => number, opts: { readonly maxTtlMs?: number } = {}) {
     this.#repo = repo
     this.#clock = clock
+    this.#maxTtlMs = opts.maxTtlMs ?? MAX_TTL_MS
   }
 
   /** Creates a session; `key` is returned once and never stored (only its hash). */
@@ -38,8 +42,12 @@ export class Sessions {
     for (const [field, value] of [['agent', opts.agent], ['user', opts.user], ['workspace', opts.workspace], ['task', task]]) {
       validateIdentifier(field as string, value)
     }
-    if (!Number.isFinite(opts.ttlMs) || opts.ttlMs <= 0 || opts.ttlMs > MAX_TTL_MS) {
-      throw new OperatorError(`invalid session ttl ${opts.ttlMs} ms`, 'use a ttl greater than 0 and at most 30 days')
+    if (!Number.isSafeInteger(opts.ttlMs) || opts.ttlMs <= 0) throw new OperatorError('a session needs a ttl longer than 0', 'e.g. --ttl 1h')
+    if (opts.ttlMs > this.#maxTtlMs) {
+      throw new OperatorError(
+        `a ttl of ${formatDuration(opts.ttlMs)} is longer than a session may last here (${formatDuration(this.#maxTtlMs)}, sessions.max_ttl)`,
+        'a task key should live as long as its task: give a shorter --ttl (or raise sessions.max_ttl, see docs/config.md)',
+      )
     }
     if (!Array.isArray(opts.grants)) throw new OperatorError('session grants must be a list')
     const now = this.#clock()

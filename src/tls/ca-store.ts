@@ -10,7 +10,7 @@ const YEAR_MS = 365 * 24 * 3_600_000
 /**
  * keyvalet's interception CA: created on first use and kept in the vault, so its private key is
  * only ever stored encrypted (never written to a file in clear). Sandboxes trust its certificate
- * (`keyvalet ca export`).
+ * (`keyvalet ca bundle`, with the public CAs; `keyvalet ca export` alone).
  */
 export async function loadOrCreateCa(vault: Vault, clock: () => number = Date.now): Promise<{ ca: CaMaterial; created: boolean }> {
   try {

@@ -128,9 +128,10 @@ describe('keyvalet run: the sandbox holds the task key and nothing else, and has
   })
 
   it('the environment is what session create --env describes (pointed at the relay) plus PATH, HOME, LANG, TERM, and holds no secret', async () => {
-    const described = await cli(['session', 'create', '--config', file, ...RUN, '--workspace', 'w', '--env', '--ca-file', '/run/keyvalet/ca.pem'], { env })
+    const described = await cli(['session', 'create', '--config', file, ...RUN, '--workspace', 'w', '--dotenv', '--ca-file', '/run/keyvalet/ca.pem'], { env })
     const names = described.stdout.split('\n').filter((l) => l.includes('=') && !l.startsWith('#')).map((l) => l.slice(0, l.indexOf('=')))
-    const expected = [...names, 'PATH', 'HOME', 'LANG', 'PWD'].sort()
+    // KEYVALET_GATEWAY: the sandbox's gateway relay is its listen.gateway_url (this config has none).
+    const expected = [...names, 'KEYVALET_GATEWAY', 'PATH', 'HOME', 'LANG', 'PWD'].sort()
     assert.deepEqual(Object.keys(report.env).sort(), expected)
     const key = report.env.KEYVALET_TASK_KEY
     assert.match(key ?? '', /^kvt_/)

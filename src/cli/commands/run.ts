@@ -10,10 +10,12 @@ import { openRuntime, type Runtime } from '../../runtime.ts'
 import { probeSandbox, SANDBOX_CA_FILE, SANDBOX_GATEWAY, SANDBOX_PATH, SANDBOX_PROXY, sandboxMode, startSandbox, type SandboxMode } from '../../sandbox/sandbox.ts'
 import { startSocketBridge } from '../../sandbox/socket-bridge.ts'
 import { loadOrCreateCa } from '../../tls/ca-store.ts'
+import { baseCertificates, trustBundle } from '../../tls/trust-bundle.ts'
 import { MASTER_KEY_FILE_ENV } from '../../vault/master-key.ts'
 import { CONFIG_OPTION, configPath, parse, write } from '../args.ts'
 import type { Command, Io } from '../command.ts'
-import { createSession, sandboxEnv } from './session.ts'
+import { createSession } from './session.ts'
+import { sandboxEnv } from '../sandbox-env.ts'
 
 const help = `usage: keyvalet run --agent A --user U [--workspace W] --grant CONNECTOR:SEVERITY[:RULE,...] [--grant ...]
                     [--ttl 1h] [--task ID] [--workdir DIR] [--uid UID[:GID]] [--attach HOST:PORT[,HOST:PORT]] [--config FILE]
@@ -30,8 +32,9 @@ are relays to Unix sockets of keyvalet; no DNS), its own PID namespace and /proc
 (--uid), no capabilities, no new privileges; the host's filesystem read-only, a private /tmp,
 and DIR (--workdir, default: the current folder) read-write; keyvalet's data folder, master key
 file and home folder hidden. Its environment is what session create --env prints (proxy
-variables with the task key, the CA at ${SANDBOX_CA_FILE}, placeholders, KEYVALET_GATEWAY with
-NO_PROXY for it), with PATH, HOME=/tmp, LANG and TERM, and nothing else.
+variables with the task key, the CA bundle at ${SANDBOX_CA_FILE}: keyvalet's CA and this machine's
+trusted CAs, placeholders, KEYVALET_GATEWAY with NO_PROXY for it), with PATH, HOME=/tmp, LANG
+and TERM, and nothing else.
 
 Without --attach, keyvalet runs in this process for the duration (on loopback ports of its own);
 with --attach FORWARD[,GATEWAY] the sandbox uses the listeners of a keyvalet already running on
@@ -71,8 +74,9 @@ export const run: Command = {
         : { ...attach, caPem: (await loadOrCreateCa(runtime.vault)).ca.certPem }
       const stateDir = mkdtempSync(join(tmpdir(), 'keyvalet-run-')) // 0700: only keyvalet's user reaches the sockets
       closers.unshift(() => rmSync(stateDir, { recursive: true, force: true }))
+      // keyvalet's CA with this machine's trusted CAs (the sandbox sees its files): tunnelled hosts keep working.
       const caFile = join(stateDir, 'ca.pem')
-      writeFileSync(caFile, proxy.caPem, { mode: 0o644 })
+      writeFileSync(caFile, trustBundle(proxy.caPem, baseCertificates('system')).pem, { mode: 0o644 })
       const linksDir = join(stateDir, 'links')
       mkdirSync(linksDir, { mode: 0o755 })
       for (const [name, target] of [['forward', proxy.forward], ['gateway', proxy.gateway]] as const) {
@@ -127,16 +131,17 @@ function quiet(log: Logger): Logger {
   return { info() {}, warn: log.warn, error: log.error }
 }
 
-/** What session create --env prints, pointed at the sandbox's relays, plus a minimal PATH/HOME/LANG/TERM. */
+/**
+ * What session create --env prints, pointed at the sandbox's relays, plus a minimal
+ * PATH/HOME/LANG/TERM. The gateway's relay has an address of its own (127.0.0.2), so NO_PROXY
+ * naming it exempts nothing else.
+ */
 function commandEnv(config: Config, key: string, env: NodeJS.ProcessEnv, gateway: boolean): Record<string, string> {
   const vars: Record<string, string> = { PATH: SANDBOX_PATH, HOME: '/tmp', LANG: env.LANG ?? 'C.UTF-8' }
   if (env.TERM !== undefined) vars.TERM = env.TERM
-  for (const line of sandboxEnv({ ...config, forward: SANDBOX_PROXY, gateway: SANDBOX_GATEWAY }, key, SANDBOX_CA_FILE).split('\n')) {
-    const at = line.indexOf('=')
-    if (line.startsWith('#') || at < 0) continue
-    const name = line.slice(0, at)
-    if (gateway || name !== 'KEYVALET_GATEWAY') vars[name] = line.slice(at + 1)
-  }
+  const url = (at: { host: string; port: number }): URL => new URL(`http://${at.host}:${at.port}`)
+  const inside: Config = { ...config, forward: SANDBOX_PROXY, gateway: SANDBOX_GATEWAY, forwardUrl: url(SANDBOX_PROXY), gatewayUrl: gateway ? url(SANDBOX_GATEWAY) : undefined }
+  for (const line of sandboxEnv(inside, key, SANDBOX_CA_FILE)) if ('name' in line) vars[line.name] = line.value
   return vars
 }
 

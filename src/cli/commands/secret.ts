@@ -1,7 +1,7 @@
 import { loadConfig } from '../../config/load.ts'
 import { OperatorError } from '../../errors.ts'
 import { openRuntime } from '../../runtime.ts'
-import { reservedName } from '../../vault/reserved.ts'
+import { keyvaletOwn, reservedName } from '../../vault/reserved.ts'
 import { Vault } from '../../vault/vault.ts'
 import { CONFIG_OPTION, configPath, parse, write } from '../args.ts'
 import type { Command, Io } from '../command.ts'
@@ -10,7 +10,8 @@ const help = `usage: keyvalet secret <set|list|delete> [NAME] [--config FILE] [-
 
   set NAME      read the value from standard input (never from the command line, which other
                 processes can see), encrypt it and store it; replaces an existing value at once
-  list          names and metadata; values are never shown
+  list [--all]  names and metadata; values are never shown. keyvalet's own records (keyvalet.*:
+                the interception CA, the audit and assertion keys) only with --all
   delete NAME   remove a secret
 
 There is deliberately no command that prints a value.`
@@ -22,7 +23,7 @@ export const secret: Command = {
   summary: 'store credentials in the encrypted vault (write-only)',
   help,
   async run(args, io) {
-    const { values, positionals } = parse(args, { ...CONFIG_OPTION, json: { type: 'boolean' } }, help)
+    const { values, positionals } = parse(args, { ...CONFIG_OPTION, json: { type: 'boolean' }, all: { type: 'boolean' } }, help)
     const [action, name] = positionals
     const config = loadConfig(configPath(values.config, io))
     if (action === 'set' || action === 'delete') {
@@ -44,7 +45,7 @@ export const secret: Command = {
         if (!(await runtime.vault.delete(name))) throw new OperatorError(`no secret named ${name}`)
         write(io.stdout, `deleted secret ${name}`)
       } else {
-        const list = await runtime.vault.list()
+        const list = (await runtime.vault.list()).filter((s) => values.all === true || !keyvaletOwn(s.name))
         if (values.json === true) write(io.stdout, JSON.stringify(list.map((s) => ({ name: s.name, key_id: s.keyId, created_at: iso(s.createdAt), updated_at: iso(s.updatedAt) }))))
         else if (list.length === 0) write(io.stdout, 'no secrets stored')
         else for (const s of list) write(io.stdout, `${s.name}\tupdated ${iso(s.updatedAt)}\tkey ${s.keyId}`)

@@ -1,18 +1,22 @@
-import { loadConfig, type Config } from '../../config/load.ts'
+import { loadConfig } from '../../config/load.ts'
 import { OperatorError } from '../../errors.ts'
 import { checkGrantsAgainstPolicy, formatGrant, parseGrant } from '../../policy/grant.ts'
 import { openRuntime, type Runtime } from '../../runtime.ts'
 import type { Session } from '../../store/store.ts'
 import { CONFIG_OPTION, configPath, parse, parseDuration, write } from '../args.ts'
 import type { Command } from '../command.ts'
+import { dotenvLines, sandboxEnv, shellLines } from '../sandbox-env.ts'
 
 const help = `usage: keyvalet session <create|list|revoke> [options]
 
   create --agent A --user U --workspace W --grant CONNECTOR:SEVERITY[:RULE,...] [--grant ...]
-         [--ttl 1h] [--task ID] [--env [--ca-file PATH]] [--json]
+         [--ttl 1h] [--task ID] [--env | --dotenv [--ca-file PATH]] [--json]
          mint a task key for one agent session; the key is printed once and stored only as a hash.
-         --env prints the environment lines a sandbox needs instead (proxy variables, the CA file
-         at PATH in every trust variable, placeholders; or gateway base URLs without a forward proxy).
+         --env prints instead the environment a sandbox needs, as export lines a shell can eval
+         (the session id in a comment): the proxy variables, the CA bundle at PATH (written by
+         keyvalet ca bundle --out PATH) in every trust variable, placeholders, NO_PROXY for
+         listen.gateway_url only; or gateway base URLs without a forward proxy.
+         --dotenv prints the same as NAME=value lines (docker --env-file, kubectl --from-env-file).
   list [--json]      every session with its state
   revoke ID          revoke at once: the next request with that key is refused`
 
@@ -24,16 +28,20 @@ export const session: Command = {
     const { values, positionals } = parse(args, {
       ...CONFIG_OPTION,
       agent: { type: 'string' }, user: { type: 'string' }, workspace: { type: 'string' }, task: { type: 'string' },
-      grant: { type: 'string', multiple: true }, ttl: { type: 'string' }, env: { type: 'boolean' }, json: { type: 'boolean' }, 'ca-file': { type: 'string' },
+      grant: { type: 'string', multiple: true }, ttl: { type: 'string' }, env: { type: 'boolean' }, dotenv: { type: 'boolean' }, json: { type: 'boolean' }, 'ca-file': { type: 'string' },
     }, help)
     const [action, id] = positionals
     const config = loadConfig(configPath(values.config, io))
     const runtime = openRuntime(config, { env: io.env, createMasterKey: false })
     try {
       if (action === 'create') {
+        if ([values.env, values.dotenv, values.json].filter((v) => v === true).length > 1) throw new OperatorError('--env, --dotenv and --json are alternatives: choose one')
         const { session: created, key } = await createSession(runtime, values)
-        if (values.env === true) write(io.stdout, sandboxEnv(config, key, values['ca-file']))
-        else if (values.json === true) write(io.stdout, JSON.stringify({ ...view(created, Date.now()), key }))
+        const asEnv = values.env === true ? shellLines : values.dotenv === true ? dotenvLines : undefined
+        if (asEnv !== undefined) {
+          const about = { comment: `keyvalet session ${created.id} for agent ${created.agent} (user ${created.user}, workspace ${created.workspace}, task ${created.task}), expires ${new Date(created.expiresAt).toISOString()}` }
+          write(io.stdout, asEnv([about, ...sandboxEnv(config, key, values['ca-file'])]))
+        } else if (values.json === true) write(io.stdout, JSON.stringify({ ...view(created, Date.now()), key }))
         else write(io.stdout, `session ${created.id} for ${created.agent} (user ${created.user}, workspace ${created.workspace}, task ${created.task}), expires ${new Date(created.expiresAt).toISOString()}\ntask key (shown once): ${key}`)
         return 0
       }
@@ -82,44 +90,4 @@ function view(s: Session, now: number) {
     created_at: new Date(s.createdAt).toISOString(), expires_at: new Date(s.expiresAt).toISOString(),
     revoked_at: s.revokedAt === undefined ? null : new Date(s.revokedAt).toISOString(),
   }
-}
-
-const KNOWN: Record<string, readonly [urlVar: string, keyVar: string]> = {
-  openai: ['OPENAI_BASE_URL', 'OPENAI_API_KEY'],
-  anthropic: ['ANTHROPIC_BASE_URL', 'ANTHROPIC_API_KEY'],
-  github: ['GITHUB_API_URL', 'GITHUB_TOKEN'],
-}
-
-/**
- * The environment a sandbox needs. With a forward listener: the proxy variables (task key as the
- * proxy password), keyvalet's CA in every common trust variable, and the placeholders SDKs insist
- * on — unmodified tools then just work. Gateway only: base URLs through keyvalet, the task key as
- * the API key.
- */
-export function sandboxEnv(config: Config, key: string, caFile = './keyvalet-ca.pem'): string {
-  const url = (at: { host: string; port: number }, user = ''): string => {
-    const host = at.host === '0.0.0.0' || at.host === '::' ? '127.0.0.1' : at.host
-    return `http://${user}${host.includes(':') ? `[${host}]` : host}:${at.port}`
-  }
-  const lines = [`KEYVALET_TASK_KEY=${key}`, `KEYVALET_GATEWAY=${url(config.gateway)}`]
-  if (config.forward !== undefined) {
-    const proxy = url(config.forward, `task:${key}@`)
-    // Only the gateway is exempt (by host: curl ignores ports in NO_PROXY), so that SDKs given its
-    // base URL reach it directly; everything else goes through the forward proxy.
-    const exempt = new URL(url(config.gateway)).hostname
-    lines.push(`HTTPS_PROXY=${proxy}`, `HTTP_PROXY=${proxy}`, `https_proxy=${proxy}`, `http_proxy=${proxy}`, `NO_PROXY=${exempt}`, `no_proxy=${exempt}`, 'NODE_USE_ENV_PROXY=1')
-    lines.push(`# keyvalet's CA certificate, written with: keyvalet ca export > ${caFile}`)
-    for (const name of ['SSL_CERT_FILE', 'NODE_EXTRA_CA_CERTS', 'REQUESTS_CA_BUNDLE', 'GIT_SSL_CAINFO', 'CURL_CA_BUNDLE']) lines.push(`${name}=${caFile}`)
-    for (const connector of config.policy.connectors.values()) {
-      if (connector.placeholder === undefined) continue
-      const known = KNOWN[connector.name]
-      lines.push(`${known?.[1] ?? `${connector.name.toUpperCase().replaceAll('-', '_')}_API_KEY`}=${connector.placeholder}`)
-    }
-    return lines.join('\n')
-  }
-  for (const name of config.policy.connectors.keys()) lines.push(`KEYVALET_${name.toUpperCase().replaceAll('-', '_')}_URL=${url(config.gateway)}/${name}`)
-  for (const [name, [urlVar, keyVar]] of Object.entries(KNOWN)) {
-    if (config.policy.connectors.has(name)) lines.push(`${urlVar}=${url(config.gateway)}/${name}`, `${keyVar}=${key}`)
-  }
-  return lines.join('\n')
 }

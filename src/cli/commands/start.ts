@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { basename } from 'node:path'
 import { AuditWriter } from '../../audit/audit-writer.ts'
+import { missingSecrets } from '../../config/check.ts'
 import { loadConfig } from '../../config/load.ts'
 import { startDemoUpstream } from '../../demo/upstream.ts'
 import { OperatorError } from '../../errors.ts'
@@ -10,6 +11,7 @@ import { openRuntime, type Runtime } from '../../runtime.ts'
 import { auditPathFor } from '../../store/sqlite-store.ts'
 import { CONFIG_OPTION, configPath, parse, write } from '../args.ts'
 import type { Command, Io } from '../command.ts'
+import { warningSummary } from '../warnings.ts'
 
 const help = `usage: keyvalet start [--config FILE] [--demo]
 
@@ -27,7 +29,6 @@ export const start: Command = {
   async run(args, io) {
     const { values } = parse(args, { ...CONFIG_OPTION, demo: { type: 'boolean' } }, help)
     const config = loadConfig(configPath(values.config, io))
-    for (const w of config.warnings) write(io.stderr, `warning: ${config.file}${w.line === undefined ? '' : `:${w.line}`}: ${w.path}: ${w.message}`)
     const runtime = openRuntime(config, { env: io.env, createMasterKey: true, checkStore: true })
     const closers: (() => Promise<void>)[] = [() => runtime.close()]
     try {
@@ -36,13 +37,15 @@ export const start: Command = {
       for (const c of runtime.storeChecks) write(io.stdout, `checked ${basename(c.file)}: ${c.scope}, ${c.ms} ms`)
       const demo = values.demo === true ? await startDemo(runtime, io) : undefined
       if (demo !== undefined) closers.unshift(demo.close)
+      const summary = warningSummary(config, missingSecrets(config.secrets, new Set((await runtime.vault.list()).map((s) => s.name))), io.cwd)
+      if (summary !== undefined) write(io.stderr, summary)
       const audit = await AuditWriter.start({ databasePath: config.databasePath, fsync: config.auditFsync, key: await runtime.openAuditKey() })
       closers.unshift(() => audit.close())
       const gateway = createProxy({ config, sessions: runtime.sessions, vault: runtime.vault, audit, log: createLogger(io.stderr) })
       const address = await gateway.listen()
       closers.unshift(() => gateway.close())
       write(io.stdout, `gateway listening on ${address.url}`)
-      if (address.forwardUrl !== undefined) write(io.stdout, `forward proxy listening on ${address.forwardUrl} (sandboxes trust its CA: keyvalet ca export --config ${config.file})`)
+      if (address.forwardUrl !== undefined) write(io.stdout, `forward proxy listening on ${address.forwardUrl} (sandboxes trust its CA: keyvalet ca bundle --config ${config.file})`)
       if (demo !== undefined) write(io.stdout, demo.instructions(address.url, address.forwardUrl, config.file))
       else write(io.stdout, `try: keyvalet session create --agent my-agent --user me --workspace default --grant CONNECTOR:read, then send requests to ${address.url}/CONNECTOR/... with the task key as the API key`)
       await untilSignal()

@@ -1,5 +1,6 @@
 import type { FieldPath } from '../../config/locate.ts'
 import { reservedName } from '../../vault/reserved.ts'
+import { urlHostProblem } from '../../config/addresses.ts'
 
 /** Config fields the OAuth sources share (JSON Schema, for `credential.oauth_user` and `credential.oauth_client`). */
 export const COMMON_FIELDS = {
@@ -34,6 +35,11 @@ export const MISSING_BLOCK = { token_url: 'https://invalid.invalid', authorize_u
 
 type Problem = (field: FieldPath, message: string) => void
 
+/** The client secret both OAuth sources read from the vault (none for a public client). */
+export function clientSecretField(options: CommonOptions): { field: FieldPath; name: string }[] {
+  return options.clientSecret === undefined ? [] : [{ field: ['client_secret'], name: options.clientSecret }]
+}
+
 export function compileCommon(raw: RawCommon, allowInsecure: boolean, problem: Problem): CommonOptions {
   const secret = raw.client_secret
   const reserved = secret === undefined ? undefined : reservedName(secret)
@@ -60,5 +66,7 @@ export function endpointUrl(text: string, field: FieldPath, allowInsecure: boole
   if (url.protocol !== 'https:' && !(url.protocol === 'http:' && allowInsecure)) problem(field, 'must be an https:// URL (or http:// with the connector\'s allow_insecure)')
   if (url.username !== '' || url.password !== '') problem(field, 'must not contain user info (put the client secret in the vault)')
   if (url.hash !== '') problem(field, 'must not contain a fragment')
+  const host = urlHostProblem(text)
+  if (host !== undefined) problem(field, host)
   return url
 }

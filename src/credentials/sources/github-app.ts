@@ -1,4 +1,5 @@
 import { KeyvaletError } from '../../errors.ts'
+import { urlHostProblem } from '../../config/addresses.ts'
 import { SEVERITIES, severityRank, type Severity } from '../../policy/types.ts'
 import type { SourceContext, SourceDefinition, Token } from '../source.ts'
 import { TokenCache } from '../token-cache.ts'
@@ -81,6 +82,8 @@ export const githubApp: SourceDefinition<GitHubAppOptions> = {
         apiUrl = new URL(block.api_url)
         if (apiUrl.protocol !== 'https:' && !(apiUrl.protocol === 'http:' && allowInsecure)) problem(['api_url'], 'must be an https:// URL (or http:// with the connector\'s allow_insecure)')
         if (apiUrl.username !== '' || apiUrl.password !== '' || apiUrl.search !== '' || apiUrl.hash !== '') problem(['api_url'], 'must not contain user info, a query or a fragment')
+        const host = urlHostProblem(block.api_url)
+        if (host !== undefined) problem(['api_url'], host)
       } catch {
         problem(['api_url'], 'must be an absolute URL')
       }

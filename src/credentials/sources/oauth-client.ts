@@ -1,6 +1,6 @@
 import { secretField } from '../../config/patterns.ts'
 import type { Connector } from '../../policy/types.ts'
-import { COMMON_FIELDS, compileCommon, MISSING_BLOCK, type CommonOptions, type RawCommon } from '../oauth/options.ts'
+import { clientSecretField, COMMON_FIELDS, compileCommon, MISSING_BLOCK, type CommonOptions, type RawCommon } from '../oauth/options.ts'
 import { refreshFailed, requestToken } from '../oauth/token-endpoint.ts'
 import type { CredentialSource, SourceDefinition, SourceDeps, Token } from '../source.ts'
 import { TokenCache } from '../token-cache.ts'
@@ -35,6 +35,7 @@ export const oauthClient: SourceDefinition<OAuthClientOptions> = {
     const r = (raw ?? MISSING_BLOCK) as RawCommon & { client_secret: string; audience?: string }
     return { ...compileCommon(r, binding.allowInsecure, problem), clientSecret: r.client_secret, audience: r.audience }
   },
+  secrets: clientSecretField,
   create: (options, deps, connector) => new OAuthClientSource(options, deps, connector),
 }
 

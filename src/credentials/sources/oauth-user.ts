@@ -1,7 +1,7 @@
 import { KeyvaletError } from '../../errors.ts'
 import { secretField } from '../../config/patterns.ts'
 import type { Connector } from '../../policy/types.ts'
-import { COMMON_FIELDS, compileCommon, MISSING_BLOCK, endpointUrl, type CommonOptions, type RawCommon } from '../oauth/options.ts'
+import { clientSecretField, COMMON_FIELDS, compileCommon, MISSING_BLOCK, endpointUrl, type CommonOptions, type RawCommon } from '../oauth/options.ts'
 import { refreshFailed, requestToken, TokenEndpointError } from '../oauth/token-endpoint.ts'
 import { MAX_CONNECTOR_NAME, notConnected, readUserToken, recordFromGrant, userTokenName, writeUserToken, type UserTokenRecord } from '../oauth/user-tokens.ts'
 import type { CredentialSource, SourceContext, SourceDefinition, SourceDeps, Token } from '../source.ts'
@@ -39,6 +39,7 @@ export const oauthUser: SourceDefinition<OAuthUserOptions> = {
     if (binding.connector.length > MAX_CONNECTOR_NAME) problem([], `the connector name must be at most ${MAX_CONNECTOR_NAME} characters for oauth_user (its users' token names must fit the vault)`)
     return { ...compileCommon(r, binding.allowInsecure, problem), authorizeUrl: endpointUrl(r.authorize_url, ['authorize_url'], binding.allowInsecure, problem) }
   },
+  secrets: clientSecretField,
   create: (options, deps, connector) => new OAuthUserSource(options, deps, connector),
 }
 

@@ -46,6 +46,8 @@ export const ERROR_CATALOGUE = {
   upstream_timeout: [504, 'The upstream did not answer in time.'],
   upstream_response_invalid: [502, 'The upstream response could not be relayed safely.'],
   request_timeout: [408, 'The request was not received in time.'],
+  // audit
+  audit_unavailable: [503, 'keyvalet cannot write its audit log right now, so it takes no request; try again shortly.'],
   // everything else
   internal_error: [500, 'keyvalet hit an internal error; the request was not forwarded.'],
 } as const satisfies Record<string, readonly [number, string]>

@@ -23,7 +23,7 @@ describe('AuditWriter (the audit thread)', () => {
     const path = join(root, 'a.db')
     const key = randomBytes(32)
     const reader = SqliteStore.open(path)
-    const writer = await AuditWriter.start({ databasePath: path, fsync: false, key })
+    const writer = await AuditWriter.start({ databasePath: path, fsync: false, key, reserveBytes: 65536 })
     const seqs = await Promise.all(Array.from({ length: 50 }, (_, i) => writer.append(fields(i))))
     assert.deepEqual(seqs, Array.from({ length: 50 }, (_, i) => i + 1))
     assert.equal((await reader.audit.last())?.seq, 50)
@@ -36,9 +36,23 @@ describe('AuditWriter (the audit thread)', () => {
   })
 
   it('fails every append once the thread is gone, so requests fail closed', async () => {
-    const writer = await AuditWriter.start({ databasePath: join(root, 'b.db'), fsync: true, key: randomBytes(32) })
+    const writer = await AuditWriter.start({ databasePath: join(root, 'b.db'), fsync: true, key: randomBytes(32), reserveBytes: 65536 })
     assert.equal(await writer.append(fields(1)), 1)
+    assert.equal(writer.admit(), true)
     await writer.terminate()
     await assert.rejects(writer.append(fields(2)), /audit writer exited/)
+    assert.equal(writer.admit(), false, 'nothing is admitted once the thread is gone')
+    assert.equal(writer.available, false)
+  })
+
+  it('takes no new request while it cannot hold its reserve, but still writes the records it is sent', async () => {
+    const writer = await AuditWriter.start({ databasePath: join(root, 'c.db'), fsync: false, key: randomBytes(32), reserveBytes: Number.MAX_SAFE_INTEGER - 1 })
+    try {
+      assert.equal(writer.available, false)
+      assert.equal(writer.admit(), false)
+      assert.equal(await writer.append(fields(1)), 1)
+    } finally {
+      await writer.close()
+    }
   })
 })

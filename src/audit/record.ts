@@ -4,7 +4,7 @@
  */
 export interface AuditFields {
   readonly request_id: string
-  /** 'gateway' | 'forward' | 'tunnel': which listener received the request. */
+  /** 'gateway' | 'forward': which listener received the request; 'keyvalet' for a record about keyvalet itself (an audit outage). */
   readonly mode: string
   readonly session: string | null
   readonly agent: string | null

@@ -38,6 +38,8 @@ export interface Config {
   readonly limits: { readonly maxBodyInspectBytes: number; readonly upstreamTimeoutMs: number; readonly requestTimeoutMs: number; readonly idleTimeoutMs: number }
   /** Whether audit commits are fsynced (see schema.ts, audit.fsync). */
   readonly auditFsync: boolean
+  /** Disk space held for the audit log (see schema.ts, audit.reserve_bytes). */
+  readonly auditReserveBytes: number
   readonly policy: Policy
   readonly warnings: readonly ConfigWarning[]
 }
@@ -49,7 +51,7 @@ interface RawConfig {
   dns?: { servers?: string[] }
   upstream_proxy?: RawUpstreamProxy
   data_dir?: string
-  audit?: { fsync?: boolean }
+  audit?: { fsync?: boolean; reserve_bytes?: number }
   limits?: { max_body_inspect_bytes?: number; upstream_timeout_ms?: number; request_timeout_ms?: number; idle_timeout_ms?: number }
   connectors: Record<string, RawConnector>
 }
@@ -131,6 +133,7 @@ export function parseConfig(text: string, file: string): Config {
       idleTimeoutMs: limits.idle_timeout_ms ?? 300000,
     },
     auditFsync: config.audit?.fsync ?? false,
+    auditReserveBytes: config.audit?.reserve_bytes ?? 16 * 1024 * 1024,
     policy,
     warnings: checkPolicy(policy, locate),
   }

@@ -279,6 +279,13 @@ export const CONFIG_SCHEMA = {
           description:
             'true: each commit of audit records is flushed to disk (fsync) before the responses complete, so records survive a power loss; costs a disk flush per batch. false: committed to the operating system, so records survive a crash of keyvalet but not of the machine. Default false.',
         },
+        reserve_bytes: {
+          type: 'integer',
+          minimum: 65536,
+          default: 16777216,
+          description:
+            'Disk space held for the audit log: a file of this size beside it (<data_dir>/keyvalet-audit.db.reserve), and at least as much free besides it. With less, keyvalet takes no new request (503 audit_unavailable) until there is room again; the reserve is given up to write the records of the requests already taken. Default 16777216 (16 MiB).',
+        },
       },
     },
     limits: {

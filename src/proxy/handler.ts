@@ -30,7 +30,16 @@ import { openUpstreamSocket, relaySockets } from './websocket.ts'
 
 /** Where audit records go; written exactly once per request, before the response completes. */
 export interface AuditSink {
-  append(fields: AuditFields): Promise<unknown>
+  /** Resolves with the record's seq once it is committed. */
+  append(fields: AuditFields): Promise<number>
+  /**
+   * Whether a new request may be taken: the audit can promise it its record. A request refused
+   * here is answered audit_unavailable without a record of its own; the sink counts it for the
+   * record it writes when it can write again.
+   */
+  admit(): boolean
+  /** Whether a request already admitted may still be forwarded (checked again just before). */
+  readonly available: boolean
 }
 
 export interface HandlerDeps {
@@ -72,8 +81,12 @@ export function createHandler(deps: HandlerDeps) {
     ...credentialAndInject,
   ]
   const forward = createForward(upstreams, config.policy, config.limits.upstreamTimeoutMs)
-  const stages: Stage[] = [...decideAndInject, forward]
-  const retryStages: Stage[] = [...credentialAndInject, forward]
+  // Admission was checked on arrival; checked again here because a request may take long to get
+  // this far (a body read, a token refresh), and nothing leaves once the audit cannot write.
+  const auditGate: Stage = { name: 'audit-gate', run: () => { if (!deps.audit.available) throw new KeyvaletError('audit_unavailable', { detail: { why: 'closed_before_forward' } }) } }
+  const stages: Stage[] = [...decideAndInject, auditGate, forward]
+  const retryStages: Stage[] = [...credentialAndInject, auditGate, forward]
+  const upgradeStages: Stage[] = [...decideAndInject, auditGate]
   const idPrefix = randomBytes(4).toString('hex')
   let counter = 0
   const nextId = (): string => `req_${idPrefix}${(counter++).toString(36)}`
@@ -86,6 +99,10 @@ export function createHandler(deps: HandlerDeps) {
   const busySockets = new WeakSet<object>()
 
   async function request(ctx: RequestContext, res: ServerResponse): Promise<void> {
+    if (!deps.audit.admit()) {
+      renderError(res, new KeyvaletError('audit_unavailable'), ctx.id, ctx.mode)
+      return drain(ctx.req)
+    }
     const socket = ctx.req.socket
     busySockets.add(socket)
     res.once('close', () => busySockets.delete(socket))
@@ -147,8 +164,9 @@ export function createHandler(deps: HandlerDeps) {
 
   /** A WebSocket upgrade: the same stages, audited when allowed, then relayed. */
   async function upgrade(ctx: RequestContext, socket: Duplex, head: Buffer): Promise<void> {
+    if (!deps.audit.admit()) return writeRawError(socket, new KeyvaletError('audit_unavailable'), ctx.id, ctx.mode)
     try {
-      await runStages(decideAndInject, ctx)
+      await runStages(upgradeStages, ctx)
       const upstream = await openUpstreamSocket(ctx, upstreams)
       try {
         await deps.audit.append(auditFields(ctx, undefined, 101))
@@ -168,6 +186,10 @@ export function createHandler(deps: HandlerDeps) {
 
   /** Refuses a request before the pipeline (e.g. not a proxy request): audited, then answered. */
   async function reject(ctx: RequestContext, res: ServerResponse, error: KeyvaletError): Promise<void> {
+    if (!deps.audit.admit()) {
+      renderError(res, new KeyvaletError('audit_unavailable'), ctx.id, ctx.mode)
+      return drain(ctx.req)
+    }
     await deps.audit.append(auditFields(ctx, error, presentation(ctx.mode, error).status))
       .catch((err: unknown) => log.error('audit write failed', { request_id: ctx.id, error: String(err) }))
     renderError(res, error, ctx.id, ctx.mode)
@@ -176,6 +198,7 @@ export function createHandler(deps: HandlerDeps) {
 
   /** Writes a record whose outcome needs no answer from here (a tunnel opened, a handshake refused). */
   function record(fields: AuditFields): Promise<void> {
+    if (!deps.audit.admit()) return Promise.reject(new KeyvaletError('audit_unavailable'))
     return deps.audit.append(fields).then(
       () => undefined,
       (err: unknown) => {
@@ -188,6 +211,7 @@ export function createHandler(deps: HandlerDeps) {
   /** A refusal before any stage ran (parser errors, CONNECT decisions): audited first, then answered on the raw socket. */
   function refuse(socket: Duplex, error: KeyvaletError, init: { mode: RequestContext['mode']; method: string; fields?: Partial<AuditFields> }): void {
     const id = nextId()
+    if (!deps.audit.admit()) return writeRawError(socket, new KeyvaletError('audit_unavailable'), id, init.mode)
     const fields = { ...refusalFields(id, init.method, error), mode: init.mode, status: presentation(init.mode, error).status, ...init.fields }
     deps.audit.append(fields)
       .catch((err: unknown) => log.error('audit write failed', { request_id: id, error: String(err) }))

@@ -3,10 +3,11 @@ import type { Duplex } from 'node:stream'
 import { AddressPolicy } from '../egress/address-policy.ts'
 import { toEgressKeyvaletError } from '../egress/egress-error.ts'
 import { checkLiteral, createGuardedLookup } from '../egress/guarded-lookup.ts'
-import { KeyvaletError } from '../errors.ts'
+import { KeyvaletError, toKeyvaletError } from '../errors.ts'
 import type { Session } from '../store/store.ts'
 import { outsideFields } from './audit-fields.ts'
 import type { Handler } from './handler.ts'
+import { writeRawError } from './respond.ts'
 
 /**
  * A pass-through tunnel (a `tunnels:` destination): no interception and no credential ever. The
@@ -45,9 +46,9 @@ export function openTunnel(opts: { socket: Duplex; head: Buffer; host: string; p
         socket.pipe(upstream)
         upstream.pipe(socket)
       },
-      () => {
+      (err: unknown) => {
         upstream.destroy()
-        socket.destroy()
+        writeRawError(socket, toKeyvaletError(err), allowed.request_id, 'forward')
       },
     )
   })

@@ -34,9 +34,10 @@ export const start: Command = {
       write(io.stdout, `database: ${config.databasePath}, audit log: ${auditPathFor(config.databasePath)}`)
       const demo = values.demo === true ? await startDemo(runtime, io) : undefined
       if (demo !== undefined) closers.unshift(demo.close)
-      const audit = await AuditWriter.start({ databasePath: config.databasePath, fsync: config.auditFsync, key: await runtime.openAuditKey() })
+      const log = createLogger(io.stderr)
+      const audit = await AuditWriter.start({ databasePath: config.databasePath, fsync: config.auditFsync, key: await runtime.openAuditKey(), reserveBytes: config.auditReserveBytes, log })
       closers.unshift(() => audit.close())
-      const gateway = createProxy({ config, sessions: runtime.sessions, vault: runtime.vault, audit, log: createLogger(io.stderr) })
+      const gateway = createProxy({ config, sessions: runtime.sessions, vault: runtime.vault, audit, log })
       const address = await gateway.listen()
       closers.unshift(() => gateway.close())
       write(io.stdout, `gateway listening on ${address.url}`)

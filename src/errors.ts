@@ -48,6 +48,8 @@ export const ERROR_CATALOGUE = {
   request_timeout: [408, 'The request was not received in time.'],
   // audit
   audit_unavailable: [503, 'keyvalet cannot write its audit log right now, so it takes no request; try again shortly.'],
+  // shutdown
+  shutting_down: [503, 'keyvalet is shutting down; the request was cut short.'],
   // everything else
   internal_error: [500, 'keyvalet hit an internal error; the request was not forwarded.'],
 } as const satisfies Record<string, readonly [number, string]>

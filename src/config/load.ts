@@ -35,11 +35,13 @@ export interface Config {
   readonly dataDir: string
   /** `<dataDir>/keyvalet.db`. */
   readonly databasePath: string
-  readonly limits: { readonly maxBodyInspectBytes: number; readonly upstreamTimeoutMs: number; readonly requestTimeoutMs: number; readonly idleTimeoutMs: number }
+  readonly limits: { readonly maxBodyInspectBytes: number; readonly upstreamTimeoutMs: number; readonly requestTimeoutMs: number; readonly idleTimeoutMs: number; readonly shutdownGraceMs: number }
   /** Whether audit commits are fsynced (see schema.ts, audit.fsync). */
   readonly auditFsync: boolean
   /** Disk space held for the audit log (see schema.ts, audit.reserve_bytes). */
   readonly auditReserveBytes: number
+  /** When a request in flight gets its open record (see schema.ts, audit.open_after_ms). */
+  readonly auditOpenAfterMs: number
   readonly policy: Policy
   readonly warnings: readonly ConfigWarning[]
 }
@@ -51,8 +53,8 @@ interface RawConfig {
   dns?: { servers?: string[] }
   upstream_proxy?: RawUpstreamProxy
   data_dir?: string
-  audit?: { fsync?: boolean; reserve_bytes?: number }
-  limits?: { max_body_inspect_bytes?: number; upstream_timeout_ms?: number; request_timeout_ms?: number; idle_timeout_ms?: number }
+  audit?: { fsync?: boolean; reserve_bytes?: number; open_after_ms?: number }
+  limits?: { max_body_inspect_bytes?: number; upstream_timeout_ms?: number; request_timeout_ms?: number; idle_timeout_ms?: number; shutdown_grace_ms?: number }
   connectors: Record<string, RawConnector>
 }
 
@@ -131,9 +133,11 @@ export function parseConfig(text: string, file: string): Config {
       upstreamTimeoutMs: limits.upstream_timeout_ms ?? 30000,
       requestTimeoutMs: limits.request_timeout_ms ?? 20000,
       idleTimeoutMs: limits.idle_timeout_ms ?? 300000,
+      shutdownGraceMs: limits.shutdown_grace_ms ?? 10000,
     },
     auditFsync: config.audit?.fsync ?? false,
     auditReserveBytes: config.audit?.reserve_bytes ?? 16 * 1024 * 1024,
+    auditOpenAfterMs: config.audit?.open_after_ms ?? 1000,
     policy,
     warnings: checkPolicy(policy, locate),
   }

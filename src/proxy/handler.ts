@@ -9,6 +9,8 @@ import type { Logger } from '../log.ts'
 import type { Sessions } from '../sessions/sessions.ts'
 import type { Vault } from '../vault/vault.ts'
 import { auditFields, refusalFields } from './audit-fields.ts'
+import { InFlight, type Flight } from './in-flight.ts'
+import { RequestAudit, type AuditSink } from './request-audit.ts'
 import type { ForwardTarget, RequestContext } from './context.ts'
 import { runStages, type Stage } from './pipeline.ts'
 import { errorFormat, presentation, relayResponse, renderError, writeRawError } from './respond.ts'
@@ -18,6 +20,7 @@ import { UserValues } from '../attribution/user-value.ts'
 import { createAssert } from './stages/assert.ts'
 import { createCopySource } from './stages/copy-source.ts'
 import { createAttribute, createAttributionHeader } from './stages/attribute.ts'
+import { createAuditGate } from './stages/audit-gate.ts'
 import { createAuthenticate } from './stages/authenticate.ts'
 import { createCredential, Sources } from './stages/credential.ts'
 import { TokenHttp } from '../credentials/token-http.ts'
@@ -28,19 +31,7 @@ import { createRoute } from './stages/route.ts'
 import { Upstreams } from './upstreams.ts'
 import { openUpstreamSocket, relaySockets } from './websocket.ts'
 
-/** Where audit records go; written exactly once per request, before the response completes. */
-export interface AuditSink {
-  /** Resolves with the record's seq once it is committed. */
-  append(fields: AuditFields): Promise<number>
-  /**
-   * Whether a new request may be taken: the audit can promise it its record. A request refused
-   * here is answered audit_unavailable without a record of its own; the sink counts it for the
-   * record it writes when it can write again.
-   */
-  admit(): boolean
-  /** Whether a request already admitted may still be forwarded (checked again just before). */
-  readonly available: boolean
-}
+export type { AuditSink }
 
 export interface HandlerDeps {
   readonly config: Config
@@ -62,7 +53,8 @@ export interface ContextInit {
 /**
  * The one request pipeline both listeners feed: authenticate → route → decide → attribute →
  * credential → inject → assert → forward, then relay; or, for a WebSocket upgrade, the same stages up to inject and a
- * socket relay. Every outcome writes exactly one audit record before the sandbox has its answer.
+ * socket relay. Every outcome writes exactly one closing audit record before the sandbox has its
+ * whole answer; streams and long requests also get an open record first (request-audit.ts).
  */
 export function createHandler(deps: HandlerDeps) {
   const { config, log } = deps
@@ -81,12 +73,12 @@ export function createHandler(deps: HandlerDeps) {
     ...credentialAndInject,
   ]
   const forward = createForward(upstreams, config.policy, config.limits.upstreamTimeoutMs)
-  // Admission was checked on arrival; checked again here because a request may take long to get
-  // this far (a body read, a token refresh), and nothing leaves once the audit cannot write.
-  const auditGate: Stage = { name: 'audit-gate', run: () => { if (!deps.audit.available) throw new KeyvaletError('audit_unavailable', { detail: { why: 'closed_before_forward' } }) } }
+  const auditGate = createAuditGate(deps.audit)
   const stages: Stage[] = [...decideAndInject, auditGate, forward]
   const retryStages: Stage[] = [...credentialAndInject, auditGate, forward]
   const upgradeStages: Stage[] = [...decideAndInject, auditGate]
+  const inFlight = new InFlight(config.auditOpenAfterMs)
+  const openAfterNs = BigInt(config.auditOpenAfterMs) * 1_000_000n
   const idPrefix = randomBytes(4).toString('hex')
   let counter = 0
   const nextId = (): string => `req_${idPrefix}${(counter++).toString(36)}`
@@ -108,29 +100,36 @@ export function createHandler(deps: HandlerDeps) {
     res.once('close', () => busySockets.delete(socket))
     // The sandbox leaving aborts what it started: a request still waiting for an upstream
     // connection, or for the upstream's answer, is never sent (or is cut) once nobody waits for it.
+    // Shutdown and a failed open record cut it the same way, with their own reason.
     const gone = new AbortController()
     res.once('close', () => {
       if (!res.writableFinished) gone.abort(new KeyvaletError('upstream_response_invalid', { message: 'client closed the connection', detail: { why: 'client_closed' } }))
     })
     ctx.signal = gone.signal
-    let audited = false
-    const audit = async (error: KeyvaletError | undefined): Promise<void> => {
-      if (audited) return
-      audited = true
-      const status = error === undefined ? (ctx.upstreamStatus ?? res.statusCode) : res.headersSent ? res.statusCode : presentation(ctx.mode, error).status
-      await deps.audit.append(auditFields(ctx, error, status))
+    const trail = new RequestAudit(deps.audit, ctx)
+    const cut = (reason: KeyvaletError): void => gone.abort(reason)
+    const flight: Flight = {
+      cut,
+      // A request that lasts gets its open record once its credential is attached (0: no answer yet).
+      sweep: (now) => {
+        if (trail.opening || trail.closed || ctx.outbound === undefined || now - ctx.started < openAfterNs) return
+        trail.open(res.headersSent ? res.statusCode : 0).catch((err: unknown) => cut(toKeyvaletError(err)))
+      },
     }
+    inFlight.track(flight)
+    const status = (error: KeyvaletError | undefined): number =>
+      error === undefined ? (ctx.upstreamStatus ?? res.statusCode) : res.headersSent ? res.statusCode : presentation(ctx.mode, error).status
     try {
       await runStages(stages, ctx)
       if (await retryAfter401(ctx)) await runStages(retryStages, ctx)
       const upstream = ctx.upstream
       if (upstream === undefined) throw new Error('forward produced no response')
-      await relayResponse(ctx, res, upstream, () => audit(undefined))
+      await relayResponse(ctx, res, upstream, () => trail.close(undefined, status(undefined)), () => trail.open(upstream.statusCode))
     } catch (err) {
       const error = toKeyvaletError(err)
       if (error.code === 'internal_error') log.error('request failed', { request_id: ctx.id, error: String(err) })
       try {
-        await audit(error)
+        await trail.close(error, status(error))
       } catch (auditErr) {
         log.error('audit write failed', { request_id: ctx.id, error: String(auditErr) })
       }
@@ -140,6 +139,8 @@ export function createHandler(deps: HandlerDeps) {
       } else {
         res.destroy()
       }
+    } finally {
+      inFlight.untrack(flight)
     }
   }
 
@@ -162,23 +163,34 @@ export function createHandler(deps: HandlerDeps) {
     return true
   }
 
-  /** A WebSocket upgrade: the same stages, audited when allowed, then relayed. */
+  /**
+   * A WebSocket upgrade: the same stages; when allowed, its open record is committed before the
+   * 101, then the sockets are relayed, and the closing record (bytes, outcome) is written when
+   * either side closes or shutdown cuts it.
+   */
   async function upgrade(ctx: RequestContext, socket: Duplex, head: Buffer): Promise<void> {
     if (!deps.audit.admit()) return writeRawError(socket, new KeyvaletError('audit_unavailable'), ctx.id, ctx.mode)
+    const trail = new RequestAudit(deps.audit, ctx)
     try {
       await runStages(upgradeStages, ctx)
       const upstream = await openUpstreamSocket(ctx, upstreams)
       try {
-        await deps.audit.append(auditFields(ctx, undefined, 101))
+        await trail.open(101)
       } catch (err) {
         upstream.socket.destroy()
         throw err
       }
-      relaySockets(ctx, socket, head, upstream)
+      const flight: Flight = { cut: () => {} }
+      flight.cut = relaySockets(ctx, socket, head, upstream, (cause) => {
+        trail.close(cause, 101)
+          .catch((err: unknown) => log.error('audit write failed', { request_id: ctx.id, error: String(err) }))
+          .finally(() => inFlight.untrack(flight))
+      })
+      inFlight.track(flight)
     } catch (err) {
       const error = toKeyvaletError(err)
       if (error.code === 'internal_error') log.error('upgrade failed', { request_id: ctx.id, error: String(err) })
-      await deps.audit.append(auditFields(ctx, error, presentation(ctx.mode, error).status))
+      await trail.close(error, presentation(ctx.mode, error).status)
         .catch((auditErr: unknown) => log.error('audit write failed', { request_id: ctx.id, error: String(auditErr) }))
       writeRawError(socket, error, ctx.id, ctx.mode)
     }
@@ -253,7 +265,7 @@ export function createHandler(deps: HandlerDeps) {
   /** The JWKS is published only when some connector signs assertions. */
   const jwks = [...config.policy.connectors.values()].some((c) => c.assertion !== undefined) ? assertionKeys : undefined
 
-  return { upstreams, sources, resolver, jwks, newContext, request, upgrade, reject, record, refuse, serverOptions, onClientError, log, nextId }
+  return { upstreams, sources, resolver, jwks, inFlight, newContext, request, upgrade, reject, record, refuse, serverOptions, onClientError, log, nextId }
 }
 
 export type Handler = ReturnType<typeof createHandler>

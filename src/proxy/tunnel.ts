@@ -40,7 +40,11 @@ export function openTunnel(opts: { socket: Duplex; head: Buffer; host: string; p
         const closeBoth = (): void => {
           socket.destroy()
           upstream.destroy()
+          handler.inFlight.untrack(flight)
         }
+        // Shutdown lets it run through the grace period like a request, then cuts it.
+        const flight = { cut: closeBoth }
+        handler.inFlight.track(flight)
         socket.on('error', closeBoth).on('close', closeBoth)
         upstream.on('error', closeBoth).on('close', closeBoth)
         socket.pipe(upstream)

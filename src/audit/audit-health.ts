@@ -28,10 +28,11 @@ const CHECK_EVERY_MS = 100
  * Admission is open only while the reserve is roomy. When it stops being roomy, or a commit
  * fails, admission closes: the proxy takes nothing new (503 audit_unavailable). A failed commit
  * also releases the reserve, and the caller retries the commit into that space: these are the
- * records of requests admitted before, which are owed. While closed, every check (with a growing
- * back-off) tries to make the reserve whole again; once it is, admission reopens and the first
- * record is the outage record — when, why, how many requests were refused and how many records
- * were lost. If that record cannot be committed either, admission closes again.
+ * records of requests admitted before, which are owed. While closed, every check tries to make
+ * the reserve whole again; once it is, admission reopens and the first record is the outage
+ * record — when, why, how many requests were refused and how many records were lost. If that
+ * record cannot be committed either, admission closes again, and the next tries back off (up to
+ * MAX_RETRY_MS), since the fault is then more than a lack of space.
  */
 export class AuditHealth {
   readonly #admission: Admission
@@ -72,7 +73,7 @@ export class AuditHealth {
           outage.cause = 'disk_space_low'
           this.#report({ available: false, cause: outage.cause })
         }
-        return this.#later()
+        return // no room yet: cheap to ask again at the next check
       }
       await this.#reopen(outage)
     } finally {

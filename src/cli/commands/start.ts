@@ -17,7 +17,8 @@ The master key comes from $KEYVALET_MASTER_KEY, $KEYVALET_MASTER_KEY_FILE, or a 
 data folder that the first start creates (readable only by its owner).
 --demo also starts the local stand-in upstream of the 'demo' connector, stores a random demo
 credential if none is stored, mints a demo task key and prints requests to try.
-SIGINT/SIGTERM stop it gracefully.`
+SIGINT/SIGTERM stop it gracefully: requests and streams in flight may finish for
+limits.shutdown_grace_ms (default 10 s); what is left is then cut, each with its closing audit record.`
 
 export const start: Command = {
   name: 'start',

@@ -42,7 +42,7 @@ export class AuditHealth {
   readonly #clock: () => number
   /** Closed from the start: the first check opens it. */
   #outage: Outage | undefined
-  #checking = false
+  #checking: Promise<void> | undefined
   #checkedAt = 0
   #retryAt = 0
   #retryMs = MIN_RETRY_MS
@@ -56,29 +56,33 @@ export class AuditHealth {
     this.#outage = { since: this.#clock(), cause: 'starting', refused: 0, lost: 0 }
   }
 
-  /** Checks now (on a timer, and first of all at start). */
-  async check(): Promise<void> {
-    if (this.#checking) return
-    this.#checking = true
-    try {
-      this.#checkedAt = this.#clock()
-      const outage = this.#outage
-      if (outage === undefined) {
-        if (this.#reserve !== undefined && !this.#reserve.roomy()) this.#close('disk_space_low')
-        return
-      }
-      if (this.#clock() < this.#retryAt) return
-      if (this.#reserve !== undefined && !this.#reserve.restore()) {
-        if (outage.cause === 'starting') {
-          outage.cause = 'disk_space_low'
-          this.#report({ available: false, cause: outage.cause })
-        }
-        return // no room yet: cheap to ask again at the next check
-      }
-      await this.#reopen(outage)
-    } finally {
-      this.#checking = false
+  /** Checks now (on a timer, and first of all at start); a check already running is not doubled. */
+  check(): Promise<void> {
+    this.#checking ??= this.#check().finally(() => { this.#checking = undefined })
+    return this.#checking
+  }
+
+  /** Resolves when no check is running (so that an outage record being written is not cut off by a close). */
+  async settled(): Promise<void> {
+    await this.#checking
+  }
+
+  async #check(): Promise<void> {
+    this.#checkedAt = this.#clock()
+    const outage = this.#outage
+    if (outage === undefined) {
+      if (this.#reserve !== undefined && !this.#reserve.roomy()) this.#close('disk_space_low')
+      return
     }
+    if (this.#clock() < this.#retryAt) return
+    if (this.#reserve !== undefined && !this.#reserve.restore()) {
+      if (outage.cause === 'starting') {
+        outage.cause = 'disk_space_low'
+        this.#report({ available: false, cause: outage.cause })
+      }
+      return // no room yet: cheap to ask again at the next check
+    }
+    await this.#reopen(outage)
   }
 
   /** After a commit: checks again if the last check is older than CHECK_EVERY_MS. */

@@ -51,7 +51,7 @@ async function commitOwed(batch: readonly AuditFields[]): Promise<PromiseSettled
 port.on('message', (message: WorkerRequest) => {
   if (message.type === 'close') {
     clearInterval(timer)
-    void store.close().then(() => port.close())
+    void health.settled().then(() => store.close()).then(() => port.close())
     return
   }
   void commitOwed(message.batch).then((results) => {

@@ -8,10 +8,10 @@ import { createGatewayServer } from './gateway.ts'
 import { createHandler, type HandlerDeps } from './handler.ts'
 
 export type { AuditSink } from './handler.ts'
+export type ProxyDeps = HandlerDeps
 
 /** How long shutdown waits for the closing records of what it cut. */
 const CUT_RECORDS_MS = 5_000
-export type ProxyDeps = HandlerDeps
 
 export interface ListeningAddresses {
   /** http://host:port of the gateway listener. */

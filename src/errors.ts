@@ -52,6 +52,10 @@ export const ERROR_CATALOGUE = {
   idle_timeout: [504, 'Nothing moved on the connection for longer than keyvalet allows; it was closed.'],
   // 499 (as proxies log it): nobody is left to answer; the record still says what happened.
   client_closed: [499, 'The client closed the connection before its answer was complete.'],
+  // audit
+  audit_unavailable: [503, 'keyvalet cannot write its audit log right now, so it takes no request; try again shortly.'],
+  // shutdown
+  shutting_down: [503, 'keyvalet is shutting down; the request was cut short.'],
   // everything else
   internal_error: [500, 'keyvalet hit an internal error; the request was not forwarded.'],
 } as const satisfies Record<string, readonly [number, string]>

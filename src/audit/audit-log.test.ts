@@ -97,13 +97,13 @@ describe('AuditLog and verifyAudit', () => {
     const records = await writeChain(25)
     for (const pageSize of [1, 7, 25, 1000]) {
       assert.deepEqual(await verifyAudit(store.audit, key, { pageSize }), {
-        ok: true, count: 25, lastHash: records.at(-1)?.hash,
+        ok: true, count: 25, lastHash: records.at(-1)?.hash, open: [],
       })
     }
   })
 
   it('an empty log verifies with count 0', async () => {
-    assert.deepEqual(await verifyAudit(store.audit, key), { ok: true, count: 0, lastHash: GENESIS_PREV })
+    assert.deepEqual(await verifyAudit(store.audit, key), { ok: true, count: 0, lastHash: GENESIS_PREV, open: [] })
   })
 
   it('an edited field is hash_mismatch at that seq', async () => {
@@ -174,9 +174,37 @@ describe('AuditLog and verifyAudit', () => {
     assert.deepEqual(result.ok ? undefined : [result.problem, result.seq], ['hash_mismatch', 1])
   })
 
+  it('pairs open and closing records: what is still open is listed, not a failure', async () => {
+    const open1 = await log.append(fields(1, { phase: 'open', status: 200 }))
+    const open2 = await log.append(fields(2, { phase: 'open', status: 101 }))
+    await log.append(fields(3))
+    await log.append(fields(1, { phase: 'close', opened: open1.seq, error: 'shutting_down' }))
+    const verdict = await verifyAudit(store.audit, key)
+    assert.ok(verdict.ok)
+    assert.equal(verdict.count, 4)
+    assert.deepEqual(verdict.open, [{ seq: open2.seq, request_id: 'req_2' }])
+  })
+
+  it('a closing record that names no open stream of its request is stream_unmatched', async () => {
+    for (const [label, write] of [
+      ['names no record', async () => log.append(fields(1, { phase: 'close', opened: 7 }))],
+      ['names a whole record', async () => { await log.append(fields(1)); await log.append(fields(1, { phase: 'close', opened: 1 })) }],
+      ['names another request', async () => { await log.append(fields(1, { phase: 'open' })); await log.append(fields(2, { phase: 'close', opened: 1 })) }],
+      ['closes twice', async () => { await log.append(fields(1, { phase: 'open' })); await log.append(fields(1, { phase: 'close', opened: 1 })); await log.append(fields(1, { phase: 'close', opened: 1 })) }],
+    ] as const) {
+      store.close()
+      path = join(root, `a${++n}`, 'keyvalet.db')
+      store = SqliteStore.open(path)
+      log = new AuditLog(store.audit, key, () => now++)
+      await write()
+      const verdict = await verifyAudit(store.audit, key)
+      assert.equal(verdict.ok ? 'ok' : verdict.problem, 'stream_unmatched', label)
+    }
+  })
+
   it('truncating the newest records still verifies, with a smaller count (documented limit)', async () => {
     const records = await writeChain(5)
     tamper((db) => db.exec('DELETE FROM audit WHERE seq > 3'))
-    assert.deepEqual(await verifyAudit(store.audit, key), { ok: true, count: 3, lastHash: records[2]?.hash })
+    assert.deepEqual(await verifyAudit(store.audit, key), { ok: true, count: 3, lastHash: records[2]?.hash, open: [] })
   })
 })

@@ -1,29 +1,63 @@
 /**
  * The audit writer thread: owns its own SQLite connection and does everything an audit append
- * costs — canonical JSON, the keyed hash, the durable commit (fsync) — off the proxy's event loop.
+ * costs — canonical JSON, the keyed hash, the durable commit (fsync) — off the proxy's event loop,
+ * and watches its own ability to write (AuditHealth), opening and closing admission for the proxy.
  * Started by AuditWriter; speaks only the message shapes defined there.
  */
 import { parentPort, workerData } from 'node:worker_threads'
-import { SqliteStore } from '../store/sqlite-store.ts'
+import { auditPathFor, SqliteStore } from '../store/sqlite-store.ts'
+import { Admission } from './admission.ts'
+import { AuditHealth } from './audit-health.ts'
 import { AuditLog } from './audit-log.ts'
 import type { AuditFields } from './record.ts'
-import type { WorkerReply, WorkerRequest, WriterOptions } from './audit-writer.ts'
+import { AuditReserve } from './reserve.ts'
+import type { WorkerReply, WorkerRequest, WorkerOptions } from './audit-writer.ts'
 
 const port = parentPort
 if (port === null) throw new Error('audit-worker.ts must run as a worker thread')
-const options = workerData as WriterOptions
+const options = workerData as WorkerOptions
 const store = SqliteStore.open(options.databasePath, { fsync: options.fsync })
 const log = new AuditLog(store.audit, Buffer.from(options.key), Date.now)
+const health = new AuditHealth({
+  admission: new Admission(options.admission),
+  reserve: options.databasePath === ':memory:' ? undefined : new AuditReserve(auditPathFor(options.databasePath), options.reserveBytes),
+  append: (fields) => log.append(fields),
+  report: (change) => port.postMessage({ type: 'health', change } satisfies WorkerReply),
+})
+const timer = setInterval(() => void health.check(), 250)
+
+/** Every record of a batch is appended in the same turn, so AuditLog commits them together. */
+function commit(batch: readonly AuditFields[]): Promise<PromiseSettledResult<{ seq: number }>[]> {
+  return Promise.allSettled(batch.map((fields) => log.append(fields)))
+}
+
+/**
+ * Commits a batch; if that fails, admission closes, the reserve is released and the batch is
+ * committed once more into the space it gave back: these records are owed to requests already
+ * admitted.
+ */
+async function commitOwed(batch: readonly AuditFields[]): Promise<PromiseSettledResult<{ seq: number }>[]> {
+  const results = await commit(batch)
+  const failed = results.flatMap((r, i) => (r.status === 'rejected' ? [i] : []))
+  if (failed.length === 0) return results
+  health.commitFailed()
+  const again = await commit(failed.map((i) => batch[i] as AuditFields))
+  failed.forEach((i, k) => { results[i] = again[k] as PromiseSettledResult<{ seq: number }> })
+  const lost = again.filter((r) => r.status === 'rejected').length
+  if (lost > 0) health.lost(lost)
+  return results
+}
 
 port.on('message', (message: WorkerRequest) => {
   if (message.type === 'close') {
-    void store.close().then(() => port.close())
+    clearInterval(timer)
+    void health.settled().then(() => store.close()).then(() => port.close())
     return
   }
-  // Every record of a batch is appended in the same turn, so AuditLog commits them together.
-  void Promise.allSettled(message.batch.map((fields: AuditFields) => log.append(fields))).then((results) => {
+  void commitOwed(message.batch).then((results) => {
     const replies = results.map((r) => (r.status === 'fulfilled' ? { ok: true as const, seq: r.value.seq } : { ok: false as const, error: String(r.reason) }))
     port.postMessage({ type: 'done', id: message.id, replies } satisfies WorkerReply)
+    health.checkSoon()
   })
 })
-port.postMessage({ type: 'ready' } satisfies WorkerReply)
+void health.check().then(() => port.postMessage({ type: 'ready' } satisfies WorkerReply))

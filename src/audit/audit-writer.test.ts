@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync, statSync, unlinkSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
-import { SqliteStore } from '../store/sqlite-store.ts'
+import { auditPathFor, SqliteStore } from '../store/sqlite-store.ts'
 import { AuditWriter } from './audit-writer.ts'
 import type { AuditFields } from './record.ts'
 import { verifyAudit } from './verify.ts'
@@ -23,7 +23,7 @@ describe('AuditWriter (the audit thread)', () => {
     const path = join(root, 'a.db')
     const key = randomBytes(32)
     const reader = SqliteStore.open(path)
-    const writer = await AuditWriter.start({ databasePath: path, fsync: false, key })
+    const writer = await AuditWriter.start({ databasePath: path, fsync: false, key, reserveBytes: 65536 })
     const seqs = await Promise.all(Array.from({ length: 50 }, (_, i) => writer.append(fields(i))))
     assert.deepEqual(seqs, Array.from({ length: 50 }, (_, i) => i + 1))
     assert.equal((await reader.audit.last())?.seq, 50)
@@ -36,9 +36,60 @@ describe('AuditWriter (the audit thread)', () => {
   })
 
   it('fails every append once the thread is gone, so requests fail closed', async () => {
-    const writer = await AuditWriter.start({ databasePath: join(root, 'b.db'), fsync: true, key: randomBytes(32) })
+    const writer = await AuditWriter.start({ databasePath: join(root, 'b.db'), fsync: true, key: randomBytes(32), reserveBytes: 65536 })
     assert.equal(await writer.append(fields(1)), 1)
+    assert.equal(writer.admit(), true)
     await writer.terminate()
     await assert.rejects(writer.append(fields(2)), /audit writer exited/)
+    assert.equal(writer.admit(), false, 'nothing is admitted once the thread is gone')
+    assert.equal(writer.available, false)
+  })
+
+  it('closes admission when its reserve goes missing, makes it again, and records the outage with the exact count of refusals', async () => {
+    const path = join(root, 'd.db')
+    const key = randomBytes(32)
+    const writer = await AuditWriter.start({ databasePath: path, fsync: false, key, reserveBytes: 65536 })
+    let refused = 0
+    try {
+      assert.equal(writer.available, true)
+      const reserve = `${auditPathFor(path)}.reserve`
+      assert.equal(statSync(reserve).size, 65536)
+      unlinkSync(reserve)
+      for (let i = 0; i < 5000 && refused === 0; i++) {
+        if (!writer.admit()) refused++
+        else await new Promise((r) => setTimeout(r, 1))
+      }
+      assert.equal(refused, 1, 'admission closed once the reserve was gone')
+      for (let i = 0; i < 5000 && !writer.admit(); i++) {
+        refused++
+        await new Promise((r) => setTimeout(r, 1))
+      }
+      assert.equal(writer.available, true, 'admission reopened by itself')
+      assert.equal(statSync(reserve).size, 65536, 'the reserve was made again')
+    } finally {
+      await writer.close()
+    }
+    const store = SqliteStore.open(path)
+    try {
+      const rows = await store.audit.read(0, 10)
+      assert.equal(rows.length, 1)
+      const record = JSON.parse(rows[0]?.line ?? '{}') as AuditFields
+      assert.deepEqual([record.mode, record.error, record.status], ['keyvalet', 'audit_unavailable', 503])
+      assert.deepEqual([record.detail?.cause, record.detail?.refused, record.detail?.lost], ['disk_space_low', refused, 0])
+      assert.ok((await verifyAudit(store.audit, key)).ok)
+    } finally {
+      await store.close()
+    }
+  })
+
+  it('takes no new request while it cannot hold its reserve, but still writes the records it is sent', async () => {
+    const writer = await AuditWriter.start({ databasePath: join(root, 'c.db'), fsync: false, key: randomBytes(32), reserveBytes: Number.MAX_SAFE_INTEGER - 1 })
+    try {
+      assert.equal(writer.available, false)
+      assert.equal(writer.admit(), false)
+      assert.equal(await writer.append(fields(1)), 1)
+    } finally {
+      await writer.close()
+    }
   })
 })

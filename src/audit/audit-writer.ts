@@ -1,5 +1,8 @@
 import { once } from 'node:events'
 import { Worker } from 'node:worker_threads'
+import type { Logger } from '../log.ts'
+import { Admission } from './admission.ts'
+import type { HealthChange } from './audit-health.ts'
 import type { AuditFields } from './record.ts'
 
 export interface WriterOptions {
@@ -7,11 +10,21 @@ export interface WriterOptions {
   readonly fsync: boolean
   /** deriveKey(master, 'keyvalet audit v1'). */
   readonly key: Buffer
+  /** Disk space held for the audit log (AuditReserve); config audit.reserve_bytes. */
+  readonly reserveBytes: number
+  /** Where admission changes are reported (the operator log). */
+  readonly log?: Logger
+}
+
+/** What the thread is started with. */
+export interface WorkerOptions extends Omit<WriterOptions, 'log'> {
+  readonly admission: SharedArrayBuffer
 }
 
 export type WorkerRequest = { readonly type: 'append'; readonly id: number; readonly batch: AuditFields[] } | { readonly type: 'close' }
 export type WorkerReply =
   | { readonly type: 'ready' }
+  | { readonly type: 'health'; readonly change: HealthChange }
   | { readonly type: 'done'; readonly id: number; readonly replies: ({ ok: true; seq: number } | { ok: false; error: string })[] }
 
 interface Pending {
@@ -22,19 +35,24 @@ interface Pending {
 /**
  * The audit sink the proxy uses: appends go to a worker thread (audit-worker.ts) that writes the
  * hash-chained records. `append` resolves once the record is durably committed, so the pipeline
- * can still finish a response only after its record exists. If the thread dies, every append
- * fails from then on: requests fail closed rather than go unaudited.
+ * can still finish a response only after its record exists. `admit` says, without a round trip,
+ * whether the thread can promise a new request its record (Admission, AuditHealth). If the thread
+ * dies, nothing is admitted and every append fails from then on: requests fail closed rather than
+ * go unaudited.
  */
 export class AuditWriter {
   readonly #worker: Worker
+  readonly #admission: Admission
   readonly #waiting = new Map<number, Pending[]>()
   #queue: { fields: AuditFields; pending: Pending }[] = []
   #nextId = 0
   #failure: Error | undefined
 
-  private constructor(worker: Worker) {
+  private constructor(worker: Worker, admission: Admission, log: Logger | undefined) {
     this.#worker = worker
+    this.#admission = admission
     worker.on('message', (reply: WorkerReply) => {
+      if (reply.type === 'health') return void reportHealth(log, reply.change)
       if (reply.type !== 'done') return
       const pending = this.#waiting.get(reply.id) ?? []
       this.#waiting.delete(reply.id)
@@ -50,10 +68,29 @@ export class AuditWriter {
   }
 
   static async start(options: WriterOptions): Promise<AuditWriter> {
-    const worker = new Worker(new URL('./audit-worker.ts', import.meta.url), { workerData: options })
-    const [first] = (await Promise.race([once(worker, 'message'), once(worker, 'error').then(([err]) => Promise.reject(err))])) as [WorkerReply]
-    if (first.type !== 'ready') throw new Error('audit writer did not start')
-    return new AuditWriter(worker)
+    const { log, ...rest } = options
+    const admission = Admission.create()
+    const worker = new Worker(new URL('./audit-worker.ts', import.meta.url), { workerData: { ...rest, admission: admission.buffer } satisfies WorkerOptions })
+    await new Promise<void>((resolve, reject) => {
+      const onMessage = (reply: WorkerReply): void => {
+        if (reply.type === 'health') reportHealth(log, reply.change)
+        if (reply.type !== 'ready') return
+        worker.off('message', onMessage).off('error', reject)
+        resolve()
+      }
+      worker.on('message', onMessage).once('error', reject)
+    })
+    return new AuditWriter(worker, admission, log)
+  }
+
+  /** Whether a new request may be taken (its record is promised); a refused one is counted for the outage record. */
+  admit(): boolean {
+    return this.#failure === undefined && this.#admission.admit()
+  }
+
+  /** Whether requests already admitted may still go ahead (checked again before anything is forwarded). */
+  get available(): boolean {
+    return this.#failure === undefined && this.#admission.open
   }
 
   /** Resolves with the record's seq once it is committed. */
@@ -94,9 +131,15 @@ export class AuditWriter {
   #fail(err: Error): void {
     if (this.#failure !== undefined) return
     this.#failure = err
+    this.#admission.close()
     for (const pending of this.#waiting.values()) for (const p of pending) p.reject(err)
     this.#waiting.clear()
     for (const { pending } of this.#queue) pending.reject(err)
     this.#queue = []
   }
+}
+
+function reportHealth(log: Logger | undefined, change: HealthChange): void {
+  if (change.available) log?.info('audit available again: taking requests', { ...change })
+  else log?.error('audit unavailable: refusing new requests with audit_unavailable until it can write again', { cause: change.cause })
 }

@@ -1,10 +1,11 @@
 /**
- * One audit record per request, whatever its outcome. Field names are fixed: tools and `audit
+ * One closing audit record per request, whatever its outcome — preceded, for a stream or a long
+ * request, by its open record (see `phase`). Field names are fixed: tools and `audit
  * verify` depend on them. A record never holds a secret value, a task key or a query value.
  */
 export interface AuditFields {
   readonly request_id: string
-  /** 'gateway' | 'forward' | 'tunnel': which listener received the request. */
+  /** 'gateway' | 'forward': which listener received the request; 'keyvalet' for a record about keyvalet itself (an audit outage). */
   readonly mode: string
   readonly session: string | null
   readonly agent: string | null
@@ -35,6 +36,14 @@ export interface AuditFields {
   readonly latency_ms: number
   /** Operator-only extra facts (never secret); omitted when empty. */
   readonly detail?: Readonly<Record<string, unknown>>
+  /**
+   * Absent for a request recorded whole, once, when it ends. 'open': the record of a stream or a
+   * long request, written while it is still in flight (a crash leaves it open); 'close': its one
+   * closing record, naming the open record in `opened`, with the outcome.
+   */
+  readonly phase?: 'open' | 'close'
+  /** On a 'close' record: the seq of the request's 'open' record. */
+  readonly opened?: number
 }
 
 /** As written: the fields plus time and chain position. `hash` covers everything else. */

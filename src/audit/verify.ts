@@ -3,18 +3,21 @@ import type { AuditRepo, AuditRow } from '../store/store.ts'
 import { auditHash, GENESIS_PREV } from './audit-log.ts'
 import { canonicalJson } from './canonical-json.ts'
 import type { AuditRecord } from './record.ts'
+import { StreamLedger, type OpenStream } from './streams.ts'
 
-export type AuditProblem = 'hash_mismatch' | 'chain_broken' | 'seq_gap' | 'unparseable'
+export type AuditProblem = 'hash_mismatch' | 'chain_broken' | 'seq_gap' | 'unparseable' | 'stream_unmatched'
 
 export type AuditVerification =
-  | { ok: true; count: number; lastHash: string }
+  /** `open`: streams with an open record and no closing one (in flight now, or cut off by a crash). */
+  | { ok: true; count: number; lastHash: string; open: OpenStream[] }
   /** `seq` is the first broken or missing record; `count` how many verified before it. */
   | { ok: false; count: number; seq: number; problem: AuditProblem; message: string }
 
 /**
  * Walks the whole log page by page and reports the first record that is missing (seq_gap), not a
- * canonical JSON record (unparseable), altered or not made with `key` (hash_mismatch), or linked
- * to something other than its predecessor (chain_broken).
+ * canonical JSON record (unparseable), altered or not made with `key` (hash_mismatch), linked
+ * to something other than its predecessor (chain_broken), or closing a stream that is not open
+ * (stream_unmatched: see StreamLedger). Streams left open are listed, not a failure.
  *
  * The chain cannot show that the newest records were removed (truncation): what remains is still
  * a valid chain. `count` and `lastHash` are returned so an operator can anchor them elsewhere (a
@@ -29,9 +32,10 @@ export async function verifyAudit(
   let count = 0
   let prevHash = GENESIS_PREV
   let afterSeq = 0
+  const streams = new StreamLedger()
   for (;;) {
     const page = await repo.read(afterSeq, pageSize)
-    if (page.length === 0) return { ok: true, count, lastHash: prevHash }
+    if (page.length === 0) return { ok: true, count, lastHash: prevHash, open: streams.open }
     for (const row of page) {
       const expected = count + 1
       const fail = (seq: number, problem: AuditProblem, message: string) =>
@@ -54,6 +58,8 @@ export async function verifyAudit(
       if (record.prev !== prevHash) {
         return fail(row.seq, 'chain_broken', `record ${row.seq} does not link to record ${row.seq - 1}`)
       }
+      const unmatched = streams.see(record)
+      if (unmatched !== undefined) return fail(row.seq, 'stream_unmatched', unmatched)
       prevHash = hash
       count = row.seq
     }

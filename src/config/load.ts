@@ -40,7 +40,7 @@ export interface Config {
   /** `<dataDir>/keyvalet.db`. */
   readonly databasePath: string
   readonly limits: {
-    readonly maxBodyInspectBytes: number; readonly upstreamTimeoutMs: number; readonly requestTimeoutMs: number; readonly idleTimeoutMs: number
+    readonly maxBodyInspectBytes: number; readonly upstreamTimeoutMs: number; readonly requestTimeoutMs: number; readonly idleTimeoutMs: number; readonly shutdownGraceMs: number
     /** Audit records of refusals that name no session, per source address and in all (proxy/anonymous-budget.ts). */
     readonly anonymousRecordsPerSourcePerMinute: number; readonly anonymousRecordsPerMinute: number
   }
@@ -48,6 +48,10 @@ export interface Config {
   readonly sessions: { readonly maxTtlMs: number }
   /** Whether audit commits are fsynced (see schema.ts, audit.fsync). */
   readonly auditFsync: boolean
+  /** Disk space held for the audit log (see schema.ts, audit.reserve_bytes). */
+  readonly auditReserveBytes: number
+  /** When a request in flight gets its open record (see schema.ts, audit.open_after_ms). */
+  readonly auditOpenAfterMs: number
   readonly policy: Policy
   readonly warnings: readonly ConfigWarning[]
   /** How some rules read (check.ts explainPolicy), for `keyvalet check`: not warnings. */
@@ -63,10 +67,10 @@ interface RawConfig {
   dns?: { servers?: string[] }
   upstream_proxy?: RawUpstreamProxy
   data_dir?: string
-  audit?: { fsync?: boolean }
+  audit?: { fsync?: boolean; reserve_bytes?: number; open_after_ms?: number }
   sessions?: { max_ttl?: string }
   limits?: {
-    max_body_inspect_bytes?: number; upstream_timeout_ms?: number; request_timeout_ms?: number; idle_timeout_ms?: number
+    max_body_inspect_bytes?: number; upstream_timeout_ms?: number; request_timeout_ms?: number; idle_timeout_ms?: number; shutdown_grace_ms?: number
     anonymous_records_per_source_per_minute?: number; anonymous_records_per_minute?: number
   }
   connectors: Record<string, RawConnector>
@@ -177,9 +181,12 @@ export function parseConfig(text: string, file: string): Config {
       ...timeouts,
       anonymousRecordsPerSourcePerMinute: limits.anonymous_records_per_source_per_minute ?? 60,
       anonymousRecordsPerMinute: limits.anonymous_records_per_minute ?? 600,
+      shutdownGraceMs: limits.shutdown_grace_ms ?? 10000,
     },
     sessions: { maxTtlMs },
     auditFsync: config.audit?.fsync ?? false,
+    auditReserveBytes: config.audit?.reserve_bytes ?? 16 * 1024 * 1024,
+    auditOpenAfterMs: config.audit?.open_after_ms ?? 1000,
     policy,
     warnings: checkPolicy(policy, locate, timeouts),
     notes: explainPolicy(policy, locate),

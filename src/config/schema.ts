@@ -298,6 +298,20 @@ export const CONFIG_SCHEMA = {
           description:
             'true: each commit of audit records is flushed to disk (fsync) before the responses complete, so records survive a power loss; costs a disk flush per batch. false: committed to the operating system, so records survive a crash of keyvalet but not of the machine. Default false.',
         },
+        reserve_bytes: {
+          type: 'integer',
+          minimum: 65536,
+          default: 16777216,
+          description:
+            'Disk space held for the audit log: a file of this size beside it (<data_dir>/keyvalet-audit.db.reserve), and at least as much free besides it. With less, keyvalet takes no new request (503 audit_unavailable) until there is room again; the reserve is given up to write the records of the requests already taken. Default 16777216 (16 MiB).',
+        },
+        open_after_ms: {
+          type: 'integer',
+          minimum: 1,
+          default: 1000,
+          description:
+            "A request still in flight this long after its credential was attached gets an open record (phase: open) at once, completed by its closing record (phase: close) when it ends, so a crash of keyvalet leaves a record of it. Server-Sent Events and WebSockets get theirs before their first byte reaches the sandbox. Default 1000.",
+        },
       },
     },
     sessions: {
@@ -356,6 +370,12 @@ export const CONFIG_SCHEMA = {
           minimum: 1,
           default: 600,
           description: 'The same limit for all source addresses together, so that many addresses cannot grow the audit log either. Default 600.',
+        },
+        shutdown_grace_ms: {
+          type: 'integer',
+          minimum: 0,
+          default: 10000,
+          description: 'On SIGTERM/SIGINT, requests and streams in flight may finish for this many milliseconds; what is left is then cut, each with its closing audit record (error shutting_down). Default 10000.',
         },
       },
     },

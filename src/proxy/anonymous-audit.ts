@@ -1,4 +1,5 @@
 import type { AuditFields } from '../audit/record.ts'
+import type { RecordSink } from './request-audit.ts'
 import type { Logger } from '../log.ts'
 import { AnonymousBudget, type AnonymousLimits } from './anonymous-budget.ts'
 import { outsideFields } from './audit-fields.ts'
@@ -14,14 +15,14 @@ const SUMMARY_INTERVAL_MS = 60_000
  * when keyvalet closes.
  */
 export class AnonymousAudit {
-  readonly #sink: { append(fields: AuditFields): Promise<unknown> }
+  readonly #sink: RecordSink
   readonly #log: Logger
   readonly #clock: () => number
   readonly #nextId: () => string
   readonly #budget: AnonymousBudget
   #timer: NodeJS.Timeout | undefined
 
-  constructor(opts: { sink: { append(fields: AuditFields): Promise<unknown> }; log: Logger; clock: () => number; nextId: () => string; limits: AnonymousLimits }) {
+  constructor(opts: { sink: RecordSink; log: Logger; clock: () => number; nextId: () => string; limits: AnonymousLimits }) {
     this.#sink = opts.sink
     this.#log = opts.log
     this.#clock = opts.clock
@@ -29,12 +30,15 @@ export class AnonymousAudit {
     this.#budget = new AnonymousBudget(opts.limits, opts.clock)
   }
 
-  /** Writes `fields` (from a client at `source`), or only counts it when it is anonymous and over budget. */
-  append(fields: AuditFields, source: string | undefined): Promise<unknown> {
+  /**
+   * Writes `fields` (from a client at `source`) and resolves with its seq, or only counts it when
+   * it is anonymous and over budget (resolves undefined).
+   */
+  append(fields: AuditFields, source: string | undefined): Promise<number | undefined> {
     if (fields.session !== null) return this.#sink.append(fields)
     const admitted = this.#budget.admit(source ?? 'unknown', fields.mode)
     this.#summariseWhenDue()
-    return admitted ? this.#sink.append(fields) : Promise.resolve()
+    return admitted ? this.#sink.append(fields) : Promise.resolve(undefined)
   }
 
   /** A connection closed without a single byte of a request: counted, never chained. */

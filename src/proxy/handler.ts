@@ -11,6 +11,8 @@ import type { Sessions } from '../sessions/sessions.ts'
 import type { Vault } from '../vault/vault.ts'
 import { AnonymousAudit } from './anonymous-audit.ts'
 import { auditFields, refusalFields } from './audit-fields.ts'
+import { InFlight, type Flight } from './in-flight.ts'
+import { RequestAudit, type AuditSink } from './request-audit.ts'
 import type { ForwardTarget, RequestContext } from './context.ts'
 import { runStages, type Stage } from './pipeline.ts'
 import { errorFormat, presentation, relayResponse, renderError, writeRawError } from './respond.ts'
@@ -20,6 +22,7 @@ import { UserValues } from '../attribution/user-value.ts'
 import { createAssert } from './stages/assert.ts'
 import { createCopySource } from './stages/copy-source.ts'
 import { createAttribute, createAttributionHeader } from './stages/attribute.ts'
+import { createAuditGate } from './stages/audit-gate.ts'
 import { createAuthenticate } from './stages/authenticate.ts'
 import { createCredential, Sources } from './stages/credential.ts'
 import { TokenHttp } from '../credentials/token-http.ts'
@@ -30,10 +33,7 @@ import { createRoute } from './stages/route.ts'
 import { Upstreams } from './upstreams.ts'
 import { openUpstreamSocket, relaySockets } from './websocket.ts'
 
-/** Where audit records go; written exactly once per request, before the response completes. */
-export interface AuditSink {
-  append(fields: AuditFields): Promise<unknown>
-}
+export type { AuditSink }
 
 export interface HandlerDeps {
   readonly config: Config
@@ -55,7 +55,8 @@ export interface ContextInit {
 /**
  * The one request pipeline both listeners feed: authenticate → route → decide → attribute →
  * credential → inject → assert → forward, then relay; or, for a WebSocket upgrade, the same stages up to inject and a
- * socket relay. Every outcome writes exactly one audit record before the sandbox has its answer.
+ * socket relay. Every outcome writes exactly one closing audit record before the sandbox has its
+ * whole answer; streams and long requests also get an open record first (request-audit.ts).
  */
 export function createHandler(deps: HandlerDeps) {
   const { config, log } = deps
@@ -74,8 +75,12 @@ export function createHandler(deps: HandlerDeps) {
     ...credentialAndInject,
   ]
   const forward = createForward(upstreams, config.policy, config.limits.upstreamTimeoutMs)
-  const stages: Stage[] = [...decideAndInject, forward]
-  const retryStages: Stage[] = [...credentialAndInject, forward]
+  const auditGate = createAuditGate(deps.audit)
+  const stages: Stage[] = [...decideAndInject, auditGate, forward]
+  const retryStages: Stage[] = [...credentialAndInject, auditGate, forward]
+  const upgradeStages: Stage[] = [...decideAndInject, auditGate]
+  const inFlight = new InFlight(config.auditOpenAfterMs)
+  const openAfterNs = BigInt(config.auditOpenAfterMs) * 1_000_000n
   const idPrefix = randomBytes(4).toString('hex')
   let counter = 0
   const nextId = (): string => `req_${idPrefix}${(counter++).toString(36)}`
@@ -90,10 +95,15 @@ export function createHandler(deps: HandlerDeps) {
   const busySockets = new WeakMap<object, () => void>()
 
   async function request(ctx: RequestContext, res: ServerResponse): Promise<void> {
+    if (!deps.audit.admit()) {
+      renderError(res, new KeyvaletError('audit_unavailable'), ctx.id, ctx.mode)
+      return drain(ctx.req)
+    }
     const socket = ctx.req.socket
     // The sandbox leaving, or the connection going idle, aborts what the request started: one still
     // waiting for an upstream connection, or for the upstream's answer, is never sent (or is cut).
-    // The abort's reason is the request's outcome, whatever failure it then causes downstream.
+    // Shutdown and a failed open record cut it the same way, with their own reason. The abort's
+    // reason is the request's outcome, whatever failure it then causes downstream.
     const gone = new AbortController()
     const endWhenIdle = (): void => {
       gone.abort(new KeyvaletError('idle_timeout', { detail: { idle_timeout_ms: config.limits.idleTimeoutMs } }))
@@ -109,24 +119,30 @@ export function createHandler(deps: HandlerDeps) {
       if (!res.writableFinished) gone.abort(new KeyvaletError('client_closed'))
     })
     ctx.signal = gone.signal
-    let audited = false
-    const audit = async (error: KeyvaletError | undefined): Promise<void> => {
-      if (audited) return
-      audited = true
-      const status = error === undefined ? (ctx.upstreamStatus ?? res.statusCode) : res.headersSent ? res.statusCode : presentation(ctx.mode, error).status
-      await append(auditFields(ctx, error, status), ctx.req.socket)
+    const trail = new RequestAudit({ append: (fields) => append(fields, socket) }, ctx)
+    const cut = (reason: KeyvaletError): void => gone.abort(reason)
+    const flight: Flight = {
+      cut,
+      // A request that lasts gets its open record once its credential is attached (0: no answer yet).
+      sweep: (now) => {
+        if (trail.opening || trail.closed || ctx.outbound === undefined || now - ctx.started < openAfterNs) return
+        trail.open(res.headersSent ? res.statusCode : 0).catch((err: unknown) => cut(toKeyvaletError(err)))
+      },
     }
+    inFlight.track(flight)
+    const status = (error: KeyvaletError | undefined): number =>
+      error === undefined ? (ctx.upstreamStatus ?? res.statusCode) : res.headersSent ? res.statusCode : presentation(ctx.mode, error).status
     try {
       await runStages(stages, ctx)
       if (await retryAfter401(ctx)) await runStages(retryStages, ctx)
       const upstream = ctx.upstream
       if (upstream === undefined) throw new Error('forward produced no response')
-      await relayResponse(ctx, res, upstream, () => audit(undefined))
+      await relayResponse(ctx, res, upstream, () => trail.close(undefined, status(undefined)), () => trail.open(upstream.statusCode))
     } catch (err) {
       const error = gone.signal.aborted ? toKeyvaletError(gone.signal.reason) : toKeyvaletError(err)
       if (error.code === 'internal_error') log.error('request failed', { request_id: ctx.id, error: String(err) })
       try {
-        await audit(error)
+        await trail.close(error, status(error))
       } catch (auditErr) {
         log.error('audit write failed', { request_id: ctx.id, error: String(auditErr) })
       }
@@ -136,6 +152,8 @@ export function createHandler(deps: HandlerDeps) {
       } else {
         res.destroy()
       }
+    } finally {
+      inFlight.untrack(flight)
     }
   }
 
@@ -158,22 +176,34 @@ export function createHandler(deps: HandlerDeps) {
     return true
   }
 
-  /** A WebSocket upgrade: the same stages, audited when allowed, then relayed. */
+  /**
+   * A WebSocket upgrade: the same stages; when allowed, its open record is committed before the
+   * 101, then the sockets are relayed, and the closing record (bytes, outcome) is written when
+   * either side closes or shutdown cuts it.
+   */
   async function upgrade(ctx: RequestContext, socket: Duplex, head: Buffer): Promise<void> {
+    if (!deps.audit.admit()) return writeRawError(socket, new KeyvaletError('audit_unavailable'), ctx.id, ctx.mode)
+    const trail = new RequestAudit({ append: (fields) => append(fields, socket) }, ctx)
     try {
-      await runStages(decideAndInject, ctx)
+      await runStages(upgradeStages, ctx)
       const upstream = await openUpstreamSocket(ctx, upstreams)
       try {
-        await deps.audit.append(auditFields(ctx, undefined, 101))
+        await trail.open(101)
       } catch (err) {
         upstream.socket.destroy()
         throw err
       }
-      relaySockets(ctx, socket, head, upstream)
+      const flight: Flight = { cut: () => {} }
+      flight.cut = relaySockets(ctx, socket, head, upstream, (cause) => {
+        trail.close(cause, 101)
+          .catch((err: unknown) => log.error('audit write failed', { request_id: ctx.id, error: String(err) }))
+          .finally(() => inFlight.untrack(flight))
+      })
+      inFlight.track(flight)
     } catch (err) {
       const error = toKeyvaletError(err)
       if (error.code === 'internal_error') log.error('upgrade failed', { request_id: ctx.id, error: String(err) })
-      await append(auditFields(ctx, error, presentation(ctx.mode, error).status), socket)
+      await trail.close(error, presentation(ctx.mode, error).status)
         .catch((auditErr: unknown) => log.error('audit write failed', { request_id: ctx.id, error: String(auditErr) }))
       writeRawError(socket, error, ctx.id, ctx.mode, ctx.challenge)
     }
@@ -181,6 +211,10 @@ export function createHandler(deps: HandlerDeps) {
 
   /** Refuses a request before the pipeline (e.g. not a proxy request): audited, then answered. */
   async function reject(ctx: RequestContext, res: ServerResponse, error: KeyvaletError): Promise<void> {
+    if (!deps.audit.admit()) {
+      renderError(res, new KeyvaletError('audit_unavailable'), ctx.id, ctx.mode)
+      return drain(ctx.req)
+    }
     await append(auditFields(ctx, error, presentation(ctx.mode, error).status), ctx.req.socket)
       .catch((err: unknown) => log.error('audit write failed', { request_id: ctx.id, error: String(err) }))
     renderError(res, error, ctx.id, ctx.mode)
@@ -189,6 +223,7 @@ export function createHandler(deps: HandlerDeps) {
 
   /** Writes a record, naming its session, whose outcome needs no answer from here (a tunnel opened, a handshake refused). */
   function record(fields: AuditFields): Promise<void> {
+    if (!deps.audit.admit()) return Promise.reject(new KeyvaletError('audit_unavailable'))
     return deps.audit.append(fields).then(
       () => undefined,
       (err: unknown) => {
@@ -201,6 +236,7 @@ export function createHandler(deps: HandlerDeps) {
   /** A refusal before any stage ran (parser errors, CONNECT decisions): audited first, then answered on the raw socket. */
   function refuse(socket: Duplex, error: KeyvaletError, init: { mode: RequestContext['mode']; method: string; fields?: Partial<AuditFields> }): void {
     const id = nextId()
+    if (!deps.audit.admit()) return writeRawError(socket, new KeyvaletError('audit_unavailable'), id, init.mode)
     const fields = { ...refusalFields(id, init.method, error), mode: init.mode, status: presentation(init.mode, error).status, ...init.fields }
     append(fields, socket)
       .catch((err: unknown) => log.error('audit write failed', { request_id: id, error: String(err) }))
@@ -223,7 +259,7 @@ export function createHandler(deps: HandlerDeps) {
   }
 
   /** The one way request records are written: an anonymous one (no session) within its budget. */
-  function append(fields: AuditFields, socket: Duplex | null): Promise<unknown> {
+  function append(fields: AuditFields, socket: Duplex | null): Promise<number | undefined> {
     // A request's socket is gone (null) once Node detached it, e.g. after an aborted upload.
     return anonymous.append(fields, fields.session === null ? (socket as Socket | null)?.remoteAddress : undefined)
   }
@@ -286,7 +322,7 @@ export function createHandler(deps: HandlerDeps) {
   /** The JWKS is published only when some connector signs assertions. */
   const jwks = [...config.policy.connectors.values()].some((c) => c.assertion !== undefined) ? assertionKeys : undefined
 
-  return { upstreams, sources, resolver, jwks, newContext, request, upgrade, reject, record, refuse, serverOptions, closeIdle, onClientError, onUnsupportedExpectation, log, nextId, summarise: () => anonymous.summarise() }
+  return { upstreams, sources, resolver, jwks, inFlight, newContext, request, upgrade, reject, record, refuse, serverOptions, closeIdle, onClientError, onUnsupportedExpectation, log, nextId, summarise: () => anonymous.summarise() }
 }
 
 export type Handler = ReturnType<typeof createHandler>

@@ -1,6 +1,6 @@
 import type { Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
-import { OperatorError } from '../errors.ts'
+import type { AddressInfo, Socket } from 'node:net'
+import { KeyvaletError, OperatorError } from '../errors.ts'
 import { LeafCache } from '../tls/leaf-cache.ts'
 import { loadOrCreateCa } from '../tls/ca-store.ts'
 import { createForwardServer } from './forward-proxy.ts'
@@ -9,6 +9,9 @@ import { createHandler, type HandlerDeps } from './handler.ts'
 
 export type { AuditSink } from './handler.ts'
 export type ProxyDeps = HandlerDeps
+
+/** How long shutdown waits for the closing records of what it cut. */
+const CUT_RECORDS_MS = 5_000
 
 export interface ListeningAddresses {
   /** http://host:port of the gateway listener. */
@@ -23,14 +26,25 @@ export interface ListeningAddresses {
 
 export interface Proxy {
   listen(): Promise<ListeningAddresses>
-  /** Stops accepting, lets requests in flight finish for up to `graceMs`, then cuts what is left (long streams). */
+  /**
+   * Stops accepting, lets requests and streams in flight finish for up to `graceMs` (default
+   * limits.shutdown_grace_ms), then cuts what is left — each writes its closing audit record
+   * (shutting_down) — and closes every connection.
+   */
   close(graceMs?: number): Promise<void>
 }
 
 /** keyvalet's listeners over one shared pipeline: `createProxy(deps)` → `listen()` → `close()`. */
 export function createProxy(deps: ProxyDeps): Proxy {
   const handler = createHandler(deps)
-  const gateway = createGatewayServer(handler)
+  // Every accepted socket still open, including upgraded and CONNECT sockets (which http.Server
+  // stops tracking), so that shutdown leaves none behind.
+  const sockets = new Set<Socket>()
+  const track = (server: Server): Server => server.on('connection', (socket: Socket) => {
+    sockets.add(socket)
+    socket.once('close', () => sockets.delete(socket))
+  })
+  const gateway = track(createGatewayServer(handler))
   let forward: Server | undefined
   return {
     async listen() {
@@ -40,18 +54,25 @@ export function createProxy(deps: ProxyDeps): Proxy {
       const address = await listenOn(gateway, deps.config.gateway, 'gateway')
       let forwardUrl: string | undefined
       if (ca !== undefined && deps.config.forward !== undefined) {
-        forward = createForwardServer({ handler, sessions: deps.sessions, leaves: new LeafCache({ ca }), config: deps.config })
+        forward = track(createForwardServer({ handler, sessions: deps.sessions, leaves: new LeafCache({ ca }), config: deps.config }))
         try {
           forwardUrl = urlOf(await listenOn(forward, deps.config.forward, 'forward'))
         } catch (err) {
-          await closeGracefully(gateway, 0)
+          await closeNow(gateway)
           throw err
         }
       }
       return { ...address, url: urlOf(address), forwardUrl, caCertPem: ca?.certPem }
     },
-    async close(graceMs = 10_000) {
-      await Promise.all([closeGracefully(gateway, graceMs), forward === undefined ? undefined : closeGracefully(forward, graceMs)])
+    async close(graceMs = deps.config.limits.shutdownGraceMs) {
+      const listening = [gateway, forward].filter((server): server is Server => server?.listening === true)
+      const closed = listening.map((server) => new Promise<void>((resolve) => server.close(() => resolve())))
+      for (const server of listening) server.closeIdleConnections()
+      await handler.inFlight.drained(graceMs)
+      await handler.inFlight.cut(new KeyvaletError('shutting_down', { detail: { why: 'shutdown_grace_ended' } }), CUT_RECORDS_MS)
+      handler.inFlight.close()
+      for (const socket of sockets) socket.destroy()
+      await Promise.all(closed)
       await handler.summarise() // what the anonymous budget still holds, before the audit log closes
       await handler.upstreams.destroy()
       await handler.sources.close()
@@ -90,12 +111,10 @@ function urlOf(address: { host: string; port: number; family: string }): string 
   return `http://${address.family === 'IPv6' ? `[${address.host}]` : address.host}:${address.port}`
 }
 
-async function closeGracefully(server: Server, graceMs: number): Promise<void> {
-  if (!server.listening) return
-  const cut = setTimeout(() => server.closeAllConnections(), graceMs)
-  await new Promise<void>((resolve) => {
+/** Closes a listener and its connections at once (a start that failed half-way). */
+function closeNow(server: Server): Promise<void> {
+  return new Promise((resolve) => {
     server.close(() => resolve())
-    server.closeIdleConnections()
+    server.closeAllConnections()
   })
-  clearTimeout(cut)
 }

@@ -87,9 +87,10 @@ const DECODERS: Record<string, () => NodeJS.ReadWriteStream> = {
  *
  * `beforeEnd` (the audit write) completes before the sandbox can hold the whole response: a
  * response without a body is sent only after it; with a declared length, the last byte waits for
- * it; otherwise (chunked) the terminating chunk does.
+ * it; otherwise (chunked) the terminating chunk does. `beforeStream` (the open record) completes
+ * before the head of an event stream (text/event-stream) is sent.
  */
-export async function relayResponse(ctx: RequestContext, res: ServerResponse, upstream: UpstreamResponse, beforeEnd: () => Promise<void>): Promise<void> {
+export async function relayResponse(ctx: RequestContext, res: ServerResponse, upstream: UpstreamResponse, beforeEnd: () => Promise<void>, beforeStream?: () => Promise<void>): Promise<void> {
   ctx.upstreamStatus = upstream.statusCode
   const mask = requestMask(ctx)
   const headers = inboundResponseHeaders(upstream.headers)
@@ -123,6 +124,15 @@ export async function relayResponse(ctx: RequestContext, res: ServerResponse, up
     res.end()
     return
   }
+  if (beforeStream !== undefined && isEventStream(headers)) {
+    try {
+      await beforeStream()
+      if (ctx.signal?.aborted === true) throw ctx.signal.reason
+    } catch (err) {
+      discard(upstream.body)
+      throw err
+    }
+  }
   res.writeHead(upstream.statusCode, headers)
   // A stream (no length: SSE, chunked) or a large body: send the head now, since its first bytes
   // may come much later. A small fixed-length body follows at once and shares the head's packet.
@@ -136,6 +146,10 @@ export async function relayResponse(ctx: RequestContext, res: ServerResponse, up
   }
   await beforeEnd()
   res.end(tail)
+}
+
+function isEventStream(headers: OutgoingHttpHeaders): boolean {
+  return String(headers['content-type'] ?? '').trim().toLowerCase().startsWith('text/event-stream')
 }
 
 function isBodyless(method: string | undefined, status: number, headers: OutgoingHttpHeaders): boolean {

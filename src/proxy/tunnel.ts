@@ -3,10 +3,11 @@ import type { Duplex } from 'node:stream'
 import { AddressPolicy } from '../egress/address-policy.ts'
 import { toEgressKeyvaletError } from '../egress/egress-error.ts'
 import { checkLiteral, createGuardedLookup } from '../egress/guarded-lookup.ts'
-import { KeyvaletError } from '../errors.ts'
+import { KeyvaletError, toKeyvaletError } from '../errors.ts'
 import type { Session } from '../store/store.ts'
 import { outsideFields } from './audit-fields.ts'
 import type { Handler } from './handler.ts'
+import { writeRawError } from './respond.ts'
 
 /**
  * A pass-through tunnel (a `tunnels:` destination): no interception and no credential ever. The
@@ -39,15 +40,19 @@ export function openTunnel(opts: { socket: Duplex; head: Buffer; host: string; p
         const closeBoth = (): void => {
           socket.destroy()
           upstream.destroy()
+          handler.inFlight.untrack(flight)
         }
+        // Shutdown lets it run through the grace period like a request, then cuts it.
+        const flight = { cut: closeBoth }
+        handler.inFlight.track(flight)
         socket.on('error', closeBoth).on('close', closeBoth)
         upstream.on('error', closeBoth).on('close', closeBoth)
         socket.pipe(upstream)
         upstream.pipe(socket)
       },
-      () => {
+      (err: unknown) => {
         upstream.destroy()
-        socket.destroy()
+        writeRawError(socket, toKeyvaletError(err), allowed.request_id, 'forward')
       },
     )
   })

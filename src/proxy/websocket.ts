@@ -41,20 +41,34 @@ export async function openUpstreamSocket(ctx: RequestContext, upstreams: Upstrea
   }
 }
 
-/** Sends the 101 to the sandbox and relays both ways until either side closes; counts the bytes. */
-export function relaySockets(ctx: RequestContext, client: Duplex, head: Buffer, upstream: { socket: Duplex; headers: OutgoingHttpHeaders }): void {
+/**
+ * Sends the 101 to the sandbox and relays both ways until either side closes; counts the bytes.
+ * `onEnd` is called once, when the relay is over, with the reason it was cut (undefined when a
+ * side closed). Returns the function that cuts it.
+ */
+export function relaySockets(ctx: RequestContext, client: Duplex, head: Buffer, upstream: { socket: Duplex; headers: OutgoingHttpHeaders }, onEnd: (cut: KeyvaletError | undefined) => void): (reason: KeyvaletError) => void {
   const lines = ['HTTP/1.1 101 Switching Protocols', 'connection: Upgrade', 'upgrade: websocket', `${REQUEST_ID_HEADER}: ${ctx.id}`]
   for (const [name, value] of Object.entries(upstream.headers)) lines.push(`${name}: ${String(value)}`)
   client.write(`${lines.join('\r\n')}\r\n\r\n`)
   if (head.length > 0) upstream.socket.write(head)
+  let ended = false
+  let cutBy: KeyvaletError | undefined
   const closeBoth = (): void => {
     client.destroy()
     upstream.socket.destroy()
+    if (ended) return
+    ended = true
+    onEnd(cutBy)
   }
   client.on('data', (c: Buffer) => { ctx.bytesIn += c.length }).on('error', closeBoth).on('close', closeBoth)
   upstream.socket.on('data', (c: Buffer) => { ctx.bytesOut += c.length }).on('error', closeBoth).on('close', closeBoth)
   client.pipe(upstream.socket)
   upstream.socket.pipe(client)
+  if (client.destroyed || upstream.socket.destroyed) closeBoth() // a side that left before the relay began
+  return (reason) => {
+    cutBy ??= reason
+    closeBoth()
+  }
 }
 
 /** The lower-case protocol a request asks to upgrade to. */

@@ -167,7 +167,7 @@ ${local}    credential: { secret: openai-key, inject: bearer }
     assert.deepEqual(result.lines.filter((l) => l.type === 'chunk').map((c) => c.content), [...PIECES, null])
     assert.equal(result.lines.at(-1)?.type, 'done')
     assert.deepEqual([bodyOf(seen[0]).stream, bodyOf(seen[0]).user, bodyOf(seen[0]).safety_identifier], [true, 'alice', 'alice'])
-    assert.deepEqual(records.map((r) => [r.decision, r.status, r.upstream_status]), [['allow', 200, 200]])
+    assert.deepEqual(records.map((r) => [r.phase, r.decision, r.status, r.upstream_status]), [['open', 'allow', 200, 200], ['close', 'allow', 200, 200]])
   })
 
   it('an Anthropic-style body gets metadata.user_id, beside metadata it already had', async () => {

@@ -198,8 +198,10 @@ connectors:
     assert.equal(seen.length, 1)
     assert.equal(JSON.parse(seen[0]?.body.toString('utf8') ?? '{}').stream, true)
     assertRealKeyOnly(seen)
-    assert.equal(records.length, 1)
-    const r = records[0]
+    // An event stream: its open record before the first event, its closing record at the end.
+    assert.deepEqual(records.map((x) => x.phase), ['open', 'close'])
+    const r = records[1]
+    assert.equal(r?.opened, records[0]?.seq)
     assert.deepEqual([r?.mode, r?.decision, r?.rule, r?.credential, r?.path, r?.status, r?.upstream_status, r?.error],
       ['forward', 'allow', 'chat-completions', 'openai-key', '/v1/chat/completions', 200, 200, null])
     assert.ok((r?.bytes_out ?? 0) > 0)
@@ -236,9 +238,10 @@ connectors:
     assert.deepEqual(seen.map((r) => `${r.method} ${r.url}`), ['POST /v1/chat/completions', 'POST /v1/chat/completions'])
     assert.equal(seen[0]?.headers.host, `${HOST}:${upstream.port}`)
     assertRealKeyOnly(seen)
-    assert.deepEqual(records.map((r) => [r.mode, r.decision, r.rule, r.credential, r.path, r.status, r.upstream_status]), [
-      ['gateway', 'allow', 'chat-completions', 'openai-key', '/v1/chat/completions', 200, 200],
-      ['gateway', 'allow', 'chat-completions', 'openai-key', '/v1/chat/completions', 200, 200],
+    assert.deepEqual(records.map((r) => [r.phase ?? null, r.mode, r.decision, r.rule, r.credential, r.path, r.status, r.upstream_status]), [
+      [null, 'gateway', 'allow', 'chat-completions', 'openai-key', '/v1/chat/completions', 200, 200],
+      ['open', 'gateway', 'allow', 'chat-completions', 'openai-key', '/v1/chat/completions', 200, 200],
+      ['close', 'gateway', 'allow', 'chat-completions', 'openai-key', '/v1/chat/completions', 200, 200],
     ])
     const log = JSON.stringify(await kv.audit())
     assert.ok(!log.includes(REAL_KEY) && !log.includes(key) && !log.includes(PLACEHOLDER), 'no key of any kind in the audit log')

@@ -50,24 +50,34 @@ connectors:
     })
   }
 
-  it('relays an allowed upgrade with the real credential attached, and audits it', async () => {
+  it('relays an allowed upgrade with the real credential attached; audits it open at the switch and closed with its byte counts when it ends', async () => {
     const before = (await kv.audit()).length
     const opened = await open('/realtime', `Bearer ${key}`)
     assert.ok('ws' in opened, JSON.stringify(opened))
     const { ws } = opened
+    const atSwitch = await kv.audit()
+    assert.equal(atSwitch.length, before + 1, 'the open record is committed before the 101')
     const reply = await new Promise<string>((resolve) => {
       ws.addEventListener('message', (m) => resolve(String(m.data)))
       ws.send('hello')
     })
     assert.equal(reply, 'echo: hello')
+    const closed = new Promise((resolve) => ws.addEventListener('close', resolve))
     ws.close()
+    await closed
     const seen = upstream.upgrades.at(-1)
     assert.equal(seen?.authorization, `Bearer ${SECRET}`)
     assert.ok(!JSON.stringify(seen).includes(key))
-    const records = await kv.audit()
-    assert.equal(records.length, before + 1)
-    const record = records.at(-1)
-    assert.deepEqual([record?.decision, record?.rule, record?.status, record?.upstream_status, record?.credential], ['allow', 'socket', 101, 101, 'rt-key'])
+    let records = await kv.audit()
+    for (let i = 0; i < 200 && records.length < before + 2; i++) {
+      await new Promise((r) => setTimeout(r, 10))
+      records = await kv.audit()
+    }
+    assert.equal(records.length, before + 2)
+    const [openRecord, closeRecord] = records.slice(-2)
+    assert.deepEqual([openRecord?.phase, openRecord?.decision, openRecord?.rule, openRecord?.status, openRecord?.upstream_status, openRecord?.credential], ['open', 'allow', 'socket', 101, 101, 'rt-key'])
+    assert.deepEqual([closeRecord?.phase, closeRecord?.opened, closeRecord?.request_id, closeRecord?.decision, closeRecord?.status, closeRecord?.error], ['close', openRecord?.seq, openRecord?.request_id, 'allow', 101, null])
+    assert.ok((closeRecord?.bytes_in ?? 0) > 0 && (closeRecord?.bytes_out ?? 0) > 0, 'the closing record counts the relayed bytes')
   })
 
   it('masks the secret the upstream echoes in its 101 handshake headers', async () => {
@@ -116,13 +126,15 @@ connectors:
     })
     assert.equal(result, 403)
     assert.equal(upstream.upgrades.length, upgradesBefore)
-    const record = (await kv.audit()).at(-1)
-    assert.deepEqual([record?.decision, record?.reason, record?.error], ['deny', 'upgrade_not_allowed', 'policy_denied'])
+    // By path: an earlier test's WebSocket may write its closing record after this one.
+    const records = (await kv.audit()).filter((r) => r.path?.endsWith('/plain') === true)
+    assert.equal(records.length, 1)
+    assert.deepEqual([records[0]?.decision, records[0]?.reason, records[0]?.error], ['deny', 'upgrade_not_allowed', 'policy_denied'])
   })
 
   it('refuses an upgrade without a valid task key', async () => {
     const opened = await open('/realtime', 'Bearer nope')
     assert.ok('error' in opened)
-    assert.equal((await kv.audit()).at(-1)?.error, 'task_key_malformed')
+    assert.equal((await kv.audit()).filter((r) => r.session === null).at(-1)?.error, 'task_key_malformed')
   })
 })

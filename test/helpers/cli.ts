@@ -9,10 +9,14 @@ export interface CliResult {
   readonly stderr: string
 }
 
-/** Runs the real CLI as a subprocess on this Node, with a bounded run time. */
-export function cli(args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {}): Promise<CliResult> {
+/**
+ * Runs the real CLI as a subprocess on this Node, with a bounded run time. `wrap` is a command
+ * that runs it (e.g. nsenter into another mount namespace).
+ */
+export function cli(args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number; wrap?: readonly string[] } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [MAIN, ...args], {
+    const [command, ...prefix] = [...(opts.wrap ?? []), process.execPath]
+    const child = spawn(command ?? process.execPath, [...prefix, MAIN, ...args], {
       cwd: opts.cwd, env: { PATH: process.env.PATH, HOME: process.env.HOME, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'],
     })
     let stdout = ''

@@ -116,9 +116,10 @@ const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const
 /** keyvalet for this run only: gateway and forward proxy on loopback ports of their own. */
 async function startInProcess(runtime: Runtime, config: Config, io: Io, closers: (() => Promise<void> | void)[]) {
   const local: Config = { ...config, gateway: { host: '127.0.0.1', port: 0 }, forward: { host: '127.0.0.1', port: 0 } }
-  const audit = await AuditWriter.start({ databasePath: config.databasePath, fsync: config.auditFsync, key: await runtime.openAuditKey() })
+  const log = quiet(createLogger(io.stderr))
+  const audit = await AuditWriter.start({ databasePath: config.databasePath, fsync: config.auditFsync, key: await runtime.openAuditKey(), reserveBytes: config.auditReserveBytes, log })
   closers.unshift(() => audit.close())
-  const proxy = createProxy({ config: local, sessions: runtime.sessions, vault: runtime.vault, audit, log: quiet(createLogger(io.stderr)) })
+  const proxy = createProxy({ config: local, sessions: runtime.sessions, vault: runtime.vault, audit, log })
   const address = await proxy.listen()
   closers.unshift(() => proxy.close(2000))
   if (address.forwardUrl === undefined || address.caCertPem === undefined) throw new OperatorError('the forward proxy did not start')

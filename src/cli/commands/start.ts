@@ -20,7 +20,8 @@ The master key comes from $KEYVALET_MASTER_KEY, $KEYVALET_MASTER_KEY_FILE, or a 
 data folder that the first start creates (readable only by its owner).
 --demo also starts the local stand-in upstream of the 'demo' connector, stores a random demo
 credential if none is stored, mints a demo task key and prints requests to try.
-SIGINT/SIGTERM stop it gracefully.`
+SIGINT/SIGTERM stop it gracefully: requests and streams in flight may finish for
+limits.shutdown_grace_ms (default 10 s); what is left is then cut, each with its closing audit record.`
 
 export const start: Command = {
   name: 'start',
@@ -39,9 +40,10 @@ export const start: Command = {
       if (demo !== undefined) closers.unshift(demo.close)
       const summary = warningSummary(config, missingSecrets(config.secrets, new Set((await runtime.vault.list()).map((s) => s.name))), io.cwd)
       if (summary !== undefined) write(io.stderr, summary)
-      const audit = await AuditWriter.start({ databasePath: config.databasePath, fsync: config.auditFsync, key: await runtime.openAuditKey() })
+      const log = createLogger(io.stderr)
+      const audit = await AuditWriter.start({ databasePath: config.databasePath, fsync: config.auditFsync, key: await runtime.openAuditKey(), reserveBytes: config.auditReserveBytes, log })
       closers.unshift(() => audit.close())
-      const gateway = createProxy({ config, sessions: runtime.sessions, vault: runtime.vault, audit, log: createLogger(io.stderr) })
+      const gateway = createProxy({ config, sessions: runtime.sessions, vault: runtime.vault, audit, log })
       const address = await gateway.listen()
       closers.unshift(() => gateway.close())
       write(io.stdout, `gateway listening on ${address.url}`)

@@ -98,6 +98,14 @@ with open(os.path.join(home, "note"), "w") as fh:
     fh.write("home is writable")
 out["home"] = {"path": home, "mode": oct(stat.S_IMODE(st.st_mode)), "mine": st.st_uid == os.getuid()}
 out["bound"] = {p: listing(p) for p in args.get("bound", [])}
+def write_to(path):
+    try:
+        with open(path, "w") as fh:
+            fh.write("written through --bind")
+        return "ok"
+    except OSError as e:
+        return errno.errorcode.get(e.errno, e.errno)
+out["bound_writes"] = {p: write_to(p) for p in args.get("bound_writes", [])}
 
 # Ordinary tools.
 def tool(argv):

@@ -56,6 +56,7 @@ interface Confined {
   passwd: string[]
   visible: Record<string, boolean>
   bound: Record<string, string[] | string>
+  bound_writes: Record<string, string>
   home: { path: string; mode: string; mine: boolean }
   tools: Record<'curl' | 'git' | 'node' | 'id', { code: number | null; stdout: string; stderr: string }>
 }
@@ -255,9 +256,12 @@ describe('keyvalet run: the sandbox holds the task key and nothing else, and has
       invisible: [join(base, 'outside', 'note.txt'), join(base, 'outside'), file, CHECKOUT, homedir(), '/root', '/work', '/opt', '/srv', '/mnt', '/boot', '/sys', '/var/lib', '/var/log',
         '/etc/shadow', '/etc/gshadow', '/etc/sudoers', '/etc/ssh', '/etc/gitconfig', '/etc/environment', '/etc/profile', '/etc/machine-id', '/run/user'],
       bound: [join(base, 'scripts')],
+      bound_writes: [join(base, 'shared', 'from-sandbox.txt'), join(base, 'scripts', 'from-sandbox.txt')],
     }
+    mkdirSync(join(base, 'shared'))
+    chmodSync(join(base, 'shared'), 0o777)
     // keyvalet run is given one more descriptor than its standard ones, as a careless parent would.
-    const child = spawn(process.execPath, [MAIN, 'run', '--config', file, ...RUN, '--workdir', work, '--ro-bind', join(base, 'scripts'), '--', 'python3', join(base, 'scripts', 'confine.py'), JSON.stringify(args)], {
+    const child = spawn(process.execPath, [MAIN, 'run', '--config', file, ...RUN, '--workdir', work, '--ro-bind', join(base, 'scripts'), '--bind', join(base, 'shared'), '--', 'python3', join(base, 'scripts', 'confine.py'), JSON.stringify(args)], {
       env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env }, stdio: ['ignore', 'pipe', 'pipe', 'ignore', 'ignore', 'ignore', 'ignore', 'ignore', 'ignore', 'pipe'],
     })
     const stdout = collect(child, 'stdout')
@@ -294,6 +298,8 @@ describe('keyvalet run: the sandbox holds the task key and nothing else, and has
     for (const [path, visible] of Object.entries(seen.visible)) assert.equal(visible, false, path)
     assert.ok(existsSync(join(base, 'outside', 'note.txt')), 'on the host, the file is there')
     assert.deepEqual(seen.bound[join(base, 'scripts')], ['attack.py', 'confine.py'])
+    assert.deepEqual(seen.bound_writes, { [join(base, 'shared', 'from-sandbox.txt')]: 'ok', [join(base, 'scripts', 'from-sandbox.txt')]: 'EROFS' }, '--bind is writable, --ro-bind is not')
+    assert.equal(readFileSync(join(base, 'shared', 'from-sandbox.txt'), 'utf8'), 'written through --bind')
     assert.deepEqual(seen.home, { path: '/home/sandbox', mode: '0o700', mine: true })
     assert.deepEqual(seen.fds, [0, 1, 2, 3], 'no descriptor from outside (keyvalet run had a 10th)')
   })
@@ -306,6 +312,21 @@ describe('keyvalet run: the sandbox holds the task key and nothing else, and has
     assert.deepEqual(seen.tools.git, { code: 0, stdout: 'one', stderr: '' })
     assert.deepEqual(seen.tools.node, { code: 0, stdout: 'lo nobody', stderr: '' })
     assert.deepEqual(seen.tools.id, { code: 0, stdout: 'nobody', stderr: '' })
+  })
+
+  it('refuses to bind /, or keyvalet’s data folder or key file (or a folder inside them), before minting anything', async () => {
+    const before = (await cli(['session', 'list', '--json', '--config', file], { env })).stdout
+    for (const [flags, message] of [
+      [['--bind', '/'], 'keyvalet run does not bind / into the sandbox'],
+      [['--ro-bind', join(base, 'data')], `${join(base, 'data')} is inside keyvalet's data folder or is its key file`],
+      [['--bind', keyFile], `${keyFile} is inside keyvalet's data folder or is its key file`],
+      [['--workdir', join(base, 'data')], `${join(base, 'data')} is inside keyvalet's data folder or is its key file`],
+    ] as const) {
+      const refused = await cli(['run', '--config', file, ...RUN, '--workdir', work, ...flags, '--', 'true'], { env })
+      assert.equal(refused.code, 1, refused.stderr)
+      assert.equal(refused.stderr.split('\n')[0], `keyvalet run: ${message}`)
+    }
+    assert.equal((await cli(['session', 'list', '--json', '--config', file], { env })).stdout, before)
   })
 
   it('refuses a --uid that is keyvalet’s: the owner of its data folder or key file, before minting anything', { skip: process.getuid?.() === 0 || process.env.CI === 'true' ? false : 'only root can give the key file to another uid' }, async () => {

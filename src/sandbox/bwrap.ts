@@ -12,6 +12,8 @@ export interface Launch {
   readonly identity: SandboxIdentity
   /** bubblewrap's options (namespaces and filesystem); the filter, capabilities and status are added. */
   readonly options: readonly string[]
+  /** Descriptors of keyvalet's for bubblewrap, at FIRST_PASSED_FD on (the binds' --bind-fd). */
+  readonly pass?: readonly number[]
   /** What setpriv runs as the sandbox's uid. */
   readonly command: readonly string[]
   readonly env: Readonly<Record<string, string>>
@@ -36,12 +38,14 @@ export interface Launched {
 const KEEP_FOR_SETPRIV = ['--cap-drop', 'ALL', '--cap-add', 'CAP_SETUID', '--cap-add', 'CAP_SETGID', '--cap-add', 'CAP_SETPCAP']
 // The file descriptors bubblewrap reads its options and filter from, and writes its status to;
 // without root, the set-up step's: it says it is in its user namespace, keyvalet says go once
-// the namespace is mapped. bubblewrap closes the first three in the sandbox, the step the others.
+// the namespace is mapped; then what keyvalet passes (the binds). bubblewrap closes the first three
+// and the binds' in the sandbox, the set-up step the other two.
 const ARGS_FD = 3
 const SECCOMP_FD = 4
 const STATUS_FD = 5
 const GO_FD = 6
 const READY_FD = 7
+export const FIRST_PASSED_FD = 8
 /**
  * Without root, between unshare --user and bubblewrap: wait to be mapped (root of the namespace is
  * then keyvalet's user, which bubblewrap needs for its set-up), leave no descriptor of keyvalet's
@@ -68,7 +72,7 @@ export function launch(spec: Launch): Launched {
   const bwrap = ['bwrap', '--args', String(ARGS_FD), '--', ...setpriv, ...spec.command]
   const argv = spec.rootless ? ['unshare', '--user', '--', 'sh', '-c', ROOTLESS_STEP, 'sh', ...bwrap] : bwrap
   const child = spawn(argv[0] as string, argv.slice(1), {
-    env: { ...spec.env }, stdio: ['inherit', 'inherit', spec.stderr, 'pipe', 'pipe', 'pipe', ...(spec.rootless ? ['pipe', 'pipe'] as const : [])],
+    env: { ...spec.env }, stdio: ['inherit', 'inherit', spec.stderr, 'pipe', 'pipe', 'pipe', ...(spec.rootless ? ['pipe', 'pipe'] as const : ['ignore', 'ignore'] as const), ...(spec.pass ?? [])],
   })
   const pipes = child.stdio as unknown as readonly (Readable & Writable)[]
   let diagnostics = ''

@@ -3,10 +3,11 @@ import { readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { OperatorError } from '../errors.ts'
-import { launch } from './bwrap.ts'
+import { FIRST_PASSED_FD, launch } from './bwrap.ts'
 import type { SandboxIdentity } from './identity.ts'
 import { syscallTable } from './seccomp.ts'
-import { systemArgs, viewArgs, type Bind } from './view.ts'
+import type { Bind } from './binds.ts'
+import { systemArgs, viewArgs } from './view.ts'
 
 /**
  * How the sandbox gets its namespaces. `root`: keyvalet runs as root; bubblewrap builds the
@@ -23,8 +24,8 @@ export interface SandboxSpec {
   readonly command: readonly string[]
   /** The command's whole environment: nothing of keyvalet's own is inherited. */
   readonly env: Readonly<Record<string, string>>
-  /** Host folder bound read-write at the same path, and the command's working directory. */
-  readonly workdir: string
+  /** Host folder bound read-write at its own path, and the command's working directory. */
+  readonly workdir: Bind
   /** More host paths at their own path (--bind, --ro-bind). */
   readonly binds: readonly Bind[]
   /** Host paths hidden behind an empty read-only tmpfs (folders) or /dev/null (files) where a bind would show them. */
@@ -104,13 +105,15 @@ export async function probeSandbox(mode: SandboxMode, identity: SandboxIdentity)
  */
 export function startSandbox(spec: SandboxSpec): Sandbox {
   const sockets = Object.fromEntries(['forward', 'gateway'].filter((name) => isSocket(join(spec.linksDir, `${name}.sock`))).map((name) => [name, join(spec.linksDir, `${name}.sock`)]))
+  // The bound descriptors, from the first one after bubblewrap's own on.
+  const passed = [spec.workdir, ...spec.binds]
   const view = viewArgs({
-    workdir: spec.workdir, binds: spec.binds, masks: spec.masks, sockets, caFile: spec.caFile, node: process.execPath, relay: RELAY,
+    binds: passed.map((b, i) => ({ path: b.path, writable: b.writable, fd: FIRST_PASSED_FD + i })), masks: spec.masks, sockets, caFile: spec.caFile, node: process.execPath, relay: RELAY,
     etcDir: join(spec.stateDir, 'etc'), user: { ...spec.identity.inside, home: SANDBOX_HOME }, hostname: HOSTNAME,
   })
   const relays = Object.keys(sockets).map((name) => `${name === 'forward' ? `${SANDBOX_PROXY.host}:${SANDBOX_PROXY.port}` : `${SANDBOX_GATEWAY.host}:${SANDBOX_GATEWAY.port}`}=/run/keyvalet/${name}.sock`)
   const child = launch({
-    rootless: spec.mode === 'userns', identity: spec.identity, options: [...NAMESPACES, ...view, '--chdir', spec.workdir],
+    rootless: spec.mode === 'userns', identity: spec.identity, options: [...NAMESPACES, ...view, '--chdir', spec.workdir.path], pass: passed.map((b) => b.fd),
     command: ['/run/keyvalet/node', '/run/keyvalet/relay.ts', ...relays, '--', ...spec.command], env: spec.env, stderr: 'inherit',
   })
   return {

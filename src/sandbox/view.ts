@@ -20,8 +20,8 @@ import { join, sep } from 'node:path'
  * Mounts are in order of depth, so that a parent never covers its child.
  */
 export interface ViewSpec {
-  readonly workdir: string
-  readonly binds: readonly Bind[]
+  /** The working folder first, then --bind and --ro-bind: descriptors open in bubblewrap (--bind-fd). */
+  readonly binds: readonly PassedBind[]
   readonly masks: readonly string[]
   /** keyvalet's Unix sockets by name (forward, gateway): bound at /run/keyvalet/NAME.sock. */
   readonly sockets: Readonly<Record<string, string>>
@@ -34,9 +34,11 @@ export interface ViewSpec {
   readonly hostname: string
 }
 
-export interface Bind {
+export interface PassedBind {
   readonly path: string
   readonly writable: boolean
+  /** bubblewrap's descriptor of it. */
+  readonly fd: number
 }
 
 export const SYSTEM = ['/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32'] as const
@@ -71,9 +73,9 @@ export function viewArgs(spec: ViewSpec): string[] {
     { at: '/run/keyvalet/ca.pem', args: ['--ro-bind', spec.caFile, '/run/keyvalet/ca.pem'] },
     { at: '/run/keyvalet/node', args: ['--ro-bind', spec.node, '/run/keyvalet/node'] },
     { at: '/run/keyvalet/relay.ts', args: ['--ro-bind', spec.relay, '/run/keyvalet/relay.ts'] },
-    ...[{ path: spec.workdir, writable: true }, ...spec.binds].map((b) => ({ at: b.path, args: [b.writable ? '--bind' : '--ro-bind', b.path, b.path] })),
+    ...spec.binds.map((b) => ({ at: b.path, args: [b.writable ? '--bind-fd' : '--ro-bind-fd', String(b.fd), b.path] })),
   ]
-  const bound = [...SYSTEM, ...ETC_FROM_HOST.map((n) => `/etc/${n}`), spec.workdir, ...spec.binds.map((b) => b.path)]
+  const bound = [...SYSTEM, ...ETC_FROM_HOST.map((n) => `/etc/${n}`), ...spec.binds.map((b) => b.path)]
   for (const mask of spec.masks) {
     if (!bound.some((b) => within(mask, b))) continue
     const stat = lstatOrUndefined(mask)

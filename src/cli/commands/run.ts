@@ -10,7 +10,7 @@ import { openRuntime, type Runtime } from '../../runtime.ts'
 import { assertAnotherUid, sandboxIdentity } from '../../sandbox/identity.ts'
 import { probeSandbox, SANDBOX_CA_FILE, SANDBOX_GATEWAY, SANDBOX_HOME, SANDBOX_PATH, SANDBOX_PROXY, sandboxMode, startSandbox } from '../../sandbox/sandbox.ts'
 import { startSocketBridge } from '../../sandbox/socket-bridge.ts'
-import type { Bind } from '../../sandbox/view.ts'
+import { closeBinds, openBind, type Bind } from '../../sandbox/binds.ts'
 import { loadOrCreateCa } from '../../tls/ca-store.ts'
 import { MASTER_KEY_FILE_ENV } from '../../vault/master-key.ts'
 import { CONFIG_OPTION, configPath, parse, write } from '../args.ts'
@@ -59,21 +59,26 @@ export const run: Command = {
     const mode = sandboxMode()
     const inside = parseIds(values.uid ?? '65534')
     const identity = sandboxIdentity(inside, mode === 'root')
-    const workdir = folder(resolve(io.cwd, values.workdir ?? '.'))
-    const binds = [...(values.bind ?? []).map((p) => bind(io.cwd, p, true)), ...(values['ro-bind'] ?? []).map((p) => bind(io.cwd, p, false))]
     const attach = values.attach === undefined ? undefined : parseAttach(values.attach, config)
     const secrets = secretPaths(config, io.env)
-    for (const path of [workdir, ...binds.map((b) => b.path)]) {
-      if (path === '/') throw new OperatorError('keyvalet run does not bind / into the sandbox', 'name the folders the command needs')
-      if (secrets.some((s) => within(path, s))) throw new OperatorError(`${path} is inside keyvalet's data folder or is its key file`, 'pass --workdir, --bind and --ro-bind with folders of the agent')
-    }
     assertAnotherUid(identity, secrets)
-    await probeSandbox(mode, identity)
-
-    const runtime = openRuntime(config, { env: io.env, createMasterKey: attach === undefined })
-    const closers: (() => Promise<void> | void)[] = [() => runtime.close()]
+    const opened: Bind[] = []
+    const closers: (() => Promise<void> | void)[] = [() => closeBinds(opened)]
     try {
-      if (!writableBy(workdir, identity.host)) write(io.stderr, `keyvalet run: warning: uid ${identity.host.uid} cannot write ${workdir} (give it to that uid: chown, chmod 0777 or an ACL; see docs/run.md)`)
+      const open = (path: string, writable: boolean, what: string, folder = false): Bind => {
+        const b = openBind(resolve(io.cwd, path), writable, what, { folder })
+        opened.push(b)
+        if (b.path === '/') throw new OperatorError('keyvalet run does not bind / into the sandbox', 'name the folders the command needs')
+        if (secrets.some((s) => within(b.path, s))) throw new OperatorError(`${b.path} is inside keyvalet's data folder or is its key file`, 'pass --workdir, --bind and --ro-bind with folders of the agent')
+        return b
+      }
+      const workdir = open(values.workdir ?? '.', true, `--workdir ${values.workdir ?? '.'}`, true)
+      const binds = [...(values.bind ?? []).map((p) => open(p, true, `--bind ${p}`)), ...(values['ro-bind'] ?? []).map((p) => open(p, false, `--ro-bind ${p}`))]
+      await probeSandbox(mode, identity)
+
+      const runtime = openRuntime(config, { env: io.env, createMasterKey: attach === undefined })
+      closers.unshift(() => runtime.close())
+      if (!writableBy(workdir.path, identity.host)) write(io.stderr, `keyvalet run: warning: uid ${identity.host.uid} cannot write ${workdir.path} (give it to that uid: chown, chmod 0777 or an ACL; see docs/run.md)`)
 
       const proxy = attach === undefined
         ? await startInProcess(runtime, config, io, closers)
@@ -165,25 +170,6 @@ function real(path: string): string {
 
 function within(path: string, parent: string): boolean {
   return path === parent || path.startsWith(parent.endsWith(sep) ? parent : parent + sep)
-}
-
-/** --bind / --ro-bind PATH: an existing host path, bound at its own (real) path. */
-function bind(cwd: string, path: string, writable: boolean): Bind {
-  try {
-    return { path: realpathSync(resolve(cwd, path)), writable }
-  } catch {
-    throw new OperatorError(`--${writable ? '' : 'ro-'}bind ${path} does not exist`)
-  }
-}
-
-function folder(path: string): string {
-  try {
-    const resolved = realpathSync(path)
-    if (statSync(resolved).isDirectory()) return resolved
-  } catch {
-    // reported below
-  }
-  throw new OperatorError(`--workdir ${path} is not a folder`)
 }
 
 function writableBy(path: string, ids: { uid: number; gid: number }): boolean {

@@ -329,6 +329,28 @@ describe('keyvalet run: the sandbox holds the task key and nothing else, and has
     assert.equal((await cli(['session', 'list', '--json', '--config', file], { env })).stdout, before)
   })
 
+  it('binds what keyvalet opened and checked: a bound folder swapped for a symlink before the mount changes nothing', async () => {
+    const swap = join(base, 'swap')
+    const other = join(base, 'swapped-in')
+    const tools = join(base, 'tools')
+    for (const [dir, marker] of [[swap, 'opened by keyvalet'], [other, 'swapped in']] as const) {
+      mkdirSync(dir)
+      writeFileSync(join(dir, 'marker'), marker, { mode: 0o644 })
+    }
+    // A bwrap that first swaps the folder for a symlink, between keyvalet's check and the mount
+    // (on /usr/local/sbin, first on keyvalet's PATH, in a mount namespace of this test only).
+    const bwrap = spawnSync('sh', ['-c', 'command -v bwrap'], { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, encoding: 'utf8' }).stdout.trim()
+    mkdirSync(tools)
+    writeFileSync(join(tools, 'bwrap'), `#!/bin/sh\n[ -L ${swap} ] || { mv ${swap} ${swap}.opened && ln -s ${other} ${swap}; }\nexec ${bwrap} "$@"\n`, { mode: 0o755 })
+    const ran = spawnSync('unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c', `mount --bind ${tools} /usr/local/sbin && exec "$@"`, 'sh',
+      process.execPath, MAIN, 'run', '--config', file, ...RUN, '--workdir', work, '--ro-bind', swap, '--', 'cat', join(swap, 'marker')], {
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env }, encoding: 'utf8', timeout: 30_000,
+    })
+    assert.equal(ran.status, 0, ran.stderr)
+    assert.ok(lstatSync(swap).isSymbolicLink(), 'the folder was swapped before the mount')
+    assert.equal(ran.stdout, 'opened by keyvalet')
+  })
+
   it('refuses a --uid that is keyvalet’s: the owner of its data folder or key file, before minting anything', { skip: process.getuid?.() === 0 || process.env.CI === 'true' ? false : 'only root can give the key file to another uid' }, async () => {
     const before = (await cli(['session', 'list', '--json', '--config', file], { env })).stdout
     chownSync(keyFile, 4243, 4243)

@@ -1,6 +1,6 @@
 import { mkdirSync, mkdtempSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join, resolve, sep } from 'node:path'
+import { join, resolve } from 'node:path'
 import { AuditWriter } from '../../audit/audit-writer.ts'
 import { loadConfig, type Config } from '../../config/load.ts'
 import { OperatorError } from '../../errors.ts'
@@ -10,6 +10,7 @@ import { openRuntime, type Runtime } from '../../runtime.ts'
 import { assertAnotherUid, sandboxIdentity } from '../../sandbox/identity.ts'
 import { probeSandbox, SANDBOX_CA_FILE, SANDBOX_GATEWAY, SANDBOX_HOME, SANDBOX_PATH, SANDBOX_PROXY, sandboxMode, startSandbox } from '../../sandbox/sandbox.ts'
 import { startSocketBridge } from '../../sandbox/socket-bridge.ts'
+import { within } from '../../sandbox/view.ts'
 import { closeBinds, openBind, type Bind } from '../../sandbox/binds.ts'
 import { loadOrCreateCa } from '../../tls/ca-store.ts'
 import { MASTER_KEY_FILE_ENV } from '../../vault/master-key.ts'
@@ -166,10 +167,6 @@ function real(path: string): string {
   } catch {
     return resolve(path)
   }
-}
-
-function within(path: string, parent: string): boolean {
-  return path === parent || path.startsWith(parent.endsWith(sep) ? parent : parent + sep)
 }
 
 function writableBy(path: string, ids: { uid: number; gid: number }): boolean {

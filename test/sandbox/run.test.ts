@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url'
 import type { AuditRecord } from '../../src/audit/record.ts'
 import { sandboxIdentity } from '../../src/sandbox/identity.ts'
 import { probeSandbox, sandboxMode } from '../../src/sandbox/sandbox.ts'
-import { SYSCALL_TABLES } from '../../src/sandbox/seccomp.ts'
+import { REFUSED, SYSCALL_TABLES } from '../../src/sandbox/seccomp.ts'
 import { ETC_FROM_HOST, GENERATED } from '../../src/sandbox/view.ts'
 import { cli, MAIN, type CliResult } from '../helpers/cli.ts'
 import { startDnsServer, type DnsServer } from '../helpers/dns-server.ts'
@@ -50,6 +50,7 @@ interface Confined {
   vsock_python: string[]
   unshare_U: { code: number; stderr: string }
   calls: Record<string, string>
+  every_refused: Record<string, string>
   x32: { code: number; stdout: string }
   root: string[]
   etc: string[]
@@ -252,6 +253,7 @@ describe('keyvalet run: the sandbox holds the task key and nothing else, and has
     writeFileSync(join(base, 'outside', 'note.txt'), 'world-readable, outside the working folder', { mode: 0o644 })
     const args = {
       numbers: SYSCALL_TABLES[process.arch]?.numbers,
+      refused: REFUSED,
       url: `https://${HOST}:${upstream.port}/repos/acme/app/issues/4`,
       invisible: [join(base, 'outside', 'note.txt'), join(base, 'outside'), file, CHECKOUT, homedir(), '/root', '/work', '/opt', '/srv', '/mnt', '/boot', '/sys', '/var/lib', '/var/log',
         '/etc/shadow', '/etc/gshadow', '/etc/sudoers', '/etc/ssh', '/etc/gitconfig', '/etc/environment', '/etc/profile', '/etc/machine-id', '/run/user'],
@@ -285,6 +287,8 @@ describe('keyvalet run: the sandbox holds the task key and nothing else, and has
     const { clone3, ...refused } = seen.calls
     assert.equal(clone3, 'ENOSYS')
     for (const [name, outcome] of Object.entries(refused)) assert.equal(outcome, 'EPERM', name)
+    assert.deepEqual(Object.keys(seen.every_refused), [...REFUSED])
+    for (const [name, outcome] of Object.entries(seen.every_refused)) assert.equal(outcome, 'EPERM', name)
     assert.deepEqual(seen.x32, { code: -31, stdout: '' }, 'killed by SIGSYS')
   })
 

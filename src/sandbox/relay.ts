@@ -1,17 +1,24 @@
 /**
- * pid 1 of a `keyvalet run` sandbox, already without privileges: listens on ports of the
- * sandbox's own loopback (the forward proxy's, the gateway's) and pipes each connection to the
- * matching Unix socket of keyvalet, the sandbox's only ways out; then starts the command, forwards SIGINT, SIGTERM and SIGHUP to it, and exits with its
- * exit code (128 + the signal number when a signal killed it). When pid 1 exits, the kernel kills
- * whatever else is left in the sandbox. Only node: builtins: this file runs inside the sandbox.
+ * The first process of a `keyvalet run` sandbox (pid 2, under bubblewrap's pid 1), already without
+ * privileges: closes inherited descriptors, creates HOME (private, 0700), listens on ports of the sandbox's own loopback (the
+ * forward proxy's, the gateway's) and pipes each connection to the matching Unix socket of
+ * keyvalet, the sandbox's only ways out; then starts the command, forwards SIGINT, SIGTERM and
+ * SIGHUP to it, and exits with its exit code (128 + the signal number when a signal killed it).
+ * When it exits, the sandbox ends and the kernel kills whatever else is left in it. A set-up
+ * failure exits 125, before the command runs. Only node: builtins: this file runs inside the sandbox.
  *
  * usage: node relay.ts ADDRESS:PORT=SOCKET [ADDRESS:PORT=SOCKET]... -- COMMAND [ARG]...
  */
 import { spawn } from 'node:child_process'
+import { closeSync, mkdirSync, readdirSync, readFileSync } from 'node:fs'
 import { connect, createServer } from 'node:net'
 import { constants } from 'node:os'
 
+const SETUP_FAILED = 125
+const O_CLOEXEC = 0o2000000
+
 function main(argv: string[]): void {
+  closeInherited()
   const split = argv.indexOf('--')
   const links = (split < 0 ? [] : argv.slice(0, split)).map((a) => /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}):(\d{1,5})=(\/.+)$/.exec(a))
   const [command, ...args] = split < 0 ? [] : argv.slice(split + 1)
@@ -19,9 +26,16 @@ function main(argv: string[]): void {
     process.stderr.write('usage: relay.ts ADDRESS:PORT=SOCKET [ADDRESS:PORT=SOCKET]... -- COMMAND [ARG]...\n')
     process.exit(2)
   }
-  // Handlers first: as pid 1, this process gets no signal it has no handler for, and the command
-  // may run (and be signalled through keyvalet) before spawn returns. A signal that arrives before
-  // the command exists is delivered to it as soon as it does.
+  const home = process.env.HOME
+  if (home !== undefined) {
+    try {
+      mkdirSync(home, { recursive: true, mode: 0o700 })
+    } catch (err) {
+      fail(`cannot create HOME ${home}: ${(err as Error).message}`)
+    }
+  }
+  // Handlers first: the command may run (and be signalled through keyvalet) before spawn returns.
+  // A signal that arrives before the command exists is delivered to it as soon as it does.
   let child: ReturnType<typeof spawn> | undefined
   const pending: NodeJS.Signals[] = []
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
@@ -45,7 +59,26 @@ function main(argv: string[]): void {
   })
 }
 
-function fail(message: string, code = 1): never {
+/**
+ * Descriptors that came from outside (whatever keyvalet's own parent left open passes through
+ * keyvalet and bubblewrap): closed, so that the command gets only its standard input and output.
+ * Node's own descriptors are all close-on-exec.
+ */
+function closeInherited(): void {
+  for (const entry of readdirSync('/proc/self/fdinfo')) {
+    const fd = Number(entry)
+    if (!(fd > 2)) continue
+    let flags: number
+    try {
+      flags = parseInt(/^flags:\s*([0-7]+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1] ?? '', 8)
+    } catch {
+      continue // the listing's own descriptor, already closed
+    }
+    if ((flags & O_CLOEXEC) === 0) closeSync(fd)
+  }
+}
+
+function fail(message: string, code = SETUP_FAILED): never {
   process.stderr.write(`keyvalet sandbox: ${message}\n`)
   process.exit(code)
 }

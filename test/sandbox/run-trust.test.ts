@@ -9,6 +9,7 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:f
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import type { AuditRecord } from '../../src/audit/record.ts'
+import { sandboxIdentity } from '../../src/sandbox/identity.ts'
 import { probeSandbox, sandboxMode } from '../../src/sandbox/sandbox.ts'
 import { cli } from '../helpers/cli.ts'
 import { startDnsServer, type DnsServer } from '../helpers/dns-server.ts'
@@ -30,7 +31,7 @@ describe('keyvalet run: tunnelled and intercepted hosts both verify inside the s
   let env: Record<string, string>
 
   before(async () => {
-    probeSandbox(sandboxMode())
+    await probeSandbox(sandboxMode(), sandboxIdentity({ uid: 65534, gid: 65534 }, sandboxMode() === 'root'))
     api = await startUpstream({ tls: apiPki.tls })
     registry = await startUpstream({ tls: publicPki.tls })
     dns = await startDnsServer({ [API]: { a: ['127.0.0.1'] }, [REGISTRY]: { a: ['127.0.0.1'] } })

@@ -1,22 +1,25 @@
 import assert from 'node:assert/strict'
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { networkInterfaces } from 'node:os'
+import { chmodSync, chownSync, copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { homedir, networkInterfaces } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import type { AuditRecord } from '../../src/audit/record.ts'
+import { sandboxIdentity } from '../../src/sandbox/identity.ts'
 import { probeSandbox, sandboxMode } from '../../src/sandbox/sandbox.ts'
+import { REFUSED, SYSCALL_TABLES } from '../../src/sandbox/seccomp.ts'
+import { ETC_FROM_HOST, GENERATED } from '../../src/sandbox/view.ts'
 import { cli, MAIN, type CliResult } from '../helpers/cli.ts'
 import { startDnsServer, type DnsServer } from '../helpers/dns-server.ts'
 import { upstreamCertificate } from '../helpers/tls.ts'
 import { startUpstream, type Upstream } from '../helpers/upstream.ts'
+import { collect, HOST, RUN, waitFor, writeConfig } from './fixture.ts'
 
 const ATTACK = fileURLToPath(new URL('./attack.py', import.meta.url))
+const CONFINE = fileURLToPath(new URL('./confine.py', import.meta.url))
 const SECRET = `ghp_runSandbox_${randomBytes(12).toString('hex')}` // random: this file is readable inside the sandbox
-const HOST = 'api.example.test'
-const RUN = ['--agent', 'triage-bot', '--user', 'alice', '--grant', 'github:read']
 
 interface Attempt<T = unknown> { ok: boolean; value?: T; error?: string; errno?: number | null }
 interface Report {
@@ -40,10 +43,40 @@ interface Report {
   writes: Record<string, Attempt>
 }
 
+interface Confined {
+  fds: number[]
+  seccomp: string
+  sockets: Record<string, string>
+  vsock_python: string[]
+  unshare_U: { code: number; stderr: string }
+  calls: Record<string, string>
+  every_refused: Record<string, string>
+  x32: { code: number; stdout: string }
+  root: string[]
+  etc: string[]
+  passwd: string[]
+  visible: Record<string, boolean>
+  bound: Record<string, string[] | string>
+  bound_writes: Record<string, string>
+  home: { path: string; mode: string; mine: boolean }
+  tools: Record<'curl' | 'git' | 'node' | 'id', { code: number | null; stdout: string; stderr: string }>
+}
+
+const CHECKOUT = fileURLToPath(new URL('../../', import.meta.url)).replace(/\/$/, '')
+
+function lexists(path: string): boolean {
+  try {
+    lstatSync(path)
+    return true
+  } catch {
+    return false
+  }
+}
+
 /** The host's own addresses, other than the loopback: the sandbox must not reach any of them. */
 const hostAddresses = Object.values(networkInterfaces()).flat().filter((a) => a !== undefined && a.family === 'IPv4' && !a.internal).map((a) => a!.address)
 
-describe('keyvalet run: the sandbox holds the task key and nothing else, and has no way out but keyvalet', { timeout: 60_000 }, () => {
+describe('keyvalet run: the sandbox holds the task key and nothing else, and has no way out but keyvalet', { timeout: 180_000 }, () => {
   const pki = upstreamCertificate(HOST)
   let upstream: Upstream
   let dns: DnsServer
@@ -57,8 +90,8 @@ describe('keyvalet run: the sandbox holds the task key and nothing else, and has
   let report: Report
 
   before(async () => {
-    // Fails loudly (never skips) where the kernel cannot make the namespaces.
-    probeSandbox(sandboxMode())
+    // Fails loudly (never skips) where the kernel cannot make the sandbox.
+    await probeSandbox(sandboxMode(), sandboxIdentity({ uid: 65534, gid: 65534 }, sandboxMode() === 'root'))
     upstream = await startUpstream({ tls: pki.tls })
     dns = await startDnsServer({ [HOST]: { a: ['127.0.0.1'] } })
     // Outside /tmp (which the sandbox replaces), so that only the masks hide keyvalet's files.
@@ -84,10 +117,12 @@ describe('keyvalet run: the sandbox holds the task key and nothing else, and has
       direct: [['127.0.0.1', upstream.port], ...hostAddresses.flatMap((a) => [[a, upstream.port], [a, 22], [a, 443]]), ['1.1.1.1', 443], ['169.254.169.254', 80]],
       writes: ['/x', '/etc/x', '/usr/x', '/var/tmp/x', join(base, 'x'), '/run/keyvalet/x', join(work, 'out.txt'), '/tmp/sandbox-private.txt'],
     }
-    // A copy beside the config: the checkout itself may be under /tmp or a home folder, which the sandbox hides.
-    const attack = join(base, 'attack.py')
-    copyFileSync(ATTACK, attack)
-    result = await cli(['run', '--config', file, ...RUN, '--workdir', work, '--', 'python3', attack, JSON.stringify(args)], {
+    // Copies beside the config, which the sandbox sees only when bound: not the checkout.
+    mkdirSync(join(base, 'scripts'))
+    copyFileSync(ATTACK, join(base, 'scripts', 'attack.py'))
+    copyFileSync(CONFINE, join(base, 'scripts', 'confine.py'))
+    // The whole folder of keyvalet's files bound read-only (--ro-bind): only the masks hide its data folder and key file.
+    result = await cli(['run', '--config', file, ...RUN, '--workdir', work, '--ro-bind', base, '--', 'python3', join(base, 'scripts', 'attack.py'), JSON.stringify(args)], {
       env, input: JSON.stringify([SECRET, masterKey]), timeoutMs: 30_000,
     })
     assert.equal(result.code, 0, result.stderr)
@@ -140,10 +175,11 @@ describe('keyvalet run: the sandbox holds the task key and nothing else, and has
     assert.equal(report.env.NO_PROXY, '127.0.0.2', 'the gateway is reached directly, not through the forward proxy')
     assert.equal(report.env.SSL_CERT_FILE, '/run/keyvalet/ca.pem')
     assert.equal(report.env.GITHUB_TOKEN, 'ghp_placeholder_for_the_sandbox')
+    assert.equal(report.env.HOME, '/home/sandbox')
     assert.deepEqual(report.env_hits, [])
   })
 
-  it('no readable file holds the real secret or the master key; the data folder, the key file and the home folder are hidden', () => {
+  it('no readable file holds the real secret or the master key; the data folder and the key file are hidden even in a folder bound into the sandbox', () => {
     assert.deepEqual(report.walk.found, [])
     assert.ok(report.walk.files > 1000, `the walk read ${report.walk.files} files`)
     const data = report.hidden[join(base, 'data')]
@@ -153,13 +189,15 @@ describe('keyvalet run: the sandbox holds the task key and nothing else, and has
     assert.equal(report.hidden['/root']?.ok === false || report.hidden['/root']?.value?.entries?.length === 0, true)
   })
 
-  it('/proc shows the sandbox’s own processes only: the relay as pid 1 and the command', () => {
+  it('/proc shows the sandbox’s own processes only: bubblewrap’s pid 1, the relay and the command', () => {
     const procs = Object.entries(report.procs)
     assert.ok(procs.length <= 3, JSON.stringify(Object.keys(report.procs)))
-    assert.deepEqual((report.procs['1']?.cmdline as string[]).slice(0, 2), ['/run/keyvalet/node', '/run/keyvalet/relay.ts'])
+    assert.deepEqual((report.procs['1']?.cmdline as string[]).slice(0, 4), ['bwrap', '--args', '3', '--'], 'its options, host paths included, came through a pipe')
+    assert.deepEqual((report.procs['2']?.cmdline as string[]).slice(0, 2), ['/run/keyvalet/node', '/run/keyvalet/relay.ts'])
+    assert.equal(report.procs['1']?.environ, 'PermissionError', 'pid 1 is not the sandbox’s uid')
     for (const [pid, p] of procs) {
       const cmdline = Array.isArray(p.cmdline) ? p.cmdline.join(' ') : p.cmdline
-      assert.ok(pid === '1' || /^python3 /.test(cmdline), cmdline)
+      assert.ok(pid === '1' || pid === '2' || /^python3 /.test(cmdline), cmdline)
       assert.ok(!cmdline.includes('main.ts'), 'keyvalet itself is not visible')
       assert.equal(p.environ_hits, undefined)
       assert.equal(p.cmdline_hits, undefined)
@@ -194,8 +232,8 @@ describe('keyvalet run: the sandbox holds the task key and nothing else, and has
     assert.equal((await recordsOfFirstRun()).length, 3, 'nothing else reached keyvalet')
   })
 
-  it('writes outside the working folder and /tmp fail; inside the working folder they persist on the host; /tmp is private', () => {
-    for (const path of ['/x', '/etc/x', '/usr/x', '/var/tmp/x', join(base, 'x'), '/run/keyvalet/x']) {
+  it('writes outside the working folder, /tmp, /var/tmp and HOME fail; inside the working folder they persist on the host; /tmp and /var/tmp are private', () => {
+    for (const path of ['/x', '/etc/x', '/usr/x', join(base, 'x'), '/run/keyvalet/x']) {
       const attempt = report.writes[path]
       assert.equal(attempt?.ok, false, path)
       assert.ok(attempt?.errno === 30 || attempt?.errno === 13, `${path}: ${JSON.stringify(attempt)}`) // read-only (or not ours)
@@ -203,8 +241,147 @@ describe('keyvalet run: the sandbox holds the task key and nothing else, and has
     }
     assert.equal(report.writes[join(work, 'out.txt')]?.ok, true)
     assert.equal(readFileSync(join(work, 'out.txt'), 'utf8'), 'written from the sandbox')
-    assert.equal(report.writes['/tmp/sandbox-private.txt']?.ok, true)
-    assert.ok(!existsSync('/tmp/sandbox-private.txt'))
+    for (const path of ['/tmp/sandbox-private.txt', '/var/tmp/x']) {
+      assert.equal(report.writes[path]?.ok, true, path)
+      assert.ok(!existsSync(path), `${path} exists on the host`)
+    }
+  })
+
+  // A second run: what the system call filter refuses, what the filesystem shows, ordinary tools.
+  let confinedRun: Promise<Confined> | undefined
+  const confined = (): Promise<Confined> => (confinedRun ??= (async () => {
+    mkdirSync(join(base, 'outside'))
+    writeFileSync(join(base, 'outside', 'note.txt'), 'world-readable, outside the working folder', { mode: 0o644 })
+    const args = {
+      numbers: SYSCALL_TABLES[process.arch]?.numbers,
+      refused: REFUSED,
+      url: `https://${HOST}:${upstream.port}/repos/acme/app/issues/4`,
+      invisible: [join(base, 'outside', 'note.txt'), join(base, 'outside'), file, CHECKOUT, homedir(), '/root', '/work', '/opt', '/srv', '/mnt', '/boot', '/sys', '/var/lib', '/var/log',
+        '/etc/shadow', '/etc/gshadow', '/etc/sudoers', '/etc/ssh', '/etc/gitconfig', '/etc/environment', '/etc/profile', '/etc/machine-id', '/run/user'],
+      bound: [join(base, 'scripts')],
+      bound_writes: [join(base, 'shared', 'from-sandbox.txt'), join(base, 'scripts', 'from-sandbox.txt')],
+    }
+    mkdirSync(join(base, 'shared'))
+    chmodSync(join(base, 'shared'), 0o777)
+    // keyvalet run is given one more descriptor than its standard ones, as a careless parent would.
+    const child = spawn(process.execPath, [MAIN, 'run', '--config', file, ...RUN, '--workdir', work, '--ro-bind', join(base, 'scripts'), '--bind', join(base, 'shared'), '--', 'python3', join(base, 'scripts', 'confine.py'), JSON.stringify(args)], {
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env }, stdio: ['ignore', 'pipe', 'pipe', 'ignore', 'ignore', 'ignore', 'ignore', 'ignore', 'ignore', 'pipe'],
+    })
+    const stdout = collect(child, 'stdout')
+    const stderr = collect(child, 'stderr')
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000)
+    const code = await new Promise((resolve) => child.on('close', resolve)).finally(() => clearTimeout(timer))
+    assert.equal(code, 0, stderr())
+    return JSON.parse(stdout()) as Confined
+  })())
+
+  it('the system call filter: AF_VSOCK and other socket families, new user namespaces (unshare -U) and the refused calls fail with EPERM; clone3 with ENOSYS; an x32 call kills the process', async () => {
+    const seen = await confined()
+    assert.equal(seen.seccomp, '2', 'a seccomp filter is on')
+    assert.deepEqual(seen.sockets, {
+      AF_VSOCK: 'EPERM', 'AF_NETLINK/KOBJECT_UEVENT': 'EPERM', AF_ALG: 'EPERM', AF_PACKET: 'EPERM',
+      AF_UNIX: 'ok', AF_INET: 'ok', AF_INET6: 'ok', 'AF_NETLINK/ROUTE': 'ok',
+    })
+    assert.deepEqual(seen.vsock_python, ['PermissionError: [Errno 1] Operation not permitted'])
+    assert.notEqual(seen.unshare_U.code, 0)
+    assert.match(seen.unshare_U.stderr, /unshare failed: Operation not permitted/)
+    const { clone3, ...refused } = seen.calls
+    assert.equal(clone3, 'ENOSYS')
+    for (const [name, outcome] of Object.entries(refused)) assert.equal(outcome, 'EPERM', name)
+    assert.deepEqual(Object.keys(seen.every_refused), [...REFUSED])
+    for (const [name, outcome] of Object.entries(seen.every_refused)) assert.equal(outcome, 'EPERM', name)
+    assert.deepEqual(seen.x32, { code: -31, stdout: '' }, 'killed by SIGSYS')
+  })
+
+  it('the sandbox sees a minimal host: system folders, an /etc of an allow list, its working folder and what is bound; a world-readable file elsewhere is not there', async () => {
+    const seen = await confined()
+    const system = ['usr', 'bin', 'sbin', 'lib', 'lib32', 'lib64', 'libx32'].filter((name) => lexists(`/${name}`))
+    assert.deepEqual(seen.root, [...system, 'dev', 'etc', 'home', 'proc', 'run', 'tmp', 'var'].sort())
+    const etc = [...new Set([...ETC_FROM_HOST.filter((name) => lexists(`/etc/${name}`)).map((name) => name.split('/')[0]), ...GENERATED, 'mtab'])].sort()
+    assert.deepEqual(seen.etc, etc)
+    assert.deepEqual(seen.passwd, ['root:x:0:0:root:/root:/usr/sbin/nologin', 'nobody:x:65534:65534:keyvalet sandbox:/home/sandbox:/bin/sh'])
+    for (const [path, visible] of Object.entries(seen.visible)) assert.equal(visible, false, path)
+    assert.ok(existsSync(join(base, 'outside', 'note.txt')), 'on the host, the file is there')
+    assert.deepEqual(seen.bound[join(base, 'scripts')], ['attack.py', 'confine.py'])
+    assert.deepEqual(seen.bound_writes, { [join(base, 'shared', 'from-sandbox.txt')]: 'ok', [join(base, 'scripts', 'from-sandbox.txt')]: 'EROFS' }, '--bind is writable, --ro-bind is not')
+    assert.equal(readFileSync(join(base, 'shared', 'from-sandbox.txt'), 'utf8'), 'written through --bind')
+    assert.deepEqual(seen.home, { path: '/home/sandbox', mode: '0o700', mine: true })
+    assert.deepEqual(seen.fds, [0, 1, 2, 3], 'no descriptor from outside (keyvalet run had a 10th)')
+  })
+
+  it('ordinary tools work inside: curl through keyvalet, git, node, id', async () => {
+    const seen = await confined()
+    assert.deepEqual(seen.tools.curl, { code: 0, stdout: '200', stderr: '' })
+    assert.equal(upstream.received.find((r) => r.url === '/repos/acme/app/issues/4')?.headers.authorization, `Bearer ${SECRET}`)
+    assert.ok((await audit()).some((r) => r.path === '/repos/acme/app/issues/4' && r.decision === 'allow'))
+    assert.deepEqual(seen.tools.git, { code: 0, stdout: 'one', stderr: '' })
+    assert.deepEqual(seen.tools.node, { code: 0, stdout: 'lo nobody', stderr: '' })
+    assert.deepEqual(seen.tools.id, { code: 0, stdout: 'nobody', stderr: '' })
+  })
+
+  it('refuses to bind /, or keyvalet’s data folder or key file (or a folder inside them), before minting anything', async () => {
+    const before = (await cli(['session', 'list', '--json', '--config', file], { env })).stdout
+    for (const [flags, message] of [
+      [['--bind', '/'], 'keyvalet run does not bind / into the sandbox'],
+      [['--ro-bind', join(base, 'data')], `${join(base, 'data')} is inside keyvalet's data folder or is its key file`],
+      [['--bind', keyFile], `${keyFile} is inside keyvalet's data folder or is its key file`],
+      [['--workdir', join(base, 'data')], `${join(base, 'data')} is inside keyvalet's data folder or is its key file`],
+    ] as const) {
+      const refused = await cli(['run', '--config', file, ...RUN, '--workdir', work, ...flags, '--', 'true'], { env })
+      assert.equal(refused.code, 1, refused.stderr)
+      assert.equal(refused.stderr.split('\n')[0], `keyvalet run: ${message}`)
+    }
+    assert.equal((await cli(['session', 'list', '--json', '--config', file], { env })).stdout, before)
+  })
+
+  it('binds what keyvalet opened and checked: a bound folder swapped for a symlink before the mount changes nothing', async () => {
+    const swap = join(base, 'swap')
+    const other = join(base, 'swapped-in')
+    const tools = join(base, 'tools')
+    for (const [dir, marker] of [[swap, 'opened by keyvalet'], [other, 'swapped in']] as const) {
+      mkdirSync(dir)
+      writeFileSync(join(dir, 'marker'), marker, { mode: 0o644 })
+    }
+    // A bwrap that first swaps the folder for a symlink, between keyvalet's check and the mount
+    // (on /usr/local/sbin, first on keyvalet's PATH, in a mount namespace of this test only).
+    const bwrap = spawnSync('sh', ['-c', 'command -v bwrap'], { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, encoding: 'utf8' }).stdout.trim()
+    mkdirSync(tools)
+    writeFileSync(join(tools, 'bwrap'), `#!/bin/sh\n[ -L ${swap} ] || { mv ${swap} ${swap}.opened && ln -s ${other} ${swap}; }\nexec ${bwrap} "$@"\n`, { mode: 0o755 })
+    const ran = spawnSync('unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c', `mount --bind ${tools} /usr/local/sbin && exec "$@"`, 'sh',
+      process.execPath, MAIN, 'run', '--config', file, ...RUN, '--workdir', work, '--ro-bind', swap, '--', 'cat', join(swap, 'marker')], {
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env }, encoding: 'utf8', timeout: 30_000,
+    })
+    assert.equal(ran.status, 0, ran.stderr)
+    assert.ok(lstatSync(swap).isSymbolicLink(), 'the folder was swapped before the mount')
+    assert.equal(ran.stdout, 'opened by keyvalet')
+  })
+
+  it('refuses a --uid that is keyvalet’s: the owner of its data folder or key file, before minting anything', { skip: process.getuid?.() === 0 || process.env.CI === 'true' ? false : 'only root can give the key file to another uid' }, async () => {
+    const before = (await cli(['session', 'list', '--json', '--config', file], { env })).stdout
+    chownSync(keyFile, 4243, 4243)
+    try {
+      const refused = await cli(['run', '--config', file, ...RUN, '--workdir', work, '--uid', '4243', '--', 'true'], { env })
+      assert.equal(refused.code, 1, refused.stderr)
+      assert.match(refused.stderr, new RegExp(`^keyvalet run: the sandbox would run as uid 4243, the owner of ${keyFile}: a process of keyvalet's uid`))
+    } finally {
+      chownSync(keyFile, 0, 0)
+    }
+    assert.equal((await cli(['session', 'list', '--json', '--config', file], { env })).stdout, before)
+  })
+
+  it('the sandbox dies with keyvalet run, even when it is killed with SIGKILL', async () => {
+    const marker = `${30 + Math.floor(Math.random() * 1000) / 1000}`
+    const child = spawn(process.execPath, [MAIN, 'run', '--config', file, ...RUN, '--workdir', work, '--', 'sh', '-c', `echo started; exec sleep ${marker}`], {
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env }, stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    const closed = new Promise((resolve) => child.on('close', resolve))
+    await waitFor(child, 'stdout', /started/)
+    const sleeping = (): number => spawnSync('pgrep', ['-f', `^sleep ${marker}$`], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean).length
+    assert.equal(sleeping(), 1)
+    child.kill('SIGKILL')
+    await closed
+    for (let i = 0; i < 50 && sleeping() > 0; i++) await new Promise((resolve) => setTimeout(resolve, 100))
+    assert.equal(sleeping(), 0, 'the command outlived keyvalet run')
   })
 
   it('the task key is revoked when keyvalet run exits: a later request with it is refused and audited', async () => {
@@ -277,130 +454,6 @@ print(json.dumps(out))
     for (const id of ids) assert.equal(sessions.find((s) => s.id === id)?.state, 'revoked', `${id}`)
   })
 })
-
-const USER = 4242 // an unused uid: keyvalet's user for the unprivileged test
-/** Why the unprivileged test cannot run here, if it cannot: it runs this checkout as another user. */
-function unprivilegedSkip(): string | false {
-  if (process.getuid?.() !== 0) return 'this whole file already runs unprivileged'
-  const probe = spawnSync('setpriv', ['--reuid', String(USER), '--regid', String(USER), '--clear-groups', '--', process.execPath, '-e', `require('node:fs').accessSync(${JSON.stringify(MAIN)})`])
-  return probe.status === 0 ? false : `this checkout (${MAIN}) is not readable by another user, so keyvalet cannot run from it unprivileged`
-}
-
-describe('keyvalet run without root: the same sandbox in a user namespace', { timeout: 30_000, skip: unprivilegedSkip() }, () => {
-  it('keyvalet as an ordinary user: the command runs as uid 65534 of a user namespace, without capabilities, with only a loopback, and its request works', async () => {
-    const pki = upstreamCertificate(HOST)
-    const upstream = await startUpstream({ tls: pki.tls })
-    const dns = await startDnsServer({ [HOST]: { a: ['127.0.0.1'] } })
-    const base = mkdtempSync('/var/tmp/keyvalet-run-user-')
-    try {
-      writeFileSync(join(base, 'upstream-ca.pem'), pki.caPem)
-      const file = writeConfig(base, upstream.port, dns.address)
-      const keyFile = join(base, 'master.key')
-      writeFileSync(keyFile, randomBytes(32).toString('base64'), { mode: 0o600 })
-      chmodSync(base, 0o755)
-      const as = (args: string[], input = ''): Promise<CliResult> => new Promise((resolve, reject) => {
-        const child = spawn('setpriv', ['--reuid', String(USER), '--regid', String(USER), '--clear-groups', '--', process.execPath, MAIN, ...args], {
-          cwd: base, env: { PATH: process.env.PATH, HOME: base, KEYVALET_MASTER_KEY_FILE: keyFile }, stdio: ['pipe', 'pipe', 'pipe'],
-        })
-        const stdout = collect(child, 'stdout')
-        const stderr = collect(child, 'stderr')
-        const timer = setTimeout(() => child.kill('SIGKILL'), 20_000)
-        child.on('error', reject).on('close', (code) => {
-          clearTimeout(timer)
-          resolve({ code, stdout: stdout(), stderr: stderr() })
-        })
-        child.stdin?.end(input)
-      })
-      spawnSync('chown', ['-R', `${USER}:${USER}`, base])
-      const secret = `ghp_userns_${randomBytes(8).toString('hex')}`
-      assert.equal((await as(['secret', 'set', 'github-token', '--config', file], secret)).code, 0)
-      const script = `
-import json, os, socket, urllib.request
-status = dict(l.split(":\\t", 1) for l in open("/proc/self/status").read().splitlines() if ":\\t" in l)
-with urllib.request.urlopen("https://${HOST}:${upstream.port}/repos/acme/app/issues/9", timeout=10) as r:
-    body = r.read().decode()
-print(json.dumps({"uid": status["Uid"], "caps": [status[k] for k in ("CapPrm", "CapEff", "CapBnd")], "nnp": status["NoNewPrivs"],
-  "interfaces": [n for _, n in socket.if_nameindex()], "pids": [p for p in os.listdir("/proc") if p.isdigit()],
-  "key_file": oct(os.stat(${JSON.stringify(keyFile)}).st_mode), "data": os.listdir(${JSON.stringify(join(base, 'data'))}) if os.access(${JSON.stringify(join(base, 'data'))}, os.R_OK) else "unreadable",
-  "body": body}))
-`
-      const ran = await as(['run', '--config', file, ...RUN, '--workdir', base, '--', 'python3', '-c', script])
-      assert.equal(ran.code, 0, ran.stderr)
-      assert.match(ran.stderr, /in a user namespace/)
-      const seen = JSON.parse(ran.stdout) as { uid: string; caps: string[]; nnp: string; interfaces: string[]; pids: string[]; key_file: string; data: string[] | string; body: string }
-      assert.equal(seen.uid, '65534\t65534\t65534\t65534')
-      assert.deepEqual(seen.caps, ['0000000000000000', '0000000000000000', '0000000000000000'])
-      assert.equal(seen.nnp, '1')
-      assert.deepEqual(seen.interfaces, ['lo'])
-      assert.ok(seen.pids.length <= 3, seen.pids.join(' '))
-      assert.equal(seen.key_file.slice(0, 4), '0o20', 'the key file is /dev/null inside')
-      assert.ok(seen.data === 'unreadable' || seen.data.length === 0, String(seen.data))
-      assert.match(seen.body, /"authorization":"Bearer \*+"/)
-      assert.equal(upstream.received.at(-1)?.headers.authorization, `Bearer ${secret}`)
-    } finally {
-      await upstream.close()
-      await dns.close()
-      rmSync(base, { recursive: true, force: true })
-    }
-  })
-
-  it('fails before minting anything, with one clear line, where the kernel refuses the namespaces', () => {
-    const base = mkdtempSync('/var/tmp/keyvalet-run-refused-')
-    try {
-      chmodSync(base, 0o755)
-      writeFileSync(join(base, 'keyvalet.yaml'), 'version: 1\nconnectors: {}\n', { mode: 0o644 })
-      // A user namespace whose limit (per namespace) leaves keyvalet's user none to create.
-      const refused = spawnSync('unshare', ['--user', '--map-root-user', 'sh', '-c', 'echo 1 > /proc/sys/user/max_user_namespaces && exec unshare --user --map-user=4242 --map-group=4242 "$@"', 'sh',
-        process.execPath, MAIN, 'run', '--config', join(base, 'keyvalet.yaml'), ...RUN, '--', 'true'], { encoding: 'utf8', env: { PATH: process.env.PATH }, timeout: 15_000 })
-      assert.equal(refused.status, 1, refused.stderr)
-      assert.match(refused.stderr, /^keyvalet run: the kernel does not let keyvalet make the sandbox's namespaces \(unshare --user .*\)\nhint: run as root, or allow unprivileged user namespaces/)
-      assert.ok(!existsSync(join(base, 'data')), 'nothing was opened or minted')
-    } finally {
-      rmSync(base, { recursive: true, force: true })
-    }
-  })
-})
-
-/** keyvalet's configuration for these tests, in `base`, with the upstream's CA beside it. */
-function writeConfig(base: string, upstreamPort: number, dnsAddress: string): string {
-  const file = join(base, 'keyvalet.yaml')
-  writeFileSync(file, `version: 1
-listen: { gateway: "127.0.0.1:0", forward: "127.0.0.1:0" }
-data_dir: ./data
-dns: { servers: ["${dnsAddress}"] }
-connectors:
-  github:
-    upstream: https://${HOST}:${upstreamPort}
-    ca_file: upstream-ca.pem
-    allow_addresses: [127.0.0.1/32]
-    credential: { secret: github-token, inject: bearer }
-    placeholder: ghp_placeholder_for_the_sandbox
-    rules:
-      - { id: read-issues, methods: [GET], path: /repos/acme/app/issues/**, severity: read }
-`)
-  return file
-}
-
-function collect(child: ChildProcess, stream: 'stdout' | 'stderr'): () => string {
-  let text = ''
-  child[stream]?.on('data', (c: Buffer) => { text += c.toString() })
-  return () => text
-}
-
-function waitFor(child: ChildProcess, stream: 'stdout' | 'stderr', pattern: RegExp): Promise<RegExpExecArray> {
-  return new Promise((resolve, reject) => {
-    let text = ''
-    const timer = setTimeout(() => reject(new Error(`no ${pattern} in ${stream}: ${text}`)), 15_000)
-    child[stream]?.on('data', (c: Buffer) => {
-      text += c.toString()
-      const match = pattern.exec(text)
-      if (match !== null) {
-        clearTimeout(timer)
-        resolve(match)
-      }
-    })
-  })
-}
 
 /** `keyvalet start` as a subprocess on the same configuration and data folder. */
 async function startKeyvalet(file: string, env: Record<string, string>) {

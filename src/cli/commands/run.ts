@@ -1,14 +1,17 @@
 import { mkdirSync, mkdtempSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs'
-import { homedir, tmpdir } from 'node:os'
-import { join, resolve, sep } from 'node:path'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
 import { AuditWriter } from '../../audit/audit-writer.ts'
 import { loadConfig, type Config } from '../../config/load.ts'
 import { OperatorError } from '../../errors.ts'
 import { createLogger, type Logger } from '../../log.ts'
 import { createProxy } from '../../proxy/proxy.ts'
 import { openRuntime, type Runtime } from '../../runtime.ts'
-import { probeSandbox, SANDBOX_CA_FILE, SANDBOX_GATEWAY, SANDBOX_PATH, SANDBOX_PROXY, sandboxMode, startSandbox, type SandboxMode } from '../../sandbox/sandbox.ts'
+import { assertAnotherUid, sandboxIdentity } from '../../sandbox/identity.ts'
+import { probeSandbox, SANDBOX_CA_FILE, SANDBOX_GATEWAY, SANDBOX_HOME, SANDBOX_PATH, SANDBOX_PROXY, sandboxMode, startSandbox } from '../../sandbox/sandbox.ts'
 import { startSocketBridge } from '../../sandbox/socket-bridge.ts'
+import { within } from '../../sandbox/view.ts'
+import { closeBinds, openBind, type Bind } from '../../sandbox/binds.ts'
 import { loadOrCreateCa } from '../../tls/ca-store.ts'
 import { baseCertificates, trustBundle } from '../../tls/trust-bundle.ts'
 import { MASTER_KEY_FILE_ENV } from '../../vault/master-key.ts'
@@ -18,23 +21,24 @@ import { createSession } from './session.ts'
 import { sandboxEnv } from '../sandbox-env.ts'
 
 const help = `usage: keyvalet run --agent A --user U [--workspace W] --grant CONNECTOR:SEVERITY[:RULE,...] [--grant ...]
-                    [--ttl 1h] [--task ID] [--workdir DIR] [--uid UID[:GID]] [--attach HOST:PORT[,HOST:PORT]] [--config FILE]
-                    -- COMMAND [ARG]...
+                    [--ttl 1h] [--task ID] [--workdir DIR] [--bind PATH]... [--ro-bind PATH]... [--uid UID[:GID]]
+                    [--attach HOST:PORT[,HOST:PORT]] [--config FILE] -- COMMAND [ARG]...
 
 Mints a task key (as session create does), runs COMMAND in a sandbox whose only ways out are
 keyvalet's forward proxy and gateway, and revokes the key when COMMAND exits, crashes or is
 killed. Exits with COMMAND's exit code (128 + N when signal N killed it); SIGINT, SIGTERM and
 SIGHUP are forwarded to it.
 
-The sandbox (Linux namespaces; as root, or unprivileged with user namespaces): its own network
-with a loopback and nothing else (the proxy at 127.0.0.1:8789 and the gateway at 127.0.0.2:8787
-are relays to Unix sockets of keyvalet; no DNS), its own PID namespace and /proc, uid 65534
-(--uid), no capabilities, no new privileges; the host's filesystem read-only, a private /tmp,
-and DIR (--workdir, default: the current folder) read-write; keyvalet's data folder, master key
-file and home folder hidden. Its environment is what session create --env prints (proxy
+The sandbox (bubblewrap; as root, or unprivileged in a user namespace of subordinate ids): its own
+network with a loopback and nothing else (the proxy at 127.0.0.1:8789 and the gateway at
+127.0.0.2:8787 are relays to Unix sockets of keyvalet; no DNS), its own PID namespace and /proc,
+uid 65534 (--uid; without root, a subordinate uid on the host), no capabilities, no new
+privileges, a system call filter; of the host's files only the system folders and a few files of
+/etc, read-only; a private /tmp and HOME; DIR (--workdir, default: the current folder) read-write,
+and PATH (--bind read-write, --ro-bind read-only) at its own path, keyvalet's data folder and
+master key file hidden in them. Its environment is what session create --env prints (proxy
 variables with the task key, the CA bundle at ${SANDBOX_CA_FILE}: keyvalet's CA and this machine's
-trusted CAs, placeholders, KEYVALET_GATEWAY with NO_PROXY for it), with PATH, HOME=/tmp, LANG
-and TERM, and nothing else.
+trusted CAs, placeholders, KEYVALET_GATEWAY with NO_PROXY for it), with PATH, HOME=${SANDBOX_HOME}, LANG and TERM, and nothing else.
 
 Without --attach, keyvalet runs in this process for the duration (on loopback ports of its own);
 with --attach FORWARD[,GATEWAY] the sandbox uses the listeners of a keyvalet already running on
@@ -51,23 +55,33 @@ export const run: Command = {
       ...CONFIG_OPTION,
       agent: { type: 'string' }, user: { type: 'string' }, workspace: { type: 'string' }, task: { type: 'string' },
       grant: { type: 'string', multiple: true }, ttl: { type: 'string' }, workdir: { type: 'string' }, uid: { type: 'string' }, attach: { type: 'string' },
+      bind: { type: 'string', multiple: true }, 'ro-bind': { type: 'string', multiple: true },
     }, help)
     if (command.length === 0 || positionals.length > 0) throw new OperatorError('keyvalet run needs the command after --', 'e.g. keyvalet run --agent triage-bot --user alice --grant github:read -- python3 my_agent.py')
     const config = loadConfig(configPath(values.config, io))
     const mode = sandboxMode()
-    const ids = parseIds(values.uid ?? '65534', mode)
-    const workdir = folder(resolve(io.cwd, values.workdir ?? '.'))
+    const inside = parseIds(values.uid ?? '65534')
+    const identity = sandboxIdentity(inside, mode === 'root')
     const attach = values.attach === undefined ? undefined : parseAttach(values.attach, config)
-    probeSandbox(mode)
-
-    const runtime = openRuntime(config, { env: io.env, createMasterKey: attach === undefined, checkStore: attach === undefined })
-    const closers: (() => Promise<void> | void)[] = [() => runtime.close()]
+    const secrets = secretPaths(config, io.env)
+    assertAnotherUid(identity, secrets)
+    const opened: Bind[] = []
+    const closers: (() => Promise<void> | void)[] = [() => closeBinds(opened)]
     try {
-      const secrets = secretPaths(config, io.env)
-      if (secrets.some((m) => within(workdir, m))) throw new OperatorError(`the working folder ${workdir} is inside keyvalet's data folder`, 'pass --workdir with a folder of the agent')
-      // The home folder too (its credentials, ~/.ssh); a working folder inside it is bound back over it.
-      const masks = [...new Set([...secrets, real(homedir())])].filter((p) => p !== '/')
-      if (mode === 'root' && !writableBy(workdir, ids)) write(io.stderr, `keyvalet run: warning: uid ${ids.uid} cannot write ${workdir} (chown it, or pass --workdir)`)
+      const open = (path: string, writable: boolean, what: string, folder = false): Bind => {
+        const b = openBind(resolve(io.cwd, path), writable, what, { folder })
+        opened.push(b)
+        if (b.path === '/') throw new OperatorError('keyvalet run does not bind / into the sandbox', 'name the folders the command needs')
+        if (secrets.some((s) => within(b.path, s))) throw new OperatorError(`${b.path} is inside keyvalet's data folder or is its key file`, 'pass --workdir, --bind and --ro-bind with folders of the agent')
+        return b
+      }
+      const workdir = open(values.workdir ?? '.', true, `--workdir ${values.workdir ?? '.'}`, true)
+      const binds = [...(values.bind ?? []).map((p) => open(p, true, `--bind ${p}`)), ...(values['ro-bind'] ?? []).map((p) => open(p, false, `--ro-bind ${p}`))]
+      await probeSandbox(mode, identity)
+
+      const runtime = openRuntime(config, { env: io.env, createMasterKey: attach === undefined, checkStore: attach === undefined })
+      closers.unshift(() => runtime.close())
+      if (!writableBy(workdir.path, identity.host)) write(io.stderr, `keyvalet run: warning: uid ${identity.host.uid} cannot write ${workdir.path} (give it to that uid: chown, chmod 0777 or an ACL; see docs/run.md)`)
 
       const proxy = attach === undefined
         ? await startInProcess(runtime, config, io, closers)
@@ -92,9 +106,10 @@ export const run: Command = {
         revoked = true
       }
       closers.unshift(revoke)
-      write(io.stderr, `keyvalet run: session ${session.id} for ${session.agent} (user ${session.user}, workspace ${session.workspace}), expires ${new Date(session.expiresAt).toISOString()}; sandbox as uid ${ids.uid}, ${mode === 'root' ? 'as root' : 'in a user namespace'}, network: keyvalet only`)
+      const as = mode === 'root' ? `uid ${inside.uid}, as root` : `uid ${inside.uid} (uid ${identity.host.uid} on the host), in a user namespace`
+      write(io.stderr, `keyvalet run: session ${session.id} for ${session.agent} (user ${session.user}, workspace ${session.workspace}), expires ${new Date(session.expiresAt).toISOString()}; sandbox as ${as}, network: keyvalet only`)
 
-      const sandbox = startSandbox({ mode, command, env: commandEnv(config, key, io.env, proxy.gateway !== undefined), workdir, masks: [...masks, stateDir], linksDir, caFile, stateDir, ...ids })
+      const sandbox = startSandbox({ mode, identity, command, env: commandEnv(config, key, io.env, proxy.gateway !== undefined), workdir, binds, masks: [...secrets, stateDir], linksDir, caFile, stateDir })
       const forward = (signal: NodeJS.Signals): void => sandbox.signal(signal)
       for (const signal of SIGNALS) process.on(signal, forward)
       try {
@@ -138,7 +153,7 @@ function quiet(log: Logger): Logger {
  * naming it exempts nothing else.
  */
 function commandEnv(config: Config, key: string, env: NodeJS.ProcessEnv, gateway: boolean): Record<string, string> {
-  const vars: Record<string, string> = { PATH: SANDBOX_PATH, HOME: '/tmp', LANG: env.LANG ?? 'C.UTF-8' }
+  const vars: Record<string, string> = { PATH: SANDBOX_PATH, HOME: SANDBOX_HOME, LANG: env.LANG ?? 'C.UTF-8' }
   if (env.TERM !== undefined) vars.TERM = env.TERM
   const url = (at: { host: string; port: number }): URL => new URL(`http://${at.host}:${at.port}`)
   const inside: Config = { ...config, forward: SANDBOX_PROXY, gateway: SANDBOX_GATEWAY, forwardUrl: url(SANDBOX_PROXY), gatewayUrl: gateway ? url(SANDBOX_GATEWAY) : undefined }
@@ -159,20 +174,6 @@ function real(path: string): string {
   }
 }
 
-function within(path: string, parent: string): boolean {
-  return path === parent || path.startsWith(parent.endsWith(sep) ? parent : parent + sep)
-}
-
-function folder(path: string): string {
-  try {
-    const resolved = realpathSync(path)
-    if (statSync(resolved).isDirectory()) return resolved
-  } catch {
-    // reported below
-  }
-  throw new OperatorError(`--workdir ${path} is not a folder`)
-}
-
 function writableBy(path: string, ids: { uid: number; gid: number }): boolean {
   const s = statSync(path)
   if (s.uid === ids.uid) return (s.mode & 0o200) !== 0
@@ -180,13 +181,12 @@ function writableBy(path: string, ids: { uid: number; gid: number }): boolean {
   return (s.mode & 0o002) !== 0
 }
 
-function parseIds(text: string, mode: SandboxMode): { uid: number; gid: number } {
+function parseIds(text: string): { uid: number; gid: number } {
   const match = /^(\d+)(?::(\d+))?$/.exec(text)
   const uid = Number(match?.[1])
   const gid = Number(match?.[2] ?? match?.[1])
   if (match === null || uid > 0xfffffffe || gid > 0xfffffffe) throw new OperatorError(`--uid ${text} is not UID or UID:GID`)
-  if (mode === 'root' && (uid === 0 || gid === 0)) throw new OperatorError('--uid 0: the sandbox never runs as root', 'use an unused uid, e.g. the default 65534 (nobody)')
-  if (mode === 'root' && uid === process.getuid?.()) throw new OperatorError(`--uid ${uid} is keyvalet's own uid`)
+  if (uid === 0 || gid === 0) throw new OperatorError('--uid 0: the sandbox never runs as root', 'use an unused uid, e.g. the default 65534 (nobody)')
   return { uid, gid }
 }
 

@@ -7,13 +7,12 @@
  * patterns, which credential fields go with which `inject`) are done by load.ts after this.
  */
 
-import { CONNECTOR_NAME, RULE_ID, SECRET_NAME, TOKEN } from './patterns.ts'
+import { CONNECTOR_NAME, RULE_ID, SECRET_NAME, TOKEN } from '../schema-kit/patterns.ts'
 import { DURATION_PATTERN } from '../duration.ts'
 import { SOURCES } from '../credentials/sources/registry.ts'
 import { ASSERTION_BLOCK } from '../assertion/config.ts'
 import { ATTRIBUTION_BLOCK } from '../attribution/config.ts'
 
-export { CONNECTOR_NAME, RULE_ID, SECRET_NAME, TOKEN }
 
 const constraint = (what: string) => ({
   type: 'object',

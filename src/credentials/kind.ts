@@ -1,4 +1,4 @@
-import type { CredentialBinding, HeaderGuard, InjectKind } from '../policy/types.ts'
+import type { CredentialBinding, HeaderGuard, InjectKind } from '../model/policy.ts'
 
 /** The outbound request as the inject stage sees it: already stripped of the sandbox's credential slots. */
 export interface OutboundRequest {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import type { CredentialBinding, InjectKind } from '../policy/types.ts'
+import type { CredentialBinding, InjectKind } from '../model/policy.ts'
 import type { OutboundRequest } from './kind.ts'
 import { MaskPatterns } from '../redact/patterns.ts'
 import { maskText } from '../redact/redactor.ts'

@@ -1,4 +1,4 @@
-import type { InjectKind } from '../policy/types.ts'
+import type { InjectKind } from '../model/policy.ts'
 import type { CredentialKind } from './kind.ts'
 import { basic } from './kinds/basic.ts'
 import { bearer } from './kinds/bearer.ts'

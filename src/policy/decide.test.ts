@@ -4,7 +4,7 @@ import { argsFor, decide } from './decide.ts'
 import { parseGrant } from './grant.ts'
 import { compilePathPattern } from './path-pattern.ts'
 import type { BodyFacts, Decision } from './decision.ts'
-import type { BodyValidator, Connector, Rule, Severity, ValueConstraint } from './types.ts'
+import type { BodyValidator, Connector, Rule, Severity, ValueConstraint } from '../model/policy.ts'
 
 /** Stands in for a compiled JSON Schema: requires { title: string }. */
 const needsTitle: BodyValidator = {

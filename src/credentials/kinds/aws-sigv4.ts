@@ -1,5 +1,5 @@
 import { KeyvaletError } from '../../errors.ts'
-import type { CredentialBinding } from '../../policy/types.ts'
+import type { CredentialBinding } from '../../model/policy.ts'
 import type { CredentialKind, OutboundRequest } from '../kind.ts'
 import { ChunkResigner } from '../aws-chunks.ts'
 import { EMPTY_SHA256, sha256Hex, sign, type AwsKeys } from '../sigv4.ts'

@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import { KeyvaletError } from '../../errors.ts'
-import type { Policy } from '../../policy/types.ts'
+import type { Policy } from '../../model/policy.ts'
 import type { Sessions } from '../../sessions/sessions.ts'
 import type { Stage } from '../pipeline.ts'
 

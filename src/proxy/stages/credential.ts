@@ -1,7 +1,7 @@
 import { CREDENTIAL_KINDS } from '../../credentials/registry.ts'
 import type { CredentialSource, SourceDeps } from '../../credentials/source.ts'
 import { sourceDefinition } from '../../credentials/sources/registry.ts'
-import type { Connector } from '../../policy/types.ts'
+import type { Connector } from '../../model/policy.ts'
 import { MaskPatterns } from '../../redact/patterns.ts'
 import type { Stage } from '../pipeline.ts'
 

@@ -1,6 +1,6 @@
 import { KeyvaletError } from '../../errors.ts'
 import { normalisePath, splitTarget } from '../../policy/path.ts'
-import type { Connector, Policy } from '../../policy/types.ts'
+import type { Connector, Policy } from '../../model/policy.ts'
 import { TASK_KEY_PATTERN } from '../../sessions/task-key.ts'
 import type { ForwardTarget, RequestContext } from '../context.ts'
 import type { Stage } from '../pipeline.ts'

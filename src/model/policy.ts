@@ -1,7 +1,10 @@
 /**
  * Domain shapes of policy, produced once by config/load.ts and never mutated afterwards.
- * Nothing past the loader sees raw configuration.
+ * Nothing past the loader sees raw configuration. The model imports nothing else from src/:
+ * every feature imports it, never the other way round.
  */
+
+import type { AssertionOptions, AttributionOptions, UpstreamProxy } from './options.ts'
 
 export const SEVERITIES = ['read', 'write', 'admin'] as const
 export type Severity = (typeof SEVERITIES)[number]
@@ -105,31 +108,6 @@ export interface Connector {
   readonly assertion?: AssertionOptions | undefined
   /** The invoking user's id written into model-provider requests (src/attribution/). */
   readonly attribution?: AttributionOptions | undefined
-}
-
-export interface AssertionOptions {
-  /** Lower-case header that carries the JWT; the sandbox's own value of it is never forwarded. */
-  readonly header: string
-  readonly ttlSeconds: number
-  readonly issuer: string
-  readonly audience: string
-}
-
-export interface AttributionOptions {
-  /** Dot paths into a JSON request body, e.g. ['user', 'safety_identifier'] or ['metadata', 'user_id'] as one path each. */
-  readonly bodyFields: readonly (readonly string[])[]
-  /** Lower-case header set to the user value, when configured. */
-  readonly header: string | undefined
-  /** user: the session's user id as is; hashed: a keyed HMAC of it, stable per connector. */
-  readonly value: 'user' | 'hashed'
-}
-
-/** A corporate HTTP proxy upstream connections are chained through (CONNECT). */
-export interface UpstreamProxy {
-  readonly url: URL
-  /** Vault secret with user:password for Proxy-Authorization, if the proxy wants credentials. */
-  readonly secret: string | undefined
-  readonly allowAddresses: readonly string[]
 }
 
 /** What a task may use of a connector: at most `maxSeverity`, optionally only the named rules. */

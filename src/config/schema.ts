@@ -10,6 +10,7 @@
 import { CONNECTOR_NAME, RULE_ID, SECRET_NAME, TOKEN } from '../schema-kit/patterns.ts'
 import { DURATION_PATTERN } from '../duration.ts'
 import { SOURCES } from '../credentials/sources/registry.ts'
+import { ALL_CREDENTIAL_KINDS } from '../credentials/registry.ts'
 import { ASSERTION_BLOCK } from '../assertion/config.ts'
 import { ATTRIBUTION_BLOCK } from '../attribution/config.ts'
 
@@ -98,18 +99,6 @@ const rule = {
   },
 }
 
-const awsSigning = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['service', 'region'],
-  description: 'For inject: aws_sigv4 (required): the signing scope. The secret is JSON {"access_key_id", "secret_access_key", "session_token"?}; see docs/credentials.md.',
-  properties: {
-    service: { type: 'string', pattern: '^[a-z0-9-]{1,63}$', errorMessage: 'must be an AWS signing name such as s3', description: 'The signing name, e.g. s3, sts, execute-api.' },
-    region: { type: 'string', pattern: '^[a-z0-9-]{1,63}$', errorMessage: 'must be an AWS region such as eu-west-1', description: 'The region, e.g. eu-west-1.' },
-    unsigned_payload: { type: 'boolean', default: false, description: 'When true, a streamed body that comes without x-amz-content-sha256 is signed as UNSIGNED-PAYLOAD (S3 accepts it over HTTPS); otherwise such a request is refused.' },
-  },
-}
-
 const credential = {
   type: 'object',
   additionalProperties: false,
@@ -128,22 +117,10 @@ const credential = {
     },
     ...Object.fromEntries(SOURCES.flatMap((s) => (s.block === undefined ? [] : [[s.type, s.block]]))),
     inject: {
-      enum: ['bearer', 'basic', 'header', 'query', 'aws_sigv4'],
-      description: 'bearer: Authorization: Bearer <secret>. basic: Authorization: Basic with `username` and the secret as password. header: the `header` set to `template`. query: the query parameter `param`. aws_sigv4: the request re-signed with AWS Signature V4 (see `aws`).',
+      enum: ALL_CREDENTIAL_KINDS.map((k) => k.kind),
+      description: ALL_CREDENTIAL_KINDS.map((k) => `${k.kind}: ${k.summary}`).join(' '),
     },
-    username: { type: 'string', minLength: 1, description: 'For inject: basic (required): the username; the secret is the password.' },
-    header: {
-      type: 'string',
-      pattern: TOKEN,
-      errorMessage: 'must be an HTTP header name',
-      description: 'For inject: header (required): the header to set, e.g. x-api-key. Not Host and not a hop-by-hop header.',
-    },
-    template: {
-      type: 'string',
-      description: 'For inject: header: the header value, with {secret} (exactly once) standing for the secret, e.g. "Token {secret}". Default "{secret}".',
-    },
-    param: { type: 'string', minLength: 1, description: 'For inject: query (required): the query parameter that carries the secret.' },
-    aws: awsSigning,
+    ...Object.assign({}, ...ALL_CREDENTIAL_KINDS.map((k) => k.fields)),
   },
 }
 

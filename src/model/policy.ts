@@ -67,23 +67,16 @@ export interface Rule {
   readonly websocket: boolean
 }
 
-export type InjectKind = 'bearer' | 'basic' | 'header' | 'query' | 'aws_sigv4'
-
 /** Where and how the real credential goes on the outbound request. */
 export interface CredentialBinding {
   /** Vault secret name: the value itself for the static source, else what the source says it holds. */
   readonly secret: string | undefined
   /** Where the value comes from (credentials/sources/): `static` or a dynamic source with its compiled options. */
   readonly source: { readonly type: string; readonly options: unknown }
-  readonly kind: InjectKind
-  /** For `header`: the header name (lower-case). For `query`: the parameter name. */
-  readonly name: string | undefined
-  /** For `header`: the value template, with `{secret}` standing for the value. */
-  readonly template: string | undefined
-  /** For `basic`: the username (the secret is the password). */
-  readonly username: string | undefined
-  /** For `aws_sigv4`: the signing scope, and whether a streamed body of unknown hash may go as UNSIGNED-PAYLOAD. */
-  readonly aws?: { readonly service: string; readonly region: string; readonly unsignedPayload: boolean } | undefined
+  /** How it is attached: the `inject` kind (credentials/registry.ts), e.g. bearer, header, aws_sigv4. */
+  readonly kind: string
+  /** What that kind's compile step made of its fields (credentials/kinds/<kind>.ts); only that kind reads it. */
+  readonly options: unknown
 }
 
 export interface Connector {

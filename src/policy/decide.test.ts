@@ -37,7 +37,7 @@ const github: Connector = {
   upstream: new URL('https://api.github.com'),
   allowInsecure: false,
   ca: undefined,
-  credential: { secret: 'github-token', source: { type: 'static', options: { secret: 'github-token' } }, kind: 'bearer', name: undefined, template: undefined, username: undefined },
+  credential: { secret: 'github-token', source: { type: 'static', options: { secret: 'github-token' } }, kind: 'bearer', options: {} },
   placeholder: undefined,
   allowAddresses: [],
   upstreamProxy: undefined,

@@ -11,7 +11,7 @@ import { parseConfig } from '../src/config/load.ts'
 import { decide } from '../src/policy/decide.ts'
 import type { DecideArgs } from '../src/policy/decision.ts'
 import { normalisePath } from '../src/policy/path.ts'
-import type { Grant } from '../src/policy/types.ts'
+import type { Grant } from '../src/model/policy.ts'
 import { median } from './stats.ts'
 
 export interface TimedCase {

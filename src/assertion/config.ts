@@ -1,8 +1,8 @@
 /** The `assertion` block of a connector: its schema (merged into config/schema.ts) and its compile step. */
 
-import type { FieldPath } from '../config/locate.ts'
-import { TOKEN } from '../config/patterns.ts'
-import type { AssertionOptions } from '../policy/types.ts'
+import type { FieldPath } from '../schema-kit/field-path.ts'
+import { TOKEN } from '../schema-kit/patterns.ts'
+import type { AssertionOptions } from '../model/options.ts'
 
 export const DEFAULT_ASSERTION_HEADER = 'x-keyvalet-assertion'
 export const DEFAULT_ISSUER = 'keyvalet'

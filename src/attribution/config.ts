@@ -1,8 +1,8 @@
 /** The `attribution` block of a connector: its schema (merged into config/schema.ts) and its compile step. */
 
-import type { FieldPath } from '../config/locate.ts'
-import { TOKEN } from '../config/patterns.ts'
-import type { AttributionOptions } from '../policy/types.ts'
+import type { FieldPath } from '../schema-kit/field-path.ts'
+import { TOKEN } from '../schema-kit/patterns.ts'
+import type { AttributionOptions } from '../model/options.ts'
 
 /** Dot paths of plain keys: `user`, `metadata.user_id`. */
 const DOT_PATH = '^[A-Za-z0-9_-]{1,64}(\\.[A-Za-z0-9_-]{1,64}){0,7}$'

@@ -1,6 +1,6 @@
 import { createHmac, randomBytes } from 'node:crypto'
 import { KeyvaletError } from '../errors.ts'
-import type { AttributionOptions } from '../policy/types.ts'
+import type { AttributionOptions } from '../model/options.ts'
 import type { Vault } from '../vault/vault.ts'
 
 /** The vault record of the pseudonym key (reserved keyvalet.* name: no connector can inject it). */

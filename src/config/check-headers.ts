@@ -4,7 +4,7 @@
  * pattern (any value then passes), and, for `keyvalet check`, a note per write rule.
  */
 
-import { severityRank, type Connector, type Policy, type Rule, type ValueConstraint } from '../policy/types.ts'
+import { severityRank, type Connector, type Policy, type Rule, type ValueConstraint } from '../model/policy.ts'
 
 /** Guarded headers the rule names with no pattern: [header, what it does]. */
 export function unpatternedGuardedHeaders(connector: Connector, rule: Rule): [string, string][] {

@@ -4,8 +4,10 @@
  */
 
 import { sourceDefinition } from '../credentials/sources/registry.ts'
-import { severityRank, type Connector, type Policy, type Rule, type UpstreamProxy } from '../policy/types.ts'
-import type { FieldPath, Locate } from './locate.ts'
+import { severityRank, type Connector, type Policy, type Rule } from '../model/policy.ts'
+import { type UpstreamProxy } from '../model/options.ts'
+import type { FieldPath } from '../schema-kit/field-path.ts'
+import type { Locate } from './locate.ts'
 import { unpatternedGuardedHeaders } from './check-headers.ts'
 
 export interface ConfigWarning {

@@ -7,14 +7,17 @@ import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { X509Certificate } from 'node:crypto'
 import * as S from 'typebox/schema'
-import type { BodyValidator, Connector, CredentialBinding, InjectKind, Rule, Severity, UpstreamProxy, ValueConstraint } from '../policy/types.ts'
+import type { BodyValidator, Connector, CredentialBinding, Rule, Severity, ValueConstraint } from '../model/policy.ts'
+import type { UpstreamProxy } from '../model/options.ts'
 import { compilePathPattern } from '../policy/path-pattern.ts'
 import { normalisePath } from '../policy/path.ts'
-import { pointerToPath, type FieldPath, type Problem } from './locate.ts'
-import { checkCidrs, urlHostProblem } from './addresses.ts'
+import { pointerToPath, type Problem } from './locate.ts'
+import { type FieldPath } from '../schema-kit/field-path.ts'
+import { checkCidrs, urlHostProblem } from '../schema-kit/addresses.ts'
 import { SOURCES, sourceDefinition } from '../credentials/sources/registry.ts'
-import { CREDENTIAL_KINDS } from '../credentials/registry.ts'
+import { ALL_CREDENTIAL_KINDS, credentialKind } from '../credentials/registry.ts'
 import { reservedName } from '../vault/reserved.ts'
+import { FORBIDDEN_HEADERS } from '../schema-kit/headers.ts'
 import { compileAssertion, type RawAssertion } from '../assertion/config.ts'
 import { compileAttribution, type RawAttribution } from '../attribution/config.ts'
 
@@ -31,7 +34,7 @@ export interface RawRule {
   body?: Record<string, unknown>
   allow_body?: boolean
 }
-export interface RawCredential { secret?: string; source?: string; inject: InjectKind; username?: string; header?: string; template?: string; param?: string; aws?: { service: string; region: string; unsigned_payload?: boolean } }
+export interface RawCredential { secret?: string; source?: string; inject: string }
 export interface RawConnector {
   upstream: string
   allow_insecure?: boolean
@@ -52,11 +55,8 @@ export interface CompileContext {
   readonly problems: Problem[]
 }
 
-/** Headers a credential may not set: they steer the connection or the message framing, not the API. */
-const FORBIDDEN_HEADERS = new Set(['host', 'connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'content-length'])
 /** CONNECT opens a tunnel past the rules; TRACE echoes the request, injected credential included. */
 const FORBIDDEN_METHODS = new Set(['CONNECT', 'TRACE'])
-const FIELD_KIND = { username: 'basic', header: 'header', template: 'header', param: 'query', aws: 'aws_sigv4' } as const
 
 export function compileConnector(name: string, raw: RawConnector, ctx: CompileContext): Connector {
   const at: FieldPath = ['connectors', name]
@@ -72,7 +72,8 @@ export function compileConnector(name: string, raw: RawConnector, ctx: CompileCo
     return compileRule(name, r, (f, m) => problem(['rules', i, ...f], m))
   })
   // Headers keyvalet itself sets may not collide: framing headers, the credential's slot, the assertion's.
-  const taken = new Set([...FORBIDDEN_HEADERS, ...(credential?.kind === 'header' && credential.name !== undefined ? [credential.name] : credential?.kind === 'bearer' || credential?.kind === 'basic' ? ['authorization'] : [])])
+  const slot = credential === undefined ? undefined : credentialKind(credential.kind).slot(credential).header
+  const taken = new Set([...FORBIDDEN_HEADERS, ...(slot === undefined ? [] : [slot])])
   const assertion = raw.assertion === undefined ? undefined : compileAssertion(name, raw.assertion, taken, (f, m) => problem(['assertion', ...f], m))
   const attribution = raw.attribution === undefined ? undefined : compileAttribution(raw.attribution, new Set([...taken, ...(assertion === undefined ? [] : [assertion.header])]), (f, m) => problem(['attribution', ...f], m))
   checkCidrs(raw.allow_addresses, (i, m) => problem(['allow_addresses', i], m))
@@ -80,7 +81,7 @@ export function compileConnector(name: string, raw: RawConnector, ctx: CompileCo
   if (raw.placeholder !== undefined && /kvt_/i.test(raw.placeholder)) problem(['placeholder'], 'a placeholder must not look like a task key')
   return {
     name, upstream, allowInsecure: raw.allow_insecure === true, ca, credential, rules,
-    headerGuard: credential === undefined ? undefined : CREDENTIAL_KINDS[credential.kind].headerGuard,
+    headerGuard: credential === undefined ? undefined : credentialKind(credential.kind).headerGuard,
     placeholder: raw.placeholder, allowAddresses: raw.allow_addresses ?? [], assertion, attribution,
     upstreamProxy: raw.upstream_proxy === undefined ? undefined : raw.upstream_proxy === 'none' ? null : compileUpstreamProxy(raw.upstream_proxy, (f, m) => problem(['upstream_proxy', ...f], m)),
   }
@@ -158,32 +159,17 @@ function compileCredential(connector: string, allowInsecure: boolean, raw: RawCr
   const reserved = raw.secret === undefined ? undefined : reservedName(raw.secret)
   if (reserved !== undefined) problem(['secret'], reserved)
   const source = compileSource(connector, allowInsecure, raw, problem)
-  for (const [field, kind] of Object.entries(FIELD_KIND)) {
-    if (raw[field as keyof typeof FIELD_KIND] !== undefined && raw.inject !== kind) problem([field], `only applies to inject: ${kind}`)
+  const fields = raw as unknown as Readonly<Record<string, unknown>>
+  for (const other of ALL_CREDENTIAL_KINDS) {
+    for (const field of Object.keys(other.fields)) {
+      if (other.kind !== raw.inject && fields[field] !== undefined) problem([field], `only applies to inject: ${other.kind}`)
+    }
   }
-  const need = (field: keyof typeof FIELD_KIND): void => {
-    if (raw[field] === undefined) problem([], `missing required field ${field} (for inject: ${raw.inject})`)
+  const kind = credentialKind(raw.inject)
+  for (const field of kind.required) {
+    if (fields[field] === undefined) problem([], `missing required field ${field} (for inject: ${raw.inject})`)
   }
-  if (raw.inject === 'basic') need('username')
-  if (raw.inject === 'query') need('param')
-  if (raw.inject === 'aws_sigv4') need('aws')
-  let template: string | undefined
-  if (raw.inject === 'header') {
-    need('header')
-    if (raw.header !== undefined && FORBIDDEN_HEADERS.has(raw.header.toLowerCase())) problem(['header'], `${raw.header} cannot carry a credential (Host and hop-by-hop headers are refused)`)
-    template = raw.template ?? '{secret}'
-    if (template.split('{secret}').length !== 2) problem(['template'], 'must contain {secret} exactly once')
-    if (/[\u0000-\u001f\u007f]/.test(template)) problem(['template'], 'must not contain control characters')
-  }
-  return {
-    secret: raw.secret,
-    source,
-    kind: raw.inject,
-    name: raw.inject === 'header' ? raw.header?.toLowerCase() : raw.inject === 'query' ? raw.param : undefined,
-    template,
-    username: raw.inject === 'basic' ? raw.username : undefined,
-    ...(raw.inject === 'aws_sigv4' && raw.aws !== undefined ? { aws: { service: raw.aws.service, region: raw.aws.region, unsignedPayload: raw.aws.unsigned_payload === true } } : {}),
-  }
+  return { secret: raw.secret, source, kind: kind.kind, options: kind.compile(fields, problem) }
 }
 
 /** The source named by `credential.source` (default static), its block compiled by its own definition. */

@@ -4,9 +4,7 @@
  */
 
 import { isAlias, isMap, isScalar, isSeq, type Document, type LineCounter } from 'yaml'
-
-/** A field path: map keys and sequence indexes, from the top of the document. */
-export type FieldPath = readonly (string | number)[]
+import type { FieldPath } from '../schema-kit/field-path.ts'
 
 export interface Location {
   readonly line: number | undefined

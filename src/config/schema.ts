@@ -5,214 +5,14 @@
  * `errorMessage` is ours (validators ignore unknown keywords): load.ts shows it instead of the
  * generic "must match pattern ...". Checks JSON Schema cannot express well (URLs, regexes, path
  * patterns, which credential fields go with which `inject`) are done by load.ts after this.
+ *
+ * Assembled from blocks: a connector (connector-schema.ts), its rules (rule-schema.ts), and the
+ * blocks each feature owns (credential sources and kinds, assertion, attribution).
  */
 
-import { CONNECTOR_NAME, RULE_ID, SECRET_NAME, TOKEN } from './patterns.ts'
+import { CONNECTOR_NAME } from '../schema-kit/patterns.ts'
 import { DURATION_PATTERN } from '../duration.ts'
-import { SOURCES } from '../credentials/sources/registry.ts'
-import { ASSERTION_BLOCK } from '../assertion/config.ts'
-import { ATTRIBUTION_BLOCK } from '../attribution/config.ts'
-
-export { CONNECTOR_NAME, RULE_ID, SECRET_NAME, TOKEN }
-
-const constraint = (what: string) => ({
-  type: 'object',
-  additionalProperties: false,
-  description: `A constraint on one ${what}.`,
-  properties: {
-    pattern: {
-      type: 'string',
-      minLength: 1,
-      maxLength: 1000,
-      description: `A JavaScript regular expression (unicode mode) the whole value must match; it is anchored for you as ^(?:pattern)$. Every value of a repeated ${what} must match.`,
-    },
-    required: { type: 'boolean', default: false, description: `When true, a request without this ${what} is refused.` },
-  },
-})
-
-const rule = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['id', 'methods', 'path', 'severity'],
-  description:
-    'One kind of request the connector lets through. Rules are tried in order; the first whose path, method, query, headers and body all pass (and which the task grant covers) allows the request.',
-  properties: {
-    id: {
-      type: 'string',
-      pattern: RULE_ID,
-      errorMessage: 'must be lower-case letters, digits, ".", "_" or "-", starting with a letter or digit (at most 63)',
-      description: 'Unique within the connector. Appears in audit records and can be named in grants (github:write:create-issue).',
-    },
-    methods: {
-      type: 'array',
-      minItems: 1,
-      uniqueItems: true,
-      items: { type: 'string', pattern: '^[A-Z][A-Z0-9_-]{0,31}$', errorMessage: 'must be an upper-case HTTP method such as GET' },
-      description: 'Upper-case HTTP methods this rule allows, e.g. [GET, HEAD]. A rule never allows a method it does not list. CONNECT and TRACE are refused.',
-    },
-    path: {
-      anyOf: [
-        { type: 'string', description: 'one pattern' },
-        { type: 'array', items: { type: 'string' }, minItems: 1, uniqueItems: true, description: 'several: the rule applies to a path any of them matches' },
-      ],
-      description:
-        "Path pattern below the upstream's base path: literals, '*' or ':name' for exactly one segment, '**' (last only) for one or more segments below the prefix. `/a/**` does not match `/a` itself: write `path: [/a, /a/**]` for both. A trailing '/' must match a trailing '/'. See src/policy/path-pattern.ts.",
-    },
-    severity: {
-      enum: ['read', 'write', 'admin'],
-      description: 'How much this rule lets a task do; a grant of severity S covers rules of severity S and below (read < write < admin).',
-    },
-    query: {
-      type: 'object',
-      propertyNames: { minLength: 1 },
-      additionalProperties: constraint('query parameter'),
-      description: 'Constraints on query parameters, by parameter name.',
-    },
-    allow_other_query: {
-      type: 'boolean',
-      default: true,
-      description: 'When false, query parameters not named under `query` are refused.',
-    },
-    websocket: {
-      type: 'boolean',
-      default: false,
-      description:
-        'When true, a GET matching this rule may upgrade to a WebSocket: keyvalet decides the upgrade request like any other, attaches the credential, and then relays the connection both ways until either side closes. Frames are not inspected. Without it, upgrades are refused (upgrade_refused).',
-    },
-    headers: {
-      type: 'object',
-      propertyNames: { pattern: TOKEN, errorMessage: 'must be an HTTP header name' },
-      additionalProperties: constraint('header'),
-      description:
-        'Constraints on request headers, by header name (case-insensitive). Naming a routing header here (Forwarded, X-Forwarded-*, X-Original-URL and the others docs/security.md lists, which keyvalet otherwise drops) lets it through to the upstream once its constraint passed; credential slots and hop-by-hop headers are dropped whatever a rule says. On an aws_sigv4 connector, a request carrying an x-amz-* header that changes access or meaning (x-amz-acl, x-amz-grant-*, x-amz-website-redirect-location, x-amz-server-side-encryption*, x-amz-object-lock-*, x-amz-tagging, x-amz-storage-class, ..., or one keyvalet does not know) fits only a rule that names it here; give it a pattern (see docs/credentials.md).',
-    },
-    body: {
-      type: 'object',
-      description:
-        'A JSON Schema (draft 2020-12) the request body must satisfy; the body must then be strict JSON (UTF-8 without a byte-order mark, no duplicate keys, at most 128 levels of nesting). Bodies are read up to limits.max_body_inspect_bytes to check them.',
-    },
-    allow_body: {
-      type: 'boolean',
-      description:
-        'Whether a GET, HEAD, DELETE or OPTIONS request matching this rule may carry a body (Content-Length above 0, or Transfer-Encoding). Default false, or true when the rule has a body schema: otherwise such a request is refused (400 body_unexpected), since some frameworks read a body there as the real parameters. Other methods may always carry one.',
-    },
-  },
-}
-
-const awsSigning = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['service', 'region'],
-  description: 'For inject: aws_sigv4 (required): the signing scope. The secret is JSON {"access_key_id", "secret_access_key", "session_token"?}; see docs/credentials.md.',
-  properties: {
-    service: { type: 'string', pattern: '^[a-z0-9-]{1,63}$', errorMessage: 'must be an AWS signing name such as s3', description: 'The signing name, e.g. s3, sts, execute-api.' },
-    region: { type: 'string', pattern: '^[a-z0-9-]{1,63}$', errorMessage: 'must be an AWS region such as eu-west-1', description: 'The region, e.g. eu-west-1.' },
-    unsigned_payload: { type: 'boolean', default: false, description: 'When true, a streamed body that comes without x-amz-content-sha256 is signed as UNSIGNED-PAYLOAD (S3 accepts it over HTTPS); otherwise such a request is refused.' },
-  },
-}
-
-const credential = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['inject'],
-  description: 'Where the real credential comes from and how it is attached. Without it, requests go out with no credential.',
-  properties: {
-    source: {
-      enum: SOURCES.map((s) => s.type),
-      description: `Where the value comes from (default static): ${SOURCES.map((s) => `${s.type}: ${s.summary}`).join('. ')}.`,
-    },
-    secret: {
-      type: 'string',
-      pattern: SECRET_NAME,
-      errorMessage: 'must be lower-case letters, digits, ".", "_" or "-", starting with a letter or digit (at most 63)',
-      description: 'Name of the secret in the vault (`keyvalet secret set <name>`). Required for the static source; what it holds for other sources is described under their block.',
-    },
-    ...Object.fromEntries(SOURCES.flatMap((s) => (s.block === undefined ? [] : [[s.type, s.block]]))),
-    inject: {
-      enum: ['bearer', 'basic', 'header', 'query', 'aws_sigv4'],
-      description: 'bearer: Authorization: Bearer <secret>. basic: Authorization: Basic with `username` and the secret as password. header: the `header` set to `template`. query: the query parameter `param`. aws_sigv4: the request re-signed with AWS Signature V4 (see `aws`).',
-    },
-    username: { type: 'string', minLength: 1, description: 'For inject: basic (required): the username; the secret is the password.' },
-    header: {
-      type: 'string',
-      pattern: TOKEN,
-      errorMessage: 'must be an HTTP header name',
-      description: 'For inject: header (required): the header to set, e.g. x-api-key. Not Host and not a hop-by-hop header.',
-    },
-    template: {
-      type: 'string',
-      description: 'For inject: header: the header value, with {secret} (exactly once) standing for the secret, e.g. "Token {secret}". Default "{secret}".',
-    },
-    param: { type: 'string', minLength: 1, description: 'For inject: query (required): the query parameter that carries the secret.' },
-    aws: awsSigning,
-  },
-}
-
-const upstreamProxy = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['url'],
-  description: 'A corporate HTTP proxy that upstream connections go through (CONNECT for every upstream, TLS to the upstream still verified end to end by keyvalet).',
-  properties: {
-    url: { type: 'string', description: 'http://host:port of the proxy.' },
-    secret: {
-      type: 'string',
-      pattern: SECRET_NAME,
-      errorMessage: 'must be lower-case letters, digits, ".", "_" or "-", starting with a letter or digit (at most 63)',
-      description: "Vault secret holding the proxy's own credentials as user:password (sent as Proxy-Authorization: Basic). Read when keyvalet starts.",
-    },
-    allow_addresses: {
-      type: 'array',
-      items: { type: 'string', minLength: 1 },
-      description: 'CIDRs the proxy may be at although not public (a corporate proxy usually is on a private network).',
-    },
-  },
-}
-
-const connector = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['upstream'],
-  description: 'One upstream service, the credential keyvalet attaches for it, and the rules of what may pass.',
-  properties: {
-    upstream: {
-      type: 'string',
-      description:
-        'Absolute base URL, e.g. https://api.github.com or https://api.openai.com/v1. https unless allow_insecure; no query, fragment or user info. Its path prefixes every forwarded path.',
-    },
-    allow_insecure: {
-      type: 'boolean',
-      default: false,
-      description: 'Must be true for an http:// upstream: the credential then crosses the network in cleartext. For local tests only.',
-    },
-    ca_file: {
-      type: 'string',
-      minLength: 1,
-      description: "A PEM file of extra CA certificates trusted for this upstream (besides the system store), relative to the config file's folder. Read at load.",
-    },
-    credential,
-    placeholder: {
-      type: 'string',
-      minLength: 8,
-      maxLength: 512,
-      description:
-        'The stand-in value the sandbox holds for this credential (e.g. in OPENAI_API_KEY), for SDKs that insist on one. In the credential slot keyvalet replaces it with the real credential; seen anywhere else (another header, the query, a request to another host) the request is refused as an exfiltration attempt.',
-    },
-    allow_addresses: {
-      type: 'array',
-      items: { type: 'string', minLength: 1 },
-      description:
-        'CIDRs this connector may reach although they are loopback, private, link-local or otherwise not public (refused by default), e.g. [127.0.0.1/32] for a local test upstream.',
-    },
-    upstream_proxy: {
-      anyOf: [{ const: 'none', description: 'connect directly even when the instance has an upstream_proxy' }, upstreamProxy],
-      description: "This connector's corporate proxy, overriding the instance's upstream_proxy; or none.",
-    },
-    rules: { type: 'array', items: rule, description: 'The requests this connector lets through, tried in order. No rules: everything is refused.' },
-    assertion: ASSERTION_BLOCK,
-    attribution: ATTRIBUTION_BLOCK,
-  },
-}
+import { CONNECTOR_SCHEMA, UPSTREAM_PROXY_SCHEMA } from './connector-schema.ts'
 
 export const CONFIG_SCHEMA = {
   $schema: 'https://json-schema.org/draft/2020-12/schema',
@@ -248,7 +48,7 @@ export const CONFIG_SCHEMA = {
         },
       },
     },
-    upstream_proxy: { ...upstreamProxy, description: `${upstreamProxy.description} Applies to every connector that does not set its own.` },
+    upstream_proxy: { ...UPSTREAM_PROXY_SCHEMA, description: `${UPSTREAM_PROXY_SCHEMA.description} Applies to every connector that does not set its own.` },
     dns: {
       type: 'object',
       additionalProperties: false,
@@ -382,7 +182,7 @@ export const CONFIG_SCHEMA = {
     connectors: {
       type: 'object',
       propertyNames: { pattern: CONNECTOR_NAME, errorMessage: 'connector names must match ^[a-z][a-z0-9-]{0,62}$' },
-      additionalProperties: connector,
+      additionalProperties: CONNECTOR_SCHEMA,
       description: 'Connectors by name. The name is the first path segment of gateway URLs (http://keyvalet:8787/<name>/...) and appears in grants.',
     },
   },

@@ -1,4 +1,4 @@
-import type { HeaderGuard } from '../policy/types.ts'
+import type { HeaderGuard } from '../model/policy.ts'
 
 /**
  * The x-amz-* request headers of S3 — PutObject, CopyObject, CreateMultipartUpload, UploadPart(Copy),

@@ -1,20 +1,20 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import type { CredentialBinding, InjectKind } from '../policy/types.ts'
+import type { CredentialBinding } from '../model/policy.ts'
 import type { OutboundRequest } from './kind.ts'
 import { MaskPatterns } from '../redact/patterns.ts'
 import { maskText } from '../redact/redactor.ts'
-import { CREDENTIAL_KINDS } from './registry.ts'
+import { CREDENTIAL_KINDS, type InjectKind } from './registry.ts'
 import { createAwsSigv4 } from './kinds/aws-sigv4.ts'
 
 const RAW_SECRET = 's3cr3t/+ value'
 const SECRET = RAW_SECRET
 const bindings: Record<InjectKind, CredentialBinding> = {
-  bearer: { secret: 'a', source: { type: 'static', options: { secret: 'a' } }, kind: 'bearer', name: undefined, template: undefined, username: undefined },
-  basic: { secret: 'a', source: { type: 'static', options: { secret: 'a' } }, kind: 'basic', name: undefined, template: undefined, username: 'x-access-token' },
-  header: { secret: 'a', source: { type: 'static', options: { secret: 'a' } }, kind: 'header', name: 'x-api-key', template: 'Key {secret}', username: undefined },
-  query: { secret: 'a', source: { type: 'static', options: { secret: 'a' } }, kind: 'query', name: 'key', template: undefined, username: undefined },
-  aws_sigv4: { secret: 'a', source: { type: 'static', options: { secret: 'a' } }, kind: 'aws_sigv4', name: undefined, template: undefined, username: undefined, aws: { service: 's3', region: 'eu-west-1', unsignedPayload: false } },
+  bearer: { secret: 'a', source: { type: 'static', options: { secret: 'a' } }, kind: 'bearer', options: {} },
+  basic: { secret: 'a', source: { type: 'static', options: { secret: 'a' } }, kind: 'basic', options: { username: 'x-access-token' } },
+  header: { secret: 'a', source: { type: 'static', options: { secret: 'a' } }, kind: 'header', options: { name: 'x-api-key', template: 'Key {secret}' } },
+  query: { secret: 'a', source: { type: 'static', options: { secret: 'a' } }, kind: 'query', options: { name: 'key' } },
+  aws_sigv4: { secret: 'a', source: { type: 'static', options: { secret: 'a' } }, kind: 'aws_sigv4', options: { service: 's3', region: 'eu-west-1', unsignedPayload: false } },
 }
 /** Kinds whose secret has a shape of its own; the others take SECRET. */
 const secrets: Partial<Record<InjectKind, string>> = { aws_sigv4: JSON.stringify({ access_key_id: 'AKIAREAL', secret_access_key: SECRET.replaceAll(' ', '_'), session_token: 'tok/en' }) }

@@ -1,8 +1,8 @@
 import type { Logger } from '../log.ts'
-import type { Connector } from '../policy/types.ts'
-import type { Session } from '../store/store.ts'
+import type { Connector } from '../model/policy.ts'
+import type { Session } from '../model/session.ts'
 import type { Vault } from '../vault/vault.ts'
-import type { FieldPath } from '../config/locate.ts'
+import type { FieldPath } from '../schema-kit/field-path.ts'
 import type { TokenHttp } from './token-http.ts'
 
 /** Who a credential is fetched for: the request's session and connector. */

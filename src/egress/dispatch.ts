@@ -1,6 +1,7 @@
 import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls'
 import { ProxyAgent, type Dispatcher } from 'undici'
-import type { Connector, UpstreamProxy } from '../policy/types.ts'
+import type { Connector } from '../model/policy.ts'
+import type { UpstreamProxy } from '../model/options.ts'
 import type { Vault } from '../vault/vault.ts'
 import { AddressPolicy } from './address-policy.ts'
 import { checkLiteral, createGuardedLookup } from './guarded-lookup.ts'

@@ -4,7 +4,7 @@ import { argsFor, decide } from './decide.ts'
 import { parseGrant } from './grant.ts'
 import { compilePathPattern } from './path-pattern.ts'
 import type { BodyFacts, Decision } from './decision.ts'
-import type { BodyValidator, Connector, Rule, Severity, ValueConstraint } from './types.ts'
+import type { BodyValidator, Connector, Rule, Severity, ValueConstraint } from '../model/policy.ts'
 
 /** Stands in for a compiled JSON Schema: requires { title: string }. */
 const needsTitle: BodyValidator = {
@@ -37,7 +37,7 @@ const github: Connector = {
   upstream: new URL('https://api.github.com'),
   allowInsecure: false,
   ca: undefined,
-  credential: { secret: 'github-token', source: { type: 'static', options: { secret: 'github-token' } }, kind: 'bearer', name: undefined, template: undefined, username: undefined },
+  credential: { secret: 'github-token', source: { type: 'static', options: { secret: 'github-token' } }, kind: 'bearer', options: {} },
   placeholder: undefined,
   allowAddresses: [],
   upstreamProxy: undefined,

@@ -17,7 +17,7 @@
  * Details name rules, parameters and headers, never their values (they reach the audit log).
  */
 
-import { severityRank, type BodyValidator, type Connector, type Grant, type Rule, type ValueConstraint } from './types.ts'
+import { severityRank, type BodyValidator, type Connector, type Grant, type Rule, type ValueConstraint } from '../model/policy.ts'
 import type { BodyFacts, DecideArgs, Decision, DenyReason } from './decision.ts'
 import { normalisePath, splitTarget } from './path.ts'
 

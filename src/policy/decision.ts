@@ -1,4 +1,4 @@
-import type { Connector, Grant, Rule } from './types.ts'
+import type { Connector, Grant, Rule } from '../model/policy.ts'
 
 /** Why a request was refused. Closed set; appears verbatim in audit records. */
 export type DenyReason =

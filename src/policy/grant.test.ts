@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { checkGrantsAgainstPolicy, formatGrant, parseGrant } from './grant.ts'
 import { compilePathPattern } from './path-pattern.ts'
 import { OperatorError } from '../errors.ts'
-import type { Connector, Policy, Rule, Severity } from './types.ts'
+import type { Connector, Policy, Rule, Severity } from '../model/policy.ts'
 
 describe('parseGrant', () => {
   const valid = [

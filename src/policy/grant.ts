@@ -5,7 +5,7 @@
  */
 
 import { OperatorError } from '../errors.ts'
-import { SEVERITIES, severityRank, type Grant, type Policy, type Severity } from './types.ts'
+import { SEVERITIES, severityRank, type Grant, type Policy, type Severity } from '../model/policy.ts'
 
 /** Same shapes as the config loader enforces for connector names and rule ids. */
 const CONNECTOR_NAME = /^[a-z][a-z0-9-]{0,62}$/

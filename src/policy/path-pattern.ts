@@ -17,7 +17,7 @@
  *   - Anything else — '*' inside a segment, empty segments ('//'), '.' or '..' segments — is an error.
  */
 
-import type { PathMatcher } from './types.ts'
+import type { PathMatcher } from '../model/policy.ts'
 import { normalisePath } from './path.ts'
 import { KeyvaletError } from '../errors.ts'
 

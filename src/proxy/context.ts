@@ -1,11 +1,11 @@
 import type { IncomingMessage } from 'node:http'
 import type { Decision } from '../policy/decision.ts'
-import type { Connector } from '../policy/types.ts'
+import type { Connector } from '../model/policy.ts'
 import type { OutboundRequest } from '../credentials/kind.ts'
 import type { CredentialSource, Token } from '../credentials/source.ts'
 import type { MaskPatterns } from '../redact/patterns.ts'
-import type { Session } from '../store/store.ts'
-import type { UpstreamResponse } from './stages/forward.ts'
+import type { Session } from '../model/session.ts'
+import type { Dispatcher } from 'undici'
 
 /**
  * The typed per-request record that stages fill in, in order. A field is set by exactly one stage
@@ -51,7 +51,7 @@ export interface RequestContext {
   /** handler: set when the request was sent a second time after a 401 with a refreshed credential. */
   retried?: boolean
   /** forward: the upstream's response head and body, for the relay. */
-  upstream?: UpstreamResponse
+  upstream?: Dispatcher.ResponseData
   /** relay */
   upstreamStatus?: number
   bytesIn: number

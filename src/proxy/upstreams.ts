@@ -4,7 +4,8 @@ import { effectiveProxy, proxyAgent, upstreamTls } from '../egress/dispatch.ts'
 import { checkLiteral, createGuardedLookup } from '../egress/guarded-lookup.ts'
 import type { NameResolver } from '../egress/resolver.ts'
 
-import type { Connector, UpstreamProxy } from '../policy/types.ts'
+import type { Connector } from '../model/policy.ts'
+import type { UpstreamProxy } from '../model/options.ts'
 import type { Vault } from '../vault/vault.ts'
 
 export interface UpstreamsOptions {

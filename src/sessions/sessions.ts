@@ -1,8 +1,9 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto'
 import { formatDuration } from '../duration.ts'
 import { KeyvaletError, OperatorError } from '../errors.ts'
-import type { Grant } from '../policy/types.ts'
-import type { Session, SessionRepo, StoredSession } from '../store/store.ts'
+import type { Grant } from '../model/policy.ts'
+import type { Session, StoredSession } from '../model/session.ts'
+import type { SessionRepo } from '../store/store.ts'
 import { hashTaskKey, mintTaskKey } from './task-key.ts'
 
 /** The longest session unless the configuration says otherwise (sessions.max_ttl). */

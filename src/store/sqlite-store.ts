@@ -1,9 +1,10 @@
 import { basename, dirname, join } from 'node:path'
 import { DatabaseSync, type SQLOutputValue, type StatementSync } from 'node:sqlite'
 import { OperatorError } from '../errors.ts'
-import type { Grant } from '../policy/types.ts'
+import type { Grant } from '../model/policy.ts'
 import { openDatabaseFile, reportingDamage } from './sqlite-file.ts'
-import type { AuditRepo, AuditRow, SecretRecord, SecretRepo, Session, SessionRepo, Store, StoredSession } from './store.ts'
+import type { AuditRepo, AuditRow, SecretRecord, SecretRepo, SessionRepo, Store } from './store.ts'
+import type { Session, StoredSession } from '../model/session.ts'
 
 /**
  * Schema migrations of keyvalet.db (sessions, secrets): MIGRATIONS[i] takes the database from user_version i to i + 1.

@@ -1,4 +1,4 @@
-import type { Grant } from '../policy/types.ts'
+import type { Session, StoredSession } from '../model/session.ts'
 
 /**
  * The narrow persistence interface. The pipeline and the CLI depend on this only; SQLite is the
@@ -10,25 +10,6 @@ export interface Store {
   readonly secrets: SecretRepo
   readonly audit: AuditRepo
   close(): Promise<void>
-}
-
-export interface Session {
-  /** Public id (`ses_…`), safe to print and to put in audit records. Never the key. */
-  readonly id: string
-  readonly agent: string
-  readonly user: string
-  readonly workspace: string
-  readonly task: string
-  readonly grants: readonly Grant[]
-  /** Epoch milliseconds. */
-  readonly createdAt: number
-  readonly expiresAt: number
-  readonly revokedAt: number | undefined
-}
-
-export interface StoredSession extends Session {
-  /** SHA-256 of the task key; the key itself is never stored. */
-  readonly keyHash: Buffer
 }
 
 export interface SessionRepo {

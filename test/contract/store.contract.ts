@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { afterEach, beforeEach, describe, it } from 'node:test'
-import type { AuditRow, SecretRecord, Store, StoredSession } from '../../src/store/store.ts'
+import type { AuditRow, SecretRecord, Store } from '../../src/store/store.ts'
+import type { StoredSession } from '../../src/model/session.ts'
 
 /**
  * The Store contract, as node:test tests. Every Store implementation runs it:

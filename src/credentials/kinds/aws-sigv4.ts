@@ -1,9 +1,28 @@
+import Type from 'typebox'
 import { KeyvaletError } from '../../errors.ts'
-import type { CredentialBinding } from '../../policy/types.ts'
-import type { CredentialKind, OutboundRequest } from '../kind.ts'
+import { defineKind, type CredentialKind, type OutboundRequest } from '../kind.ts'
 import { ChunkResigner } from '../aws-chunks.ts'
 import { EMPTY_SHA256, sha256Hex, sign, type AwsKeys } from '../sigv4.ts'
 import { AWS_HEADER_GUARD } from '../aws-headers.ts'
+
+/** The signing scope, and whether a streamed body of unknown hash may go as UNSIGNED-PAYLOAD. */
+export interface AwsSigningOptions {
+  readonly service: string
+  readonly region: string
+  readonly unsignedPayload: boolean
+}
+
+const scopeField = (what: string, example: string, description: string) =>
+  Type.String({ pattern: '^[a-z0-9-]{1,63}$', errorMessage: `must be an AWS ${what} such as ${example}`, description })
+
+const AWS_BLOCK = Type.Object({
+  service: scopeField('signing name', 's3', 'The signing name, e.g. s3, sts, execute-api.'),
+  region: scopeField('region', 'eu-west-1', 'The region, e.g. eu-west-1.'),
+  unsigned_payload: Type.Optional(Type.Boolean({ default: false, description: 'When true, a streamed body that comes without x-amz-content-sha256 is signed as UNSIGNED-PAYLOAD (S3 accepts it over HTTPS); otherwise such a request is refused.' })),
+}, {
+  additionalProperties: false,
+  description: 'For inject: aws_sigv4 (required): the signing scope. The secret is JSON {"access_key_id", "secret_access_key", "session_token"?}; see docs/credentials.md.',
+})
 
 /**
  * AWS SigV4 re-signing. The sandbox's SDK signs with dummy keys; keyvalet checks nothing of that
@@ -13,12 +32,15 @@ import { AWS_HEADER_GUARD } from '../aws-headers.ts'
  * Only the signature goes on the wire, never the secret access key.
  */
 export function createAwsSigv4(clock: () => number): CredentialKind {
-  return {
+  return defineKind({
     kind: 'aws_sigv4',
+    summary: 'the request re-signed with AWS Signature V4 (see `aws`).',
+    fields: { aws: Type.Optional(AWS_BLOCK) },
+    required: ['aws'],
+    compile: ({ aws }): AwsSigningOptions => ({ service: aws?.service ?? '', region: aws?.region ?? '', unsignedPayload: aws?.unsigned_payload === true }),
     slot: () => ({ header: 'authorization' }),
     headerGuard: AWS_HEADER_GUARD,
-    inject(req, binding, secret) {
-      const aws = scopeOf(binding)
+    inject(req, aws, secret) {
       const keys = parseKeys(secret)
       refusePresigned(req.query)
       if (req.copySourceDecided !== true) refuseCopySource(req.headers)
@@ -33,19 +55,14 @@ export function createAwsSigv4(clock: () => number): CredentialKind {
       // Each chunk's signature chains from this request's: the body is re-signed as it streams.
       if (payloadHash === SIGNED_CHUNKS) req.bodyRewriter = new ChunkResigner(signed.chunks)
     },
-    echoValues(_binding, secret) {
+    echoValues(_options, secret) {
       const keys = parseKeys(secret)
       return [secret, keys.secretAccessKey, ...(keys.sessionToken === undefined ? [] : [keys.sessionToken])]
     },
-  }
+  })
 }
 
 export const awsSigv4 = createAwsSigv4(Date.now)
-
-function scopeOf(binding: CredentialBinding): NonNullable<CredentialBinding['aws']> {
-  if (binding.aws === undefined) throw new Error('aws_sigv4 credential binding without aws: { service, region }')
-  return binding.aws
-}
 
 const KEY_FIELDS = new Set(['access_key_id', 'secret_access_key', 'session_token'])
 /** What an access key id may contain: it is written into the Credential= of the Authorization header. */

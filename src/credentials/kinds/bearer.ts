@@ -1,10 +1,14 @@
-import type { CredentialKind } from '../kind.ts'
+import { defineKind } from '../kind.ts'
 
-export const bearer = {
+export const bearer = defineKind({
   kind: 'bearer',
+  summary: 'Authorization: Bearer <secret>.',
+  fields: {},
+  required: [],
+  compile: () => ({}),
   slot: () => ({ header: 'authorization' }),
-  inject(req, _binding, secret) {
+  inject(req, _options, secret) {
     req.headers.authorization = `Bearer ${secret}`
   },
-  echoValues: (_binding, secret) => [secret],
-} satisfies CredentialKind
+  echoValues: (_options, secret) => [secret],
+})

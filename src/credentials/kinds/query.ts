@@ -1,4 +1,5 @@
-import type { CredentialKind } from '../kind.ts'
+import Type from 'typebox'
+import { defineKind } from '../kind.ts'
 import { withoutParam, withParam } from '../query-param.ts'
 
 /**
@@ -6,17 +7,17 @@ import { withoutParam, withParam } from '../query-param.ts'
  * spelling a server may read as it (query-param.ts), is removed; the rest of the query is sent as
  * it came, with the credential appended.
  */
-export const query = {
+export const query = defineKind({
   kind: 'query',
-  slot: (binding) => ({ param: paramName(binding.name) }),
-  inject(req, binding, secret) {
-    const name = paramName(binding.name)
+  summary: 'the query parameter `param`.',
+  fields: {
+    param: Type.Optional(Type.String({ minLength: 1, description: 'For inject: query (required): the query parameter that carries the secret.' })),
+  },
+  required: ['param'],
+  compile: (raw) => ({ name: raw.param ?? '' }),
+  slot: ({ name }) => ({ param: name }),
+  inject(req, { name }, secret) {
     req.query = withParam(withoutParam(req.query, name), name, secret)
   },
-  echoValues: (_binding, secret) => [secret],
-} satisfies CredentialKind
-
-function paramName(name: string | undefined): string {
-  if (name === undefined) throw new Error('query credential binding without a parameter name')
-  return name
-}
+  echoValues: (_options, secret) => [secret],
+})

@@ -1,6 +1,6 @@
-import type { FieldPath } from '../../config/locate.ts'
+import type { FieldPath } from '../../schema-kit/field-path.ts'
 import { reservedName } from '../../vault/reserved.ts'
-import { urlHostProblem } from '../../config/addresses.ts'
+import { urlHostProblem } from '../../schema-kit/addresses.ts'
 
 /** Config fields the OAuth sources share (JSON Schema, for `credential.oauth_user` and `credential.oauth_client`). */
 export const COMMON_FIELDS = {

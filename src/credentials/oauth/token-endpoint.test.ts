@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage } from 'node:http'
 import { after, before, describe, it } from 'node:test'
 import { Resolver } from '../../egress/resolver.ts'
 import { KeyvaletError } from '../../errors.ts'
-import type { Connector } from '../../policy/types.ts'
+import type { Connector } from '../../model/policy.ts'
 import { TokenHttp } from '../token-http.ts'
 import { refreshFailed, requestToken, TokenEndpointError, type ClientAuth } from './token-endpoint.ts'
 

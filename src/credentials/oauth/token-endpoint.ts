@@ -1,5 +1,5 @@
 import { KeyvaletError } from '../../errors.ts'
-import type { Connector } from '../../policy/types.ts'
+import type { Connector } from '../../model/policy.ts'
 import { jsonObject, type TokenHttp } from '../token-http.ts'
 
 /** How the client authenticates at the token endpoint (RFC 6749 §2.3.1). */

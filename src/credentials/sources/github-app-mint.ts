@@ -1,6 +1,6 @@
 import { createPrivateKey, sign, type KeyObject } from 'node:crypto'
 import { KeyvaletError } from '../../errors.ts'
-import type { Connector } from '../../policy/types.ts'
+import type { Connector } from '../../model/policy.ts'
 import { jsonObject, type TokenHttp } from '../token-http.ts'
 
 /** GitHub's permission levels, weakest first. */

@@ -1,6 +1,6 @@
 import { KeyvaletError } from '../../errors.ts'
-import { urlHostProblem } from '../../config/addresses.ts'
-import { SEVERITIES, severityRank, type Severity } from '../../policy/types.ts'
+import { urlHostProblem } from '../../schema-kit/addresses.ts'
+import { SEVERITIES, severityRank, type Severity } from '../../model/policy.ts'
 import type { SourceContext, SourceDefinition, Token } from '../source.ts'
 import { TokenCache } from '../token-cache.ts'
 import { ACCESS_LEVELS, appJwt, appPrivateKey, mintInstallationToken, type AccessLevel, type MintRequest, type Permissions } from './github-app-mint.ts'

@@ -1,5 +1,5 @@
-import { secretField } from '../../config/patterns.ts'
-import type { Connector } from '../../policy/types.ts'
+import { secretField } from '../../schema-kit/patterns.ts'
+import type { Connector } from '../../model/policy.ts'
 import { clientSecretField, COMMON_FIELDS, compileCommon, MISSING_BLOCK, type CommonOptions, type RawCommon } from '../oauth/options.ts'
 import { refreshFailed, requestToken } from '../oauth/token-endpoint.ts'
 import type { CredentialSource, SourceDefinition, SourceDeps, Token } from '../source.ts'

@@ -1,6 +1,6 @@
 import { KeyvaletError } from '../../errors.ts'
-import { secretField } from '../../config/patterns.ts'
-import type { Connector } from '../../policy/types.ts'
+import { secretField } from '../../schema-kit/patterns.ts'
+import type { Connector } from '../../model/policy.ts'
 import { clientSecretField, COMMON_FIELDS, compileCommon, MISSING_BLOCK, endpointUrl, type CommonOptions, type RawCommon } from '../oauth/options.ts'
 import { refreshFailed, requestToken, TokenEndpointError } from '../oauth/token-endpoint.ts'
 import { MAX_CONNECTOR_NAME, notConnected, readUserToken, recordFromGrant, userTokenName, writeUserToken, type UserTokenRecord } from '../oauth/user-tokens.ts'

@@ -1,6 +1,7 @@
+import { credentialKind } from '../../credentials/registry.ts'
 import type { IncomingHttpHeaders } from 'node:http'
 import { KeyvaletError } from '../../errors.ts'
-import type { Policy } from '../../policy/types.ts'
+import type { Policy } from '../../model/policy.ts'
 import type { Sessions } from '../../sessions/sessions.ts'
 import type { Stage } from '../pipeline.ts'
 
@@ -40,8 +41,7 @@ function basicChallenge(policy: Policy, url: string): string | undefined {
   const name = /^\/([^/?#]+)/.exec(url)?.[1]
   const binding = name === undefined ? undefined : policy.connectors.get(name)?.credential
   if (binding === undefined) return undefined
-  const basic = binding.kind === 'basic' || (binding.kind === 'header' && binding.name === 'authorization' && /^basic /i.test(binding.template ?? ''))
-  return basic ? 'Basic realm="keyvalet", charset="UTF-8"' : undefined
+  return credentialKind(binding.kind).basic(binding) ? 'Basic realm="keyvalet", charset="UTF-8"' : undefined
 }
 
 /** The gateway's task key, or undefined when no slot carries one; throws task_key_malformed for Basic credentials that do not parse. */

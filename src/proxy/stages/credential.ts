@@ -1,7 +1,7 @@
-import { CREDENTIAL_KINDS } from '../../credentials/registry.ts'
+import { credentialKind } from '../../credentials/registry.ts'
 import type { CredentialSource, SourceDeps } from '../../credentials/source.ts'
 import { sourceDefinition } from '../../credentials/sources/registry.ts'
-import type { Connector } from '../../policy/types.ts'
+import type { Connector } from '../../model/policy.ts'
 import { MaskPatterns } from '../../redact/patterns.ts'
 import type { Stage } from '../pipeline.ts'
 
@@ -26,7 +26,7 @@ export function createCredential(sources: Sources): Stage {
       const token = await source.get({ session, connector, signal: ctx.signal })
       let last = masks.get(connector.name)
       if (last?.value !== token.value) {
-        last = { value: token.value, mask: MaskPatterns.of(CREDENTIAL_KINDS[binding.kind].echoValues(binding, token.value)) }
+        last = { value: token.value, mask: MaskPatterns.of(credentialKind(binding.kind).echoValues(binding, token.value)) }
         masks.set(connector.name, last)
       }
       ctx.credential = { label: token.label, value: token.value, mask: last.mask, token, source }

@@ -1,4 +1,4 @@
-import { CREDENTIAL_KINDS } from '../../credentials/registry.ts'
+import { credentialKind } from '../../credentials/registry.ts'
 import type { OutboundRequest } from '../../credentials/kind.ts'
 import { withoutParam } from '../../credentials/query-param.ts'
 import { carriesBody, outboundRequestHeaders } from '../headers.ts'
@@ -19,7 +19,7 @@ export function createInject(): Stage {
       const connector = ctx.connector
       if (connector === undefined || ctx.path === undefined) throw new Error('inject before route')
       const binding = connector.credential
-      const kind = binding === undefined ? undefined : CREDENTIAL_KINDS[binding.kind]
+      const kind = binding === undefined ? undefined : credentialKind(binding.kind)
       const slot = binding === undefined || kind === undefined ? {} : kind.slot(binding)
       const outbound: OutboundRequest = {
         method: ctx.req.method ?? 'GET',

@@ -1,6 +1,7 @@
+import { credentialKind } from '../../credentials/registry.ts'
 import { KeyvaletError } from '../../errors.ts'
 import { normalisePath, splitTarget } from '../../policy/path.ts'
-import type { Connector, Policy } from '../../policy/types.ts'
+import type { Connector, Policy } from '../../model/policy.ts'
 import { TASK_KEY_PATTERN } from '../../sessions/task-key.ts'
 import type { ForwardTarget, RequestContext } from '../context.ts'
 import type { Stage } from '../pipeline.ts'
@@ -98,7 +99,7 @@ function refuseMisplaced(ctx: RequestContext, placeholders: readonly { connector
   const target = ctx.mode === 'forward' ? (ctx.target?.requestTarget ?? '') : (ctx.req.url ?? '')
   const keySlots = ctx.mode === 'forward' ? FORWARD_SLOTS : GATEWAY_SLOTS
   const own = ctx.connector
-  const slot = own?.credential?.kind === 'header' ? own.credential.name : undefined
+  const slot = own?.credential === undefined ? undefined : credentialKind(own.credential.kind).slot(own.credential).header
   const texts: [where: string, text: string, header?: string][] = [['target', target]]
   for (const [name, value] of Object.entries(ctx.req.headers)) {
     if (value === undefined) continue

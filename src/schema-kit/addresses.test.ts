@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { OperatorError } from '../errors.ts'
-import { parseConfig } from './load.ts'
+import { parseConfig } from '../config/load.ts'
 
 const FILE = '/etc/keyvalet/keyvalet.yaml'
 const connector = (extra: string) => `connectors:

@@ -1,7 +1,10 @@
 /**
  * Domain shapes of policy, produced once by config/load.ts and never mutated afterwards.
- * Nothing past the loader sees raw configuration.
+ * Nothing past the loader sees raw configuration. The model imports nothing else from src/:
+ * every feature imports it, never the other way round.
  */
+
+import type { AssertionOptions, AttributionOptions, UpstreamProxy } from './options.ts'
 
 export const SEVERITIES = ['read', 'write', 'admin'] as const
 export type Severity = (typeof SEVERITIES)[number]
@@ -64,23 +67,16 @@ export interface Rule {
   readonly websocket: boolean
 }
 
-export type InjectKind = 'bearer' | 'basic' | 'header' | 'query' | 'aws_sigv4'
-
 /** Where and how the real credential goes on the outbound request. */
 export interface CredentialBinding {
   /** Vault secret name: the value itself for the static source, else what the source says it holds. */
   readonly secret: string | undefined
   /** Where the value comes from (credentials/sources/): `static` or a dynamic source with its compiled options. */
   readonly source: { readonly type: string; readonly options: unknown }
-  readonly kind: InjectKind
-  /** For `header`: the header name (lower-case). For `query`: the parameter name. */
-  readonly name: string | undefined
-  /** For `header`: the value template, with `{secret}` standing for the value. */
-  readonly template: string | undefined
-  /** For `basic`: the username (the secret is the password). */
-  readonly username: string | undefined
-  /** For `aws_sigv4`: the signing scope, and whether a streamed body of unknown hash may go as UNSIGNED-PAYLOAD. */
-  readonly aws?: { readonly service: string; readonly region: string; readonly unsignedPayload: boolean } | undefined
+  /** How it is attached: the `inject` kind (credentials/registry.ts), e.g. bearer, header, aws_sigv4. */
+  readonly kind: string
+  /** What that kind's compile step made of its fields (credentials/kinds/<kind>.ts); only that kind reads it. */
+  readonly options: unknown
 }
 
 export interface Connector {
@@ -105,31 +101,6 @@ export interface Connector {
   readonly assertion?: AssertionOptions | undefined
   /** The invoking user's id written into model-provider requests (src/attribution/). */
   readonly attribution?: AttributionOptions | undefined
-}
-
-export interface AssertionOptions {
-  /** Lower-case header that carries the JWT; the sandbox's own value of it is never forwarded. */
-  readonly header: string
-  readonly ttlSeconds: number
-  readonly issuer: string
-  readonly audience: string
-}
-
-export interface AttributionOptions {
-  /** Dot paths into a JSON request body, e.g. ['user', 'safety_identifier'] or ['metadata', 'user_id'] as one path each. */
-  readonly bodyFields: readonly (readonly string[])[]
-  /** Lower-case header set to the user value, when configured. */
-  readonly header: string | undefined
-  /** user: the session's user id as is; hashed: a keyed HMAC of it, stable per connector. */
-  readonly value: 'user' | 'hashed'
-}
-
-/** A corporate HTTP proxy upstream connections are chained through (CONNECT). */
-export interface UpstreamProxy {
-  readonly url: URL
-  /** Vault secret with user:password for Proxy-Authorization, if the proxy wants credentials. */
-  readonly secret: string | undefined
-  readonly allowAddresses: readonly string[]
 }
 
 /** What a task may use of a connector: at most `maxSeverity`, optionally only the named rules. */

@@ -3,9 +3,8 @@ import { Sessions } from './sessions/sessions.ts'
 import { assertSound, checkStoreFiles, type FileCheck } from './store/sqlite-check.ts'
 import { SqliteStore } from './store/sqlite-store.ts'
 import type { Store } from './store/store.ts'
-import { KeyvaletError, OperatorError } from './errors.ts'
 import { deriveKey, keyFileSource, loadMasterKey, type MasterKey } from './vault/master-key.ts'
-import { Vault } from './vault/vault.ts'
+import { unopenable, Vault } from './vault/vault.ts'
 
 /** The stateful parts every command and the server share, built from a validated Config. */
 export interface Runtime {
@@ -38,15 +37,10 @@ const AUDIT_KEY_SECRET = 'keyvalet.audit-key'
  * from the master key, so existing chains still verify.
  */
 async function openAuditKey(vault: Vault, master: MasterKey): Promise<Buffer> {
-  try {
-    return await vault.open(AUDIT_KEY_SECRET)
-  } catch (err) {
-    if (!(err instanceof KeyvaletError)) throw err
-    if (err.detail?.why !== 'secret_missing') {
-      const why = typeof err.detail?.message === 'string' ? err.detail.message : String(err.detail?.why ?? 'unreadable')
-      throw new OperatorError(`the audit log's key in the vault cannot be opened: ${why}`, 'use the master key that created this data folder (KEYVALET_MASTER_KEY or KEYVALET_MASTER_KEY_FILE)', { cause: err })
-    }
-  }
+  const stored = await vault.openOptional(AUDIT_KEY_SECRET).catch((err: unknown) => {
+    throw unopenable(err, "the audit log's key", 'use the master key that created this data folder (KEYVALET_MASTER_KEY or KEYVALET_MASTER_KEY_FILE)')
+  })
+  if (stored !== undefined) return stored
   const key = deriveKey(master, 'keyvalet audit v1')
   await vault.put(AUDIT_KEY_SECRET, key)
   return key

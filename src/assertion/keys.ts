@@ -139,13 +139,8 @@ export class AssertionKeys {
 
   /** The record as loaded keys; parsed and imported again only when its bytes changed. */
   async #load(): Promise<readonly LoadedKey[]> {
-    let raw: Buffer
-    try {
-      raw = await this.#vault.open(ASSERTION_KEYS_SECRET)
-    } catch (err) {
-      if (err instanceof KeyvaletError && err.detail?.why === 'secret_missing') return []
-      throw err
-    }
+    const raw = await this.#vault.openOptional(ASSERTION_KEYS_SECRET)
+    if (raw === undefined) return []
     if (this.#seen?.raw.equals(raw) === true) {
       raw.fill(0)
       return this.#seen.keys

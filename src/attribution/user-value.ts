@@ -1,5 +1,4 @@
 import { createHmac, randomBytes } from 'node:crypto'
-import { KeyvaletError } from '../errors.ts'
 import type { AttributionOptions } from '../model/options.ts'
 import type { Vault } from '../vault/vault.ts'
 
@@ -46,11 +45,8 @@ export class UserValues {
    * key at the same moment, both use the one that was stored last from the next request on.
    */
   async #currentKey(): Promise<Buffer> {
-    try {
-      return await this.#vault.open(ATTRIBUTION_KEY_SECRET)
-    } catch (err) {
-      if (!(err instanceof KeyvaletError) || err.detail?.why !== 'secret_missing') throw err
-    }
+    const stored = await this.#vault.openOptional(ATTRIBUTION_KEY_SECRET)
+    if (stored !== undefined) return stored
     this.#creating ??= this.#vault.put(ATTRIBUTION_KEY_SECRET, randomBytes(32)).finally(() => { this.#creating = undefined })
     await this.#creating
     return this.#vault.open(ATTRIBUTION_KEY_SECRET)

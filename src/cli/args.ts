@@ -1,6 +1,5 @@
 import { isAbsolute, resolve } from 'node:path'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
-import { durationMs } from '../duration.ts'
 import { OperatorError } from '../errors.ts'
 import type { Io } from './command.ts'
 
@@ -21,13 +20,6 @@ export function parse<const O extends Options>(args: string[], options: O, help:
 export function configPath(value: string | boolean | undefined, io: Io): string {
   const chosen = typeof value === 'string' ? value : (io.env.KEYVALET_CONFIG ?? 'keyvalet.yaml')
   return isAbsolute(chosen) ? chosen : resolve(io.cwd, chosen)
-}
-
-/** `90s`, `30m`, `1h`, `2d` → milliseconds. */
-export function parseDuration(text: string): number {
-  const ms = durationMs(text)
-  if (ms === undefined) throw new OperatorError(`not a duration: ${JSON.stringify(text)}`, 'use a whole number and a unit, e.g. 90s, 30m, 1h, 2d')
-  return ms
 }
 
 export function write(stream: NodeJS.WritableStream | { write(s: string): unknown }, text: string): void {

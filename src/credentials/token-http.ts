@@ -1,10 +1,9 @@
-import { Agent, type Dispatcher } from 'undici'
-import { AddressPolicy } from '../egress/address-policy.ts'
-import { checkLiteral, createGuardedLookup } from '../egress/guarded-lookup.ts'
+import type { Dispatcher } from 'undici'
+import { egressGuard } from '../egress/connect.ts'
+import { connectorDispatcher, effectiveProxy } from '../egress/dispatch.ts'
 import type { NameResolver } from '../egress/resolver.ts'
 import type { Connector } from '../model/policy.ts'
 import type { UpstreamProxy } from '../model/options.ts'
-import { effectiveProxy, proxyAgent, upstreamTls } from '../egress/dispatch.ts'
 import type { Vault } from '../vault/vault.ts'
 
 export interface TokenResponse {
@@ -64,9 +63,9 @@ export class TokenHttp {
     const proxy = effectiveProxy(connector, this.#upstreamProxy)
     // Direct: the endpoint's address is checked here (literals) and when dialing (names). Through
     // the proxy, the proxy's address is checked and the proxy resolves the endpoint.
-    if (proxy === undefined) checkLiteral(url.hostname.replace(/^\[(.*)\]$/, '$1'), new AddressPolicy({ allow: connector.allowAddresses }))
+    if (proxy === undefined) egressGuard({ allowAddresses: connector.allowAddresses, resolver: this.#resolver }).admit(url.hostname)
     const signal = AbortSignal.timeout(this.#timeoutMs)
-    const res = await (await this.#agent(connector, proxy)).request({
+    const res = await (await this.#agent(connector)).request({
       origin: url.origin,
       path: `${url.pathname}${url.search}`,
       method: init.method,
@@ -93,16 +92,11 @@ export class TokenHttp {
     this.#agents.clear()
   }
 
-  #agent(connector: Connector, proxy: UpstreamProxy | undefined): Promise<Dispatcher> {
+  #agent(connector: Connector): Promise<Dispatcher> {
     let agent = this.#agents.get(connector.name)
     if (agent === undefined) {
-      const tls = upstreamTls(connector)
       const common = { connections: 16, headersTimeout: this.#timeoutMs, bodyTimeout: this.#timeoutMs }
-      const vault = this.#vault
-      if (proxy !== undefined && vault === undefined) throw new Error('TokenHttp needs the vault for the corporate proxy\'s credentials')
-      const created = proxy !== undefined && vault !== undefined
-        ? proxyAgent(proxy, tls, common, { resolver: this.#resolver, vault })
-        : Promise.resolve(new Agent({ ...common, connect: { ...tls, lookup: createGuardedLookup({ resolver: this.#resolver, policy: new AddressPolicy({ allow: connector.allowAddresses }) }) } }))
+      const created = connectorDispatcher(connector, { common, resolver: this.#resolver, upstreamProxy: this.#upstreamProxy, vault: this.#vault })
       // A failure (the proxy's secret missing) is not kept: the next token request tries again.
       created.catch(() => {
         if (this.#agents.get(connector.name) === created) this.#agents.delete(connector.name)

@@ -1,10 +1,9 @@
 import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls'
-import { ProxyAgent, type Dispatcher } from 'undici'
+import { Agent, Pool, ProxyAgent, type Dispatcher } from 'undici'
 import type { Connector } from '../model/policy.ts'
 import type { UpstreamProxy } from '../model/options.ts'
 import type { Vault } from '../vault/vault.ts'
-import { AddressPolicy } from './address-policy.ts'
-import { checkLiteral, createGuardedLookup } from './guarded-lookup.ts'
+import { egressGuard } from './connect.ts'
 import type { NameResolver } from './resolver.ts'
 
 /** How keyvalet's outbound connections are made, shared by upstream traffic (proxy/upstreams.ts) and token endpoints (credentials/token-http.ts). */
@@ -23,14 +22,44 @@ export function effectiveProxy(connector: Connector, instance: UpstreamProxy | u
   return connector.upstreamProxy === null ? undefined : (connector.upstreamProxy ?? instance)
 }
 
+export interface ConnectorDispatcherOptions {
+  /** Pool and timeout settings of the caller (undici options). */
+  readonly common: Partial<Pool.Options>
+  readonly resolver: NameResolver
+  /** The instance's corporate proxy, for connectors that do not set their own. */
+  readonly upstreamProxy: UpstreamProxy | undefined
+  /** For the corporate proxy's own credentials; needed only when there is a proxy. */
+  readonly vault: Vault | undefined
+  /** A pool for this one origin (its host admitted now); without it, an agent for any origin, whose hosts the caller admits. */
+  readonly origin?: URL
+}
+
+/**
+ * A connector's dispatcher: through its corporate proxy when it has one, else direct with the
+ * egress guard on every dial (connect.ts). TLS per `upstreamTls`.
+ */
+export async function connectorDispatcher(connector: Connector, opts: ConnectorDispatcherOptions): Promise<Dispatcher> {
+  const tls = upstreamTls(connector)
+  const proxy = effectiveProxy(connector, opts.upstreamProxy)
+  if (proxy !== undefined) {
+    if (opts.vault === undefined) throw new Error('a corporate proxy needs the vault for its credentials')
+    return proxyAgent(proxy, tls, opts.common, { resolver: opts.resolver, vault: opts.vault })
+  }
+  const guard = egressGuard({ allowAddresses: connector.allowAddresses, resolver: opts.resolver })
+  const connect = { ...tls, lookup: guard.lookup }
+  if (opts.origin === undefined) return new Agent({ ...opts.common, connect })
+  guard.admit(opts.origin.hostname)
+  return new Pool(opts.origin.origin, { ...opts.common, connect })
+}
+
 /**
  * A dispatcher that reaches any origin through the corporate proxy: CONNECT for every request
  * (plain http too, so the proxy only ever sees tunnels), the proxy's address checked by the
  * egress guard, its credentials from the vault, TLS to the origin verified end to end by keyvalet.
  */
 export async function proxyAgent(proxy: UpstreamProxy, tls: ProxyAgent.Options['requestTls'], common: Partial<ProxyAgent.Options>, opts: { resolver: NameResolver; vault: Vault }): Promise<Dispatcher> {
-  const policy = new AddressPolicy({ allow: proxy.allowAddresses })
-  checkLiteral(proxy.url.hostname.replace(/^\[(.*)\]$/, '$1'), policy)
+  const guard = egressGuard({ allowAddresses: proxy.allowAddresses, resolver: opts.resolver })
+  guard.admit(proxy.url.hostname)
   const token = proxy.secret === undefined ? undefined : `Basic ${(await opts.vault.open(proxy.secret)).toString('base64')}`
   return new ProxyAgent({
     ...common,
@@ -38,6 +67,6 @@ export async function proxyAgent(proxy: UpstreamProxy, tls: ProxyAgent.Options['
     ...(token === undefined ? {} : { token }),
     proxyTunnel: true,
     requestTls: tls,
-    proxyTls: { lookup: createGuardedLookup({ resolver: opts.resolver, policy }) },
+    proxyTls: { lookup: guard.lookup },
   })
 }

@@ -1,8 +1,7 @@
 import { connect } from 'node:net'
 import type { Duplex } from 'node:stream'
-import { AddressPolicy } from '../egress/address-policy.ts'
+import { guardedConnectOptions } from '../egress/connect.ts'
 import { toEgressKeyvaletError } from '../egress/egress-error.ts'
-import { checkLiteral, createGuardedLookup } from '../egress/guarded-lookup.ts'
 import { KeyvaletError, toKeyvaletError } from '../errors.ts'
 import type { Session } from '../model/session.ts'
 import { outsideFields } from './audit-fields.ts'
@@ -16,17 +15,17 @@ import { writeRawError } from './respond.ts'
  */
 export function openTunnel(opts: { socket: Duplex; head: Buffer; host: string; port: number; connect: string; session: Session; handler: Handler; timeoutMs: number; allow: readonly string[] }): void {
   const { socket, handler, session } = opts
-  // Public addresses only, unless the tunnel entry allows a range (local tests).
-  const policy = new AddressPolicy({ allow: opts.allow })
   const who = { session: session.id, agent: session.agent, user: session.user, workspace: session.workspace, task: session.task }
   const refuse = (error: KeyvaletError): void =>
     handler.refuse(socket, error, { mode: 'forward', method: 'CONNECT', fields: { ...who, decision: error.status >= 500 ? 'error' : 'deny', detail: { connect: opts.connect, ...error.detail } } })
+  let destination: ReturnType<typeof guardedConnectOptions>
   try {
-    checkLiteral(opts.host.replace(/^\[(.*)\]$/, '$1'), policy)
+    // Public addresses only, unless the tunnel entry allows a range (local tests).
+    destination = guardedConnectOptions(opts.host, { allowAddresses: opts.allow, resolver: handler.resolver })
   } catch (err) {
     return refuse(err instanceof KeyvaletError ? err : new KeyvaletError('upstream_host_invalid'))
   }
-  const upstream = connect({ host: opts.host.replace(/^\[(.*)\]$/, '$1'), port: opts.port, lookup: createGuardedLookup({ resolver: handler.resolver, policy }) })
+  const upstream = connect({ ...destination, port: opts.port })
   upstream.setTimeout(opts.timeoutMs, () => upstream.destroy(new KeyvaletError('upstream_timeout')))
   upstream.once('error', (err) => refuse(err instanceof KeyvaletError ? err : (toEgressKeyvaletError(err) ?? new KeyvaletError('upstream_unreachable', { detail: { upstream_error: (err as NodeJS.ErrnoException).code ?? 'unknown' } }))))
   upstream.once('connect', () => {

@@ -1,7 +1,5 @@
-import { Pool, type Dispatcher } from 'undici'
-import { AddressPolicy } from '../egress/address-policy.ts'
-import { effectiveProxy, proxyAgent, upstreamTls } from '../egress/dispatch.ts'
-import { checkLiteral, createGuardedLookup } from '../egress/guarded-lookup.ts'
+import type { Dispatcher } from 'undici'
+import { connectorDispatcher } from '../egress/dispatch.ts'
 import type { NameResolver } from '../egress/resolver.ts'
 
 import type { Connector } from '../model/policy.ts'
@@ -67,14 +65,9 @@ export class Upstreams {
   }
 }
 
-async function create(connector: Connector, opts: UpstreamsOptions): Promise<Dispatcher> {
-  const tls = upstreamTls(connector)
+function create(connector: Connector, opts: UpstreamsOptions): Promise<Dispatcher> {
   // Bounded so one connector cannot exhaust file descriptors; requests beyond it wait (bounded by
   // the upstream timeout) for a connection to free up.
   const common = { connections: 1024, keepAliveTimeout: 30_000, headersTimeout: opts.headersTimeoutMs, bodyTimeout: 0 } // streams (SSE) may be quiet for long
-  const proxy = effectiveProxy(connector, opts.upstreamProxy)
-  if (proxy !== undefined) return proxyAgent(proxy, tls, common, opts)
-  const policy = new AddressPolicy({ allow: connector.allowAddresses })
-  checkLiteral(connector.upstream.hostname.replace(/^\[(.*)\]$/, '$1'), policy)
-  return new Pool(connector.upstream.origin, { ...common, connect: { ...tls, lookup: createGuardedLookup({ resolver: opts.resolver, policy }) } })
+  return connectorDispatcher(connector, { common, resolver: opts.resolver, upstreamProxy: opts.upstreamProxy, vault: opts.vault, origin: connector.upstream })
 }

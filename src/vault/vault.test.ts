@@ -8,7 +8,7 @@ import { after, afterEach, beforeEach, describe, it } from 'node:test'
 import { KeyvaletError, OperatorError } from '../errors.ts'
 import { SqliteStore } from '../store/sqlite-store.ts'
 import { loadMasterKey, type MasterKey } from './master-key.ts'
-import { Vault } from './vault.ts'
+import { unopenable, Vault } from './vault.ts'
 
 const root = mkdtempSync(join(tmpdir(), 'keyvalet-vault-'))
 after(() => rmSync(root, { recursive: true, force: true }))
@@ -87,6 +87,26 @@ describe('Vault', () => {
 
   it('a missing secret is credential_unavailable / secret_missing', async () => {
     await assert.rejects(vault.open('nope'), failsWith('secret_missing'))
+  })
+
+  it('openOptional: undefined for a missing secret, the value when present, every other failure thrown', async () => {
+    assert.equal(await vault.openOptional('nope'), undefined)
+    await vault.put('s', Buffer.from('value-s'))
+    assert.equal((await vault.openOptional('s'))?.toString(), 'value-s')
+    const err = await new Vault(store.secrets, newMaster(), () => now).openOptional('s').catch((e: unknown) => e)
+    failsWith('master_key_mismatch')(err)
+  })
+
+  it('unopenable: an operator error naming the record and why, with the hint; anything else unchanged', async () => {
+    await vault.put('s', Buffer.from('value-s'))
+    const err = await new Vault(store.secrets, newMaster(), () => now).open('s').catch((e: unknown) => e)
+    const reported = unopenable(err, 'the widget key', 'use the right master key')
+    assert.ok(reported instanceof OperatorError)
+    assert.match(reported.message, /^the widget key in the vault cannot be opened: secret s was sealed by master key /)
+    assert.equal(reported.hint, 'use the right master key')
+    assert.equal(reported.cause, err)
+    const other = new Error('disk on fire')
+    assert.equal(unopenable(other, 'the widget key', 'hint'), other)
   })
 
   it('validates names and refuses empty values', async () => {

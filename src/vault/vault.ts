@@ -96,10 +96,20 @@ export class Vault {
    * KeyvaletError('credential_unavailable') with detail { secret, why: VaultFailure, message }.
    */
   async open(name: string): Promise<Buffer> {
+    const value = await this.openOptional(name)
+    if (value === undefined) throw unavailable(name, 'secret_missing', `secret ${name} is not in the vault`)
+    return value
+  }
+
+  /**
+   * For a secret that may legitimately be absent (created on first use, not connected yet): the
+   * plaintext value, or undefined when there is no record. Every other failure throws as `open`.
+   */
+  async openOptional(name: string): Promise<Buffer | undefined> {
     const record = await this.#repo.get(name)
     if (record === undefined) {
       this.#opened.delete(name)
-      throw unavailable(name, 'secret_missing', `secret ${name} is not in the vault`)
+      return undefined
     }
     const cached = this.#opened.get(name)
     if (cached !== undefined && cached.envelope.equals(record.envelope)) return Buffer.from(cached.value)
@@ -169,6 +179,16 @@ export interface KeySource {
   /** Cheap (a stat): whether the key file differs from when it was last loaded. */
   changed(): boolean
   load(): MasterKey
+}
+
+/**
+ * For the CLI and start-up: a vault failure reading `what` (e.g. "the interception CA") as an
+ * OperatorError that says why and what to do; any other error is returned unchanged, to rethrow.
+ */
+export function unopenable(err: unknown, what: string, hint: string): unknown {
+  if (!(err instanceof KeyvaletError) || err.code !== 'credential_unavailable') return err
+  const why = typeof err.detail?.message === 'string' ? err.detail.message : String(err.detail?.why ?? 'unreadable')
+  return new OperatorError(`${what} in the vault cannot be opened: ${why}`, hint, { cause: err })
 }
 
 /** The AAD binding an envelope to its record. */

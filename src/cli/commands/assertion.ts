@@ -2,7 +2,8 @@ import { AssertionKeys } from '../../assertion/keys.ts'
 import { loadConfig } from '../../config/load.ts'
 import { OperatorError } from '../../errors.ts'
 import { openRuntime } from '../../runtime.ts'
-import { CONFIG_OPTION, configPath, parse, parseDuration, write } from '../args.ts'
+import { parseDuration } from '../../duration.ts'
+import { CONFIG_OPTION, configPath, parse, write } from '../args.ts'
 import type { Command } from '../command.ts'
 
 const help = `usage: keyvalet assertion <rotate|jwks> [--overlap DURATION] [--publish-ahead DURATION] [--config FILE]

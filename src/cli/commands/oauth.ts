@@ -9,7 +9,9 @@ import { Resolver } from '../../egress/resolver.ts'
 import { OperatorError } from '../../errors.ts'
 import type { Connector } from '../../model/policy.ts'
 import { openRuntime, type Runtime } from '../../runtime.ts'
-import { CONFIG_OPTION, configPath, parse, parseDuration, write } from '../args.ts'
+import { unopenable } from '../../vault/vault.ts'
+import { parseDuration } from '../../duration.ts'
+import { CONFIG_OPTION, configPath, parse, write } from '../args.ts'
 import type { Command, Io } from '../command.ts'
 import { startCallbackServer } from '../oauth-callback.ts'
 
@@ -67,9 +69,7 @@ interface ConnectOptions { readonly port: number; readonly timeoutMs: number; re
 async function connect(runtime: Runtime, connector: Connector, user: string, opts: ConnectOptions, io: Io): Promise<void> {
   const options = connector.credential?.source.options as OAuthUserOptions
   // Read before the browser opens, so a missing client secret fails first.
-  const clientSecret = options.clientSecret === undefined ? undefined : (await runtime.vault.open(options.clientSecret).catch(() => {
-    throw new OperatorError(`the client secret ${options.clientSecret} is not in the vault`, `keyvalet secret set ${options.clientSecret}`)
-  })).toString('utf8')
+  const clientSecret = options.clientSecret === undefined ? undefined : await readClientSecret(runtime, options.clientSecret)
   const pkce = createPkce()
   const state = createState()
   const callback = await startCallbackServer({ port: opts.port, state, onIgnored: (why) => write(io.stderr, `warning: ${why}`) }).catch((err: unknown) => {
@@ -108,6 +108,15 @@ async function connect(runtime: Runtime, connector: Connector, user: string, opt
     clearTimeout(timer)
     await callback.close()
   }
+}
+
+/** Missing: say how to set it; unopenable (another master key, tampered): say why. */
+async function readClientSecret(runtime: Runtime, name: string): Promise<string> {
+  const value = await runtime.vault.openOptional(name).catch((err: unknown) => {
+    throw unopenable(err, `the client secret ${name}`, 'use the master key that created this data folder (KEYVALET_MASTER_KEY or KEYVALET_MASTER_KEY_FILE)')
+  })
+  if (value === undefined) throw new OperatorError(`the client secret ${name} is not in the vault`, `keyvalet secret set ${name}`)
+  return value.toString('utf8')
 }
 
 async function status(runtime: Runtime, only: string | undefined, json: boolean, io: Io): Promise<number> {

@@ -18,6 +18,7 @@ import { MASTER_KEY_FILE_ENV } from '../../vault/master-key.ts'
 import { CONFIG_OPTION, configPath, parse, write } from '../args.ts'
 import type { Command, Io } from '../command.ts'
 import { createSession } from './session.ts'
+import { SESSION_FLAGS } from '../../sessions/options.ts'
 import { sandboxEnv } from '../sandbox-env.ts'
 
 const help = `usage: keyvalet run --agent A --user U [--workspace W] --grant CONNECTOR:SEVERITY[:RULE,...] [--grant ...]
@@ -52,9 +53,8 @@ export const run: Command = {
     const split = args.indexOf('--')
     const command = split < 0 ? [] : args.slice(split + 1)
     const { values, positionals } = parse(split < 0 ? args : args.slice(0, split), {
-      ...CONFIG_OPTION,
-      agent: { type: 'string' }, user: { type: 'string' }, workspace: { type: 'string' }, task: { type: 'string' },
-      grant: { type: 'string', multiple: true }, ttl: { type: 'string' }, workdir: { type: 'string' }, uid: { type: 'string' }, attach: { type: 'string' },
+      ...CONFIG_OPTION, ...SESSION_FLAGS,
+      workdir: { type: 'string' }, uid: { type: 'string' }, attach: { type: 'string' },
       bind: { type: 'string', multiple: true }, 'ro-bind': { type: 'string', multiple: true },
     }, help)
     if (command.length === 0 || positionals.length > 0) throw new OperatorError('keyvalet run needs the command after --', 'e.g. keyvalet run --agent triage-bot --user alice --grant github:read -- python3 my_agent.py')

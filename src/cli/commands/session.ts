@@ -1,9 +1,10 @@
 import { loadConfig } from '../../config/load.ts'
 import { OperatorError } from '../../errors.ts'
-import { checkGrantsAgainstPolicy, formatGrant, parseGrant } from '../../policy/grant.ts'
+import { formatGrant } from '../../policy/grant.ts'
 import { openRuntime, type Runtime } from '../../runtime.ts'
+import { readSessionOptions, SESSION_FLAGS, type SessionOptionValues } from '../../sessions/options.ts'
 import type { Session } from '../../model/session.ts'
-import { CONFIG_OPTION, configPath, parse, parseDuration, write } from '../args.ts'
+import { CONFIG_OPTION, configPath, parse, write } from '../args.ts'
 import type { Command } from '../command.ts'
 import { dotenvLines, sandboxEnv, shellLines } from '../sandbox-env.ts'
 
@@ -26,9 +27,8 @@ export const session: Command = {
   help,
   async run(args, io) {
     const { values, positionals } = parse(args, {
-      ...CONFIG_OPTION,
-      agent: { type: 'string' }, user: { type: 'string' }, workspace: { type: 'string' }, task: { type: 'string' },
-      grant: { type: 'string', multiple: true }, ttl: { type: 'string' }, env: { type: 'boolean' }, dotenv: { type: 'boolean' }, json: { type: 'boolean' }, 'ca-file': { type: 'string' },
+      ...CONFIG_OPTION, ...SESSION_FLAGS,
+      env: { type: 'boolean' }, dotenv: { type: 'boolean' }, json: { type: 'boolean' }, 'ca-file': { type: 'string' },
     }, help)
     const [action, id] = positionals
     const config = loadConfig(configPath(values.config, io))
@@ -66,21 +66,9 @@ export const session: Command = {
   },
 }
 
-/** The flags of `session create` (and `run`) → a new session and its task key. */
-export async function createSession(runtime: Runtime, flags: { agent?: string; user?: string; workspace?: string; task?: string; grant?: string[]; ttl?: string }) {
-  const grants = (flags.grant ?? []).map(parseGrant)
-  if (grants.length === 0) throw new OperatorError('a session needs at least one --grant', 'e.g. --grant github:read')
-  const problems = checkGrantsAgainstPolicy(grants, runtime.config.policy)
-  if (problems.length > 0) throw new OperatorError(`the grant does not fit the configuration:\n  ${problems.join('\n  ')}`)
-  return runtime.sessions.create({
-    agent: required(flags.agent, 'agent'), user: required(flags.user, 'user'), workspace: required(flags.workspace, 'workspace'),
-    ...(flags.task === undefined ? {} : { task: flags.task }), grants, ttlMs: parseDuration(flags.ttl ?? '1h'),
-  })
-}
-
-function required(value: string | undefined, flag: string): string {
-  if (value === undefined || value === '') throw new OperatorError(`--${flag} is required`)
-  return value
+/** The session flags of `session create` (and `run`) → a new session and its task key. */
+export async function createSession(runtime: Runtime, flags: SessionOptionValues) {
+  return runtime.sessions.create(readSessionOptions(flags, runtime.config.policy))
 }
 
 function view(s: Session, now: number) {

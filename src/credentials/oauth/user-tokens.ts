@@ -61,13 +61,8 @@ export async function writeUserToken(vault: Vault, connector: string, record: Us
  */
 export async function readUserToken(vault: Vault, connector: string, user: string): Promise<UserTokenRecord> {
   const name = userTokenName(connector, user)
-  let raw: Buffer
-  try {
-    raw = await vault.open(name)
-  } catch (err) {
-    if (err instanceof KeyvaletError && err.detail?.why === 'secret_missing') throw notConnected(connector, name)
-    throw err
-  }
+  const raw = await vault.openOptional(name)
+  if (raw === undefined) throw notConnected(connector, name)
   const record = parseUserToken(raw)
   raw.fill(0)
   if (record === undefined) throw new KeyvaletError('credential_unavailable', { detail: { why: 'token_record_invalid', secret: name } })

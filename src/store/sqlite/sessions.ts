@@ -1,0 +1,61 @@
+import type { DatabaseSync } from 'node:sqlite'
+import type { Grant } from '../../model/policy.ts'
+import type { Session, StoredSession } from '../../model/session.ts'
+import type { SessionRepo } from '../store.ts'
+import { blob, type FreshReads, type Row } from './fresh-reads.ts'
+
+const COLUMNS = 'id, key_hash, agent, user, workspace, task, grants, created_at, expires_at, revoked_at'
+
+/** SessionRepo on the `sessions` table: each method beside its statement. */
+export function sqliteSessions(db: DatabaseSync, reads: FreshReads): SessionRepo {
+  const insert = db.prepare(`INSERT INTO sessions (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+  const byHash = db.prepare(`SELECT ${COLUMNS} FROM sessions WHERE key_hash = ?`)
+  const byId = db.prepare(`SELECT ${COLUMNS} FROM sessions WHERE id = ?`)
+  const all = db.prepare(`SELECT ${COLUMNS} FROM sessions ORDER BY created_at, id`)
+  const revoke = db.prepare('UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?')
+  return {
+    insert: async (s: StoredSession) => {
+      const grants = JSON.stringify(s.grants.map((g) => ({ ...g, rules: g.rules ?? null })))
+      insert.run(s.id, s.keyHash, s.agent, s.user, s.workspace, s.task, grants, s.createdAt, s.expiresAt, s.revokedAt ?? null)
+      reads.clear()
+    },
+    findByKeyHash: async (keyHash: Buffer) => {
+      const key = `s${keyHash.toString('hex')}`
+      const cached = reads.get<StoredSession>(key)
+      if (cached !== undefined) return cached
+      const row = byHash.get(keyHash)
+      return row === undefined ? undefined : reads.keep(key, toStoredSession(row))
+    },
+    get: async (id: string) => {
+      const row = byId.get(id)
+      return row === undefined ? undefined : toSession(row)
+    },
+    list: async () => all.all().map(toSession),
+    revoke: async (id: string, at: number) => {
+      const changed = revoke.run(at, id).changes > 0
+      reads.clear()
+      return changed
+    },
+  }
+}
+
+function toSession(row: Row): Session {
+  const grants = (JSON.parse(String(row.grants)) as { rules: string[] | null }[]).map(
+    (g) => ({ ...g, rules: g.rules ?? undefined }) as unknown as Grant,
+  )
+  return {
+    id: String(row.id),
+    agent: String(row.agent),
+    user: String(row.user),
+    workspace: String(row.workspace),
+    task: String(row.task),
+    grants,
+    createdAt: Number(row.created_at),
+    expiresAt: Number(row.expires_at),
+    revokedAt: row.revoked_at === null ? undefined : Number(row.revoked_at),
+  }
+}
+
+function toStoredSession(row: Row): StoredSession {
+  return { ...toSession(row), keyHash: blob(row.key_hash) }
+}

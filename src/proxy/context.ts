@@ -1,11 +1,11 @@
 import type { IncomingMessage } from 'node:http'
+import type { Dispatcher } from 'undici'
 import type { Decision } from '../policy/decision.ts'
 import type { Connector } from '../model/policy.ts'
 import type { OutboundRequest } from '../credentials/kind.ts'
 import type { CredentialSource, Token } from '../credentials/source.ts'
 import type { MaskPatterns } from '../redact/patterns.ts'
 import type { Session } from '../model/session.ts'
-import type { Dispatcher } from 'undici'
 
 /**
  * The typed per-request record that stages fill in, in order. A field is set by exactly one stage
@@ -51,13 +51,33 @@ export interface RequestContext {
   /** handler: set when the request was sent a second time after a 401 with a refreshed credential. */
   retried?: boolean
   /** forward: the upstream's response head and body, for the relay. */
-  upstream?: Dispatcher.ResponseData
+  upstream?: UpstreamResponse
   /** relay */
   upstreamStatus?: number
   bytesIn: number
   bytesOut: number
   redactions: number
 }
+
+/**
+ * The request once authenticate and route have run: who sent it, to which connector, and the exact
+ * path. Every stage after them takes this form (pipeline.ts checks it once, between the phases).
+ */
+export interface AdmittedContext extends RequestContext {
+  readonly session: Session
+  readonly connector: Connector
+  readonly segments: readonly string[]
+  readonly path: string
+  readonly rawQuery: string
+}
+
+/** The admitted request once inject has built what will be sent upstream: the stages that send take this form. */
+export interface OutboundContext extends AdmittedContext {
+  readonly outbound: OutboundRequest
+}
+
+/** The upstream's response head and body (undici), which forward puts on the context for the relay. */
+export type UpstreamResponse = Dispatcher.ResponseData
 
 export interface ForwardTarget {
   /** Lower-case scheme://host[:port], default port omitted, as URL.origin writes it. */

@@ -1,13 +1,12 @@
-import { STATUS_CODES, type OutgoingHttpHeaders, type ServerResponse } from 'node:http'
+import { STATUS_CODES, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { pipeline, type Readable } from 'node:stream'
 import { createBrotliDecompress, createGunzip, createInflate, createZstdDecompress } from 'node:zlib'
 import { KeyvaletError } from '../errors.ts'
-import type { RequestContext } from './context.ts'
+import type { RequestContext, UpstreamResponse } from './context.ts'
 import { inboundResponseHeaders } from './headers.ts'
 import { Redactor } from '../redact/redactor.ts'
 import { maskHeaders, requestMask } from './request-mask.ts'
-import type { UpstreamResponse } from './stages/forward.ts'
 import { upstreamError } from './upstream-errors.ts'
 
 export const ERROR_HEADER = 'x-keyvalet-error'
@@ -60,6 +59,28 @@ export function writeRawError(socket: Duplex, err: KeyvaletError, requestId: str
       `content-length: ${Buffer.byteLength(body)}\r\n${ERROR_HEADER}: ${err.code}\r\n${REQUEST_ID_HEADER}: ${requestId}\r\n` +
       `connection: close\r\n\r\n${body}`,
   )
+}
+
+/**
+ * Answers an error on a ServerResponse: the error document while no head was sent (then the rest
+ * of the sandbox's body is read off, bounded, so keep-alive survives); once the head was sent, the
+ * connection is cut, so the sandbox sees an incomplete response rather than a short one that looks whole.
+ */
+export function answerError(res: ServerResponse, err: KeyvaletError, requestId: string, mode: RequestContext['mode'], format: ErrorFormat = 'json', challenge?: string): void {
+  if (res.headersSent) return void res.destroy()
+  renderError(res, err, requestId, mode, format, challenge)
+  drain(res.req)
+}
+
+/** Let a refused request's body be read off the socket so keep-alive survives, but bounded. */
+function drain(req: IncomingMessage): void {
+  if (req.complete) return
+  let seen = 0
+  req.on('data', (chunk: Buffer) => {
+    seen += chunk.length
+    if (seen > 1024 * 1024) req.destroy()
+  })
+  req.resume()
 }
 
 function awsErrorBody(err: KeyvaletError, requestId: string): string {

@@ -2,7 +2,7 @@ import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import { KeyvaletError } from '../errors.ts'
-import type { RequestContext } from './context.ts'
+import type { OutboundContext, RequestContext } from './context.ts'
 import { REQUEST_ID_HEADER } from './respond.ts'
 import { maskHeaders, requestMask } from './request-mask.ts'
 import type { Upstreams } from './upstreams.ts'
@@ -15,10 +15,8 @@ const HANDSHAKE = new Set(['sec-websocket-accept', 'sec-websocket-protocol', 'se
  * is on `ctx.outbound`: opens the upgraded connection to the upstream. A refusal by the upstream
  * (anything but 101) fails with upstream_response_invalid; nothing is relayed.
  */
-export async function openUpstreamSocket(ctx: RequestContext, upstreams: Upstreams): Promise<{ socket: Duplex; headers: OutgoingHttpHeaders }> {
-  const connector = ctx.connector
-  const outbound = ctx.outbound
-  if (connector === undefined || outbound === undefined || ctx.path === undefined) throw new Error('upgrade before inject')
+export async function openUpstreamSocket(ctx: OutboundContext, upstreams: Upstreams): Promise<{ socket: Duplex; headers: OutgoingHttpHeaders }> {
+  const { connector, outbound } = ctx
   const dispatcher = await upstreams.dispatcher(connector) // an egress refusal is thrown as it is
   try {
     // Agents (a corporate-proxy chain) need the origin; undici's type for upgrade omits it.

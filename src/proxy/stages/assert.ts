@@ -1,4 +1,6 @@
 import type { AssertionKeys } from '../../assertion/keys.ts'
+import type { Connector } from '../../model/policy.ts'
+import type { OutboundContext } from '../context.ts'
 import type { Stage } from '../pipeline.ts'
 
 /**
@@ -6,16 +8,15 @@ import type { Stage } from '../pipeline.ts'
  * workspace, task and session) to the outbound request, after inject has built its headers
  * without the sandbox's own value of that header. A fresh token (new jti) per request, also when
  * a request is retried after a 401. Fails closed when no key can be had (credential_unavailable).
+ * Left out of the stage list of a connector without `assertion`.
  */
-export function createAssert(keys: AssertionKeys): Stage {
+export function createAssert(keys: AssertionKeys, connector: Connector): Stage<OutboundContext> | undefined {
+  const options = connector.assertion
+  if (options === undefined) return undefined
   return {
     name: 'assert',
     async run(ctx) {
-      const options = ctx.connector?.assertion
-      if (options === undefined) return
-      const session = ctx.session
-      const outbound = ctx.outbound
-      if (session === undefined || outbound === undefined) throw new Error('assert before inject')
+      const { session, outbound } = ctx
       const { token, kid, jti } = await keys.sign({
         issuer: options.issuer,
         audience: options.audience,

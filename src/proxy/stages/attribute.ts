@@ -1,6 +1,8 @@
 import { attributeBody } from '../../attribution/body.ts'
 import type { UserValues } from '../../attribution/user-value.ts'
 import { KeyvaletError } from '../../errors.ts'
+import type { Connector } from '../../model/policy.ts'
+import type { OutboundContext } from '../context.ts'
 import type { Stage } from '../pipeline.ts'
 import { readBody } from './decide.ts'
 import { carriesBody, jsonBodyProblem } from '../headers.ts'
@@ -11,15 +13,15 @@ import { carriesBody, jsonBodyProblem } from '../headers.ts'
  * rewritten bytes with their length. A body or header that already names another user is
  * refused (attribution_conflict), never overwritten; a body that is not a JSON object is refused
  * (attribution_body_invalid). Requests without a body have nothing to rewrite. Runs after decide
- * (the policy sees what the sandbox sent) and before the credential is fetched.
+ * (the policy sees what the sandbox sent) and before the credential is fetched. Left out of the
+ * stage list of a connector without `attribution`.
  */
-export function createAttribute(values: UserValues, maxBodyBytes: number): Stage {
+export function createAttribute(values: UserValues, connector: Connector, maxBodyBytes: number): Stage | undefined {
+  const options = connector.attribution
+  if (options === undefined) return undefined
   return {
     name: 'attribute',
     async run(ctx) {
-      const options = ctx.connector?.attribution
-      if (options === undefined) return
-      if (ctx.session === undefined) throw new Error('attribute before authenticate')
       const user = await values.for(options, ctx.session.user)
       if (options.header !== undefined) {
         const sent = ctx.req.headers[options.header]
@@ -38,15 +40,15 @@ export function createAttribute(values: UserValues, maxBodyBytes: number): Stage
   }
 }
 
-/** The attribution header, set on the outbound request after inject built it (again on a retry). */
-export function createAttributionHeader(values: UserValues): Stage {
+/** The attribution header, set on the outbound request after inject built it (again on a retry); only for a connector that names one. */
+export function createAttributionHeader(values: UserValues, connector: Connector): Stage<OutboundContext> | undefined {
+  const options = connector.attribution
+  const header = options?.header
+  if (options === undefined || header === undefined) return undefined
   return {
     name: 'attribute-header',
     async run(ctx) {
-      const options = ctx.connector?.attribution
-      if (options?.header === undefined) return
-      if (ctx.session === undefined || ctx.outbound === undefined) throw new Error('attribute-header before inject')
-      ctx.outbound.headers[options.header] = (await values.for(options, ctx.session.user)).value
+      ctx.outbound.headers[header] = (await values.for(options, ctx.session.user)).value
     },
   }
 }

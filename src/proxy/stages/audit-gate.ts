@@ -1,4 +1,5 @@
 import { KeyvaletError, toKeyvaletError } from '../../errors.ts'
+import type { OutboundContext } from '../context.ts'
 import type { Stage } from '../pipeline.ts'
 import type { AuditSink } from '../request-audit.ts'
 
@@ -8,7 +9,7 @@ import type { AuditSink } from '../request-audit.ts'
  * get this far (a body read, a token refresh). A request cut meanwhile (the sandbox left,
  * keyvalet is stopping) is not sent either.
  */
-export function createAuditGate(audit: Pick<AuditSink, 'available'>): Stage {
+export function createAuditGate(audit: Pick<AuditSink, 'available'>): Stage<OutboundContext> {
   return {
     name: 'audit-gate',
     run(ctx) {

@@ -3,6 +3,7 @@ import type { IncomingHttpHeaders } from 'node:http'
 import { KeyvaletError } from '../../errors.ts'
 import type { Policy } from '../../model/policy.ts'
 import type { Sessions } from '../../sessions/sessions.ts'
+import type { RequestContext } from '../context.ts'
 import type { Stage } from '../pipeline.ts'
 
 /**
@@ -14,7 +15,7 @@ import type { Stage } from '../pipeline.ts'
  * Refusals: task_key_missing / malformed / invalid / expired / revoked; on the gateway, for a
  * connector whose slot is HTTP Basic, with a Basic challenge (git sends no password without one).
  */
-export function createAuthenticate(sessions: Sessions, policy: Policy): Stage {
+export function createAuthenticate(sessions: Sessions, policy: Policy): Stage<RequestContext> {
   return {
     name: 'authenticate',
     async run(ctx) {

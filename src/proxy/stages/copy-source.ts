@@ -1,6 +1,7 @@
 import { KeyvaletError } from '../../errors.ts'
 import { decide } from '../../policy/decide.ts'
 import { normalisePath, splitTarget } from '../../policy/path.ts'
+import type { Connector } from '../../model/policy.ts'
 import type { Stage } from '../pipeline.ts'
 
 /**
@@ -9,15 +10,15 @@ import type { Stage } from '../pipeline.ts'
  * rules decided on does not show. For an aws_sigv4 connector, that source must be readable under
  * the same rules and grant, as a GET of `/bucket/key` would be: else policy_denied. The decided
  * source goes on the context (and the audit record); the aws_sigv4 kind signs a copy only then.
+ * Left out of the stage list of every other connector.
  */
-export function createCopySource(): Stage {
+export function createCopySource(connector: Connector): Stage | undefined {
+  if (connector.credential?.kind !== 'aws_sigv4') return undefined
   return {
     name: 'copy-source',
     run(ctx) {
-      const connector = ctx.connector
       const header = ctx.req.headers['x-amz-copy-source']
-      if (connector?.credential?.kind !== 'aws_sigv4' || header === undefined) return
-      if (ctx.session === undefined) throw new Error('copy-source before authenticate')
+      if (header === undefined) return
       const refuse = (why: string): never => {
         throw new KeyvaletError('request_unsupported', { message: 'The x-amz-copy-source header is not a plain bucket/key; the request was refused.', detail: { why } })
       }

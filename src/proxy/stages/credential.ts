@@ -9,25 +9,21 @@ import type { Stage } from '../pipeline.ts'
  * credential: asks the connector's source for the value to attach (a static vault secret, read
  * fresh on every request so that a `secret set` takes effect at once; or a dynamic token, cached
  * and refreshed by its source). Failures are KeyvaletErrors from the source and fail closed: the
- * request is never sent without its credential.
+ * request is never sent without its credential. Left out of the stage list of a connector
+ * without a credential.
  */
-export function createCredential(sources: Sources): Stage {
-  // The compiled masks of the last value seen per connector, reused while the value is unchanged.
-  const masks = new Map<string, { readonly value: string; readonly mask: MaskPatterns }>()
+export function createCredential(sources: Sources, connector: Connector): Stage | undefined {
+  const binding = connector.credential
+  if (binding === undefined) return undefined
+  // The compiled masks of the last value seen, reused while the value is unchanged.
+  let last: { readonly value: string; readonly mask: MaskPatterns } | undefined
   return {
     name: 'credential',
     async run(ctx) {
-      const connector = ctx.connector
-      const binding = connector?.credential
-      const session = ctx.session
-      if (connector === undefined || binding === undefined) return
-      if (session === undefined) throw new Error('credential before authenticate')
       const source = sources.for(connector)
-      const token = await source.get({ session, connector, signal: ctx.signal })
-      let last = masks.get(connector.name)
+      const token = await source.get({ session: ctx.session, connector, signal: ctx.signal })
       if (last?.value !== token.value) {
         last = { value: token.value, mask: MaskPatterns.of(credentialKind(binding.kind).echoValues(binding, token.value)) }
-        masks.set(connector.name, last)
       }
       ctx.credential = { label: token.label, value: token.value, mask: last.mask, token, source }
     },

@@ -4,7 +4,7 @@ import type { BodyFacts, Decision } from '../../policy/decision.ts'
 import { decide } from '../../policy/decide.ts'
 import { parseStrictJson } from '../../policy/strict-json.ts'
 import { severityRank, SEVERITIES } from '../../model/policy.ts'
-import type { RequestContext } from '../context.ts'
+import type { AdmittedContext } from '../context.ts'
 import type { Stage } from '../pipeline.ts'
 import { carriesBody, jsonBodyProblem } from '../headers.ts'
 
@@ -37,16 +37,13 @@ export function createDecide(maxBodyBytes: number): Stage {
   }
 }
 
-function decideFor(ctx: RequestContext, body: BodyFacts | undefined): Decision {
-  const connector = ctx.connector
-  const session = ctx.session
-  if (connector === undefined || session === undefined || ctx.segments === undefined) throw new Error('decide before route/authenticate')
+function decideFor(ctx: AdmittedContext, body: BodyFacts | undefined): Decision {
   return decide({
-    connector,
-    grants: session.grants,
+    connector: ctx.connector,
+    grants: ctx.session.grants,
     method: ctx.req.method ?? 'GET',
     segments: ctx.segments,
-    query: new URLSearchParams(ctx.rawQuery ?? ''),
+    query: new URLSearchParams(ctx.rawQuery),
     headers: ctx.req.headers,
     carriesBody: carriesBody(ctx.req.headers),
     ...(body === undefined ? {} : { body }),
@@ -55,20 +52,20 @@ function decideFor(ctx: RequestContext, body: BodyFacts | undefined): Decision {
 }
 
 /** What the sandbox is told: safe to show (names and severities, never a value it sent), ending in the reason. */
-function denyMessage(decision: Extract<Decision, { effect: 'deny' }>, ctx: RequestContext, facts: BodyFacts | undefined): string {
+function denyMessage(decision: Extract<Decision, { effect: 'deny' }>, ctx: AdmittedContext, facts: BodyFacts | undefined): string {
   const { reason } = decision
   const method = ctx.req.method ?? 'GET'
   switch (reason) {
-    case 'no_rule_for_path': return `Connector ${ctx.connector?.name} has no rule for this path; the request was refused (${reason}).`
+    case 'no_rule_for_path': return `Connector ${ctx.connector.name} has no rule for this path; the request was refused (${reason}).`
     case 'method_not_allowed': return `${method} is not allowed on this path (${reason}).`
     case 'not_in_grant': return `This task's grant does not cover this request (${reason}).`
     case 'severity_exceeds_grant': {
       // The grants that name the rule: another grant's higher severity for other rules is not the story.
       const rule = decision.rule?.id ?? ''
-      const inScope = ctx.session?.grants.filter((g) => g.connector === ctx.connector?.name && (g.rules === undefined || g.rules.includes(rule))) ?? []
+      const inScope = ctx.session.grants.filter((g) => g.connector === ctx.connector.name && (g.rules === undefined || g.rules.includes(rule)))
       const granted = inScope.map((g) => severityRank(g.maxSeverity))
       const max = granted.length === 0 ? 'none' : SEVERITIES[Math.max(...granted)]
-      return `This request needs ${decision.rule?.severity}; the task was granted ${max} on connector ${ctx.connector?.name} (${reason}).`
+      return `This request needs ${decision.rule?.severity}; the task was granted ${max} on connector ${ctx.connector.name} (${reason}).`
     }
     case 'query_not_allowed': return `The query parameters are not allowed by the matching rule (${reason}).`
     case 'header_not_allowed': return `A request header is not allowed by the matching rule (${reason}).`

@@ -1,7 +1,6 @@
 import { pipeline, Transform, type Readable } from 'node:stream'
-import type { Dispatcher } from 'undici'
 import { KeyvaletError } from '../../errors.ts'
-import type { RequestContext } from '../context.ts'
+import type { OutboundContext } from '../context.ts'
 import type { Policy } from '../../model/policy.ts'
 import { BodyScanner } from '../body-scanner.ts'
 import type { BodyRewriter } from '../../credentials/kind.ts'
@@ -9,22 +8,18 @@ import type { Stage } from '../pipeline.ts'
 import type { Upstreams } from '../upstreams.ts'
 import { upstreamError } from '../upstream-errors.ts'
 
-export type UpstreamResponse = Dispatcher.ResponseData
-
 /**
  * forward: sends the decided request to the connector's upstream over its keep-alive pool and
  * waits for the response head. The request body streams (with backpressure) unless decide already
  * read it. Network failures map to stable codes (upstream-errors.ts); their details go to the
  * audit record only.
  */
-export function createForward(upstreams: Upstreams, policy: Policy, headersTimeoutMs: number): Stage {
+export function createForward(upstreams: Upstreams, policy: Policy, headersTimeoutMs: number): Stage<OutboundContext> {
   const placeholders = [...policy.connectors.values()].flatMap((c) => (c.placeholder === undefined ? [] : [{ connector: c.name, value: c.placeholder }]))
   return {
     name: 'forward',
     async run(ctx) {
-      const connector = ctx.connector
-      const outbound = ctx.outbound
-      if (connector === undefined || outbound === undefined || ctx.path === undefined) throw new Error('forward before inject')
+      const { connector, outbound } = ctx
       // A sandbox that left (or a connection that went idle) while earlier stages ran: nothing is sent.
       ctx.signal?.throwIfAborted()
       // Bounded: waiting for a free upstream connection and for the answer's head take at most
@@ -63,7 +58,7 @@ export function createForward(upstreams: Upstreams, policy: Policy, headersTimeo
  * scanned for placeholders and task keys, and through the kind's rewriter when it has one
  * (aws_sigv4 re-signing chunks; it keeps the length, so content-length stays the sandbox's).
  */
-function requestBody(ctx: RequestContext, headers: Record<string, string | string[]>, newScanner: () => BodyScanner, onFlowing: () => void, rewriter: BodyRewriter | undefined): Buffer | Readable | null {
+function requestBody(ctx: OutboundContext, headers: Record<string, string | string[]>, newScanner: () => BodyScanner, onFlowing: () => void, rewriter: BodyRewriter | undefined): Buffer | Readable | null {
   if (ctx.body !== undefined) {
     newScanner().scan(ctx.body)
     const body = rewriter === undefined ? ctx.body : rewriteWhole(rewriter, ctx.body)

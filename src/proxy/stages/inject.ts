@@ -2,7 +2,7 @@ import { credentialKind } from '../../credentials/registry.ts'
 import type { OutboundRequest } from '../../credentials/kind.ts'
 import { withoutParam } from '../../credentials/query-param.ts'
 import { carriesBody, outboundRequestHeaders } from '../headers.ts'
-import type { RequestContext } from '../context.ts'
+import type { AdmittedContext } from '../context.ts'
 import type { Stage } from '../pipeline.ts'
 
 /**
@@ -17,7 +17,6 @@ export function createInject(): Stage {
     name: 'inject',
     run(ctx) {
       const connector = ctx.connector
-      if (connector === undefined || ctx.path === undefined) throw new Error('inject before route')
       const binding = connector.credential
       const kind = binding === undefined ? undefined : credentialKind(binding.kind)
       const slot = binding === undefined || kind === undefined ? {} : kind.slot(binding)
@@ -38,7 +37,7 @@ export function createInject(): Stage {
 }
 
 /** The header names the allowing rule constrains: its constraint checked them, so they may go upstream. */
-function constrainedHeaders(ctx: RequestContext): ReadonlySet<string> {
+function constrainedHeaders(ctx: AdmittedContext): ReadonlySet<string> {
   const decision = ctx.decision
   return new Set(decision?.effect === 'allow' ? decision.rule.headers.map((c) => c.name) : [])
 }

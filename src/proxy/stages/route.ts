@@ -18,7 +18,7 @@ const CREDENTIAL_HEADERS = new Set(['authorization', 'x-api-key', 'api-key'])
  * paths are refused (path_ambiguous), never repaired. Then a task key or a placeholder anywhere but
  * its slot is refused as an exfiltration attempt.
  */
-export function createRoute(policy: Policy): Stage {
+export function createRoute(policy: Policy): Stage<RequestContext> {
   const byOrigin = new Map<string, Connector[]>()
   for (const connector of policy.connectors.values()) {
     const list = byOrigin.get(connector.upstream.origin) ?? []

@@ -1,0 +1,93 @@
+import type { AssertionKeys } from '../assertion/keys.ts'
+import type { UserValues } from '../attribution/user-value.ts'
+import type { Config } from '../config/load.ts'
+import type { Connector } from '../model/policy.ts'
+import type { Sessions } from '../sessions/sessions.ts'
+import type { RequestContext } from './context.ts'
+import type { Stage, StageList } from './pipeline.ts'
+import type { AuditSink } from './request-audit.ts'
+import { createAssert } from './stages/assert.ts'
+import { createAttribute, createAttributionHeader } from './stages/attribute.ts'
+import { createAuditGate } from './stages/audit-gate.ts'
+import { createAuthenticate } from './stages/authenticate.ts'
+import { createCopySource } from './stages/copy-source.ts'
+import { createCredential, type Sources } from './stages/credential.ts'
+import { createDecide } from './stages/decide.ts'
+import { createForward } from './stages/forward.ts'
+import { createInject } from './stages/inject.ts'
+import { createRoute } from './stages/route.ts'
+import type { Upstreams } from './upstreams.ts'
+
+/** What the stages are built from: the services the handler made, and the configuration. */
+export interface StageParts {
+  readonly config: Config
+  readonly sessions: Sessions
+  readonly audit: Pick<AuditSink, 'available'>
+  readonly upstreams: Upstreams
+  readonly sources: Sources
+  readonly assertionKeys: AssertionKeys
+  readonly userValues: UserValues
+}
+
+/** The stage lists of one connector. */
+export interface ConnectorStages {
+  /** A request, up to the upstream's response head (the relay follows). */
+  readonly request: StageList
+  /** The same request sent once more after a 401, with a refreshed credential (handler.ts: retryAfter401). */
+  readonly retry: StageList
+  /** A WebSocket upgrade, up to the upgraded upstream connection (websocket.ts opens it). */
+  readonly upgrade: StageList
+}
+
+export interface Composition {
+  /** Every request, first: who sent it and to which connector; together they make the admitted context. */
+  readonly admit: readonly Stage<RequestContext>[]
+  /** By connector name: what runs once a request was routed to it. */
+  readonly connectors: ReadonlyMap<string, ConnectorStages>
+}
+
+/**
+ * Which stages run, in which order — the one place to add a stage. Built once at start, per
+ * connector: a factory returns undefined for a connector that does not need its stage (no
+ * assertion, no attribution, not aws_sigv4, no credential), so that stage is left out of the
+ * list instead of skipped on every request.
+ *
+ *   admit:   authenticate → route
+ *   request: decide → copy-source → attribute → credential → inject | assert → attribution header → audit gate → forward
+ *   retry:                                      credential → inject | assert → attribution header → audit gate → forward
+ *   upgrade: decide → copy-source → attribute → credential → inject | assert → attribution header → audit gate
+ *
+ * (`|`: the stages before it prepare the admitted request, those after it send the outbound one.)
+ */
+export function composeStages(parts: StageParts): Composition {
+  const { config } = parts
+  const maxBody = config.limits.maxBodyInspectBytes
+  const decide = createDecide(maxBody)
+  const inject = createInject()
+  const auditGate = createAuditGate(parts.audit)
+  const forward = createForward(parts.upstreams, config.policy, config.limits.upstreamTimeoutMs)
+  const connectors = new Map<string, ConnectorStages>()
+  for (const connector of config.policy.connectors.values()) {
+    const decided = present(decide, createCopySource(connector), createAttribute(parts.userValues, connector, maxBody))
+    const injected = present(createCredential(parts.sources, connector), inject)
+    const signed = present(createAssert(parts.assertionKeys, connector), createAttributionHeader(parts.userValues, connector), auditGate)
+    connectors.set(connector.name, {
+      request: { prepare: [...decided, ...injected], send: [...signed, forward] },
+      retry: { prepare: injected, send: [...signed, forward] },
+      upgrade: { prepare: [...decided, ...injected], send: signed },
+    })
+  }
+  return { admit: [createAuthenticate(parts.sessions, config.policy), createRoute(config.policy)], connectors }
+}
+
+/** The stages a connector needs, in the order given. */
+function present<C extends RequestContext>(...stages: (Stage<C> | undefined)[]): Stage<C>[] {
+  return stages.filter((stage) => stage !== undefined)
+}
+
+/** The lists of the connector route chose (route only chooses configured connectors). */
+export function stagesFor(composition: Composition, connector: Connector): ConnectorStages {
+  const stages = composition.connectors.get(connector.name)
+  if (stages === undefined) throw new Error(`no stage list for connector ${connector.name}`)
+  return stages
+}

@@ -51,7 +51,7 @@ function composed(): Composition {
   const upstreams = new Upstreams({ headersTimeoutMs: 1000, resolver, upstreamProxy: undefined, vault })
   const sources = new Sources({ vault, clock: Date.now, http: new TokenHttp({ resolver, vault }), log: silentLogger })
   return composeStages({
-    config, sessions: new Sessions(store.sessions, Date.now), audit: { available: true }, upstreams, sources,
+    config, sessions: new Sessions(store.sessions, Date.now), store, audit: { available: true }, upstreams, sources,
     assertionKeys: new AssertionKeys(vault, Date.now), userValues: new UserValues(vault),
   })
 }

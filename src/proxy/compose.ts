@@ -3,6 +3,7 @@ import type { UserValues } from '../attribution/user-value.ts'
 import type { Config } from '../config/load.ts'
 import type { Connector } from '../model/policy.ts'
 import type { Sessions } from '../sessions/sessions.ts'
+import type { Store } from '../store/store.ts'
 import type { RequestContext } from './context.ts'
 import type { Stage, StageList } from './pipeline.ts'
 import type { AuditSink } from './request-audit.ts'
@@ -22,6 +23,7 @@ import type { Upstreams } from './upstreams.ts'
 export interface StageParts {
   readonly config: Config
   readonly sessions: Sessions
+  readonly store: Store
   readonly audit: Pick<AuditSink, 'available'>
   readonly upstreams: Upstreams
   readonly sources: Sources

@@ -7,6 +7,7 @@ import { Resolver } from '../egress/resolver.ts'
 import { KeyvaletError, toKeyvaletError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import type { Sessions } from '../sessions/sessions.ts'
+import type { Store } from '../store/store.ts'
 import type { Vault } from '../vault/vault.ts'
 import { AssertionKeys } from '../assertion/keys.ts'
 import { UserValues } from '../attribution/user-value.ts'
@@ -32,6 +33,8 @@ export interface HandlerDeps {
   readonly config: Config
   readonly sessions: Sessions
   readonly vault: Vault
+  /** The store, for stages that keep state of their own (e.g. a request budget's counter). */
+  readonly store: Store
   readonly audit: AuditSink
   readonly log: Logger
   /** Epoch ms; tests move it to expire tokens. */
@@ -91,7 +94,7 @@ export function createHandler(deps: HandlerDeps): Handler {
   const upstreams = new Upstreams({ headersTimeoutMs: config.limits.upstreamTimeoutMs, resolver, upstreamProxy: config.upstreamProxy, vault: deps.vault })
   const sources = new Sources({ vault: deps.vault, clock, http: new TokenHttp({ resolver, upstreamProxy: config.upstreamProxy, vault: deps.vault }), log })
   const assertionKeys = new AssertionKeys(deps.vault, clock)
-  const composition = composeStages({ config, sessions: deps.sessions, audit: deps.audit, upstreams, sources, assertionKeys, userValues: new UserValues(deps.vault) })
+  const composition = composeStages({ config, sessions: deps.sessions, store: deps.store, audit: deps.audit, upstreams, sources, assertionKeys, userValues: new UserValues(deps.vault) })
   const inFlight = new InFlight(config.auditOpenAfterMs)
   const openAfterNs = BigInt(config.auditOpenAfterMs) * 1_000_000n
   const idPrefix = randomBytes(4).toString('hex')

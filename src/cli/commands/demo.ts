@@ -31,7 +31,7 @@ export const demo: Command = {
     const config = parseConfig(demoConfig(upstream.url), join(dir, 'keyvalet.yaml'))
     const runtime = openRuntime(config, { env: { KEYVALET_MASTER_KEY: randomBytes(32).toString('base64') }, createMasterKey: false })
     const audit = await AuditWriter.start({ databasePath: config.databasePath, fsync: config.auditFsync, key: await runtime.openAuditKey(), reserveBytes: config.auditReserveBytes })
-    const gateway = createProxy({ config, sessions: runtime.sessions, vault: runtime.vault, audit, log: silentLogger })
+    const gateway = createProxy({ config, sessions: runtime.sessions, vault: runtime.vault, store: runtime.store, audit, log: silentLogger })
     try {
       const { url } = await gateway.listen()
       const secretValue = `demo-secret-${randomBytes(8).toString('hex')}`

@@ -134,7 +134,7 @@ async function startInProcess(runtime: Runtime, config: Config, io: Io, closers:
   const log = quiet(createLogger(io.stderr))
   const audit = await AuditWriter.start({ databasePath: config.databasePath, fsync: config.auditFsync, key: await runtime.openAuditKey(), reserveBytes: config.auditReserveBytes, log })
   closers.unshift(() => audit.close())
-  const proxy = createProxy({ config: local, sessions: runtime.sessions, vault: runtime.vault, audit, log })
+  const proxy = createProxy({ config: local, sessions: runtime.sessions, vault: runtime.vault, store: runtime.store, audit, log })
   const address = await proxy.listen()
   closers.unshift(() => proxy.close(2000))
   if (address.forwardUrl === undefined || address.caCertPem === undefined) throw new OperatorError('the forward proxy did not start')

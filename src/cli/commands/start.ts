@@ -43,7 +43,7 @@ export const start: Command = {
       const log = createLogger(io.stderr)
       const audit = await AuditWriter.start({ databasePath: config.databasePath, fsync: config.auditFsync, key: await runtime.openAuditKey(), reserveBytes: config.auditReserveBytes, log })
       closers.unshift(() => audit.close())
-      const gateway = createProxy({ config, sessions: runtime.sessions, vault: runtime.vault, audit, log })
+      const gateway = createProxy({ config, sessions: runtime.sessions, vault: runtime.vault, store: runtime.store, audit, log })
       const address = await gateway.listen()
       closers.unshift(() => gateway.close())
       write(io.stdout, `gateway listening on ${address.url}`)

@@ -2,19 +2,19 @@ import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { CONFIG_SCHEMA } from './schema.ts'
 
-type Node = Readonly<Record<string, unknown>>
-
 /** Every field with a `default`, and whether Value.Default reaches it: only through typebox types, from the root. */
-function defaults(node: Node, path: string, reached: boolean, out: { path: string; reached: boolean }[]): void {
+function defaults(node: object, path: string, reached: boolean, out: { path: string; reached: boolean }[]): void {
   const typed = reached && '~kind' in node
-  if ('default' in node) out.push({ path, reached: typed })
+  const keys = new Map(Object.entries(node))
+  const anyOf: unknown = keys.get('anyOf')
+  if (keys.has('default')) out.push({ path, reached: typed })
   const children: [string, unknown][] = [
-    ...Object.entries((node['properties'] as Node | undefined) ?? {}).map(([k, v]): [string, unknown] => [`${path}.${k}`, v]),
-    ...(typeof node['additionalProperties'] === 'object' ? [[`${path}.<name>`, node['additionalProperties']] as [string, unknown]] : []),
-    ...(node['items'] === undefined ? [] : [[`${path}[]`, node['items']] as [string, unknown]]),
-    ...((node['anyOf'] as unknown[] | undefined) ?? []).map((v, i): [string, unknown] => [`${path}|${i}`, v]),
+    ...Object.entries(keys.get('properties') ?? {}).map(([k, v]): [string, unknown] => [`${path}.${k}`, v]),
+    [`${path}.<name>`, keys.get('additionalProperties')],
+    [`${path}[]`, keys.get('items')],
+    ...(Array.isArray(anyOf) ? anyOf : []).map((v, i): [string, unknown] => [`${path}|${i}`, v]),
   ]
-  for (const [p, child] of children) defaults(child as Node, p, typed, out)
+  for (const [p, child] of children) if (typeof child === 'object' && child !== null) defaults(child, p, typed, out)
 }
 
 describe('the config schema', () => {

@@ -178,6 +178,7 @@ export function parseConfig(text: string, file: string): Config {
 }
 
 let configValidator: S.Validator | undefined
+const validator = (): S.Validator => (configValidator ??= S.Compile(CONFIG_SCHEMA))
 
 /**
  * The file with every default of the schema filled in (mutates `raw`), for a value the validator
@@ -191,13 +192,11 @@ function withDefaults(raw: unknown): ConfigFile {
 
 /** ConfigFile is Static<> of the schema this validator was compiled from. */
 function isConfigFile(value: unknown): value is ConfigFile {
-  configValidator ??= S.Compile(CONFIG_SCHEMA as unknown as S.XSchema)
-  return configValidator.Check(value)
+  return validator().Check(value)
 }
 
 function schemaProblems(raw: unknown): Problem[] {
-  configValidator ??= S.Compile(CONFIG_SCHEMA as unknown as S.XSchema)
-  const [, errors] = configValidator.Errors(raw)
+  const [, errors] = validator().Errors(raw)
   const problems: Problem[] = []
   for (const e of errors) {
     const at = pointerToPath(e.instancePath, raw)

@@ -1,13 +1,14 @@
 /**
- * From a structurally valid (schema-checked, defaults filled in) connector entry to the domain Connector: the checks
- * JSON Schema cannot express, each reported as a located Problem instead of thrown.
+ * From a structurally valid connector entry (schema-checked, its defaults filled in: see
+ * schema.ts) to the domain Connector: the checks JSON Schema cannot express, each reported as a
+ * located Problem instead of thrown.
  */
 
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { X509Certificate } from 'node:crypto'
 import * as S from 'typebox/schema'
-import type { BodyValidator, Connector, CredentialBinding, Rule, Severity, ValueConstraint } from '../model/policy.ts'
+import type { BodyValidator, Connector, CredentialBinding, Rule, ValueConstraint } from '../model/policy.ts'
 import type { UpstreamProxy } from '../model/options.ts'
 import { compilePathPattern } from '../policy/path-pattern.ts'
 import { normalisePath } from '../policy/path.ts'
@@ -148,6 +149,7 @@ function compileCredential(connector: string, allowInsecure: boolean, raw: Crede
 
 /** The source named by `credential.source` (default static), its block compiled by its own definition. */
 function compileSource(connector: string, allowInsecure: boolean, raw: CredentialFile, problem: (f: FieldPath, m: string) => void): CredentialBinding['source'] {
+  // No schema default: whether `source` was written changes the message about a missing secret.
   const type = raw.source ?? 'static'
   const definition = sourceDefinition(type)
   if (definition === undefined) {

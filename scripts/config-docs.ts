@@ -120,7 +120,9 @@ function section(out: string[], path: string | undefined, node: Node): void {
     const childPath = child === undefined ? undefined : (path === undefined ? name : `${path}.${name}`) + child.suffix
     if (child !== undefined) children.push([childPath as string, child.node])
     const required = node.required?.includes(name) === true ? 'yes' : 'no'
-    const fallback = field.default === undefined ? '' : code(JSON.stringify(field.default))
+    // An empty object's default ({}) says only that its fields take theirs: shown on those fields.
+    const shown = field.default === undefined || (field.type === 'object' && JSON.stringify(field.default) === '{}') ? undefined : field.default
+    const fallback = shown === undefined ? '' : code(JSON.stringify(shown))
     out.push(`| ${code(name)} | ${typeOf(field, childPath)} | ${required} | ${fallback} | ${text(field.description ?? '')} |`)
   }
   out.push('')

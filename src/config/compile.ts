@@ -1,13 +1,14 @@
 /**
- * From a structurally valid (schema-checked) connector entry to the domain Connector: the checks
- * JSON Schema cannot express, each reported as a located Problem instead of thrown.
+ * From a structurally valid connector entry (schema-checked, its defaults filled in: see
+ * schema.ts) to the domain Connector: the checks JSON Schema cannot express, each reported as a
+ * located Problem instead of thrown.
  */
 
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { X509Certificate } from 'node:crypto'
 import * as S from 'typebox/schema'
-import type { BodyValidator, Connector, CredentialBinding, Rule, Severity, ValueConstraint } from '../model/policy.ts'
+import type { BodyValidator, Connector, CredentialBinding, Rule, ValueConstraint } from '../model/policy.ts'
 import type { UpstreamProxy } from '../model/options.ts'
 import { compilePathPattern } from '../policy/path-pattern.ts'
 import { normalisePath } from '../policy/path.ts'
@@ -18,36 +19,10 @@ import { SOURCES, sourceDefinition } from '../credentials/sources/registry.ts'
 import { ALL_CREDENTIAL_KINDS, credentialKind } from '../credentials/registry.ts'
 import { reservedName } from '../vault/reserved.ts'
 import { FORBIDDEN_HEADERS } from '../schema-kit/headers.ts'
-import { compileAssertion, type RawAssertion } from '../assertion/config.ts'
-import { compileAttribution, type RawAttribution } from '../attribution/config.ts'
-
-export interface RawConstraint { pattern?: string; required?: boolean }
-export interface RawRule {
-  id: string
-  methods: string[]
-  path: string | string[]
-  severity: Severity
-  query?: Record<string, RawConstraint>
-  allow_other_query?: boolean
-  websocket?: boolean
-  headers?: Record<string, RawConstraint>
-  body?: Record<string, unknown>
-  allow_body?: boolean
-}
-export interface RawCredential { secret?: string; source?: string; inject: string }
-export interface RawConnector {
-  upstream: string
-  allow_insecure?: boolean
-  ca_file?: string
-  credential?: RawCredential
-  placeholder?: string
-  allow_addresses?: string[]
-  upstream_proxy?: 'none' | RawUpstreamProxy
-  rules?: RawRule[]
-  assertion?: RawAssertion
-  attribution?: RawAttribution
-}
-export interface RawUpstreamProxy { url: string; secret?: string; allow_addresses?: string[] }
+import { compileAssertion } from '../assertion/config.ts'
+import { compileAttribution } from '../attribution/config.ts'
+import type { ConnectorFile, CredentialFile, UpstreamProxyFile } from './connector-schema.ts'
+import type { RuleFile } from './rule-schema.ts'
 
 export interface CompileContext {
   /** Folder of the config file: relative file names are resolved against it. */
@@ -58,14 +33,14 @@ export interface CompileContext {
 /** CONNECT opens a tunnel past the rules; TRACE echoes the request, injected credential included. */
 const FORBIDDEN_METHODS = new Set(['CONNECT', 'TRACE'])
 
-export function compileConnector(name: string, raw: RawConnector, ctx: CompileContext): Connector {
+export function compileConnector(name: string, raw: ConnectorFile, ctx: CompileContext): Connector {
   const at: FieldPath = ['connectors', name]
   const problem = (field: FieldPath, message: string): void => void ctx.problems.push({ at: [...at, ...field], message })
   const upstream = compileUpstream(raw, (m) => problem(['upstream'], m))
   const ca = raw.ca_file === undefined ? undefined : readCa(resolve(ctx.dir, raw.ca_file), (m) => problem(['ca_file'], m))
-  const credential = raw.credential === undefined ? undefined : compileCredential(name, raw.allow_insecure === true, raw.credential, (f, m) => problem(['credential', ...f], m))
+  const credential = raw.credential === undefined ? undefined : compileCredential(name, raw.allow_insecure, raw.credential, (f, m) => problem(['credential', ...f], m))
   const seen = new Map<string, number>()
-  const rules = (raw.rules ?? []).map((r, i) => {
+  const rules = raw.rules.map((r, i) => {
     const first = seen.get(r.id)
     if (first !== undefined) problem(['rules', i, 'id'], `duplicate rule id ${r.id} (already used by rules[${first}])`)
     else seen.set(r.id, i)
@@ -80,14 +55,14 @@ export function compileConnector(name: string, raw: RawConnector, ctx: CompileCo
   if (raw.placeholder !== undefined && credential === undefined) problem(['placeholder'], 'a placeholder stands for a credential: add a credential binding')
   if (raw.placeholder !== undefined && /kvt_/i.test(raw.placeholder)) problem(['placeholder'], 'a placeholder must not look like a task key')
   return {
-    name, upstream, allowInsecure: raw.allow_insecure === true, ca, credential, rules,
+    name, upstream, allowInsecure: raw.allow_insecure, ca, credential, rules,
     headerGuard: credential === undefined ? undefined : credentialKind(credential.kind).headerGuard,
-    placeholder: raw.placeholder, allowAddresses: raw.allow_addresses ?? [], assertion, attribution,
+    placeholder: raw.placeholder, allowAddresses: raw.allow_addresses, assertion, attribution,
     upstreamProxy: raw.upstream_proxy === undefined ? undefined : raw.upstream_proxy === 'none' ? null : compileUpstreamProxy(raw.upstream_proxy, (f, m) => problem(['upstream_proxy', ...f], m)),
   }
 }
 
-export function compileUpstreamProxy(raw: RawUpstreamProxy, problem: (f: FieldPath, m: string) => void): UpstreamProxy {
+export function compileUpstreamProxy(raw: UpstreamProxyFile, problem: (f: FieldPath, m: string) => void): UpstreamProxy {
   let url = new URL('http://invalid.invalid:1')
   try {
     url = new URL(raw.url)
@@ -102,10 +77,10 @@ export function compileUpstreamProxy(raw: RawUpstreamProxy, problem: (f: FieldPa
   checkCidrs(raw.allow_addresses, (i, m) => problem(['allow_addresses', i], m))
   const reserved = raw.secret === undefined ? undefined : reservedName(raw.secret)
   if (reserved !== undefined) problem(['secret'], reserved)
-  return { url, secret: raw.secret, allowAddresses: raw.allow_addresses ?? [] }
+  return { url, secret: raw.secret, allowAddresses: raw.allow_addresses }
 }
 
-function compileUpstream(raw: RawConnector, problem: (m: string) => void): URL {
+function compileUpstream(raw: ConnectorFile, problem: (m: string) => void): URL {
   let url: URL
   try {
     url = new URL(raw.upstream)
@@ -114,7 +89,7 @@ function compileUpstream(raw: RawConnector, problem: (m: string) => void): URL {
     return new URL('https://invalid.invalid')
   }
   if (url.protocol === 'http:') {
-    if (raw.allow_insecure !== true) problem('an http:// upstream needs allow_insecure: true (the credential would cross the network in cleartext)')
+    if (!raw.allow_insecure) problem('an http:// upstream needs allow_insecure: true (the credential would cross the network in cleartext)')
   } else if (url.protocol !== 'https:') {
     problem('must be an https:// URL (or http:// with allow_insecure: true)')
   }
@@ -154,12 +129,12 @@ function readCa(file: string, problem: (m: string) => void): string | undefined 
   return pem
 }
 
-function compileCredential(connector: string, allowInsecure: boolean, raw: RawCredential, problem: (f: FieldPath, m: string) => void): CredentialBinding {
+function compileCredential(connector: string, allowInsecure: boolean, raw: CredentialFile, problem: (f: FieldPath, m: string) => void): CredentialBinding {
   // keyvalet.* secrets are keyvalet's own (the interception CA's key): never sent to an upstream.
   const reserved = raw.secret === undefined ? undefined : reservedName(raw.secret)
   if (reserved !== undefined) problem(['secret'], reserved)
   const source = compileSource(connector, allowInsecure, raw, problem)
-  const fields = raw as unknown as Readonly<Record<string, unknown>>
+  const fields: Readonly<Record<string, unknown>> = raw
   for (const other of ALL_CREDENTIAL_KINDS) {
     for (const field of Object.keys(other.fields)) {
       if (other.kind !== raw.inject && fields[field] !== undefined) problem([field], `only applies to inject: ${other.kind}`)
@@ -173,7 +148,8 @@ function compileCredential(connector: string, allowInsecure: boolean, raw: RawCr
 }
 
 /** The source named by `credential.source` (default static), its block compiled by its own definition. */
-function compileSource(connector: string, allowInsecure: boolean, raw: RawCredential, problem: (f: FieldPath, m: string) => void): CredentialBinding['source'] {
+function compileSource(connector: string, allowInsecure: boolean, raw: CredentialFile, problem: (f: FieldPath, m: string) => void): CredentialBinding['source'] {
+  // No schema default: whether `source` was written changes the message about a missing secret.
   const type = raw.source ?? 'static'
   const definition = sourceDefinition(type)
   if (definition === undefined) {
@@ -182,20 +158,23 @@ function compileSource(connector: string, allowInsecure: boolean, raw: RawCreden
   }
   if (definition.needsSecret === true && raw.secret === undefined) problem([], `missing required field secret${raw.source === undefined ? '' : ` (for source: ${type})`}`)
   if (definition.needsSecret === false && raw.secret !== undefined) problem(['secret'], `does not apply to source: ${type}`)
-  const blocks = raw as unknown as Record<string, unknown>
+  const blocks: Readonly<Record<string, unknown>> = raw
   for (const other of SOURCES) {
     if (other.type !== type && other.block !== undefined && blocks[other.type] !== undefined) problem([other.type], `only applies to source: ${other.type}`)
   }
-  if (definition.block !== undefined && blocks[type] === undefined) problem([], `missing required field ${type} (for source: ${type})`)
+  if (definition.block !== undefined && blocks[type] === undefined) {
+    problem([], `missing required field ${type} (for source: ${type})`)
+    return { type, options: undefined }
+  }
   const options = definition.compile(blocks[type], { secret: raw.secret, connector, allowInsecure }, (f, m) => problem(definition.block === undefined ? f : [type, ...f], m))
   return { type, options }
 }
 
-function compileRule(connector: string, raw: RawRule, problem: (f: FieldPath, m: string) => void): Rule {
+function compileRule(connector: string, raw: RuleFile, problem: (f: FieldPath, m: string) => void): Rule {
   raw.methods.forEach((m, i) => {
     if (FORBIDDEN_METHODS.has(m)) problem(['methods', i], `${m} is never allowed through keyvalet`)
   })
-  if (raw.websocket === true && !raw.methods.includes('GET')) problem(['websocket'], 'a WebSocket upgrade is a GET: list GET in methods')
+  if (raw.websocket && !raw.methods.includes('GET')) problem(['websocket'], 'a WebSocket upgrade is a GET: list GET in methods')
   if (raw.allow_body === false && raw.body !== undefined) problem(['allow_body'], 'a rule with a body schema takes a body: remove allow_body: false')
   const sources = typeof raw.path === 'string' ? [raw.path] : raw.path
   const paths = sources.flatMap((source, i) => {
@@ -213,17 +192,17 @@ function compileRule(connector: string, raw: RawRule, problem: (f: FieldPath, m:
     paths,
     severity: raw.severity,
     query: constraints(raw.query, false, (f, m) => problem(['query', ...f], m)),
-    allowOtherQuery: raw.allow_other_query ?? true,
-    websocket: raw.websocket ?? false,
+    allowOtherQuery: raw.allow_other_query,
+    websocket: raw.websocket,
     headers: constraints(raw.headers, true, (f, m) => problem(['headers', ...f], m)),
     body: raw.body === undefined ? undefined : compileBody(raw.body, (f, m) => problem(['body', ...f], m)),
     allowBody: raw.allow_body ?? raw.body !== undefined,
   }
 }
 
-function constraints(raw: Record<string, RawConstraint> | undefined, lowerCase: boolean, problem: (f: FieldPath, m: string) => void): ValueConstraint[] {
+function constraints(raw: RuleFile['query'], lowerCase: boolean, problem: (f: FieldPath, m: string) => void): ValueConstraint[] {
   const out: ValueConstraint[] = []
-  for (const [key, c] of Object.entries(raw ?? {})) {
+  for (const [key, c] of Object.entries(raw)) {
     const name = lowerCase ? key.toLowerCase() : key
     if (out.some((o) => o.name === name)) problem([key], `${name} is constrained twice (names are case-insensitive)`)
     let pattern: RegExp | undefined
@@ -235,7 +214,7 @@ function constraints(raw: Record<string, RawConstraint> | undefined, lowerCase: 
       const why = (err as Error).message.split(': ').pop()
       problem([key, 'pattern'], `invalid regular expression ${JSON.stringify(c.pattern)}: ${why}`)
     }
-    out.push({ name, pattern, required: c.required ?? false })
+    out.push({ name, pattern, required: c.required })
   }
   return out
 }

@@ -1,5 +1,6 @@
 /**
- * Loads keyvalet.yaml: YAML syntax, then structure (the JSON Schema in schema.ts), then meaning
+ * Loads keyvalet.yaml: YAML syntax, then structure (the schema in schema.ts, whose defaults are
+ * then filled in, once), then meaning
  * (compile.ts), then the dangerous-config warnings (check.ts). Every error is an OperatorError
  * naming the file, the line and the field: `keyvalet.yaml:14: connectors.github.rules[0].severity: ...`,
  * up to 10 of them at once. The result holds only domain objects: nothing later sees raw YAML.
@@ -9,12 +10,13 @@ import { readFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { LineCounter, parseDocument } from 'yaml'
 import * as S from 'typebox/schema'
+import Value from 'typebox/value'
 import { durationMs } from '../duration.ts'
 import { OperatorError } from '../errors.ts'
 import type { Connector, Policy } from '../model/policy.ts'
 import type { UpstreamProxy } from '../model/options.ts'
-import { CONFIG_SCHEMA } from './schema.ts'
-import { compileConnector, compileUpstreamProxy, type RawConnector, type RawUpstreamProxy } from './compile.ts'
+import { CONFIG_SCHEMA, type ConfigFile } from './schema.ts'
+import { compileConnector, compileUpstreamProxy } from './compile.ts'
 import { checkPolicy, explainPolicy, secretReferences, type ConfigWarning, type SecretReference } from './check.ts'
 import { checkCidrs, dnsServerProblem, parseHostPort, parseListenerUrl, type HostPort } from '../schema-kit/addresses.ts'
 import { formatProblems, locator, pointerToPath, type Locate, type Problem } from './locate.ts'
@@ -61,22 +63,6 @@ export interface Config {
   readonly secrets: readonly SecretReference[]
 }
 
-interface RawConfig {
-  version: 1
-  listen?: { gateway?: string; forward?: string; gateway_url?: string; forward_url?: string }
-  tunnels?: (string | { to: string; allow_addresses?: string[] })[]
-  dns?: { servers?: string[] }
-  upstream_proxy?: RawUpstreamProxy
-  data_dir?: string
-  audit?: { fsync?: boolean; reserve_bytes?: number; open_after_ms?: number }
-  sessions?: { max_ttl?: string }
-  limits?: {
-    max_body_inspect_bytes?: number; upstream_timeout_ms?: number; request_timeout_ms?: number; idle_timeout_ms?: number; shutdown_grace_ms?: number
-    anonymous_records_per_source_per_minute?: number; anonymous_records_per_minute?: number
-  }
-  connectors: Record<string, RawConnector>
-}
-
 /** A task key is for a task: no configuration lets one live longer than a year. */
 const MAX_SESSION_TTL_MS = 365 * 86_400_000
 
@@ -116,7 +102,7 @@ export function parseConfig(text: string, file: string): Config {
 
   const structural = schemaProblems(raw)
   if (structural.length > 0) fail(structural)
-  const config = raw as RawConfig
+  const config = withDefaults(raw)
 
   const problems: Problem[] = []
   const listen = (field: 'gateway' | 'forward', text: string | undefined): HostPort | undefined => {
@@ -125,23 +111,23 @@ export function parseConfig(text: string, file: string): Config {
     problems.push({ at: ['listen', field], message: parsed })
     return undefined
   }
-  const gateway = listen('gateway', config.listen?.gateway ?? '127.0.0.1:8787')
-  const forward = listen('forward', config.listen?.forward)
+  const gateway = listen('gateway', config.listen.gateway)
+  const forward = listen('forward', config.listen.forward)
   const sandboxUrl = (field: 'gateway_url' | 'forward_url', text: string | undefined): URL | undefined => {
     const parsed = text === undefined ? undefined : parseListenerUrl(text)
     if (typeof parsed !== 'string') return parsed
     problems.push({ at: ['listen', field], message: parsed })
     return undefined
   }
-  const gatewayUrl = sandboxUrl('gateway_url', config.listen?.gateway_url)
-  const forwardUrl = sandboxUrl('forward_url', config.listen?.forward_url)
+  const gatewayUrl = sandboxUrl('gateway_url', config.listen.gateway_url)
+  const forwardUrl = sandboxUrl('forward_url', config.listen.forward_url)
   if (forwardUrl !== undefined && forward === undefined) problems.push({ at: ['listen', 'forward_url'], message: 'there is no forward proxy: set listen.forward too' })
   const tunnels = new Map<string, readonly string[]>()
-  ;(config.tunnels ?? []).forEach((t, i) => {
-    const entry = typeof t === 'string' ? { to: t } : t
+  config.tunnels.forEach((t, i) => {
+    const entry = typeof t === 'string' ? { to: t, allow_addresses: [] } : t
     const parsed = parseHostPort(entry.to, 1, 'registry.npmjs.org:443')
     if (typeof parsed === 'string') problems.push({ at: typeof t === 'string' ? ['tunnels', i] : ['tunnels', i, 'to'], message: parsed })
-    else tunnels.set(`${parsed.host}:${parsed.port}`, entry.allow_addresses ?? [])
+    else tunnels.set(`${parsed.host}:${parsed.port}`, entry.allow_addresses)
     if (typeof t !== 'string') checkCidrs(t.allow_addresses, (j, message) => problems.push({ at: ['tunnels', i, 'allow_addresses', j], message }))
   })
   config.dns?.servers?.forEach((server, i) => {
@@ -153,19 +139,15 @@ export function parseConfig(text: string, file: string): Config {
   for (const [name, entry] of Object.entries(config.connectors)) {
     connectors.set(name, compileConnector(name, entry, { dir, problems }))
   }
-  const maxTtlMs = durationMs(config.sessions?.max_ttl ?? '30d') ?? 0
+  const maxTtlMs = durationMs(config.sessions.max_ttl) ?? 0
   if (maxTtlMs <= 0 || maxTtlMs > MAX_SESSION_TTL_MS) problems.push({ at: ['sessions', 'max_ttl'], message: 'must be longer than 0 and at most 365d' })
   const upstreamProxy = config.upstream_proxy === undefined ? undefined : compileUpstreamProxy(config.upstream_proxy, (f, m) => void problems.push({ at: ['upstream_proxy', ...f], message: m }))
   if (problems.length > 0) fail(problems)
 
   const policy: Policy = { connectors }
-  const dataDir = resolve(dir, config.data_dir ?? './.keyvalet')
-  const limits = config.limits ?? {}
-  const timeouts = {
-    upstreamTimeoutMs: limits.upstream_timeout_ms ?? 30000,
-    requestTimeoutMs: limits.request_timeout_ms ?? 20000,
-    idleTimeoutMs: limits.idle_timeout_ms ?? 300000,
-  }
+  const dataDir = resolve(dir, config.data_dir)
+  const limits = config.limits
+  const timeouts = { upstreamTimeoutMs: limits.upstream_timeout_ms, requestTimeoutMs: limits.request_timeout_ms, idleTimeoutMs: limits.idle_timeout_ms }
   return {
     file: absolute,
     gateway: gateway as { host: string; port: number },
@@ -178,16 +160,16 @@ export function parseConfig(text: string, file: string): Config {
     dataDir,
     databasePath: join(dataDir, 'keyvalet.db'),
     limits: {
-      maxBodyInspectBytes: limits.max_body_inspect_bytes ?? 1048576,
+      maxBodyInspectBytes: limits.max_body_inspect_bytes,
       ...timeouts,
-      anonymousRecordsPerSourcePerMinute: limits.anonymous_records_per_source_per_minute ?? 60,
-      anonymousRecordsPerMinute: limits.anonymous_records_per_minute ?? 600,
-      shutdownGraceMs: limits.shutdown_grace_ms ?? 10000,
+      anonymousRecordsPerSourcePerMinute: limits.anonymous_records_per_source_per_minute,
+      anonymousRecordsPerMinute: limits.anonymous_records_per_minute,
+      shutdownGraceMs: limits.shutdown_grace_ms,
     },
     sessions: { maxTtlMs },
-    auditFsync: config.audit?.fsync ?? false,
-    auditReserveBytes: config.audit?.reserve_bytes ?? 16 * 1024 * 1024,
-    auditOpenAfterMs: config.audit?.open_after_ms ?? 1000,
+    auditFsync: config.audit.fsync,
+    auditReserveBytes: config.audit.reserve_bytes,
+    auditOpenAfterMs: config.audit.open_after_ms,
     policy,
     warnings: checkPolicy(policy, locate, timeouts),
     notes: explainPolicy(policy, locate),
@@ -196,10 +178,25 @@ export function parseConfig(text: string, file: string): Config {
 }
 
 let configValidator: S.Validator | undefined
+const validator = (): S.Validator => (configValidator ??= S.Compile(CONFIG_SCHEMA))
+
+/**
+ * The file with every default of the schema filled in (mutates `raw`), for a value the validator
+ * accepted. Checked again, by the same validator, so that the type rests on a check, not a cast.
+ */
+function withDefaults(raw: unknown): ConfigFile {
+  const filled: unknown = Value.Default(CONFIG_SCHEMA, raw)
+  if (!isConfigFile(filled)) throw new Error('the configuration does not match its schema once its defaults are filled in')
+  return filled
+}
+
+/** ConfigFile is Static<> of the schema this validator was compiled from. */
+function isConfigFile(value: unknown): value is ConfigFile {
+  return validator().Check(value)
+}
 
 function schemaProblems(raw: unknown): Problem[] {
-  configValidator ??= S.Compile(CONFIG_SCHEMA as unknown as S.XSchema)
-  const [, errors] = configValidator.Errors(raw)
+  const [, errors] = validator().Errors(raw)
   const problems: Problem[] = []
   for (const e of errors) {
     const at = pointerToPath(e.instancePath, raw)

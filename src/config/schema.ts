@@ -1,6 +1,8 @@
 /**
- * The structure of keyvalet.yaml, as a plain JSON Schema (draft 2020-12). The `description`s are
- * the configuration reference. `additionalProperties: false` everywhere, so a typo is an error.
+ * The structure of keyvalet.yaml, as a typebox schema (JSON Schema draft 2020-12). The
+ * `description`s are the configuration reference; a field's type and its default are written once,
+ * here: `ConfigFile` (Static<>) is the file after load.ts applied the defaults.
+ * `additionalProperties: false` everywhere, so a typo is an error.
  *
  * `errorMessage` is ours (validators ignore unknown keywords): load.ts shows it instead of the
  * generic "must match pattern ...". Checks JSON Schema cannot express well (URLs, regexes, path
@@ -10,180 +12,146 @@
  * blocks each feature owns (credential sources and kinds, assertion, attribution).
  */
 
+import Type, { type Static } from 'typebox'
 import { CONNECTOR_NAME } from '../schema-kit/patterns.ts'
 import { DURATION_PATTERN } from '../duration.ts'
-import { CONNECTOR_SCHEMA, UPSTREAM_PROXY_SCHEMA } from './connector-schema.ts'
+import { CONNECTOR_SCHEMA, upstreamProxySchema } from './connector-schema.ts'
+import { Defaulted, NamedMap } from '../schema-kit/builders.ts'
 
-export const CONFIG_SCHEMA = {
-  $schema: 'https://json-schema.org/draft/2020-12/schema',
-  type: 'object',
+const CIDRS = Type.Array(Type.String({ minLength: 1 }), { default: [], description: 'CIDRs this destination may resolve to although not public (for local tests).' })
+
+const LISTEN = Type.Object({
+  gateway: Defaulted(Type.String({
+    default: '127.0.0.1:8787',
+    description: 'host:port of the gateway listener (IPv6 as [::1]:8787). Port 0 picks a free port. Default 127.0.0.1:8787.',
+  })),
+  forward: Type.Optional(Type.String({
+    description:
+      'host:port of the forward-proxy listener (HTTPS_PROXY=http://task:KEY@host:port): absolute-form http:// requests and CONNECT, with TLS interception for connector hosts. Not set: no forward proxy.',
+  })),
+  gateway_url: Type.Optional(Type.String({
+    description:
+      "The gateway as sandboxes reach it, e.g. http://keyvalet.internal:8787: what session create --env gives them (KEYVALET_GATEWAY, SDK base URLs), and, with a forward proxy, the one host NO_PROXY exempts. NO_PROXY cannot name a port in curl or git, so it exempts every port of that host: give the gateway a name of its own that resolves, for sandboxes, to an address where only keyvalet listens (the orchestrator's DNS, /etc/hosts, Kubernetes hostAliases). Not set: the listen.gateway address; with a forward proxy, --env then neither names nor exempts the gateway (every request goes through the proxy).",
+  })),
+  forward_url: Type.Optional(Type.String({
+    description: 'The forward proxy as sandboxes reach it, e.g. http://keyvalet.internal:8789: the host and port of the HTTPS_PROXY that session create --env prints. Not set: the listen.forward address.',
+  })),
+}, { additionalProperties: false, default: {}, description: 'Where keyvalet listens.' })
+
+const DNS = Type.Object({
+  servers: Type.Optional(Type.Array(Type.String({ minLength: 1 }), {
+    description: "DNS servers as 'ip' or 'ip:port' ('[::1]:53' for IPv6). Default: the servers in the system's resolv.conf.",
+  })),
+}, {
   additionalProperties: false,
-  required: ['version', 'connectors'],
+  description: 'How keyvalet resolves upstream host names. It asks DNS servers itself (the sandbox needs no resolver); /etc/hosts does not apply.',
+})
+
+const TUNNELS = Type.Array(Type.Union([
+  Type.String({ description: 'host:port' }),
+  Type.Object({
+    to: Type.String({ description: 'host:port' }),
+    allow_addresses: Defaulted(CIDRS),
+  }, { additionalProperties: false }),
+]), {
+  default: [],
+  description:
+    'host:port destinations the forward proxy tunnels without interception (e.g. registry.npmjs.org:443): decided on the CONNECT authority, audited, never given a credential. Every other CONNECT that no connector covers is refused.',
+})
+
+const AUDIT = Type.Object({
+  fsync: Defaulted(Type.Boolean({
+    default: false,
+    description:
+      'true: each commit of audit records is flushed to disk (fsync) before the responses complete, so records survive a power loss; costs a disk flush per batch. false: committed to the operating system, so records survive a crash of keyvalet but not of the machine. Default false.',
+  })),
+  reserve_bytes: Defaulted(Type.Integer({
+    minimum: 65536,
+    default: 16777216,
+    description:
+      'Disk space held for the audit log: a file of this size beside it (<data_dir>/keyvalet-audit.db.reserve), and at least as much free besides it. With less, keyvalet takes no new request (503 audit_unavailable) until there is room again; the reserve is given up to write the records of the requests already taken. Default 16777216 (16 MiB).',
+  })),
+  open_after_ms: Defaulted(Type.Integer({
+    minimum: 1,
+    default: 1000,
+    description:
+      "A request still in flight this long after its credential was attached gets an open record (phase: open) at once, completed by its closing record (phase: close) when it ends, so a crash of keyvalet leaves a record of it. Server-Sent Events and WebSockets get theirs before their first byte reaches the sandbox. Default 1000.",
+  })),
+}, { additionalProperties: false, default: {}, description: 'How audit records are written. Every record is committed before the response it describes completes.' })
+
+const SESSIONS = Type.Object({
+  max_ttl: Defaulted(Type.String({
+    pattern: DURATION_PATTERN,
+    errorMessage: 'must be a whole number and a unit: s, m, h or d (e.g. 8h, 30d)',
+    default: '30d',
+    description: 'The longest a session (its task key) may last; a longer --ttl is refused. At most 365d. Default 30d.',
+  })),
+}, { additionalProperties: false, default: {}, description: 'Task sessions (session create, keyvalet run).' })
+
+const LIMITS = Type.Object({
+  max_body_inspect_bytes: Defaulted(Type.Integer({
+    minimum: 1,
+    default: 1048576,
+    description: "Largest request body read to check a rule's body schema; a larger one is refused. Default 1048576 (1 MiB).",
+  })),
+  upstream_timeout_ms: Defaulted(Type.Integer({
+    minimum: 1,
+    default: 30000,
+    description: 'How long to wait for the upstream response headers, in milliseconds (then 504 upstream_timeout). Default 30000.',
+  })),
+  request_timeout_ms: Defaulted(Type.Integer({
+    minimum: 1,
+    default: 20000,
+    description: 'The request line and headers must arrive within this many milliseconds (slow-header clients are cut off with request_timeout). Default 20000.',
+  })),
+  idle_timeout_ms: Defaulted(Type.Integer({
+    minimum: 1,
+    default: 300000,
+    description:
+      'A connection on which nothing moves in either direction for this many milliseconds is closed. Bodies may take as long as they keep moving. A request still waiting for its upstream is answered 504 idle_timeout first; one whose response or upload has stalled is cut; both are audited idle_timeout. Must be longer than upstream_timeout_ms and request_timeout_ms (`keyvalet check` warns otherwise). Default 300000.',
+  })),
+  anonymous_records_per_source_per_minute: Defaulted(Type.Integer({
+    minimum: 1,
+    default: 60,
+    description:
+      'Audit records one source address may write per minute for refusals that name no session: no task key, a malformed or unknown one, bytes the parser refused. Beyond it such refusals are still answered, and counted in one summary record per listener (reason anonymous_records_suppressed, status 0) and a log line, at most once a minute. A connection that closes without sending a byte is never recorded, only counted in that log line. Default 60.',
+  })),
+  anonymous_records_per_minute: Defaulted(Type.Integer({
+    minimum: 1,
+    default: 600,
+    description: 'The same limit for all source addresses together, so that many addresses cannot grow the audit log either. Default 600.',
+  })),
+  shutdown_grace_ms: Defaulted(Type.Integer({
+    minimum: 0,
+    default: 10000,
+    description: 'On SIGTERM/SIGINT, requests and streams in flight may finish for this many milliseconds; what is left is then cut, each with its closing audit record (error shutting_down). Default 10000.',
+  })),
+}, { additionalProperties: false, default: {}, description: 'Resource limits. All optional.' })
+
+export const CONFIG_SCHEMA = Type.Object({
+  version: Type.Unsafe<1>({ const: 1, description: 'Configuration format version. Must be 1.' }),
+  listen: Defaulted(LISTEN),
+  upstream_proxy: Type.Optional(upstreamProxySchema('Applies to every connector that does not set its own.')),
+  dns: Type.Optional(DNS),
+  tunnels: Defaulted(TUNNELS),
+  data_dir: Defaulted(Type.String({
+    minLength: 1,
+    default: './.keyvalet',
+    description:
+      "Folder for keyvalet.db (and master.key when no master key is given in the environment), relative to the config file's folder. Default ./.keyvalet.",
+  })),
+  audit: Defaulted(AUDIT),
+  sessions: Defaulted(SESSIONS),
+  limits: Defaulted(LIMITS),
+  connectors: NamedMap(CONNECTOR_SCHEMA, {
+    propertyNames: { pattern: CONNECTOR_NAME, errorMessage: 'connector names must match ^[a-z][a-z0-9-]{0,62}$' },
+    description: 'Connectors by name. The name is the first path segment of gateway URLs (http://keyvalet:8787/<name>/...) and appears in grants.',
+  }),
+}, {
+  $schema: 'https://json-schema.org/draft/2020-12/schema',
+  additionalProperties: false,
   description: 'keyvalet configuration file (YAML).',
-  properties: {
-    version: { const: 1, description: 'Configuration format version. Must be 1.' },
-    listen: {
-      type: 'object',
-      additionalProperties: false,
-      description: 'Where keyvalet listens.',
-      properties: {
-        gateway: {
-          type: 'string',
-          default: '127.0.0.1:8787',
-          description: 'host:port of the gateway listener (IPv6 as [::1]:8787). Port 0 picks a free port. Default 127.0.0.1:8787.',
-        },
-        forward: {
-          type: 'string',
-          description:
-            'host:port of the forward-proxy listener (HTTPS_PROXY=http://task:KEY@host:port): absolute-form http:// requests and CONNECT, with TLS interception for connector hosts. Not set: no forward proxy.',
-        },
-        gateway_url: {
-          type: 'string',
-          description:
-            "The gateway as sandboxes reach it, e.g. http://keyvalet.internal:8787: what session create --env gives them (KEYVALET_GATEWAY, SDK base URLs), and, with a forward proxy, the one host NO_PROXY exempts. NO_PROXY cannot name a port in curl or git, so it exempts every port of that host: give the gateway a name of its own that resolves, for sandboxes, to an address where only keyvalet listens (the orchestrator's DNS, /etc/hosts, Kubernetes hostAliases). Not set: the listen.gateway address; with a forward proxy, --env then neither names nor exempts the gateway (every request goes through the proxy).",
-        },
-        forward_url: {
-          type: 'string',
-          description: 'The forward proxy as sandboxes reach it, e.g. http://keyvalet.internal:8789: the host and port of the HTTPS_PROXY that session create --env prints. Not set: the listen.forward address.',
-        },
-      },
-    },
-    upstream_proxy: { ...UPSTREAM_PROXY_SCHEMA, description: `${UPSTREAM_PROXY_SCHEMA.description} Applies to every connector that does not set its own.` },
-    dns: {
-      type: 'object',
-      additionalProperties: false,
-      description: 'How keyvalet resolves upstream host names. It asks DNS servers itself (the sandbox needs no resolver); /etc/hosts does not apply.',
-      properties: {
-        servers: {
-          type: 'array',
-          items: { type: 'string', minLength: 1 },
-          description: "DNS servers as 'ip' or 'ip:port' ('[::1]:53' for IPv6). Default: the servers in the system's resolv.conf.",
-        },
-      },
-    },
-    tunnels: {
-      type: 'array',
-      items: {
-        anyOf: [
-          { type: 'string', description: 'host:port' },
-          {
-            type: 'object',
-            additionalProperties: false,
-            required: ['to'],
-            properties: {
-              to: { type: 'string', description: 'host:port' },
-              allow_addresses: { type: 'array', items: { type: 'string', minLength: 1 }, description: 'CIDRs this destination may resolve to although not public (for local tests).' },
-            },
-          },
-        ],
-      },
-      description:
-        'host:port destinations the forward proxy tunnels without interception (e.g. registry.npmjs.org:443): decided on the CONNECT authority, audited, never given a credential. Every other CONNECT that no connector covers is refused.',
-    },
-    data_dir: {
-      type: 'string',
-      minLength: 1,
-      default: './.keyvalet',
-      description:
-        "Folder for keyvalet.db (and master.key when no master key is given in the environment), relative to the config file's folder. Default ./.keyvalet.",
-    },
-    audit: {
-      type: 'object',
-      additionalProperties: false,
-      description: 'How audit records are written. Every record is committed before the response it describes completes.',
-      properties: {
-        fsync: {
-          type: 'boolean',
-          default: false,
-          description:
-            'true: each commit of audit records is flushed to disk (fsync) before the responses complete, so records survive a power loss; costs a disk flush per batch. false: committed to the operating system, so records survive a crash of keyvalet but not of the machine. Default false.',
-        },
-        reserve_bytes: {
-          type: 'integer',
-          minimum: 65536,
-          default: 16777216,
-          description:
-            'Disk space held for the audit log: a file of this size beside it (<data_dir>/keyvalet-audit.db.reserve), and at least as much free besides it. With less, keyvalet takes no new request (503 audit_unavailable) until there is room again; the reserve is given up to write the records of the requests already taken. Default 16777216 (16 MiB).',
-        },
-        open_after_ms: {
-          type: 'integer',
-          minimum: 1,
-          default: 1000,
-          description:
-            "A request still in flight this long after its credential was attached gets an open record (phase: open) at once, completed by its closing record (phase: close) when it ends, so a crash of keyvalet leaves a record of it. Server-Sent Events and WebSockets get theirs before their first byte reaches the sandbox. Default 1000.",
-        },
-      },
-    },
-    sessions: {
-      type: 'object',
-      additionalProperties: false,
-      description: 'Task sessions (session create, keyvalet run).',
-      properties: {
-        max_ttl: {
-          type: 'string',
-          pattern: DURATION_PATTERN,
-          errorMessage: 'must be a whole number and a unit: s, m, h or d (e.g. 8h, 30d)',
-          default: '30d',
-          description: 'The longest a session (its task key) may last; a longer --ttl is refused. At most 365d. Default 30d.',
-        },
-      },
-    },
-    limits: {
-      type: 'object',
-      additionalProperties: false,
-      description: 'Resource limits. All optional.',
-      properties: {
-        max_body_inspect_bytes: {
-          type: 'integer',
-          minimum: 1,
-          default: 1048576,
-          description: "Largest request body read to check a rule's body schema; a larger one is refused. Default 1048576 (1 MiB).",
-        },
-        upstream_timeout_ms: {
-          type: 'integer',
-          minimum: 1,
-          default: 30000,
-          description: 'How long to wait for the upstream response headers, in milliseconds (then 504 upstream_timeout). Default 30000.',
-        },
-        request_timeout_ms: {
-          type: 'integer',
-          minimum: 1,
-          default: 20000,
-          description: 'The request line and headers must arrive within this many milliseconds (slow-header clients are cut off with request_timeout). Default 20000.',
-        },
-        idle_timeout_ms: {
-          type: 'integer',
-          minimum: 1,
-          default: 300000,
-          description:
-            'A connection on which nothing moves in either direction for this many milliseconds is closed. Bodies may take as long as they keep moving. A request still waiting for its upstream is answered 504 idle_timeout first; one whose response or upload has stalled is cut; both are audited idle_timeout. Must be longer than upstream_timeout_ms and request_timeout_ms (`keyvalet check` warns otherwise). Default 300000.',
-        },
-        anonymous_records_per_source_per_minute: {
-          type: 'integer',
-          minimum: 1,
-          default: 60,
-          description:
-            'Audit records one source address may write per minute for refusals that name no session: no task key, a malformed or unknown one, bytes the parser refused. Beyond it such refusals are still answered, and counted in one summary record per listener (reason anonymous_records_suppressed, status 0) and a log line, at most once a minute. A connection that closes without sending a byte is never recorded, only counted in that log line. Default 60.',
-        },
-        anonymous_records_per_minute: {
-          type: 'integer',
-          minimum: 1,
-          default: 600,
-          description: 'The same limit for all source addresses together, so that many addresses cannot grow the audit log either. Default 600.',
-        },
-        shutdown_grace_ms: {
-          type: 'integer',
-          minimum: 0,
-          default: 10000,
-          description: 'On SIGTERM/SIGINT, requests and streams in flight may finish for this many milliseconds; what is left is then cut, each with its closing audit record (error shutting_down). Default 10000.',
-        },
-      },
-    },
-    connectors: {
-      type: 'object',
-      propertyNames: { pattern: CONNECTOR_NAME, errorMessage: 'connector names must match ^[a-z][a-z0-9-]{0,62}$' },
-      additionalProperties: CONNECTOR_SCHEMA,
-      description: 'Connectors by name. The name is the first path segment of gateway URLs (http://keyvalet:8787/<name>/...) and appears in grants.',
-    },
-  },
-} as const
+})
+
+/** keyvalet.yaml as the compile steps see it: schema-checked, every default filled in. */
+export type ConfigFile = Static<typeof CONFIG_SCHEMA>

@@ -50,7 +50,11 @@ export interface KindDefinition<Fields extends TProperties, Options> {
   readonly kind: string
   /** What it does, in one sentence of the `inject` reference. */
   readonly summary: string
-  /** Its fields of `credential`, each optional in the schema (see `required`). */
+  /**
+   * Its fields of `credential`, each optional in the schema (see `required`) and without a
+   * `default`: the block holds every kind's fields, so a filled-in default would read as given with
+   * another `inject`; `compile` applies it.
+   */
   readonly fields: Fields
   readonly required: readonly (keyof Fields & string)[]
   compile(raw: Static<TObject<Fields>>, problem: (field: FieldPath, message: string) => void): Options

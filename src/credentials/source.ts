@@ -1,3 +1,4 @@
+import type { Static, TSchema } from 'typebox'
 import type { Logger } from '../log.ts'
 import type { Connector } from '../model/policy.ts'
 import type { Session } from '../model/session.ts'
@@ -54,19 +55,21 @@ export interface SourceDeps {
 }
 
 /**
- * A source kind as the configuration knows it. `block` is the JSON Schema of the object named
+ * A source kind as the configuration knows it. `block` is the typebox schema of the object named
  * after the kind inside `credential` (e.g. `credential.oauth_user`), merged into the config
- * schema; `compile` does the checks JSON Schema cannot and returns the options `create` gets.
+ * schema; `compile` gets that object schema-checked with its defaults filled in (only when it is
+ * there: a missing block is reported by the config compiler), does the checks JSON Schema cannot,
+ * and returns the options `create` gets.
  */
-export interface SourceDefinition<Options = unknown> {
+export interface SourceDefinition<Options = unknown, Block extends TSchema = TSchema> {
   readonly type: string
   /** One line for docs/config.md. */
   readonly summary: string
   /** Schema of `credential.<type>`; undefined when the source takes no block (static). */
-  readonly block: Record<string, unknown> | undefined
+  readonly block: Block | undefined
   /** Whether `credential.secret` is required (true), forbidden (false), or optional (undefined). */
   readonly needsSecret: boolean | undefined
-  compile(raw: unknown, binding: { readonly secret: string | undefined; readonly connector: string; readonly allowInsecure: boolean }, problem: (field: FieldPath, message: string) => void): Options
+  compile(block: Static<Block>, binding: { readonly secret: string | undefined; readonly connector: string; readonly allowInsecure: boolean }, problem: (field: FieldPath, message: string) => void): Options
   /**
    * The vault secrets the source reads besides `credential.secret`, each with its field inside
    * `credential.<type>`: `check` and `start` warn about those the vault lacks.

@@ -1,24 +1,22 @@
+import Type, { type Static } from 'typebox'
 import type { FieldPath } from '../../schema-kit/field-path.ts'
 import { reservedName } from '../../vault/reserved.ts'
 import { urlHostProblem } from '../../schema-kit/addresses.ts'
+import { Defaulted } from '../../schema-kit/builders.ts'
 
-/** Config fields the OAuth sources share (JSON Schema, for `credential.oauth_user` and `credential.oauth_client`). */
+/** Config fields the OAuth sources share (for `credential.oauth_user` and `credential.oauth_client`). */
 export const COMMON_FIELDS = {
-  token_url: { type: 'string', minLength: 1, description: 'The token endpoint, https:// (http:// only with the connector\'s allow_insecure). Reached with the connector\'s allow_addresses and ca_file, never through a redirect.' },
-  client_id: { type: 'string', minLength: 1, description: 'The OAuth client id registered with the authorization server.' },
-  scopes: { type: 'array', items: { type: 'string', pattern: '^[\\x21\\x23-\\x5b\\x5d-\\x7e]+$', errorMessage: 'must be one scope without spaces or quotes' }, description: 'Scopes to ask for (sent space-separated).' },
-  refresh_before_s: { type: 'integer', minimum: 0, maximum: 3600, default: 60, description: 'A token is replaced this many seconds before it expires, so none expires in flight.' },
-  client_auth: { enum: ['basic', 'post'], default: 'basic', description: 'How the client secret is sent to the token endpoint: basic (HTTP Basic, client_secret_basic) or post (in the form body, client_secret_post).' },
-} as const
-
-export interface RawCommon {
-  token_url: string
-  client_id: string
-  client_secret?: string
-  scopes?: string[]
-  refresh_before_s?: number
-  client_auth?: 'basic' | 'post'
+  token_url: Type.String({ minLength: 1, description: 'The token endpoint, https:// (http:// only with the connector\'s allow_insecure). Reached with the connector\'s allow_addresses and ca_file, never through a redirect.' }),
+  client_id: Type.String({ minLength: 1, description: 'The OAuth client id registered with the authorization server.' }),
+  scopes: Defaulted(Type.Array(Type.String({ pattern: '^[\\x21\\x23-\\x5b\\x5d-\\x7e]+$', errorMessage: 'must be one scope without spaces or quotes' }), { default: [], description: 'Scopes to ask for (sent space-separated).' })),
+  refresh_before_s: Defaulted(Type.Integer({ minimum: 0, maximum: 3600, default: 60, description: 'A token is replaced this many seconds before it expires, so none expires in flight.' })),
+  client_auth: Defaulted(Type.Enum(['basic', 'post'], { default: 'basic', description: 'How the client secret is sent to the token endpoint: basic (HTTP Basic, client_secret_basic) or post (in the form body, client_secret_post).' })),
 }
+
+const COMMON = Type.Object(COMMON_FIELDS)
+
+/** The shared fields as compileCommon reads them (defaults filled in), with the block's client secret. */
+export type CommonFile = Static<typeof COMMON> & { readonly client_secret?: string | undefined }
 
 export interface CommonOptions {
   readonly tokenUrl: URL
@@ -30,9 +28,6 @@ export interface CommonOptions {
   readonly clientAuth: 'basic' | 'post'
 }
 
-/** Stands in for a missing block (already reported by the config compiler), so compile never reads undefined. */
-export const MISSING_BLOCK = { token_url: 'https://invalid.invalid', authorize_url: 'https://invalid.invalid', client_id: 'missing', client_secret: 'missing' }
-
 type Problem = (field: FieldPath, message: string) => void
 
 /** The client secret both OAuth sources read from the vault (none for a public client). */
@@ -40,7 +35,7 @@ export function clientSecretField(options: CommonOptions): { field: FieldPath; n
   return options.clientSecret === undefined ? [] : [{ field: ['client_secret'], name: options.clientSecret }]
 }
 
-export function compileCommon(raw: RawCommon, allowInsecure: boolean, problem: Problem): CommonOptions {
+export function compileCommon(raw: CommonFile, allowInsecure: boolean, problem: Problem): CommonOptions {
   const secret = raw.client_secret
   const reserved = secret === undefined ? undefined : reservedName(secret)
   if (reserved !== undefined) problem(['client_secret'], reserved)
@@ -48,9 +43,9 @@ export function compileCommon(raw: RawCommon, allowInsecure: boolean, problem: P
     tokenUrl: endpointUrl(raw.token_url, ['token_url'], allowInsecure, problem),
     clientId: raw.client_id,
     clientSecret: secret,
-    scopes: raw.scopes ?? [],
-    refreshBeforeMs: (raw.refresh_before_s ?? 60) * 1000,
-    clientAuth: raw.client_auth ?? 'basic',
+    scopes: raw.scopes,
+    refreshBeforeMs: raw.refresh_before_s * 1000,
+    clientAuth: raw.client_auth,
   }
 }
 

@@ -1,5 +1,7 @@
+import Type from 'typebox'
 import { KeyvaletError } from '../../errors.ts'
 import { urlHostProblem } from '../../schema-kit/addresses.ts'
+import { Defaulted, NamedMap } from '../../schema-kit/builders.ts'
 import { SEVERITIES, severityRank, type Severity } from '../../model/policy.ts'
 import type { SourceContext, SourceDefinition, Token } from '../source.ts'
 import { TokenCache } from '../token-cache.ts'
@@ -29,11 +31,31 @@ const REPOSITORY = '^([A-Za-z0-9][A-Za-z0-9-]{0,38}/)?[A-Za-z0-9._-]{1,100}$'
 /** The highest access level a token may carry for a session at each severity. */
 const CEILING: Record<Severity, AccessLevel> = { read: 'read', write: 'write', admin: 'admin' }
 
-const permissionMap = (severity: Severity) => ({
-  type: 'object',
+const permissionMap = (severity: Severity) => NamedMap(Type.Enum([...ACCESS_LEVELS]), {
   propertyNames: { pattern: '^[a-z][a-z_]{0,63}$', errorMessage: 'must be a GitHub App permission name (lower case, e.g. contents, pull_requests)' },
-  additionalProperties: { enum: [...ACCESS_LEVELS] },
   description: `Permissions of a token for a session whose grant on this connector is ${severity}${severity === 'read' ? '' : ' (added to, and overriding, those of the lower severities)'}, e.g. { contents: ${CEILING[severity]} }. Levels above ${CEILING[severity]} are refused.`,
+})
+
+const block = Type.Object({
+  app_id: Type.Integer({ minimum: 1, description: 'The GitHub App\'s id (the JWT issuer).' }),
+  installation_id: Type.Integer({ minimum: 1, description: 'The installation of the App on the account that owns the repositories.' }),
+  api_url: Defaulted(Type.String({ default: 'https://api.github.com', description: 'GitHub\'s REST API base URL (https://HOST/api/v3 for GitHub Enterprise Server). Reached with this connector\'s allow_addresses and ca_file; http:// only with allow_insecure.' })),
+  repositories: Type.Array(Type.String({ pattern: REPOSITORY, errorMessage: 'must be a repository name, or owner/name' }), {
+    minItems: 1,
+    uniqueItems: true,
+    description: 'The repositories every token is limited to: names within the installation\'s account, or owner/name (all with the same owner, which is then checked on every token).',
+  }),
+  permissions: Type.Object({
+    read: Type.Optional(permissionMap('read')),
+    write: Type.Optional(permissionMap('write')),
+    admin: Type.Optional(permissionMap('admin')),
+  }, {
+    additionalProperties: false,
+    description: 'Token permissions by the session\'s severity on this connector: a task granted github:read gets those under read, github:write those under read and write. A session whose severity has no permissions at or below it gets no token.',
+  }),
+}, {
+  additionalProperties: false,
+  description: 'For source: github_app. `secret` names the vault secret holding the App\'s private key (the PEM file GitHub generates). Use inject: bearer for the REST API, inject: basic with username x-access-token for git over HTTPS.',
 })
 
 /**
@@ -43,50 +65,22 @@ const permissionMap = (severity: Severity) => ({
  * are cached per installation, repositories and permissions, and replaced before they expire or
  * when the API answers 401.
  */
-export const githubApp: SourceDefinition<GitHubAppOptions> = {
+export const githubApp: SourceDefinition<GitHubAppOptions, typeof block> = {
   type: 'github_app',
   summary: 'a GitHub App installation token minted with the App key in `secret`, limited to `github_app.repositories` and the permissions of the session\'s severity',
   needsSecret: true,
-  block: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['app_id', 'installation_id', 'repositories', 'permissions'],
-    description: 'For source: github_app. `secret` names the vault secret holding the App\'s private key (the PEM file GitHub generates). Use inject: bearer for the REST API, inject: basic with username x-access-token for git over HTTPS.',
-    properties: {
-      app_id: { type: 'integer', minimum: 1, description: 'The GitHub App\'s id (the JWT issuer).' },
-      installation_id: { type: 'integer', minimum: 1, description: 'The installation of the App on the account that owns the repositories.' },
-      api_url: { type: 'string', default: 'https://api.github.com', description: 'GitHub\'s REST API base URL (https://HOST/api/v3 for GitHub Enterprise Server). Reached with this connector\'s allow_addresses and ca_file; http:// only with allow_insecure.' },
-      repositories: {
-        type: 'array',
-        minItems: 1,
-        uniqueItems: true,
-        items: { type: 'string', pattern: REPOSITORY, errorMessage: 'must be a repository name, or owner/name' },
-        description: 'The repositories every token is limited to: names within the installation\'s account, or owner/name (all with the same owner, which is then checked on every token).',
-      },
-      permissions: {
-        type: 'object',
-        additionalProperties: false,
-        properties: Object.fromEntries(SEVERITIES.map((s) => [s, permissionMap(s)])),
-        description: 'Token permissions by the session\'s severity on this connector: a task granted github:read gets those under read, github:write those under read and write. A session whose severity has no permissions at or below it gets no token.',
-      },
-    },
-  },
+  block,
 
-  compile(raw, { secret, allowInsecure }, problem) {
-    const block = raw as { app_id: number; installation_id: number; api_url?: string; repositories: string[]; permissions: Partial<Record<Severity, Record<string, AccessLevel>>> }
+  compile(block, { secret, allowInsecure }, problem) {
     let apiUrl = new URL('https://api.github.com')
-    // Without its block (already reported) there is nothing to compile; the config is refused anyway.
-    if (raw === undefined) return { secret: '', appId: '', installationId: 0, apiUrl, repositories: [], owner: undefined, permissions: {} }
-    if (block.api_url !== undefined) {
-      try {
-        apiUrl = new URL(block.api_url)
-        if (apiUrl.protocol !== 'https:' && !(apiUrl.protocol === 'http:' && allowInsecure)) problem(['api_url'], 'must be an https:// URL (or http:// with the connector\'s allow_insecure)')
-        if (apiUrl.username !== '' || apiUrl.password !== '' || apiUrl.search !== '' || apiUrl.hash !== '') problem(['api_url'], 'must not contain user info, a query or a fragment')
-        const host = urlHostProblem(block.api_url)
-        if (host !== undefined) problem(['api_url'], host)
-      } catch {
-        problem(['api_url'], 'must be an absolute URL')
-      }
+    try {
+      apiUrl = new URL(block.api_url)
+      if (apiUrl.protocol !== 'https:' && !(apiUrl.protocol === 'http:' && allowInsecure)) problem(['api_url'], 'must be an https:// URL (or http:// with the connector\'s allow_insecure)')
+      if (apiUrl.username !== '' || apiUrl.password !== '' || apiUrl.search !== '' || apiUrl.hash !== '') problem(['api_url'], 'must not contain user info, a query or a fragment')
+      const host = urlHostProblem(block.api_url)
+      if (host !== undefined) problem(['api_url'], host)
+    } catch {
+      problem(['api_url'], 'must be an absolute URL')
     }
     const owners = new Set(block.repositories.map((r) => (r.includes('/') ? r.split('/')[0] : '')))
     if (owners.size > 1) problem(['repositories'], 'all repositories must have the same owner (one installation covers one account); give names alone or owner/name for all')

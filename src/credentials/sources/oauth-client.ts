@@ -1,6 +1,7 @@
+import Type from 'typebox'
 import { secretField } from '../../schema-kit/patterns.ts'
 import type { Connector } from '../../model/policy.ts'
-import { clientSecretField, COMMON_FIELDS, compileCommon, MISSING_BLOCK, type CommonOptions, type RawCommon } from '../oauth/options.ts'
+import { clientSecretField, COMMON_FIELDS, compileCommon, type CommonOptions } from '../oauth/options.ts'
 import { refreshFailed, requestToken } from '../oauth/token-endpoint.ts'
 import type { CredentialSource, SourceDefinition, SourceDeps, Token } from '../source.ts'
 import { TokenCache } from '../token-cache.ts'
@@ -10,29 +11,25 @@ export interface OAuthClientOptions extends CommonOptions {
   readonly audience: string | undefined
 }
 
-const block = {
-  type: 'object',
+const block = Type.Object({
+  ...COMMON_FIELDS,
+  client_secret: secretField('Vault secret holding the client secret (read at each token request, so a `secret set` applies at the next one).'),
+  audience: Type.Optional(Type.String({ minLength: 1, description: 'Sent as the `audience` parameter, for servers that want one (Auth0 and others).' })),
+}, {
   additionalProperties: false,
-  required: ['token_url', 'client_id', 'client_secret'],
   description: 'An OAuth2 client-credentials token (a service account, RFC 6749 §4.4): fetched by keyvalet, kept in memory until shortly before it expires, fetched again after the upstream refused it (401).',
-  properties: {
-    ...COMMON_FIELDS,
-    client_secret: secretField('Vault secret holding the client secret (read at each token request, so a `secret set` applies at the next one).'),
-    audience: { type: 'string', minLength: 1, description: 'Sent as the `audience` parameter, for servers that want one (Auth0 and others).' },
-  },
-}
+})
 
 /**
  * oauth_client: one token per connector (the client's own identity, the same for every session),
  * never stored, fetched at most once at a time.
  */
-export const oauthClient: SourceDefinition<OAuthClientOptions> = {
+export const oauthClient: SourceDefinition<OAuthClientOptions, typeof block> = {
   type: 'oauth_client',
   summary: 'an OAuth2 client-credentials token (`credential.oauth_client`), cached until shortly before it expires',
   block,
   needsSecret: false,
-  compile(raw, binding, problem) {
-    const r = (raw ?? MISSING_BLOCK) as RawCommon & { client_secret: string; audience?: string }
+  compile(r, binding, problem) {
     return { ...compileCommon(r, binding.allowInsecure, problem), clientSecret: r.client_secret, audience: r.audience }
   },
   secrets: clientSecretField,

@@ -1,7 +1,8 @@
+import Type from 'typebox'
 import { KeyvaletError } from '../../errors.ts'
 import { secretField } from '../../schema-kit/patterns.ts'
 import type { Connector } from '../../model/policy.ts'
-import { clientSecretField, COMMON_FIELDS, compileCommon, MISSING_BLOCK, endpointUrl, type CommonOptions, type RawCommon } from '../oauth/options.ts'
+import { clientSecretField, COMMON_FIELDS, compileCommon, endpointUrl, type CommonOptions } from '../oauth/options.ts'
 import { refreshFailed, requestToken, TokenEndpointError } from '../oauth/token-endpoint.ts'
 import { MAX_CONNECTOR_NAME, notConnected, readUserToken, recordFromGrant, userTokenName, writeUserToken, type UserTokenRecord } from '../oauth/user-tokens.ts'
 import type { CredentialSource, SourceContext, SourceDefinition, SourceDeps, Token } from '../source.ts'
@@ -12,30 +13,26 @@ export interface OAuthUserOptions extends CommonOptions {
   readonly authorizeUrl: URL
 }
 
-const block = {
-  type: 'object',
+const block = Type.Object({
+  authorize_url: Type.String({ minLength: 1, description: 'The authorization endpoint the operator opens in a browser during `keyvalet oauth connect`.' }),
+  ...COMMON_FIELDS,
+  client_secret: Type.Optional(secretField('Vault secret holding the client secret. Leave out for a public client (PKCE only).')),
+}, {
   additionalProperties: false,
-  required: ['authorize_url', 'token_url', 'client_id'],
   description: "The invoking user's own OAuth token (authorization code with PKCE). Each user connects once with `keyvalet oauth connect --connector C --user U`; keyvalet stores the tokens in the vault (oauth.<connector>.<hash of the user id>) and refreshes them. A user who never connected gets credential_unavailable.",
-  properties: {
-    authorize_url: { type: 'string', minLength: 1, description: 'The authorization endpoint the operator opens in a browser during `keyvalet oauth connect`.' },
-    ...COMMON_FIELDS,
-    client_secret: secretField('Vault secret holding the client secret. Leave out for a public client (PKCE only).'),
-  },
-}
+})
 
 /**
  * oauth_user: the token of the session's user, read from the vault on every request (so a
  * `connect` or `disconnect` takes effect at once) and refreshed with its refresh token shortly
  * before it expires or after the upstream refused it; at most one refresh per user at a time.
  */
-export const oauthUser: SourceDefinition<OAuthUserOptions> = {
+export const oauthUser: SourceDefinition<OAuthUserOptions, typeof block> = {
   type: 'oauth_user',
   summary: "the invoking user's own OAuth token (`credential.oauth_user`, connected with `keyvalet oauth connect`, refreshed by keyvalet)",
   block,
   needsSecret: false,
-  compile(raw, binding, problem) {
-    const r = (raw ?? MISSING_BLOCK) as RawCommon & { authorize_url: string }
+  compile(r, binding, problem) {
     if (binding.connector.length > MAX_CONNECTOR_NAME) problem([], `the connector name must be at most ${MAX_CONNECTOR_NAME} characters for oauth_user (its users' token names must fit the vault)`)
     return { ...compileCommon(r, binding.allowInsecure, problem), authorizeUrl: endpointUrl(r.authorize_url, ['authorize_url'], binding.allowInsecure, problem) }
   },

@@ -1,6 +1,7 @@
 /**
- * `npm run bench`: keyvalet's gateway side by side with the upstream direct and a naive node:http
- * reverse proxy. Upstream, proxy under test and load generator each run in their own process.
+ * `npm run bench`: keyvalet's gateway side by side with the upstream direct and two naive reverse
+ * proxies: node:http with an http.Agent (naive-proxy.ts) and node:http with undici's Pool, the
+ * client keyvalet uses (naive-undici-proxy.ts, the floor for a proxy built like keyvalet). Upstream, proxy under test and load generator each run in their own process.
  *
  * Environment:
  *   BENCH_DURATION_S   seconds per measurement (default 8)
@@ -94,7 +95,7 @@ const SSE_DRAIN_MS = 10_000
 const GOALS = { rpsVsNaive: 1.7, p50DeltaMs: 0.5, p99DeltaMs: 2, uploadGrowthMiB: 64, decideUs: 10, vsMitmproxy: 5, mintMs: 2, sseRssMiB: 400 } as const
 const basic = (key: string): string => `Basic ${Buffer.from(`task:${key}`).toString('base64')}`
 
-type TargetName = 'direct' | 'naive' | 'keyvalet'
+type TargetName = 'direct' | 'naive' | 'naive-undici' | 'keyvalet'
 interface Target { readonly name: TargetName; readonly url: string; readonly headers: Record<string, string>; readonly proc: Managed | undefined }
 
 interface LoadRun { readonly result: LoadResult; readonly cpuPct: Record<string, number>; readonly rss: RssSummary | undefined }
@@ -407,6 +408,7 @@ async function main(): Promise<number> {
   // 2. Processes: upstream, naive proxy, keyvalet.
   const upstream = await forkReady<UpstreamReady>('upstream', 'upstream.ts', ['--mint-hosts', String(MINT_HOSTS)])
   const naive = await forkReady('naive proxy', 'naive-proxy.ts', [String(upstream.port)])
+  const naiveUndici = await forkReady('naive undici proxy', 'naive-undici-proxy.ts', [String(upstream.port)])
   const profileDir = join(tmp, 'cpu-profile')
   const upstreamCaFile = join(tmp, 'upstream-ca.pem')
   writeFileSync(upstreamCaFile, upstream.ready.caPem)
@@ -423,6 +425,7 @@ async function main(): Promise<number> {
   const targets: Target[] = [
     { name: 'direct', url: `http://127.0.0.1:${upstream.port}`, headers: {}, proc: undefined },
     { name: 'naive', url: `http://127.0.0.1:${naive.port}/echo`, headers: {}, proc: naive.proc },
+    { name: 'naive-undici', url: `http://127.0.0.1:${naiveUndici.port}/echo`, headers: {}, proc: naiveUndici.proc },
   ]
   if (keyvalet !== undefined) targets.push({ name: 'keyvalet', url: `${keyvalet.url}/echo`, headers: { authorization: `Bearer ${keyvalet.key}` }, proc: keyvalet.process })
   for (const t of [...targets]) {
@@ -674,6 +677,7 @@ async function main(): Promise<number> {
   const p = (s = ''): void => void out.push(s)
   const direct = closed.get('direct')?.result
   const naiveR = closed.get('naive')?.result
+  const undiciR = closed.get('naive-undici')?.result
   const kvR = closed.get('keyvalet')?.result
   const ratio = (a: number | undefined, b: number | undefined): number | undefined => (a === undefined || b === undefined || b === 0 ? undefined : a / b)
 
@@ -693,7 +697,13 @@ async function main(): Promise<number> {
           `${int(run?.cpuPct['upstream'])} %`, t.proc === undefined ? '—' : `${int(proxyCpu)} %`,
           t.proc === undefined || proxyCpu === undefined || r === undefined ? '—' : int((proxyCpu / 100 / r.rps) * 1e6), `${int(run?.cpuPct['loadgen'])} %`]
       })))
-    p(`  ratios (req/s): keyvalet/direct ${f(ratio(kvR?.rps, direct?.rps))}×   keyvalet/naive ${f(ratio(kvR?.rps, naiveR?.rps))}×   naive/direct ${f(ratio(naiveR?.rps, direct?.rps))}×`)
+    p(`  ratios (req/s): keyvalet/direct ${f(ratio(kvR?.rps, direct?.rps))}×   keyvalet/naive ${f(ratio(kvR?.rps, naiveR?.rps))}×   keyvalet/naive-undici ${f(ratio(kvR?.rps, undiciR?.rps))}×   naive/direct ${f(ratio(naiveR?.rps, direct?.rps))}×   naive-undici/naive ${f(ratio(undiciR?.rps, naiveR?.rps))}×`)
+    const cpuPerRequest = (name: TargetName): number | undefined => {
+      const run = closed.get(name)
+      const cpu = run?.cpuPct['proxy']
+      return run === undefined || cpu === undefined || run.result.rps === 0 ? undefined : (cpu / 100 / run.result.rps) * 1e6
+    }
+    p(`  CPU per request: keyvalet/naive ${f(ratio(cpuPerRequest('keyvalet'), cpuPerRequest('naive')))}×   keyvalet/naive-undici ${f(ratio(cpuPerRequest('keyvalet'), cpuPerRequest('naive-undici')))}×   keyvalet's own work over the undici floor ${signed(cpuPerRequest('keyvalet') !== undefined && cpuPerRequest('naive-undici') !== undefined ? (cpuPerRequest('keyvalet') as number) - (cpuPerRequest('naive-undici') as number) : undefined)} µs`)
     p(`  latency vs direct: naive p50 ${signed(naiveR && direct && naiveR.latency.p50 - direct.latency.p50)} ms, p99 ${signed(naiveR && direct && naiveR.latency.p99 - direct.latency.p99)} ms;` +
       ` keyvalet p50 ${signed(kvR && direct && kvR.latency.p50 - direct.latency.p50)} ms, p99 ${signed(kvR && direct && kvR.latency.p99 - direct.latency.p99)} ms`)
     p(`  (latencies at full resolution; autocannon's own whole-ms histogram gave p50/p99: ${targets.map((t) => `${t.name} ${closed.get(t.name)?.result.autocannonLatency?.p50 ?? '—'}/${closed.get(t.name)?.result.autocannonLatency?.p99 ?? '—'}`).join(', ')})`)

@@ -23,6 +23,19 @@ export function maskRecord(fields: AuditFields, mask: MaskPatterns): AuditFields
 function maskValue(value: unknown, mask: MaskPatterns, depth: number): unknown {
   if (typeof value === 'string') return maskText(mask, value, 'utf8', CUT_AT).text
   if (depth >= MAX_DEPTH || typeof value !== 'object' || value === null) return value
-  if (Array.isArray(value)) return value.map((v: unknown) => maskValue(v, mask, depth + 1))
-  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, maskValue(v, mask, depth + 1)]))
+  // Copied only where something was masked: the record as it was, when nothing was.
+  if (Array.isArray(value)) {
+    let copy: unknown[] | undefined
+    value.forEach((v: unknown, i) => {
+      const masked = maskValue(v, mask, depth + 1)
+      if (masked !== v) (copy ??= [...value])[i] = masked
+    })
+    return copy ?? value
+  }
+  let copy: Record<string, unknown> | undefined
+  for (const [k, v] of Object.entries(value)) {
+    const masked = maskValue(v, mask, depth + 1)
+    if (masked !== v) (copy ??= { ...value })[k] = masked
+  }
+  return copy ?? value
 }

@@ -154,6 +154,25 @@ export class MaskPatterns {
     return false
   }
 
+  /**
+   * The same test over a string, without encoding it: exact while its characters are ASCII (their
+   * UTF-8 and latin1 bytes are the character codes); true at the first other character, so the
+   * caller encodes and tests the bytes.
+   */
+  mayOccurInText(text: string): boolean {
+    for (let i = 0; i < text.length; i++) {
+      const c = text.charCodeAt(i)
+      if (c > 0x7f) return true
+      const row = this.startRow[c] as number
+      if (row === ALWAYS) return true
+      if (row === NEVER) continue
+      if (i + 1 === text.length) return true
+      const next = text.charCodeAt(i + 1)
+      if (next > 0x7f || this.follows[row * 256 + next] === 1) return true
+    }
+    return false
+  }
+
   /** Whether position p accepts byte b. */
   accepts(p: number, b: number): boolean {
     const s = this.symbols[p] ?? -1

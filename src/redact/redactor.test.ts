@@ -119,6 +119,8 @@ describe('Redactor: agrees with a brute-force model on random text and random ch
         const expected = oracleMask(text, forms)
         assert.equal(through(patterns, chunks).out, expected, `secret ${JSON.stringify(secret)} text ${JSON.stringify(text)} cuts ${cuts.join(',')}`)
         if (sample % 10 === 0) assert.equal(through(patterns, [...bytes].map((b) => Buffer.from([b]))).out, expected, 'one byte per chunk')
+        // Whole strings (the audit's and the headers' path), whose quick test reads the characters.
+        assert.equal(maskText(patterns, text, 'latin1').text, expected, `maskText: secret ${JSON.stringify(secret)} text ${JSON.stringify(text)}`)
       }
     }
   })

@@ -260,7 +260,7 @@ export class Redactor {
 
 /** `text` with every form masked, and how many occurrences; `cutAt` as in Redactor.flush. */
 export function maskText(patterns: MaskPatterns, text: string, encoding: 'utf8' | 'latin1', cutAt = 0): { text: string; count: number } {
-  if (patterns.empty || text === '') return { text, count: 0 }
+  if (patterns.empty || text === '' || !patterns.mayOccurInText(text)) return { text, count: 0 }
   const bytes = Buffer.from(text, encoding)
   if (!patterns.mayOccurIn(bytes)) return { text, count: 0 }
   const redactor = new Redactor(patterns)

@@ -19,7 +19,7 @@ import { CONFIG_SCHEMA, type ConfigFile } from './schema.ts'
 import { compileConnector, compileUpstreamProxy } from './compile.ts'
 import { checkPolicy, explainPolicy, secretReferences, type ConfigWarning, type SecretReference } from './check.ts'
 import { checkCidrs, dnsServerProblem, parseHostPort, parseListenerUrl, type HostPort } from '../schema-kit/addresses.ts'
-import { formatProblems, locator, pointerToPath, type Locate, type Problem } from './locate.ts'
+import { formatProblems, locator, pointerToPath, type Problem } from './locate.ts'
 
 export type { ConfigWarning, SecretReference } from './check.ts'
 

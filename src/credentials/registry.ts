@@ -22,11 +22,6 @@ const BY_NAME: ReadonlyMap<string, CredentialKind> = new Map(Object.values(CREDE
 /** Every kind, in registry order. */
 export const ALL_CREDENTIAL_KINDS: readonly CredentialKind[] = [...BY_NAME.values()]
 
-/** The kind named by `inject`, or undefined for a name no module defines. */
-export function findCredentialKind(name: string): CredentialKind | undefined {
-  return BY_NAME.get(name)
-}
-
 /** The kind of a compiled binding: config/compile.ts only makes bindings of registered kinds. */
 export function credentialKind(name: string): CredentialKind {
   const kind = BY_NAME.get(name)

@@ -1,0 +1,21 @@
+/**
+ * What admin routes may use. Each route module is a factory `(deps: AdminDeps) => AdminRoute[]`,
+ * listed in routes/index.ts; add a field here when a module needs a part the others do not have.
+ */
+import type { AuditWriter } from '../audit/audit-writer.ts'
+import type { Config } from '../config/load.ts'
+import type { Logger } from '../log.ts'
+import type { Sessions } from '../sessions/sessions.ts'
+import type { Store } from '../store/store.ts'
+import type { Vault } from '../vault/vault.ts'
+
+export interface AdminDeps {
+  /** The configuration in force now (it changes on reload: read it per call, never keep it). */
+  config(): Config
+  readonly sessions: Sessions
+  readonly vault: Vault
+  readonly store: Store
+  readonly audit: AuditWriter
+  readonly log: Logger
+  readonly clock: () => number
+}

@@ -1,0 +1,6 @@
+import type { AdminDeps } from '../deps.ts'
+import type { AdminRoute } from '../route.ts'
+
+/** Every admin route module, one line each; the server and the OpenAPI document read this list. */
+export const ROUTE_MODULES: readonly ((deps: AdminDeps) => readonly AdminRoute[])[] = [
+]

@@ -29,11 +29,11 @@ const BODY_METHODS = ['POST', 'PUT', 'PATCH']
 /** How many leading segments usually name an owner and a repository/project/account. */
 const OWNER_DEPTH = 2
 
-/** The timeouts, in milliseconds, as load.ts resolved them (defaults filled in). */
+/** The timeouts, in milliseconds, as the file gives them with defaults filled in (the `limits` block). */
 export interface Timeouts {
-  readonly upstreamTimeoutMs: number
-  readonly requestTimeoutMs: number
-  readonly idleTimeoutMs: number
+  readonly upstream_timeout_ms: number
+  readonly request_timeout_ms: number
+  readonly idle_timeout_ms: number
 }
 
 export function checkPolicy(policy: Policy, locate: Locate, timeouts?: Timeouts): ConfigWarning[] {
@@ -78,11 +78,11 @@ export function checkPolicy(policy: Policy, locate: Locate, timeouts?: Timeouts)
  */
 function checkTimeouts(t: Timeouts, warn: (at: FieldPath, message: string) => void): void {
   const at: FieldPath = ['limits', 'idle_timeout_ms']
-  if (t.idleTimeoutMs <= t.upstreamTimeoutMs) {
-    warn(at, `${t.idleTimeoutMs} ms is not longer than upstream_timeout_ms (${t.upstreamTimeoutMs} ms): an upstream slow to answer is cut by the idle timeout (504 idle_timeout) before upstream_timeout applies; make idle_timeout_ms the longer`)
+  if (t.idle_timeout_ms <= t.upstream_timeout_ms) {
+    warn(at, `${t.idle_timeout_ms} ms is not longer than upstream_timeout_ms (${t.upstream_timeout_ms} ms): an upstream slow to answer is cut by the idle timeout (504 idle_timeout) before upstream_timeout applies; make idle_timeout_ms the longer`)
   }
-  if (t.idleTimeoutMs <= t.requestTimeoutMs) {
-    warn(at, `${t.idleTimeoutMs} ms is not longer than request_timeout_ms (${t.requestTimeoutMs} ms): a client that stops sending its headers is closed by the idle timeout, unanswered and unaudited, before request_timeout (408) applies; make idle_timeout_ms the longer`)
+  if (t.idle_timeout_ms <= t.request_timeout_ms) {
+    warn(at, `${t.idle_timeout_ms} ms is not longer than request_timeout_ms (${t.request_timeout_ms} ms): a client that stops sending its headers is closed by the idle timeout, unanswered and unaudited, before request_timeout (408) applies; make idle_timeout_ms the longer`)
   }
 }
 

@@ -121,7 +121,7 @@ describe('loadConfig compiles a valid fixture', () => {
     assert.deepEqual(config.gateway, { host: '::1', port: 0 })
     assert.equal(config.dataDir, '/var/lib/keyvalet')
     assert.equal(config.databasePath, '/var/lib/keyvalet/keyvalet.db')
-    assert.deepEqual(config.limits, { maxBodyInspectBytes: 65536, upstreamTimeoutMs: 5000, requestTimeoutMs: 10000, idleTimeoutMs: 300000, anonymousRecordsPerSourcePerMinute: 60, anonymousRecordsPerMinute: 600, shutdownGraceMs: 10000 })
+    assert.deepEqual(config.limits, { max_body_inspect_bytes: 65536, upstream_timeout_ms: 5000, request_timeout_ms: 10000, idle_timeout_ms: 300000, anonymous_records_per_source_per_minute: 60, anonymous_records_per_minute: 600, shutdown_grace_ms: 10000 })
     assert.deepEqual([...config.policy.connectors.keys()], ['github', 'registry', 'maps', 'open-data'])
   })
 
@@ -222,7 +222,7 @@ describe('loadConfig applies defaults', () => {
     const config = loadConfig(fixture('valid-minimal.yaml'))
     assert.deepEqual(config.gateway, { host: '127.0.0.1', port: 8787 })
     assert.equal(config.dataDir, join(fixtures, '.keyvalet'))
-    assert.deepEqual(config.limits, { maxBodyInspectBytes: 1048576, upstreamTimeoutMs: 30000, requestTimeoutMs: 20000, idleTimeoutMs: 300000, anonymousRecordsPerSourcePerMinute: 60, anonymousRecordsPerMinute: 600, shutdownGraceMs: 10000 })
+    assert.deepEqual(config.limits, { max_body_inspect_bytes: 1048576, upstream_timeout_ms: 30000, request_timeout_ms: 20000, idle_timeout_ms: 300000, anonymous_records_per_source_per_minute: 60, anonymous_records_per_minute: 600, shutdown_grace_ms: 10000 })
     assert.deepEqual([config.auditReserveBytes, config.auditOpenAfterMs], [16 * 1024 * 1024, 1000])
     assert.deepEqual(config.warnings, [])
     assert.equal(config.auditFsync, false)
@@ -236,7 +236,7 @@ describe('loadConfig applies defaults', () => {
   it('reads the audit reserve, when a request gets its open record, and the shutdown grace period', () => {
     const text = `${readFileSync(fixture('valid-minimal.yaml'), 'utf8')}\naudit: { reserve_bytes: 1048576, open_after_ms: 250 }\nlimits: { shutdown_grace_ms: 0 }\n`
     const config = parseConfig(text, fixture('valid-minimal.yaml'))
-    assert.deepEqual([config.auditReserveBytes, config.auditOpenAfterMs, config.limits.shutdownGraceMs], [1048576, 250, 0])
+    assert.deepEqual([config.auditReserveBytes, config.auditOpenAfterMs, config.limits.shutdown_grace_ms], [1048576, 250, 0])
     assert.throws(() => parseConfig(text.replace('1048576', '1024'), fixture('valid-minimal.yaml')), /reserve_bytes/)
   })
 })

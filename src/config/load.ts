@@ -42,11 +42,8 @@ export interface Config {
   readonly dataDir: string
   /** `<dataDir>/keyvalet.db`. */
   readonly databasePath: string
-  readonly limits: {
-    readonly maxBodyInspectBytes: number; readonly upstreamTimeoutMs: number; readonly requestTimeoutMs: number; readonly idleTimeoutMs: number; readonly shutdownGraceMs: number
-    /** Audit records of refusals that name no session, per source address and in all (proxy/anonymous-budget.ts). */
-    readonly anonymousRecordsPerSourcePerMinute: number; readonly anonymousRecordsPerMinute: number
-  }
+  /** As the file gives them, defaults filled in (schema.ts LIMITS): a new limit is one field there. */
+  readonly limits: ConfigFile['limits']
   /** The longest session a task key may be minted for (sessions.max_ttl). */
   readonly sessions: { readonly maxTtlMs: number }
   /** Whether audit commits are fsynced (see schema.ts, audit.fsync). */
@@ -146,8 +143,6 @@ export function parseConfig(text: string, file: string): Config {
 
   const policy: Policy = { connectors }
   const dataDir = resolve(dir, config.data_dir)
-  const limits = config.limits
-  const timeouts = { upstreamTimeoutMs: limits.upstream_timeout_ms, requestTimeoutMs: limits.request_timeout_ms, idleTimeoutMs: limits.idle_timeout_ms }
   return {
     file: absolute,
     gateway: gateway as { host: string; port: number },
@@ -159,19 +154,13 @@ export function parseConfig(text: string, file: string): Config {
     upstreamProxy,
     dataDir,
     databasePath: join(dataDir, 'keyvalet.db'),
-    limits: {
-      maxBodyInspectBytes: limits.max_body_inspect_bytes,
-      ...timeouts,
-      anonymousRecordsPerSourcePerMinute: limits.anonymous_records_per_source_per_minute,
-      anonymousRecordsPerMinute: limits.anonymous_records_per_minute,
-      shutdownGraceMs: limits.shutdown_grace_ms,
-    },
+    limits: config.limits,
     sessions: { maxTtlMs },
     auditFsync: config.audit.fsync,
     auditReserveBytes: config.audit.reserve_bytes,
     auditOpenAfterMs: config.audit.open_after_ms,
     policy,
-    warnings: checkPolicy(policy, locate, timeouts),
+    warnings: checkPolicy(policy, locate, config.limits),
     notes: explainPolicy(policy, locate),
     secrets: secretReferences(policy, upstreamProxy, locate),
   }

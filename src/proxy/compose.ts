@@ -63,11 +63,11 @@ export interface Composition {
  */
 export function composeStages(parts: StageParts): Composition {
   const { config } = parts
-  const maxBody = config.limits.maxBodyInspectBytes
+  const maxBody = config.limits.max_body_inspect_bytes
   const decide = createDecide(maxBody)
   const inject = createInject()
   const auditGate = createAuditGate(parts.audit)
-  const forward = createForward(parts.upstreams, config.policy, config.limits.upstreamTimeoutMs)
+  const forward = createForward(parts.upstreams, config.policy, config.limits.upstream_timeout_ms)
   const connectors = new Map<string, ConnectorStages>()
   for (const connector of config.policy.connectors.values()) {
     const decided = present(decide, createCopySource(connector), createAttribute(parts.userValues, connector, maxBody))

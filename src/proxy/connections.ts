@@ -8,8 +8,8 @@ export function serverOptions(limits: Config['limits']): ServerOptions {
     // The head must arrive in time (slow-header clients); a body may take as long as it keeps
     // moving, which the idle timeout bounds. Node's requestTimeout would cut long uploads.
     requestTimeout: 0,
-    headersTimeout: limits.requestTimeoutMs,
-    connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(limits.requestTimeoutMs / 4))),
+    headersTimeout: limits.request_timeout_ms,
+    connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(limits.request_timeout_ms / 4))),
     keepAliveTimeout: 5_000,
     maxHeaderSize: 32 * 1024,
     insecureHTTPParser: false,

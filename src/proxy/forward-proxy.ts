@@ -109,7 +109,7 @@ export function createForwardServer(deps: ForwardDeps): Server {
     if (intercepted.has(host)) return intercept(socket, head, authority, key, session)
     const tunnelAllow = config.tunnels.get(`${authority.host}:${authority.port}`)
     if (tunnelAllow !== undefined) {
-      return openTunnel({ socket, head, host: authority.host, port: authority.port, connect: authority.text, session, handler, timeoutMs: config.limits.upstreamTimeoutMs, allow: tunnelAllow })
+      return openTunnel({ socket, head, host: authority.host, port: authority.port, connect: authority.text, session, handler, timeoutMs: config.limits.upstream_timeout_ms, allow: tunnelAllow })
     }
     refuse(new KeyvaletError('destination_refused', { detail: { connect: authority.text } }), session)
   }

@@ -91,7 +91,7 @@ export function createHandler(deps: HandlerDeps): Handler {
   const { config, log } = deps
   const clock = deps.clock ?? Date.now
   const resolver = new Resolver({ ...(config.dnsServers === undefined ? {} : { servers: config.dnsServers }) })
-  const upstreams = new Upstreams({ headersTimeoutMs: config.limits.upstreamTimeoutMs, resolver, upstreamProxy: config.upstreamProxy, vault: deps.vault })
+  const upstreams = new Upstreams({ headersTimeoutMs: config.limits.upstream_timeout_ms, resolver, upstreamProxy: config.upstreamProxy, vault: deps.vault })
   const sources = new Sources({ vault: deps.vault, clock, http: new TokenHttp({ resolver, upstreamProxy: config.upstreamProxy, vault: deps.vault }), log })
   const assertionKeys = new AssertionKeys(deps.vault, clock)
   const composition = composeStages({ config, sessions: deps.sessions, store: deps.store, audit: deps.audit, upstreams, sources, assertionKeys, userValues: new UserValues(deps.vault) })
@@ -100,10 +100,10 @@ export function createHandler(deps: HandlerDeps): Handler {
   const idPrefix = randomBytes(4).toString('hex')
   let counter = 0
   const nextId = (): string => `req_${idPrefix}${(counter++).toString(36)}`
-  const limits = { perSourcePerMinute: config.limits.anonymousRecordsPerSourcePerMinute, totalPerMinute: config.limits.anonymousRecordsPerMinute }
+  const limits = { perSourcePerMinute: config.limits.anonymous_records_per_source_per_minute, totalPerMinute: config.limits.anonymous_records_per_minute }
   const anonymous = new AnonymousAudit({ sink: deps.audit, log, clock, nextId, limits })
   const recorder = new Recorder(deps.audit, anonymous, log)
-  const idle = new IdleConnections(config.limits.idleTimeoutMs)
+  const idle = new IdleConnections(config.limits.idle_timeout_ms)
 
   function newContext(req: IncomingMessage, init: ContextInit): RequestContext {
     return { id: nextId(), req, started: process.hrtime.bigint(), bytesIn: 0, bytesOut: 0, redactions: 0, ...init }
@@ -125,7 +125,7 @@ export function createHandler(deps: HandlerDeps): Handler {
     // reason is the request's outcome, whatever failure it then causes downstream.
     const gone = new AbortController()
     const endWhenIdle = (): void => {
-      gone.abort(new KeyvaletError('idle_timeout', { detail: { idle_timeout_ms: config.limits.idleTimeoutMs } }))
+      gone.abort(new KeyvaletError('idle_timeout', { detail: { idle_timeout_ms: config.limits.idle_timeout_ms } }))
       // Still owed an answer, with the whole request read (so waiting on the upstream, not the
       // sandbox): the pipeline answers 504 idle_timeout, the last answer on this connection.
       // Otherwise nothing more can move: the connection is cut.

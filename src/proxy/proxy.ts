@@ -64,7 +64,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
       }
       return { ...address, url: urlOf(address), forwardUrl, caCertPem: ca?.certPem }
     },
-    async close(graceMs = deps.config.limits.shutdownGraceMs) {
+    async close(graceMs = deps.config.limits.shutdown_grace_ms) {
       const listening = [gateway, forward].filter((server): server is Server => server?.listening === true)
       const closed = listening.map((server) => new Promise<void>((resolve) => server.close(() => resolve())))
       for (const server of listening) server.closeIdleConnections()

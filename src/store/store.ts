@@ -9,6 +9,7 @@ export interface Store {
   readonly sessions: SessionRepo
   readonly secrets: SecretRepo
   readonly audit: AuditRepo
+  readonly counters: CounterRepo
   close(): Promise<void>
 }
 
@@ -63,4 +64,30 @@ export interface AuditRepo {
   /** Rows in seq order, starting after `afterSeq`. */
   read(afterSeq: number, limit: number): Promise<AuditRow[]>
   last(): Promise<AuditRow | undefined>
+}
+
+export interface Spending {
+  readonly key: string
+  readonly amount: number
+  readonly limit: number
+  /** Epoch ms: a counter whose `expiresAt` is at or before `now` counts as 0. */
+  readonly now: number
+  readonly expiresAt: number
+}
+
+/**
+ * Named counters shared by every keyvalet process on the store: what budgets and rate limits
+ * spend from. A key names what it counts and, for a window, which one (`session:ses_…:requests`,
+ * `rate:ses_…:1733500000`); the caller builds it. A counter is kept until `expiresAt` (epoch ms)
+ * and may be purged after.
+ */
+export interface CounterRepo {
+  /**
+   * Adds `amount` to the counter if the total stays within `limit`, atomically across processes
+   * (never a read then a write): true when it was added, false (and nothing added) when it would
+   * go over. A counter that does not exist starts at 0. `expiresAt` only ever moves later.
+   */
+  spend(spending: Spending): Promise<boolean>
+  /** The counter's total, 0 for one never spent from or expired. */
+  used(key: string, now: number): Promise<number>
 }

@@ -25,6 +25,12 @@ export const MIGRATIONS: readonly string[] = [
      created_at INTEGER NOT NULL,
      updated_at INTEGER NOT NULL
    ) STRICT;`,
+  `CREATE TABLE counters (
+     key TEXT PRIMARY KEY,
+     used INTEGER NOT NULL,
+     expires_at INTEGER NOT NULL
+   ) STRICT;
+   CREATE INDEX counters_expiry ON counters (expires_at);`,
 ]
 
 /**

@@ -1,6 +1,6 @@
 import { createHmac, createSecretKey, type KeyObject } from 'node:crypto'
 import type { AuditRepo, AuditRow } from '../store/store.ts'
-import { canonicalJson } from './canonical-json.ts'
+import { canonicalJson, canonicalPair } from './canonical-json.ts'
 import type { AuditFields, AuditRecord } from './record.ts'
 
 /** `prev` of the first record. */
@@ -58,10 +58,10 @@ export class AuditLog {
         records.length = 0
         let prev = last
         return batch.map(({ fields }) => {
-          const record = this.#build(fields, prev)
+          const { record, line } = this.#build(fields, prev)
           records.push(record)
           prev = { seq: record.seq, hash: record.hash, line: '' }
-          return { seq: record.seq, hash: record.hash, line: canonicalJson(record) }
+          return { seq: record.seq, hash: record.hash, line }
         })
       })
     } catch (err) {
@@ -75,18 +75,27 @@ export class AuditLog {
     })
   }
 
-  #build(fields: AuditFields, last: AuditRow | undefined): AuditRecord {
-    const { detail, ...rest } = fields
-    const body: Omit<AuditRecord, 'hash'> = {
-      ...rest,
-      ...(detail !== undefined && Object.keys(detail).length > 0 ? { detail } : {}),
+  /** The record and its line: canonical JSON is written once, hashed without `hash`, stored with it. */
+  #build(fields: AuditFields, last: AuditRow | undefined): { record: AuditRecord; line: string } {
+    // One copy of the fields: an empty detail is left out (rare, so only then taken apart).
+    const kept = fields.detail !== undefined && Object.keys(fields.detail).length === 0 ? withoutDetail(fields) : fields
+    const body: Omit<AuditRecord, 'hash'> & { hash?: string } = {
+      ...kept,
       // Chain fields last, so that stray properties in `fields` cannot override them.
       seq: (last?.seq ?? 0) + 1,
       time: new Date(this.#clock()).toISOString(),
       prev: last?.hash ?? GENESIS_PREV,
     }
-    return { ...body, hash: auditHash(this.#key, body) }
+    const text = canonicalPair(body as unknown as Record<string, unknown>, 'hash')
+    const hash = createHmac('sha256', this.#key).update(text.without).digest('hex')
+    body.hash = hash
+    return { record: body as AuditRecord, line: text.with(hash) }
   }
+}
+
+function withoutDetail(fields: AuditFields): AuditFields {
+  const { detail: _empty, ...rest } = fields
+  return rest
 }
 
 interface Pending {

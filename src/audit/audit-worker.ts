@@ -55,8 +55,10 @@ port.on('message', (message: WorkerRequest) => {
     return
   }
   void commitOwed(message.batch).then((results) => {
-    const replies = results.map((r) => (r.status === 'fulfilled' ? { ok: true as const, seq: r.value.seq } : { ok: false as const, error: String(r.reason) }))
-    port.postMessage({ type: 'done', id: message.id, replies } satisfies WorkerReply)
+    const seqs = results.map((r) => (r.status === 'fulfilled' ? r.value.seq : 0))
+    const errors: Record<number, string> = {}
+    results.forEach((r, i) => { if (r.status === 'rejected') errors[i] = String(r.reason) })
+    port.postMessage({ type: 'done', id: message.id, seqs, ...(seqs.includes(0) ? { errors } : {}) } satisfies WorkerReply)
     health.checkSoon()
   })
 })

@@ -25,7 +25,8 @@ export type WorkerRequest = { readonly type: 'append'; readonly id: number; read
 export type WorkerReply =
   | { readonly type: 'ready' }
   | { readonly type: 'health'; readonly change: HealthChange }
-  | { readonly type: 'done'; readonly id: number; readonly replies: ({ ok: true; seq: number } | { ok: false; error: string })[] }
+  /** `seqs[i]`: the seq of the batch's record i, or 0 when it failed, with its reason in `errors[i]`. */
+  | { readonly type: 'done'; readonly id: number; readonly seqs: number[]; readonly errors?: Record<number, string> }
 
 interface Pending {
   resolve(seq: number): void
@@ -56,11 +57,11 @@ export class AuditWriter {
       if (reply.type !== 'done') return
       const pending = this.#waiting.get(reply.id) ?? []
       this.#waiting.delete(reply.id)
-      reply.replies.forEach((r, i) => {
+      reply.seqs.forEach((seq, i) => {
         const p = pending[i]
         if (p === undefined) return
-        if (r.ok) p.resolve(r.seq)
-        else p.reject(new Error(`audit append failed: ${r.error}`))
+        if (seq > 0) p.resolve(seq)
+        else p.reject(new Error(`audit append failed: ${reply.errors?.[i] ?? 'unknown'}`))
       })
     })
     worker.on('error', (err) => this.#fail(err))

@@ -72,5 +72,76 @@ function plain(value: object): Record<string, unknown> {
 }
 
 function isIndexLike(key: string): boolean {
-  return /^(0|[1-9]\d*)$/.test(key)
+  const first = key.charCodeAt(0)
+  return first >= 48 && first <= 57 && /^(0|[1-9]\d*)$/.test(key)
+}
+
+/** A plain object's canonical JSON, and the same with one more member, from one pass over it. */
+export interface CanonicalPair {
+  /** canonicalJson(record). */
+  readonly without: string
+  /** canonicalJson({ ...record, [key]: value }) for a string `value`. */
+  with(value: string): string
+}
+
+/**
+ * For a record that is hashed without a member and written with it (the audit chain's `hash`):
+ * the members are serialised once, in sorted order, and `key` is spliced in at its place.
+ * Exactly canonicalJson's text, checked against it in canonical-json.test.ts. `record` must not
+ * have `key` itself.
+ */
+export function canonicalPair(record: Record<string, unknown>, key: string): CanonicalPair {
+  const shape = shapeOf(plain(record), key)
+  if (shape === undefined) return { without: canonicalJson(record), with: (value) => canonicalJson({ ...record, [key]: value }) }
+  let before = ''
+  let after = ''
+  for (let i = 0; i < shape.keys.length; i++) {
+    const v = record[shape.keys[i] as string]
+    if (v === undefined) continue
+    const text = `${shape.names[i] as string}${member(v)}`
+    if (i < shape.at) before = before === '' ? text : `${before},${text}`
+    else after = after === '' ? text : `${after},${text}`
+  }
+  const name = `${JSON.stringify(key)}:`
+  return {
+    without: `{${before}${before !== '' && after !== '' ? ',' : ''}${after}}`,
+    with: (value) => `{${before}${before === '' ? '' : ','}${name}${JSON.stringify(value)}${after === '' ? '' : ','}${after}}`,
+  }
+}
+
+/** A record's keys in canonical order, their JSON names, and how many sort before the spliced key. */
+interface Shape {
+  readonly keys: readonly string[]
+  readonly names: readonly string[]
+  readonly at: number
+}
+
+/**
+ * Records come in few shapes (the audit's fields, in the order their producer wrote them), so the
+ * sort is done once per shape. Undefined for a shape with an array-index-like key (canonicalJson's
+ * slow path) or one that already has the spliced key.
+ */
+const shapes = new Map<string, Shape | undefined>()
+const MAX_SHAPES = 256
+
+function shapeOf(record: Record<string, unknown>, key: string): Shape | undefined {
+  const own = Object.keys(record)
+  const id = `${key}\u0000${own.join('\u0000')}`
+  if (shapes.has(id)) {
+    const known = shapes.get(id)
+    if (known === undefined && own.includes(key)) throw new TypeError(`canonicalPair: the record already has ${key}`)
+    return known
+  }
+  if (own.includes(key)) throw new TypeError(`canonicalPair: the record already has ${key}`)
+  const keys = own.sort()
+  const shape = keys.some(isIndexLike) ? undefined : { keys, names: keys.map((k) => `${JSON.stringify(k)}:`), at: keys.filter((k) => k < key).length }
+  if (shapes.size >= MAX_SHAPES) shapes.clear()
+  shapes.set(id, shape)
+  return shape
+}
+
+function member(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value)
+  if (typeof value === 'number' && Number.isFinite(value)) return JSON.stringify(value)
+  return canonicalJson(value)
 }

@@ -8,6 +8,7 @@ import { after, describe, it } from 'node:test'
 import { Worker } from 'node:worker_threads'
 import { storeContract } from '../../test/contract/store.contract.ts'
 import { OperatorError } from '../errors.ts'
+import { CROSS_PROCESS_STALENESS_MS } from './sqlite/fresh-reads.ts'
 import { auditPathFor, SCHEMA_VERSION, SqliteStore } from './sqlite-store.ts'
 import type { AuditRow } from './store.ts'
 
@@ -118,7 +119,8 @@ describe('SqliteStore specifics', () => {
     await store.close()
   })
 
-  it('never serves a stale session or secret: changes by another connection or its own show at once', async () => {
+  it('never serves a stale session or secret: changes by its own connection show at once, by another within CROSS_PROCESS_STALENESS_MS', async () => {
+    const later = () => new Promise((r) => setTimeout(r, CROSS_PROCESS_STALENESS_MS + 1))
     const path = tmpFile()
     const a = SqliteStore.open(path)
     const b = SqliteStore.open(path)
@@ -127,14 +129,17 @@ describe('SqliteStore specifics', () => {
     assert.equal((await a.sessions.findByKeyHash(keyHash))?.revokedAt, undefined)
     assert.equal((await a.sessions.findByKeyHash(keyHash))?.revokedAt, undefined, 'a second read, from the cache')
     await b.sessions.revoke('ses_cache', 5)
+    await later()
     assert.equal((await a.sessions.findByKeyHash(keyHash))?.revokedAt, 5, 'revoked by another connection')
     await a.secrets.put({ name: 'tok', envelope: Buffer.from('one'), keyId: 'k', createdAt: 1, updatedAt: 1 })
     assert.equal((await a.secrets.get('tok'))?.envelope.toString(), 'one')
     await b.secrets.put({ name: 'tok', envelope: Buffer.from('two'), keyId: 'k', createdAt: 1, updatedAt: 2 })
+    await later()
     assert.equal((await a.secrets.get('tok'))?.envelope.toString(), 'two', 'replaced by another connection')
     await a.secrets.put({ name: 'tok', envelope: Buffer.from('three'), keyId: 'k', createdAt: 1, updatedAt: 3 })
     assert.equal((await a.secrets.get('tok'))?.envelope.toString(), 'three', 'replaced by this connection')
     await b.secrets.delete('tok')
+    await later()
     assert.equal(await a.secrets.get('tok'), undefined, 'deleted by another connection')
     await a.close()
     await b.close()

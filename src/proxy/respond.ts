@@ -156,7 +156,8 @@ export async function relayResponse(ctx: RequestContext, res: ServerResponse, up
   }
   res.writeHead(upstream.statusCode, headers)
   // A stream (no length: SSE, chunked) or a large body: send the head now, since its first bytes
-  // may come much later. A small fixed-length body follows at once and shares the head's packet.
+  // may come much later. A small fixed-length body goes with the head: in one write when it came
+  // in one piece (pump holds it whole), else the head shares the first piece's packet.
   const length = headers['content-length']
   if (length === undefined || Number(length) > 65_536) res.flushHeaders()
   let tail: Buffer
@@ -181,7 +182,8 @@ function isBodyless(method: string | undefined, status: number, headers: Outgoin
  * Copies body → response with backpressure, masking as it goes; rejects with the body's failure
  * (as `bodyError` names it), or with the reason the request was aborted (the client went away,
  * the connection went idle: ctx.signal). With a declared `length`, the final byte is not written
- * but returned, for the caller to send once the audit record is committed.
+ * but returned, for the caller to send once the audit record is committed; a body that arrives in
+ * one piece is returned whole, so that it leaves with the head in one write.
  */
 function pump(body: Readable, ctx: RequestContext, res: ServerResponse, redactor: Redactor | undefined, length: number | undefined, bodyError: (err: unknown) => KeyvaletError): Promise<Buffer> {
   return new Promise<Buffer>((resolve, reject) => {
@@ -196,10 +198,15 @@ function pump(body: Readable, ctx: RequestContext, res: ServerResponse, redactor
       reject(err)
     }
     if (signal?.aborted === true) return onAbort()
-    let held = Buffer.alloc(0)
+    let held: Buffer = Buffer.alloc(0)
     const send = (out: Buffer): void => {
       if (out.length === 0) return
+      const first = ctx.bytesOut === 0
       ctx.bytesOut += out.length
+      if (first && length !== undefined && ctx.bytesOut >= length) {
+        held = out
+        return
+      }
       if (length !== undefined && ctx.bytesOut >= length) {
         held = Buffer.from(out.subarray(out.length - 1))
         out = out.subarray(0, out.length - 1)

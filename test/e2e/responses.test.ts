@@ -225,6 +225,11 @@ describe('the audit record is committed before the sandbox holds the whole respo
     upstream = await startUpstream({
       handler: (req, res) => {
         const held = new Promise<void>((resolve) => { release = resolve })
+        if (req.url === '/whole') {
+          res.writeHead(200, { 'content-type': 'text/plain', 'content-length': BODY.length })
+          res.end(BODY)
+          return
+        }
         if (req.url === '/length') {
           res.writeHead(200, { 'content-type': 'text/plain', 'content-length': BODY.length })
           res.write(BODY.slice(0, -1))
@@ -261,6 +266,24 @@ connectors:
     }
     return check()
   }
+
+  it('a small body that arrives in one piece leaves with its head in one write, after its record', async () => {
+    const auditBefore = (await kv.audit()).length
+    const socket = connect(Number(new URL(kv.url).port), '127.0.0.1')
+    await new Promise((resolve) => socket.once('connect', resolve))
+    const first = new Promise<Buffer>((resolve) => socket.once('data', resolve))
+    socket.write(`GET /api/whole HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${key}\r\nConnection: close\r\n\r\n`)
+    // Before, the head and all but the last byte went first, and the last byte after the record:
+    // two writes, so the first read never held the whole answer.
+    const text = (await first).toString('latin1')
+    socket.destroy()
+    assert.match(text, /^HTTP\/1\.1 200 /)
+    assert.equal(text.slice(text.indexOf('\r\n\r\n') + 4), BODY, 'the first read holds the head and the whole body')
+    const records = await kv.audit()
+    assert.equal(records.length, auditBefore + 1)
+    assert.deepEqual([records.at(-1)?.path, records.at(-1)?.bytes_out], ['/whole', BODY.length])
+    assert.equal(upstream.received.at(-1)?.url, '/whole')
+  })
 
   for (const [framing, path] of [['a declared length: its last byte', '/length'], ['chunked: its terminating chunk', '/chunked']] as const) {
     it(`${framing} waits for the record`, async () => {

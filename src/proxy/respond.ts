@@ -5,7 +5,8 @@ import { createBrotliDecompress, createGunzip, createInflate, createZstdDecompre
 import { KeyvaletError } from '../errors.ts'
 import type { RequestContext, UpstreamResponse } from './context.ts'
 import { inboundResponseHeaders } from './headers.ts'
-import { Redactor } from '../redact/redactor.ts'
+import type { MaskPatterns } from '../redact/patterns.ts'
+import { Redactor, type Emit } from '../redact/redactor.ts'
 import { maskHeaders, requestMask } from './request-mask.ts'
 import { upstreamError } from './upstream-errors.ts'
 
@@ -116,7 +117,7 @@ export async function relayResponse(ctx: RequestContext, res: ServerResponse, up
   const mask = requestMask(ctx)
   const headers = inboundResponseHeaders(upstream.headers)
   let body: Readable = upstream.body
-  let redactor: Redactor | undefined
+  let masking: Masking | undefined
   // A failure of what is relayed: the upstream's (a reset, bad framing), or the decoder's own.
   let bodyError = (err: unknown): KeyvaletError => upstreamError(err)
   if (!mask.empty) {
@@ -135,7 +136,7 @@ export async function relayResponse(ctx: RequestContext, res: ServerResponse, up
       delete headers['content-encoding']
       delete headers['content-length']
     }
-    redactor = new Redactor(mask)
+    masking = new Masking(mask)
   }
   headers[REQUEST_ID_HEADER] = ctx.id
   if (isBodyless(ctx.req.method, upstream.statusCode, headers)) {
@@ -162,9 +163,9 @@ export async function relayResponse(ctx: RequestContext, res: ServerResponse, up
   if (length === undefined || Number(length) > 65_536) res.flushHeaders()
   let tail: Buffer
   try {
-    tail = await pump(body, ctx, res, redactor, length === undefined ? undefined : Number(length), bodyError)
+    tail = await pump(body, ctx, res, masking, length === undefined ? undefined : Number(length), bodyError)
   } finally {
-    if (redactor !== undefined) ctx.redactions += redactor.count
+    if (masking !== undefined) ctx.redactions += masking.count
   }
   await beforeEnd()
   res.end(tail)
@@ -179,13 +180,43 @@ function isBodyless(method: string | undefined, status: number, headers: Outgoin
 }
 
 /**
+ * A body's redaction, begun at the first chunk in which a form of the secrets may begin: until
+ * then no occurrence can be under way, so the chunks before it pass as they are, and the usual
+ * clean response costs one table look-up per byte and no Redactor.
+ */
+export class Masking {
+  readonly #mask: MaskPatterns
+  #redactor: Redactor | undefined
+
+  constructor(mask: MaskPatterns) {
+    this.#mask = mask
+  }
+
+  get count(): number {
+    return this.#redactor?.count ?? 0
+  }
+
+  push(chunk: Buffer, emit: Emit): void {
+    if (this.#redactor === undefined) {
+      if (!this.#mask.mayOccurIn(chunk)) return emit(chunk)
+      this.#redactor = new Redactor(this.#mask)
+    }
+    this.#redactor.push(chunk, emit)
+  }
+
+  flush(emit: Emit): void {
+    this.#redactor?.flush(emit)
+  }
+}
+
+/**
  * Copies body → response with backpressure, masking as it goes; rejects with the body's failure
  * (as `bodyError` names it), or with the reason the request was aborted (the client went away,
  * the connection went idle: ctx.signal). With a declared `length`, the final byte is not written
  * but returned, for the caller to send once the audit record is committed; a body that arrives in
  * one piece is returned whole, so that it leaves with the head in one write.
  */
-function pump(body: Readable, ctx: RequestContext, res: ServerResponse, redactor: Redactor | undefined, length: number | undefined, bodyError: (err: unknown) => KeyvaletError): Promise<Buffer> {
+function pump(body: Readable, ctx: RequestContext, res: ServerResponse, masking: Masking | undefined, length: number | undefined, bodyError: (err: unknown) => KeyvaletError): Promise<Buffer> {
   return new Promise<Buffer>((resolve, reject) => {
     const signal = ctx.signal
     const onAbort = (): void => fail(signal?.reason)
@@ -213,11 +244,11 @@ function pump(body: Readable, ctx: RequestContext, res: ServerResponse, redactor
       }
       if (out.length > 0 && !res.write(out)) body.pause()
     }
-    const onData = (chunk: Buffer): void => (redactor === undefined ? send(chunk) : redactor.push(chunk, send))
+    const onData = (chunk: Buffer): void => (masking === undefined ? send(chunk) : masking.push(chunk, send))
     const onDrain = (): void => { body.resume() }
     const onEnd = (): void => {
       cleanup()
-      redactor?.flush(send)
+      masking?.flush(send)
       resolve(held)
     }
     const onError = (err: unknown): void => fail(bodyError(err))

@@ -9,12 +9,9 @@
 import type { ServerResponse } from 'node:http'
 import type { Static, TSchema } from 'typebox'
 
-/**
- * `admin`: everything, including secrets and admin tokens. `operator`: sessions (and approvals),
- * read config, explain. `auditor`: read audit, config and metrics.
- */
-export const ADMIN_ROLES = ['admin', 'operator', 'auditor'] as const
-export type AdminRole = (typeof ADMIN_ROLES)[number]
+import type { AdminRole } from '../model/admin-token.ts'
+
+export { ADMIN_ROLES, type AdminRole } from '../model/admin-token.ts'
 
 /** Who called, from their admin token (never the token itself). */
 export interface Actor {

@@ -65,7 +65,18 @@ export interface AdminRoute<P extends TSchema | undefined = TSchema | undefined,
   handle(call: AdminCall<In<P>, In<Q>, In<B>>): Promise<AdminReply>
 }
 
-/** Declares a route with its input types inferred from its schemas. */
-export function defineRoute<P extends TSchema | undefined = undefined, Q extends TSchema | undefined = undefined, B extends TSchema | undefined = undefined>(route: AdminRoute<P, Q, B>): AdminRoute<P, Q, B> {
+/**
+ * Declares a route with its input types inferred from its schemas, and its method, action and
+ * response schema kept as literal types: the typed client (admin/client.ts) reads them from
+ * `ROUTE_MODULES`, so a module returns its routes as a tuple (`[defineRoute(…), …] as const`).
+ */
+export function defineRoute<
+  const M extends AdminRoute['method'],
+  const A extends string,
+  P extends TSchema | undefined = undefined,
+  Q extends TSchema | undefined = undefined,
+  B extends TSchema | undefined = undefined,
+  R extends TSchema | undefined = undefined,
+>(route: AdminRoute<P, Q, B> & { readonly method: M; readonly action: A; readonly response?: R }): AdminRoute<P, Q, B> & { readonly method: M; readonly action: A; readonly response?: R } {
   return route
 }

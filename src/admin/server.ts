@@ -14,6 +14,7 @@ import type { AuditFields } from '../audit/record.ts'
 import { KeyvaletError, OperatorError, toKeyvaletError } from '../errors.ts'
 import { ERROR_HEADER, errorBody, REQUEST_ID_HEADER } from '../proxy/respond.ts'
 import type { AdminDeps } from './deps.ts'
+import { openApiRoute } from './openapi.ts'
 import { compileInput, decodeParam, queryObject, readJsonBody } from './input.ts'
 import type { Actor, AdminReply, AdminRoute } from './route.ts'
 import { ROUTE_MODULES } from './routes/index.ts'
@@ -39,7 +40,9 @@ interface CompiledRoute {
 }
 
 export function createAdminServer(deps: AdminDeps, opts: { readonly throttle?: ThrottleOptions } = {}): AdminServer {
-  const routes = ROUTE_MODULES.flatMap((module) => module(deps)).map(compileRoute)
+  const declared: readonly AdminRoute[] = ROUTE_MODULES.flatMap((module): readonly AdminRoute[] => module(deps))
+  const all: readonly AdminRoute[] = [...declared, openApiRoute((): readonly AdminRoute[] => all)]
+  const routes = all.map(compileRoute)
   const throttle = new BadTokenThrottle(deps.clock, opts.throttle)
   const shutdown = new AbortController()
   const idPrefix = randomBytes(4).toString('hex')

@@ -1,5 +1,9 @@
 import assert from 'node:assert/strict'
-import { after, before, describe, it } from 'node:test'
+import { execFileSync } from 'node:child_process'
+import { connect } from 'node:net'
+import { after, before, beforeEach, describe, it } from 'node:test'
+import { MAX_ADMIN_BODY_BYTES } from '../../src/admin/server.ts'
+import type { AdminRole } from '../../src/model/admin-token.ts'
 import type { AuditRecord } from '../../src/audit/record.ts'
 import { startKeyvalet, type TestKeyvalet } from '../helpers/keyvalet.ts'
 import { startUpstream, type Upstream } from '../helpers/upstream.ts'
@@ -80,5 +84,215 @@ describe('admin API: a session minted over HTTP works through the gateway until 
     assert.equal(records[0]?.path, '/v1/sessions')
     assert.ok(!JSON.stringify(await kv.audit()).includes(key), 'no record holds the task key')
     assert.ok(!JSON.stringify(await kv.audit()).includes(token), 'no record holds the admin token')
+  })
+})
+
+/** What the issue says each role may do, for the routes of this file; routes added later are checked against their declared roles. */
+const EXPECTED_ROLES: Record<string, readonly AdminRole[]> = {
+  'session.create': ['admin', 'operator'], 'session.list': ['admin', 'operator'], 'session.get': ['admin', 'operator'],
+  'session.revoke': ['admin', 'operator'], 'session.revoke_many': ['admin', 'operator'],
+  'secret.list': ['admin'], 'secret.set': ['admin'], 'secret.delete': ['admin'],
+  'openapi.get': ['admin', 'operator', 'auditor'],
+}
+const ROLES: readonly AdminRole[] = ['admin', 'operator', 'auditor']
+
+interface Operation { method: string; path: string; action: string; roles: AdminRole[] }
+function operations(document: { paths: Record<string, Record<string, { 'x-keyvalet-action': string; 'x-keyvalet-roles': AdminRole[] }>> }): Operation[] {
+  return Object.entries(document.paths).flatMap(([path, methods]) => Object.entries(methods).map(([method, op]) => ({ method: method.toUpperCase(), path, action: op['x-keyvalet-action'], roles: op['x-keyvalet-roles'] })))
+}
+
+describe('admin API: authentication, roles, input checks, audit', () => {
+  let upstream: Upstream
+  let kv: TestKeyvalet
+  const tokens = {} as Record<AdminRole, string>
+  before(async () => {
+    upstream = await startUpstream()
+    kv = await startKeyvalet(config(upstream), { admin: { throttle: { free: 3, baseMs: 60_000, maxMs: 600_000 } } })
+    await kv.setSecret('github-token', SECRET)
+    for (const role of ROLES) tokens[role] = (await kv.adminToken(role)).token
+  })
+  after(async () => {
+    await kv?.close()
+    await upstream?.close()
+  })
+
+  it('GET /v1/openapi.json is an OpenAPI 3.1 document (checked by openapi-spec-validator) with every declared route', async () => {
+    const doc = await call(kv, 'GET', '/v1/openapi.json', { token: tokens.auditor })
+    assert.equal(doc.status, 200, doc.text)
+    assert.equal(doc.json.openapi, '3.1.0')
+    execFileSync('python3', ['-c', 'import json, sys; from openapi_spec_validator import validate; validate(json.load(sys.stdin))'], { input: doc.text, stdio: ['pipe', 'pipe', 'pipe'] })
+    const { ROUTE_MODULES } = await import('../../src/admin/routes/index.ts')
+    const declared = ROUTE_MODULES.flatMap((m) => m({} as never) as readonly { method: string; path: string; action: string }[]).map((r) => `${r.method} ${r.path} ${r.action}`)
+    const documented = operations(doc.json).map((o) => `${o.method} ${o.path} ${o.action}`)
+    assert.deepEqual(documented.filter((o) => !o.endsWith(' openapi.get')).sort(), [...declared].sort())
+    for (const [action, roles] of Object.entries(EXPECTED_ROLES)) assert.deepEqual(operations(doc.json).find((o) => o.action === action)?.roles, roles, action)
+  })
+
+  it('every endpoint × every role: a role outside the route\'s roles is refused 403 admin_role_forbidden before anything else, and audited', async () => {
+    const ops = operations((await call(kv, 'GET', '/v1/openapi.json', { token: tokens.admin })).json)
+    for (const op of ops) {
+      for (const role of ROLES) {
+        const before = (await adminRecords(kv)).length
+        const path = op.path.replace('{id}', 'ses_0000000000000000').replace('{name}', 'matrix-secret')
+        const res = await call(kv, op.method, path, { token: tokens[role], ...(op.method === 'POST' || op.method === 'PUT' ? { body: {} } : {}) })
+        const label = `${role} ${op.method} ${op.path}`
+        if (op.roles.includes(role)) assert.notEqual(res.status, 403, `${label}: ${res.text}`)
+        else {
+          assert.equal(res.status, 403, label)
+          assert.equal(res.json.error.code, 'admin_role_forbidden', label)
+          assert.equal(res.headers.get('x-keyvalet-error'), 'admin_role_forbidden')
+        }
+        const records = (await adminRecords(kv)).slice(before)
+        assert.equal(records.length, 1, `${label}: one record`)
+        assert.equal(records[0]?.action, op.action, label)
+        assert.equal(records[0]?.status, res.status, label)
+        assert.equal(records[0]?.actor?.name, `test-${role}`, label)
+      }
+    }
+  })
+
+  it('no, malformed, unknown, revoked or expired tokens are 401 with their code, audited without an actor for an unknown one', async () => {
+    const revoked = await kv.adminToken('admin', { name: 'gone' })
+    await kv.runtime.store.adminTokens.revoke(revoked.id, kv.now)
+    const expiring = await kv.adminToken('admin', { name: 'brief', ttlMs: 1000 })
+    kv.now += 1000
+    const cases: [Record<string, string>, string][] = [
+      [{}, 'admin_token_missing'],
+      [{ authorization: 'Basic YTpi' }, 'admin_token_invalid'],
+      [{ authorization: `Bearer kva_${'A'.repeat(43)}` }, 'admin_token_invalid'],
+      [{ authorization: `Bearer ${revoked.token}` }, 'admin_token_revoked'],
+      [{ authorization: `Bearer ${expiring.token}` }, 'admin_token_expired'],
+    ]
+    for (const [headers, code] of cases) {
+      const before = (await adminRecords(kv)).length
+      const res = await call(kv, 'GET', '/v1/sessions', { headers })
+      assert.equal(res.status, 401, code)
+      assert.equal(res.json.error.code, code)
+      const records = (await adminRecords(kv)).slice(before)
+      assert.deepEqual(records.map((r) => [r.error, r.actor, r.decision]), [[code, null, 'deny']])
+    }
+    assert.equal((await adminRecords(kv)).at(-1)?.detail?.admin_token, expiring.id, 'the operator sees which token expired')
+    assert.ok(!JSON.stringify(await kv.audit()).includes(revoked.token.slice(4)), 'no record holds a token')
+    // Unknown paths answer 401 first: without a token nothing else is learnt.
+    assert.equal((await call(kv, 'GET', '/v1/nothing-here')).status, 401)
+    // Four bad tokens closed this address for a minute (the slow-down, tested below): wait it out.
+    assert.equal((await call(kv, 'GET', '/v1/sessions', { token: tokens.admin })).status, 429)
+    kv.now += 60_000
+    assert.equal((await call(kv, 'GET', '/v1/sessions', { token: tokens.admin })).status, 200)
+  })
+
+  it('input: 400 naming the field (missing, wrong type, unknown), invalid JSON, 415 for non-JSON, 413 over the bound, 404 and 405', async () => {
+    const token = tokens.operator
+    const refused = async (res: Awaited<ReturnType<typeof call>>, status: number, code: string, message?: RegExp) => {
+      assert.equal(res.status, status, res.text)
+      assert.equal(res.json.error.code, code)
+      if (message !== undefined) assert.match(res.json.error.message, message)
+      assert.match(res.json.error.request_id, /^adm_/)
+    }
+    await refused(await call(kv, 'POST', '/v1/sessions', { token, body: { agent: 7, user: 'u', workspace: 'w', grant: ['github:read'] } }), 400, 'admin_request_invalid', /^body\.agent: must be string$/)
+    await refused(await call(kv, 'POST', '/v1/sessions', { token, body: { agent: 'a', user: 'u', workspace: 'w', grant: ['github:read'], admin: true } }), 400, 'admin_request_invalid', /^body has an unknown field "admin"$/)
+    await refused(await call(kv, 'POST', '/v1/sessions', { token, body: { user: 'u', workspace: 'w', grant: ['github:read'] } }), 400, 'admin_request_invalid', /^agent is required$/)
+    await refused(await call(kv, 'POST', '/v1/sessions', { token, body: { agent: 'a', user: 'u', workspace: 'w', grant: ['nope:read'] } }), 400, 'admin_request_invalid', /no connector named nope/)
+    await refused(await call(kv, 'POST', '/v1/sessions/revoke', { token, body: {} }), 400, 'admin_request_invalid', /^body: /)
+    await refused(await call(kv, 'GET', '/v1/sessions?limit=0', { token }), 400, 'admin_request_invalid', /^query\.limit: must be >= 1$/)
+    await refused(await call(kv, 'GET', '/v1/sessions?colour=red', { token }), 400, 'admin_request_invalid', /^query has an unknown field "colour"$/)
+    await refused(await call(kv, 'GET', '/v1/sessions?cursor=xyz', { token }), 400, 'admin_request_invalid', /^query\.cursor/)
+    await refused(await call(kv, 'GET', '/v1/sessions/not-an-id', { token }), 400, 'admin_request_invalid', /^params\.id: /)
+    await refused(await call(kv, 'GET', '/v1/sessions/ses_0000000000000000', { token }), 404, 'admin_not_found')
+    await refused(await call(kv, 'POST', '/v1/sessions', { token, body: '{"agent":' }), 400, 'admin_request_invalid', /^body is not valid JSON$/)
+    await refused(await call(kv, 'POST', '/v1/sessions', { token, body: 'agent=a', headers: { 'content-type': 'application/x-www-form-urlencoded' } }), 415, 'admin_media_type')
+    await refused(await call(kv, 'POST', '/v1/sessions', { token, body: JSON.stringify({ agent: 'x'.repeat(MAX_ADMIN_BODY_BYTES) }) }), 413, 'admin_body_too_large')
+    await refused(await call(kv, 'GET', '/v1/nothing-here', { token }), 404, 'admin_route_unknown')
+    const wrongMethod = await call(kv, 'DELETE', '/v1/sessions', { token })
+    await refused(wrongMethod, 405, 'admin_method_refused')
+    assert.equal(wrongMethod.headers.get('allow'), 'POST, GET')
+    const last = (await adminRecords(kv)).at(-1)
+    assert.deepEqual([last?.error, last?.status, last?.action], ['admin_method_refused', 405, null])
+  })
+
+  it('an oversized body that claims no length is cut at the bound: 413 on a raw connection', async () => {
+    const { port } = new URL(kv.adminUrl as string)
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(port), '127.0.0.1')
+      let text = ''
+      socket.on('data', (c: Buffer) => { text += c.toString() })
+      socket.on('close', () => resolve(text))
+      socket.on('error', reject)
+      socket.write(`POST /v1/sessions HTTP/1.1\r\nhost: admin\r\nauthorization: Bearer ${tokens.operator}\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n`)
+      const chunk = 'a'.repeat(64 * 1024)
+      for (let i = 0; i < 5; i++) socket.write(`${chunk.length.toString(16)}\r\n${chunk}\r\n`)
+    })
+    assert.match(answer, /^HTTP\/1\.1 413 /)
+    assert.match(answer, /"code":"admin_body_too_large"/)
+  })
+
+  it('sessions: list with filters and cursor pages, get, revoke in bulk by user', async () => {
+    const token = tokens.admin
+    const made: string[] = []
+    for (const [agent, user] of [['a1', 'bob'], ['a1', 'carol'], ['a2', 'bob'], ['a1', 'bob']]) {
+      kv.now += 1
+      const res = await call(kv, 'POST', '/v1/sessions', { token, body: { agent, user, workspace: 'paging', grant: ['github:read'] } })
+      made.push(res.json.session.id)
+    }
+    const seen: string[] = []
+    let cursor: string | null = null
+    for (let page = 0; page < 10; page++) {
+      const res = await call(kv, 'GET', `/v1/sessions?workspace=paging&agent=a1&limit=2${cursor === null ? '' : `&cursor=${cursor}`}`, { token })
+      assert.equal(res.status, 200, res.text)
+      assert.ok(res.json.sessions.length <= 2)
+      seen.push(...res.json.sessions.map((s: { id: string }) => s.id))
+      cursor = res.json.next_cursor
+      if (cursor === null) break
+    }
+    assert.deepEqual(seen, [made[0], made[1], made[3]])
+    const got = await call(kv, 'GET', `/v1/sessions/${made[1]}`, { token })
+    assert.deepEqual([got.json.id, got.json.user, got.json.state], [made[1], 'carol', 'active'])
+    assert.ok(!('key' in got.json) && !got.text.includes('kvt_'), 'a session is never shown with its key')
+    const bulk = await call(kv, 'POST', '/v1/sessions/revoke', { token, body: { workspace: 'paging', user: 'bob' } })
+    assert.deepEqual(bulk.json.revoked, [made[0], made[2], made[3]])
+    const states = await call(kv, 'GET', '/v1/sessions?workspace=paging', { token })
+    assert.deepEqual(states.json.sessions.map((s: { state: string }) => s.state), ['revoked', 'active', 'revoked', 'revoked'])
+    const record = (await adminRecords(kv)).findLast((r) => r.action === 'session.revoke_many' && r.status === 200)
+    assert.deepEqual(record?.target, { filter: { workspace: 'paging', user: 'bob' }, revoked: bulk.json.revoked, count: 3 })
+  })
+
+  it('secrets: set over the API is used by the gateway, list shows metadata only, no answer or record ever holds the value; reserved names refused', async () => {
+    const token = tokens.admin
+    const value = 'ghp_setOverTheAdminApi_0123456789abcdef'
+    const set = await call(kv, 'PUT', '/v1/secrets/github-token', { token, body: { value } })
+    assert.equal(set.status, 200, set.text)
+    assert.deepEqual(Object.keys(set.json).sort(), ['created_at', 'key_id', 'name', 'updated_at'])
+    const { key } = (await call(kv, 'POST', '/v1/sessions', { token, body: { agent: 'a', user: 'u', workspace: 'w', grant: ['github:read'] } })).json
+    const through = await fetch(`${kv.url}/github/repos/acme/app/issues/9`, { headers: { authorization: `Bearer ${key}` } })
+    assert.equal(through.status, 200)
+    assert.ok(!(await through.text()).includes(value), 'the sandbox never sees it')
+    assert.equal(upstream.received.at(-1)?.headers.authorization, `Bearer ${value}`)
+    const list = await call(kv, 'GET', '/v1/secrets', { token })
+    assert.deepEqual(list.json.secrets.map((s: { name: string }) => s.name), ['github-token'])
+    assert.ok((await call(kv, 'GET', '/v1/secrets?all=true', { token })).json.secrets.some((s: { name: string }) => s.name.startsWith('keyvalet.')))
+    assert.equal((await call(kv, 'PUT', '/v1/secrets/keyvalet.audit-key', { token, body: { value: 'x' } })).status, 400)
+    assert.equal((await call(kv, 'PUT', '/v1/secrets/Bad%20Name', { token, body: { value: 'x' } })).status, 400)
+    assert.equal((await call(kv, 'PUT', '/v1/secrets/big', { token, body: { value: 'x'.repeat(64 * 1024 + 1) } })).status, 400)
+    assert.equal((await call(kv, 'PUT', '/v1/secrets/other', { token, body: { value: 'v1' } })).status, 200)
+    assert.deepEqual((await call(kv, 'DELETE', '/v1/secrets/other', { token })).json, { deleted: 'other' })
+    assert.equal((await call(kv, 'DELETE', '/v1/secrets/other', { token })).json.error.code, 'admin_not_found')
+    const all = JSON.stringify(await kv.audit())
+    assert.ok(!all.includes(value) && !all.includes('setOverTheAdminApi'), 'no audit record holds the value')
+    assert.deepEqual((await adminRecords(kv)).filter((r) => r.action === 'secret.set' && r.status === 200).map((r) => r.target), [{ secret: 'github-token' }, { secret: 'other' }])
+  })
+
+  it('repeated bad tokens from one address are slowed down: past the free tries even a good token waits, with Retry-After; the wait ends', async () => {
+    const bad = { authorization: `Bearer kva_${'B'.repeat(43)}` }
+    // Three free tries, and a fourth that closes the address.
+    for (let i = 0; i < 4; i++) assert.equal((await call(kv, 'GET', '/v1/sessions', { headers: bad })).status, 401)
+    for (const headers of [bad, { authorization: `Bearer ${tokens.admin}` }]) {
+      const res = await call(kv, 'GET', '/v1/sessions', { headers })
+      assert.equal(res.status, 429)
+      assert.equal(res.json.error.code, 'admin_token_throttled')
+      assert.equal(res.headers.get('retry-after'), '60')
+    }
+    assert.equal((await adminRecords(kv)).at(-1)?.error, 'admin_token_throttled')
+    kv.now += 60_000
+    assert.equal((await call(kv, 'GET', '/v1/sessions', { token: tokens.admin })).status, 200)
   })
 })

@@ -1,5 +1,6 @@
 import type { AdminDeps } from '../deps.ts'
 import type { AdminRoute } from '../route.ts'
+import { secretRoutes } from './secrets.ts'
 import { sessionRoutes } from './sessions.ts'
 
 /**
@@ -8,4 +9,5 @@ import { sessionRoutes } from './sessions.ts'
  */
 export const ROUTE_MODULES = [
   sessionRoutes,
+  secretRoutes,
 ] as const satisfies readonly ((deps: AdminDeps) => readonly AdminRoute[])[]

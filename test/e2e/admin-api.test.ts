@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict'
-import { execFileSync } from 'node:child_process'
+import { execFile, execFileSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { connect } from 'node:net'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
 import { after, before, beforeEach, describe, it } from 'node:test'
 import { MAX_ADMIN_BODY_BYTES } from '../../src/admin/server.ts'
 import type { AdminRole } from '../../src/model/admin-token.ts'
@@ -9,6 +13,9 @@ import { startKeyvalet, type TestKeyvalet } from '../helpers/keyvalet.ts'
 import { startUpstream, type Upstream } from '../helpers/upstream.ts'
 
 const SECRET = 'ghp_realSecretValue0123456789abcdefXYZ'
+const REPO = fileURLToPath(new URL('../..', import.meta.url))
+const EXAMPLE = join(REPO, 'examples', 'orchestrator.ts')
+const execFileAsync = promisify(execFile)
 
 function config(upstream: Upstream): string {
   return `version: 1
@@ -294,5 +301,55 @@ describe('admin API: authentication, roles, input checks, audit', () => {
     assert.equal((await adminRecords(kv)).at(-1)?.error, 'admin_token_throttled')
     kv.now += 60_000
     assert.equal((await call(kv, 'GET', '/v1/sessions', { token: tokens.admin })).status, 200)
+  })
+})
+
+describe('examples/orchestrator.ts: a task\'s whole life over the admin API', () => {
+  let upstream: Upstream
+  let kv: TestKeyvalet
+  before(async () => {
+    upstream = await startUpstream()
+    kv = await startKeyvalet(config(upstream), { admin: {} })
+    await kv.setSecret('github-token', SECRET)
+  })
+  after(async () => {
+    await kv?.close()
+    await upstream?.close()
+  })
+
+  it('mints, runs the sandbox command with the environment (its request succeeds), revokes: the key it kept then fails', async () => {
+    const { token, id: tokenId } = await kv.adminToken('operator', { name: 'orchestrator' })
+    const kept = join(kv.dir, 'kept-key')
+    // The sandbox's command: a request as an unmodified tool makes it, and a copy of its key kept for later.
+    const sandbox = `curl -sS -H "Authorization: Bearer $GITHUB_TOKEN" "$GITHUB_API_URL/repos/acme/app/issues/5" && printf %s "$KEYVALET_TASK_KEY" > ${kept}`
+    // Asynchronously: keyvalet runs in this process and must answer while the example runs.
+    const run = await execFileAsync(process.execPath, [EXAMPLE, '--agent', 'triage-bot', '--user', 'alice', '--workspace', 'acme', '--grant', 'github:read', '--', 'sh', '-c', sandbox], {
+      cwd: REPO, env: { PATH: process.env.PATH, KEYVALET_ADMIN_URL: kv.adminUrl, KEYVALET_ADMIN_TOKEN: token }, encoding: 'utf8', timeout: 30_000,
+    })
+    // The sandbox got the upstream's answer, with the real credential masked.
+    const answer = JSON.parse(run.stdout) as { url: string; headers: Record<string, string> }
+    assert.equal(answer.url, '/api/repos/acme/app/issues/5')
+    assert.ok(!run.stdout.includes(SECRET))
+    // The upstream got the real credential, once.
+    assert.equal(upstream.received.length, 1)
+    assert.equal(upstream.received[0]?.headers.authorization, `Bearer ${SECRET}`)
+    const sessionId = /session (ses_[0-9a-f]+) for task/.exec(run.stderr)?.[1]
+    assert.match(run.stderr, new RegExp(`session ${sessionId} revoked`))
+
+    const key = readFileSync(kept, 'utf8')
+    const after = await fetch(`${kv.url}/github/repos/acme/app/issues/6`, { headers: { authorization: `Bearer ${key}` } })
+    assert.equal(after.status, 401)
+    assert.equal((await after.json() as { error: { code: string } }).error.code, 'task_key_revoked')
+    assert.equal(upstream.received.length, 1, 'nothing reached the upstream after revocation')
+
+    const records = await kv.audit()
+    assert.deepEqual(records.map((r) => [r.mode, r.action ?? r.path, r.session === null ? r.target?.session : r.session, r.decision, r.reason === 'task_key_revoked' ? r.reason : r.status]), [
+      ['admin', 'openapi.get', undefined, 'allow', 200],
+      ['admin', 'session.create', sessionId, 'allow', 201],
+      ['gateway', '/api/repos/acme/app/issues/5', sessionId, 'allow', 200],
+      ['admin', 'session.revoke', sessionId, 'allow', 200],
+      ['gateway', null, sessionId, 'deny', 'task_key_revoked'],
+    ])
+    for (const r of records.filter((r) => r.mode === 'admin')) assert.deepEqual(r.actor, { id: tokenId, name: 'orchestrator' })
   })
 })

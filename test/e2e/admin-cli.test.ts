@@ -1,5 +1,10 @@
 import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
+import { startChildKeyvalet } from '../helpers/child-keyvalet.ts'
 import { cli } from '../helpers/cli.ts'
 import { startKeyvalet, type TestKeyvalet } from '../helpers/keyvalet.ts'
 import { startUpstream, type Upstream } from '../helpers/upstream.ts'
@@ -92,5 +97,33 @@ describe('CLI: admin tokens locally; session and secret --server through the adm
     assert.match(missing.stderr, /--server needs an admin token in KEYVALET_ADMIN_TOKEN/)
     const refused = await cli(['session', 'create', '--agent', 'bot', '--user', 'alice', '--workspace', 'acme', '--grant', 'nope:read', ...server], { env })
     assert.match(refused.stderr, /no connector named nope.*\(admin_request_invalid, HTTP 400\)/s)
+  })
+})
+
+describe('keyvalet start: the admin listener opens beside the gateway and closes with it', () => {
+  it('serves the admin API at listen.admin while it runs, and nothing listens there once SIGTERM stopped it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'keyvalet-admin-start-'))
+    try {
+      const configFile = join(dir, 'keyvalet.yaml')
+      writeFileSync(configFile, 'version: 1\nlisten: { gateway: "127.0.0.1:0", admin: "127.0.0.1:0" }\nconnectors: {}\n')
+      const env = { KEYVALET_MASTER_KEY: randomBytes(32).toString('base64') }
+      const child = await startChildKeyvalet({ configFile, env })
+      let adminUrl: string | undefined
+      for (let i = 0; i < 200 && adminUrl === undefined; i++) {
+        adminUrl = /admin API listening on (http:\/\/\S+)/.exec(child.stdout())?.[1]
+        if (adminUrl === undefined) await new Promise((r) => setTimeout(r, 50))
+      }
+      assert.ok(adminUrl !== undefined, child.stdout())
+      const { token } = JSON.parse((await child.cli(['admin', 'token', 'create', '--name', 'probe', '--role', 'auditor', '--json', '--config', configFile])).stdout) as { token: string }
+      const res = await fetch(`${adminUrl}/v1/openapi.json`, { headers: { authorization: `Bearer ${token}` } })
+      assert.equal(res.status, 200)
+      assert.equal((await res.json() as { openapi: string }).openapi, '3.1.0')
+      assert.deepEqual(await child.stop('SIGTERM'), { code: 0, signal: null })
+      await assert.rejects(fetch(`${adminUrl}/v1/openapi.json`, { headers: { authorization: `Bearer ${token}` } }), 'closed with keyvalet')
+      const records = (await cli(['audit', 'tail', '-n', '10', '--config', configFile], { env })).stdout.trim().split('\n').map((l) => JSON.parse(l) as { mode: string; action?: string })
+      assert.deepEqual(records.map((r) => [r.mode, r.action]), [['admin', 'openapi.get']])
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })

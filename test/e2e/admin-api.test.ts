@@ -99,6 +99,7 @@ const EXPECTED_ROLES: Record<string, readonly AdminRole[]> = {
   'session.create': ['admin', 'operator'], 'session.list': ['admin', 'operator'], 'session.get': ['admin', 'operator'],
   'session.revoke': ['admin', 'operator'], 'session.revoke_many': ['admin', 'operator'],
   'secret.list': ['admin'], 'secret.set': ['admin'], 'secret.delete': ['admin'],
+  'admin_token.list': ['admin'], 'admin_token.create': ['admin'], 'admin_token.revoke': ['admin'],
   'openapi.get': ['admin', 'operator', 'auditor'],
 }
 const ROLES: readonly AdminRole[] = ['admin', 'operator', 'auditor']
@@ -140,7 +141,7 @@ describe('admin API: authentication, roles, input checks, audit', () => {
     for (const op of ops) {
       for (const role of ROLES) {
         const before = (await adminRecords(kv)).length
-        const path = op.path.replace('{id}', 'ses_0000000000000000').replace('{name}', 'matrix-secret')
+        const path = op.path.replace('{id}', op.path.startsWith('/v1/admin-tokens') ? 'kat_0000000000000000' : 'ses_0000000000000000').replace('{name}', 'matrix-secret')
         const res = await call(kv, op.method, path, { token: tokens[role], ...(op.method === 'POST' || op.method === 'PUT' ? { body: {} } : {}) })
         const label = `${role} ${op.method} ${op.path}`
         if (op.roles.includes(role)) assert.notEqual(res.status, 403, `${label}: ${res.text}`)
@@ -286,6 +287,25 @@ describe('admin API: authentication, roles, input checks, audit', () => {
     const all = JSON.stringify(await kv.audit())
     assert.ok(!all.includes(value) && !all.includes('setOverTheAdminApi'), 'no audit record holds the value')
     assert.deepEqual((await adminRecords(kv)).filter((r) => r.action === 'secret.set' && r.status === 200).map((r) => r.target), [{ secret: 'github-token' }, { secret: 'other' }])
+  })
+
+  it('admin tokens over the API: an admin mints one (its value once), it works in its role, list shows no value, revoke ends it', async () => {
+    const made = await call(kv, 'POST', '/v1/admin-tokens', { token: tokens.admin, body: { name: 'ci', role: 'auditor', ttl: '1d' } })
+    assert.equal(made.status, 201, made.text)
+    const { token, value } = made.json
+    assert.match(value, /^kva_/)
+    assert.deepEqual([token.name, token.role, token.state, token.expires_at], ['ci', 'auditor', 'active', new Date(kv.now + 86_400_000).toISOString()])
+    assert.equal((await call(kv, 'GET', '/v1/openapi.json', { token: value })).status, 200)
+    assert.equal((await call(kv, 'GET', '/v1/sessions', { token: value })).status, 403, 'an auditor mints no keys')
+    const list = await call(kv, 'GET', '/v1/admin-tokens', { token: tokens.admin })
+    assert.ok(list.json.tokens.some((t: { id: string }) => t.id === token.id))
+    assert.ok(!list.text.includes(value.slice(4)), 'never a value')
+    assert.equal((await call(kv, 'POST', `/v1/admin-tokens/${token.id}/revoke`, { token: tokens.admin })).json.state, 'revoked')
+    assert.equal((await call(kv, 'GET', '/v1/openapi.json', { token: value })).json.error.code, 'admin_token_revoked')
+    assert.equal((await call(kv, 'POST', '/v1/admin-tokens', { token: tokens.admin, body: { name: 'x', role: 'root' } })).status, 400)
+    const record = (await adminRecords(kv)).find((r) => r.action === 'admin_token.create' && r.status === 201)
+    assert.deepEqual(record?.target, { admin_token: token.id, name: 'ci', role: 'auditor' })
+    assert.ok(!JSON.stringify(await kv.audit()).includes(value.slice(4)), 'no record holds the token')
   })
 
   it('repeated bad tokens from one address are slowed down: past the free tries even a good token waits, with Retry-After; the wait ends', async () => {

@@ -1,5 +1,6 @@
 import type { AdminDeps } from '../deps.ts'
 import type { AdminRoute } from '../route.ts'
+import { adminTokenRoutes } from './admin-tokens.ts'
 import { secretRoutes } from './secrets.ts'
 import { sessionRoutes } from './sessions.ts'
 
@@ -10,4 +11,5 @@ import { sessionRoutes } from './sessions.ts'
 export const ROUTE_MODULES = [
   sessionRoutes,
   secretRoutes,
+  adminTokenRoutes,
 ] as const satisfies readonly ((deps: AdminDeps) => readonly AdminRoute[])[]

@@ -1,13 +1,14 @@
 import { basename, dirname, join } from 'node:path'
 import type { DatabaseSync } from 'node:sqlite'
 import { openDatabaseFile, reportingDamage } from './sqlite-file.ts'
+import { sqliteAdminTokens } from './sqlite/admin-tokens.ts'
 import { sqliteAudit } from './sqlite/audit.ts'
 import { sqliteCounters } from './sqlite/counters.ts'
 import { FreshReads } from './sqlite/fresh-reads.ts'
 import { AUDIT_MIGRATIONS, MIGRATIONS } from './sqlite/migrations.ts'
 import { sqliteSecrets } from './sqlite/secrets.ts'
 import { sqliteSessions } from './sqlite/sessions.ts'
-import type { AuditRepo, CounterRepo, SecretRepo, SessionRepo, Store } from './store.ts'
+import type { AdminTokenRepo, AuditRepo, CounterRepo, SecretRepo, SessionRepo, Store } from './store.ts'
 
 export const SCHEMA_VERSION = MIGRATIONS.length
 
@@ -26,6 +27,7 @@ export class SqliteStore implements Store {
   readonly secrets: SecretRepo
   readonly audit: AuditRepo
   readonly counters: CounterRepo
+  readonly adminTokens: AdminTokenRepo
   readonly #db: DatabaseSync
   readonly #auditDb: DatabaseSync
 
@@ -53,6 +55,7 @@ export class SqliteStore implements Store {
     this.secrets = reportingDamage(sqliteSecrets(db, reads), db)
     this.audit = reportingDamage(sqliteAudit(auditDb), auditDb)
     this.counters = reportingDamage(sqliteCounters(db), db)
+    this.adminTokens = reportingDamage(sqliteAdminTokens(db, reads), db)
   }
 
   async close(): Promise<void> {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { afterEach, beforeEach, describe, it } from 'node:test'
 import type { Store } from '../../src/store/store.ts'
+import { adminTokenCases } from './admin-tokens.cases.ts'
 import { auditCases } from './audit.cases.ts'
 import { counterCases } from './counters.cases.ts'
 import { secretCases } from './secrets.cases.ts'
@@ -21,6 +22,7 @@ const REPOS: { readonly [Repo in Exclude<keyof Store, 'close'>]: RepoCases<Store
   secrets: secretCases,
   audit: auditCases,
   counters: counterCases,
+  adminTokens: adminTokenCases,
 }
 
 /**

@@ -11,6 +11,8 @@ export interface ChildKeyvalet {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
   /** What the process wrote to stderr so far (the operator log). */
   stderr(): string
+  /** What the process wrote to stdout so far (the addresses it listens on). */
+  stdout(): string
   /** The CLI against the same data folder (inside keyvalet's mount namespace when it has one). */
   cli(args: string[], opts?: { input?: string }): Promise<CliResult>
   /** Sends `signal` and waits (bounded) for the exit. */
@@ -58,6 +60,7 @@ export async function startChildKeyvalet(opts: { configFile: string; env: NodeJS
     pid,
     exited,
     stderr: () => stderr,
+    stdout: () => stdout,
     cli: (args, o = {}) => cli(args, { env: opts.env, ...o, ...(wrap === undefined ? {} : { wrap }) }),
     async stop(signal = 'SIGTERM') {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal)

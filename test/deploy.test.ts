@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path'
 import { describe, it } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { parse, parseAllDocuments } from 'yaml'
-import { dotenvLines, sandboxEnv } from '../src/cli/sandbox-env.ts'
+import { dotenvLines, sandboxEnv } from '../src/sessions/sandbox-env.ts'
 import { parseConfig } from '../src/config/load.ts'
 
 // Parsed YAML: checked at run time by the assertions below.

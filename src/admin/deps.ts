@@ -10,6 +10,7 @@ import type { ProxyStats } from '../proxy/proxy.ts'
 import type { Sessions } from '../sessions/sessions.ts'
 import type { Store } from '../store/store.ts'
 import type { Vault } from '../vault/vault.ts'
+import type { AdminTokens } from './tokens.ts'
 
 export interface AdminDeps {
   /** The configuration in force now (it changes on reload: read it per call, never keep it). */
@@ -20,6 +21,13 @@ export interface AdminDeps {
   readonly audit: AuditWriter
   readonly log: Logger
   readonly clock: () => number
+  /**
+   * Where the data plane listens now (http://host:port), for the sandbox environment a new session
+   * gets: the configured address with the port a `:0` listener was given.
+   */
+  readonly listening: { readonly gateway: string; readonly forward: string | undefined }
+  /** Admin tokens: the server authenticates callers with them; the token routes manage them. */
+  readonly adminTokens: AdminTokens
   /** Undefined when `metrics.enabled` is false. */
   readonly metrics: KeyvaletMetrics | undefined
   /** The data plane's listeners, for the readiness check. */

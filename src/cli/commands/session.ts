@@ -1,12 +1,11 @@
 import { loadConfig } from '../../config/load.ts'
 import { OperatorError } from '../../errors.ts'
-import { formatGrant } from '../../policy/grant.ts'
 import { openRuntime, type Runtime } from '../../runtime.ts'
 import { readSessionOptions, SESSION_FLAGS, type SessionOptionValues } from '../../sessions/options.ts'
-import type { Session } from '../../model/session.ts'
+import { sessionView as view } from '../../sessions/view.ts'
 import { CONFIG_OPTION, configPath, parse, write } from '../args.ts'
 import type { Command } from '../command.ts'
-import { dotenvLines, sandboxEnv, shellLines } from '../sandbox-env.ts'
+import { dotenvLines, sandboxEnv, shellLines } from '../../sessions/sandbox-env.ts'
 
 const help = `usage: keyvalet session <create|list|revoke> [options]
 
@@ -69,13 +68,4 @@ export const session: Command = {
 /** The session flags of `session create` (and `run`) → a new session and its task key. */
 export async function createSession(runtime: Runtime, flags: SessionOptionValues) {
   return runtime.sessions.create(readSessionOptions(flags, runtime.config.policy))
-}
-
-function view(s: Session, now: number) {
-  const state = s.revokedAt !== undefined ? 'revoked' : now >= s.expiresAt ? 'expired' : 'active'
-  return {
-    id: s.id, state, agent: s.agent, user: s.user, workspace: s.workspace, task: s.task, grants: s.grants.map(formatGrant),
-    created_at: new Date(s.createdAt).toISOString(), expires_at: new Date(s.expiresAt).toISOString(),
-    revoked_at: s.revokedAt === undefined ? null : new Date(s.revokedAt).toISOString(),
-  }
 }

@@ -1,9 +1,6 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import { getGlobalDispatcher } from 'undici'
-import type { AdminDeps } from '../../src/admin/deps.ts'
-import type { AdminCall } from '../../src/admin/route.ts'
-import { metricsRoutes } from '../../src/admin/routes/metrics.ts'
+import { getGlobalDispatcher, request } from 'undici'
 import { createLogger } from '../../src/log.ts'
 import { KeyvaletMetrics } from '../../src/metrics/keyvalet-metrics.ts'
 import { EXPOSITION_CONTENT_TYPE } from '../../src/metrics/registry.ts'
@@ -18,7 +15,7 @@ const PARENT = '00f067aa0ba902b7'
 
 function config(upstream: Upstream): string {
   return `version: 1
-listen: { gateway: "127.0.0.1:0" }
+listen: { gateway: "127.0.0.1:0", admin: "127.0.0.1:0" }
 connectors:
   echo:
     upstream: ${upstream.url}
@@ -45,31 +42,28 @@ connectors:
 `
 }
 
-/** The /metrics route as the admin listener serves it (its handler, given keyvalet's parts). */
-async function scrape(kv: TestKeyvalet, metrics: KeyvaletMetrics): Promise<string> {
-  const deps = { metrics, proxy: kv.proxy } as unknown as AdminDeps
-  const [route] = metricsRoutes(deps)
-  assert.ok(route !== undefined)
-  assert.deepEqual([route.method, route.path, route.roles], ['GET', '/metrics', ['admin', 'auditor']])
-  const call = { params: undefined, query: undefined, body: undefined, actor: undefined, requestId: 'adm_1', signal: new AbortController().signal, note() {} } as AdminCall<undefined, undefined, undefined>
-  const reply = await route.handle(call as never)
-  assert.equal(reply.kind, 'text')
-  if (reply.kind !== 'text') throw new Error('not text')
-  assert.equal(reply.contentType, EXPOSITION_CONTENT_TYPE)
-  return reply.body
+/** GET /metrics on the real admin listener, with an admin token of `role`. */
+async function scrape(kv: TestKeyvalet, token: string): Promise<string> {
+  const res = await request(`${kv.adminUrl}/metrics`, { headers: { authorization: `Bearer ${token}` } })
+  const text = await res.body.text()
+  assert.equal(res.statusCode, 200, text)
+  assert.equal(res.headers['content-type'], EXPOSITION_CONTENT_TYPE)
+  return text
 }
 
 describe('metrics, the request log line and trace context, end to end', () => {
   let upstream: Upstream
   let kv: TestKeyvalet
   let key: string
+  let auditorToken: string
   const metrics = new KeyvaletMetrics()
   let logText = ''
 
   before(async () => {
     upstream = await startUpstream()
     const log = createLogger({ write: (line: string) => { logText += line } })
-    kv = await startKeyvalet(config(upstream), { metrics, observers: [new RequestLog(log)], log })
+    kv = await startKeyvalet(config(upstream), { metrics, observers: [new RequestLog(log)], log, admin: {} })
+    auditorToken = (await kv.adminToken('auditor')).token
     await kv.setSecret('echo-token', SECRET)
     key = (await kv.mintKey(['echo:write', 'down:read', 'unset:read'])).key
   })
@@ -86,7 +80,7 @@ describe('metrics, the request log line and trace context, end to end', () => {
 
   it('counts exactly what was sent, passes promtool, logs one line per request, and carries the trace', async () => {
     const auth = { authorization: `Bearer ${key}` }
-    const before = parseExposition(await scrape(kv, metrics))
+    const before = parseExposition(await scrape(kv, auditorToken))
     const seenBefore = upstream.received.length
     const auditBefore = (await kv.audit()).length
     const logBefore = logText.length
@@ -119,7 +113,8 @@ describe('metrics, the request log line and trace context, end to end', () => {
     assert.equal(received[2]?.headers.tracestate, undefined, 'and its tracestate is dropped')
 
     // What the audit recorded: the trace id of each request that went through the stages.
-    const records = (await kv.audit()).slice(auditBefore)
+    // (the scrape before is the admin call recorded first)
+    const records = (await kv.audit()).slice(auditBefore).filter((r) => r.mode !== 'admin')
     assert.equal(records.length, sent)
     const byId = new Map(records.map((r) => [r.request_id, r]))
     assert.equal(byId.get(traced.requestId)?.trace_id, TRACE)
@@ -129,7 +124,7 @@ describe('metrics, the request log line and trace context, end to end', () => {
     assert.equal(byId.get(anonymous.requestId)?.connector, null)
 
     // The metrics: moved by exactly what was sent.
-    const text = await scrape(kv, metrics)
+    const text = await scrape(kv, auditorToken)
     const check = promtoolCheck(text)
     if (check !== 'skip') assert.equal(check, undefined, `promtool check metrics: ${check}`)
     const after = parseExposition(text)
@@ -179,5 +174,25 @@ describe('metrics, the request log line and trace context, end to end', () => {
     assert.equal((unavailable?.detail as Record<string, unknown> | undefined)?.why, 'secret_missing')
     const all = logText.slice(logBefore)
     for (const secret of [SECRET, key, key.slice(-20), 'x'.repeat(100)]) assert.ok(!all.includes(secret), 'the log holds no secret, task key or body')
+  })
+})
+
+describe('/metrics is for the admin and auditor roles only', () => {
+  it('answers 403 to an operator token and 401 without one', async () => {
+    const upstream = await startUpstream()
+    const kv = await startKeyvalet(config(upstream), { metrics: new KeyvaletMetrics(), admin: {} })
+    try {
+      const operator = (await kv.adminToken('operator')).token
+      const admin = (await kv.adminToken('admin')).token
+      const status = async (headers: Record<string, string>): Promise<number> => {
+        const res = await request(`${kv.adminUrl}/metrics`, { headers })
+        await res.body.dump()
+        return res.statusCode
+      }
+      assert.deepEqual([await status({ authorization: `Bearer ${operator}` }), await status({}), await status({ authorization: `Bearer ${admin}` })], [403, 401, 200])
+    } finally {
+      await kv.close()
+      await upstream.close()
+    }
   })
 })

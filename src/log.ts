@@ -20,21 +20,43 @@ export interface LoggerOptions {
   readonly level?: LogLevel
   readonly format?: LogFormat
   readonly clock?: () => number
+  /**
+   * Lines written in one turn of the event loop go out in one write, at the end of that turn (and
+   * at exit), rather than one write each: stdout on a pipe is written synchronously, and a write
+   * per request line would cost a system call per request.
+   */
+  readonly batched?: boolean
 }
 
 export function createLogger(out: { write(line: string): unknown } = process.stderr, opts: LoggerOptions = {}): Logger {
   const { level = 'info', format = 'json', clock = Date.now } = opts
   const min = LOG_LEVELS.indexOf(level)
   const render = format === 'logfmt' ? logfmtLine : jsonLine
+  const emit = opts.batched === true ? batchedWriter(out) : (line: string): unknown => out.write(line)
   const write = (lvl: LogLevel, msg: string, fields?: Record<string, unknown>): void => {
     if (LOG_LEVELS.indexOf(lvl) < min) return
-    out.write(render(new Date(clock()).toISOString(), lvl, msg, fields))
+    emit(render(new Date(clock()).toISOString(), lvl, msg, fields))
   }
   return {
     info: (msg, fields) => write('info', msg, fields),
     warn: (msg, fields) => write('warn', msg, fields),
     error: (msg, fields) => write('error', msg, fields),
     infoEnabled: min === 0,
+  }
+}
+
+function batchedWriter(out: { write(line: string): unknown }): (line: string) => void {
+  let pending = ''
+  const flush = (): void => {
+    if (pending === '') return
+    const text = pending
+    pending = ''
+    out.write(text)
+  }
+  process.once('exit', flush)
+  return (line) => {
+    if (pending === '') setImmediate(flush)
+    pending += line
   }
 }
 

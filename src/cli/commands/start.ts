@@ -45,7 +45,7 @@ export const start: Command = {
       if (demo !== undefined) closers.unshift(demo.close)
       const summary = warningSummary(config, missingSecrets(config.secrets, new Set((await runtime.vault.list()).map((s) => s.name))), io.cwd)
       if (summary !== undefined) write(io.stderr, summary)
-      const log = createLogger(io.stdout, config.log)
+      const log = createLogger(io.stdout, { ...config.log, batched: true })
       const metrics = config.metricsEnabled ? new KeyvaletMetrics() : undefined
       if (metrics !== undefined) closers.unshift(async () => metrics.close())
       const audit = await AuditWriter.start({ databasePath: config.databasePath, fsync: config.auditFsync, key: await runtime.openAuditKey(), reserveBytes: config.auditReserveBytes, log, ...(metrics === undefined ? {} : { onCommit: metrics.auditCommitted }) })

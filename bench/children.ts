@@ -13,7 +13,7 @@ export class Managed {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
   stdout = ''
   stderr = ''
-  /** Lines of keyvalet's JSON log at level error seen on stderr, and the first of them. */
+  /** Lines of keyvalet's JSON log at level error seen on stdout or stderr, and the first of them. */
   errorLogLines = 0
   firstErrorLog: string | undefined
   /** Set when the child exited without being asked to. */
@@ -27,7 +27,16 @@ export class Managed {
     this.name = name
     this.child = child
     this.#onCrash = onCrash
+    // keyvalet's operator log goes to stdout (`keyvalet start`); other children log to stderr.
+    const countErrors = (s: string): void => {
+      for (const line of s.split('\n')) {
+        if (!line.includes('"level":"error"')) continue
+        this.errorLogLines++
+        this.firstErrorLog ??= line.slice(0, 500)
+      }
+    }
     child.stdout?.setEncoding('utf8').on('data', (s: string) => {
+      countErrors(s)
       this.stdout = (this.stdout + s).slice(-TAIL)
       for (const w of [...this.#lineWaiters]) {
         const m = w.re.exec(this.stdout)
@@ -38,11 +47,7 @@ export class Managed {
       }
     })
     child.stderr?.setEncoding('utf8').on('data', (s: string) => {
-      for (const line of s.split('\n')) {
-        if (!line.includes('"level":"error"')) continue
-        this.errorLogLines++
-        this.firstErrorLog ??= line.slice(0, 500)
-      }
+      countErrors(s)
       this.stderr = (this.stderr + s).slice(-TAIL)
     })
     this.exited = new Promise((resolve) => {

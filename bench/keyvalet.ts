@@ -41,9 +41,14 @@ export interface KeyvaletInstance {
 
 const credential = '    credential: { secret: echo-token, inject: bearer }'
 
-export function configText(upstreamPort: number, forward?: ForwardSetup): string {
+/**
+ * `observability: false`: no metrics and only error lines in the operator log (no line per
+ * request), for the phase that measures what metrics and request logging cost.
+ */
+export function configText(upstreamPort: number, forward?: ForwardSetup, observability = true): string {
   const lines = [
     'version: 1',
+    ...(observability ? [] : ['metrics: { enabled: false }', 'log: { level: error }']),
     'listen:',
     '  gateway: "127.0.0.1:0"',
     ...(forward === undefined ? [] : ['  forward: "127.0.0.1:0"']),
@@ -84,10 +89,12 @@ export async function startKeyvalet(opts: {
   forward?: ForwardSetup
   /** Added to the environment of `keyvalet start` only. */
   extraEnv?: NodeJS.ProcessEnv
+  /** false: metrics off and no request log lines (configText). Default true, keyvalet's defaults. */
+  observability?: boolean
 }): Promise<KeyvaletInstance> {
   const { children, repo, dir, forward } = opts
   const configFile = join(dir, 'keyvalet.yaml')
-  writeFileSync(configFile, configText(opts.upstreamPort, forward))
+  writeFileSync(configFile, configText(opts.upstreamPort, forward, opts.observability ?? true))
   if (forward !== undefined) writeFileSync(join(dir, 'upstream-ca.pem'), forward.upstreamCaPem)
   const env: NodeJS.ProcessEnv = { ...process.env, KEYVALET_MASTER_KEY: randomBytes(32).toString('base64') }
   delete env.KEYVALET_CONFIG

@@ -10,7 +10,13 @@
  *   BENCH_UPLOAD_MIB   upload size in MiB (default 1024)
  *   BENCH_PROFILE      1: run keyvalet with --cpu-prof and print a summary of where its time goes
  *   BENCH_POLICY_ITERATIONS  decide() iterations per case (default 200000)
- *   BENCH_PHASES       comma list of policy,closed,fixed,forward,mint,sse,upload (default all; e.g. closed with BENCH_PROFILE=1)
+ *   BENCH_PHASES       comma list of policy,closed,observe,fixed,forward,mint,sse,upload (default all; e.g. closed with BENCH_PROFILE=1)
+ *   BENCH_OBSERVE_ROUNDS  rounds of the observe phase (default 3)
+ *
+ * Phase observe measures what metrics and the per-request log line cost: a second keyvalet with
+ * `metrics.enabled: false` and `log.level: error` beside the main one (keyvalet's defaults: both
+ * on), the same closed loop against each in alternation, and keyvalet's CPU µs per request of
+ * each (median of the rounds) and their ratio.
  *   BENCH_SSE_STREAMS  concurrent event streams in the sse phase (default 10000; lowered to fit RLIMIT_NOFILE)
  *
  * Phases forward (plain http and intercepted https through the forward listener, beside mitmproxy
@@ -57,7 +63,8 @@ const SKIP_UPLOAD = process.env.BENCH_SKIP_UPLOAD === '1'
 const UPLOAD_BYTES = Math.round(envNumber('BENCH_UPLOAD_MIB', 1024) * 1024 * 1024)
 const PROFILE = process.env.BENCH_PROFILE === '1'
 const POLICY_ITERATIONS = Math.round(envNumber('BENCH_POLICY_ITERATIONS', 200_000))
-const ALL_PHASES = ['policy', 'closed', 'fixed', 'forward', 'mint', 'sse', 'upload'] as const
+const ALL_PHASES = ['policy', 'closed', 'observe', 'fixed', 'forward', 'mint', 'sse', 'upload'] as const
+const OBSERVE_ROUNDS = Math.round(envNumber('BENCH_OBSERVE_ROUNDS', 3))
 const PHASES: ReadonlySet<string> = new Set((process.env.BENCH_PHASES ?? ALL_PHASES.join(',')).split(',').map((x) => x.trim()).filter((x) => x !== ''))
 for (const ph of PHASES) if (!(ALL_PHASES as readonly string[]).includes(ph)) throw new Error(`BENCH_PHASES: unknown phase ${JSON.stringify(ph)} (known: ${ALL_PHASES.join(', ')})`)
 const RUN_UPLOAD = PHASES.has('upload') && !SKIP_UPLOAD
@@ -451,6 +458,36 @@ async function main(): Promise<number> {
     closed.set(t.name, run)
   }
 
+  // 3b. What metrics and the request log line cost: keyvalet with them (the main one) and without, alternately.
+  const observe: { on: number[]; off: number[] } = { on: [], off: [] }
+  let observeOther = 0
+  const kvTarget = targets.find((t) => t.name === 'keyvalet')
+  if (PHASES.has('observe') && kvTarget !== undefined && tmp !== undefined) {
+    const quietDir = join(tmp, 'quiet')
+    mkdirSync(quietDir)
+    let quiet: KeyvaletInstance | undefined
+    try {
+      quiet = await startKeyvalet({ children, repo: REPO, dir: quietDir, upstreamPort: upstream.port, nodeFlags: [], observability: false })
+    } catch (err) {
+      broken.push(`keyvalet without metrics did not start: ${err instanceof Error ? err.message : String(err)}`)
+    }
+    if (quiet !== undefined) {
+      const quietTarget: Target = { name: 'keyvalet', url: `${quiet.url}/echo`, headers: { authorization: `Bearer ${quiet.key}` }, proc: quiet.process }
+      for (let round = 0; round < OBSERVE_ROUNDS; round++) {
+        for (const [which, t] of [['on', kvTarget], ['off', quietTarget]] as const) {
+          log(`observe round ${round + 1}/${OBSERVE_ROUNDS}: keyvalet with metrics and request log ${which}, ${CONNECTIONS} connections, ${WARMUP_S} s warm-up + ${DURATION_S} s`)
+          const run = await runLoad({ mode: 'closed', url: `${t.url}${PATH}`, headers: t.headers, connections: CONNECTIONS, durationS: DURATION_S, warmupS: WARMUP_S }, { proxy: t.proc }, undefined)
+          checkLoad('keyvalet', `observe ${which}`, run.result)
+          if (which === 'on') observeOther += run.result.requests + run.result.warmupRequests
+          const cpu = run.cpuPct['proxy']
+          if (cpu !== undefined && run.result.rps > 0) observe[which].push((cpu / 100 / run.result.rps) * 1e6)
+        }
+      }
+      const exit = await quiet.process.stop(10_000)
+      if (exit.killed || exit.code !== 0) broken.push(`keyvalet without metrics did not stop cleanly (code ${exit.code}, signal ${exit.signal})`)
+    }
+  }
+
   // 4. Fixed low load, ~1,000 requests/s: paced open loop, then autocannon overallRate.
   const paced = new Map<TargetName, LoadRun>()
   const rated = new Map<TargetName, LoadRun>()
@@ -655,9 +692,9 @@ async function main(): Promise<number> {
   let auditCheck: { records: number; counted: number; slack: number; verifyS: number; output: string } | undefined
   if (keyvalet !== undefined) {
     const kvRuns = [...[closed, paced, rated].map((m) => m.get('keyvalet')), forwardPlain.get('closed'), forwardPlain.get('paced'), https.get('keyvalet')].filter((r) => r !== undefined)
-    const counted = 2 + kvOther + kvRuns.reduce((a, r) => a + r.result.requests + r.result.warmupRequests, 0) + (uploads.has('keyvalet') ? 1 : 0)
+    const counted = 2 + kvOther + observeOther + kvRuns.reduce((a, r) => a + r.result.requests + r.result.warmupRequests, 0) + (uploads.has('keyvalet') ? 1 : 0)
     // autocannon stops with requests in flight: served and audited, but not counted (≤ connections, twice with warm-up).
-    const slack = kvRuns.filter((r) => r.result.mode === 'closed' || r.result.mode === 'rate').length * 2 * CONNECTIONS
+    const slack = (kvRuns.filter((r) => r.result.mode === 'closed' || r.result.mode === 'rate').length + observe.on.length) * 2 * CONNECTIONS
     const t0 = process.hrtime.bigint()
     try {
       const output = await children.run('keyvalet audit verify', [join(REPO, 'src/cli/main.ts'), 'audit', 'verify', '--config', keyvalet.configFile], { cwd: REPO, env: keyvalet.env, timeoutMs: 120_000 })
@@ -707,6 +744,22 @@ async function main(): Promise<number> {
     p(`  latency vs direct: naive p50 ${signed(naiveR && direct && naiveR.latency.p50 - direct.latency.p50)} ms, p99 ${signed(naiveR && direct && naiveR.latency.p99 - direct.latency.p99)} ms;` +
       ` keyvalet p50 ${signed(kvR && direct && kvR.latency.p50 - direct.latency.p50)} ms, p99 ${signed(kvR && direct && kvR.latency.p99 - direct.latency.p99)} ms`)
     p(`  (latencies at full resolution; autocannon's own whole-ms histogram gave p50/p99: ${targets.map((t) => `${t.name} ${closed.get(t.name)?.result.autocannonLatency?.p50 ?? '—'}/${closed.get(t.name)?.result.autocannonLatency?.p99 ?? '—'}`).join(', ')})`)
+    p()
+  }
+  if (PHASES.has('observe')) {
+    const median = (xs: readonly number[]): number | undefined => {
+      if (xs.length === 0) return undefined
+      const sorted = [...xs].sort((a, b) => a - b)
+      const mid = sorted.length >> 1
+      return sorted.length % 2 === 1 ? sorted[mid] : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2
+    }
+    const on = median(observe.on)
+    const off = median(observe.off)
+    p(`1b. Metrics and the request log line: keyvalet as configured by default (metrics on, one log line per request to stdout) and a second keyvalet with metrics.enabled false and log.level error,`)
+    p(`    the closed loop of 1. against each in alternation, ${OBSERVE_ROUNDS} rounds; keyvalet's CPU µs per request (median of the rounds)`)
+    p(`  on:  ${observe.on.map((x) => f(x, 1)).join(', ')} µs → ${f(on, 1)} µs`)
+    p(`  off: ${observe.off.map((x) => f(x, 1)).join(', ')} µs → ${f(off, 1)} µs`)
+    p(`  on/off: ${f(ratio(on, off), 3)}× (goal ≤ 1.05×)`)
     p()
   }
   const fixedTable = (runs: Map<TargetName, LoadRun>): string => {

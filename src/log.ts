@@ -1,22 +1,87 @@
 /**
- * The operator log: JSON lines on a stream (stderr by default). Passed in, never a global, so
- * tests can capture it. Callers must not put secret material in `fields`.
+ * The operator log: one line per event on a stream, as JSON or logfmt, at or above a level.
+ * Passed in, never a global, so tests can capture it. Callers must not put secret material in
+ * `fields`.
  */
 export interface Logger {
   info(msg: string, fields?: Record<string, unknown>): void
   warn(msg: string, fields?: Record<string, unknown>): void
   error(msg: string, fields?: Record<string, unknown>): void
+  /** Whether info lines are written (so a caller can skip building one that would be dropped). */
+  readonly infoEnabled?: boolean
 }
 
-export function createLogger(out: { write(line: string): unknown } = process.stderr, clock: () => number = Date.now): Logger {
-  const write = (level: string, msg: string, fields?: Record<string, unknown>): void => {
-    out.write(`${JSON.stringify({ time: new Date(clock()).toISOString(), level, msg, ...fields })}\n`)
+export const LOG_LEVELS = ['info', 'warn', 'error'] as const
+export type LogLevel = (typeof LOG_LEVELS)[number]
+export const LOG_FORMATS = ['json', 'logfmt'] as const
+export type LogFormat = (typeof LOG_FORMATS)[number]
+
+export interface LoggerOptions {
+  readonly level?: LogLevel
+  readonly format?: LogFormat
+  readonly clock?: () => number
+  /**
+   * Lines written in one turn of the event loop go out in one write, at the end of that turn (and
+   * at exit), rather than one write each: stdout on a pipe is written synchronously, and a write
+   * per request line would cost a system call per request.
+   */
+  readonly batched?: boolean
+}
+
+export function createLogger(out: { write(line: string): unknown } = process.stderr, opts: LoggerOptions = {}): Logger {
+  const { level = 'info', format = 'json', clock = Date.now } = opts
+  const min = LOG_LEVELS.indexOf(level)
+  const render = format === 'logfmt' ? logfmtLine : jsonLine
+  const emit = opts.batched === true ? batchedWriter(out) : (line: string): unknown => out.write(line)
+  const write = (lvl: LogLevel, msg: string, fields?: Record<string, unknown>): void => {
+    if (LOG_LEVELS.indexOf(lvl) < min) return
+    emit(render(new Date(clock()).toISOString(), lvl, msg, fields))
   }
   return {
     info: (msg, fields) => write('info', msg, fields),
     warn: (msg, fields) => write('warn', msg, fields),
     error: (msg, fields) => write('error', msg, fields),
+    infoEnabled: min === 0,
   }
 }
 
-export const silentLogger: Logger = { info() {}, warn() {}, error() {} }
+function batchedWriter(out: { write(line: string): unknown }): (line: string) => void {
+  let pending = ''
+  const flush = (): void => {
+    if (pending === '') return
+    const text = pending
+    pending = ''
+    out.write(text)
+  }
+  process.once('exit', flush)
+  return (line) => {
+    if (pending === '') setImmediate(flush)
+    pending += line
+  }
+}
+
+function jsonLine(time: string, level: LogLevel, msg: string, fields: Record<string, unknown> | undefined): string {
+  return `${JSON.stringify({ time, level, msg, ...fields })}\n`
+}
+
+/**
+ * logfmt: `key=value` pairs; a value with a space, `=`, a quote or a control character is a JSON
+ * string (quoted, escaped); an object or array is its JSON text, quoted the same way.
+ */
+function logfmtLine(time: string, level: LogLevel, msg: string, fields: Record<string, unknown> | undefined): string {
+  let line = `time=${time} level=${level} msg=${logfmtValue(msg)}`
+  if (fields !== undefined) {
+    for (const [key, value] of Object.entries(fields)) {
+      if (value === undefined) continue
+      line += ` ${key.replace(/[^\w.-]/g, '_')}=${logfmtValue(value)}`
+    }
+  }
+  return `${line}\n`
+}
+
+function logfmtValue(value: unknown): string {
+  const text = typeof value === 'string' ? value : value === null || typeof value !== 'object' ? String(value) : JSON.stringify(value)
+  return text === '' || /[\s="\\\u0000-\u001f\u007f]/.test(text) ? JSON.stringify(text) : text
+}
+
+export const silentLogger: Logger = { info() {}, warn() {}, error() {}, infoEnabled: false }

@@ -29,7 +29,8 @@ export interface RuntimeOptions {
   readonly clock?: () => number
 }
 
-const AUDIT_KEY_SECRET = 'keyvalet.audit-key'
+/** The vault record of the audit chain's key: every data folder has it once keyvalet started (the readiness check opens it). */
+export const AUDIT_KEY_SECRET = 'keyvalet.audit-key'
 
 /**
  * The audit chain's HMAC key lives in the vault, so that it survives a master-key rotation (the

@@ -24,6 +24,8 @@ const KEYVALET_LABELS = { 'app.kubernetes.io/name': 'keyvalet' }
 const AGENTS_NS = 'keyvalet-agents'
 const KEYVALET_NS = 'keyvalet'
 const PORTS = [8787, 8789]
+/** The admin listener (listen.admin): the probes ask it; never in the Service or the agents' NetworkPolicy. */
+const ADMIN_PORT = 8790
 
 function yamlDocuments(text: string, name: string): Obj[] {
   const docs = parseAllDocuments(text)
@@ -149,10 +151,11 @@ describe('deploy/Dockerfile and .dockerignore', () => {
     assert.equal(health.length, 1)
     const cmd = JSON.parse((health[0] ?? '').replace(/^.*?CMD\s+/, '')) as string[]
     assert.equal(cmd[0], 'node')
-    assert.match(cmd[2] ?? '', /8787/)
-    assert.match(cmd[2] ?? '', /8789/)
+    assert.match(cmd[2] ?? '', /http:\/\/127\.0\.0\.1:8790\/readyz/, 'asks keyvalet for readiness on the admin listener')
+    assert.match(cmd[2] ?? '', /status===200\?0:1/, 'healthy on 200 only')
+    assert.equal(parseConfig(read('deploy', 'keyvalet.docker.yaml'), join(deploy, 'keyvalet.docker.yaml')).admin?.port, ADMIN_PORT)
     assert.deepEqual(all('VOLUME').map((v) => JSON.parse(v) as string[]), [['/var/lib/keyvalet']])
-    assert.deepEqual(all('EXPOSE').flatMap((e) => e.split(/\s+/)).map(Number), PORTS)
+    assert.deepEqual(all('EXPOSE').flatMap((e) => e.split(/\s+/)).map(Number), [...PORTS, ADMIN_PORT])
     assert.deepEqual(all('WORKDIR'), ['/app'])
     assert.deepEqual(JSON.parse(all('ENTRYPOINT')[0] ?? ''), ['node', 'src/cli/main.ts'])
     assert.deepEqual(JSON.parse(all('CMD').at(-1) ?? ''), ['start', '--config', '/etc/keyvalet/keyvalet.yaml'])
@@ -225,15 +228,17 @@ describe('deploy/kubernetes', () => {
     }
   })
 
-  it('probes the listeners over TCP and serves both ports', () => {
+  it("probes keyvalet's health endpoints on the admin listener, from inside the pod (it is on the loopback), and serves the data-plane ports", () => {
     const pod = one('Deployment')['spec'].template.spec as Obj
     const main = (pod['containers'] as Obj[]).find((c) => c['name'] === 'keyvalet') as Obj
     const named = Object.fromEntries((main['ports'] as Obj[]).map((p) => [p['name'], p['containerPort']]))
-    assert.deepEqual(named, { gateway: 8787, forward: 8789 })
-    for (const probe of ['startupProbe', 'livenessProbe', 'readinessProbe']) {
-      const port = main[probe]?.tcpSocket?.port
-      assert.ok(port in named || PORTS.includes(port), `${probe}: tcpSocket on a listener`)
-      assert.equal(main[probe].httpGet, undefined, `${probe}: keyvalet has no health endpoint yet`)
+    assert.deepEqual(named, { gateway: 8787, forward: 8789 }, 'the admin listener is not a pod port')
+    const paths = { startupProbe: '/readyz', livenessProbe: '/healthz', readinessProbe: '/readyz' }
+    for (const [probe, path] of Object.entries(paths)) {
+      const command = main[probe]?.exec?.command as string[] | undefined
+      assert.equal(command?.[0], 'node', probe)
+      assert.match(command?.[2] ?? '', new RegExp(`http://127\\.0\\.0\\.1:${ADMIN_PORT}${path}'`), probe)
+      assert.equal(main[probe].httpGet, undefined, probe)
     }
     const service = one('Service')
     assert.ok(selects({ matchLabels: service['spec'].selector }, KEYVALET_LABELS))

@@ -5,6 +5,8 @@
 import type { AuditWriter } from '../audit/audit-writer.ts'
 import type { Config } from '../config/load.ts'
 import type { Logger } from '../log.ts'
+import type { KeyvaletMetrics } from '../metrics/keyvalet-metrics.ts'
+import type { ProxyStats } from '../proxy/proxy.ts'
 import type { Sessions } from '../sessions/sessions.ts'
 import type { Store } from '../store/store.ts'
 import type { Vault } from '../vault/vault.ts'
@@ -26,4 +28,8 @@ export interface AdminDeps {
   readonly listening: { readonly gateway: string; readonly forward: string | undefined }
   /** Admin tokens: the server authenticates callers with them; the token routes manage them. */
   readonly adminTokens: AdminTokens
+  /** Undefined when `metrics.enabled` is false. */
+  readonly metrics: KeyvaletMetrics | undefined
+  /** The data plane's listeners, for the readiness check. */
+  readonly proxy: { stats(): ProxyStats }
 }

@@ -64,7 +64,12 @@ export function createAdminServer(deps: AdminDeps, opts: { readonly throttle?: T
       gone.abort()
       shutdown.signal.removeEventListener('abort', onShutdown)
     })
-    const audit = (status: number, error: KeyvaletError | undefined, bytesOut: number): Promise<number> => deps.audit.append({
+    // The health probes (the only public routes) are neither audited nor refused when the audit
+    // cannot write: a kubelet asks every few seconds, and /readyz must then say what is failing.
+    const matched = routes.filter((r) => r.pattern.test(url.pathname))
+    const found = matched.find((r) => r.route.method === method)
+    const probe = found?.route.roles === 'public'
+    const audit = (status: number, error: KeyvaletError | undefined, bytesOut: number): Promise<number> => probe ? Promise.resolve(0) : deps.audit.append({
       request_id: requestId, mode: 'admin', session: null, agent: null, user: null, workspace: null, task: null, connector: null,
       method, path: url.pathname.slice(0, 512), query_keys: [...new Set(url.searchParams.keys())].map((k) => k.slice(0, 64)).slice(0, 50),
       decision: error === undefined ? 'allow' : status >= 500 ? 'error' : 'deny', reason: error?.code ?? 'admin_role_allows', rule: null, credential: null,
@@ -73,9 +78,7 @@ export function createAdminServer(deps: AdminDeps, opts: { readonly throttle?: T
       actor: record.actor, action: record.action, ...(Object.keys(record.target).length === 0 ? {} : { target: record.target }),
     })
     try {
-      if (!deps.audit.admit()) throw new KeyvaletError('audit_unavailable')
-      const matched = routes.filter((r) => r.pattern.test(url.pathname))
-      const found = matched.find((r) => r.route.method === method)
+      if (!probe && !deps.audit.admit()) throw new KeyvaletError('audit_unavailable')
       let actor: Actor | undefined
       if (found?.route.roles !== 'public') {
         actor = await authenticate(req, address)

@@ -14,10 +14,12 @@ export interface WriterOptions {
   readonly reserveBytes: number
   /** Where admission changes are reported (the operator log). */
   readonly log?: Logger
+  /** Told, for each batch, the seconds from sending it to the thread to its commit (the metrics). */
+  readonly onCommit?: (seconds: number) => void
 }
 
 /** What the thread is started with. */
-export interface WorkerOptions extends Omit<WriterOptions, 'log'> {
+export interface WorkerOptions extends Omit<WriterOptions, 'log' | 'onCommit'> {
   readonly admission: SharedArrayBuffer
 }
 
@@ -45,11 +47,13 @@ export class AuditWriter {
   readonly #worker: Worker
   readonly #admission: Admission
   readonly #waiting = new Map<number, Pending[]>()
+  /** When each batch in #waiting was sent (performance.now()), in sending order. */
+  readonly #sentAt = new Map<number, number>()
   #queue: { fields: AuditFields; pending: Pending }[] = []
   #nextId = 0
   #failure: Error | undefined
 
-  private constructor(worker: Worker, admission: Admission, log: Logger | undefined) {
+  private constructor(worker: Worker, admission: Admission, log: Logger | undefined, onCommit: ((seconds: number) => void) | undefined) {
     this.#worker = worker
     this.#admission = admission
     worker.on('message', (reply: WorkerReply) => {
@@ -57,6 +61,9 @@ export class AuditWriter {
       if (reply.type !== 'done') return
       const pending = this.#waiting.get(reply.id) ?? []
       this.#waiting.delete(reply.id)
+      const sentAt = this.#sentAt.get(reply.id)
+      this.#sentAt.delete(reply.id)
+      if (sentAt !== undefined) onCommit?.((performance.now() - sentAt) / 1000)
       reply.seqs.forEach((seq, i) => {
         const p = pending[i]
         if (p === undefined) return
@@ -69,7 +76,7 @@ export class AuditWriter {
   }
 
   static async start(options: WriterOptions): Promise<AuditWriter> {
-    const { log, ...rest } = options
+    const { log, onCommit, ...rest } = options
     const admission = Admission.create()
     const worker = new Worker(new URL('./audit-worker.ts', import.meta.url), { workerData: { ...rest, admission: admission.buffer } satisfies WorkerOptions })
     await new Promise<void>((resolve, reject) => {
@@ -81,7 +88,7 @@ export class AuditWriter {
       }
       worker.on('message', onMessage).once('error', reject)
     })
-    return new AuditWriter(worker, admission, log)
+    return new AuditWriter(worker, admission, log, onCommit)
   }
 
   /** Whether a new request may be taken (its record is promised); a refused one is counted for the outage record. */
@@ -92,6 +99,19 @@ export class AuditWriter {
   /** Whether requests already admitted may still go ahead (checked again before anything is forwarded). */
   get available(): boolean {
     return this.#failure === undefined && this.#admission.open
+  }
+
+  /** Records appended and not committed yet: queued here, or in the thread. */
+  get pending(): number {
+    let count = this.#queue.length
+    for (const batch of this.#waiting.values()) count += batch.length
+    return count
+  }
+
+  /** Milliseconds the oldest batch not yet committed has waited for the thread (0 when none waits). */
+  get lagMs(): number {
+    for (const sentAt of this.#sentAt.values()) return performance.now() - sentAt
+    return 0
   }
 
   /** Resolves with the record's seq once it is committed. */
@@ -126,6 +146,7 @@ export class AuditWriter {
     if (batch.length === 0) return
     const id = this.#nextId++
     this.#waiting.set(id, batch.map((b) => b.pending))
+    this.#sentAt.set(id, performance.now())
     this.#worker.postMessage({ type: 'append', id, batch: batch.map((b) => b.fields) } satisfies WorkerRequest)
   }
 
@@ -135,6 +156,7 @@ export class AuditWriter {
     this.#admission.close()
     for (const pending of this.#waiting.values()) for (const p of pending) p.reject(err)
     this.#waiting.clear()
+    this.#sentAt.clear()
     for (const { pending } of this.#queue) pending.reject(err)
     this.#queue = []
   }

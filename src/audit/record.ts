@@ -37,6 +37,12 @@ export interface AuditFields {
   /** Times the injected credential was found in the response and redacted. */
   readonly redactions: number
   readonly latency_ms: number
+  /**
+   * The W3C trace id (32 hex digits) the request belongs to: continued from its `traceparent`, or
+   * started by keyvalet, and sent upstream in the `traceparent` it forwards. Absent on records
+   * written outside the request stages (a CONNECT, a parser refusal).
+   */
+  readonly trace_id?: string
   /** Operator-only extra facts (never secret); omitted when empty. */
   readonly detail?: Readonly<Record<string, unknown>>
   /**

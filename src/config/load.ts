@@ -13,6 +13,7 @@ import * as S from 'typebox/schema'
 import Value from 'typebox/value'
 import { durationMs } from '../duration.ts'
 import { OperatorError } from '../errors.ts'
+import type { LogFormat, LogLevel } from '../log.ts'
 import type { Connector, Policy } from '../model/policy.ts'
 import type { UpstreamProxy } from '../model/options.ts'
 import { CONFIG_SCHEMA, type ConfigFile } from './schema.ts'
@@ -54,6 +55,10 @@ export interface Config {
   readonly auditReserveBytes: number
   /** When a request in flight gets its open record (see schema.ts, audit.open_after_ms). */
   readonly auditOpenAfterMs: number
+  /** The operator log (see schema.ts, log). */
+  readonly log: { readonly level: LogLevel; readonly format: LogFormat }
+  /** Whether Prometheus metrics are kept (see schema.ts, metrics.enabled). */
+  readonly metricsEnabled: boolean
   readonly policy: Policy
   readonly warnings: readonly ConfigWarning[]
   /** How some rules read (check.ts explainPolicy), for `keyvalet check`: not warnings. */
@@ -166,6 +171,8 @@ export function parseConfig(text: string, file: string): Config {
     auditFsync: config.audit.fsync,
     auditReserveBytes: config.audit.reserve_bytes,
     auditOpenAfterMs: config.audit.open_after_ms,
+    log: { level: config.log.level, format: config.log.format },
+    metricsEnabled: config.metrics.enabled,
     policy,
     warnings: checkPolicy(policy, locate, config.limits),
     notes: explainPolicy(policy, locate),

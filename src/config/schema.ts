@@ -17,6 +17,7 @@ import { CONNECTOR_NAME } from '../schema-kit/patterns.ts'
 import { DURATION_PATTERN } from '../duration.ts'
 import { CONNECTOR_SCHEMA, upstreamProxySchema } from './connector-schema.ts'
 import { Defaulted, NamedMap } from '../schema-kit/builders.ts'
+import { LOG_FORMATS, LOG_LEVELS } from '../log.ts'
 
 const CIDRS = Type.Array(Type.String({ minLength: 1 }), { default: [], description: 'CIDRs this destination may resolve to although not public (for local tests).' })
 
@@ -132,6 +133,24 @@ const LIMITS = Type.Object({
   })),
 }, { additionalProperties: false, default: {}, description: 'Resource limits. All optional.' })
 
+const LOG = Type.Object({
+  level: Defaulted(Type.Enum([...LOG_LEVELS], {
+    default: 'info',
+    description: 'The least severe operator log lines written: info (everything, including one `request` line per request), warn (upstream, DNS and TLS failures and worse), error (vault, credential and audit failures). Default info.',
+  })),
+  format: Defaulted(Type.Enum([...LOG_FORMATS], {
+    default: 'json',
+    description: 'json (one JSON object per line) or logfmt (key=value pairs). Default json.',
+  })),
+}, { additionalProperties: false, default: {}, description: "The operator log that `keyvalet start` writes to stdout: keyvalet's own events and one line per request (request id, mode, connector, method, decision, error code, upstream status, latency, trace id; never a secret, a task key, a query value or a body)." })
+
+const METRICS = Type.Object({
+  enabled: Defaulted(Type.Boolean({
+    default: true,
+    description: 'Whether keyvalet keeps Prometheus metrics (served at GET /metrics on the admin listener, roles admin and auditor). Default true.',
+  })),
+}, { additionalProperties: false, default: {}, description: 'Prometheus metrics.' })
+
 export const CONFIG_SCHEMA = Type.Object({
   version: Type.Unsafe<1>({ const: 1, description: 'Configuration format version. Must be 1.' }),
   listen: Defaulted(LISTEN),
@@ -147,6 +166,8 @@ export const CONFIG_SCHEMA = Type.Object({
   audit: Defaulted(AUDIT),
   sessions: Defaulted(SESSIONS),
   limits: Defaulted(LIMITS),
+  log: Defaulted(LOG),
+  metrics: Defaulted(METRICS),
   connectors: NamedMap(CONNECTOR_SCHEMA, {
     propertyNames: { pattern: CONNECTOR_NAME, errorMessage: 'connector names must match ^[a-z][a-z0-9-]{0,62}$' },
     description: 'Connectors by name. The name is the first path segment of gateway URLs (http://keyvalet:8787/<name>/...) and appears in grants.',

@@ -47,6 +47,8 @@ export class TokenHttp {
   readonly #upstreamProxy: UpstreamProxy | undefined
   readonly #vault: Vault | undefined
   readonly #agents = new Map<string, Promise<Dispatcher>>()
+  /** Token endpoint calls by credential source kind (bounded by the kinds): answered 2xx, or not / failed. For the metrics. */
+  readonly fetches = new Map<string, { ok: number; failed: number }>()
 
   constructor(opts: { readonly resolver: NameResolver; readonly timeoutMs?: number; readonly upstreamProxy?: UpstreamProxy | undefined; readonly vault?: Vault }) {
     this.#resolver = opts.resolver
@@ -57,6 +59,21 @@ export class TokenHttp {
 
   /** Rejects with an EgressError (refused address, DNS) or a network error; the caller maps it to its own code. */
   async request(url: URL, init: TokenRequest, connector: Connector): Promise<TokenResponse> {
+    const kind = connector.credential?.source.type ?? 'none'
+    let counts = this.fetches.get(kind)
+    if (counts === undefined) this.fetches.set(kind, (counts = { ok: 0, failed: 0 }))
+    try {
+      const res = await this.#request(url, init, connector)
+      if (res.status >= 200 && res.status < 300) counts.ok++
+      else counts.failed++
+      return res
+    } catch (err) {
+      counts.failed++
+      throw err
+    }
+  }
+
+  async #request(url: URL, init: TokenRequest, connector: Connector): Promise<TokenResponse> {
     if (url.protocol !== 'https:' && !(url.protocol === 'http:' && connector.allowInsecure)) {
       throw new Error(`token endpoint ${url.origin} must be https:// (http:// only with the connector's allow_insecure)`)
     }

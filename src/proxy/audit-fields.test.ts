@@ -5,6 +5,7 @@ import { KeyvaletError } from '../errors.ts'
 import { MaskPatterns } from '../redact/patterns.ts'
 import { auditFields, refusalFields } from './audit-fields.ts'
 import type { RequestContext } from './context.ts'
+import { traceOf } from './trace.ts'
 
 const SECRET = 'sk-live-AbCdEfGhIjKlMnOpQrStUvWxYz-0123456789'
 const REFRESH = 'rt_refresh-0123456789abcdefghij'
@@ -13,7 +14,7 @@ const JWT = 'eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLW9mLXRoZS1hc
 
 function context(over: Partial<RequestContext> = {}): RequestContext {
   return {
-    id: 'req_1', mode: 'gateway', req: { method: 'GET', headers: {} } as IncomingMessage, started: process.hrtime.bigint(), bytesIn: 0, bytesOut: 0, redactions: 0,
+    id: 'req_1', mode: 'gateway', req: { method: 'GET', headers: {} } as IncomingMessage, started: process.hrtime.bigint(), trace: traceOf(undefined), bytesIn: 0, bytesOut: 0, redactions: 0,
     credential: { label: 'api-key', value: SECRET, mask: MaskPatterns.of([SECRET]), token: { value: SECRET, label: 'api-key' }, source: { get: () => Promise.reject(new Error('unused')) } },
     ...over,
   }

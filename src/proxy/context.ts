@@ -6,6 +6,7 @@ import type { OutboundRequest } from '../credentials/kind.ts'
 import type { CredentialSource, Token } from '../credentials/source.ts'
 import type { MaskPatterns } from '../redact/patterns.ts'
 import type { Session } from '../model/session.ts'
+import type { Trace } from './trace.ts'
 
 /**
  * The typed per-request record that stages fill in, in order. A field is set by exactly one stage
@@ -22,6 +23,8 @@ export interface RequestContext {
   readonly proxyKey?: string
   /** process.hrtime.bigint() at arrival. */
   readonly started: bigint
+  /** The W3C trace this request is part of (continued from its traceparent, or started here). */
+  readonly trace: Trace
   /** The protocol an upgrade request asks for (lower-case), set by the listener. */
   readonly upgrade?: string
   /** handler: aborted when the sandbox goes away before its answer is complete. */
@@ -50,6 +53,8 @@ export interface RequestContext {
   assertion?: { readonly kid: string; readonly jti: string; readonly token: string }
   /** handler: set when the request was sent a second time after a 401 with a refreshed credential. */
   retried?: boolean
+  /** forward: milliseconds from sending upstream to the answer's head or the failure (summed over a retry). */
+  upstreamMs?: number
   /** forward: the upstream's response head and body, for the relay. */
   upstream?: UpstreamResponse
   /** relay */

@@ -136,6 +136,8 @@ export function createForwardServer(deps: ForwardDeps): Server {
     const origin = `https://${authority.port === 443 ? authority.host : `${authority.host}:${authority.port}`}`
     tunnels.set(tls, { origin, authority: normaliseAuthority(origin.slice('https://'.length), 443), connect: authority.text, key })
     tls.once('error', () => tls.destroy())
+    handler.tunnels.intercepted++
+    tls.once('close', () => { handler.tunnels.intercepted-- })
     inner.emit('connection', tls)
   }
 

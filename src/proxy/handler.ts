@@ -19,11 +19,13 @@ import type { AdmittedContext, ForwardTarget, OutboundContext, RequestContext } 
 import { carriesBody } from './headers.ts'
 import { InFlight, type Flight } from './in-flight.ts'
 import { admitted, runStageList, runStages } from './pipeline.ts'
+import type { RequestObserver } from './observer.ts'
 import { Recorder } from './recorder.ts'
 import { createRefusals, type RefusalInit } from './refusals.ts'
 import { RequestAudit, type AuditSink } from './request-audit.ts'
 import { answerError, errorFormat, presentation, relayResponse, writeRawError } from './respond.ts'
 import { Sources } from './stages/credential.ts'
+import { traceOf } from './trace.ts'
 import { Upstreams } from './upstreams.ts'
 import { openUpstreamSocket, relaySockets } from './websocket.ts'
 
@@ -39,6 +41,8 @@ export interface HandlerDeps {
   readonly log: Logger
   /** Epoch ms; tests move it to expire tokens. */
   readonly clock?: () => number
+  /** Told of every request outcome (metrics, the operator log line); none by default. */
+  readonly observers?: readonly RequestObserver[]
 }
 
 export interface ContextInit {
@@ -57,6 +61,8 @@ export interface Handler {
   readonly inFlight: InFlight
   /** The keys whose JWKS is published, when some connector signs assertions. */
   readonly jwks: AssertionKeys | undefined
+  /** CONNECT tunnels open now: passed through, or intercepted (the listeners count them; the metrics read them). */
+  readonly tunnels: { passthrough: number; intercepted: number }
   /** Node's http.Server options every listener shares. */
   readonly serverOptions: ServerOptions
   nextId(): string
@@ -102,11 +108,11 @@ export function createHandler(deps: HandlerDeps): Handler {
   const nextId = (): string => `req_${idPrefix}${(counter++).toString(36)}`
   const limits = { perSourcePerMinute: config.limits.anonymous_records_per_source_per_minute, totalPerMinute: config.limits.anonymous_records_per_minute }
   const anonymous = new AnonymousAudit({ sink: deps.audit, log, clock, nextId, limits })
-  const recorder = new Recorder(deps.audit, anonymous, log)
+  const recorder = new Recorder(deps.audit, anonymous, log, deps.observers)
   const idle = new IdleConnections(config.limits.idle_timeout_ms)
 
   function newContext(req: IncomingMessage, init: ContextInit): RequestContext {
-    return { id: nextId(), req, started: process.hrtime.bigint(), bytesIn: 0, bytesOut: 0, redactions: 0, ...init }
+    return { id: nextId(), req, started: process.hrtime.bigint(), trace: traceOf(req.headers.traceparent), bytesIn: 0, bytesOut: 0, redactions: 0, ...init }
   }
 
   /** The admit stages, then the routed connector's stages: what the request will send. */
@@ -138,7 +144,7 @@ export function createHandler(deps: HandlerDeps): Handler {
       if (!res.writableFinished) gone.abort(new KeyvaletError('client_closed'))
     })
     ctx.signal = gone.signal
-    const trail = new RequestAudit({ append: (fields) => recorder.append(fields, socket) }, ctx)
+    const trail = new RequestAudit({ append: (fields) => recorder.append(fields, socket, ctx) }, ctx)
     const cut = (reason: KeyvaletError): void => gone.abort(reason)
     const flight: Flight = {
       cut,
@@ -192,7 +198,7 @@ export function createHandler(deps: HandlerDeps): Handler {
    */
   async function upgrade(ctx: RequestContext, socket: Duplex, head: Buffer): Promise<void> {
     if (!recorder.admit((error) => writeRawError(socket, error, ctx.id, ctx.mode))) return
-    const trail = new RequestAudit({ append: (fields) => recorder.append(fields, socket) }, ctx)
+    const trail = new RequestAudit({ append: (fields) => recorder.append(fields, socket, ctx) }, ctx)
     try {
       const upstream = await openUpstreamSocket(await runPipeline(ctx, 'upgrade'), upstreams)
       try {
@@ -219,7 +225,7 @@ export function createHandler(deps: HandlerDeps): Handler {
   const jwks = [...config.policy.connectors.values()].some((c) => c.assertion !== undefined) ? assertionKeys : undefined
 
   return {
-    log, resolver, upstreams, sources, inFlight, jwks, serverOptions: serverOptions(config.limits), nextId, newContext, request, upgrade, ...refusals,
+    log, resolver, upstreams, sources, inFlight, jwks, tunnels: { passthrough: 0, intercepted: 0 }, serverOptions: serverOptions(config.limits), nextId, newContext, request, upgrade, ...refusals,
     closeIdle: (server) => idle.watch(server),
     summarise: () => anonymous.summarise(),
   }

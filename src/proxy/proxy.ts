@@ -24,8 +24,24 @@ export interface ListeningAddresses {
   readonly caCertPem: string | undefined
 }
 
+/** What the proxy holds now, read by the metrics and the readiness check. */
+export interface ProxyStats {
+  /** Every listener that should be open is. */
+  readonly listening: boolean
+  /** Client connections open, per listener (CONNECT and upgraded sockets included). */
+  readonly connections: { readonly gateway: number; readonly forward: number }
+  /** Requests, WebSockets and pass-through tunnels in flight. */
+  readonly inFlight: number
+  readonly tunnels: { readonly passthrough: number; readonly intercepted: number }
+  /** Leaf certificates minted for intercepted hosts since start. */
+  readonly leavesMinted: number
+  /** Token endpoint calls by credential source kind. */
+  readonly tokenFetches: ReadonlyMap<string, { readonly ok: number; readonly failed: number }>
+}
+
 export interface Proxy {
   listen(): Promise<ListeningAddresses>
+  stats(): ProxyStats
   /**
    * Stops accepting, lets requests and streams in flight finish for up to `graceMs` (default
    * limits.shutdown_grace_ms), then cuts what is left — each writes its closing audit record
@@ -38,15 +54,30 @@ export interface Proxy {
 export function createProxy(deps: ProxyDeps): Proxy {
   const handler = createHandler(deps)
   // Every accepted socket still open, including upgraded and CONNECT sockets (which http.Server
-  // stops tracking), so that shutdown leaves none behind.
+  // stops tracking), so that shutdown leaves none behind; and how many each listener holds.
   const sockets = new Set<Socket>()
-  const track = (server: Server): Server => server.on('connection', (socket: Socket) => {
+  const open = { gateway: 0, forward: 0 }
+  const track = (server: Server, name: keyof typeof open): Server => server.on('connection', (socket: Socket) => {
     sockets.add(socket)
-    socket.once('close', () => sockets.delete(socket))
+    open[name]++
+    socket.once('close', () => {
+      sockets.delete(socket)
+      open[name]--
+    })
   })
-  const gateway = track(createGatewayServer(handler))
+  const gateway = track(createGatewayServer(handler), 'gateway')
   let forward: Server | undefined
+  let leaves: LeafCache | undefined
+  let started = false
   return {
+    stats: () => ({
+      listening: started && gateway.listening && (deps.config.forward === undefined || forward?.listening === true),
+      connections: { ...open },
+      inFlight: handler.inFlight.size,
+      tunnels: { ...handler.tunnels },
+      leavesMinted: leaves?.minted ?? 0,
+      tokenFetches: handler.sources.tokenFetches,
+    }),
     async listen() {
       await handler.upstreams.warm(deps.config.policy.connectors.values())
       // Everything that can fail comes before the first listener opens: no half-started keyvalet.
@@ -54,7 +85,8 @@ export function createProxy(deps: ProxyDeps): Proxy {
       const address = await listenOn(gateway, deps.config.gateway, 'gateway')
       let forwardUrl: string | undefined
       if (ca !== undefined && deps.config.forward !== undefined) {
-        forward = track(createForwardServer({ handler, sessions: deps.sessions, leaves: new LeafCache({ ca }), config: deps.config }))
+        leaves = new LeafCache({ ca })
+        forward = track(createForwardServer({ handler, sessions: deps.sessions, leaves, config: deps.config }), 'forward')
         try {
           forwardUrl = urlOf(await listenOn(forward, deps.config.forward, 'forward'))
         } catch (err) {
@@ -62,6 +94,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
           throw err
         }
       }
+      started = true
       return { ...address, url: urlOf(address), forwardUrl, caCertPem: ca?.certPem }
     },
     async close(graceMs = deps.config.limits.shutdown_grace_ms) {

@@ -4,21 +4,27 @@ import type { AuditFields } from '../audit/record.ts'
 import { KeyvaletError, toKeyvaletError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import type { AnonymousAudit } from './anonymous-audit.ts'
+import type { RequestContext } from './context.ts'
+import type { RequestObserver } from './observer.ts'
 import type { AuditSink } from './request-audit.ts'
 
 /**
  * How every outcome reaches the audit and the sandbox, in that order. Contract: `admit` before
  * anything else; then one `settle` per outcome, which writes its record before the answer goes.
+ * Every closing record passes `append`, which is where the observers (metrics, the operator log
+ * line) are told of it.
  */
 export class Recorder {
   readonly #audit: AuditSink
   readonly #anonymous: AnonymousAudit
   readonly #log: Logger
+  readonly #observers: readonly RequestObserver[]
 
-  constructor(audit: AuditSink, anonymous: AnonymousAudit, log: Logger) {
+  constructor(audit: AuditSink, anonymous: AnonymousAudit, log: Logger, observers: readonly RequestObserver[] = []) {
     this.#audit = audit
     this.#anonymous = anonymous
     this.#log = log
+    this.#observers = observers
   }
 
   /**
@@ -27,12 +33,17 @@ export class Recorder {
    */
   admit(answer: (error: KeyvaletError) => void): boolean {
     if (this.#audit.admit()) return true
+    for (const observer of this.#observers) observer.unadmitted()
     answer(new KeyvaletError('audit_unavailable'))
     return false
   }
 
-  /** The one way request records are written: an anonymous one (no session) within its budget. */
-  append(fields: AuditFields, socket: Duplex | null): Promise<number | undefined> {
+  /**
+   * The one way request records are written: an anonymous one (no session) within its budget.
+   * `ctx`, for a request that went through the stages, tells the observers its upstream time.
+   */
+  append(fields: AuditFields, socket: Duplex | null, ctx?: RequestContext): Promise<number | undefined> {
+    if (fields.phase !== 'open') for (const observer of this.#observers) observer.settled(fields, ctx?.upstreamMs)
     // A request's socket is gone (null) once Node detached it, e.g. after an aborted upload.
     return this.#anonymous.append(fields, fields.session === null ? (socket as Socket | null)?.remoteAddress : undefined)
   }

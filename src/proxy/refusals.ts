@@ -38,7 +38,7 @@ export function createRefusals(deps: RefusalDeps) {
   async function reject(ctx: RequestContext, res: ServerResponse, error: KeyvaletError): Promise<void> {
     const answer = (err: KeyvaletError): void => answerError(res, err, ctx.id, ctx.mode)
     if (!recorder.admit(answer)) return
-    await recorder.settle(ctx.id, () => recorder.append(auditFields(ctx, error, presentation(ctx.mode, error).status), ctx.req.socket), () => answer(error))
+    await recorder.settle(ctx.id, () => recorder.append(auditFields(ctx, error, presentation(ctx.mode, error).status), ctx.req.socket, ctx), () => answer(error))
   }
 
   /**

@@ -36,10 +36,14 @@ export function openTunnel(opts: { socket: Duplex; head: Buffer; host: string; p
       () => {
         socket.write('HTTP/1.1 200 Connection Established\r\n\r\n')
         if (opts.head.length > 0) upstream.write(opts.head)
+        let open = true
+        handler.tunnels.passthrough++
         const closeBoth = (): void => {
           socket.destroy()
           upstream.destroy()
           handler.inFlight.untrack(flight)
+          if (open) handler.tunnels.passthrough--
+          open = false
         }
         // Shutdown lets it run through the grace period like a request, then cuts it.
         const flight = { cut: closeBoth }

@@ -9,6 +9,9 @@ const NAME_PATTERN = /^[a-z0-9][a-z0-9._-]{0,62}$/
 /** Why `open` could not return a value; appears as `detail.why` of credential_unavailable. */
 export type VaultFailure = 'secret_missing' | 'master_key_mismatch' | 'record_tampered'
 
+export const VAULT_OPERATIONS = ['open', 'put', 'delete', 'list', 'rewrap'] as const
+export type VaultOperation = (typeof VAULT_OPERATIONS)[number]
+
 /**
  * The credential vault: write-only from the outside (names and metadata can be listed, values are
  * returned only to the pipeline through `open`). Envelope encryption: each put seals the value under
@@ -30,6 +33,10 @@ export class Vault {
    * operations. The plaintext would be in this process's memory during each request anyway.
    */
   readonly #opened = new Map<string, { readonly envelope: Buffer; readonly value: Buffer }>()
+  /** Operations by kind: completed, or failed (a missing secret `open` asked for is a failure). For the metrics. */
+  readonly operations: Readonly<Record<VaultOperation, { ok: number; failed: number }>> = {
+    open: { ok: 0, failed: 0 }, put: { ok: 0, failed: 0 }, delete: { ok: 0, failed: 0 }, list: { ok: 0, failed: 0 }, rewrap: { ok: 0, failed: 0 },
+  }
 
   /**
    * `keySource`, when the master key comes from a file, lets a running vault follow a master-key
@@ -78,7 +85,11 @@ export class Vault {
   }
 
   /** Inserts or replaces the secret `name`. The caller may zero `value` afterwards. */
-  async put(name: string, value: Buffer): Promise<void> {
+  put(name: string, value: Buffer): Promise<void> {
+    return this.#counted('put', this.#put(name, value))
+  }
+
+  async #put(name: string, value: Buffer): Promise<void> {
     Vault.validateName(name)
     if (value.length === 0) {
       throw new OperatorError(`the value for secret ${name} is empty`, 'provide a non-empty value')
@@ -95,17 +106,22 @@ export class Vault {
    * The plaintext value; the caller should zero it when done. Failures are
    * KeyvaletError('credential_unavailable') with detail { secret, why: VaultFailure, message }.
    */
-  async open(name: string): Promise<Buffer> {
-    const value = await this.openOptional(name)
-    if (value === undefined) throw unavailable(name, 'secret_missing', `secret ${name} is not in the vault`)
-    return value
+  open(name: string): Promise<Buffer> {
+    return this.#counted('open', this.#openOptional(name).then((value) => {
+      if (value === undefined) throw unavailable(name, 'secret_missing', `secret ${name} is not in the vault`)
+      return value
+    }))
   }
 
   /**
    * For a secret that may legitimately be absent (created on first use, not connected yet): the
    * plaintext value, or undefined when there is no record. Every other failure throws as `open`.
    */
-  async openOptional(name: string): Promise<Buffer | undefined> {
+  openOptional(name: string): Promise<Buffer | undefined> {
+    return this.#counted('open', this.#openOptional(name))
+  }
+
+  async #openOptional(name: string): Promise<Buffer | undefined> {
     const record = await this.#repo.get(name)
     if (record === undefined) {
       this.#opened.delete(name)
@@ -144,7 +160,11 @@ export class Vault {
    * read again, so a concurrent write is never lost. Returns false when it was already current
    * or is gone.
    */
-  async rewrap(name: string): Promise<boolean> {
+  rewrap(name: string): Promise<boolean> {
+    return this.#counted('rewrap', this.#rewrap(name))
+  }
+
+  async #rewrap(name: string): Promise<boolean> {
     for (let attempt = 0; attempt < 5; attempt++) {
       const record = await this.#repo.get(name)
       if (record === undefined || record.keyId === this.#current.keyId) return false
@@ -163,14 +183,26 @@ export class Vault {
   }
 
   /** Metadata only: never values, never envelopes. */
-  async list(): Promise<Omit<SecretRecord, 'envelope'>[]> {
-    return this.#repo.list()
+  list(): Promise<Omit<SecretRecord, 'envelope'>[]> {
+    return this.#counted('list', this.#repo.list())
   }
 
   /** Returns false when no such secret existed. */
-  async delete(name: string): Promise<boolean> {
+  delete(name: string): Promise<boolean> {
     this.#opened.delete(name)
-    return this.#repo.delete(name)
+    return this.#counted('delete', this.#repo.delete(name))
+  }
+
+  async #counted<T>(operation: VaultOperation, done: Promise<T>): Promise<T> {
+    const counts = this.operations[operation]
+    try {
+      const result = await done
+      counts.ok++
+      return result
+    } catch (err) {
+      counts.failed++
+      throw err
+    }
   }
 }
 

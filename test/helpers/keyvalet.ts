@@ -11,7 +11,9 @@ import type { AuditRecord } from '../../src/audit/record.ts'
 import { parseConfig } from '../../src/config/load.ts'
 import { silentLogger, type Logger } from '../../src/log.ts'
 import { parseGrant } from '../../src/policy/grant.ts'
-import { createProxy } from '../../src/proxy/proxy.ts'
+import type { KeyvaletMetrics } from '../../src/metrics/keyvalet-metrics.ts'
+import type { RequestObserver } from '../../src/proxy/observer.ts'
+import { createProxy, type Proxy } from '../../src/proxy/proxy.ts'
 import { openRuntime, type Runtime } from '../../src/runtime.ts'
 
 export interface TestKeyvalet {
@@ -23,6 +25,8 @@ export interface TestKeyvalet {
   readonly configFile: string
   readonly masterKey: string
   readonly runtime: Runtime
+  readonly proxy: Proxy
+  readonly auditWriter: AuditWriter
   /** The clock keyvalet sees; tests move it instead of sleeping. */
   now: number
   setSecret(name: string, value: string): Promise<void>
@@ -37,9 +41,10 @@ export interface TestKeyvalet {
 /**
  * Real keyvalet in this process: the config text written to a temp folder, a real SQLite store,
  * a random master key, the gateway listening on 127.0.0.1:0. `files` are written beside the config
- * (CA bundles it names); `log` receives keyvalet's operator log (silent by default).
+ * (CA bundles it names); `log` receives keyvalet's operator log (silent by default). With `metrics`,
+ * keyvalet feeds them as `keyvalet start` does; `observers` are told of every request outcome.
  */
-export async function startKeyvalet(configText: string, opts: { files?: Record<string, string>; keyFile?: boolean; log?: Logger; admin?: { throttle?: ThrottleOptions } } = {}): Promise<TestKeyvalet> {
+export async function startKeyvalet(configText: string, opts: { files?: Record<string, string>; keyFile?: boolean; log?: Logger; admin?: { throttle?: ThrottleOptions }; metrics?: KeyvaletMetrics; observers?: RequestObserver[] } = {}): Promise<TestKeyvalet> {
   const dir = mkdtempSync(join(tmpdir(), 'keyvalet-test-'))
   for (const [name, content] of Object.entries(opts.files ?? {})) writeFileSync(join(dir, name), content)
   const configFile = join(dir, 'keyvalet.yaml')
@@ -54,17 +59,21 @@ export async function startKeyvalet(configText: string, opts: { files?: Record<s
   }
   const env = opts.keyFile === true ? {} : { KEYVALET_MASTER_KEY: masterKey }
   const runtime = openRuntime(config, { env, createMasterKey: false, clock: () => kv.now })
-  const audit = await AuditWriter.start({ databasePath: config.databasePath, fsync: config.auditFsync, key: await runtime.openAuditKey(), reserveBytes: config.auditReserveBytes })
-  const gateway = createProxy({ config, sessions: runtime.sessions, vault: runtime.vault, store: runtime.store, audit, log: opts.log ?? silentLogger, clock: () => kv.now })
+  const metrics = opts.metrics
+  const audit = await AuditWriter.start({ databasePath: config.databasePath, fsync: config.auditFsync, key: await runtime.openAuditKey(), reserveBytes: config.auditReserveBytes, ...(metrics === undefined ? {} : { onCommit: metrics.auditCommitted }) })
+  metrics?.requests.connectors(config.policy.connectors.keys())
+  const observers = [...(metrics === undefined ? [] : [metrics.requests]), ...(opts.observers ?? [])]
+  const gateway = createProxy({ config, sessions: runtime.sessions, vault: runtime.vault, store: runtime.store, audit, log: opts.log ?? silentLogger, clock: () => kv.now, observers })
+  metrics?.watch({ proxy: gateway, vault: runtime.vault, audit, sessions: runtime.store.sessions, clock: () => kv.now })
   const { url, forwardUrl, caCertPem } = await gateway.listen()
   const adminTokens = new AdminTokens(runtime.store.adminTokens, () => kv.now)
   const admin = opts.admin === undefined ? undefined : createAdminServer({
     config: () => config, sessions: runtime.sessions, vault: runtime.vault, store: runtime.store, audit, log: opts.log ?? silentLogger, clock: () => kv.now, adminTokens,
-    listening: { gateway: url, forward: forwardUrl },
+    listening: { gateway: url, forward: forwardUrl }, metrics, proxy: gateway,
   }, opts.admin)
   const adminUrl = admin === undefined ? undefined : (await admin.listen()).url
   return Object.assign(kv, {
-    url, forwardUrl, caCertPem, dir, configFile, masterKey, runtime, adminUrl,
+    url, forwardUrl, caCertPem, dir, configFile, masterKey, runtime, adminUrl, proxy: gateway, auditWriter: audit,
     async adminToken(role: AdminRole, opts: { name?: string; ttlMs?: number } = {}) {
       const { token, value } = await adminTokens.create({ name: opts.name ?? `test-${role}`, role, ...(opts.ttlMs === undefined ? {} : { ttlMs: opts.ttlMs }) })
       return { token: value, id: token.id }
@@ -81,6 +90,7 @@ export async function startKeyvalet(configText: string, opts: { files?: Record<s
     },
     async close() {
       await admin?.close()
+      metrics?.close()
       await gateway.close()
       await audit.close()
       await runtime.close()

@@ -121,6 +121,8 @@ describe('keyvalet run: the sandbox holds the task key and nothing else, and has
     const server = createAdminServer({
       config: () => adminConfig, sessions: runtime.sessions, vault: runtime.vault, store: runtime.store, audit, log: { info() {}, warn() {}, error() {} }, clock: Date.now,
       listening: { gateway: 'http://127.0.0.1:8787', forward: undefined }, adminTokens: new AdminTokens(runtime.store.adminTokens, Date.now),
+      // Only reachability is tested here: no metrics, and no data plane for /readyz to look at.
+      metrics: undefined, proxy: { stats: () => { throw new Error('this test runs the admin listener without a data plane') } },
     })
     admin = { server, runtime, audit, port: Number(new URL((await server.listen()).url).port) }
     const args = {

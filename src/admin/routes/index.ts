@@ -2,6 +2,8 @@ import type { AdminDeps } from '../deps.ts'
 import type { AdminRoute } from '../route.ts'
 import { adminTokenRoutes } from './admin-tokens.ts'
 import { secretRoutes } from './secrets.ts'
+import { healthRoutes } from './health.ts'
+import { metricsRoutes } from './metrics.ts'
 import { sessionRoutes } from './sessions.ts'
 
 /**
@@ -12,4 +14,6 @@ export const ROUTE_MODULES = [
   sessionRoutes,
   secretRoutes,
   adminTokenRoutes,
+  healthRoutes,
+  metricsRoutes,
 ] as const satisfies readonly ((deps: AdminDeps) => readonly AdminRoute[])[]

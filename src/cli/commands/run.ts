@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path'
 import { AuditWriter } from '../../audit/audit-writer.ts'
 import { loadConfig, type Config } from '../../config/load.ts'
 import { OperatorError } from '../../errors.ts'
-import { createLogger, type Logger } from '../../log.ts'
+import { createLogger } from '../../log.ts'
 import { createProxy } from '../../proxy/proxy.ts'
 import { openRuntime, type Runtime } from '../../runtime.ts'
 import { assertAnotherUid, sandboxIdentity } from '../../sandbox/identity.ts'
@@ -131,7 +131,8 @@ const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const
 /** keyvalet for this run only: gateway and forward proxy on loopback ports of their own. */
 async function startInProcess(runtime: Runtime, config: Config, io: Io, closers: (() => Promise<void> | void)[]) {
   const local: Config = { ...config, gateway: { host: '127.0.0.1', port: 0 }, forward: { host: '127.0.0.1', port: 0 } }
-  const log = quiet(createLogger(io.stderr))
+  // The command's stderr is the operator's: keyvalet only adds its warnings and errors to it.
+  const log = createLogger(io.stderr, { level: 'warn' })
   const audit = await AuditWriter.start({ databasePath: config.databasePath, fsync: config.auditFsync, key: await runtime.openAuditKey(), reserveBytes: config.auditReserveBytes, log })
   closers.unshift(() => audit.close())
   const proxy = createProxy({ config: local, sessions: runtime.sessions, vault: runtime.vault, store: runtime.store, audit, log })
@@ -140,11 +141,6 @@ async function startInProcess(runtime: Runtime, config: Config, io: Io, closers:
   if (address.forwardUrl === undefined || address.caCertPem === undefined) throw new OperatorError('the forward proxy did not start')
   const at = (url: string) => ({ host: new URL(url).hostname, port: Number(new URL(url).port) })
   return { forward: at(address.forwardUrl), gateway: at(address.url), caPem: address.caCertPem }
-}
-
-/** The command's stderr is the operator's: keyvalet only adds its warnings and errors to it. */
-function quiet(log: Logger): Logger {
-  return { info() {}, warn: log.warn, error: log.error }
 }
 
 /**

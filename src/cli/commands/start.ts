@@ -8,7 +8,9 @@ import { loadConfig } from '../../config/load.ts'
 import { startDemoUpstream } from '../../demo/upstream.ts'
 import { OperatorError } from '../../errors.ts'
 import { createLogger } from '../../log.ts'
+import { KeyvaletMetrics } from '../../metrics/keyvalet-metrics.ts'
 import { createProxy } from '../../proxy/proxy.ts'
+import { RequestLog } from '../../proxy/request-log.ts'
 import { openRuntime, type Runtime } from '../../runtime.ts'
 import { auditPathFor } from '../../store/sqlite-store.ts'
 import { CONFIG_OPTION, configPath, parse, write } from '../args.ts'
@@ -22,6 +24,7 @@ The master key comes from $KEYVALET_MASTER_KEY, $KEYVALET_MASTER_KEY_FILE, or a 
 data folder that the first start creates (readable only by its owner).
 --demo also starts the local stand-in upstream of the 'demo' connector, stores a random demo
 credential if none is stored, mints a demo task key and prints requests to try.
+The operator log (JSON or logfmt, log.level and log.format) goes to stdout, one line per request among it.
 SIGINT/SIGTERM stop it gracefully: requests and streams in flight may finish for
 limits.shutdown_grace_ms (default 10 s); what is left is then cut, each with its closing audit record.`
 
@@ -42,10 +45,15 @@ export const start: Command = {
       if (demo !== undefined) closers.unshift(demo.close)
       const summary = warningSummary(config, missingSecrets(config.secrets, new Set((await runtime.vault.list()).map((s) => s.name))), io.cwd)
       if (summary !== undefined) write(io.stderr, summary)
-      const log = createLogger(io.stderr)
-      const audit = await AuditWriter.start({ databasePath: config.databasePath, fsync: config.auditFsync, key: await runtime.openAuditKey(), reserveBytes: config.auditReserveBytes, log })
+      const log = createLogger(io.stdout, { ...config.log, batched: true })
+      const metrics = config.metricsEnabled ? new KeyvaletMetrics() : undefined
+      if (metrics !== undefined) closers.unshift(async () => metrics.close())
+      const audit = await AuditWriter.start({ databasePath: config.databasePath, fsync: config.auditFsync, key: await runtime.openAuditKey(), reserveBytes: config.auditReserveBytes, log, ...(metrics === undefined ? {} : { onCommit: metrics.auditCommitted }) })
       closers.unshift(() => audit.close())
-      const gateway = createProxy({ config, sessions: runtime.sessions, vault: runtime.vault, store: runtime.store, audit, log })
+      metrics?.requests.connectors(config.policy.connectors.keys())
+      const observers = [...(metrics === undefined ? [] : [metrics.requests]), new RequestLog(log)]
+      const gateway = createProxy({ config, sessions: runtime.sessions, vault: runtime.vault, store: runtime.store, audit, log, observers })
+      metrics?.watch({ proxy: gateway, vault: runtime.vault, audit, sessions: runtime.store.sessions })
       const address = await gateway.listen()
       closers.unshift(() => gateway.close())
       write(io.stdout, `gateway listening on ${address.url}`)
@@ -54,7 +62,7 @@ export const start: Command = {
         const admin = createAdminServer({
           config: () => config, sessions: runtime.sessions, vault: runtime.vault, store: runtime.store, audit, log, clock: Date.now,
           listening: { gateway: address.url, forward: address.forwardUrl },
-          adminTokens: new AdminTokens(runtime.store.adminTokens, Date.now),
+          adminTokens: new AdminTokens(runtime.store.adminTokens, Date.now), metrics, proxy: gateway,
         })
         closers.unshift(() => admin.close())
         write(io.stdout, `admin API listening on ${(await admin.listen()).url} (callers need an admin token: keyvalet admin token create)`)

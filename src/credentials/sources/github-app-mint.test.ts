@@ -6,6 +6,7 @@ import { Resolver } from '../../egress/resolver.ts'
 import { KeyvaletError } from '../../errors.ts'
 import type { Connector } from '../../model/policy.ts'
 import { auditFields } from '../../proxy/audit-fields.ts'
+import { traceOf } from '../../proxy/trace.ts'
 import type { RequestContext } from '../../proxy/context.ts'
 import { TokenHttp } from '../token-http.ts'
 import { mintInstallationToken } from './github-app-mint.ts'
@@ -39,7 +40,7 @@ describe('mintInstallationToken: a refusal whose message echoes the App JWT', ()
     assert.ok(err instanceof KeyvaletError)
     assert.equal(err.code, 'credential_unavailable')
     assert.match(String(err.detail?.github_message), /^bad token /)
-    const ctx = { id: 'req_1', mode: 'gateway', req: { method: 'GET', headers: {} } as IncomingMessage, started: process.hrtime.bigint(), bytesIn: 0, bytesOut: 0, redactions: 0 } satisfies RequestContext
+    const ctx = { id: 'req_1', mode: 'gateway', req: { method: 'GET', headers: {} } as IncomingMessage, started: process.hrtime.bigint(), trace: traceOf(undefined), bytesIn: 0, bytesOut: 0, redactions: 0 } satisfies RequestContext
     const record = auditFields(ctx, err, 502)
     const encoded = Buffer.from(JWT).toString('base64')
     assert.ok(!JSON.stringify(record).includes(encoded.slice(8, 40)), JSON.stringify(record.detail))

@@ -51,6 +51,11 @@ export class Sources {
     return source
   }
 
+  /** Token endpoint calls by source kind (TokenHttp counts them). */
+  get tokenFetches(): ReadonlyMap<string, { readonly ok: number; readonly failed: number }> {
+    return this.#deps.http.fetches
+  }
+
   async close(): Promise<void> {
     await Promise.all([...this.#created.values()].map((s) => s.close?.()))
     await this.#deps.http.close()

@@ -33,6 +33,7 @@ export function createForward(upstreams: Upstreams, policy: Policy, headersTimeo
       timer = setTimeout(() => abort.abort(new KeyvaletError('upstream_timeout', { detail: { why: 'no_response_head' } })), headersTimeoutMs)
       const onGone = (): void => abort.abort(ctx.signal?.reason)
       ctx.signal?.addEventListener('abort', onGone, { once: true })
+      const sentAt = performance.now()
       try {
         const dispatcher = await upstreams.dispatcher(connector)
         const response = await dispatcher.request({
@@ -48,6 +49,7 @@ export function createForward(upstreams: Upstreams, policy: Policy, headersTimeo
         throw upstreamError(abort.signal.aborted ? abort.signal.reason : err)
       } finally {
         clearTimeout(timer)
+        ctx.upstreamMs = (ctx.upstreamMs ?? 0) + (performance.now() - sentAt)
       }
     },
   }

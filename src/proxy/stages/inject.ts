@@ -4,12 +4,13 @@ import { withoutParam } from '../../credentials/query-param.ts'
 import { carriesBody, outboundRequestHeaders } from '../headers.ts'
 import type { AdmittedContext } from '../context.ts'
 import type { Stage } from '../pipeline.ts'
+import { traceparent } from '../trace.ts'
 
 /**
  * inject: builds the outbound headers — the sandbox's own, stripped of hop-by-hop headers, every
  * credential slot and routing headers (but those the allowing rule constrains) — and the query,
  * stripped of every spelling of the credential parameter (query-param.ts), and only then sets the
- * real credential. Runs again, from
+ * real credential, and the W3C `traceparent` naming keyvalet's span (trace.ts). Runs again, from
  * the sandbox's headers, when a request is retried with a refreshed credential.
  */
 export function createInject(): Stage {
@@ -30,6 +31,9 @@ export function createInject(): Stage {
         headers: outboundRequestHeaders(ctx.req.headers, [slot.header, connector.assertion?.header], constrainedHeaders(ctx)),
         query: slot.param === undefined ? ctx.rawQuery ?? '' : withoutParam(ctx.rawQuery ?? '', slot.param),
       }
+      // Before the credential: a kind that signs headers (aws_sigv4) signs these too.
+      outbound.headers.traceparent = traceparent(ctx.trace)
+      if (!ctx.trace.continued) delete outbound.headers.tracestate
       if (binding !== undefined && kind !== undefined && ctx.credential !== undefined) kind.inject(outbound, binding, ctx.credential.value)
       ctx.outbound = outbound
     },

@@ -11,6 +11,9 @@
  *  - paced: an open-loop generator (undici Pool): requests leave at evenly spaced intended times,
  *    whether or not earlier ones have answered; latency is timed from the dispatch call, so time
  *    queued in the pool counts. This is the steady "~1,000 requests/s" measurement.
+ *  - think: the pattern an agent's SDK makes: N keep-alive connections, each sending a request,
+ *    reading the answer, then idling `thinkMs` before the next (so the target idles between
+ *    requests too, and every request wakes it).
  *  - undici: closed loop with undici (N concurrent request loops over a pool of N keep-alive
  *    connections), for what autocannon cannot do: https with a given CA, and https through a
  *    forward proxy (ProxyAgent: CONNECT tunnels, kept alive and reused, TLS inside them).
@@ -29,7 +32,7 @@ import { Agent, Pool, ProxyAgent, type Dispatcher } from 'undici'
 import { Samples, type LatencySummary } from './stats.ts'
 
 export interface LoadJob {
-  readonly mode: 'closed' | 'rate' | 'paced' | 'undici'
+  readonly mode: 'closed' | 'rate' | 'paced' | 'undici' | 'think'
   readonly url: string
   /** closed/rate/paced: origin of a forward proxy; `url` is then sent to it in absolute form. */
   readonly proxy?: string
@@ -42,6 +45,8 @@ export interface LoadJob {
   readonly durationS: number
   /** Requests/s for rate and paced. */
   readonly rate?: number
+  /** think: ms each connection idles after an answer before its next request. */
+  readonly thinkMs?: number
   /** Same shape of load, unmeasured, first (JIT of this worker and of the target). */
   readonly warmupS: number
 }
@@ -210,7 +215,7 @@ async function pacedJob(job: LoadJob): Promise<LoadResult> {
 
 interface UndiciRun { requests: number; elapsedS: number; statusCodes: Record<string, number>; errors: number; timeouts: number; firstError: string | undefined }
 
-/** `connections` loops, each sending its next request when the previous answer has been read. */
+/** `connections` loops, each sending its next request when the previous answer has been read (and, with `thinkMs`, after idling that long). */
 async function undiciRun(job: LoadJob, dispatcher: Dispatcher, durationS: number, samples: Samples | undefined): Promise<UndiciRun> {
   const url = new URL(job.url)
   const path = url.pathname + url.search
@@ -229,6 +234,7 @@ async function undiciRun(job: LoadJob, dispatcher: Dispatcher, durationS: number
         await body.dump()
         statusCodes[String(statusCode)] = (statusCodes[String(statusCode)] ?? 0) + 1
         if (samples !== undefined && statusCode >= 200 && statusCode < 300) samples.push(Number(process.hrtime.bigint() - start) / 1e6)
+        if (job.thinkMs !== undefined) await new Promise((r) => setTimeout(r, job.thinkMs))
       } catch (err) {
         const code = typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : ''
         if (code.includes('TIMEOUT')) timeouts++
@@ -261,7 +267,7 @@ async function undiciJob(job: LoadJob): Promise<LoadResult> {
     const ok2xx = Object.entries(r.statusCodes).filter(([c]) => c.startsWith('2')).reduce((a, [, n]) => a + n, 0)
     const warmErrors = warm === undefined ? 0 : warm.errors + warm.timeouts
     return {
-      mode: 'undici', durationS: r.elapsedS, requests: r.requests, warmupRequests: warm?.requests ?? 0, rps: r.requests / r.elapsedS,
+      mode: job.mode, durationS: r.elapsedS, requests: r.requests, warmupRequests: warm?.requests ?? 0, rps: r.requests / r.elapsedS,
       ok2xx, non2xx: r.requests - ok2xx, errors: r.errors + warmErrors, timeouts: r.timeouts, statusCodes: r.statusCodes, latency: samples.summary(),
       connectionsOpened: opened, ...((r.firstError ?? warm?.firstError) === undefined ? {} : { firstError: r.firstError ?? warm?.firstError }),
     }
@@ -271,7 +277,7 @@ async function undiciJob(job: LoadJob): Promise<LoadResult> {
 }
 
 export function runJob(job: LoadJob): Promise<LoadResult> {
-  return job.mode === 'paced' ? pacedJob(job) : job.mode === 'undici' ? undiciJob(job) : autocannonJob(job)
+  return job.mode === 'paced' ? pacedJob(job) : job.mode === 'undici' || job.mode === 'think' ? undiciJob(job) : autocannonJob(job)
 }
 
 if (import.meta.main) {

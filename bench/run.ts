@@ -10,7 +10,7 @@
  *   BENCH_UPLOAD_MIB   upload size in MiB (default 1024)
  *   BENCH_PROFILE      1: run keyvalet with --cpu-prof and print a summary of where its time goes
  *   BENCH_POLICY_ITERATIONS  decide() iterations per case (default 200000)
- *   BENCH_PHASES       comma list of policy,closed,observe,fixed,forward,mint,sse,upload (default all; e.g. closed with BENCH_PROFILE=1)
+ *   BENCH_PHASES       comma list of policy,closed,observe,fixed,think,forward,mint,sse,upload (default all; e.g. closed with BENCH_PROFILE=1)
  *   BENCH_OBSERVE_ROUNDS  rounds of the observe phase (default 3)
  *
  * Phase observe measures what metrics and the per-request log line cost: a second keyvalet with
@@ -63,7 +63,7 @@ const SKIP_UPLOAD = process.env.BENCH_SKIP_UPLOAD === '1'
 const UPLOAD_BYTES = Math.round(envNumber('BENCH_UPLOAD_MIB', 1024) * 1024 * 1024)
 const PROFILE = process.env.BENCH_PROFILE === '1'
 const POLICY_ITERATIONS = Math.round(envNumber('BENCH_POLICY_ITERATIONS', 200_000))
-const ALL_PHASES = ['policy', 'closed', 'observe', 'fixed', 'forward', 'mint', 'sse', 'upload'] as const
+const ALL_PHASES = ['policy', 'closed', 'observe', 'fixed', 'think', 'forward', 'mint', 'sse', 'upload'] as const
 const OBSERVE_ROUNDS = Math.round(envNumber('BENCH_OBSERVE_ROUNDS', 3))
 const PHASES: ReadonlySet<string> = new Set((process.env.BENCH_PHASES ?? ALL_PHASES.join(',')).split(',').map((x) => x.trim()).filter((x) => x !== ''))
 for (const ph of PHASES) if (!(ALL_PHASES as readonly string[]).includes(ph)) throw new Error(`BENCH_PHASES: unknown phase ${JSON.stringify(ph)} (known: ${ALL_PHASES.join(', ')})`)
@@ -71,6 +71,8 @@ const RUN_UPLOAD = PHASES.has('upload') && !SKIP_UPLOAD
 const CONNECTIONS = 64
 const RATE = 1000
 const RATE_CONNECTIONS = 10
+/** The idle pattern: ms each connection waits after an answer before its next request. */
+const THINK_MS = 10
 const PATH = '/items/1'
 const NEEDS_FORWARD = PHASES.has('forward') || PHASES.has('mint')
 /** The mint phase: hosts (IP literals 127.0.0.2 …), the first MINT_WARMUP of them not counted. */
@@ -506,6 +508,16 @@ async function main(): Promise<number> {
     rated.set(t.name, run)
   }
 
+  // 4b. The idle pattern: each of 10 connections idles 10 ms after every answer (an agent's SDK).
+  const think = new Map<TargetName, LoadRun>()
+  for (const t of PHASES.has('think') ? targets : []) {
+    log(`idle pattern: ${t.name}, ${RATE_CONNECTIONS} connections idling ${THINK_MS} ms between requests, ${DURATION_S} s`)
+    const run = await runLoad({ mode: 'think', thinkMs: THINK_MS, url: `${t.url}${PATH}`, headers: t.headers, connections: RATE_CONNECTIONS, durationS: DURATION_S, warmupS: 1 },
+      { upstream: upstream.proc, proxy: t.proc }, undefined)
+    checkLoad(t.name, 'idle pattern', run.result)
+    think.set(t.name, run)
+  }
+
   // 5. Forward proxy: plain http in absolute form, intercepted https over kept-alive tunnels, mitmproxy beside it.
   const fwd = keyvalet?.forward
   /** keyvalet answers outside the load generators' counts (sanity checks, mint tunnels, event streams). */
@@ -786,6 +798,11 @@ async function main(): Promise<number> {
     p(`  then idles, so these are ${RATE_CONNECTIONS}-way concurrent bursts rather than a steady rate.`)
     p()
   }
+  if (PHASES.has('think')) {
+    p(`2c. Idle pattern: ${RATE_CONNECTIONS} keep-alive connections, each idling ${THINK_MS} ms after every answer before its next request (the pattern an agent's SDK makes: every request wakes the proxy), ${DURATION_S} s`)
+    p(fixedTable(think))
+    p()
+  }
   const kvLoad = closed.get('keyvalet')?.rss
   const naiveLoad = closed.get('naive')?.rss
   if (PHASES.has('closed')) {
@@ -1000,6 +1017,7 @@ async function main(): Promise<number> {
     closedLoop: Object.fromEntries([...closed].map(([k, v]) => [k, { ...v.result, cpuPct: v.cpuPct }])),
     ratios: { keyvaletVsDirect: ratio(kvR?.rps, direct?.rps) ?? null, keyvaletVsNaive: rpsVsNaive ?? null, naiveVsDirect: ratio(naiveR?.rps, direct?.rps) ?? null },
     fixedRatePaced: Object.fromEntries([...paced].map(([k, v]) => [k, { ...v.result, cpuPct: v.cpuPct }])),
+    idlePattern: Object.fromEntries([...think].map(([k, v]) => [k, { ...v.result, cpuPct: v.cpuPct }])),
     fixedRateAutocannon: Object.fromEntries([...rated].map(([k, v]) => [k, { ...v.result, cpuPct: v.cpuPct }])),
     keyvaletRss: { idleMiB: idleRssMiB ?? null, underLoad: kvLoad ?? null },
     naiveRss: { idleMiB: naiveIdleRssMiB, underLoad: naiveLoad ?? null },

@@ -7,14 +7,14 @@
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { X509Certificate } from 'node:crypto'
-import * as S from 'typebox/schema'
-import type { BodyValidator, Connector, CredentialBinding, Rule, ValueConstraint } from '../model/policy.ts'
+import type { Connector, CredentialBinding, Rule, ValueConstraint } from '../model/policy.ts'
 import type { UpstreamProxy } from '../model/options.ts'
 import { compilePathPattern } from '../policy/path-pattern.ts'
 import { normalisePath } from '../policy/path.ts'
-import { pointerToPath, type Problem } from './locate.ts'
+import type { Problem } from './locate.ts'
 import { type FieldPath } from '../schema-kit/field-path.ts'
 import { checkCidrs, urlHostProblem } from '../schema-kit/addresses.ts'
+import { compileJsonSchema } from '../schema-kit/json-schema.ts'
 import { SOURCES, sourceDefinition } from '../credentials/sources/registry.ts'
 import { ALL_CREDENTIAL_KINDS, credentialKind } from '../credentials/registry.ts'
 import { reservedName } from '../vault/reserved.ts'
@@ -195,7 +195,7 @@ function compileRule(connector: string, raw: RuleFile, problem: (f: FieldPath, m
     allowOtherQuery: raw.allow_other_query,
     websocket: raw.websocket,
     headers: constraints(raw.headers, true, (f, m) => problem(['headers', ...f], m)),
-    body: raw.body === undefined ? undefined : compileBody(raw.body, (f, m) => problem(['body', ...f], m)),
+    body: raw.body === undefined ? undefined : compileJsonSchema(raw.body, (f, m) => problem(['body', ...f], m)),
     allowBody: raw.allow_body ?? raw.body !== undefined,
   }
 }
@@ -217,36 +217,4 @@ function constraints(raw: RuleFile['query'], lowerCase: boolean, problem: (f: Fi
     out.push({ name, pattern, required: c.required })
   }
   return out
-}
-
-let metaSchema: S.Validator | undefined
-
-function compileBody(schema: Record<string, unknown>, problem: (f: FieldPath, m: string) => void): BodyValidator | undefined {
-  metaSchema ??= S.Compile(S.Meta['https://json-schema.org/draft/2020-12/schema'] as S.XSchema)
-  const [valid, errors] = metaSchema.Errors(schema)
-  const first = errors.find((e) => !['anyOf', 'allOf', 'oneOf', 'boolean', '$ref', '$dynamicRef'].includes(e.keyword)) ?? errors[0]
-  if (!valid && first !== undefined) {
-    const allowed = (first.params as { allowedValues?: unknown[] }).allowedValues
-    const message = first.keyword === 'enum' && allowed !== undefined ? `must be one of ${allowed.join(', ')}` : first.message
-    problem(pointerToPath(first.instancePath, schema), `not a valid JSON Schema: ${message}`)
-    return undefined
-  }
-  let validator: S.Validator
-  try {
-    validator = S.Compile(schema as S.XSchema)
-  } catch (err) {
-    problem([], `not a valid JSON Schema: ${(err as Error).message}`)
-    return undefined
-  }
-  return {
-    check(value) {
-      if (validator.Check(value)) return undefined
-      const [, errs] = validator.Errors(value)
-      const e = errs.find((x) => x.keyword !== 'boolean') ?? errs[0]
-      if (e === undefined) return 'does not match the schema'
-      // The instance path holds body keys the sandbox chose: bound it.
-      const where = e.instancePath === '' ? '/' : e.instancePath.slice(0, 120)
-      return `${where} ${e.message}`
-    },
-  }
 }

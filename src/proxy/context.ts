@@ -6,6 +6,7 @@ import type { OutboundRequest } from '../credentials/kind.ts'
 import type { CredentialSource, Token } from '../credentials/source.ts'
 import type { MaskPatterns } from '../redact/patterns.ts'
 import type { Session } from '../model/session.ts'
+import type { McpAuditEntry } from '../audit/record.ts'
 
 /**
  * The typed per-request record that stages fill in, in order. A field is set by exactly one stage
@@ -38,6 +39,8 @@ export interface RequestContext {
   rawQuery?: string
   /** decide */
   decision?: Decision
+  /** mcp-decide: a request to an MCP endpoint as decided (src/proxy/stages/mcp.ts); mcp-lists reads it. */
+  mcp?: McpExchange
   /** copy-source: the S3 copy source an aws_sigv4 request names, decided readable under the grant. */
   copySource?: { readonly path: string; readonly rule: string }
   /** decide: the body, when a rule needed to read it; attribute: the body rewritten with the user. */
@@ -88,4 +91,16 @@ export interface ForwardTarget {
   readonly requestTarget: string
   /** Set inside an intercepted tunnel: the CONNECT authority that the SNI and Host had to match. */
   readonly tunnel?: string
+}
+
+/** What decide made of a request to an MCP endpoint. */
+export interface McpExchange {
+  /** The rule that allowed it (its first message's), for the record's `rule`. */
+  readonly rule: string | undefined
+  /** One per JSON-RPC message of a POST, for the audit record; none for GET and DELETE. */
+  readonly messages: readonly McpAuditEntry[]
+  /** Whether the answer may carry a list to narrow (a list request, or the server's stream). */
+  readonly narrow: boolean
+  /** Where the server's trusted tool annotations for this exchange are learned (mcp/annotations.ts). */
+  readonly annotationsKey: string
 }

@@ -92,6 +92,10 @@ describe('parseConfig refuses, located', () => {
     ['a header constrained twice by case', withConnector('upstream: https://a.example\nrules:\n  - id: t\n    methods: [GET]\n    path: /x\n    severity: read\n    headers:\n      Accept: {}\n      accept: {}'), ':12: connectors.api.rules[0].headers.accept: accept is constrained twice'],
     ['a missing CA file', withConnector('upstream: https://a.example\nca_file: ./missing.pem'), ':5: connectors.api.ca_file: cannot read'],
     ['a CA file that is not PEM', withConnector('upstream: https://a.example\nca_file: ./valid-minimal.yaml'), ':5: connectors.api.ca_file: '],
+    ['an MCP rule id an HTTP rule has', withConnector('upstream: https://a.example\nrules:\n  - { id: t, methods: [GET], path: /x, severity: read }\nmcp:\n  tools:\n    - { id: t, name: list, severity: read }'), ':9: connectors.api.mcp.tools[0].id: duplicate rule id t (rule ids are unique within a connector, HTTP and MCP rules together)'],
+    ['tools/call under MCP methods', withConnector('upstream: https://a.example\nmcp:\n  methods:\n    tools/call: read'), ':7: connectors.api.mcp.methods["tools/call"]: tools/call is decided by the tools rules, not here'],
+    ['an MCP argument schema with a keyword keyvalet does not enforce', withConnector('upstream: https://a.example\nmcp:\n  tools:\n    - id: t\n      name: x\n      severity: read\n      arguments: { type: object, properties: { n: { type: string, maxLenght: 3 } } }'), ':10: connectors.api.mcp.tools[0].arguments.properties.n.maxLenght: keyword "maxLenght" is not enforced by keyvalet'],
+    ['an MCP endpoint that is not a path pattern', withConnector('upstream: https://a.example\nmcp: { endpoint: mcp }'), ':5: connectors.api.mcp.endpoint: path pattern "mcp" must start with'],
     ['an unresolved YAML alias', 'version: 1\nconnectors: *nope\n', ': Unresolved alias'],
   ] as const
   for (const [name, text, expected] of cases) {

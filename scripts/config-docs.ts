@@ -67,7 +67,8 @@ const SEMANTIC_CHECKS = [
 const WARNINGS = [
   'An `http://` upstream: the credential and all traffic cross the network unencrypted (noted as typical for tests when the host is loopback).',
   'A connector without a `credential`: its requests go out with none.',
-  'A connector without rules: it refuses everything.',
+  'A connector without rules (and without `mcp`): it refuses everything.',
+  'An MCP connector with `trust_annotations: true`: a tool no rule names gets the severity the server claims for it.',
   'A rule whose `path` has a wildcard (`*`, `:name` or `**`) in one of its first two segments: for an API like GitHub\'s that can mean every repository of every organisation.',
   'A `write` or `admin` rule that allows `POST`, `PUT` or `PATCH` (or, with `allow_body`, any of its methods) without a `body` schema.',
   'A vault secret the configuration names (`credential.secret`, an OAuth `client_secret`, an `upstream_proxy.secret`) that the vault does not hold: `check` lists them when the data folder has a database (names only, no master key needed), and `start` names them.',

@@ -299,3 +299,10 @@ describe('loadConfig warns about timeouts that contradict each other', () => {
     assert.deepEqual(timeoutWarnings('{ upstream_timeout_ms: 300, idle_timeout_ms: 1000, request_timeout_ms: 500 }'), [])
   })
 })
+
+describe('an MCP connector in keyvalet check', () => {
+  it('is not said to refuse everything for want of HTTP rules, and is warned about trusting annotations', () => {
+    const config = parseConfig(withConnector('upstream: https://mcp.example\ncredential: { secret: k, inject: bearer }\nmcp:\n  trust_annotations: true'), 'k.yaml')
+    assert.deepEqual(config.warnings.map((w) => [w.line, w.path, w.message.split(':')[0]]), [[7, 'connectors.api.mcp.trust_annotations', "trusts the MCP server's tool annotations"]])
+  })
+})

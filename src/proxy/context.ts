@@ -7,6 +7,7 @@ import type { CredentialSource, Token } from '../credentials/source.ts'
 import type { MaskPatterns } from '../redact/patterns.ts'
 import type { Session } from '../model/session.ts'
 import type { McpAuditEntry } from '../audit/record.ts'
+import type { McpDecision } from '../mcp/decide.ts'
 
 /**
  * The typed per-request record that stages fill in, in order. A field is set by exactly one stage
@@ -97,6 +98,11 @@ export interface ForwardTarget {
 export interface McpExchange {
   /** The rule that allowed it (its first message's), for the record's `rule`. */
   readonly rule: string | undefined
+  /**
+   * The decision of each JSON-RPC message of a POST (of the request itself for GET and DELETE),
+   * in order: what a later stage (an approval, a budget per tool) acts on.
+   */
+  readonly decisions: readonly McpDecision[]
   /** One per JSON-RPC message of a POST, for the audit record; none for GET and DELETE. */
   readonly messages: readonly McpAuditEntry[]
   /** Whether the answer may carry a list to narrow (a list request, or the server's stream). */

@@ -5,6 +5,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js'
 import { startKeyvalet, type TestKeyvalet } from '../helpers/keyvalet.ts'
 import { startMcpServer, type McpTestServer } from '../helpers/mcp-server.ts'
+import { startUpstream } from '../helpers/upstream.ts'
 import { allToolNames, lastSeq, MCP_BLOCK, naming, object, recorded, refusalOf, TOOLS } from '../helpers/mcp-client.ts'
 
 const SECRET = 'mcp_realServerToken_0123456789abcdefXYZ'
@@ -184,5 +185,51 @@ describe('MCP through the gateway, with the official SDK as client and server', 
     const record = await recorded(kv, (r) => r.method === 'DELETE')
     assert.equal(record?.rule, 'mcp.session_end')
     assert.equal(record?.decision, 'allow')
+  })
+})
+
+describe("MCP: the server's stream through keyvalet", () => {
+  it('narrows each event as it comes, and lets go of the upstream stream when the client leaves', async () => {
+    let upstreamClosed!: () => void
+    const closed = new Promise<void>((resolve) => { upstreamClosed = resolve })
+    const upstream = await startUpstream({
+      handler: (_req, res) => {
+        res.writeHead(200, { 'content-type': 'text/event-stream' })
+        res.write(`id: 1\ndata: ${JSON.stringify({ jsonrpc: '2.0', id: 5, result: { tools: [{ name: 'list_issues' }, { name: 'secret_tool' }] } })}\n\n`)
+        res.on('close', () => upstreamClosed())
+      },
+    })
+    const kv = await startKeyvalet(`version: 1
+listen: { gateway: "127.0.0.1:0" }
+connectors:
+  tracker:
+    upstream: ${upstream.url}
+    allow_insecure: true
+    allow_addresses: [127.0.0.1/32]
+    credential: { secret: tracker-token, inject: bearer }${MCP_BLOCK}
+`)
+    try {
+      await kv.setSecret('tracker-token', SECRET)
+      const { key } = await kv.mintKey(['tracker:read'])
+      const controller = new AbortController()
+      const res = await fetch(`${kv.url}/tracker/mcp`, { headers: { authorization: `Bearer ${key}`, accept: 'text/event-stream', 'last-event-id': '0' }, signal: controller.signal })
+      assert.equal(res.status, 200)
+      const reader = res.body?.getReader()
+      assert.ok(reader)
+      let text = ''
+      for (let i = 0; i < 50 && !text.includes('\n\n'); i++) text += Buffer.from((await reader.read()).value ?? []).toString()
+      // A replayed answer on a resumed stream is narrowed as it comes, before the stream ends.
+      assert.equal(text, `id: 1\ndata: ${JSON.stringify({ jsonrpc: '2.0', id: 5, result: { tools: [{ name: 'list_issues' }] } })}\n\n`)
+      assert.equal(upstream.received[0]?.headers.authorization, `Bearer ${SECRET}`)
+      controller.abort()
+      const released = await Promise.race([closed.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 3000))])
+      assert.ok(released, "the upstream's stream was closed after the client left")
+      const record = await recorded(kv, (r) => r.method === 'GET')
+      assert.equal(record.rule, 'mcp.stream')
+      assert.equal(record.error, 'client_closed')
+    } finally {
+      await kv.close()
+      await upstream.close()
+    }
   })
 })

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { Readable } from 'node:stream'
+import { pipeline, Readable } from 'node:stream'
 import { canonicalJson } from '../../audit/canonical-json.ts'
 import type { McpAuditEntry } from '../../audit/record.ts'
 import { KeyvaletError } from '../../errors.ts'
@@ -43,7 +43,7 @@ export function createMcpDecide(connector: Connector, httpDecide: Stage, maxBody
       if (method !== 'POST') {
         if (carriesBody(ctx.req.headers)) throw new KeyvaletError('body_unexpected', { message: `${method} on an MCP endpoint takes no body; send the request without one (body_unexpected).` })
         const decision = decideTransport(args, method)
-        ctx.mcp = { rule: decision.rule, messages: [], narrow: method === 'GET', annotationsKey: key }
+        ctx.mcp = { rule: decision.rule, decisions: [decision], messages: [], narrow: method === 'GET', annotationsKey: key }
         if (decision.effect === 'deny') throw new KeyvaletError('policy_denied', { detail: { reason: decision.reason, rule: decision.rule ?? null, why: decision.detail } })
         return
       }
@@ -59,6 +59,7 @@ export function createMcpDecide(connector: Connector, httpDecide: Stage, maxBody
       const allowed = decisions.every((d) => d.effect === 'allow')
       ctx.mcp = {
         rule: allowed ? decisions[0]?.rule : undefined,
+        decisions,
         messages: read.messages.map((m, i) => auditEntry(m, decisions[i] as McpDecision)),
         narrow: read.messages.some((m) => m.kind === 'request' && LIST_METHODS.has(m.method)),
         annotationsKey: key,
@@ -147,8 +148,8 @@ function narrowEvents(upstream: UpstreamResponse, view: ListView): UpstreamRespo
     const narrowed = data === undefined ? undefined : narrowedText(data, view)
     return narrowed === undefined ? event : Buffer.from(withData(text, narrowed))
   }, MAX_MESSAGE_BYTES)
-  upstream.body.on('error', (err) => events.destroy(err))
-  upstream.body.pipe(events)
+  // Either side failing or closing early ends both: a relay that gives up on the events lets go of the upstream.
+  pipeline(upstream.body, events, () => {})
   const headers = { ...upstream.headers }
   delete headers['content-length']
   return replaced(upstream, headers, events)

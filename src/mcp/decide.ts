@@ -131,7 +131,7 @@ function argumentsFailure(rule: McpRule, item: ItemRef): Failure | undefined {
   return problem === undefined ? undefined : { reason: 'arguments_not_allowed', rule: rule.id, detail: `rule ${rule.id}: arguments ${problem}` }
 }
 
-/** Names chosen by the sandbox are echoed into details, bounded. */
-function short(name: string): string {
+/** Names chosen by the sandbox are echoed into details and messages, bounded. */
+export function short(name: string): string {
   return JSON.stringify(name.length > 64 ? `${name.slice(0, 64)}…` : name)
 }

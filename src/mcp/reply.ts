@@ -6,7 +6,7 @@
  */
 
 import { KeyvaletError } from '../errors.ts'
-import type { McpDecision } from './decide.ts'
+import { short, type McpDecision } from './decide.ts'
 import type { ClientMessage, JsonRpcId } from './jsonrpc.ts'
 
 /** The JSON-RPC error code of a keyvalet refusal (in the range JSON-RPC leaves to servers); `data.reason` says why. */
@@ -65,8 +65,4 @@ function explain(message: ClientMessage, decision: Extract<McpDecision, { effect
     batch_refused: 'another message of the same batch was refused, so none was sent',
   }
   return `keyvalet refused ${what}: ${why[decision.reason]} (${decision.reason}).`
-}
-
-function short(name: string): string {
-  return JSON.stringify(name.length > 64 ? `${name.slice(0, 64)}…` : name)
 }

@@ -123,10 +123,29 @@ describe('MCP through the gateway, with the official SDK as client and server', 
     assert.equal(res.status, 200)
     const body = await res.json() as { id: number; error: { code: number; message: string; data: { reason: string } } }[]
     assert.deepEqual(body.map((m) => [m.id, m.error.code, m.error.data.reason]), [[1, -32010, 'batch_refused'], [2, -32010, 'tool_unknown']])
-    assert.equal(server.received.length, receivedBefore, 'nothing of the batch reached the server')
+    assert.equal(server.received.slice(receivedBefore).filter((r) => r.method === 'POST').length, 0, 'nothing of the batch reached the server')
     const record = await recorded(kv, naming('secret_tool'), seq)
     assert.equal(record?.reason, 'tool_unknown')
     assert.deepEqual(record?.mcp?.map((m) => [m.tool, m.decision, m.reason]), [['list_issues', 'deny', 'batch_refused'], ['secret_tool', 'deny', 'tool_unknown']])
+  })
+
+  it('answers what is not JSON-RPC with JSON-RPC\'s own error, and a refused notification with the HTTP error document, each audited once', async () => {
+    const receivedBefore = server.received.length
+    const seq = await lastSeq(kv)
+    const post = (body: string) => fetch(`${kv.url}/tracker/mcp`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body })
+    const broken = await post('{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_issues","name":"secret_tool"}}')
+    assert.equal(broken.status, 400)
+    assert.equal(broken.headers.get('x-keyvalet-error'), 'mcp_request_invalid')
+    const error = (await broken.json() as { id: null; error: { code: number; message: string } })
+    assert.equal(error.id, null)
+    assert.equal(error.error.code, -32700)
+    assert.match(error.error.message, /duplicate/)
+    const notification = await post('{"jsonrpc":"2.0","method":"notifications/whatever"}')
+    assert.equal(notification.status, 403)
+    assert.equal((await notification.json() as { error: { reason: string } }).error.reason, 'mcp_method_not_allowed')
+    assert.equal(server.received.slice(receivedBefore).filter((r) => r.method === 'POST').length, 0, 'neither reached the server')
+    const records = (await kv.audit()).filter((r) => r.seq > seq && r.method === 'POST')
+    assert.deepEqual(records.map((r) => [r.status, r.error, r.reason]), [[400, 'mcp_request_invalid', 'mcp_request_invalid'], [403, 'policy_denied', 'mcp_method_not_allowed']])
   })
 
   it('refuses a tool the server adds mid-session, and keeps it out of the list', async () => {

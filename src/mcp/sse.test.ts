@@ -25,6 +25,9 @@ describe('EventStream', () => {
       assert.deepEqual((await run([text.slice(0, cut), text.slice(cut)])).join('|'), whole.join('|'), `split at ${cut}`)
     }
   })
+  it('gives the same events fed one byte at a time', async () => {
+    assert.deepEqual(await run([...text]), await run([text]))
+  })
   it('does not hold a complete event for the next chunk', async () => {
     const stream = new EventStream((e) => e, 1024)
     const seen: string[] = []

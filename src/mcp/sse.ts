@@ -41,9 +41,15 @@ export function withData(event: string, data: string): string {
 export class EventStream extends Transform {
   readonly #rewrite: (event: Buffer) => Buffer
   readonly #max: number
-  #held: Buffer = Buffer.alloc(0)
-  /** Where in #held the line being read begins. */
-  #line = 0
+  /** The bytes of the event being read, from earlier chunks (each chunk is scanned once). */
+  #parts: Buffer[] = []
+  #size = 0
+  /** Whether the line being read has no byte yet: a line end then ends the event. */
+  #lineEmpty = true
+  /** The last byte was a CR ending a line: an LF now belongs to the same line end. */
+  #cr = false
+  /** That CR ended the event: it is handed on with the LF, if one follows, or before the next byte. */
+  #endAfterCr = false
 
   constructor(rewrite: (event: Buffer) => Buffer, maxEventBytes: number) {
     super()
@@ -57,36 +63,51 @@ export class EventStream extends Transform {
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
-    const held = this.#held.length === 0 ? chunk : Buffer.concat([this.#held, chunk])
     let start = 0
-    let line = this.#line
-    let i = line
-    while (i < held.length) {
-      const byte = held[i] as number
-      if (byte !== LF && byte !== CR) {
-        i++
-        continue
+    for (let i = 0; i < chunk.length; i++) {
+      const byte = chunk[i] as number
+      if (this.#cr) {
+        this.#cr = false
+        if (byte === LF) {
+          if (this.#endAfterCr) start = this.#event(chunk, start, i + 1)
+          continue
+        }
       }
-      // A CR as the last byte may be the first half of a CRLF: wait for the next chunk.
-      if (byte === CR && i + 1 === held.length) break
-      const next = byte === CR && held[i + 1] === LF ? i + 2 : i + 1
-      if (i === line) {
-        // A blank line: the event ends here.
-        if (next - start > 0) this.push(this.#rewrite(held.subarray(start, next)))
-        start = next
+      if (this.#endAfterCr) start = this.#event(chunk, start, i)
+      if (byte === LF || byte === CR) {
+        this.#cr = byte === CR
+        if (this.#lineEmpty) {
+          // A blank line: the event ends here (after the LF a CR may still bring).
+          if (byte === LF) start = this.#event(chunk, start, i + 1)
+          else this.#endAfterCr = true
+        }
+        this.#lineEmpty = true
+      } else {
+        this.#lineEmpty = false
       }
-      line = next
-      i = next
     }
-    this.#held = held.subarray(start)
-    this.#line = line - start
-    if (this.#held.length > this.#max) return done(new KeyvaletError('upstream_response_invalid', { detail: { why: 'mcp_event_too_large', limit: this.#max } }))
+    if (start < chunk.length) {
+      this.#parts.push(chunk.subarray(start))
+      this.#size += chunk.length - start
+    }
+    if (this.#size > this.#max) return done(new KeyvaletError('upstream_response_invalid', { detail: { why: 'mcp_event_too_large', limit: this.#max } }))
     done()
   }
 
   override _flush(done: TransformCallback): void {
     // An event the stream ended inside is never dispatched by a client; it is narrowed all the same.
-    if (this.#held.length > 0) this.push(this.#rewrite(this.#held))
+    if (this.#size > 0) this.push(this.#rewrite(Buffer.concat(this.#parts, this.#size)))
     done()
+  }
+
+  /** Hands on the event that ends at `end` of `chunk`; returns where the next one begins. */
+  #event(chunk: Buffer, start: number, end: number): number {
+    this.#endAfterCr = false
+    const tail = chunk.subarray(start, end)
+    const event = this.#parts.length === 0 ? tail : Buffer.concat([...this.#parts, tail], this.#size + tail.length)
+    this.#parts = []
+    this.#size = 0
+    if (event.length > 0) this.push(this.#rewrite(event))
+    return end
   }
 }

@@ -44,7 +44,7 @@ export function bigConfigText(rules = RULES): string {
 }
 
 /** Runs `fn` in rounds after a warm-up; returns the median and min µs per call. */
-function time(iterations: number, fn: () => number): { usPerOp: number; minUsPerOp: number; sink: number } {
+export function time(iterations: number, fn: () => number): { usPerOp: number; minUsPerOp: number; sink: number } {
   const rounds = 5
   const perRound = Math.max(1, Math.floor(iterations / rounds))
   let sink = 0

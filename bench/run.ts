@@ -10,7 +10,7 @@
  *   BENCH_UPLOAD_MIB   upload size in MiB (default 1024)
  *   BENCH_PROFILE      1: run keyvalet with --cpu-prof and print a summary of where its time goes
  *   BENCH_POLICY_ITERATIONS  decide() iterations per case (default 200000)
- *   BENCH_PHASES       comma list of policy,closed,observe,fixed,think,forward,mint,sse,upload (default all; e.g. closed with BENCH_PROFILE=1)
+ *   BENCH_PHASES       comma list of policy,mcp,closed,observe,fixed,think,forward,mint,sse,upload (default all; e.g. closed with BENCH_PROFILE=1)
  *   BENCH_OBSERVE_ROUNDS  rounds of the observe phase (default 3)
  *
  * Phase observe measures what metrics and the per-request log line cost: a second keyvalet with
@@ -41,6 +41,7 @@ import type { MintJob, MintResult } from './mint.ts'
 import type { SseCloseResult, SseJob, SseOpenResult } from './sse.ts'
 import type { UpstreamReady } from './upstream.ts'
 import type { PolicyResult } from './policy.ts'
+import type { McpBenchResult } from './mcp.ts'
 import { formatProfile, summariseProfile, type ProfileSummary } from './profile.ts'
 import { cpuSeconds, readRss, RssSampler, toMiB, type RssSummary } from './rss.ts'
 import type { UploadJob, UploadResult } from './upload.ts'
@@ -63,7 +64,7 @@ const SKIP_UPLOAD = process.env.BENCH_SKIP_UPLOAD === '1'
 const UPLOAD_BYTES = Math.round(envNumber('BENCH_UPLOAD_MIB', 1024) * 1024 * 1024)
 const PROFILE = process.env.BENCH_PROFILE === '1'
 const POLICY_ITERATIONS = Math.round(envNumber('BENCH_POLICY_ITERATIONS', 200_000))
-const ALL_PHASES = ['policy', 'closed', 'observe', 'fixed', 'think', 'forward', 'mint', 'sse', 'upload'] as const
+const ALL_PHASES = ['policy', 'mcp', 'closed', 'observe', 'fixed', 'think', 'forward', 'mint', 'sse', 'upload'] as const
 const OBSERVE_ROUNDS = Math.round(envNumber('BENCH_OBSERVE_ROUNDS', 3))
 const PHASES: ReadonlySet<string> = new Set((process.env.BENCH_PHASES ?? ALL_PHASES.join(',')).split(',').map((x) => x.trim()).filter((x) => x !== ''))
 for (const ph of PHASES) if (!(ALL_PHASES as readonly string[]).includes(ph)) throw new Error(`BENCH_PHASES: unknown phase ${JSON.stringify(ph)} (known: ${ALL_PHASES.join(', ')})`)
@@ -412,6 +413,17 @@ async function main(): Promise<number> {
     await worker.stop(2000)
     if (m.result !== undefined) policy = m.result
     else broken.push(`policy bench failed: ${m.error ?? 'no result'}`)
+  }
+  let mcp: McpBenchResult | undefined
+  if (PHASES.has('mcp')) {
+    log('mcp: tools/call decision at 200 tool rules with 1 KiB arguments; event latency through keyvalet')
+    const worker = children.fork('mcp bench', join(BENCH, 'mcp.ts'), [], { ...process.env, BENCH_POLICY_ITERATIONS: String(POLICY_ITERATIONS) })
+    worker.expectExit()
+    const m = await worker.waitForMessage<{ event: string; result?: McpBenchResult; error?: string }>((x) => ['result', 'error'].includes(String((x as { event?: string }).event)), 120_000)
+      .catch((err: unknown) => ({ event: 'error', error: String(err) }) as { event: string; result?: McpBenchResult; error?: string })
+    await worker.stop(2000)
+    if (m.result !== undefined) mcp = m.result
+    else broken.push(`mcp bench failed: ${m.error ?? 'no result'}`)
   }
 
   // 2. Processes: upstream, naive proxy, keyvalet.
@@ -840,6 +852,13 @@ async function main(): Promise<number> {
     }
     p()
   }
+  if (PHASES.has('mcp') && mcp !== undefined) {
+    p(`5b. MCP, in-process: tools/call decided against ${mcp.toolRules} tool rules (each with an argument schema), ${mcp.argumentBytes}-byte arguments (target: at most 20 µs per decision)`)
+    p(table(['case', 'result', 'iterations', 'µs/call (median of 5 rounds)', 'min µs'], mcp.decide.map((c) => [c.name, c.got, int(c.iterations), f(c.usPerOp, 3), f(c.minUsPerOp, 3)]), 2))
+    p(`   an event from the server's write to the client's read (server, keyvalet and client in one process; target: the first within 1 ms)`)
+    p(table(['path', 'first event ms', 'p50 ms', 'p99 ms', 'max ms', 'events'], mcp.events.map((e) => [e.name, f(e.first, 3), f(e.summary.p50, 3), f(e.summary.p99, 3), f(e.summary.max, 3), int(e.summary.count)]), 1))
+    p()
+  }
 
   const dPacedR = paced.get('direct')?.result
 
@@ -1024,6 +1043,7 @@ async function main(): Promise<number> {
     uploads: Object.fromEntries([...uploads].map(([k, v]) => [k, v])),
     uploadRssGrowthMiB: uploadGrowth ?? null,
     policy: policy ?? null,
+    mcp: mcp ?? null,
     forward: {
       plainHttp: Object.fromEntries([...forwardPlain].map(([k, v]) => [k, { ...v.result, cpuPct: v.cpuPct, rss: v.rss ?? null }])),
       https: Object.fromEntries([...https].map(([k, v]) => [k, { ...v.result, cpuPct: v.cpuPct, rss: v.rss ?? null }])),

@@ -60,14 +60,15 @@ const SEMANTIC_CHECKS = [
   "`path` (each of them, when a list) is a valid path pattern: it starts with `/`; `*` and `:name` (`name` matching `[A-Za-z_][A-Za-z0-9_]*`) are whole segments; `**` only as the last segment; no empty segment except a trailing `/`; no `.` or `..` segment; a literal segment must be canonical, as a request's segment must be ([security.md](security.md#canonical-paths)), since any other literal could never match (so not `%2F`, `%2E`, `%25`, `%5C`, `%3B`, an escaped letter or digit, a trailing dot or space).",
   'Every query and header `pattern` compiles as a JavaScript regular expression in unicode mode, on its own (so it cannot escape the `^(?:...)$` anchoring).',
   'No header is constrained twice: header names are case-insensitive, so `Accept` and `accept` clash.',
-  '`body` is a valid JSON Schema: it passes the draft 2020-12 meta-schema and compiles.',
+  '`body` (and an MCP rule\'s `arguments`) is a valid JSON Schema: it passes the draft 2020-12 meta-schema, compiles, and uses only the keywords keyvalet enforces (`src/schema-kit/json-schema.ts`): the applicators (`allOf`, `anyOf`, `oneOf`, `not`, `if`/`then`/`else`, `properties`, `patternProperties`, `additionalProperties`, `propertyNames`, `dependentSchemas`, `items`, `prefixItems`, `contains`, `unevaluatedItems`, `unevaluatedProperties`), the assertions (`type`, `enum`, `const`, `multipleOf`, `maximum`, `exclusiveMaximum`, `minimum`, `exclusiveMinimum`, `maxLength`, `minLength`, `pattern`, `maxItems`, `minItems`, `uniqueItems`, `maxContains`, `minContains`, `maxProperties`, `minProperties`, `required`, `dependentRequired`, `format` with a format keyvalet checks: date, date-time, duration, email, hostname, ipv4, ipv6, uri, uri-reference, uri-template, url, uuid and the others the message lists), `$ref` inside the same schema (`#/$defs/name`, `#/definitions/name`), and the annotations `$schema` (2020-12 only), `$comment`, `title`, `description`, `default`, `examples`, `deprecated`, `readOnly`, `writeOnly`. Any other keyword (a misspelling, draft-07 `dependencies`, `$id`, `$dynamicRef`, `contentMediaType`...) is refused: JSON Schema would silently ignore it, and the rule would allow more than it says.',
   '`allow_body: false` is not set beside a `body` schema (a rule with a schema takes a body).',
 ]
 
 const WARNINGS = [
   'An `http://` upstream: the credential and all traffic cross the network unencrypted (noted as typical for tests when the host is loopback).',
   'A connector without a `credential`: its requests go out with none.',
-  'A connector without rules: it refuses everything.',
+  'A connector without rules (and without `mcp`): it refuses everything.',
+  'An MCP connector with `trust_annotations: true`: a tool no rule names gets the severity the server claims for it.',
   'A rule whose `path` has a wildcard (`*`, `:name` or `**`) in one of its first two segments: for an API like GitHub\'s that can mean every repository of every organisation.',
   'A `write` or `admin` rule that allows `POST`, `PUT` or `PATCH` (or, with `allow_body`, any of its methods) without a `body` schema.',
   'A vault secret the configuration names (`credential.secret`, an OAuth `client_secret`, an `upstream_proxy.secret`) that the vault does not hold: `check` lists them when the data folder has a database (names only, no master key needed), and `start` names them.',

@@ -31,6 +31,7 @@ export const ERROR_CATALOGUE = {
   body_too_large: [413, 'The request body is larger than keyvalet will inspect.'],
   body_invalid: [400, 'The request body does not have the shape this rule requires.'],
   body_unexpected: [400, 'This request carries a body, which its method does not take under the matching rule; the request was refused.'],
+  mcp_request_invalid: [400, 'The request is not a valid MCP (JSON-RPC 2.0) message.'],
   // attribute
   attribution_conflict: [400, 'The request names a different user than the one this task acts for; it was refused.'],
   attribution_body_invalid: [400, 'This connector adds the invoking user to the request body, which must then be a JSON object (application/json, not content-coded).'],
@@ -86,12 +87,24 @@ export interface ErrorOptions {
    * or recorded; the audit masks them wherever they turn up in the record.
    */
   secrets?: readonly string[]
+  /**
+   * The answer in the protocol the sandbox speaks, in place of keyvalet's error document (an MCP
+   * refusal as a JSON-RPC error, src/mcp/reply.ts): status, type and body, all safe to show it.
+   */
+  reply?: ErrorReply
+}
+
+export interface ErrorReply {
+  readonly status: number
+  readonly contentType: string
+  readonly body: string
 }
 
 export class KeyvaletError extends Error {
   readonly code: ErrorCode
   readonly status: number
   readonly detail: Record<string, unknown> | undefined
+  readonly reply: ErrorReply | undefined
   // A private field: not enumerable, so no inspection, JSON or structured clone of the error shows it.
   readonly #secrets: readonly string[]
 
@@ -102,6 +115,7 @@ export class KeyvaletError extends Error {
     this.code = code
     this.status = status
     this.detail = options.detail
+    this.reply = options.reply
     this.#secrets = options.secrets ?? []
   }
 

@@ -86,6 +86,6 @@ describe('bin/keyvalet through symlinks and from an npm package', () => {
     const { stdout } = await run(join(modules, '.bin', 'keyvalet'), ['--version'], { env: { PATH }, cwd: join(dir, 'project'), timeout: 15_000 })
     assert.equal(stdout, `keyvalet ${VERSION}\n`)
     const { stdout: checked } = await run(join(modules, '.bin', 'keyvalet'), ['check', join(modules, 'keyvalet', 'examples', 'keyvalet.yaml')], { env: { PATH }, cwd: join(dir, 'project'), timeout: 15_000 })
-    assert.match(checked, /^ok: .*3 connectors/m)
+    assert.match(checked, /^ok: .*4 connectors/m)
   })
 })

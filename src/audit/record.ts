@@ -43,6 +43,8 @@ export interface AuditFields {
    * written outside the request stages (a CONNECT, a parser refusal).
    */
   readonly trace_id?: string
+  /** A request to an MCP endpoint (src/mcp/): one entry per JSON-RPC message it carried; omitted otherwise. */
+  readonly mcp?: readonly McpAuditEntry[]
   /** Operator-only extra facts (never secret); omitted when empty. */
   readonly detail?: Readonly<Record<string, unknown>>
   /**
@@ -63,6 +65,20 @@ export interface AuditFields {
   readonly actor?: { readonly id: string; readonly name: string } | null
   readonly action?: string | null
   readonly target?: Readonly<Record<string, unknown>>
+}
+
+/** One JSON-RPC message of a request to an MCP endpoint, as decided. Never an argument value: their digest. */
+export interface McpAuditEntry {
+  readonly method: string
+  /** tools/call: the tool; prompts/get: the prompt; resources/*: the URI (each bounded). */
+  readonly tool?: string
+  readonly prompt?: string
+  readonly uri?: string
+  /** sha256 of the arguments' canonical JSON (`sha256:` and hex), for tools/call and prompts/get. */
+  readonly arguments_digest?: string
+  readonly decision: 'allow' | 'deny'
+  readonly reason: string
+  readonly rule: string | null
 }
 
 /** As written: the fields plus time and chain position. `hash` covers everything else. */

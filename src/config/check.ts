@@ -47,7 +47,8 @@ export function checkPolicy(policy: Policy, locate: Locate, timeouts?: Timeouts)
     const at: FieldPath = ['connectors', connector.name]
     if (connector.upstream.protocol === 'http:') warn([...at, 'upstream'], cleartextMessage(connector))
     if (connector.credential === undefined) warn(at, 'has no credential: requests go out without one')
-    if (connector.rules.length === 0) warn(at, 'has no rules, so it refuses everything')
+    if (connector.rules.length === 0 && connector.mcp === undefined) warn(at, 'has no rules, so it refuses everything')
+    if (connector.mcp?.trustAnnotations === true) warn([...at, 'mcp', 'trust_annotations'], "trusts the MCP server's tool annotations: a tool no rule names gets the severity the server claims for it (docs/mcp.md)")
     connector.rules.forEach((rule, i) => {
       rule.paths.forEach(({ source }, j) => {
         const broad = broadSegment(source)

@@ -7,20 +7,21 @@
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { X509Certificate } from 'node:crypto'
-import * as S from 'typebox/schema'
-import type { BodyValidator, Connector, CredentialBinding, Rule, ValueConstraint } from '../model/policy.ts'
+import type { Connector, CredentialBinding, Rule, ValueConstraint } from '../model/policy.ts'
 import type { UpstreamProxy } from '../model/options.ts'
 import { compilePathPattern } from '../policy/path-pattern.ts'
 import { normalisePath } from '../policy/path.ts'
-import { pointerToPath, type Problem } from './locate.ts'
+import type { Problem } from './locate.ts'
 import { type FieldPath } from '../schema-kit/field-path.ts'
 import { checkCidrs, urlHostProblem } from '../schema-kit/addresses.ts'
+import { compileJsonSchema } from '../schema-kit/json-schema.ts'
 import { SOURCES, sourceDefinition } from '../credentials/sources/registry.ts'
 import { ALL_CREDENTIAL_KINDS, credentialKind } from '../credentials/registry.ts'
 import { reservedName } from '../vault/reserved.ts'
 import { FORBIDDEN_HEADERS } from '../schema-kit/headers.ts'
 import { compileAssertion } from '../assertion/config.ts'
 import { compileAttribution } from '../attribution/config.ts'
+import { compileMcp } from '../mcp/config.ts'
 import type { ConnectorFile, CredentialFile, UpstreamProxyFile } from './connector-schema.ts'
 import type { RuleFile } from './rule-schema.ts'
 
@@ -51,13 +52,14 @@ export function compileConnector(name: string, raw: ConnectorFile, ctx: CompileC
   const taken = new Set([...FORBIDDEN_HEADERS, ...(slot === undefined ? [] : [slot])])
   const assertion = raw.assertion === undefined ? undefined : compileAssertion(name, raw.assertion, taken, (f, m) => problem(['assertion', ...f], m))
   const attribution = raw.attribution === undefined ? undefined : compileAttribution(raw.attribution, new Set([...taken, ...(assertion === undefined ? [] : [assertion.header])]), (f, m) => problem(['attribution', ...f], m))
+  const mcp = raw.mcp === undefined ? undefined : compileMcp(raw.mcp, new Set(seen.keys()), (f, m) => problem(['mcp', ...f], m))
   checkCidrs(raw.allow_addresses, (i, m) => problem(['allow_addresses', i], m))
   if (raw.placeholder !== undefined && credential === undefined) problem(['placeholder'], 'a placeholder stands for a credential: add a credential binding')
   if (raw.placeholder !== undefined && /kvt_/i.test(raw.placeholder)) problem(['placeholder'], 'a placeholder must not look like a task key')
   return {
     name, upstream, allowInsecure: raw.allow_insecure, ca, credential, rules,
     headerGuard: credential === undefined ? undefined : credentialKind(credential.kind).headerGuard,
-    placeholder: raw.placeholder, allowAddresses: raw.allow_addresses, assertion, attribution,
+    placeholder: raw.placeholder, allowAddresses: raw.allow_addresses, assertion, attribution, mcp,
     upstreamProxy: raw.upstream_proxy === undefined ? undefined : raw.upstream_proxy === 'none' ? null : compileUpstreamProxy(raw.upstream_proxy, (f, m) => problem(['upstream_proxy', ...f], m)),
   }
 }
@@ -195,7 +197,7 @@ function compileRule(connector: string, raw: RuleFile, problem: (f: FieldPath, m
     allowOtherQuery: raw.allow_other_query,
     websocket: raw.websocket,
     headers: constraints(raw.headers, true, (f, m) => problem(['headers', ...f], m)),
-    body: raw.body === undefined ? undefined : compileBody(raw.body, (f, m) => problem(['body', ...f], m)),
+    body: raw.body === undefined ? undefined : compileJsonSchema(raw.body, (f, m) => problem(['body', ...f], m)),
     allowBody: raw.allow_body ?? raw.body !== undefined,
   }
 }
@@ -217,36 +219,4 @@ function constraints(raw: RuleFile['query'], lowerCase: boolean, problem: (f: Fi
     out.push({ name, pattern, required: c.required })
   }
   return out
-}
-
-let metaSchema: S.Validator | undefined
-
-function compileBody(schema: Record<string, unknown>, problem: (f: FieldPath, m: string) => void): BodyValidator | undefined {
-  metaSchema ??= S.Compile(S.Meta['https://json-schema.org/draft/2020-12/schema'] as S.XSchema)
-  const [valid, errors] = metaSchema.Errors(schema)
-  const first = errors.find((e) => !['anyOf', 'allOf', 'oneOf', 'boolean', '$ref', '$dynamicRef'].includes(e.keyword)) ?? errors[0]
-  if (!valid && first !== undefined) {
-    const allowed = (first.params as { allowedValues?: unknown[] }).allowedValues
-    const message = first.keyword === 'enum' && allowed !== undefined ? `must be one of ${allowed.join(', ')}` : first.message
-    problem(pointerToPath(first.instancePath, schema), `not a valid JSON Schema: ${message}`)
-    return undefined
-  }
-  let validator: S.Validator
-  try {
-    validator = S.Compile(schema as S.XSchema)
-  } catch (err) {
-    problem([], `not a valid JSON Schema: ${(err as Error).message}`)
-    return undefined
-  }
-  return {
-    check(value) {
-      if (validator.Check(value)) return undefined
-      const [, errs] = validator.Errors(value)
-      const e = errs.find((x) => x.keyword !== 'boolean') ?? errs[0]
-      if (e === undefined) return 'does not match the schema'
-      // The instance path holds body keys the sandbox chose: bound it.
-      const where = e.instancePath === '' ? '/' : e.instancePath.slice(0, 120)
-      return `${where} ${e.message}`
-    },
-  }
 }

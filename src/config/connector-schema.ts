@@ -8,6 +8,7 @@ import { ALL_CREDENTIAL_KINDS } from '../credentials/registry.ts'
 import { ASSERTION_BLOCK } from '../assertion/config.ts'
 import { ATTRIBUTION_BLOCK } from '../attribution/config.ts'
 import { RULE_SCHEMA } from './rule-schema.ts'
+import { MCP_BLOCK } from '../mcp/config.ts'
 
 /** Every kind's fields of `credential`, and every source's block (`credential.<type>`), each optional. */
 const KIND_FIELDS: TProperties = Object.assign({}, ...ALL_CREDENTIAL_KINDS.map((k) => k.fields))
@@ -79,6 +80,7 @@ export const CONNECTOR_SCHEMA = Type.Object({
   rules: Defaulted(Type.Array(RULE_SCHEMA, { default: [], description: 'The requests this connector lets through, tried in order. No rules: everything is refused.' })),
   assertion: Type.Optional(ASSERTION_BLOCK),
   attribution: Type.Optional(ATTRIBUTION_BLOCK),
+  mcp: Type.Optional(MCP_BLOCK),
 }, {
   additionalProperties: false,
   description: 'One upstream service, the credential keyvalet attaches for it, and the rules of what may pass.',

@@ -94,6 +94,10 @@ describe('parseConfig refuses, located', () => {
     ['a header constrained twice by case', withConnector('upstream: https://a.example\nrules:\n  - id: t\n    methods: [GET]\n    path: /x\n    severity: read\n    headers:\n      Accept: {}\n      accept: {}'), ':12: connectors.api.rules[0].headers.accept: accept is constrained twice'],
     ['a missing CA file', withConnector('upstream: https://a.example\nca_file: ./missing.pem'), ':5: connectors.api.ca_file: cannot read'],
     ['a CA file that is not PEM', withConnector('upstream: https://a.example\nca_file: ./valid-minimal.yaml'), ':5: connectors.api.ca_file: '],
+    ['an MCP rule id an HTTP rule has', withConnector('upstream: https://a.example\nrules:\n  - { id: t, methods: [GET], path: /x, severity: read }\nmcp:\n  tools:\n    - { id: t, name: list, severity: read }'), ':9: connectors.api.mcp.tools[0].id: duplicate rule id t (rule ids are unique within a connector, HTTP and MCP rules together)'],
+    ['tools/call under MCP methods', withConnector('upstream: https://a.example\nmcp:\n  methods:\n    tools/call: read'), ':7: connectors.api.mcp.methods["tools/call"]: tools/call is decided by the tools rules, not here'],
+    ['an MCP argument schema with a keyword keyvalet does not enforce', withConnector('upstream: https://a.example\nmcp:\n  tools:\n    - id: t\n      name: x\n      severity: read\n      arguments: { type: object, properties: { n: { type: string, maxLenght: 3 } } }'), ':10: connectors.api.mcp.tools[0].arguments.properties.n.maxLenght: keyword "maxLenght" is not enforced by keyvalet'],
+    ['an MCP endpoint that is not a path pattern', withConnector('upstream: https://a.example\nmcp: { endpoint: mcp }'), ':5: connectors.api.mcp.endpoint: path pattern "mcp" must start with'],
     ['an unresolved YAML alias', 'version: 1\nconnectors: *nope\n', ': Unresolved alias'],
   ] as const
   for (const [name, text, expected] of cases) {
@@ -262,7 +266,8 @@ describe('examples/keyvalet.yaml', () => {
     const config = loadConfig(join(root, 'examples', 'keyvalet.yaml'))
     assert.deepEqual(config.gateway, { host: '127.0.0.1', port: 8787 })
     assert.equal(config.dataDir, join(root, '.keyvalet'))
-    assert.deepEqual([...config.policy.connectors.keys()], ['demo', 'github', 'openai'])
+    assert.deepEqual([...config.policy.connectors.keys()], ['demo', 'github', 'github-mcp', 'openai'])
+    assert.deepEqual(config.policy.connectors.get('github-mcp')?.mcp?.tools.map((t) => t.id), ['mcp-list-issues', 'mcp-create-issue', 'mcp-delete'])
     assert.equal(config.policy.connectors.get('openai')?.upstream.pathname, '/v1')
     assert.ok(config.warnings.some((w) => w.path === 'connectors.demo.upstream' && /cleartext/.test(w.message)))
     assert.ok(config.warnings.every((w) => w.path.startsWith('connectors.demo.')), 'only the demo connector is flagged')
@@ -295,5 +300,12 @@ describe('loadConfig warns about timeouts that contradict each other', () => {
   it('the defaults, and an idle timeout longer than both, do not warn', () => {
     assert.deepEqual(timeoutWarnings('{}'), [])
     assert.deepEqual(timeoutWarnings('{ upstream_timeout_ms: 300, idle_timeout_ms: 1000, request_timeout_ms: 500 }'), [])
+  })
+})
+
+describe('an MCP connector in keyvalet check', () => {
+  it('is not said to refuse everything for want of HTTP rules, and is warned about trusting annotations', () => {
+    const config = parseConfig(withConnector('upstream: https://mcp.example\ncredential: { secret: k, inject: bearer }\nmcp:\n  trust_annotations: true'), 'k.yaml')
+    assert.deepEqual(config.warnings.map((w) => [w.line, w.path, w.message.split(':')[0]]), [[7, 'connectors.api.mcp.trust_annotations', "trusts the MCP server's tool annotations"]])
   })
 })

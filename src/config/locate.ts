@@ -6,6 +6,8 @@
 import { isAlias, isMap, isScalar, isSeq, type Document, type LineCounter } from 'yaml'
 import type { FieldPath } from '../schema-kit/field-path.ts'
 
+export { pointerToPath } from '../schema-kit/field-path.ts'
+
 export interface Location {
   readonly line: number | undefined
   readonly path: string
@@ -60,23 +62,6 @@ export function formatFieldPath(at: FieldPath): string {
   return out
 }
 
-/** A JSON pointer (from a schema validator) as a FieldPath, using the value to tell indexes from keys. */
-export function pointerToPath(pointer: string, value: unknown): FieldPath {
-  if (pointer === '') return []
-  const out: (string | number)[] = []
-  let current = value
-  for (const raw of pointer.slice(1).split('/')) {
-    const key = raw.replaceAll('~1', '/').replaceAll('~0', '~')
-    if (Array.isArray(current)) {
-      out.push(Number(key))
-      current = current[Number(key)]
-    } else {
-      out.push(key)
-      current = typeof current === 'object' && current !== null ? (current as Record<string, unknown>)[key] : undefined
-    }
-  }
-  return out
-}
 
 /** `file:line: path: message`, one problem per line, at most `max`, in file order. */
 export function formatProblems(file: string, problems: readonly Problem[], locate: Locate, max = 10): string {

@@ -101,6 +101,8 @@ export interface Connector {
   readonly assertion?: AssertionOptions | undefined
   /** The invoking user's id written into model-provider requests (src/attribution/). */
   readonly attribution?: AttributionOptions | undefined
+  /** The upstream speaks MCP (Streamable HTTP): its endpoint is decided per JSON-RPC message (src/mcp/). */
+  readonly mcp?: McpPolicy | undefined
 }
 
 /** What a task may use of a connector: at most `maxSeverity`, optionally only the named rules. */
@@ -113,4 +115,41 @@ export interface Grant {
 
 export interface Policy {
   readonly connectors: ReadonlyMap<string, Connector>
+}
+
+/*
+ * The MCP policy of a connector whose upstream speaks MCP over the Streamable HTTP transport
+ * (src/mcp/): which JSON-RPC messages a task may send to the server, decided before anything is
+ * forwarded, and which tools, prompts and resources the server's lists may show it.
+ */
+
+/** A compiled name or URI pattern: exact, or with `*` wildcards. */
+export interface NameMatcher {
+  readonly source: string
+  match(name: string): boolean
+}
+
+/** A rule for one kind of item the server offers: a tool (by name), a prompt (by name) or a resource (by URI). */
+export interface McpRule {
+  /** Unique within its connector, together with the connector's HTTP rules; appears in audit records and grants. */
+  readonly id: string
+  readonly match: NameMatcher
+  readonly severity: Severity
+  /** Tools and prompts: the check of the call's `arguments` (always an object, `{}` when absent). */
+  readonly arguments: BodyValidator | undefined
+}
+
+/** What a method other than tools/call, prompts/get and resources/* needs: a severity the grant must cover, or never. */
+export type MethodRule = Severity | 'deny'
+
+export interface McpPolicy {
+  /** The path(s) below the connector where the server's MCP endpoint is; other paths follow the HTTP rules. */
+  readonly endpoints: readonly PathMatcher[]
+  /** Whether a tool without a rule takes its severity from its own annotations (read, write or admin). */
+  readonly trustAnnotations: boolean
+  readonly tools: readonly McpRule[]
+  readonly prompts: readonly McpRule[]
+  readonly resources: readonly McpRule[]
+  /** By JSON-RPC method: the defaults (src/mcp/config.ts) with the connector's `methods` over them. */
+  readonly methods: ReadonlyMap<string, MethodRule>
 }

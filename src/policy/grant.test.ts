@@ -3,6 +3,7 @@ import assert from 'node:assert/strict'
 import { checkGrantsAgainstPolicy, formatGrant, parseGrant } from './grant.ts'
 import { compilePathPattern } from './path-pattern.ts'
 import { OperatorError } from '../errors.ts'
+import { parseConfig } from '../config/load.ts'
 import type { Connector, Policy, Rule, Severity } from '../model/policy.ts'
 
 describe('parseGrant', () => {
@@ -111,5 +112,21 @@ describe('checkGrantsAgainstPolicy', () => {
   it('reports the problems of every grant in order', () => {
     const problems = checkGrantsAgainstPolicy([parseGrant('gitlab:read'), parseGrant('github:read:nope')], policy)
     assert.equal(problems.length, 2)
+  })
+})
+
+describe('checkGrantsAgainstPolicy on an MCP connector', () => {
+  const config = parseConfig(`version: 1
+connectors:
+  tracker:
+    upstream: https://mcp.example
+    mcp:
+      tools:
+        - { id: list, name: list_issues, severity: read }
+        - { id: delete, name: "delete_*", severity: admin }
+`, 'k.yaml')
+  it('knows its tool rules by id and severity, like HTTP rules', () => {
+    assert.deepEqual(checkGrantsAgainstPolicy([parseGrant('tracker:read'), parseGrant('tracker:read:list')], config.policy), [])
+    assert.deepEqual(checkGrantsAgainstPolicy([parseGrant('tracker:write:delete')], config.policy), ["grant tracker:write:delete: rule delete is admin, above the grant's write"])
   })
 })

@@ -47,14 +47,17 @@ export function checkGrantsAgainstPolicy(grants: readonly Grant[], policy: Polic
       problems.push(`${label}: no connector named ${grant.connector} is configured`)
       continue
     }
+    // An MCP connector's tool, prompt and resource rules are named in grants like its HTTP rules.
+    const mcp = connector.mcp
+    const rules: readonly { readonly id: string; readonly severity: Severity }[] = mcp === undefined ? connector.rules : [...connector.rules, ...mcp.tools, ...mcp.prompts, ...mcp.resources]
     if (grant.rules === undefined) {
-      const covered = connector.rules.some((r) => severityRank(r.severity) <= severityRank(grant.maxSeverity))
+      const covered = rules.some((r) => severityRank(r.severity) <= severityRank(grant.maxSeverity)) || (mcp?.trustAnnotations === true)
       if (!covered) problems.push(`${label}: connector ${connector.name} has no rule at severity ${grant.maxSeverity} or below`)
       continue
     }
     if (grant.rules.length === 0) problems.push(`${label}: the rule list is empty, so it grants nothing`)
     for (const id of grant.rules) {
-      const rule = connector.rules.find((r) => r.id === id)
+      const rule = rules.find((r) => r.id === id)
       if (rule === undefined) {
         problems.push(`${label}: connector ${connector.name} has no rule ${id}`)
       } else if (severityRank(rule.severity) > severityRank(grant.maxSeverity)) {

@@ -49,6 +49,7 @@ function fieldsOf(ctx: RequestContext, error: KeyvaletError | undefined, status:
     redactions: ctx.redactions,
     latency_ms: Number(process.hrtime.bigint() - ctx.started) / 1e6,
     trace_id: ctx.trace.traceId,
+    ...(ctx.mcp === undefined || ctx.mcp.messages.length === 0 ? {} : { mcp: ctx.mcp.messages }),
     ...(detail === undefined && Object.keys(extra).length === 0 ? {} : { detail: { ...detail, ...extra } }),
   }
 }
@@ -62,12 +63,13 @@ function fieldsOf(ctx: RequestContext, error: KeyvaletError | undefined, status:
  */
 function statedDecision(ctx: RequestContext, error: KeyvaletError | undefined): { reason: string; rule: string | null } {
   const decided = ctx.decision?.effect === 'need_body' ? undefined : ctx.decision
-  if (error === undefined) return { reason: decided?.reason ?? 'unknown', rule: decided?.rule?.id ?? null }
+  // A request to an MCP endpoint is decided by its messages' rules (stages/mcp.ts), not by decide's.
+  if (error === undefined) return { reason: decided?.reason ?? (ctx.mcp?.rule === undefined ? 'unknown' : 'rule_matched'), rule: decided?.rule?.id ?? ctx.mcp?.rule ?? null }
   const detail = error.detail
   if (error.code === 'policy_denied' && typeof detail?.reason === 'string') {
     return { reason: detail.reason, rule: typeof detail.rule === 'string' ? detail.rule : null }
   }
-  return { reason: error.code, rule: decided?.effect === 'allow' ? decided.rule.id : null }
+  return { reason: error.code, rule: decided?.effect === 'allow' ? decided.rule.id : ctx.mcp?.rule ?? null }
 }
 
 /** A record for something decided outside the request stages (a CONNECT, a parser refusal): who and what are unknown until set. */

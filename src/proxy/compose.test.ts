@@ -42,6 +42,10 @@ connectors:
     upstream: https://s3.eu-west-1.amazonaws.com
     credential: { secret: aws-key, inject: aws_sigv4, aws: { service: s3, region: eu-west-1 } }
     rules: [{ id: read, methods: [GET], path: "/bucket/**", severity: read }]
+  tools:
+    upstream: https://mcp.tools.example
+    credential: { secret: tools-key, inject: bearer }
+    mcp: { endpoint: /mcp, tools: [{ id: list, name: list_issues, severity: read }] }
 `
 
 function composed(): Composition {
@@ -85,5 +89,12 @@ describe('the stage composition', () => {
 
   it('decides the S3 copy source only for an aws_sigv4 connector', () => {
     assert.equal(names(lists.get('s3')?.request), 'decide copy-source credential inject | audit-gate forward')
+  })
+
+  it('decides an MCP connector with mcp-decide and narrows its lists after forward, on the first attempt and the retry', () => {
+    const tools = lists.get('tools')
+    assert.equal(names(tools?.request), 'mcp-decide credential inject | audit-gate forward mcp-lists')
+    assert.equal(names(tools?.retry), 'credential inject | audit-gate forward mcp-lists')
+    assert.equal(names(tools?.upgrade), 'mcp-decide credential inject | audit-gate')
   })
 })

@@ -16,6 +16,8 @@ import { createCredential, type Sources } from './stages/credential.ts'
 import { createDecide } from './stages/decide.ts'
 import { createForward } from './stages/forward.ts'
 import { createInject } from './stages/inject.ts'
+import { createMcpDecide, createMcpLists } from './stages/mcp.ts'
+import { ToolAnnotations } from '../mcp/annotations.ts'
 import { createRoute } from './stages/route.ts'
 import type { Upstreams } from './upstreams.ts'
 
@@ -51,13 +53,16 @@ export interface Composition {
 /**
  * Which stages run, in which order — the one place to add a stage. Built once at start, per
  * connector: a factory returns undefined for a connector that does not need its stage (no
- * assertion, no attribution, not aws_sigv4, no credential), so that stage is left out of the
+ * assertion, no attribution, not aws_sigv4, no credential, no mcp), so that stage is left out of the
  * list instead of skipped on every request.
  *
  *   admit:   authenticate → route
- *   request: decide → copy-source → attribute → credential → inject | assert → attribution header → audit gate → forward
- *   retry:                                      credential → inject | assert → attribution header → audit gate → forward
+ *   request: decide → copy-source → attribute → credential → inject | assert → attribution header → audit gate → forward → mcp-lists
+ *   retry:                                      credential → inject | assert → attribution header → audit gate → forward → mcp-lists
  *   upgrade: decide → copy-source → attribute → credential → inject | assert → attribution header → audit gate
+ *
+ * (For a connector with `mcp`, decide is mcp-decide, which decides a request to the MCP endpoint
+ * on its JSON-RPC messages and hands any other to decide.)
  *
  * (`|`: the stages before it prepare the admitted request, those after it send the outbound one.)
  */
@@ -69,13 +74,15 @@ export function composeStages(parts: StageParts): Composition {
   const auditGate = createAuditGate(parts.audit)
   const forward = createForward(parts.upstreams, config.policy, config.limits.upstream_timeout_ms)
   const connectors = new Map<string, ConnectorStages>()
+  const annotations = new ToolAnnotations()
   for (const connector of config.policy.connectors.values()) {
-    const decided = present(decide, createCopySource(connector), createAttribute(parts.userValues, connector, maxBody))
+    const decided = present(createMcpDecide(connector, decide, maxBody, annotations), createCopySource(connector), createAttribute(parts.userValues, connector, maxBody))
     const injected = present(createCredential(parts.sources, connector), inject)
     const signed = present(createAssert(parts.assertionKeys, connector), createAttributionHeader(parts.userValues, connector), auditGate)
+    const received = present(forward, createMcpLists(connector, annotations))
     connectors.set(connector.name, {
-      request: { prepare: [...decided, ...injected], send: [...signed, forward] },
-      retry: { prepare: injected, send: [...signed, forward] },
+      request: { prepare: [...decided, ...injected], send: [...signed, ...received] },
+      retry: { prepare: injected, send: [...signed, ...received] },
       upgrade: { prepare: [...decided, ...injected], send: signed },
     })
   }

@@ -7,6 +7,8 @@ import type { CredentialSource, Token } from '../credentials/source.ts'
 import type { MaskPatterns } from '../redact/patterns.ts'
 import type { Session } from '../model/session.ts'
 import type { Trace } from './trace.ts'
+import type { McpAuditEntry } from '../audit/record.ts'
+import type { McpDecision } from '../mcp/decide.ts'
 
 /**
  * The typed per-request record that stages fill in, in order. A field is set by exactly one stage
@@ -41,6 +43,8 @@ export interface RequestContext {
   rawQuery?: string
   /** decide */
   decision?: Decision
+  /** mcp-decide: a request to an MCP endpoint as decided (src/proxy/stages/mcp.ts); mcp-lists reads it. */
+  mcp?: McpExchange
   /** copy-source: the S3 copy source an aws_sigv4 request names, decided readable under the grant. */
   copySource?: { readonly path: string; readonly rule: string }
   /** decide: the body, when a rule needed to read it; attribute: the body rewritten with the user. */
@@ -93,4 +97,21 @@ export interface ForwardTarget {
   readonly requestTarget: string
   /** Set inside an intercepted tunnel: the CONNECT authority that the SNI and Host had to match. */
   readonly tunnel?: string
+}
+
+/** What decide made of a request to an MCP endpoint. */
+export interface McpExchange {
+  /** The rule that allowed it (its first message's), for the record's `rule`. */
+  readonly rule: string | undefined
+  /**
+   * The decision of each JSON-RPC message of a POST (of the request itself for GET and DELETE),
+   * in order: what a later stage (an approval, a budget per tool) acts on.
+   */
+  readonly decisions: readonly McpDecision[]
+  /** One per JSON-RPC message of a POST, for the audit record; none for GET and DELETE. */
+  readonly messages: readonly McpAuditEntry[]
+  /** Whether the answer may carry a list to narrow (a list request, or the server's stream). */
+  readonly narrow: boolean
+  /** Where the server's trusted tool annotations for this exchange are learned (mcp/annotations.ts). */
+  readonly annotationsKey: string
 }

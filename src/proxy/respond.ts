@@ -19,6 +19,7 @@ export const REQUEST_ID_HEADER = 'x-keyvalet-request-id'
  * and `challenge` (WWW-Authenticate) when the request has one.
  */
 export function presentation(mode: RequestContext['mode'], err: KeyvaletError, challenge?: string): { status: number; headers: OutgoingHttpHeaders } {
+  if (err.reply !== undefined) return { status: err.reply.status, headers: {} }
   if (mode !== 'gateway' && err.status === 401) return { status: 407, headers: { 'proxy-authenticate': 'Basic realm="keyvalet", charset="UTF-8"' } }
   if (err.status === 401 && challenge !== undefined) return { status: 401, headers: { 'www-authenticate': challenge } }
   return { status: err.status, headers: {} }
@@ -38,10 +39,10 @@ export function errorFormat(ctx: Pick<RequestContext, 'connector'>): ErrorFormat
 /** The one place a KeyvaletError becomes an HTTP response: JSON (or S3 XML), the code in a header, no stack. */
 export function renderError(res: ServerResponse, err: KeyvaletError, requestId: string, mode: RequestContext['mode'] = 'gateway', format: ErrorFormat = 'json', challenge?: string): void {
   const { status, headers } = presentation(mode, err, challenge)
-  const body = format === 'aws-xml' ? awsErrorBody(err, requestId) : errorBody(err, requestId)
+  const body = err.reply?.body ?? (format === 'aws-xml' ? awsErrorBody(err, requestId) : errorBody(err, requestId))
   res.writeHead(status, {
     ...headers,
-    'content-type': format === 'aws-xml' ? 'application/xml' : 'application/json; charset=utf-8',
+    'content-type': err.reply?.contentType ?? (format === 'aws-xml' ? 'application/xml' : 'application/json; charset=utf-8'),
     'content-length': Buffer.byteLength(body),
     'cache-control': 'no-store',
     [ERROR_HEADER]: err.code,

@@ -58,6 +58,7 @@ export const start: Command = {
       closers.unshift(() => gateway.close())
       write(io.stdout, `gateway listening on ${address.url}`)
       if (address.forwardUrl !== undefined) write(io.stdout, `forward proxy listening on ${address.forwardUrl} (sandboxes trust its CA: keyvalet ca bundle --config ${config.file})`)
+      let adminUrl: string | undefined
       if (config.admin !== undefined) {
         const admin = createAdminServer({
           config: () => config, sessions: runtime.sessions, vault: runtime.vault, store: runtime.store, audit, log, clock: Date.now,
@@ -65,9 +66,10 @@ export const start: Command = {
           adminTokens: new AdminTokens(runtime.store.adminTokens, Date.now), metrics, proxy: gateway,
         })
         closers.unshift(() => admin.close())
-        write(io.stdout, `admin API listening on ${(await admin.listen()).url} (callers need an admin token: keyvalet admin token create)`)
+        adminUrl = (await admin.listen()).url
+        write(io.stdout, `admin API listening on ${adminUrl} (callers need an admin token: keyvalet admin token create)`)
       }
-      if (demo !== undefined) write(io.stdout, demo.instructions(address.url, address.forwardUrl, config.file))
+      if (demo !== undefined) write(io.stdout, await demo.instructions(address.url, address.forwardUrl, config.file, adminUrl))
       else write(io.stdout, `try: keyvalet session create --agent my-agent --user me --workspace default --grant CONNECTOR:read, then send requests to ${address.url}/CONNECTOR/... with the task key as the API key`)
       await untilSignal()
       write(io.stdout, 'stopping: finishing requests in flight')
@@ -107,7 +109,7 @@ async function startDemo(runtime: Runtime, io: Io) {
   const connectorUrl = connector.upstream.origin
   return {
     close: upstream.close,
-    instructions: (gatewayUrl: string, forwardUrl: string | undefined, configFile: string) => [
+    instructions: async (gatewayUrl: string, forwardUrl: string | undefined, configFile: string, adminUrl: string | undefined) => [
       `demo upstream (a local stand-in for a real API) on ${upstream.url}; its credential is vault secret "${secretName}"`,
       `demo task key for agent demo-agent, user alice (session ${session.id}, grant demo:write, 1h):`,
       `  ${key}`,
@@ -121,8 +123,22 @@ async function startDemo(runtime: Runtime, io: Io) {
         `  curl -s -x ${forwardUrl.replace('http://', `http://task:${key}@`)} ${connectorUrl}/items/7`,
         '      the same through the forward proxy, as an unmodified tool would (HTTPS_PROXY / HTTP_PROXY)',
       ]),
+      ...(adminUrl === undefined ? [] : await demoAdmin(runtime, adminUrl)),
       `  ./bin/keyvalet audit tail --config ${configFile}`,
       `  ./bin/keyvalet audit verify --config ${configFile}`,
     ].join('\n'),
   }
+}
+
+/**
+ * With an admin listener, the demo also mints an operator admin token (1 h) and shows how an
+ * orchestrator mints a task key over the API, as the README's walk-through does.
+ */
+async function demoAdmin(runtime: Runtime, adminUrl: string): Promise<string[]> {
+  const { value } = await new AdminTokens(runtime.store.adminTokens, Date.now).create({ name: 'demo-orchestrator', role: 'operator', ttlMs: 3_600_000 })
+  const body = JSON.stringify({ agent: 'demo-agent', user: 'alice', workspace: 'demo', grant: ['demo:read'], ttl: '15m' })
+  return [
+    `  curl -s -X POST -H "Authorization: Bearer ${value}" -H 'content-type: application/json' -d '${body}' ${adminUrl}/v1/sessions`,
+    '      an orchestrator mints a task key over the admin API (an operator token, 1h, made for this demo): the key once, and the sandbox environment',
+  ]
 }

@@ -56,6 +56,9 @@ export const ERROR_CATALOGUE = {
   audit_unavailable: [503, 'keyvalet cannot write its audit log right now, so it takes no request; try again shortly.'],
   // shutdown
   shutting_down: [503, 'keyvalet is shutting down; the request was cut short.'],
+  // configuration (admin API: reload)
+  config_invalid: [422, 'The configuration file has errors; the configuration in force stays.'],
+  config_reload_refused: [409, 'The new configuration changes what a reload cannot change; the configuration in force stays.'],
   // everything else
   internal_error: [500, 'keyvalet hit an internal error; the request was not forwarded.'],
 } as const satisfies Record<string, readonly [number, string]>

@@ -14,10 +14,12 @@ export interface WriterOptions {
   readonly reserveBytes: number
   /** Where admission changes are reported (the operator log). */
   readonly log?: Logger
+  /** The version of the configuration in force, for a record that does not name the one it was decided under. */
+  readonly configVersion?: () => string
 }
 
 /** What the thread is started with. */
-export interface WorkerOptions extends Omit<WriterOptions, 'log'> {
+export interface WorkerOptions extends Omit<WriterOptions, 'log' | 'configVersion'> {
   readonly admission: SharedArrayBuffer
 }
 
@@ -47,10 +49,12 @@ export class AuditWriter {
   #queue: { fields: AuditFields; pending: Pending }[] = []
   #nextId = 0
   #failure: Error | undefined
+  readonly #configVersion: (() => string) | undefined
 
-  private constructor(worker: Worker, admission: Admission, log: Logger | undefined) {
+  private constructor(worker: Worker, admission: Admission, log: Logger | undefined, configVersion: (() => string) | undefined) {
     this.#worker = worker
     this.#admission = admission
+    this.#configVersion = configVersion
     worker.on('message', (reply: WorkerReply) => {
       if (reply.type === 'health') return void reportHealth(log, reply.change)
       if (reply.type !== 'done') return
@@ -68,7 +72,7 @@ export class AuditWriter {
   }
 
   static async start(options: WriterOptions): Promise<AuditWriter> {
-    const { log, ...rest } = options
+    const { log, configVersion, ...rest } = options
     const admission = Admission.create()
     const worker = new Worker(new URL('./audit-worker.ts', import.meta.url), { workerData: { ...rest, admission: admission.buffer } satisfies WorkerOptions })
     await new Promise<void>((resolve, reject) => {
@@ -80,7 +84,7 @@ export class AuditWriter {
       }
       worker.on('message', onMessage).once('error', reject)
     })
-    return new AuditWriter(worker, admission, log)
+    return new AuditWriter(worker, admission, log, configVersion)
   }
 
   /** Whether a new request may be taken (its record is promised); a refused one is counted for the outage record. */
@@ -96,8 +100,10 @@ export class AuditWriter {
   /** Resolves with the record's seq once it is committed. */
   append(fields: AuditFields): Promise<number> {
     if (this.#failure !== undefined) return Promise.reject(this.#failure)
+    const version = fields.config_version === undefined ? this.#configVersion?.() : undefined
+    const stamped = version === undefined ? fields : { ...fields, config_version: version }
     return new Promise((resolve, reject) => {
-      this.#queue.push({ fields, pending: { resolve, reject } })
+      this.#queue.push({ fields: stamped, pending: { resolve, reject } })
       if (this.#queue.length === 1) setImmediate(() => this.#send())
     })
   }

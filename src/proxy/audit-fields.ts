@@ -48,6 +48,7 @@ function fieldsOf(ctx: RequestContext, error: KeyvaletError | undefined, status:
     bytes_out: ctx.bytesOut,
     redactions: ctx.redactions,
     latency_ms: Number(process.hrtime.bigint() - ctx.started) / 1e6,
+    ...(ctx.configVersion === undefined ? {} : { config_version: ctx.configVersion }),
     ...(detail === undefined && Object.keys(extra).length === 0 ? {} : { detail: { ...detail, ...extra } }),
   }
 }

@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { AuditWriter } from '../../src/audit/audit-writer.ts'
 import type { AuditRecord } from '../../src/audit/record.ts'
 import { parseConfig } from '../../src/config/load.ts'
+import { LiveConfig } from '../../src/config/reload.ts'
 import { silentLogger, type Logger } from '../../src/log.ts'
 import { parseGrant } from '../../src/policy/grant.ts'
 import { createProxy } from '../../src/proxy/proxy.ts'
@@ -19,6 +20,8 @@ export interface TestKeyvalet {
   readonly configFile: string
   readonly masterKey: string
   readonly runtime: Runtime
+  /** The configuration in force and its reloads (rewrite `configFile`, then `live.reload('admin')`). */
+  readonly live: LiveConfig
   /** The clock keyvalet sees; tests move it instead of sleeping. */
   now: number
   setSecret(name: string, value: string): Promise<void>
@@ -47,11 +50,13 @@ export async function startKeyvalet(configText: string, opts: { files?: Record<s
   }
   const env = opts.keyFile === true ? {} : { KEYVALET_MASTER_KEY: masterKey }
   const runtime = openRuntime(config, { env, createMasterKey: false, clock: () => kv.now })
-  const audit = await AuditWriter.start({ databasePath: config.databasePath, fsync: config.auditFsync, key: await runtime.openAuditKey(), reserveBytes: config.auditReserveBytes })
+  let live: LiveConfig | undefined
+  const audit = await AuditWriter.start({ databasePath: config.databasePath, fsync: config.auditFsync, key: await runtime.openAuditKey(), reserveBytes: config.auditReserveBytes, configVersion: () => live?.current.version ?? config.version })
   const gateway = createProxy({ config, sessions: runtime.sessions, vault: runtime.vault, store: runtime.store, audit, log: opts.log ?? silentLogger, clock: () => kv.now })
+  live = new LiveConfig(config, { apply: (next) => gateway.apply(next), log: opts.log ?? silentLogger })
   const { url, forwardUrl, caCertPem } = await gateway.listen()
   return Object.assign(kv, {
-    url, forwardUrl, caCertPem, dir, configFile, masterKey, runtime,
+    url, forwardUrl, caCertPem, dir, configFile, masterKey, runtime, live,
     setSecret: (name: string, value: string) => runtime.vault.put(name, Buffer.from(value)),
     async mintKey(grants: string[], opts: { ttlMs?: number; agent?: string } = {}) {
       const { session, key } = await runtime.sessions.create({

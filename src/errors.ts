@@ -59,6 +59,19 @@ export const ERROR_CATALOGUE = {
   // configuration (admin API: reload)
   config_invalid: [422, 'The configuration file has errors; the configuration in force stays.'],
   config_reload_refused: [409, 'The new configuration changes what a reload cannot change; the configuration in force stays.'],
+  // admin API (its own listener; the caller is an operator, never the sandbox)
+  admin_token_missing: [401, 'An admin token is required: send it as Authorization: Bearer kva_...'],
+  admin_token_invalid: [401, 'The admin token is not valid.'],
+  admin_token_expired: [401, 'The admin token has expired.'],
+  admin_token_revoked: [401, 'The admin token has been revoked.'],
+  admin_token_throttled: [429, 'Too many bad admin tokens from this address; try again later.'],
+  admin_role_forbidden: [403, "The admin token's role does not allow this call."],
+  admin_route_unknown: [404, 'No admin API route has this path.'],
+  admin_method_refused: [405, 'This admin API route does not take this method.'],
+  admin_request_invalid: [400, 'The admin API request is not valid.'],
+  admin_media_type: [415, 'The admin API takes a JSON body (Content-Type: application/json).'],
+  admin_body_too_large: [413, 'The admin API request body is too large.'],
+  admin_not_found: [404, 'The admin API found nothing under this name.'],
   // everything else
   internal_error: [500, 'keyvalet hit an internal error; the request was not forwarded.'],
 } as const satisfies Record<string, readonly [number, string]>

@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path'
 import { describe, it } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { parse, parseAllDocuments } from 'yaml'
-import { dotenvLines, sandboxEnv } from '../src/cli/sandbox-env.ts'
+import { dotenvLines, sandboxEnv } from '../src/sessions/sandbox-env.ts'
 import { parseConfig } from '../src/config/load.ts'
 
 // Parsed YAML: checked at run time by the assertions below.
@@ -50,10 +50,11 @@ describe('deploy/: every YAML file', () => {
 })
 
 describe('deploy/keyvalet.docker.yaml', () => {
-  it("loads with keyvalet's own parser: both listeners on every interface, data in the volume, no warnings", () => {
+  it("loads with keyvalet's own parser: both listeners on every interface, the admin API on the loopback only, data in the volume, no warnings", () => {
     const config = dockerConfig()
     assert.deepEqual(config.gateway, { host: '0.0.0.0', port: 8787 })
     assert.deepEqual(config.forward, { host: '0.0.0.0', port: 8789 })
+    assert.deepEqual(config.admin, { host: '127.0.0.1', port: 8790 })
     assert.equal(config.dataDir, '/var/lib/keyvalet')
     assert.deepEqual(config.warnings, [])
   })
@@ -64,16 +65,22 @@ describe('deploy/compose.yaml', () => {
   const services = file['services'] as Obj
   const networksOf = (s: Obj): string[] => (Array.isArray(s['networks']) ? s['networks'] : Object.keys(s['networks'] ?? {}))
 
-  it('has keyvalet on both networks and the agent only on the internal one', () => {
-    assert.deepEqual(Object.keys(services).sort(), ['agent', 'keyvalet'])
+  it('has keyvalet on both networks, the agent only on the internal one, and the admin CLI in keyvalet\'s network namespace only', () => {
+    assert.deepEqual(Object.keys(services).sort(), ['admin', 'agent', 'keyvalet'])
     assert.equal(file['networks'].agents.internal, true)
     assert.notEqual(file['networks'].egress?.internal, true)
     assert.deepEqual(networksOf(services['agent']), ['agents'])
     assert.deepEqual(networksOf(services['keyvalet']).sort(), ['agents', 'egress'])
-    for (const s of Object.values(services)) {
-      assert.equal(s['network_mode'], undefined)
-      assert.equal(s['ports'], undefined, 'nothing published')
-    }
+    for (const name of ['agent', 'keyvalet']) assert.equal(services[name]['network_mode'], undefined, name)
+    for (const s of Object.values(services)) assert.equal(s['ports'], undefined, 'nothing published')
+    // The admin listener is on keyvalet's loopback: only a container sharing its namespace reaches it.
+    assert.equal(dockerConfig().admin?.host, '127.0.0.1')
+    const admin = services['admin'] as Obj
+    assert.equal(admin['network_mode'], 'service:keyvalet')
+    assert.deepEqual(admin['profiles'], ['admin'], 'not started by up')
+    assert.equal(admin['volumes'], undefined, 'neither the data nor the config')
+    assert.equal(admin['secrets'], undefined, 'not the master key')
+    assert.deepEqual(admin['environment'], ['KEYVALET_ADMIN_TOKEN'])
   })
 
   it('hardens both services: non-root, read-only root, no capabilities, no new privileges, tmpfs /tmp', () => {
@@ -88,6 +95,7 @@ describe('deploy/compose.yaml', () => {
       assert.ok((s['tmpfs'] as string[]).some((t) => t.split(':')[0] === '/tmp'), `${name}: tmpfs /tmp`)
     }
     assert.notEqual(services['agent'].user, services['keyvalet'].user, 'the agent runs under another uid than keyvalet')
+    assert.notEqual(services['admin'].user, services['keyvalet'].user, 'the admin CLI runs under another uid than keyvalet')
   })
 
   it('gives keyvalet its master key as a secret file, its config read-only and its data in a volume', () => {

@@ -4,18 +4,29 @@
  */
 import type { AuditWriter } from '../audit/audit-writer.ts'
 import type { Config } from '../config/load.ts'
+import type { ReloadResult } from '../config/reload.ts'
 import type { Logger } from '../log.ts'
 import type { Sessions } from '../sessions/sessions.ts'
 import type { Store } from '../store/store.ts'
 import type { Vault } from '../vault/vault.ts'
+import type { AdminTokens } from './tokens.ts'
 
 export interface AdminDeps {
   /** The configuration in force now (it changes on reload: read it per call, never keep it). */
   config(): Config
+  /** Reads the configuration file again and puts it in force, or keeps the one in force and says why (config/reload.ts). */
+  reloadConfig(): Promise<ReloadResult>
   readonly sessions: Sessions
   readonly vault: Vault
   readonly store: Store
   readonly audit: AuditWriter
   readonly log: Logger
   readonly clock: () => number
+  /**
+   * Where the data plane listens now (http://host:port), for the sandbox environment a new session
+   * gets: the configured address with the port a `:0` listener was given.
+   */
+  readonly listening: { readonly gateway: string; readonly forward: string | undefined }
+  /** Admin tokens: the server authenticates callers with them; the token routes manage them. */
+  readonly adminTokens: AdminTokens
 }

@@ -9,12 +9,9 @@
 import type { ServerResponse } from 'node:http'
 import type { Static, TSchema } from 'typebox'
 
-/**
- * `admin`: everything, including secrets and admin tokens. `operator`: sessions (and approvals),
- * read config, explain. `auditor`: read audit, config and metrics.
- */
-export const ADMIN_ROLES = ['admin', 'operator', 'auditor'] as const
-export type AdminRole = (typeof ADMIN_ROLES)[number]
+import type { AdminRole } from '../model/admin-token.ts'
+
+export { ADMIN_ROLES, type AdminRole } from '../model/admin-token.ts'
 
 /** Who called, from their admin token (never the token itself). */
 export interface Actor {
@@ -68,7 +65,18 @@ export interface AdminRoute<P extends TSchema | undefined = TSchema | undefined,
   handle(call: AdminCall<In<P>, In<Q>, In<B>>): Promise<AdminReply>
 }
 
-/** Declares a route with its input types inferred from its schemas. */
-export function defineRoute<P extends TSchema | undefined = undefined, Q extends TSchema | undefined = undefined, B extends TSchema | undefined = undefined>(route: AdminRoute<P, Q, B>): AdminRoute<P, Q, B> {
+/**
+ * Declares a route with its input types inferred from its schemas, and its method, action and
+ * response schema kept as literal types: the typed client (admin/client.ts) reads them from
+ * `ROUTE_MODULES`, so a module returns its routes as a tuple (`[defineRoute(…), …] as const`).
+ */
+export function defineRoute<
+  const M extends AdminRoute['method'],
+  const A extends string,
+  P extends TSchema | undefined = undefined,
+  Q extends TSchema | undefined = undefined,
+  B extends TSchema | undefined = undefined,
+  R extends TSchema | undefined = undefined,
+>(route: AdminRoute<P, Q, B> & { readonly method: M; readonly action: A; readonly response?: R }): AdminRoute<P, Q, B> & { readonly method: M; readonly action: A; readonly response?: R } {
   return route
 }

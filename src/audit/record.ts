@@ -5,7 +5,10 @@
  */
 export interface AuditFields {
   readonly request_id: string
-  /** 'gateway' | 'forward': which listener received the request; 'keyvalet' for a record about keyvalet itself (an audit outage). */
+  /**
+   * 'gateway' | 'forward': which listener received the request; 'admin': a call of the admin API
+   * (with `actor`, `action` and `target`); 'keyvalet' for a record about keyvalet itself (an audit outage).
+   */
   readonly mode: string
   readonly session: string | null
   readonly agent: string | null
@@ -51,6 +54,16 @@ export interface AuditFields {
   readonly phase?: 'open' | 'close'
   /** On a 'close' record: the seq of the request's 'open' record. */
   readonly opened?: number
+  /**
+   * Admin API records only (mode 'admin'). `actor`: the admin token that called, by id and name
+   * (never the token); null when no valid token was given. `action`: the route's action (e.g.
+   * session.create), null when no route matched. `target`: what the call named or acted on (a
+   * session id, a secret name, a filter, the ids it revoked), never a secret value or a task key.
+   * On these records `path` is the admin API path and `connector` is null.
+   */
+  readonly actor?: { readonly id: string; readonly name: string } | null
+  readonly action?: string | null
+  readonly target?: Readonly<Record<string, unknown>>
 }
 
 /** As written: the fields plus time and chain position. `hash` covers everything else. */

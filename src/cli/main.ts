@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { OperatorError } from '../errors.ts'
 import type { Command, Io } from './command.ts'
+import { admin } from './commands/admin.ts'
 import { assertion } from './commands/assertion.ts'
 import { audit } from './commands/audit.ts'
 import { ca } from './commands/ca.ts'
@@ -14,7 +15,7 @@ import { session } from './commands/session.ts'
 import { start } from './commands/start.ts'
 import { vault } from './commands/vault.ts'
 
-const COMMANDS: readonly Command[] = [start, run, demo, check, secret, session, oauth, audit, db, ca, vault, assertion]
+const COMMANDS: readonly Command[] = [start, run, demo, check, secret, session, oauth, audit, db, ca, vault, assertion, admin]
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length))

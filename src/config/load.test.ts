@@ -69,6 +69,8 @@ describe('parseConfig refuses, located', () => {
   const cases = [
     ['a bad listen address', 'version: 1\nlisten:\n  gateway: localhost\nconnectors: {}\n', ':3: listen.gateway: must be host:port, e.g. 127.0.0.1:8787 (an IPv6 host in brackets: [::1]:8787)'],
     ['a port out of range', 'version: 1\nlisten: { gateway: "127.0.0.1:70000" }\nconnectors: {}\n', ':2: listen.gateway: must be host:port'],
+    ['an admin listener on the gateway address', 'version: 1\nlisten:\n  gateway: 127.0.0.1:8787\n  admin: 127.0.0.1:8787\nconnectors: {}\n', ":4: listen.admin: must not be the address of listen.gateway: the admin API needs a listener of its own, out of the sandboxes' reach"],
+    ['an admin listener on the forward proxy port of every address', 'version: 1\nlisten:\n  forward: 0.0.0.0:8789\n  admin: 127.0.0.1:8789\nconnectors: {}\n', ':4: listen.admin: must not be the address of listen.forward'],
     ['a missing version', 'connectors: {}\n', ':1: missing required field version'],
     ['an empty file', '', ':1: must be object'],
     ['a duplicate YAML key', 'version: 1\nversion: 1\nconnectors: {}\n', ':2: Map keys must be unique'],

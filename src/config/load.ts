@@ -34,6 +34,8 @@ export interface Config {
   readonly gateway: { readonly host: string; readonly port: number }
   /** The forward-proxy listener, when configured. */
   readonly forward: { readonly host: string; readonly port: number } | undefined
+  /** The admin API listener, when configured (never the address of the gateway or the forward proxy). */
+  readonly admin: { readonly host: string; readonly port: number } | undefined
   /** The gateway and the forward proxy as sandboxes reach them (`http://host:port`), when configured. */
   readonly gatewayUrl: URL | undefined
   readonly forwardUrl: URL | undefined
@@ -110,14 +112,18 @@ export function parseConfig(text: string, file: string): Config {
   const config = withDefaults(raw)
 
   const problems: Problem[] = []
-  const listen = (field: 'gateway' | 'forward', text: string | undefined): HostPort | undefined => {
-    const parsed = text === undefined ? undefined : parseHostPort(text, 0, `127.0.0.1:${field === 'gateway' ? 8787 : 8789}`)
+  const listen = (field: 'gateway' | 'forward' | 'admin', text: string | undefined): HostPort | undefined => {
+    const parsed = text === undefined ? undefined : parseHostPort(text, 0, `127.0.0.1:${{ gateway: 8787, forward: 8789, admin: 8790 }[field]}`)
     if (typeof parsed !== 'string') return parsed
     problems.push({ at: ['listen', field], message: parsed })
     return undefined
   }
   const gateway = listen('gateway', config.listen.gateway)
   const forward = listen('forward', config.listen.forward)
+  const admin = listen('admin', config.listen.admin)
+  for (const [field, other] of [['gateway', gateway], ['forward', forward]] as const) {
+    if (admin !== undefined && other !== undefined && sameListener(admin, other)) problems.push({ at: ['listen', 'admin'], message: `must not be the address of listen.${field}: the admin API needs a listener of its own, out of the sandboxes' reach` })
+  }
   const sandboxUrl = (field: 'gateway_url' | 'forward_url', text: string | undefined): URL | undefined => {
     const parsed = text === undefined ? undefined : parseListenerUrl(text)
     if (typeof parsed !== 'string') return parsed
@@ -160,6 +166,7 @@ export function parseConfig(text: string, file: string): Config {
     effective,
     gateway: gateway as { host: string; port: number },
     forward,
+    admin,
     gatewayUrl,
     forwardUrl,
     tunnels,
@@ -258,4 +265,10 @@ function schemaNode(schemaPath: string): Record<string, unknown> {
 /** yaml's first message line, without its "at line L, column C:" tail (the line is given separately). */
 function yamlMessage(message: string): string {
   return (message.split('\n')[0] ?? message).replace(/ at line \d+, column \d+:?$/, '')
+}
+
+/** Whether two listeners would take the same port on one address (a wildcard takes it on all; port 0 is a fresh port each time). */
+function sameListener(a: HostPort, b: HostPort): boolean {
+  const wildcard = (host: string) => host === '0.0.0.0' || host === '::'
+  return a.port !== 0 && a.port === b.port && (a.host === b.host || wildcard(a.host) || wildcard(b.host))
 }

@@ -29,6 +29,10 @@ const LISTEN = Type.Object({
     description:
       'host:port of the forward-proxy listener (HTTPS_PROXY=http://task:KEY@host:port): absolute-form http:// requests and CONNECT, with TLS interception for connector hosts. Not set: no forward proxy.',
   })),
+  admin: Type.Optional(Type.String({
+    description:
+      'host:port of the admin API listener (e.g. 127.0.0.1:8790): sessions, secrets and the rest of the control plane, for callers with an admin token (keyvalet admin token create), never for sandboxes. Never the address of the gateway or the forward proxy; keep it where sandboxes cannot reach it (loopback, or a network policy). Not set: no admin listener.',
+  })),
   gateway_url: Type.Optional(Type.String({
     description:
       "The gateway as sandboxes reach it, e.g. http://keyvalet.internal:8787: what session create --env gives them (KEYVALET_GATEWAY, SDK base URLs), and, with a forward proxy, the one host NO_PROXY exempts. NO_PROXY cannot name a port in curl or git, so it exempts every port of that host: give the gateway a name of its own that resolves, for sandboxes, to an address where only keyvalet listens (the orchestrator's DNS, /etc/hosts, Kubernetes hostAliases). Not set: the listen.gateway address; with a forward proxy, --env then neither names nor exempts the gateway (every request goes through the proxy).",

@@ -20,3 +20,11 @@ export interface StoredSession extends Session {
   /** SHA-256 of the task key; the key itself is never stored. */
   readonly keyHash: Buffer
 }
+
+/** Which sessions a listing or a bulk revocation is about: every given field must match. */
+export interface SessionFilter {
+  readonly agent?: string
+  readonly user?: string
+  readonly workspace?: string
+  readonly task?: string
+}

@@ -92,7 +92,8 @@ function xmlText(text: string): string {
   return text.replace(/[<>&'"]/g, (c) => `&#${c.charCodeAt(0)};`)
 }
 
-function errorBody(err: KeyvaletError, requestId: string): string {
+/** The JSON error document: `{ error: { code, message, [reason,] request_id } }` (the admin API answers the same). */
+export function errorBody(err: KeyvaletError, requestId: string): string {
   const reason = err.code === 'policy_denied' && typeof err.detail?.reason === 'string' ? { reason: err.detail.reason } : {}
   return JSON.stringify({ error: { code: err.code, message: err.message, ...reason, request_id: requestId } })
 }

@@ -47,7 +47,7 @@ export const SESSION_REQUEST_SCHEMA = {
 /** How a message names an option: `--agent` on the command line, `agent` in a JSON body. */
 export type Spelling = (option: Option) => string
 export const FLAG_SPELLING: Spelling = (option) => `--${option}`
-const FIELD_SPELLING: Spelling = (option) => option
+export const FIELD_SPELLING: Spelling = (option) => option
 
 /**
  * Session options as given → what Sessions.create takes, or an OperatorError that names the

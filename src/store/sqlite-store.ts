@@ -1,12 +1,13 @@
 import { basename, dirname, join } from 'node:path'
 import type { DatabaseSync } from 'node:sqlite'
 import { openDatabaseFile, reportingDamage } from './sqlite-file.ts'
+import { sqliteAdminTokens } from './sqlite/admin-tokens.ts'
 import { sqliteAudit } from './sqlite/audit.ts'
 import { FreshReads } from './sqlite/fresh-reads.ts'
 import { AUDIT_MIGRATIONS, MIGRATIONS } from './sqlite/migrations.ts'
 import { sqliteSecrets } from './sqlite/secrets.ts'
 import { sqliteSessions } from './sqlite/sessions.ts'
-import type { AuditRepo, SecretRepo, SessionRepo, Store } from './store.ts'
+import type { AdminTokenRepo, AuditRepo, SecretRepo, SessionRepo, Store } from './store.ts'
 
 export const SCHEMA_VERSION = MIGRATIONS.length
 
@@ -24,6 +25,7 @@ export class SqliteStore implements Store {
   readonly sessions: SessionRepo
   readonly secrets: SecretRepo
   readonly audit: AuditRepo
+  readonly adminTokens: AdminTokenRepo
   readonly #db: DatabaseSync
   readonly #auditDb: DatabaseSync
 
@@ -50,6 +52,7 @@ export class SqliteStore implements Store {
     this.sessions = reportingDamage(sqliteSessions(db, reads), db)
     this.secrets = reportingDamage(sqliteSecrets(db, reads), db)
     this.audit = reportingDamage(sqliteAudit(auditDb), auditDb)
+    this.adminTokens = reportingDamage(sqliteAdminTokens(db, reads), db)
   }
 
   async close(): Promise<void> {

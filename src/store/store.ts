@@ -1,4 +1,5 @@
-import type { Session, StoredSession } from '../model/session.ts'
+import type { AdminToken, StoredAdminToken } from '../model/admin-token.ts'
+import type { Session, SessionFilter, StoredSession } from '../model/session.ts'
 
 /**
  * The narrow persistence interface. The pipeline and the CLI depend on this only; SQLite is the
@@ -9,6 +10,7 @@ export interface Store {
   readonly sessions: SessionRepo
   readonly secrets: SecretRepo
   readonly audit: AuditRepo
+  readonly adminTokens: AdminTokenRepo
   close(): Promise<void>
 }
 
@@ -18,6 +20,33 @@ export interface SessionRepo {
   get(id: string): Promise<Session | undefined>
   list(): Promise<Session[]>
   /** Returns false when no such session exists. Revoking twice keeps the first time. */
+  revoke(id: string, at: number): Promise<boolean>
+  /**
+   * One page of the sessions matching every field of `filter`, in (createdAt, id) order, starting
+   * after the session `after` names (exclusive), at most `limit` of them.
+   */
+  page(filter: SessionFilter, after: SessionCursor | undefined, limit: number): Promise<Session[]>
+  /**
+   * Revokes at `at`, in one statement, every session matching `filter` that is not yet revoked
+   * (expired ones too); returns their ids. `filter` names at least one field (never "all").
+   */
+  revokeMatching(filter: SessionFilter, at: number): Promise<string[]>
+}
+
+/** Where a page of sessions ends: the last session's createdAt and id. */
+export interface SessionCursor {
+  readonly createdAt: number
+  readonly id: string
+}
+
+export interface AdminTokenRepo {
+  /** Refuses a second token with the same id or digest. */
+  insert(token: StoredAdminToken): Promise<void>
+  /** The token whose SHA-256 digest this is, revoked or expired ones included; undefined if none. */
+  findByDigest(digest: Buffer): Promise<StoredAdminToken | undefined>
+  /** Every token in (createdAt, id) order, without digests. */
+  list(): Promise<AdminToken[]>
+  /** Returns false when no such token exists. Revoking twice keeps the first time. */
   revoke(id: string, at: number): Promise<boolean>
 }
 

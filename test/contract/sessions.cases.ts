@@ -50,6 +50,42 @@ export const sessionCases: RepoCases<SessionRepo> = {
       assert.equal(await store.sessions.revoke('ses_nope', 1), false)
     },
   },
+  page: {
+    'pages through the sessions matching a filter in creation order, after the cursor': async (store) => {
+      await store.sessions.insert({ ...session('ses_c', 'key-c', 3000), agent: 'other' })
+      await store.sessions.insert(session('ses_b', 'key-b', 2000))
+      await store.sessions.insert(session('ses_a', 'key-a', 2000))
+      await store.sessions.insert({ ...session('ses_d', 'key-d', 4000), workspace: 'ws-2' })
+      const ids = async (...args: Parameters<typeof store.sessions.page>) => (await store.sessions.page(...args)).map((s) => s.id)
+      assert.deepEqual(await ids({}, undefined, 10), ['ses_a', 'ses_b', 'ses_c', 'ses_d'])
+      assert.deepEqual(await ids({}, undefined, 2), ['ses_a', 'ses_b'])
+      assert.deepEqual(await ids({}, { createdAt: 2000, id: 'ses_a' }, 2), ['ses_b', 'ses_c'])
+      assert.deepEqual(await ids({}, { createdAt: 4000, id: 'ses_d' }, 2), [])
+      assert.deepEqual(await ids({ agent: 'agent-1' }, undefined, 10), ['ses_a', 'ses_b', 'ses_d'])
+      assert.deepEqual(await ids({ agent: 'agent-1', workspace: 'ws-2' }, undefined, 10), ['ses_d'])
+      assert.deepEqual(await ids({ user: 'bob' }, undefined, 10), [])
+      const [first] = await store.sessions.page({ task: 'tsk_1' }, undefined, 1)
+      assert.equal(first !== undefined && 'keyHash' in first, false, 'page() must not expose the key hash')
+    },
+  },
+  revokeMatching: {
+    'revokes the live sessions matching the filter, once, and returns their ids': async (store) => {
+      await store.sessions.insert(session('ses_a', 'key-a'))
+      await store.sessions.insert({ ...session('ses_b', 'key-b'), user: 'bob' })
+      await store.sessions.insert(session('ses_c', 'key-c'))
+      await store.sessions.revoke('ses_c', 100)
+      assert.deepEqual(await store.sessions.revokeMatching({ user: 'alice@example.com' }, 5000), ['ses_a'])
+      assert.equal((await store.sessions.findByKeyHash(hash('key-a')))?.revokedAt, 5000)
+      assert.equal((await store.sessions.get('ses_b'))?.revokedAt, undefined)
+      assert.equal((await store.sessions.get('ses_c'))?.revokedAt, 100, 'an earlier revocation keeps its time')
+      assert.deepEqual(await store.sessions.revokeMatching({ user: 'alice@example.com' }, 6000), [])
+    },
+    'refuses an empty filter': async (store) => {
+      await store.sessions.insert(session('ses_a', 'key-a'))
+      await assert.rejects(store.sessions.revokeMatching({}, 5000))
+      assert.equal((await store.sessions.get('ses_a'))?.revokedAt, undefined)
+    },
+  },
 }
 
 function hash(key: string): Buffer {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { afterEach, beforeEach, describe, it } from 'node:test'
 import type { Store } from '../../src/store/store.ts'
+import { adminTokenCases } from './admin-tokens.cases.ts'
 import { auditCases } from './audit.cases.ts'
 import { secretCases } from './secrets.cases.ts'
 import { sessionCases } from './sessions.cases.ts'
@@ -19,6 +20,7 @@ const REPOS: { readonly [Repo in Exclude<keyof Store, 'close'>]: RepoCases<Store
   sessions: sessionCases,
   secrets: secretCases,
   audit: auditCases,
+  adminTokens: adminTokenCases,
 }
 
 /**

@@ -2,6 +2,10 @@ import { randomBytes } from 'node:crypto'
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { createAdminServer } from '../../src/admin/server.ts'
+import type { ThrottleOptions } from '../../src/admin/throttle.ts'
+import { AdminTokens } from '../../src/admin/tokens.ts'
+import type { AdminRole } from '../../src/model/admin-token.ts'
 import { AuditWriter } from '../../src/audit/audit-writer.ts'
 import type { AuditRecord } from '../../src/audit/record.ts'
 import { parseConfig } from '../../src/config/load.ts'
@@ -27,6 +31,9 @@ export interface TestKeyvalet {
   setSecret(name: string, value: string): Promise<void>
   mintKey(grants: string[], opts?: { ttlMs?: number; agent?: string }): Promise<{ key: string; session: string }>
   audit(): Promise<AuditRecord[]>
+  /** The admin listener (listen.admin, started with `admin`), and a new admin token of `role` with its id. */
+  readonly adminUrl: string | undefined
+  adminToken(role: AdminRole, opts?: { name?: string; ttlMs?: number }): Promise<{ token: string; id: string }>
   close(): Promise<void>
 }
 
@@ -35,7 +42,7 @@ export interface TestKeyvalet {
  * a random master key, the gateway listening on 127.0.0.1:0. `files` are written beside the config
  * (CA bundles it names); `log` receives keyvalet's operator log (silent by default).
  */
-export async function startKeyvalet(configText: string, opts: { files?: Record<string, string>; keyFile?: boolean; log?: Logger } = {}): Promise<TestKeyvalet> {
+export async function startKeyvalet(configText: string, opts: { files?: Record<string, string>; keyFile?: boolean; log?: Logger; admin?: { throttle?: ThrottleOptions } } = {}): Promise<TestKeyvalet> {
   const dir = mkdtempSync(join(tmpdir(), 'keyvalet-test-'))
   for (const [name, content] of Object.entries(opts.files ?? {})) writeFileSync(join(dir, name), content)
   const configFile = join(dir, 'keyvalet.yaml')
@@ -55,8 +62,18 @@ export async function startKeyvalet(configText: string, opts: { files?: Record<s
   const gateway = createProxy({ config, sessions: runtime.sessions, vault: runtime.vault, store: runtime.store, audit, log: opts.log ?? silentLogger, clock: () => kv.now })
   live = new LiveConfig(config, { apply: (next) => gateway.apply(next), log: opts.log ?? silentLogger })
   const { url, forwardUrl, caCertPem } = await gateway.listen()
+  const adminTokens = new AdminTokens(runtime.store.adminTokens, () => kv.now)
+  const admin = opts.admin === undefined ? undefined : createAdminServer({
+    config: () => live.current, reloadConfig: () => live.reload('admin'), sessions: runtime.sessions, vault: runtime.vault, store: runtime.store, audit, log: opts.log ?? silentLogger, clock: () => kv.now, adminTokens,
+    listening: { gateway: url, forward: forwardUrl },
+  }, opts.admin)
+  const adminUrl = admin === undefined ? undefined : (await admin.listen()).url
   return Object.assign(kv, {
-    url, forwardUrl, caCertPem, dir, configFile, masterKey, runtime, live,
+    url, forwardUrl, caCertPem, dir, configFile, masterKey, runtime, live, adminUrl,
+    async adminToken(role: AdminRole, opts: { name?: string; ttlMs?: number } = {}) {
+      const { token, value } = await adminTokens.create({ name: opts.name ?? `test-${role}`, role, ...(opts.ttlMs === undefined ? {} : { ttlMs: opts.ttlMs }) })
+      return { token: value, id: token.id }
+    },
     setSecret: (name: string, value: string) => runtime.vault.put(name, Buffer.from(value)),
     async mintKey(grants: string[], opts: { ttlMs?: number; agent?: string } = {}) {
       const { session, key } = await runtime.sessions.create({
@@ -68,6 +85,7 @@ export async function startKeyvalet(configText: string, opts: { files?: Record<s
       return (await runtime.store.audit.read(0, 10_000)).map((row) => JSON.parse(row.line) as AuditRecord)
     },
     async close() {
+      await admin?.close()
       await gateway.close()
       await audit.close()
       await runtime.close()

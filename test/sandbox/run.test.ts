@@ -6,7 +6,12 @@ import { homedir, networkInterfaces } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { fileURLToPath } from 'node:url'
+import { createAdminServer, type AdminServer } from '../../src/admin/server.ts'
+import { AdminTokens } from '../../src/admin/tokens.ts'
+import { AuditWriter } from '../../src/audit/audit-writer.ts'
 import type { AuditRecord } from '../../src/audit/record.ts'
+import { loadConfig } from '../../src/config/load.ts'
+import { openRuntime, type Runtime } from '../../src/runtime.ts'
 import { sandboxIdentity } from '../../src/sandbox/identity.ts'
 import { probeSandbox, sandboxMode } from '../../src/sandbox/sandbox.ts'
 import { REFUSED, SYSCALL_TABLES } from '../../src/sandbox/seccomp.ts'
@@ -88,6 +93,8 @@ describe('keyvalet run: the sandbox holds the task key and nothing else, and has
   let env: Record<string, string>
   let result: CliResult
   let report: Report
+  // keyvalet's admin listener on every address of this machine (0.0.0.0), as a careless operator might configure it.
+  let admin: { server: AdminServer; runtime: Runtime; audit: AuditWriter; port: number } | undefined
 
   before(async () => {
     // Fails loudly (never skips) where the kernel cannot make the sandbox.
@@ -108,13 +115,21 @@ describe('keyvalet run: the sandbox holds the task key and nothing else, and has
     const set = await cli(['secret', 'set', 'github-token', '--config', file], { input: SECRET, env })
     assert.equal(set.code, 0, set.stderr)
 
+    const adminConfig = { ...loadConfig(file), admin: { host: '0.0.0.0', port: 0 } }
+    const runtime = openRuntime(adminConfig, { env, createMasterKey: false })
+    const audit = await AuditWriter.start({ databasePath: adminConfig.databasePath, fsync: false, key: await runtime.openAuditKey(), reserveBytes: adminConfig.auditReserveBytes })
+    const server = createAdminServer({
+      config: () => adminConfig, reloadConfig: () => Promise.reject(new Error('this test does not reload')), sessions: runtime.sessions, vault: runtime.vault, store: runtime.store, audit, log: { info() {}, warn() {}, error() {} }, clock: Date.now,
+      listening: { gateway: 'http://127.0.0.1:8787', forward: undefined }, adminTokens: new AdminTokens(runtime.store.adminTokens, Date.now),
+    })
+    admin = { server, runtime, audit, port: Number(new URL((await server.listen()).url).port) }
     const args = {
       allowed_url: `https://${HOST}:${upstream.port}/repos/acme/app/issues/1`,
       gateway_path: '/github/repos/acme/app/issues/3',
       denied_url: `https://${HOST}:${upstream.port}/repos/acme/other/pulls/1`,
       walk_seconds: 1.5, walk_first: [base, '/tmp', '/run', '/var/tmp', '/etc', '/root', '/home', '/work'],
       hidden: [join(base, 'data'), keyFile, '/root'],
-      direct: [['127.0.0.1', upstream.port], ...hostAddresses.flatMap((a) => [[a, upstream.port], [a, 22], [a, 443]]), ['1.1.1.1', 443], ['169.254.169.254', 80]],
+      direct: [['127.0.0.1', upstream.port], ...hostAddresses.flatMap((a) => [[a, upstream.port], [a, 22], [a, 443]]), ['1.1.1.1', 443], ['169.254.169.254', 80], ...['127.0.0.1', ...hostAddresses].map((a) => [a, admin?.port])],
       writes: ['/x', '/etc/x', '/usr/x', '/var/tmp/x', join(base, 'x'), '/run/keyvalet/x', join(work, 'out.txt'), '/tmp/sandbox-private.txt'],
     }
     // Copies beside the config, which the sandbox sees only when bound: not the checkout.
@@ -129,6 +144,9 @@ describe('keyvalet run: the sandbox holds the task key and nothing else, and has
     report = JSON.parse(result.stdout) as Report
   })
   after(async () => {
+    await admin?.server.close()
+    await admin?.audit.close()
+    await admin?.runtime.close()
     await upstream?.close()
     await dns?.close()
     if (base !== undefined) rmSync(base, { recursive: true, force: true })
@@ -223,6 +241,13 @@ describe('keyvalet run: the sandbox holds the task key and nothing else, and has
       assert.ok(attempt.errno === 111 || attempt.errno === 101, `${target}: ${JSON.stringify(attempt)}`) // refused (own loopback) or unreachable
     }
     assert.equal(upstream.received.length, 2, 'only the two allowed requests, through keyvalet')
+  })
+
+  it('the admin listener, on every address of the host, is out of reach: its port refuses on the sandbox\'s own loopback and the host\'s addresses are unreachable', async () => {
+    const attempts = Object.entries(report.direct).filter(([target]) => target.endsWith(`:${admin?.port}`))
+    assert.equal(attempts.length, 1 + hostAddresses.length)
+    for (const [target, attempt] of attempts) assert.ok(!attempt.ok && (attempt.errno === 111 || attempt.errno === 101), `${target}: ${JSON.stringify(attempt)}`)
+    assert.equal((await recordsOfFirstRun()).filter((r) => r.mode === 'admin').length, 0, 'no admin call was made')
   })
 
   it('names do not resolve: no resolver answers over UDP or TCP port 53', async () => {

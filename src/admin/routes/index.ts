@@ -1,6 +1,15 @@
 import type { AdminDeps } from '../deps.ts'
 import type { AdminRoute } from '../route.ts'
+import { configRoutes } from './config.ts'
+import { secretRoutes } from './secrets.ts'
+import { sessionRoutes } from './sessions.ts'
 
-/** Every admin route module, one line each; the server and the OpenAPI document read this list. */
-export const ROUTE_MODULES: readonly ((deps: AdminDeps) => readonly AdminRoute[])[] = [
-]
+/**
+ * Every admin route module, one line each; the server, the OpenAPI document and the typed client
+ * (admin/client.ts, from this list's type) read it. A module returns its routes `as const`.
+ */
+export const ROUTE_MODULES = [
+  sessionRoutes,
+  secretRoutes,
+  configRoutes,
+] as const satisfies readonly ((deps: AdminDeps) => readonly AdminRoute[])[]

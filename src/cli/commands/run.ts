@@ -19,7 +19,7 @@ import { CONFIG_OPTION, configPath, parse, write } from '../args.ts'
 import type { Command, Io } from '../command.ts'
 import { createSession } from './session.ts'
 import { SESSION_FLAGS } from '../../sessions/options.ts'
-import { sandboxEnv } from '../sandbox-env.ts'
+import { sandboxEnv } from '../../sessions/sandbox-env.ts'
 
 const help = `usage: keyvalet run --agent A --user U [--workspace W] --grant CONNECTOR:SEVERITY[:RULE,...] [--grant ...]
                     [--ttl 1h] [--task ID] [--workdir DIR] [--bind PATH]... [--ro-bind PATH]... [--uid UID[:GID]]

@@ -1,3 +1,4 @@
+import type { AdminClient } from '../../admin/client.ts'
 import { loadConfig } from '../../config/load.ts'
 import { OperatorError } from '../../errors.ts'
 import { openRuntime } from '../../runtime.ts'
@@ -5,6 +6,7 @@ import { keyvaletOwn, reservedName } from '../../vault/reserved.ts'
 import { Vault } from '../../vault/vault.ts'
 import { CONFIG_OPTION, configPath, parse, write } from '../args.ts'
 import type { Command, Io } from '../command.ts'
+import { remoteClient, SERVER_OPTION } from '../remote.ts'
 
 const help = `usage: keyvalet secret <set|list|delete> [NAME] [--config FILE] [--json]
 
@@ -14,6 +16,9 @@ const help = `usage: keyvalet secret <set|list|delete> [NAME] [--config FILE] [-
                 the interception CA, the audit and assertion keys) only with --all
   delete NAME   remove a secret
 
+--server URL    do it through the admin API of a running keyvalet (listen.admin) instead of the
+                local database, with an admin token of role admin in KEYVALET_ADMIN_TOKEN; the
+                value then goes as UTF-8 text
 There is deliberately no command that prints a value.`
 
 const MAX_SECRET_BYTES = 64 * 1024
@@ -23,9 +28,8 @@ export const secret: Command = {
   summary: 'store credentials in the encrypted vault (write-only)',
   help,
   async run(args, io) {
-    const { values, positionals } = parse(args, { ...CONFIG_OPTION, json: { type: 'boolean' }, all: { type: 'boolean' } }, help)
+    const { values, positionals } = parse(args, { ...CONFIG_OPTION, ...SERVER_OPTION, json: { type: 'boolean' }, all: { type: 'boolean' } }, help)
     const [action, name] = positionals
-    const config = loadConfig(configPath(values.config, io))
     if (action === 'set' || action === 'delete') {
       if (name === undefined) throw new OperatorError(`secret ${action} needs a NAME`, help.split('\n')[0])
       Vault.validateName(name)
@@ -34,6 +38,8 @@ export const secret: Command = {
     } else if (action !== 'list') {
       throw new OperatorError(`unknown action ${JSON.stringify(action ?? '')}`, 'use: keyvalet secret set NAME | list | delete NAME')
     }
+    if (values.server !== undefined) return remoteSecret(remoteClient(values.server, io), action, name, values.all === true, values.json === true, io)
+    const config = loadConfig(configPath(values.config, io))
     const runtime = openRuntime(config, { env: io.env, createMasterKey: action === 'set' })
     try {
       if (action === 'set' && name !== undefined) {
@@ -46,15 +52,39 @@ export const secret: Command = {
         write(io.stdout, `deleted secret ${name}`)
       } else {
         const list = (await runtime.vault.list()).filter((s) => values.all === true || !keyvaletOwn(s.name))
-        if (values.json === true) write(io.stdout, JSON.stringify(list.map((s) => ({ name: s.name, key_id: s.keyId, created_at: iso(s.createdAt), updated_at: iso(s.updatedAt) }))))
-        else if (list.length === 0) write(io.stdout, 'no secrets stored')
-        else for (const s of list) write(io.stdout, `${s.name}\tupdated ${iso(s.updatedAt)}\tkey ${s.keyId}`)
+        printList(list.map((s) => ({ name: s.name, key_id: s.keyId, created_at: iso(s.createdAt), updated_at: iso(s.updatedAt) })), values.json === true, io)
       }
       return 0
     } finally {
       await runtime.close()
     }
   },
+}
+
+async function remoteSecret(admin: AdminClient, action: string, name: string | undefined, all: boolean, json: boolean, io: Io): Promise<number> {
+  if (action === 'set' && name !== undefined) {
+    const value = await readSecretValue(io)
+    let text: string
+    try {
+      text = new TextDecoder('utf-8', { fatal: true }).decode(value)
+    } catch {
+      throw new OperatorError('with --server the value must be UTF-8 text', 'store a binary value on the keyvalet host, without --server')
+    } finally {
+      value.fill(0)
+    }
+    const stored = await admin.call('secret.set', { params: { name }, body: { value: text } })
+    write(io.stdout, `stored secret ${name} (encrypted with master key ${stored.key_id})`)
+  } else if (action === 'delete' && name !== undefined) {
+    await admin.call('secret.delete', { params: { name } })
+    write(io.stdout, `deleted secret ${name}`)
+  } else printList((await admin.call('secret.list', { query: { all } })).secrets, json, io)
+  return 0
+}
+
+function printList(list: readonly { name: string; key_id: string; created_at: string; updated_at: string }[], json: boolean, io: Io): void {
+  if (json) write(io.stdout, JSON.stringify(list))
+  else if (list.length === 0) write(io.stdout, 'no secrets stored')
+  else for (const s of list) write(io.stdout, `${s.name}\tupdated ${s.updated_at}\tkey ${s.key_id}`)
 }
 
 function iso(ms: number): string {

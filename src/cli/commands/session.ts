@@ -1,12 +1,13 @@
+import type { AdminClient } from '../../admin/client.ts'
 import { loadConfig } from '../../config/load.ts'
 import { OperatorError } from '../../errors.ts'
-import { formatGrant } from '../../policy/grant.ts'
 import { openRuntime, type Runtime } from '../../runtime.ts'
 import { readSessionOptions, SESSION_FLAGS, type SessionOptionValues } from '../../sessions/options.ts'
-import type { Session } from '../../model/session.ts'
+import { sessionView as view, type SessionView } from '../../sessions/view.ts'
 import { CONFIG_OPTION, configPath, parse, write } from '../args.ts'
 import type { Command } from '../command.ts'
-import { dotenvLines, sandboxEnv, shellLines } from '../sandbox-env.ts'
+import { dotenvLines, sandboxEnv, shellLines, type EnvLine } from '../../sessions/sandbox-env.ts'
+import { remoteClient, SERVER_OPTION } from '../remote.ts'
 
 const help = `usage: keyvalet session <create|list|revoke> [options]
 
@@ -19,7 +20,10 @@ const help = `usage: keyvalet session <create|list|revoke> [options]
          listen.gateway_url only; or gateway base URLs without a forward proxy.
          --dotenv prints the same as NAME=value lines (docker --env-file, kubectl --from-env-file).
   list [--json]      every session with its state
-  revoke ID          revoke at once: the next request with that key is refused`
+  revoke ID          revoke at once: the next request with that key is refused
+--server URL         do it through the admin API of a running keyvalet (listen.admin) instead of
+                     the local database, with the admin token in KEYVALET_ADMIN_TOKEN (role
+                     operator or admin); --env and --dotenv then give the addresses it listens on`
 
 export const session: Command = {
   name: 'session',
@@ -27,55 +31,96 @@ export const session: Command = {
   help,
   async run(args, io) {
     const { values, positionals } = parse(args, {
-      ...CONFIG_OPTION, ...SESSION_FLAGS,
+      ...CONFIG_OPTION, ...SESSION_FLAGS, ...SERVER_OPTION,
       env: { type: 'boolean' }, dotenv: { type: 'boolean' }, json: { type: 'boolean' }, 'ca-file': { type: 'string' },
     }, help)
     const [action, id] = positionals
-    const config = loadConfig(configPath(values.config, io))
-    const runtime = openRuntime(config, { env: io.env, createMasterKey: false })
+    if (action !== 'create' && action !== 'list' && action !== 'revoke') throw new OperatorError(`unknown action ${JSON.stringify(action ?? '')}`, 'use: keyvalet session create | list | revoke ID')
+    if (action === 'create' && [values.env, values.dotenv, values.json].filter((v) => v === true).length > 1) throw new OperatorError('--env, --dotenv and --json are alternatives: choose one')
+    if (action === 'revoke' && id === undefined) throw new OperatorError('session revoke needs a session ID', 'see keyvalet session list')
+    const sessions = values.server === undefined ? undefined : remoteSessions(remoteClient(values.server, io))
+    const config = sessions === undefined ? loadConfig(configPath(values.config, io)) : undefined
+    const runtime = config === undefined ? undefined : openRuntime(config, { env: io.env, createMasterKey: false })
+    const here = sessions ?? localSessions(runtime as Runtime)
     try {
       if (action === 'create') {
-        if ([values.env, values.dotenv, values.json].filter((v) => v === true).length > 1) throw new OperatorError('--env, --dotenv and --json are alternatives: choose one')
-        const { session: created, key } = await createSession(runtime, values)
+        const { session: created, key, env } = await here.create(values)
         const asEnv = values.env === true ? shellLines : values.dotenv === true ? dotenvLines : undefined
         if (asEnv !== undefined) {
-          const about = { comment: `keyvalet session ${created.id} for agent ${created.agent} (user ${created.user}, workspace ${created.workspace}, task ${created.task}), expires ${new Date(created.expiresAt).toISOString()}` }
-          write(io.stdout, asEnv([about, ...sandboxEnv(config, key, values['ca-file'])]))
-        } else if (values.json === true) write(io.stdout, JSON.stringify({ ...view(created, Date.now()), key }))
-        else write(io.stdout, `session ${created.id} for ${created.agent} (user ${created.user}, workspace ${created.workspace}, task ${created.task}), expires ${new Date(created.expiresAt).toISOString()}\ntask key (shown once): ${key}`)
+          const about = { comment: `keyvalet session ${created.id} for agent ${created.agent} (user ${created.user}, workspace ${created.workspace}, task ${created.task}), expires ${created.expires_at}` }
+          write(io.stdout, asEnv([about, ...env]))
+        } else if (values.json === true) write(io.stdout, JSON.stringify({ ...created, key }))
+        else write(io.stdout, `session ${created.id} for ${created.agent} (user ${created.user}, workspace ${created.workspace}, task ${created.task}), expires ${created.expires_at}\ntask key (shown once): ${key}`)
         return 0
       }
       if (action === 'list') {
-        const now = Date.now()
-        const list = (await runtime.sessions.list()).map((s) => view(s, now))
+        const list = await here.list()
         if (values.json === true) write(io.stdout, JSON.stringify(list))
         else if (list.length === 0) write(io.stdout, 'no sessions')
         else for (const s of list) write(io.stdout, `${s.id}\t${s.state}\t${s.agent}\t${s.user}\t${s.workspace}\t${s.task}\t${s.grants.join(' ')}\texpires ${s.expires_at}`)
         return 0
       }
-      if (action === 'revoke') {
-        if (id === undefined) throw new OperatorError('session revoke needs a session ID', 'see keyvalet session list')
-        if (!(await runtime.sessions.revoke(id))) throw new OperatorError(`no session ${id}`)
-        write(io.stdout, `revoked ${id}`)
-        return 0
-      }
-      throw new OperatorError(`unknown action ${JSON.stringify(action ?? '')}`, 'use: keyvalet session create | list | revoke ID')
+      await here.revoke(id as string)
+      write(io.stdout, `revoked ${id}`)
+      return 0
     } finally {
-      await runtime.close()
+      await runtime?.close()
     }
   },
+}
+
+type CreateValues = SessionOptionValues & { readonly 'ca-file'?: string }
+
+/** What the three actions need, here (the local database) or there (an admin API). */
+interface SessionPlace {
+  create(values: CreateValues): Promise<{ session: SessionView; key: string; env: readonly EnvLine[] }>
+  list(): Promise<SessionView[]>
+  revoke(id: string): Promise<void>
+}
+
+function localSessions(runtime: Runtime): SessionPlace {
+  return {
+    async create(values) {
+      const { session: created, key } = await createSession(runtime, values)
+      return { session: view(created, Date.now()), key, env: sandboxEnv(runtime.config, key, values['ca-file']) }
+    },
+    async list() {
+      const now = Date.now()
+      return (await runtime.sessions.list()).map((s) => view(s, now))
+    },
+    async revoke(id) {
+      if (!(await runtime.sessions.revoke(id))) throw new OperatorError(`no session ${id}`)
+    },
+  }
+}
+
+/** The most sessions `list --server` fetches (pages of 500). */
+const MAX_REMOTE_PAGES = 200
+
+function remoteSessions(admin: AdminClient): SessionPlace {
+  return {
+    async create(values) {
+      const { agent, user, workspace, task, grant, ttl } = values
+      return admin.call('session.create', { body: { agent, user, workspace, task, grant, ttl, ...(values['ca-file'] === undefined ? {} : { ca_file: values['ca-file'] }) } })
+    },
+    async list() {
+      const all: SessionView[] = []
+      let cursor: string | undefined
+      for (let page = 0; page < MAX_REMOTE_PAGES; page++) {
+        const { sessions, next_cursor: next } = await admin.call('session.list', { query: { limit: 500, ...(cursor === undefined ? {} : { cursor }) } })
+        all.push(...sessions)
+        if (next === null) return all
+        cursor = next
+      }
+      throw new OperatorError(`more than ${MAX_REMOTE_PAGES * 500} sessions`, 'list them through the admin API with filters (GET /v1/sessions?agent=…)')
+    },
+    async revoke(id) {
+      await admin.call('session.revoke', { params: { id } })
+    },
+  }
 }
 
 /** The session flags of `session create` (and `run`) → a new session and its task key. */
 export async function createSession(runtime: Runtime, flags: SessionOptionValues) {
   return runtime.sessions.create(readSessionOptions(flags, runtime.config.policy))
-}
-
-function view(s: Session, now: number) {
-  const state = s.revokedAt !== undefined ? 'revoked' : now >= s.expiresAt ? 'expired' : 'active'
-  return {
-    id: s.id, state, agent: s.agent, user: s.user, workspace: s.workspace, task: s.task, grants: s.grants.map(formatGrant),
-    created_at: new Date(s.createdAt).toISOString(), expires_at: new Date(s.expiresAt).toISOString(),
-    revoked_at: s.revokedAt === undefined ? null : new Date(s.revokedAt).toISOString(),
-  }
 }

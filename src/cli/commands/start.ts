@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto'
+import { createAdminServer } from '../../admin/server.ts'
+import { AdminTokens } from '../../admin/tokens.ts'
 import { basename } from 'node:path'
 import { AuditWriter } from '../../audit/audit-writer.ts'
 import { missingSecrets } from '../../config/check.ts'
@@ -70,6 +72,15 @@ export const start: Command = {
       closers.unshift(() => gateway.close())
       write(io.stdout, `gateway listening on ${address.url} (configuration ${config.version})`)
       if (address.forwardUrl !== undefined) write(io.stdout, `forward proxy listening on ${address.forwardUrl} (sandboxes trust its CA: keyvalet ca bundle --config ${config.file})`)
+      if (config.admin !== undefined) {
+        const admin = createAdminServer({
+          config: () => reloads.current, reloadConfig: () => reloads.reload('admin'), sessions: runtime.sessions, vault: runtime.vault, store: runtime.store, audit, log, clock: Date.now,
+          listening: { gateway: address.url, forward: address.forwardUrl },
+          adminTokens: new AdminTokens(runtime.store.adminTokens, Date.now),
+        })
+        closers.unshift(() => admin.close())
+        write(io.stdout, `admin API listening on ${(await admin.listen()).url} (callers need an admin token: keyvalet admin token create)`)
+      }
       if (demo !== undefined) write(io.stdout, demo.instructions(address.url, address.forwardUrl, config.file))
       else write(io.stdout, `try: keyvalet session create --agent my-agent --user me --workspace default --grant CONNECTOR:read, then send requests to ${address.url}/CONNECTOR/... with the task key as the API key`)
       await untilSignal()

@@ -4,7 +4,7 @@
  * released one. A new store operation that needs a column or table adds its entry here.
  */
 
-/** keyvalet.db: sessions and secrets. */
+/** keyvalet.db: sessions, secrets and admin tokens. */
 export const MIGRATIONS: readonly string[] = [
   `CREATE TABLE sessions (
      id TEXT PRIMARY KEY,
@@ -25,6 +25,16 @@ export const MIGRATIONS: readonly string[] = [
      created_at INTEGER NOT NULL,
      updated_at INTEGER NOT NULL
    ) STRICT;`,
+  `CREATE TABLE admin_tokens (
+     id TEXT PRIMARY KEY,
+     digest BLOB NOT NULL UNIQUE,
+     name TEXT NOT NULL,
+     role TEXT NOT NULL,
+     created_at INTEGER NOT NULL,
+     expires_at INTEGER,
+     revoked_at INTEGER
+   ) STRICT;
+   CREATE INDEX sessions_by_creation ON sessions (created_at, id);`,
 ]
 
 /**

@@ -1,10 +1,12 @@
 import type { DatabaseSync } from 'node:sqlite'
 import type { Grant } from '../../model/policy.ts'
-import type { Session, StoredSession } from '../../model/session.ts'
-import type { SessionRepo } from '../store.ts'
+import type { Session, SessionFilter, StoredSession } from '../../model/session.ts'
+import type { SessionCursor, SessionRepo } from '../store.ts'
 import { blob, type FreshReads, type Row } from './fresh-reads.ts'
 
 const COLUMNS = 'id, key_hash, agent, user, workspace, task, grants, created_at, expires_at, revoked_at'
+/** The filterable columns; a filter field left out matches every value (`? IS NULL`). */
+const MATCHES = '(?1 IS NULL OR agent = ?1) AND (?2 IS NULL OR user = ?2) AND (?3 IS NULL OR workspace = ?3) AND (?4 IS NULL OR task = ?4)'
 
 /** SessionRepo on the `sessions` table: each method beside its statement. */
 export function sqliteSessions(db: DatabaseSync, reads: FreshReads): SessionRepo {
@@ -13,6 +15,9 @@ export function sqliteSessions(db: DatabaseSync, reads: FreshReads): SessionRepo
   const byId = db.prepare(`SELECT ${COLUMNS} FROM sessions WHERE id = ?`)
   const all = db.prepare(`SELECT ${COLUMNS} FROM sessions ORDER BY created_at, id`)
   const revoke = db.prepare('UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?')
+  const page = db.prepare(`SELECT ${COLUMNS} FROM sessions WHERE ${MATCHES} AND (created_at, id) > (?5, ?6) ORDER BY created_at, id LIMIT ?7`)
+  const revokeMatching = db.prepare(`UPDATE sessions SET revoked_at = ?5 WHERE ${MATCHES} AND revoked_at IS NULL RETURNING id`)
+  const bind = (f: SessionFilter) => [f.agent ?? null, f.user ?? null, f.workspace ?? null, f.task ?? null] as const
   return {
     insert: async (s: StoredSession) => {
       const grants = JSON.stringify(s.grants.map((g) => ({ ...g, rules: g.rules ?? null })))
@@ -35,6 +40,14 @@ export function sqliteSessions(db: DatabaseSync, reads: FreshReads): SessionRepo
       const changed = revoke.run(at, id).changes > 0
       reads.clear()
       return changed
+    },
+    page: async (filter: SessionFilter, after: SessionCursor | undefined, limit: number) =>
+      page.all(...bind(filter), after?.createdAt ?? Number.MIN_SAFE_INTEGER, after?.id ?? '', limit).map(toSession),
+    revokeMatching: async (filter: SessionFilter, at: number) => {
+      if (bind(filter).every((v) => v === null)) throw new Error('revokeMatching needs a filter with at least one field')
+      const ids = revokeMatching.all(...bind(filter), at).map((row) => String(row.id))
+      reads.clear()
+      return ids
     },
   }
 }

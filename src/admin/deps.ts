@@ -16,6 +16,8 @@ export interface AdminDeps {
   config(): Config
   /** Reads the configuration file again and puts it in force, or keeps the one in force and says why (config/reload.ts). */
   reloadConfig(): Promise<ReloadResult>
+  /** The HMAC key of the audit chain, for `audit verify`. */
+  openAuditKey(): Promise<Buffer>
   readonly sessions: Sessions
   readonly vault: Vault
   readonly store: Store

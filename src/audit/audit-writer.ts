@@ -50,6 +50,7 @@ export class AuditWriter {
   #nextId = 0
   #failure: Error | undefined
   readonly #configVersion: (() => string) | undefined
+  readonly #committed = new Set<() => void>()
 
   private constructor(worker: Worker, admission: Admission, log: Logger | undefined, configVersion: (() => string) | undefined) {
     this.#worker = worker
@@ -60,6 +61,7 @@ export class AuditWriter {
       if (reply.type !== 'done') return
       const pending = this.#waiting.get(reply.id) ?? []
       this.#waiting.delete(reply.id)
+      for (const listener of this.#committed) listener()
       reply.replies.forEach((r, i) => {
         const p = pending[i]
         if (p === undefined) return
@@ -106,6 +108,15 @@ export class AuditWriter {
       this.#queue.push({ fields: stamped, pending: { resolve, reject } })
       if (this.#queue.length === 1) setImmediate(() => this.#send())
     })
+  }
+
+  /**
+   * Calls `listener` after each batch the thread committed (the live audit stream reads the new
+   * records then, from the store). Returns the function that stops it.
+   */
+  onCommitted(listener: () => void): () => void {
+    this.#committed.add(listener)
+    return () => void this.#committed.delete(listener)
   }
 
   /** Waits for everything appended so far, then stops the thread. */

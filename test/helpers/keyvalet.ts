@@ -64,7 +64,7 @@ export async function startKeyvalet(configText: string, opts: { files?: Record<s
   const { url, forwardUrl, caCertPem } = await gateway.listen()
   const adminTokens = new AdminTokens(runtime.store.adminTokens, () => kv.now)
   const admin = opts.admin === undefined ? undefined : createAdminServer({
-    config: () => live.current, reloadConfig: () => live.reload('admin'), sessions: runtime.sessions, vault: runtime.vault, store: runtime.store, audit, log: opts.log ?? silentLogger, clock: () => kv.now, adminTokens,
+    config: () => live.current, reloadConfig: () => live.reload('admin'), openAuditKey: () => runtime.openAuditKey(), sessions: runtime.sessions, vault: runtime.vault, store: runtime.store, audit, log: opts.log ?? silentLogger, clock: () => kv.now, adminTokens,
     listening: { gateway: url, forward: forwardUrl },
   }, opts.admin)
   const adminUrl = admin === undefined ? undefined : (await admin.listen()).url

@@ -1,5 +1,6 @@
 import type { AdminDeps } from '../deps.ts'
 import type { AdminRoute } from '../route.ts'
+import { auditRoutes } from './audit.ts'
 import { configRoutes } from './config.ts'
 import { secretRoutes } from './secrets.ts'
 import { sessionRoutes } from './sessions.ts'
@@ -12,4 +13,5 @@ export const ROUTE_MODULES = [
   sessionRoutes,
   secretRoutes,
   configRoutes,
+  auditRoutes,
 ] as const satisfies readonly ((deps: AdminDeps) => readonly AdminRoute[])[]

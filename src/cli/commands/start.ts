@@ -74,7 +74,7 @@ export const start: Command = {
       if (address.forwardUrl !== undefined) write(io.stdout, `forward proxy listening on ${address.forwardUrl} (sandboxes trust its CA: keyvalet ca bundle --config ${config.file})`)
       if (config.admin !== undefined) {
         const admin = createAdminServer({
-          config: () => reloads.current, reloadConfig: () => reloads.reload('admin'), sessions: runtime.sessions, vault: runtime.vault, store: runtime.store, audit, log, clock: Date.now,
+          config: () => reloads.current, reloadConfig: () => reloads.reload('admin'), openAuditKey: () => runtime.openAuditKey(), sessions: runtime.sessions, vault: runtime.vault, store: runtime.store, audit, log, clock: Date.now,
           listening: { gateway: address.url, forward: address.forwardUrl },
           adminTokens: new AdminTokens(runtime.store.adminTokens, Date.now),
         })

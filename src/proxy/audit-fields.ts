@@ -64,7 +64,8 @@ function statedDecision(ctx: RequestContext, error: KeyvaletError | undefined): 
   const decided = ctx.decision?.effect === 'need_body' ? undefined : ctx.decision
   if (error === undefined) return { reason: decided?.reason ?? 'unknown', rule: decided?.rule?.id ?? null }
   const detail = error.detail
-  if (error.code === 'policy_denied' && typeof detail?.reason === 'string') {
+  // decide refuses with policy_denied, or body_unexpected for a body the method takes none of (400): both are its denials.
+  if ((error.code === 'policy_denied' || error.code === 'body_unexpected') && typeof detail?.reason === 'string') {
     return { reason: detail.reason, rule: typeof detail.rule === 'string' ? detail.rule : null }
   }
   return { reason: error.code, rule: decided?.effect === 'allow' ? decided.rule.id : null }

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { writeFileSync } from 'node:fs'
 import { after, before, describe, it } from 'node:test'
+import { request } from 'undici'
 import type { AdminRole } from '../../src/model/admin-token.ts'
 import type { AuditRecord } from '../../src/audit/record.ts'
 import { startKeyvalet, type TestKeyvalet } from '../helpers/keyvalet.ts'
@@ -108,6 +109,32 @@ describe('admin API: configuration, reload and explain', () => {
     assert.equal(upstream.received.length, before, 'explain never reaches an upstream')
     const records = (await kv.audit()).filter((r) => r.mode === 'admin' && r.action === 'config.explain')
     assert.ok(records.length >= 10 && records.every((r) => r.config_version === kv.live.current.version))
+  })
+
+  it('POST /v1/explain says what the gateway then decides, request for request', async () => {
+    const { key } = await kv.mintKey(['github:read'])
+    const cases: { method: string; path: string; headers?: Record<string, string>; body?: string }[] = [
+      { method: 'GET', path: '/github/repos/acme/app/issues/3' },
+      { method: 'GET', path: '/github/repos/acme/app/pulls/3' },
+      { method: 'DELETE', path: '/github/repos/acme/app/issues/3' },
+      { method: 'POST', path: '/github/repos/acme/app/issues', headers: { 'content-type': 'application/json' }, body: '{"title":"x"}' },
+      { method: 'GET', path: '/github/repos/acme/app/issues/3', headers: { 'content-type': 'text/plain' }, body: 'hello' },
+      { method: 'GET', path: '/crm/reports/1' },
+    ]
+    for (const c of cases) {
+      const explained = await call(kv, 'POST', '/v1/explain', tokens.operator, { grant: ['github:read'], method: c.method, url: c.path, ...(c.headers === undefined ? {} : { headers: c.headers }), ...(c.body === undefined ? {} : { body: c.body }) })
+      // undici's request, which sends a body with GET as a client may (fetch refuses to).
+      const res = await request(`${kv.url}${c.path}`, { method: c.method as 'GET', headers: { authorization: `Bearer ${key}`, ...c.headers }, ...(c.body === undefined ? {} : { body: c.body }) })
+      await res.body.dump()
+      const record = (await kv.audit()).filter((r) => r.mode === 'gateway').at(-1)
+      const label = `${c.method} ${c.path}`
+      // The gateway also fails an allowed request it cannot complete (no credential for crm here): compare what the policy said.
+      if (record?.decision === 'allow' || record?.error === 'policy_denied' || record?.error === 'body_unexpected') {
+        assert.deepEqual([explained.json.decision, explained.json.reason, explained.json.rule], [record.decision, record.reason, record.rule], label)
+      } else {
+        assert.deepEqual([explained.json.decision, explained.json.reason], ['allow', 'rule_matched'], `${label}: allowed by the policy, then ${record?.error}`)
+      }
+    }
   })
 
   it('POST /v1/config/reload: admin only; applied, then a broken file is refused with its errors and the old version stays', async () => {

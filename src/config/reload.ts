@@ -6,10 +6,10 @@
  * as `keyvalet check` would print it). Nothing is ever half applied.
  *
  * What a reload may change: the connectors (upstreams, credentials, rules, assertion,
- * attribution), the pass-through tunnels, sessions.max_ttl and limits.max_body_inspect_bytes.
- * Everything else is fixed while keyvalet runs, because a listener, a resolver, a store or the
+ * attribution), the pass-through tunnels and limits.max_body_inspect_bytes. Everything else is
+ * fixed while keyvalet runs, because a listener, a resolver, the store, the session service or the
  * audit writer was built from it: the listeners (listen.*), data_dir, audit.*, dns, the instance's
- * upstream_proxy and the other limits. A reload that changes one of those is refused
+ * upstream_proxy, sessions.max_ttl and the other limits. A reload that changes one of those is refused
  * (config_reload_refused, naming each field); restart keyvalet to change them.
  *
  * Requests take the configuration once, when they start (proxy/handler.ts), so one in flight
@@ -22,7 +22,7 @@ import type { Logger } from '../log.ts'
 import { loadConfig, type Config } from './load.ts'
 
 /** Dotted paths of the fields a reload may change; everything else must stay as it is. */
-export const RELOADABLE: readonly string[] = ['connectors', 'tunnels', 'sessions', 'limits.max_body_inspect_bytes']
+export const RELOADABLE: readonly string[] = ['connectors', 'tunnels', 'limits.max_body_inspect_bytes']
 
 /** What a reload did: a new version in force, nothing to do (same version), or refused (the old one stays). */
 export type ReloadResult =

@@ -134,12 +134,13 @@ it('refuses a reload that changes what only a restart can, and keeps the configu
   const kv = await startKeyvalet(configAllowing(upstream.url, 'a'))
   try {
     const before = kv.live.current
-    writeFileSync(kv.configFile, configAllowing(upstream.url, 'b', '127.0.0.1:1') + 'data_dir: ./elsewhere\n')
+    // sessions.max_ttl too: the session service was built with it (a reload that said "applied" would not apply it).
+    writeFileSync(kv.configFile, configAllowing(upstream.url, 'b', '127.0.0.1:1') + 'data_dir: ./elsewhere\nsessions: { max_ttl: 1d }\n')
     const result = await kv.live.reload('admin')
     assert.equal(result.result, 'failed')
     assert.equal(result.result === 'failed' ? result.error.code : '', 'config_reload_refused')
-    assert.deepEqual(result.result === 'failed' ? result.error.detail?.fields : [], ['data_dir', 'listen.gateway'])
-    assert.match(result.result === 'failed' ? result.error.message : '', /cannot change data_dir, listen\.gateway .*restart/)
+    assert.deepEqual(result.result === 'failed' ? result.error.detail?.fields : [], ['data_dir', 'listen.gateway', 'sessions.max_ttl'])
+    assert.match(result.result === 'failed' ? result.error.message : '', /cannot change data_dir, listen\.gateway, sessions\.max_ttl .*restart/)
     assert.equal(kv.live.current, before)
     const { key } = await kv.mintKey(['up:read'])
     const res = await request(`${kv.url}/up/a/x`, { headers: { authorization: `Bearer ${key}` } })

@@ -28,9 +28,9 @@ SIGINT/SIGTERM stop it gracefully: requests and streams in flight may finish for
 limits.shutdown_grace_ms (default 10 s); what is left is then cut, each with its closing audit record.
 SIGHUP reloads the configuration file (so does POST /v1/config/reload, and, with --watch, saving
 the file): it is checked whole and put in force for new requests, or, if anything is wrong, the
-configuration in force stays and the errors are logged. A reload changes connectors, tunnels,
-sessions.max_ttl and limits.max_body_inspect_bytes; the listeners, data_dir, audit, dns,
-upstream_proxy and the other limits need a restart (such a reload is refused).`
+configuration in force stays and the errors are logged. A reload changes connectors, tunnels and
+limits.max_body_inspect_bytes; the listeners, data_dir, audit, dns, upstream_proxy, sessions and
+the other limits need a restart (such a reload is refused).`
 
 export const start: Command = {
   name: 'start',

@@ -38,6 +38,11 @@ async function call(kv: TestKeyvalet, method: string, path: string, opts: { toke
     headers: { ...(opts.token === undefined ? {} : { authorization: `Bearer ${opts.token}` }), ...(opts.body === undefined ? {} : { 'content-type': 'application/json' }), ...opts.headers },
     ...(opts.body === undefined ? {} : { body: typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body) }),
   })
+  // A live stream (server-sent events) does not end: its head is the answer here.
+  if (res.headers.get('content-type')?.startsWith('text/event-stream') === true) {
+    await res.body?.cancel()
+    return { status: res.status, headers: res.headers, text: '', json: undefined as any }
+  }
   const text = await res.text()
   return { status: res.status, headers: res.headers, text, json: (text === '' ? undefined : JSON.parse(text)) as any }
 }
@@ -101,6 +106,8 @@ const EXPECTED_ROLES: Record<string, readonly AdminRole[]> = {
   'secret.list': ['admin'], 'secret.set': ['admin'], 'secret.delete': ['admin'],
   'admin_token.list': ['admin'], 'admin_token.create': ['admin'], 'admin_token.revoke': ['admin'],
   'openapi.get': ['admin', 'operator', 'auditor'],
+  'config.get': ['admin', 'operator', 'auditor'], 'config.reload': ['admin'], 'config.explain': ['admin', 'operator'],
+  'audit.query': ['admin', 'auditor'], 'audit.stream': ['admin', 'auditor'], 'audit.verify': ['admin', 'auditor'],
 }
 const ROLES: readonly AdminRole[] = ['admin', 'operator', 'auditor']
 

@@ -9,6 +9,7 @@ import { ASSERTION_BLOCK } from '../assertion/config.ts'
 import { ATTRIBUTION_BLOCK } from '../attribution/config.ts'
 import { RULE_SCHEMA } from './rule-schema.ts'
 import { MCP_BLOCK } from '../mcp/config.ts'
+import { USAGE_BLOCK } from '../budgets/config.ts'
 
 /** Every kind's fields of `credential`, and every source's block (`credential.<type>`), each optional. */
 const KIND_FIELDS: TProperties = Object.assign({}, ...ALL_CREDENTIAL_KINDS.map((k) => k.fields))
@@ -81,6 +82,7 @@ export const CONNECTOR_SCHEMA = Type.Object({
   assertion: Type.Optional(ASSERTION_BLOCK),
   attribution: Type.Optional(ATTRIBUTION_BLOCK),
   mcp: Type.Optional(MCP_BLOCK),
+  usage: Type.Optional(USAGE_BLOCK),
 }, {
   additionalProperties: false,
   description: 'One upstream service, the credential keyvalet attaches for it, and the rules of what may pass.',

@@ -4,6 +4,7 @@
  * every feature imports it, never the other way round.
  */
 
+import type { UsageOptions } from './budget.ts'
 import type { AssertionOptions, AttributionOptions, UpstreamProxy } from './options.ts'
 
 export const SEVERITIES = ['read', 'write', 'admin'] as const
@@ -103,6 +104,8 @@ export interface Connector {
   readonly attribution?: AttributionOptions | undefined
   /** The upstream speaks MCP (Streamable HTTP): its endpoint is decided per JSON-RPC message (src/mcp/). */
   readonly mcp?: McpPolicy | undefined
+  /** The upstream is a model provider whose responses report token usage (src/budgets/usage.ts). */
+  readonly usage?: UsageOptions | undefined
 }
 
 /** What a task may use of a connector: at most `maxSeverity`, optionally only the named rules. */

@@ -23,6 +23,7 @@ function fieldsOf(ctx: RequestContext, error: KeyvaletError | undefined, status:
     ...(ctx.retried === true ? { retried_after_401: true } : {}),
     ...(ctx.assertion === undefined ? {} : { assertion: { kid: ctx.assertion.kid, jti: ctx.assertion.jti } }),
     ...(ctx.copySource === undefined ? {} : { copy_source: ctx.copySource.path, copy_source_rule: ctx.copySource.rule }),
+    ...(ctx.usage === undefined ? {} : { usage: { model: ctx.usage.model ?? null, input_tokens: ctx.usage.inputTokens, output_tokens: ctx.usage.outputTokens, cost: ctx.usage.cost } }),
   }
   return {
     request_id: ctx.id,

@@ -100,7 +100,7 @@ export function createHandler(deps: HandlerDeps): Handler {
   const upstreams = new Upstreams({ headersTimeoutMs: config.limits.upstream_timeout_ms, resolver, upstreamProxy: config.upstreamProxy, vault: deps.vault })
   const sources = new Sources({ vault: deps.vault, clock, http: new TokenHttp({ resolver, upstreamProxy: config.upstreamProxy, vault: deps.vault }), log })
   const assertionKeys = new AssertionKeys(deps.vault, clock)
-  const composition = composeStages({ config, sessions: deps.sessions, store: deps.store, audit: deps.audit, upstreams, sources, assertionKeys, userValues: new UserValues(deps.vault) })
+  const composition = composeStages({ config, sessions: deps.sessions, store: deps.store, audit: deps.audit, upstreams, sources, assertionKeys, userValues: new UserValues(deps.vault), clock })
   const inFlight = new InFlight(config.auditOpenAfterMs)
   const openAfterNs = BigInt(config.auditOpenAfterMs) * 1_000_000n
   const idPrefix = randomBytes(4).toString('hex')
@@ -162,14 +162,27 @@ export function createHandler(deps: HandlerDeps): Handler {
       if (await retryAfter401(sent)) await runStageList(stagesFor(composition, sent.connector).retry, sent)
       const upstream = sent.upstream
       if (upstream === undefined) throw new Error('forward produced no response')
-      await relayResponse(ctx, res, upstream, () => trail.close(undefined, status(undefined)), () => trail.open(upstream.statusCode))
+      await relayResponse(ctx, res, upstream, async () => { await charge(ctx); await trail.close(undefined, status(undefined)) }, () => trail.open(upstream.statusCode))
     } catch (err) {
       const error = gone.signal.aborted ? toKeyvaletError(gone.signal.reason) : toKeyvaletError(err)
       if (error.code === 'internal_error') log.error('request failed', { request_id: ctx.id, error: String(err) })
+      await charge(ctx)
       await recorder.settle(ctx.id, () => trail.close(error, status(error)), () => answerError(res, error, ctx.id, ctx.mode, errorFormat(ctx), ctx.challenge))
     } finally {
       inFlight.untrack(flight)
     }
+  }
+
+  /**
+   * Charges what an exchange used (bytes, model tokens and cost) to the budgets it was admitted
+   * against, once, before its closing record. A store failure here is logged: the exchange is over.
+   */
+  async function charge(ctx: RequestContext): Promise<void> {
+    const admission = ctx.budget
+    if (admission === undefined || admission.charges.length === 0) return
+    ctx.budget = undefined
+    const spent = { bytes_up: ctx.bytesIn, bytes_down: ctx.bytesOut, tokens: (ctx.usage?.inputTokens ?? 0) + (ctx.usage?.outputTokens ?? 0), cost: ctx.usage?.cost ?? 0 }
+    await composition.budgets.charge(admission, spent, clock()).catch((err: unknown) => log.error('budget charge failed', { request_id: ctx.id, error: String(err) }))
   }
 
   /**

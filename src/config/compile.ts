@@ -61,7 +61,7 @@ export function compileConnector(name: string, raw: ConnectorFile, ctx: CompileC
   return {
     name, upstream, allowInsecure: raw.allow_insecure, ca, credential, rules,
     headerGuard: credential === undefined ? undefined : credentialKind(credential.kind).headerGuard,
-    placeholder: raw.placeholder, allowAddresses: raw.allow_addresses, assertion, attribution, mcp, usage,
+    placeholder: raw.placeholder, allowAddresses: raw.allow_addresses, assertion, attribution, mcp, usage, report: raw.mode === 'report',
     upstreamProxy: raw.upstream_proxy === undefined ? undefined : raw.upstream_proxy === 'none' ? null : compileUpstreamProxy(raw.upstream_proxy, (f, m) => problem(['upstream_proxy', ...f], m)),
   }
 }
@@ -201,6 +201,7 @@ function compileRule(connector: string, raw: RuleFile, problem: (f: FieldPath, m
     headers: constraints(raw.headers, true, (f, m) => problem(['headers', ...f], m)),
     body: raw.body === undefined ? undefined : compileJsonSchema(raw.body, (f, m) => problem(['body', ...f], m)),
     allowBody: raw.allow_body ?? raw.body !== undefined,
+    report: raw.mode === 'report',
   }
 }
 

@@ -45,6 +45,8 @@ export interface RequestContext {
   rawQuery?: string
   /** decide */
   decision?: Decision
+  /** decide: the refusal a connector or rule in report mode did not enforce (the audit records it as would_deny). */
+  wouldDeny?: { readonly reason: string; readonly rule: string | null; readonly why: string }
   /** mcp-decide: a request to an MCP endpoint as decided (src/proxy/stages/mcp.ts); mcp-lists reads it. */
   mcp?: McpExchange
   /** budget: the counters the request was admitted against, which the handler charges with what the exchange used. */

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { Agent, request } from 'undici'
 import { parseGrant } from '../../src/policy/grant.ts'
+import { cli } from '../helpers/cli.ts'
 import { startKeyvalet, type TestKeyvalet } from '../helpers/keyvalet.ts'
 import { startUpstream, type Upstream } from '../helpers/upstream.ts'
 
@@ -124,5 +125,29 @@ connectors:
     const use = (name: string, metric: string) => shown.budgets.find((b) => b.budget === name && b.metric === metric)
     assert.deepEqual(use('session', 'requests'), { budget: 'session', metric: 'requests', per: 'this session', connector: null, rule: null, used: 2, limit: 2, left: 0, resets_at: null })
     assert.deepEqual([use('ten-per-session', 'requests')?.used, use('ten-per-session', 'requests')?.left], [1, 9])
+  })
+
+  it('session create --budget and session show on the command line: the budget given, what is used and left', async () => {
+    kv.now = Date.now() // the CLI reads the windows of the real clock
+    const env = { KEYVALET_MASTER_KEY: kv.masterKey }
+    const create = (...extra: string[]) => cli(['session', 'create', '--config', kv.configFile, '--agent', 'cli-agent', '--user', 'u', '--workspace', 'w', '--grant', 'api:read', ...extra], { env })
+    const refused = await create('--budget', '0')
+    assert.notEqual(refused.code, 0)
+    assert.match(refused.stderr, /--budget must be a whole number of requests, at least 1/)
+    const created = await create('--budget', '5', '--json')
+    assert.equal(created.code, 0, created.stderr)
+    const { id, key, budget } = JSON.parse(created.stdout) as { id: string; key: string; budget: number }
+    assert.equal(budget, 5)
+    assert.equal((await get('/api/rated', key)).status, 200)
+    const shown = await cli(['session', 'show', id, '--config', kv.configFile], { env })
+    assert.equal(shown.code, 0, shown.stderr)
+    assert.match(shown.stdout, /budget session \(per this session\)\trequests\tused 1 of 5, 4 left\n/)
+    assert.match(shown.stdout, /budget agent-rate \(per agent on api\/rated\)\trequests\tused 1 of 3, 2 left, resets \d{4}-/)
+    assert.match(shown.stdout, /budget download \(per session on api\/big\)\tbytes_down\tused 0 of 100, 100 left/)
+    const json = JSON.parse((await cli(['session', 'show', id, '--config', kv.configFile, '--json'], { env })).stdout) as { budgets: { budget: string; metric: string; used: number }[] }
+    assert.equal(json.budgets.find((b) => b.budget === 'session')?.used, 1)
+    const missing = await cli(['session', 'show', 'ses_0000000000000000', '--config', kv.configFile], { env })
+    assert.notEqual(missing.code, 0)
+    assert.match(missing.stderr, /no session ses_0000000000000000/)
   })
 })

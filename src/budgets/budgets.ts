@@ -74,7 +74,7 @@ export class Budgets {
     this.#budgets = budgets
   }
 
-  /** The configured budgets that may apply to a connector's requests (none: the stage is left out for it, bar session budgets). */
+  /** The configured budgets that may apply to a connector's requests (none: the stage returns at once for a session without a budget of its own). */
   for(connector: string): readonly Budget[] {
     return this.#budgets.filter((b) => b.connector === undefined || b.connector === connector)
   }

@@ -10,7 +10,8 @@
  *   BENCH_UPLOAD_MIB   upload size in MiB (default 1024)
  *   BENCH_PROFILE      1: run keyvalet with --cpu-prof and print a summary of where its time goes
  *   BENCH_POLICY_ITERATIONS  decide() iterations per case (default 200000)
- *   BENCH_PHASES       comma list of policy,mcp,closed,observe,fixed,think,forward,mint,sse,upload (default all; e.g. closed with BENCH_PROFILE=1)
+ *   BENCH_BUDGET_ITERATIONS  budget-stage checks per case (default 100000)
+ *   BENCH_PHASES       comma list of policy,budget,mcp,closed,observe,fixed,think,forward,mint,sse,upload (default all; e.g. closed with BENCH_PROFILE=1)
  *   BENCH_OBSERVE_ROUNDS  rounds of the observe phase (default 3)
  *
  * Phase observe measures what metrics and the per-request log line cost: a second keyvalet with
@@ -42,6 +43,7 @@ import type { SseCloseResult, SseJob, SseOpenResult } from './sse.ts'
 import type { UpstreamReady } from './upstream.ts'
 import type { PolicyResult } from './policy.ts'
 import type { McpBenchResult } from './mcp.ts'
+import type { BudgetResult } from './budget.ts'
 import { formatProfile, summariseProfile, type ProfileSummary } from './profile.ts'
 import { cpuSeconds, readRss, RssSampler, toMiB, type RssSummary } from './rss.ts'
 import type { UploadJob, UploadResult } from './upload.ts'
@@ -64,7 +66,7 @@ const SKIP_UPLOAD = process.env.BENCH_SKIP_UPLOAD === '1'
 const UPLOAD_BYTES = Math.round(envNumber('BENCH_UPLOAD_MIB', 1024) * 1024 * 1024)
 const PROFILE = process.env.BENCH_PROFILE === '1'
 const POLICY_ITERATIONS = Math.round(envNumber('BENCH_POLICY_ITERATIONS', 200_000))
-const ALL_PHASES = ['policy', 'mcp', 'closed', 'observe', 'fixed', 'think', 'forward', 'mint', 'sse', 'upload'] as const
+const ALL_PHASES = ['policy', 'budget', 'mcp', 'closed', 'observe', 'fixed', 'think', 'forward', 'mint', 'sse', 'upload'] as const
 const OBSERVE_ROUNDS = Math.round(envNumber('BENCH_OBSERVE_ROUNDS', 3))
 const PHASES: ReadonlySet<string> = new Set((process.env.BENCH_PHASES ?? ALL_PHASES.join(',')).split(',').map((x) => x.trim()).filter((x) => x !== ''))
 for (const ph of PHASES) if (!(ALL_PHASES as readonly string[]).includes(ph)) throw new Error(`BENCH_PHASES: unknown phase ${JSON.stringify(ph)} (known: ${ALL_PHASES.join(', ')})`)
@@ -413,6 +415,17 @@ async function main(): Promise<number> {
     await worker.stop(2000)
     if (m.result !== undefined) policy = m.result
     else broken.push(`policy bench failed: ${m.error ?? 'no result'}`)
+  }
+  let budget: BudgetResult | undefined
+  if (PHASES.has('budget')) {
+    log('budget: the budget stage on a real SQLite store')
+    const worker = children.fork('budget bench', join(BENCH, 'budget.ts'), [], { ...process.env })
+    worker.expectExit()
+    const m = await worker.waitForMessage<{ event: string; result?: BudgetResult; error?: string }>((x) => ['result', 'error'].includes(String((x as { event?: string }).event)), 300_000)
+      .catch((err: unknown) => ({ event: 'error', error: String(err) }) as { event: string; result?: BudgetResult; error?: string })
+    await worker.stop(2000)
+    if (m.result !== undefined) budget = m.result
+    else broken.push(`budget bench failed: ${m.error ?? 'no result'}`)
   }
   let mcp: McpBenchResult | undefined
   if (PHASES.has('mcp')) {
@@ -852,6 +865,11 @@ async function main(): Promise<number> {
     }
     p()
   }
+  if (PHASES.has('budget') && budget !== undefined) {
+    p('5a. Budget check, in-process: the budget stage per request on a real SQLite store (target: at most 10 µs)')
+    p(table(['case', 'iterations', 'µs/request (median of 5 rounds)', 'min µs'], budget.cases.map((c) => [c.name, int(c.iterations), f(c.usPerOp, 3), f(c.minUsPerOp, 3)]), 2))
+    p()
+  }
   if (PHASES.has('mcp') && mcp !== undefined) {
     p(`5b. MCP, in-process: tools/call decided against ${mcp.toolRules} tool rules (each with an argument schema), ${mcp.argumentBytes}-byte arguments (target: at most 20 µs per decision)`)
     p(table(['case', 'result', 'iterations', 'µs/call (median of 5 rounds)', 'min µs'], mcp.decide.map((c) => [c.name, c.got, int(c.iterations), f(c.usPerOp, 3), f(c.minUsPerOp, 3)]), 2))
@@ -1043,6 +1061,7 @@ async function main(): Promise<number> {
     uploads: Object.fromEntries([...uploads].map(([k, v]) => [k, v])),
     uploadRssGrowthMiB: uploadGrowth ?? null,
     policy: policy ?? null,
+    budget: budget ?? null,
     mcp: mcp ?? null,
     forward: {
       plainHttp: Object.fromEntries([...forwardPlain].map(([k, v]) => [k, { ...v.result, cpuPct: v.cpuPct, rss: v.rss ?? null }])),

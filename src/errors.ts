@@ -32,6 +32,9 @@ export const ERROR_CATALOGUE = {
   body_invalid: [400, 'The request body does not have the shape this rule requires.'],
   body_unexpected: [400, 'This request carries a body, which its method does not take under the matching rule; the request was refused.'],
   mcp_request_invalid: [400, 'The request is not a valid MCP (JSON-RPC 2.0) message.'],
+  // budget
+  rate_limited: [429, 'This task is over a rate limit; retry after the time Retry-After gives.'],
+  budget_exhausted: [429, 'This task has used up a budget it runs under.'],
   // attribute
   attribution_conflict: [400, 'The request names a different user than the one this task acts for; it was refused.'],
   attribution_body_invalid: [400, 'This connector adds the invoking user to the request body, which must then be a JSON object (application/json, not content-coded).'],
@@ -95,6 +98,8 @@ export interface ErrorOptions {
    * refusal as a JSON-RPC error, src/mcp/reply.ts): status, type and body, all safe to show it.
    */
   reply?: ErrorReply
+  /** When the refusal ends, for a Retry-After header (rate_limited). */
+  retryAfterSeconds?: number
 }
 
 export interface ErrorReply {
@@ -108,6 +113,7 @@ export class KeyvaletError extends Error {
   readonly status: number
   readonly detail: Record<string, unknown> | undefined
   readonly reply: ErrorReply | undefined
+  readonly retryAfterSeconds: number | undefined
   // A private field: not enumerable, so no inspection, JSON or structured clone of the error shows it.
   readonly #secrets: readonly string[]
 
@@ -119,6 +125,7 @@ export class KeyvaletError extends Error {
     this.status = status
     this.detail = options.detail
     this.reply = options.reply
+    this.retryAfterSeconds = options.retryAfterSeconds
     this.#secrets = options.secrets ?? []
   }
 

@@ -21,7 +21,8 @@ export interface AuditFields {
   readonly path: string | null
   /** Names of query parameters only, never their values. */
   readonly query_keys: readonly string[]
-  readonly decision: 'allow' | 'deny' | 'error'
+  /** would_deny: forwarded under report mode although the policy refuses it (`reason` and `rule` say why). */
+  readonly decision: 'allow' | 'deny' | 'error' | 'would_deny'
   /** A policy reason (policy/decision.ts) or an error code (errors.ts). */
   readonly reason: string
   readonly rule: string | null

@@ -22,6 +22,7 @@ import { FORBIDDEN_HEADERS } from '../schema-kit/headers.ts'
 import { compileAssertion } from '../assertion/config.ts'
 import { compileAttribution } from '../attribution/config.ts'
 import { compileMcp } from '../mcp/config.ts'
+import { compileUsage } from '../budgets/config.ts'
 import type { ConnectorFile, CredentialFile, UpstreamProxyFile } from './connector-schema.ts'
 import type { RuleFile } from './rule-schema.ts'
 
@@ -53,13 +54,14 @@ export function compileConnector(name: string, raw: ConnectorFile, ctx: CompileC
   const assertion = raw.assertion === undefined ? undefined : compileAssertion(name, raw.assertion, taken, (f, m) => problem(['assertion', ...f], m))
   const attribution = raw.attribution === undefined ? undefined : compileAttribution(raw.attribution, new Set([...taken, ...(assertion === undefined ? [] : [assertion.header])]), (f, m) => problem(['attribution', ...f], m))
   const mcp = raw.mcp === undefined ? undefined : compileMcp(raw.mcp, new Set(seen.keys()), (f, m) => problem(['mcp', ...f], m))
+  const usage = raw.usage === undefined ? undefined : compileUsage(raw.usage)
   checkCidrs(raw.allow_addresses, (i, m) => problem(['allow_addresses', i], m))
   if (raw.placeholder !== undefined && credential === undefined) problem(['placeholder'], 'a placeholder stands for a credential: add a credential binding')
   if (raw.placeholder !== undefined && /kvt_/i.test(raw.placeholder)) problem(['placeholder'], 'a placeholder must not look like a task key')
   return {
     name, upstream, allowInsecure: raw.allow_insecure, ca, credential, rules,
     headerGuard: credential === undefined ? undefined : credentialKind(credential.kind).headerGuard,
-    placeholder: raw.placeholder, allowAddresses: raw.allow_addresses, assertion, attribution, mcp,
+    placeholder: raw.placeholder, allowAddresses: raw.allow_addresses, assertion, attribution, mcp, usage, report: raw.mode === 'report',
     upstreamProxy: raw.upstream_proxy === undefined ? undefined : raw.upstream_proxy === 'none' ? null : compileUpstreamProxy(raw.upstream_proxy, (f, m) => problem(['upstream_proxy', ...f], m)),
   }
 }
@@ -199,6 +201,7 @@ function compileRule(connector: string, raw: RuleFile, problem: (f: FieldPath, m
     headers: constraints(raw.headers, true, (f, m) => problem(['headers', ...f], m)),
     body: raw.body === undefined ? undefined : compileJsonSchema(raw.body, (f, m) => problem(['body', ...f], m)),
     allowBody: raw.allow_body ?? raw.body !== undefined,
+    report: raw.mode === 'report',
   }
 }
 

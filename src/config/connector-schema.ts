@@ -9,6 +9,7 @@ import { ASSERTION_BLOCK } from '../assertion/config.ts'
 import { ATTRIBUTION_BLOCK } from '../attribution/config.ts'
 import { RULE_SCHEMA } from './rule-schema.ts'
 import { MCP_BLOCK } from '../mcp/config.ts'
+import { USAGE_BLOCK } from '../budgets/config.ts'
 
 /** Every kind's fields of `credential`, and every source's block (`credential.<type>`), each optional. */
 const KIND_FIELDS: TProperties = Object.assign({}, ...ALL_CREDENTIAL_KINDS.map((k) => k.fields))
@@ -77,10 +78,14 @@ export const CONNECTOR_SCHEMA = Type.Object({
     Type.Unsafe<'none'>({ const: 'none', description: 'connect directly even when the instance has an upstream_proxy' }),
     upstreamProxySchema(''),
   ], { description: "This connector's corporate proxy, overriding the instance's upstream_proxy; or none." })),
+  mode: Type.Optional(Type.Enum(['enforce', 'report'], {
+    description: "enforce: requests the policy refuses are refused. report: every request the policy would refuse is forwarded anyway, with the credential, and audited as decision would_deny with its reason (metrics count them): the connector's rules are tried on real traffic and nothing is enforced, so use it only with a credential whose reach you accept. A rule can be in report mode on its own. Malformed requests (body_unexpected) and budgets are enforced in either mode. Default enforce.",
+  })),
   rules: Defaulted(Type.Array(RULE_SCHEMA, { default: [], description: 'The requests this connector lets through, tried in order. No rules: everything is refused.' })),
   assertion: Type.Optional(ASSERTION_BLOCK),
   attribution: Type.Optional(ATTRIBUTION_BLOCK),
   mcp: Type.Optional(MCP_BLOCK),
+  usage: Type.Optional(USAGE_BLOCK),
 }, {
   additionalProperties: false,
   description: 'One upstream service, the credential keyvalet attaches for it, and the rules of what may pass.',

@@ -23,7 +23,7 @@ function errorOf(fn: () => unknown): OperatorError {
 
 describe('loadConfig refuses a broken fixture with file, line and field', () => {
   const broken = [
-    ['unknown-field.yaml', 10, 'connectors.github.rules[0].alow_other_query: unknown field (expected one of: id, methods, path, severity, query, allow_other_query, websocket, headers, body, allow_body)'],
+    ['unknown-field.yaml', 10, 'connectors.github.rules[0].alow_other_query: unknown field (expected one of: id, methods, path, severity, query, allow_other_query, websocket, headers, body, mode, allow_body)'],
     ['bad-severity.yaml', 10, 'connectors.github.rules[0].severity: must be one of read, write, admin'],
     ['http-without-insecure.yaml', 4, 'connectors.internal.upstream: an http:// upstream needs allow_insecure: true (the credential would cross the network in cleartext)'],
     ['duplicate-rule-id.yaml', 10, 'connectors.github.rules[1].id: duplicate rule id read (already used by rules[0])'],

@@ -21,6 +21,8 @@ import { compileConnector, compileUpstreamProxy } from './compile.ts'
 import { checkPolicy, explainPolicy, secretReferences, type ConfigWarning, type SecretReference } from './check.ts'
 import { checkCidrs, dnsServerProblem, parseHostPort, parseListenerUrl, type HostPort } from '../schema-kit/addresses.ts'
 import { configVersion } from './version.ts'
+import { compileBudgets } from '../budgets/config.ts'
+import type { Budget } from '../model/budget.ts'
 import { formatProblems, locator, pointerToPath, type Problem } from './locate.ts'
 
 export type { ConfigWarning, SecretReference } from './check.ts'
@@ -65,6 +67,8 @@ export interface Config {
   /** Whether Prometheus metrics are kept (see schema.ts, metrics.enabled). */
   readonly metricsEnabled: boolean
   readonly policy: Policy
+  /** Budgets and rate limits (src/budgets/), in the file's order. */
+  readonly budgets: readonly Budget[]
   readonly warnings: readonly ConfigWarning[]
   /** How some rules read (check.ts explainPolicy), for `keyvalet check`: not warnings. */
   readonly notes: readonly ConfigWarning[]
@@ -155,6 +159,7 @@ export function parseConfig(text: string, file: string): Config {
   const maxTtlMs = durationMs(config.sessions.max_ttl) ?? 0
   if (maxTtlMs <= 0 || maxTtlMs > MAX_SESSION_TTL_MS) problems.push({ at: ['sessions', 'max_ttl'], message: 'must be longer than 0 and at most 365d' })
   const upstreamProxy = config.upstream_proxy === undefined ? undefined : compileUpstreamProxy(config.upstream_proxy, (f, m) => void problems.push({ at: ['upstream_proxy', ...f], message: m }))
+  const budgets = compileBudgets(config.budgets, { connectors }, (f, m) => void problems.push({ at: ['budgets', ...f], message: m }))
   if (problems.length > 0) fail(problems)
 
   const policy: Policy = { connectors }
@@ -182,6 +187,7 @@ export function parseConfig(text: string, file: string): Config {
     log: { level: config.log.level, format: config.log.format },
     metricsEnabled: config.metrics.enabled,
     policy,
+    budgets,
     warnings: checkPolicy(policy, locate, config.limits),
     notes: explainPolicy(policy, locate),
     secrets: secretReferences(policy, upstreamProxy, locate),

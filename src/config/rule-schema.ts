@@ -58,6 +58,9 @@ export const RULE_SCHEMA = Type.Object({
     description:
       'A JSON Schema (draft 2020-12) the request body must satisfy; the body must then be strict JSON (UTF-8 without a byte-order mark, no duplicate keys, at most 128 levels of nesting). Bodies are read up to limits.max_body_inspect_bytes to check them.',
   }))),
+  mode: Type.Optional(Type.Enum(['enforce', 'report'], {
+    description: 'enforce: a request this rule refuses is refused. report: it is forwarded anyway, and audited as decision would_deny with the reason (metrics count it): to try a rule on real traffic before enforcing it. Default enforce. A refusal that names no rule (no rule for the path) follows the connector\'s mode.',
+  })),
   allow_body: Type.Optional(Type.Boolean({
     description:
       'Whether a GET, HEAD, DELETE or OPTIONS request matching this rule may carry a body (Content-Length above 0, or Transfer-Encoding). Default false, or true when the rule has a body schema: otherwise such a request is refused (400 body_unexpected), since some frameworks read a body there as the real parameters. Other methods may always carry one.',

@@ -23,7 +23,7 @@ const MCP_METHODS: ReadonlySet<string> = new Set([
 ])
 /** MCP rule ids come from the configuration; past this many per connector, new ones fold into `other`. */
 const MAX_MCP_SERIES = 2000
-const DECISIONS = ['allow', 'deny', 'error'] as const
+const DECISIONS = ['allow', 'deny', 'error', 'would_deny'] as const
 const KNOWN_ERRORS: ReadonlySet<string> = new Set(Object.keys(ERROR_CATALOGUE))
 
 /** Failures of the upstream exchange itself, counted again by kind in keyvalet_upstream_errors_total. */
@@ -140,7 +140,7 @@ export class RequestMetrics implements RequestObserver {
 
   constructor(registry: Registry) {
     this.#families = {
-      requests: registry.counter('keyvalet_requests_total', 'Requests settled, by listener, connector (_none: refused before one was known), decision and error code (none when allowed).', ['mode', 'connector', 'decision', 'error']),
+      requests: registry.counter('keyvalet_requests_total', 'Requests settled, by listener, connector (_none: refused before one was known), decision (allow, deny, error, would_deny: forwarded under report mode although the policy refuses it) and error code (none when allowed).', ['mode', 'connector', 'decision', 'error']),
       duration: registry.histogram('keyvalet_request_duration_seconds', 'Whole requests, from arrival to the closing audit record (a stream: until it ended).', REQUEST_BUCKETS, ['mode', 'connector']),
       upstream: registry.histogram('keyvalet_upstream_duration_seconds', "The upstream's part: from sending the request upstream to its answer's head, or to the failure.", REQUEST_BUCKETS, ['connector']),
       upstreamErrors: registry.counter('keyvalet_upstream_errors_total', 'Requests whose upstream exchange failed, by kind (the error code).', ['connector', 'kind']),
@@ -161,7 +161,7 @@ export class RequestMetrics implements RequestObserver {
     if (modeIndex < 0) return
     const series = this.#series(fields.connector ?? NO_CONNECTOR)
     const mode = series.modes[modeIndex] as ModeSeries
-    const decision = fields.decision === 'allow' ? 0 : fields.decision === 'deny' ? 1 : 2
+    const decision = DECISIONS.indexOf(fields.decision)
     const error = fields.error ?? NONE
     mode.outcome(decision, error).inc()
     mode.duration.observe(fields.latency_ms / 1000)

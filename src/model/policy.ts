@@ -4,6 +4,7 @@
  * every feature imports it, never the other way round.
  */
 
+import type { UsageOptions } from './budget.ts'
 import type { AssertionOptions, AttributionOptions, UpstreamProxy } from './options.ts'
 
 export const SEVERITIES = ['read', 'write', 'admin'] as const
@@ -50,6 +51,8 @@ export interface HeaderGuard {
 export interface Rule {
   /** Unique within its connector; appears in audit records and grants. */
   readonly id: string
+  /** `mode: report`: a request this rule refuses is forwarded, and audited as would_deny. */
+  readonly report?: boolean
   readonly connector: string
   /** Upper-case methods; a rule never matches a method it does not list. */
   readonly methods: ReadonlySet<string>
@@ -103,6 +106,10 @@ export interface Connector {
   readonly attribution?: AttributionOptions | undefined
   /** The upstream speaks MCP (Streamable HTTP): its endpoint is decided per JSON-RPC message (src/mcp/). */
   readonly mcp?: McpPolicy | undefined
+  /** The upstream is a model provider whose responses report token usage (src/budgets/usage.ts). */
+  readonly usage?: UsageOptions | undefined
+  /** `mode: report`: a request the policy refuses is forwarded, and audited as would_deny. */
+  readonly report?: boolean
 }
 
 /** What a task may use of a connector: at most `maxSeverity`, optionally only the named rules. */

@@ -14,6 +14,8 @@ export interface Session {
   readonly createdAt: number
   readonly expiresAt: number
   readonly revokedAt: number | undefined
+  /** The most requests the session may have forwarded, when it was given a budget of its own (src/budgets/). */
+  readonly budget?: number | undefined
 }
 
 export interface StoredSession extends Session {

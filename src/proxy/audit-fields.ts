@@ -23,6 +23,8 @@ function fieldsOf(ctx: RequestContext, error: KeyvaletError | undefined, status:
     ...(ctx.retried === true ? { retried_after_401: true } : {}),
     ...(ctx.assertion === undefined ? {} : { assertion: { kid: ctx.assertion.kid, jti: ctx.assertion.jti } }),
     ...(ctx.copySource === undefined ? {} : { copy_source: ctx.copySource.path, copy_source_rule: ctx.copySource.rule }),
+    ...(ctx.wouldDeny === undefined ? {} : { would_deny: ctx.wouldDeny.why }),
+    ...(ctx.usage === undefined ? {} : { usage: { model: ctx.usage.model ?? null, input_tokens: ctx.usage.inputTokens, output_tokens: ctx.usage.outputTokens, cost: ctx.usage.cost } }),
   }
   return {
     request_id: ctx.id,
@@ -37,7 +39,7 @@ function fieldsOf(ctx: RequestContext, error: KeyvaletError | undefined, status:
     path: ctx.path ?? null,
     query_keys: queryKeys(ctx.rawQuery),
     // A sandbox that left was not refused: the exchange failed.
-    decision: error === undefined ? 'allow' : error.status >= 500 || error.code === 'client_closed' ? 'error' : 'deny',
+    decision: error === undefined ? (ctx.wouldDeny === undefined ? 'allow' : 'would_deny') : error.status >= 500 || error.code === 'client_closed' ? 'error' : 'deny',
     reason,
     rule,
     credential: ctx.credential?.label ?? null,
@@ -65,6 +67,7 @@ function fieldsOf(ctx: RequestContext, error: KeyvaletError | undefined, status:
 function statedDecision(ctx: RequestContext, error: KeyvaletError | undefined): { reason: string; rule: string | null } {
   const decided = ctx.decision?.effect === 'need_body' ? undefined : ctx.decision
   // A request to an MCP endpoint is decided by its messages' rules (stages/mcp.ts), not by decide's.
+  if (error === undefined && ctx.wouldDeny !== undefined) return { reason: ctx.wouldDeny.reason, rule: ctx.wouldDeny.rule }
   if (error === undefined) return { reason: decided?.reason ?? (ctx.mcp?.rule === undefined ? 'unknown' : 'rule_matched'), rule: decided?.rule?.id ?? ctx.mcp?.rule ?? null }
   const detail = error.detail
   // decide refuses with policy_denied, or body_unexpected for a body the method takes none of (400): both are its denials.

@@ -7,6 +7,8 @@ import type { Store } from '../store/store.ts'
 import type { RequestContext } from './context.ts'
 import type { Stage, StageList } from './pipeline.ts'
 import type { AuditSink } from './request-audit.ts'
+import { Budgets } from '../budgets/budgets.ts'
+import { createBudget } from './stages/budget.ts'
 import { createAssert } from './stages/assert.ts'
 import { createAttribute, createAttributionHeader } from './stages/attribute.ts'
 import { createAuditGate } from './stages/audit-gate.ts'
@@ -31,6 +33,8 @@ export interface StageParts {
   readonly sources: Sources
   readonly assertionKeys: AssertionKeys
   readonly userValues: UserValues
+  /** Epoch ms (budget windows). */
+  readonly clock: () => number
 }
 
 /** The stage lists of one connector. */
@@ -48,6 +52,8 @@ export interface Composition {
   readonly admit: readonly Stage<RequestContext>[]
   /** By connector name: what runs once a request was routed to it. */
   readonly connectors: ReadonlyMap<string, ConnectorStages>
+  /** What the budget stage spends from; the handler charges each exchange's use to it. */
+  readonly budgets: Budgets
 }
 
 /**
@@ -57,9 +63,9 @@ export interface Composition {
  * list instead of skipped on every request.
  *
  *   admit:   authenticate → route
- *   request: decide → copy-source → attribute → credential → inject | assert → attribution header → audit gate → forward → mcp-lists
- *   retry:                                      credential → inject | assert → attribution header → audit gate → forward → mcp-lists
- *   upgrade: decide → copy-source → attribute → credential → inject | assert → attribution header → audit gate
+ *   request: decide → budget → copy-source → attribute → credential → inject | assert → attribution header → audit gate → forward → mcp-lists
+ *   retry:                                               credential → inject | assert → attribution header → audit gate → forward → mcp-lists
+ *   upgrade: decide → budget → copy-source → attribute → credential → inject | assert → attribution header → audit gate
  *
  * (For a connector with `mcp`, decide is mcp-decide, which decides a request to the MCP endpoint
  * on its JSON-RPC messages and hands any other to decide.)
@@ -75,8 +81,9 @@ export function composeStages(parts: StageParts): Composition {
   const forward = createForward(parts.upstreams, config.policy, config.limits.upstream_timeout_ms)
   const connectors = new Map<string, ConnectorStages>()
   const annotations = new ToolAnnotations()
+  const budgets = new Budgets(parts.store.counters, config.budgets)
   for (const connector of config.policy.connectors.values()) {
-    const decided = present(createMcpDecide(connector, decide, maxBody, annotations), createCopySource(connector), createAttribute(parts.userValues, connector, maxBody))
+    const decided = present(createMcpDecide(connector, decide, maxBody, annotations), createBudget(budgets, budgets.for(connector.name), parts.clock), createCopySource(connector), createAttribute(parts.userValues, connector, maxBody))
     const injected = present(createCredential(parts.sources, connector), inject)
     const signed = present(createAssert(parts.assertionKeys, connector), createAttributionHeader(parts.userValues, connector), auditGate)
     const received = present(forward, createMcpLists(connector, annotations))
@@ -86,7 +93,7 @@ export function composeStages(parts: StageParts): Composition {
       upgrade: { prepare: [...decided, ...injected], send: signed },
     })
   }
-  return { admit: [createAuthenticate(parts.sessions, config.policy), createRoute(config.policy)], connectors }
+  return { admit: [createAuthenticate(parts.sessions, config.policy), createRoute(config.policy)], connectors, budgets }
 }
 
 /** The stages a connector needs, in the order given. */

@@ -9,6 +9,8 @@ import type { Session } from '../model/session.ts'
 import type { Trace } from './trace.ts'
 import type { McpAuditEntry } from '../audit/record.ts'
 import type { McpDecision } from '../mcp/decide.ts'
+import type { Admission } from '../budgets/budgets.ts'
+import type { ModelUsage } from '../budgets/usage.ts'
 
 /**
  * The typed per-request record that stages fill in, in order. A field is set by exactly one stage
@@ -45,8 +47,14 @@ export interface RequestContext {
   rawQuery?: string
   /** decide */
   decision?: Decision
+  /** decide: the refusal a connector or rule in report mode did not enforce (the audit records it as would_deny). */
+  wouldDeny?: { readonly reason: string; readonly rule: string | null; readonly why: string }
   /** mcp-decide: a request to an MCP endpoint as decided (src/proxy/stages/mcp.ts); mcp-lists reads it. */
   mcp?: McpExchange
+  /** budget: the counters the request was admitted against, which the handler charges with what the exchange used. */
+  budget?: Admission
+  /** relay: the model usage the response reported (connectors with `usage`). */
+  usage?: ModelUsage
   /** copy-source: the S3 copy source an aws_sigv4 request names, decided readable under the grant. */
   copySource?: { readonly path: string; readonly rule: string }
   /** decide: the body, when a rule needed to read it; attribute: the body rewritten with the user. */

@@ -2,7 +2,9 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { AssertionKeys } from '../assertion/keys.ts'
 import { parseConfig, type Config } from '../config/load.ts'
+import { Budgets } from '../budgets/budgets.ts'
 import type { Connector } from '../model/policy.ts'
+import { SqliteStore } from '../store/sqlite-store.ts'
 import type { Vault } from '../vault/vault.ts'
 import type { Composition } from './compose.ts'
 import { Generations } from './generations.ts'
@@ -15,13 +17,16 @@ function config(paths: { keep: string; change: string }): Config {
   return parseConfig(`version: 1\nconnectors:\n${connector('keep', paths.keep)}${connector('change', paths.change)}`, '/tmp/keyvalet.yaml')
 }
 
+/** The compositions here never run a request: their budgets count nowhere but an in-memory store. */
+const counters = SqliteStore.open(':memory:').counters
+
 test('a reload keeps unchanged connectors and releases a changed one once the requests that started before it are over', () => {
   const released: string[] = []
   const composed: Config[] = []
   const generations = new Generations(config({ keep: '/k/**', change: '/a/**' }), {
     compose: (c) => {
       composed.push(c)
-      return { admit: [], connectors: new Map() } satisfies Composition
+      return { admit: [], connectors: new Map(), budgets: new Budgets(counters, c.budgets) } satisfies Composition
     },
     assertionKeys: new AssertionKeys({} as Vault, Date.now),
     release: (c: Connector) => released.push(`${c.name}:${c.rules[0]?.paths[0]?.source}`),

@@ -106,7 +106,7 @@ export function createHandler(deps: HandlerDeps): Handler {
   const assertionKeys = new AssertionKeys(deps.vault, clock)
   const userValues = new UserValues(deps.vault)
   const generations = new Generations(config, {
-    compose: (current) => composeStages({ config: current, sessions: deps.sessions, store: deps.store, audit: deps.audit, upstreams, sources, assertionKeys, userValues }),
+    compose: (current) => composeStages({ config: current, sessions: deps.sessions, store: deps.store, audit: deps.audit, upstreams, sources, assertionKeys, userValues, clock }),
     assertionKeys,
     release: (connector) => {
       upstreams.release(connector)
@@ -177,15 +177,29 @@ export function createHandler(deps: HandlerDeps): Handler {
       if (await retryAfter401(sent)) await runStageList(stagesFor(generation.composition, sent.connector).retry, sent)
       const upstream = sent.upstream
       if (upstream === undefined) throw new Error('forward produced no response')
-      await relayResponse(ctx, res, upstream, () => trail.close(undefined, status(undefined)), () => trail.open(upstream.statusCode))
+      await relayResponse(ctx, res, upstream, async () => { await charge(ctx, generation.composition); await trail.close(undefined, status(undefined)) }, () => trail.open(upstream.statusCode))
     } catch (err) {
       const error = gone.signal.aborted ? toKeyvaletError(gone.signal.reason) : toKeyvaletError(err)
       if (error.code === 'internal_error') log.error('request failed', { request_id: ctx.id, error: String(err) })
+      await charge(ctx, generation.composition)
       await recorder.settle(ctx.id, () => trail.close(error, status(error)), () => answerError(res, error, ctx.id, ctx.mode, errorFormat(ctx), ctx.challenge))
     } finally {
       inFlight.untrack(flight)
       leave()
     }
+  }
+
+  /**
+   * Charges what an exchange used (bytes, model tokens and cost) to the budgets it was admitted
+   * against (those of the configuration the request started under), once, before its closing
+   * record. A store failure here is logged: the exchange is over.
+   */
+  async function charge(ctx: RequestContext, composition: Composition): Promise<void> {
+    const admission = ctx.budget
+    if (admission === undefined || admission.charges.length === 0) return
+    ctx.budget = undefined
+    const spent = { bytes_up: ctx.bytesIn, bytes_down: ctx.bytesOut, tokens: (ctx.usage?.inputTokens ?? 0) + (ctx.usage?.outputTokens ?? 0), cost: ctx.usage?.cost ?? 0 }
+    await composition.budgets.charge(admission, spent, clock()).catch((err: unknown) => log.error('budget charge failed', { request_id: ctx.id, error: String(err) }))
   }
 
   /**

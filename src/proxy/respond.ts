@@ -9,6 +9,7 @@ import type { MaskPatterns } from '../redact/patterns.ts'
 import { Redactor, type Emit } from '../redact/redactor.ts'
 import { maskHeaders, requestMask } from './request-mask.ts'
 import { upstreamError } from './upstream-errors.ts'
+import { UsageMeter } from '../budgets/usage.ts'
 
 export const ERROR_HEADER = 'x-keyvalet-error'
 export const REQUEST_ID_HEADER = 'x-keyvalet-request-id'
@@ -19,6 +20,7 @@ export const REQUEST_ID_HEADER = 'x-keyvalet-request-id'
  * and `challenge` (WWW-Authenticate) when the request has one.
  */
 export function presentation(mode: RequestContext['mode'], err: KeyvaletError, challenge?: string): { status: number; headers: OutgoingHttpHeaders } {
+  if (err.retryAfterSeconds !== undefined) return { status: err.status, headers: { 'retry-after': String(err.retryAfterSeconds) } }
   if (err.reply !== undefined) return { status: err.reply.status, headers: {} }
   if (mode !== 'gateway' && err.status === 401) return { status: 407, headers: { 'proxy-authenticate': 'Basic realm="keyvalet", charset="UTF-8"' } }
   if (err.status === 401 && challenge !== undefined) return { status: 401, headers: { 'www-authenticate': challenge } }
@@ -122,8 +124,11 @@ export async function relayResponse(ctx: RequestContext, res: ServerResponse, up
   let masking: Masking | undefined
   // A failure of what is relayed: the upstream's (a reset, bad framing), or the decoder's own.
   let bodyError = (err: unknown): KeyvaletError => upstreamError(err)
-  if (!mask.empty) {
-    ctx.redactions += maskHeaders(headers, mask)
+  const usage = ctx.connector?.usage
+  const meter = usage === undefined ? undefined : new UsageMeter(isEventStream(headers))
+  if (!mask.empty) ctx.redactions += maskHeaders(headers, mask)
+  // A coded body is decoded to be masked or metered: nothing hides in it, and asking for gzip does not escape a token budget.
+  if (!mask.empty || meter !== undefined) {
     const coding = String(headers['content-encoding'] ?? 'identity').toLowerCase().trim()
     if (coding !== 'identity') {
       const decoder = DECODERS[coding]
@@ -138,7 +143,7 @@ export async function relayResponse(ctx: RequestContext, res: ServerResponse, up
       delete headers['content-encoding']
       delete headers['content-length']
     }
-    masking = new Masking(mask)
+    if (!mask.empty) masking = new Masking(mask)
   }
   headers[REQUEST_ID_HEADER] = ctx.id
   if (isBodyless(ctx.req.method, upstream.statusCode, headers)) {
@@ -165,9 +170,13 @@ export async function relayResponse(ctx: RequestContext, res: ServerResponse, up
   if (length === undefined || Number(length) > 65_536) res.flushHeaders()
   let tail: Buffer
   try {
-    tail = await pump(body, ctx, res, masking, length === undefined ? undefined : Number(length), bodyError)
+    tail = await pump(body, ctx, res, masking, meter, length === undefined ? undefined : Number(length), bodyError)
   } finally {
     if (masking !== undefined) ctx.redactions += masking.count
+    if (meter !== undefined && usage !== undefined) {
+      const reported = meter.end(usage)
+      if (reported !== undefined) ctx.usage = reported
+    }
   }
   await beforeEnd()
   res.end(tail)
@@ -212,13 +221,13 @@ export class Masking {
 }
 
 /**
- * Copies body → response with backpressure, masking as it goes; rejects with the body's failure
+ * Copies body → response with backpressure, masking (and metering model usage) as it goes; rejects with the body's failure
  * (as `bodyError` names it), or with the reason the request was aborted (the client went away,
  * the connection went idle: ctx.signal). With a declared `length`, the final byte is not written
  * but returned, for the caller to send once the audit record is committed; a body that arrives in
  * one piece is returned whole, so that it leaves with the head in one write.
  */
-function pump(body: Readable, ctx: RequestContext, res: ServerResponse, masking: Masking | undefined, length: number | undefined, bodyError: (err: unknown) => KeyvaletError): Promise<Buffer> {
+function pump(body: Readable, ctx: RequestContext, res: ServerResponse, masking: Masking | undefined, meter: UsageMeter | undefined, length: number | undefined, bodyError: (err: unknown) => KeyvaletError): Promise<Buffer> {
   return new Promise<Buffer>((resolve, reject) => {
     const signal = ctx.signal
     const onAbort = (): void => fail(signal?.reason)
@@ -246,7 +255,11 @@ function pump(body: Readable, ctx: RequestContext, res: ServerResponse, masking:
       }
       if (out.length > 0 && !res.write(out)) body.pause()
     }
-    const onData = (chunk: Buffer): void => (masking === undefined ? send(chunk) : masking.push(chunk, send))
+    const onData = (chunk: Buffer): void => {
+      meter?.push(chunk)
+      if (masking === undefined) send(chunk)
+      else masking.push(chunk, send)
+    }
     const onDrain = (): void => { body.resume() }
     const onEnd = (): void => {
       cleanup()

@@ -18,6 +18,7 @@ export const SESSION_OPTIONS = {
   task: { description: 'The task id; default: a random tsk_… id.' },
   grant: { description: 'What the session may do: connector:severity or connector:severity:rule1,rule2 (e.g. github:read). At least one.', required: true, multiple: true },
   ttl: { description: 'How long the task key lives: a whole number and a unit (90s, 30m, 1h, 2d).', default: '1h' },
+  budget: { description: 'The most requests the session may have forwarded (a whole number); the next is refused 429 budget_exhausted. Default: none beyond the configured budgets.' },
 } as const satisfies Record<string, { readonly description: string; readonly required?: true; readonly multiple?: true; readonly default?: string }>
 
 type Option = keyof typeof SESSION_OPTIONS
@@ -66,7 +67,14 @@ export function readSessionOptions(values: SessionOptionValues, policy: Policy, 
   return {
     agent: required('agent', values.agent), user: required('user', values.user), workspace: required('workspace', values.workspace),
     ...(values.task === undefined ? {} : { task: values.task }), grants, ttlMs: parseDuration(values.ttl ?? SESSION_OPTIONS.ttl.default),
+    ...(values.budget === undefined ? {} : { budget: readBudget(values.budget, spell) }),
   }
+}
+
+function readBudget(text: string, spell: Spelling): number {
+  const budget = /^[0-9]{1,15}$/.test(text) ? Number(text) : Number.NaN
+  if (!(budget >= 1)) throw new OperatorError(`${spell('budget')} must be a whole number of requests, at least 1`, `e.g. ${spell('budget')} 100`)
+  return budget
 }
 
 let requestValidator: S.Validator | undefined

@@ -20,6 +20,8 @@ export interface CreateSessionOptions {
   readonly grants: readonly Grant[]
   /** Lifetime in milliseconds: > 0 and at most the longest session allowed (30 days by default). */
   readonly ttlMs: number
+  /** The most requests the session may have forwarded (a whole number ≥ 1); none by default. */
+  readonly budget?: number | undefined
 }
 
 /**
@@ -51,6 +53,7 @@ export class Sessions {
       )
     }
     if (!Array.isArray(opts.grants)) throw new OperatorError('session grants must be a list')
+    if (opts.budget !== undefined && (!Number.isSafeInteger(opts.budget) || opts.budget < 1)) throw new OperatorError('a session budget is a whole number of requests, at least 1', 'e.g. --budget 100')
     const now = this.#clock()
     const { key, hash } = mintTaskKey()
     const stored: StoredSession = {
@@ -64,6 +67,7 @@ export class Sessions {
       createdAt: now,
       expiresAt: now + opts.ttlMs,
       revokedAt: undefined,
+      ...(opts.budget === undefined ? {} : { budget: opts.budget }),
     }
     await this.#repo.insert(stored)
     return { session: publicSession(stored), key }

@@ -157,7 +157,8 @@ export interface CounterRepo {
   /**
    * Adds `amount` to the counter if the total stays within `limit`, atomically across processes
    * (never a read then a write): true when it was added, false (and nothing added) when it would
-   * go over. A counter that does not exist starts at 0. `expiresAt` only ever moves later.
+   * go over. A counter that does not exist starts at 0. `expiresAt` only ever moves later. A
+   * negative `amount` gives back what was spent (budgets do, when a later budget refuses the request).
    */
   spend(spending: Spending): Promise<boolean>
   /** The counter's total, 0 for one never spent from or expired. */

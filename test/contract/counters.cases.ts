@@ -31,6 +31,13 @@ export const counterCases: RepoCases<CounterRepo> = {
       assert.equal(await store.counters.spend({ key: 'w', amount: 4, limit: 5, now: T0 + 1000, expiresAt: T0 + 2000 }), true)
       assert.equal(await store.counters.used('w', T0 + 1500), 4)
     },
+    'a negative amount gives back what was spent, so the freed room can be spent again': async (store) => {
+      const spend = (amount: number, limit = 2) => store.counters.spend({ key: 'r', amount, limit, now: T0, expiresAt: T0 + HOUR })
+      assert.deepEqual([await spend(1), await spend(1), await spend(1)], [true, true, false])
+      assert.equal(await spend(-1, Number.MAX_SAFE_INTEGER), true)
+      assert.equal(await store.counters.used('r', T0), 1)
+      assert.equal(await spend(1), true)
+    },
     'exactly the limit is spent by concurrent spenders': async (store) => {
       const results = await Promise.all(Array.from({ length: 50 }, () => store.counters.spend({ key: 'c', amount: 1, limit: 20, now: T0, expiresAt: T0 + HOUR })))
       assert.equal(results.filter(Boolean).length, 20)

@@ -28,6 +28,12 @@ export const sessionCases: RepoCases<SessionRepo> = {
       assert.deepEqual(got, publicPart)
       assert.equal(got !== undefined && 'keyHash' in got, false, 'get() must not expose the key hash')
     },
+    'keeps the request budget a session was created with': async (store) => {
+      const s = { ...session('ses_b', 'key-b'), budget: 25 }
+      await store.sessions.insert(s)
+      assert.equal((await store.sessions.get('ses_b'))?.budget, 25)
+      assert.equal((await store.sessions.findByKeyHash(hash('key-b')))?.budget, 25)
+    },
   },
   list: {
     'lists sessions without key hashes': async (store) => {

@@ -3,7 +3,8 @@ import { sandboxEnv } from '../../sessions/sandbox-env.ts'
 import { KeyvaletError } from '../../errors.ts'
 import type { SessionFilter } from '../../model/session.ts'
 import { FIELD_SPELLING, readSessionOptions, SESSION_REQUEST_SCHEMA, type SessionOptionValues } from '../../sessions/options.ts'
-import { SESSION_VIEW, sessionView } from '../../sessions/view.ts'
+import { SESSION_DETAIL, SESSION_VIEW, sessionView } from '../../sessions/view.ts'
+import { Budgets } from '../../budgets/budgets.ts'
 import type { SessionCursor } from '../../store/store.ts'
 import type { AdminDeps } from '../deps.ts'
 import { invalid } from '../input.ts'
@@ -70,11 +71,13 @@ export function sessionRoutes(deps: AdminDeps) {
       },
     }),
     defineRoute({
-      method: 'GET', path: '/v1/sessions/{id}', roles: ROLES, action: 'session.get', params: ID, response: SESSION_VIEW,
-      summary: 'One session and its state.',
+      method: 'GET', path: '/v1/sessions/{id}', roles: ROLES, action: 'session.get', params: ID, response: SESSION_DETAIL,
+      summary: 'One session, its state, and what it has used and has left of every budget that applies to it.',
       async handle({ params, note }) {
         note({ session: params.id })
-        return { kind: 'json', body: sessionView(await found(params.id), deps.clock()) }
+        const session = await found(params.id)
+        const now = deps.clock()
+        return { kind: 'json', body: { ...sessionView(session, now), budgets: await new Budgets(deps.store.counters, deps.config().budgets).report(session, now) } }
       },
     }),
     defineRoute({

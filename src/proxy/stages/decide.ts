@@ -10,7 +10,8 @@ import { carriesBody, jsonBodyProblem } from '../headers.ts'
 
 /**
  * decide: asks the pure policy function; reads the body (bounded) only when a rule's JSON Schema
- * needs it and the grant already covers the request. Denials become policy_denied with the reason.
+ * needs it and the grant already covers the request. Denials become policy_denied with the reason,
+ * or, under a connector or rule in report mode, ctx.wouldDeny (and the request goes on).
  */
 export function createDecide(maxBodyBytes: number): Stage {
   return {
@@ -25,6 +26,11 @@ export function createDecide(maxBodyBytes: number): Stage {
         decision = decideFor(ctx, facts)
       }
       ctx.decision = decision
+      // Report mode: the refusal is recorded, not enforced. A malformed request is refused in either mode.
+      if (decision.effect === 'deny' && decision.reason !== 'body_unexpected' && (decision.rule?.report === true || ctx.connector.report === true)) {
+        ctx.wouldDeny = { reason: decision.reason, rule: decision.rule?.id ?? null, why: decision.detail }
+        return
+      }
       if (decision.effect === 'deny') {
         // A body where the method takes none is malformed input (400), not a matter of the grant.
         throw new KeyvaletError(decision.reason === 'body_unexpected' ? 'body_unexpected' : 'policy_denied', {

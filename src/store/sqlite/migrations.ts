@@ -41,6 +41,7 @@ export const MIGRATIONS: readonly string[] = [
      revoked_at INTEGER
    ) STRICT;
    CREATE INDEX sessions_by_creation ON sessions (created_at, id);`,
+  'ALTER TABLE sessions ADD COLUMN budget INTEGER;',
 ]
 
 /**

@@ -4,13 +4,13 @@ import type { Session, SessionFilter, StoredSession } from '../../model/session.
 import type { SessionCursor, SessionRepo } from '../store.ts'
 import { blob, type FreshReads, type Row } from './fresh-reads.ts'
 
-const COLUMNS = 'id, key_hash, agent, user, workspace, task, grants, created_at, expires_at, revoked_at'
+const COLUMNS = 'id, key_hash, agent, user, workspace, task, grants, created_at, expires_at, revoked_at, budget'
 /** The filterable columns; a filter field left out matches every value (`? IS NULL`). */
 const MATCHES = '(?1 IS NULL OR agent = ?1) AND (?2 IS NULL OR user = ?2) AND (?3 IS NULL OR workspace = ?3) AND (?4 IS NULL OR task = ?4)'
 
 /** SessionRepo on the `sessions` table: each method beside its statement. */
 export function sqliteSessions(db: DatabaseSync, reads: FreshReads): SessionRepo {
-  const insert = db.prepare(`INSERT INTO sessions (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+  const insert = db.prepare(`INSERT INTO sessions (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
   const byHash = db.prepare(`SELECT ${COLUMNS} FROM sessions WHERE key_hash = ?`)
   const byId = db.prepare(`SELECT ${COLUMNS} FROM sessions WHERE id = ?`)
   const all = db.prepare(`SELECT ${COLUMNS} FROM sessions ORDER BY created_at, id`)
@@ -21,7 +21,7 @@ export function sqliteSessions(db: DatabaseSync, reads: FreshReads): SessionRepo
   return {
     insert: async (s: StoredSession) => {
       const grants = JSON.stringify(s.grants.map((g) => ({ ...g, rules: g.rules ?? null })))
-      insert.run(s.id, s.keyHash, s.agent, s.user, s.workspace, s.task, grants, s.createdAt, s.expiresAt, s.revokedAt ?? null)
+      insert.run(s.id, s.keyHash, s.agent, s.user, s.workspace, s.task, grants, s.createdAt, s.expiresAt, s.revokedAt ?? null, s.budget ?? null)
       reads.clear()
     },
     findByKeyHash: async (keyHash: Buffer) => {
@@ -66,6 +66,7 @@ function toSession(row: Row): Session {
     createdAt: Number(row.created_at),
     expiresAt: Number(row.expires_at),
     revokedAt: row.revoked_at === null ? undefined : Number(row.revoked_at),
+    ...(row.budget === null ? {} : { budget: Number(row.budget) }),
   }
 }
 

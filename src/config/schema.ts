@@ -17,6 +17,7 @@ import { CONNECTOR_NAME } from '../schema-kit/patterns.ts'
 import { DURATION_PATTERN } from '../duration.ts'
 import { CONNECTOR_SCHEMA, upstreamProxySchema } from './connector-schema.ts'
 import { Defaulted, NamedMap } from '../schema-kit/builders.ts'
+import { STORE_SCHEMA } from './store-schema.ts'
 
 const CIDRS = Type.Array(Type.String({ minLength: 1 }), { default: [], description: 'CIDRs this destination may resolve to although not public (for local tests).' })
 
@@ -140,6 +141,7 @@ export const CONFIG_SCHEMA = Type.Object({
     description:
       "Folder for keyvalet.db (and master.key when no master key is given in the environment), relative to the config file's folder. Default ./.keyvalet.",
   })),
+  store: Type.Optional(STORE_SCHEMA),
   audit: Defaulted(AUDIT),
   sessions: Defaulted(SESSIONS),
   limits: Defaulted(LIMITS),

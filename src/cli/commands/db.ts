@@ -55,7 +55,7 @@ function report(check: FileCheck): string {
 async function verifyChain(config: Config, env: NodeJS.ProcessEnv): Promise<{ ok: boolean; text: string }> {
   let runtime
   try {
-    runtime = openRuntime(config, { env, createMasterKey: false })
+    runtime = await openRuntime(config, { env, createMasterKey: false })
     const result = await verifyAudit(runtime.store.audit, await runtime.openAuditKey())
     if (result.ok) return { ok: true, text: `ok: ${result.count} records, chain intact, last hash ${result.lastHash}` }
     return { ok: false, text: `BROKEN at record ${result.seq} (${result.problem}): ${result.message}; ${result.count} records before it verified` }

@@ -34,7 +34,7 @@ export const secret: Command = {
     } else if (action !== 'list') {
       throw new OperatorError(`unknown action ${JSON.stringify(action ?? '')}`, 'use: keyvalet secret set NAME | list | delete NAME')
     }
-    const runtime = openRuntime(config, { env: io.env, createMasterKey: action === 'set' })
+    const runtime = await openRuntime(config, { env: io.env, createMasterKey: action === 'set' })
     try {
       if (action === 'set' && name !== undefined) {
         const value = await readSecretValue(io)

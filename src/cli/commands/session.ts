@@ -32,7 +32,7 @@ export const session: Command = {
     }, help)
     const [action, id] = positionals
     const config = loadConfig(configPath(values.config, io))
-    const runtime = openRuntime(config, { env: io.env, createMasterKey: false })
+    const runtime = await openRuntime(config, { env: io.env, createMasterKey: false })
     try {
       if (action === 'create') {
         if ([values.env, values.dotenv, values.json].filter((v) => v === true).length > 1) throw new OperatorError('--env, --dotenv and --json are alternatives: choose one')

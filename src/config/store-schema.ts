@@ -6,7 +6,7 @@ export const STORE_SCHEMA = Type.Object({
   url: Type.String({
     minLength: 1,
     description:
-      'postgres://USER@HOST:PORT/DATABASE (HOST may be [IPv6]; for a Unix socket, postgres://USER@/DATABASE?host=/run/postgresql). No password in the URL: give it with password_file or password_env. keyvalet applies its migrations at start when this role may (see docs/deploy.md for a least-privilege runtime role).',
+      'postgres://USER@HOST:PORT/DATABASE (HOST may be [IPv6]; for a Unix socket, postgres://USER@localhost/DATABASE?host=/run/postgresql). No password in the URL: give it with password_file or password_env. keyvalet applies its migrations at start when this role may (see docs/deploy.md for a least-privilege runtime role).',
   }),
   password_file: Type.Optional(Type.String({
     minLength: 1,

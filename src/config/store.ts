@@ -32,7 +32,7 @@ export function compileStore(
   return { kind: 'postgres', ...(target ?? { host: '', port: 0, database: '', user: '' }), password, tls }
 }
 
-/** The parts of postgres://USER@HOST:PORT/DATABASE[?host=/socket/folder], or undefined after reporting why not. */
+/** The parts of postgres://USER@HOST:PORT/DATABASE (or USER@localhost/DATABASE?host=/socket/folder), or undefined after reporting why not. */
 export function parsePostgresUrl(text: string, problem: (message: string) => void): { host: string; port: number; database: string; user: string } | undefined {
   let url: URL
   try {
@@ -47,7 +47,7 @@ export function parsePostgresUrl(text: string, problem: (message: string) => voi
   const socket = url.searchParams.get('host')
   const unknown = [...url.searchParams.keys()].filter((k) => k !== 'host')
   if (unknown.length > 0) return void problem(`takes no parameter but host (a Unix socket folder); not ${unknown.join(', ')}: TLS is set under store.tls`)
-  if (socket !== null && (!socket.startsWith('/') || url.hostname !== '')) return void problem('host= names a Unix socket folder (an absolute path), with no host before the path')
+  if (socket !== null && (!socket.startsWith('/') || url.hostname !== 'localhost')) return void problem('host= names a Unix socket folder (an absolute path): postgres://USER@localhost/DATABASE?host=/run/postgresql')
   const user = decodeURIComponent(url.username)
   if (user === '') return void problem('must name the role: postgres://USER@HOST/DATABASE')
   const database = decodeURIComponent(url.pathname.replace(/^\//, ''))

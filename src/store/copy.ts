@@ -1,0 +1,47 @@
+import { OperatorError } from '../errors.ts'
+import type { Store } from './store.ts'
+
+export interface CopyCounts {
+  readonly secrets: number
+  readonly sessions: number
+  readonly auditRecords: number
+}
+
+/** Audit rows moved per transaction. */
+const PAGE = 1000
+
+/**
+ * Moves an installation from one store to another, as it is: the secrets' envelopes (still
+ * sealed: no master key is needed, and the audit chain's key travels among them), the sessions
+ * with their key hashes and revocations, and the audit rows byte for byte, so the chain verifies
+ * in its new place. The destination must be empty; the source must not be in use (checked at the
+ * end: a source whose audit log grew meanwhile fails the copy).
+ */
+export async function copyStore(from: Store, to: Store): Promise<CopyCounts> {
+  if ((await to.secrets.list()).length > 0 || (await to.sessions.list()).length > 0 || (await to.audit.last()) !== undefined) {
+    throw new OperatorError('the destination store is not empty', 'copy into a new, empty database (keyvalet db copy never merges installations)')
+  }
+  let secrets = 0
+  for (const { name } of await from.secrets.list()) {
+    const record = await from.secrets.get(name)
+    if (record === undefined) continue // deleted meanwhile
+    await to.secrets.put(record)
+    secrets++
+  }
+  const sessions = await from.sessions.listStored()
+  for (const session of sessions) await to.sessions.insert(session)
+  let copied = 0
+  for (;;) {
+    const rows = await from.audit.read(copied, PAGE)
+    if (rows.length === 0) break
+    await to.audit.appendMany((last) => {
+      if ((last?.seq ?? 0) !== copied) throw new OperatorError(`the destination's audit log changed during the copy (at seq ${last?.seq ?? 0}, expected ${copied})`)
+      return rows
+    })
+    copied = rows.at(-1)?.seq ?? copied
+  }
+  if (((await from.audit.last())?.seq ?? 0) !== copied) {
+    throw new OperatorError('the source was written to during the copy', 'stop every keyvalet using it, then copy again into a new, empty database')
+  }
+  return { secrets, sessions: sessions.length, auditRecords: copied }
+}

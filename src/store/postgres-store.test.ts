@@ -1,0 +1,79 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import { startTestPostgres, type TestPostgres } from '../../test/helpers/postgres.ts'
+import { storeContract } from '../../test/contract/store.contract.ts'
+import { PostgresStore } from './postgres-store.ts'
+import { connect } from './postgres/connect.ts'
+import { MIGRATIONS } from './postgres/migrations.ts'
+
+let server: TestPostgres
+before(async () => {
+  server = await startTestPostgres()
+})
+after(() => server.stop())
+
+storeContract('PostgresStore', async () => PostgresStore.open(await server.database(), { max: 2 }))
+
+describe('PostgresStore migrations', () => {
+  it('instances starting at once on an empty database apply each migration once, under the lock', async () => {
+    const db = await server.database()
+    const stores = await Promise.all([1, 2, 3, 4].map(() => PostgresStore.open(db, { max: 1 })))
+    try {
+      await stores[0]?.audit.append(() => ({ seq: 1, hash: 'h1', line: '{}' }))
+      assert.equal((await stores[3]?.audit.last())?.seq, 1)
+    } finally {
+      for (const store of stores) await store.close()
+    }
+    const sql = connect(db, { max: 1 })
+    try {
+      const versions = await sql`SELECT version FROM keyvalet_schema ORDER BY version`
+      assert.deepEqual(versions.map((r) => r.version), MIGRATIONS.map((_, i) => i + 1))
+    } finally {
+      await sql.end()
+    }
+  })
+
+  it('refuses a database whose schema is newer than this keyvalet', async () => {
+    const db = await server.database()
+    await (await PostgresStore.open(db, { max: 1 })).close()
+    const sql = connect(db, { max: 1 })
+    try {
+      await sql`INSERT INTO keyvalet_schema (version, applied_at) VALUES (${MIGRATIONS.length + 1}, 0)`
+    } finally {
+      await sql.end()
+    }
+    await assert.rejects(PostgresStore.open(db, { max: 1 }), /schema has version 2, newer than this keyvalet understands \(1\)/)
+  })
+
+  it('keeps the audit log append-only even for its owner', async () => {
+    const db = await server.database()
+    const store = await PostgresStore.open(db, { max: 1 })
+    await store.audit.append(() => ({ seq: 1, hash: 'h1', line: '{}' }))
+    await store.close()
+    const sql = connect(db, { max: 1 })
+    try {
+      for (const statement of ['UPDATE audit SET line = \'x\'', 'DELETE FROM audit', 'TRUNCATE audit']) {
+        await assert.rejects(sql.unsafe(statement), /audit rows are append-only/, statement)
+      }
+    } finally {
+      await sql.end()
+    }
+  })
+
+  it('concurrent appenders never fork the chain', async () => {
+    const db = await server.database()
+    const stores = await Promise.all([1, 2, 3].map(() => PostgresStore.open(db, { max: 3 })))
+    try {
+      const appends = stores.flatMap((store) => Array.from({ length: 20 }, () => store.audit.append((last) => {
+        const seq = (last?.seq ?? 0) + 1
+        return { seq, hash: `h${seq}`, line: JSON.stringify({ prev: last?.hash ?? null }) }
+      })))
+      await Promise.all(appends)
+      const rows = await stores[0]?.audit.read(0, 100) ?? []
+      assert.deepEqual(rows.map((r) => r.seq), Array.from({ length: 60 }, (_, i) => i + 1))
+      rows.forEach((row, i) => assert.equal((JSON.parse(row.line) as { prev: string | null }).prev, i === 0 ? null : `h${i}`))
+    } finally {
+      for (const store of stores) await store.close()
+    }
+  })
+})

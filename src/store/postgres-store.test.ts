@@ -42,7 +42,7 @@ describe('PostgresStore migrations', () => {
     } finally {
       await sql.end()
     }
-    await assert.rejects(PostgresStore.open(db, { max: 1 }), /schema has version 2, newer than this keyvalet understands \(1\)/)
+    await assert.rejects(PostgresStore.open(db, { max: 1 }), new RegExp(`schema has version ${MIGRATIONS.length + 1}, newer than this keyvalet understands \\(${MIGRATIONS.length}\\)`))
   })
 
   it('keeps the audit log append-only even for its owner', async () => {
@@ -57,6 +57,20 @@ describe('PostgresStore migrations', () => {
       }
     } finally {
       await sql.end()
+    }
+  })
+
+  it('spends exactly the limit when three instances spend from one counter at once', async () => {
+    const db = await server.database()
+    const stores = await Promise.all([1, 2, 3].map(() => PostgresStore.open(db, { max: 4 })))
+    try {
+      const now = Date.now()
+      const spends = Array.from({ length: 100 }, (_, i) => (stores[i % 3] as PostgresStore).counters.spend({ key: 'session:ses_1:requests', amount: 1, limit: 10, now, expiresAt: now + 60_000 }))
+      const results = await Promise.all(spends)
+      assert.equal(results.filter(Boolean).length, 10)
+      assert.equal(await stores[1]?.counters.used('session:ses_1:requests', now), 10)
+    } finally {
+      for (const store of stores) await store.close()
     }
   })
 

@@ -1,10 +1,12 @@
 import type { PostgresLocation } from './location.ts'
+import { postgresAdminTokens } from './postgres/admin-tokens.ts'
 import { postgresAudit } from './postgres/audit.ts'
 import { connect, type Sql, unreachable } from './postgres/connect.ts'
+import { postgresCounters } from './postgres/counters.ts'
 import { migrate } from './postgres/migrations.ts'
 import { postgresSecrets } from './postgres/secrets.ts'
 import { postgresSessions } from './postgres/sessions.ts'
-import type { AuditRepo, SecretRepo, SessionRepo, Store } from './store.ts'
+import type { AdminTokenRepo, AuditRepo, CounterRepo, SecretRepo, SessionRepo, Store } from './store.ts'
 
 /**
  * The Store on a PostgreSQL server, for several keyvalet instances sharing one state. Each repo is
@@ -16,6 +18,8 @@ export class PostgresStore implements Store {
   readonly sessions: SessionRepo
   readonly secrets: SecretRepo
   readonly audit: AuditRepo
+  readonly counters: CounterRepo
+  readonly adminTokens: AdminTokenRepo
   readonly #sql: Sql
 
   static async open(location: PostgresLocation, opts: { readonly max?: number } = {}): Promise<PostgresStore> {
@@ -34,6 +38,8 @@ export class PostgresStore implements Store {
     this.sessions = postgresSessions(sql)
     this.secrets = postgresSecrets(sql)
     this.audit = postgresAudit(sql)
+    this.counters = postgresCounters(sql)
+    this.adminTokens = postgresAdminTokens(sql)
   }
 
   async close(): Promise<void> {

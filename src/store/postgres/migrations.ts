@@ -40,6 +40,24 @@ export const MIGRATIONS: readonly string[] = [
      FOR EACH ROW EXECUTE FUNCTION keyvalet_audit_append_only();
    CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit
      FOR EACH STATEMENT EXECUTE FUNCTION keyvalet_audit_append_only();`,
+  // Budgets and rate limits (postgres/counters.ts), admin tokens (postgres/admin-tokens.ts), and
+  // sessions paged in (created_at, id) order, ids compared byte by byte as SQLite does.
+  `CREATE TABLE counters (
+     key TEXT PRIMARY KEY,
+     used BIGINT NOT NULL,
+     expires_at BIGINT NOT NULL
+   );
+   CREATE INDEX counters_expiry ON counters (expires_at);
+   CREATE TABLE admin_tokens (
+     id TEXT PRIMARY KEY,
+     digest BYTEA NOT NULL UNIQUE,
+     name TEXT NOT NULL,
+     role TEXT NOT NULL,
+     created_at BIGINT NOT NULL,
+     expires_at BIGINT,
+     revoked_at BIGINT
+   );
+   CREATE INDEX sessions_by_creation ON sessions (created_at, id COLLATE "C");`,
 ]
 
 /** What the runtime role may do, table by table: no DDL, and the audit log only read and appended. */
@@ -48,6 +66,8 @@ export const RUNTIME_GRANTS: readonly { readonly table: string; readonly privile
   { table: 'sessions', privileges: 'SELECT, INSERT, UPDATE, DELETE' },
   { table: 'secrets', privileges: 'SELECT, INSERT, UPDATE, DELETE' },
   { table: 'audit', privileges: 'SELECT, INSERT' },
+  { table: 'counters', privileges: 'SELECT, INSERT, UPDATE, DELETE' },
+  { table: 'admin_tokens', privileges: 'SELECT, INSERT, UPDATE' },
 ]
 
 /** keyvalet's own key for pg_advisory_xact_lock ("keyvalet" in ASCII): held while migrating. */

@@ -9,6 +9,7 @@ import { request } from 'undici'
 import type { AuditRecord } from '../../src/audit/record.ts'
 import type { PostgresLocation } from '../../src/store/location.ts'
 import { PostgresStore } from '../../src/store/postgres-store.ts'
+import { MIGRATIONS } from '../../src/store/postgres/migrations.ts'
 import { startChildKeyvalet } from '../helpers/child-keyvalet.ts'
 import { cli } from '../helpers/cli.ts'
 import { startKeyvalet } from '../helpers/keyvalet.ts'
@@ -43,14 +44,14 @@ const connectors = () => `connectors:
 `
 
 /** A config whose store is `db` on the test server, as `user` with the password in a file; TLS verify-full with `caPem`. */
-function writeConfig(name: string, db: PostgresLocation, user: string, password: string, caPem = server.caPem): string {
+function writeConfig(name: string, db: PostgresLocation, user: string, password: string, caPem = server.caPem, listen = '{ gateway: "127.0.0.1:0" }'): string {
   const folder = join(dir, name)
   const tls = db.tls.mode === 'disable' ? '{ mode: disable }' : caPem === undefined ? '{}' : '{ ca_file: ca.pem }'
   writeFileSync(join(dir, `${name}.pw`), `${password}\n`, { mode: 0o600 })
   if (caPem !== undefined) writeFileSync(join(dir, `${name}-ca.pem`), caPem)
   const file = join(dir, `${name}.yaml`)
   writeFileSync(file, `version: 1
-listen: { gateway: "127.0.0.1:0" }
+listen: ${listen}
 data_dir: ${folder}
 store:
   url: postgres://${user}@${db.host}:${db.port}/${db.database}
@@ -80,7 +81,7 @@ describe('keyvalet on PostgreSQL', () => {
     // The runtime role may not create tables: start refuses, saying what to run.
     const early = await cli(['db', 'status', '--config', configFile], { env })
     assert.equal(early.code, 1, early.stderr)
-    assert.match(early.stdout, /schema version 0 of 1\npending: 1 migration\(s\): run keyvalet db migrate/)
+    assert.match(early.stdout, new RegExp(`schema version 0 of ${MIGRATIONS.length}\npending: ${MIGRATIONS.length} migration\\(s\\): run keyvalet db migrate`))
     const refused = await cli(['secret', 'list', '--config', configFile], { env })
     assert.notEqual(refused.code, 0)
     assert.match(refused.stderr, /may not apply migrations/)
@@ -89,7 +90,7 @@ describe('keyvalet on PostgreSQL', () => {
 
     const migrated = await cli(['db', 'migrate', '--config', configFile, '--user', db.user, '--password-env', 'OWNER_PASSWORD', '--grant-to', runtimeRole], { env })
     assert.equal(migrated.code, 0, migrated.stderr)
-    assert.match(migrated.stdout, /migrated from schema version 0 to 1\ngranted the runtime privileges to kv_role_/)
+    assert.match(migrated.stdout, new RegExp(`migrated from schema version 0 to ${MIGRATIONS.length}\ngranted the runtime privileges to kv_role_`))
     assert.equal((await cli(['db', 'status', '--config', configFile], { env })).code, 0)
 
     const kv = await startChildKeyvalet({ configFile, env })
@@ -140,6 +141,71 @@ describe('keyvalet on PostgreSQL', () => {
     } finally {
       await asRuntime.end({ timeout: 5 })
     }
+  })
+
+  it('the admin listener on PostgreSQL, as the runtime role: an admin token, a session minted over POST /v1/sessions, used, listed, revoked, the next request refused', async () => {
+    const db = await server.database()
+    const { name: runtimeRole, password: runtimePassword } = await server.role()
+    const configFile = writeConfig('admin', db, runtimeRole, runtimePassword, server.caPem, '{ gateway: "127.0.0.1:0", admin: "127.0.0.1:0" }')
+    const env = { KEYVALET_MASTER_KEY: randomBytes(32).toString('base64'), OWNER_PASSWORD: db.password ?? '' }
+    const migrated = await cli(['db', 'migrate', '--config', configFile, '--user', db.user, '--password-env', 'OWNER_PASSWORD', '--grant-to', runtimeRole], { env })
+    assert.equal(migrated.code, 0, migrated.stderr)
+
+    const kv = await startChildKeyvalet({ configFile, env })
+    const received = upstream.received.length
+    let key = ''
+    let token = ''
+    try {
+      assert.equal((await kv.cli(['secret', 'set', 'up-token', '--config', configFile], { input: SECRET })).code, 0)
+      const minted = await kv.cli(['admin', 'token', 'create', '--name', 'orchestrator', '--role', 'operator', '--json', '--config', configFile])
+      assert.equal(minted.code, 0, minted.stderr)
+      token = (JSON.parse(minted.stdout) as { token: string }).token
+      let adminUrl: string | undefined
+      for (let i = 0; i < 200 && adminUrl === undefined; i++) {
+        adminUrl = /admin API listening on (http:\/\/\S+)/.exec(kv.stdout())?.[1]
+        if (adminUrl === undefined) await new Promise((r) => setTimeout(r, 50))
+      }
+      assert.ok(adminUrl !== undefined, kv.stdout())
+      const admin = async (method: string, path: string, body?: unknown) => {
+        const res = await request(`${adminUrl}${path}`, {
+          method, headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) }, ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        })
+        const text = await res.body.text()
+        return { status: res.statusCode, text, json: JSON.parse(text) as any }
+      }
+
+      const created = await admin('POST', '/v1/sessions', { agent: 'bot', user: 'alice', workspace: 'acme', task: 'T-1', grant: ['up:read'], ttl: '10m' })
+      assert.equal(created.status, 201, created.text)
+      key = created.json.key as string
+      const id = created.json.session.id as string
+      const res = await request(`${kv.url}/up/issues/1`, { headers: { authorization: `Bearer ${key}` } })
+      const body = await res.body.text()
+      assert.equal(res.statusCode, 200)
+      assert.ok(!body.includes(SECRET), 'the echoed credential is masked')
+      assert.equal(upstream.received.at(-1)?.headers.authorization, `Bearer ${SECRET}`)
+
+      const listed = await admin('GET', '/v1/sessions?workspace=acme&limit=1')
+      assert.equal(listed.status, 200, listed.text)
+      assert.deepEqual(listed.json.sessions.map((s: { id: string; state: string }) => [s.id, s.state]), [[id, 'active']])
+      const revoked = await admin('POST', `/v1/sessions/${id}/revoke`)
+      assert.equal(revoked.status, 200, revoked.text)
+      assert.equal(revoked.json.state, 'revoked')
+      const refused = await request(`${kv.url}/up/issues/2`, { headers: { authorization: `Bearer ${key}` } })
+      await refused.body.text()
+      assert.equal(refused.statusCode, 401)
+      assert.equal(refused.headers['x-keyvalet-error'], 'task_key_revoked')
+      assert.equal(upstream.received.length, received + 1, 'the revoked key reached nothing')
+    } finally {
+      await kv.stop('SIGTERM')
+    }
+
+    const records = await auditIn(db)
+    assert.deepEqual(records.map((r) => [r.mode === 'admin' ? r.action : r.mode, r.decision, r.status]), [
+      ['session.create', 'allow', 201], ['gateway', 'allow', 200], ['session.list', 'allow', 200], ['session.revoke', 'allow', 200], ['gateway', 'deny', 401],
+    ])
+    assert.ok(!JSON.stringify(records).includes(key) && !JSON.stringify(records).includes(token) && !JSON.stringify(records).includes(SECRET))
+    const verified = await cli(['audit', 'verify', '--config', configFile], { env })
+    assert.equal(verified.code, 0, verified.stderr)
   })
 
   it('refuses a server whose certificate the configured CA did not sign, before anything is sent', async () => {

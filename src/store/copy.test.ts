@@ -16,7 +16,7 @@ function nextRow(last: AuditRow | undefined): AuditRow {
   return { seq, hash: `h${seq}`, line: JSON.stringify({ seq, prev: last?.hash ?? null }) }
 }
 
-it('copies secrets, sessions with their key hashes and the audit rows as they are, into an empty store only', async () => {
+it('copies secrets, sessions with their key hashes, admin tokens with their digests and the audit rows as they are, into an empty store only', async () => {
   const from = SqliteStore.open(join(dir, 'a', 'keyvalet.db'))
   const to = SqliteStore.open(join(dir, 'b', 'keyvalet.db'))
   try {
@@ -24,10 +24,13 @@ it('copies secrets, sessions with their key hashes and the audit rows as they ar
     const keyHash = createHash('sha256').update('key').digest()
     const session = { id: 'ses_1', keyHash, agent: 'a', user: 'u', workspace: 'w', task: 't', grants: [{ connector: 'gh', maxSeverity: 'read' as const, rules: undefined }], createdAt: 1, expiresAt: 2, revokedAt: 3 }
     await from.sessions.insert(session)
+    const adminToken = { id: 'kat_1', digest: createHash('sha256').update('token').digest(), name: 'orchestrator', role: 'operator' as const, createdAt: 4, expiresAt: 8, revokedAt: undefined }
+    await from.adminTokens.insert(adminToken)
     for (let i = 0; i < 2500; i++) await from.audit.append(nextRow) // more than one page
-    assert.deepEqual(await copyStore(from, to), { secrets: 1, sessions: 1, auditRecords: 2500 })
+    assert.deepEqual(await copyStore(from, to), { secrets: 1, sessions: 1, adminTokens: 1, auditRecords: 2500 })
     assert.deepEqual(await to.secrets.get('gh'), await from.secrets.get('gh'))
     assert.deepEqual(await to.sessions.findByKeyHash(keyHash), session)
+    assert.deepEqual(await to.adminTokens.findByDigest(adminToken.digest), adminToken)
     assert.deepEqual(await to.audit.read(0, 3000), await from.audit.read(0, 3000))
     await assert.rejects(copyStore(from, to), /not empty/)
   } finally {

@@ -4,6 +4,7 @@ import type { Store } from './store.ts'
 export interface CopyCounts {
   readonly secrets: number
   readonly sessions: number
+  readonly adminTokens: number
   readonly auditRecords: number
 }
 
@@ -13,12 +14,15 @@ const PAGE = 1000
 /**
  * Moves an installation from one store to another, as it is: the secrets' envelopes (still
  * sealed: no master key is needed, and the audit chain's key travels among them), the sessions
- * with their key hashes and revocations, and the audit rows byte for byte, so the chain verifies
+ * with their key hashes and revocations, the admin tokens with their digests (callers of the admin
+ * API keep their tokens), and the audit rows byte for byte, so the chain verifies
  * in its new place. The destination must be empty; the source must not be in use (checked at the
- * end: a source whose audit log grew meanwhile fails the copy).
+ * end: a source whose audit log grew meanwhile fails the copy). Counters (budgets, rate limits)
+ * are not moved: they start again from 0 in the new store.
  */
 export async function copyStore(from: Store, to: Store): Promise<CopyCounts> {
-  if ((await to.secrets.list()).length > 0 || (await to.sessions.list()).length > 0 || (await to.audit.last()) !== undefined) {
+  const used = (await to.secrets.list()).length + (await to.sessions.list()).length + (await to.adminTokens.list()).length
+  if (used > 0 || (await to.audit.last()) !== undefined) {
     throw new OperatorError('the destination store is not empty', 'copy into a new, empty database (keyvalet db copy never merges installations)')
   }
   let secrets = 0
@@ -30,6 +34,8 @@ export async function copyStore(from: Store, to: Store): Promise<CopyCounts> {
   }
   const sessions = await from.sessions.listStored()
   for (const session of sessions) await to.sessions.insert(session)
+  const adminTokens = await from.adminTokens.listStored()
+  for (const token of adminTokens) await to.adminTokens.insert(token)
   let copied = 0
   for (;;) {
     const rows = await from.audit.read(copied, PAGE)
@@ -43,5 +49,5 @@ export async function copyStore(from: Store, to: Store): Promise<CopyCounts> {
   if (((await from.audit.last())?.seq ?? 0) !== copied) {
     throw new OperatorError('the source was written to during the copy', 'stop every keyvalet using it, then copy again into a new, empty database')
   }
-  return { secrets, sessions: sessions.length, auditRecords: copied }
+  return { secrets, sessions: sessions.length, adminTokens: adminTokens.length, auditRecords: copied }
 }

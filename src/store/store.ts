@@ -49,6 +49,8 @@ export interface AdminTokenRepo {
   findByDigest(digest: Buffer): Promise<StoredAdminToken | undefined>
   /** Every token in (createdAt, id) order, without digests. */
   list(): Promise<AdminToken[]>
+  /** Every token with its digest, for moving an installation to another store (db copy) only. */
+  listStored(): Promise<StoredAdminToken[]>
   /** Returns false when no such token exists. Revoking twice keeps the first time. */
   revoke(id: string, at: number): Promise<boolean>
 }

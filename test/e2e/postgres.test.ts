@@ -237,6 +237,7 @@ ${connectors()}`)
     try {
       await kv.setSecret('up-token', SECRET)
       const { key } = await kv.mintKey(['up:read'])
+      const { id: tokenId } = await kv.adminToken('operator', { name: 'orchestrator' })
       for (const path of ['/a', '/b']) {
         const res = await request(`${kv.url}/up${path}`, { headers: { authorization: `Bearer ${key}` } })
         await res.body.text()
@@ -251,8 +252,15 @@ ${connectors()}`)
         '--to', `postgres://${db.user}@${db.host}:${db.port}/${db.database}`, '--password-env', 'TARGET_PASSWORD', '--ca-file', join(dir, 'copy-ca.pem'),
       ], { env })
       assert.equal(copied.code, 0, copied.stderr)
-      assert.match(copied.stdout, /^copied \d+ secrets, 1 sessions and 2 audit records from /)
+      assert.match(copied.stdout, /^copied \d+ secrets, 1 sessions, 1 admin tokens and 2 audit records from /)
       assert.deepEqual(await auditIn(db), before)
+      const copiedStore = await PostgresStore.open(db, { max: 1 })
+      try {
+        assert.deepEqual(await copiedStore.adminTokens.listStored(), await kv.runtime.store.adminTokens.listStored())
+        assert.deepEqual((await copiedStore.adminTokens.list()).map((t) => [t.id, t.name]), [[tokenId, 'orchestrator']])
+      } finally {
+        await copiedStore.close()
+      }
 
       const configFile = writeConfig('copied', db, db.user, db.password ?? '')
       const verified = await cli(['audit', 'verify', '--config', configFile], { env })

@@ -13,6 +13,7 @@ export function postgresAdminTokens(sql: Sql): AdminTokenRepo {
       const [row] = await sql`SELECT * FROM admin_tokens WHERE digest = ${digest}`
       return row === undefined ? undefined : { ...toToken(row), digest: Buffer.from(row.digest as Uint8Array) }
     },
+    listStored: async () => (await sql`SELECT * FROM admin_tokens ORDER BY created_at, id COLLATE "C"`).map((row) => ({ ...toToken(row), digest: Buffer.from(row.digest as Uint8Array) })),
     list: async () => (await sql`SELECT id, name, role, created_at, expires_at, revoked_at FROM admin_tokens ORDER BY created_at, id COLLATE "C"`).map(toToken),
     revoke: async (id: string, at: number) => {
       const result = await sql`UPDATE admin_tokens SET revoked_at = COALESCE(revoked_at, ${at}) WHERE id = ${id}`

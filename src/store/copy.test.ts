@@ -13,7 +13,7 @@ after(() => rmSync(dir, { recursive: true, force: true }))
 
 function nextRow(last: AuditRow | undefined): AuditRow {
   const seq = (last?.seq ?? 0) + 1
-  return { seq, hash: `h${seq}`, line: JSON.stringify({ seq, prev: last?.hash ?? null }) }
+  return { seq, hash: `h${seq}`, line: JSON.stringify({ seq, prev: last?.hash ?? null, time: new Date(seq * 1000).toISOString(), agent: seq % 2 === 0 ? 'bot' : 'other', decision: 'allow' }) }
 }
 
 it('copies secrets, sessions with their key hashes, admin tokens with their digests and the audit rows as they are, into an empty store only', async () => {
@@ -32,6 +32,9 @@ it('copies secrets, sessions with their key hashes, admin tokens with their dige
     assert.deepEqual(await to.sessions.findByKeyHash(keyHash), session)
     assert.deepEqual(await to.adminTokens.findByDigest(adminToken.digest), adminToken)
     assert.deepEqual(await to.audit.read(0, 3000), await from.audit.read(0, 3000))
+    // The copied rows are found by what they record, as rows appended there are.
+    const bots = await to.audit.query({ agent: 'bot', since: new Date(2001 * 1000).toISOString() }, { order: 'asc', limit: 3000 })
+    assert.deepEqual(bots.map((r) => r.seq), Array.from({ length: 250 }, (_, i) => 2002 + 2 * i))
     await assert.rejects(copyStore(from, to), /not empty/)
   } finally {
     await from.close()

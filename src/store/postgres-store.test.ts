@@ -5,6 +5,7 @@ import { storeContract } from '../../test/contract/store.contract.ts'
 import { PostgresStore } from './postgres-store.ts'
 import { connect } from './postgres/connect.ts'
 import { MIGRATIONS } from './postgres/migrations.ts'
+import type { AuditFilter } from './store.ts'
 
 let server: TestPostgres
 before(async () => {
@@ -43,6 +44,42 @@ describe('PostgresStore migrations', () => {
       await sql.end()
     }
     await assert.rejects(PostgresStore.open(db, { max: 1 }), new RegExp(`schema has version ${MIGRATIONS.length + 1}, newer than this keyvalet understands \\(${MIGRATIONS.length}\\)`))
+  })
+
+  it('an audit log written before the query columns gets them filled from its lines, and stays append-only', async () => {
+    const db = await server.database()
+    const record = (seq: number, agent: string | null, decision: string) => JSON.stringify({ seq, time: `2026-01-01T00:00:0${seq}.000Z`, agent, session: 'ses_x', user: 'u', workspace: 'w', task: 't', connector: 'c', decision, error: decision === 'deny' ? 'policy_denied' : null })
+    const sql = connect(db, { max: 1 })
+    try {
+      // The schema as version 2 left it, with records in it.
+      await sql`CREATE TABLE keyvalet_schema (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`
+      for (const [i, migration] of MIGRATIONS.slice(0, 2).entries()) {
+        await sql.unsafe(migration)
+        await sql`INSERT INTO keyvalet_schema (version, applied_at) VALUES (${i + 1}, 0)`
+      }
+      for (const [seq, line] of [[1, record(1, 'bot', 'allow')], [2, record(2, 'other', 'deny')], [3, 'not json'], [4, '[1]']] as const) {
+        await sql`INSERT INTO audit (seq, hash, line) VALUES (${seq}, ${`h${seq}`}, ${line})`
+      }
+    } finally {
+      await sql.end()
+    }
+    const store = await PostgresStore.open(db, { max: 1 })
+    try {
+      const seqs = async (filter: AuditFilter) => (await store.audit.query(filter, { order: 'asc', limit: 10 })).map((r) => r.seq)
+      assert.deepEqual(await seqs({ agent: 'other' }), [2])
+      assert.deepEqual(await seqs({ error: 'policy_denied', since: '2026-01-01T00:00:02.000Z' }), [2])
+      assert.deepEqual(await seqs({ user: 'u' }), [1, 2])
+      assert.deepEqual(await seqs({}), [1, 2, 3, 4])
+      assert.deepEqual((await store.audit.read(0, 10)).map((r) => r.line), [record(1, 'bot', 'allow'), record(2, 'other', 'deny'), 'not json', '[1]'])
+    } finally {
+      await store.close()
+    }
+    const raw = connect(db, { max: 1 })
+    try {
+      await assert.rejects(raw`UPDATE audit SET agent = 'x' WHERE seq = 1`, /audit rows are append-only/)
+    } finally {
+      await raw.end()
+    }
   })
 
   it('keeps the audit log append-only even for its owner', async () => {

@@ -155,11 +155,13 @@ describe('keyvalet on PostgreSQL', () => {
     const received = upstream.received.length
     let key = ''
     let token = ''
+    const tokens: string[] = []
     try {
       assert.equal((await kv.cli(['secret', 'set', 'up-token', '--config', configFile], { input: SECRET })).code, 0)
       const minted = await kv.cli(['admin', 'token', 'create', '--name', 'orchestrator', '--role', 'operator', '--json', '--config', configFile])
       assert.equal(minted.code, 0, minted.stderr)
       token = (JSON.parse(minted.stdout) as { token: string }).token
+      tokens.push(token)
       let adminUrl: string | undefined
       for (let i = 0; i < 200 && adminUrl === undefined; i++) {
         adminUrl = /admin API listening on (http:\/\/\S+)/.exec(kv.stdout())?.[1]
@@ -195,15 +197,23 @@ describe('keyvalet on PostgreSQL', () => {
       assert.equal(refused.statusCode, 401)
       assert.equal(refused.headers['x-keyvalet-error'], 'task_key_revoked')
       assert.equal(upstream.received.length, received + 1, 'the revoked key reached nothing')
+
+      // The audit, queried over the admin API from the PostgreSQL store: by agent, newest first.
+      const auditor = await kv.cli(['admin', 'token', 'create', '--name', 'reader', '--role', 'auditor', '--json', '--config', configFile])
+      token = (JSON.parse(auditor.stdout) as { token: string }).token
+      tokens.push(token)
+      const queried = await admin('GET', '/v1/audit?agent=bot&limit=10')
+      assert.equal(queried.status, 200, queried.text)
+      assert.deepEqual(queried.json.records.map((r: AuditRecord) => [r.mode, r.decision, r.status]), [['gateway', 'deny', 401], ['gateway', 'allow', 200]])
     } finally {
       await kv.stop('SIGTERM')
     }
 
     const records = await auditIn(db)
     assert.deepEqual(records.map((r) => [r.mode === 'admin' ? r.action : r.mode, r.decision, r.status]), [
-      ['session.create', 'allow', 201], ['gateway', 'allow', 200], ['session.list', 'allow', 200], ['session.revoke', 'allow', 200], ['gateway', 'deny', 401],
+      ['session.create', 'allow', 201], ['gateway', 'allow', 200], ['session.list', 'allow', 200], ['session.revoke', 'allow', 200], ['gateway', 'deny', 401], ['audit.query', 'allow', 200],
     ])
-    assert.ok(!JSON.stringify(records).includes(key) && !JSON.stringify(records).includes(token) && !JSON.stringify(records).includes(SECRET))
+    for (const value of [key, ...tokens, SECRET]) assert.ok(!JSON.stringify(records).includes(value), 'no record holds a key, a token or the secret')
     const verified = await cli(['audit', 'verify', '--config', configFile], { env })
     assert.equal(verified.code, 0, verified.stderr)
   })
@@ -258,6 +268,9 @@ ${connectors()}`)
       try {
         assert.deepEqual(await copiedStore.adminTokens.listStored(), await kv.runtime.store.adminTokens.listStored())
         assert.deepEqual((await copiedStore.adminTokens.list()).map((t) => [t.id, t.name]), [[tokenId, 'orchestrator']])
+        // The copied records are found by what they record (the facets, filled by the copy).
+        const found = await copiedStore.audit.query({ connector: 'up', decision: 'allow', agent: before[0]?.agent as string }, { order: 'desc', limit: 10 })
+        assert.deepEqual(found.map((r) => r.seq), [2, 1])
       } finally {
         await copiedStore.close()
       }

@@ -61,7 +61,6 @@ it('keyvalet start reloads on SIGHUP (never dies of it) and, with --watch, when 
     await until(async () => (await status('/a/3')) === 200, 'the watch to reload A')
 
     // The watch also sees the saves that SIGHUP reloaded: those reloads find the file unchanged.
-    // The operator log is keyvalet start's stdout (log.format lines beside the addresses it prints).
     const log = child.stdout().split('\n').filter((l) => l.includes('configuration reload')).map((l) => JSON.parse(l) as { msg: string; trigger: string; error?: string })
     const seen = new Set(log.map((l) => `${l.msg} (${l.trigger}${l.error === undefined ? '' : `, ${l.error}`})`))
     for (const expected of ['configuration reloaded (signal)', 'configuration reloaded (watch)']) assert.ok(seen.has(expected), `${expected} in ${[...seen].join('; ')}`)

@@ -25,7 +25,7 @@ function record(i: number): AuditFields {
 
 const dir = mkdtempSync(join(tmpdir(), 'kv-audit-bench-'))
 try {
-  const writer = await AuditWriter.start({ databasePath: join(dir, 'keyvalet.db'), fsync: false, key: randomBytes(32), reserveBytes: 1 << 20 })
+  const writer = await AuditWriter.start({ store: { kind: 'sqlite', path: join(dir, 'keyvalet.db'), fsync: false }, key: randomBytes(32), reserveBytes: 1 << 20 })
   const ROUNDS = Number(process.env.AUDIT_ROUNDS ?? 6)
   const best = { thread: Infinity, proc: Infinity }
   for (let round = 0; round < ROUNDS; round++) {

@@ -1,7 +1,8 @@
 import type { Config } from './config/load.ts'
 import { Sessions } from './sessions/sessions.ts'
 import { assertSound, checkStoreFiles, type FileCheck } from './store/sqlite-check.ts'
-import { SqliteStore } from './store/sqlite-store.ts'
+import { locateStore, type StoreLocation } from './store/location.ts'
+import { openStore } from './store/open.ts'
 import type { Store } from './store/store.ts'
 import { deriveKey, keyFileSource, loadMasterKey, type MasterKey } from './vault/master-key.ts'
 import { unopenable, Vault } from './vault/vault.ts'
@@ -10,6 +11,8 @@ import { unopenable, Vault } from './vault/vault.ts'
 export interface Runtime {
   readonly config: Config
   readonly store: Store
+  /** Where the store is, password resolved: the audit writer thread opens its own connection to it. */
+  readonly storeLocation: StoreLocation
   readonly master: MasterKey
   readonly vault: Vault
   readonly sessions: Sessions
@@ -48,16 +51,18 @@ async function openAuditKey(vault: Vault, master: MasterKey): Promise<Buffer> {
 }
 
 /** Composition root: no logic, only wiring. The master key is loaded before the store is opened. */
-export function openRuntime(config: Config, opts: RuntimeOptions): Runtime {
+export async function openRuntime(config: Config, opts: RuntimeOptions): Promise<Runtime> {
   const clock = opts.clock ?? Date.now
   const master = loadMasterKey({ env: opts.env, dataDir: config.dataDir, create: opts.createMasterKey })
-  const storeChecks = opts.checkStore === true ? checkStoreFiles(config.databasePath, 'start') : []
+  const storeChecks = opts.checkStore === true && config.store.kind === 'sqlite' ? checkStoreFiles(config.store.path, 'start') : []
   assertSound(storeChecks)
-  const store = SqliteStore.open(config.databasePath, { fsync: config.auditFsync })
+  const storeLocation = locateStore(config.store, opts.env)
+  const store = await openStore(storeLocation)
   const vault = new Vault(store.secrets, master, clock, keyFileSource(master, { env: opts.env, dataDir: config.dataDir }))
   return {
     config,
     store,
+    storeLocation,
     master,
     vault,
     sessions: new Sessions(store.sessions, clock, { maxTtlMs: config.sessions.maxTtlMs }),

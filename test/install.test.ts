@@ -15,7 +15,8 @@ import { promisify } from 'node:util'
 const run = promisify(execFile)
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const BIN = join(ROOT, 'bin', 'keyvalet')
-const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version
+const PACKAGE = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string; dependencies: Record<string, string> }
+const VERSION = PACKAGE.version
 /** No Node 24 on this PATH: bin/keyvalet must find the package's own. */
 const PATH = '/usr/local/bin:/usr/bin:/bin'
 
@@ -80,7 +81,7 @@ describe('bin/keyvalet through symlinks and from an npm package', () => {
     mkdirSync(join(modules, '.bin'))
     await run('tar', ['-xzf', tarball, '-C', join(modules, 'keyvalet'), '--strip-components=1'])
     // What npm hoists beside it: the dependencies, and the pinned Node's bin link.
-    for (const dependency of ['jose', 'typebox', 'undici', 'yaml']) symlinkSync(join(ROOT, 'node_modules', dependency), join(modules, dependency))
+    for (const dependency of Object.keys(PACKAGE.dependencies)) symlinkSync(join(ROOT, 'node_modules', dependency), join(modules, dependency))
     symlinkSync(join(ROOT, 'node_modules', '.bin', 'node'), join(modules, '.bin', 'node'))
     symlinkSync('../keyvalet/bin/keyvalet', join(modules, '.bin', 'keyvalet'))
     const { stdout } = await run(join(modules, '.bin', 'keyvalet'), ['--version'], { env: { PATH }, cwd: join(dir, 'project'), timeout: 15_000 })

@@ -1,11 +1,12 @@
 /**
- * The audit writer thread: owns its own SQLite connection and does everything an audit append
+ * The audit writer thread: owns its own connection to the store and does everything an audit append
  * costs — canonical JSON, the keyed hash, the durable commit (fsync) — off the proxy's event loop,
  * and watches its own ability to write (AuditHealth), opening and closing admission for the proxy.
  * Started by AuditWriter; speaks only the message shapes defined there.
  */
 import { parentPort, workerData } from 'node:worker_threads'
-import { auditPathFor, SqliteStore } from '../store/sqlite-store.ts'
+import { openStore } from '../store/open.ts'
+import { auditPathFor } from '../store/sqlite-store.ts'
 import { Admission } from './admission.ts'
 import { AuditHealth } from './audit-health.ts'
 import { AuditLog } from './audit-log.ts'
@@ -16,11 +17,12 @@ import type { WorkerReply, WorkerRequest, WorkerOptions } from './audit-writer.t
 const port = parentPort
 if (port === null) throw new Error('audit-worker.ts must run as a worker thread')
 const options = workerData as WorkerOptions
-const store = SqliteStore.open(options.databasePath, { fsync: options.fsync })
+const store = await openStore(options.store)
 const log = new AuditLog(store.audit, Buffer.from(options.key), Date.now)
 const health = new AuditHealth({
   admission: new Admission(options.admission),
-  reserve: options.databasePath === ':memory:' ? undefined : new AuditReserve(auditPathFor(options.databasePath), options.reserveBytes),
+  // Disk space is held beside a SQLite audit file; a PostgreSQL server's disk is its operator's to watch.
+  reserve: options.store.kind !== 'sqlite' || options.store.path === ':memory:' ? undefined : new AuditReserve(auditPathFor(options.store.path), options.reserveBytes),
   append: (fields) => log.append(fields),
   report: (change) => port.postMessage({ type: 'health', change } satisfies WorkerReply),
 })

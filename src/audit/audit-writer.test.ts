@@ -23,7 +23,7 @@ describe('AuditWriter (the audit thread)', () => {
     const path = join(root, 'a.db')
     const key = randomBytes(32)
     const reader = SqliteStore.open(path)
-    const writer = await AuditWriter.start({ databasePath: path, fsync: false, key, reserveBytes: 65536 })
+    const writer = await AuditWriter.start({ store: { kind: 'sqlite', path, fsync: false }, key, reserveBytes: 65536 })
     const seqs = await Promise.all(Array.from({ length: 50 }, (_, i) => writer.append(fields(i))))
     assert.deepEqual(seqs, Array.from({ length: 50 }, (_, i) => i + 1))
     assert.equal((await reader.audit.last())?.seq, 50)
@@ -36,7 +36,7 @@ describe('AuditWriter (the audit thread)', () => {
   })
 
   it('fails every append once the thread is gone, so requests fail closed', async () => {
-    const writer = await AuditWriter.start({ databasePath: join(root, 'b.db'), fsync: true, key: randomBytes(32), reserveBytes: 65536 })
+    const writer = await AuditWriter.start({ store: { kind: 'sqlite', path: join(root, 'b.db'), fsync: true }, key: randomBytes(32), reserveBytes: 65536 })
     assert.equal(await writer.append(fields(1)), 1)
     assert.equal(writer.admit(), true)
     await writer.terminate()
@@ -48,7 +48,7 @@ describe('AuditWriter (the audit thread)', () => {
   it('closes admission when its reserve goes missing, makes it again, and records the outage with the exact count of refusals', async () => {
     const path = join(root, 'd.db')
     const key = randomBytes(32)
-    const writer = await AuditWriter.start({ databasePath: path, fsync: false, key, reserveBytes: 65536 })
+    const writer = await AuditWriter.start({ store: { kind: 'sqlite', path, fsync: false }, key, reserveBytes: 65536 })
     let refused = 0
     try {
       assert.equal(writer.available, true)
@@ -83,7 +83,7 @@ describe('AuditWriter (the audit thread)', () => {
   })
 
   it('takes no new request while it cannot hold its reserve, but still writes the records it is sent', async () => {
-    const writer = await AuditWriter.start({ databasePath: join(root, 'c.db'), fsync: false, key: randomBytes(32), reserveBytes: Number.MAX_SAFE_INTEGER - 1 })
+    const writer = await AuditWriter.start({ store: { kind: 'sqlite', path: join(root, 'c.db'), fsync: false }, key: randomBytes(32), reserveBytes: Number.MAX_SAFE_INTEGER - 1 })
     try {
       assert.equal(writer.available, false)
       assert.equal(writer.admit(), false)

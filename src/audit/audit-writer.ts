@@ -1,13 +1,14 @@
 import { once } from 'node:events'
 import { Worker } from 'node:worker_threads'
 import type { Logger } from '../log.ts'
+import type { StoreLocation } from '../store/location.ts'
 import { Admission } from './admission.ts'
 import type { HealthChange } from './audit-health.ts'
 import type { AuditFields } from './record.ts'
 
 export interface WriterOptions {
-  readonly databasePath: string
-  readonly fsync: boolean
+  /** The store the records go to (the thread opens its own connection to it): Runtime.storeLocation. */
+  readonly store: StoreLocation
   /** deriveKey(master, 'keyvalet audit v1'). */
   readonly key: Buffer
   /** Disk space held for the audit log (AuditReserve); config audit.reserve_bytes. */

@@ -11,10 +11,11 @@ export function formatWarning(config: Config, w: ConfigWarning): string {
 
 /**
  * The secrets the configuration names that the vault of its data folder lacks; undefined when
- * there is no database yet (nothing to compare with). Names only: no master key is needed.
+ * there is no database yet (nothing to compare with), or the store is a PostgreSQL server (this
+ * reads the configuration only and reaches no server). Names only: no master key is needed.
  */
 export async function missingFromVault(config: Config): Promise<SecretReference[] | undefined> {
-  if (!existsSync(config.databasePath)) return undefined
+  if (config.store.kind !== 'sqlite' || !existsSync(config.databasePath)) return undefined
   const store = SqliteStore.open(config.databasePath)
   try {
     return missingSecrets(config.secrets, new Set((await store.secrets.list()).map((s) => s.name)))

@@ -114,7 +114,8 @@ function compileUpstream(raw: ConnectorFile, problem: (m: string) => void): URL 
   return url
 }
 
-function readCa(file: string, problem: (m: string) => void): string | undefined {
+/** A PEM file of CA certificates, read and checked; undefined after reporting why not. */
+export function readCa(file: string, problem: (m: string) => void): string | undefined {
   let pem: string
   try {
     pem = readFileSync(file, 'utf8')

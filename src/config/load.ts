@@ -18,6 +18,8 @@ import type { Connector, Policy } from '../model/policy.ts'
 import type { UpstreamProxy } from '../model/options.ts'
 import { CONFIG_SCHEMA, type ConfigFile } from './schema.ts'
 import { compileConnector, compileUpstreamProxy } from './compile.ts'
+import { compileStore } from './store.ts'
+import type { StoreConfig } from '../store/location.ts'
 import { checkPolicy, explainPolicy, secretReferences, type ConfigWarning, type SecretReference } from './check.ts'
 import { checkCidrs, dnsServerProblem, parseHostPort, parseListenerUrl, type HostPort } from '../schema-kit/addresses.ts'
 import { configVersion } from './version.ts'
@@ -52,6 +54,8 @@ export interface Config {
   readonly dataDir: string
   /** `<dataDir>/keyvalet.db`. */
   readonly databasePath: string
+  /** Where sessions, the vault and the audit log live: SQLite at databasePath, or PostgreSQL (`store`). */
+  readonly store: StoreConfig
   /** As the file gives them, defaults filled in (schema.ts LIMITS): a new limit is one field there. */
   readonly limits: ConfigFile['limits']
   /** The longest session a task key may be minted for (sessions.max_ttl). */
@@ -160,11 +164,13 @@ export function parseConfig(text: string, file: string): Config {
   if (maxTtlMs <= 0 || maxTtlMs > MAX_SESSION_TTL_MS) problems.push({ at: ['sessions', 'max_ttl'], message: 'must be longer than 0 and at most 365d' })
   const upstreamProxy = config.upstream_proxy === undefined ? undefined : compileUpstreamProxy(config.upstream_proxy, (f, m) => void problems.push({ at: ['upstream_proxy', ...f], message: m }))
   const budgets = compileBudgets(config.budgets, { connectors }, (f, m) => void problems.push({ at: ['budgets', ...f], message: m }))
+  const dataDir = resolve(dir, config.data_dir)
+  const databasePath = join(dataDir, 'keyvalet.db')
+  const store = compileStore(config.store, { path: databasePath, fsync: config.audit.fsync }, dir, (at, message) => void problems.push({ at: ['store', ...at], message }))
   if (problems.length > 0) fail(problems)
 
   const policy: Policy = { connectors }
   const effective = deepFreeze(structuredClone(config))
-  const dataDir = resolve(dir, config.data_dir)
   return {
     file: absolute,
     version: configVersion(effective, connectors),
@@ -178,7 +184,8 @@ export function parseConfig(text: string, file: string): Config {
     dnsServers: config.dns?.servers,
     upstreamProxy,
     dataDir,
-    databasePath: join(dataDir, 'keyvalet.db'),
+    databasePath,
+    store,
     limits: config.limits,
     sessions: { maxTtlMs },
     auditFsync: config.audit.fsync,

@@ -19,6 +19,7 @@ import { BUDGETS_BLOCK } from '../budgets/config.ts'
 import { CONNECTOR_SCHEMA, upstreamProxySchema } from './connector-schema.ts'
 import { Defaulted, NamedMap } from '../schema-kit/builders.ts'
 import { LOG_FORMATS, LOG_LEVELS } from '../log.ts'
+import { STORE_SCHEMA } from './store-schema.ts'
 
 const CIDRS = Type.Array(Type.String({ minLength: 1 }), { default: [], description: 'CIDRs this destination may resolve to although not public (for local tests).' })
 
@@ -69,7 +70,7 @@ const AUDIT = Type.Object({
   fsync: Defaulted(Type.Boolean({
     default: false,
     description:
-      'true: each commit of audit records is flushed to disk (fsync) before the responses complete, so records survive a power loss; costs a disk flush per batch. false: committed to the operating system, so records survive a crash of keyvalet but not of the machine. Default false.',
+      'true: each commit of audit records is flushed to disk (fsync) before the responses complete, so records survive a power loss; costs a disk flush per batch. false: committed to the operating system, so records survive a crash of keyvalet but not of the machine. Default false. SQLite only: with a PostgreSQL store a commit is as durable as the server makes it (synchronous_commit).',
   })),
   reserve_bytes: Defaulted(Type.Integer({
     minimum: 65536,
@@ -164,6 +165,7 @@ export const CONFIG_SCHEMA = Type.Object({
     description:
       "Folder for keyvalet.db (and master.key when no master key is given in the environment), relative to the config file's folder. Default ./.keyvalet.",
   })),
+  store: Type.Optional(STORE_SCHEMA),
   audit: Defaulted(AUDIT),
   sessions: Defaulted(SESSIONS),
   limits: Defaulted(LIMITS),

@@ -3,7 +3,7 @@ import type { Session, SessionFilter, StoredSession } from '../model/session.ts'
 
 /**
  * The narrow persistence interface. The pipeline and the CLI depend on this only; SQLite is the
- * embedded default and PostgreSQL can implement the same contract (test/contract/store.contract.ts).
+ * embedded default and PostgreSQL (postgres-store.ts) implements the same contract (test/contract/store.contract.ts).
  * Implementations never see plaintext secrets: the vault encrypts before `secrets.put`.
  */
 export interface Store {
@@ -20,6 +20,8 @@ export interface SessionRepo {
   findByKeyHash(keyHash: Buffer): Promise<StoredSession | undefined>
   get(id: string): Promise<Session | undefined>
   list(): Promise<Session[]>
+  /** Every session with its key hash, for moving an installation to another store (db copy) only. */
+  listStored(): Promise<StoredSession[]>
   /** Returns false when no such session exists. Revoking twice keeps the first time. */
   revoke(id: string, at: number): Promise<boolean>
   /**
@@ -47,6 +49,8 @@ export interface AdminTokenRepo {
   findByDigest(digest: Buffer): Promise<StoredAdminToken | undefined>
   /** Every token in (createdAt, id) order, without digests. */
   list(): Promise<AdminToken[]>
+  /** Every token with its digest, for moving an installation to another store (db copy) only. */
+  listStored(): Promise<StoredAdminToken[]>
   /** Returns false when no such token exists. Revoking twice keeps the first time. */
   revoke(id: string, at: number): Promise<boolean>
 }

@@ -32,6 +32,15 @@ export const adminTokenCases: RepoCases<AdminTokenRepo> = {
       for (const t of list) assert.equal('digest' in t, false)
     },
   },
+  listStored: {
+    'lists tokens in creation order with their digests': async (store) => {
+      const b = { ...token('kat_b', 'tok-b', 2000), revokedAt: 3000 }
+      const a = { ...token('kat_a', 'tok-a', 1000), expiresAt: 99_000 }
+      await store.adminTokens.insert(b)
+      await store.adminTokens.insert(a)
+      assert.deepEqual(await store.adminTokens.listStored(), [a, b])
+    },
+  },
   revoke: {
     'revokes once: a second revoke keeps the first time; an unknown id is false': async (store) => {
       await store.adminTokens.insert(token('kat_a', 'tok-a'))

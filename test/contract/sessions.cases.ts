@@ -44,6 +44,16 @@ export const sessionCases: RepoCases<SessionRepo> = {
       for (const s of list) assert.equal('keyHash' in s, false)
     },
   },
+  listStored: {
+    'lists sessions with their key hashes and revocation, in creation order': async (store) => {
+      const a = session('ses_a', 'key-a', 1000)
+      const b = session('ses_b', 'key-b', 2000)
+      await store.sessions.insert(b)
+      await store.sessions.insert(a)
+      await store.sessions.revoke('ses_b', 2500)
+      assert.deepEqual(await store.sessions.listStored(), [a, { ...b, revokedAt: 2500 }])
+    },
+  },
   revoke: {
     'revokes once: a second revoke keeps the first time': async (store) => {
       await store.sessions.insert(session('ses_a', 'key-a'))

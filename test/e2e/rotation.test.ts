@@ -116,7 +116,7 @@ connectors:
     const verify = await keyvalet(['audit', 'verify', '--config', kv.configFile], {})
     assert.equal(verify.code, 0, verify.stdout + verify.stderr)
     const parsed = parseConfig(readFileSync(kv.configFile, 'utf8'), kv.configFile)
-    const stale = openRuntime(parsed, { env: { KEYVALET_MASTER_KEY: oldKey }, createMasterKey: false })
+    const stale = await openRuntime(parsed, { env: { KEYVALET_MASTER_KEY: oldKey }, createMasterKey: false })
     try {
       await assert.rejects(stale.vault.open('api-token'), (err: Error & { detail?: { why?: string } }) => err.detail?.why === 'master_key_mismatch')
     } finally {

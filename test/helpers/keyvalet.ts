@@ -61,10 +61,10 @@ export async function startKeyvalet(configText: string, opts: { files?: Record<s
     writeFileSync(join(config.dataDir, 'master.key'), `${masterKey}\n`, { mode: 0o600 })
   }
   const env = opts.keyFile === true ? {} : { KEYVALET_MASTER_KEY: masterKey }
-  const runtime = openRuntime(config, { env, createMasterKey: false, clock: () => kv.now })
+  const runtime = await openRuntime(config, { env, createMasterKey: false, clock: () => kv.now })
   const metrics = opts.metrics
   let live: LiveConfig | undefined
-  const audit = await AuditWriter.start({ databasePath: config.databasePath, fsync: config.auditFsync, key: await runtime.openAuditKey(), reserveBytes: config.auditReserveBytes, configVersion: () => live?.current.version ?? config.version, ...(metrics === undefined ? {} : { onCommit: metrics.auditCommitted }) })
+  const audit = await AuditWriter.start({ store: runtime.storeLocation, key: await runtime.openAuditKey(), reserveBytes: config.auditReserveBytes, configVersion: () => live?.current.version ?? config.version, ...(metrics === undefined ? {} : { onCommit: metrics.auditCommitted }) })
   metrics?.requests.connectors(config.policy.connectors.keys())
   const observers = [...(metrics === undefined ? [] : [metrics.requests]), ...(opts.observers ?? [])]
   const gateway = createProxy({ config, sessions: runtime.sessions, vault: runtime.vault, store: runtime.store, audit, log: opts.log ?? silentLogger, clock: () => kv.now, observers })

@@ -116,8 +116,8 @@ describe('keyvalet run: the sandbox holds the task key and nothing else, and has
     assert.equal(set.code, 0, set.stderr)
 
     const adminConfig = { ...loadConfig(file), admin: { host: '0.0.0.0', port: 0 } }
-    const runtime = openRuntime(adminConfig, { env, createMasterKey: false })
-    const audit = await AuditWriter.start({ databasePath: adminConfig.databasePath, fsync: false, key: await runtime.openAuditKey(), reserveBytes: adminConfig.auditReserveBytes })
+    const runtime = await openRuntime(adminConfig, { env, createMasterKey: false })
+    const audit = await AuditWriter.start({ store: runtime.storeLocation, key: await runtime.openAuditKey(), reserveBytes: adminConfig.auditReserveBytes })
     const server = createAdminServer({
       config: () => adminConfig, reloadConfig: () => Promise.reject(new Error('this test does not reload')), openAuditKey: () => runtime.openAuditKey(), sessions: runtime.sessions, vault: runtime.vault, store: runtime.store, audit, log: { info() {}, warn() {}, error() {} }, clock: Date.now,
       listening: { gateway: 'http://127.0.0.1:8787', forward: undefined }, adminTokens: new AdminTokens(runtime.store.adminTokens, Date.now),

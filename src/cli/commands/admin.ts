@@ -26,7 +26,7 @@ export const admin: Command = {
     if (group !== 'token') throw new OperatorError(`unknown admin command ${JSON.stringify(group ?? '')}`, 'use: keyvalet admin token create | list | revoke ID')
     if (action !== 'create' && action !== 'list' && action !== 'revoke') throw new OperatorError(`unknown action ${JSON.stringify(action ?? '')}`, 'use: keyvalet admin token create | list | revoke ID')
     const config = loadConfig(configPath(values.config, io))
-    const runtime = openRuntime(config, { env: io.env, createMasterKey: false })
+    const runtime = await openRuntime(config, { env: io.env, createMasterKey: false })
     const tokens = new AdminTokens(runtime.store.adminTokens, Date.now)
     try {
       if (action === 'create') {

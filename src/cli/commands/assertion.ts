@@ -33,7 +33,7 @@ export const assertion: Command = {
     const overlapMs = action === 'rotate' ? parseDuration(values.overlap ?? '1h') : 0
     const aheadMs = action === 'rotate' ? parseDuration(values['publish-ahead'] ?? '5m') : 0
     const config = loadConfig(configPath(values.config, io))
-    const runtime = openRuntime(config, { env: io.env, createMasterKey: false })
+    const runtime = await openRuntime(config, { env: io.env, createMasterKey: false })
     try {
       const keys = new AssertionKeys(runtime.vault, Date.now)
       if (action === 'jwks') {

@@ -60,7 +60,7 @@ export const audit: Command = {
       if (values.server !== undefined) throw new OperatorError('tail --open reads the local database only', 'run it on the keyvalet host, or use keyvalet audit verify --server, which names the open streams')
       return tailOpen(values.config, io)
     }
-    const place = values.server === undefined ? localPlace(values.config, io) : remotePlace(remoteClient(values.server, io), (query) => remoteStream(values.server as string, '/v1/audit/stream', query, io))
+    const place = values.server === undefined ? await localPlace(values.config, io) : remotePlace(remoteClient(values.server, io), (query) => remoteStream(values.server as string, '/v1/audit/stream', query, io))
     try {
       if (action === 'verify') {
         const result = await place.verify()
@@ -101,8 +101,8 @@ function filterOf(values: Partial<Record<(typeof FILTERS)[number], string | bool
   return filter
 }
 
-function localPlace(configOption: string | boolean | undefined, io: Io): AuditPlace {
-  const runtime = openRuntime(loadConfig(configPath(configOption, io)), { env: io.env, createMasterKey: false })
+async function localPlace(configOption: string | boolean | undefined, io: Io): Promise<AuditPlace> {
+  const runtime = await openRuntime(loadConfig(configPath(configOption, io)), { env: io.env, createMasterKey: false })
   return {
     query: (filter, page) => runtime.store.audit.query(filter, page),
     async follow(filter, after, print) {
@@ -160,7 +160,7 @@ function remotePlace(client: AdminClient, stream: (query: URLSearchParams) => Pr
 }
 
 async function tailOpen(configOption: string | boolean | undefined, io: Io): Promise<number> {
-  const runtime = openRuntime(loadConfig(configPath(configOption, io)), { env: io.env, createMasterKey: false })
+  const runtime = await openRuntime(loadConfig(configPath(configOption, io)), { env: io.env, createMasterKey: false })
   try {
     for (const stream of await unclosed(runtime.store.audit)) write(io.stdout, stream.line ?? '')
     return 0

@@ -36,7 +36,7 @@ export const ca: Command = {
     const others = action === 'bundle' ? baseCertificates(base) : []
     if (action === 'bundle' && others.length === 0) throw new OperatorError('this machine has no trusted CA certificates (--base system)', 'use --base node (the Mozilla list built into Node), or --base FILE with the sandbox image\'s CA file')
     const config = loadConfig(configPath(values.config, io))
-    const runtime = openRuntime(config, { env: io.env, createMasterKey: true })
+    const runtime = await openRuntime(config, { env: io.env, createMasterKey: true })
     try {
       const { ca: material } = await loadOrCreateCa(runtime.vault)
       if (action === 'export') {

@@ -29,7 +29,9 @@ export const check: Command = {
     for (const w of warnings) write(io.stdout, formatWarning(config, w))
     for (const n of config.notes) write(io.stdout, `note: ${config.file}${n.line === undefined ? '' : `:${n.line}`}: ${n.path}: ${n.message}`)
     for (const n of guardedHeaderNotes(config.policy)) write(io.stdout, `note: ${n.path}: ${n.message}`)
-    if (missing === undefined && config.secrets.length > 0) write(io.stdout, `note: no database at ${config.databasePath} yet: vault secrets not checked`)
+    if (missing === undefined && config.secrets.length > 0) {
+      write(io.stdout, config.store.kind === 'sqlite' ? `note: no database at ${config.databasePath} yet: vault secrets not checked` : 'note: the store is a PostgreSQL server, which check does not reach: vault secrets not checked')
+    }
     write(io.stdout, `ok: ${config.file}: ${config.policy.connectors.size} connectors, ${rules} rules, ${warnings.length} warnings`)
     return values.strict === true && warnings.length > 0 ? 1 : 0
   },

@@ -29,8 +29,8 @@ export const demo: Command = {
     let upstreamSaw = ''
     const upstream = await startDemoUpstream({ host: '127.0.0.1', port: 0, onRequest: (seen) => { upstreamSaw = `${seen.method} ${seen.path}, authorization: ${String(seen.headers.authorization)}` } })
     const config = parseConfig(demoConfig(upstream.url), join(dir, 'keyvalet.yaml'))
-    const runtime = openRuntime(config, { env: { KEYVALET_MASTER_KEY: randomBytes(32).toString('base64') }, createMasterKey: false })
-    const audit = await AuditWriter.start({ databasePath: config.databasePath, fsync: config.auditFsync, key: await runtime.openAuditKey(), reserveBytes: config.auditReserveBytes })
+    const runtime = await openRuntime(config, { env: { KEYVALET_MASTER_KEY: randomBytes(32).toString('base64') }, createMasterKey: false })
+    const audit = await AuditWriter.start({ store: runtime.storeLocation, key: await runtime.openAuditKey(), reserveBytes: config.auditReserveBytes })
     const gateway = createProxy({ config, sessions: runtime.sessions, vault: runtime.vault, store: runtime.store, audit, log: silentLogger })
     try {
       const { url } = await gateway.listen()

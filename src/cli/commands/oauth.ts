@@ -43,7 +43,7 @@ export const oauth: Command = {
       throw new OperatorError(`unknown action ${JSON.stringify(action ?? '')}`, 'use: keyvalet oauth connect | status | disconnect')
     }
     const config = loadConfig(configPath(values.config, io))
-    const runtime = openRuntime(config, { env: io.env, createMasterKey: action === 'connect' })
+    const runtime = await openRuntime(config, { env: io.env, createMasterKey: action === 'connect' })
     try {
       if (action === 'status') return await status(runtime, values.connector, values.json === true, io)
       const connector = oauthConnector(config, required(values.connector, 'connector'))

@@ -79,7 +79,7 @@ export const run: Command = {
       const binds = [...(values.bind ?? []).map((p) => open(p, true, `--bind ${p}`)), ...(values['ro-bind'] ?? []).map((p) => open(p, false, `--ro-bind ${p}`))]
       await probeSandbox(mode, identity)
 
-      const runtime = openRuntime(config, { env: io.env, createMasterKey: attach === undefined, checkStore: attach === undefined })
+      const runtime = await openRuntime(config, { env: io.env, createMasterKey: attach === undefined, checkStore: attach === undefined })
       closers.unshift(() => runtime.close())
       if (!writableBy(workdir.path, identity.host)) write(io.stderr, `keyvalet run: warning: uid ${identity.host.uid} cannot write ${workdir.path} (give it to that uid: chown, chmod 0777 or an ACL; see docs/run.md)`)
 
@@ -133,7 +133,7 @@ async function startInProcess(runtime: Runtime, config: Config, io: Io, closers:
   const local: Config = { ...config, gateway: { host: '127.0.0.1', port: 0 }, forward: { host: '127.0.0.1', port: 0 } }
   // The command's stderr is the operator's: keyvalet only adds its warnings and errors to it.
   const log = createLogger(io.stderr, { level: 'warn' })
-  const audit = await AuditWriter.start({ databasePath: config.databasePath, fsync: config.auditFsync, key: await runtime.openAuditKey(), reserveBytes: config.auditReserveBytes, log })
+  const audit = await AuditWriter.start({ store: runtime.storeLocation, key: await runtime.openAuditKey(), reserveBytes: config.auditReserveBytes, log })
   closers.unshift(() => audit.close())
   const proxy = createProxy({ config: local, sessions: runtime.sessions, vault: runtime.vault, store: runtime.store, audit, log })
   const address = await proxy.listen()

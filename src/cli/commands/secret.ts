@@ -40,7 +40,7 @@ export const secret: Command = {
     }
     if (values.server !== undefined) return remoteSecret(remoteClient(values.server, io), action, name, values.all === true, values.json === true, io)
     const config = loadConfig(configPath(values.config, io))
-    const runtime = openRuntime(config, { env: io.env, createMasterKey: action === 'set' })
+    const runtime = await openRuntime(config, { env: io.env, createMasterKey: action === 'set' })
     try {
       if (action === 'set' && name !== undefined) {
         const value = await readSecretValue(io)

@@ -42,7 +42,7 @@ export const session: Command = {
     if ((action === 'revoke' || action === 'show') && id === undefined) throw new OperatorError(`session ${action} needs a session ID`, 'see keyvalet session list')
     const sessions = values.server === undefined ? undefined : remoteSessions(remoteClient(values.server, io))
     const config = sessions === undefined ? loadConfig(configPath(values.config, io)) : undefined
-    const runtime = config === undefined ? undefined : openRuntime(config, { env: io.env, createMasterKey: false })
+    const runtime = config === undefined ? undefined : await openRuntime(config, { env: io.env, createMasterKey: false })
     const here = sessions ?? localSessions(runtime as Runtime)
     try {
       if (action === 'create') {

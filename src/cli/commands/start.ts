@@ -14,6 +14,7 @@ import { KeyvaletMetrics } from '../../metrics/keyvalet-metrics.ts'
 import { createProxy } from '../../proxy/proxy.ts'
 import { RequestLog } from '../../proxy/request-log.ts'
 import { openRuntime, type Runtime } from '../../runtime.ts'
+import { describeLocation } from '../../store/location.ts'
 import { auditPathFor } from '../../store/sqlite-store.ts'
 import { CONFIG_OPTION, configPath, parse, write } from '../args.ts'
 import type { Command, Io } from '../command.ts'
@@ -48,10 +49,11 @@ export const start: Command = {
     const closers: (() => Promise<void>)[] = [async () => void process.off('SIGHUP', onHangup)]
     try {
       const config = loadConfig(configPath(values.config, io))
-      const runtime = openRuntime(config, { env: io.env, createMasterKey: true, checkStore: true })
+      const runtime = await openRuntime(config, { env: io.env, createMasterKey: true, checkStore: true })
       closers.push(() => runtime.close())
       write(io.stdout, `master key: ${runtime.master.source}${runtime.master.created ? ' (created now, mode 0600; keep it apart from the database and its backups)' : ''}`)
-      write(io.stdout, `database: ${config.databasePath}, audit log: ${auditPathFor(config.databasePath)}`)
+      const where = runtime.storeLocation
+      write(io.stdout, where.kind === 'sqlite' ? `database: ${where.path}, audit log: ${auditPathFor(where.path)}` : `store: ${describeLocation(where)}`)
       for (const c of runtime.storeChecks) write(io.stdout, `checked ${basename(c.file)}: ${c.scope}, ${c.ms} ms`)
       const demo = values.demo === true ? await startDemo(runtime, io) : undefined
       if (demo !== undefined) closers.unshift(demo.close)
@@ -63,7 +65,7 @@ export const start: Command = {
       // Set once the proxy exists: until then the configuration in force is the one loaded.
       let live: LiveConfig | undefined
       const configVersion = (): string => live?.current.version ?? config.version
-      const audit = await AuditWriter.start({ databasePath: config.databasePath, fsync: config.auditFsync, key: await runtime.openAuditKey(), reserveBytes: config.auditReserveBytes, log, configVersion, ...(metrics === undefined ? {} : { onCommit: metrics.auditCommitted }) })
+      const audit = await AuditWriter.start({ store: runtime.storeLocation, key: await runtime.openAuditKey(), reserveBytes: config.auditReserveBytes, log, configVersion, ...(metrics === undefined ? {} : { onCommit: metrics.auditCommitted }) })
       closers.unshift(() => audit.close())
       metrics?.requests.connectors(config.policy.connectors.keys())
       const observers = [...(metrics === undefined ? [] : [metrics.requests]), new RequestLog(log)]

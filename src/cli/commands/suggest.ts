@@ -28,7 +28,7 @@ export const suggest: Command = {
     const { values } = parse(args, { ...CONFIG_OPTION, since: { type: 'string' }, json: { type: 'boolean' } }, help)
     const since = values.since === undefined ? undefined : sinceMs(values.since)
     const config = loadConfig(configPath(values.config, io))
-    const runtime = openRuntime(config, { env: io.env, createMasterKey: false })
+    const runtime = await openRuntime(config, { env: io.env, createMasterKey: false })
     try {
       const records: AuditRecord[] = []
       for (let seq = 0; ;) {

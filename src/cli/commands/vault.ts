@@ -35,7 +35,7 @@ export const vault: Command = {
 }
 
 async function status(config: ReturnType<typeof loadConfig>, io: Io): Promise<number> {
-  const runtime = openRuntime(config, { env: io.env, createMasterKey: false })
+  const runtime = await openRuntime(config, { env: io.env, createMasterKey: false })
   try {
     write(io.stdout, `master key ${runtime.master.keyId} (${runtime.master.source})${runtime.master.previous.length > 0 ? `; previous key ${runtime.master.previous.map((k) => k.keyId).join(', ')} still accepted (a rotation is unfinished)` : ''}`)
     for (const [keyId, count] of await countByKey(runtime)) write(io.stdout, `  ${count} record(s) sealed under ${keyId}`)
@@ -61,7 +61,7 @@ async function rotate(config: ReturnType<typeof loadConfig>, io: Io): Promise<nu
   } else {
     write(io.stdout, `finishing the unfinished rotation to ${before.keyId}`)
   }
-  const runtime = openRuntime(config, { env: io.env, createMasterKey: false })
+  const runtime = await openRuntime(config, { env: io.env, createMasterKey: false })
   try {
     const target = runtime.master.keyId
     let rewrapped = 0

@@ -24,6 +24,7 @@ export function sqliteAdminTokens(db: DatabaseSync, reads: FreshReads): AdminTok
       return row === undefined ? undefined : reads.keep(key, { ...toToken(row), digest: blob(row.digest) })
     },
     list: async () => all.all().map(toToken),
+    listStored: async () => all.all().map((row) => ({ ...toToken(row), digest: blob(row.digest) })),
     revoke: async (id: string, at: number) => {
       const changed = revoke.run(at, id).changes > 0
       reads.clear()

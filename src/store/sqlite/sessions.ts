@@ -36,6 +36,7 @@ export function sqliteSessions(db: DatabaseSync, reads: FreshReads): SessionRepo
       return row === undefined ? undefined : toSession(row)
     },
     list: async () => all.all().map(toSession),
+    listStored: async () => all.all().map(toStoredSession),
     revoke: async (id: string, at: number) => {
       const changed = revoke.run(at, id).changes > 0
       reads.clear()

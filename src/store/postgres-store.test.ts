@@ -1,0 +1,130 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import { startTestPostgres, type TestPostgres } from '../../test/helpers/postgres.ts'
+import { storeContract } from '../../test/contract/store.contract.ts'
+import { PostgresStore } from './postgres-store.ts'
+import { connect } from './postgres/connect.ts'
+import { MIGRATIONS } from './postgres/migrations.ts'
+import type { AuditFilter } from './store.ts'
+
+let server: TestPostgres
+before(async () => {
+  server = await startTestPostgres()
+})
+after(() => server.stop())
+
+storeContract('PostgresStore', async () => PostgresStore.open(await server.database(), { max: 2 }))
+
+describe('PostgresStore migrations', () => {
+  it('instances starting at once on an empty database apply each migration once, under the lock', async () => {
+    const db = await server.database()
+    const stores = await Promise.all([1, 2, 3, 4].map(() => PostgresStore.open(db, { max: 1 })))
+    try {
+      await stores[0]?.audit.append(() => ({ seq: 1, hash: 'h1', line: '{}' }))
+      assert.equal((await stores[3]?.audit.last())?.seq, 1)
+    } finally {
+      for (const store of stores) await store.close()
+    }
+    const sql = connect(db, { max: 1 })
+    try {
+      const versions = await sql`SELECT version FROM keyvalet_schema ORDER BY version`
+      assert.deepEqual(versions.map((r) => r.version), MIGRATIONS.map((_, i) => i + 1))
+    } finally {
+      await sql.end()
+    }
+  })
+
+  it('refuses a database whose schema is newer than this keyvalet', async () => {
+    const db = await server.database()
+    await (await PostgresStore.open(db, { max: 1 })).close()
+    const sql = connect(db, { max: 1 })
+    try {
+      await sql`INSERT INTO keyvalet_schema (version, applied_at) VALUES (${MIGRATIONS.length + 1}, 0)`
+    } finally {
+      await sql.end()
+    }
+    await assert.rejects(PostgresStore.open(db, { max: 1 }), new RegExp(`schema has version ${MIGRATIONS.length + 1}, newer than this keyvalet understands \\(${MIGRATIONS.length}\\)`))
+  })
+
+  it('an audit log written before the query columns gets them filled from its lines, and stays append-only', async () => {
+    const db = await server.database()
+    const record = (seq: number, agent: string | null, decision: string) => JSON.stringify({ seq, time: `2026-01-01T00:00:0${seq}.000Z`, agent, session: 'ses_x', user: 'u', workspace: 'w', task: 't', connector: 'c', decision, error: decision === 'deny' ? 'policy_denied' : null })
+    const sql = connect(db, { max: 1 })
+    try {
+      // The schema as version 2 left it, with records in it.
+      await sql`CREATE TABLE keyvalet_schema (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`
+      for (const [i, migration] of MIGRATIONS.slice(0, 2).entries()) {
+        await sql.unsafe(migration)
+        await sql`INSERT INTO keyvalet_schema (version, applied_at) VALUES (${i + 1}, 0)`
+      }
+      for (const [seq, line] of [[1, record(1, 'bot', 'allow')], [2, record(2, 'other', 'deny')], [3, 'not json'], [4, '[1]']] as const) {
+        await sql`INSERT INTO audit (seq, hash, line) VALUES (${seq}, ${`h${seq}`}, ${line})`
+      }
+    } finally {
+      await sql.end()
+    }
+    const store = await PostgresStore.open(db, { max: 1 })
+    try {
+      const seqs = async (filter: AuditFilter) => (await store.audit.query(filter, { order: 'asc', limit: 10 })).map((r) => r.seq)
+      assert.deepEqual(await seqs({ agent: 'other' }), [2])
+      assert.deepEqual(await seqs({ error: 'policy_denied', since: '2026-01-01T00:00:02.000Z' }), [2])
+      assert.deepEqual(await seqs({ user: 'u' }), [1, 2])
+      assert.deepEqual(await seqs({}), [1, 2, 3, 4])
+      assert.deepEqual((await store.audit.read(0, 10)).map((r) => r.line), [record(1, 'bot', 'allow'), record(2, 'other', 'deny'), 'not json', '[1]'])
+    } finally {
+      await store.close()
+    }
+    const raw = connect(db, { max: 1 })
+    try {
+      await assert.rejects(raw`UPDATE audit SET agent = 'x' WHERE seq = 1`, /audit rows are append-only/)
+    } finally {
+      await raw.end()
+    }
+  })
+
+  it('keeps the audit log append-only even for its owner', async () => {
+    const db = await server.database()
+    const store = await PostgresStore.open(db, { max: 1 })
+    await store.audit.append(() => ({ seq: 1, hash: 'h1', line: '{}' }))
+    await store.close()
+    const sql = connect(db, { max: 1 })
+    try {
+      for (const statement of ['UPDATE audit SET line = \'x\'', 'DELETE FROM audit', 'TRUNCATE audit']) {
+        await assert.rejects(sql.unsafe(statement), /audit rows are append-only/, statement)
+      }
+    } finally {
+      await sql.end()
+    }
+  })
+
+  it('spends exactly the limit when three instances spend from one counter at once', async () => {
+    const db = await server.database()
+    const stores = await Promise.all([1, 2, 3].map(() => PostgresStore.open(db, { max: 4 })))
+    try {
+      const now = Date.now()
+      const spends = Array.from({ length: 100 }, (_, i) => (stores[i % 3] as PostgresStore).counters.spend({ key: 'session:ses_1:requests', amount: 1, limit: 10, now, expiresAt: now + 60_000 }))
+      const results = await Promise.all(spends)
+      assert.equal(results.filter(Boolean).length, 10)
+      assert.equal(await stores[1]?.counters.used('session:ses_1:requests', now), 10)
+    } finally {
+      for (const store of stores) await store.close()
+    }
+  })
+
+  it('concurrent appenders never fork the chain', async () => {
+    const db = await server.database()
+    const stores = await Promise.all([1, 2, 3].map(() => PostgresStore.open(db, { max: 3 })))
+    try {
+      const appends = stores.flatMap((store) => Array.from({ length: 20 }, () => store.audit.append((last) => {
+        const seq = (last?.seq ?? 0) + 1
+        return { seq, hash: `h${seq}`, line: JSON.stringify({ prev: last?.hash ?? null }) }
+      })))
+      await Promise.all(appends)
+      const rows = await stores[0]?.audit.read(0, 100) ?? []
+      assert.deepEqual(rows.map((r) => r.seq), Array.from({ length: 60 }, (_, i) => i + 1))
+      rows.forEach((row, i) => assert.equal((JSON.parse(row.line) as { prev: string | null }).prev, i === 0 ? null : `h${i}`))
+    } finally {
+      for (const store of stores) await store.close()
+    }
+  })
+})

@@ -1,0 +1,163 @@
+import { OperatorError } from '../../errors.ts'
+import type { Sql, Tx } from './connect.ts'
+
+/**
+ * Every schema change of the PostgreSQL store, in one place: MIGRATIONS[i] takes the database from
+ * version i to i + 1 (kept in keyvalet_schema). Append new entries; never edit a released one.
+ * A new repo adds its tables here and their runtime privileges to RUNTIME_GRANTS.
+ */
+export const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE sessions (
+     id TEXT PRIMARY KEY,
+     key_hash BYTEA NOT NULL UNIQUE,
+     agent TEXT NOT NULL,
+     "user" TEXT NOT NULL,
+     workspace TEXT NOT NULL,
+     task TEXT NOT NULL,
+     grants TEXT NOT NULL,
+     created_at BIGINT NOT NULL,
+     expires_at BIGINT NOT NULL,
+     revoked_at BIGINT
+   );
+   CREATE TABLE secrets (
+     name TEXT PRIMARY KEY,
+     envelope BYTEA NOT NULL,
+     key_id TEXT NOT NULL,
+     created_at BIGINT NOT NULL,
+     updated_at BIGINT NOT NULL
+   );
+   CREATE TABLE audit (
+     seq BIGINT PRIMARY KEY,
+     hash TEXT NOT NULL,
+     line TEXT NOT NULL
+   );
+   -- Append-only at the SQL level, for every role but a superuser who drops the triggers: the keyed
+   -- HMAC chain (audit/verify.ts) is what detects that. The runtime role has no UPDATE, DELETE or
+   -- TRUNCATE on audit in the first place (RUNTIME_GRANTS).
+   CREATE FUNCTION keyvalet_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS
+     $$ BEGIN RAISE EXCEPTION 'audit rows are append-only'; END $$;
+   CREATE TRIGGER audit_no_update_or_delete BEFORE UPDATE OR DELETE ON audit
+     FOR EACH ROW EXECUTE FUNCTION keyvalet_audit_append_only();
+   CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit
+     FOR EACH STATEMENT EXECUTE FUNCTION keyvalet_audit_append_only();`,
+  // Budgets and rate limits (postgres/counters.ts), admin tokens (postgres/admin-tokens.ts), and
+  // sessions paged in (created_at, id) order, ids compared byte by byte as SQLite does.
+  `CREATE TABLE counters (
+     key TEXT PRIMARY KEY,
+     used BIGINT NOT NULL,
+     expires_at BIGINT NOT NULL
+   );
+   CREATE INDEX counters_expiry ON counters (expires_at);
+   CREATE TABLE admin_tokens (
+     id TEXT PRIMARY KEY,
+     digest BYTEA NOT NULL UNIQUE,
+     name TEXT NOT NULL,
+     role TEXT NOT NULL,
+     created_at BIGINT NOT NULL,
+     expires_at BIGINT,
+     revoked_at BIGINT
+   );
+   CREATE INDEX sessions_by_creation ON sessions (created_at, id COLLATE "C");`,
+  // The facets an audit query filters on (store.ts AuditFacets), beside each line, indexed. Rows
+  // written before are filled from their lines (a line that is not a JSON object gets none); the
+  // chain covers the lines only, so this changes nothing it verifies. The owner lifts the
+  // append-only trigger for that one statement, inside this migration's transaction. Times
+  // compare byte by byte (COLLATE "C"), as ISO 8601 strings sort.
+  `ALTER TABLE audit ADD COLUMN time TEXT COLLATE "C", ADD COLUMN session TEXT, ADD COLUMN agent TEXT, ADD COLUMN "user" TEXT,
+     ADD COLUMN workspace TEXT, ADD COLUMN task TEXT, ADD COLUMN connector TEXT, ADD COLUMN decision TEXT, ADD COLUMN error TEXT;
+   CREATE FUNCTION pg_temp.keyvalet_json_object(line TEXT) RETURNS jsonb LANGUAGE plpgsql AS
+     $$ BEGIN RETURN CASE WHEN jsonb_typeof(line::jsonb) = 'object' THEN line::jsonb END; EXCEPTION WHEN others THEN RETURN NULL; END $$;
+   ALTER TABLE audit DISABLE TRIGGER audit_no_update_or_delete;
+   UPDATE audit SET time = j->>'time', session = j->>'session', agent = j->>'agent', "user" = j->>'user', workspace = j->>'workspace',
+       task = j->>'task', connector = j->>'connector', decision = j->>'decision', error = j->>'error'
+     FROM (SELECT seq AS s, pg_temp.keyvalet_json_object(line) AS j FROM audit) AS parsed
+     WHERE audit.seq = parsed.s AND parsed.j IS NOT NULL;
+   ALTER TABLE audit ENABLE TRIGGER audit_no_update_or_delete;
+   CREATE INDEX audit_by_time ON audit (time);
+   CREATE INDEX audit_by_session ON audit (session, seq) WHERE session IS NOT NULL;
+   CREATE INDEX audit_by_agent ON audit (agent, seq) WHERE agent IS NOT NULL;
+   CREATE INDEX audit_by_user ON audit ("user", seq) WHERE "user" IS NOT NULL;
+   CREATE INDEX audit_by_workspace ON audit (workspace, seq) WHERE workspace IS NOT NULL;
+   CREATE INDEX audit_by_task ON audit (task, seq) WHERE task IS NOT NULL;
+   CREATE INDEX audit_by_connector ON audit (connector, seq) WHERE connector IS NOT NULL;
+   CREATE INDEX audit_by_error ON audit (error, seq) WHERE error IS NOT NULL;`,
+  // The request budget a session was created with (src/budgets/), none for those before.
+  'ALTER TABLE sessions ADD COLUMN budget BIGINT;',
+]
+
+/** What the runtime role may do, table by table: no DDL, and the audit log only read and appended. */
+export const RUNTIME_GRANTS: readonly { readonly table: string; readonly privileges: string }[] = [
+  { table: 'keyvalet_schema', privileges: 'SELECT' },
+  { table: 'sessions', privileges: 'SELECT, INSERT, UPDATE, DELETE' },
+  { table: 'secrets', privileges: 'SELECT, INSERT, UPDATE, DELETE' },
+  { table: 'audit', privileges: 'SELECT, INSERT' },
+  { table: 'counters', privileges: 'SELECT, INSERT, UPDATE, DELETE' },
+  { table: 'admin_tokens', privileges: 'SELECT, INSERT, UPDATE' },
+]
+
+/** keyvalet's own key for pg_advisory_xact_lock ("keyvalet" in ASCII): held while migrating. */
+const MIGRATION_LOCK = 0x6b657976616c6574n
+
+export interface SchemaStatus {
+  readonly version: number
+  readonly latest: number
+  readonly applied: readonly { readonly version: number; readonly appliedAt: number }[]
+}
+
+export async function schemaStatus(sql: Sql | Tx): Promise<SchemaStatus> {
+  const [exists] = await sql`SELECT to_regclass('keyvalet_schema') IS NOT NULL AS present`
+  if (exists?.present !== true) return { version: 0, latest: MIGRATIONS.length, applied: [] }
+  const rows = await sql`SELECT version, applied_at FROM keyvalet_schema ORDER BY version`
+  const applied = rows.map((r) => ({ version: Number(r.version), appliedAt: Number(r.applied_at) }))
+  return { version: applied.at(-1)?.version ?? 0, latest: MIGRATIONS.length, applied }
+}
+
+/**
+ * Brings the database to the latest version, once, whichever instance gets there first: the
+ * pending migrations run in one transaction under an advisory lock, and the version is read again
+ * once it is held, so an instance that waited finds the work done. When the schema is current this
+ * reads one table and takes no lock (the runtime role, which may not create tables, gets here).
+ * Returns the version found before.
+ */
+export async function migrate(sql: Sql, opts: { readonly grantTo?: string } = {}): Promise<number> {
+  const before = await schemaStatus(sql)
+  refuseNewer(before)
+  if (before.version === MIGRATIONS.length && opts.grantTo === undefined) return before.version
+  return sql.begin(async (tx) => {
+    await tx`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK.toString()}::bigint)`
+    await tx`CREATE TABLE IF NOT EXISTS keyvalet_schema (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`
+    const now = await schemaStatus(tx)
+    refuseNewer(now)
+    for (let v = now.version; v < MIGRATIONS.length; v++) {
+      await tx.unsafe(MIGRATIONS[v] as string)
+      await tx`INSERT INTO keyvalet_schema (version, applied_at) VALUES (${v + 1}, ${Date.now()})`
+    }
+    if (opts.grantTo !== undefined) {
+      for (const { table, privileges } of RUNTIME_GRANTS) await tx.unsafe(`GRANT ${privileges} ON ${table} TO ${quoteIdentifier(opts.grantTo)}`)
+    }
+    return now.version
+  }).catch((err: unknown) => {
+    if (isPermissionDenied(err)) {
+      throw new OperatorError(
+        `the store's schema is at version ${before.version}, this keyvalet needs ${MIGRATIONS.length}, and this role may not apply migrations (${(err as Error).message})`,
+        'run keyvalet db migrate with the role that owns the database (docs/deploy.md, "PostgreSQL")',
+        { cause: err },
+      )
+    }
+    throw err
+  })
+}
+
+function refuseNewer(status: SchemaStatus): void {
+  if (status.version > MIGRATIONS.length) {
+    throw new OperatorError(`the store's schema has version ${status.version}, newer than this keyvalet understands (${MIGRATIONS.length})`, 'upgrade keyvalet, or point it at another database')
+  }
+}
+
+function isPermissionDenied(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === '42501'
+}
+
+function quoteIdentifier(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`
+}

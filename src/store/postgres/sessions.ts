@@ -1,0 +1,75 @@
+import type { Grant } from '../../model/policy.ts'
+import type { Session, SessionFilter, StoredSession } from '../../model/session.ts'
+import type { SessionCursor, SessionRepo } from '../store.ts'
+import type { Row, Sql } from './connect.ts'
+
+/** SessionRepo on the `sessions` table: each method beside its statement. */
+export function postgresSessions(sql: Sql): SessionRepo {
+  return {
+    insert: async (s: StoredSession) => {
+      const grants = JSON.stringify(s.grants.map((g) => ({ ...g, rules: g.rules ?? null })))
+      await sql`INSERT INTO sessions (id, key_hash, agent, "user", workspace, task, grants, created_at, expires_at, revoked_at, budget)
+        VALUES (${s.id}, ${s.keyHash}, ${s.agent}, ${s.user}, ${s.workspace}, ${s.task}, ${grants}, ${s.createdAt}, ${s.expiresAt}, ${s.revokedAt ?? null}, ${s.budget ?? null})`
+    },
+    findByKeyHash: async (keyHash: Buffer) => {
+      const [row] = await sql`SELECT * FROM sessions WHERE key_hash = ${keyHash}`
+      return row === undefined ? undefined : toStoredSession(row)
+    },
+    get: async (id: string) => {
+      const [row] = await sql`SELECT * FROM sessions WHERE id = ${id}`
+      return row === undefined ? undefined : toSession(row)
+    },
+    list: async () => (await sql`SELECT * FROM sessions ORDER BY created_at, id COLLATE "C"`).map(toSession),
+    listStored: async () => (await sql`SELECT * FROM sessions ORDER BY created_at, id COLLATE "C"`).map(toStoredSession),
+    revoke: async (id: string, at: number) => {
+      const result = await sql`UPDATE sessions SET revoked_at = COALESCE(revoked_at, ${at}) WHERE id = ${id}`
+      return result.count > 0
+    },
+    // Ids compare byte by byte (COLLATE "C"), as in SQLite and the sessions_by_creation index.
+    page: async (filter: SessionFilter, after: SessionCursor | undefined, limit: number) => {
+      const from = after?.createdAt ?? Number.MIN_SAFE_INTEGER
+      const rows = await sql`SELECT * FROM sessions WHERE ${matches(sql, filter)}
+        AND (created_at, id COLLATE "C") > (${from}::bigint, ${after?.id ?? ''}::text COLLATE "C")
+        ORDER BY created_at, id COLLATE "C" LIMIT ${limit}`
+      return rows.map(toSession)
+    },
+    revokeMatching: async (filter: SessionFilter, at: number) => {
+      if (Object.values(fields(filter)).every((v) => v === null)) throw new Error('revokeMatching needs a filter with at least one field')
+      const rows = await sql`UPDATE sessions SET revoked_at = ${at} WHERE ${matches(sql, filter)} AND revoked_at IS NULL RETURNING id`
+      return rows.map((row) => String(row.id))
+    },
+  }
+}
+
+function fields(f: SessionFilter) {
+  return { agent: f.agent ?? null, user: f.user ?? null, workspace: f.workspace ?? null, task: f.task ?? null }
+}
+
+/** The filter as a condition: a field left out matches every value; values are parameters. */
+function matches(sql: Sql, filter: SessionFilter) {
+  const f = fields(filter)
+  return sql`(${f.agent}::text IS NULL OR agent = ${f.agent}) AND (${f.user}::text IS NULL OR "user" = ${f.user})
+    AND (${f.workspace}::text IS NULL OR workspace = ${f.workspace}) AND (${f.task}::text IS NULL OR task = ${f.task})`
+}
+
+function toSession(row: Row): Session {
+  const grants = (JSON.parse(String(row.grants)) as { rules: string[] | null }[]).map(
+    (g) => ({ ...g, rules: g.rules ?? undefined }) as unknown as Grant,
+  )
+  return {
+    id: String(row.id),
+    agent: String(row.agent),
+    user: String(row.user),
+    workspace: String(row.workspace),
+    task: String(row.task),
+    grants,
+    createdAt: Number(row.created_at),
+    expiresAt: Number(row.expires_at),
+    revokedAt: row.revoked_at === null ? undefined : Number(row.revoked_at),
+    ...(row.budget === null || row.budget === undefined ? {} : { budget: Number(row.budget) }),
+  }
+}
+
+function toStoredSession(row: Row): StoredSession {
+  return { ...toSession(row), keyHash: Buffer.from(row.key_hash as Uint8Array) }
+}

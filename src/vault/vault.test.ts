@@ -7,6 +7,7 @@ import { DatabaseSync } from 'node:sqlite'
 import { after, afterEach, beforeEach, describe, it } from 'node:test'
 import { KeyvaletError, OperatorError } from '../errors.ts'
 import { SqliteStore } from '../store/sqlite-store.ts'
+import { CROSS_PROCESS_STALENESS_MS } from '../store/sqlite/fresh-reads.ts'
 import { loadMasterKey, type MasterKey } from './master-key.ts'
 import { unopenable, Vault } from './vault.ts'
 
@@ -42,13 +43,15 @@ describe('Vault', () => {
   afterEach(() => store.close())
 
   /** Runs `sql` on the database file through a second, raw connection. */
-  function rawSql(fn: (db: DatabaseSync) => void): void {
+  /** A write by another connection (another process would do the same), seen by the store within CROSS_PROCESS_STALENESS_MS. */
+  async function rawSql(fn: (db: DatabaseSync) => void): Promise<void> {
     const db = new DatabaseSync(path)
     try {
       fn(db)
     } finally {
       db.close()
     }
+    await new Promise((resolve) => setTimeout(resolve, CROSS_PROCESS_STALENESS_MS + 1))
   }
 
   it('round-trips a value', async () => {
@@ -121,7 +124,7 @@ describe('Vault', () => {
   it('envelopes swapped between two names do not open', async () => {
     await vault.put('alpha', Buffer.from('value-alpha'))
     await vault.put('beta', Buffer.from('value-beta'))
-    rawSql((db) => {
+    await rawSql((db) => {
       const get = db.prepare('SELECT envelope FROM secrets WHERE name = ?')
       const a = get.get('alpha')?.envelope as Uint8Array
       const b = get.get('beta')?.envelope as Uint8Array
@@ -139,10 +142,10 @@ describe('Vault', () => {
     for (const index of [0, 5, 20, 40, 65, 80, original.length - 1]) {
       const copy = Buffer.from(original)
       copy[index] = (copy[index] ?? 0) ^ 0x01
-      rawSql((db) => db.prepare('UPDATE secrets SET envelope = ? WHERE name = ?').run(copy, 's'))
+      await rawSql((db) => db.prepare('UPDATE secrets SET envelope = ? WHERE name = ?').run(copy, 's'))
       await assert.rejects(vault.open('s'), failsWith('record_tampered'), `byte ${index}`)
     }
-    rawSql((db) => db.prepare('UPDATE secrets SET envelope = ? WHERE name = ?').run(original.subarray(0, 60), 's'))
+    await rawSql((db) => db.prepare('UPDATE secrets SET envelope = ? WHERE name = ?').run(original.subarray(0, 60), 's'))
     await assert.rejects(vault.open('s'), failsWith('record_tampered'), 'truncated')
   })
 
@@ -158,7 +161,7 @@ describe('Vault', () => {
   it('a record relabelled with the right key id but sealed by another key is record_tampered', async () => {
     const other = newMaster()
     await new Vault(store.secrets, other, () => now).put('s', Buffer.from('value-s'))
-    rawSql((db) => db.prepare('UPDATE secrets SET key_id = ? WHERE name = ?').run(master.keyId, 's'))
+    await rawSql((db) => db.prepare('UPDATE secrets SET key_id = ? WHERE name = ?').run(master.keyId, 's'))
     await assert.rejects(vault.open('s'), failsWith('record_tampered'))
   })
 

@@ -34,6 +34,12 @@ export function compileInput(part: Part, schema: TSchema | undefined): (value: u
 }
 
 /**
+ * Control characters (C0 and DEL) are never part of a name, an id or a filter value, and a
+ * PostgreSQL text value cannot hold NUL: refused in params and query, for every store alike.
+ */
+const CONTROL = /[\u0000-\u001f\u007f]/
+
+/**
  * The query string as an object for `schema`: a field the schema declares as an array takes every
  * value; numbers and booleans are read from their text; any other field given twice is refused.
  */
@@ -42,6 +48,7 @@ export function queryObject(search: URLSearchParams, schema: TSchema | undefined
   const out: Record<string, unknown> = {}
   for (const name of new Set(search.keys())) {
     const values = search.getAll(name)
+    if (values.some((v) => CONTROL.test(v))) throw invalid(`query.${name} holds a control character`)
     const type = properties[name]?.type
     if (type === 'array') out[name] = values
     else if (values.length > 1) throw invalid(`query.${name} is given more than once`)
@@ -58,11 +65,14 @@ function readScalar(text: string, type: unknown): unknown {
 
 /** A path parameter, percent-decoded; malformed encoding is refused. */
 export function decodeParam(name: string, raw: string): string {
+  let value: string
   try {
-    return decodeURIComponent(raw)
+    value = decodeURIComponent(raw)
   } catch {
     throw invalid(`params.${name} is not valid percent-encoding`)
   }
+  if (CONTROL.test(value)) throw invalid(`params.${name} holds a control character`)
+  return value
 }
 
 /**

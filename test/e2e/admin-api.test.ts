@@ -218,6 +218,9 @@ describe('admin API: authentication, roles, input checks, audit', () => {
     await refused(await call(kv, 'GET', '/v1/sessions?cursor=xyz', { token }), 400, 'admin_request_invalid', /^query\.cursor/)
     await refused(await call(kv, 'GET', '/v1/sessions/not-an-id', { token }), 400, 'admin_request_invalid', /^params\.id: /)
     await refused(await call(kv, 'GET', '/v1/sessions/ses_0000000000000000', { token }), 404, 'admin_not_found')
+    // A control character is no part of any name or filter (and PostgreSQL text cannot hold NUL).
+    await refused(await call(kv, 'GET', '/v1/sessions?agent=a%00b', { token }), 400, 'admin_request_invalid', /^query\.agent holds a control character$/)
+    await refused(await call(kv, 'GET', '/v1/sessions/ses_%0a', { token }), 400, 'admin_request_invalid', /^params\.id holds a control character$/)
     await refused(await call(kv, 'POST', '/v1/sessions', { token, body: '{"agent":' }), 400, 'admin_request_invalid', /^body is not valid JSON$/)
     await refused(await call(kv, 'POST', '/v1/sessions', { token, body: 'agent=a', headers: { 'content-type': 'application/x-www-form-urlencoded' } }), 415, 'admin_media_type')
     await refused(await call(kv, 'POST', '/v1/sessions', { token, body: JSON.stringify({ agent: 'x'.repeat(MAX_ADMIN_BODY_BYTES) }) }), 413, 'admin_body_too_large')

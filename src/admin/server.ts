@@ -7,12 +7,15 @@
  * run the handler; write the call's one audit record (mode 'admin', with actor, action and
  * target), and only then answer. A call is refused (audit_unavailable) before anything is done
  * when the audit log cannot take its record. Errors use the data plane's JSON error document.
+ * The web console's files (/console, console/static.ts) are answered before all this: they are
+ * public, hold nothing secret, and the console then calls these routes with the admin token.
  */
 import { randomBytes } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AuditFields } from '../audit/record.ts'
 import { KeyvaletError, OperatorError, toKeyvaletError } from '../errors.ts'
 import { ERROR_HEADER, errorBody, REQUEST_ID_HEADER } from '../proxy/respond.ts'
+import { consoleFiles } from './console/static.ts'
 import type { AdminDeps } from './deps.ts'
 import { openApiRoute } from './openapi.ts'
 import { compileInput, decodeParam, queryObject, readJsonBody } from './input.ts'
@@ -47,7 +50,10 @@ export function createAdminServer(deps: AdminDeps, opts: { readonly throttle?: T
   const shutdown = new AbortController()
   const idPrefix = randomBytes(4).toString('hex')
   let counter = 0
+  const consoleAssets = consoleFiles()
   const server: Server = createServer({ requestTimeout: 30_000, headersTimeout: 10_000 }, (req, res) => {
+    const pathname = new URL(req.url ?? '/', 'http://admin.invalid').pathname
+    if (consoleAssets.owns(pathname)) return consoleAssets.serve(req, res, pathname)
     void serve(req, res, `adm_${idPrefix}${(counter++).toString(36)}`)
   })
 

@@ -80,6 +80,23 @@ describe('web console in real Chromium', () => {
       assert.ok(status === 404 || status === 401, `${path}: ${status}`)
     }
     assert.equal((await fetch(`${kv.adminUrl}/console/app.js`, { method: 'POST' })).status, 405)
+
+    // Trusted Types with no policy: even a string of markup handed to innerHTML is refused by the browser.
+    const page = await browser.page()
+    await page.goto(`${kv.adminUrl}/console`)
+    await page.getByLabel('Admin token').waitFor()
+    const refused = await page.evaluate(() => {
+      try {
+        document.body.innerHTML = '<img src=x onerror="window.__pwned=3">'
+        return 'parsed'
+      } catch (err) {
+        return (err as Error).name
+      }
+    })
+    assert.equal(refused, 'TypeError')
+    assert.equal(await page.locator('img').count(), 0)
+    assert.deepEqual(await page.evaluate(() => (window as unknown as { __csp: string[] }).__csp), ['require-trusted-types-for trusted-types-sink'])
+    await page.close()
   })
 
   it('refuses a wrong token at login and offers nothing', async () => {

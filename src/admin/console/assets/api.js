@@ -59,3 +59,44 @@ export function withQuery(path, query) {
   const text = params.toString()
   return text === '' ? path : `${path}?${text}`
 }
+
+/**
+ * Follows a server-sent event stream of the admin API (read with fetch, as EventSource cannot send
+ * the Authorization header) until `signal` aborts or the stream ends; calls `onEvent` per event.
+ * @param {string} path
+ * @param {AbortSignal} signal
+ * @param {(event: { type: string, id: string | undefined, data: string }) => void} onEvent
+ */
+export async function follow(path, signal, onEvent) {
+  /** @type {Record<string, string>} */
+  const headers = { accept: 'text/event-stream' }
+  if (token !== undefined) headers.authorization = `Bearer ${token}`
+  const res = await fetch(path, { headers, cache: 'no-store', credentials: 'omit', signal })
+  if (!res.ok || res.body === null) {
+    const json = await res.json().catch(() => undefined)
+    throw new ApiError(res.status, String(json?.error?.code ?? `http_${res.status}`), String(json?.error?.message ?? `The admin API answered ${res.status}.`))
+  }
+  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader()
+  let held = ''
+  for (;;) {
+    const { value, done } = await reader.read()
+    if (done) return
+    held += value
+    let end
+    while ((end = held.search(/\r?\n\r?\n/)) !== -1) {
+      const block = held.slice(0, end)
+      held = held.slice(end).replace(/^\r?\n\r?\n/, '')
+      /** @type {{ type: string, id: string | undefined, data: string[] }} */
+      const event = { type: 'message', id: undefined, data: [] }
+      for (const line of block.split(/\r?\n/)) {
+        const colon = line.indexOf(':')
+        if (colon === 0) continue
+        const [field, text] = colon === -1 ? [line, ''] : [line.slice(0, colon), line.slice(colon + 1).replace(/^ /, '')]
+        if (field === 'event') event.type = text
+        else if (field === 'id') event.id = text
+        else if (field === 'data') event.data.push(text)
+      }
+      if (event.data.length > 0 || event.type !== 'message') onEvent({ type: event.type, id: event.id, data: event.data.join('\n') })
+    }
+  }
+}

@@ -1,28 +1,34 @@
 // @ts-check
 /**
  * The console's shell: the login form, the navigation the caller's role allows, and a router from
- * the location's fragment (#sessions) to a page. A page is `(main, ctx) => stop?`: it fills `main`
- * and may return a function that stops its timers when another page is shown.
+ * the location's fragment (#sessions) to a page (page.js).
  *
  * The role only decides what the console offers; the admin API enforces it on every call anyway.
  */
 import { api, ApiError, setToken } from './api.js'
 import { el, field, formValue, replace } from './dom.js'
+import { auditPage } from './pages/audit.js'
+import { connectorsPage } from './pages/connectors.js'
 import { overviewPage } from './pages/overview.js'
 import { secretsPage } from './pages/secrets.js'
 import { sessionsPage } from './pages/sessions.js'
 
 /**
- * @typedef {{ id: string, name: string, role: 'admin' | 'operator' | 'auditor' }} Me
- * @typedef {{ me: Me, say: (text: string) => void, fail: (err: unknown) => void }} Ctx
- * @typedef {(main: HTMLElement, ctx: Ctx) => (void | (() => void))} Page
+ * @typedef {import('./page.js').Me} Me
+ * @typedef {import('./page.js').Page} Page
  */
 
-/** @type {{ id: string, title: string, roles: Me['role'][], page: Page }[]} */
+/**
+ * The pages, the roles they are offered to, and the route (`METHOD /path`) each needs: a page
+ * whose route this keyvalet does not declare in /v1/openapi.json is not offered.
+ * @type {{ id: string, title: string, roles: Me['role'][], needs: string, page: Page }[]}
+ */
 const PAGES = [
-  { id: 'overview', title: 'Overview', roles: ['admin', 'operator', 'auditor'], page: overviewPage },
-  { id: 'sessions', title: 'Sessions', roles: ['admin', 'operator'], page: sessionsPage },
-  { id: 'secrets', title: 'Secrets', roles: ['admin'], page: secretsPage },
+  { id: 'overview', title: 'Overview', roles: ['admin', 'operator', 'auditor'], needs: 'GET /readyz', page: overviewPage },
+  { id: 'sessions', title: 'Sessions', roles: ['admin', 'operator'], needs: 'GET /v1/sessions', page: sessionsPage },
+  { id: 'audit', title: 'Audit', roles: ['admin', 'auditor'], needs: 'GET /v1/audit', page: auditPage },
+  { id: 'connectors', title: 'Connectors and rules', roles: ['admin', 'operator', 'auditor'], needs: 'GET /v1/config', page: connectorsPage },
+  { id: 'secrets', title: 'Secrets', roles: ['admin'], needs: 'PUT /v1/secrets/{name}', page: secretsPage },
 ]
 
 const main = /** @type {HTMLElement} */ (document.getElementById('main'))
@@ -33,6 +39,10 @@ const status = /** @type {HTMLElement} */ (document.getElementById('status'))
 
 /** @type {Me | undefined} */
 let me
+/** Every `METHOD /path` the admin API declares. @type {Set<string>} */
+let routes = new Set()
+/** @param {string} route */
+const has = (route) => routes.has(route)
 /** @type {void | (() => void)} */
 let stopPage
 
@@ -86,7 +96,10 @@ async function logIn(value) {
   setToken(value)
   try {
     me = await api('GET', '/v1/whoami')
+    const { paths } = await api('GET', '/v1/openapi.json')
+    routes = new Set(Object.entries(paths).flatMap(([path, methods]) => Object.keys(/** @type {object} */ (methods)).map((m) => `${m.toUpperCase()} ${path}`)))
   } catch (err) {
+    me = undefined
     setToken(undefined)
     status.classList.add('error')
     status.textContent = err instanceof ApiError ? `Login refused: ${err.message} (${err.code})` : 'The admin API could not be reached.'
@@ -96,7 +109,7 @@ async function logIn(value) {
   const current = /** @type {Me} */ (me)
   replace(who, `${current.name} (${current.role})`)
   logout.hidden = false
-  replace(nav, PAGES.filter((p) => p.roles.includes(current.role)).map((p) => el('a', { href: `#${p.id}`, 'data-page': p.id }, p.title)))
+  replace(nav, offered(current).map((p) => el('a', { href: `#${p.id}`, 'data-page': p.id }, p.title)))
   nav.hidden = false
   route()
 }
@@ -104,7 +117,7 @@ async function logIn(value) {
 function route() {
   if (me === undefined) return
   const current = me
-  const allowed = PAGES.filter((p) => p.roles.includes(current.role))
+  const allowed = offered(current)
   const wanted = location.hash.slice(1)
   const page = allowed.find((p) => p.id === wanted) ?? allowed[0]
   if (page === undefined) return
@@ -116,7 +129,12 @@ function route() {
   document.title = `${page.title} · keyvalet console`
   say('')
   replace(main, el('h1', {}, page.title))
-  stopPage = page.page(main, { me: current, say, fail })
+  stopPage = page.page(main, { me: current, has, say, fail })
+}
+
+/** The pages this role is offered on this keyvalet. @param {Me} who */
+function offered(who) {
+  return PAGES.filter((p) => p.roles.includes(who.role) && has(p.needs))
 }
 
 window.addEventListener('hashchange', () => {

@@ -11,13 +11,13 @@ const REFRESH_MS = 5000
 /** At most this many pages of sessions are read to count the live ones. */
 const MAX_SESSION_PAGES = 5
 
-/** @type {import('../app.js').Page} */
+/** @type {import('../page.js').Page} */
 export function overviewPage(main, ctx) {
   const readiness = el('section', { class: 'card', 'aria-labelledby': 'ov-ready' }, el('h2', { id: 'ov-ready' }, 'Readiness'))
   const traffic = el('section', { class: 'card', 'aria-labelledby': 'ov-traffic' }, el('h2', { id: 'ov-traffic' }, 'Requests'))
   const live = el('section', { class: 'card wide', 'aria-labelledby': 'ov-live' }, el('h2', { id: 'ov-live' }, 'Live sessions'))
   const mayList = ctx.me.role !== 'auditor'
-  const mayMeasure = ctx.me.role !== 'operator'
+  const mayMeasure = ctx.me.role !== 'operator' && ctx.has('GET /metrics')
   main.append(el('div', { class: 'grid' }, readiness, mayMeasure && traffic, mayList && live))
   /** @type {{ at: number, total: number } | undefined} */
   let previous

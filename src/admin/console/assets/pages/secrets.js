@@ -6,7 +6,7 @@
 import { api } from '../api.js'
 import { el, field, formValue, replace, table } from '../dom.js'
 
-/** @type {import('../app.js').Page} */
+/** @type {import('../page.js').Page} */
 export function secretsPage(main, ctx) {
   const listing = el('div', {})
   const form = el('form', { class: 'card', 'aria-labelledby': 'sec-set' },

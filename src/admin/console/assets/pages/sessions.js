@@ -10,7 +10,7 @@ import { el, field, formValue, replace, table } from '../dom.js'
 
 const FILTERS = ['agent', 'user', 'workspace', 'task']
 
-/** @type {import('../app.js').Page} */
+/** @type {import('../page.js').Page} */
 export function sessionsPage(main, ctx) {
   const created = el('section', { class: 'created', tabindex: '-1', 'aria-live': 'polite', 'data-testid': 'created' })
   const results = el('div', {})
@@ -135,7 +135,7 @@ async function grantChoices() {
  * The key, once, with the sandbox's environment as shell lines; dismissing removes it from the page.
  * @param {HTMLElement} where
  * @param {{ session: any, key: string, env: ({ name: string, value: string } | { comment: string })[] }} answer
- * @param {import('../app.js').Ctx} ctx
+ * @param {import('../page.js').Ctx} ctx
  */
 function showKey(where, answer, ctx) {
   const lines = answer.env.map((l) => ('comment' in l ? `# ${l.comment}` : `export ${l.name}=${shellQuote(l.value)}`)).join('\n')

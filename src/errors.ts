@@ -57,6 +57,9 @@ export const ERROR_CATALOGUE = {
   audit_unavailable: [503, 'keyvalet cannot write its audit log right now, so it takes no request; try again shortly.'],
   // shutdown
   shutting_down: [503, 'keyvalet is shutting down; the request was cut short.'],
+  // configuration (admin API: reload)
+  config_invalid: [422, 'The configuration file has errors; the configuration in force stays.'],
+  config_reload_refused: [409, 'The new configuration changes what a reload cannot change; the configuration in force stays.'],
   // admin API (its own listener; the caller is an operator, never the sandbox)
   admin_token_missing: [401, 'An admin token is required: send it as Authorization: Bearer kva_...'],
   admin_token_invalid: [401, 'The admin token is not valid.'],

@@ -4,6 +4,7 @@
  */
 import type { AuditWriter } from '../audit/audit-writer.ts'
 import type { Config } from '../config/load.ts'
+import type { ReloadResult } from '../config/reload.ts'
 import type { Logger } from '../log.ts'
 import type { KeyvaletMetrics } from '../metrics/keyvalet-metrics.ts'
 import type { ProxyStats } from '../proxy/proxy.ts'
@@ -15,6 +16,10 @@ import type { AdminTokens } from './tokens.ts'
 export interface AdminDeps {
   /** The configuration in force now (it changes on reload: read it per call, never keep it). */
   config(): Config
+  /** Reads the configuration file again and puts it in force, or keeps the one in force and says why (config/reload.ts). */
+  reloadConfig(): Promise<ReloadResult>
+  /** The HMAC key of the audit chain, for `audit verify`. */
+  openAuditKey(): Promise<Buffer>
   readonly sessions: Sessions
   readonly vault: Vault
   readonly store: Store

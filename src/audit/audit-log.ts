@@ -1,6 +1,7 @@
 import { createHmac, createSecretKey, type KeyObject } from 'node:crypto'
 import type { AuditRepo, AuditRow } from '../store/store.ts'
 import { canonicalJson, canonicalPair } from './canonical-json.ts'
+import { auditFacets } from './facets.ts'
 import type { AuditFields, AuditRecord } from './record.ts'
 
 /** `prev` of the first record. */
@@ -61,7 +62,7 @@ export class AuditLog {
           const { record, line } = this.#build(fields, prev)
           records.push(record)
           prev = { seq: record.seq, hash: record.hash, line: '' }
-          return { seq: record.seq, hash: record.hash, line }
+          return { seq: record.seq, hash: record.hash, line, facets: auditFacets(record) }
         })
       })
     } catch (err) {

@@ -16,10 +16,12 @@ export interface WriterOptions {
   readonly log?: Logger
   /** Told, for each batch, the seconds from sending it to the thread to its commit (the metrics). */
   readonly onCommit?: (seconds: number) => void
+  /** The version of the configuration in force, for a record that does not name the one it was decided under. */
+  readonly configVersion?: () => string
 }
 
 /** What the thread is started with. */
-export interface WorkerOptions extends Omit<WriterOptions, 'log' | 'onCommit'> {
+export interface WorkerOptions extends Omit<WriterOptions, 'log' | 'onCommit' | 'configVersion'> {
   readonly admission: SharedArrayBuffer
 }
 
@@ -52,10 +54,13 @@ export class AuditWriter {
   #queue: { fields: AuditFields; pending: Pending }[] = []
   #nextId = 0
   #failure: Error | undefined
+  readonly #configVersion: (() => string) | undefined
+  readonly #committed = new Set<() => void>()
 
-  private constructor(worker: Worker, admission: Admission, log: Logger | undefined, onCommit: ((seconds: number) => void) | undefined) {
+  private constructor(worker: Worker, admission: Admission, log: Logger | undefined, onCommit: ((seconds: number) => void) | undefined, configVersion: (() => string) | undefined) {
     this.#worker = worker
     this.#admission = admission
+    this.#configVersion = configVersion
     worker.on('message', (reply: WorkerReply) => {
       if (reply.type === 'health') return void reportHealth(log, reply.change)
       if (reply.type !== 'done') return
@@ -64,6 +69,7 @@ export class AuditWriter {
       const sentAt = this.#sentAt.get(reply.id)
       this.#sentAt.delete(reply.id)
       if (sentAt !== undefined) onCommit?.((performance.now() - sentAt) / 1000)
+      for (const listener of this.#committed) listener()
       reply.seqs.forEach((seq, i) => {
         const p = pending[i]
         if (p === undefined) return
@@ -76,7 +82,7 @@ export class AuditWriter {
   }
 
   static async start(options: WriterOptions): Promise<AuditWriter> {
-    const { log, onCommit, ...rest } = options
+    const { log, onCommit, configVersion, ...rest } = options
     const admission = Admission.create()
     const worker = new Worker(new URL('./audit-worker.ts', import.meta.url), { workerData: { ...rest, admission: admission.buffer } satisfies WorkerOptions })
     await new Promise<void>((resolve, reject) => {
@@ -88,7 +94,7 @@ export class AuditWriter {
       }
       worker.on('message', onMessage).once('error', reject)
     })
-    return new AuditWriter(worker, admission, log, onCommit)
+    return new AuditWriter(worker, admission, log, onCommit, configVersion)
   }
 
   /** Whether a new request may be taken (its record is promised); a refused one is counted for the outage record. */
@@ -117,10 +123,21 @@ export class AuditWriter {
   /** Resolves with the record's seq once it is committed. */
   append(fields: AuditFields): Promise<number> {
     if (this.#failure !== undefined) return Promise.reject(this.#failure)
+    const version = fields.config_version === undefined ? this.#configVersion?.() : undefined
+    const stamped = version === undefined ? fields : { ...fields, config_version: version }
     return new Promise((resolve, reject) => {
-      this.#queue.push({ fields, pending: { resolve, reject } })
+      this.#queue.push({ fields: stamped, pending: { resolve, reject } })
       if (this.#queue.length === 1) setImmediate(() => this.#send())
     })
+  }
+
+  /**
+   * Calls `listener` after each batch the thread committed (the live audit stream reads the new
+   * records then, from the store). Returns the function that stops it.
+   */
+  onCommitted(listener: () => void): () => void {
+    this.#committed.add(listener)
+    return () => void this.#committed.delete(listener)
   }
 
   /** Waits for everything appended so far, then stops the thread. */

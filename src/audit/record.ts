@@ -45,6 +45,13 @@ export interface AuditFields {
   readonly trace_id?: string
   /** A request to an MCP endpoint (src/mcp/): one entry per JSON-RPC message it carried; omitted otherwise. */
   readonly mcp?: readonly McpAuditEntry[]
+  /**
+   * The version of the configuration the record was decided under (config/version.ts): a request's
+   * is the one it started under; other records carry the one in force when they were written.
+   * Absent from records written before keyvalet had versions, and from the audit writer's own
+   * outage records (mode keyvalet), which it writes in its thread.
+   */
+  readonly config_version?: string
   /** Operator-only extra facts (never secret); omitted when empty. */
   readonly detail?: Readonly<Record<string, unknown>>
   /**

@@ -26,7 +26,8 @@ export type AuditVerification =
 export async function verifyAudit(
   repo: AuditRepo,
   key: Buffer,
-  opts: { pageSize?: number } = {},
+  /** `pause`, awaited between pages, lets a server go on serving while a long log is walked. */
+  opts: { pageSize?: number; pause?: () => Promise<void> } = {},
 ): Promise<AuditVerification> {
   const pageSize = Math.max(1, Math.floor(opts.pageSize ?? 1000))
   let count = 0
@@ -64,6 +65,7 @@ export async function verifyAudit(
       count = row.seq
     }
     afterSeq = count
+    await opts.pause?.()
   }
 }
 

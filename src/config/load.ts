@@ -20,6 +20,7 @@ import { CONFIG_SCHEMA, type ConfigFile } from './schema.ts'
 import { compileConnector, compileUpstreamProxy } from './compile.ts'
 import { checkPolicy, explainPolicy, secretReferences, type ConfigWarning, type SecretReference } from './check.ts'
 import { checkCidrs, dnsServerProblem, parseHostPort, parseListenerUrl, type HostPort } from '../schema-kit/addresses.ts'
+import { configVersion } from './version.ts'
 import { formatProblems, locator, pointerToPath, type Problem } from './locate.ts'
 
 export type { ConfigWarning, SecretReference } from './check.ts'
@@ -27,6 +28,10 @@ export type { ConfigWarning, SecretReference } from './check.ts'
 export interface Config {
   /** Absolute path of the file loaded. */
   readonly file: string
+  /** The configuration's version: a hash of its canonical form (version.ts); audit records name it. */
+  readonly version: string
+  /** The file as keyvalet reads it, every default filled in (frozen): what `GET /v1/config` shows. It names vault secrets, never holds their values. */
+  readonly effective: ConfigFile
   readonly gateway: { readonly host: string; readonly port: number }
   /** The forward-proxy listener, when configured. */
   readonly forward: { readonly host: string; readonly port: number } | undefined
@@ -153,9 +158,12 @@ export function parseConfig(text: string, file: string): Config {
   if (problems.length > 0) fail(problems)
 
   const policy: Policy = { connectors }
+  const effective = deepFreeze(structuredClone(config))
   const dataDir = resolve(dir, config.data_dir)
   return {
     file: absolute,
+    version: configVersion(effective, connectors),
+    effective,
     gateway: gateway as { host: string; port: number },
     forward,
     admin,
@@ -178,6 +186,14 @@ export function parseConfig(text: string, file: string): Config {
     notes: explainPolicy(policy, locate),
     secrets: secretReferences(policy, upstreamProxy, locate),
   }
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value)
+    for (const inner of Object.values(value)) deepFreeze(inner)
+  }
+  return value
 }
 
 let configValidator: S.Validator | undefined

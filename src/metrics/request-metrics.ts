@@ -16,6 +16,13 @@ const OTHER_CONNECTOR = '_other'
 const MAX_CONNECTORS = 1000
 
 const MODES = ['gateway', 'forward'] as const
+/** MCP methods counted under their own name; anything else (a server's extension) is `other`. */
+const MCP_METHODS: ReadonlySet<string> = new Set([
+  'initialize', 'ping', 'tools/list', 'tools/call', 'prompts/list', 'prompts/get', 'resources/list', 'resources/read',
+  'resources/templates/list', 'resources/subscribe', 'resources/unsubscribe', 'completion/complete', 'logging/setLevel',
+])
+/** MCP rule ids come from the configuration; past this many per connector, new ones fold into `other`. */
+const MAX_MCP_SERIES = 2000
 const DECISIONS = ['allow', 'deny', 'error'] as const
 const KNOWN_ERRORS: ReadonlySet<string> = new Set(Object.keys(ERROR_CATALOGUE))
 
@@ -64,6 +71,9 @@ class ConnectorSeries {
   readonly modes: ModeSeries[]
   readonly upstream: Histogram
   readonly upstreamErrors = new Map<string, Counter>()
+  /** MCP messages by method, then rule id, then decision (0 allow, 1 deny). */
+  readonly mcp = new Map<string, Map<string, Counter[]>>()
+  #mcpSeries = 0
 
   readonly families: RequestFamilies
   readonly name: string
@@ -73,6 +83,28 @@ class ConnectorSeries {
     this.name = name
     this.modes = MODES.map((mode) => new ModeSeries(families, mode, name))
     this.upstream = families.upstream.labels(name)
+  }
+
+  /**
+   * The counters of an MCP message. The tool's own name is not a label (a server chooses it, and
+   * may add tools at will): the rule that decided it is, and so is the tool for an exact-name rule.
+   */
+  mcpMessage(method: string, rule: string | null): Counter[] {
+    const m = MCP_METHODS.has(method) ? method : OTHER
+    let byRule = this.mcp.get(m)
+    if (byRule === undefined) {
+      byRule = new Map()
+      this.mcp.set(m, byRule)
+    }
+    const r = rule ?? NONE
+    let counters = byRule.get(r)
+    if (counters === undefined) {
+      const label = this.#mcpSeries < MAX_MCP_SERIES ? r : OTHER
+      counters = byRule.get(label) ?? [this.families.mcp.labels(this.name, m, label, 'allow'), this.families.mcp.labels(this.name, m, label, 'deny')]
+      if (label === r) this.#mcpSeries++
+      byRule.set(r, counters)
+    }
+    return counters
   }
 
   upstreamError(kind: string): Counter {
@@ -92,6 +124,7 @@ interface RequestFamilies {
   readonly upstreamErrors: Family<Counter>
   readonly bytesIn: Family<Counter>
   readonly bytesOut: Family<Counter>
+  readonly mcp: Family<Counter>
   readonly unadmitted: Counter
 }
 
@@ -113,6 +146,7 @@ export class RequestMetrics implements RequestObserver {
       upstreamErrors: registry.counter('keyvalet_upstream_errors_total', 'Requests whose upstream exchange failed, by kind (the error code).', ['connector', 'kind']),
       bytesIn: registry.counter('keyvalet_request_bytes_total', 'Request body bytes received from sandboxes (and sent on upstream).', ['mode', 'connector']),
       bytesOut: registry.counter('keyvalet_response_bytes_total', 'Response body bytes relayed to sandboxes.', ['mode', 'connector']),
+      mcp: registry.counter('keyvalet_mcp_messages_total', "JSON-RPC messages to MCP connectors, by method (other: a method outside MCP's own), the rule that decided (none: no rule named) and decision.", ['connector', 'method', 'rule', 'decision']),
       unadmitted: registry.counter('keyvalet_requests_unadmitted_total', 'Requests answered audit_unavailable on arrival, with no record of their own (the outage record counts them).').labels(),
     }
   }
@@ -135,6 +169,7 @@ export class RequestMetrics implements RequestObserver {
     mode.bytesOut.inc(fields.bytes_out)
     if (upstreamMs !== undefined) series.upstream.observe(upstreamMs / 1000)
     if (UPSTREAM_KINDS.has(error)) series.upstreamError(error).inc()
+    if (fields.mcp !== undefined) for (const m of fields.mcp) (series.mcpMessage(m.method, m.rule)[m.decision === 'allow' ? 0 : 1] as Counter).inc()
   }
 
   unadmitted(): void {

@@ -50,6 +50,7 @@ function fieldsOf(ctx: RequestContext, error: KeyvaletError | undefined, status:
     latency_ms: Number(process.hrtime.bigint() - ctx.started) / 1e6,
     trace_id: ctx.trace.traceId,
     ...(ctx.mcp === undefined || ctx.mcp.messages.length === 0 ? {} : { mcp: ctx.mcp.messages }),
+    ...(ctx.configVersion === undefined ? {} : { config_version: ctx.configVersion }),
     ...(detail === undefined && Object.keys(extra).length === 0 ? {} : { detail: { ...detail, ...extra } }),
   }
 }
@@ -66,7 +67,8 @@ function statedDecision(ctx: RequestContext, error: KeyvaletError | undefined): 
   // A request to an MCP endpoint is decided by its messages' rules (stages/mcp.ts), not by decide's.
   if (error === undefined) return { reason: decided?.reason ?? (ctx.mcp?.rule === undefined ? 'unknown' : 'rule_matched'), rule: decided?.rule?.id ?? ctx.mcp?.rule ?? null }
   const detail = error.detail
-  if (error.code === 'policy_denied' && typeof detail?.reason === 'string') {
+  // decide refuses with policy_denied, or body_unexpected for a body the method takes none of (400): both are its denials.
+  if ((error.code === 'policy_denied' || error.code === 'body_unexpected') && typeof detail?.reason === 'string') {
     return { reason: detail.reason, rule: typeof detail.rule === 'string' ? detail.rule : null }
   }
   return { reason: error.code, rule: decided?.effect === 'allow' ? decided.rule.id : ctx.mcp?.rule ?? null }

@@ -29,6 +29,8 @@ export interface RequestContext {
   readonly trace: Trace
   /** The protocol an upgrade request asks for (lower-case), set by the listener. */
   readonly upgrade?: string
+  /** handler: the version of the configuration the request runs under, taken once when it starts (config/version.ts). */
+  configVersion?: string
   /** handler: aborted when the sandbox goes away before its answer is complete. */
   signal?: AbortSignal
   /** authenticate (also set for a revoked or expired key, for the audit record only: the pipeline stops there) */

@@ -2,7 +2,6 @@ import { createServer, type IncomingMessage, type Server } from 'node:http'
 import type { Socket } from 'node:net'
 import { TLSSocket } from 'node:tls'
 import { classifyHost } from '../egress/ip-literal.ts'
-import type { Config } from '../config/load.ts'
 import { KeyvaletError, toKeyvaletError } from '../errors.ts'
 import type { Sessions } from '../sessions/sessions.ts'
 import type { Session } from '../model/session.ts'
@@ -19,7 +18,6 @@ export interface ForwardDeps {
   readonly handler: Handler
   readonly sessions: Sessions
   readonly leaves: LeafCache
-  readonly config: Config
 }
 
 /** What an intercepted tunnel fixed at CONNECT time; every request inside it is decided on its own. */
@@ -39,11 +37,8 @@ interface Tunnel {
  * and without any credential. Every other CONNECT is refused before any byte reaches an upstream.
  */
 export function createForwardServer(deps: ForwardDeps): Server {
-  const { handler, config } = deps
+  const { handler } = deps
   const tunnels = new WeakMap<Socket, Tunnel>()
-  const intercepted = new Set(
-    [...config.policy.connectors.values()].filter((c) => c.upstream.protocol === 'https:').map((c) => c.upstream.host),
-  )
 
   const outer = createServer(handler.serverOptions, (req, res) => {
     const target = absoluteTarget(req.url ?? '')
@@ -106,6 +101,8 @@ export function createForwardServer(deps: ForwardDeps): Server {
     }
     const port443 = authority.port === 443
     const host = port443 ? authority.host : `${authority.host}:${authority.port}`
+    // Decided under the configuration in force now; each request inside an intercepted tunnel takes its own.
+    const { intercepted, config } = handler.generation()
     if (intercepted.has(host)) return intercept(socket, head, authority, key, session)
     const tunnelAllow = config.tunnels.get(`${authority.host}:${authority.port}`)
     if (tunnelAllow !== undefined) {

@@ -11,7 +11,8 @@ import { upgradeProtocol } from './websocket.ts'
  */
 export function createGatewayServer(handler: Handler): Server {
   const server = createServer(handler.serverOptions, (req, res) => {
-    if (handler.jwks !== undefined && isJwksRequest(req)) return void serveJwks(handler.jwks, req, res, handler.log, handler.nextId())
+    const jwks = handler.generation().jwks
+    if (jwks !== undefined && isJwksRequest(req)) return void serveJwks(jwks, req, res, handler.log, handler.nextId())
     handler.request(handler.newContext(req, { mode: 'gateway' }), res).catch((err: unknown) => {
       handler.log.error('unhandled request failure', { error: String(err) })
       res.destroy()

@@ -13,10 +13,11 @@ import { AssertionKeys } from '../assertion/keys.ts'
 import { UserValues } from '../attribution/user-value.ts'
 import { TokenHttp } from '../credentials/token-http.ts'
 import { AnonymousAudit } from './anonymous-audit.ts'
-import { composeStages, stagesFor } from './compose.ts'
+import { composeStages, stagesFor, type Composition } from './compose.ts'
 import { IdleConnections, serverOptions } from './connections.ts'
 import type { AdmittedContext, ForwardTarget, OutboundContext, RequestContext } from './context.ts'
 import { carriesBody } from './headers.ts'
+import { Generations, type Generation } from './generations.ts'
 import { InFlight, type Flight } from './in-flight.ts'
 import { admitted, runStageList, runStages } from './pipeline.ts'
 import type { RequestObserver } from './observer.ts'
@@ -32,6 +33,7 @@ import { openUpstreamSocket, relaySockets } from './websocket.ts'
 export type { AuditSink }
 
 export interface HandlerDeps {
+  /** The configuration at start; `Handler.apply` puts another in force (config/reload.ts says what may change). */
   readonly config: Config
   readonly sessions: Sessions
   readonly vault: Vault
@@ -59,10 +61,12 @@ export interface Handler {
   readonly upstreams: Upstreams
   readonly sources: Sources
   readonly inFlight: InFlight
-  /** The keys whose JWKS is published, when some connector signs assertions. */
-  readonly jwks: AssertionKeys | undefined
   /** CONNECT tunnels open now: passed through, or intercepted (the listeners count them; the metrics read them). */
   readonly tunnels: { passthrough: number; intercepted: number }
+  /** The configuration in force, compiled: what a request starting now runs under. */
+  generation(): Generation
+  /** Puts a configuration in force for the requests that start from now on; those in flight finish under theirs. */
+  apply(config: Config): void
   /** Node's http.Server options every listener shares. */
   readonly serverOptions: ServerOptions
   nextId(): string
@@ -100,7 +104,15 @@ export function createHandler(deps: HandlerDeps): Handler {
   const upstreams = new Upstreams({ headersTimeoutMs: config.limits.upstream_timeout_ms, resolver, upstreamProxy: config.upstreamProxy, vault: deps.vault })
   const sources = new Sources({ vault: deps.vault, clock, http: new TokenHttp({ resolver, upstreamProxy: config.upstreamProxy, vault: deps.vault }), log })
   const assertionKeys = new AssertionKeys(deps.vault, clock)
-  const composition = composeStages({ config, sessions: deps.sessions, store: deps.store, audit: deps.audit, upstreams, sources, assertionKeys, userValues: new UserValues(deps.vault) })
+  const userValues = new UserValues(deps.vault)
+  const generations = new Generations(config, {
+    compose: (current) => composeStages({ config: current, sessions: deps.sessions, store: deps.store, audit: deps.audit, upstreams, sources, assertionKeys, userValues }),
+    assertionKeys,
+    release: (connector) => {
+      upstreams.release(connector)
+      sources.release(connector)
+    },
+  })
   const inFlight = new InFlight(config.auditOpenAfterMs)
   const openAfterNs = BigInt(config.auditOpenAfterMs) * 1_000_000n
   const idPrefix = randomBytes(4).toString('hex')
@@ -116,7 +128,7 @@ export function createHandler(deps: HandlerDeps): Handler {
   }
 
   /** The admit stages, then the routed connector's stages: what the request will send. */
-  async function runPipeline(ctx: RequestContext, list: 'request' | 'upgrade'): Promise<OutboundContext> {
+  async function runPipeline(ctx: RequestContext, list: 'request' | 'upgrade', composition: Composition): Promise<OutboundContext> {
     await runStages(composition.admit, ctx)
     const admittedCtx = admitted(ctx)
     return runStageList(stagesFor(composition, admittedCtx.connector)[list], admittedCtx)
@@ -124,6 +136,9 @@ export function createHandler(deps: HandlerDeps): Handler {
 
   async function request(ctx: RequestContext, res: ServerResponse): Promise<void> {
     if (!recorder.admit((error) => answerError(res, error, ctx.id, ctx.mode))) return
+    // The configuration is taken once, now: the request is decided and finishes under it.
+    const { generation, leave } = generations.enter()
+    ctx.configVersion = generation.version
     const socket = ctx.req.socket
     // The sandbox leaving, or the connection going idle, aborts what the request started: one still
     // waiting for an upstream connection, or for the upstream's answer, is never sent (or is cut).
@@ -158,8 +173,8 @@ export function createHandler(deps: HandlerDeps): Handler {
     const status = (error: KeyvaletError | undefined): number =>
       error === undefined ? (ctx.upstreamStatus ?? res.statusCode) : res.headersSent ? res.statusCode : presentation(ctx.mode, error).status
     try {
-      const sent = await runPipeline(ctx, 'request')
-      if (await retryAfter401(sent)) await runStageList(stagesFor(composition, sent.connector).retry, sent)
+      const sent = await runPipeline(ctx, 'request', generation.composition)
+      if (await retryAfter401(sent)) await runStageList(stagesFor(generation.composition, sent.connector).retry, sent)
       const upstream = sent.upstream
       if (upstream === undefined) throw new Error('forward produced no response')
       await relayResponse(ctx, res, upstream, () => trail.close(undefined, status(undefined)), () => trail.open(upstream.statusCode))
@@ -169,6 +184,7 @@ export function createHandler(deps: HandlerDeps): Handler {
       await recorder.settle(ctx.id, () => trail.close(error, status(error)), () => answerError(res, error, ctx.id, ctx.mode, errorFormat(ctx), ctx.challenge))
     } finally {
       inFlight.untrack(flight)
+      leave()
     }
   }
 
@@ -198,9 +214,11 @@ export function createHandler(deps: HandlerDeps): Handler {
    */
   async function upgrade(ctx: RequestContext, socket: Duplex, head: Buffer): Promise<void> {
     if (!recorder.admit((error) => writeRawError(socket, error, ctx.id, ctx.mode))) return
+    const { generation, leave } = generations.enter()
+    ctx.configVersion = generation.version
     const trail = new RequestAudit({ append: (fields) => recorder.append(fields, socket, ctx) }, ctx)
     try {
-      const upstream = await openUpstreamSocket(await runPipeline(ctx, 'upgrade'), upstreams)
+      const upstream = await openUpstreamSocket(await runPipeline(ctx, 'upgrade', generation.composition), upstreams)
       try {
         await trail.open(101)
       } catch (err) {
@@ -209,23 +227,29 @@ export function createHandler(deps: HandlerDeps): Handler {
       }
       const flight: Flight = { cut: () => {} }
       flight.cut = relaySockets(ctx, socket, head, upstream, (cause) => {
-        void recorder.settle(ctx.id, () => trail.close(cause, 101), () => inFlight.untrack(flight))
+        void recorder.settle(ctx.id, () => trail.close(cause, 101), () => {
+          inFlight.untrack(flight)
+          leave()
+        })
       })
       inFlight.track(flight)
     } catch (err) {
       const error = toKeyvaletError(err)
       if (error.code === 'internal_error') log.error('upgrade failed', { request_id: ctx.id, error: String(err) })
       await recorder.settle(ctx.id, () => trail.close(error, presentation(ctx.mode, error).status), () => writeRawError(socket, error, ctx.id, ctx.mode, ctx.challenge))
+      leave()
     }
   }
 
   const refusals = createRefusals({ recorder, anonymous, idle, nextId, newContext })
 
-  /** The JWKS is published only when some connector signs assertions. */
-  const jwks = [...config.policy.connectors.values()].some((c) => c.assertion !== undefined) ? assertionKeys : undefined
-
   return {
-    log, resolver, upstreams, sources, inFlight, jwks, tunnels: { passthrough: 0, intercepted: 0 }, serverOptions: serverOptions(config.limits), nextId, newContext, request, upgrade, ...refusals,
+    log, resolver, upstreams, sources, inFlight, tunnels: { passthrough: 0, intercepted: 0 }, serverOptions: serverOptions(config.limits), nextId, newContext, request, upgrade, ...refusals,
+    generation: () => generations.current,
+    apply(next) {
+      const generation = generations.apply(next)
+      void upstreams.warm(generation.config.policy.connectors.values())
+    },
     closeIdle: (server) => idle.watch(server),
     summarise: () => anonymous.summarise(),
   }

@@ -2,18 +2,8 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { MaskPatterns } from '../redact/patterns.ts'
 import { Redactor } from '../redact/redactor.ts'
+import { random } from '../../test/helpers/fuzz.ts'
 import { Masking } from './respond.ts'
-
-/** Seeded PRNG (mulberry32): the same cases on every run. */
-function random(seed: number): () => number {
-  let a = seed
-  return () => {
-    a = (a + 0x6d2b79f5) | 0
-    let t = Math.imul(a ^ (a >>> 15), 1 | a)
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 describe('Masking: a Redactor begun only where a form may begin', () => {
   it('masks exactly as a Redactor over the whole stream, whatever the chunking', () => {
@@ -21,8 +11,9 @@ describe('Masking: a Redactor begun only where a form may begin', () => {
     const patterns = MaskPatterns.of([secret])
     const forms = [secret, encodeURIComponent(secret), Buffer.from(secret).toString('base64'), JSON.stringify(secret).slice(1, -1), 's', 'sk-', '%73k']
     const filler = ['{"id":42,"name":"item"}', 'x'.repeat(50), '\n', 'plain text ', '%', '\\u00', '&#']
-    const next = random(11)
-    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(next() * xs.length)] as T
+    const r = random(11)
+    const next = r.next
+    const pick = r.pick
     for (let round = 0; round < 1500; round++) {
       let text = ''
       for (let i = 0, n = 1 + Math.floor(next() * 6); i < n; i++) text += next() < 0.4 ? pick(forms) : pick(filler)

@@ -1,5 +1,6 @@
 import type { Server } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
+import type { Config } from '../config/load.ts'
 import { KeyvaletError, OperatorError } from '../errors.ts'
 import { LeafCache } from '../tls/leaf-cache.ts'
 import { loadOrCreateCa } from '../tls/ca-store.ts'
@@ -42,6 +43,12 @@ export interface ProxyStats {
 export interface Proxy {
   listen(): Promise<ListeningAddresses>
   stats(): ProxyStats
+  /**
+   * Puts a configuration in force for every request that starts from now on; requests in flight
+   * finish under the one they started with. Throws, changing nothing, if it cannot be compiled.
+   * The caller (config/reload.ts) has checked that it changes only what a reload may change.
+   */
+  apply(config: Config): void
   /**
    * Stops accepting, lets requests and streams in flight finish for up to `graceMs` (default
    * limits.shutdown_grace_ms), then cuts what is left — each writes its closing audit record
@@ -86,7 +93,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
       let forwardUrl: string | undefined
       if (ca !== undefined && deps.config.forward !== undefined) {
         leaves = new LeafCache({ ca })
-        forward = track(createForwardServer({ handler, sessions: deps.sessions, leaves, config: deps.config }), 'forward')
+        forward = track(createForwardServer({ handler, sessions: deps.sessions, leaves }), 'forward')
         try {
           forwardUrl = urlOf(await listenOn(forward, deps.config.forward, 'forward'))
         } catch (err) {
@@ -97,6 +104,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
       started = true
       return { ...address, url: urlOf(address), forwardUrl, caCertPem: ca?.certPem }
     },
+    apply: (config) => handler.apply(config),
     async close(graceMs = deps.config.limits.shutdown_grace_ms) {
       const listening = [gateway, forward].filter((server): server is Server => server?.listening === true)
       const closed = listening.map((server) => new Promise<void>((resolve) => server.close(() => resolve())))

@@ -27,7 +27,8 @@ export interface UpstreamsOptions {
  * guard checks the proxy's address; the proxy resolves the upstream's name itself.
  */
 export class Upstreams {
-  readonly #dispatchers = new Map<string, Promise<Dispatcher>>()
+  // By Connector object: a reload that changes a connector gives it a new object, and a new pool.
+  readonly #dispatchers = new Map<Connector, Promise<Dispatcher>>()
   readonly #opts: UpstreamsOptions
 
   constructor(opts: UpstreamsOptions) {
@@ -36,14 +37,14 @@ export class Upstreams {
 
   /** The connector's dispatcher; rejects with the egress refusal when its upstream address is not allowed. */
   dispatcher(connector: Connector): Promise<Dispatcher> {
-    let dispatcher = this.#dispatchers.get(connector.name)
+    let dispatcher = this.#dispatchers.get(connector)
     if (dispatcher === undefined) {
       const created = create(connector, this.#opts)
       // A failure is not kept: the next request tries again (e.g. once the proxy's secret is set).
       created.catch(() => {
-        if (this.#dispatchers.get(connector.name) === created) this.#dispatchers.delete(connector.name)
+        if (this.#dispatchers.get(connector) === created) this.#dispatchers.delete(connector)
       })
-      this.#dispatchers.set(connector.name, created)
+      this.#dispatchers.set(connector, created)
       dispatcher = created
     }
     return dispatcher
@@ -56,6 +57,16 @@ export class Upstreams {
    */
   async warm(connectors: Iterable<Connector>): Promise<void> {
     await Promise.allSettled([...connectors].map((c) => this.dispatcher(c)))
+  }
+
+  /**
+   * Closes a connector's pool once no request can use it any more (a reload changed or removed the
+   * connector and the requests that started before it are over): its idle connections close.
+   */
+  release(connector: Connector): void {
+    const dispatcher = this.#dispatchers.get(connector)
+    this.#dispatchers.delete(connector)
+    void dispatcher?.then((d) => d.close()).catch(() => {})
   }
 
   /** Called once the listeners have drained: nothing is in flight any more. */

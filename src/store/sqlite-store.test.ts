@@ -10,6 +10,7 @@ import { storeContract } from '../../test/contract/store.contract.ts'
 import { OperatorError } from '../errors.ts'
 import { CROSS_PROCESS_STALENESS_MS } from './sqlite/fresh-reads.ts'
 import { auditPathFor, SCHEMA_VERSION, SqliteStore } from './sqlite-store.ts'
+import { AUDIT_MIGRATIONS } from './sqlite/migrations.ts'
 import type { AuditRow } from './store.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'keyvalet-sqlite-'))
@@ -63,6 +64,30 @@ describe('SqliteStore specifics', () => {
     assert.throws(() => raw.exec('DELETE FROM audit WHERE seq = 1'), /append-only/)
     raw.close()
     assert.equal((await store.audit.read(0, 10)).length, 1)
+    await store.close()
+  })
+
+  it('an audit file written before the query columns gets them filled from its lines, and stays append-only', async () => {
+    const path = tmpFile()
+    await SqliteStore.open(path).close()
+    // Rebuilt as the first schema made it, with records in it.
+    const old = new DatabaseSync(auditPathFor(path))
+    old.exec('DROP TABLE audit')
+    old.exec(AUDIT_MIGRATIONS[0] as string)
+    old.exec('PRAGMA user_version = 1')
+    const record = (seq: number, agent: string | null, decision: string) => JSON.stringify({ seq, time: `2026-01-01T00:00:0${seq}.000Z`, agent, session: 'ses_x', user: 'u', workspace: 'w', task: 't', connector: 'c', decision, error: decision === 'deny' ? 'policy_denied' : null })
+    const insert = old.prepare('INSERT INTO audit (seq, hash, line) VALUES (?, ?, ?)')
+    insert.run(1, 'h1', record(1, 'bot', 'allow'))
+    insert.run(2, 'h2', record(2, 'other', 'deny'))
+    insert.run(3, 'h3', 'not json')
+    old.close()
+    const store = SqliteStore.open(path)
+    assert.deepEqual((await store.audit.query({ agent: 'other' }, { order: 'asc', limit: 10 })).map((r) => r.seq), [2])
+    assert.deepEqual((await store.audit.query({ error: 'policy_denied', since: '2026-01-01T00:00:02.000Z' }, { order: 'asc', limit: 10 })).map((r) => r.seq), [2])
+    assert.deepEqual((await store.audit.read(0, 10)).map((r) => r.line.slice(0, 8)), [record(1, 'bot', 'allow').slice(0, 8), record(2, 'other', 'deny').slice(0, 8), 'not json'])
+    const raw = new DatabaseSync(auditPathFor(path))
+    assert.throws(() => raw.exec("UPDATE audit SET agent = 'x' WHERE seq = 1"), /append-only/)
+    raw.close()
     await store.close()
   })
 

@@ -80,6 +80,47 @@ export interface AuditRow {
   /** The complete record as one canonical JSON line (it carries its own prev and hash). */
   readonly line: string
   readonly hash: string
+  /**
+   * On a row being appended: the fields of its record that `query` filters on, for the store to
+   * keep beside the line (and index). Never returned by reads. A row without them is found by
+   * seq only.
+   */
+  readonly facets?: AuditFacets
+}
+
+/** What an audit query can filter on, as the record states it (audit/facets.ts takes them from a record). */
+export interface AuditFacets {
+  /** ISO 8601 in UTC, as the record's `time`. */
+  readonly time: string
+  readonly session: string | null
+  readonly agent: string | null
+  readonly user: string | null
+  readonly workspace: string | null
+  readonly task: string | null
+  readonly connector: string | null
+  readonly decision: string
+  readonly error: string | null
+}
+
+/** The records a query wants: every field given must match exactly; `since` (inclusive) and `until` (exclusive) bound `time`. */
+export interface AuditFilter {
+  readonly since?: string
+  readonly until?: string
+  readonly session?: string
+  readonly agent?: string
+  readonly user?: string
+  readonly workspace?: string
+  readonly task?: string
+  readonly connector?: string
+  readonly decision?: string
+  readonly error?: string
+}
+
+/** One page of a query: `limit` rows in seq order (`asc`: oldest first), after the row whose seq is `after` in that order. */
+export interface AuditPage {
+  readonly order: 'asc' | 'desc'
+  readonly after?: number
+  readonly limit: number
 }
 
 export interface AuditRepo {
@@ -92,6 +133,8 @@ export interface AuditRepo {
   appendMany(build: (last: AuditRow | undefined) => AuditRow[]): Promise<AuditRow[]>
   /** Rows in seq order, starting after `afterSeq`. */
   read(afterSeq: number, limit: number): Promise<AuditRow[]>
+  /** The rows matching `filter` (by their facets), a page at a time. */
+  query(filter: AuditFilter, page: AuditPage): Promise<AuditRow[]>
   last(): Promise<AuditRow | undefined>
 }
 

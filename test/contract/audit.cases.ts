@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import type { AuditRepo, AuditRow } from '../../src/store/store.ts'
+import type { AuditFacets, AuditFilter, AuditRepo, AuditRow, Store } from '../../src/store/store.ts'
 import type { RepoCases } from './store.contract.ts'
 
 /** The audit part of the Store contract: the cases for each method of AuditRepo. */
@@ -62,6 +62,34 @@ export const auditCases: RepoCases<AuditRepo> = {
       assert.deepEqual(all[4], { seq: 5, hash: 'h5', line: '{"n":5}' })
     },
   },
+  query: {
+    'filters on every facet, exactly, and on a time range (since inclusive, until exclusive)': async (store) => {
+      await appendFaceted(store)
+      const seqs = async (filter: AuditFilter) => (await store.audit.query(filter, { order: 'asc', limit: 100 })).map((r) => r.seq)
+      assert.deepEqual(await seqs({}), [1, 2, 3, 4, 5, 6])
+      assert.deepEqual(await seqs({ agent: 'bot' }), [1, 2, 4])
+      assert.deepEqual(await seqs({ agent: 'bot', decision: 'deny' }), [2, 4])
+      assert.deepEqual(await seqs({ user: 'alice', workspace: 'acme', task: 't1' }), [1, 2])
+      assert.deepEqual(await seqs({ session: 'ses_b' }), [3, 5])
+      assert.deepEqual(await seqs({ connector: 'crm' }), [3, 4])
+      assert.deepEqual(await seqs({ error: 'policy_denied' }), [2, 4])
+      assert.deepEqual(await seqs({ decision: 'error' }), [5])
+      assert.deepEqual(await seqs({ since: '2026-01-01T00:00:02.000Z', until: '2026-01-01T00:00:04.000Z' }), [2, 3])
+      assert.deepEqual(await seqs({ agent: 'Bot' }), [], 'exact, case and all')
+      assert.deepEqual(await seqs({ agent: "bot' OR 1=1 --" }), [], 'a value is a value, never SQL')
+    },
+    'pages oldest or newest first after a cursor, and never returns a row without facets for a filter': async (store) => {
+      await appendFaceted(store)
+      const page = async (order: 'asc' | 'desc', after?: number) => (await store.audit.query({ agent: 'bot' }, { order, limit: 2, ...(after === undefined ? {} : { after }) })).map((r) => r.seq)
+      assert.deepEqual(await page('asc'), [1, 2])
+      assert.deepEqual(await page('asc', 2), [4])
+      assert.deepEqual(await page('desc'), [4, 2])
+      assert.deepEqual(await page('desc', 2), [1])
+      const rows = await store.audit.query({}, { order: 'desc', limit: 1 })
+      assert.deepEqual(rows, [{ seq: 6, hash: 'h6', line: '{"n":6}' }], 'rows come back as stored, without their facets')
+      assert.deepEqual((await store.audit.query({ decision: 'allow' }, { order: 'asc', limit: 10 })).map((r) => r.seq), [1, 3])
+    },
+  },
   last: {
     'is undefined on an empty log, then the row with the highest seq': async (store) => {
       assert.equal(await store.audit.last(), undefined)
@@ -74,4 +102,17 @@ export const auditCases: RepoCases<AuditRepo> = {
 function nextRow(last: AuditRow | undefined): AuditRow {
   const seq = (last?.seq ?? 0) + 1
   return { seq, hash: `h${seq}`, line: `{"n":${seq}}` }
+}
+
+/** Five rows with facets (seconds 1 to 5 of 2026) and a sixth without. */
+async function appendFaceted(store: Store): Promise<void> {
+  const facets: AuditFacets[] = [
+    { time: '', session: 'ses_a', agent: 'bot', user: 'alice', workspace: 'acme', task: 't1', connector: 'github', decision: 'allow', error: null },
+    { time: '', session: 'ses_a', agent: 'bot', user: 'alice', workspace: 'acme', task: 't1', connector: 'github', decision: 'deny', error: 'policy_denied' },
+    { time: '', session: 'ses_b', agent: 'other', user: 'bob', workspace: 'acme', task: 't2', connector: 'crm', decision: 'allow', error: null },
+    { time: '', session: null, agent: 'bot', user: null, workspace: null, task: null, connector: 'crm', decision: 'deny', error: 'policy_denied' },
+    { time: '', session: 'ses_b', agent: null, user: null, workspace: null, task: null, connector: null, decision: 'error', error: 'upstream_timeout' },
+  ].map((f, i) => ({ ...f, time: `2026-01-01T00:00:0${i + 1}.000Z` }))
+  for (const f of facets) await store.audit.append((last) => ({ ...nextRow(last), facets: f }))
+  await store.audit.append(nextRow)
 }

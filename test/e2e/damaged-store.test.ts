@@ -12,9 +12,18 @@ import { startUpstream, type Upstream } from '../helpers/upstream.ts'
 const PAGE = 4096
 const REQUESTS = 120
 
-/** Overwrites `length` bytes at `offset` into the middle page of `file` (SQLite's page size here is 4096). */
-function overwriteMiddlePage(file: string, offset: number, length: number): void {
-  const middle = Math.floor(statSync(file).size / PAGE / 2)
+/**
+ * Overwrites `length` bytes at `offset` into a page of `file` in its middle that holds rows
+ * (SQLite's page size here is 4096): the middle page itself may be an empty table's or free space,
+ * where SQLite rightly finds nothing wrong. `marker` is text every row of the file's main table has.
+ */
+function overwriteMiddlePage(file: string, offset: number, length: number, marker: string): void {
+  const bytes = readFileSync(file)
+  const pages = Math.floor(bytes.length / PAGE)
+  const holdsRows = (page: number): boolean => page > 0 && bytes.subarray(page * PAGE, (page + 1) * PAGE).includes(marker)
+  const order = Array.from({ length: pages }, (_, i) => i).sort((a, b) => Math.abs(a - pages / 2) - Math.abs(b - pages / 2))
+  const middle = order.find(holdsRows)
+  if (middle === undefined) throw new Error(`no page of ${file} holds ${marker}`)
   const fd = openSync(file, 'r+')
   writeSync(fd, Buffer.alloc(length, 0xa5), 0, length, middle * PAGE + offset)
   closeSync(fd)
@@ -108,9 +117,9 @@ connectors:
   })
 
   const cases: [string, string, (file: string) => void, RegExp][] = [
-    ['bytes overwritten in the middle of the audit log', 'keyvalet-audit.db', (f) => overwriteMiddlePage(f, 8, 64), /out of range|malformed|invalid page|btreeInitPage/],
-    ['a whole page overwritten in the middle of the audit log', 'keyvalet-audit.db', (f) => overwriteMiddlePage(f, 0, PAGE), /malformed/],
-    ['bytes overwritten in the middle of keyvalet.db', 'keyvalet.db', (f) => overwriteMiddlePage(f, 8, 64), /out of range|malformed|invalid page|btreeInitPage/],
+    ['bytes overwritten in the middle of the audit log', 'keyvalet-audit.db', (f) => overwriteMiddlePage(f, 8, 64, 'request_id'), /out of range|malformed|invalid page|btreeInitPage/],
+    ['a whole page overwritten in the middle of the audit log', 'keyvalet-audit.db', (f) => overwriteMiddlePage(f, 0, PAGE, 'request_id'), /malformed/],
+    ['bytes overwritten in the middle of keyvalet.db', 'keyvalet.db', (f) => overwriteMiddlePage(f, 8, 64, 'ses_'), /out of range|malformed|invalid page|btreeInitPage/],
     ['a truncated audit log', 'keyvalet-audit.db', (f) => truncateSync(f, Math.floor(statSync(f).size / 2)), /malformed/],
     ['keyvalet.db replaced by a file that is not a database', 'keyvalet.db', (f) => writeFileSync(f, 'not a database, but an operator mistake\n'.repeat(200)), /not a database/],
   ]
@@ -145,7 +154,7 @@ connectors:
   it('other commands on a damaged file name it instead of failing with an unexpected error', async () => {
     const dir = copy()
     const audit = data(dir, 'keyvalet-audit.db')
-    overwriteMiddlePage(audit, 0, PAGE)
+    overwriteMiddlePage(audit, 0, PAGE, 'request_id')
     for (const action of ['verify', 'tail']) {
       const out = await cli(['audit', action, '-n', '1000', '--config', config(dir)], { env })
       assert.equal(out.code, 1, out.stdout + out.stderr)

@@ -3,6 +3,8 @@ import { after, before, describe, it } from 'node:test'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js'
+import { KeyvaletMetrics } from '../../src/metrics/keyvalet-metrics.ts'
+import { parseExposition, promtoolCheck, series } from '../helpers/metrics.ts'
 import { startKeyvalet, type TestKeyvalet } from '../helpers/keyvalet.ts'
 import { startMcpServer, type McpTestServer } from '../helpers/mcp-server.ts'
 import { startUpstream } from '../helpers/upstream.ts'
@@ -44,9 +46,11 @@ describe('MCP through the gateway, with the official SDK as client and server', 
   let client: Client
   let key: string
 
+  const metrics = new KeyvaletMetrics()
+
   before(async () => {
     server = await startMcpServer({ tools: TOOLS, pageSize: 3 })
-    kv = await startKeyvalet(config(server))
+    kv = await startKeyvalet(config(server), { metrics })
     await kv.setSecret('tracker-token', SECRET)
     key = (await kv.mintKey(['tracker:write', 'trusting:write'])).key
     client = await connectClient(kv, 'tracker', key)
@@ -204,6 +208,29 @@ describe('MCP through the gateway, with the official SDK as client and server', 
     const record = await recorded(kv, (r) => r.method === 'DELETE')
     assert.equal(record?.rule, 'mcp.session_end')
     assert.equal(record?.decision, 'allow')
+  })
+  it('metrics count its messages by method, deciding rule and decision, exactly as the audit recorded them', async () => {
+    // tools/call by deciding rule and decision; every message of every method in the total.
+    const expected = new Map<string, number>()
+    let total = 0
+    for (const record of await kv.audit()) {
+      if (record.connector !== 'tracker' || record.phase === 'open') continue
+      for (const m of record.mcp ?? []) {
+        total++
+        if (m.method !== 'tools/call') continue
+        const key = series('keyvalet_mcp_messages_total', { connector: 'tracker', method: m.method, rule: m.rule ?? 'none', decision: m.decision })
+        expected.set(key, (expected.get(key) ?? 0) + 1)
+      }
+    }
+    assert.ok(expected.size >= 3, 'the tests before made calls of several kinds')
+    const text = await metrics.expose()
+    const samples = parseExposition(text)
+    for (const [key, count] of expected) assert.equal(samples.get(key), count, key)
+    const counted = [...samples].filter(([k]) => k.startsWith('keyvalet_mcp_messages_total{connector="tracker"')).reduce((a, [, v]) => a + v, 0)
+    assert.equal(counted, total)
+    assert.ok(!text.includes('secret_tool'), 'a tool name no rule names is not a label')
+    const check = promtoolCheck(text)
+    if (check !== 'skip') assert.equal(check, undefined, `promtool check metrics: ${check}`)
   })
 })
 

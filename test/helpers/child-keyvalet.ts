@@ -26,10 +26,10 @@ export interface ChildKeyvalet {
  * process is keyvalet itself (unshare and sh exec it), so its files are reachable from here at
  * `/proc/<pid>/root<data dir>` (see `inside`).
  */
-export async function startChildKeyvalet(opts: { configFile: string; env: NodeJS.ProcessEnv; tmpfs?: { dir: string; size: string } }): Promise<ChildKeyvalet> {
+export async function startChildKeyvalet(opts: { configFile: string; env: NodeJS.ProcessEnv; tmpfs?: { dir: string; size: string }; args?: readonly string[] }): Promise<ChildKeyvalet> {
   const env = { PATH: process.env.PATH, HOME: process.env.HOME, ...opts.env }
   const child = opts.tmpfs === undefined
-    ? spawn(process.execPath, [MAIN, 'start', '--config', opts.configFile], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+    ? spawn(process.execPath, [MAIN, 'start', '--config', opts.configFile, ...(opts.args ?? [])], { env, stdio: ['ignore', 'pipe', 'pipe'] })
     : spawn('unshare', ['-m', '--propagation', 'private', 'sh', '-c', 'mount -t tmpfs -o "size=$1,mode=0700" tmpfs "$2" && exec "$3" "$4" start --config "$5"',
       'sh', opts.tmpfs.size, opts.tmpfs.dir, process.execPath, MAIN, opts.configFile], { env, stdio: ['ignore', 'pipe', 'pipe'] })
   const pid = child.pid

@@ -9,6 +9,7 @@ import type { AdminRole } from '../../src/model/admin-token.ts'
 import { AuditWriter } from '../../src/audit/audit-writer.ts'
 import type { AuditRecord } from '../../src/audit/record.ts'
 import { parseConfig } from '../../src/config/load.ts'
+import { LiveConfig } from '../../src/config/reload.ts'
 import { silentLogger, type Logger } from '../../src/log.ts'
 import { parseGrant } from '../../src/policy/grant.ts'
 import type { KeyvaletMetrics } from '../../src/metrics/keyvalet-metrics.ts'
@@ -27,6 +28,8 @@ export interface TestKeyvalet {
   readonly runtime: Runtime
   readonly proxy: Proxy
   readonly auditWriter: AuditWriter
+  /** The configuration in force and its reloads (rewrite `configFile`, then `live.reload('admin')`). */
+  readonly live: LiveConfig
   /** The clock keyvalet sees; tests move it instead of sleeping. */
   now: number
   setSecret(name: string, value: string): Promise<void>
@@ -60,20 +63,22 @@ export async function startKeyvalet(configText: string, opts: { files?: Record<s
   const env = opts.keyFile === true ? {} : { KEYVALET_MASTER_KEY: masterKey }
   const runtime = openRuntime(config, { env, createMasterKey: false, clock: () => kv.now })
   const metrics = opts.metrics
-  const audit = await AuditWriter.start({ databasePath: config.databasePath, fsync: config.auditFsync, key: await runtime.openAuditKey(), reserveBytes: config.auditReserveBytes, ...(metrics === undefined ? {} : { onCommit: metrics.auditCommitted }) })
+  let live: LiveConfig | undefined
+  const audit = await AuditWriter.start({ databasePath: config.databasePath, fsync: config.auditFsync, key: await runtime.openAuditKey(), reserveBytes: config.auditReserveBytes, configVersion: () => live?.current.version ?? config.version, ...(metrics === undefined ? {} : { onCommit: metrics.auditCommitted }) })
   metrics?.requests.connectors(config.policy.connectors.keys())
   const observers = [...(metrics === undefined ? [] : [metrics.requests]), ...(opts.observers ?? [])]
   const gateway = createProxy({ config, sessions: runtime.sessions, vault: runtime.vault, store: runtime.store, audit, log: opts.log ?? silentLogger, clock: () => kv.now, observers })
   metrics?.watch({ proxy: gateway, vault: runtime.vault, audit, sessions: runtime.store.sessions, clock: () => kv.now })
+  live = new LiveConfig(config, { apply: (next) => gateway.apply(next), log: opts.log ?? silentLogger })
   const { url, forwardUrl, caCertPem } = await gateway.listen()
   const adminTokens = new AdminTokens(runtime.store.adminTokens, () => kv.now)
   const admin = opts.admin === undefined ? undefined : createAdminServer({
-    config: () => config, sessions: runtime.sessions, vault: runtime.vault, store: runtime.store, audit, log: opts.log ?? silentLogger, clock: () => kv.now, adminTokens,
+    config: () => live.current, reloadConfig: () => live.reload('admin'), openAuditKey: () => runtime.openAuditKey(), sessions: runtime.sessions, vault: runtime.vault, store: runtime.store, audit, log: opts.log ?? silentLogger, clock: () => kv.now, adminTokens,
     listening: { gateway: url, forward: forwardUrl }, metrics, proxy: gateway,
   }, opts.admin)
   const adminUrl = admin === undefined ? undefined : (await admin.listen()).url
   return Object.assign(kv, {
-    url, forwardUrl, caCertPem, dir, configFile, masterKey, runtime, adminUrl, proxy: gateway, auditWriter: audit,
+    url, forwardUrl, caCertPem, dir, configFile, masterKey, runtime, live, adminUrl, proxy: gateway, auditWriter: audit,
     async adminToken(role: AdminRole, opts: { name?: string; ttlMs?: number } = {}) {
       const { token, value } = await adminTokens.create({ name: opts.name ?? `test-${role}`, role, ...(opts.ttlMs === undefined ? {} : { ttlMs: opts.ttlMs }) })
       return { token: value, id: token.id }

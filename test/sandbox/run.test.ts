@@ -119,7 +119,7 @@ describe('keyvalet run: the sandbox holds the task key and nothing else, and has
     const runtime = openRuntime(adminConfig, { env, createMasterKey: false })
     const audit = await AuditWriter.start({ databasePath: adminConfig.databasePath, fsync: false, key: await runtime.openAuditKey(), reserveBytes: adminConfig.auditReserveBytes })
     const server = createAdminServer({
-      config: () => adminConfig, sessions: runtime.sessions, vault: runtime.vault, store: runtime.store, audit, log: { info() {}, warn() {}, error() {} }, clock: Date.now,
+      config: () => adminConfig, reloadConfig: () => Promise.reject(new Error('this test does not reload')), openAuditKey: () => runtime.openAuditKey(), sessions: runtime.sessions, vault: runtime.vault, store: runtime.store, audit, log: { info() {}, warn() {}, error() {} }, clock: Date.now,
       listening: { gateway: 'http://127.0.0.1:8787', forward: undefined }, adminTokens: new AdminTokens(runtime.store.adminTokens, Date.now),
       // Only reachability is tested here: no metrics, and no data plane for /readyz to look at.
       metrics: undefined, proxy: { stats: () => { throw new Error('this test runs the admin listener without a data plane') } },

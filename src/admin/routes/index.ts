@@ -1,6 +1,8 @@
 import type { AdminDeps } from '../deps.ts'
 import type { AdminRoute } from '../route.ts'
 import { adminTokenRoutes } from './admin-tokens.ts'
+import { auditRoutes } from './audit.ts'
+import { configRoutes } from './config.ts'
 import { secretRoutes } from './secrets.ts'
 import { healthRoutes } from './health.ts'
 import { metricsRoutes } from './metrics.ts'
@@ -16,4 +18,6 @@ export const ROUTE_MODULES = [
   adminTokenRoutes,
   healthRoutes,
   metricsRoutes,
+  configRoutes,
+  auditRoutes,
 ] as const satisfies readonly ((deps: AdminDeps) => readonly AdminRoute[])[]

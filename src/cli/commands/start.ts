@@ -5,6 +5,8 @@ import { basename } from 'node:path'
 import { AuditWriter } from '../../audit/audit-writer.ts'
 import { missingSecrets } from '../../config/check.ts'
 import { loadConfig } from '../../config/load.ts'
+import { LiveConfig, type ReloadTrigger } from '../../config/reload.ts'
+import { watchFile } from '../../config/watch.ts'
 import { startDemoUpstream } from '../../demo/upstream.ts'
 import { OperatorError } from '../../errors.ts'
 import { createLogger } from '../../log.ts'
@@ -17,7 +19,7 @@ import { CONFIG_OPTION, configPath, parse, write } from '../args.ts'
 import type { Command, Io } from '../command.ts'
 import { warningSummary } from '../warnings.ts'
 
-const help = `usage: keyvalet start [--config FILE] [--demo]
+const help = `usage: keyvalet start [--config FILE] [--demo] [--watch]
 
 Runs the gateway with the given configuration (default: $KEYVALET_CONFIG or ./keyvalet.yaml).
 The master key comes from $KEYVALET_MASTER_KEY, $KEYVALET_MASTER_KEY_FILE, or a key file in the
@@ -26,18 +28,28 @@ data folder that the first start creates (readable only by its owner).
 credential if none is stored, mints a demo task key and prints requests to try.
 The operator log (JSON or logfmt, log.level and log.format) goes to stdout, one line per request among it.
 SIGINT/SIGTERM stop it gracefully: requests and streams in flight may finish for
-limits.shutdown_grace_ms (default 10 s); what is left is then cut, each with its closing audit record.`
+limits.shutdown_grace_ms (default 10 s); what is left is then cut, each with its closing audit record.
+SIGHUP reloads the configuration file (so does POST /v1/config/reload, and, with --watch, saving
+the file): it is checked whole and put in force for new requests, or, if anything is wrong, the
+configuration in force stays and the errors are logged. A reload changes connectors, tunnels and
+limits.max_body_inspect_bytes; the listeners, data_dir, audit, dns, upstream_proxy, sessions and
+the other limits need a restart (such a reload is refused).`
 
 export const start: Command = {
   name: 'start',
   summary: 'run the gateway',
   help,
   async run(args, io) {
-    const { values } = parse(args, { ...CONFIG_OPTION, demo: { type: 'boolean' } }, help)
-    const config = loadConfig(configPath(values.config, io))
-    const runtime = openRuntime(config, { env: io.env, createMasterKey: true, checkStore: true })
-    const closers: (() => Promise<void>)[] = [() => runtime.close()]
+    const { values } = parse(args, { ...CONFIG_OPTION, demo: { type: 'boolean' }, watch: { type: 'boolean' } }, help)
+    // SIGHUP reloads, never kills: until keyvalet listens there is nothing to reload yet.
+    let reload = (_trigger: ReloadTrigger): void => write(io.stderr, 'SIGHUP before keyvalet was listening: nothing to reload yet')
+    const onHangup = (): void => reload('signal')
+    process.on('SIGHUP', onHangup)
+    const closers: (() => Promise<void>)[] = [async () => void process.off('SIGHUP', onHangup)]
     try {
+      const config = loadConfig(configPath(values.config, io))
+      const runtime = openRuntime(config, { env: io.env, createMasterKey: true, checkStore: true })
+      closers.push(() => runtime.close())
       write(io.stdout, `master key: ${runtime.master.source}${runtime.master.created ? ' (created now, mode 0600; keep it apart from the database and its backups)' : ''}`)
       write(io.stdout, `database: ${config.databasePath}, audit log: ${auditPathFor(config.databasePath)}`)
       for (const c of runtime.storeChecks) write(io.stdout, `checked ${basename(c.file)}: ${c.scope}, ${c.ms} ms`)
@@ -48,26 +60,45 @@ export const start: Command = {
       const log = createLogger(io.stdout, { ...config.log, batched: true })
       const metrics = config.metricsEnabled ? new KeyvaletMetrics() : undefined
       if (metrics !== undefined) closers.unshift(async () => metrics.close())
-      const audit = await AuditWriter.start({ databasePath: config.databasePath, fsync: config.auditFsync, key: await runtime.openAuditKey(), reserveBytes: config.auditReserveBytes, log, ...(metrics === undefined ? {} : { onCommit: metrics.auditCommitted }) })
+      // Set once the proxy exists: until then the configuration in force is the one loaded.
+      let live: LiveConfig | undefined
+      const configVersion = (): string => live?.current.version ?? config.version
+      const audit = await AuditWriter.start({ databasePath: config.databasePath, fsync: config.auditFsync, key: await runtime.openAuditKey(), reserveBytes: config.auditReserveBytes, log, configVersion, ...(metrics === undefined ? {} : { onCommit: metrics.auditCommitted }) })
       closers.unshift(() => audit.close())
       metrics?.requests.connectors(config.policy.connectors.keys())
       const observers = [...(metrics === undefined ? [] : [metrics.requests]), new RequestLog(log)]
       const gateway = createProxy({ config, sessions: runtime.sessions, vault: runtime.vault, store: runtime.store, audit, log, observers })
       metrics?.watch({ proxy: gateway, vault: runtime.vault, audit, sessions: runtime.store.sessions })
+      live = new LiveConfig(config, { apply: (next) => gateway.apply(next), log })
+      const reloads = live
+      reload = (trigger) => void reloads.reload(trigger)
+      if (metrics !== undefined) {
+        reloads.onReload((result) => {
+          if (result.result === 'failed') metrics.configReloads.failed.inc()
+          else metrics.configReloads.succeeded.inc()
+          if (result.result === 'applied') metrics.requests.connectors(reloads.current.policy.connectors.keys())
+        })
+      }
+      if (values.watch === true) {
+        const stopWatching = watchFile(config.file, () => reload('watch'))
+        closers.unshift(async () => stopWatching())
+      }
       const address = await gateway.listen()
       closers.unshift(() => gateway.close())
-      write(io.stdout, `gateway listening on ${address.url}`)
+      write(io.stdout, `gateway listening on ${address.url} (configuration ${config.version})`)
       if (address.forwardUrl !== undefined) write(io.stdout, `forward proxy listening on ${address.forwardUrl} (sandboxes trust its CA: keyvalet ca bundle --config ${config.file})`)
+      let adminUrl: string | undefined
       if (config.admin !== undefined) {
         const admin = createAdminServer({
-          config: () => config, sessions: runtime.sessions, vault: runtime.vault, store: runtime.store, audit, log, clock: Date.now,
+          config: () => reloads.current, reloadConfig: () => reloads.reload('admin'), openAuditKey: () => runtime.openAuditKey(), sessions: runtime.sessions, vault: runtime.vault, store: runtime.store, audit, log, clock: Date.now,
           listening: { gateway: address.url, forward: address.forwardUrl },
           adminTokens: new AdminTokens(runtime.store.adminTokens, Date.now), metrics, proxy: gateway,
         })
         closers.unshift(() => admin.close())
-        write(io.stdout, `admin API listening on ${(await admin.listen()).url} (callers need an admin token: keyvalet admin token create)`)
+        adminUrl = (await admin.listen()).url
+        write(io.stdout, `admin API listening on ${adminUrl} (callers need an admin token: keyvalet admin token create)`)
       }
-      if (demo !== undefined) write(io.stdout, demo.instructions(address.url, address.forwardUrl, config.file))
+      if (demo !== undefined) write(io.stdout, await demo.instructions(address.url, address.forwardUrl, config.file, adminUrl))
       else write(io.stdout, `try: keyvalet session create --agent my-agent --user me --workspace default --grant CONNECTOR:read, then send requests to ${address.url}/CONNECTOR/... with the task key as the API key`)
       await untilSignal()
       write(io.stdout, 'stopping: finishing requests in flight')
@@ -107,7 +138,7 @@ async function startDemo(runtime: Runtime, io: Io) {
   const connectorUrl = connector.upstream.origin
   return {
     close: upstream.close,
-    instructions: (gatewayUrl: string, forwardUrl: string | undefined, configFile: string) => [
+    instructions: async (gatewayUrl: string, forwardUrl: string | undefined, configFile: string, adminUrl: string | undefined) => [
       `demo upstream (a local stand-in for a real API) on ${upstream.url}; its credential is vault secret "${secretName}"`,
       `demo task key for agent demo-agent, user alice (session ${session.id}, grant demo:write, 1h):`,
       `  ${key}`,
@@ -121,8 +152,22 @@ async function startDemo(runtime: Runtime, io: Io) {
         `  curl -s -x ${forwardUrl.replace('http://', `http://task:${key}@`)} ${connectorUrl}/items/7`,
         '      the same through the forward proxy, as an unmodified tool would (HTTPS_PROXY / HTTP_PROXY)',
       ]),
+      ...(adminUrl === undefined ? [] : await demoAdmin(runtime, adminUrl)),
       `  ./bin/keyvalet audit tail --config ${configFile}`,
       `  ./bin/keyvalet audit verify --config ${configFile}`,
     ].join('\n'),
   }
+}
+
+/**
+ * With an admin listener, the demo also mints an operator admin token (1 h) and shows how an
+ * orchestrator mints a task key over the API, as the README's walk-through does.
+ */
+async function demoAdmin(runtime: Runtime, adminUrl: string): Promise<string[]> {
+  const { value } = await new AdminTokens(runtime.store.adminTokens, Date.now).create({ name: 'demo-orchestrator', role: 'operator', ttlMs: 3_600_000 })
+  const body = JSON.stringify({ agent: 'demo-agent', user: 'alice', workspace: 'demo', grant: ['demo:read'], ttl: '15m' })
+  return [
+    `  curl -s -X POST -H "Authorization: Bearer ${value}" -H 'content-type: application/json' -d '${body}' ${adminUrl}/v1/sessions`,
+    '      an orchestrator mints a task key over the admin API (an operator token, 1h, made for this demo): the key once, and the sandbox environment',
+  ]
 }

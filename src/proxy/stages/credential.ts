@@ -30,23 +30,27 @@ export function createCredential(sources: Sources, connector: Connector): Stage 
   }
 }
 
-/** The credential source of each connector, created on first use and kept for the process. */
+/**
+ * The credential source of each connector, created on first use and kept while a configuration in
+ * use names the connector (by Connector object: a reload that changes a connector gives it a new
+ * object, and a new source).
+ */
 export class Sources {
   readonly #deps: SourceDeps
-  readonly #created = new Map<string, CredentialSource>()
+  readonly #created = new Map<Connector, CredentialSource>()
 
   constructor(deps: SourceDeps) {
     this.#deps = deps
   }
 
   for(connector: Connector): CredentialSource {
-    let source = this.#created.get(connector.name)
+    let source = this.#created.get(connector)
     if (source === undefined) {
       const binding = connector.credential
       const definition = binding === undefined ? undefined : sourceDefinition(binding.source.type)
       if (binding === undefined || definition === undefined) throw new Error(`connector ${connector.name} has no known credential source`)
       source = definition.create(binding.source.options, this.#deps, connector)
-      this.#created.set(connector.name, source)
+      this.#created.set(connector, source)
     }
     return source
   }
@@ -54,6 +58,13 @@ export class Sources {
   /** Token endpoint calls by source kind (TokenHttp counts them). */
   get tokenFetches(): ReadonlyMap<string, { readonly ok: number; readonly failed: number }> {
     return this.#deps.http.fetches
+  }
+
+  /** Closes the source of a connector no request can use any more. */
+  release(connector: Connector): void {
+    const source = this.#created.get(connector)
+    this.#created.delete(connector)
+    void Promise.resolve(source?.close?.()).catch(() => {})
   }
 
   async close(): Promise<void> {

@@ -81,12 +81,13 @@ export function normaliseAuthority(authority: string, defaultPort: number): stri
   return lower.endsWith(suffix) ? lower.slice(0, -suffix.length) : lower
 }
 
-function baseSegments(connector: Connector): string[] {
+/** The normalised segments of a connector's upstream base path (none for `/`). */
+export function baseSegments(connector: Connector): string[] {
   const base = connector.upstream.pathname.replace(/\/$/, '')
   return base === '' ? [] : normalisePath(base).segments
 }
 
-function startsWith(segments: readonly string[], prefix: readonly string[]): boolean {
+export function startsWith(segments: readonly string[], prefix: readonly string[]): boolean {
   return prefix.every((s, i) => segments[i] === s)
 }
 

@@ -1,13 +1,16 @@
-import type { DatabaseSync } from 'node:sqlite'
+import type { DatabaseSync, StatementSync } from 'node:sqlite'
 import { OperatorError } from '../../errors.ts'
-import type { AuditRepo, AuditRow } from '../store.ts'
+import type { AuditFilter, AuditPage, AuditRepo, AuditRow } from '../store.ts'
 import type { Row } from './fresh-reads.ts'
 
 /** AuditRepo on the audit file's `audit` table: each method beside its statement. */
 export function sqliteAudit(db: DatabaseSync): AuditRepo {
   const last = db.prepare('SELECT seq, hash, line FROM audit ORDER BY seq DESC LIMIT 1')
-  const insert = db.prepare('INSERT INTO audit (seq, hash, line) VALUES (?, ?, ?)')
+  const insert = db.prepare(`INSERT INTO audit (seq, hash, line, ${FACETS.join(', ')}) VALUES (?, ?, ?, ${FACETS.map(() => '?').join(', ')})`)
   const read = db.prepare('SELECT seq, hash, line FROM audit WHERE seq > ? ORDER BY seq LIMIT ?')
+
+  // One prepared statement per shape of query (which filters are set, which order): at most a few thousand.
+  const queries = new Map<string, StatementSync>()
 
   const appendRows = (build: (last: AuditRow | undefined) => AuditRow[]): AuditRow[] => {
     // IMMEDIATE takes the write lock before reading the last row, so a second process waits
@@ -19,7 +22,8 @@ export function sqliteAudit(db: DatabaseSync): AuditRepo {
       const rows = build(lastRow === undefined ? undefined : toAuditRow(lastRow))
       for (const row of rows) {
         if (row.seq !== expected) throw new OperatorError(`audit append out of order: expected seq ${expected}, got ${row.seq}`)
-        insert.run(row.seq, row.hash, row.line)
+        const f = row.facets
+        insert.run(row.seq, row.hash, row.line, ...(f === undefined ? FACETS.map(() => null) : FACETS.map((name) => f[name])))
         expected++
       }
       db.exec('COMMIT')
@@ -38,6 +42,15 @@ export function sqliteAudit(db: DatabaseSync): AuditRepo {
     },
     appendMany: async (build) => appendRows(build),
     read: async (afterSeq: number, limit: number) => read.all(afterSeq, limit).map(toAuditRow),
+    query: async (filter: AuditFilter, page: AuditPage) => {
+      const { sql, params } = querySql(filter, page)
+      let statement = queries.get(sql)
+      if (statement === undefined) {
+        statement = db.prepare(sql)
+        queries.set(sql, statement)
+      }
+      return statement.all(...params).map(toAuditRow)
+    },
     last: async () => {
       const row = last.get()
       return row === undefined ? undefined : toAuditRow(row)
@@ -47,4 +60,35 @@ export function sqliteAudit(db: DatabaseSync): AuditRepo {
 
 function toAuditRow(row: Row): AuditRow {
   return { seq: Number(row.seq), hash: String(row.hash), line: String(row.line) }
+}
+
+/** The facet columns (AUDIT_MIGRATIONS[1]), in AuditFacets' terms. */
+const FACETS = ['time', 'session', 'agent', 'user', 'workspace', 'task', 'connector', 'decision', 'error'] as const
+const EXACT = ['session', 'agent', 'user', 'workspace', 'task', 'connector', 'decision', 'error'] as const
+
+/** The SELECT for one query: a term per filter given, each bound, never spliced into the text. */
+function querySql(filter: AuditFilter, page: AuditPage): { sql: string; params: (string | number)[] } {
+  const terms: string[] = []
+  const params: (string | number)[] = []
+  for (const name of EXACT) {
+    const value = filter[name]
+    if (value === undefined) continue
+    terms.push(`${name} = ?`)
+    params.push(value)
+  }
+  if (filter.since !== undefined) {
+    terms.push('time >= ?')
+    params.push(filter.since)
+  }
+  if (filter.until !== undefined) {
+    terms.push('time < ?')
+    params.push(filter.until)
+  }
+  if (page.after !== undefined) {
+    terms.push(page.order === 'asc' ? 'seq > ?' : 'seq < ?')
+    params.push(page.after)
+  }
+  params.push(page.limit)
+  const where = terms.length === 0 ? '' : ` WHERE ${terms.join(' AND ')}`
+  return { sql: `SELECT seq, hash, line FROM audit${where} ORDER BY seq ${page.order === 'asc' ? 'ASC' : 'DESC'} LIMIT ?`, params }
 }

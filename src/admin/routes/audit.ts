@@ -1,0 +1,101 @@
+import { setImmediate as nextTurn } from 'node:timers/promises'
+import Type from 'typebox'
+import { pipeLiveStream } from '../../audit/live-stream.ts'
+import { verifyAudit } from '../../audit/verify.ts'
+import type { AuditFilter } from '../../store/store.ts'
+import type { AdminDeps } from '../deps.ts'
+import { invalid } from '../input.ts'
+import { defineRoute } from '../route.ts'
+
+const ROLES = ['admin', 'auditor'] as const
+const NAME = Type.String({ minLength: 1, maxLength: 256 })
+const FILTER = {
+  since: Type.Optional(Type.String({ format: 'date-time', description: 'Records at or after this time (RFC 3339).' })),
+  until: Type.Optional(Type.String({ format: 'date-time', description: 'Records before this time (RFC 3339).' })),
+  agent: Type.Optional(NAME),
+  user: Type.Optional(NAME),
+  workspace: Type.Optional(NAME),
+  task: Type.Optional(NAME),
+  session: Type.Optional(Type.String({ pattern: '^ses_[0-9a-f]{16}$', description: 'A session id (ses_…).' })),
+  connector: Type.Optional(NAME),
+  decision: Type.Optional(Type.Union([Type.Literal('allow'), Type.Literal('deny'), Type.Literal('error')])),
+  error: Type.Optional(Type.String({ pattern: '^[a-z][a-z0-9_]{0,63}$', description: 'An error code (docs/security.md), e.g. policy_denied.' })),
+}
+const SEQ = Type.String({ pattern: '^[0-9]{1,15}$' })
+const RECORD = Type.Object({}, { additionalProperties: true, description: 'An audit record as written (docs/security.md): its fields, seq, time, prev and hash.' })
+const PAGE = Type.Object({
+  records: Type.Array(RECORD),
+  next_cursor: Type.Union([Type.String(), Type.Null()], { description: 'Pass as `cursor` (with the same filters and order) for the next page; null on the last.' }),
+})
+const VERIFIED = Type.Object({
+  ok: Type.Boolean(),
+  count: Type.Integer({ description: 'Records verified (before the first broken one, when not ok).' }),
+  last_hash: Type.Optional(Type.String({ description: 'The hash of the last record: anchor it elsewhere to detect a truncation later.' })),
+  open: Type.Optional(Type.Array(Type.Object({ seq: Type.Integer(), request_id: Type.String() }), { description: 'Streams with an open record and no closing one.' })),
+  seq: Type.Optional(Type.Integer({ description: 'The first broken or missing record.' })),
+  problem: Type.Optional(Type.String({ description: 'hash_mismatch, chain_broken, seq_gap, unparseable or stream_unmatched.' })),
+  message: Type.Optional(Type.String()),
+})
+
+/** The filter of a query, its times normalised to the form records carry (toISOString). */
+function filterOf(query: Partial<Record<keyof typeof FILTER, string>>): AuditFilter {
+  const time = (field: 'since' | 'until'): string | undefined => {
+    const text = query[field]
+    if (text === undefined) return undefined
+    const ms = Date.parse(text)
+    if (Number.isNaN(ms)) throw invalid(`${field} is not a time`)
+    return new Date(ms).toISOString()
+  }
+  const { since: _s, until: _u, ...exact } = query
+  const since = time('since')
+  const until = time('until')
+  return { ...exact, ...(since === undefined ? {} : { since }), ...(until === undefined ? {} : { until }) }
+}
+
+/** The audit log over the admin API: query it, follow it live, verify its chain. */
+export function auditRoutes(deps: AdminDeps) {
+  return [
+    defineRoute({
+      method: 'GET', path: '/v1/audit', roles: ROLES, action: 'audit.query', response: PAGE,
+      summary: 'Audit records matching every filter given, newest first (or oldest first), a page at a time.',
+      query: Type.Object({
+        ...FILTER,
+        order: Type.Optional(Type.Union([Type.Literal('desc'), Type.Literal('asc')], { description: 'desc (default): newest first.' })),
+        limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, description: 'Records per page; default 100.' })),
+        cursor: Type.Optional(SEQ),
+      }),
+      async handle({ query, note }) {
+        const { order = 'desc', limit = 100, cursor, ...filters } = query
+        const rows = await deps.store.audit.query(filterOf(filters), { order, limit: limit + 1, ...(cursor === undefined ? {} : { after: Number(cursor) }) })
+        const shown = rows.slice(0, limit)
+        note({ count: shown.length })
+        return { kind: 'json', body: { records: shown.map((r) => JSON.parse(r.line) as Record<string, unknown>), next_cursor: rows.length > limit ? String(shown.at(-1)?.seq) : null } }
+      },
+    }),
+    defineRoute({
+      method: 'GET', path: '/v1/audit/stream', roles: ROLES, action: 'audit.stream',
+      summary: 'New audit records as they are committed, as server-sent events (id: seq, event: record, data: the record), with the same filters; after=SEQ resumes. A subscriber that does not keep up gets event: dropped and the stream ends.',
+      query: Type.Object({ ...FILTER, after: Type.Optional(SEQ) }),
+      async handle({ query }) {
+        const { after, ...filters } = query
+        const filter = filterOf(filters)
+        return {
+          kind: 'stream',
+          pipe: (res, signal) => pipeLiveStream(res, signal, {
+            repo: deps.store.audit, filter, after: after === undefined ? undefined : Number(after), onCommitted: (listener) => deps.audit.onCommitted(listener),
+          }),
+        }
+      },
+    }),
+    defineRoute({
+      method: 'POST', path: '/v1/audit/verify', roles: ROLES, action: 'audit.verify', response: VERIFIED,
+      summary: 'Walks the whole hash chain: ok with the count and last hash, or the first record that is missing, altered or out of place.',
+      async handle({ note }) {
+        const result = await verifyAudit(deps.store.audit, await deps.openAuditKey(), { pause: () => nextTurn() })
+        note({ ok: result.ok, count: result.count })
+        if (result.ok) return { kind: 'json', body: { ok: true, count: result.count, last_hash: result.lastHash, open: result.open.map((s) => ({ seq: s.seq, request_id: s.request_id })) } }
+        return { kind: 'json', body: { ok: false, count: result.count, seq: result.seq, problem: result.problem, message: result.message } }
+      },
+    }),
+  ] as const
+}

@@ -1,0 +1,80 @@
+import Type from 'typebox'
+import { RELOADABLE } from '../../config/reload.ts'
+import { OperatorError } from '../../errors.ts'
+import { parseGrant } from '../../policy/grant.ts'
+import type { AdminDeps } from '../deps.ts'
+import { explain } from '../explain.ts'
+import { invalid } from '../input.ts'
+import { defineRoute } from '../route.ts'
+
+const VERSION = Type.String({ description: 'The configuration version: cfg_ and 16 hex digits of a hash of the canonical configuration; audit records name it (config_version).' })
+const CONFIG_VIEW = Type.Object({
+  version: VERSION,
+  file: Type.String({ description: 'The configuration file keyvalet reads (and reloads).' }),
+  reloadable: Type.Array(Type.String(), { description: 'The fields a reload may change; any other change needs a restart.' }),
+  config: Type.Object({}, { additionalProperties: true, description: 'The configuration in force, every default filled in (docs/config.md). It names vault secrets; it never holds a value.' }),
+})
+const RELOADED = Type.Object({
+  result: Type.Union([Type.Literal('applied'), Type.Literal('unchanged')]),
+  version: VERSION,
+  previous: Type.Optional(VERSION),
+  warnings: Type.Array(Type.String(), { description: 'What `keyvalet check` would warn about in the configuration now in force.' }),
+})
+const EXPLAIN = Type.Object({
+  grant: Type.Array(Type.String({ minLength: 1 }), { minItems: 1, maxItems: 50, description: 'The grant to decide under, as a session takes it: connector:severity or connector:severity:rule1,rule2.' }),
+  method: Type.String({ pattern: '^[A-Z]{1,16}$', description: 'The HTTP method, upper-case.' }),
+  url: Type.String({ minLength: 1, maxLength: 8192, description: 'A gateway path (/github/repos/acme/app), or the absolute URL a forward-proxy request names (https://api.github.com/repos/acme/app), with its query.' }),
+  headers: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z0-9!#$%&\'*+.^_`|~-]{1,256}$' }), Type.String({ maxLength: 8192 }), { description: 'Request headers by name.' })),
+  body: Type.Optional(Type.String({ maxLength: 131072, description: 'The request body as text (a rule with a JSON Schema checks it; send content-type application/json in headers).' })),
+})
+const EXPLAINED = Type.Object({
+  decision: Type.Union([Type.Literal('allow'), Type.Literal('deny')]),
+  reason: Type.String({ description: 'rule_matched, a policy reason (no_rule_for_path, not_in_grant, ...), or connector_unknown, destination_refused, path_ambiguous.' }),
+  rule: Type.Union([Type.String(), Type.Null()], { description: 'The rule that allowed, or that the refusal is about.' }),
+  detail: Type.String(),
+  connector: Type.Union([Type.String(), Type.Null()]),
+  path: Type.Union([Type.String(), Type.Null()], { description: 'The path below the connector, normalised, as decided on.' }),
+  config_version: VERSION,
+})
+
+/** The configuration over the admin API: read it, reload it, and ask what it decides. */
+export function configRoutes(deps: AdminDeps) {
+  return [
+    defineRoute({
+      method: 'GET', path: '/v1/config', roles: ['admin', 'operator', 'auditor'], action: 'config.get', response: CONFIG_VIEW,
+      summary: 'The configuration in force, with every default filled in: names of vault secrets, never a value.',
+      async handle({ note }) {
+        const config = deps.config()
+        note({ version: config.version })
+        return { kind: 'json', body: { version: config.version, file: config.file, reloadable: [...RELOADABLE], config: config.effective } }
+      },
+    }),
+    defineRoute({
+      method: 'POST', path: '/v1/config/reload', roles: ['admin'], action: 'config.reload', response: RELOADED,
+      summary: 'Reads the configuration file again and puts it in force for new requests; if anything is wrong (config_invalid, config_reload_refused) the configuration in force stays.',
+      async handle({ note }) {
+        const result = await deps.reloadConfig()
+        note({ result: result.result, version: result.version })
+        if (result.result === 'failed') throw result.error
+        return { kind: 'json', body: result.result === 'applied' ? { result: 'applied', version: result.version, previous: result.previous, warnings: [...result.warnings] } : { result: 'unchanged', version: result.version, warnings: [] } }
+      },
+    }),
+    defineRoute({
+      method: 'POST', path: '/v1/explain', roles: ['admin', 'operator'], action: 'config.explain', body: EXPLAIN, response: EXPLAINED,
+      summary: 'What the configuration in force decides for one request under a grant, and by which rule; nothing is sent, no credential is read.',
+      async handle({ body, note }) {
+        const config = deps.config()
+        let grants
+        try {
+          grants = body.grant.map(parseGrant)
+        } catch (err) {
+          throw invalid(err instanceof OperatorError ? `grant: ${err.message}` : 'grant is not valid')
+        }
+        const headers = Object.fromEntries(Object.entries(body.headers ?? {}).map(([name, value]) => [name.toLowerCase(), value]))
+        const explanation = explain(config.policy, { grants, method: body.method, url: body.url, headers, body: body.body })
+        note({ connector: explanation.connector, decision: explanation.decision, version: config.version })
+        return { kind: 'json', body: { ...explanation, config_version: config.version } }
+      },
+    }),
+  ] as const
+}

@@ -1,0 +1,156 @@
+import assert from 'node:assert/strict'
+import { DatabaseSync } from 'node:sqlite'
+import { after, before, describe, it } from 'node:test'
+import type { AuditRecord } from '../../src/audit/record.ts'
+import type { AdminRole } from '../../src/model/admin-token.ts'
+import { auditPathFor } from '../../src/store/sqlite-store.ts'
+import { startKeyvalet, type TestKeyvalet } from '../helpers/keyvalet.ts'
+import { startUpstream, type Upstream } from '../helpers/upstream.ts'
+
+function config(upstream: Upstream): string {
+  return `version: 1
+listen: { gateway: "127.0.0.1:0", admin: "127.0.0.1:0" }
+connectors:
+  github:
+    upstream: ${upstream.url}/gh
+    allow_insecure: true
+    allow_addresses: [127.0.0.1/32]
+    rules: [{ id: read-issues, methods: [GET], path: /issues/**, severity: read }]
+  crm:
+    upstream: ${upstream.url}/crm
+    allow_insecure: true
+    allow_addresses: [127.0.0.1/32]
+    rules: [{ id: reports, methods: [GET], path: /reports/**, severity: read }]
+`
+}
+
+async function call(kv: TestKeyvalet, method: string, path: string, token: string) {
+  const res = await fetch(`${kv.adminUrl}${path}`, { method, headers: { authorization: `Bearer ${token}` } })
+  const text = await res.text()
+  return { status: res.status, text, json: (text === '' ? undefined : JSON.parse(text)) as any, error: res.headers.get('x-keyvalet-error') }
+}
+
+/** Reads server-sent events from a real fetch stream until `count` records arrived (bounded). */
+async function readEvents(res: Response, count: number): Promise<{ id: number; event: string; data: string }[]> {
+  const reader = res.body?.getReader()
+  if (reader === undefined) throw new Error('no body')
+  const events: { id: number; event: string; data: string }[] = []
+  let text = ''
+  const deadline = Date.now() + 10_000
+  while (events.length < count && Date.now() < deadline) {
+    const { value, done } = await reader.read()
+    if (done) break
+    text += Buffer.from(value).toString('utf8')
+    let end: number
+    while ((end = text.indexOf('\n\n')) >= 0) {
+      const block = text.slice(0, end)
+      text = text.slice(end + 2)
+      const fields = Object.fromEntries(block.split('\n').filter((l) => !l.startsWith(':')).map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 2)]))
+      if (fields.event !== undefined) events.push({ id: Number(fields.id), event: fields.event, data: fields.data ?? '' })
+    }
+  }
+  await reader.cancel()
+  return events
+}
+
+describe('admin API: the audit log (query, live stream, verify)', () => {
+  let upstream: Upstream
+  let kv: TestKeyvalet
+  const tokens = {} as Record<AdminRole, string>
+  const keys = {} as Record<'a' | 'b', { key: string; session: string }>
+  const send = async (who: 'a' | 'b', path: string): Promise<number> => {
+    const res = await fetch(`${kv.url}${path}`, { headers: { authorization: `Bearer ${keys[who].key}` } })
+    await res.text()
+    return res.status
+  }
+  before(async () => {
+    upstream = await startUpstream()
+    kv = await startKeyvalet(config(upstream), { admin: {} })
+    for (const role of ['admin', 'operator', 'auditor'] as const) tokens[role] = (await kv.adminToken(role)).token
+    keys.a = await kv.mintKey(['github:read', 'crm:read'], { agent: 'bot-a' })
+    keys.b = await kv.mintKey(['github:read'], { agent: 'bot-b' })
+  })
+  after(async () => {
+    await kv?.close()
+    await upstream?.close()
+  })
+
+  it('GET /v1/audit: filters by agent, session, connector, decision, error and time, pages both ways by cursor; admin and auditor only', async () => {
+    const start = new Date(kv.now).toISOString()
+    assert.equal(await send('a', '/github/issues/1'), 200)
+    assert.equal(await send('a', '/crm/reports/1'), 200)
+    assert.equal(await send('a', '/crm/other'), 403)
+    assert.equal(await send('b', '/github/issues/2'), 200)
+    assert.equal(await send('b', '/crm/reports/2'), 403)
+    const query = async (q: string, role: AdminRole = 'auditor') => call(kv, 'GET', `/v1/audit?${q}`, tokens[role])
+    const paths = async (q: string) => ((await query(q)).json.records as AuditRecord[]).map((r) => r.path)
+    assert.deepEqual(await paths('agent=bot-a&order=asc'), ['/gh/issues/1', '/crm/reports/1', '/crm/other'])
+    assert.deepEqual(await paths('agent=bot-a'), ['/crm/other', '/crm/reports/1', '/gh/issues/1'], 'newest first by default')
+    assert.deepEqual(await paths(`session=${keys.b.session}&order=asc`), ['/gh/issues/2', '/crm/reports/2'])
+    assert.deepEqual(await paths('connector=crm&decision=deny&order=asc'), ['/crm/other', '/crm/reports/2'])
+    assert.deepEqual(await paths('error=policy_denied&agent=bot-b'), ['/crm/reports/2'])
+    assert.deepEqual(await paths('workspace=acme&user=alice&task=task-1&decision=allow&order=asc'), ['/gh/issues/1', '/crm/reports/1', '/gh/issues/2'])
+    assert.deepEqual(await paths(`since=${encodeURIComponent(start)}&until=2000-01-01T00:00:00Z`), [])
+    assert.equal((await paths(`since=${encodeURIComponent(start)}&connector=github`)).length, 2)
+
+    const seen: string[] = []
+    let cursor: string | null = null
+    for (let i = 0; i < 5; i++) {
+      const page: Awaited<ReturnType<typeof query>> = await query(`agent=bot-a&limit=2&order=asc${cursor === null ? '' : `&cursor=${cursor}`}`)
+      seen.push(...(page.json.records as AuditRecord[]).map((r) => r.path ?? ''))
+      cursor = page.json.next_cursor
+      if (cursor === null) break
+    }
+    assert.deepEqual(seen, ['/gh/issues/1', '/crm/reports/1', '/crm/other'])
+
+    assert.equal((await query('agent=bot-a', 'admin')).status, 200)
+    assert.deepEqual([(await query('agent=bot-a', 'operator')).status, (await query('agent=bot-a', 'operator')).error], [403, 'admin_role_forbidden'])
+    const bad = await query('decision=maybe')
+    assert.deepEqual([bad.status, bad.error], [400, 'admin_request_invalid'])
+    assert.match(bad.json.error.message, /decision/)
+    assert.equal((await query('since=yesterday')).status, 400)
+    assert.ok((await kv.audit()).some((r) => r.action === 'audit.query' && r.mode === 'admin'), 'every query is itself audited')
+  })
+
+  it('GET /v1/audit/stream: new records as they are committed, filtered, in seq order; after=SEQ resumes', async () => {
+    const res = await fetch(`${kv.adminUrl}/v1/audit/stream?agent=bot-a`, { headers: { authorization: `Bearer ${tokens.auditor}` } })
+    assert.equal(res.status, 200)
+    assert.match(res.headers.get('content-type') ?? '', /^text\/event-stream/)
+    const reading = readEvents(res, 3)
+    // The stream starts at the head: wait (bounded) until it has subscribed before sending.
+    await new Promise((r) => setTimeout(r, 200))
+    assert.equal(await send('b', '/github/issues/9'), 200)
+    assert.equal(await send('a', '/github/issues/10'), 200)
+    assert.equal(await send('a', '/crm/nope'), 403)
+    assert.equal(await send('a', '/crm/reports/11'), 200)
+    const events = await reading
+    const records = events.map((e) => JSON.parse(e.data) as AuditRecord)
+    assert.deepEqual(events.map((e) => e.event), ['record', 'record', 'record'])
+    assert.deepEqual(records.map((r) => [r.agent, r.path, r.decision]), [['bot-a', '/gh/issues/10', 'allow'], ['bot-a', '/crm/nope', 'deny'], ['bot-a', '/crm/reports/11', 'allow']])
+    assert.deepEqual(events.map((e) => e.id), records.map((r) => r.seq))
+    assert.ok(records[0] !== undefined && records[1] !== undefined && records[0].seq < records[1].seq)
+    assert.ok(records.every((r) => typeof r.config_version === 'string'))
+
+    const resumed = await fetch(`${kv.adminUrl}/v1/audit/stream?agent=bot-a&after=${records[0]?.seq}`, { headers: { authorization: `Bearer ${tokens.admin}` } })
+    assert.deepEqual((await readEvents(resumed, 2)).map((e) => e.id), records.slice(1).map((r) => r.seq))
+    assert.equal((await call(kv, 'GET', '/v1/audit/stream', tokens.operator)).status, 403)
+  })
+
+  it('POST /v1/audit/verify: ok with the count and last hash; then names the record someone altered', async () => {
+    const ok = await call(kv, 'POST', '/v1/audit/verify', tokens.auditor)
+    assert.equal(ok.status, 200, ok.text)
+    const stored = await kv.audit()
+    assert.equal(ok.json.ok, true)
+    assert.ok(ok.json.count >= stored.length - 1 && ok.json.count <= stored.length)
+    assert.match(ok.json.last_hash, /^[0-9a-f]{64}$/)
+    assert.equal((await call(kv, 'POST', '/v1/audit/verify', tokens.operator)).status, 403)
+
+    const raw = new DatabaseSync(auditPathFor(kv.runtime.config.databasePath))
+    raw.exec('DROP TRIGGER audit_no_update')
+    raw.exec(`UPDATE audit SET line = replace(line, '"decision":"deny"', '"decision":"allow"') WHERE seq = (SELECT min(seq) FROM audit WHERE decision = 'deny')`)
+    const altered = Number(raw.prepare(`SELECT min(seq) AS seq FROM audit WHERE decision = 'deny'`).get()?.seq)
+    raw.close()
+    const broken = await call(kv, 'POST', '/v1/audit/verify', tokens.admin)
+    assert.deepEqual([broken.status, broken.json.ok, broken.json.seq, broken.json.problem], [200, false, altered, 'hash_mismatch'])
+  })
+})

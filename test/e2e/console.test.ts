@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { get as httpGet } from 'node:http'
+import { connect } from 'node:net'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import type { Page } from 'playwright-core'
@@ -39,6 +40,19 @@ async function assertInert(page: Page & { errors: string[] }): Promise<void> {
   assert.equal(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned), undefined, 'a payload ran')
   assert.deepEqual(await page.evaluate(() => (window as unknown as { __csp: string[] }).__csp), [])
   assert.deepEqual(page.errors.filter((e) => !e.startsWith('Failed to load resource')), [])
+}
+
+/** One HTTP/1.1 exchange on a raw connection, as written; resolves with everything read until the server closes. */
+function raw(base: string, request: string): Promise<string> {
+  const { hostname, port } = new URL(base)
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname)
+    let text = ''
+    socket.on('data', (c: Buffer) => { text += c.toString() })
+    socket.on('close', () => resolve(text))
+    socket.on('error', reject)
+    socket.write(request)
+  })
 }
 
 const shot = (page: Page, name: string) => page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true })
@@ -114,7 +128,7 @@ describe('web console in real Chromium', () => {
     const page = await browser.page()
     await logIn(page, kv.adminUrl as string, token)
     await page.getByText('console-operator (operator)').waitFor()
-    assert.deepEqual(await page.locator('#nav a').allTextContents(), ['Overview', 'Sessions'])
+    assert.deepEqual(await page.locator('#nav a').allTextContents(), ['Overview', 'Sessions', 'Connectors and rules'])
 
     await page.getByRole('link', { name: 'Sessions' }).click()
     const form = page.getByRole('form', { name: 'New session' })
@@ -122,7 +136,9 @@ describe('web console in real Chromium', () => {
     await form.getByLabel('User').fill('alice')
     await form.getByLabel('Workspace').fill('acme')
     await form.getByLabel('Task (optional)').fill(XSS_TASK)
-    await form.getByLabel(/Other grants/).fill('github:read')
+    // The grant picker offers each configured connector at each severity its rules use.
+    assert.deepEqual(await form.getByRole('group', { name: 'Grants' }).getByRole('checkbox').evaluateAll((boxes) => boxes.map((b) => (b as HTMLInputElement).value)), ['github:read'])
+    await form.getByRole('checkbox', { name: 'github:read' }).check()
     await form.getByRole('button', { name: 'Create session' }).click()
     const key = (await page.getByTestId('task-key').textContent()) ?? ''
     assert.match(key, /^kvt_/)
@@ -202,12 +218,85 @@ describe('web console in real Chromium', () => {
     }
   })
 
+  it('audit explorer: the live tail shows a sandbox request with markup in its path and query as text; a record\'s detail; verify chain; connectors and explain', async () => {
+    const { token } = await kv.adminToken('auditor', { name: 'console-auditing' })
+    const { key, session } = await kv.mintKey(['github:read'], { agent: XSS_AGENT })
+    const page = await browser.page()
+    await logIn(page, kv.adminUrl as string, token)
+    await page.getByRole('link', { name: 'Audit' }).click()
+    await page.getByTestId('records').waitFor()
+    await page.getByRole('button', { name: 'Start live tail' }).click()
+    await page.getByTestId('tail-state').getByText('following').waitFor()
+
+    // Markup in the path (as clients encode it), in query keys (the audit keeps them decoded) and in a header.
+    const target = '/repos/acme/app/issues/%3Cimg%20src=x%20onerror=window.__pwned=4%3E?%3Cimg%20src%3Dx%20onerror%3Dwindow.__pwned%3D5%3E=1&%3Cscript%3Ewindow.__pwned%3D6%3C%2Fscript%3E'
+    const before = upstream.received.length
+    const answer = await raw(kv.url, `GET /github${target} HTTP/1.1\r\nhost: kv\r\nauthorization: Bearer ${key}\r\nx-note: <svg/onload=window.__pwned=7>\r\nconnection: close\r\n\r\n`)
+    assert.match(answer, /^HTTP\/1\.1 200 /)
+    assert.equal(upstream.received.length, before + 1)
+    assert.equal(upstream.received.at(-1)?.url, `/api${target}`)
+    assert.equal(upstream.received.at(-1)?.headers['x-note'], '<svg/onload=window.__pwned=7>')
+    const record = (await kv.audit()).filter((r) => r.session === session).at(-1)
+
+    assert.deepEqual([record?.decision, record?.status, record?.rule, record?.path], ['allow', 200, 'read-issues', `/api${target.split('?')[0]}`])
+    const keys = ['<img src=x onerror=window.__pwned=5>', '<script>window.__pwned=6</script>']
+    assert.deepEqual(record?.query_keys, keys)
+
+    const row = page.getByTestId('tail').getByRole('row').filter({ hasText: String(record?.path) })
+    await row.waitFor()
+    assert.equal(await row.getByRole('cell').nth(7).textContent(), record?.path)
+    assert.equal(await row.getByRole('cell').nth(8).textContent(), XSS_AGENT)
+    await row.getByRole('button', { name: `Details of record ${record?.seq}` }).click()
+    const detail = page.getByTestId('record-detail')
+    await detail.getByText(keys[1] as string, { exact: false }).waitFor()
+    assert.equal(await detail.locator('pre').filter({ hasText: keys[0] as string }).count(), 1)
+    assert.equal(await detail.locator('dd').filter({ hasText: /^read-issues$/ }).count(), 1)
+    await page.getByRole('button', { name: 'Verify chain' }).click()
+    await page.getByTestId('verify-result').getByText(/^Chain intact: \d+ records; last hash /).waitFor()
+    assert.equal(await page.locator('main img, main script, main svg').count(), 0)
+    await shot(page, 'audit-1280')
+    await page.getByTestId('record-detail').getByRole('button', { name: 'Close' }).click()
+    await page.evaluate(() => window.scrollTo(0, 0))
+    await page.screenshot({ path: join(SCREENSHOTS, 'audit-1280-view.png') })
+    await page.getByLabel('Session').fill(session)
+    await page.getByRole('button', { name: 'Search' }).click()
+    await page.getByTestId('records').getByRole('cell', { name: record?.path ?? '' }).first().waitFor()
+    assert.equal(await page.getByTestId('records').locator('tbody tr').count(), 1)
+    // The console loads its own files only: the browser asks for no /favicon.ico (a refused admin call, audited).
+    assert.deepEqual((await kv.audit()).filter((r) => r.mode === 'admin' && r.path === '/favicon.ico'), [])
+    await assertInert(page)
+    await page.getByRole('button', { name: 'Stop live tail' }).click()
+
+    await page.getByRole('link', { name: 'Connectors and rules' }).click()
+    await page.getByRole('table', { name: 'Rules of github' }).getByRole('cell', { name: 'read-issues' }).waitFor()
+    assert.equal(await page.getByRole('form', { name: 'Try a request' }).count(), 0, 'an auditor may not explain')
+    await page.close()
+
+    const { token: operator } = await kv.adminToken('operator', { name: 'console-explaining' })
+    const tryPage = await browser.page()
+    await logIn(tryPage, kv.adminUrl as string, operator)
+    await tryPage.getByRole('link', { name: 'Connectors and rules' }).click()
+    const form = tryPage.getByRole('form', { name: 'Try a request' })
+    await form.getByLabel(/^Grants/).fill('github:read')
+    await form.getByLabel(/^URL/).fill('/github/repos/acme/app/issues/7')
+    await form.getByRole('button', { name: 'Explain' }).click()
+    const explained = tryPage.getByTestId('explained')
+    await explained.getByRole('heading', { name: 'Allowed' }).waitFor()
+    assert.equal(await explained.locator('[data-field="rule"]').textContent(), 'read-issues')
+    await form.getByLabel('Method').selectOption('DELETE')
+    await form.getByRole('button', { name: 'Explain' }).click()
+    await explained.getByRole('heading', { name: 'Refused' }).waitFor()
+    await shot(tryPage, 'connectors-1280')
+    await assertInert(tryPage)
+    await tryPage.close()
+  })
+
   it('auditor: offered neither sessions nor secrets, and the API refuses the calls from the console anyway', async () => {
     const { token } = await kv.adminToken('auditor', { name: 'console-auditor' })
     const page = await browser.page()
     await logIn(page, kv.adminUrl as string, token)
     await page.getByText('console-auditor (auditor)').waitFor()
-    assert.deepEqual(await page.locator('#nav a').allTextContents(), ['Overview'])
+    assert.deepEqual(await page.locator('#nav a').allTextContents(), ['Overview', 'Audit', 'Connectors and rules'])
     await page.evaluate(() => { location.hash = '#secrets' })
     await page.getByRole('heading', { name: 'Overview', level: 1 }).waitFor()
     assert.equal(await page.getByRole('form', { name: 'Set or replace a secret' }).count(), 0)

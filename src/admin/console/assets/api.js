@@ -66,8 +66,9 @@ export function withQuery(path, query) {
  * @param {string} path
  * @param {AbortSignal} signal
  * @param {(event: { type: string, id: string | undefined, data: string }) => void} onEvent
+ * @param {() => void} onOpen called once the stream is open (records committed from then on arrive)
  */
-export async function follow(path, signal, onEvent) {
+export async function follow(path, signal, onEvent, onOpen) {
   /** @type {Record<string, string>} */
   const headers = { accept: 'text/event-stream' }
   if (token !== undefined) headers.authorization = `Bearer ${token}`
@@ -76,6 +77,7 @@ export async function follow(path, signal, onEvent) {
     const json = await res.json().catch(() => undefined)
     throw new ApiError(res.status, String(json?.error?.code ?? `http_${res.status}`), String(json?.error?.message ?? `The admin API answered ${res.status}.`))
   }
+  onOpen()
   const reader = res.body.pipeThrough(new TextDecoderStream()).getReader()
   let held = ''
   for (;;) {

@@ -1,7 +1,8 @@
 // @ts-check
 /**
  * Audit explorer (admin, auditor): records matching the filters, newest first, a page at a time;
- * a live tail of new records with the same filters (GET /v1/audit/stream); one record's every
+ * a live tail of the records after the newest one shown, with the same filters (GET
+ * /v1/audit/stream with after=SEQ, so none is missed between the search and the tail); one record's every
  * field; and "verify chain" (POST /v1/audit/verify). Every value is shown as text.
  */
 import { api, follow, withQuery } from '../api.js'
@@ -41,6 +42,8 @@ export function auditPage(main, ctx) {
   let tail
   /** @type {Record<string, string>} */
   let filter = {}
+  /** The newest record of the last search: the live tail goes on from it (none: from when it opens). @type {string | undefined} */
+  let newest
 
   const currentFilter = () => {
     /** @type {Record<string, string>} */
@@ -61,6 +64,7 @@ export function auditPage(main, ctx) {
   async function search(cursor) {
     try {
       const page = await api('GET', withQuery('/v1/audit', { ...filter, limit: 50, cursor }))
+      if (cursor === undefined) newest = page.records[0] === undefined ? undefined : String(page.records[0].seq)
       const shown = el('div', { class: 'scroll' }, el('table', { 'data-testid': 'records' }, el('caption', {}, 'Records, newest first'), headRow(),
         el('tbody', {}, page.records.length === 0 ? el('tr', {}, el('td', { colspan: HEADINGS.length + 1 }, 'None.')) : page.records.map(row))))
       const more = page.next_cursor === null ? null : el('button', { type: 'button', onclick: () => void search(page.next_cursor) }, 'Older records')
@@ -76,13 +80,13 @@ export function auditPage(main, ctx) {
     replace(tailRows)
     tailButton.setAttribute('aria-pressed', 'true')
     replace(tailButton, 'Stop live tail')
-    replace(tailState, 'following')
-    follow(withQuery('/v1/audit/stream', filter), mine.signal, (event) => {
+    replace(tailState, 'connecting…')
+    follow(withQuery('/v1/audit/stream', { ...filter, after: newest }), mine.signal, (event) => {
       if (event.type === 'dropped') replace(tailState, 'stopped: the console fell behind; start it again')
       if (event.type !== 'record') return
       tailRows.prepend(row(JSON.parse(event.data)))
       while (tailRows.childElementCount > TAIL_ROWS) tailRows.lastElementChild?.remove()
-    }).then(() => {
+    }, () => replace(tailState, 'following')).then(() => {
       if (!mine.signal.aborted) replace(tailState, 'stopped: the stream ended')
     }, (err) => {
       if (!mine.signal.aborted) ctx.fail(err)
@@ -96,7 +100,7 @@ export function auditPage(main, ctx) {
     tail = undefined
     tailButton.setAttribute('aria-pressed', 'false')
     replace(tailButton, 'Start live tail')
-    if (tailState.textContent === 'following') replace(tailState, 'stopped')
+    if (tailState.textContent === 'following' || tailState.textContent === 'connecting…') replace(tailState, 'stopped')
   }
 
   async function verify() {
@@ -116,11 +120,9 @@ export function auditPage(main, ctx) {
   form.addEventListener('submit', (event) => {
     event.preventDefault()
     filter = currentFilter()
-    if (tail !== undefined) {
-      stopTail()
-      startTail()
-    }
-    void search(undefined)
+    const following = tail !== undefined
+    stopTail()
+    void search(undefined).then(() => { if (following) startTail() })
   })
   void search(undefined)
   return stopTail

@@ -54,14 +54,14 @@ it('keyvalet start reloads on SIGHUP (never dies of it) and, with --watch, when 
 
     writeFileSync(file, 'version: 1\nconnectors: { up: { upstream: 42 } }\n')
     process.kill(child.pid, 'SIGHUP')
-    await until(() => /configuration reload failed/.test(child.stderr()), 'the failed reload to be logged')
+    await until(() => /configuration reload failed/.test(child.stdout()), 'the failed reload to be logged')
     assert.equal(await status('/b/3'), 200, 'the broken file left B in force')
 
     writeFileSync(file, config(upstream.url, 'a'))
     await until(async () => (await status('/a/3')) === 200, 'the watch to reload A')
 
     // The watch also sees the saves that SIGHUP reloaded: those reloads find the file unchanged.
-    const log = child.stderr().split('\n').filter((l) => l.includes('configuration reload')).map((l) => JSON.parse(l) as { msg: string; trigger: string; error?: string })
+    const log = child.stdout().split('\n').filter((l) => l.includes('configuration reload')).map((l) => JSON.parse(l) as { msg: string; trigger: string; error?: string })
     const seen = new Set(log.map((l) => `${l.msg} (${l.trigger}${l.error === undefined ? '' : `, ${l.error}`})`))
     for (const expected of ['configuration reloaded (signal)', 'configuration reloaded (watch)']) assert.ok(seen.has(expected), `${expected} in ${[...seen].join('; ')}`)
     assert.ok([...seen].some((l) => /^configuration reload failed: the configuration in force stays \((signal|watch), config_invalid\)$/.test(l)), [...seen].join('; '))

@@ -7,12 +7,15 @@
  * run the handler; write the call's one audit record (mode 'admin', with actor, action and
  * target), and only then answer. A call is refused (audit_unavailable) before anything is done
  * when the audit log cannot take its record. Errors use the data plane's JSON error document.
+ * The web console's files (/console, console/static.ts) are answered before all this: they are
+ * public, hold nothing secret, and the console then calls these routes with the admin token.
  */
 import { randomBytes } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AuditFields } from '../audit/record.ts'
 import { KeyvaletError, OperatorError, toKeyvaletError } from '../errors.ts'
 import { ERROR_HEADER, errorBody, REQUEST_ID_HEADER } from '../proxy/respond.ts'
+import { consoleFiles } from './console/static.ts'
 import type { AdminDeps } from './deps.ts'
 import { openApiRoute } from './openapi.ts'
 import { compileInput, decodeParam, queryObject, readJsonBody } from './input.ts'
@@ -47,13 +50,17 @@ export function createAdminServer(deps: AdminDeps, opts: { readonly throttle?: T
   const shutdown = new AbortController()
   const idPrefix = randomBytes(4).toString('hex')
   let counter = 0
+  const consoleAssets = consoleFiles()
   const server: Server = createServer({ requestTimeout: 30_000, headersTimeout: 10_000 }, (req, res) => {
-    void serve(req, res, `adm_${idPrefix}${(counter++).toString(36)}`)
+    // The HTTP parser lets through targets that are no URL (`GET http://[`): serve answers those 400.
+    const target = URL.parse(req.url ?? '/', 'http://admin.invalid') ?? undefined
+    if (target !== undefined && consoleAssets.owns(target.pathname)) return consoleAssets.serve(req, res, target.pathname)
+    void serve(req, res, `adm_${idPrefix}${(counter++).toString(36)}`, target)
   })
 
-  async function serve(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
+  async function serve(req: IncomingMessage, res: ServerResponse, requestId: string, target: URL | undefined): Promise<void> {
     const started = performance.now()
-    const url = new URL(req.url ?? '/', 'http://admin.invalid')
+    const url = target ?? new URL('http://admin.invalid/')
     const method = (req.method ?? '').slice(0, 32)
     const address = req.socket.remoteAddress ?? 'unknown'
     const record: { actor: AuditFields['actor']; action: string | null; target: Record<string, unknown>; bytesIn: number } = { actor: null, action: null, target: {}, bytesIn: 0 }
@@ -71,7 +78,7 @@ export function createAdminServer(deps: AdminDeps, opts: { readonly throttle?: T
     const probe = found?.route.roles === 'public'
     const audit = (status: number, error: KeyvaletError | undefined, bytesOut: number): Promise<number> => probe ? Promise.resolve(0) : deps.audit.append({
       request_id: requestId, mode: 'admin', session: null, agent: null, user: null, workspace: null, task: null, connector: null,
-      method, path: url.pathname.slice(0, 512), query_keys: [...new Set(url.searchParams.keys())].map((k) => k.slice(0, 64)).slice(0, 50),
+      method, path: (target === undefined ? req.url ?? '' : url.pathname).slice(0, 512), query_keys: [...new Set(url.searchParams.keys())].map((k) => k.slice(0, 64)).slice(0, 50),
       decision: error === undefined ? 'allow' : status >= 500 ? 'error' : 'deny', reason: error?.code ?? 'admin_role_allows', rule: null, credential: null,
       status, upstream_status: null, error: error?.code ?? null, bytes_in: record.bytesIn, bytes_out: bytesOut, redactions: 0,
       latency_ms: Math.round(performance.now() - started), ...(error?.detail === undefined ? {} : { detail: error.detail }),
@@ -79,6 +86,7 @@ export function createAdminServer(deps: AdminDeps, opts: { readonly throttle?: T
     })
     try {
       if (!probe && !deps.audit.admit()) throw new KeyvaletError('audit_unavailable')
+      if (target === undefined) throw new KeyvaletError('admin_request_invalid', { message: 'The request target is not a path.' })
       let actor: Actor | undefined
       if (found?.route.roles !== 'public') {
         actor = await authenticate(req, address)

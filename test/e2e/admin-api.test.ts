@@ -248,6 +248,24 @@ describe('admin API: authentication, roles, input checks, audit', () => {
     assert.match(answer, /"code":"admin_body_too_large"/)
   })
 
+  it('a request target that is no URL (GET http://[) is answered 400 admin_request_invalid and audited once; the listener keeps serving', async () => {
+    const { port } = new URL(kv.adminUrl as string)
+    const before = (await adminRecords(kv)).length
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(port), '127.0.0.1')
+      let text = ''
+      socket.on('data', (c: Buffer) => { text += c.toString() })
+      socket.on('close', () => resolve(text))
+      socket.on('error', reject)
+      socket.write(`GET http://[ HTTP/1.1\r\nhost: admin\r\nauthorization: Bearer ${tokens.admin}\r\nconnection: close\r\n\r\n`)
+    })
+    assert.match(answer, /^HTTP\/1\.1 400 /)
+    assert.match(answer, /"code":"admin_request_invalid"/)
+    const records = (await adminRecords(kv)).slice(before)
+    assert.deepEqual(records.map((r) => [r.status, r.error]), [[400, 'admin_request_invalid']])
+    assert.equal((await call(kv, 'GET', '/v1/whoami', { token: tokens.admin })).json.role, 'admin')
+  })
+
   it('sessions: list with filters and cursor pages, get, revoke in bulk by user', async () => {
     const token = tokens.admin
     const made: string[] = []

@@ -28,6 +28,15 @@ export function adminTokenRoutes(deps: AdminDeps) {
   }
   return [
     defineRoute({
+      method: 'GET', path: '/v1/whoami', roles: ADMIN_ROLES, action: 'admin_token.whoami',
+      response: Type.Object({ id: Type.String(), name: Type.String(), role: Type.Union(ADMIN_ROLES.map((role) => Type.Literal(role))) }, { additionalProperties: false }),
+      summary: "The calling admin token's id, name and role (the console logs in with it); never its value.",
+      async handle({ actor }) {
+        if (actor === undefined) throw new KeyvaletError('admin_token_missing')
+        return { kind: 'json', body: { id: actor.tokenId, name: actor.name, role: actor.role } }
+      },
+    }),
+    defineRoute({
       method: 'GET', path: '/v1/admin-tokens', roles: ROLES, action: 'admin_token.list', response: Type.Object({ tokens: Type.Array(TOKEN_VIEW) }),
       summary: 'Every admin token with its role and state; never a token value.',
       async handle() {

@@ -1,0 +1,314 @@
+import assert from 'node:assert/strict'
+import { get as httpGet } from 'node:http'
+import { connect } from 'node:net'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import type { Page } from 'playwright-core'
+import { CONSOLE_CSP } from '../../src/admin/console/static.ts'
+import { KeyvaletMetrics } from '../../src/metrics/keyvalet-metrics.ts'
+import { SCREENSHOTS, startBrowser, type TestBrowser } from '../helpers/browser.ts'
+import { startKeyvalet, type TestKeyvalet } from '../helpers/keyvalet.ts'
+import { startUpstream, type Upstream } from '../helpers/upstream.ts'
+
+const SECRET = 'ghp_consoleSecretValue0123456789abcdef'
+/** Sandbox-chosen names that would run script if the console ever parsed them as markup. */
+const XSS_AGENT = '<img/src=x/onerror=window.__pwned=1>'
+const XSS_TASK = '<script>window.__pwned=2</script>'
+
+function config(upstream: Upstream): string {
+  return `version: 1
+listen: { gateway: "127.0.0.1:0", admin: "127.0.0.1:0" }
+connectors:
+  github:
+    upstream: ${upstream.url}/api
+    allow_insecure: true
+    allow_addresses: [127.0.0.1/32]
+    credential: { secret: github-token, inject: bearer }
+    rules:
+      - { id: read-issues, methods: [GET], path: /repos/acme/app/issues/**, severity: read }
+`
+}
+
+async function logIn(page: Page, adminUrl: string, token: string): Promise<void> {
+  await page.goto(`${adminUrl}/console`)
+  await page.getByLabel('Admin token').fill(token)
+  await page.getByRole('button', { name: 'Log in' }).click()
+}
+
+/** No script of the sandbox ran (the flag its payloads set is unset) and the page met no CSP violation. */
+async function assertInert(page: Page & { errors: string[] }): Promise<void> {
+  assert.equal(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned), undefined, 'a payload ran')
+  assert.deepEqual(await page.evaluate(() => (window as unknown as { __csp: string[] }).__csp), [])
+  assert.deepEqual(page.errors.filter((e) => !e.startsWith('Failed to load resource')), [])
+}
+
+/** One HTTP/1.1 exchange on a raw connection, as written; resolves with everything read until the server closes. */
+function raw(base: string, request: string): Promise<string> {
+  const { hostname, port } = new URL(base)
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname)
+    let text = ''
+    socket.on('data', (c: Buffer) => { text += c.toString() })
+    socket.on('close', () => resolve(text))
+    socket.on('error', reject)
+    socket.write(request)
+  })
+}
+
+const shot = (page: Page, name: string) => page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true })
+
+describe('web console in real Chromium', () => {
+  let upstream: Upstream
+  let kv: TestKeyvalet
+  let browser: TestBrowser
+  let metrics: KeyvaletMetrics
+  before(async () => {
+    upstream = await startUpstream()
+    metrics = new KeyvaletMetrics()
+    kv = await startKeyvalet(config(upstream), { admin: {}, metrics })
+    await kv.setSecret('github-token', SECRET)
+    browser = await startBrowser()
+  })
+  after(async () => {
+    await browser?.close()
+    await kv?.close()
+    await upstream?.close()
+  })
+
+  it('is served with a strict CSP, no framing, and only its own files', async () => {
+    const res = await fetch(`${kv.adminUrl}/console`)
+    assert.equal(res.status, 200)
+    assert.equal(res.headers.get('content-security-policy'), CONSOLE_CSP)
+    assert.match(CONSOLE_CSP, /script-src 'self';/)
+    assert.match(CONSOLE_CSP, /frame-ancestors 'none'/)
+    assert.match(CONSOLE_CSP, /require-trusted-types-for 'script'/)
+    assert.equal(res.headers.get('x-frame-options'), 'DENY')
+    assert.equal(res.headers.get('x-content-type-options'), 'nosniff')
+    assert.doesNotMatch(await res.text(), /<script>|<style>|\sstyle=|\son[a-z]+=|https?:\/\//i)
+    for (const path of ['/console/static.ts', '/console/assets/app.js', '/console/nothing.js', '/console/pages']) {
+      assert.equal((await fetch(`${kv.adminUrl}${path}`)).status, 404, path)
+    }
+    // Sent as written (fetch would resolve the dots): nothing outside the console's files is served.
+    for (const path of ['/console/../server.ts', '/console/%2e%2e/static.ts', '/console/..%2fstatic.ts', '/console/pages/../../static.ts']) {
+      const status = await new Promise<number>((resolve, reject) => httpGet(`${kv.adminUrl}${path}`, (res) => { res.resume(); resolve(res.statusCode ?? 0) }).on('error', reject))
+      assert.ok(status === 404 || status === 401, `${path}: ${status}`)
+    }
+    assert.equal((await fetch(`${kv.adminUrl}/console/app.js`, { method: 'POST' })).status, 405)
+
+    // Trusted Types with no policy: even a string of markup handed to innerHTML is refused by the browser.
+    const page = await browser.page()
+    await page.goto(`${kv.adminUrl}/console`)
+    await page.getByLabel('Admin token').waitFor()
+    const refused = await page.evaluate(() => {
+      try {
+        document.body.innerHTML = '<img src=x onerror="window.__pwned=3">'
+        return 'parsed'
+      } catch (err) {
+        return (err as Error).name
+      }
+    })
+    assert.equal(refused, 'TypeError')
+    assert.equal(await page.locator('img').count(), 0)
+    assert.deepEqual(await page.evaluate(() => (window as unknown as { __csp: string[] }).__csp), ['require-trusted-types-for trusted-types-sink'])
+    await page.close()
+  })
+
+  it('refuses a wrong token at login and offers nothing', async () => {
+    const page = await browser.page()
+    await logIn(page, kv.adminUrl as string, 'kva_thisIsNotAToken000000000000000000000000')
+    await page.getByText(/Login refused: .*\(admin_token_invalid\)/).waitFor()
+    assert.equal(await page.locator('#nav').isHidden(), true)
+    await shot(page, 'login-refused')
+    await assertInert(page)
+    await page.close()
+  })
+
+  it('operator: creates a session, its key works through the gateway; revoked from the list, the next request is refused; sandbox-chosen names stay text', async () => {
+    const { token, id: tokenId } = await kv.adminToken('operator', { name: 'console-operator' })
+    const page = await browser.page()
+    await logIn(page, kv.adminUrl as string, token)
+    await page.getByText('console-operator (operator)').waitFor()
+    assert.deepEqual(await page.locator('#nav a').allTextContents(), ['Overview', 'Sessions', 'Connectors and rules'])
+
+    await page.getByRole('link', { name: 'Sessions' }).click()
+    const form = page.getByRole('form', { name: 'New session' })
+    await form.getByLabel('Agent').fill(XSS_AGENT)
+    await form.getByLabel('User').fill('alice')
+    await form.getByLabel('Workspace').fill('acme')
+    await form.getByLabel('Task (optional)').fill(XSS_TASK)
+    // The grant picker offers each configured connector at each severity its rules use.
+    assert.deepEqual(await form.getByRole('group', { name: 'Grants' }).getByRole('checkbox').evaluateAll((boxes) => boxes.map((b) => (b as HTMLInputElement).value)), ['github:read'])
+    await form.getByRole('checkbox', { name: 'github:read' }).check()
+    await form.getByRole('button', { name: 'Create session' }).click()
+    const key = (await page.getByTestId('task-key').textContent()) ?? ''
+    assert.match(key, /^kvt_/)
+    assert.match((await page.getByTestId('env-lines').textContent()) ?? '', new RegExp(`^export KEYVALET_TASK_KEY=${key}$`, 'm'))
+    await shot(page, 'sessions-created')
+
+    const row = page.getByRole('row').filter({ hasText: XSS_TASK })
+    await row.waitFor()
+    assert.equal(await row.getByRole('cell').nth(3).textContent(), XSS_AGENT)
+    assert.equal(await page.locator('main img, main script').count(), 0)
+    const sessionId = ((await row.locator('code').textContent()) ?? '').trim()
+
+    const allowed = await fetch(`${kv.url}/github/repos/acme/app/issues/1`, { headers: { authorization: `Bearer ${key}` } })
+    assert.equal(allowed.status, 200)
+    assert.equal(JSON.parse(await allowed.text()).url, '/api/repos/acme/app/issues/1')
+    assert.equal(upstream.received.at(-1)?.headers.authorization, `Bearer ${SECRET}`)
+
+    await row.getByRole('button', { name: `Revoke session ${sessionId}` }).click()
+    await page.getByText('Revoked 1 session.').waitFor()
+    const before = upstream.received.length
+    const refused = await fetch(`${kv.url}/github/repos/acme/app/issues/2`, { headers: { authorization: `Bearer ${key}` } })
+    assert.equal(refused.status, 401)
+    assert.equal(JSON.parse(await refused.text()).error.code, 'task_key_revoked')
+    assert.equal(upstream.received.length, before)
+
+    const records = await kv.audit()
+    const data = records.filter((r) => r.session === sessionId)
+    assert.deepEqual(data.map((r) => [r.decision, r.error, r.status]), [['allow', null, 200], ['deny', 'task_key_revoked', 401]])
+    const admin = records.filter((r) => r.mode === 'admin' && r.actor?.id === tokenId).map((r) => r.action)
+    assert.ok(admin.includes('session.create') && admin.includes('session.revoke'), admin.join(','))
+    assert.ok(!JSON.stringify(records).includes(SECRET))
+
+    await page.getByRole('link', { name: 'Overview' }).click()
+    await page.getByText('Readiness', { exact: true }).waitFor()
+    await page.getByTestId('live-count').waitFor()
+    await assertInert(page)
+    await page.close()
+  })
+
+  it('admin: overview with readiness and request counts, secrets set write-only and deleted; screenshots at 1280 and 390 px', async () => {
+    const { token } = await kv.adminToken('admin', { name: 'console-admin' })
+    const key = (await kv.mintKey(['github:read'], { agent: XSS_AGENT })).key
+    await (await fetch(`${kv.url}/github/repos/acme/app/issues/3`, { headers: { authorization: `Bearer ${key}` } })).text()
+    await (await fetch(`${kv.url}/github/repos/acme/app/pulls`, { headers: { authorization: `Bearer ${key}` } })).text()
+    for (const width of [1280, 390]) {
+      const page = await browser.page(width)
+      await logIn(page, kv.adminUrl as string, token)
+      await page.getByTestId('readiness').waitFor()
+      assert.equal(await page.getByTestId('readiness').textContent(), 'Ready')
+      await page.getByTestId('requests-total').waitFor()
+      assert.ok(Number(await page.getByTestId('requests-total').textContent()) >= 3)
+      assert.ok(Number(await page.getByTestId('refusals-total').textContent()) >= 2)
+      await page.getByRole('cell', { name: XSS_AGENT }).first().waitFor()
+      await shot(page, `overview-${width}`)
+      assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), `the overview fits ${width} px`)
+
+      await page.getByRole('link', { name: 'Secrets' }).click()
+      const form = page.getByRole('form', { name: 'Set or replace a secret' })
+      const value = `console-value-${width}-0123456789`
+      await form.getByLabel('Name').fill(`console-${width}`)
+      await form.getByLabel(/Value/).fill(value)
+      await form.getByRole('button', { name: 'Store' }).click()
+      await page.getByText(`Stored console-${width}.`).waitFor()
+      await page.getByRole('cell', { name: `console-${width}`, exact: true }).waitFor()
+      assert.ok(!(await page.content()).includes(value), 'the value left the page')
+      assert.equal((await kv.runtime.vault.open(`console-${width}`)).toString(), value)
+      await shot(page, `secrets-${width}`)
+      await page.getByRole('button', { name: `Delete secret console-${width}` }).click()
+      await page.getByText(`Deleted console-${width}.`).waitFor()
+      assert.equal(await kv.runtime.vault.openOptional(`console-${width}`), undefined)
+
+      await page.getByRole('link', { name: 'Sessions' }).click()
+      await page.getByRole('cell', { name: XSS_AGENT }).first().waitFor()
+      await shot(page, `sessions-${width}`)
+      await assertInert(page)
+      await page.close()
+    }
+  })
+
+  it('audit explorer: the live tail shows a sandbox request with markup in its path and query as text; a record\'s detail; verify chain; connectors and explain', async () => {
+    const { token } = await kv.adminToken('auditor', { name: 'console-auditing' })
+    const { key, session } = await kv.mintKey(['github:read'], { agent: XSS_AGENT })
+    const page = await browser.page()
+    await logIn(page, kv.adminUrl as string, token)
+    await page.getByRole('link', { name: 'Audit' }).click()
+    await page.getByTestId('records').waitFor()
+    await page.getByRole('button', { name: 'Start live tail' }).click()
+    await page.getByTestId('tail-state').getByText('following').waitFor()
+
+    // Markup in the path (as clients encode it), in query keys (the audit keeps them decoded) and in a header.
+    const target = '/repos/acme/app/issues/%3Cimg%20src=x%20onerror=window.__pwned=4%3E?%3Cimg%20src%3Dx%20onerror%3Dwindow.__pwned%3D5%3E=1&%3Cscript%3Ewindow.__pwned%3D6%3C%2Fscript%3E'
+    const before = upstream.received.length
+    const answer = await raw(kv.url, `GET /github${target} HTTP/1.1\r\nhost: kv\r\nauthorization: Bearer ${key}\r\nx-note: <svg/onload=window.__pwned=7>\r\nconnection: close\r\n\r\n`)
+    assert.match(answer, /^HTTP\/1\.1 200 /)
+    assert.equal(upstream.received.length, before + 1)
+    assert.equal(upstream.received.at(-1)?.url, `/api${target}`)
+    assert.equal(upstream.received.at(-1)?.headers['x-note'], '<svg/onload=window.__pwned=7>')
+    const record = (await kv.audit()).filter((r) => r.session === session).at(-1)
+
+    assert.deepEqual([record?.decision, record?.status, record?.rule, record?.path], ['allow', 200, 'read-issues', `/api${target.split('?')[0]}`])
+    const keys = ['<img src=x onerror=window.__pwned=5>', '<script>window.__pwned=6</script>']
+    assert.deepEqual(record?.query_keys, keys)
+
+    const row = page.getByTestId('tail').getByRole('row').filter({ hasText: String(record?.path) })
+    await row.waitFor()
+    assert.equal(await row.getByRole('cell').nth(7).textContent(), record?.path)
+    assert.equal(await row.getByRole('cell').nth(8).textContent(), XSS_AGENT)
+    await row.getByRole('button', { name: `Details of record ${record?.seq}` }).click()
+    const detail = page.getByTestId('record-detail')
+    await detail.getByText(keys[1] as string, { exact: false }).waitFor()
+    assert.equal(await detail.locator('pre').filter({ hasText: keys[0] as string }).count(), 1)
+    assert.equal(await detail.locator('dd').filter({ hasText: /^read-issues$/ }).count(), 1)
+    await page.getByRole('button', { name: 'Verify chain' }).click()
+    await page.getByTestId('verify-result').getByText(/^Chain intact: \d+ records; last hash /).waitFor()
+    assert.equal(await page.locator('main img, main script, main svg').count(), 0)
+    await shot(page, 'audit-1280')
+    await page.getByTestId('record-detail').getByRole('button', { name: 'Close' }).click()
+    await page.evaluate(() => window.scrollTo(0, 0))
+    await page.screenshot({ path: join(SCREENSHOTS, 'audit-1280-view.png') })
+    await page.getByLabel('Session').fill(session)
+    await page.getByRole('button', { name: 'Search' }).click()
+    await page.getByTestId('records').getByRole('cell', { name: record?.path ?? '' }).first().waitFor()
+    assert.equal(await page.getByTestId('records').locator('tbody tr').count(), 1)
+    // The console loads its own files only: the browser asks for no /favicon.ico (a refused admin call, audited).
+    assert.deepEqual((await kv.audit()).filter((r) => r.mode === 'admin' && r.path === '/favicon.ico'), [])
+    await assertInert(page)
+    await page.getByRole('button', { name: 'Stop live tail' }).click()
+
+    await page.getByRole('link', { name: 'Connectors and rules' }).click()
+    await page.getByRole('table', { name: 'Rules of github' }).getByRole('cell', { name: 'read-issues' }).waitFor()
+    assert.equal(await page.getByRole('form', { name: 'Try a request' }).count(), 0, 'an auditor may not explain')
+    await page.close()
+
+    const { token: operator } = await kv.adminToken('operator', { name: 'console-explaining' })
+    const tryPage = await browser.page()
+    await logIn(tryPage, kv.adminUrl as string, operator)
+    await tryPage.getByRole('link', { name: 'Connectors and rules' }).click()
+    const form = tryPage.getByRole('form', { name: 'Try a request' })
+    await form.getByLabel(/^Grants/).fill('github:read')
+    await form.getByLabel(/^URL/).fill('/github/repos/acme/app/issues/7')
+    await form.getByRole('button', { name: 'Explain' }).click()
+    const explained = tryPage.getByTestId('explained')
+    await explained.getByRole('heading', { name: 'Allowed' }).waitFor()
+    assert.equal(await explained.locator('[data-field="rule"]').textContent(), 'read-issues')
+    await form.getByLabel('Method').selectOption('DELETE')
+    await form.getByRole('button', { name: 'Explain' }).click()
+    await explained.getByRole('heading', { name: 'Refused' }).waitFor()
+    await shot(tryPage, 'connectors-1280')
+    await assertInert(tryPage)
+    await tryPage.close()
+  })
+
+  it('auditor: offered neither sessions nor secrets, and the API refuses the calls from the console anyway', async () => {
+    const { token } = await kv.adminToken('auditor', { name: 'console-auditor' })
+    const page = await browser.page()
+    await logIn(page, kv.adminUrl as string, token)
+    await page.getByText('console-auditor (auditor)').waitFor()
+    assert.deepEqual(await page.locator('#nav a').allTextContents(), ['Overview', 'Audit', 'Connectors and rules'])
+    await page.evaluate(() => { location.hash = '#secrets' })
+    await page.getByRole('heading', { name: 'Overview', level: 1 }).waitFor()
+    assert.equal(await page.getByRole('form', { name: 'Set or replace a secret' }).count(), 0)
+    // A reload forgets the token: the console asks for it again.
+    await page.reload()
+    await page.getByLabel('Admin token').waitFor()
+    const answers = await page.evaluate(async (t) => Promise.all([
+      fetch('/v1/sessions', { method: 'POST', headers: { authorization: `Bearer ${t}`, 'content-type': 'application/json' }, body: JSON.stringify({ agent: 'a', user: 'u', workspace: 'w', grant: ['github:read'] }) }),
+      fetch('/v1/secrets/x', { method: 'PUT', headers: { authorization: `Bearer ${t}`, 'content-type': 'application/json' }, body: JSON.stringify({ value: 'v' }) }),
+    ].map(async (p) => { const r = await p; return [r.status, (await r.json()).error.code] })), token)
+    assert.deepEqual(answers, [[403, 'admin_role_forbidden'], [403, 'admin_role_forbidden']])
+    await assertInert(page)
+    await page.close()
+  })
+})

@@ -23,11 +23,13 @@ export async function startCallbackServer(opts: { readonly port: number; readonl
   const result = new Promise<CallbackResult>((resolve) => (settle = resolve))
   let done = false
   const server: Server = createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://127.0.0.1')
     const answer = (status: number, text: string): void => {
       res.writeHead(status, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'referrer-policy': 'no-referrer' })
       res.end(PAGE(text))
     }
+    // Node's parser lets through targets URL refuses (`http://[`): answered, never thrown out of the listener.
+    const url = URL.parse(req.url ?? '/', 'http://127.0.0.1')
+    if (url === null) return answer(400, 'Bad request.')
     if (req.method !== 'GET' || url.pathname !== '/callback') return answer(404, 'Not found.')
     if (done) return answer(409, 'This sign-in has already completed.')
     if (!sameState(opts.state, url.searchParams.get('state'))) {

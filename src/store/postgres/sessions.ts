@@ -1,5 +1,5 @@
-import type { Grant } from '../../model/policy.ts'
 import type { Session, SessionFilter, StoredSession } from '../../model/session.ts'
+import { grantsColumn, sessionFromRow } from '../session-row.ts'
 import type { SessionCursor, SessionRepo } from '../store.ts'
 import type { Row, Sql } from './connect.ts'
 
@@ -7,7 +7,7 @@ import type { Row, Sql } from './connect.ts'
 export function postgresSessions(sql: Sql): SessionRepo {
   return {
     insert: async (s: StoredSession) => {
-      const grants = JSON.stringify(s.grants.map((g) => ({ ...g, rules: g.rules ?? null })))
+      const grants = grantsColumn(s.grants)
       await sql`INSERT INTO sessions (id, key_hash, agent, "user", workspace, task, grants, created_at, expires_at, revoked_at, budget)
         VALUES (${s.id}, ${s.keyHash}, ${s.agent}, ${s.user}, ${s.workspace}, ${s.task}, ${grants}, ${s.createdAt}, ${s.expiresAt}, ${s.revokedAt ?? null}, ${s.budget ?? null})`
     },
@@ -52,23 +52,7 @@ function matches(sql: Sql, filter: SessionFilter) {
     AND (${f.workspace}::text IS NULL OR workspace = ${f.workspace}) AND (${f.task}::text IS NULL OR task = ${f.task})`
 }
 
-function toSession(row: Row): Session {
-  const grants = (JSON.parse(String(row.grants)) as { rules: string[] | null }[]).map(
-    (g) => ({ ...g, rules: g.rules ?? undefined }) as unknown as Grant,
-  )
-  return {
-    id: String(row.id),
-    agent: String(row.agent),
-    user: String(row.user),
-    workspace: String(row.workspace),
-    task: String(row.task),
-    grants,
-    createdAt: Number(row.created_at),
-    expiresAt: Number(row.expires_at),
-    revokedAt: row.revoked_at === null ? undefined : Number(row.revoked_at),
-    ...(row.budget === null || row.budget === undefined ? {} : { budget: Number(row.budget) }),
-  }
-}
+const toSession = (row: Row): Session => sessionFromRow(row)
 
 function toStoredSession(row: Row): StoredSession {
   return { ...toSession(row), keyHash: Buffer.from(row.key_hash as Uint8Array) }

@@ -1,6 +1,6 @@
 import type { DatabaseSync } from 'node:sqlite'
-import type { Grant } from '../../model/policy.ts'
 import type { Session, SessionFilter, StoredSession } from '../../model/session.ts'
+import { grantsColumn, sessionFromRow } from '../session-row.ts'
 import type { SessionCursor, SessionRepo } from '../store.ts'
 import { blob, type FreshReads, type Row } from './fresh-reads.ts'
 
@@ -20,7 +20,7 @@ export function sqliteSessions(db: DatabaseSync, reads: FreshReads): SessionRepo
   const bind = (f: SessionFilter) => [f.agent ?? null, f.user ?? null, f.workspace ?? null, f.task ?? null] as const
   return {
     insert: async (s: StoredSession) => {
-      const grants = JSON.stringify(s.grants.map((g) => ({ ...g, rules: g.rules ?? null })))
+      const grants = grantsColumn(s.grants)
       insert.run(s.id, s.keyHash, s.agent, s.user, s.workspace, s.task, grants, s.createdAt, s.expiresAt, s.revokedAt ?? null, s.budget ?? null)
       reads.clear()
     },
@@ -53,23 +53,7 @@ export function sqliteSessions(db: DatabaseSync, reads: FreshReads): SessionRepo
   }
 }
 
-function toSession(row: Row): Session {
-  const grants = (JSON.parse(String(row.grants)) as { rules: string[] | null }[]).map(
-    (g) => ({ ...g, rules: g.rules ?? undefined }) as unknown as Grant,
-  )
-  return {
-    id: String(row.id),
-    agent: String(row.agent),
-    user: String(row.user),
-    workspace: String(row.workspace),
-    task: String(row.task),
-    grants,
-    createdAt: Number(row.created_at),
-    expiresAt: Number(row.expires_at),
-    revokedAt: row.revoked_at === null ? undefined : Number(row.revoked_at),
-    ...(row.budget === null ? {} : { budget: Number(row.budget) }),
-  }
-}
+const toSession = (row: Row): Session => sessionFromRow(row)
 
 function toStoredSession(row: Row): StoredSession {
   return { ...toSession(row), keyHash: blob(row.key_hash) }

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { X509Certificate } from 'node:crypto'
 import { execFile, execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { connect } from 'node:net'
@@ -9,6 +10,7 @@ import { after, before, beforeEach, describe, it } from 'node:test'
 import { MAX_ADMIN_BODY_BYTES } from '../../src/admin/server.ts'
 import type { AdminRole } from '../../src/model/admin-token.ts'
 import type { AuditRecord } from '../../src/audit/record.ts'
+import { loadOrCreateCa } from '../../src/tls/ca-store.ts'
 import { startKeyvalet, type TestKeyvalet } from '../helpers/keyvalet.ts'
 import { startUpstream, type Upstream } from '../helpers/upstream.ts'
 
@@ -44,7 +46,8 @@ async function call(kv: TestKeyvalet, method: string, path: string, opts: { toke
     return { status: res.status, headers: res.headers, text: '', json: undefined as any }
   }
   const text = await res.text()
-  return { status: res.status, headers: res.headers, text, json: (text === '' ? undefined : JSON.parse(text)) as any }
+  const json = text !== '' && res.headers.get('content-type')?.startsWith('application/json') === true ? JSON.parse(text) : undefined
+  return { status: res.status, headers: res.headers, text, json: json as any }
 }
 
 const adminRecords = async (kv: TestKeyvalet): Promise<AuditRecord[]> => (await kv.audit()).filter((r) => r.mode === 'admin')
@@ -108,6 +111,7 @@ const EXPECTED_ROLES: Record<string, readonly AdminRole[]> = {
   'openapi.get': ['admin', 'operator', 'auditor'],
   'config.get': ['admin', 'operator', 'auditor'], 'config.reload': ['admin'], 'config.explain': ['admin', 'operator'],
   'audit.query': ['admin', 'auditor'], 'audit.stream': ['admin', 'auditor'], 'audit.verify': ['admin', 'auditor'],
+  'ca.bundle': ['admin', 'operator', 'auditor'],
 }
 const ROLES: readonly AdminRole[] = ['admin', 'operator', 'auditor']
 
@@ -294,6 +298,26 @@ describe('admin API: authentication, roles, input checks, audit', () => {
     assert.deepEqual(states.json.sessions.map((s: { state: string }) => s.state), ['revoked', 'active', 'revoked', 'revoked'])
     const record = (await adminRecords(kv)).findLast((r) => r.action === 'session.revoke_many' && r.status === 200)
     assert.deepEqual(record?.target, { filter: { workspace: 'paging', user: 'bob' }, revoked: bulk.json.revoked, count: 3 })
+  })
+
+  it("GET /v1/ca-bundle: keyvalet's interception CA, alone or first before the public CAs, each once; audited", async () => {
+    const { ca } = await loadOrCreateCa(kv.runtime.vault)
+    const alone = await call(kv, 'GET', '/v1/ca-bundle?base=none', { token: tokens.operator })
+    assert.equal(alone.status, 200, alone.text)
+    assert.equal(alone.headers.get('content-type'), 'application/x-pem-file')
+    const blocks = (text: string) => text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []
+    assert.deepEqual(blocks(alone.text).map((b) => new X509Certificate(b).fingerprint256), [new X509Certificate(ca.certPem).fingerprint256])
+    assert.ok(new X509Certificate(blocks(alone.text)[0] ?? '').ca, 'a CA certificate')
+    const bundle = await call(kv, 'GET', '/v1/ca-bundle?base=node', { token: tokens.auditor })
+    const certs = blocks(bundle.text).map((b) => new X509Certificate(b).fingerprint256)
+    assert.equal(certs[0], new X509Certificate(ca.certPem).fingerprint256, "keyvalet's CA first")
+    assert.ok(certs.length > 100, `the public CAs follow (${certs.length})`)
+    assert.equal(new Set(certs).size, certs.length, 'each once')
+    assert.ok(!bundle.text.includes('PRIVATE KEY'))
+    const refused = await call(kv, 'GET', '/v1/ca-bundle?base=/etc/passwd', { token: tokens.operator })
+    assert.equal(refused.status, 400, 'no file path from the API')
+    const last = (await adminRecords(kv)).at(-1)
+    assert.deepEqual([last?.action, last?.status], ['ca.bundle', 400])
   })
 
   it('secrets: set over the API is used by the gateway, list shows metadata only, no answer or record ever holds the value; reserved names refused', async () => {

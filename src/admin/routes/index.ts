@@ -2,6 +2,7 @@ import type { AdminDeps } from '../deps.ts'
 import type { AdminRoute } from '../route.ts'
 import { adminTokenRoutes } from './admin-tokens.ts'
 import { auditRoutes } from './audit.ts'
+import { caRoutes } from './ca.ts'
 import { configRoutes } from './config.ts'
 import { secretRoutes } from './secrets.ts'
 import { healthRoutes } from './health.ts'
@@ -20,4 +21,5 @@ export const ROUTE_MODULES = [
   metricsRoutes,
   configRoutes,
   auditRoutes,
+  caRoutes,
 ] as const satisfies readonly ((deps: AdminDeps) => readonly AdminRoute[])[]

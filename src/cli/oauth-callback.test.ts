@@ -1,15 +1,8 @@
 import assert from 'node:assert/strict'
-import { connect, createServer } from 'node:net'
+import { connect } from 'node:net'
 import { test } from 'node:test'
 import { startCallbackServer } from './oauth-callback.ts'
-
-async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const port = (server.address() as { port: number }).port
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
+import { freePort } from '../../test/helpers/ports.ts'
 
 /** One raw request line on a fresh connection; the status line of the answer. */
 function statusOf(port: number, requestLine: string): Promise<string> {

@@ -1,22 +1,14 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { cli, MAIN } from '../helpers/cli.ts'
+import { freePort } from '../helpers/ports.ts'
 
 const EXAMPLE = fileURLToPath(new URL('../../examples/keyvalet.yaml', import.meta.url))
-
-async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const port = (server.address() as { port: number }).port
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
 
 /** Resolves once `check(text())` holds, looking every 50 ms for at most `ms`. */
 async function until(text: () => string, check: RegExp, ms: number): Promise<RegExpExecArray> {

@@ -1,11 +1,11 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { chmodSync, chownSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir, userInfo } from 'node:os'
 import { join } from 'node:path'
 import postgres from 'postgres'
 import type { PostgresLocation } from '../../src/store/location.ts'
+import { freePort } from './ports.ts'
 import { makeTestPki } from './tls.ts'
 
 /** The OS user the test server runs as when the tests run as root (PostgreSQL refuses root). */
@@ -180,17 +180,6 @@ function serverUser(): { uid: number; gid: number } {
   const made = lookup()
   if (made === undefined) throw new Error(`could not create the OS user ${SERVER_USER} for the test PostgreSQL server`)
   return made
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer()
-    probe.once('error', reject)
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address()
-      probe.close(() => (typeof address === 'object' && address !== null ? resolve(address.port) : reject(new Error('no port'))))
-    })
-  })
 }
 
 /** Waits (bounded) for the server to accept connections; returns 'ready' or what went wrong. */

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto'
+import { hash, randomBytes } from 'node:crypto'
 import { crc32 } from 'node:zlib'
 
 /**
@@ -53,7 +53,8 @@ function checksum(body: string): string {
 }
 
 function sha256(text: string): Buffer {
-  return createHash('sha256').update(text, 'utf8').digest()
+  // One-shot hash: no Hash object per request (about half the cost on the request path).
+  return hash('sha256', text, 'buffer')
 }
 
 /** Fixed-width, most significant digit first, left-padded with '0'. */

@@ -1,3 +1,4 @@
+import { hostname } from 'node:os'
 import { createAdminServer } from './admin/server.ts'
 import type { ThrottleOptions } from './admin/throttle.ts'
 import { AdminTokens } from './admin/tokens.ts'
@@ -58,6 +59,7 @@ export async function serve(runtime: Runtime, opts: ServeOptions): Promise<Servi
       configVersion: () => live?.current.version ?? config.version, ...(metrics === undefined ? {} : { onCommit: metrics.auditCommitted }),
     })
     closers.push(() => audit.close())
+    log.info('audit chain of this instance', { instance: audit.instance, host: hostname(), pid: process.pid })
     metrics?.requests.connectors(config.policy.connectors.keys())
     const observers = [...(metrics === undefined ? [] : [metrics.requests]), ...(opts.observers ?? [])]
     const proxy = createProxy({ config, sessions: runtime.sessions, vault: runtime.vault, store: runtime.store, audit, log, clock, observers })

@@ -18,7 +18,7 @@ const port = parentPort
 if (port === null) throw new Error('audit-worker.ts must run as a worker thread')
 const options = workerData as WorkerOptions
 const store = await openStore(options.store)
-const log = new AuditLog(store.audit, Buffer.from(options.key), Date.now)
+const log = new AuditLog(store.audit, Buffer.from(options.key), Date.now, options.instance)
 const health = new AuditHealth({
   admission: new Admission(options.admission),
   // Disk space is held beside a SQLite audit file; a PostgreSQL server's disk is its operator's to watch.

@@ -136,21 +136,23 @@ describe('admin API: the audit log (query, live stream, verify)', () => {
     assert.equal((await call(kv, 'GET', '/v1/audit/stream', tokens.operator)).status, 403)
   })
 
-  it('POST /v1/audit/verify: ok with the count and last hash; then names the record someone altered', async () => {
+  it('POST /v1/audit/verify: ok with each chain\'s count and last hash; then names the instance and record someone altered', async () => {
     const ok = await call(kv, 'POST', '/v1/audit/verify', tokens.auditor)
     assert.equal(ok.status, 200, ok.text)
     const stored = await kv.audit()
     assert.equal(ok.json.ok, true)
     assert.ok(ok.json.count >= stored.length - 1 && ok.json.count <= stored.length)
-    assert.match(ok.json.last_hash, /^[0-9a-f]{64}$/)
+    assert.equal(ok.json.chains.length, 1, 'one keyvalet instance, one chain')
+    assert.equal(ok.json.chains[0].instance, kv.auditWriter.instance)
+    assert.match(ok.json.chains[0].last_hash, /^[0-9a-f]{64}$/)
     assert.equal((await call(kv, 'POST', '/v1/audit/verify', tokens.operator)).status, 403)
 
     const raw = new DatabaseSync(auditPathFor(kv.runtime.config.databasePath))
     raw.exec('DROP TRIGGER audit_no_update')
     raw.exec(`UPDATE audit SET line = replace(line, '"decision":"deny"', '"decision":"allow"') WHERE seq = (SELECT min(seq) FROM audit WHERE decision = 'deny')`)
-    const altered = Number(raw.prepare(`SELECT min(seq) AS seq FROM audit WHERE decision = 'deny'`).get()?.seq)
+    const altered = Number(raw.prepare(`SELECT chain_seq FROM audit WHERE seq = (SELECT min(seq) FROM audit WHERE decision = 'deny')`).get()?.chain_seq)
     raw.close()
     const broken = await call(kv, 'POST', '/v1/audit/verify', tokens.admin)
-    assert.deepEqual([broken.status, broken.json.ok, broken.json.seq, broken.json.problem], [200, false, altered, 'hash_mismatch'])
+    assert.deepEqual([broken.status, broken.json.ok, broken.json.instance, broken.json.seq, broken.json.problem], [200, false, kv.auditWriter.instance, altered, 'hash_mismatch'])
   })
 })

@@ -27,12 +27,18 @@ const PAGE = Type.Object({
   records: Type.Array(RECORD),
   next_cursor: Type.Union([Type.String(), Type.Null()], { description: 'Pass as `cursor` (with the same filters and order) for the next page; null on the last.' }),
 })
+const CHAIN = Type.Object({
+  instance: Type.String({ description: "The keyvalet instance that wrote the chain; '' for the records from before per-instance chains." }),
+  count: Type.Integer(),
+  last_hash: Type.String({ description: 'The hash of its last record: anchor it elsewhere to detect a truncation later.' }),
+  open: Type.Array(Type.Object({ seq: Type.Integer(), request_id: Type.String() }), { description: 'Streams with an open record and no closing one.' }),
+})
 const VERIFIED = Type.Object({
   ok: Type.Boolean(),
-  count: Type.Integer({ description: 'Records verified (before the first broken one, when not ok).' }),
-  last_hash: Type.Optional(Type.String({ description: 'The hash of the last record: anchor it elsewhere to detect a truncation later.' })),
-  open: Type.Optional(Type.Array(Type.Object({ seq: Type.Integer(), request_id: Type.String() }), { description: 'Streams with an open record and no closing one.' })),
-  seq: Type.Optional(Type.Integer({ description: 'The first broken or missing record.' })),
+  count: Type.Integer({ description: 'Records verified, every chain together (before the first broken one, when not ok).' }),
+  chains: Type.Optional(Type.Array(CHAIN, { description: 'Every chain, when ok: one per keyvalet instance that wrote records.' })),
+  instance: Type.Optional(Type.String({ description: 'The instance whose chain breaks.' })),
+  seq: Type.Optional(Type.Integer({ description: "The first broken or missing record in that instance's chain." })),
   problem: Type.Optional(Type.String({ description: 'hash_mismatch, chain_broken, seq_gap, unparseable or stream_unmatched.' })),
   message: Type.Optional(Type.String()),
 })
@@ -89,12 +95,15 @@ export function auditRoutes(deps: AdminDeps) {
     }),
     defineRoute({
       method: 'POST', path: '/v1/audit/verify', roles: ROLES, action: 'audit.verify', response: VERIFIED,
-      summary: 'Walks the whole hash chain: ok with the count and last hash, or the first record that is missing, altered or out of place.',
+      summary: 'Walks every hash chain (one per keyvalet instance): ok with each chain\'s count and last hash, or the instance and first record that is missing, altered or out of place.',
       async handle({ note }) {
         const result = await verifyAudit(deps.store.audit, await deps.openAuditKey(), { pause: () => nextTurn() })
         note({ ok: result.ok, count: result.count })
-        if (result.ok) return { kind: 'json', body: { ok: true, count: result.count, last_hash: result.lastHash, open: result.open.map((s) => ({ seq: s.seq, request_id: s.request_id })) } }
-        return { kind: 'json', body: { ok: false, count: result.count, seq: result.seq, problem: result.problem, message: result.message } }
+        if (result.ok) {
+          const chains = result.chains.map((c) => ({ instance: c.instance, count: c.count, last_hash: c.lastHash, open: c.open.map((s) => ({ seq: s.seq, request_id: s.request_id })) }))
+          return { kind: 'json', body: { ok: true, count: result.count, chains } }
+        }
+        return { kind: 'json', body: { ok: false, count: result.count, instance: result.instance, seq: result.seq, problem: result.problem, message: result.message } }
       },
     }),
   ] as const

@@ -12,6 +12,11 @@ const TEXT_FILTERS = ['agent', 'user', 'workspace', 'task', 'session', 'connecto
 /** Rows the live tail keeps on screen. */
 const TAIL_ROWS = 200
 
+/** How a chain is named: '' holds the records from before each keyvalet instance had its own chain. */
+function chainName(/** @type {string} */ instance) {
+  return instance === '' ? 'the chain from before per-instance chains' : `instance ${instance}`
+}
+
 /** @type {import('../page.js').Page} */
 export function auditPage(main, ctx) {
   const detail = el('section', { class: 'created', tabindex: '-1', 'aria-live': 'polite', 'data-testid': 'record-detail' })
@@ -108,8 +113,8 @@ export function auditPage(main, ctx) {
     try {
       const result = await api('POST', '/v1/audit/verify')
       replace(verified, result.ok
-        ? `Chain intact: ${result.count} records; last hash ${result.last_hash ?? '(none)'}.`
-        : `Chain broken at record ${result.seq}: ${result.problem} (${result.count} records verified before it). ${result.message ?? ''}`)
+        ? `Every chain intact: ${result.count} records in ${result.chains.length} chain${result.chains.length === 1 ? '' : 's'}${result.chains.map((/** @type {{ instance: string, count: number, last_hash: string }} */ c) => `; ${chainName(c.instance)}: ${c.count} records, last hash ${c.last_hash}`).join('')}.`
+        : `Chain of ${chainName(result.instance ?? '')} broken at record ${result.seq}: ${result.problem} (${result.count} records verified before it). ${result.message ?? ''}`)
     } catch (err) {
       replace(verified)
       ctx.fail(err)

@@ -3,6 +3,7 @@ import type { AuditRepo } from '../store/store.ts'
 import { canonicalJson, canonicalPair } from './canonical-json.ts'
 import { auditFacets } from './facets.ts'
 import type { AuditFields, AuditRecord } from './record.ts'
+import type { AuditSpool } from './spool.ts'
 
 /** `prev` of the first record. */
 export const GENESIS_PREV = '0'.repeat(64)
@@ -37,13 +38,41 @@ export class AuditLog {
   #queue: Pending[] = []
   #scheduled = false
   #flushing = false
+  readonly #spool: AuditSpool | undefined
+  readonly #unreachable: (err: unknown) => boolean
 
-  /** `key` = deriveKey(master, 'keyvalet audit v1'); `instance` names the chain (audit/instance.ts). */
-  constructor(repo: AuditRepo, key: Buffer, clock: () => number, instance: string) {
+  /**
+   * `key` = deriveKey(master, 'keyvalet audit v1'); `instance` names the chain (audit/instance.ts).
+   * With a `spool`, a batch the store fails to take because it is `unreachable` is spooled (and
+   * counts as written) while the spool has room; the spool is flushed before the next batch, so the
+   * chain reaches the store in order.
+   */
+  constructor(repo: AuditRepo, key: Buffer, clock: () => number, instance: string, spool?: { readonly spool: AuditSpool; readonly unreachable: (err: unknown) => boolean }) {
     this.#repo = repo
     this.#key = createSecretKey(key) // a KeyObject: Node re-validates raw key buffers on every call
     this.#clock = clock
     this.#instance = instance
+    this.#spool = spool?.spool
+    this.#unreachable = spool?.unreachable ?? (() => false)
+  }
+
+  /** Spooled records waiting for the store. */
+  get spooled(): number {
+    return this.#spool?.pending ?? 0
+  }
+
+  /** Tries to move the spooled records into the store now, unless a commit is under way (which does it first anyway). */
+  async flushSpool(): Promise<void> {
+    if (this.spooled === 0 || this.#flushing || this.#scheduled) return
+    this.#flushing = true
+    try {
+      await this.#spool?.flushInto(this.#repo)
+    } catch {
+      // Still unreachable: the next commit or the next try goes on.
+    } finally {
+      this.#flushing = false
+      this.#schedule()
+    }
   }
 
   get instance(): string {
@@ -80,10 +109,7 @@ export class AuditLog {
   async #commit(batch: Pending[]): Promise<void> {
     const records: AuditRecord[] = []
     try {
-      if (this.#end === undefined) {
-        const last = await this.#repo.chainLast(this.#instance)
-        this.#end = last === undefined ? { seq: 0, hash: GENESIS_PREV } : { seq: last.chainSeq, hash: last.hash }
-      }
+      this.#end ??= await this.#chainEnd()
       let prev = this.#end
       const rows = batch.map(({ fields }) => {
         const { record, line } = this.#build(fields, prev)
@@ -91,7 +117,12 @@ export class AuditLog {
         prev = { seq: record.seq, hash: record.hash }
         return { instance: this.#instance, chainSeq: record.seq, hash: record.hash, line, facets: auditFacets(record) }
       })
-      await this.#repo.append(rows)
+      try {
+        await this.#spool?.flushInto(this.#repo)
+        await this.#repo.append(rows)
+      } catch (err) {
+        if (!this.#unreachable(err) || this.#spool?.add(rows) !== true) throw err
+      }
       this.#end = prev
     } catch (err) {
       this.#end = undefined
@@ -103,6 +134,12 @@ export class AuditLog {
       if (record === undefined) p.reject(new Error('audit batch lost a record'))
       else p.resolve(record)
     })
+  }
+
+  /** Where the chain ends: its last spooled row (spooled rows come after all it has in the store), else its last row in the store. */
+  async #chainEnd(): Promise<{ seq: number; hash: string }> {
+    const last = this.#spool?.lastOf(this.#instance) ?? (await this.#repo.chainLast(this.#instance))
+    return last === undefined ? { seq: 0, hash: GENESIS_PREV } : { seq: last.chainSeq, hash: last.hash }
   }
 
   /** The record and its line: canonical JSON is written once, hashed without `hash`, stored with it. */

@@ -6,6 +6,7 @@ import { Admission } from './admission.ts'
 import type { HealthChange } from './audit-health.ts'
 import { newInstanceId } from './instance.ts'
 import type { AuditFields } from './record.ts'
+import type { SpoolOptions } from './spool.ts'
 
 export interface WriterOptions {
   /** The store the records go to (the thread opens its own connection to it): Runtime.storeLocation. */
@@ -22,6 +23,8 @@ export interface WriterOptions {
   readonly configVersion?: () => string
   /** The chain this writer appends to (audit/instance.ts); default: a new instance id. */
   readonly instance?: string
+  /** A PostgreSQL store: where records go while the server is unreachable (AuditSpool); none: such a commit fails. */
+  readonly spool?: SpoolOptions
 }
 
 /** What the thread is started with. */

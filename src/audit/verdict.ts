@@ -1,5 +1,5 @@
 import type { OpenStream } from './streams.ts'
-import type { AuditVerification } from './verify.ts'
+import { chainName, type AuditVerification } from './verify.ts'
 
 /** What `audit verify` (and `db status`) print: the chains with their counts and last hashes, or where the log breaks. */
 export function verdictText(result: AuditVerification): string {
@@ -10,10 +10,6 @@ export function verdictText(result: AuditVerification): string {
   return `ok: ${result.count} records in ${result.chains.length} chain${result.chains.length === 1 ? '' : 's'}, every chain intact${chains.join('')}`
 }
 
-/** '' is the chain of the records written before each instance had its own. */
-export function chainName(instance: string): string {
-  return instance === '' ? 'the chain from before per-instance chains' : `instance ${instance}`
-}
 
 function openStreams(open: readonly Pick<OpenStream, 'seq' | 'request_id'>[]): string {
   if (open.length === 0) return ''

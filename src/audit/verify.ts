@@ -4,7 +4,6 @@ import { auditHash, GENESIS_PREV } from './audit-log.ts'
 import { canonicalJson } from './canonical-json.ts'
 import type { AuditRecord } from './record.ts'
 import { StreamLedger, type OpenStream } from './streams.ts'
-import { chainName } from './verdict.ts'
 
 export type AuditProblem = 'hash_mismatch' | 'chain_broken' | 'seq_gap' | 'unparseable' | 'stream_unmatched'
 
@@ -93,6 +92,11 @@ async function verifyChain(repo: AuditRepo, key: Buffer, instance: string, pageS
     }
     await pause?.()
   }
+}
+
+/** How a chain is named to an operator: '' is the chain of the records written before each instance had its own. */
+export function chainName(instance: string): string {
+  return instance === '' ? 'the chain from before per-instance chains' : `instance ${instance}`
 }
 
 /** The parsed record, or a description of why the line is not one. */

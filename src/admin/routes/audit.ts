@@ -25,6 +25,7 @@ const SEQ = Type.String({ pattern: '^[0-9]{1,15}$' })
 const RECORD = Type.Object({}, { additionalProperties: true, description: 'An audit record as written (docs/security.md): its fields, seq, time, prev and hash.' })
 const PAGE = Type.Object({
   records: Type.Array(RECORD),
+  cursors: Type.Array(Type.String(), { description: "Each record's place in the whole log, every instance's chain together (a record's own seq is its place in its instance's chain): pass one as `cursor`, or as `after` to the stream, to go on after that record." }),
   next_cursor: Type.Union([Type.String(), Type.Null()], { description: 'Pass as `cursor` (with the same filters and order) for the next page; null on the last.' }),
 })
 const CHAIN = Type.Object({
@@ -75,12 +76,12 @@ export function auditRoutes(deps: AdminDeps) {
         const rows = await deps.store.audit.query(filterOf(filters), { order, limit: limit + 1, ...(cursor === undefined ? {} : { after: Number(cursor) }) })
         const shown = rows.slice(0, limit)
         note({ count: shown.length })
-        return { kind: 'json', body: { records: shown.map((r) => JSON.parse(r.line) as Record<string, unknown>), next_cursor: rows.length > limit ? String(shown.at(-1)?.seq) : null } }
+        return { kind: 'json', body: { records: shown.map((r) => JSON.parse(r.line) as Record<string, unknown>), cursors: shown.map((r) => String(r.seq)), next_cursor: rows.length > limit ? String(shown.at(-1)?.seq) : null } }
       },
     }),
     defineRoute({
       method: 'GET', path: '/v1/audit/stream', roles: ROLES, action: 'audit.stream',
-      summary: 'New audit records as they are committed, as server-sent events (id: seq, event: record, data: the record), with the same filters; after=SEQ resumes. A subscriber that does not keep up gets event: dropped and the stream ends.',
+      summary: 'New audit records as they are committed, as server-sent events (id: the record\'s place in the whole log, event: record, data: the record), with the same filters; after=ID resumes. A subscriber that does not keep up gets event: dropped and the stream ends.',
       query: Type.Object({ ...FILTER, after: Type.Optional(SEQ) }),
       async handle({ query }) {
         const { after, ...filters } = query

@@ -142,11 +142,11 @@ function remotePlace(client: AdminClient, stream: (query: URLSearchParams) => Pr
       throw new OperatorError('the audit stream ended (keyvalet stopped?)')
     },
     async query(filter, page) {
-      const { records } = await client.call('audit.query', {
+      const { records, cursors } = await client.call('audit.query', {
         // The server checks decision against its values: the filter carries what was typed.
         query: { ...filter, order: page.order, limit: page.limit, ...(page.after === undefined ? {} : { cursor: String(page.after) }) } as AdminInput<'audit.query'>['query'],
       })
-      return records.map((record: { seq?: unknown }) => ({ seq: Number(record.seq), line: canonicalJson(record) }))
+      return records.map((record: unknown, i: number) => ({ seq: Number(cursors[i]), line: canonicalJson(record) }))
     },
     async verify() {
       const r = await client.call('audit.verify')

@@ -69,7 +69,7 @@ export function auditPage(main, ctx) {
   async function search(cursor) {
     try {
       const page = await api('GET', withQuery('/v1/audit', { ...filter, limit: 50, cursor }))
-      if (cursor === undefined) newest = page.records[0] === undefined ? undefined : String(page.records[0].seq)
+      if (cursor === undefined) newest = page.cursors[0]
       const shown = el('div', { class: 'scroll' }, el('table', { 'data-testid': 'records' }, el('caption', {}, 'Records, newest first'), headRow(),
         el('tbody', {}, page.records.length === 0 ? el('tr', {}, el('td', { colspan: HEADINGS.length + 1 }, 'None.')) : page.records.map(row))))
       const more = page.next_cursor === null ? null : el('button', { type: 'button', onclick: () => void search(page.next_cursor) }, 'Older records')

@@ -28,6 +28,8 @@ export interface KeyvaletInstance {
   readonly key: string
   readonly configFile: string
   readonly env: NodeJS.ProcessEnv
+  /** With --workers: the worker processes (the primary is `process`). */
+  readonly workerPids: readonly number[]
   /** Set when started with a ForwardSetup. */
   readonly forward: {
     readonly url: string
@@ -91,6 +93,8 @@ export async function startKeyvalet(opts: {
   extraEnv?: NodeJS.ProcessEnv
   /** false: metrics off and no request log lines (configText). Default true, keyvalet's defaults. */
   observability?: boolean
+  /** `keyvalet start --workers N` (N > 1): resolves once every worker listens; their pids in `workerPids`. */
+  workers?: number
 }): Promise<KeyvaletInstance> {
   const { children, repo, dir, forward } = opts
   const configFile = join(dir, 'keyvalet.yaml')
@@ -124,13 +128,15 @@ export async function startKeyvalet(opts: {
     extra = { caPem: `${pem[0]}\n`, key: key2, connectors }
   }
 
-  const proc = children.spawn('keyvalet start', [...opts.nodeFlags, cli, 'start', '--config', configFile], { cwd: repo, env: { ...env, ...opts.extraEnv } })
+  const workers = opts.workers ?? 1
+  const proc = children.spawn('keyvalet start', [...opts.nodeFlags, cli, 'start', '--config', configFile, ...(workers > 1 ? ['--workers', String(workers)] : [])], { cwd: repo, env: { ...env, ...opts.extraEnv } })
   const m = await proc.waitForStdout(/gateway listening on (http:\/\/127\.0\.0\.1:\d+)/, 30_000)
+  const workerPids = workers > 1 ? String((await proc.waitForStdout(/workers listening \(pids ([\d, ]+)\)/, 60_000))[1]).split(', ').map(Number) : []
   let fwd: KeyvaletInstance['forward']
   if (extra !== undefined) {
     const f = await proc.waitForStdout(/forward proxy listening on (http:\/\/127\.0\.0\.1:\d+)/, 10_000)
       .catch((err: unknown) => { throw new Error(`keyvalet start printed no "forward proxy listening on http://…" line (${err instanceof Error ? err.message : String(err)}); stdout:\n${proc.stdout.slice(-1000)}`) })
     fwd = { url: f[1] as string, ...extra }
   }
-  return { process: proc, url: m[1] as string, key, configFile, env, forward: fwd }
+  return { process: proc, url: m[1] as string, key, configFile, env, forward: fwd, workerPids }
 }

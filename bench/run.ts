@@ -14,6 +14,11 @@
  *   BENCH_PHASES       comma list of policy,budget,mcp,closed,observe,fixed,think,forward,mint,sse,upload (default all; e.g. closed with BENCH_PROFILE=1)
  *   BENCH_OBSERVE_ROUNDS  rounds of the observe phase (default 3)
  *
+ * Phase workers: a keyvalet of its own with `start --workers 1` (one process) and then 2, the
+ * closed loop of phase closed against each; throughput, the ratio to 1 worker, and the CPU of
+ * every process (load generator, upstream, primary, each worker), since on a 2-core machine they
+ * all share the cores; the machine's load average before and after.
+ *
  * Phase observe measures what metrics and the per-request log line cost: a second keyvalet with
  * `metrics.enabled: false` and `log.level: error` beside the main one (keyvalet's defaults: both
  * on), the same closed loop against each in alternation, and keyvalet's CPU µs per request of
@@ -30,7 +35,7 @@
  */
 
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs'
-import { cpus, platform, arch, tmpdir, totalmem } from 'node:os'
+import { cpus, loadavg, platform, arch, tmpdir, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Agent, ProxyAgent, request } from 'undici'
@@ -66,7 +71,7 @@ const SKIP_UPLOAD = process.env.BENCH_SKIP_UPLOAD === '1'
 const UPLOAD_BYTES = Math.round(envNumber('BENCH_UPLOAD_MIB', 1024) * 1024 * 1024)
 const PROFILE = process.env.BENCH_PROFILE === '1'
 const POLICY_ITERATIONS = Math.round(envNumber('BENCH_POLICY_ITERATIONS', 200_000))
-const ALL_PHASES = ['policy', 'budget', 'mcp', 'closed', 'observe', 'fixed', 'think', 'forward', 'mint', 'sse', 'upload'] as const
+const ALL_PHASES = ['policy', 'budget', 'mcp', 'closed', 'observe', 'workers', 'fixed', 'think', 'forward', 'mint', 'sse', 'upload'] as const
 const OBSERVE_ROUNDS = Math.round(envNumber('BENCH_OBSERVE_ROUNDS', 3))
 const PHASES: ReadonlySet<string> = new Set((process.env.BENCH_PHASES ?? ALL_PHASES.join(',')).split(',').map((x) => x.trim()).filter((x) => x !== ''))
 for (const ph of PHASES) if (!(ALL_PHASES as readonly string[]).includes(ph)) throw new Error(`BENCH_PHASES: unknown phase ${JSON.stringify(ph)} (known: ${ALL_PHASES.join(', ')})`)
@@ -173,10 +178,10 @@ function openFds(pid: number): number | undefined {
 }
 
 /** One load job in a fresh load-generator process; CPU of the listed processes over the measured window. */
-async function runLoad(job: LoadJob, watch: Record<string, Managed | undefined>, rssOf: Managed | undefined): Promise<LoadRun> {
+async function runLoad(job: LoadJob, watch: Record<string, { readonly pid: number } | undefined>, rssOf: Managed | undefined): Promise<LoadRun> {
   const worker = children.fork(`load ${job.mode} ${job.url}`, join(BENCH, 'load.ts'))
   worker.expectExit()
-  const all: Record<string, Managed> = { loadgen: worker }
+  const all: Record<string, { readonly pid: number }> = { loadgen: worker }
   for (const [k, v] of Object.entries(watch)) if (v !== undefined) all[k] = v
   const sampler = rssOf === undefined ? undefined : new RssSampler(rssOf.pid, 100)
   try {
@@ -515,6 +520,32 @@ async function main(): Promise<number> {
     }
   }
 
+  // 3c. Workers: throughput of one keyvalet process and of two workers (start --workers 2), each fresh.
+  const workerRuns: { workers: number; run: LoadRun; loadBefore: number; loadAfter: number }[] = []
+  if (PHASES.has('workers') && tmp !== undefined) {
+    for (const count of [1, 2]) {
+      const dir = join(tmp, `workers-${count}`)
+      mkdirSync(dir)
+      let kvw: KeyvaletInstance | undefined
+      try {
+        kvw = await startKeyvalet({ children, repo: REPO, dir, upstreamPort: upstream.port, nodeFlags: [], workers: count })
+      } catch (err) {
+        broken.push(`keyvalet with ${count} workers did not start: ${err instanceof Error ? err.message : String(err)}`)
+        continue
+      }
+      await new Promise((r) => setTimeout(r, 500))
+      log(`workers: keyvalet with ${count} worker${count === 1 ? '' : 's'}, ${CONNECTIONS} connections, ${WARMUP_S} s warm-up + ${DURATION_S} s`)
+      const loadBefore = loadavg()[0] ?? 0
+      const watch: Record<string, { pid: number }> = { upstream: upstream.proc, primary: kvw.process }
+      kvw.workerPids.forEach((pid, i) => { watch[`worker ${i + 1}`] = { pid } })
+      const run = await runLoad({ mode: 'closed', url: `${kvw.url}/echo${PATH}`, headers: { authorization: `Bearer ${kvw.key}` }, connections: CONNECTIONS, durationS: DURATION_S, warmupS: WARMUP_S }, watch, undefined)
+      checkLoad('keyvalet', `${count} workers`, run.result)
+      workerRuns.push({ workers: count, run, loadBefore, loadAfter: loadavg()[0] ?? 0 })
+      const exit = await kvw.process.stop(20_000)
+      if (exit.killed || exit.code !== 0) broken.push(`keyvalet with ${count} workers did not stop cleanly (code ${exit.code}, signal ${exit.signal})`)
+    }
+  }
+
   // 4. Fixed low load, ~1,000 requests/s: paced open loop, then autocannon overallRate.
   const paced = new Map<TargetName, LoadRun>()
   const rated = new Map<TargetName, LoadRun>()
@@ -797,6 +828,16 @@ async function main(): Promise<number> {
     p(`  on:  ${observe.on.map((x) => f(x, 1)).join(', ')} µs → ${f(on, 1)} µs`)
     p(`  off: ${observe.off.map((x) => f(x, 1)).join(', ')} µs → ${f(off, 1)} µs`)
     p(`  on/off: ${f(ratio(on, off), 3)}× (goal ≤ 1.05×)`)
+    p()
+  }
+  if (PHASES.has('workers')) {
+    const one = workerRuns.find((w) => w.workers === 1)?.run.result.rps
+    p(`1c. Workers: keyvalet start (1 process) and start --workers 2 (node:cluster: a primary that accepts and hands connections out, two workers), the closed loop of 1. (${CONNECTIONS} connections);`)
+    p(`    on this ${cpus().length}-core machine the load generator, the upstream and keyvalet's processes share the cores: their CPU (100 % = one core) says who used them`)
+    p(table(['keyvalet', 'req/s', 'vs 1 worker', 'p50 ms', 'p99 ms', 'CPU by process', 'load avg before/after'], workerRuns.map(({ workers, run, loadBefore, loadAfter }) => [
+      workers === 1 ? '1 process' : `${workers} workers`, int(run.result.rps), `${f(ratio(run.result.rps, one), 2)}×`, f(run.result.latency.p50, 3), f(run.result.latency.p99, 3),
+      Object.entries(run.cpuPct).map(([k, v]) => `${k} ${int(v)} %`).join(', '), `${f(loadBefore, 1)} / ${f(loadAfter, 1)}`,
+    ])))
     p()
   }
   const fixedTable = (runs: Map<TargetName, LoadRun>): string => {

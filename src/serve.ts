@@ -1,3 +1,5 @@
+import { join } from 'node:path'
+import { hostname } from 'node:os'
 import { createAdminServer } from './admin/server.ts'
 import type { ThrottleOptions } from './admin/throttle.ts'
 import { AdminTokens } from './admin/tokens.ts'
@@ -56,8 +58,10 @@ export async function serve(runtime: Runtime, opts: ServeOptions): Promise<Servi
     const audit = await AuditWriter.start({
       store: runtime.storeLocation, key: await runtime.openAuditKey(), reserveBytes: config.auditReserveBytes, log,
       configVersion: () => live?.current.version ?? config.version, ...(metrics === undefined ? {} : { onCommit: metrics.auditCommitted }),
+      ...(runtime.storeLocation.kind === 'postgres' ? { spool: { dir: join(config.dataDir, 'audit-spool'), maxBytes: config.auditSpoolBytes, fsync: config.auditFsync } } : {}),
     })
     closers.push(() => audit.close())
+    log.info('audit chain of this instance', { instance: audit.instance, host: hostname(), pid: process.pid })
     metrics?.requests.connectors(config.policy.connectors.keys())
     const observers = [...(metrics === undefined ? [] : [metrics.requests]), ...(opts.observers ?? [])]
     const proxy = createProxy({ config, sessions: runtime.sessions, vault: runtime.vault, store: runtime.store, audit, log, clock, observers })

@@ -336,3 +336,133 @@ describe('docs/deploy.md', () => {
     assert.equal(pod['spec'].securityContext.seccompProfile.type, 'RuntimeDefault')
   })
 })
+
+describe('deploy/compose.postgres.yaml (with compose.yaml): PostgreSQL and two keyvalet replicas', () => {
+  const base = compose()
+  const fleet = parse(read('deploy', 'compose.postgres.yaml')) as Obj
+  const services = fleet['services'] as Obj
+  const fleetConfig = parse(read('deploy', 'keyvalet.postgres.yaml')) as Obj
+  const mountsOf = (s: Obj): Obj[] => s['volumes'] as Obj[]
+  const mountAt = (s: Obj, target: string): Obj | undefined => mountsOf(s).find((m) => m['target'] === target)
+
+  it('adds a PostgreSQL server without a network, a one-shot migrate as the owner, then two keyvalet replicas as the runtime role', () => {
+    assert.deepEqual(Object.keys(services).sort(), ['keyvalet', 'migrate', 'postgres'])
+    assert.equal(services['keyvalet'].deploy.replicas, 2)
+    assert.equal(services['postgres']['network_mode'], 'none')
+    assert.equal(services['migrate']['network_mode'], 'none')
+    assert.deepEqual(services['migrate'].depends_on, { postgres: { condition: 'service_healthy' } })
+    assert.deepEqual(services['keyvalet'].depends_on, { migrate: { condition: 'service_completed_successfully' } })
+    assert.equal(services['migrate'].restart, 'no')
+    const args = services['migrate'].command as string[]
+    assert.deepEqual(args.slice(0, 2), ['db', 'migrate'])
+    assert.equal(args[args.indexOf('--user') + 1], services['postgres'].environment.POSTGRES_USER)
+    assert.equal(args[args.indexOf('--grant-to') + 1], new URL(fleetConfig.store.url).username, 'the replicas\' role gets the grants')
+    assert.ok(services['postgres'].healthcheck.test.includes('pg_isready'))
+    assert.match(services['postgres'].environment.POSTGRES_INITDB_ARGS, /--auth-local=scram-sha-256/, 'a password on the socket too')
+  })
+
+  it('every secret a service names is defined, each password a file under /run/secrets that its service mounts', () => {
+    const defined = new Set([...Object.keys(base['secrets']), ...Object.keys(fleet['secrets'])])
+    for (const [name, s] of Object.entries(services)) for (const secret of (s as Obj)['secrets'] ?? []) assert.ok(defined.has(secret), `${name}: ${secret}`)
+    const secretFile = (path: string): string => path.replace(/^\/run\/secrets\//, '')
+    assert.ok((services['keyvalet'].secrets as string[]).includes(secretFile(fleetConfig.store.password_file)), 'the replicas read the runtime password')
+    const migrate = services['migrate'].command as string[]
+    assert.ok((services['migrate'].secrets as string[]).includes(secretFile(migrate[migrate.indexOf('--password-file') + 1] as string)))
+    assert.ok((services['postgres'].secrets as string[]).includes(secretFile(services['postgres'].environment.POSTGRES_PASSWORD_FILE)))
+    assert.ok(!(services['keyvalet'].secrets as string[]).includes('keyvalet_db_owner_password'), 'the replicas never hold the owner password')
+    assert.match(read('deploy', 'postgres', 'init-runtime-role.sh'), /\/run\/secrets\/keyvalet_db_runtime_password/)
+  })
+
+  it('keyvalet reaches the server by its socket, shared through one volume, and mounts the fleet config in place of the single-host one', () => {
+    const socket = new URL(fleetConfig.store.url).searchParams.get('host')
+    assert.ok(socket !== null)
+    for (const name of ['postgres', 'migrate', 'keyvalet']) assert.equal(mountAt(services[name], socket)?.source, 'keyvalet-pg-socket', name)
+    for (const name of ['migrate', 'keyvalet']) assert.equal(mountAt(services[name], '/etc/keyvalet/keyvalet.yaml')?.source, './keyvalet.postgres.yaml', name)
+    // Volumes merge by target: the base file's data volume is replaced, not shared with the single-host keyvalet.
+    assert.equal(mountAt(services['keyvalet'], '/var/lib/keyvalet')?.source, 'keyvalet-fleet-data')
+    assert.ok(mountAt(base['services'].keyvalet, '/var/lib/keyvalet') !== undefined)
+  })
+
+  it("keyvalet.postgres.yaml loads with keyvalet's parser and is keyvalet.docker.yaml with a store", () => {
+    const config = parseConfig(read('deploy', 'keyvalet.postgres.yaml'), join(deploy, 'keyvalet.postgres.yaml'))
+    assert.deepEqual(config.warnings, [])
+    assert.equal(config.store.kind, 'postgres')
+    const { store: _store, ...rest } = fleetConfig
+    assert.deepEqual(rest, parse(read('deploy', 'keyvalet.docker.yaml')))
+  })
+})
+
+describe('deploy/kubernetes/keyvalet-postgres.yaml: three replicas on PostgreSQL', () => {
+  const objects = k8sDocs('keyvalet-postgres.yaml')
+  const one = (kind: string, name?: string): Obj => {
+    const found = objects.filter((o) => o['kind'] === kind && (name === undefined || o['metadata'].name === name))
+    assert.equal(found.length, 1, `${kind} ${name ?? ''}`)
+    return found[0] as Obj
+  }
+  const deployment = one('Deployment')
+  const pod = deployment['spec'].template.spec as Obj
+  const container = (pod['containers'] as Obj[])[0] as Obj
+  const secretExample = k8sDocs('keyvalet-db-secret.example.yaml')[0] as Obj
+
+  it('runs 3 replicas, rolled out one more at a time, ready on /readyz asked from inside the container', () => {
+    assert.equal(deployment['spec'].replicas, 3)
+    assert.deepEqual(deployment['spec'].strategy, { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } })
+    const probe = (p: Obj): string => (p['exec'].command as string[]).join(' ')
+    assert.match(probe(container['readinessProbe']), new RegExp(`http://127\\.0\\.0\\.1:${ADMIN_PORT}/readyz`))
+    assert.match(probe(container['startupProbe']), /\/readyz/)
+    assert.match(probe(container['livenessProbe']), /\/healthz/)
+    assert.deepEqual(container['args'], ['start', '--config', '/etc/keyvalet/keyvalet.yaml'])
+  })
+
+  it('keeps the hardening of the single-replica Deployment', () => {
+    const single = k8sDocs('keyvalet.yaml').find((o) => o['kind'] === 'Deployment') as Obj
+    const singlePod = single['spec'].template.spec as Obj
+    assert.deepEqual(pod['securityContext'], singlePod['securityContext'])
+    assert.deepEqual(container['securityContext'], (singlePod['containers'] as Obj[])[0]?.['securityContext'])
+    assert.equal(pod['automountServiceAccountToken'], false)
+  })
+
+  it('has a PodDisruptionBudget whose selector matches the pods, leaving at least one replica to lose', () => {
+    const pdb = one('PodDisruptionBudget')
+    const labels = deployment['spec'].template.metadata.labels as Obj
+    for (const [k, v] of Object.entries(pdb['spec'].selector.matchLabels as Obj)) assert.equal(labels[k], v, k)
+    assert.deepEqual(deployment['spec'].selector.matchLabels, pdb['spec'].selector.matchLabels)
+    assert.ok(pdb['spec'].minAvailable >= 1 && pdb['spec'].minAvailable < deployment['spec'].replicas)
+    assert.deepEqual(one('Service')['spec'].selector, deployment['spec'].selector.matchLabels)
+  })
+
+  it('every Secret and ConfigMap it references resolves: the database Secret\'s keys, the config\'s password and CA files under its mounts', () => {
+    const dbKeys = new Set(Object.keys(secretExample['stringData'] as Obj))
+    assert.equal(secretExample['metadata'].name, 'keyvalet-db')
+    const job = one('Job')
+    for (const spec of [pod, job['spec'].template.spec as Obj]) {
+      for (const volume of spec['volumes'] as Obj[]) {
+        if (volume['configMap'] !== undefined) one('ConfigMap', volume['configMap'].name)
+        if (volume['secret']?.secretName === 'keyvalet-db') for (const item of volume['secret'].items as Obj[]) assert.ok(dbKeys.has(item['key']), item['key'])
+        else if (volume['secret'] !== undefined) assert.equal(volume['secret'].secretName, 'keyvalet-master-key', 'the master key Secret, as keyvalet.yaml uses it')
+      }
+    }
+    const fileIn = (spec: Obj, c: Obj, path: string): boolean => (c['volumeMounts'] as Obj[]).some((m) => {
+      if (!path.startsWith(`${m['mountPath']}/`)) return false
+      const volume = (spec['volumes'] as Obj[]).find((v) => v['name'] === m['name'])
+      return (volume?.['secret']?.items as Obj[] | undefined)?.some((i) => i['path'] === path.slice(m['mountPath'].length + 1)) === true
+    })
+    const config = parse(one('ConfigMap', 'keyvalet-fleet-config')['data']['keyvalet.yaml']) as Obj
+    assert.ok(fileIn(pod, container, config.store.password_file), 'the runtime password')
+    assert.ok(fileIn(pod, container, config.store.tls.ca_file), 'the server CA')
+    const migrate = (job['spec'].template.spec.containers as Obj[])[0] as Obj
+    const args = migrate['args'] as string[]
+    assert.ok(fileIn(job['spec'].template.spec as Obj, migrate, args[args.indexOf('--password-file') + 1] as string), 'the owner password, for the Job only')
+    assert.ok(!JSON.stringify(pod['volumes']).includes('owner-password'), 'the replicas never mount the owner password')
+    assert.equal(args[args.indexOf('--grant-to') + 1], new URL(config.store.url).username)
+    const { store: _store, ...rest } = config
+    assert.deepEqual(rest, parse(read('deploy', 'keyvalet.docker.yaml')), 'the rest as deploy/keyvalet.docker.yaml')
+  })
+
+  it('lets the pods reach PostgreSQL on 5432 only, in the restricted namespace', () => {
+    const egress = one('NetworkPolicy', 'keyvalet-egress-postgres')
+    assert.deepEqual(egress['spec'].podSelector.matchLabels, deployment['spec'].selector.matchLabels)
+    assert.deepEqual((egress['spec'].egress as Obj[]).flatMap((r) => (r['ports'] as Obj[]).map((p) => p['port'])), [5432])
+    for (const o of objects) assert.equal(o['metadata'].namespace, KEYVALET_NS, `${o['kind']} ${o['metadata'].name}`)
+  })
+})

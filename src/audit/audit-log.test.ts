@@ -14,6 +14,7 @@ import { verifyAudit } from './verify.ts'
 const root = mkdtempSync(join(tmpdir(), 'keyvalet-audit-'))
 after(() => rmSync(root, { recursive: true, force: true }))
 let n = 0
+const INSTANCE = 'ins_00000000000000a1'
 
 function fields(i: number, extra: Partial<AuditFields> = {}): AuditFields {
   return {
@@ -36,7 +37,7 @@ describe('AuditLog and verifyAudit', () => {
     store = SqliteStore.open(path)
     key = randomBytes(32)
     now = Date.UTC(2025, 0, 2, 3, 4, 5, 678)
-    log = new AuditLog(store.audit, key, () => now++)
+    log = new AuditLog(store.audit, key, () => now++, INSTANCE)
   })
   afterEach(() => store.close())
 
@@ -62,9 +63,10 @@ describe('AuditLog and verifyAudit', () => {
     assert.deepEqual(verdict.ok && verdict.count, 100)
   })
 
-  it('builds a chain: seq, time, prev, keyed hash, canonical line', async () => {
+  it('builds a chain: instance, seq, time, prev, keyed hash, canonical line', async () => {
     const [first, second] = await writeChain(2)
     assert.ok(first && second)
+    assert.equal(first.instance, INSTANCE)
     assert.equal(first.seq, 1)
     assert.equal(first.prev, GENESIS_PREV)
     assert.equal(first.time, '2025-01-02T03:04:05.678Z')
@@ -87,9 +89,10 @@ describe('AuditLog and verifyAudit', () => {
 
   it('fields cannot override the chain position', async () => {
     await writeChain(1)
-    const sneaky = { ...fields(2), seq: 99, prev: 'f'.repeat(64) } as unknown as AuditFields
+    const sneaky = { ...fields(2), seq: 99, prev: 'f'.repeat(64), instance: 'ins_ffffffffffffffff' } as unknown as AuditFields
     const record = await log.append(sneaky)
     assert.equal(record.seq, 2)
+    assert.equal(record.instance, INSTANCE)
     assert.notEqual(record.prev, 'f'.repeat(64))
   })
 
@@ -97,13 +100,13 @@ describe('AuditLog and verifyAudit', () => {
     const records = await writeChain(25)
     for (const pageSize of [1, 7, 25, 1000]) {
       assert.deepEqual(await verifyAudit(store.audit, key, { pageSize }), {
-        ok: true, count: 25, lastHash: records.at(-1)?.hash, open: [],
+        ok: true, count: 25, chains: [{ instance: INSTANCE, count: 25, lastHash: records.at(-1)?.hash, open: [] }],
       })
     }
   })
 
-  it('an empty log verifies with count 0', async () => {
-    assert.deepEqual(await verifyAudit(store.audit, key), { ok: true, count: 0, lastHash: GENESIS_PREV, open: [] })
+  it('an empty log verifies with count 0 and no chain', async () => {
+    assert.deepEqual(await verifyAudit(store.audit, key), { ok: true, count: 0, chains: [] })
   })
 
   it('an edited field is hash_mismatch at that seq', async () => {
@@ -139,7 +142,7 @@ describe('AuditLog and verifyAudit', () => {
     await writeChain(3)
     // Same key, other database: record 2 of a different history.
     const other = SqliteStore.open(join(root, `other${++n}`, 'keyvalet.db'))
-    const otherLog = new AuditLog(other.audit, key, () => 0)
+    const otherLog = new AuditLog(other.audit, key, () => 0, INSTANCE)
     await otherLog.append(fields(100))
     await otherLog.append(fields(101))
     const foreign = (await other.audit.read(1, 1))[0]
@@ -182,7 +185,7 @@ describe('AuditLog and verifyAudit', () => {
     const verdict = await verifyAudit(store.audit, key)
     assert.ok(verdict.ok)
     assert.equal(verdict.count, 4)
-    assert.deepEqual(verdict.open, [{ seq: open2.seq, request_id: 'req_2' }])
+    assert.deepEqual(verdict.chains[0]?.open, [{ seq: open2.seq, request_id: 'req_2' }])
   })
 
   it('a closing record that names no open stream of its request is stream_unmatched', async () => {
@@ -195,16 +198,56 @@ describe('AuditLog and verifyAudit', () => {
       store.close()
       path = join(root, `a${++n}`, 'keyvalet.db')
       store = SqliteStore.open(path)
-      log = new AuditLog(store.audit, key, () => now++)
+      log = new AuditLog(store.audit, key, () => now++, INSTANCE)
       await write()
       const verdict = await verifyAudit(store.audit, key)
       assert.equal(verdict.ok ? 'ok' : verdict.problem, 'stream_unmatched', label)
     }
   })
 
+  it('a record moved into another instance\'s chain is hash_mismatch, naming that chain', async () => {
+    await writeChain(3)
+    const other = new AuditLog(store.audit, key, () => now++, 'ins_00000000000000b2')
+    await other.append(fields(10))
+    await other.append(fields(11))
+    tamper((db) => db.exec(`UPDATE audit SET instance = 'ins_00000000000000b2', chain_seq = 3 WHERE instance = '${INSTANCE}' AND chain_seq = 3`))
+    const result = await verifyAudit(store.audit, key)
+    assert.deepEqual(result.ok ? undefined : [result.instance, result.problem, result.seq], ['ins_00000000000000b2', 'hash_mismatch', 3])
+    assert.match(result.ok ? '' : result.message, /instance ins_00000000000000b2: record 3 holds a record written as seq 3 of instance ins_00000000000000a1/)
+  })
+
+  it('a log written before per-instance chains (records without an instance) verifies as the chain \'\', beside new chains', async () => {
+    let prev = GENESIS_PREV
+    const legacy = Array.from({ length: 3 }, (_, i) => {
+      const body = { ...fields(i + 1), seq: i + 1, time: new Date(now++).toISOString(), prev }
+      const hash = auditHash(key, body)
+      prev = hash
+      return { instance: '', chainSeq: i + 1, hash, line: canonicalJson({ ...body, hash }) }
+    })
+    await store.audit.append(legacy)
+    await writeChain(2)
+    const verdict = await verifyAudit(store.audit, key)
+    assert.deepEqual(verdict.ok && verdict.chains.map((c) => [c.instance, c.count]), [['', 3], [INSTANCE, 2]])
+    tamper((db) => db.exec(`UPDATE audit SET line = replace(line, '"user":"u"', '"user":"v"') WHERE instance = '' AND chain_seq = 2`))
+    const broken = await verifyAudit(store.audit, key)
+    assert.deepEqual(broken.ok ? undefined : [broken.instance, broken.seq, broken.problem], ['', 2, 'hash_mismatch'])
+  })
+
+  it('after a failed commit the chain goes on from what the store holds', async () => {
+    await writeChain(2)
+    // Another writer took place 3 of this chain (as a commit whose answer was lost would have).
+    const [first, second] = await store.audit.readChain(INSTANCE, 0, 2)
+    assert.ok(first && second)
+    const stolen = await new AuditLog(store.audit, key, () => now++, INSTANCE).append(fields(3))
+    await assert.rejects(log.append(fields(4)), /expected 4, got 3|UNIQUE/)
+    const next = await log.append(fields(5))
+    assert.deepEqual([next.seq, next.prev], [4, stolen.hash])
+    assert.equal((await verifyAudit(store.audit, key)).ok, true)
+  })
+
   it('truncating the newest records still verifies, with a smaller count (documented limit)', async () => {
     const records = await writeChain(5)
     tamper((db) => db.exec('DELETE FROM audit WHERE seq > 3'))
-    assert.deepEqual(await verifyAudit(store.audit, key), { ok: true, count: 3, lastHash: records[2]?.hash, open: [] })
+    assert.deepEqual(await verifyAudit(store.audit, key), { ok: true, count: 3, chains: [{ instance: INSTANCE, count: 3, lastHash: records[2]?.hash, open: [] }] })
   })
 })

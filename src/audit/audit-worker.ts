@@ -12,13 +12,19 @@ import { AuditHealth } from './audit-health.ts'
 import { AuditLog } from './audit-log.ts'
 import type { AuditFields } from './record.ts'
 import { AuditReserve } from './reserve.ts'
+import { AuditSpool } from './spool.ts'
+import { isServerUnreachable } from '../store/postgres/unreachable.ts'
 import type { WorkerReply, WorkerRequest, WorkerOptions } from './audit-writer.ts'
 
 const port = parentPort
 if (port === null) throw new Error('audit-worker.ts must run as a worker thread')
 const options = workerData as WorkerOptions
 const store = await openStore(options.store)
-const log = new AuditLog(store.audit, Buffer.from(options.key), Date.now)
+const spool = options.spool === undefined ? undefined : { spool: AuditSpool.open(options.spool), unreachable: isServerUnreachable }
+const log = new AuditLog(store.audit, Buffer.from(options.key), Date.now, options.instance, spool)
+// Spooled records (this process's, or left by one that stopped) go into the store as soon as it answers.
+const spoolTimer = setInterval(() => void log.flushSpool(), 500)
+void log.flushSpool()
 const health = new AuditHealth({
   admission: new Admission(options.admission),
   // Disk space is held beside a SQLite audit file; a PostgreSQL server's disk is its operator's to watch.
@@ -53,6 +59,7 @@ async function commitOwed(batch: readonly AuditFields[]): Promise<PromiseSettled
 port.on('message', (message: WorkerRequest) => {
   if (message.type === 'close') {
     clearInterval(timer)
+    clearInterval(spoolTimer)
     void health.settled().then(() => store.close()).then(() => port.close())
     return
   }

@@ -4,7 +4,9 @@ import type { Logger } from '../log.ts'
 import type { StoreLocation } from '../store/location.ts'
 import { Admission } from './admission.ts'
 import type { HealthChange } from './audit-health.ts'
+import { newInstanceId } from './instance.ts'
 import type { AuditFields } from './record.ts'
+import type { SpoolOptions } from './spool.ts'
 
 export interface WriterOptions {
   /** The store the records go to (the thread opens its own connection to it): Runtime.storeLocation. */
@@ -19,11 +21,16 @@ export interface WriterOptions {
   readonly onCommit?: (seconds: number) => void
   /** The version of the configuration in force, for a record that does not name the one it was decided under. */
   readonly configVersion?: () => string
+  /** The chain this writer appends to (audit/instance.ts); default: a new instance id. */
+  readonly instance?: string
+  /** A PostgreSQL store: where records go while the server is unreachable (AuditSpool); none: such a commit fails. */
+  readonly spool?: SpoolOptions
 }
 
 /** What the thread is started with. */
-export interface WorkerOptions extends Omit<WriterOptions, 'log' | 'onCommit' | 'configVersion'> {
+export interface WorkerOptions extends Omit<WriterOptions, 'log' | 'onCommit' | 'configVersion' | 'instance'> {
   readonly admission: SharedArrayBuffer
+  readonly instance: string
 }
 
 export type WorkerRequest = { readonly type: 'append'; readonly id: number; readonly batch: AuditFields[] } | { readonly type: 'close' }
@@ -57,9 +64,12 @@ export class AuditWriter {
   #failure: Error | undefined
   readonly #configVersion: (() => string) | undefined
   readonly #committed = new Set<() => void>()
+  /** The instance whose chain this writer appends to. */
+  readonly instance: string
 
-  private constructor(worker: Worker, admission: Admission, log: Logger | undefined, onCommit: ((seconds: number) => void) | undefined, configVersion: (() => string) | undefined) {
+  private constructor(worker: Worker, instance: string, admission: Admission, log: Logger | undefined, onCommit: ((seconds: number) => void) | undefined, configVersion: (() => string) | undefined) {
     this.#worker = worker
+    this.instance = instance
     this.#admission = admission
     this.#configVersion = configVersion
     worker.on('message', (reply: WorkerReply) => {
@@ -83,9 +93,9 @@ export class AuditWriter {
   }
 
   static async start(options: WriterOptions): Promise<AuditWriter> {
-    const { log, onCommit, configVersion, ...rest } = options
+    const { log, onCommit, configVersion, instance = newInstanceId(), ...rest } = options
     const admission = Admission.create()
-    const worker = new Worker(new URL('./audit-worker.ts', import.meta.url), { workerData: { ...rest, admission: admission.buffer } satisfies WorkerOptions })
+    const worker = new Worker(new URL('./audit-worker.ts', import.meta.url), { workerData: { ...rest, instance, admission: admission.buffer } satisfies WorkerOptions })
     await new Promise<void>((resolve, reject) => {
       const onMessage = (reply: WorkerReply): void => {
         if (reply.type === 'health') reportHealth(log, reply.change)
@@ -95,7 +105,7 @@ export class AuditWriter {
       }
       worker.on('message', onMessage).once('error', reject)
     })
-    return new AuditWriter(worker, admission, log, onCommit, configVersion)
+    return new AuditWriter(worker, instance, admission, log, onCommit, configVersion)
   }
 
   /** Whether a new request may be taken (its record is promised); a refused one is counted for the outage record. */

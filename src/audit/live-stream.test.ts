@@ -6,7 +6,6 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { SqliteStore } from '../store/sqlite-store.ts'
-import type { AuditRow } from '../store/store.ts'
 import { pipeLiveStream } from './live-stream.ts'
 
 test('a subscriber that stops reading is dropped with a final event, while appends go on unhindered', async () => {
@@ -33,10 +32,8 @@ test('a subscriber that stops reading is dropped with a final event, while appen
     const started = Date.now()
     // Bounded: 2,000 records of ~4 KB, far more than the socket and the 256 KiB allowance hold.
     for (let i = 0; i < 2000; i++) {
-      await store.audit.append((last: AuditRow | undefined) => {
-        const seq = (last?.seq ?? 0) + 1
-        return { seq, hash: `h${seq}`, line: JSON.stringify({ seq, padding }), facets: { time: new Date().toISOString(), session: null, agent: 'bot', user: null, workspace: null, task: null, connector: null, decision: 'allow', error: null } }
-      })
+      const seq = i + 1
+      await store.audit.append([{ instance: 'ins_a', chainSeq: seq, hash: `h${seq}`, line: JSON.stringify({ seq, padding }), facets: { time: new Date().toISOString(), session: null, agent: 'bot', user: null, workspace: null, task: null, connector: null, decision: 'allow', error: null } }])
       appended++
       if (i % 100 === 0) for (const l of listeners) l()
     }

@@ -61,7 +61,7 @@ export interface AuditFields {
    * closing record, naming the open record in `opened`, with the outcome.
    */
   readonly phase?: 'open' | 'close'
-  /** On a 'close' record: the seq of the request's 'open' record. */
+  /** On a 'close' record: the seq of the request's 'open' record (in the same instance's chain). */
   readonly opened?: number
   /**
    * Admin API records only (mode 'admin'). `actor`: the admin token that called, by id and name
@@ -91,6 +91,12 @@ export interface McpAuditEntry {
 
 /** As written: the fields plus time and chain position. `hash` covers everything else. */
 export interface AuditRecord extends AuditFields {
+  /**
+   * The keyvalet instance whose chain holds the record (audit/instance.ts). Absent from records
+   * written before each instance had its own chain: they form one chain of their own.
+   */
+  readonly instance?: string
+  /** The record's place in its instance's chain: 1, 2, … */
   readonly seq: number
   readonly time: string
   readonly prev: string

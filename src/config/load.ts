@@ -64,6 +64,8 @@ export interface Config {
   readonly auditFsync: boolean
   /** Disk space held for the audit log (see schema.ts, audit.reserve_bytes). */
   readonly auditReserveBytes: number
+  /** Bytes of audit records spooled locally while a PostgreSQL store is unreachable (see schema.ts, audit.spool_bytes). */
+  readonly auditSpoolBytes: number
   /** When a request in flight gets its open record (see schema.ts, audit.open_after_ms). */
   readonly auditOpenAfterMs: number
   /** The operator log (see schema.ts, log). */
@@ -190,6 +192,7 @@ export function parseConfig(text: string, file: string): Config {
     sessions: { maxTtlMs },
     auditFsync: config.audit.fsync,
     auditReserveBytes: config.audit.reserve_bytes,
+    auditSpoolBytes: config.audit.spool_bytes,
     auditOpenAfterMs: config.audit.open_after_ms,
     log: { level: config.log.level, format: config.log.format },
     metricsEnabled: config.metrics.enabled,

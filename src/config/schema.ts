@@ -78,6 +78,12 @@ const AUDIT = Type.Object({
     description:
       'Disk space held for the audit log: a file of this size beside it (<data_dir>/keyvalet-audit.db.reserve), and at least as much free besides it. With less, keyvalet takes no new request (503 audit_unavailable) until there is room again; the reserve is given up to write the records of the requests already taken. Default 16777216 (16 MiB).',
   })),
+  spool_bytes: Defaulted(Type.Integer({
+    minimum: 65536,
+    default: 67108864,
+    description:
+      'PostgreSQL store only: while the server cannot be reached, audit records go to a local spool (<data_dir>/audit-spool/, fsynced when audit.fsync is true) of at most this many bytes, and into their chains in the server, in order, once it answers again (a spool left by a keyvalet that stopped meanwhile is flushed by the next one to start on this data_dir). Once the spool is full, keyvalet takes no new request (503 audit_unavailable) until the server answers. Default 67108864 (64 MiB).',
+  })),
   open_after_ms: Defaulted(Type.Integer({
     minimum: 1,
     default: 1000,

@@ -6,14 +6,16 @@ import { join } from 'node:path'
 import { after, it } from 'node:test'
 import { copyStore } from './copy.ts'
 import { SqliteStore } from './sqlite-store.ts'
-import type { AuditRow } from './store.ts'
+import type { NewAuditRow } from './store.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'keyvalet-copy-'))
 after(() => rmSync(dir, { recursive: true, force: true }))
 
-function nextRow(last: AuditRow | undefined): AuditRow {
-  const seq = (last?.seq ?? 0) + 1
-  return { seq, hash: `h${seq}`, line: JSON.stringify({ seq, prev: last?.hash ?? null, time: new Date(seq * 1000).toISOString(), agent: seq % 2 === 0 ? 'bot' : 'other', decision: 'allow' }) }
+/** Row `seq` of the log: the legacy chain '' for the first 1000, then instances a and b taking turns. */
+function row(seq: number): NewAuditRow {
+  const instance = seq <= 1000 ? '' : seq % 2 === 0 ? 'ins_a' : 'ins_b'
+  const chainSeq = seq <= 1000 ? seq : Math.ceil((seq - 1000) / 2)
+  return { instance, chainSeq, hash: `h${seq}`, line: JSON.stringify({ seq, time: new Date(seq * 1000).toISOString(), agent: seq % 2 === 0 ? 'bot' : 'other', decision: 'allow' }) }
 }
 
 it('copies secrets, sessions with their key hashes, admin tokens with their digests and the audit rows as they are, into an empty store only', async () => {
@@ -26,7 +28,7 @@ it('copies secrets, sessions with their key hashes, admin tokens with their dige
     await from.sessions.insert(session)
     const adminToken = { id: 'kat_1', digest: createHash('sha256').update('token').digest(), name: 'orchestrator', role: 'operator' as const, createdAt: 4, expiresAt: 8, revokedAt: undefined }
     await from.adminTokens.insert(adminToken)
-    for (let i = 0; i < 2500; i++) await from.audit.append(nextRow) // more than one page
+    for (let i = 1; i <= 2500; i++) await from.audit.append([row(i)]) // more than one page, three chains
     assert.deepEqual(await copyStore(from, to), { secrets: 1, sessions: 1, adminTokens: 1, auditRecords: 2500 })
     assert.deepEqual(await to.secrets.get('gh'), await from.secrets.get('gh'))
     assert.deepEqual(await to.sessions.findByKeyHash(keyHash), session)

@@ -15,9 +15,8 @@ const PAGE = 1000
  * Moves an installation from one store to another, as it is: the secrets' envelopes (still
  * sealed: no master key is needed, and the audit chain's key travels among them), the sessions
  * with their key hashes and revocations, the admin tokens with their digests (callers of the admin
- * API keep their tokens), and the audit rows byte for byte (with the facets a query finds them
- * by, read from each line), so the chain verifies
- * in its new place. The destination must be empty; the source must not be in use (checked at the
+ * API keep their tokens), and the audit rows byte for byte, each in its chain at its place (with
+ * the facets a query finds them by, read from each line), so every chain verifies in its new place. The destination must be empty; the source must not be in use (checked at the
  * end: a source whose audit log grew meanwhile fails the copy). Counters (budgets, rate limits)
  * are not moved: they start again from 0 in the new store.
  */
@@ -38,16 +37,16 @@ export async function copyStore(from: Store, to: Store): Promise<CopyCounts> {
   const adminTokens = await from.adminTokens.listStored()
   for (const token of adminTokens) await to.adminTokens.insert(token)
   let copied = 0
+  let last = 0
   for (;;) {
-    const rows = await from.audit.read(copied, PAGE)
+    const rows = await from.audit.read(last, PAGE)
     if (rows.length === 0) break
-    await to.audit.appendMany((last) => {
-      if ((last?.seq ?? 0) !== copied) throw new OperatorError(`the destination's audit log changed during the copy (at seq ${last?.seq ?? 0}, expected ${copied})`)
-      return rows.map((row) => ({ ...row, facets: facetsOfLine(row.line) }))
-    })
-    copied = rows.at(-1)?.seq ?? copied
+    // In the source's order, each row in its chain at its place (the store numbers them anew).
+    await to.audit.append(rows.map(({ seq: _seq, ...row }) => ({ ...row, facets: facetsOfLine(row.line) })))
+    copied += rows.length
+    last = rows.at(-1)?.seq ?? last
   }
-  if (((await from.audit.last())?.seq ?? 0) !== copied) {
+  if (((await from.audit.last())?.seq ?? 0) !== last) {
     throw new OperatorError('the source was written to during the copy', 'stop every keyvalet using it, then copy again into a new, empty database')
   }
   return { secrets, sessions: sessions.length, adminTokens: adminTokens.length, auditRecords: copied }

@@ -5,7 +5,7 @@ import { storeContract } from '../../test/contract/store.contract.ts'
 import { PostgresStore } from './postgres-store.ts'
 import { connect } from './postgres/connect.ts'
 import { MIGRATIONS } from './postgres/migrations.ts'
-import type { AuditFilter } from './store.ts'
+import type { AuditFilter, AuditRow } from './store.ts'
 
 let server: TestPostgres
 before(async () => {
@@ -20,8 +20,8 @@ describe('PostgresStore migrations', () => {
     const db = await server.database()
     const stores = await Promise.all([1, 2, 3, 4].map(() => PostgresStore.open(db, { max: 1 })))
     try {
-      await stores[0]?.audit.append(() => ({ seq: 1, hash: 'h1', line: '{}' }))
-      assert.equal((await stores[3]?.audit.last())?.seq, 1)
+      await stores[0]?.audit.append([{ instance: 'ins_a', chainSeq: 1, hash: 'h1', line: '{}' }])
+      assert.equal((await stores[3]?.audit.last())?.chainSeq, 1)
     } finally {
       for (const store of stores) await store.close()
     }
@@ -46,7 +46,7 @@ describe('PostgresStore migrations', () => {
     await assert.rejects(PostgresStore.open(db, { max: 1 }), new RegExp(`schema has version ${MIGRATIONS.length + 1}, newer than this keyvalet understands \\(${MIGRATIONS.length}\\)`))
   })
 
-  it('an audit log written before the query columns gets them filled from its lines, and stays append-only', async () => {
+  it('an audit log written before the query columns and chains gets them filled from its lines, and stays append-only', async () => {
     const db = await server.database()
     const record = (seq: number, agent: string | null, decision: string) => JSON.stringify({ seq, time: `2026-01-01T00:00:0${seq}.000Z`, agent, session: 'ses_x', user: 'u', workspace: 'w', task: 't', connector: 'c', decision, error: decision === 'deny' ? 'policy_denied' : null })
     const sql = connect(db, { max: 1 })
@@ -71,6 +71,10 @@ describe('PostgresStore migrations', () => {
       assert.deepEqual(await seqs({ user: 'u' }), [1, 2])
       assert.deepEqual(await seqs({}), [1, 2, 3, 4])
       assert.deepEqual((await store.audit.read(0, 10)).map((r) => r.line), [record(1, 'bot', 'allow'), record(2, 'other', 'deny'), 'not json', '[1]'])
+      // They are the chain '' (from before per-instance chains), each at its old place in it; new rows are numbered after them.
+      assert.deepEqual((await store.audit.readChain('', 0, 10)).map((r) => [r.seq, r.instance, r.chainSeq]), [[1, '', 1], [2, '', 2], [3, '', 3], [4, '', 4]])
+      const [next] = await store.audit.append([{ instance: 'ins_a', chainSeq: 1, hash: 'x', line: '{}' }])
+      assert.equal(next?.seq, 5)
     } finally {
       await store.close()
     }
@@ -85,7 +89,7 @@ describe('PostgresStore migrations', () => {
   it('keeps the audit log append-only even for its owner', async () => {
     const db = await server.database()
     const store = await PostgresStore.open(db, { max: 1 })
-    await store.audit.append(() => ({ seq: 1, hash: 'h1', line: '{}' }))
+    await store.audit.append([{ instance: 'ins_a', chainSeq: 1, hash: 'h1', line: '{}' }])
     await store.close()
     const sql = connect(db, { max: 1 })
     try {
@@ -111,18 +115,24 @@ describe('PostgresStore migrations', () => {
     }
   })
 
-  it('concurrent appenders never fork the chain', async () => {
+  it('concurrent appenders each append their own chain, without waiting for each other; none forks', async () => {
     const db = await server.database()
     const stores = await Promise.all([1, 2, 3].map(() => PostgresStore.open(db, { max: 3 })))
     try {
-      const appends = stores.flatMap((store) => Array.from({ length: 20 }, () => store.audit.append((last) => {
-        const seq = (last?.seq ?? 0) + 1
-        return { seq, hash: `h${seq}`, line: JSON.stringify({ prev: last?.hash ?? null }) }
-      })))
-      await Promise.all(appends)
-      const rows = await stores[0]?.audit.read(0, 100) ?? []
-      assert.deepEqual(rows.map((r) => r.seq), Array.from({ length: 60 }, (_, i) => i + 1))
-      rows.forEach((row, i) => assert.equal((JSON.parse(row.line) as { prev: string | null }).prev, i === 0 ? null : `h${i}`))
+      const appendChain = async (store: PostgresStore, instance: string): Promise<void> => {
+        let last: AuditRow | undefined
+        for (let i = 0; i < 20; i++) {
+          const chainSeq = (last?.chainSeq ?? 0) + 1
+          ;[last] = await store.audit.append([{ instance, chainSeq, hash: `h${instance}${chainSeq}`, line: JSON.stringify({ prev: last?.hash ?? null }) }])
+        }
+      }
+      await Promise.all(stores.map((store, i) => appendChain(store, `ins_${i}`)))
+      assert.equal(new Set((await stores[0]?.audit.read(0, 100) ?? []).map((r) => r.seq)).size, 60)
+      for (const i of [0, 1, 2]) {
+        const rows = await stores[0]?.audit.readChain(`ins_${i}`, 0, 100) ?? []
+        assert.deepEqual(rows.map((r) => r.chainSeq), Array.from({ length: 20 }, (_, k) => k + 1))
+        rows.forEach((row, k) => assert.equal((JSON.parse(row.line) as { prev: string | null }).prev, k === 0 ? null : `hins_${i}${k}`))
+      }
     } finally {
       for (const store of stores) await store.close()
     }

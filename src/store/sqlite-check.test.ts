@@ -16,10 +16,7 @@ const PAGE = 4096
 async function storeWithAudit(records: number): Promise<string> {
   const path = join(dir, `db-${++counter}`, 'keyvalet.db')
   const store = SqliteStore.open(path)
-  await store.audit.appendMany((last) => Array.from({ length: records }, (_, i) => {
-    const seq = (last?.seq ?? 0) + i + 1
-    return { seq, hash: `h${seq}`, line: JSON.stringify({ seq, pad: 'x'.repeat(480) }) }
-  }))
+  await store.audit.append(Array.from({ length: records }, (_, i) => ({ instance: 'ins_a', chainSeq: i + 1, hash: `h${i + 1}`, line: JSON.stringify({ seq: i + 1, pad: 'x'.repeat(480) }) })))
   await store.close()
   return path
 }

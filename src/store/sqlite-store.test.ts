@@ -11,7 +11,7 @@ import { OperatorError } from '../errors.ts'
 import { CROSS_PROCESS_STALENESS_MS } from './sqlite/fresh-reads.ts'
 import { auditPathFor, SCHEMA_VERSION, SqliteStore } from './sqlite-store.ts'
 import { AUDIT_MIGRATIONS } from './sqlite/migrations.ts'
-import type { AuditRow } from './store.ts'
+import type { AuditRow, NewAuditRow } from './store.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'keyvalet-sqlite-'))
 after(() => rmSync(dir, { recursive: true, force: true }))
@@ -20,18 +20,25 @@ const tmpFile = () => join(dir, `db-${++counter}`, 'keyvalet.db')
 
 storeContract('SqliteStore', async () => SqliteStore.open(tmpFile()))
 
-function nextRow(last: AuditRow | undefined, tag = ''): AuditRow {
-  const seq = (last?.seq ?? 0) + 1
-  return { seq, hash: `h${seq}`, line: JSON.stringify({ seq, prev: last?.hash ?? null, tag }) }
+/** The next row of `instance`'s chain after `last` (its line names its predecessor's hash). */
+function nextRow(last: AuditRow | undefined, instance = 'ins_a', tag = ''): NewAuditRow {
+  const chainSeq = (last?.chainSeq ?? 0) + 1
+  return { instance, chainSeq, hash: `h${instance}${chainSeq}`, line: JSON.stringify({ seq: chainSeq, prev: last?.hash ?? null, tag }) }
 }
 
-/** Checks every row links to its predecessor and seqs run 1..n. */
-async function assertUnbrokenChain(store: SqliteStore, n: number): Promise<void> {
-  const rows = await store.audit.read(0, n + 10)
+/** Appends the next row of `instance`'s chain, after reading its end. */
+async function appendNext(store: SqliteStore, instance = 'ins_a'): Promise<AuditRow | undefined> {
+  const [row] = await store.audit.append([nextRow(await store.audit.chainLast(instance), instance)])
+  return row
+}
+
+/** Checks `instance`'s chain runs 1..n, each row linking to its predecessor. */
+async function assertUnbrokenChain(store: SqliteStore, instance: string, n: number): Promise<void> {
+  const rows = await store.audit.readChain(instance, 0, n + 10)
   assert.equal(rows.length, n)
   rows.forEach((row, i) => {
-    assert.equal(row.seq, i + 1)
-    assert.equal((JSON.parse(row.line) as { prev: string | null }).prev, i === 0 ? null : `h${i}`)
+    assert.equal(row.chainSeq, i + 1)
+    assert.equal((JSON.parse(row.line) as { prev: string | null }).prev, i === 0 ? null : `h${instance}${i}`)
   })
 }
 
@@ -47,7 +54,7 @@ describe('SqliteStore specifics', () => {
     const path = tmpFile()
     const a = SqliteStore.open(path)
     await a.secrets.put({ name: 's', envelope: Buffer.from([1, 2]), keyId: 'k', createdAt: 1, updatedAt: 1 })
-    await a.audit.append((last) => nextRow(last))
+    await appendNext(a)
     await a.close()
     const b = SqliteStore.open(path)
     assert.deepEqual((await b.secrets.get('s'))?.envelope, Buffer.from([1, 2]))
@@ -58,7 +65,7 @@ describe('SqliteStore specifics', () => {
   it('raises on UPDATE and DELETE of audit rows', async () => {
     const path = tmpFile()
     const store = SqliteStore.open(path)
-    await store.audit.append((last) => nextRow(last))
+    await appendNext(store)
     const raw = new DatabaseSync(auditPathFor(path))
     assert.throws(() => raw.exec("UPDATE audit SET line = '{}' WHERE seq = 1"), /append-only/)
     assert.throws(() => raw.exec('DELETE FROM audit WHERE seq = 1'), /append-only/)
@@ -67,7 +74,7 @@ describe('SqliteStore specifics', () => {
     await store.close()
   })
 
-  it('an audit file written before the query columns gets them filled from its lines, and stays append-only', async () => {
+  it('an audit file written before the query columns and chains gets them filled from its lines, and stays append-only', async () => {
     const path = tmpFile()
     await SqliteStore.open(path).close()
     // Rebuilt as the first schema made it, with records in it.
@@ -85,6 +92,11 @@ describe('SqliteStore specifics', () => {
     assert.deepEqual((await store.audit.query({ agent: 'other' }, { order: 'asc', limit: 10 })).map((r) => r.seq), [2])
     assert.deepEqual((await store.audit.query({ error: 'policy_denied', since: '2026-01-01T00:00:02.000Z' }, { order: 'asc', limit: 10 })).map((r) => r.seq), [2])
     assert.deepEqual((await store.audit.read(0, 10)).map((r) => r.line.slice(0, 8)), [record(1, 'bot', 'allow').slice(0, 8), record(2, 'other', 'deny').slice(0, 8), 'not json'])
+    // They are the chain '' (from before per-instance chains), each at its old place in it.
+    assert.deepEqual((await store.audit.readChain('', 0, 10)).map((r) => [r.seq, r.instance, r.chainSeq]), [[1, '', 1], [2, '', 2], [3, '', 3]])
+    assert.deepEqual(await store.audit.chains(), [{ instance: '', rows: 3, lastSeq: 3 }])
+    const [next] = await store.audit.append([{ instance: 'ins_a', chainSeq: 1, hash: 'x', line: '{}' }])
+    assert.equal(next?.seq, 4)
     const raw = new DatabaseSync(auditPathFor(path))
     assert.throws(() => raw.exec("UPDATE audit SET agent = 'x' WHERE seq = 1"), /append-only/)
     raw.close()
@@ -121,14 +133,14 @@ describe('SqliteStore specifics', () => {
   it('a second store opened in this process (as the audit writer thread does) leaves the first its locks: an outside reader does not delete the live -wal', async () => {
     const path = tmpFile()
     const first = SqliteStore.open(path)
-    await first.audit.append((last) => nextRow(last))
+    await appendNext(first)
     const second = SqliteStore.open(path)
     for (const file of [path, auditPathFor(path)]) {
       execFileSync('sqlite3', [file, 'select count(*) from sqlite_schema'])
       assert.ok(existsSync(`${file}-wal`), `${file}-wal`)
     }
     await second.close()
-    await first.audit.append((last) => nextRow(last))
+    await appendNext(first)
     const outside = new DatabaseSync(auditPathFor(path), { readOnly: true })
     assert.equal(outside.prepare('SELECT count(*) AS n FROM audit').get()?.n, 2, 'a new reader sees every commit')
     outside.close()
@@ -170,19 +182,20 @@ describe('SqliteStore specifics', () => {
     await b.close()
   })
 
-  it('two instances on one file, appending alternately, keep one chain', async () => {
+  it('two connections on one file, appending alternately, each to its own chain: both unbroken, every row numbered once', async () => {
     const path = tmpFile()
     const a = SqliteStore.open(path)
     const b = SqliteStore.open(path)
-    const pending: Promise<AuditRow>[] = []
-    for (let i = 0; i < 200; i++) pending.push((i % 2 === 0 ? a : b).audit.append((last) => nextRow(last)))
-    await Promise.all(pending)
-    await assertUnbrokenChain(a, 200)
+    const chains = { ins_a: a, ins_b: b }
+    for (let i = 0; i < 100; i++) for (const [instance, store] of Object.entries(chains)) await appendNext(store, instance)
+    await assertUnbrokenChain(a, 'ins_a', 100)
+    await assertUnbrokenChain(a, 'ins_b', 100)
+    assert.equal(new Set((await a.audit.read(0, 300)).map((r) => r.seq)).size, 200)
     await a.close()
     await b.close()
   })
 
-  it('two threads on one file, appending in parallel, keep one chain', async () => {
+  it('two threads on one file, appending in parallel, each to its own chain: both unbroken', async () => {
     const path = tmpFile()
     const main = SqliteStore.open(path)
     const moduleUrl = new URL('./sqlite-store.ts', import.meta.url).href
@@ -191,27 +204,26 @@ describe('SqliteStore specifics', () => {
       const { workerData, parentPort } = require('node:worker_threads')
       import(workerData.moduleUrl).then(async ({ SqliteStore }) => {
         const store = SqliteStore.open(workerData.path)
+        const instance = workerData.instance
+        let last
         for (let i = 0; i < workerData.count; i++) {
-          await store.audit.append((last) => {
-            const seq = (last?.seq ?? 0) + 1
-            return { seq, hash: 'h' + seq, line: JSON.stringify({ seq, prev: last?.hash ?? null, tag: workerData.tag }) }
-          })
+          const chainSeq = (last?.chainSeq ?? 0) + 1
+          ;[last] = await store.audit.append([{ instance, chainSeq, hash: 'h' + instance + chainSeq, line: JSON.stringify({ seq: chainSeq, prev: last?.hash ?? null }) }])
         }
         await store.close()
         parentPort.postMessage('done')
       })
     `
-    const run = (tag: string) =>
+    const run = (instance: string) =>
       new Promise<void>((resolve, reject) => {
-        const w = new Worker(code, { eval: true, workerData: { moduleUrl, path, count: 100, tag } })
+        const w = new Worker(code, { eval: true, workerData: { moduleUrl, path, count: 100, instance } })
         w.on('message', () => resolve())
         w.on('error', reject)
         w.on('exit', (c) => (c === 0 ? resolve() : reject(new Error(`worker exited ${c}`))))
       })
-    await Promise.all([run('x'), run('y')])
-    await assertUnbrokenChain(main, 200)
-    const tags = new Set((await main.audit.read(0, 300)).map((r) => (JSON.parse(r.line) as { tag: string }).tag))
-    assert.deepEqual([...tags].sort(), ['x', 'y'])
+    await Promise.all([run('ins_x'), run('ins_y')])
+    await assertUnbrokenChain(main, 'ins_x', 100)
+    await assertUnbrokenChain(main, 'ins_y', 100)
     await main.close()
   })
 })

@@ -80,7 +80,19 @@ export interface SecretRepo {
 }
 
 export interface AuditRow {
+  /**
+   * The row's place in the whole log, every chain together: numbered by the store as rows are
+   * appended (never reused), the cursor of `read`, `query` and the live stream.
+   */
   readonly seq: number
+  /**
+   * The chain the row belongs to: the id of the keyvalet instance that wrote it (each writes its
+   * own chain, see audit/instance.ts); '' for the one chain of a log written before instances had
+   * chains of their own.
+   */
+  readonly instance: string
+  /** The row's place in its chain (1, 2, …): its record's own `seq`. */
+  readonly chainSeq: number
   /** The complete record as one canonical JSON line (it carries its own prev and hash). */
   readonly line: string
   readonly hash: string
@@ -90,6 +102,18 @@ export interface AuditRow {
    * seq only.
    */
   readonly facets?: AuditFacets
+}
+
+/** A row to append: the store numbers it (`seq`). */
+export type NewAuditRow = Omit<AuditRow, 'seq'>
+
+/** One chain of the log: its instance and how far it goes. */
+export interface AuditChain {
+  readonly instance: string
+  /** Rows the chain holds. */
+  readonly rows: number
+  /** The `seq` of its newest row. */
+  readonly lastSeq: number
 }
 
 /** What an audit query can filter on, as the record states it (audit/facets.ts takes them from a record). */
@@ -129,16 +153,24 @@ export interface AuditPage {
 
 export interface AuditRepo {
   /**
-   * Atomically reads the last row and appends the row built from it, so that concurrent writers
-   * (several processes on one database) can never fork the chain. Durable when it resolves.
+   * Appends rows in one transaction, in order, numbering them (`seq`): all of them or none. Each
+   * row must continue its chain: its chainSeq is one more than that of the chain's last row (1
+   * for a new chain), and no two rows ever share (instance, chainSeq), so two writers can never
+   * fork a chain. Each instance writes only its own chain, so writers never wait for each other's
+   * chain (no lock across instances). Durable when it resolves.
    */
-  append(build: (last: AuditRow | undefined) => AuditRow): Promise<AuditRow>
-  /** The same for several rows in one transaction (group commit): rows must continue the chain in order. */
-  appendMany(build: (last: AuditRow | undefined) => AuditRow[]): Promise<AuditRow[]>
-  /** Rows in seq order, starting after `afterSeq`. */
+  append(rows: readonly NewAuditRow[]): Promise<AuditRow[]>
+  /** The last row of one chain; undefined when it has none. */
+  chainLast(instance: string): Promise<AuditRow | undefined>
+  /** Every chain in the log, in the order of its first row. */
+  chains(): Promise<AuditChain[]>
+  /** One chain's rows in chainSeq order, starting after `afterChainSeq`. */
+  readChain(instance: string, afterChainSeq: number, limit: number): Promise<AuditRow[]>
+  /** Rows of every chain in seq order, starting after `afterSeq`. */
   read(afterSeq: number, limit: number): Promise<AuditRow[]>
   /** The rows matching `filter` (by their facets), a page at a time. */
   query(filter: AuditFilter, page: AuditPage): Promise<AuditRow[]>
+  /** The row with the highest seq, of any chain. */
   last(): Promise<AuditRow | undefined>
 }
 

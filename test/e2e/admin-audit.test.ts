@@ -3,6 +3,8 @@ import { DatabaseSync } from 'node:sqlite'
 import { after, before, describe, it } from 'node:test'
 import type { AuditRecord } from '../../src/audit/record.ts'
 import type { AdminRole } from '../../src/model/admin-token.ts'
+import { AuditWriter } from '../../src/audit/audit-writer.ts'
+import type { AuditFields } from '../../src/audit/record.ts'
 import { auditPathFor } from '../../src/store/sqlite-store.ts'
 import { startKeyvalet, type TestKeyvalet } from '../helpers/keyvalet.ts'
 import { startUpstream, type Upstream } from '../helpers/upstream.ts'
@@ -22,6 +24,12 @@ connectors:
     allow_addresses: [127.0.0.1/32]
     rules: [{ id: reports, methods: [GET], path: /reports/**, severity: read }]
 `
+}
+
+const OTHER_FIELDS: AuditFields = {
+  request_id: '', mode: 'gateway', session: null, agent: 'other-bot', user: null, workspace: null, task: null, connector: null,
+  method: 'GET', path: '/x', query_keys: [], decision: 'deny', reason: 'task_key_missing', rule: null, credential: null,
+  status: 401, upstream_status: null, error: 'task_key_missing', bytes_in: 0, bytes_out: 0, redactions: 0, latency_ms: 1,
 }
 
 async function call(kv: TestKeyvalet, method: string, path: string, token: string) {
@@ -136,21 +144,43 @@ describe('admin API: the audit log (query, live stream, verify)', () => {
     assert.equal((await call(kv, 'GET', '/v1/audit/stream', tokens.operator)).status, 403)
   })
 
-  it('POST /v1/audit/verify: ok with the count and last hash; then names the record someone altered', async () => {
+  it('GET /v1/audit gives each record its cursor in the whole log: with a second instance\'s chain beside this one\'s, the page, the next page and the stream go on from it', async () => {
+    // Another keyvalet instance on the same store: a chain of its own, whose seqs restart at 1.
+    const other = await AuditWriter.start({ store: kv.runtime.storeLocation, key: await kv.runtime.openAuditKey(), reserveBytes: kv.runtime.config.auditReserveBytes })
+    try {
+      for (let i = 0; i < 3; i++) await other.append({ ...OTHER_FIELDS, request_id: `req_other_${i}` })
+    } finally {
+      await other.close()
+    }
+    const page = await call(kv, 'GET', '/v1/audit?agent=other-bot&limit=2', tokens.auditor)
+    assert.equal(page.status, 200, page.text)
+    const rows = await kv.runtime.store.audit.query({ agent: 'other-bot' }, { order: 'desc', limit: 3 })
+    assert.deepEqual(page.json.cursors, rows.slice(0, 2).map((r) => String(r.seq)))
+    assert.deepEqual(page.json.records.map((r: AuditRecord) => [r.instance, r.seq]), [[other.instance, 3], [other.instance, 2]])
+    const next = await call(kv, 'GET', `/v1/audit?agent=other-bot&limit=2&cursor=${page.json.cursors[1]}`, tokens.auditor)
+    assert.deepEqual(next.json.records.map((r: AuditRecord) => r.request_id), ['req_other_0'])
+    const resumed = await fetch(`${kv.adminUrl}/v1/audit/stream?agent=other-bot&after=${page.json.cursors[1]}`, { headers: { authorization: `Bearer ${tokens.auditor}` } })
+    const events = await readEvents(resumed, 1)
+    assert.deepEqual(events.map((e) => [String(e.id), (JSON.parse(e.data) as AuditRecord).request_id]), [[page.json.cursors[0], 'req_other_2']])
+  })
+
+  it('POST /v1/audit/verify: ok with each chain\'s count and last hash; then names the instance and record someone altered', async () => {
     const ok = await call(kv, 'POST', '/v1/audit/verify', tokens.auditor)
     assert.equal(ok.status, 200, ok.text)
     const stored = await kv.audit()
     assert.equal(ok.json.ok, true)
     assert.ok(ok.json.count >= stored.length - 1 && ok.json.count <= stored.length)
-    assert.match(ok.json.last_hash, /^[0-9a-f]{64}$/)
+    const mine = ok.json.chains.find((c: { instance: string }) => c.instance === kv.auditWriter.instance)
+    assert.match(mine.last_hash, /^[0-9a-f]{64}$/)
+    assert.equal(ok.json.chains.length, 2, 'this instance\'s chain and the other one\'s')
     assert.equal((await call(kv, 'POST', '/v1/audit/verify', tokens.operator)).status, 403)
 
     const raw = new DatabaseSync(auditPathFor(kv.runtime.config.databasePath))
     raw.exec('DROP TRIGGER audit_no_update')
     raw.exec(`UPDATE audit SET line = replace(line, '"decision":"deny"', '"decision":"allow"') WHERE seq = (SELECT min(seq) FROM audit WHERE decision = 'deny')`)
-    const altered = Number(raw.prepare(`SELECT min(seq) AS seq FROM audit WHERE decision = 'deny'`).get()?.seq)
+    const altered = Number(raw.prepare(`SELECT chain_seq FROM audit WHERE seq = (SELECT min(seq) FROM audit WHERE decision = 'deny')`).get()?.chain_seq)
     raw.close()
     const broken = await call(kv, 'POST', '/v1/audit/verify', tokens.admin)
-    assert.deepEqual([broken.status, broken.json.ok, broken.json.seq, broken.json.problem], [200, false, altered, 'hash_mismatch'])
+    assert.deepEqual([broken.status, broken.json.ok, broken.json.instance, broken.json.seq, broken.json.problem], [200, false, kv.auditWriter.instance, altered, 'hash_mismatch'])
   })
 })

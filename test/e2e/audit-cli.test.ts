@@ -50,7 +50,7 @@ describe('CLI: keyvalet audit with filters, locally and --server through the adm
     assert.deepEqual(lines(denied.stdout).map((r) => r.path), ['/gh/nope'])
     const verified = await cli(['audit', 'verify', '--server', kv.adminUrl as string], { env })
     assert.equal(verified.code, 0, verified.stderr)
-    assert.match(verified.stdout, /^ok: \d+ records, chain intact, last hash [0-9a-f]{64}/)
+    assert.match(verified.stdout, /^ok: \d+ records in 1 chain, every chain intact\n  instance ins_[0-9a-f]{16}: \d+ records, last hash [0-9a-f]{64}/)
     const operator = await cli(['audit', 'verify', '--server', kv.adminUrl as string], { env: { KEYVALET_ADMIN_TOKEN: (await kv.adminToken('operator')).token } })
     assert.equal(operator.code, 1)
     assert.match(operator.stderr, /admin_role_forbidden, HTTP 403/)

@@ -63,7 +63,7 @@ connectors:
     // Every request's record is visible to a new reader: verify and tail, in other processes.
     const verify = await cli(['audit', 'verify', '--config', kv.configFile], { env })
     assert.equal(verify.code, 0, verify.stderr)
-    assert.match(verify.stdout, new RegExp(`^ok: ${requests} records, chain intact`))
+    assert.match(verify.stdout, new RegExp(`^ok: ${requests} records in 1 chain, every chain intact`))
     const tail = await cli(['audit', 'tail', '-n', '1000', '--config', kv.configFile], { env })
     const paths = tail.stdout.trim().split('\n').map((line) => (JSON.parse(line) as { path: string }).path)
     assert.deepEqual(paths, Array.from({ length: requests }, (_, i) => `/item/${i}`))

@@ -130,7 +130,7 @@ describe('keyvalet on PostgreSQL', () => {
     assert.ok(!JSON.stringify(records).includes(SECRET))
     const verified = await cli(['audit', 'verify', '--config', configFile], { env })
     assert.equal(verified.code, 0, verified.stderr)
-    assert.match(verified.stdout, /^ok: 3 records, chain intact/)
+    assert.match(verified.stdout, /^ok: 3 records in 1 chain, every chain intact/)
 
     // The runtime role cannot rewrite the audit log, nor change the schema.
     const asRuntime = postgres({ host: db.host, port: db.port, database: db.database, username: runtimeRole, password: runtimePassword, ssl: { ca: server.caPem, rejectUnauthorized: true }, max: 1, onnotice: () => {} })
@@ -278,7 +278,7 @@ ${connectors()}`)
       const configFile = writeConfig('copied', db, db.user, db.password ?? '')
       const verified = await cli(['audit', 'verify', '--config', configFile], { env })
       assert.equal(verified.code, 0, verified.stderr)
-      assert.match(verified.stdout, /^ok: 2 records, chain intact/)
+      assert.match(verified.stdout, /^ok: 2 records in 1 chain, every chain intact/)
       const again = await cli(['db', 'copy', '--config', configFile, '--from', `sqlite:${join(kv.runtime.config.dataDir, 'keyvalet.db')}`], { env })
       assert.equal(again.code, 1)
       assert.match(again.stderr, /the destination store is not empty/)

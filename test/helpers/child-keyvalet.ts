@@ -40,7 +40,7 @@ export async function startChildKeyvalet(opts: { configFile: string; env: NodeJS
   child.stderr.on('data', (c: Buffer) => { stderr += c.toString() })
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })))
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`keyvalet printed no address: ${stdout} ${stderr}`)), 20_000)
+    const timer = setTimeout(() => reject(new Error(`keyvalet printed no address: ${stdout} ${stderr}`)), 60_000)
     const look = (): void => {
       const match = /gateway listening on (http:\/\/\S+)/.exec(stdout)
       if (match?.[1] === undefined) return

@@ -31,6 +31,13 @@ export interface TestPostgres {
   readonly caPem: string | undefined
   readonly host: string
   readonly port: number
+  /**
+   * Stops the server (fast shutdown: connections are cut) and starts it again on the same port
+   * with the same data when `resume` is called: an outage, for tests of what keyvalet does
+   * meanwhile. Only for a server this helper started (an outside server throws).
+   */
+  pause(): Promise<void>
+  resume(): Promise<void>
   stop(): Promise<void>
 }
 
@@ -47,15 +54,23 @@ async function startOwnServer(): Promise<TestPostgres> {
   const password = randomBytes(18).toString('base64url')
   const pki = makeTestPki()
   let server: ChildProcess | undefined
-  const stopServer = async (): Promise<void> => {
+  const halt = async (): Promise<void> => {
     if (server !== undefined && server.exitCode === null && server.signalCode === null) {
       const exited = new Promise((resolve) => server?.once('exit', resolve))
       server.kill('SIGINT') // fast shutdown: rolls back open transactions, closes sessions
       await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 10_000))])
       if (server.exitCode === null && server.signalCode === null) server.kill('SIGKILL')
     }
+  }
+  const stopServer = async (): Promise<void> => {
+    await halt()
     rmSync(dir, { recursive: true, force: true })
   }
+  const launch = (port: number): ChildProcess => spawn(binaries.postgres, [
+    '-D', data, '-p', String(port), '-c', 'listen_addresses=127.0.0.1,127.0.0.2', '-c', `unix_socket_directories=${dir}`,
+    '-c', 'ssl=on', '-c', `ssl_cert_file=${join(dir, 'server.crt')}`, '-c', `ssl_key_file=${join(dir, 'server.key')}`,
+    '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off', '-c', 'max_connections=200',
+  ], { uid: owner.uid, gid: owner.gid, stdio: ['ignore', 'ignore', 'pipe'] })
   const killOnExit = (): void => {
     server?.kill('SIGKILL')
   }
@@ -73,16 +88,20 @@ async function startOwnServer(): Promise<TestPostgres> {
     })
     for (let attempt = 0; ; attempt++) {
       const port = await freePort()
-      server = spawn(binaries.postgres, [
-        '-D', data, '-p', String(port), '-c', 'listen_addresses=127.0.0.1,127.0.0.2', '-c', `unix_socket_directories=${dir}`,
-        '-c', 'ssl=on', '-c', `ssl_cert_file=${join(dir, 'server.crt')}`, '-c', `ssl_key_file=${join(dir, 'server.key')}`,
-        '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off', '-c', 'max_connections=200',
-      ], { uid: owner.uid, gid: owner.gid, stdio: ['ignore', 'ignore', 'pipe'] })
+      server = launch(port)
       const started = await ready(server)
       if (started === 'ready') {
         const caPem = pki.caCert
         const location = (database: string): PostgresLocation => ({ kind: 'postgres', host: '127.0.0.1', port, database, user: 'postgres', password, tls: { mode: 'verify-full', caPem } })
-        return withDatabases(location, caPem, '127.0.0.1', port, stopServer)
+        const outage = {
+          pause: halt,
+          async resume() {
+            server = launch(port)
+            const again = await ready(server)
+            if (again !== 'ready') throw new Error(`the test PostgreSQL server did not start again: ${again}`)
+          },
+        }
+        return withDatabases(location, caPem, '127.0.0.1', port, stopServer, outage)
       }
       if (attempt >= 4) throw new Error(`the test PostgreSQL server did not start: ${started}`)
     }
@@ -107,7 +126,11 @@ async function useOutsideServer(url: string): Promise<TestPostgres> {
     password: decodeURIComponent(parsed.password),
     tls,
   })
-  return withDatabases(location, caPem, parsed.hostname, Number(parsed.port === '' ? 5432 : parsed.port), async () => {})
+  const outage = {
+    pause: () => Promise.reject(new Error('an outside server (KEYVALET_TEST_POSTGRES_URL) cannot be paused by the tests')),
+    resume: () => Promise.resolve(),
+  }
+  return withDatabases(location, caPem, parsed.hostname, Number(parsed.port === '' ? 5432 : parsed.port), async () => {}, outage)
 }
 
 async function withDatabases(
@@ -116,6 +139,7 @@ async function withDatabases(
   host: string,
   port: number,
   stopServer: () => Promise<void>,
+  outage: Pick<TestPostgres, 'pause' | 'resume'>,
 ): Promise<TestPostgres> {
   const maintenance = location('postgres')
   const admin = postgres({
@@ -135,6 +159,7 @@ async function withDatabases(
     caPem,
     host,
     port,
+    ...outage,
     async database() {
       const name = `kv_test_${randomBytes(6).toString('hex')}`
       await admin.unsafe(`CREATE DATABASE ${name}`)

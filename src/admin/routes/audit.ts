@@ -25,14 +25,21 @@ const SEQ = Type.String({ pattern: '^[0-9]{1,15}$' })
 const RECORD = Type.Object({}, { additionalProperties: true, description: 'An audit record as written (docs/security.md): its fields, seq, time, prev and hash.' })
 const PAGE = Type.Object({
   records: Type.Array(RECORD),
+  cursors: Type.Array(Type.String(), { description: "Each record's place in the whole log, every instance's chain together (a record's own seq is its place in its instance's chain): pass one as `cursor`, or as `after` to the stream, to go on after that record." }),
   next_cursor: Type.Union([Type.String(), Type.Null()], { description: 'Pass as `cursor` (with the same filters and order) for the next page; null on the last.' }),
+})
+const CHAIN = Type.Object({
+  instance: Type.String({ description: "The keyvalet instance that wrote the chain; '' for the records from before per-instance chains." }),
+  count: Type.Integer(),
+  last_hash: Type.String({ description: 'The hash of its last record: anchor it elsewhere to detect a truncation later.' }),
+  open: Type.Array(Type.Object({ seq: Type.Integer(), request_id: Type.String() }), { description: 'Streams with an open record and no closing one.' }),
 })
 const VERIFIED = Type.Object({
   ok: Type.Boolean(),
-  count: Type.Integer({ description: 'Records verified (before the first broken one, when not ok).' }),
-  last_hash: Type.Optional(Type.String({ description: 'The hash of the last record: anchor it elsewhere to detect a truncation later.' })),
-  open: Type.Optional(Type.Array(Type.Object({ seq: Type.Integer(), request_id: Type.String() }), { description: 'Streams with an open record and no closing one.' })),
-  seq: Type.Optional(Type.Integer({ description: 'The first broken or missing record.' })),
+  count: Type.Integer({ description: 'Records verified, every chain together (before the first broken one, when not ok).' }),
+  chains: Type.Optional(Type.Array(CHAIN, { description: 'Every chain, when ok: one per keyvalet instance that wrote records.' })),
+  instance: Type.Optional(Type.String({ description: 'The instance whose chain breaks.' })),
+  seq: Type.Optional(Type.Integer({ description: "The first broken or missing record in that instance's chain." })),
   problem: Type.Optional(Type.String({ description: 'hash_mismatch, chain_broken, seq_gap, unparseable or stream_unmatched.' })),
   message: Type.Optional(Type.String()),
 })
@@ -69,12 +76,12 @@ export function auditRoutes(deps: AdminDeps) {
         const rows = await deps.store.audit.query(filterOf(filters), { order, limit: limit + 1, ...(cursor === undefined ? {} : { after: Number(cursor) }) })
         const shown = rows.slice(0, limit)
         note({ count: shown.length })
-        return { kind: 'json', body: { records: shown.map((r) => JSON.parse(r.line) as Record<string, unknown>), next_cursor: rows.length > limit ? String(shown.at(-1)?.seq) : null } }
+        return { kind: 'json', body: { records: shown.map((r) => JSON.parse(r.line) as Record<string, unknown>), cursors: shown.map((r) => String(r.seq)), next_cursor: rows.length > limit ? String(shown.at(-1)?.seq) : null } }
       },
     }),
     defineRoute({
       method: 'GET', path: '/v1/audit/stream', roles: ROLES, action: 'audit.stream',
-      summary: 'New audit records as they are committed, as server-sent events (id: seq, event: record, data: the record), with the same filters; after=SEQ resumes. A subscriber that does not keep up gets event: dropped and the stream ends.',
+      summary: 'New audit records as they are committed, as server-sent events (id: the record\'s place in the whole log, event: record, data: the record), with the same filters; after=ID resumes. A subscriber that does not keep up gets event: dropped and the stream ends.',
       query: Type.Object({ ...FILTER, after: Type.Optional(SEQ) }),
       async handle({ query }) {
         const { after, ...filters } = query
@@ -89,12 +96,15 @@ export function auditRoutes(deps: AdminDeps) {
     }),
     defineRoute({
       method: 'POST', path: '/v1/audit/verify', roles: ROLES, action: 'audit.verify', response: VERIFIED,
-      summary: 'Walks the whole hash chain: ok with the count and last hash, or the first record that is missing, altered or out of place.',
+      summary: 'Walks every hash chain (one per keyvalet instance): ok with each chain\'s count and last hash, or the instance and first record that is missing, altered or out of place.',
       async handle({ note }) {
         const result = await verifyAudit(deps.store.audit, await deps.openAuditKey(), { pause: () => nextTurn() })
         note({ ok: result.ok, count: result.count })
-        if (result.ok) return { kind: 'json', body: { ok: true, count: result.count, last_hash: result.lastHash, open: result.open.map((s) => ({ seq: s.seq, request_id: s.request_id })) } }
-        return { kind: 'json', body: { ok: false, count: result.count, seq: result.seq, problem: result.problem, message: result.message } }
+        if (result.ok) {
+          const chains = result.chains.map((c) => ({ instance: c.instance, count: c.count, last_hash: c.lastHash, open: c.open.map((s) => ({ seq: s.seq, request_id: s.request_id })) }))
+          return { kind: 'json', body: { ok: true, count: result.count, chains } }
+        }
+        return { kind: 'json', body: { ok: false, count: result.count, instance: result.instance, seq: result.seq, problem: result.problem, message: result.message } }
       },
     }),
   ] as const

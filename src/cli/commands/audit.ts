@@ -1,7 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { AuditRecord } from '../../audit/record.ts'
 import { StreamLedger, type OpenStream } from '../../audit/streams.ts'
-import { verifyAudit } from '../../audit/verify.ts'
+import { verdictText } from '../../audit/verdict.ts'
+import { verifyAudit, type AuditProblem, type AuditVerification } from '../../audit/verify.ts'
 import type { AdminClient, AdminInput } from '../../admin/client.ts'
 import { canonicalJson } from '../../audit/canonical-json.ts'
 import type { AuditFilter, AuditPage, AuditRepo } from '../../store/store.ts'
@@ -43,7 +44,7 @@ interface AuditPlace {
   query(filter: AuditFilter, page: AuditPage): Promise<{ seq: number; line: string }[]>
   /** Prints the matching records after `after` as they are committed; never returns. */
   follow(filter: AuditFilter, after: number, print: (line: string) => void): Promise<never>
-  verify(): Promise<{ ok: true; count: number; lastHash: string; open: readonly { seq: number; request_id: string }[] } | { ok: false; count: number; seq: number; problem: string; message: string }>
+  verify(): Promise<AuditVerification>
   close(): Promise<void>
 }
 
@@ -64,12 +65,8 @@ export const audit: Command = {
     try {
       if (action === 'verify') {
         const result = await place.verify()
-        if (result.ok) {
-          write(io.stdout, `ok: ${result.count} records, chain intact, last hash ${result.lastHash}${openStreams(result.open)}`)
-          return 0
-        }
-        write(io.stdout, `BROKEN at record ${result.seq} (${result.problem}): ${result.message}; ${result.count} records before it verified`)
-        return 1
+        write(io.stdout, verdictText(result))
+        return result.ok ? 0 : 1
       }
       const n = Number(values.n ?? '20')
       if (!Number.isInteger(n) || n < 0) throw new OperatorError('-n must be a whole number')
@@ -145,15 +142,16 @@ function remotePlace(client: AdminClient, stream: (query: URLSearchParams) => Pr
       throw new OperatorError('the audit stream ended (keyvalet stopped?)')
     },
     async query(filter, page) {
-      const { records } = await client.call('audit.query', {
+      const { records, cursors } = await client.call('audit.query', {
         // The server checks decision against its values: the filter carries what was typed.
         query: { ...filter, order: page.order, limit: page.limit, ...(page.after === undefined ? {} : { cursor: String(page.after) }) } as AdminInput<'audit.query'>['query'],
       })
-      return records.map((record: { seq?: unknown }) => ({ seq: Number(record.seq), line: canonicalJson(record) }))
+      return records.map((record: unknown, i: number) => ({ seq: Number(cursors[i]), line: canonicalJson(record) }))
     },
     async verify() {
       const r = await client.call('audit.verify')
-      return r.ok ? { ok: true, count: r.count, lastHash: r.last_hash ?? '', open: r.open ?? [] } : { ok: false, count: r.count, seq: r.seq ?? 0, problem: r.problem ?? '', message: r.message ?? '' }
+      if (r.ok) return { ok: true, count: r.count, chains: (r.chains ?? []).map((c) => ({ instance: c.instance, count: c.count, lastHash: c.last_hash, open: c.open })) }
+      return { ok: false, count: r.count, instance: r.instance ?? '', seq: r.seq ?? 0, problem: (r.problem ?? 'unparseable') as AuditProblem, message: r.message ?? '' }
     },
     close: async () => {},
   }
@@ -169,19 +167,18 @@ async function tailOpen(configOption: string | boolean | undefined, io: Io): Pro
   }
 }
 
-/** The open records no closing record followed, as stored (verify checks that the pairs are sound). */
+/** The open records no closing record followed, as stored, each chain's own (verify checks that the pairs are sound). */
 async function unclosed(repo: AuditRepo): Promise<OpenStream[]> {
-  const ledger = new StreamLedger()
+  const ledgers = new Map<string, StreamLedger>()
   for (let seq = 0; ; ) {
     const rows = await repo.read(seq, 500)
-    for (const row of rows) ledger.see(JSON.parse(row.line) as AuditRecord, row.line)
-    if (rows.length < 500) return ledger.open
+    for (const row of rows) {
+      let ledger = ledgers.get(row.instance)
+      if (ledger === undefined) ledgers.set(row.instance, (ledger = new StreamLedger()))
+      ledger.see(JSON.parse(row.line) as AuditRecord, row.line)
+    }
+    if (rows.length < 500) return [...ledgers.values()].flatMap((l) => l.open)
     seq = rows.at(-1)?.seq ?? seq
   }
 }
 
-function openStreams(open: readonly Pick<OpenStream, 'seq' | 'request_id'>[]): string {
-  if (open.length === 0) return ''
-  const named = open.slice(0, 20).map((s) => `${s.seq} (${s.request_id})`).join(', ')
-  return `; ${open.length} stream${open.length === 1 ? '' : 's'} open (in flight now, or cut off by a crash of keyvalet): record ${named}${open.length > 20 ? ', …' : ''}`
-}

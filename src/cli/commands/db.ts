@@ -1,3 +1,4 @@
+import { verdictText } from '../../audit/verdict.ts'
 import { verifyAudit } from '../../audit/verify.ts'
 import { type Config, loadConfig } from '../../config/load.ts'
 import { OperatorError } from '../../errors.ts'
@@ -78,8 +79,7 @@ async function verifyChain(config: Config, env: NodeJS.ProcessEnv): Promise<{ ok
   try {
     runtime = await openRuntime(config, { env, createMasterKey: false })
     const result = await verifyAudit(runtime.store.audit, await runtime.openAuditKey())
-    if (result.ok) return { ok: true, text: `ok: ${result.count} records, chain intact, last hash ${result.lastHash}` }
-    return { ok: false, text: `BROKEN at record ${result.seq} (${result.problem}): ${result.message}; ${result.count} records before it verified` }
+    return { ok: result.ok, text: verdictText(result) }
   } catch (err) {
     if (!(err instanceof OperatorError)) throw err
     return { ok: false, text: `not verified: ${err.message}${err.hint === undefined ? '' : ` (${err.hint})`}` }

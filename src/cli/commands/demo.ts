@@ -56,7 +56,7 @@ export const demo: Command = {
       for (const row of await runtime.store.audit.read(0, 10)) out(`  ${row.line}`)
       const { verifyAudit } = await import('../../audit/verify.ts')
       const verdict = await verifyAudit(runtime.store.audit, await runtime.openAuditKey())
-      out(verdict.ok ? `audit verify: ok, ${verdict.count} records, chain intact` : `audit verify: BROKEN at ${verdict.seq}`)
+      out(verdict.ok ? `audit verify: ok, ${verdict.count} records, chain intact` : `audit verify: BROKEN in instance ${verdict.instance} at ${verdict.seq}`)
       return allowed.status === 200 && refused.status === 403 && verdict.ok ? 0 : 1
     } finally {
       await gateway.close()

@@ -1,3 +1,4 @@
+import cluster from 'node:cluster'
 import { randomBytes } from 'node:crypto'
 import { AdminTokens } from '../../admin/tokens.ts'
 import { basename } from 'node:path'
@@ -17,8 +18,9 @@ import { auditPathFor } from '../../store/sqlite-store.ts'
 import { CONFIG_OPTION, configPath, parse, write } from '../args.ts'
 import type { Command, Io } from '../command.ts'
 import { warningSummary } from '../warnings.ts'
+import { WorkerPool } from '../workers.ts'
 
-const help = `usage: keyvalet start [--config FILE] [--demo] [--watch]
+const help = `usage: keyvalet start [--config FILE] [--demo] [--watch] [--workers N]
 
 Runs the gateway with the given configuration (default: $KEYVALET_CONFIG or ./keyvalet.yaml).
 The master key comes from $KEYVALET_MASTER_KEY, $KEYVALET_MASTER_KEY_FILE, or a key file in the
@@ -32,14 +34,20 @@ SIGHUP reloads the configuration file (so does POST /v1/config/reload, and, with
 the file): it is checked whole and put in force for new requests, or, if anything is wrong, the
 configuration in force stays and the errors are logged. A reload changes connectors, tunnels and
 limits.max_body_inspect_bytes; the listeners, data_dir, audit, dns, upstream_proxy, sessions and
-the other limits need a restart (such a reload is refused).`
+the other limits need a restart (such a reload is refused).
+--workers N runs N worker processes (node:cluster) that share the listeners and the store, each
+with its own audit chain; a worker that dies is restarted (with a backoff, logged); SIGTERM stops
+them all gracefully, SIGHUP (and --watch) reloads them all. Not with --demo.`
 
 export const start: Command = {
   name: 'start',
   summary: 'run the gateway',
   help,
   async run(args, io) {
-    const { values } = parse(args, { ...CONFIG_OPTION, demo: { type: 'boolean' }, watch: { type: 'boolean' } }, help)
+    const { values } = parse(args, { ...CONFIG_OPTION, demo: { type: 'boolean' }, watch: { type: 'boolean' }, workers: { type: 'string' } }, help)
+    const workers = workerCount(values.workers)
+    if (workers > 1 && values.demo === true) throw new OperatorError('--demo runs one process: it cannot be combined with --workers')
+    if (workers > 1 && cluster.isPrimary) return runWorkers(workers, values.config, values.watch === true, io)
     // SIGHUP reloads, never kills: until keyvalet listens there is nothing to reload yet.
     let reload = (_trigger: ReloadTrigger): void => write(io.stderr, 'SIGHUP before keyvalet was listening: nothing to reload yet')
     const onHangup = (): void => reload('signal')
@@ -47,7 +55,8 @@ export const start: Command = {
     const closers: (() => Promise<void>)[] = [async () => void process.off('SIGHUP', onHangup)]
     try {
       const config = loadConfig(configPath(values.config, io))
-      const runtime = await openRuntime(config, { env: io.env, createMasterKey: true, checkStore: true })
+      // A worker's primary created the master key and checked the store before forking it.
+      const runtime = await openRuntime(config, { env: io.env, createMasterKey: !cluster.isWorker, checkStore: !cluster.isWorker })
       closers.push(() => runtime.close())
       write(io.stdout, `master key: ${runtime.master.source}${runtime.master.created ? ' (created now, mode 0600; keep it apart from the database and its backups)' : ''}`)
       const where = runtime.storeLocation
@@ -63,7 +72,7 @@ export const start: Command = {
       closers.unshift(() => serving.close())
       const reloads = serving.live
       reload = (trigger) => void reloads.reload(trigger)
-      if (values.watch === true) {
+      if (values.watch === true && !cluster.isWorker) {
         const stopWatching = watchFile(config.file, () => reload('watch'))
         closers.unshift(async () => stopWatching())
       }
@@ -78,8 +87,51 @@ export const start: Command = {
       return 0
     } finally {
       for (const close of closers) await close()
+      // A worker's channel to its primary would keep it alive: it is let go once all is closed.
+      if (cluster.isWorker) cluster.worker?.disconnect()
     }
   },
+}
+
+function workerCount(text: string | undefined): number {
+  if (text === undefined) return 1
+  const count = Number(text)
+  if (!/^[0-9]+$/.test(text) || count < 1 || count > 64) throw new OperatorError(`--workers ${text} is not a number of processes from 1 to 64`, 'e.g. --workers 2 (one per core is a good start)')
+  return count
+}
+
+/**
+ * The primary of --workers: creates the master key and checks and migrates the store once, then
+ * runs the workers (WorkerPool) until a signal, passing reloads on.
+ */
+async function runWorkers(count: number, configOption: string | boolean | undefined, watch: boolean, io: Io): Promise<number> {
+  let pool: WorkerPool | undefined
+  const onHangup = (): void => pool?.reload()
+  process.on('SIGHUP', onHangup)
+  let stopWatching = (): void => {}
+  try {
+    const config = loadConfig(configPath(configOption, io))
+    const runtime = await openRuntime(config, { env: io.env, createMasterKey: true, checkStore: true })
+    write(io.stdout, `master key: ${runtime.master.source}${runtime.master.created ? ' (created now, mode 0600; keep it apart from the database and its backups)' : ''}`)
+    for (const c of runtime.storeChecks) write(io.stdout, `checked ${basename(c.file)}: ${c.scope}, ${c.ms} ms`)
+    await runtime.close()
+    const log = createLogger(io.stdout, { ...config.log, batched: false })
+    pool = new WorkerPool({ count, log, stopTimeoutMs: config.limits.shutdown_grace_ms + 15_000 })
+    await pool.start()
+    if (watch) stopWatching = watchFile(config.file, () => pool?.reload())
+    write(io.stdout, `${count} workers listening (pids ${Object.values(cluster.workers ?? {}).map((w) => w?.process.pid).join(', ')})`)
+    const failed = await Promise.race([untilSignal().then(() => false), pool.failed])
+    write(io.stdout, 'stopping: the workers finish requests in flight')
+    return failed ? 1 : 0
+  } catch (err) {
+    if (!(err instanceof Error) || pool === undefined) throw err
+    write(io.stderr, err.message)
+    return 1
+  } finally {
+    stopWatching()
+    await pool?.stop()
+    process.off('SIGHUP', onHangup)
+  }
 }
 
 function untilSignal(): Promise<void> {

@@ -1,9 +1,6 @@
 import { OperatorError } from '../../errors.ts'
-import type { AuditFacets, AuditFilter, AuditPage, AuditRepo, AuditRow } from '../store.ts'
+import type { AuditFacets, AuditFilter, AuditPage, AuditRepo, AuditRow, NewAuditRow } from '../store.ts'
 import type { Row, Sql } from './connect.ts'
-
-/** keyvalet's key for pg_advisory_xact_lock around an append ("kvaudit" in ASCII). */
-const APPEND_LOCK = 0x6b7661756469740an
 
 /** The facet columns beside each line (MIGRATIONS[2]), in AuditFacets' terms. */
 const FACETS = ['time', 'session', 'agent', 'user', 'workspace', 'task', 'connector', 'decision', 'error'] as const
@@ -12,34 +9,47 @@ const EXACT = ['session', 'agent', 'user', 'workspace', 'task', 'connector', 'de
 
 /** AuditRepo on the `audit` table: each method beside its statement. */
 export function postgresAudit(sql: Sql): AuditRepo {
-  const appendRows = (build: (last: AuditRow | undefined) => AuditRow[]): Promise<AuditRow[]> =>
-    sql.begin(async (tx) => {
-      // The lock makes appenders (other instances, the CLI) take turns, so none builds on a
-      // predecessor another is replacing; an advisory lock needs no privilege beyond INSERT.
-      await tx`SELECT pg_advisory_xact_lock(${APPEND_LOCK.toString()}::bigint)`
-      const [lastRow] = await tx`SELECT seq, hash, line FROM audit ORDER BY seq DESC LIMIT 1`
-      const previous = lastRow === undefined ? undefined : toAuditRow(lastRow)
-      let expected = (previous?.seq ?? 0) + 1
-      const built = build(previous)
-      for (const row of built) {
-        if (row.seq !== expected) throw new OperatorError(`audit append out of order: expected seq ${expected}, got ${row.seq}`)
-        expected++
-      }
-      // A row without facets (db copy of a line that is not a record) is found by seq only.
-      const columns = built.map((row) => ({ seq: row.seq, hash: row.hash, line: row.line, ...(row.facets ?? NO_FACETS) }))
-      if (columns.length > 0) await tx`INSERT INTO audit ${tx(columns, 'seq', 'hash', 'line', ...FACETS)}`
-      return built.map((row) => ({ seq: row.seq, hash: row.hash, line: row.line }))
-    })
+  const chainLast = async (instance: string): Promise<AuditRow | undefined> => {
+    const [row] = await sql`SELECT seq, instance, chain_seq, hash, line FROM audit WHERE instance = ${instance} ORDER BY chain_seq DESC LIMIT 1`
+    return row === undefined ? undefined : toAuditRow(row)
+  }
 
   return {
-    append: async (build) => {
-      const [row] = await appendRows((previous) => [build(previous)])
-      if (row === undefined) throw new Error('audit append built no row')
-      return row
-    },
-    appendMany: (build) => appendRows(build),
+    // No lock: an instance appends only to its own chain. The chains' ends are read in the
+    // transaction, and the unique index on (instance, chain_seq) refuses a second writer that
+    // read the same end (the whole transaction then fails: nothing is half-appended).
+    append: (rows: readonly NewAuditRow[]) =>
+      sql.begin(async (tx) => {
+        if (rows.length === 0) return []
+        const ends = new Map<string, number>()
+        for (const instance of new Set(rows.map((r) => r.instance))) {
+          const [end] = await tx`SELECT chain_seq FROM audit WHERE instance = ${instance} ORDER BY chain_seq DESC LIMIT 1`
+          ends.set(instance, end === undefined ? 0 : Number(end.chain_seq))
+        }
+        for (const row of rows) {
+          const end = ends.get(row.instance) ?? 0
+          if (row.chainSeq !== end + 1) throw new OperatorError(`audit append out of order: chain ${JSON.stringify(row.instance)} expected ${end + 1}, got ${row.chainSeq}`)
+          ends.set(row.instance, row.chainSeq)
+        }
+        // A row without facets (db copy of a line that is not a record) is found by seq only.
+        const columns = rows.map((row) => ({ instance: row.instance, chain_seq: row.chainSeq, hash: row.hash, line: row.line, ...(row.facets ?? NO_FACETS) }))
+        const inserted = await tx`INSERT INTO audit ${tx(columns, 'instance', 'chain_seq', 'hash', 'line', ...FACETS)} RETURNING seq, instance, chain_seq`
+        // RETURNING's order is not promised: each row is found again by its place in its chain.
+        const seqs = new Map(inserted.map((r) => [`${String(r.chain_seq)} ${String(r.instance)}`, Number(r.seq)]))
+        return rows.map((row) => {
+          const seq = seqs.get(`${row.chainSeq} ${row.instance}`)
+          if (seq === undefined) throw new Error('audit append lost a row')
+          return { seq, instance: row.instance, chainSeq: row.chainSeq, hash: row.hash, line: row.line }
+        })
+      }),
+    chainLast,
+    chains: async () =>
+      (await sql`SELECT instance, COUNT(*) AS count, MIN(seq) AS first, MAX(seq) AS last FROM audit GROUP BY instance ORDER BY first`)
+        .map((r) => ({ instance: String(r.instance), rows: Number(r.count), lastSeq: Number(r.last) })),
+    readChain: async (instance, afterChainSeq, limit) =>
+      (await sql`SELECT seq, instance, chain_seq, hash, line FROM audit WHERE instance = ${instance} AND chain_seq > ${afterChainSeq} ORDER BY chain_seq LIMIT ${limit}`).map(toAuditRow),
     read: async (afterSeq: number, limit: number) =>
-      (await sql`SELECT seq, hash, line FROM audit WHERE seq > ${afterSeq} ORDER BY seq LIMIT ${limit}`).map(toAuditRow),
+      (await sql`SELECT seq, instance, chain_seq, hash, line FROM audit WHERE seq > ${afterSeq} ORDER BY seq LIMIT ${limit}`).map(toAuditRow),
     query: async (filter: AuditFilter, page: AuditPage) => {
       // A term per filter given, each value a parameter; a row without facets matches no term.
       const terms = [sql`TRUE`]
@@ -52,15 +62,15 @@ export function postgresAudit(sql: Sql): AuditRepo {
       if (page.after !== undefined) terms.push(page.order === 'asc' ? sql`seq > ${page.after}` : sql`seq < ${page.after}`)
       const where = terms.reduce((all, term) => sql`${all} AND ${term}`)
       const order = page.order === 'asc' ? sql`ORDER BY seq ASC` : sql`ORDER BY seq DESC`
-      return (await sql`SELECT seq, hash, line FROM audit WHERE ${where} ${order} LIMIT ${page.limit}`).map(toAuditRow)
+      return (await sql`SELECT seq, instance, chain_seq, hash, line FROM audit WHERE ${where} ${order} LIMIT ${page.limit}`).map(toAuditRow)
     },
     last: async () => {
-      const [row] = await sql`SELECT seq, hash, line FROM audit ORDER BY seq DESC LIMIT 1`
+      const [row] = await sql`SELECT seq, instance, chain_seq, hash, line FROM audit ORDER BY seq DESC LIMIT 1`
       return row === undefined ? undefined : toAuditRow(row)
     },
   }
 }
 
 function toAuditRow(row: Row): AuditRow {
-  return { seq: Number(row.seq), hash: String(row.hash), line: String(row.line) }
+  return { seq: Number(row.seq), instance: String(row.instance), chainSeq: Number(row.chain_seq), hash: String(row.hash), line: String(row.line) }
 }

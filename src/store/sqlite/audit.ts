@@ -1,33 +1,38 @@
 import type { DatabaseSync, StatementSync } from 'node:sqlite'
 import { OperatorError } from '../../errors.ts'
-import type { AuditFilter, AuditPage, AuditRepo, AuditRow } from '../store.ts'
+import type { AuditFilter, AuditPage, AuditRepo, AuditRow, NewAuditRow } from '../store.ts'
 import type { Row } from './fresh-reads.ts'
+
+const COLUMNS = 'seq, instance, chain_seq, hash, line'
 
 /** AuditRepo on the audit file's `audit` table: each method beside its statement. */
 export function sqliteAudit(db: DatabaseSync): AuditRepo {
-  const last = db.prepare('SELECT seq, hash, line FROM audit ORDER BY seq DESC LIMIT 1')
-  const insert = db.prepare(`INSERT INTO audit (seq, hash, line, ${FACETS.join(', ')}) VALUES (?, ?, ?, ${FACETS.map(() => '?').join(', ')})`)
-  const read = db.prepare('SELECT seq, hash, line FROM audit WHERE seq > ? ORDER BY seq LIMIT ?')
+  const last = db.prepare(`SELECT ${COLUMNS} FROM audit ORDER BY seq DESC LIMIT 1`)
+  const chainLast = db.prepare(`SELECT ${COLUMNS} FROM audit WHERE instance = ? ORDER BY chain_seq DESC LIMIT 1`)
+  const chains = db.prepare('SELECT instance, COUNT(*) AS count, MIN(seq) AS first, MAX(seq) AS last FROM audit GROUP BY instance ORDER BY first')
+  const readChain = db.prepare(`SELECT ${COLUMNS} FROM audit WHERE instance = ? AND chain_seq > ? ORDER BY chain_seq LIMIT ?`)
+  const insert = db.prepare(`INSERT INTO audit (instance, chain_seq, hash, line, ${FACETS.join(', ')}) VALUES (?, ?, ?, ?, ${FACETS.map(() => '?').join(', ')})`)
+  const read = db.prepare(`SELECT ${COLUMNS} FROM audit WHERE seq > ? ORDER BY seq LIMIT ?`)
 
   // One prepared statement per shape of query (which filters are set, which order): at most a few thousand.
   const queries = new Map<string, StatementSync>()
 
-  const appendRows = (build: (last: AuditRow | undefined) => AuditRow[]): AuditRow[] => {
-    // IMMEDIATE takes the write lock before reading the last row, so a second process waits
-    // (busy_timeout) instead of building on the same predecessor and forking the chain.
+  const appendRows = (rows: readonly NewAuditRow[]): AuditRow[] => {
+    // IMMEDIATE takes the file's write lock before the chains' ends are read (SQLite has one
+    // writer at a time anyway: another process waits, busy_timeout).
     db.exec('BEGIN IMMEDIATE')
     try {
-      const lastRow = last.get()
-      let expected = (lastRow === undefined ? 0 : toAuditRow(lastRow).seq) + 1
-      const rows = build(lastRow === undefined ? undefined : toAuditRow(lastRow))
-      for (const row of rows) {
-        if (row.seq !== expected) throw new OperatorError(`audit append out of order: expected seq ${expected}, got ${row.seq}`)
+      const ends = new Map<string, number>()
+      const appended = rows.map((row) => {
+        const end = ends.get(row.instance) ?? Number((chainLast.get(row.instance) as Row | undefined)?.chain_seq ?? 0)
+        if (row.chainSeq !== end + 1) throw new OperatorError(`audit append out of order: chain ${JSON.stringify(row.instance)} expected ${end + 1}, got ${row.chainSeq}`)
+        ends.set(row.instance, row.chainSeq)
         const f = row.facets
-        insert.run(row.seq, row.hash, row.line, ...(f === undefined ? FACETS.map(() => null) : FACETS.map((name) => f[name])))
-        expected++
-      }
+        const { lastInsertRowid } = insert.run(row.instance, row.chainSeq, row.hash, row.line, ...(f === undefined ? FACETS.map(() => null) : FACETS.map((name) => f[name])))
+        return { seq: Number(lastInsertRowid), instance: row.instance, chainSeq: row.chainSeq, hash: row.hash, line: row.line }
+      })
       db.exec('COMMIT')
-      return rows.map((row) => ({ seq: row.seq, hash: row.hash, line: row.line }))
+      return appended
     } catch (err) {
       if (db.isTransaction) db.exec('ROLLBACK')
       throw err
@@ -35,12 +40,13 @@ export function sqliteAudit(db: DatabaseSync): AuditRepo {
   }
 
   return {
-    append: async (build) => {
-      const [row] = appendRows((previous) => [build(previous)])
-      if (row === undefined) throw new Error('audit append built no row')
-      return row
+    append: async (rows) => appendRows(rows),
+    chainLast: async (instance) => {
+      const row = chainLast.get(instance)
+      return row === undefined ? undefined : toAuditRow(row)
     },
-    appendMany: async (build) => appendRows(build),
+    chains: async () => chains.all().map((r) => ({ instance: String(r.instance), rows: Number(r.count), lastSeq: Number(r.last) })),
+    readChain: async (instance, afterChainSeq, limit) => readChain.all(instance, afterChainSeq, limit).map(toAuditRow),
     read: async (afterSeq: number, limit: number) => read.all(afterSeq, limit).map(toAuditRow),
     query: async (filter: AuditFilter, page: AuditPage) => {
       const { sql, params } = querySql(filter, page)
@@ -59,7 +65,7 @@ export function sqliteAudit(db: DatabaseSync): AuditRepo {
 }
 
 function toAuditRow(row: Row): AuditRow {
-  return { seq: Number(row.seq), hash: String(row.hash), line: String(row.line) }
+  return { seq: Number(row.seq), instance: String(row.instance), chainSeq: Number(row.chain_seq), hash: String(row.hash), line: String(row.line) }
 }
 
 /** The facet columns (AUDIT_MIGRATIONS[1]), in AuditFacets' terms. */
@@ -90,5 +96,5 @@ function querySql(filter: AuditFilter, page: AuditPage): { sql: string; params: 
   }
   params.push(page.limit)
   const where = terms.length === 0 ? '' : ` WHERE ${terms.join(' AND ')}`
-  return { sql: `SELECT seq, hash, line FROM audit${where} ORDER BY seq ${page.order === 'asc' ? 'ASC' : 'DESC'} LIMIT ?`, params }
+  return { sql: `SELECT ${COLUMNS} FROM audit${where} ORDER BY seq ${page.order === 'asc' ? 'ASC' : 'DESC'} LIMIT ?`, params }
 }

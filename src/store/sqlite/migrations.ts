@@ -90,4 +90,14 @@ export const AUDIT_MIGRATIONS: readonly string[] = [
    CREATE INDEX audit_by_task ON audit (task, seq) WHERE task IS NOT NULL;
    CREATE INDEX audit_by_connector ON audit (connector, seq) WHERE connector IS NOT NULL;
    CREATE INDEX audit_by_error ON audit (error, seq) WHERE error IS NOT NULL;`,
+  // A chain per keyvalet instance (store.ts AuditRow): the rows written before form the chain ''
+  // and keep their place in it (chain_seq = seq); the store numbers new rows itself (seq is the
+  // rowid). The update trigger is lifted for that one statement; the lines do not change.
+  `ALTER TABLE audit ADD COLUMN instance TEXT NOT NULL DEFAULT '';
+   ALTER TABLE audit ADD COLUMN chain_seq INTEGER NOT NULL DEFAULT 0;
+   DROP TRIGGER audit_no_update;
+   UPDATE audit SET chain_seq = seq;
+   CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+     BEGIN SELECT RAISE(ABORT, 'audit rows are append-only'); END;
+   CREATE UNIQUE INDEX audit_by_chain ON audit (instance, chain_seq);`,
 ]

@@ -12,6 +12,11 @@ const TEXT_FILTERS = ['agent', 'user', 'workspace', 'task', 'session', 'connecto
 /** Rows the live tail keeps on screen. */
 const TAIL_ROWS = 200
 
+/** How a chain is named: '' holds the records from before each keyvalet instance had its own chain. */
+function chainName(/** @type {string} */ instance) {
+  return instance === '' ? 'the chain from before per-instance chains' : `instance ${instance}`
+}
+
 /** @type {import('../page.js').Page} */
 export function auditPage(main, ctx) {
   const detail = el('section', { class: 'created', tabindex: '-1', 'aria-live': 'polite', 'data-testid': 'record-detail' })
@@ -64,7 +69,7 @@ export function auditPage(main, ctx) {
   async function search(cursor) {
     try {
       const page = await api('GET', withQuery('/v1/audit', { ...filter, limit: 50, cursor }))
-      if (cursor === undefined) newest = page.records[0] === undefined ? undefined : String(page.records[0].seq)
+      if (cursor === undefined) newest = page.cursors[0]
       const shown = el('div', { class: 'scroll' }, el('table', { 'data-testid': 'records' }, el('caption', {}, 'Records, newest first'), headRow(),
         el('tbody', {}, page.records.length === 0 ? el('tr', {}, el('td', { colspan: HEADINGS.length + 1 }, 'None.')) : page.records.map(row))))
       const more = page.next_cursor === null ? null : el('button', { type: 'button', onclick: () => void search(page.next_cursor) }, 'Older records')
@@ -108,8 +113,8 @@ export function auditPage(main, ctx) {
     try {
       const result = await api('POST', '/v1/audit/verify')
       replace(verified, result.ok
-        ? `Chain intact: ${result.count} records; last hash ${result.last_hash ?? '(none)'}.`
-        : `Chain broken at record ${result.seq}: ${result.problem} (${result.count} records verified before it). ${result.message ?? ''}`)
+        ? `Every chain intact: ${result.count} records in ${result.chains.length} chain${result.chains.length === 1 ? '' : 's'}${result.chains.map((/** @type {{ instance: string, count: number, last_hash: string }} */ c) => `; ${chainName(c.instance)}: ${c.count} records, last hash ${c.last_hash}`).join('')}.`
+        : `Chain of ${chainName(result.instance ?? '')} broken at record ${result.seq}: ${result.problem} (${result.count} records verified before it). ${result.message ?? ''}`)
     } catch (err) {
       replace(verified)
       ctx.fail(err)

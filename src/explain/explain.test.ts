@@ -1,0 +1,108 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { parseConfig } from '../config/load.ts'
+import { argsFor, decide } from '../policy/decide.ts'
+import { parseGrant } from '../policy/grant.ts'
+import { parseStrictJson } from '../policy/strict-json.ts'
+import { explain } from './explain.ts'
+
+const config = parseConfig(`version: 1
+budgets:
+  gh-rate: { per: agent, connector: gh, window: 1m, requests: 60 }
+  other: { connector: s3, requests: 5 }
+connectors:
+  gh:
+    upstream: https://api.github.com/api/v3
+    rules:
+      - { id: list-issues, methods: [GET], path: "/repos/:o/:r/issues", severity: read, query: { state: { pattern: "open|closed" } }, allow_other_query: false }
+      - { id: create-issue, methods: [POST], path: "/repos/:o/:r/issues", severity: write, body: { type: object, required: [title], properties: { title: { type: string } } } }
+      - { id: labels, methods: [PUT], path: "/repos/:o/:r/labels", severity: write, headers: { x-reason: { pattern: "[a-z]+", required: true } } }
+      - { id: repo, methods: [GET], path: "/repos/:o/:r", severity: read, mode: report }
+      - { id: delete-repo, methods: [DELETE], path: "/repos/:o/:r", severity: admin }
+  s3:
+    upstream: https://s3.example
+    rules:
+      - { id: get, methods: [GET], path: "/**", severity: read }
+`, '/tmp/explain-test.yaml')
+
+type Case = { grant: string[]; method: string; target: string; headers?: Record<string, string>; body?: string }
+
+const cases: Case[] = [
+  { grant: ['gh:read'], method: 'GET', target: '/repos/o/r/issues?state=open' },
+  { grant: ['gh:read'], method: 'GET', target: '/repos/o/r/issues?state=all' },
+  { grant: ['gh:read'], method: 'GET', target: '/repos/o/r/issues?page=2' },
+  { grant: ['gh:read'], method: 'GET', target: '/repos/o/r/pulls' },
+  { grant: ['gh:read'], method: 'PATCH', target: '/repos/o/r/issues' },
+  { grant: ['gh:read'], method: 'POST', target: '/repos/o/r/issues', headers: { 'content-type': 'application/json' }, body: '{"title":"x"}' },
+  { grant: ['gh:write'], method: 'POST', target: '/repos/o/r/issues', headers: { 'content-type': 'application/json' }, body: '{"title":"x"}' },
+  { grant: ['gh:write'], method: 'POST', target: '/repos/o/r/issues', headers: { 'content-type': 'application/json' }, body: '{"title":1}' },
+  { grant: ['gh:write'], method: 'POST', target: '/repos/o/r/issues', headers: { 'content-type': 'application/json' }, body: '{"title":"a","title":"b"}' },
+  { grant: ['gh:write:labels'], method: 'POST', target: '/repos/o/r/issues', headers: { 'content-type': 'application/json' }, body: '{"title":"x"}' },
+  { grant: ['gh:write'], method: 'PUT', target: '/repos/o/r/labels', headers: { 'x-reason': 'triage' } },
+  { grant: ['gh:write'], method: 'PUT', target: '/repos/o/r/labels', headers: { 'x-reason': 'NOPE!' } },
+  { grant: ['gh:write'], method: 'PUT', target: '/repos/o/r/labels' },
+  { grant: ['gh:read'], method: 'GET', target: '/repos/o/r', body: 'x' },
+  { grant: ['s3:read'], method: 'GET', target: '/repos/o/r' },
+  { grant: ['gh:read'], method: 'DELETE', target: '/repos/o/r' },
+  { grant: ['gh:admin'], method: 'DELETE', target: '/repos/o/r' },
+  { grant: ['gh:admin:delete-repo'], method: 'GET', target: '/repos/o/r' },
+]
+
+function explained(c: Case) {
+  return explain(config.policy, { grants: c.grant.map(parseGrant), method: c.method, url: `/gh${c.target}`, headers: c.headers ?? {}, body: c.body }, config.budgets)
+}
+
+/** decide itself, as the data plane's decide stage calls it: first without the body, then with it when asked. */
+function decided(c: Case) {
+  const connector = config.policy.connectors.get('gh')
+  assert.ok(connector !== undefined)
+  const headers = { ...c.headers, ...(c.body === undefined ? {} : { 'content-length': String(Buffer.byteLength(c.body)) }) }
+  const args = argsFor({ connector, grants: c.grant.map(parseGrant), method: c.method, target: c.target, headers, carriesBody: c.body !== undefined })
+  const first = decide(args)
+  return first.effect === 'need_body' ? decide({ ...args, body: parseStrictJson(Buffer.from(c.body ?? '')) }) : first
+}
+
+describe('explain: decide\'s own decision, with each rule\'s step', () => {
+  it('decides every case exactly as policy/decide.ts does', () => {
+    for (const c of cases) {
+      const e = explained(c)
+      const d = decided(c)
+      assert.ok(d.effect !== 'need_body')
+      const label = `${c.grant.join(',')} ${c.method} ${c.target}`
+      assert.deepEqual([e.decision, e.reason, e.rule, e.detail], [d.effect, d.reason, d.rule?.id ?? null, d.detail], label)
+      // The rule that decided has a step that says the same.
+      const allowing = e.rules.find((s) => s.outcome === 'allow')
+      if (e.decision === 'allow') assert.equal(allowing?.rule, e.rule, label)
+      else if (e.rule !== null) assert.equal(e.rules.find((s) => s.rule === e.rule)?.outcome, e.reason, label)
+      else assert.equal(allowing, undefined, label)
+    }
+  })
+
+  it('names why each other rule does not fit: path, method, query, header, body, grant, severity', () => {
+    const outcomes = (c: Case) => Object.fromEntries(explained(c).rules.map((s) => [s.rule, s.outcome]))
+    assert.deepEqual(outcomes(cases[1] as Case), { 'list-issues': 'query_not_allowed', 'create-issue': 'method', labels: 'path', repo: 'path', 'delete-repo': 'path' })
+    assert.deepEqual(outcomes(cases[5] as Case), { 'list-issues': 'method', 'create-issue': 'severity_exceeds_grant', labels: 'path', repo: 'path', 'delete-repo': 'path' })
+    assert.equal(outcomes(cases[7] as Case)['create-issue'], 'body_not_allowed')
+    assert.equal(outcomes(cases[9] as Case)['create-issue'], 'not_in_grant')
+    assert.equal(outcomes(cases[11] as Case).labels, 'header_not_allowed')
+    assert.equal(outcomes(cases[13] as Case).repo, 'body_unexpected')
+    const steps = explained(cases[4] as Case).rules
+    assert.match(steps.find((s) => s.rule === 'list-issues')?.detail ?? '', /its methods GET do not include "PATCH"/)
+  })
+
+  it('states severity needed and granted, report mode, the code answered, and what it does not evaluate', () => {
+    const tooLow = explained(cases[15] as Case)
+    assert.deepEqual([tooLow.severity, tooLow.code, tooLow.report], [{ needed: 'admin', granted: 'read' }, 'policy_denied', false])
+    assert.ok(!tooLow.not_evaluated.some((n) => n.startsWith('budgets')), 'a refused request spends no budget')
+    const reported = explained(cases[17] as Case)
+    assert.deepEqual([reported.decision, reported.reason, reported.rule, reported.report, reported.code], ['deny', 'not_in_grant', 'repo', true, null])
+    const allowed = explained(cases[0] as Case)
+    assert.deepEqual([allowed.via, allowed.code, allowed.path, allowed.severity], ['gateway_path', null, '/repos/o/r/issues', { needed: 'read', granted: 'read' }])
+    assert.ok(allowed.not_evaluated.some((n) => n.includes('budgets gh-rate apply')), allowed.not_evaluated.join('\n'))
+    assert.ok(allowed.not_evaluated.some((n) => n.includes('egress address check')))
+    const forward = explain(config.policy, { grants: [parseGrant('gh:read')], method: 'GET', url: 'https://api.github.com/api/v3/repos/o/r/issues', headers: {}, body: undefined })
+    assert.deepEqual([forward.via, forward.decision, forward.path], ['forward_origin', 'allow', '/repos/o/r/issues'])
+    const unexpected = explained(cases[13] as Case)
+    assert.equal(unexpected.code, 'body_unexpected')
+  })
+})

@@ -1,0 +1,22 @@
+import type { Budget } from '../model/budget.ts'
+import type { Connector } from '../model/policy.ts'
+
+/**
+ * What a real request also goes through that explain does not evaluate, in words for the
+ * operator. `allowedBy`: the rule the request would be forwarded under (null: none named), or
+ * undefined when it is refused (then budgets never run).
+ */
+export function notEvaluated(connector: Connector, segments: readonly string[], allowedBy: string | null | undefined, budgets: readonly Budget[]): string[] {
+  const out: string[] = []
+  if (connector.mcp?.endpoints.some((e) => e.match(segments)) === true) {
+    out.push(`MCP: this path is connector ${connector.name}'s MCP endpoint, where each JSON-RPC message is decided by the tool, prompt and resource rules (docs/mcp.md) instead of the HTTP rules shown here`)
+  }
+  if (allowedBy !== undefined) {
+    const applying = budgets.filter((b) => (b.connector === undefined || b.connector === connector.name) && (b.rule === undefined || b.rule === allowedBy)).map((b) => b.name)
+    const named = applying.length === 0 ? 'no configured budget applies' : `budgets ${applying.join(', ')} apply`
+    out.push(`budgets and rate limits: ${named}, and a session may have a request budget of its own; their counters live in the store and are not read (over a limit: 429 budget_exhausted or rate_limited)`)
+  }
+  out.push(`the egress address check: the addresses ${connector.upstream.hostname} resolves to when a request is sent, against the egress policy and allow_addresses (destination_refused)`)
+  out.push('the values a real request carries beside the policy: a task key or placeholder outside its slot, framing and hop-by-hop headers, the credential itself')
+  return out
+}

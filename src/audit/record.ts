@@ -53,6 +53,11 @@ export interface AuditFields {
    * outage records (mode keyvalet), which it writes in its thread.
    */
   readonly config_version?: string
+  /**
+   * What the HTTP policy decided on, so that `keyvalet replay` can decide the request again under
+   * another configuration (src/replay/); present when the HTTP decide ran. Never a query value.
+   */
+  readonly decided_on?: DecidedOn
   /** Operator-only extra facts (never secret); omitted when empty. */
   readonly detail?: Readonly<Record<string, unknown>>
   /**
@@ -73,6 +78,26 @@ export interface AuditFields {
   readonly actor?: { readonly id: string; readonly name: string } | null
   readonly action?: string | null
   readonly target?: Readonly<Record<string, unknown>>
+}
+
+/** The facts of a request that the HTTP policy looks at beyond its connector, method and query names (policy/decide.ts). */
+export interface DecidedOn {
+  /** The session's grants, as written (connector:severity[:rules]). */
+  readonly grants: readonly string[]
+  /** The normalised, decoded path segments below the connector. */
+  readonly segments: readonly string[]
+  /** Every request header name (lower-case): whether a header is present, for required and guarded headers. */
+  readonly header_names: readonly string[]
+  /**
+   * The values of the headers the connector's rules named when it was decided: the value, or null
+   * when it was not recorded (a secret-bearing name, or longer than 256 characters).
+   */
+  readonly headers: Readonly<Record<string, string | null>>
+  readonly carries_body: boolean
+  /** The protocol an upgrade asked for. */
+  readonly upgrade?: string
+  /** sha256 (`sha256:` and hex) of the body, when a rule's schema had it read. */
+  readonly body_digest?: string
 }
 
 /** One JSON-RPC message of a request to an MCP endpoint, as decided. Never an argument value: their digest. */

@@ -57,6 +57,8 @@ export interface RequestContext {
   usage?: ModelUsage
   /** copy-source: the S3 copy source an aws_sigv4 request names, decided readable under the grant. */
   copySource?: { readonly path: string; readonly rule: string }
+  /** decide: sha256 of the body it read (`sha256:` and hex), for the audit record's decided_on. */
+  bodyDigest?: string
   /** decide: the body, when a rule needed to read it; attribute: the body rewritten with the user. */
   body?: Buffer
   /** credential: the value, what the audit names it, the forms of it to mask, and the source it came from. The value lives only here and in outbound headers. */

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 import { KeyvaletError } from '../../errors.ts'
 import type { BodyFacts, Decision } from '../../policy/decision.ts'
@@ -22,6 +23,7 @@ export function createDecide(maxBodyBytes: number): Stage {
       if (decision.effect === 'need_body') {
         const body = await readBody(ctx.req, maxBodyBytes)
         ctx.body = body
+        ctx.bodyDigest = `sha256:${createHash('sha256').update(body).digest('hex')}`
         facts = bodyFacts(ctx.req, body)
         decision = decideFor(ctx, facts)
       }

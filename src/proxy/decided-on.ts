@@ -1,0 +1,37 @@
+import type { DecidedOn } from '../audit/record.ts'
+import { formatGrant } from '../policy/grant.ts'
+import type { RequestContext } from './context.ts'
+import { carriesBody } from './headers.ts'
+
+/** Header names whose values are never recorded, whatever a rule says: they carry credentials or sessions. */
+const SECRET_BEARING = /auth|token|secret|key|cookie|session|passw|signature|credential/i
+const MAX_VALUE = 256
+
+/**
+ * The `decided_on` of a request's audit record, once the HTTP decide has decided it; {} otherwise
+ * (refused before it, or an MCP endpoint, decided per message). Header values only of the headers
+ * the connector's rules name, and not of a secret-bearing one; the record is masked afterwards
+ * like every other field (audit-fields.ts).
+ */
+export function decidedOn(ctx: RequestContext): { decided_on?: DecidedOn } {
+  const { decision, connector, session, segments } = ctx
+  if (decision === undefined || decision.effect === 'need_body' || connector === undefined || session === undefined || segments === undefined) return {}
+  const headers: Record<string, string | null> = {}
+  for (const name of new Set(connector.rules.flatMap((r) => r.headers.map((h) => h.name)))) {
+    const value = ctx.req.headers[name]
+    if (value === undefined) continue
+    const text = Array.isArray(value) ? value.join(', ') : value
+    headers[name] = Array.isArray(value) || SECRET_BEARING.test(name) || text.length > MAX_VALUE ? null : text
+  }
+  return {
+    decided_on: {
+      grants: session.grants.map(formatGrant),
+      segments: [...segments],
+      header_names: Object.keys(ctx.req.headers),
+      headers,
+      carries_body: carriesBody(ctx.req.headers),
+      ...(ctx.upgrade === undefined ? {} : { upgrade: ctx.upgrade }),
+      ...(ctx.bodyDigest === undefined ? {} : { body_digest: ctx.bodyDigest }),
+    },
+  }
+}

@@ -98,6 +98,22 @@ export interface DecidedOn {
   readonly upgrade?: string
   /** sha256 (`sha256:` and hex) of the body, when a rule's schema had it read. */
   readonly body_digest?: string
+  /** The body read was not JSON a schema could check (not strict JSON, or not a JSON content type). */
+  readonly body_invalid?: true
+  /** The parts of the body read that the connector's body schemas look at (src/replay/body-snapshot.ts), by JSON pointer. */
+  readonly body_fields?: BodySnapshot
+}
+
+/** What was at one JSON pointer of a body: null when nothing was there. */
+export type BodySnapshot = Readonly<Record<string, BodySnapshotEntry | null>>
+export interface BodySnapshotEntry {
+  readonly type: 'object' | 'array' | 'string' | 'integer' | 'number' | 'boolean' | 'null'
+  /** Its key names, when a schema read them. */
+  readonly keys?: readonly string[]
+  /** Its whole value, when a schema read it (masked like every audit field). */
+  readonly value?: unknown
+  /** A schema read its value, which was not recorded: over 1 KiB, or under a secret-bearing name. */
+  readonly withheld?: true
 }
 
 /** One JSON-RPC message of a request to an MCP endpoint, as decided. Never an argument value: their digest. */

@@ -1,4 +1,7 @@
 import type { DecidedOn } from '../audit/record.ts'
+import type { Connector } from '../model/policy.ts'
+import { bodyReads } from '../replay/body-reads.ts'
+import { snapshot } from '../replay/body-snapshot.ts'
 import { formatGrant } from '../policy/grant.ts'
 import type { RequestContext } from './context.ts'
 import { carriesBody } from './headers.ts'
@@ -10,7 +13,8 @@ const MAX_VALUE = 256
 /**
  * The `decided_on` of a request's audit record, once the HTTP decide has decided it; {} otherwise
  * (refused before it, or an MCP endpoint, decided per message). Header values only of the headers
- * the connector's rules name, and not of a secret-bearing one; the record is masked afterwards
+ * the connector's rules name, and not of a secret-bearing one; of a body a rule's schema had read,
+ * its digest and the parts of it the connector's schemas look at. The record is masked afterwards
  * like every other field (audit-fields.ts).
  */
 export function decidedOn(ctx: RequestContext): { decided_on?: DecidedOn } {
@@ -31,7 +35,15 @@ export function decidedOn(ctx: RequestContext): { decided_on?: DecidedOn } {
       headers,
       carries_body: carriesBody(ctx.req.headers),
       ...(ctx.upgrade === undefined ? {} : { upgrade: ctx.upgrade }),
-      ...(ctx.bodyDigest === undefined ? {} : { body_digest: ctx.bodyDigest }),
+      ...bodyFacts(connector, ctx.decidedBody),
     },
   }
+}
+
+/** The body's digest, and the parts of it the connector's body schemas read (replay/body-snapshot.ts). */
+function bodyFacts(connector: Connector, body: RequestContext['decidedBody']): Pick<DecidedOn, 'body_digest' | 'body_invalid' | 'body_fields'> {
+  if (body === undefined) return {}
+  if (body.json === undefined) return { body_digest: body.digest, body_invalid: true }
+  const reads = connector.rules.flatMap((r) => r.body?.schema === undefined ? [] : bodyReads(r.body.schema))
+  return { body_digest: body.digest, body_fields: snapshot(body.json, reads) }
 }

@@ -101,7 +101,7 @@ export class Replay {
     if (connector.mcp?.endpoints.some((e) => e.match(on.segments)) === true) return { notReplayable: 'mcp' }
     const built = replayArgs(record, on, connector)
     if ('notReplayable' in built) return built
-    const decision = decideWithRecordedBody(built.args)
+    const decision = decideWithRecordedBody(built.args, built.body)
     if (decision.effect === 'allow') return { decision: 'allow', reason: decision.reason, rule: decision.rule.id }
     const report = decision.reason !== 'body_unexpected' && (decision.rule?.report === true || connector.report === true)
     return { decision: report ? 'would_deny' : 'deny', reason: decision.reason, rule: decision.rule?.id ?? null }

@@ -11,7 +11,7 @@ const CHANGE_TITLE: Record<Change, string> = {
 export const NOT_REPLAYABLE_WHY: Record<NotReplayable, string> = {
   recorded_before_replay: 'recorded before keyvalet recorded what a decision needs (no decided_on)',
   mcp: "an MCP endpoint: each JSON-RPC message is decided by tool, prompt and resource rules, and the audit holds arguments as digests only",
-  body: "a rule decide reaches checks the body against a JSON Schema, and the audit holds the body's digest only",
+  body: 'a rule decide reaches checks the body against a JSON Schema that reads parts of it the audit did not record (a field no schema read then, a value over 1 KiB or under a secret-bearing name)',
   query_value: 'a rule decide reaches checks a query parameter value, and the audit holds query names only',
   query_names_cut: "the record's query names were cut short (at most 50, of 64 characters)",
   header_value: 'a rule decide reaches checks a header value the audit did not record (secret-bearing, repeated, over 256 characters, or named by no rule then)',

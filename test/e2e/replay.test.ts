@@ -8,8 +8,8 @@ import { cli } from '../helpers/cli.ts'
 import { startKeyvalet, type TestKeyvalet } from '../helpers/keyvalet.ts'
 import { startUpstream, type Upstream } from '../helpers/upstream.ts'
 
-const ISSUE_SCHEMA = '{ type: object, required: [title], properties: { title: { type: string } } }'
-const rules = (upstream: Upstream, listIssues: string, extra = '') => `version: 1
+const ISSUE_SCHEMA = '{ type: object, required: [title], properties: { title: { type: string, maxLength: 20 } } }'
+const rules = (upstream: Upstream, listIssues: string, extra = '', issueSchema = ISSUE_SCHEMA) => `version: 1
 listen: { gateway: "127.0.0.1:0" }
 connectors:
   gh:
@@ -19,7 +19,7 @@ connectors:
     rules:
 ${extra}      - { id: list-issues, methods: [GET], path: "/repos/:o/:r/issues", severity: ${listIssues} }
       - { id: labels, methods: [PUT], path: "/repos/:o/:r/labels", severity: write, headers: { x-reason: { pattern: "[a-z]+" }, x-api-token: { required: false } } }
-      - { id: create-issue, methods: [POST], path: "/repos/:o/:r/issues", severity: write, body: ${ISSUE_SCHEMA} }
+      - { id: create-issue, methods: [POST], path: "/repos/:o/:r/issues", severity: write, body: ${issueSchema} }
       - { id: delete-repo, methods: [DELETE], path: "/repos/:o/:r", severity: admin }
       - { id: search, methods: [GET], path: "/search", severity: read, query: { q: { pattern: "[a-z]+" } } }
 `
@@ -33,9 +33,9 @@ const KINDS = [
   { key: 'write', method: 'PUT', path: () => '/repos/acme/app/labels', headers: { 'x-reason': 'triage', 'x-api-token': 'tok-secret-123' }, allowed: 'labels' },
   { key: 'write', method: 'PUT', path: () => '/repos/acme/app/labels', headers: { 'x-reason': 'Not OK!' }, allowed: null },
   { key: 'write', method: 'DELETE', path: () => '/repos/acme/app', allowed: null },
-  { key: 'write', method: 'POST', path: () => '/repos/acme/app/issues', body: '{"title":"bug"}', allowed: 'create-issue' },
+  { key: 'write', method: 'POST', path: () => '/repos/acme/app/issues', body: (i: number) => i % 2 === 0 ? '{"title":"bug"}' : '{"title":"a longer title","note":"n"}', allowed: 'create-issue' },
   { key: 'read', method: 'GET', path: () => '/search?q=bugs', allowed: 'search' },
-  { key: 'read', method: 'POST', path: () => '/repos/acme/app/issues', body: '{"title":"bug"}', allowed: null },
+  { key: 'read', method: 'POST', path: () => '/repos/acme/app/issues', body: () => '{"title":"bug"}', allowed: null },
 ] as const
 const ROUNDS = 250
 const UNAUTHENTICATED = 20
@@ -51,7 +51,7 @@ describe('keyvalet replay: the recorded requests decided again under a new confi
   let upstream: Upstream
   let kv: TestKeyvalet
   let started: string
-  const sent: { kind: number; status: number }[] = []
+  const sent: { kind: number; round: number; status: number }[] = []
 
   before(async () => {
     upstream = await startUpstream()
@@ -62,9 +62,9 @@ describe('keyvalet replay: the recorded requests decided again under a new confi
     for (let round = 0; round < ROUNDS; round++) {
       KINDS.forEach((k, kind) => jobs.push(async () => {
         const headers: Record<string, string> = { authorization: `Bearer ${keys[k.key]}`, ...('headers' in k ? k.headers : {}), ...('body' in k ? { 'content-type': 'application/json' } : {}) }
-        const res = await request(`${kv.url}/gh${k.path(round)}`, { method: k.method, headers, body: 'body' in k ? k.body : undefined, dispatcher })
+        const res = await request(`${kv.url}/gh${k.path(round)}`, { method: k.method, headers, body: 'body' in k ? k.body(round) : undefined, dispatcher })
         await res.body.text()
-        sent.push({ kind, status: res.statusCode })
+        sent.push({ kind, round, status: res.statusCode })
       }))
     }
     for (let i = 0; i < UNAUTHENTICATED; i++) {
@@ -106,9 +106,10 @@ describe('keyvalet replay: the recorded requests decided again under a new confi
     assert.deepEqual(label?.decided_on?.grants, ['gh:write'])
     assert.deepEqual(label?.decided_on?.segments, ['repos', 'acme', 'app', 'labels'])
     assert.ok(label?.decided_on?.header_names.includes('authorization'))
-    const created = records.find((r) => r.rule === 'create-issue' && r.decision === 'allow')
-    assert.equal(created?.decided_on?.body_digest, `sha256:${createHash('sha256').update('{"title":"bug"}').digest('hex')}`)
+    const created = records.find((r) => r.rule === 'create-issue' && r.decision === 'allow' && r.decided_on?.body_fields?.['/title']?.value === 'a longer title')
+    assert.equal(created?.decided_on?.body_digest, `sha256:${createHash('sha256').update('{"title":"a longer title","note":"n"}').digest('hex')}`)
     assert.equal(created?.decided_on?.carries_body, true)
+    assert.deepEqual(created?.decided_on?.body_fields, { '': { type: 'object' }, '/title': { type: 'string', value: 'a longer title' } }, 'what the schema reads, not the note')
     const unauthenticated = records.filter((r) => r.decided_on === undefined)
     assert.equal(unauthenticated.length, UNAUTHENTICATED, 'a request the policy never decided has no decided_on')
     const text = JSON.stringify(records)
@@ -126,13 +127,25 @@ describe('keyvalet replay: the recorded requests decided again under a new confi
       assert.match(e.path, /^\/repos\/acme\/app\d\/issues$/)
     }
     assert.equal(report.changes.allowed_to_denied.examples.length, 5)
-    // A body the schema reads and a query value a pattern checks are not in the audit: counted, not guessed.
-    assert.deepEqual(report.not_replayable.reasons, { body: count([7]), query_value: count([8]) })
-    assert.match(report.not_replayable.why.body ?? '', /digest only/)
+    // A query value a pattern checks is not in the audit: counted, not guessed.
+    assert.deepEqual(report.not_replayable.reasons, { query_value: count([8]) })
+    assert.match(report.not_replayable.why.query_value ?? '', /query names only/)
     assert.equal(report.not_decided_by_policy, UNAUTHENTICATED)
     assert.equal(report.records, ROUNDS * KINDS.length + UNAUTHENTICATED)
-    assert.equal(report.replayed, ROUNDS * KINDS.length - count([7, 8]))
+    assert.equal(report.replayed, ROUNDS * KINDS.length - count([8]))
     assert.equal(report.unchanged, report.replayed - expected)
+  })
+
+  it('a body schema tightened on the field it read is replayed from the recorded field; one reading a field never recorded is not replayable', async () => {
+    const tighter = await replay(rules(upstream, 'read', '', '{ type: object, required: [title], properties: { title: { type: string, maxLength: 5 } } }'))
+    const long = sent.filter((s) => s.kind === 7 && s.round % 2 === 1).length
+    assert.equal(tighter.changes.allowed_to_denied.count, long)
+    assert.deepEqual(tighter.changes.allowed_to_denied.examples.map((e) => [e.method, e.before.rule, e.after.reason]), Array(5).fill(['POST', 'create-issue', 'body_not_allowed']))
+    assert.deepEqual(tighter.not_replayable.reasons, { query_value: count([8]) })
+    const wider = await replay(rules(upstream, 'read', '', '{ type: object, required: [title, labels], properties: { title: { type: string } } }'))
+    assert.deepEqual(wider.not_replayable.reasons, { body: count([7]), query_value: count([8]) })
+    assert.match(wider.not_replayable.why.body ?? '', /reads parts of it the audit did not record/)
+    assert.equal(wider.changes.allowed_to_denied.count, 0)
   })
 
   it('a config that loosens (a rule for pulls, and one before list-issues): the reverse, and a different rule', async () => {
@@ -156,7 +169,7 @@ describe('keyvalet replay: the recorded requests decided again under a new confi
     assert.equal(text.code, 0, text.stderr)
     assert.match(text.stdout, new RegExp(`allowed -> denied +${count([0, 1])}`))
     assert.match(text.stdout, /#\d+ \S+ GET gh \/repos\/acme\/app\d\/issues: allow list-issues -> deny severity_exceeds_grant \(list-issues\)/)
-    assert.match(text.stdout, /body: a rule decide reaches checks the body against a JSON Schema/)
+    assert.match(text.stdout, /query_value: a rule decide reaches checks a query parameter value/)
     assert.match(text.stdout, /Not replayed: budgets and rate limits/)
     const bad = await cli(['replay', '--config', file, '--until', 'soon'], { env: { KEYVALET_MASTER_KEY: kv.masterKey } })
     assert.match(bad.stderr, /--until: not a time or a duration/)

@@ -23,8 +23,8 @@ export function createDecide(maxBodyBytes: number): Stage {
       if (decision.effect === 'need_body') {
         const body = await readBody(ctx.req, maxBodyBytes)
         ctx.body = body
-        ctx.bodyDigest = `sha256:${createHash('sha256').update(body).digest('hex')}`
         facts = bodyFacts(ctx.req, body)
+        ctx.decidedBody = { digest: `sha256:${createHash('sha256').update(body).digest('hex')}`, json: 'json' in facts ? facts.json : undefined }
         decision = decideFor(ctx, facts)
       }
       ctx.decision = decision

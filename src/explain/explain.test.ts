@@ -106,3 +106,41 @@ describe('explain: decide\'s own decision, with each rule\'s step', () => {
     assert.equal(unexpected.code, 'body_unexpected')
   })
 })
+
+describe('explain at an MCP endpoint: each JSON-RPC message, decided by mcp/decide.ts', () => {
+  const mcp = parseConfig(`version: 1
+connectors:
+  tracker:
+    upstream: https://mcp.example
+    rules:
+      - { id: health, methods: [GET], path: /health, severity: read }
+    mcp:
+      endpoint: /mcp
+      trust_annotations: true
+      tools:
+        - { id: list-issues, name: list_issues, severity: read }
+        - { id: delete, name: "delete_*", severity: admin }
+`, '/tmp/explain-mcp.yaml')
+  const json = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }
+  const ask = (method: string, url: string, body?: unknown, headers: Record<string, string> = json) =>
+    explain(mcp.policy, { grants: [parseGrant('tracker:write')], method, url, headers, body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body) })
+  const call = (id: number, name: string) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: {} } })
+
+  it('decides tools/call by tool, a batch whole, the transport\'s GET, and refuses what is not MCP\'s', () => {
+    const allowed = ask('POST', '/tracker/mcp', call(1, 'list_issues'))
+    assert.deepEqual([allowed.decision, allowed.rule, allowed.code, allowed.rules], ['allow', 'list-issues', null, []])
+    assert.deepEqual(allowed.mcp?.map((m) => [m.method, m.item, m.decision]), [['tools/call', 'list_issues', 'allow']])
+    const batch = ask('POST', '/tracker/mcp', [call(1, 'list_issues'), call(2, 'delete_repo')])
+    assert.deepEqual([batch.decision, batch.reason, batch.rule, batch.code], ['deny', 'severity_exceeds_grant', 'delete', 'policy_denied'])
+    assert.deepEqual(batch.mcp?.map((m) => m.reason), ['batch_refused', 'severity_exceeds_grant'])
+    assert.equal(ask('POST', '/tracker/mcp', call(1, 'mystery')).reason, 'tool_unknown')
+    assert.ok(ask('POST', '/tracker/mcp', call(1, 'mystery')).not_evaluated.some((n) => n.startsWith('MCP annotations')))
+    assert.deepEqual([ask('GET', '/tracker/mcp').decision, ask('GET', '/tracker/mcp').rule], ['allow', 'mcp.stream'])
+    assert.equal(ask('PUT', '/tracker/mcp').reason, 'method_not_allowed')
+    assert.equal(ask('POST', '/tracker/mcp?x=1', call(1, 'list_issues')).reason, 'query_not_allowed')
+    assert.deepEqual([ask('POST', '/tracker/mcp', '{"jsonrpc":').code, ask('POST', '/tracker/mcp', { id: 1 }).code], ['mcp_request_invalid', 'mcp_request_invalid'])
+    // Beside the endpoint, the HTTP rules decide as usual.
+    const health = ask('GET', '/tracker/health')
+    assert.deepEqual([health.decision, health.rule, health.mcp], ['allow', 'health', undefined])
+  })
+})

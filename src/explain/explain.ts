@@ -11,9 +11,12 @@
  * result. Each rule's step is decide's result over a connector holding that rule alone: the first
  * check it fails, or that it allows (rules.ts).
  *
+ * A request to a connector's MCP endpoint is decided on its JSON-RPC messages instead (mcp.ts).
+ *
  * Not evaluated, and said so in `not_evaluated`: the checks that need a real request, a real
- * address or shared state (the egress address check, budgets and rate limits, MCP messages, the
- * values a real request carries beside the policy). A real request can still be refused by those.
+ * address or shared state (the egress address check, budgets and rate limits, an MCP server's
+ * trusted annotations, the values a real request carries beside the policy). A real request can
+ * still be refused by those.
  */
 import { KeyvaletError } from '../errors.ts'
 import type { Budget } from '../model/budget.ts'
@@ -23,6 +26,7 @@ import { normalisePath, splitTarget } from '../policy/path.ts'
 import { parseStrictJson } from '../policy/strict-json.ts'
 import { carriesBody, jsonBodyProblem } from '../proxy/headers.ts'
 import { baseSegments, startsWith } from '../proxy/stages/route.ts'
+import { explainMcp, type McpStep } from './mcp.ts'
 import { notEvaluated } from './not-evaluated.ts'
 import { decideWithBody, ruleSteps } from './rules.ts'
 
@@ -60,8 +64,10 @@ export interface Explanation {
   readonly report: boolean
   /** The severity the deciding rule needs, and the most the grant gives on this connector (for that rule, when one decided). */
   readonly severity: { readonly needed: Severity | null; readonly granted: Severity | null }
-  /** Every rule of the connector in config order: whether it allows, or the first check it fails. */
+  /** Every rule of the connector in config order: whether it allows, or the first check it fails (none for an MCP endpoint). */
   readonly rules: readonly RuleStep[]
+  /** A request to the connector's MCP endpoint: each JSON-RPC message as decided by its tool, prompt, resource and method rules (mcp.ts). */
+  readonly mcp?: readonly McpStep[]
   /** The checks a real request also goes through that this explanation did not evaluate, and why. */
   readonly not_evaluated: readonly string[]
 }
@@ -89,6 +95,15 @@ export function explain(policy: Policy, input: ExplainInput, budgets: readonly B
   const args: DecideArgs = {
     connector, grants: input.grants, method: input.method, segments: segments.length === 0 ? [''] : segments,
     query: new URLSearchParams(rawQuery), headers, carriesBody: carriesBody(headers),
+  }
+  const mcpPolicy = connector.mcp
+  if (mcpPolicy !== undefined && mcpPolicy.endpoints.some((e) => e.match(args.segments))) {
+    const m = explainMcp(connector, mcpPolicy, input.grants, { method: input.method, rawQuery, headers, body: input.body })
+    return {
+      decision: m.decision, reason: m.reason, rule: m.rule, detail: m.detail, connector: connector.name, path: `/${args.segments.join('/')}`, via, code: m.code, report: false,
+      severity: { needed: null, granted: granted(connector, input.grants, undefined) }, rules: [], mcp: m.steps,
+      not_evaluated: notEvaluated(connector, args.segments, m.decision === 'allow' ? m.rule : undefined, budgets),
+    }
   }
   const body = bodyFacts(headers, input.body ?? '')
   const decision = decideWithBody(args, body)

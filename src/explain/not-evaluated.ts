@@ -8,8 +8,8 @@ import type { Connector } from '../model/policy.ts'
  */
 export function notEvaluated(connector: Connector, segments: readonly string[], allowedBy: string | null | undefined, budgets: readonly Budget[]): string[] {
   const out: string[] = []
-  if (connector.mcp?.endpoints.some((e) => e.match(segments)) === true) {
-    out.push(`MCP: this path is connector ${connector.name}'s MCP endpoint, where each JSON-RPC message is decided by the tool, prompt and resource rules (docs/mcp.md) instead of the HTTP rules shown here`)
+  if (connector.mcp?.trustAnnotations === true && connector.mcp.endpoints.some((e) => e.match(segments))) {
+    out.push(`MCP annotations: a tool without a rule that the server's trusted annotations would allow is refused here; keyvalet learns annotations from the server's tools/list answers, which explain does not ask for`)
   }
   if (allowedBy !== undefined) {
     const applying = budgets.filter((b) => (b.connector === undefined || b.connector === connector.name) && (b.rule === undefined || b.rule === allowedBy)).map((b) => b.name)

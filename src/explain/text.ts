@@ -8,13 +8,17 @@ export function explanationText(e: Explanation, method: string, url: string): st
     return lines.join('\n')
   }
   lines.push(`  connector: ${e.connector}, by the ${e.via === 'gateway_path' ? "gateway path's first segment" : "forward request's origin and the upstream's base path"}; path below it ${e.path}`)
-  lines.push('  rules, in order:')
+  if (e.mcp !== undefined) {
+    lines.push("  MCP endpoint: each JSON-RPC message decided by the connector's tool, prompt, resource and method rules:")
+    for (const m of e.mcp) lines.push(`    ${m.method}${m.item === null ? '' : ` ${JSON.stringify(m.item)}`}: ${m.decision} ${m.reason}${m.rule === null ? '' : ` (rule ${m.rule})`}; ${m.detail}`)
+    if (e.mcp.length === 0) lines.push('    (refused before any message)')
+  } else lines.push('  rules, in order:')
   for (const step of e.rules) {
     const mark = step.outcome === 'allow' ? 'fits' : step.outcome === 'path' || step.outcome === 'method' ? `not for this ${step.outcome}` : `refuses: ${step.outcome}`
     const chosen = step.rule === e.rule ? '  <- decides' : ''
     lines.push(`    ${step.rule} (${step.severity}${step.mode === 'report' ? ', report mode' : ''}): ${mark}; ${step.detail}${chosen}`)
   }
-  if (e.rules.length === 0) lines.push('    (none)')
+  if (e.rules.length === 0 && e.mcp === undefined) lines.push('    (none)')
   lines.push(`  severity:  needed ${e.severity.needed ?? '-'}, granted ${e.severity.granted ?? 'nothing on this connector'}`)
   lines.push(`  decision:  ${e.decision} ${e.reason}${e.rule === null ? '' : ` (rule ${e.rule})`}: ${e.detail}`)
   const outcome = e.decision === 'allow' ? 'forwarded' : e.report ? 'forwarded anyway: report mode, audited as would_deny' : `refused with ${e.code}`

@@ -48,7 +48,15 @@ const EXPLAINED = Type.Object({
     outcome: Type.String({ description: 'allow; path or method (the rule does not apply to it); or the first check the rule fails: a policy reason (query_not_allowed, header_not_allowed, header_not_named, body_unexpected, upgrade_not_allowed, not_in_grant, severity_exceeds_grant, body_not_allowed).' }),
     detail: Type.String(),
   }), { description: "Every rule of the connector in order, each decided alone by the data plane's decide." }),
-  not_evaluated: Type.Array(Type.String(), { description: 'The checks a real request also goes through that explain does not evaluate (egress addresses, budgets, MCP messages, ...).' }),
+  mcp: Type.Optional(Type.Array(Type.Object({
+    method: Type.String({ description: "The JSON-RPC method ('(response)' for the client answering the server; GET or DELETE for the transport's own)." }),
+    item: Type.Union([Type.String(), Type.Null()], { description: 'The tool, prompt or resource URI it names.' }),
+    decision: Type.Union([Type.Literal('allow'), Type.Literal('deny')]),
+    reason: Type.String(),
+    rule: Type.Union([Type.String(), Type.Null()]),
+    detail: Type.String(),
+  }), { description: "A request to a connector's MCP endpoint: each JSON-RPC message as decided by the tool, prompt, resource and method rules (rules is then empty)." })),
+  not_evaluated: Type.Array(Type.String(), { description: "The checks a real request also goes through that explain does not evaluate (egress addresses, budgets, an MCP server's trusted annotations, ...)." }),
   config_version: VERSION,
 })
 

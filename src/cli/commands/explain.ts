@@ -14,9 +14,10 @@ const help = `usage: keyvalet explain --grant CONNECTOR:SEVERITY[:RULE,...] [--g
   URL maps to (a gateway path /connector/..., or the absolute URL a forward-proxy request names),
   each rule of it in order (it fits, or the check it fails: path, method, query, header, body,
   grant, severity), the severity needed and granted, report mode, and the decision with the error
-  code the sandbox would get. Decided by the data plane's own decide; nothing is sent, no vault or
-  store is opened. It also names the checks it does not evaluate (egress addresses, budgets, MCP
-  messages). The admin API's POST /v1/explain gives the same answer.
+  code the sandbox would get; at an MCP endpoint, each JSON-RPC message of the body. Decided by
+  the data plane's own decision functions; nothing is sent, no vault or store is opened. It also
+  names the checks it does not evaluate (egress addresses, budgets, an MCP server's trusted
+  annotations). The admin API's POST /v1/explain gives the same answer.
 
   --grant G      the task's grant (repeatable), as session create takes it
   --header H     a request header 'Name: value' (repeatable)

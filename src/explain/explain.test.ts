@@ -144,3 +144,29 @@ connectors:
     assert.deepEqual([health.decision, health.rule, health.mcp], ['allow', 'health', undefined])
   })
 })
+
+describe('explain: the egress address check of an IP-literal upstream, judged without dialing', () => {
+  const egress = parseConfig(`version: 1
+connectors:
+  local:
+    upstream: http://127.0.0.1:9
+    allow_insecure: true
+    rules: [{ id: all, methods: [GET], path: "/**", severity: read }]
+  allowed:
+    upstream: http://127.0.0.1:9/allowed
+    allow_insecure: true
+    allow_addresses: [127.0.0.1/32]
+    rules: [{ id: all, methods: [GET], path: "/**", severity: read }]
+`, '/tmp/explain-egress.yaml')
+  const ask = (connector: string) => explain(egress.policy, { grants: [parseGrant(`${connector}:read`)], method: 'GET', url: `/${connector}/x`, headers: {}, body: undefined })
+
+  it('a loopback upstream is refused unless allow_addresses covers it; a name is left to sending', () => {
+    const refused = ask('local')
+    assert.deepEqual([refused.decision, refused.code, refused.egress?.verdict], ['allow', 'upstream_address_refused', 'refused'])
+    assert.match(refused.egress?.detail ?? '', /127\.0\.0\.0\/8/)
+    assert.ok(!refused.not_evaluated.some((n) => n.includes('egress address check')))
+    const allowed = ask('allowed')
+    assert.deepEqual([allowed.code, allowed.egress?.verdict], [null, 'allowed'])
+    assert.equal(explained(cases[0] as Case).egress?.verdict, 'resolved_when_sent')
+  })
+})

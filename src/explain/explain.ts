@@ -26,6 +26,7 @@ import { normalisePath, splitTarget } from '../policy/path.ts'
 import { parseStrictJson } from '../policy/strict-json.ts'
 import { carriesBody, jsonBodyProblem } from '../proxy/headers.ts'
 import { baseSegments, startsWith } from '../proxy/stages/route.ts'
+import { egressOf, type Egress } from './egress.ts'
 import { explainMcp, type McpStep } from './mcp.ts'
 import { notEvaluated } from './not-evaluated.ts'
 import { decideWithBody, ruleSteps } from './rules.ts'
@@ -58,7 +59,7 @@ export interface Explanation {
   readonly path: string | null
   /** How the connector was found: the gateway path's first segment, or the forward request's origin and base path. */
   readonly via: 'gateway_path' | 'forward_origin' | null
-  /** The error code the sandbox would be answered with (errors.ts); null when the request would be forwarded. */
+  /** The error code the sandbox would be answered with (errors.ts): a policy refusal, or the egress check's for an upstream address refused; null when the request would be forwarded. */
   readonly code: string | null
   /** The connector or the rule is in report mode: the refusal is not enforced; the request is forwarded and audited as would_deny. */
   readonly report: boolean
@@ -68,6 +69,8 @@ export interface Explanation {
   readonly rules: readonly RuleStep[]
   /** A request to the connector's MCP endpoint: each JSON-RPC message as decided by its tool, prompt, resource and method rules (mcp.ts). */
   readonly mcp?: readonly McpStep[]
+  /** The egress address check of the upstream host: judged now for an IP literal, at sending for a name. */
+  readonly egress?: Egress
   /** The checks a real request also goes through that this explanation did not evaluate, and why. */
   readonly not_evaluated: readonly string[]
 }
@@ -96,26 +99,29 @@ export function explain(policy: Policy, input: ExplainInput, budgets: readonly B
     connector, grants: input.grants, method: input.method, segments: segments.length === 0 ? [''] : segments,
     query: new URLSearchParams(rawQuery), headers, carriesBody: carriesBody(headers),
   }
+  const egress = egressOf(connector)
   const mcpPolicy = connector.mcp
   if (mcpPolicy !== undefined && mcpPolicy.endpoints.some((e) => e.match(args.segments))) {
     const m = explainMcp(connector, mcpPolicy, input.grants, { method: input.method, rawQuery, headers, body: input.body })
     return {
-      decision: m.decision, reason: m.reason, rule: m.rule, detail: m.detail, connector: connector.name, path: `/${args.segments.join('/')}`, via, code: m.code, report: false,
-      severity: { needed: null, granted: granted(connector, input.grants, undefined) }, rules: [], mcp: m.steps,
-      not_evaluated: notEvaluated(connector, args.segments, m.decision === 'allow' ? m.rule : undefined, budgets),
+      decision: m.decision, reason: m.reason, rule: m.rule, detail: m.detail, connector: connector.name, path: `/${args.segments.join('/')}`, via,
+      code: m.code ?? egress.code, report: false, severity: { needed: null, granted: granted(connector, input.grants, undefined) }, rules: [], mcp: m.steps, egress,
+      not_evaluated: notEvaluated(connector, args.segments, m.decision === 'allow' ? m.rule : undefined, budgets, egress),
     }
   }
   const body = bodyFacts(headers, input.body ?? '')
   const decision = decideWithBody(args, body)
   const rule = decision.rule
   const report = decision.effect === 'deny' && decision.reason !== 'body_unexpected' && (rule?.report === true || connector.report === true)
-  const code = decision.effect === 'allow' || report ? null : decision.reason === 'body_unexpected' ? 'body_unexpected' : 'policy_denied'
+  // A request the policy lets through still meets the egress check of the upstream's address.
+  const code = decision.effect === 'allow' || report ? egress.code : decision.reason === 'body_unexpected' ? 'body_unexpected' : 'policy_denied'
   return {
     decision: decision.effect, reason: decision.reason, rule: rule?.id ?? null, detail: decision.detail, connector: connector.name,
     path: `/${args.segments.join('/')}`, via, code, report,
     severity: { needed: rule?.severity ?? null, granted: granted(connector, input.grants, rule?.id) },
     rules: ruleSteps(args, body),
-    not_evaluated: notEvaluated(connector, args.segments, decision.effect === 'allow' || report ? rule?.id ?? null : undefined, budgets),
+    egress,
+    not_evaluated: notEvaluated(connector, args.segments, decision.effect === 'allow' || report ? rule?.id ?? null : undefined, budgets, egress),
   }
 }
 

@@ -19,9 +19,10 @@ export function explanationText(e: Explanation, method: string, url: string): st
     lines.push(`    ${step.rule} (${step.severity}${step.mode === 'report' ? ', report mode' : ''}): ${mark}; ${step.detail}${chosen}`)
   }
   if (e.rules.length === 0 && e.mcp === undefined) lines.push('    (none)')
+  if (e.egress !== undefined && e.egress.verdict !== 'resolved_when_sent') lines.push(`  egress:    ${e.egress.detail}`)
   lines.push(`  severity:  needed ${e.severity.needed ?? '-'}, granted ${e.severity.granted ?? 'nothing on this connector'}`)
   lines.push(`  decision:  ${e.decision} ${e.reason}${e.rule === null ? '' : ` (rule ${e.rule})`}: ${e.detail}`)
-  const outcome = e.decision === 'allow' ? 'forwarded' : e.report ? 'forwarded anyway: report mode, audited as would_deny' : `refused with ${e.code}`
+  const outcome = e.code !== null ? `refused with ${e.code}` : e.decision === 'allow' ? 'forwarded' : 'forwarded anyway: report mode, audited as would_deny'
   lines.push(`  outcome:   ${outcome}`)
   if (e.not_evaluated.length > 0) {
     lines.push('  not evaluated here (a real request also goes through these):')

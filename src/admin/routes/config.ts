@@ -48,6 +48,12 @@ const EXPLAINED = Type.Object({
     outcome: Type.String({ description: 'allow; path or method (the rule does not apply to it); or the first check the rule fails: a policy reason (query_not_allowed, header_not_allowed, header_not_named, body_unexpected, upgrade_not_allowed, not_in_grant, severity_exceeds_grant, body_not_allowed).' }),
     detail: Type.String(),
   }), { description: "Every rule of the connector in order, each decided alone by the data plane's decide." }),
+  egress: Type.Optional(Type.Object({
+    host: Type.String(),
+    verdict: Type.Union([Type.Literal('allowed'), Type.Literal('refused'), Type.Literal('resolved_when_sent')], { description: "An IP literal upstream is judged against the egress policy and allow_addresses; a name's addresses only when a request resolves it." }),
+    code: Type.Union([Type.String(), Type.Null()]),
+    detail: Type.String(),
+  }, { description: 'The egress address check of the upstream host, as far as it can be made without resolving a name.' })),
   mcp: Type.Optional(Type.Array(Type.Object({
     method: Type.String({ description: "The JSON-RPC method ('(response)' for the client answering the server; GET or DELETE for the transport's own)." }),
     item: Type.Union([Type.String(), Type.Null()], { description: 'The tool, prompt or resource URI it names.' }),

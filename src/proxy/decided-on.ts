@@ -1,6 +1,6 @@
 import type { DecidedOn } from '../audit/record.ts'
-import type { Connector } from '../model/policy.ts'
-import { bodyReads } from '../replay/body-reads.ts'
+import type { BodyValidator, Connector } from '../model/policy.ts'
+import { bodyReads, type BodyRead } from '../replay/body-reads.ts'
 import { snapshot } from '../replay/body-snapshot.ts'
 import { formatGrant } from '../policy/grant.ts'
 import type { RequestContext } from './context.ts'
@@ -44,6 +44,14 @@ export function decidedOn(ctx: RequestContext): { decided_on?: DecidedOn } {
 function bodyFacts(connector: Connector, body: RequestContext['decidedBody']): Pick<DecidedOn, 'body_digest' | 'body_invalid' | 'body_fields'> {
   if (body === undefined) return {}
   if (body.json === undefined) return { body_digest: body.digest, body_invalid: true }
-  const reads = connector.rules.flatMap((r) => r.body?.schema === undefined ? [] : bodyReads(r.body.schema))
+  const reads = connector.rules.flatMap((r) => r.body === undefined ? [] : readsOf(r.body))
   return { body_digest: body.digest, body_fields: snapshot(body.json, reads) }
+}
+
+/** A schema's reads, worked out once per compiled schema (a configuration's rules are never mutated). */
+const READS = new WeakMap<BodyValidator, readonly BodyRead[]>()
+function readsOf(body: BodyValidator): readonly BodyRead[] {
+  let reads = READS.get(body)
+  if (reads === undefined) READS.set(body, reads = body.schema === undefined ? [] : bodyReads(body.schema))
+  return reads
 }

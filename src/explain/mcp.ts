@@ -63,8 +63,8 @@ export function explainMcp(connector: Connector, policy: McpPolicy, grants: read
 
 function outcome(steps: McpStep[], denied: McpDecision | undefined, first?: McpDecision): McpExplained {
   if (denied !== undefined) return { decision: 'deny', reason: denied.reason, rule: denied.rule ?? null, detail: denied.detail, code: 'policy_denied', steps }
-  const allowing = first ?? undefined
-  return { decision: 'allow', reason: 'rule_matched', rule: allowing?.rule ?? steps[0]?.rule ?? null, detail: steps.map((s) => s.detail).join('; '), code: null, steps }
+  // As the data plane records it: the first message's rule.
+  return { decision: 'allow', reason: 'rule_matched', rule: first?.rule ?? steps[0]?.rule ?? null, detail: steps.map((s) => s.detail).join('; '), code: null, steps }
 }
 
 function step(method: string, item: string | null, d: McpDecision): McpStep {

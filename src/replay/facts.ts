@@ -34,10 +34,10 @@ export function replayArgs(record: AuditRecord, on: DecidedOn, connector: Connec
     ...(on.upgrade === undefined ? {} : { upgrade: on.upgrade }),
   }
   // decide tries the rules for this path and method in order, and the first that passes allows:
-  // each is checked for facts the record lacks until one allows on the facts it holds.
+  // each is checked for facts the record lacks until one allows on the facts it holds. It asks
+  // for the body (need_body) only once a rule's other checks and the grant pass: then that rule's
+  // schema must read no part of the body the record lacks.
   const body = recordedBody(on)
-  // decide asks for the body (need_body) only once the rule's other checks and the grant pass:
-  // then the rule's schema must read no part of the body the record lacks.
   for (const rule of connector.rules) {
     if (!rule.methods.has(record.method) || !rule.paths.some((p) => p.match(on.segments))) continue
     const missing = missingFact(rule, record, on)

@@ -86,8 +86,10 @@ export interface DecidedOn {
   readonly grants: readonly string[]
   /** The normalised, decoded path segments below the connector. */
   readonly segments: readonly string[]
-  /** Every request header name (lower-case): whether a header is present, for required and guarded headers. */
+  /** The request's header names (lower-case): whether a header is present, for required and guarded headers. At most 64, of at most 64 characters. */
   readonly header_names: readonly string[]
+  /** Set when the request carried more header names (or longer ones) than header_names holds. */
+  readonly header_names_cut?: true
   /**
    * The values of the headers the connector's rules named when it was decided: the value, or null
    * when it was not recorded (a secret-bearing name, or longer than 256 characters).

@@ -9,6 +9,9 @@ import { carriesBody } from './headers.ts'
 /** Header names whose values are never recorded, whatever a rule says: they carry credentials or sessions. */
 const SECRET_BEARING = /auth|token|secret|key|cookie|session|passw|signature|credential/i
 const MAX_VALUE = 256
+/** Header names kept, and their length: a record stays small whatever the sandbox sends. */
+const MAX_NAMES = 64
+const MAX_NAME = 64
 
 /**
  * The `decided_on` of a request's audit record, once the HTTP decide has decided it; {} otherwise
@@ -31,7 +34,7 @@ export function decidedOn(ctx: RequestContext): { decided_on?: DecidedOn } {
     decided_on: {
       grants: session.grants.map(formatGrant),
       segments: [...segments],
-      header_names: Object.keys(ctx.req.headers),
+      ...headerNames(Object.keys(ctx.req.headers)),
       headers,
       carries_body: carriesBody(ctx.req.headers),
       ...(ctx.upgrade === undefined ? {} : { upgrade: ctx.upgrade }),
@@ -54,4 +57,9 @@ function readsOf(body: BodyValidator): readonly BodyRead[] {
   let reads = READS.get(body)
   if (reads === undefined) READS.set(body, reads = body.schema === undefined ? [] : bodyReads(body.schema))
   return reads
+}
+
+function headerNames(names: readonly string[]): Pick<DecidedOn, 'header_names' | 'header_names_cut'> {
+  const kept = names.filter((n) => n.length <= MAX_NAME).slice(0, MAX_NAMES)
+  return kept.length === names.length ? { header_names: kept } : { header_names: kept, header_names_cut: true }
 }

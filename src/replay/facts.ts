@@ -19,6 +19,7 @@ export type NotReplayable =
   | 'query_value' // a rule that decide reaches checks a query parameter's value; the audit holds names only
   | 'query_names_cut' // the record's query names were cut short (50 names, 64 characters each)
   | 'header_value' // a rule checks a header value that was not recorded (secret-bearing, repeated, too long, or not named by a rule then)
+  | 'header_names_cut' // the record's header names were cut short (64 names, 64 characters each) and a rule or the connector's header guard looks at them
 
 /** The query names a record holds at most, and the length it cuts each to (proxy/audit-fields.ts). */
 const QUERY_NAMES_KEPT = 50
@@ -28,7 +29,7 @@ export function replayArgs(record: AuditRecord, on: DecidedOn, connector: Connec
   const grants: Grant[] = on.grants.map(parseGrant)
   const query = new URLSearchParams(record.query_keys.map((k) => [k, '']))
   const headers: Record<string, string> = {}
-  for (const name of on.header_names) headers[name] = on.headers[name] ?? ''
+  for (const name of [...on.header_names, ...Object.keys(on.headers)]) headers[name] = on.headers[name] ?? ''
   const args: DecideArgs = {
     connector, grants, method: record.method, segments: on.segments, query, headers, carriesBody: on.carries_body,
     ...(on.upgrade === undefined ? {} : { upgrade: on.upgrade }),
@@ -40,7 +41,7 @@ export function replayArgs(record: AuditRecord, on: DecidedOn, connector: Connec
   const body = recordedBody(on)
   for (const rule of connector.rules) {
     if (!rule.methods.has(record.method) || !rule.paths.some((p) => p.match(on.segments))) continue
-    const missing = missingFact(rule, record, on)
+    const missing = missingFact(rule, record, on, connector)
     if (missing !== undefined) return { notReplayable: missing }
     const alone = { ...args, connector: { ...connector, rules: [rule] } }
     if (decide(alone).effect === 'need_body' && !bodyKnown(rule, on)) return { notReplayable: 'body' }
@@ -75,7 +76,8 @@ function bodyKnown(rule: Rule, on: DecidedOn): boolean {
   return schema !== undefined && on.body_fields !== undefined && covers(on.body_fields, bodyReads(schema))
 }
 
-function missingFact(rule: Rule, record: AuditRecord, on: DecidedOn): NotReplayable | undefined {
+function missingFact(rule: Rule, record: AuditRecord, on: DecidedOn, connector: Connector): NotReplayable | undefined {
+  if (on.header_names_cut === true && (rule.headers.some((c) => on.headers[c.name] === undefined) || connector.headerGuard !== undefined)) return 'header_names_cut'
   const cut = record.query_keys.length >= QUERY_NAMES_KEPT || record.query_keys.some((k) => k.length >= QUERY_NAME_KEPT)
   if (cut && (rule.query.length > 0 || !rule.allowOtherQuery)) return 'query_names_cut'
   if (rule.query.some((c) => c.pattern !== undefined && record.query_keys.includes(c.name))) return 'query_value'

@@ -42,11 +42,13 @@ describe('replay: what cannot be decided again exactly is counted by reason, nev
       record({ decision: 'deny', reason: 'task_key_unknown', rule: null, status: 401 }),
       record({ mode: 'admin' }),
       record({ phase: 'open', decided_on: on() }),
+      record({ method: 'PUT', path: '/labels', rule: 'labels', decided_on: on({ segments: ['labels'], header_names: ['x-reason'], header_names_cut: true, headers: { 'x-reason': 'ok' } }) }),
+      record({ decided_on: on({ header_names: ['a'], header_names_cut: true }) }),
     ])
-    assert.deepEqual(report.not_replayable.reasons, { query_names_cut: 1, header_value: 1, mcp: 1, recorded_before_replay: 1 })
+    assert.deepEqual(report.not_replayable.reasons, { query_names_cut: 1, header_value: 1, mcp: 1, recorded_before_replay: 1, header_names_cut: 1 })
     assert.equal(report.not_decided_by_policy, 1)
-    assert.equal(report.records, 9, 'admin records and open records are not requests to replay')
-    assert.deepEqual([report.replayed, report.unchanged], [4, 4])
+    assert.equal(report.records, 11, 'admin records and open records are not requests to replay')
+    assert.deepEqual([report.replayed, report.unchanged], [5, 5], 'cut header names do not matter to a rule that names no header')
   })
 
   it('a connector the new configuration lacks refuses what it allowed', () => {

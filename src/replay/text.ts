@@ -14,6 +14,7 @@ export const NOT_REPLAYABLE_WHY: Record<NotReplayable, string> = {
   body: 'a rule decide reaches checks the body against a JSON Schema that reads parts of it the audit did not record (a field no schema read then, a value over 1 KiB or under a secret-bearing name)',
   query_value: 'a rule decide reaches checks a query parameter value, and the audit holds query names only',
   query_names_cut: "the record's query names were cut short (at most 50, of 64 characters)",
+  header_names_cut: "the record's header names were cut short (at most 64, of 64 characters) and a rule or the connector's header guard looks at them",
   header_value: 'a rule decide reaches checks a header value the audit did not record (secret-bearing, repeated, over 256 characters, or named by no rule then)',
 }
 

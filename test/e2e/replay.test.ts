@@ -36,6 +36,7 @@ const KINDS = [
   { key: 'write', method: 'POST', path: () => '/repos/acme/app/issues', body: (i: number) => i % 2 === 0 ? '{"title":"bug"}' : '{"title":"a longer title","note":"n"}', allowed: 'create-issue' },
   { key: 'read', method: 'GET', path: () => '/search?q=bugs', allowed: 'search' },
   { key: 'read', method: 'POST', path: () => '/repos/acme/app/issues', body: () => '{"title":"bug"}', allowed: null },
+  { key: 'read', method: 'GET', path: () => '/repos/acme/app/pulls', headers: Object.fromEntries(Array.from({ length: 80 }, (_, i) => [`x-h-${i}`, 'v'])), allowed: null },
 ] as const
 const ROUNDS = 250
 const UNAUTHENTICATED = 20
@@ -110,6 +111,9 @@ describe('keyvalet replay: the recorded requests decided again under a new confi
     assert.equal(created?.decided_on?.body_digest, `sha256:${createHash('sha256').update('{"title":"a longer title","note":"n"}').digest('hex')}`)
     assert.equal(created?.decided_on?.carries_body, true)
     assert.deepEqual(created?.decided_on?.body_fields, { '': { type: 'object' }, '/title': { type: 'string', value: 'a longer title' } }, 'what the schema reads, not the note')
+    const many = records.filter((r) => r.decided_on?.header_names_cut === true)
+    assert.equal(many.length, count([10]), 'a request with 80 headers: its header names are cut short, and the record says so')
+    assert.ok(many.every((r) => r.decided_on?.header_names.length === 64))
     const unauthenticated = records.filter((r) => r.decided_on === undefined)
     assert.equal(unauthenticated.length, UNAUTHENTICATED, 'a request the policy never decided has no decided_on')
     const text = JSON.stringify(records)
@@ -152,7 +156,7 @@ describe('keyvalet replay: the recorded requests decided again under a new confi
     const extra = '      - { id: pulls, methods: [GET], path: "/repos/:o/:r/pulls", severity: read }\n      - { id: issues-any, methods: [GET], path: "/repos/:o/:r/issues", severity: read }\n'
     const report = await replay(rules(upstream, 'read', extra))
     assert.equal(report.changes.allowed_to_denied.count, 0)
-    assert.equal(report.changes.denied_to_allowed.count, count([3]))
+    assert.equal(report.changes.denied_to_allowed.count, count([3, 10]))
     assert.equal(report.changes.different_rule.count, count([0, 1, 2]))
     assert.deepEqual(report.changes.different_rule.examples.map((e) => [e.before.rule, e.after.rule]), Array(5).fill(['list-issues', 'issues-any']))
     assert.deepEqual(report.changes.denied_to_allowed.examples.map((e) => e.after.rule), Array(5).fill('pulls'))

@@ -53,12 +53,17 @@ describe('replay body facts: a schema\'s reads, recorded, and a rebuilt body', (
     assert.ok(!JSON.stringify(snap).includes('"secret"'), 'a field no schema reads is not recorded')
   })
 
-  it('withholds a value under a secret-bearing name or over 1 KiB: a schema reading it is not covered', () => {
+  it('withholds a value under a secret-bearing name or over 1 KiB, and over 64 key names: a schema reading them is not covered', () => {
     const schema = SCHEMAS.token as Record<string, unknown>
     const snap = snapshot({ api_token: 't_secret' }, bodyReads(schema))
     assert.ok(!JSON.stringify(snap).includes('t_secret'))
     assert.ok(!covers(snap, bodyReads(schema)))
     const long = snapshot({ title: 'x'.repeat(2000) }, bodyReads(SCHEMAS.title as Record<string, unknown>))
     assert.ok(!covers(long, bodyReads(SCHEMAS.title as Record<string, unknown>)))
+    const closed = bodyReads(SCHEMAS.closed as Record<string, unknown>)
+    const manyKeys = snapshot(Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`k${i}`, i])), closed)
+    assert.ok(JSON.stringify(manyKeys).length < 200, 'a hundred key names are not recorded')
+    assert.ok(!covers(manyKeys, closed))
+    assert.ok(covers(snapshot({ title: 'x', k: 1 }, closed), closed))
   })
 })

@@ -3,14 +3,17 @@
  * body rebuilt from them for another schema that reads nothing else.
  *
  * Recorded per pointer: null when nothing is there; else its JSON type, its key names when they
- * were read, and its whole value when that was read, unless the value is too large or sits under
- * a secret-bearing name (then `withheld`, and a schema reading it cannot be replayed). The record
- * is masked like every other audit field afterwards.
+ * were read (at most 64, of 64 characters), and its whole value when that was read, unless the
+ * value is over 1 KiB or sits under a secret-bearing name (then `withheld`). What is not kept, a
+ * schema reading it cannot be replayed on. The record is masked like every other audit field
+ * afterwards.
  */
 import type { BodySnapshot, BodySnapshotEntry } from '../audit/record.ts'
 import { tokens, type BodyRead } from './body-reads.ts'
 
 const MAX_VALUE_BYTES = 1024
+const MAX_KEYS = 64
+const MAX_KEY = 64
 const SECRET_BEARING = /auth|token|secret|key|cookie|session|passw|signature|credential/i
 
 export function snapshot(json: unknown, reads: readonly BodyRead[]): BodySnapshot {
@@ -23,7 +26,11 @@ export function snapshot(json: unknown, reads: readonly BodyRead[]): BodySnapsho
       continue
     }
     const entry: BodySnapshotEntry = { ...out[read.at], type: typeOf(found.value) }
-    if (read.kind === 'keys' && isObject(found.value)) out[read.at] = { ...entry, keys: Object.keys(found.value) }
+    if (read.kind === 'keys' && isObject(found.value)) {
+      // Key names are the sandbox's to choose: kept only while few and short (else a schema reading them is not replayable).
+      const keys = Object.keys(found.value)
+      out[read.at] = keys.length > MAX_KEYS || keys.some((k) => k.length > MAX_KEY) ? entry : { ...entry, keys }
+    }
     else if (read.kind === 'value') {
       const text = JSON.stringify(found.value)
       const secret = tokens(read.at).some((t) => SECRET_BEARING.test(t))

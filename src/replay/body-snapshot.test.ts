@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
+import { canonicalJson } from '../audit/canonical-json.ts'
 import { compileJsonSchema } from '../schema-kit/json-schema.ts'
 import { bodyReads } from './body-reads.ts'
 import { covers, rebuild, snapshot } from './body-snapshot.ts'
@@ -65,5 +66,13 @@ describe('replay body facts: a schema\'s reads, recorded, and a rebuilt body', (
     assert.ok(JSON.stringify(manyKeys).length < 200, 'a hundred key names are not recorded')
     assert.ok(!covers(manyKeys, closed))
     assert.ok(covers(snapshot({ title: 'x', k: 1 }, closed), closed))
+    // What the record's canonical JSON cannot hold, or its masking would not reach, is withheld.
+    const enumSchema = { type: 'object', properties: { v: { enum: [1] } } }
+    for (const v of [Infinity, [Infinity], { a: { b: { c: { d: 'deep' } } } }]) {
+      const snap = snapshot({ v }, bodyReads(enumSchema))
+      assert.equal(snap['/v']?.withheld, true, JSON.stringify(v))
+      assert.doesNotThrow(() => canonicalJson(snap))
+    }
+    assert.deepEqual(snapshot({ v: { a: { b: ['c'] } } }, bodyReads(enumSchema))['/v']?.value, { a: { b: ['c'] } })
   })
 })

@@ -4,7 +4,8 @@
  *
  * Recorded per pointer: null when nothing is there; else its JSON type, its key names when they
  * were read (at most 64, of 64 characters), and its whole value when that was read, unless the
- * value is over 1 KiB or sits under a secret-bearing name (then `withheld`). What is not kept, a
+ * value is over 1 KiB, nested over three levels, holds a number JSON cannot write, or sits under
+ * a secret-bearing name (then `withheld`). What is not kept, a
  * schema reading it cannot be replayed on. The record is masked like every other audit field
  * afterwards.
  */
@@ -12,6 +13,8 @@ import type { BodySnapshot, BodySnapshotEntry } from '../audit/record.ts'
 import { tokens, type BodyRead } from './body-reads.ts'
 
 const MAX_VALUE_BYTES = 1024
+/** record (0) > decided_on > body_fields > entry > value (4): three levels inside it stay within mask.ts's eight. */
+const MAX_NESTING = 3
 const MAX_KEYS = 64
 const MAX_KEY = 64
 const SECRET_BEARING = /auth|token|secret|key|cookie|session|passw|signature|credential/i
@@ -32,9 +35,8 @@ export function snapshot(json: unknown, reads: readonly BodyRead[]): BodySnapsho
       out[read.at] = keys.length > MAX_KEYS || keys.some((k) => k.length > MAX_KEY) ? entry : { ...entry, keys }
     }
     else if (read.kind === 'value') {
-      const text = JSON.stringify(found.value)
       const secret = tokens(read.at).some((t) => SECRET_BEARING.test(t))
-      out[read.at] = secret || text.length > MAX_VALUE_BYTES ? { ...entry, withheld: true } : { ...entry, value: found.value }
+      out[read.at] = secret || !recordable(found.value, 0) || JSON.stringify(found.value).length > MAX_VALUE_BYTES ? { ...entry, withheld: true } : { ...entry, value: found.value }
     } else out[read.at] = entry
   }
   return out
@@ -101,6 +103,18 @@ function lookup(json: unknown, at: string): { present: true; value: unknown } | 
     else return { present: false }
   }
   return { present: true, value: node }
+}
+
+/**
+ * Whether a value can go into the record as it is: no number JSON cannot write (1e400 parses as
+ * Infinity, which the canonical JSON of the record refuses), and nested at most MAX_NESTING deep,
+ * so that masking the record (audit/mask.ts, which walks 8 levels) reaches every string in it.
+ */
+function recordable(value: unknown, depth: number): boolean {
+  if (typeof value === 'number') return Number.isFinite(value)
+  if (typeof value !== 'object' || value === null) return true
+  if (depth >= MAX_NESTING) return false
+  return (Array.isArray(value) ? value : Object.values(value)).every((v) => recordable(v, depth + 1))
 }
 
 function typeOf(value: unknown): BodySnapshotEntry['type'] {

@@ -53,6 +53,11 @@ export interface AuditFields {
    * outage records (mode keyvalet), which it writes in its thread.
    */
   readonly config_version?: string
+  /**
+   * What the HTTP policy decided on, so that `keyvalet replay` can decide the request again under
+   * another configuration (src/replay/); present when the HTTP decide ran. Never a query value.
+   */
+  readonly decided_on?: DecidedOn
   /** Operator-only extra facts (never secret); omitted when empty. */
   readonly detail?: Readonly<Record<string, unknown>>
   /**
@@ -73,6 +78,44 @@ export interface AuditFields {
   readonly actor?: { readonly id: string; readonly name: string } | null
   readonly action?: string | null
   readonly target?: Readonly<Record<string, unknown>>
+}
+
+/** The facts of a request that the HTTP policy looks at beyond its connector, method and query names (policy/decide.ts). */
+export interface DecidedOn {
+  /** The session's grants, as written (connector:severity[:rules]). */
+  readonly grants: readonly string[]
+  /** The normalised, decoded path segments below the connector. */
+  readonly segments: readonly string[]
+  /** The request's header names (lower-case): whether a header is present, for required and guarded headers. At most 64, of at most 64 characters. */
+  readonly header_names: readonly string[]
+  /** Set when the request carried more header names (or longer ones) than header_names holds. */
+  readonly header_names_cut?: true
+  /**
+   * The values of the headers the connector's rules named when it was decided: the value, or null
+   * when it was not recorded (a secret-bearing name, or longer than 256 characters).
+   */
+  readonly headers: Readonly<Record<string, string | null>>
+  readonly carries_body: boolean
+  /** The protocol an upgrade asked for. */
+  readonly upgrade?: string
+  /** sha256 (`sha256:` and hex) of the body, when a rule's schema had it read. */
+  readonly body_digest?: string
+  /** The body read was not JSON a schema could check (not strict JSON, or not a JSON content type). */
+  readonly body_invalid?: true
+  /** The parts of the body read that the connector's body schemas look at (src/replay/body-snapshot.ts), by JSON pointer. */
+  readonly body_fields?: BodySnapshot
+}
+
+/** What was at one JSON pointer of a body: null when nothing was there. */
+export type BodySnapshot = Readonly<Record<string, BodySnapshotEntry | null>>
+export interface BodySnapshotEntry {
+  readonly type: 'object' | 'array' | 'string' | 'integer' | 'number' | 'boolean' | 'null'
+  /** Its key names, when a schema read them. */
+  readonly keys?: readonly string[]
+  /** Its whole value, when a schema read it (masked like every audit field). */
+  readonly value?: unknown
+  /** A schema read its value, which was not recorded: over 1 KiB, or under a secret-bearing name. */
+  readonly withheld?: true
 }
 
 /** One JSON-RPC message of a request to an MCP endpoint, as decided. Never an argument value: their digest. */

@@ -8,7 +8,9 @@ import { ca } from './commands/ca.ts'
 import { check } from './commands/check.ts'
 import { db } from './commands/db.ts'
 import { demo } from './commands/demo.ts'
+import { explain } from './commands/explain.ts'
 import { oauth } from './commands/oauth.ts'
+import { replay } from './commands/replay.ts'
 import { run } from './commands/run.ts'
 import { secret } from './commands/secret.ts'
 import { session } from './commands/session.ts'
@@ -16,7 +18,7 @@ import { start } from './commands/start.ts'
 import { suggest } from './commands/suggest.ts'
 import { vault } from './commands/vault.ts'
 
-const COMMANDS: readonly Command[] = [start, run, demo, check, secret, session, oauth, audit, suggest, db, ca, vault, assertion, admin]
+const COMMANDS: readonly Command[] = [start, run, demo, check, secret, session, oauth, audit, explain, replay, suggest, db, ca, vault, assertion, admin]
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length))

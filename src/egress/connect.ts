@@ -46,3 +46,12 @@ export function guardedConnectOptions(host: string, opts: EgressGuardOptions): {
   const guard = egressGuard(opts)
   return { host: guard.admit(host), lookup: guard.lookup }
 }
+
+/**
+ * What `admit` decides of `host` under `allowAddresses` without dialing or resolving anything:
+ * an IP literal is judged now ('ip'); a name only when it is resolved, at dialing ('name').
+ * Throws as `admit` when the host is refused. For explain.
+ */
+export function judgeHost(host: string, allowAddresses: readonly string[]): 'ip' | 'name' {
+  return checkLiteral(host.replace(/^\[(.*)\]$/, '$1'), new AddressPolicy({ allow: allowAddresses })).kind
+}

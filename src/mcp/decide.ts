@@ -17,11 +17,13 @@
  *   end of the session) are the protocol's: allowed under any grant on the connector.
  *
  * A batch is allowed only when every message in it is (decideBatch). Visibility in lists is the
- * same decision without arguments (visible). Details name rules, never argument values.
+ * same decision without arguments (visible); a resource template's, a rule covering all it names
+ * (templateVisible). Details name rules, never argument values.
  */
 
 import { severityRank, type Grant, type McpPolicy, type McpRule, type Severity } from '../model/policy.ts'
 import type { ClientMessage, ItemRef } from './jsonrpc.ts'
+import { templateCovered } from './uri-template.ts'
 
 export type McpDenyReason =
   | 'tool_unknown' // no rule names the tool, and no trusted annotation covers it
@@ -81,6 +83,14 @@ export function decideBatch(args: McpDecideArgs, messages: readonly ClientMessag
 /** Whether a list may show the item: would a call on it be allowed, arguments aside. */
 export function visible(args: McpDecideArgs, item: Omit<ItemRef, 'arguments'>): boolean {
   return decideItem(args, { ...item, arguments: undefined }).effect === 'allow'
+}
+
+/**
+ * Whether resources/templates/list may show a URI template: a resource rule the grant covers
+ * matches every URI it expands to (uri-template.ts), so that any resource it names could be read.
+ */
+export function templateVisible(args: McpDecideArgs, uriTemplate: string): boolean {
+  return args.policy.resources.some((rule) => templateCovered(rule.match.source, uriTemplate) && grantFailure(args, rule.id, rule.severity, true) === undefined)
 }
 
 function decideItem(args: McpDecideArgs, item: ItemRef): McpDecision {

@@ -1,6 +1,7 @@
 /**
- * What the server's lists show the task: a JSON-RPC result carrying a `tools`, `prompts` or
- * `resources` array (tools/list, prompts/list, resources/list, each page of a paginated one) keeps
+ * What the server's lists show the task: a JSON-RPC result carrying a `tools`, `prompts`,
+ * `resources` or `resourceTemplates` array (tools/list, prompts/list, resources/list,
+ * resources/templates/list, each page of a paginated one) keeps
  * only the items the task may use. Told by the result's shape, not by the request it answers, so
  * a list replayed on a resumed stream is narrowed too. Other messages are left as they are.
  */
@@ -12,6 +13,8 @@ export interface ListView {
   tool(name: string, annotations: unknown): boolean
   prompt(name: string): boolean
   resource(uri: string): boolean
+  /** An RFC 6570 URI template of resources/templates/list. */
+  template(uriTemplate: string): boolean
 }
 
 /** The message (or batch) with its lists narrowed, or undefined when it needs no change. */
@@ -37,6 +40,7 @@ export function narrowed(message: unknown, view: ListView): unknown {
   keep('tools', (t) => typeof t.name === 'string' && view.tool(t.name, t.annotations))
   keep('prompts', (p) => typeof p.name === 'string' && view.prompt(p.name))
   keep('resources', (r) => typeof r.uri === 'string' && view.resource(r.uri))
+  keep('resourceTemplates', (r) => typeof r.uriTemplate === 'string' && view.template(r.uriTemplate))
   return result === message.result ? undefined : { ...message, result }
 }
 

@@ -32,6 +32,8 @@ export interface ValueConstraint {
 export interface BodyValidator {
   /** Returns undefined when the value conforms, else a short description safe for the audit log. */
   check(value: unknown): string | undefined
+  /** The JSON Schema as written, for what reads the schema itself (replay: which fields it looks at). */
+  readonly schema?: Readonly<Record<string, unknown>>
 }
 
 /**

@@ -3,6 +3,7 @@ import type { AuditFields } from '../audit/record.ts'
 import type { KeyvaletError } from '../errors.ts'
 import { MaskPatterns } from '../redact/patterns.ts'
 import type { RequestContext } from './context.ts'
+import { decidedOn } from './decided-on.ts'
 import { requestMask } from './request-mask.ts'
 
 /**
@@ -53,6 +54,7 @@ function fieldsOf(ctx: RequestContext, error: KeyvaletError | undefined, status:
     trace_id: ctx.trace.traceId,
     ...(ctx.mcp === undefined || ctx.mcp.messages.length === 0 ? {} : { mcp: ctx.mcp.messages }),
     ...(ctx.configVersion === undefined ? {} : { config_version: ctx.configVersion }),
+    ...decidedOn(ctx),
     ...(detail === undefined && Object.keys(extra).length === 0 ? {} : { detail: { ...detail, ...extra } }),
   }
 }

@@ -57,6 +57,8 @@ export interface RequestContext {
   usage?: ModelUsage
   /** copy-source: the S3 copy source an aws_sigv4 request names, decided readable under the grant. */
   copySource?: { readonly path: string; readonly rule: string }
+  /** decide: the body it read, for the audit record's decided_on: its sha256 (`sha256:` and hex), and its JSON (undefined when it was not acceptable JSON). */
+  decidedBody?: { readonly digest: string; readonly json: unknown }
   /** decide: the body, when a rule needed to read it; attribute: the body rewritten with the user. */
   body?: Buffer
   /** credential: the value, what the audit names it, the forms of it to mask, and the source it came from. The value lives only here and in outbound headers. */

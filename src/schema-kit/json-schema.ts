@@ -69,6 +69,7 @@ export function compileJsonSchema(schema: Record<string, unknown>, problem: (f: 
     return undefined
   }
   return {
+    schema,
     check(value) {
       if (validator.Check(value)) return undefined
       const [, errs] = validator.Errors(value)

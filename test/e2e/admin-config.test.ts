@@ -4,6 +4,7 @@ import { after, before, describe, it } from 'node:test'
 import { request } from 'undici'
 import type { AdminRole } from '../../src/model/admin-token.ts'
 import type { AuditRecord } from '../../src/audit/record.ts'
+import { cli } from '../helpers/cli.ts'
 import { startKeyvalet, type TestKeyvalet } from '../helpers/keyvalet.ts'
 import { startUpstream, type Upstream } from '../helpers/upstream.ts'
 
@@ -92,7 +93,13 @@ describe('admin API: configuration, reload and explain', () => {
     const ask = (body: Record<string, unknown>, role: AdminRole = 'operator') => call(kv, 'POST', '/v1/explain', tokens[role], body)
     const allowed = await ask({ grant: ['github:read'], method: 'GET', url: '/github/repos/acme/app/issues/7' })
     assert.equal(allowed.status, 200, allowed.text)
-    assert.deepEqual({ ...allowed.json, detail: undefined }, { decision: 'allow', reason: 'rule_matched', rule: 'read-issues', detail: undefined, connector: 'github', path: '/repos/acme/app/issues/7', config_version: kv.live.current.version })
+    const { decision, reason, rule, connector, path, via, code, severity, config_version } = allowed.json
+    assert.deepEqual({ decision, reason, rule, connector, path, via, code, severity, config_version }, { decision: 'allow', reason: 'rule_matched', rule: 'read-issues', connector: 'github', path: '/repos/acme/app/issues/7', via: 'gateway_path', code: null, severity: { needed: 'read', granted: 'read' }, config_version: kv.live.current.version })
+    assert.ok(allowed.json.rules.some((s: { rule: string; outcome: string }) => s.rule === 'read-issues' && s.outcome === 'allow'))
+    // keyvalet explain on the command line gives the same answer: one engine behind both.
+    const local = await cli(['explain', '--config', kv.configFile, '--grant', 'github:read', '--json', 'GET', '/github/repos/acme/app/issues/7'])
+    assert.equal(local.code, 0, local.stderr)
+    assert.deepEqual(JSON.parse(local.stdout), allowed.json)
     assert.equal((await ask({ grant: ['github:read'], method: 'POST', url: '/github/repos/acme/app/issues', headers: { 'Content-Type': 'application/json' }, body: '{"title":"hi"}' }, 'admin')).json.reason, 'severity_exceeds_grant')
     const body = (text: string) => ask({ grant: ['github:write'], method: 'POST', url: `${upstream.url}/api/repos/acme/app/issues`, headers: { 'content-type': 'application/json' }, body: text })
     assert.deepEqual([(await body('{"title":"hi"}')).json.decision, (await body('{"title":"hi"}')).json.rule], ['allow', 'create-issue'], 'an absolute URL is matched on the upstream, as the forward proxy does')

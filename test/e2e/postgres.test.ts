@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -131,6 +131,15 @@ describe('keyvalet on PostgreSQL', () => {
     const verified = await cli(['audit', 'verify', '--config', configFile], { env })
     assert.equal(verified.code, 0, verified.stderr)
     assert.match(verified.stdout, /^ok: 3 records in 1 chain, every chain intact/)
+
+    // keyvalet replay reads the audit from PostgreSQL: a config that makes the rule write turns the allowed GET into a denial.
+    const tightened = join(dir, 'tightened.yaml')
+    writeFileSync(tightened, readFileSync(configFile, 'utf8').replace('severity: read }', 'severity: write }'))
+    const replayed = await cli(['replay', '--config', tightened, '--json'], { env })
+    assert.equal(replayed.code, 0, replayed.stderr)
+    const report = JSON.parse(replayed.stdout) as { records: number; unchanged: number; not_decided_by_policy: number; changes: { allowed_to_denied: { count: number; examples: { path: string; after: { reason: string } }[] } } }
+    assert.deepEqual([report.records, report.changes.allowed_to_denied.count, report.unchanged, report.not_decided_by_policy], [3, 1, 1, 1])
+    assert.deepEqual(report.changes.allowed_to_denied.examples.map((e) => [e.path, e.after.reason]), [['/repos', 'severity_exceeds_grant']])
 
     // The runtime role cannot rewrite the audit log, nor change the schema.
     const asRuntime = postgres({ host: db.host, port: db.port, database: db.database, username: runtimeRole, password: runtimePassword, ssl: { ca: server.caPem, rejectUnauthorized: true }, max: 1, onnotice: () => {} })

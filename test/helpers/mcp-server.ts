@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type Server as HttpServer, type Ser
 import { createServer as createTlsServer } from 'node:https'
 import { Server } from '@modelcontextprotocol/sdk/server/index.js'
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js'
-import { CallToolRequestSchema, ListToolsRequestSchema, type CallToolResult, type Tool } from '@modelcontextprotocol/sdk/types.js'
+import { CallToolRequestSchema, ListResourceTemplatesRequestSchema, ListToolsRequestSchema, type CallToolResult, type ResourceTemplate, type Tool } from '@modelcontextprotocol/sdk/types.js'
 
 /** One HTTP request that reached the server: its method, headers and the JSON-RPC it carried. */
 export interface McpReceived {
@@ -36,9 +36,10 @@ export interface McpTestServer {
  * (stateful: one session per initialize; answers as event streams, or as JSON with `json`), on 127.0.0.1:0. tools/list
  * pages `pageSize` tools at a time. Tools: `echo_auth` answers with the Authorization header it
  * received; `slow_count` sends a progress notification, then waits for openGate() (10 s at most)
- * before it answers; any other tool answers `ran <name>`.
+ * before it answers; any other tool answers `ran <name>`. resources/templates/list answers
+ * `resourceTemplates`, when given.
  */
-export async function startMcpServer(opts: { tools: Tool[]; pageSize?: number; tls?: { key: string; cert: string }; json?: boolean }): Promise<McpTestServer> {
+export async function startMcpServer(opts: { tools: Tool[]; pageSize?: number; tls?: { key: string; cert: string }; json?: boolean; resourceTemplates?: ResourceTemplate[] }): Promise<McpTestServer> {
   const tools = [...opts.tools]
   const pageSize = opts.pageSize ?? 100
   const received: McpReceived[] = []
@@ -49,7 +50,9 @@ export async function startMcpServer(opts: { tools: Tool[]; pageSize?: number; t
   let lastAuthorization: string | undefined
 
   function newServer(): Server {
-    const server = new Server({ name: 'test-mcp', version: '1.0.0' }, { capabilities: { tools: { listChanged: true } } })
+    const templates = opts.resourceTemplates
+    const server = new Server({ name: 'test-mcp', version: '1.0.0' }, { capabilities: { tools: { listChanged: true }, ...(templates === undefined ? {} : { resources: {} }) } })
+    if (templates !== undefined) server.setRequestHandler(ListResourceTemplatesRequestSchema, () => ({ resourceTemplates: templates }))
     server.setRequestHandler(ListToolsRequestSchema, (request) => {
       const start = Number(request.params?.cursor ?? 0)
       const page = tools.slice(start, start + pageSize)

@@ -3,7 +3,7 @@ import { RELOADABLE } from '../../config/reload.ts'
 import { OperatorError } from '../../errors.ts'
 import { parseGrant } from '../../policy/grant.ts'
 import type { AdminDeps } from '../deps.ts'
-import { explain } from '../explain.ts'
+import { explain } from '../../explain/explain.ts'
 import { invalid } from '../input.ts'
 import { defineRoute } from '../route.ts'
 
@@ -34,6 +34,35 @@ const EXPLAINED = Type.Object({
   detail: Type.String(),
   connector: Type.Union([Type.String(), Type.Null()]),
   path: Type.Union([Type.String(), Type.Null()], { description: 'The path below the connector, normalised, as decided on.' }),
+  via: Type.Union([Type.Literal('gateway_path'), Type.Literal('forward_origin'), Type.Null()], { description: "How the connector was found: a gateway path's first segment, or a forward request's origin and the upstream's base path." }),
+  code: Type.Union([Type.String(), Type.Null()], { description: 'The error code the sandbox would be answered with (policy_denied, body_unexpected, ...); null when the request would be forwarded.' }),
+  report: Type.Boolean({ description: 'The refusal is under report mode (connector or rule): not enforced; the request would be forwarded and audited as would_deny.' }),
+  severity: Type.Object({
+    needed: Type.Union([Type.String(), Type.Null()], { description: 'The severity of the rule that decided.' }),
+    granted: Type.Union([Type.String(), Type.Null()], { description: 'The most the grant gives on this connector (for that rule, when one decided).' }),
+  }),
+  rules: Type.Array(Type.Object({
+    rule: Type.String(),
+    severity: Type.String(),
+    mode: Type.Union([Type.Literal('enforce'), Type.Literal('report')]),
+    outcome: Type.String({ description: 'allow; path or method (the rule does not apply to it); or the first check the rule fails: a policy reason (query_not_allowed, header_not_allowed, header_not_named, body_unexpected, upgrade_not_allowed, not_in_grant, severity_exceeds_grant, body_not_allowed).' }),
+    detail: Type.String(),
+  }), { description: "Every rule of the connector in order, each decided alone by the data plane's decide." }),
+  egress: Type.Optional(Type.Object({
+    host: Type.String(),
+    verdict: Type.Union([Type.Literal('allowed'), Type.Literal('refused'), Type.Literal('resolved_when_sent')], { description: "An IP literal upstream is judged against the egress policy and allow_addresses; a name's addresses only when a request resolves it." }),
+    code: Type.Union([Type.String(), Type.Null()]),
+    detail: Type.String(),
+  }, { description: 'The egress address check of the upstream host, as far as it can be made without resolving a name.' })),
+  mcp: Type.Optional(Type.Array(Type.Object({
+    method: Type.String({ description: "The JSON-RPC method ('(response)' for the client answering the server; GET or DELETE for the transport's own)." }),
+    item: Type.Union([Type.String(), Type.Null()], { description: 'The tool, prompt or resource URI it names.' }),
+    decision: Type.Union([Type.Literal('allow'), Type.Literal('deny')]),
+    reason: Type.String(),
+    rule: Type.Union([Type.String(), Type.Null()]),
+    detail: Type.String(),
+  }), { description: "A request to a connector's MCP endpoint: each JSON-RPC message as decided by the tool, prompt, resource and method rules (rules is then empty)." })),
+  not_evaluated: Type.Array(Type.String(), { description: "The checks a real request also goes through that explain does not evaluate (egress addresses, budgets, an MCP server's trusted annotations, ...)." }),
   config_version: VERSION,
 })
 
@@ -71,7 +100,7 @@ export function configRoutes(deps: AdminDeps) {
           throw invalid(err instanceof OperatorError ? `grant: ${err.message}` : 'grant is not valid')
         }
         const headers = Object.fromEntries(Object.entries(body.headers ?? {}).map(([name, value]) => [name.toLowerCase(), value]))
-        const explanation = explain(config.policy, { grants, method: body.method, url: body.url, headers, body: body.body })
+        const explanation = explain(config.policy, { grants, method: body.method, url: body.url, headers, body: body.body }, config.budgets)
         note({ connector: explanation.connector, decision: explanation.decision, version: config.version })
         return { kind: 'json', body: { ...explanation, config_version: config.version } }
       },

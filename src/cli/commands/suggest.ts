@@ -1,11 +1,10 @@
 import { loadConfig } from '../../config/load.ts'
-import { durationMs } from '../../duration.ts'
-import { OperatorError } from '../../errors.ts'
 import { openRuntime } from '../../runtime.ts'
 import type { AuditRecord } from '../../audit/record.ts'
 import { suggestRules, suggestionsYaml } from '../../suggest/suggest.ts'
 import { CONFIG_OPTION, configPath, parse, write } from '../args.ts'
 import type { Command } from '../command.ts'
+import { sinceMs } from '../when.ts'
 
 const help = `usage: keyvalet suggest [--since WHEN] [--json] [--config FILE]
 
@@ -26,7 +25,7 @@ export const suggest: Command = {
   help,
   async run(args, io) {
     const { values } = parse(args, { ...CONFIG_OPTION, since: { type: 'string' }, json: { type: 'boolean' } }, help)
-    const since = values.since === undefined ? undefined : sinceMs(values.since)
+    const since = values.since === undefined ? undefined : sinceMs(values.since, '--since')
     const config = loadConfig(configPath(values.config, io))
     const runtime = await openRuntime(config, { env: io.env, createMasterKey: false })
     try {
@@ -47,12 +46,4 @@ export const suggest: Command = {
       await runtime.close()
     }
   },
-}
-
-function sinceMs(text: string): number {
-  const back = durationMs(text)
-  if (back !== undefined) return Date.now() - back
-  const at = Date.parse(text)
-  if (Number.isNaN(at) || !/^\d{4}-\d{2}-\d{2}/.test(text)) throw new OperatorError(`--since: not a time or a duration: ${JSON.stringify(text)}`, 'e.g. --since 24h or --since 2026-12-01T00:00:00Z')
-  return at
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 import { KeyvaletError } from '../../errors.ts'
 import type { BodyFacts, Decision } from '../../policy/decision.ts'
@@ -23,6 +24,7 @@ export function createDecide(maxBodyBytes: number): Stage {
         const body = await readBody(ctx.req, maxBodyBytes)
         ctx.body = body
         facts = bodyFacts(ctx.req, body)
+        ctx.decidedBody = { digest: `sha256:${createHash('sha256').update(body).digest('hex')}`, json: 'json' in facts ? facts.json : undefined }
         decision = decideFor(ctx, facts)
       }
       ctx.decision = decision

@@ -4,7 +4,7 @@ import { canonicalJson } from '../../audit/canonical-json.ts'
 import type { McpAuditEntry } from '../../audit/record.ts'
 import { KeyvaletError } from '../../errors.ts'
 import { ToolAnnotations } from '../../mcp/annotations.ts'
-import { decideBatch, decideTransport, visible, type McpDecideArgs, type McpDecision } from '../../mcp/decide.ts'
+import { decideBatch, decideTransport, templateVisible, visible, type McpDecideArgs, type McpDecision } from '../../mcp/decide.ts'
 import { INVALID_REQUEST, PARSE_ERROR, readMessages, type ClientMessage } from '../../mcp/jsonrpc.ts'
 import { narrowedText, type ListView } from '../../mcp/lists.ts'
 import { invalidMessage, refusal } from '../../mcp/reply.ts'
@@ -17,7 +17,7 @@ import type { Stage } from '../pipeline.ts'
 import { readBody } from './decide.ts'
 
 /** The list methods whose answers are narrowed (lists.ts). */
-const LIST_METHODS = new Set(['tools/list', 'prompts/list', 'resources/list'])
+const LIST_METHODS = new Set(['tools/list', 'prompts/list', 'resources/list', 'resources/templates/list'])
 /** The most of one answer (a JSON body, an event) held to narrow its lists. */
 const MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
@@ -114,6 +114,7 @@ function listView(args: McpDecideArgs, policy: McpPolicy, annotations: ToolAnnot
     },
     prompt: (name) => visible(args, { kind: 'prompt', key: name }),
     resource: (uri) => visible(args, { kind: 'resource', key: uri }),
+    template: (uriTemplate) => templateVisible(args, uriTemplate),
   }
 }
 

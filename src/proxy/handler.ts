@@ -150,7 +150,10 @@ export function createHandler(deps: HandlerDeps): Handler {
       // Still owed an answer, with the whole request read (so waiting on the upstream, not the
       // sandbox): the pipeline answers 504 idle_timeout, the last answer on this connection.
       // Otherwise nothing more can move: the connection is cut.
-      if (!res.headersSent && ctx.req.complete) res.setHeader('connection', 'close')
+      // (An HTTP/2 stream's answer ends only the stream; the session's own idle timeout closes the connection.)
+      if (!res.headersSent && ctx.req.complete) {
+        if (ctx.req.httpVersionMajor < 2) res.setHeader('connection', 'close')
+      }
       else socket.destroy()
     }
     idle.busy(socket, endWhenIdle)

@@ -4,7 +4,7 @@ import { isRoutingHeader } from './routing-headers.ts'
 /** RFC 9110 §7.6.1 connection-specific fields, plus the proxy ones. Never forwarded either way. */
 const HOP_BY_HOP: ReadonlySet<string> = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade',
-  'proxy-authenticate', 'proxy-authorization',
+  'proxy-authenticate', 'proxy-authorization', 'http2-settings',
 ])
 
 /**
@@ -41,10 +41,13 @@ export function outboundRequestHeaders(incoming: IncomingHttpHeaders, extraSlots
   const listed = connectionListed(incoming.connection)
   const out: Record<string, string | string[]> = {}
   for (const [name, value] of Object.entries(incoming)) {
-    if (value === undefined || HOP_BY_HOP.has(name) || CREDENTIAL_SLOTS.has(name) || REWRITTEN.has(name) || listed.has(name) || extraSlots.includes(name)) continue
+    // An HTTP/2 request's pseudo-headers (:method, :path, :authority, :scheme) are its request line, which keyvalet writes itself.
+    if (value === undefined || name.startsWith(':') || HOP_BY_HOP.has(name) || CREDENTIAL_SLOTS.has(name) || REWRITTEN.has(name) || listed.has(name) || extraSlots.includes(name)) continue
     if (isRoutingHeader(name) && !letThrough.has(name)) continue
     out[name] = value
   }
+  // `te: trailers` says the client takes trailers (gRPC requires it); the only TE that HTTP/2 allows, and end to end in meaning.
+  if (typeof incoming.te === 'string' && incoming.te.trim().toLowerCase() === 'trailers') out.te = 'trailers'
   // Redaction must see the response as the upstream wrote it, so ask for no content coding.
   out['accept-encoding'] = 'identity'
   return out
@@ -55,7 +58,7 @@ export function inboundResponseHeaders(upstream: Record<string, string | string[
   const listed = connectionListed(upstream.connection)
   const out: OutgoingHttpHeaders = {}
   for (const [name, value] of Object.entries(upstream)) {
-    if (value === undefined || HOP_BY_HOP.has(name) || listed.has(name)) continue
+    if (value === undefined || name.startsWith(':') || HOP_BY_HOP.has(name) || listed.has(name)) continue
     out[name] = value
   }
   return out

@@ -16,7 +16,7 @@ import { AnonymousAudit } from './anonymous-audit.ts'
 import { composeStages, stagesFor, type Composition } from './compose.ts'
 import { IdleConnections, serverOptions } from './connections.ts'
 import type { AdmittedContext, ForwardTarget, OutboundContext, RequestContext } from './context.ts'
-import { carriesBody } from './headers.ts'
+import { requestCarriesBody } from './headers.ts'
 import { Generations, type Generation } from './generations.ts'
 import { InFlight, type Flight } from './in-flight.ts'
 import { admitted, runStageList, runStages } from './pipeline.ts'
@@ -274,5 +274,5 @@ export function createHandler(deps: HandlerDeps): Handler {
 
 /** Whether the request can be sent again as it was: no body, or a body decide already holds whole. */
 function replayable(ctx: RequestContext): boolean {
-  return ctx.body !== undefined || !carriesBody(ctx.req.headers)
+  return ctx.body !== undefined || !requestCarriesBody(ctx.req)
 }

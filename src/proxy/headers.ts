@@ -1,4 +1,4 @@
-import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http'
+import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from 'node:http'
 import { isRoutingHeader } from './routing-headers.ts'
 
 /** RFC 9110 §7.6.1 connection-specific fields, plus the proxy ones. Never forwarded either way. */
@@ -46,8 +46,9 @@ export function outboundRequestHeaders(incoming: IncomingHttpHeaders, extraSlots
     if (isRoutingHeader(name) && !letThrough.has(name)) continue
     out[name] = value
   }
-  // `te: trailers` says the client takes trailers (gRPC requires it); the only TE that HTTP/2 allows, and end to end in meaning.
-  if (typeof incoming.te === 'string' && incoming.te.trim().toLowerCase() === 'trailers') out.te = 'trailers'
+  // `te: trailers` from an HTTP/2 client (it has pseudo-headers) says it takes trailers, which keyvalet
+  // relays to it (gRPC requires the field). An HTTP/1.1 client's is not passed on: its answer goes without trailers.
+  if (incoming[':method'] !== undefined && typeof incoming.te === 'string' && incoming.te.trim().toLowerCase() === 'trailers') out.te = 'trailers'
   // Redaction must see the response as the upstream wrote it, so ask for no content coding.
   out['accept-encoding'] = 'identity'
   return out
@@ -64,7 +65,18 @@ export function inboundResponseHeaders(upstream: Record<string, string | string[
   return out
 }
 
-/** Whether the request declares a body (Transfer-Encoding, or a Content-Length other than 0). */
+/**
+ * Whether a request has a body. HTTP/1.1: its framing headers say so. HTTP/2 frames a body with
+ * DATA, needing neither header (gRPC sends neither): a body follows unless the HEADERS frame ended
+ * the stream (RFC 9113 §8.1) or it declares content-length 0.
+ */
+export function requestCarriesBody(req: IncomingMessage): boolean {
+  if (req.httpVersionMajor !== 2) return carriesBody(req.headers)
+  const stream = (req as IncomingMessage & { stream?: { endAfterHeaders?: boolean } }).stream
+  return stream?.endAfterHeaders !== true && req.headers['content-length'] !== '0'
+}
+
+/** Whether HTTP/1.1 headers declare a body (Transfer-Encoding, or a Content-Length other than 0). */
 export function carriesBody(headers: IncomingHttpHeaders): boolean {
   return headers['transfer-encoding'] !== undefined || (headers['content-length'] !== undefined && headers['content-length'] !== '0')
 }

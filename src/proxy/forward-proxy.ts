@@ -11,7 +11,7 @@ import type { ForwardTarget } from './context.ts'
 import type { Handler } from './handler.ts'
 import { proxyKeyFrom } from './stages/authenticate.ts'
 import { normaliseAuthority } from './stages/route.ts'
-import { createH2Listener, h2Settings, type Tunnel } from './h2-listener.ts'
+import { createH2Listener, type Tunnel } from './h2-listener.ts'
 import { openTunnel } from './tunnel.ts'
 import { upgradeProtocol } from './websocket.ts'
 
@@ -79,7 +79,7 @@ export function createForwardServer(deps: ForwardDeps): Server {
   })
   inner.on('clientError', handler.onClientError('forward'))
   inner.on('checkExpectation', handler.onUnsupportedExpectation('forward'))
-  const h2 = createH2Listener(handler, h2Settings(handler.generation().config.limits))
+  const h2 = createH2Listener(handler, handler.generation().config.limits)
 
   async function onConnect(req: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
     const authority = parseAuthority(req.url ?? '')
@@ -126,7 +126,10 @@ export function createForwardServer(deps: ForwardDeps): Server {
     })
     if (head.length > 0) socket.unshift(head)
     const origin = `https://${authority.port === 443 ? authority.host : `${authority.host}:${authority.port}`}`
-    const tunnel: Tunnel = { origin, authority: normaliseAuthority(origin.slice('https://'.length), 443), connect: authority.text, key }
+    const violation = (error: KeyvaletError): void => {
+      handler.record({ ...refusalFields(handler.nextId(), '', error), mode: 'forward', ...sessionFields(session) }).catch(() => {})
+    }
+    const tunnel: Tunnel = { origin, authority: normaliseAuthority(origin.slice('https://'.length), 443), connect: authority.text, key, violation }
     tls.once('error', () => tls.destroy())
     handler.tunnels.intercepted++
     tls.once('close', () => { handler.tunnels.intercepted-- })

@@ -26,7 +26,7 @@ export interface ForwardDeps {
  * requests and CONNECT. A CONNECT to a host a connector covers is intercepted — keyvalet answers
  * the TLS handshake with a leaf from its own CA, the SNI must be the CONNECT host, and each request
  * inside goes through the same pipeline as the gateway, with Host checked against the CONNECT
- * authority. The handshake offers `h2` and `http/1.1` by ALPN; HTTP/2 streams go through the same
+ * authority. The handshake takes `h2` or `http/1.1` by ALPN, the client's preference; HTTP/2 streams go through the same
  * pipeline (h2-listener.ts), `:authority` checked as Host is. A CONNECT to a configured
  * pass-through destination is tunnelled without interception and without any credential. Every other CONNECT is refused before any byte reaches an upstream.
  */
@@ -114,7 +114,8 @@ export function createForwardServer(deps: ForwardDeps): Server {
     const tls = new TLSSocket(socket, {
       isServer: true,
       secureContext: context,
-      ALPNProtocols: ['h2', 'http/1.1'],
+      // The client's first choice of the two keyvalet speaks: HTTP/1.1 clients that also offer h2 (undici) keep HTTP/1.1.
+      ALPNCallback: ({ protocols }) => protocols.find((p) => p === 'h2' || p === 'http/1.1'),
       SNICallback: (servername, done) => {
         if (servername.toLowerCase() === authority.host) return done(null, context)
         // Audited before the handshake is refused, like every other refusal.

@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test'
 import { promisify } from 'node:util'
 import { startDnsServer, type DnsServer } from '../helpers/dns-server.ts'
 import { h2Request, h2Session } from '../helpers/h2-client.ts'
+import { openTunnel } from '../helpers/raw-http.ts'
 import { startKeyvalet, type TestKeyvalet } from '../helpers/keyvalet.ts'
 import { upstreamCertificate } from '../helpers/tls.ts'
 import { startUpstream, type Upstream } from '../helpers/upstream.ts'
@@ -71,6 +72,18 @@ connectors:
     const record = (await kv.audit()).at(-1)
     assert.deepEqual([record?.mode, record?.decision, record?.rule, record?.credential, record?.path, record?.status], ['forward', 'allow', 'read-issues', 'github-token', '/repos/acme/app/issues/1', 200])
     assert.equal(record?.detail?.http_version, '2')
+  })
+
+  it("ALPN: the client's preference of h2 and http/1.1 is taken; without ALPN, HTTP/1.1", async () => {
+    const chosen = async (alpn: string[] | undefined): Promise<string | false> => {
+      const tls = await openTunnel({ proxyPort, authority, proxyAuthorization: `Basic ${Buffer.from(`task:${key}`).toString('base64')}`, ca: kv.caCertPem ?? '', ...(alpn === undefined ? {} : { alpn }) })
+      tls.destroy()
+      return tls.alpnProtocol ?? false
+    }
+    assert.equal(await chosen(['h2', 'http/1.1']), 'h2')
+    assert.equal(await chosen(['http/1.1', 'h2']), 'http/1.1')
+    assert.equal(await chosen(['spdy/3', 'h2']), 'h2')
+    assert.equal(await chosen(undefined), false)
   })
 
   it("Node's http2 client: concurrent streams on one connection, each decided, injected, masked and audited on its own", async () => {

@@ -26,9 +26,10 @@ export interface ForwardDeps {
  * requests and CONNECT. A CONNECT to a host a connector covers is intercepted — keyvalet answers
  * the TLS handshake with a leaf from its own CA, the SNI must be the CONNECT host, and each request
  * inside goes through the same pipeline as the gateway, with Host checked against the CONNECT
- * authority. The handshake takes `h2` or `http/1.1` by ALPN, the client's preference; HTTP/2 streams go through the same
- * pipeline (h2-listener.ts), `:authority` checked as Host is. A CONNECT to a configured
- * pass-through destination is tunnelled without interception and without any credential. Every other CONNECT is refused before any byte reaches an upstream.
+ * authority. The handshake takes `h2` or `http/1.1` by ALPN, as the client prefers; HTTP/2
+ * streams go through the same pipeline (h2-listener.ts), `:authority` checked as Host is. A
+ * CONNECT to a configured pass-through destination is tunnelled without interception and without
+ * any credential. Every other CONNECT is refused before any byte reaches an upstream.
  */
 export function createForwardServer(deps: ForwardDeps): Server {
   const { handler } = deps

@@ -33,9 +33,14 @@ export interface Tunnel {
 export function createH2Listener(handler: Handler, limits: Config['limits']): { accept(socket: Duplex, tunnel: Tunnel): void; server: Http2Server } {
   const tunnels = new WeakMap<object, Tunnel>()
   let accepting: Tunnel | undefined
-  const server = createServer(h2Settings(limits), (req, res) => onStream(req, res))
+  // Begun on the next turn, once the rest of the frames read with its HEADERS are processed: a stream
+  // the client already reset (rapid reset sends both together) is then dropped unbegun, costing no
+  // decision, no upstream request and no record (it still counts against h2_max_resets_per_minute).
+  const server = createServer(h2Settings(limits), (req, res) => setImmediate(onStream, req, res))
+  // A connection on which nothing moved for limits.idle_timeout_ms is closed (GOAWAY), as over HTTP/1.1.
+  server.setTimeout(limits.idle_timeout_ms)
   // Left without a listener, Node answers a CONNECT stream 405 itself, unaudited.
-  server.on('connect', (req: Http2ServerRequest, res: Http2ServerResponse) => onStream(req, res))
+  server.on('connect', (req: Http2ServerRequest, res: Http2ServerResponse) => setImmediate(onStream, req, res))
   // Node creates the session, and tells of it, synchronously inside 'connection' (accept below).
   server.on('session', (session: ServerHttp2Session) => {
     const tunnel = accepting
@@ -49,6 +54,7 @@ export function createH2Listener(handler: Handler, limits: Config['limits']): { 
     const tunnel = session === undefined ? undefined : tunnels.get(session)
     // A stream of a connection already closed for a violation (it came in the same read) is not served.
     if (tunnel === undefined || session === undefined || session.destroyed) return void req.stream.close()
+    if (req.stream.destroyed || req.stream.closed) return
     const target: ForwardTarget = { origin: tunnel.origin, authority: tunnel.authority, requestTarget: req.url ?? '', tunnel: tunnel.connect }
     // The compatibility objects stand in for node:http's: what the pipeline reads of them is the same (headers, url, method, body stream; writeHead, write, end, close).
     const ctx = handler.newContext(req as unknown as IncomingMessage, { mode: 'forward', target, proxyKey: tunnel.key })

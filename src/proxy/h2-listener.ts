@@ -41,6 +41,9 @@ export function createH2Listener(handler: Handler, limits: Config['limits']): { 
   server.setTimeout(limits.idle_timeout_ms)
   // Left without a listener, Node answers a CONNECT stream 405 itself, unaudited.
   server.on('connect', (req: Http2ServerRequest, res: Http2ServerResponse) => setImmediate(onStream, req, res))
+  // Likewise an Expect other than 100-continue, which Node would answer 417 unaudited: refused as over HTTP/1.1.
+  const unsupportedExpectation = handler.onUnsupportedExpectation('forward')
+  server.on('checkExpectation', (req: Http2ServerRequest, res: Http2ServerResponse) => unsupportedExpectation(req as unknown as IncomingMessage, res as unknown as ServerResponse))
   // Node creates the session, and tells of it, synchronously inside 'connection' (accept below).
   server.on('session', (session: ServerHttp2Session) => {
     const tunnel = accepting

@@ -144,6 +144,20 @@ connectors:
     }
   })
 
+  it('an Expect other than 100-continue is refused and audited, as over HTTP/1.1', async () => {
+    const client = await session()
+    try {
+      const before = upstream.received.length
+      const answer = await h2Request(client, { ':method': 'GET', ':path': '/repos/acme/app/issues/1', expect: 'x-something' })
+      assert.equal(answer.status, 400)
+      assert.equal(answer.headers['x-keyvalet-error'], 'header_invalid')
+      assert.equal(upstream.received.length, before)
+      assert.equal((await kv.audit()).at(-1)?.error, 'header_invalid')
+    } finally {
+      client.close()
+    }
+  })
+
   it('does not advertise extended CONNECT (RFC 8441), and refuses a CONNECT stream with an answer and a record, so a WebSocket client falls back to HTTP/1.1', async () => {
     const client = await session()
     try {

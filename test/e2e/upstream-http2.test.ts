@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { createSecureServer, type Http2SecureServer } from 'node:http2'
+import { createSecureServer, createServer as createH2cServer, type Http2SecureServer, type Http2Server } from 'node:http2'
 import { after, before, describe, it } from 'node:test'
 import { startDnsServer, type DnsServer } from '../helpers/dns-server.ts'
 import { startKeyvalet, type TestKeyvalet } from '../helpers/keyvalet.ts'
@@ -17,6 +17,10 @@ describe('upstream_http: HTTP/2 to upstreams that offer it, HTTP/1.1 otherwise, 
   const seen: { version: string; authorization: string | undefined; connection: number }[] = []
   const sockets = new Map<object, number>()
   let h1Only: Upstream
+  // Cleartext HTTP/2 only (h2c, prior knowledge): what upstream_http: h2 speaks to an http:// upstream.
+  let h2c: Http2Server
+  let h2cPort = 0
+  const h2cSeen: { version: string; authorization: string | undefined }[] = []
   let dns: DnsServer
   let kv: TestKeyvalet
   let key: string
@@ -33,6 +37,12 @@ describe('upstream_http: HTTP/2 to upstreams that offer it, HTTP/1.1 otherwise, 
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
     port = (server.address() as { port: number }).port
     h1Only = await startUpstream({ tls: pki.tls })
+    h2c = createH2cServer((req, res) => {
+      h2cSeen.push({ version: req.httpVersion, authorization: req.headers.authorization })
+      res.end('h2c')
+    })
+    await new Promise<void>((resolve) => h2c.listen(0, '127.0.0.1', resolve))
+    h2cPort = (h2c.address() as { port: number }).port
     dns = await startDnsServer({ [HOST]: { a: ['127.0.0.1'] } })
     const connector = (name: string, upstreamPort: number, http: string | undefined): string => `  ${name}:
     upstream: https://${HOST}:${upstreamPort}
@@ -46,9 +56,17 @@ ${http === undefined ? '' : `    upstream_http: ${http}\n`}    ca_file: upstream
 listen: { gateway: "127.0.0.1:0" }
 dns: { servers: ["${dns.address}"] }
 connectors:
-${connector('auto', port, undefined)}${connector('h1', port, 'h1')}${connector('h2', port, 'h2')}${connector('h2only', h1Only.port, 'h2')}${connector('autoh1', h1Only.port, 'auto')}`, { files: { 'upstream-ca.pem': pki.caPem } })
+${connector('auto', port, undefined)}${connector('h1', port, 'h1')}${connector('h2', port, 'h2')}${connector('h2only', h1Only.port, 'h2')}${connector('autoh1', h1Only.port, 'auto')}  cleartext:
+    upstream: http://${HOST}:${h2cPort}
+    allow_insecure: true
+    upstream_http: h2
+    allow_addresses: [127.0.0.1/32]
+    credential: { secret: token, inject: bearer }
+    rules:
+      - { id: any, methods: [GET], path: /**, severity: read }
+`, { files: { 'upstream-ca.pem': pki.caPem } })
     await kv.setSecret('token', SECRET)
-    key = (await kv.mintKey(['auto:read', 'h1:read', 'h2:read', 'h2only:read', 'autoh1:read'])).key
+    key = (await kv.mintKey(['auto:read', 'h1:read', 'h2:read', 'h2only:read', 'autoh1:read', 'cleartext:read'])).key
   })
   after(async () => {
     await kv.close()
@@ -56,6 +74,9 @@ ${connector('auto', port, undefined)}${connector('h1', port, 'h1')}${connector('
       server.close(() => resolve())
     })
     await h1Only.close()
+    await new Promise<void>((resolve) => {
+      h2c.close(() => resolve())
+    })
     await dns.close()
   })
 
@@ -100,5 +121,12 @@ ${connector('auto', port, undefined)}${connector('h1', port, 'h1')}${connector('
     assert.equal(h1Only.received.length, before)
     const record = (await kv.audit()).at(-1)
     assert.deepEqual([record?.connector, record?.error, record?.detail?.upstream_error], ['h2only', 'upstream_unreachable', 'UPSTREAM_NOT_H2'])
+  })
+
+  it('h2 to an http:// upstream speaks cleartext HTTP/2 with prior knowledge', async () => {
+    const a = await get('cleartext')
+    assert.equal(a.status, 200)
+    assert.equal(a.body, 'h2c')
+    assert.deepEqual(h2cSeen.at(-1), { version: '2.0', authorization: `Bearer ${SECRET}` })
   })
 })

@@ -16,7 +16,8 @@
  *    requests too, and every request wakes it).
  *  - undici: closed loop with undici (N concurrent request loops over a pool of N keep-alive
  *    connections), for what autocannon cannot do: https with a given CA, and https through a
- *    forward proxy (ProxyAgent: CONNECT tunnels, kept alive and reused, TLS inside them).
+ *    forward proxy (ProxyAgent: CONNECT tunnels, kept alive and reused, TLS inside them); with
+ *    `h2Tunnels`, HTTP/2 inside that many tunnels, the N request loops multiplexed as streams.
  *
  * `proxy` (closed, rate, paced): `url` is then an absolute http:// URL sent in absolute form
  * (`GET http://host:port/path HTTP/1.1`, Host the target's) to the forward proxy at `proxy`: what
@@ -40,6 +41,8 @@ export interface LoadJob {
   readonly ca?: string
   /** undici: go through this forward proxy with CONNECT (undici ProxyAgent). */
   readonly tunnel?: { readonly proxy: string; readonly token?: string }
+  /** undici with `tunnel`: speak HTTP/2 inside this many tunnels (ALPN h2 first), the `connections` request loops multiplexed on them. */
+  readonly h2Tunnels?: number
   readonly headers: Record<string, string>
   readonly connections: number
   readonly durationS: number
@@ -255,10 +258,13 @@ async function undiciJob(job: LoadJob): Promise<LoadResult> {
   const count = (): void => void opened++
   const channel = job.tunnel === undefined ? 'undici:client:connected' : 'undici:proxy:connected'
   subscribe(channel, count)
-  const common = { connections: job.connections, pipelining: 1, keepAliveTimeout: 60_000, headersTimeout: 10_000, bodyTimeout: 10_000 }
+  const h2 = job.h2Tunnels !== undefined
+  const common = { connections: job.h2Tunnels ?? job.connections, pipelining: 1, keepAliveTimeout: 60_000, headersTimeout: 10_000, bodyTimeout: 10_000, allowH2: h2 }
+  // HTTP/1.1 unless asked: undici offers h2 only second, and keyvalet takes the client's preference.
+  const requestTls = { ...(job.ca === undefined ? {} : { ca: job.ca }), allowH2: h2, preferH2: h2 }
   const dispatcher: Dispatcher = job.tunnel === undefined
     ? new Agent({ ...common, ...(job.ca === undefined ? {} : { connect: { ca: job.ca } }) })
-    : new ProxyAgent({ ...common, uri: job.tunnel.proxy, ...(job.tunnel.token === undefined ? {} : { token: job.tunnel.token }), ...(job.ca === undefined ? {} : { requestTls: { ca: job.ca } }) })
+    : new ProxyAgent({ ...common, uri: job.tunnel.proxy, ...(job.tunnel.token === undefined ? {} : { token: job.tunnel.token }), requestTls })
   try {
     const warm = job.warmupS > 0 ? await undiciRun(job, dispatcher, job.warmupS, undefined) : undefined
     const samples = new Samples()

@@ -25,7 +25,8 @@
  * each (median of the rounds) and their ratio.
  *   BENCH_SSE_STREAMS  concurrent event streams in the sse phase (default 10000; lowered to fit RLIMIT_NOFILE)
  *
- * Phases forward (plain http and intercepted https through the forward listener, beside mitmproxy
+ * Phases forward (plain http and intercepted https through the forward listener, the latter over
+ * HTTP/1.1 with a tunnel per connection and over HTTP/2 with every stream on two tunnels at most, beside mitmproxy
  * when `mitmdump` is installed: apt-get install mitmproxy) and mint (leaf certificate on the first
  * CONNECT to a new host) add keyvalet's forward listener and their connectors to its config. sse
  * (many open event streams) starts a keyvalet of its own, then a naive proxy, each fresh.
@@ -77,6 +78,8 @@ const PHASES: ReadonlySet<string> = new Set((process.env.BENCH_PHASES ?? ALL_PHA
 for (const ph of PHASES) if (!(ALL_PHASES as readonly string[]).includes(ph)) throw new Error(`BENCH_PHASES: unknown phase ${JSON.stringify(ph)} (known: ${ALL_PHASES.join(', ')})`)
 const RUN_UPLOAD = PHASES.has('upload') && !SKIP_UPLOAD
 const CONNECTIONS = 64
+/** Tunnels the HTTP/2 forward run multiplexes its CONNECTIONS concurrent requests on. */
+const H2_TUNNELS = 2
 const RATE = 1000
 const RATE_CONNECTIONS = 10
 /** The idle pattern: ms each connection waits after an answer before its next request. */
@@ -579,7 +582,7 @@ async function main(): Promise<number> {
   /** keyvalet answers outside the load generators' counts (sanity checks, mint tunnels, event streams). */
   let kvOther = 0
   const forwardPlain = new Map<'closed' | 'paced', LoadRun>()
-  const https = new Map<'direct' | 'keyvalet' | 'mitmproxy', LoadRun>()
+  const https = new Map<'direct' | 'keyvalet' | 'keyvalet h2' | 'mitmproxy', LoadRun>()
   let mitm: Mitmproxy | undefined
   let mitmNote: string | undefined
   const plainTarget = `http://127.0.0.1:${upstream.port}${PATH}`
@@ -619,6 +622,11 @@ async function main(): Promise<number> {
       { upstream: upstream.proc, proxy: kv.proc }, kv.proc)
     checkLoad('keyvalet', 'forward https closed loop', kvHttps.result)
     https.set('keyvalet', kvHttps)
+    log(`https through keyvalet's forward listener over HTTP/2: undici ProxyAgent, ${CONNECTIONS} concurrent streams on ${H2_TUNNELS} tunnels, ${WARMUP_S} s warm-up + ${DURATION_S} s`)
+    const kvH2 = await runLoad({ mode: 'undici', url: httpsTarget, ca: fwd.caPem, tunnel: { proxy: fwd.url, token: basic(fwd.key) }, h2Tunnels: H2_TUNNELS, headers: {}, connections: CONNECTIONS, durationS: DURATION_S, warmupS: WARMUP_S },
+      { upstream: upstream.proc, proxy: kv.proc }, kv.proc)
+    checkLoad('keyvalet', 'forward https over HTTP/2 closed loop', kvH2.result)
+    https.set('keyvalet h2', kvH2)
 
     const version = mitmdumpVersion()
     if (version === undefined) {
@@ -759,7 +767,7 @@ async function main(): Promise<number> {
   // 10. Every request keyvalet answered must be in an intact audit chain.
   let auditCheck: { records: number; counted: number; slack: number; verifyS: number; output: string } | undefined
   if (keyvalet !== undefined) {
-    const kvRuns = [...[closed, paced, rated].map((m) => m.get('keyvalet')), forwardPlain.get('closed'), forwardPlain.get('paced'), https.get('keyvalet')].filter((r) => r !== undefined)
+    const kvRuns = [...[closed, paced, rated].map((m) => m.get('keyvalet')), forwardPlain.get('closed'), forwardPlain.get('paced'), https.get('keyvalet'), https.get('keyvalet h2')].filter((r) => r !== undefined)
     const counted = 2 + kvOther + observeOther + kvRuns.reduce((a, r) => a + r.result.requests + r.result.warmupRequests, 0) + (uploads.has('keyvalet') ? 1 : 0)
     // autocannon stops with requests in flight: served and audited, but not counted (≤ connections, twice with warm-up).
     const slack = (kvRuns.filter((r) => r.result.mode === 'closed' || r.result.mode === 'rate').length + observe.on.length) * 2 * CONNECTIONS
@@ -956,6 +964,7 @@ async function main(): Promise<number> {
   // Forward proxy, intercepted https.
   const hD = https.get('direct')
   const hK = https.get('keyvalet')
+  const hK2 = https.get('keyvalet h2')
   const hM = https.get('mitmproxy')
   const vsMitm = ratio(hK?.result.rps, hM?.result.rps)
   const vsIssue = ratio(hK?.result.rps, MITMPROXY_ISSUE_RPS)
@@ -963,7 +972,7 @@ async function main(): Promise<number> {
     p(`7. Forward proxy, intercepted https: GET https://127.0.0.1:PORT${PATH} (upstream leaf from a bench CA, trusted by keyvalet via ca_file), closed loop,`)
     p(`   ${CONNECTIONS} connections, ${DURATION_S} s after ${WARMUP_S} s warm-up, keep-alive requests over kept tunnels; same client (undici) in every row`)
     p(table(['target', 'client', 'req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'errors', 'non-2xx', 'connections opened', 'CPU upstream', 'CPU proxy', 'proxy CPU µs/req', 'CPU loadgen'],
-      ([['direct https', 'undici Agent', hD, false], ['keyvalet forward', 'undici ProxyAgent', hK, true], [`mitmproxy ${mitm?.version ?? ''}`.trim(), 'undici ProxyAgent', hM, true]] as const).map(([name, client, run, proxied]) => {
+      ([['direct https', 'undici Agent', hD, false], ['keyvalet forward, HTTP/1.1', 'undici ProxyAgent', hK, true], ['keyvalet forward, HTTP/2', `undici ProxyAgent, h2, ≤ ${H2_TUNNELS} tunnels`, hK2, true], [`mitmproxy ${mitm?.version ?? ''}`.trim(), 'undici ProxyAgent', hM, true]] as const).map(([name, client, run, proxied]) => {
         const r = run?.result
         const proxyCpu = run?.cpuPct['proxy']
         return [name, client, int(r?.rps), f(r?.latency.p50), f(r?.latency.p99), f(r?.latency.p999), int(r === undefined ? undefined : r.errors + r.timeouts), int(r?.non2xx),
@@ -972,6 +981,8 @@ async function main(): Promise<number> {
           !proxied || proxyCpu === undefined || r === undefined ? '—' : int((proxyCpu / 100 / r.rps) * 1e6), `${int(run?.cpuPct['loadgen'])} %`]
       })))
     p(`  ratios (req/s): keyvalet/direct https ${f(ratio(hK?.result.rps, hD?.result.rps))}×   keyvalet/mitmproxy (measured here) ${f(vsMitm)}×   keyvalet/${MITMPROXY_ISSUE_RPS.toLocaleString('en-US')} req/s (the issue's mitmproxy figure) ${f(vsIssue)}×`)
+    const perRequest = (run: LoadRun | undefined): number | undefined => (run?.cpuPct['proxy'] === undefined || run.result.rps === 0 ? undefined : (run.cpuPct['proxy'] / 100 / run.result.rps) * 1e6)
+    p(`  HTTP/2 (${CONNECTIONS} streams on ${H2_TUNNELS} tunnels) vs HTTP/1.1 (${CONNECTIONS} tunnels): req/s ${f(ratio(hK2?.result.rps, hK?.result.rps))}×, keyvalet CPU per request ${f(ratio(perRequest(hK2), perRequest(hK)))}× (below 1: cheaper)`)
     p(`  latency vs direct https: keyvalet p50 ${signed(hK && hD && hK.result.latency.p50 - hD.result.latency.p50)} ms, p99 ${signed(hK && hD && hK.result.latency.p99 - hD.result.latency.p99)} ms`)
     if (mitmNote !== undefined) p(`  NB ${mitmNote}`)
     if (hK?.result.firstError !== undefined) p(`  keyvalet first error: ${hK.result.firstError}`)

@@ -59,7 +59,7 @@ export function compileConnector(name: string, raw: ConnectorFile, ctx: CompileC
   if (raw.placeholder !== undefined && credential === undefined) problem(['placeholder'], 'a placeholder stands for a credential: add a credential binding')
   if (raw.placeholder !== undefined && /kvt_/i.test(raw.placeholder)) problem(['placeholder'], 'a placeholder must not look like a task key')
   return {
-    name, upstream, allowInsecure: raw.allow_insecure, ca, credential, rules,
+    name, upstream, allowInsecure: raw.allow_insecure, ca, upstreamHttp: raw.upstream_http, credential, rules,
     headerGuard: credential === undefined ? undefined : credentialKind(credential.kind).headerGuard,
     placeholder: raw.placeholder, allowAddresses: raw.allow_addresses, assertion, attribution, mcp, usage, report: raw.mode === 'report',
     upstreamProxy: raw.upstream_proxy === undefined ? undefined : raw.upstream_proxy === 'none' ? null : compileUpstreamProxy(raw.upstream_proxy, (f, m) => problem(['upstream_proxy', ...f], m)),

@@ -58,6 +58,11 @@ export const CONNECTOR_SCHEMA = Type.Object({
     default: false,
     description: 'Must be true for an http:// upstream: the credential then crosses the network in cleartext. For local tests only.',
   })),
+  upstream_http: Defaulted(Type.Enum(['auto', 'h1', 'h2'], {
+    default: 'auto',
+    description:
+      "Which HTTP keyvalet speaks to this upstream. auto: over https, both are offered by ALPN (HTTP/1.1 first) and the upstream chooses, so one that prefers HTTP/2 gets it, its streams multiplexed on few connections; over http://, HTTP/1.1. h1: HTTP/1.1 only. h2: HTTP/2 only (over http://, with prior knowledge); an upstream that does not choose h2 is refused upstream_unreachable. gRPC upstreams need HTTP/2 (auto or h2). Default auto (what keyvalet did before this switch existed).",
+  })),
   ca_file: Type.Optional(Type.String({
     minLength: 1,
     description: "A PEM file of extra CA certificates trusted for this upstream (besides the system store), relative to the config file's folder. Read at load.",

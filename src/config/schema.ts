@@ -134,6 +134,39 @@ const LIMITS = Type.Object({
     default: 600,
     description: 'The same limit for all source addresses together, so that many addresses cannot grow the audit log either. Default 600.',
   })),
+  h2_max_concurrent_streams: Defaulted(Type.Integer({
+    minimum: 1,
+    maximum: 1000,
+    default: 100,
+    description: 'HTTP/2 inside intercepted tunnels: streams one connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS); a stream beyond it is reset REFUSED_STREAM. Default 100.',
+  })),
+  h2_max_header_list_bytes: Defaulted(Type.Integer({
+    minimum: 1024,
+    maximum: 262144,
+    default: 32768,
+    description: "HTTP/2: the largest header list a request may have once HPACK-decoded (SETTINGS_MAX_HEADER_LIST_SIZE), the same bound as an HTTP/1.1 head; a larger one (an HPACK bomb) is reset ENHANCE_YOUR_CALM before it is decoded whole. At most 128 fields either way. Default 32768.",
+  })),
+  h2_max_session_memory_mb: Defaulted(Type.Integer({
+    minimum: 1,
+    maximum: 256,
+    default: 10,
+    description: "HTTP/2: memory one connection's protocol state may hold (header tables, queued frames, unacknowledged PINGs and SETTINGS), in MiB; over it, new streams are refused. Default 10.",
+  })),
+  h2_max_resets_per_minute: Defaulted(Type.Integer({
+    minimum: 1,
+    default: 200,
+    description: 'HTTP/2: streams a client may cancel (RST_STREAM) before their answer, per connection and minute. Over it (rapid reset, CVE-2023-44487) the connection is closed with GOAWAY ENHANCE_YOUR_CALM and audited h2_protocol_violation. Default 200.',
+  })),
+  h2_max_invalid_frames: Defaulted(Type.Integer({
+    minimum: 0,
+    default: 0,
+    description: 'HTTP/2: malformed frames tolerated per connection beyond the first (a request with an upper-case or connection-specific header, a misplaced pseudo-header, frames out of order). Each malformed request is reset PROTOCOL_ERROR before keyvalet sees it; the next one closes the connection, audited h2_protocol_violation. Default 0.',
+  })),
+  h2_max_rejected_streams: Defaulted(Type.Integer({
+    minimum: 0,
+    default: 10,
+    description: 'HTTP/2: streams refused for going over h2_max_concurrent_streams or h2_max_session_memory_mb tolerated per connection; the next closes it, audited h2_protocol_violation. Default 10.',
+  })),
   shutdown_grace_ms: Defaulted(Type.Integer({
     minimum: 0,
     default: 10000,

@@ -1,5 +1,5 @@
-import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls'
-import { Agent, Pool, ProxyAgent, type Dispatcher } from 'undici'
+import { createSecureContext, rootCertificates, type SecureContext, type TLSSocket } from 'node:tls'
+import { Agent, buildConnector, Pool, ProxyAgent, type Dispatcher } from 'undici'
 import type { Connector } from '../model/policy.ts'
 import type { UpstreamProxy } from '../model/options.ts'
 import type { Vault } from '../vault/vault.ts'
@@ -47,9 +47,29 @@ export async function connectorDispatcher(connector: Connector, opts: ConnectorD
   }
   const guard = egressGuard({ allowAddresses: connector.allowAddresses, resolver: opts.resolver })
   const connect = { ...tls, lookup: guard.lookup }
-  if (opts.origin === undefined) return new Agent({ ...opts.common, connect })
+  const http = connector.upstreamHttp ?? 'auto'
+  if (opts.origin === undefined) return new Agent({ ...opts.common, connect, allowH2: http !== 'h1' })
   guard.admit(opts.origin.hostname)
-  return new Pool(opts.origin.origin, { ...opts.common, connect })
+  if (http === 'h2') return new Pool(opts.origin.origin, { ...opts.common, connect: h2Only(connect, opts.origin.protocol === 'http:') })
+  return new Pool(opts.origin.origin, { ...opts.common, connect, allowH2: http === 'auto' })
+}
+
+/**
+ * upstream_http: h2. Offers h2 first and takes only a connection on which it was chosen (over
+ * http://, prior knowledge): an upstream that answers the handshake with HTTP/1.1 is refused.
+ */
+function h2Only(options: buildConnector.BuildOptions, cleartext: boolean): buildConnector.connector {
+  // useH2c (prior knowledge over http://) is an option of undici's connector its types do not list yet.
+  const withH2c: buildConnector.BuildOptions & { useH2c: boolean } = { ...options, allowH2: true, preferH2: true, useH2c: cleartext }
+  const connect = buildConnector(withH2c)
+  return (opts, callback) => connect(opts, (err, socket) => {
+    if (err !== null) return callback(err, null)
+    if (opts.protocol === 'https:' && (socket as TLSSocket).alpnProtocol !== 'h2') {
+      socket.destroy()
+      return callback(Object.assign(new Error('the upstream did not choose HTTP/2 (upstream_http: h2)'), { code: 'UPSTREAM_NOT_H2' }), null)
+    }
+    callback(null, socket)
+  })
 }
 
 /**

@@ -84,6 +84,9 @@ export interface CredentialBinding {
   readonly options: unknown
 }
 
+/** auto: what the upstream chooses by ALPN (HTTP/1.1 offered first); h1 or h2: only that one. */
+export type UpstreamHttp = 'auto' | 'h1' | 'h2'
+
 export interface Connector {
   readonly name: string
   /** Parsed upstream base URL; its pathname (without trailing slash) prefixes every forwarded path. */
@@ -92,6 +95,8 @@ export interface Connector {
   readonly allowInsecure: boolean
   /** Extra CA certificates (PEM) trusted for this upstream, in addition to the system store. */
   readonly ca: string | undefined
+  /** Which HTTP to speak upstream (config upstream_http; egress/dispatch.ts); absent: auto. */
+  readonly upstreamHttp?: UpstreamHttp
   readonly credential: CredentialBinding | undefined
   /** The stand-in the sandbox holds for the credential; only ever accepted in the credential slot. */
   readonly placeholder: string | undefined

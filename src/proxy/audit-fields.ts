@@ -22,6 +22,7 @@ function fieldsOf(ctx: RequestContext, error: KeyvaletError | undefined, status:
   const detail = error?.detail
   const extra = {
     ...(ctx.retried === true ? { retried_after_401: true } : {}),
+    ...(ctx.req.httpVersionMajor === 2 ? { http_version: '2' } : {}),
     ...(ctx.assertion === undefined ? {} : { assertion: { kid: ctx.assertion.kid, jti: ctx.assertion.jti } }),
     ...(ctx.copySource === undefined ? {} : { copy_source: ctx.copySource.path, copy_source_rule: ctx.copySource.rule }),
     ...(ctx.wouldDeny === undefined ? {} : { would_deny: ctx.wouldDeny.why }),

@@ -11,6 +11,7 @@ import type { ForwardTarget } from './context.ts'
 import type { Handler } from './handler.ts'
 import { proxyKeyFrom } from './stages/authenticate.ts'
 import { normaliseAuthority } from './stages/route.ts'
+import { createH2Listener, type Tunnel } from './h2-listener.ts'
 import { openTunnel } from './tunnel.ts'
 import { upgradeProtocol } from './websocket.ts'
 
@@ -20,21 +21,15 @@ export interface ForwardDeps {
   readonly leaves: LeafCache
 }
 
-/** What an intercepted tunnel fixed at CONNECT time; every request inside it is decided on its own. */
-interface Tunnel {
-  readonly origin: string
-  readonly authority: string
-  readonly connect: string
-  readonly key: string
-}
-
 /**
  * The forward-proxy listener (HTTPS_PROXY=http://task:KEY@keyvalet:PORT): absolute-form http://
  * requests and CONNECT. A CONNECT to a host a connector covers is intercepted — keyvalet answers
  * the TLS handshake with a leaf from its own CA, the SNI must be the CONNECT host, and each request
  * inside goes through the same pipeline as the gateway, with Host checked against the CONNECT
- * authority. A CONNECT to a configured pass-through destination is tunnelled without interception
- * and without any credential. Every other CONNECT is refused before any byte reaches an upstream.
+ * authority. The handshake takes `h2` or `http/1.1` by ALPN, as the client prefers; HTTP/2
+ * streams go through the same pipeline (h2-listener.ts), `:authority` checked as Host is. A
+ * CONNECT to a configured pass-through destination is tunnelled without interception and without
+ * any credential. Every other CONNECT is refused before any byte reaches an upstream.
  */
 export function createForwardServer(deps: ForwardDeps): Server {
   const { handler } = deps
@@ -85,6 +80,7 @@ export function createForwardServer(deps: ForwardDeps): Server {
   })
   inner.on('clientError', handler.onClientError('forward'))
   inner.on('checkExpectation', handler.onUnsupportedExpectation('forward'))
+  const h2 = createH2Listener(handler, handler.generation().config.limits)
 
   async function onConnect(req: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
     const authority = parseAuthority(req.url ?? '')
@@ -119,7 +115,8 @@ export function createForwardServer(deps: ForwardDeps): Server {
     const tls = new TLSSocket(socket, {
       isServer: true,
       secureContext: context,
-      ALPNProtocols: ['http/1.1'],
+      // The client's first choice of the two keyvalet speaks: HTTP/1.1 clients that also offer h2 (undici) keep HTTP/1.1.
+      ALPNCallback: ({ protocols }) => protocols.find((p) => p === 'h2' || p === 'http/1.1'),
       SNICallback: (servername, done) => {
         if (servername.toLowerCase() === authority.host) return done(null, context)
         // Audited before the handshake is refused, like every other refusal.
@@ -131,11 +128,27 @@ export function createForwardServer(deps: ForwardDeps): Server {
     })
     if (head.length > 0) socket.unshift(head)
     const origin = `https://${authority.port === 443 ? authority.host : `${authority.host}:${authority.port}`}`
-    tunnels.set(tls, { origin, authority: normaliseAuthority(origin.slice('https://'.length), 443), connect: authority.text, key })
+    const violation = (error: KeyvaletError): void => {
+      handler.record({ ...refusalFields(handler.nextId(), '', error), mode: 'forward', ...sessionFields(session) }).catch(() => {})
+    }
+    const tunnel: Tunnel = { origin, authority: normaliseAuthority(origin.slice('https://'.length), 443), connect: authority.text, key, violation }
     tls.once('error', () => tls.destroy())
     handler.tunnels.intercepted++
     tls.once('close', () => { handler.tunnels.intercepted-- })
-    inner.emit('connection', tls)
+    // The handshake must finish in the time a request head has to arrive; the protocol ALPN chose
+    // then says which parser takes the connection.
+    tls.setTimeout(handler.generation().config.limits.request_timeout_ms, () => tls.destroy())
+    tls.once('secure', () => {
+      tls.setTimeout(0)
+      if (tls.alpnProtocol !== 'h2') {
+        tunnels.set(tls, tunnel)
+        return void inner.emit('connection', tls)
+      }
+      // What tls.Server does when a handshake completes; a TLSSocket made by hand keeps it true,
+      // and node:http2 would wait for a 'secureConnect' that a server-side socket never emits.
+      ;(tls as TLSSocket & { secureConnecting: boolean }).secureConnecting = false
+      h2.accept(tls, tunnel)
+    })
   }
 
   return outer

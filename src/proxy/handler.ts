@@ -16,7 +16,7 @@ import { AnonymousAudit } from './anonymous-audit.ts'
 import { composeStages, stagesFor, type Composition } from './compose.ts'
 import { IdleConnections, serverOptions } from './connections.ts'
 import type { AdmittedContext, ForwardTarget, OutboundContext, RequestContext } from './context.ts'
-import { carriesBody } from './headers.ts'
+import { requestCarriesBody } from './headers.ts'
 import { Generations, type Generation } from './generations.ts'
 import { InFlight, type Flight } from './in-flight.ts'
 import { admitted, runStageList, runStages } from './pipeline.ts'
@@ -150,7 +150,10 @@ export function createHandler(deps: HandlerDeps): Handler {
       // Still owed an answer, with the whole request read (so waiting on the upstream, not the
       // sandbox): the pipeline answers 504 idle_timeout, the last answer on this connection.
       // Otherwise nothing more can move: the connection is cut.
-      if (!res.headersSent && ctx.req.complete) res.setHeader('connection', 'close')
+      // (An HTTP/2 stream's answer ends only the stream; the session's own idle timeout closes the connection.)
+      if (!res.headersSent && ctx.req.complete) {
+        if (ctx.req.httpVersionMajor < 2) res.setHeader('connection', 'close')
+      }
       else socket.destroy()
     }
     idle.busy(socket, endWhenIdle)
@@ -271,5 +274,5 @@ export function createHandler(deps: HandlerDeps): Handler {
 
 /** Whether the request can be sent again as it was: no body, or a body decide already holds whole. */
 function replayable(ctx: RequestContext): boolean {
-  return ctx.body !== undefined || !carriesBody(ctx.req.headers)
+  return ctx.body !== undefined || !requestCarriesBody(ctx.req)
 }

@@ -1,10 +1,10 @@
-import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http'
+import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from 'node:http'
 import { isRoutingHeader } from './routing-headers.ts'
 
 /** RFC 9110 §7.6.1 connection-specific fields, plus the proxy ones. Never forwarded either way. */
 const HOP_BY_HOP: ReadonlySet<string> = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade',
-  'proxy-authenticate', 'proxy-authorization',
+  'proxy-authenticate', 'proxy-authorization', 'http2-settings',
 ])
 
 /**
@@ -41,10 +41,14 @@ export function outboundRequestHeaders(incoming: IncomingHttpHeaders, extraSlots
   const listed = connectionListed(incoming.connection)
   const out: Record<string, string | string[]> = {}
   for (const [name, value] of Object.entries(incoming)) {
-    if (value === undefined || HOP_BY_HOP.has(name) || CREDENTIAL_SLOTS.has(name) || REWRITTEN.has(name) || listed.has(name) || extraSlots.includes(name)) continue
+    // An HTTP/2 request's pseudo-headers (:method, :path, :authority, :scheme) are its request line, which keyvalet writes itself.
+    if (value === undefined || name.startsWith(':') || HOP_BY_HOP.has(name) || CREDENTIAL_SLOTS.has(name) || REWRITTEN.has(name) || listed.has(name) || extraSlots.includes(name)) continue
     if (isRoutingHeader(name) && !letThrough.has(name)) continue
     out[name] = value
   }
+  // `te: trailers` from an HTTP/2 client (it has pseudo-headers) says it takes trailers, which keyvalet
+  // relays to it (gRPC requires the field). An HTTP/1.1 client's is not passed on: its answer goes without trailers.
+  if (incoming[':method'] !== undefined && typeof incoming.te === 'string' && incoming.te.trim().toLowerCase() === 'trailers') out.te = 'trailers'
   // Redaction must see the response as the upstream wrote it, so ask for no content coding.
   out['accept-encoding'] = 'identity'
   return out
@@ -55,13 +59,24 @@ export function inboundResponseHeaders(upstream: Record<string, string | string[
   const listed = connectionListed(upstream.connection)
   const out: OutgoingHttpHeaders = {}
   for (const [name, value] of Object.entries(upstream)) {
-    if (value === undefined || HOP_BY_HOP.has(name) || listed.has(name)) continue
+    if (value === undefined || name.startsWith(':') || HOP_BY_HOP.has(name) || listed.has(name)) continue
     out[name] = value
   }
   return out
 }
 
-/** Whether the request declares a body (Transfer-Encoding, or a Content-Length other than 0). */
+/**
+ * Whether a request has a body. HTTP/1.1: its framing headers say so. HTTP/2 frames a body with
+ * DATA, needing neither header (gRPC sends neither): a body follows unless the HEADERS frame ended
+ * the stream (RFC 9113 §8.1) or it declares content-length 0.
+ */
+export function requestCarriesBody(req: IncomingMessage): boolean {
+  if (req.httpVersionMajor !== 2) return carriesBody(req.headers)
+  const stream = (req as IncomingMessage & { stream?: { endAfterHeaders?: boolean } }).stream
+  return stream?.endAfterHeaders !== true && req.headers['content-length'] !== '0'
+}
+
+/** Whether HTTP/1.1 headers declare a body (Transfer-Encoding, or a Content-Length other than 0). */
 export function carriesBody(headers: IncomingHttpHeaders): boolean {
   return headers['transfer-encoding'] !== undefined || (headers['content-length'] !== undefined && headers['content-length'] !== '0')
 }

@@ -10,6 +10,7 @@ import { Redactor, type Emit } from '../redact/redactor.ts'
 import { maskHeaders, requestMask } from './request-mask.ts'
 import { upstreamError } from './upstream-errors.ts'
 import { UsageMeter } from '../budgets/usage.ts'
+import { isGrpcCall, renderGrpcError, takeStatusFields } from './grpc.ts'
 
 export const ERROR_HEADER = 'x-keyvalet-error'
 export const REQUEST_ID_HEADER = 'x-keyvalet-request-id'
@@ -32,15 +33,17 @@ export function presentation(mode: RequestContext['mode'], err: KeyvaletError, c
  * to (the SDK parses only that, and then reports keyvalet's code as the error's name and its
  * message as the error's message, instead of an XML parse error).
  */
-export type ErrorFormat = 'json' | 'aws-xml'
+export type ErrorFormat = 'json' | 'aws-xml' | 'grpc'
 
-export function errorFormat(ctx: Pick<RequestContext, 'connector'>): ErrorFormat {
+export function errorFormat(ctx: Pick<RequestContext, 'connector' | 'req'>): ErrorFormat {
+  if (isGrpcCall(ctx)) return 'grpc'
   return ctx.connector?.credential?.kind === 'aws_sigv4' ? 'aws-xml' : 'json'
 }
 
 /** The one place a KeyvaletError becomes an HTTP response: JSON (or S3 XML), the code in a header, no stack. */
 export function renderError(res: ServerResponse, err: KeyvaletError, requestId: string, mode: RequestContext['mode'] = 'gateway', format: ErrorFormat = 'json', challenge?: string): void {
   const { status, headers } = presentation(mode, err, challenge)
+  if (format === 'grpc') return renderGrpcError(res, err, status, { [ERROR_HEADER]: err.code, [REQUEST_ID_HEADER]: requestId })
   const body = err.reply?.body ?? (format === 'aws-xml' ? awsErrorBody(err, requestId) : errorBody(err, requestId))
   res.writeHead(status, {
     ...headers,
@@ -127,6 +130,16 @@ export async function relayResponse(ctx: RequestContext, res: ServerResponse, up
   const usage = ctx.connector?.usage
   const meter = usage === undefined ? undefined : new UsageMeter(isEventStream(headers))
   if (!mask.empty) ctx.redactions += maskHeaders(headers, mask)
+  // Trailers reach an HTTP/2 client (gRPC's status travels in them); HTTP/1.1 answers go without, as before.
+  const h2 = ctx.req.httpVersionMajor === 2
+  const statusTrailers = h2 ? takeStatusFields(headers) : {}
+  const sendTrailers = (): void => {
+    if (!h2) return
+    const trailers = { ...statusTrailers, ...inboundResponseHeaders(upstream.trailers ?? {}) }
+    if (Object.keys(trailers).length === 0) return
+    if (!mask.empty) ctx.redactions += maskHeaders(trailers, mask)
+    res.addTrailers(trailers)
+  }
   // A coded body is decoded to be masked or metered: nothing hides in it, and asking for gzip does not escape a token budget.
   if (!mask.empty || meter !== undefined) {
     const coding = String(headers['content-encoding'] ?? 'identity').toLowerCase().trim()
@@ -150,6 +163,7 @@ export async function relayResponse(ctx: RequestContext, res: ServerResponse, up
     await upstream.body.dump()
     await beforeEnd()
     res.writeHead(upstream.statusCode, headers)
+    sendTrailers()
     res.end()
     return
   }
@@ -179,6 +193,7 @@ export async function relayResponse(ctx: RequestContext, res: ServerResponse, up
     }
   }
   await beforeEnd()
+  sendTrailers()
   res.end(tail)
 }
 

@@ -21,7 +21,7 @@ export function openSocket(port: number, localAddress?: string): Promise<Socket>
  * CONNECT through keyvalet's forward listener and a TLS handshake with its interception leaf, so
  * that the returned socket speaks HTTP inside an intercepted tunnel.
  */
-export async function openTunnel(opts: { proxyPort: number; authority: string; proxyAuthorization: string; ca: string; servername?: string }): Promise<TLSSocket> {
+export async function openTunnel(opts: { proxyPort: number; authority: string; proxyAuthorization: string; ca: string; servername?: string; alpn?: string[] }): Promise<TLSSocket> {
   const socket = await openSocket(opts.proxyPort)
   const head = await new Promise<string>((resolve, reject) => {
     socket.write(`CONNECT ${opts.authority} HTTP/1.1\r\nHost: ${opts.authority}\r\nProxy-Authorization: ${opts.proxyAuthorization}\r\n\r\n`)
@@ -36,7 +36,7 @@ export async function openTunnel(opts: { proxyPort: number; authority: string; p
   }
   const servername = opts.servername ?? opts.authority.replace(/:\d+$/, '')
   return new Promise((resolve, reject) => {
-    const tls = tlsConnect({ socket, servername, ca: opts.ca }, () => {
+    const tls = tlsConnect({ socket, servername, ca: opts.ca, ...(opts.alpn === undefined ? {} : { ALPNProtocols: opts.alpn }) }, () => {
       tls.off('error', reject)
       resolve(tls)
     })

@@ -5,7 +5,7 @@ import type { Connector } from '../../model/policy.ts'
 import type { OutboundContext } from '../context.ts'
 import type { Stage } from '../pipeline.ts'
 import { readBody } from './decide.ts'
-import { carriesBody, jsonBodyProblem } from '../headers.ts'
+import { jsonBodyProblem, requestCarriesBody } from '../headers.ts'
 
 /**
  * attribute: writes the invoking user (or their pseudonym) into the JSON body fields the
@@ -27,7 +27,7 @@ export function createAttribute(values: UserValues, connector: Connector, maxBod
         const sent = ctx.req.headers[options.header]
         if (sent !== undefined && !(typeof sent === 'string' && user.same.has(sent))) throw conflict({ header: options.header })
       }
-      if (options.bodyFields.length === 0 || (ctx.body === undefined && !carriesBody(ctx.req.headers))) return
+      if (options.bodyFields.length === 0 || (ctx.body === undefined && !requestCarriesBody(ctx.req))) return
       const body = ctx.body ?? (ctx.body = await readBody(ctx.req, maxBodyBytes))
       if (body.length === 0) return
       const why = jsonBodyProblem(ctx.req.headers, 'rewritten')

@@ -7,7 +7,7 @@ import { parseStrictJson } from '../../policy/strict-json.ts'
 import { severityRank, SEVERITIES } from '../../model/policy.ts'
 import type { AdmittedContext } from '../context.ts'
 import type { Stage } from '../pipeline.ts'
-import { carriesBody, jsonBodyProblem } from '../headers.ts'
+import { jsonBodyProblem, requestCarriesBody } from '../headers.ts'
 
 /**
  * decide: asks the pure policy function; reads the body (bounded) only when a rule's JSON Schema
@@ -53,7 +53,7 @@ function decideFor(ctx: AdmittedContext, body: BodyFacts | undefined): Decision 
     segments: ctx.segments,
     query: new URLSearchParams(ctx.rawQuery),
     headers: ctx.req.headers,
-    carriesBody: carriesBody(ctx.req.headers),
+    carriesBody: requestCarriesBody(ctx.req),
     ...(body === undefined ? {} : { body }),
     ...(ctx.upgrade === undefined ? {} : { upgrade: ctx.upgrade }),
   })

@@ -3,6 +3,7 @@ import { KeyvaletError } from '../../errors.ts'
 import type { OutboundContext } from '../context.ts'
 import type { Policy } from '../../model/policy.ts'
 import { BodyScanner } from '../body-scanner.ts'
+import { requestCarriesBody } from '../headers.ts'
 import type { BodyRewriter } from '../../credentials/kind.ts'
 import type { Stage } from '../pipeline.ts'
 import type { Upstreams } from '../upstreams.ts'
@@ -70,7 +71,7 @@ function requestBody(ctx: OutboundContext, headers: Record<string, string | stri
   }
   const req = ctx.req
   const length = req.headers['content-length']
-  if (length === undefined && req.headers['transfer-encoding'] === undefined) return null
+  if (length === undefined && !requestCarriesBody(req)) return null
   if (length !== undefined) headers['content-length'] = length
   const scanner = newScanner()
   const counted = new Transform({

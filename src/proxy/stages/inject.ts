@@ -1,7 +1,7 @@
 import { credentialKind } from '../../credentials/registry.ts'
 import type { OutboundRequest } from '../../credentials/kind.ts'
 import { withoutParam } from '../../credentials/query-param.ts'
-import { carriesBody, outboundRequestHeaders } from '../headers.ts'
+import { outboundRequestHeaders, requestCarriesBody } from '../headers.ts'
 import type { AdmittedContext } from '../context.ts'
 import type { Stage } from '../pipeline.ts'
 import { traceparent } from '../trace.ts'
@@ -26,7 +26,7 @@ export function createInject(): Stage {
         origin: connector.upstream.origin,
         path: ctx.path,
         body: ctx.body,
-        bodyStreams: ctx.body === undefined && carriesBody(ctx.req.headers),
+        bodyStreams: ctx.body === undefined && requestCarriesBody(ctx.req),
         copySourceDecided: ctx.copySource !== undefined,
         headers: outboundRequestHeaders(ctx.req.headers, [slot.header, connector.assertion?.header], constrainedHeaders(ctx)),
         query: slot.param === undefined ? ctx.rawQuery ?? '' : withoutParam(ctx.rawQuery ?? '', slot.param),

@@ -12,7 +12,7 @@ import { EventStream, eventData, withData } from '../../mcp/sse.ts'
 import type { Connector, McpPolicy } from '../../model/policy.ts'
 import { parseStrictJson } from '../../policy/strict-json.ts'
 import type { AdmittedContext, OutboundContext, UpstreamResponse } from '../context.ts'
-import { carriesBody, jsonBodyProblem } from '../headers.ts'
+import { jsonBodyProblem, requestCarriesBody } from '../headers.ts'
 import type { Stage } from '../pipeline.ts'
 import { readBody } from './decide.ts'
 
@@ -41,7 +41,7 @@ export function createMcpDecide(connector: Connector, httpDecide: Stage, maxBody
         throw endpointRefusal(ctx, method)
       }
       if (method !== 'POST') {
-        if (carriesBody(ctx.req.headers)) throw new KeyvaletError('body_unexpected', { message: `${method} on an MCP endpoint takes no body; send the request without one (body_unexpected).` })
+        if (requestCarriesBody(ctx.req)) throw new KeyvaletError('body_unexpected', { message: `${method} on an MCP endpoint takes no body; send the request without one (body_unexpected).` })
         const decision = decideTransport(args, method)
         ctx.mcp = { rule: decision.rule, decisions: [decision], messages: [], narrow: method === 'GET', annotationsKey: key }
         if (decision.effect === 'deny') throw new KeyvaletError('policy_denied', { detail: { reason: decision.reason, rule: decision.rule ?? null, why: decision.detail } })

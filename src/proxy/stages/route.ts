@@ -1,3 +1,4 @@
+import type { IncomingHttpHeaders } from 'node:http'
 import { credentialKind } from '../../credentials/registry.ts'
 import { KeyvaletError } from '../../errors.ts'
 import { normalisePath, splitTarget } from '../../policy/path.ts'
@@ -55,7 +56,7 @@ function routeGateway(ctx: RequestContext, policy: Policy): void {
 function routeForward(ctx: RequestContext, byOrigin: ReadonlyMap<string, Connector[]>): void {
   const target = ctx.target
   if (target === undefined) throw new Error('forward request without a target')
-  checkHost(ctx.req.headers.host, target)
+  checkHost(requestAuthority(ctx.req.headers), target)
   const { rawPath, rawQuery } = splitTarget(target.requestTarget)
   const { segments } = normalisePath(rawPath)
   const connector = byOrigin.get(target.origin)?.find((c) => startsWith(segments, baseSegments(c)))
@@ -65,6 +66,22 @@ function routeForward(ctx: RequestContext, byOrigin: ReadonlyMap<string, Connect
   ctx.segments = rest.length === 0 ? [''] : rest
   ctx.path = rawPath
   ctx.rawQuery = rawQuery
+}
+
+/**
+ * Whom the request names as its destination: Host, or over HTTP/2 `:authority`, which stands for
+ * it (RFC 9113 §8.3.1). A request carrying both must have them agree: the upstream might read
+ * either one.
+ */
+function requestAuthority(headers: IncomingHttpHeaders): string | undefined {
+  const pseudo = headers[':authority']
+  const authority = typeof pseudo === 'string' ? pseudo : undefined
+  const host = headers.host
+  if (authority === undefined) return host
+  if (host !== undefined && host.trim().toLowerCase() !== authority.trim().toLowerCase()) {
+    throw new KeyvaletError('host_mismatch', { detail: { host: host.slice(0, 300), authority: authority.slice(0, 300) } })
+  }
+  return authority
 }
 
 /** Host must name the destination: inside a tunnel the CONNECT authority, else the absolute-form URL's. */

@@ -1,0 +1,145 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { constants, createServer, type Http2Server, type Http2ServerRequest, type Http2ServerResponse, type ServerHttp2Session, type ServerSessionOptions } from 'node:http2'
+import type { Duplex } from 'node:stream'
+import type { Config } from '../config/load.ts'
+import { KeyvaletError } from '../errors.ts'
+import type { ForwardTarget } from './context.ts'
+import type { Handler } from './handler.ts'
+
+/** What an intercepted tunnel fixed at CONNECT time (forward-proxy.ts); every stream inside it is decided on its own. */
+export interface Tunnel {
+  readonly origin: string
+  readonly authority: string
+  readonly connect: string
+  readonly key: string
+  /** Audits what ends the connection as a whole (h2_protocol_violation): once per connection. */
+  readonly violation: (error: KeyvaletError) => void
+}
+
+/**
+ * HTTP/2 inside intercepted tunnels whose TLS handshake chose `h2` by ALPN. Never bound to a port:
+ * forward-proxy.ts hands it each such TLS socket. Each stream is adapted to the one request seam
+ * (Node's compatibility request/response) and goes through the same pipeline as an HTTP/1.1
+ * request, with the same refusals and one audit record per stream.
+ *
+ * What differs from HTTP/1.1 is settled here and in the seam's shared code. nghttp2 resets a
+ * stream whose header block breaks RFC 9113 §8.2-8.3 (upper-case names, connection-specific
+ * fields, pseudo-headers unknown, repeated or after regular fields) or whose DATA disagrees with its
+ * content-length, before any of it reaches keyvalet; a field with CR, LF or NUL in it is dropped by
+ * nghttp2, so it can never split a header written as HTTP/1.1. `:authority` stands for Host (route.ts);
+ * pseudo-headers never go upstream (headers.ts). What one connection may cost is bounded by
+ * `limits.h2_*` (h2Settings); a connection that goes over a bound is closed and audited once.
+ */
+export function createH2Listener(handler: Handler, limits: Config['limits']): { accept(socket: Duplex, tunnel: Tunnel): void; server: Http2Server } {
+  const tunnels = new WeakMap<object, Tunnel>()
+  let accepting: Tunnel | undefined
+  // Begun on the next turn, once the rest of the frames read with its HEADERS are processed: a stream
+  // the client already reset (rapid reset sends both together) is then dropped unbegun, costing no
+  // decision, no upstream request and no record (it still counts against h2_max_resets_per_minute).
+  const server = createServer(h2Settings(limits), (req, res) => setImmediate(onStream, req, res))
+  // A connection on which nothing moved for limits.idle_timeout_ms is closed (GOAWAY), as over HTTP/1.1.
+  server.setTimeout(limits.idle_timeout_ms)
+  // Left without a listener, Node answers a CONNECT stream 405 itself, unaudited.
+  server.on('connect', (req: Http2ServerRequest, res: Http2ServerResponse) => setImmediate(onStream, req, res))
+  // Likewise an Expect other than 100-continue, which Node would answer 417 unaudited: refused as over HTTP/1.1.
+  const unsupportedExpectation = handler.onUnsupportedExpectation('forward')
+  server.on('checkExpectation', (req: Http2ServerRequest, res: Http2ServerResponse) => unsupportedExpectation(req as unknown as IncomingMessage, res as unknown as ServerResponse))
+  // Node creates the session, and tells of it, synchronously inside 'connection' (accept below).
+  server.on('session', (session: ServerHttp2Session) => {
+    const tunnel = accepting
+    if (tunnel === undefined) return void session.destroy()
+    tunnels.set(session, tunnel)
+    watchSession(session, tunnel, limits)
+  })
+
+  function onStream(req: Http2ServerRequest, res: Http2ServerResponse): void {
+    const session = req.stream.session
+    const tunnel = session === undefined ? undefined : tunnels.get(session)
+    // A stream of a connection already closed for a violation (it came in the same read) is not served.
+    if (tunnel === undefined || session === undefined || session.destroyed) return void req.stream.close()
+    if (req.stream.destroyed || req.stream.closed) return
+    const target: ForwardTarget = { origin: tunnel.origin, authority: tunnel.authority, requestTarget: req.url ?? '', tunnel: tunnel.connect }
+    // The compatibility objects stand in for node:http's: what the pipeline reads of them is the same (headers, url, method, body stream; writeHead, write, end, close).
+    const ctx = handler.newContext(req as unknown as IncomingMessage, { mode: 'forward', target, proxyKey: tunnel.key })
+    const refusal = streamRefusal(req)
+    if (refusal !== undefined) return void handler.reject(ctx, res as unknown as ServerResponse, refusal)
+    void handler.request(ctx, res as unknown as ServerResponse)
+  }
+
+  return {
+    server,
+    accept(socket, tunnel) {
+      accepting = tunnel
+      try {
+        server.emit('connection', socket)
+      } finally {
+        accepting = undefined
+      }
+    },
+  }
+}
+
+/**
+ * A connection's own bounds, beyond nghttp2's: streams the client cancels before their answer
+ * (each one already cost a decision and an audit record: rapid reset) are counted per minute, and
+ * over `h2_max_resets_per_minute` the connection is closed with GOAWAY ENHANCE_YOUR_CALM. A
+ * protocol error of the session (nghttp2's limits: invalid frames, CONTINUATION floods,
+ * flow-control violations, rejected streams) closes it too. Either is audited once, naming the task's session.
+ */
+function watchSession(session: ServerHttp2Session, tunnel: Tunnel, limits: Config['limits']): void {
+  let reported = false
+  const report = (why: string, detail: Record<string, unknown>): void => {
+    if (reported) return
+    reported = true
+    tunnel.violation(new KeyvaletError('h2_protocol_violation', { detail: { why, connect: tunnel.connect, ...detail } }))
+  }
+  // nghttp2's verdicts (ERR_HTTP2_*); a socket error (a client resetting the connection) is no violation.
+  session.on('error', (err: Error & { code?: string }) => {
+    if (err.code?.startsWith('ERR_HTTP2_') === true) report('session_error', { h2_error: err.code, message: err.message.slice(0, 160) })
+  })
+  let windowStart = Date.now()
+  let resets = 0
+  session.on('stream', (stream) => {
+    stream.once('aborted', () => {
+      const now = Date.now()
+      if (now - windowStart >= 60_000) {
+        windowStart = now
+        resets = 0
+      }
+      if (++resets <= limits.h2_max_resets_per_minute || session.destroyed) return
+      report('rapid_reset', { resets_per_minute: limits.h2_max_resets_per_minute })
+      session.destroy(undefined, constants.NGHTTP2_ENHANCE_YOUR_CALM)
+    })
+  })
+}
+
+/**
+ * What an HTTP/2 stream may not ask of an intercepted tunnel, beyond what nghttp2 refuses: CONNECT
+ * (plain, or RFC 8441's extended CONNECT for WebSockets, which keyvalet does not advertise, so a
+ * client falls back to an HTTP/1.1 upgrade) and any scheme but https.
+ */
+function streamRefusal(req: Http2ServerRequest): KeyvaletError | undefined {
+  const headers = req.headers
+  if (req.method === 'CONNECT' || headers[':protocol'] !== undefined) {
+    return new KeyvaletError('upgrade_refused', { message: 'CONNECT over HTTP/2 (RFC 8441 WebSockets included) is not taken inside an intercepted tunnel; open WebSockets over HTTP/1.1.', detail: { protocol: String(headers[':protocol'] ?? 'connect').slice(0, 40) } })
+  }
+  if (headers[':scheme'] !== 'https') return new KeyvaletError('request_malformed', { message: 'An HTTP/2 request inside an intercepted tunnel must have :scheme https.', detail: { scheme: String(headers[':scheme'] ?? '').slice(0, 40) } })
+  return undefined
+}
+
+/** The HTTP/2 session options of the intercepting listener, from `limits.h2_*`. */
+export function h2Settings(limits: Config['limits']): ServerSessionOptions {
+  return {
+    settings: { enableConnectProtocol: false, maxHeaderListSize: limits.h2_max_header_list_bytes, maxConcurrentStreams: limits.h2_max_concurrent_streams },
+    maxHeaderListPairs: 128,
+    maxSessionMemory: limits.h2_max_session_memory_mb,
+    maxSettings: 32,
+    maxOutstandingPings: 10,
+    maxSessionInvalidFrames: limits.h2_max_invalid_frames,
+    maxSessionRejectedStreams: limits.h2_max_rejected_streams,
+    // nghttp2's own rapid-reset bound (RST_STREAM received per connection), as a backstop to watchSession's.
+    streamResetBurst: limits.h2_max_resets_per_minute,
+    streamResetRate: Math.max(1, Math.ceil(limits.h2_max_resets_per_minute / 60)),
+    unknownProtocolTimeout: limits.request_timeout_ms,
+  }
+}

@@ -1,0 +1,269 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import type { AuditRecord } from '../../src/audit/record.ts'
+import { startDnsServer, type DnsServer } from '../helpers/dns-server.ts'
+import { h2Request, h2Session } from '../helpers/h2-client.ts'
+import * as F from '../helpers/h2-frames.ts'
+import { startKeyvalet, type TestKeyvalet } from '../helpers/keyvalet.ts'
+import { upstreamCertificate } from '../helpers/tls.ts'
+import { echo, startUpstream, type Upstream } from '../helpers/upstream.ts'
+
+const HOST = 'api.example.test'
+const BIG = 64 * 1024 * 1024
+
+/**
+ * HTTP/2's own attacks on the intercepting listener, each written frame by frame: refused (the
+ * stream reset, or the connection closed and audited once), nothing of it sent upstream, another
+ * client served meanwhile, and what it cost bounded. Limits are the defaults.
+ */
+describe('HTTP/2 attacks on intercepted tunnels', () => {
+  const pki = upstreamCertificate(HOST)
+  let upstream: Upstream
+  let dns: DnsServer
+  let kv: TestKeyvalet
+  let authority: string
+  let opts: { proxyPort: number; authority: string; proxyAuthorization: string; ca: string }
+
+  before(async () => {
+    upstream = await startUpstream({
+      tls: pki.tls,
+      handler: (req, res, received) => {
+        if (req.url !== '/big') return echo(req, res, received)
+        // A large answer written with backpressure, for a client that never opens its window.
+        res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': BIG })
+        const chunk = Buffer.alloc(64 * 1024, 0x61)
+        let sent = 0
+        const pump = (): void => {
+          while (sent < BIG) {
+            sent += chunk.length
+            if (!res.write(chunk)) return void res.once('drain', pump)
+          }
+          res.end()
+        }
+        res.on('close', () => { sent = BIG })
+        pump()
+      },
+    })
+    dns = await startDnsServer({ [HOST]: { a: ['127.0.0.1'] } })
+    kv = await startKeyvalet(`version: 1
+listen: { gateway: "127.0.0.1:0", forward: "127.0.0.1:0" }
+limits: { idle_timeout_ms: 4000 }
+dns: { servers: ["${dns.address}"] }
+connectors:
+  api:
+    upstream: https://${HOST}:${upstream.port}
+    ca_file: upstream-ca.pem
+    allow_addresses: [127.0.0.1/32]
+    credential: { secret: token, inject: bearer }
+    rules:
+      - { id: any, methods: [GET, POST], path: /**, severity: write }
+`, { files: { 'upstream-ca.pem': pki.caPem } })
+    await kv.setSecret('token', 'attack_test_secret_0123456789')
+    const { key } = await kv.mintKey(['api:write'])
+    authority = `${HOST}:${upstream.port}`
+    assert.ok(kv.forwardUrl !== undefined && kv.caCertPem !== undefined)
+    opts = { proxyPort: Number(new URL(kv.forwardUrl).port), authority, proxyAuthorization: `Basic ${Buffer.from(`task:${key}`).toString('base64')}`, ca: kv.caCertPem }
+  })
+  after(async () => {
+    await kv.close()
+    await upstream.close()
+    await dns.close()
+  })
+
+  /** Waits (bounded) until no audit record was added for 300 ms; the records added since `from`. */
+  async function settledAudit(from: number): Promise<AuditRecord[]> {
+    let last = -1
+    for (let i = 0; i < 50; i++) {
+      const records = await kv.audit()
+      if (records.length === last) return records.slice(from)
+      last = records.length
+      await new Promise((resolve) => setTimeout(resolve, 300))
+    }
+    throw new Error('the audit log did not settle')
+  }
+
+  /** Another client, on a connection of its own, is served (the attack's connection may still be open). */
+  async function bystanderServed(): Promise<void> {
+    const bystander = await h2Session(opts)
+    try {
+      const answer = await h2Request(bystander, { ':method': 'GET', ':path': '/still-served' })
+      assert.equal(answer.status, 200)
+      assert.equal(upstream.received.at(-1)?.url, '/still-served')
+    } finally {
+      bystander.close()
+    }
+  }
+
+  const malformed: [string, (id: number) => Buffer, number][] = [
+    ['an upper-case header name', (id) => F.headers(id, F.request(authority, '/m', [['X-Upper', '1']]), { endStream: true }), F.ERROR.PROTOCOL_ERROR],
+    ['transfer-encoding', (id) => F.headers(id, F.request(authority, '/m', [['transfer-encoding', 'chunked']]), { endStream: true }), F.ERROR.PROTOCOL_ERROR],
+    ['connection', (id) => F.headers(id, F.request(authority, '/m', [['connection', 'keep-alive']]), { endStream: true }), F.ERROR.PROTOCOL_ERROR],
+    ['a pseudo-header after a regular one', (id) => F.headers(id, F.headerBlock([[':method', 'GET'], [':scheme', 'https'], [':authority', authority], ['x-a', '1'], [':path', '/m']]), { endStream: true }), F.ERROR.PROTOCOL_ERROR],
+    ['an unknown pseudo-header', (id) => F.headers(id, F.request(authority, '/m', [[':injected', '1']]), { endStream: true }), F.ERROR.PROTOCOL_ERROR],
+    ['a repeated :path', (id) => F.headers(id, F.headerBlock([[':method', 'GET'], [':scheme', 'https'], [':authority', authority], [':path', '/m'], [':path', '/other']]), { endStream: true }), F.ERROR.PROTOCOL_ERROR],
+    ['content-length more than the DATA', (id) => Buffer.concat([F.headers(id, F.request(authority, '/m', [['content-length', '10']], 'POST')), F.data(id, Buffer.from('hello'), true)]), F.ERROR.PROTOCOL_ERROR],
+  ]
+  for (const [what, make, code] of malformed) {
+    it(`a request with ${what} is reset before it reaches keyvalet; the next malformed one closes the connection, audited once`, async () => {
+      const audited = (await kv.audit()).length
+      const before = upstream.received.length
+      const raw = await F.RawH2.open(opts)
+      try {
+        raw.write(make(1))
+        await raw.until(() => raw.resets().has(1))
+        assert.equal(raw.resets().get(1), code)
+        raw.write(make(3))
+        await raw.until(() => raw.closed)
+        // Node closes it with GOAWAY INTERNAL_ERROR once nghttp2 reports one invalid frame too many.
+        assert.notEqual(raw.goaway, F.ERROR.NO_ERROR)
+        assert.equal(upstream.received.length, before, 'nothing reached the upstream whole')
+        const violations = (await settledAudit(audited)).filter((r) => r.error === 'h2_protocol_violation')
+        assert.equal(violations.length, 1, JSON.stringify(violations))
+        assert.equal(violations[0]?.agent, 'test-agent', 'the record names the task')
+        await bystanderServed()
+      } finally {
+        raw.close()
+      }
+    })
+  }
+
+  it('content-length less than the DATA closes the connection at once (a connection error), audited once', async () => {
+    const audited = (await kv.audit()).length
+    const before = upstream.received.length
+    const raw = await F.RawH2.open(opts)
+    raw.write(Buffer.concat([F.headers(1, F.request(authority, '/m', [['content-length', '2']], 'POST')), F.data(1, Buffer.from('hello'), true)]))
+    await raw.until(() => raw.closed)
+    assert.notEqual(raw.goaway, F.ERROR.NO_ERROR)
+    assert.equal(upstream.received.length, before)
+    assert.equal((await settledAudit(audited)).filter((r) => r.error === 'h2_protocol_violation').length, 1)
+    await bystanderServed()
+  })
+
+  it('CR, LF or NUL in a field value: the field is dropped, never written upstream where it could split a header', async () => {
+    for (const value of ['b\r\nx-injected: 1', 'b\0c']) {
+      const raw = await F.RawH2.open(opts)
+      try {
+        raw.write(F.headers(1, F.request(authority, '/crlf', [['x-a', value]]), { endStream: true }))
+        await raw.until(() => raw.frames.some((f) => f.streamId === 1 && (f.flags & F.FLAG.END_STREAM) !== 0))
+        const seen = upstream.received.at(-1)
+        assert.equal(seen?.url, '/crlf')
+        assert.equal(seen?.headers['x-a'], undefined)
+        assert.equal(seen?.headers['x-injected'], undefined)
+      } finally {
+        raw.close()
+      }
+    }
+  })
+
+  it('rapid reset: streams opened and cancelled by the thousand close the connection after h2_max_resets_per_minute, audited once; work and memory stay bounded', async () => {
+    const audited = (await kv.audit()).length
+    const before = upstream.received.length
+    const rss = process.memoryUsage().rss
+    const cpu = process.cpuUsage()
+    const raw = await F.RawH2.open(opts)
+    for (let i = 0; i < 5000; i++) {
+      const id = 1 + 2 * i
+      if (!raw.write(Buffer.concat([F.headers(id, F.request(authority, '/reset'), { endStream: true }), F.rstStream(id, F.ERROR.CANCEL)]))) break
+    }
+    await raw.until(() => raw.closed)
+    const records = await settledAudit(audited)
+    const violations = records.filter((r) => r.error === 'h2_protocol_violation')
+    assert.equal(violations.length, 1)
+    assert.equal(violations[0]?.detail?.why, 'rapid_reset')
+    // A stream reset in the same read as its HEADERS is never begun; one whose RST came in a later
+    // read (the pair split across TLS records) costs a record, perhaps an upstream request. Those
+    // count against the limit too: at most the limit, and the streams in flight when it was reached.
+    assert.ok(records.length <= 200 + 100 + 1, `${records.length} records`)
+    assert.ok(upstream.received.length - before <= 200 + 100, `${upstream.received.length - before} reached the upstream`)
+    const used = process.cpuUsage(cpu)
+    assert.ok((used.user + used.system) / 1e6 < 20, `CPU ${(used.user + used.system) / 1e6} s`)
+    assert.ok(process.memoryUsage().rss - rss < 200 * 1024 * 1024, 'RSS stayed bounded')
+    await bystanderServed()
+  })
+
+  it('CONTINUATION flood: a header block that never ends closes the connection, audited once', async () => {
+    const audited = (await kv.audit()).length
+    const before = upstream.received.length
+    const raw = await F.RawH2.open(opts)
+    raw.write(F.headers(1, F.request(authority, '/m'), { endStream: true, endHeaders: false }))
+    let sent = 0
+    while (sent < 100_000 && raw.write(F.continuation(1, F.headerBlock([[`x-c${sent}`, 'v']])))) sent++
+    await raw.until(() => raw.closed)
+    assert.ok(sent < 100_000 || raw.closed)
+    assert.equal(upstream.received.length, before)
+    const violations = (await settledAudit(audited)).filter((r) => r.error === 'h2_protocol_violation')
+    assert.equal(violations.length, 1)
+    assert.equal(violations[0]?.detail?.why, 'session_error')
+    await bystanderServed()
+  })
+
+  it('HPACK bomb: a small block that decodes to more than h2_max_header_list_bytes is reset ENHANCE_YOUR_CALM, never decoded whole', async () => {
+    const before = upstream.received.length
+    const raw = await F.RawH2.open(opts)
+    try {
+      // One 4 KB field in the dynamic table, then referenced 1000 times by a one-byte index: 4 MB decoded from 5 KB.
+      const block = Buffer.concat([F.request(authority, '/m'), F.indexedLiteral('x-bomb', 'a'.repeat(4000)), ...Array.from({ length: 1000 }, () => F.indexed(62))])
+      raw.write(F.headers(1, block, { endStream: true }))
+      await raw.until(() => raw.resets().has(1))
+      assert.equal(raw.resets().get(1), F.ERROR.ENHANCE_YOUR_CALM)
+      assert.equal(upstream.received.length, before)
+      await bystanderServed()
+    } finally {
+      raw.close()
+    }
+  })
+
+  it('too many concurrent streams: those over h2_max_concurrent_streams are refused REFUSED_STREAM, and past h2_max_rejected_streams the connection is closed, audited once', async () => {
+    const audited = (await kv.audit()).length
+    const before = upstream.received.length
+    const raw = await F.RawH2.open(opts)
+    // Streams left open (a body announced, never sent) so that they stay concurrent.
+    for (let i = 0; i < 150; i++) raw.write(F.headers(1 + 2 * i, F.request(authority, '/open', [], 'POST')))
+    await raw.until(() => raw.closed)
+    const refused = [...raw.resets()].filter(([id, code]) => id > 200 && code === F.ERROR.REFUSED_STREAM)
+    assert.ok(refused.length >= 1, 'streams over the limit were refused')
+    assert.ok([...raw.resets().keys()].every((id) => id > 200), 'none within the limit was refused')
+    const records = await settledAudit(audited)
+    assert.equal(records.filter((r) => r.error === 'h2_protocol_violation').length, 1)
+    assert.ok(upstream.received.length - before <= 100)
+    await bystanderServed()
+  })
+
+  it('flow control: a WINDOW_UPDATE past 2^31-1 closes the connection FLOW_CONTROL_ERROR, audited once', async () => {
+    const audited = (await kv.audit()).length
+    const raw = await F.RawH2.open(opts)
+    raw.write(Buffer.concat([F.windowUpdate(0, 0x7fffffff), F.windowUpdate(0, 0x7fffffff)]))
+    await raw.until(() => raw.closed)
+    assert.equal(raw.goaway, F.ERROR.FLOW_CONTROL_ERROR)
+    assert.equal((await settledAudit(audited)).filter((r) => r.error === 'h2_protocol_violation').length, 1)
+    await bystanderServed()
+  })
+
+  it('flow control: a client that never opens its window gets no more than it allows, and keyvalet holds no more than a bounded part of the 64 MB answer', async () => {
+    const rss = process.memoryUsage().rss
+    const raw = await F.RawH2.open(opts, [[F.SETTING.INITIAL_WINDOW_SIZE, 0]])
+    try {
+      raw.write(F.headers(1, F.request(authority, '/big'), { endStream: true }))
+      await raw.until(() => raw.frames.some((f) => f.type === F.FRAME.HEADERS && f.streamId === 1))
+      await new Promise((resolve) => setTimeout(resolve, 1500))
+      const received = raw.frames.filter((f) => f.type === F.FRAME.DATA).reduce((n, f) => n + f.payload.length, 0)
+      assert.equal(received, 0, 'no DATA beyond a window of 0')
+      assert.ok(process.memoryUsage().rss - rss < 48 * 1024 * 1024, `RSS grew ${(process.memoryUsage().rss - rss) / 1e6} MB`)
+      await bystanderServed()
+    } finally {
+      raw.close()
+    }
+  })
+
+  it('an HTTP/2 connection on which nothing moves is closed after limits.idle_timeout_ms', async () => {
+    const raw = await F.RawH2.open(opts)
+    try {
+      await raw.until(() => raw.frames.some((f) => f.type === F.FRAME.SETTINGS))
+      const opened = Date.now()
+      await raw.until(() => raw.closed || raw.goaway !== undefined, 15_000)
+      assert.ok(Date.now() - opened >= 3000, 'not before the idle timeout')
+    } finally {
+      raw.close()
+    }
+  })
+})

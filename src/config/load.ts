@@ -158,7 +158,7 @@ export function parseConfig(text: string, file: string): Config {
   const dir = dirname(absolute)
   const connectors = new Map<string, Connector>()
   for (const [name, entry] of Object.entries(config.connectors)) {
-    connectors.set(name, compileConnector(name, entry, { dir, problems }))
+    connectors.set(name, compileConnector(name, entry, { dir, problems, idleTimeoutMs: config.limits.idle_timeout_ms }))
   }
   const maxTtlMs = durationMs(config.sessions.max_ttl) ?? 0
   if (maxTtlMs <= 0 || maxTtlMs > MAX_SESSION_TTL_MS) problems.push({ at: ['sessions', 'max_ttl'], message: 'must be longer than 0 and at most 365d' })

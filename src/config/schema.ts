@@ -101,6 +101,11 @@ const LIMITS = Type.Object({
     default: 1048576,
     description: "Largest request body read to check a rule's body schema; a larger one is refused. Default 1048576 (1 MiB).",
   })),
+  approval_body_bytes: Defaulted(Type.Integer({
+    minimum: 1,
+    default: 1048576,
+    description: 'Largest request body held open while a request waits for approval (it is read whole, so the approver sees and the digest covers exactly what will be sent); a larger one is refused (413 approval_body_too_large). Default 1048576 (1 MiB).',
+  })),
   upstream_timeout_ms: Defaulted(Type.Integer({
     minimum: 1,
     default: 30000,

@@ -62,11 +62,11 @@ export const RULE_SCHEMA = Type.Object({
   mode: Type.Optional(Type.Enum(['enforce', 'report'], {
     description: 'enforce: a request this rule refuses is refused. report: it is forwarded anyway, and audited as decision would_deny with the reason (metrics count it): to try a rule on real traffic before enforcing it. Default enforce. A refusal that names no rule (no rule for the path) follows the connector\'s mode.',
   })),
-  approval: Type.Optional(APPROVAL_BLOCK),
   allow_body: Type.Optional(Type.Boolean({
     description:
       'Whether a GET, HEAD, DELETE or OPTIONS request matching this rule may carry a body (Content-Length above 0, or Transfer-Encoding). Default false, or true when the rule has a body schema: otherwise such a request is refused (400 body_unexpected), since some frameworks read a body there as the real parameters. Other methods may always carry one.',
   })),
+  approval: Type.Optional(APPROVAL_BLOCK),
 }, {
   additionalProperties: false,
   description:

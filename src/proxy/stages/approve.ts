@@ -85,7 +85,8 @@ export function createApprovedCheck(connector: Connector): Stage<OutboundContext
       const { outbound } = ctx
       const query = param === undefined ? outbound.query : withoutParam(outbound.query, param)
       const headers = Object.fromEntries(Object.entries(outbound.headers).filter(([name]) => !added.has(name)))
-      const sent = requestDigest({ method: outbound.method, url: urlOf(outbound.origin, outbound.path, query), headers, body: outbound.body ?? Buffer.alloc(0) })
+      // What forward sends: the request's method and path, the outbound query and headers, the body held.
+      const sent = requestDigest({ method: ctx.req.method ?? 'GET', url: urlOf(connector.upstream.origin, ctx.path, query), headers, body: ctx.body ?? Buffer.alloc(0) })
       if (sent !== ctx.approval.digest) throw new KeyvaletError('approval_mismatch', { detail: { approval: ctx.approval.id, approved: ctx.approval.digest, sending: sent } })
     },
   }

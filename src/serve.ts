@@ -1,5 +1,6 @@
 import { createAdminServer } from './admin/server.ts'
 import { Approvals } from './approvals/approvals.ts'
+import { deliver } from './approvals/webhook.ts'
 import type { ThrottleOptions } from './admin/throttle.ts'
 import { AdminTokens } from './admin/tokens.ts'
 import { AuditWriter } from './audit/audit-writer.ts'
@@ -61,7 +62,11 @@ export async function serve(runtime: Runtime, opts: ServeOptions): Promise<Servi
     closers.push(() => audit.close())
     metrics?.requests.connectors(config.policy.connectors.keys())
     const observers = [...(metrics === undefined ? [] : [metrics.requests]), ...(opts.observers ?? [])]
-    const approvals = new Approvals({ repo: runtime.store.approvals, clock, log })
+    const webhook = config.approvalWebhook
+    const approvals = new Approvals({
+      repo: runtime.store.approvals, clock, log,
+      ...(webhook === undefined ? {} : { onPending: (approval) => void deliver({ options: webhook, openSecret: (name) => runtime.vault.open(name), log, clock }, approval) }),
+    })
     closers.push(async () => approvals.close())
     const proxy = createProxy({ config, sessions: runtime.sessions, vault: runtime.vault, store: runtime.store, audit, log, clock, observers, approvals })
     metrics?.watch({ proxy, vault: runtime.vault, audit, sessions: runtime.store.sessions, clock })

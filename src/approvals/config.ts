@@ -56,3 +56,49 @@ export function compileApproval(raw: ApprovalFile, idleTimeoutMs: number, proble
 export function withApproval(rules: readonly Rule[], connectorLevel: { readonly severity: Severity; readonly options: ApprovalOptions } | undefined): Rule[] {
   return rules.map((rule) => rule.approval !== undefined || connectorLevel === undefined || severityRank(rule.severity) < severityRank(connectorLevel.severity) ? rule : { ...rule, approval: connectorLevel.options })
 }
+
+export const APPROVALS_BLOCK = Type.Object({
+  webhook: Type.Optional(Type.Object({
+    url: Type.String({ minLength: 1, description: 'Where each new pending approval is POSTed (http:// or https://), e.g. a chat bridge or an on-call tool.' }),
+    secret: Type.String({
+      minLength: 1,
+      description: 'The vault secret (keyvalet secret set NAME) that signs each delivery: header keyvalet-signature: t=UNIX_SECONDS,v1=hex(HMAC-SHA256(secret, t + "." + body)). Receivers check it and refuse a t more than 5 minutes off (docs/approvals.md).',
+    }),
+    format: Defaulted(Type.Enum(['json', 'slack'], {
+      default: 'json',
+      description: 'json: {type, approval, links}. slack: the same fields plus `text` and `blocks` (a Slack-compatible card with approve and deny buttons carrying the approval id, for a bot of yours to call the admin API with). Default json.',
+    })),
+    admin_url: Type.String({
+      minLength: 1,
+      description: "The admin API as approvers reach it (e.g. https://keyvalet-admin.internal): the links and actions in each delivery point there, never at the sandbox's listeners.",
+    }),
+  }, { additionalProperties: false, description: 'A signed JSON POST for each request parked for approval, retried 3 times at most (1 s, then 4 s apart) until it is answered 2xx.' })),
+}, { additionalProperties: false, default: {}, description: 'How approvers are told that a request waits for them (rules and connectors say which requests need approval: their `approval` block).' })
+
+/** The compiled `approvals.webhook`. */
+export interface WebhookOptions {
+  readonly url: URL
+  /** The vault secret's name. */
+  readonly secret: string
+  readonly format: 'json' | 'slack'
+  readonly adminUrl: URL
+}
+
+/** The `approvals` block → its webhook, checked. */
+export function compileApprovals(raw: Static<typeof APPROVALS_BLOCK>, problem: (f: FieldPath, m: string) => void): WebhookOptions | undefined {
+  const hook = raw.webhook
+  if (hook === undefined) return undefined
+  const url = httpUrl(hook.url, (m) => problem(['webhook', 'url'], m))
+  const adminUrl = httpUrl(hook.admin_url, (m) => problem(['webhook', 'admin_url'], m))
+  return { url, secret: hook.secret, format: hook.format, adminUrl }
+}
+
+function httpUrl(text: string, problem: (m: string) => void): URL {
+  const url = URL.parse(text)
+  if (url === null || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+    problem('must be an http:// or https:// URL')
+    return new URL('http://invalid.invalid/')
+  }
+  if (url.username !== '' || url.password !== '') problem('must not carry credentials: the delivery is signed with the vault secret')
+  return url
+}

@@ -56,7 +56,7 @@ export function compileConnector(name: string, raw: ConnectorFile, ctx: CompileC
   const taken = new Set([...FORBIDDEN_HEADERS, ...(slot === undefined ? [] : [slot])])
   const assertion = raw.assertion === undefined ? undefined : compileAssertion(name, raw.assertion, taken, (f, m) => problem(['assertion', ...f], m))
   const attribution = raw.attribution === undefined ? undefined : compileAttribution(raw.attribution, new Set([...taken, ...(assertion === undefined ? [] : [assertion.header])]), (f, m) => problem(['attribution', ...f], m))
-  const mcp = raw.mcp === undefined ? undefined : compileMcp(raw.mcp, new Set(seen.keys()), (f, m) => problem(['mcp', ...f], m))
+  const mcp = raw.mcp === undefined ? undefined : compileMcp(raw.mcp, new Set(seen.keys()), ctx.idleTimeoutMs, (f, m) => problem(['mcp', ...f], m))
   const usage = raw.usage === undefined ? undefined : compileUsage(raw.usage)
   const approval = raw.approval === undefined ? undefined : { severity: raw.approval.severity, options: compileApproval(raw.approval, ctx.idleTimeoutMs, (f, m) => problem(['approval', ...f], m)) }
   const approved = withApproval(rules, approval)

@@ -147,6 +147,8 @@ export interface McpRule {
   readonly severity: Severity
   /** Tools and prompts: the check of the call's `arguments` (always an object, `{}` when absent). */
   readonly arguments: BodyValidator | undefined
+  /** Tools and prompts: a call this rule allows waits for a person's yes (src/approvals/). */
+  readonly approval?: ApprovalOptions | undefined
 }
 
 /** What a method other than tools/call, prompts/get and resources/* needs: a severity the grant must cover, or never. */

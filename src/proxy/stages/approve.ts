@@ -3,6 +3,7 @@ import { requestDigest, type ApprovedRequest } from '../../approvals/digest.ts'
 import { approvalSummary, safeText } from '../../approvals/summary.ts'
 import { withoutParam } from '../../credentials/query-param.ts'
 import { KeyvaletError } from '../../errors.ts'
+import { refusedInMcpForm } from '../../mcp/reply.ts'
 import type { ApprovalOptions, Approval } from '../../model/approval.ts'
 import type { Connector, Policy } from '../../model/policy.ts'
 import { BodyScanner } from '../body-scanner.ts'
@@ -25,15 +26,31 @@ const REASON_LIMIT = 200
  * whose rules needs approval.
  */
 export function createApprove(approvals: Approvals, connector: Connector, policy: Policy, maxBodyBytes: number, clock: () => number): Stage | undefined {
-  if (!connector.rules.some((rule) => rule.approval !== undefined)) return undefined
+  if (!needsApproval(connector)) return undefined
+  const mcpRules = new Map([...(connector.mcp?.tools ?? []), ...(connector.mcp?.prompts ?? [])].map((rule) => [rule.id, rule]))
   const placeholders = [...policy.connectors.values()].flatMap((c) => (c.placeholder === undefined ? [] : [{ connector: c.name, value: c.placeholder }]))
   return {
     name: 'approve',
     run(ctx) {
-      const decision = ctx.decision
-      if (decision?.effect !== 'allow' || decision.rule.approval === undefined || ctx.wouldDeny !== undefined) return
-      return park(ctx, decision.rule.id, decision.rule.approval)
+      const needed = ctx.wouldDeny === undefined ? requirement(ctx) : undefined
+      if (needed === undefined) return
+      // On an MCP endpoint a refusal goes back as JSON-RPC errors, so the agent reads the reason.
+      if (ctx.mcp === undefined) return park(ctx, needed.rule, needed.options)
+      return park(ctx, needed.rule, needed.options).catch((err: unknown) => {
+        throw err instanceof KeyvaletError && err.code.startsWith('approval_') ? refusedInMcpForm(err, ctx.id, ctx.body) : err
+      })
     },
+  }
+
+  /** The rule that allowed the request and needs approval, with its options: decide's, or the first MCP message's whose tool or prompt rule needs it. */
+  function requirement(ctx: AdmittedContext): { rule: string; options: ApprovalOptions } | undefined {
+    const decision = ctx.decision
+    if (decision?.effect === 'allow' && decision.rule.approval !== undefined) return { rule: decision.rule.id, options: decision.rule.approval }
+    for (const d of ctx.mcp?.decisions ?? []) {
+      const options = d.effect === 'allow' ? mcpRules.get(d.rule)?.approval : undefined
+      if (options !== undefined && d.rule !== undefined) return { rule: d.rule, options }
+    }
+    return undefined
   }
 
   async function park(ctx: AdmittedContext, rule: string, options: ApprovalOptions): Promise<void> {
@@ -75,7 +92,7 @@ export function createApprove(approvals: Approvals, connector: Connector, policy
  * somewhere between the two; nothing is sent (approval_mismatch).
  */
 export function createApprovedCheck(connector: Connector): Stage<OutboundContext> | undefined {
-  if (!connector.rules.some((rule) => rule.approval !== undefined)) return undefined
+  if (!needsApproval(connector)) return undefined
   const added = keyvaletHeaders(connector)
   const param = credentialSlot(connector).param
   return {
@@ -90,6 +107,11 @@ export function createApprovedCheck(connector: Connector): Stage<OutboundContext
       if (sent !== ctx.approval.digest) throw new KeyvaletError('approval_mismatch', { detail: { approval: ctx.approval.id, approved: ctx.approval.digest, sending: sent } })
     },
   }
+}
+
+/** Whether any rule of the connector (HTTP, or an MCP tool or prompt) needs approval. */
+function needsApproval(connector: Connector): boolean {
+  return [...connector.rules, ...(connector.mcp?.tools ?? []), ...(connector.mcp?.prompts ?? [])].some((rule) => rule.approval !== undefined)
 }
 
 /** The request as it will be forwarded, before keyvalet adds its own headers: what the digest covers. */

@@ -166,7 +166,7 @@ export function parseConfig(text: string, file: string): Config {
   const maxTtlMs = durationMs(config.sessions.max_ttl) ?? 0
   if (maxTtlMs <= 0 || maxTtlMs > MAX_SESSION_TTL_MS) problems.push({ at: ['sessions', 'max_ttl'], message: 'must be longer than 0 and at most 365d' })
   const upstreamProxy = config.upstream_proxy === undefined ? undefined : compileUpstreamProxy(config.upstream_proxy, (f, m) => void problems.push({ at: ['upstream_proxy', ...f], message: m }))
-  const budgets = compileBudgets(config.budgets, { connectors }, (f, m) => void problems.push({ at: ['budgets', ...f], message: m }))
+  const budgets = compileBudgets(config.budgets, { connectors }, config.limits.idle_timeout_ms, (f, m) => void problems.push({ at: ['budgets', ...f], message: m }))
   const approvalWebhook = compileApprovals(config.approvals, (f, m) => void problems.push({ at: ['approvals', ...f], message: m }))
   const dataDir = resolve(dir, config.data_dir)
   const databasePath = join(dataDir, 'keyvalet.db')

@@ -10,6 +10,7 @@ import type { Trace } from './trace.ts'
 import type { McpAuditEntry } from '../audit/record.ts'
 import type { McpDecision } from '../mcp/decide.ts'
 import type { Admission } from '../budgets/budgets.ts'
+import type { ApprovalOptions } from '../model/approval.ts'
 import type { ModelUsage } from '../budgets/usage.ts'
 
 /**
@@ -51,6 +52,8 @@ export interface RequestContext {
   wouldDeny?: { readonly reason: string; readonly rule: string | null; readonly why: string }
   /** mcp-decide: a request to an MCP endpoint as decided (src/proxy/stages/mcp.ts); mcp-lists reads it. */
   mcp?: McpExchange
+  /** budget: the soft budget (one with `approval`) the request is over: approve parks it instead of a refusal. */
+  overBudget?: { readonly budget: string; readonly options: ApprovalOptions }
   /** budget: the counters the request was admitted against, which the handler charges with what the exchange used. */
   budget?: Admission
   /** approve: the approval the request waited for (src/approvals/), and what became of it; the check before forward compares its digest. */

@@ -19,6 +19,8 @@ describe('approvals: a request parked for a person, decided over the admin API, 
     kv = await startKeyvalet(`version: 1
 listen: { gateway: "127.0.0.1:0", admin: "127.0.0.1:0" }
 limits: { approval_body_bytes: 2000 }
+budgets:
+  searches: { connector: github, rule: search, requests: 2, approval: { timeout: 60s } }
 connectors:
   github:
     upstream: ${upstream.url}/api
@@ -34,6 +36,7 @@ connectors:
         approval: { timeout: 60s, summary: "Open issue {title} (labels {labels})" }
       - { id: comment, methods: [POST], path: /repos/:owner/:repo/comments, severity: write, approval: {} }
       - { id: read, methods: [GET], path: /repos/**, severity: read }
+      - { id: search, methods: [GET], path: /search, severity: read }
       - { id: delete-repo, methods: [DELETE], path: /repos/:owner/:repo, severity: admin }
 `, { admin: {} })
     await kv.setSecret('github-token', SECRET)
@@ -200,6 +203,26 @@ connectors:
     const [got] = reached('/repos/acme/app').filter((r) => r.method === 'DELETE')
     assert.ok(got !== undefined)
     assert.equal(receivedDigest(upstream.url, got, ['authorization']), pending.digest)
+  })
+
+  it('a soft budget: over its limit a request waits for a yes instead of a 429; approved, it goes', async () => {
+    const { key, session } = await kv.mintKey(['github:read'])
+    assert.equal((await send(key, 'GET', '/search?q=1')).status, 200)
+    assert.equal((await send(key, 'GET', '/search?q=2')).status, 200)
+    const third = send(key, 'GET', '/search?q=3')
+    const pending = await parked(session)
+    assert.deepEqual([pending.rule, pending.path], ['budget:searches', '/api/search?q=3'])
+    assert.equal(reached('/search?q=3').length, 0)
+    await admin('POST', `/v1/approvals/${pending.id}/approve`, {})
+    assert.equal((await third).status, 200)
+    assert.equal(reached('/search?q=3').length, 1)
+    const fourth = send(key, 'GET', '/search?q=4')
+    const again = await parked(session)
+    await admin('POST', `/v1/approvals/${again.id}/deny`, { reason: 'enough searching' })
+    const refused = await fourth
+    assert.deepEqual([refused.status, refused.headers['x-keyvalet-error']], [403, 'approval_denied'])
+    const records = (await kv.audit()).filter((r) => r.session === session)
+    assert.deepEqual(records.map((r) => [r.status, r.approval?.decision ?? null]), [[200, null], [200, null], [200, 'approved'], [403, 'denied']])
   })
 
   it('a body over limits.approval_body_bytes is refused 413 approval_body_too_large before anyone is asked', async () => {

@@ -17,7 +17,8 @@ import { credentialSlot, forwardedHeaders, forwardedQuery } from './inject.ts'
 const REASON_LIMIT = 200
 
 /**
- * approve: after budget (a request over budget never asks anyone) and before credential (no
+ * approve: after budget (a request over a budget never asks anyone, unless the budget is a soft one
+ * with `approval`: then it asks instead of refusing) and before credential (no
  * credential is fetched, nor held, while a request waits). A request whose allowing rule needs
  * approval is read whole (up to limits.approval_body_bytes), its digest and summary computed from
  * exactly what will be forwarded, and held open until a person decides (approvals/approvals.ts):
@@ -25,8 +26,8 @@ const REASON_LIMIT = 200
  * in time, 403 approval_timeout; the sandbox leaving cancels it. Undefined for a connector none of
  * whose rules needs approval.
  */
-export function createApprove(approvals: Approvals, connector: Connector, policy: Policy, maxBodyBytes: number, clock: () => number): Stage | undefined {
-  if (!needsApproval(connector)) return undefined
+export function createApprove(approvals: Approvals, connector: Connector, policy: Policy, softBudgets: boolean, maxBodyBytes: number, clock: () => number): Stage | undefined {
+  if (!needsApproval(connector) && !softBudgets) return undefined
   const mcpRules = new Map([...(connector.mcp?.tools ?? []), ...(connector.mcp?.prompts ?? [])].map((rule) => [rule.id, rule]))
   const placeholders = [...policy.connectors.values()].flatMap((c) => (c.placeholder === undefined ? [] : [{ connector: c.name, value: c.placeholder }]))
   return {
@@ -42,8 +43,10 @@ export function createApprove(approvals: Approvals, connector: Connector, policy
     },
   }
 
-  /** The rule that allowed the request and needs approval, with its options: decide's, or the first MCP message's whose tool or prompt rule needs it. */
+  /** What the request needs approval for, with its options: a soft budget it is over (`budget:NAME`), decide's rule, or the first MCP message's tool or prompt rule that needs it. */
   function requirement(ctx: AdmittedContext): { rule: string; options: ApprovalOptions } | undefined {
+    // Over a soft budget: the budget's approval, whatever the rule says.
+    if (ctx.overBudget !== undefined) return { rule: `budget:${ctx.overBudget.budget}`, options: ctx.overBudget.options }
     const decision = ctx.decision
     if (decision?.effect === 'allow' && decision.rule.approval !== undefined) return { rule: decision.rule.id, options: decision.rule.approval }
     for (const d of ctx.mcp?.decisions ?? []) {
@@ -91,8 +94,8 @@ export function createApprove(approvals: Approvals, connector: Connector, policy
  * yes: the credential, the assertion, the attribution header, traceparent). A mismatch is a bug
  * somewhere between the two; nothing is sent (approval_mismatch).
  */
-export function createApprovedCheck(connector: Connector): Stage<OutboundContext> | undefined {
-  if (!needsApproval(connector)) return undefined
+export function createApprovedCheck(connector: Connector, softBudgets: boolean): Stage<OutboundContext> | undefined {
+  if (!needsApproval(connector) && !softBudgets) return undefined
   const added = keyvaletHeaders(connector)
   const param = credentialSlot(connector).param
   return {

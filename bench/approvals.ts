@@ -21,6 +21,8 @@ import { Agent, request } from 'undici'
 import { SqliteStore } from '../src/store/sqlite-store.ts'
 import { cpuSeconds, readRss, toMiB } from './rss.ts'
 
+const mib = (bytes: number | undefined): string => toMiB(bytes).toFixed(1)
+
 const COUNT = Number(process.env.BENCH_APPROVALS ?? 1000)
 const WAIT_S = Number(process.env.BENCH_APPROVALS_WAIT_S ?? 10)
 const REPO = fileURLToPath(new URL('..', import.meta.url))
@@ -102,8 +104,8 @@ try {
 
   const lines = [
     `approvals bench: ${COUNT} requests parked at once on one keyvalet process (${cpus().length} cores, ${cpus()[0]?.model ?? 'unknown CPU'}), Node ${process.version}`,
-    `  idle keyvalet:              RSS ${toMiB(idle.rss)} MiB`,
-    `  ${COUNT} parked (in ${Math.round(parkedMs)} ms):  RSS ${toMiB(before.rss)} MiB (+${toMiB((before.rss ?? 0) - (idle.rss ?? 0))} MiB, ${(((before.rss ?? 0) - (idle.rss ?? 0)) / COUNT / 1024).toFixed(1)} KiB per request), peak while waiting ${toMiB(peak)} MiB`,
+    `  idle keyvalet:              RSS ${mib(idle.rss)} MiB`,
+    `  ${COUNT} parked (in ${Math.round(parkedMs)} ms):  RSS ${mib(before.rss)} MiB (+${mib((before.rss ?? 0) - (idle.rss ?? 0))} MiB, ${(((before.rss ?? 0) - (idle.rss ?? 0)) / COUNT / 1024).toFixed(1)} KiB per request), peak while waiting ${mib(peak)} MiB`,
     `  CPU while waiting:          ${(cpuWhileWaiting * 1000).toFixed(0)} ms over ${seconds.toFixed(1)} s = ${((cpuWhileWaiting / seconds) * 100).toFixed(2)}% of one core (the one poll loop: one store query per 250 ms)`,
     `  all approved from the store, all ${COUNT} answered 200 within ${Math.round(answeredMs)} ms of the first decision`,
   ]

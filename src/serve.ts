@@ -1,6 +1,8 @@
 import { join } from 'node:path'
 import { hostname } from 'node:os'
 import { createAdminServer } from './admin/server.ts'
+import { Approvals } from './approvals/approvals.ts'
+import { deliver } from './approvals/webhook.ts'
 import type { ThrottleOptions } from './admin/throttle.ts'
 import { AdminTokens } from './admin/tokens.ts'
 import { AuditWriter } from './audit/audit-writer.ts'
@@ -64,7 +66,13 @@ export async function serve(runtime: Runtime, opts: ServeOptions): Promise<Servi
     log.info('audit chain of this instance', { instance: audit.instance, host: hostname(), pid: process.pid })
     metrics?.requests.connectors(config.policy.connectors.keys())
     const observers = [...(metrics === undefined ? [] : [metrics.requests]), ...(opts.observers ?? [])]
-    const proxy = createProxy({ config, sessions: runtime.sessions, vault: runtime.vault, store: runtime.store, audit, log, clock, observers })
+    const webhook = config.approvalWebhook
+    const approvals = new Approvals({
+      repo: runtime.store.approvals, clock, log,
+      ...(webhook === undefined ? {} : { onPending: (approval) => void deliver({ options: webhook, openSecret: (name) => runtime.vault.open(name), log, clock }, approval) }),
+    })
+    closers.push(async () => approvals.close())
+    const proxy = createProxy({ config, sessions: runtime.sessions, vault: runtime.vault, store: runtime.store, audit, log, clock, observers, approvals })
     metrics?.watch({ proxy, vault: runtime.vault, audit, sessions: runtime.store.sessions, clock })
     const reloads = new LiveConfig(config, { apply: (next) => proxy.apply(next), log })
     live = reloads
@@ -83,7 +91,7 @@ export async function serve(runtime: Runtime, opts: ServeOptions): Promise<Servi
       const admin = createAdminServer({
         config: () => reloads.current, reloadConfig: () => reloads.reload('admin'), openAuditKey: () => runtime.openAuditKey(),
         sessions: runtime.sessions, vault: runtime.vault, store: runtime.store, audit, log, clock, adminTokens,
-        listening: { gateway: address.url, forward: address.forwardUrl }, metrics, proxy,
+        listening: { gateway: address.url, forward: address.forwardUrl }, metrics, proxy, approvals,
       }, opts.admin)
       closers.push(() => admin.close())
       adminUrl = (await admin.listen()).url

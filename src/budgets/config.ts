@@ -5,6 +5,7 @@ import { DURATION_PATTERN, durationMs } from '../duration.ts'
 import { BUDGET_METRICS, COST_UNITS_PER_CURRENCY, type Budget, type BudgetMetric, type UsageOptions } from '../model/budget.ts'
 import type { Policy } from '../model/policy.ts'
 import { Defaulted, NamedMap } from '../schema-kit/builders.ts'
+import { APPROVAL_BLOCK, compileApproval } from '../approvals/config.ts'
 import type { FieldPath } from '../schema-kit/field-path.ts'
 import { CONNECTOR_NAME, RULE_ID } from '../schema-kit/patterns.ts'
 
@@ -26,6 +27,10 @@ const BUDGET_SCHEMA = Type.Object({
   bytes_up: count('Request body bytes sent upstream. Charged when the exchange ends; a request is refused once the total has reached the limit (the one that crosses it completes).'),
   bytes_down: count('Response body bytes relayed to the sandbox. Charged like bytes_up.'),
   tokens: count("Model tokens (input + output) the upstream reported in its responses' usage, on connectors with a `usage` block. Charged like bytes_up."),
+  approval: Type.Optional(Type.Object(APPROVAL_BLOCK.properties, {
+    additionalProperties: false,
+    description: "A soft limit: a request over it is not refused but waits for a person's yes (as a rule's `approval`; docs/approvals.md); approved, it goes without spending from this budget. Default: refused.",
+  })),
   cost: Type.Optional(Type.Number({ exclusiveMinimum: 0, description: "Model cost, in the currency of the connectors' `usage.prices`, from the reported usage. Charged like bytes_up." })),
 }, { additionalProperties: false, description: 'One budget: who counts together, which requests count, over which window, and at least one limit.' })
 
@@ -36,7 +41,7 @@ export const BUDGETS_BLOCK = Defaulted(NamedMap(BUDGET_SCHEMA, {
 }))
 
 /** The `budgets` block → budgets; names must exist in `policy`. */
-export function compileBudgets(raw: Static<typeof BUDGETS_BLOCK>, policy: Policy, problem: (f: FieldPath, m: string) => void): Budget[] {
+export function compileBudgets(raw: Static<typeof BUDGETS_BLOCK>, policy: Policy, idleTimeoutMs: number, problem: (f: FieldPath, m: string) => void): Budget[] {
   return Object.entries(raw).map(([name, entry]) => {
     const at = (field: string): FieldPath => [name, field]
     const connector = entry.connector === undefined ? undefined : policy.connectors.get(entry.connector)
@@ -54,7 +59,8 @@ export function compileBudgets(raw: Static<typeof BUDGETS_BLOCK>, policy: Policy
       if (value !== undefined) limits[metric] = metric === 'cost' ? Math.round(value * COST_UNITS_PER_CURRENCY) : value
     }
     if (Object.keys(limits).length === 0) problem([name], `needs at least one limit: ${BUDGET_METRICS.join(', ')}`)
-    return { name, per: entry.per, connector: entry.connector, rule: entry.rule, windowMs, limits }
+    const approval = entry.approval === undefined ? undefined : compileApproval(entry.approval, idleTimeoutMs, (f, m) => problem([name, 'approval', ...f], m))
+    return { name, per: entry.per, connector: entry.connector, rule: entry.rule, windowMs, limits, ...(approval === undefined ? {} : { approval }) }
   })
 }
 

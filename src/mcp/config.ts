@@ -1,5 +1,6 @@
 /** The `mcp` block of a connector: its schema (merged into config/connector-schema.ts) and its compile step. */
 
+import { APPROVAL_BLOCK, compileApproval } from '../approvals/config.ts'
 import Type, { type Static } from 'typebox'
 import type { FieldPath } from '../schema-kit/field-path.ts'
 import { RULE_ID } from '../schema-kit/patterns.ts'
@@ -39,6 +40,7 @@ const namedRule = (what: string) => Type.Object({
   name: Type.String({ minLength: 1, maxLength: 256, description: `The ${what} name, exactly, or a pattern where each \`*\` stands for any run of characters (\`delete_*\`).` }),
   severity: SEVERITY,
   arguments: ARGUMENTS,
+  approval: Type.Optional(APPROVAL_BLOCK),
 }, { additionalProperties: false, description: `A ${what} this connector lets a task use.` })
 
 export const MCP_BLOCK = Type.Object({
@@ -70,7 +72,7 @@ export const MCP_BLOCK = Type.Object({
 export type McpFile = Static<typeof MCP_BLOCK>
 
 /** `taken`: the connector's HTTP rule ids, which MCP rule ids may not repeat. */
-export function compileMcp(raw: McpFile, taken: ReadonlySet<string>, problem: (f: FieldPath, m: string) => void): McpPolicy {
+export function compileMcp(raw: McpFile, taken: ReadonlySet<string>, idleTimeoutMs: number, problem: (f: FieldPath, m: string) => void): McpPolicy {
   const ids = new Set(taken)
   const id = (value: string, at: FieldPath): void => {
     if (ids.has(value)) problem(at, `duplicate rule id ${value} (rule ids are unique within a connector, HTTP and MCP rules together)`)
@@ -85,7 +87,8 @@ export function compileMcp(raw: McpFile, taken: ReadonlySet<string>, problem: (f
   const named = (list: McpFile['tools'], field: string): McpRule[] => list.map((r, i) => {
     id(r.id, [field, i, 'id'])
     const args = r.arguments === undefined ? undefined : compileJsonSchema(r.arguments, (f, m) => problem([field, i, 'arguments', ...f], m))
-    return { id: r.id, match: namePattern(r.name, false), severity: r.severity, arguments: args }
+    const approval = r.approval === undefined ? undefined : compileApproval(r.approval, idleTimeoutMs, (f, m) => problem([field, i, 'approval', ...f], m))
+    return { id: r.id, match: namePattern(r.name, false), severity: r.severity, arguments: args, ...(approval === undefined ? {} : { approval }) }
   })
   const tools = named(raw.tools, 'tools')
   const prompts = named(raw.prompts, 'prompts')

@@ -9,7 +9,7 @@ import Value from 'typebox/value'
 
 function policy(raw: Record<string, unknown>): McpPolicy {
   const problems: string[] = []
-  const compiled = compileMcp(Value.Default(MCP_BLOCK, structuredClone(raw)) as never, new Set(), (f: FieldPath, m: string) => void problems.push(`${f.join('.')}: ${m}`))
+  const compiled = compileMcp(Value.Default(MCP_BLOCK, structuredClone(raw)) as never, new Set(), 300_000, (f: FieldPath, m: string) => void problems.push(`${f.join('.')}: ${m}`))
   assert.deepEqual(problems, [])
   return compiled
 }

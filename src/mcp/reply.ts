@@ -66,3 +66,27 @@ function explain(message: ClientMessage, decision: Extract<McpDecision, { effect
   }
   return `keyvalet refused ${what}: ${why[decision.reason]} (${decision.reason}).`
 }
+
+/**
+ * Another stage's refusal of a POST to an MCP endpoint (an approval denied or timed out) in MCP's
+ * form: one JSON-RPC error per request the POST carried, with keyvalet's message and code, so the
+ * agent reads why. `body` is the POST as mcp-decide read it (strict JSON). A POST holding no
+ * request keeps the HTTP error.
+ */
+export function refusedInMcpForm(error: KeyvaletError, requestId: string, body: Buffer | undefined): KeyvaletError {
+  let parsed: unknown
+  try {
+    parsed = body === undefined ? undefined : JSON.parse(body.toString('utf8'))
+  } catch {
+    return error
+  }
+  const batch = Array.isArray(parsed)
+  const messages: readonly unknown[] = Array.isArray(parsed) ? (parsed as unknown[]) : [parsed]
+  const answers = messages.flatMap((m) => {
+    if (m === null || typeof m !== 'object' || !('method' in m) || !('id' in m)) return []
+    const id = (m as { id: JsonRpcId }).id
+    return [envelope(id, { code: KEYVALET_REFUSED, message: error.message, data: { keyvalet_error: error.code, request_id: requestId } })]
+  })
+  if (answers.length === 0) return error
+  return new KeyvaletError(error.code, { message: error.message, ...(error.detail === undefined ? {} : { detail: error.detail }), ...replyOf(answers, batch) })
+}

@@ -1,5 +1,7 @@
 /** Budgets and rate limits: what is counted, for whom, over which stretch of time. */
 
+import type { ApprovalOptions } from './approval.ts'
+
 /** Whose requests a budget counts together: one session's, or every session's of one agent, user or workspace. */
 export type BudgetSubject = 'session' | 'agent' | 'user' | 'workspace'
 
@@ -29,6 +31,8 @@ export interface Budget {
   readonly windowMs: number | undefined
   /** metric → limit; cost in COST_UNITS_PER_CURRENCY. At least one. */
   readonly limits: Readonly<Partial<Record<BudgetMetric, number>>>
+  /** A soft limit: over it, a request waits for a person's yes instead of being refused (src/approvals/). */
+  readonly approval?: ApprovalOptions | undefined
 }
 
 /** Prices of a model provider's tokens, in currency per million tokens. */

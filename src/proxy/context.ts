@@ -10,6 +10,7 @@ import type { Trace } from './trace.ts'
 import type { McpAuditEntry } from '../audit/record.ts'
 import type { McpDecision } from '../mcp/decide.ts'
 import type { Admission } from '../budgets/budgets.ts'
+import type { ApprovalOptions } from '../model/approval.ts'
 import type { ModelUsage } from '../budgets/usage.ts'
 
 /**
@@ -51,8 +52,12 @@ export interface RequestContext {
   wouldDeny?: { readonly reason: string; readonly rule: string | null; readonly why: string }
   /** mcp-decide: a request to an MCP endpoint as decided (src/proxy/stages/mcp.ts); mcp-lists reads it. */
   mcp?: McpExchange
+  /** budget: the soft budget (one with `approval`) the request is over: approve parks it instead of a refusal. */
+  overBudget?: { readonly budget: string; readonly options: ApprovalOptions }
   /** budget: the counters the request was admitted against, which the handler charges with what the exchange used. */
   budget?: Admission
+  /** approve: the approval the request waited for (src/approvals/), and what became of it; the check before forward compares its digest. */
+  approval?: ApprovalFacts
   /** relay: the model usage the response reported (connectors with `usage`). */
   usage?: ModelUsage
   /** copy-source: the S3 copy source an aws_sigv4 request names, decided readable under the grant. */
@@ -95,6 +100,19 @@ export interface AdmittedContext extends RequestContext {
 /** The admitted request once inject has built what will be sent upstream: the stages that send take this form. */
 export interface OutboundContext extends AdmittedContext {
   readonly outbound: OutboundRequest
+}
+
+/** What the audit record and the check before forward need of a request's approval. */
+export interface ApprovalFacts {
+  readonly id: string
+  readonly state: 'approved' | 'denied' | 'expired' | 'cancelled' | 'pending'
+  readonly approver: { readonly id: string; readonly name: string } | undefined
+  readonly reason: string | undefined
+  readonly waitedMs: number
+  /** The digest of the request as approved (approvals/digest.ts). */
+  readonly digest: string
+  /** True when an earlier approval of identical requests for this session let it through without asking. */
+  readonly remembered: boolean
 }
 
 /** The upstream's response head and body (undici), which forward puts on the context for the relay. */

@@ -1,5 +1,6 @@
 import type { Budgets } from '../../budgets/budgets.ts'
 import type { Budget } from '../../model/budget.ts'
+import { KeyvaletError } from '../../errors.ts'
 import type { AdmittedContext } from '../context.ts'
 import type { Stage } from '../pipeline.ts'
 
@@ -21,7 +22,24 @@ export function createBudget(budgets: Budgets, configured: readonly Budget[], cl
   }
 }
 
+/**
+ * A refusal by a budget with `approval` (a soft limit) is not enforced: the request is admitted
+ * against the other budgets, and approve (next but two) parks it for a person's yes, naming that
+ * budget (ctx.overBudget). A second soft budget over its limit is passed the same way.
+ */
 async function admit(budgets: Budgets, configured: readonly Budget[], ctx: AdmittedContext, now: number): Promise<void> {
   const rule = ctx.decision?.effect === 'allow' ? ctx.decision.rule.id : ctx.mcp?.rule
-  ctx.budget = await budgets.admit(ctx.session, configured, rule, now)
+  let applying = configured
+  for (;;) {
+    try {
+      ctx.budget = await budgets.admit(ctx.session, applying, rule, now)
+      return
+    } catch (err) {
+      const name = err instanceof KeyvaletError ? err.detail?.budget : undefined
+      const soft = applying.find((b) => b.name === name && b.approval !== undefined)
+      if (soft?.approval === undefined) throw err
+      ctx.overBudget ??= { budget: soft.name, options: soft.approval }
+      applying = applying.filter((b) => b !== soft)
+    }
+  }
 }

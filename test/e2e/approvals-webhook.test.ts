@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { createHmac, timingSafeEqual } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
 import { request } from 'undici'
-import { eventually } from '../helpers/approvals.ts'
+import { eventually } from '../helpers/eventually.ts'
 import { startKeyvalet, type TestKeyvalet } from '../helpers/keyvalet.ts'
 import { startUpstream, type Received, type Upstream } from '../helpers/upstream.ts'
 

@@ -3,6 +3,7 @@ import { after, before, describe, it } from 'node:test'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 import { startKeyvalet, type TestKeyvalet } from '../helpers/keyvalet.ts'
+import { eventually } from '../helpers/eventually.ts'
 import { startMcpServer, type McpTestServer } from '../helpers/mcp-server.ts'
 import { TOOLS } from '../helpers/mcp-client.ts'
 
@@ -64,7 +65,11 @@ connectors:
     const lists = server.received.slice(before).filter((r) => (r.body as { method?: string } | undefined)?.method === 'resources/templates/list')
     assert.equal(lists.length, 3, 'the server answered every list in full: keyvalet narrowed them')
     assert.ok(lists.every((r) => r.headers.authorization === `Bearer ${SECRET}`), 'with the real credential')
-    const records = (await kv.audit()).filter((r) => r.phase !== 'open' && r.mcp?.some((m) => m.method === 'resources/templates/list'))
+    // A streamed answer's closing record is committed once the stream ended, which may be after the client read it.
+    const records = await eventually(async () => {
+      const closed = (await kv.audit()).filter((r) => r.phase !== 'open' && r.mcp?.some((m) => m.method === 'resources/templates/list'))
+      return closed.length >= 3 ? closed : undefined
+    }, 'three closed records of resources/templates/list')
     assert.equal(records.length, 3)
     for (const r of records) assert.deepEqual([r.decision, r.rule, r.status], ['allow', 'mcp.method:resources/templates/list', 200])
   })

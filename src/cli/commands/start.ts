@@ -47,7 +47,7 @@ export const start: Command = {
     const closers: (() => Promise<void>)[] = [async () => void process.off('SIGHUP', onHangup)]
     try {
       const config = loadConfig(configPath(values.config, io))
-      const runtime = await openRuntime(config, { env: io.env, createMasterKey: true, checkStore: true })
+      const runtime = await openRuntime(config, { env: io.env, createMasterKey: true, checkStore: true, keepReads: true })
       closers.push(() => runtime.close())
       write(io.stdout, `master key: ${runtime.master.source}${runtime.master.created ? ' (created now, mode 0600; keep it apart from the database and its backups)' : ''}`)
       const where = runtime.storeLocation

@@ -4,11 +4,15 @@ import { postgresAudit } from './postgres/audit.ts'
 import { type ChangeFeed, startChangeFeed } from './postgres/change-feed.ts'
 import { connect, type Sql, unreachable } from './postgres/connect.ts'
 import { postgresCounters } from './postgres/counters.ts'
+import { LOCKS_APPLICATION_NAME, postgresLocks } from './postgres/locks.ts'
 import { migrate } from './postgres/migrations.ts'
 import { NotifiedReads } from './postgres/notified-reads.ts'
 import { postgresSecrets } from './postgres/secrets.ts'
 import { postgresSessions } from './postgres/sessions.ts'
-import type { AdminTokenRepo, AuditRepo, CounterRepo, SecretRepo, SessionRepo, Store } from './store.ts'
+import type { AdminTokenRepo, AuditRepo, CounterRepo, LockRepo, SecretRepo, SessionRepo, Store } from './store.ts'
+
+/** Locks held or waited for at once by one instance; more wait in the driver's queue. */
+const LOCK_CONNECTIONS = 4
 
 /**
  * The Store on a PostgreSQL server, for several keyvalet instances sharing one state. Each repo is
@@ -24,36 +28,44 @@ export class PostgresStore implements Store {
   readonly audit: AuditRepo
   readonly counters: CounterRepo
   readonly adminTokens: AdminTokenRepo
+  readonly locks: LockRepo
   /** The request-path reads, for readiness and tests (kept only while `trusted`). */
   readonly reads: NotifiedReads
   readonly #sql: Sql
+  /** Connections that hold or wait for a lock (opened when first needed). */
+  readonly #lockSql: Sql
   #feed: ChangeFeed | undefined
 
   static async open(location: PostgresLocation, opts: { readonly max?: number; readonly keptReads?: KeptReads } = {}): Promise<PostgresStore> {
     const sql = connect(location, opts)
-    const store = new PostgresStore(sql, opts.keptReads ?? { resyncMs: 1000, graceMs: 0 })
+    const lockSql = connect(location, { max: LOCK_CONNECTIONS, applicationName: LOCKS_APPLICATION_NAME })
+    const store = new PostgresStore(sql, lockSql, opts.keptReads ?? { resyncMs: 1000, graceMs: 0 })
     try {
       await migrate(sql)
       if (opts.keptReads !== undefined) store.#feed = await startChangeFeed(location, sql, store.reads, opts.keptReads.resyncMs)
     } catch (err) {
       await sql.end({ timeout: 1 })
+      await lockSql.end({ timeout: 1 })
       throw unreachable(err, location)
     }
     return store
   }
 
-  private constructor(sql: Sql, kept: KeptReads) {
+  private constructor(sql: Sql, lockSql: Sql, kept: KeptReads) {
     this.#sql = sql
+    this.#lockSql = lockSql
     this.reads = new NotifiedReads(kept)
     this.sessions = postgresSessions(sql, this.reads)
     this.secrets = postgresSecrets(sql, this.reads)
     this.audit = postgresAudit(sql)
     this.counters = postgresCounters(sql)
     this.adminTokens = postgresAdminTokens(sql, this.reads)
+    this.locks = postgresLocks(lockSql, this.reads)
   }
 
   async close(): Promise<void> {
     await this.#feed?.close()
+    await this.#lockSql.end({ timeout: 5 })
     await this.#sql.end({ timeout: 5 })
   }
 }

@@ -4,6 +4,7 @@ import type { Store } from '../../src/store/store.ts'
 import { adminTokenCases } from './admin-tokens.cases.ts'
 import { auditCases } from './audit.cases.ts'
 import { counterCases } from './counters.cases.ts'
+import { lockCases } from './locks.cases.ts'
 import { secretCases } from './secrets.cases.ts'
 import { sessionCases } from './sessions.cases.ts'
 
@@ -23,6 +24,7 @@ const REPOS: { readonly [Repo in Exclude<keyof Store, 'close'>]: RepoCases<Store
   audit: auditCases,
   counters: counterCases,
   adminTokens: adminTokenCases,
+  locks: lockCases,
 }
 
 /**

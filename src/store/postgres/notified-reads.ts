@@ -110,6 +110,12 @@ export class NotifiedReads {
     if (sentAt > this.#confirmedAt) this.#confirmedAt = sentAt
   }
 
+  /** Drops every kept read (a fleet lock was taken: what it guards must be read from the server). */
+  flush(): void {
+    this.#epoch++
+    this.#clear()
+  }
+
   /** The feed stopped (the store is closing): nothing kept answers any more. */
   stopped(): void {
     this.#listening = false

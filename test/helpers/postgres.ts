@@ -27,6 +27,11 @@ export interface TestPostgres {
   role(): Promise<{ name: string; password: string }>
   /** A superuser connection to the server's maintenance database. */
   readonly admin: postgres.Sql
+  /**
+   * Stops the server (fast shutdown: every connection is closed, new ones are refused) and returns
+   * how to start it again on the same port and data; undefined for an outside server.
+   */
+  readonly outage: (() => Promise<() => Promise<void>>) | undefined
   /** The test CA (undefined for an outside server). */
   readonly caPem: string | undefined
   readonly host: string
@@ -47,15 +52,24 @@ async function startOwnServer(): Promise<TestPostgres> {
   const password = randomBytes(18).toString('base64url')
   const pki = makeTestPki()
   let server: ChildProcess | undefined
-  const stopServer = async (): Promise<void> => {
+  const shutDown = async (): Promise<void> => {
     if (server !== undefined && server.exitCode === null && server.signalCode === null) {
       const exited = new Promise((resolve) => server?.once('exit', resolve))
       server.kill('SIGINT') // fast shutdown: rolls back open transactions, closes sessions
       await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 10_000))])
       if (server.exitCode === null && server.signalCode === null) server.kill('SIGKILL')
     }
+  }
+  const stopServer = async (): Promise<void> => {
+    await shutDown()
     rmSync(dir, { recursive: true, force: true })
   }
+  const spawnOn = (port: number): ChildProcess =>
+    spawn(binaries.postgres, [
+      '-D', data, '-p', String(port), '-c', 'listen_addresses=127.0.0.1,127.0.0.2', '-c', `unix_socket_directories=${dir}`,
+      '-c', 'ssl=on', '-c', `ssl_cert_file=${join(dir, 'server.crt')}`, '-c', `ssl_key_file=${join(dir, 'server.key')}`,
+      '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off', '-c', 'max_connections=200',
+    ], { uid: owner.uid, gid: owner.gid, stdio: ['ignore', 'ignore', 'pipe'] })
   const killOnExit = (): void => {
     server?.kill('SIGKILL')
   }
@@ -73,16 +87,20 @@ async function startOwnServer(): Promise<TestPostgres> {
     })
     for (let attempt = 0; ; attempt++) {
       const port = await freePort()
-      server = spawn(binaries.postgres, [
-        '-D', data, '-p', String(port), '-c', 'listen_addresses=127.0.0.1,127.0.0.2', '-c', `unix_socket_directories=${dir}`,
-        '-c', 'ssl=on', '-c', `ssl_cert_file=${join(dir, 'server.crt')}`, '-c', `ssl_key_file=${join(dir, 'server.key')}`,
-        '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off', '-c', 'max_connections=200',
-      ], { uid: owner.uid, gid: owner.gid, stdio: ['ignore', 'ignore', 'pipe'] })
+      server = spawnOn(port)
       const started = await ready(server)
       if (started === 'ready') {
         const caPem = pki.caCert
         const location = (database: string): PostgresLocation => ({ kind: 'postgres', host: '127.0.0.1', port, database, user: 'postgres', password, tls: { mode: 'verify-full', caPem } })
-        return withDatabases(location, caPem, '127.0.0.1', port, stopServer)
+        const outage = async (): Promise<() => Promise<void>> => {
+          await shutDown()
+          return async () => {
+            server = spawnOn(port)
+            const again = await ready(server)
+            if (again !== 'ready') throw new Error(`the test PostgreSQL server did not start again: ${again}`)
+          }
+        }
+        return withDatabases(location, caPem, '127.0.0.1', port, stopServer, outage)
       }
       if (attempt >= 4) throw new Error(`the test PostgreSQL server did not start: ${started}`)
     }
@@ -107,7 +125,7 @@ async function useOutsideServer(url: string): Promise<TestPostgres> {
     password: decodeURIComponent(parsed.password),
     tls,
   })
-  return withDatabases(location, caPem, parsed.hostname, Number(parsed.port === '' ? 5432 : parsed.port), async () => {})
+  return withDatabases(location, caPem, parsed.hostname, Number(parsed.port === '' ? 5432 : parsed.port), async () => {}, undefined)
 }
 
 async function withDatabases(
@@ -116,6 +134,7 @@ async function withDatabases(
   host: string,
   port: number,
   stopServer: () => Promise<void>,
+  outage: TestPostgres['outage'],
 ): Promise<TestPostgres> {
   const maintenance = location('postgres')
   const admin = postgres({
@@ -132,6 +151,7 @@ async function withDatabases(
   const roles: string[] = []
   return {
     admin,
+    outage,
     caPem,
     host,
     port,

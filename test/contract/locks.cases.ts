@@ -15,7 +15,8 @@ export const lockCases: RepoCases<LockRepo> = {
         events.push('first out')
         throw new Error('first failed')
       })
-      await new Promise((resolve) => setTimeout(resolve, 20))
+      // The first holder is in (bounded: 10 s) before the second asks.
+      for (let i = 0; i < 1000 && events.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10))
       const second = store.locks.exclusive('token-a', async () => {
         events.push('second in')
         return 'second'

@@ -1,17 +1,22 @@
 import assert from 'node:assert/strict'
-import { randomBytes } from 'node:crypto'
+import { generateKeyPairSync, randomBytes } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
 import { request } from 'undici'
 import { readUserToken } from '../../src/credentials/oauth/user-tokens.ts'
 import { inProcessCli } from '../helpers/capture.ts'
+import { startGitHubServer, type GitHubServer } from '../helpers/github-server.ts'
 import { startKeyvalet, type TestKeyvalet } from '../helpers/keyvalet.ts'
 import { startOAuthServer, type OAuthServer } from '../helpers/oauth-server.ts'
 import { startTestPostgres, type TestPostgres } from '../helpers/postgres.ts'
+import { upstreamCertificate } from '../helpers/tls.ts'
 import { startUpstream, type Upstream } from '../helpers/upstream.ts'
 
 let server: TestPostgres
 let oauth: OAuthServer
 let api: Upstream
+let gh: GitHubServer
+const githubApp = generateKeyPairSync('rsa', { modulusLength: 2048 })
+const githubPki = upstreamCertificate('127.0.0.1')
 /** Three keyvalet instances on one PostgreSQL database; their clocks move together. */
 let fleet: TestKeyvalet[] = []
 
@@ -19,6 +24,12 @@ before(async () => {
   server = await startTestPostgres()
   oauth = await startOAuthServer({ clock: () => fleet[0]?.now ?? Date.now(), accessTtlS: 600 })
   api = await startUpstream({ handler: oauth.api })
+  gh = await startGitHubServer({
+    tls: githubPki.tls,
+    app: { id: 4242, publicKey: githubApp.publicKey, permissions: { metadata: 'read', contents: 'read' } },
+    installations: [{ id: 77, account: 'acme', repositories: ['app'] }],
+    clock: () => fleet[0]?.now ?? Date.now(),
+  })
   const db = await server.database()
   const local = `allow_insecure: true
     allow_addresses: [127.0.0.1/32]`
@@ -45,18 +56,30 @@ connectors:
       inject: bearer
       oauth_client: { token_url: "${oauth.tokenUrl}", client_id: ${oauth.clientId}, client_secret: client-secret }
     rules: [{ id: read, methods: [GET], path: /**, severity: read }]
+  github:
+    upstream: ${gh.url}
+    ca_file: github-ca.pem
+    allow_addresses: [127.0.0.1/32]
+    credential:
+      source: github_app
+      secret: github-app-key
+      inject: bearer
+      github_app: { app_id: 4242, installation_id: 77, api_url: "${gh.url}", repositories: [acme/app], permissions: { read: { metadata: read, contents: read } } }
+    rules: [{ id: repo, methods: [GET], path: /repos/acme/app, severity: read }]
 `
-  const files = { 'pg.pw': `${db.password ?? ''}\n`, ...(server.caPem === undefined ? {} : { 'ca.pem': server.caPem }) }
+  const files = { 'github-ca.pem': githubPki.caPem, 'pg.pw': `${db.password ?? ''}\n`, ...(server.caPem === undefined ? {} : { 'ca.pem': server.caPem }) }
   const masterKey = randomBytes(32).toString('base64')
   for (let i = 0; i < 3; i++) fleet.push(await startKeyvalet(config, { files, masterKey }))
   const now = Date.now()
   for (const kv of fleet) kv.now = now
   await instance(0).setSecret('client-secret', oauth.clientSecret)
+  await instance(0).setSecret('github-app-key', githubApp.privateKey.export({ type: 'pkcs1', format: 'pem' }).toString())
 })
 after(async () => {
   for (const kv of fleet) await kv.close()
   fleet = []
   await api?.close()
+  await gh?.close()
   await oauth?.close()
   await server?.stop()
 })
@@ -67,7 +90,10 @@ function instance(i: number): TestKeyvalet {
   return kv
 }
 
-/** 100 requests at once, spread round-robin over the three instances. */
+/**
+ * 100 requests at once, spread round-robin over the three instances. (A request slower than
+ * audit.open_after_ms also has an open record: the records of a burst are its closing ones.)
+ */
 async function burst(key: string, path: string) {
   return Promise.all(Array.from({ length: 100 }, async (_, i) => {
     const res = await request(`${instance(i % 3).url}${path}`, { headers: { authorization: `Bearer ${key}` } })
@@ -100,7 +126,7 @@ describe('refreshes and mints once per token across a fleet of three on PostgreS
     assert.equal(sent.length, 100)
     assert.ok(sent.every((r) => r.headers.authorization === `Bearer ${refreshed.access_token}`), 'the upstream got the one refreshed token from every instance')
     assert.ok(answers.every((a) => !a.text.includes(refreshed.access_token)), 'the sandbox never sees it')
-    const records = (await instance(0).audit()).filter((r) => r.session === session && r.path === '/crm/contacts')
+    const records = (await instance(0).audit()).filter((r) => r.session === session && r.phase !== 'open' && r.path === '/crm/contacts')
     assert.equal(records.length, 100)
     assert.ok(records.every((r) => r.decision === 'allow' && r.status === 200 && r.credential === 'oauth_user:crm:alice'))
   })
@@ -114,12 +140,25 @@ describe('refreshes and mints once per token across a fleet of three on PostgreS
     assert.equal(oauth.counts.client_credentials - grants, 1, 'one token request for the whole fleet')
     const [issued] = oauth.issuedTo(`client:${oauth.clientId}`).slice(-1)
     assert.ok(api.received.slice(received).every((r) => r.headers.authorization === `Bearer ${issued}`))
-    const records = (await instance(1).audit()).filter((r) => r.session === session)
+    const records = (await instance(1).audit()).filter((r) => r.session === session && r.phase !== 'open')
     assert.equal(records.length, 100)
     assert.ok(records.every((r) => r.status === 200 && typeof r.credential === 'string' && r.credential.startsWith('oauth_client:svc:')))
     for (const r of records) assert.ok(!JSON.stringify(r).includes(issued ?? 'x'))
     // The shared record is keyvalet's own: `secret list` leaves it out.
     assert.ok((await instance(2).runtime.vault.list()).some((s) => s.name.startsWith('keyvalet.token.')))
   })
-})
 
+  it('100 concurrent requests over three instances bring exactly one GitHub App installation token mint', async () => {
+    const { key, session } = await instance(0).mintKey(['github:read'])
+    const mints = gh.mints.length
+    const answers = await burst(key, '/github/repos/acme/app')
+    assert.deepEqual(answers.filter((a) => a.status !== 200).map((a) => a.text.slice(0, 200)), [])
+    assert.equal(gh.mints.length - mints, 1, 'one mint for the whole fleet')
+    const apiCalls = gh.received.filter((r) => r.url === '/repos/acme/app').slice(-100)
+    const tokens = new Set(apiCalls.map((r) => gh.tokenOf(r.authorization)))
+    assert.equal(tokens.size, 1, 'every instance sent the one minted token')
+    const records = (await instance(2).audit()).filter((r) => r.session === session && r.phase !== 'open')
+    assert.equal(records.length, 100)
+    assert.ok(records.every((r) => r.status === 200 && String(r.credential).startsWith('github_app:4242:77')))
+  })
+})

@@ -107,6 +107,6 @@ describe('PostgreSQL unavailable under a running keyvalet', { skip: process.env.
       assert.equal(upstream.received.at(-1)?.headers.authorization, `Bearer ${SECRET}`)
     }
     const records = await kv.audit()
-    assert.deepEqual(records.filter((r) => r.path?.startsWith('/after-')).map((r) => [r.path, r.status]), [['/after-kept', 200], ['/after-unkept', 200]])
+    assert.deepEqual(records.filter((r) => r.path?.startsWith('/after-') && r.phase !== 'open').map((r) => [r.path, r.status]), [['/after-kept', 200], ['/after-unkept', 200]])
   })
 })

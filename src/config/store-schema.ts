@@ -22,7 +22,7 @@ export const STORE_SCHEMA = Type.Object({
     maximum: 10_000,
     default: 250,
     description:
-      'How often each instance proves that it still hears every change (a heartbeat through its LISTEN connection). Sessions, secrets and admin tokens it keeps answer for at most twice this long without that proof, so a change reaches every instance within that bound even when its notification connection died unseen; a notification usually takes milliseconds. Default 250.',
+      'How often each instance proves that it still hears every change (a heartbeat through its LISTEN connection). Sessions, secrets and admin tokens it keeps answer for at most three times this long without that proof, so a change reaches every instance within that bound even when its notification connection died unseen; a notification usually takes milliseconds. Default 250.',
   })),
   unavailable_grace: Defaulted(Type.String({
     pattern: DURATION_PATTERN,

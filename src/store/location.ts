@@ -41,7 +41,7 @@ export function describeLocation(location: StoreLocation): string {
 
 /** How a serving instance keeps request-path reads on PostgreSQL (store.resync_ms, store.unavailable_grace). */
 export interface KeptReads {
-  /** How often the change feed proves it still hears every change; kept reads answer for at most twice this without proof. */
+  /** How often the change feed proves it still hears every change; kept reads answer for at most three times this without proof. */
   readonly resyncMs: number
   /** How long kept reads still answer while the server cannot be reached. */
   readonly graceMs: number

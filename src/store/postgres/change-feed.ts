@@ -22,7 +22,7 @@ export interface ChangeFeed {
  * (`reads.confirmed`). The driver re-LISTENs by itself after the connection is lost (with
  * backoff) and then calls back: `reads.listening` flushes every read, since a change may have
  * gone unheard meanwhile. A heartbeat that does not come back leaves the kept reads unconfirmed,
- * so they stop answering within 2 × resyncMs however the connection died. Resolves once listening.
+ * so they stop answering within 3 × resyncMs (TRUSTED_RESYNCS) however the connection died. Resolves once listening.
  */
 export async function startChangeFeed(location: PostgresLocation, pool: Sql, reads: NotifiedReads, resyncMs: number): Promise<ChangeFeed> {
   const listener = connect(location, { max: 1, applicationName: LISTEN_APPLICATION_NAME })

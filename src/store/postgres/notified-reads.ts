@@ -9,6 +9,9 @@ export interface NotifiedReadsOptions {
   readonly now?: () => number
 }
 
+/** How many resync intervals kept reads answer for without a heartbeat coming back. */
+export const TRUSTED_RESYNCS = 3
+
 interface Kept {
   readonly value: unknown
   /** The change that makes it stale (`session:ses_…`, `secret:NAME`, `admin_token:…`). */
@@ -25,7 +28,8 @@ interface Kept {
  * order, so every change committed before the heartbeat was sent has been heard).
  *
  * The algorithm: a kept read answers only while the feed is trusted — listening, and a heartbeat
- * came back within 2 × resyncMs; otherwise the read goes to the server (and is kept again).
+ * came back within 3 × resyncMs (a late heartbeat or two on a loaded machine costs reads from the
+ * server, not staleness); otherwise the read goes to the server (and is kept again).
  * A change removes exactly the reads it names; `all:` and a (re)started LISTEN remove every read
  * (notifications may have been missed while no connection listened). A read that was in flight
  * while anything was removed is returned but not kept (it may predate the change). Misses are not
@@ -45,9 +49,10 @@ export class NotifiedReads {
   #listening = false
   /** When the last heartbeat that came back was sent (or the LISTEN started). */
   #confirmedAt = Number.NEGATIVE_INFINITY
-  /** Reads answered from what was kept, and reads that went to the server (for tests and metrics). */
+  /** Reads answered from what was kept, reads that went to the server, and reads kept (for tests and metrics). */
   hits = 0
   loads = 0
+  keeps = 0
 
   constructor(opts: NotifiedReadsOptions) {
     this.#resyncMs = opts.resyncMs
@@ -57,7 +62,7 @@ export class NotifiedReads {
 
   /** Whether kept reads answer without asking the server now. */
   get trusted(): boolean {
-    return this.#listening && this.#now() - this.#confirmedAt <= 2 * this.#resyncMs
+    return this.#listening && this.#now() - this.#confirmedAt <= TRUSTED_RESYNCS * this.#resyncMs
   }
 
   /**
@@ -125,6 +130,7 @@ export class NotifiedReads {
 
   #keep(key: string, value: unknown, change: string, keptAt: number): void {
     if (this.#kept.size >= 10_000) this.#clear()
+    this.keeps++
     this.#remove(key)
     this.#kept.set(key, { value, change, keptAt })
     let keys = this.#byChange.get(change)

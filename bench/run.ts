@@ -11,7 +11,8 @@
  *   BENCH_PROFILE      1: run keyvalet with --cpu-prof and print a summary of where its time goes
  *   BENCH_POLICY_ITERATIONS  decide() iterations per case (default 200000)
  *   BENCH_BUDGET_ITERATIONS  budget-stage checks per case (default 100000)
- *   BENCH_PHASES       comma list of policy,budget,mcp,closed,observe,fixed,think,forward,mint,sse,upload (default all; e.g. closed with BENCH_PROFILE=1)
+ *   BENCH_PHASES       comma list of policy,budget,mcp,store,closed,observe,fixed,think,forward,mint,sse,upload (default all; e.g. closed with BENCH_PROFILE=1)
+ *   BENCH_STORE_REQUESTS  requests per store and round in the store phase (default 3000; see bench/store.ts)
  *   BENCH_OBSERVE_ROUNDS  rounds of the observe phase (default 3)
  *
  * Phase workers: a keyvalet of its own with `start --workers 1` (one process) and then 2, the
@@ -50,6 +51,7 @@ import type { UpstreamReady } from './upstream.ts'
 import type { PolicyResult } from './policy.ts'
 import type { McpBenchResult } from './mcp.ts'
 import type { BudgetResult } from './budget.ts'
+import type { StoreBenchResult } from './store.ts'
 import { formatProfile, summariseProfile, type ProfileSummary } from './profile.ts'
 import { cpuSeconds, readRss, RssSampler, toMiB, type RssSummary } from './rss.ts'
 import type { UploadJob, UploadResult } from './upload.ts'
@@ -72,7 +74,7 @@ const SKIP_UPLOAD = process.env.BENCH_SKIP_UPLOAD === '1'
 const UPLOAD_BYTES = Math.round(envNumber('BENCH_UPLOAD_MIB', 1024) * 1024 * 1024)
 const PROFILE = process.env.BENCH_PROFILE === '1'
 const POLICY_ITERATIONS = Math.round(envNumber('BENCH_POLICY_ITERATIONS', 200_000))
-const ALL_PHASES = ['policy', 'budget', 'mcp', 'closed', 'observe', 'workers', 'fixed', 'think', 'forward', 'mint', 'sse', 'upload'] as const
+const ALL_PHASES = ['policy', 'budget', 'mcp', 'store', 'closed', 'observe', 'workers', 'fixed', 'think', 'forward', 'mint', 'sse', 'upload'] as const
 const OBSERVE_ROUNDS = Math.round(envNumber('BENCH_OBSERVE_ROUNDS', 3))
 const PHASES: ReadonlySet<string> = new Set((process.env.BENCH_PHASES ?? ALL_PHASES.join(',')).split(',').map((x) => x.trim()).filter((x) => x !== ''))
 for (const ph of PHASES) if (!(ALL_PHASES as readonly string[]).includes(ph)) throw new Error(`BENCH_PHASES: unknown phase ${JSON.stringify(ph)} (known: ${ALL_PHASES.join(', ')})`)
@@ -434,6 +436,17 @@ async function main(): Promise<number> {
     await worker.stop(2000)
     if (m.result !== undefined) budget = m.result
     else broken.push(`budget bench failed: ${m.error ?? 'no result'}`)
+  }
+  let store: StoreBenchResult | undefined
+  if (PHASES.has('store')) {
+    log('store: a request on SQLite and on PostgreSQL (reads kept, and not); revocation propagation across three instances')
+    const worker = children.fork('store bench', join(BENCH, 'store.ts'), [], { ...process.env })
+    worker.expectExit()
+    const m = await worker.waitForMessage<{ event: string; result?: StoreBenchResult; error?: string }>((x) => ['result', 'error'].includes(String((x as { event?: string }).event)), 900_000)
+      .catch((err: unknown) => ({ event: 'error', error: String(err) }) as { event: string; result?: StoreBenchResult; error?: string })
+    await worker.stop(5000)
+    if (m.result !== undefined) store = m.result
+    else broken.push(`store bench failed: ${m.error ?? 'no result'}`)
   }
   let mcp: McpBenchResult | undefined
   if (PHASES.has('mcp')) {
@@ -919,6 +932,14 @@ async function main(): Promise<number> {
     p(table(['case', 'iterations', 'µs/request (median of 5 rounds)', 'min µs'], budget.cases.map((c) => [c.name, int(c.iterations), f(c.usPerOp, 3), f(c.minUsPerOp, 3)]), 2))
     p()
   }
+  if (PHASES.has('store') && store !== undefined) {
+    const base = store.costs[0]
+    p(`5c. Store, in-process (keyvalet, upstream and ${16} clients in one process): a gateway request, ${int(store.requests)} per store and round, median of ${store.rounds} rounds`)
+    p(table(['store', 'req/s', 'vs SQLite', 'p50 ms', 'p99 ms'], store.costs.map((c) => [c.store, int(c.rps), `${f(ratio(c.rps, base?.rps))}×`, f(c.latency.p50, 3), f(c.latency.p99, 3)]), 2))
+    const pr = store.propagation
+    p(`   revocation propagation: ${pr.revocations} revocations through one of ${pr.instances} instances, until both others refuse: median ${f(pr.medianMs, 2)} ms, p90 ${f(pr.p90Ms, 2)} ms, max ${f(pr.maxMs, 2)} ms (targets: median < 100 ms, max < 1000 ms)`)
+    p()
+  }
   if (PHASES.has('mcp') && mcp !== undefined) {
     p(`5b. MCP, in-process: tools/call decided against ${mcp.toolRules} tool rules (each with an argument schema), ${mcp.argumentBytes}-byte arguments (target: at most 20 µs per decision)`)
     p(table(['case', 'result', 'iterations', 'µs/call (median of 5 rounds)', 'min µs'], mcp.decide.map((c) => [c.name, c.got, int(c.iterations), f(c.usPerOp, 3), f(c.minUsPerOp, 3)]), 2))
@@ -1071,6 +1092,11 @@ async function main(): Promise<number> {
       { goal: `intercepted https req/s at ${CONNECTIONS} tunnels ≥ ${GOALS.vsMitmproxy}× mitmproxy (measured here)`, want: `≥ ${GOALS.vsMitmproxy}×`, got: hM === undefined ? 'not measured' : `${f(vsMitm)}× (${int(hK?.result.rps)} vs ${int(hM.result.rps)})`, ok: vsMitm === undefined ? undefined : vsMitm >= GOALS.vsMitmproxy },
       { goal: `intercepted https req/s ≥ ${GOALS.vsMitmproxy}× the issue's mitmproxy figure (${MITMPROXY_ISSUE_RPS.toLocaleString('en-US')} req/s)`, want: `≥ ${int(GOALS.vsMitmproxy * MITMPROXY_ISSUE_RPS)} req/s`, got: `${f(vsIssue)}× (${int(hK?.result.rps)})`, ok: vsIssue === undefined ? undefined : vsIssue >= GOALS.vsMitmproxy },
     ] : []),
+    ...(PHASES.has('store') ? [
+      { goal: 'a request on PostgreSQL with reads kept vs SQLite (req/s)', want: '≥ 0.95×', got: `${f(ratio(store?.costs[1]?.rps, store?.costs[0]?.rps))}×`, ok: store?.costs[1] === undefined || store.costs[0] === undefined ? undefined : store.costs[1].rps >= 0.95 * store.costs[0].rps },
+      { goal: 'revocation propagation across 3 instances: median', want: '< 100 ms', got: `${f(store?.propagation.medianMs, 2)} ms`, ok: store === undefined ? undefined : store.propagation.medianMs < 100 },
+      { goal: 'revocation propagation across 3 instances: max', want: '< 1000 ms', got: `${f(store?.propagation.maxMs, 2)} ms`, ok: store === undefined ? undefined : store.propagation.maxMs < 1000 },
+    ] : []),
     ...(PHASES.has('mint') ? [
       { goal: 'leaf minting: ms added to the first tunnel to a new host (median)', want: `≤ ${GOALS.mintMs} ms`, got: `${signed(mint?.addedHandshakeMs.median, 3)} ms`, ok: mint === undefined ? undefined : mint.addedHandshakeMs.median <= GOALS.mintMs },
     ] : []),
@@ -1114,6 +1140,7 @@ async function main(): Promise<number> {
     uploadRssGrowthMiB: uploadGrowth ?? null,
     policy: policy ?? null,
     budget: budget ?? null,
+    store: store ?? null,
     mcp: mcp ?? null,
     forward: {
       plainHttp: Object.fromEntries([...forwardPlain].map(([k, v]) => [k, { ...v.result, cpuPct: v.cpuPct, rss: v.rss ?? null }])),

@@ -65,6 +65,8 @@ export const ERROR_CATALOGUE = {
   client_closed: [499, 'The client closed the connection before its answer was complete.'],
   // audit
   audit_unavailable: [503, 'keyvalet cannot write its audit log right now, so it takes no request; try again shortly.'],
+  // store (PostgreSQL unreachable and nothing kept for this request, or kept longer than store.unavailable_grace)
+  store_unavailable: [503, 'keyvalet cannot reach its store right now, so it cannot check this request; try again shortly.'],
   // shutdown
   shutting_down: [503, 'keyvalet is shutting down; the request was cut short.'],
   // configuration (admin API: reload)

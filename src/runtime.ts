@@ -29,6 +29,8 @@ export interface RuntimeOptions {
   readonly createMasterKey: boolean
   /** Check the store's files before opening them and refuse damaged ones (the commands that serve). */
   readonly checkStore?: boolean
+  /** Keep request-path reads, kept exact by the store's change notifications on PostgreSQL (the commands that serve). */
+  readonly keepReads?: boolean
   readonly clock?: () => number
 }
 
@@ -57,7 +59,8 @@ export async function openRuntime(config: Config, opts: RuntimeOptions): Promise
   const storeChecks = opts.checkStore === true && config.store.kind === 'sqlite' ? checkStoreFiles(config.store.path, 'start') : []
   assertSound(storeChecks)
   const storeLocation = locateStore(config.store, opts.env)
-  const store = await openStore(storeLocation)
+  const keptReads = opts.keepReads === true && config.store.kind === 'postgres' ? config.store.keptReads : undefined
+  const store = await openStore(storeLocation, keptReads === undefined ? {} : { keptReads })
   const vault = new Vault(store.secrets, master, clock, keyFileSource(master, { env: opts.env, dataDir: config.dataDir }))
   return {
     config,

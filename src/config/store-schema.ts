@@ -1,4 +1,5 @@
 import Type from 'typebox'
+import { DURATION_PATTERN } from '../duration.ts'
 import { Defaulted } from '../schema-kit/builders.ts'
 
 /** The `store` block: where keyvalet keeps sessions, the vault and the audit log. */
@@ -15,6 +16,20 @@ export const STORE_SCHEMA = Type.Object({
   password_env: Type.Optional(Type.String({
     pattern: '^[A-Za-z_][A-Za-z0-9_]*$',
     description: "The name of an environment variable holding the role's password. Read at each start.",
+  })),
+  resync_ms: Defaulted(Type.Integer({
+    minimum: 10,
+    maximum: 10_000,
+    default: 250,
+    description:
+      'How often each instance proves that it still hears every change (a heartbeat through its LISTEN connection). Sessions, secrets and admin tokens it keeps answer for at most three times this long without that proof, so a change reaches every instance within that bound even when its notification connection died unseen; a notification usually takes milliseconds. Default 250.',
+  })),
+  unavailable_grace: Defaulted(Type.String({
+    pattern: DURATION_PATTERN,
+    errorMessage: 'must be a whole number and a unit: s, m, h or d (e.g. 30s)',
+    default: '30s',
+    description:
+      "While the server cannot be reached, a request whose session and secrets this instance keeps is still served for this long after they were last known current (0s: never); other requests, and all of them after that, are refused with 503 store_unavailable. Default 30s.",
   })),
   tls: Defaulted(Type.Object({
     mode: Defaulted(Type.Enum(['verify-full', 'disable'], {

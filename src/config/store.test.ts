@@ -33,9 +33,15 @@ describe('the store block', () => {
   it('names a PostgreSQL server, verify-full by default, the password read from its file only when located', () => {
     writeFileSync(join(dir, 'pw'), 's3cret\nignored\n')
     const store = load('store: { url: "postgres://keyvalet@db.internal:6432/kv", password_file: pw }').store
-    assert.deepEqual(store, { kind: 'postgres', host: 'db.internal', port: 6432, database: 'kv', user: 'keyvalet', password: { file: join(dir, 'pw') }, tls: { mode: 'verify-full' } })
+    assert.deepEqual(store, { kind: 'postgres', host: 'db.internal', port: 6432, database: 'kv', user: 'keyvalet', password: { file: join(dir, 'pw') }, tls: { mode: 'verify-full' }, keptReads: { resyncMs: 250, graceMs: 30_000 } })
     const located = locateStore(store, {})
     assert.equal(located.kind === 'postgres' && located.password, 's3cret')
+    assert.equal('keptReads' in located, false, 'the location is where the store is, not how it is read')
+  })
+
+  it('takes how a serving instance keeps reads: the resync interval and the grace while the server is unreachable', () => {
+    const store = load('store: { url: "postgres://keyvalet@db.internal/kv", resync_ms: 100, unavailable_grace: 2m }').store
+    assert.deepEqual(store.kind === 'postgres' && store.keptReads, { resyncMs: 100, graceMs: 120_000 })
   })
 
   it('reads the password from the environment variable it names, and says so when it is not set', () => {
@@ -47,7 +53,7 @@ describe('the store block', () => {
 
   it('takes a Unix socket folder, where cleartext is allowed', () => {
     const store = load('store: { url: "postgres://keyvalet@localhost/kv?host=/run/postgresql", tls: { mode: disable } }').store
-    assert.deepEqual(store, { kind: 'postgres', host: '/run/postgresql', port: 5432, database: 'kv', user: 'keyvalet', password: undefined, tls: { mode: 'disable' } })
+    assert.deepEqual(store, { kind: 'postgres', host: '/run/postgresql', port: 5432, database: 'kv', user: 'keyvalet', password: undefined, tls: { mode: 'disable' }, keptReads: { resyncMs: 250, graceMs: 30_000 } })
   })
 
   const refused = [

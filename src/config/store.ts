@@ -3,6 +3,7 @@ import { resolve } from 'node:path'
 import type { Static } from 'typebox'
 import type { FieldPath } from '../schema-kit/field-path.ts'
 import type { PostgresConfig, StoreConfig } from '../store/location.ts'
+import { durationMs } from '../duration.ts'
 import { readCa } from './compile.ts'
 import type { STORE_SCHEMA } from './store-schema.ts'
 
@@ -29,7 +30,8 @@ export function compileStore(
     if (raw.tls.ca_file !== undefined) problem(['tls', 'ca_file'], 'has no use with tls.mode disable')
     if (target !== undefined && !isLocal(target.host)) problem(['tls', 'mode'], `disable sends the password and every secret envelope in cleartext: allowed only to a loopback address or a Unix socket, not ${target.host}`)
   }
-  return { kind: 'postgres', ...(target ?? { host: '', port: 0, database: '', user: '' }), password, tls }
+  const keptReads = { resyncMs: raw.resync_ms, graceMs: durationMs(raw.unavailable_grace) ?? 0 }
+  return { kind: 'postgres', ...(target ?? { host: '', port: 0, database: '', user: '' }), password, tls, keptReads }
 }
 
 /** The parts of postgres://USER@HOST:PORT/DATABASE (or USER@localhost/DATABASE?host=/socket/folder), or undefined after reporting why not. */

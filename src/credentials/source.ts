@@ -2,6 +2,7 @@ import type { Static, TSchema } from 'typebox'
 import type { Logger } from '../log.ts'
 import type { Connector } from '../model/policy.ts'
 import type { Session } from '../model/session.ts'
+import type { LockRepo } from '../store/store.ts'
 import type { Vault } from '../vault/vault.ts'
 import type { FieldPath } from '../schema-kit/field-path.ts'
 import type { TokenHttp } from './token-http.ts'
@@ -52,6 +53,8 @@ export interface SourceDeps {
   /** Guarded HTTPS client for token endpoints (egress guard, verified TLS, bounded). */
   readonly http: TokenHttp
   readonly log: Logger
+  /** The store's locks: a refresh or mint runs under one, once per token across the fleet. */
+  readonly locks: LockRepo
 }
 
 /**

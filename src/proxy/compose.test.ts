@@ -54,7 +54,7 @@ function composed(): Composition {
   const vault = new Vault(store.secrets, loadMasterKey({ env: { KEYVALET_MASTER_KEY: randomBytes(32).toString('hex') }, dataDir: root, create: false }), Date.now)
   const resolver = new Resolver({})
   const upstreams = new Upstreams({ headersTimeoutMs: 1000, resolver, upstreamProxy: undefined, vault })
-  const sources = new Sources({ vault, clock: Date.now, http: new TokenHttp({ resolver, vault }), log: silentLogger })
+  const sources = new Sources({ vault, clock: Date.now, http: new TokenHttp({ resolver, vault }), log: silentLogger, locks: store.locks })
   return composeStages({
     config, sessions: new Sessions(store.sessions, Date.now), store, audit: { available: true }, upstreams, sources,
     assertionKeys: new AssertionKeys(vault, Date.now), userValues: new UserValues(vault), approvals: new Approvals({ repo: store.approvals, clock: Date.now, log: silentLogger }), clock: Date.now,

@@ -105,7 +105,7 @@ export function createHandler(deps: HandlerDeps): Handler {
   const clock = deps.clock ?? Date.now
   const resolver = new Resolver({ ...(config.dnsServers === undefined ? {} : { servers: config.dnsServers }) })
   const upstreams = new Upstreams({ headersTimeoutMs: config.limits.upstream_timeout_ms, resolver, upstreamProxy: config.upstreamProxy, vault: deps.vault })
-  const sources = new Sources({ vault: deps.vault, clock, http: new TokenHttp({ resolver, upstreamProxy: config.upstreamProxy, vault: deps.vault }), log })
+  const sources = new Sources({ vault: deps.vault, clock, http: new TokenHttp({ resolver, upstreamProxy: config.upstreamProxy, vault: deps.vault }), log, locks: deps.store.locks })
   const assertionKeys = new AssertionKeys(deps.vault, clock)
   const userValues = new UserValues(deps.vault)
   const approvals = deps.approvals ?? new Approvals({ repo: deps.store.approvals, clock, log })

@@ -39,9 +39,18 @@ export function describeLocation(location: StoreLocation): string {
   return `postgres://${encodeURIComponent(location.user)}@${where}/${encodeURIComponent(location.database)} (tls ${location.tls.mode})`
 }
 
+/** How a serving instance keeps request-path reads on PostgreSQL (store.resync_ms, store.unavailable_grace). */
+export interface KeptReads {
+  /** How often the change feed proves it still hears every change; kept reads answer for at most three times this without proof. */
+  readonly resyncMs: number
+  /** How long kept reads still answer while the server cannot be reached. */
+  readonly graceMs: number
+}
+
 /** A PostgreSQL store as configured: the password is named (a file or an environment variable), read only when opened. */
 export interface PostgresConfig extends Omit<PostgresLocation, 'password'> {
   readonly password: { readonly file: string } | { readonly env: string } | undefined
+  readonly keptReads: KeptReads
 }
 
 export type StoreConfig = SqliteLocation | PostgresConfig
@@ -53,7 +62,7 @@ export type StoreConfig = SqliteLocation | PostgresConfig
  */
 export function locateStore(store: StoreConfig, env: NodeJS.ProcessEnv): StoreLocation {
   if (store.kind === 'sqlite') return store
-  const { password, ...rest } = store
+  const { password, keptReads: _, ...rest } = store
   if (password === undefined) return rest
   if ('env' in password) {
     const value = env[password.env]

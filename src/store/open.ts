@@ -1,10 +1,13 @@
-import type { StoreLocation } from './location.ts'
+import type { KeptReads, StoreLocation } from './location.ts'
 import { PostgresStore } from './postgres-store.ts'
 import { SqliteStore } from './sqlite-store.ts'
 import type { Store } from './store.ts'
 
-/** Opens (and migrates) the store at a location: the one place that knows every implementation. */
-export async function openStore(location: StoreLocation): Promise<Store> {
+/**
+ * Opens (and migrates) the store at a location: the one place that knows every implementation.
+ * `keptReads`: a serving instance's request-path reads on PostgreSQL (SQLite keeps its own, sqlite/fresh-reads.ts).
+ */
+export async function openStore(location: StoreLocation, opts: { readonly keptReads?: KeptReads } = {}): Promise<Store> {
   if (location.kind === 'sqlite') return SqliteStore.open(location.path, { fsync: location.fsync })
-  return PostgresStore.open(location)
+  return PostgresStore.open(location, opts.keptReads === undefined ? {} : { keptReads: opts.keptReads })
 }

@@ -14,6 +14,8 @@ before(async () => {
 after(() => server.stop())
 
 storeContract('PostgresStore', async () => PostgresStore.open(await server.database(), { max: 2 }))
+// As a serving instance opens it: request-path reads kept, exact through its own writes too.
+storeContract('PostgresStore keeping reads', async () => PostgresStore.open(await server.database(), { max: 2, keptReads: { resyncMs: 250, graceMs: 30_000 } }))
 
 describe('PostgresStore migrations', () => {
   it('instances starting at once on an empty database apply each migration once, under the lock', async () => {

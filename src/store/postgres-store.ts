@@ -1,19 +1,27 @@
-import type { PostgresLocation } from './location.ts'
+import type { KeptReads, PostgresLocation } from './location.ts'
 import { postgresAdminTokens } from './postgres/admin-tokens.ts'
 import { postgresApprovals } from './postgres/approvals.ts'
 import { postgresAudit } from './postgres/audit.ts'
+import { type ChangeFeed, startChangeFeed } from './postgres/change-feed.ts'
 import { connect, type Sql, unreachable } from './postgres/connect.ts'
 import { postgresCounters } from './postgres/counters.ts'
+import { LOCKS_APPLICATION_NAME, postgresLocks } from './postgres/locks.ts'
 import { migrate } from './postgres/migrations.ts'
+import { NotifiedReads } from './postgres/notified-reads.ts'
 import { postgresSecrets } from './postgres/secrets.ts'
 import { postgresSessions } from './postgres/sessions.ts'
-import type { AdminTokenRepo, ApprovalRepo, AuditRepo, CounterRepo, SecretRepo, SessionRepo, Store } from './store.ts'
+import type { AdminTokenRepo, ApprovalRepo, AuditRepo, CounterRepo, LockRepo, SecretRepo, SessionRepo, Store } from './store.ts'
+
+/** Locks held or waited for at once by one instance; more wait in the driver's queue. */
+const LOCK_CONNECTIONS = 4
 
 /**
  * The Store on a PostgreSQL server, for several keyvalet instances sharing one state. Each repo is
  * its own module in postgres/ (its statements beside its methods); this opens a pool, brings the
  * schema up to date (postgres/migrations.ts: once, under a lock, whichever instance comes first)
- * and composes the repos. Every read goes to the server: nothing is cached here.
+ * and composes the repos. With `keptReads` (a serving instance), request-path reads are kept
+ * exact by the database's change notifications (postgres/notified-reads.ts, change-feed.ts);
+ * without (the CLI), every read goes to the server.
  */
 export class PostgresStore implements Store {
   readonly sessions: SessionRepo
@@ -22,30 +30,45 @@ export class PostgresStore implements Store {
   readonly counters: CounterRepo
   readonly adminTokens: AdminTokenRepo
   readonly approvals: ApprovalRepo
+  readonly locks: LockRepo
+  /** The request-path reads, for readiness and tests (kept only while `trusted`). */
+  readonly reads: NotifiedReads
   readonly #sql: Sql
+  /** Connections that hold or wait for a lock (opened when first needed). */
+  readonly #lockSql: Sql
+  #feed: ChangeFeed | undefined
 
-  static async open(location: PostgresLocation, opts: { readonly max?: number } = {}): Promise<PostgresStore> {
+  static async open(location: PostgresLocation, opts: { readonly max?: number; readonly keptReads?: KeptReads } = {}): Promise<PostgresStore> {
     const sql = connect(location, opts)
+    const lockSql = connect(location, { max: LOCK_CONNECTIONS, applicationName: LOCKS_APPLICATION_NAME })
+    const store = new PostgresStore(sql, lockSql, opts.keptReads ?? { resyncMs: 1000, graceMs: 0 })
     try {
       await migrate(sql)
+      if (opts.keptReads !== undefined) store.#feed = await startChangeFeed(location, sql, store.reads, opts.keptReads.resyncMs)
     } catch (err) {
       await sql.end({ timeout: 1 })
+      await lockSql.end({ timeout: 1 })
       throw unreachable(err, location)
     }
-    return new PostgresStore(sql)
+    return store
   }
 
-  private constructor(sql: Sql) {
+  private constructor(sql: Sql, lockSql: Sql, kept: KeptReads) {
     this.#sql = sql
-    this.sessions = postgresSessions(sql)
-    this.secrets = postgresSecrets(sql)
+    this.#lockSql = lockSql
+    this.reads = new NotifiedReads(kept)
+    this.sessions = postgresSessions(sql, this.reads)
+    this.secrets = postgresSecrets(sql, this.reads)
     this.audit = postgresAudit(sql)
     this.counters = postgresCounters(sql)
-    this.adminTokens = postgresAdminTokens(sql)
+    this.adminTokens = postgresAdminTokens(sql, this.reads)
+    this.locks = postgresLocks(lockSql, this.reads)
     this.approvals = postgresApprovals(sql)
   }
 
   async close(): Promise<void> {
+    await this.#feed?.close()
+    await this.#lockSql.end({ timeout: 5 })
     await this.#sql.end({ timeout: 5 })
   }
 }

@@ -6,10 +6,11 @@ import { sqliteApprovals } from './sqlite/approvals.ts'
 import { sqliteAudit } from './sqlite/audit.ts'
 import { sqliteCounters } from './sqlite/counters.ts'
 import { FreshReads } from './sqlite/fresh-reads.ts'
+import { sqliteLocks } from './sqlite/locks.ts'
 import { AUDIT_MIGRATIONS, MIGRATIONS } from './sqlite/migrations.ts'
 import { sqliteSecrets } from './sqlite/secrets.ts'
 import { sqliteSessions } from './sqlite/sessions.ts'
-import type { AdminTokenRepo, ApprovalRepo, AuditRepo, CounterRepo, SecretRepo, SessionRepo, Store } from './store.ts'
+import type { AdminTokenRepo, ApprovalRepo, AuditRepo, CounterRepo, LockRepo, SecretRepo, SessionRepo, Store } from './store.ts'
 
 export const SCHEMA_VERSION = MIGRATIONS.length
 
@@ -30,6 +31,7 @@ export class SqliteStore implements Store {
   readonly counters: CounterRepo
   readonly adminTokens: AdminTokenRepo
   readonly approvals: ApprovalRepo
+  readonly locks: LockRepo
   readonly #db: DatabaseSync
   readonly #auditDb: DatabaseSync
 
@@ -59,6 +61,7 @@ export class SqliteStore implements Store {
     this.counters = reportingDamage(sqliteCounters(db), db)
     this.adminTokens = reportingDamage(sqliteAdminTokens(db, reads), db)
     this.approvals = reportingDamage(sqliteApprovals(db), db)
+    this.locks = sqliteLocks()
   }
 
   async close(): Promise<void> {

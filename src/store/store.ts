@@ -14,7 +14,22 @@ export interface Store {
   readonly counters: CounterRepo
   readonly adminTokens: AdminTokenRepo
   readonly approvals: ApprovalRepo
+  readonly locks: LockRepo
   close(): Promise<void>
+}
+
+/**
+ * Named locks for work that must happen once however many requests want it (a token refresh).
+ * On PostgreSQL the lock holds across every instance on the server; on SQLite, across this
+ * store's users in this process.
+ */
+export interface LockRepo {
+  /**
+   * Runs `work` while holding the lock `name`; other callers for the same name wait their turn.
+   * Once it is held, reads see every write committed before (so the previous holder's result is
+   * read, not fetched again). Returns what `work` returns; its failure is the caller's.
+   */
+  exclusive<T>(name: string, work: () => Promise<T>): Promise<T>
 }
 
 export interface SessionRepo {

@@ -42,11 +42,11 @@ export interface TestKeyvalet {
 
 /**
  * Real keyvalet in this process: the config text written to a temp folder, a real SQLite store,
- * a random master key (or `masterKey`, for instances sharing one store), the gateway listening on 127.0.0.1:0. `files` are written beside the config
- * (CA bundles it names); `log` receives keyvalet's operator log (silent by default). With `metrics`,
+ * a random master key, the gateway listening on 127.0.0.1:0. `files` are written beside the config
+ * (CA bundles it names); `masterKey` is given to instances that share one store; `keepReads: false` reads the store on every request (as the CLI does); `log` receives keyvalet's operator log (silent by default). With `metrics`,
  * keyvalet feeds them as `keyvalet start` does; `observers` are told of every request outcome.
  */
-export async function startKeyvalet(configText: string, opts: { files?: Record<string, string>; keyFile?: boolean; masterKey?: string; log?: Logger; admin?: { throttle?: ThrottleOptions }; metrics?: KeyvaletMetrics; observers?: RequestObserver[] } = {}): Promise<TestKeyvalet> {
+export async function startKeyvalet(configText: string, opts: { files?: Record<string, string>; keyFile?: boolean; masterKey?: string; keepReads?: boolean; log?: Logger; admin?: { throttle?: ThrottleOptions }; metrics?: KeyvaletMetrics; observers?: RequestObserver[] } = {}): Promise<TestKeyvalet> {
   const dir = mkdtempSync(join(tmpdir(), 'keyvalet-test-'))
   for (const [name, content] of Object.entries(opts.files ?? {})) writeFileSync(join(dir, name), content)
   const configFile = join(dir, 'keyvalet.yaml')
@@ -60,7 +60,7 @@ export async function startKeyvalet(configText: string, opts: { files?: Record<s
     writeFileSync(join(config.dataDir, 'master.key'), `${masterKey}\n`, { mode: 0o600 })
   }
   const env = opts.keyFile === true ? {} : { KEYVALET_MASTER_KEY: masterKey }
-  const runtime = await openRuntime(config, { env, createMasterKey: false, clock: () => kv.now })
+  const runtime = await openRuntime(config, { env, createMasterKey: false, clock: () => kv.now, keepReads: opts.keepReads ?? true })
   const serving = await serve(runtime, { log: opts.log ?? silentLogger, clock: () => kv.now, ...(opts.metrics === undefined ? {} : { metrics: opts.metrics }), ...(opts.observers === undefined ? {} : { observers: opts.observers }), ...(opts.admin === undefined ? {} : { admin: opts.admin }) })
   const { url, forwardUrl, caCertPem, adminUrl, live, adminTokens } = serving
   return Object.assign(kv, {

@@ -121,6 +121,9 @@ function destination(values: StoreValues, cwd: string): StoreConfig {
       ...(values['password-file'] === undefined ? {} : { password_file: values['password-file'] }),
       ...(values['password-env'] === undefined ? {} : { password_env: values['password-env'] }),
       tls: { mode, ...(values['ca-file'] === undefined ? {} : { ca_file: values['ca-file'] }) },
+      // A copy serves no request: it keeps no reads.
+      resync_ms: 1000,
+      unavailable_grace: '0s',
     },
     { path: '', fsync: false },
     cwd,

@@ -79,7 +79,7 @@ export const run: Command = {
       const binds = [...(values.bind ?? []).map((p) => open(p, true, `--bind ${p}`)), ...(values['ro-bind'] ?? []).map((p) => open(p, false, `--ro-bind ${p}`))]
       await probeSandbox(mode, identity)
 
-      const runtime = await openRuntime(config, { env: io.env, createMasterKey: attach === undefined, checkStore: attach === undefined })
+      const runtime = await openRuntime(config, { env: io.env, createMasterKey: attach === undefined, checkStore: attach === undefined, keepReads: attach === undefined })
       closers.unshift(() => runtime.close())
       if (!writableBy(workdir.path, identity.host)) write(io.stderr, `keyvalet run: warning: uid ${identity.host.uid} cannot write ${workdir.path} (give it to that uid: chown, chmod 0777 or an ACL; see docs/run.md)`)
 

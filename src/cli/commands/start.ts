@@ -56,7 +56,7 @@ export const start: Command = {
     try {
       const config = loadConfig(configPath(values.config, io))
       // A worker's primary created the master key and checked the store before forking it.
-      const runtime = await openRuntime(config, { env: io.env, createMasterKey: !cluster.isWorker, checkStore: !cluster.isWorker })
+      const runtime = await openRuntime(config, { env: io.env, createMasterKey: !cluster.isWorker, checkStore: !cluster.isWorker, keepReads: true })
       closers.push(() => runtime.close())
       write(io.stdout, `master key: ${runtime.master.source}${runtime.master.created ? ' (created now, mode 0600; keep it apart from the database and its backups)' : ''}`)
       const where = runtime.storeLocation

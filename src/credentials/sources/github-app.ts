@@ -107,8 +107,8 @@ export const githubApp: SourceDefinition<GitHubAppOptions, typeof block> = {
     }
   },
 
-  create(options, { vault, clock, http }, connector) {
-    const cache = new TokenCache(clock, REFRESH_BEFORE_MS)
+  create(options, { vault, clock, http, locks }, connector) {
+    const cache = new TokenCache(clock, REFRESH_BEFORE_MS, { vault, locks, namespace: `github_app:${connector.name}` })
     const refused = new Map<string, { readonly error: KeyvaletError; readonly until: number }>()
     const scope = (ctx: SourceContext): { key: string; severity: Severity; permissions: Permissions } => {
       const severity = grantedSeverity(ctx)

@@ -48,7 +48,7 @@ class OAuthClientSource implements CredentialSource {
     this.#options = options
     this.#deps = deps
     this.#connector = connector
-    this.#cache = new TokenCache(deps.clock, options.refreshBeforeMs)
+    this.#cache = new TokenCache(deps.clock, options.refreshBeforeMs, { vault: deps.vault, locks: deps.locks, namespace: `oauth_client:${connector.name}` })
   }
 
   get(): Promise<Token> {

@@ -70,7 +70,10 @@ class OAuthUserSource implements CredentialSource {
   async get(ctx: SourceContext): Promise<Token> {
     const user = ctx.session.user
     const record = await this.#read(user)
-    return this.#usable(user, record) ?? this.#refreshes.run(`${user}\n${record.access_token}`, () => this.#refresh(user))
+    // One refresh per record at a time in this process, and under the store's lock of the record
+    // across the fleet: whoever waited reads the refreshed record first (#refresh).
+    return this.#usable(user, record) ?? this.#refreshes.run(`${user}\n${record.access_token}`, () =>
+      this.#deps.locks.exclusive(userTokenName(this.#connector.name, user), () => this.#refresh(user)))
   }
 
   rejected(ctx: SourceContext, token: Token): boolean {

@@ -14,7 +14,7 @@ export type Row = postgres.Row
  * checked (rejectUnauthorized) and the server's name checked against `host` (Node's
  * checkServerIdentity, given explicitly so that no default can turn it off).
  */
-export function connect(location: PostgresLocation, opts: { readonly max?: number } = {}): Sql {
+export function connect(location: PostgresLocation, opts: { readonly max?: number; readonly applicationName?: string } = {}): Sql {
   const socket = location.host.startsWith('/')
   return postgres({
     ...(socket ? { path: `${location.host}/.s.PGSQL.${location.port}` } : { host: location.host, port: location.port }),
@@ -28,7 +28,7 @@ export function connect(location: PostgresLocation, opts: { readonly max?: numbe
     connect_timeout: 10,
     idle_timeout: 60,
     onnotice: () => {},
-    connection: { application_name: 'keyvalet' },
+    connection: { application_name: opts.applicationName ?? 'keyvalet' },
   })
 }
 

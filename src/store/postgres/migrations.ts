@@ -123,6 +123,25 @@ export const MIGRATIONS: readonly string[] = [
    );
    CREATE INDEX approvals_pending ON approvals (created_at, id COLLATE "C") WHERE state = 'pending';
    CREATE INDEX approvals_remembered ON approvals (session, digest) WHERE remember_until IS NOT NULL;`,
+  // Change notifications (postgres/change-feed.ts): every insert, update or delete of a session,
+  // secret or admin token NOTIFYs keyvalet_changes with what changed (kind:id, never a value, key
+  // hash or digest), inside the writing transaction, so whoever writes (an instance, the CLI, db
+  // copy, an operator's SQL) is heard, and only once it committed. NOTIFY needs no privilege.
+  `CREATE FUNCTION keyvalet_notify_change() RETURNS trigger LANGUAGE plpgsql AS
+     $$ BEGIN
+       PERFORM pg_notify('keyvalet_changes', CASE WHEN TG_OP = 'TRUNCATE' THEN 'all:' || TG_TABLE_NAME
+         ELSE TG_ARGV[0] || ':' || (to_jsonb(CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END) ->> TG_ARGV[1]) END);
+       RETURN NULL;
+     END $$;
+   CREATE TRIGGER sessions_notify AFTER INSERT OR UPDATE OR DELETE ON sessions
+     FOR EACH ROW EXECUTE FUNCTION keyvalet_notify_change('session', 'id');
+   CREATE TRIGGER secrets_notify AFTER INSERT OR UPDATE OR DELETE ON secrets
+     FOR EACH ROW EXECUTE FUNCTION keyvalet_notify_change('secret', 'name');
+   CREATE TRIGGER admin_tokens_notify AFTER INSERT OR UPDATE OR DELETE ON admin_tokens
+     FOR EACH ROW EXECUTE FUNCTION keyvalet_notify_change('admin_token', 'id');
+   CREATE TRIGGER sessions_notify_truncate AFTER TRUNCATE ON sessions FOR EACH STATEMENT EXECUTE FUNCTION keyvalet_notify_change();
+   CREATE TRIGGER secrets_notify_truncate AFTER TRUNCATE ON secrets FOR EACH STATEMENT EXECUTE FUNCTION keyvalet_notify_change();
+   CREATE TRIGGER admin_tokens_notify_truncate AFTER TRUNCATE ON admin_tokens FOR EACH STATEMENT EXECUTE FUNCTION keyvalet_notify_change();`,
 ]
 
 /** What the runtime role may do, table by table: no DDL, and the audit log only read and appended. */

@@ -1,0 +1,201 @@
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { after, before, describe, it } from 'node:test'
+import { request } from 'undici'
+import { PostgresStore } from '../../src/store/postgres-store.ts'
+import { LISTEN_APPLICATION_NAME } from '../../src/store/postgres/change-feed.ts'
+import { startKeyvalet, type TestKeyvalet } from '../helpers/keyvalet.ts'
+import { startTestPostgres, type TestPostgres } from '../helpers/postgres.ts'
+import { startUpstream, type Upstream } from '../helpers/upstream.ts'
+
+/** What the issue asks: a change through one instance takes effect on every other within this. */
+const PROPAGATION_LIMIT_MS = 1000
+const SECRET = 'ghp_fleet-secret-0123456789'
+const ROTATED = 'ghp_fleet-rotated-9876543210'
+
+let server: TestPostgres
+let upstream: Upstream
+/** Three keyvalet instances on one PostgreSQL database, each with its admin listener. */
+let fleet: TestKeyvalet[] = []
+let database = ''
+
+before(async () => {
+  server = await startTestPostgres()
+  upstream = await startUpstream()
+  const db = await server.database()
+  database = db.database
+  const config = `version: 1
+listen: { gateway: "127.0.0.1:0", admin: "127.0.0.1:0" }
+store:
+  url: postgres://${db.user}@${db.host}:${db.port}/${db.database}
+  password_file: pg.pw
+  tls: ${server.caPem === undefined ? '{}' : '{ ca_file: ca.pem }'}
+connectors:
+  up:
+    upstream: ${upstream.url}
+    allow_insecure: true
+    allow_addresses: [127.0.0.1/32]
+    credential: { secret: up-token, inject: bearer }
+    rules:
+      - { id: read, methods: [GET], path: /**, severity: read }
+`
+  const files = { 'pg.pw': `${db.password ?? ''}\n`, ...(server.caPem === undefined ? {} : { 'ca.pem': server.caPem }) }
+  const masterKey = randomBytes(32).toString('base64')
+  for (let i = 0; i < 3; i++) fleet.push(await startKeyvalet(config, { files, masterKey, admin: {} }))
+})
+after(async () => {
+  for (const kv of fleet) await kv.close()
+  fleet = []
+  await upstream?.close()
+  await server?.stop()
+})
+
+function instance(i: number): TestKeyvalet {
+  const kv = fleet[i]
+  if (kv === undefined) throw new Error(`no instance ${i}`)
+  return kv
+}
+
+function readsOf(kv: TestKeyvalet) {
+  assert.ok(kv.runtime.store instanceof PostgresStore)
+  return kv.runtime.store.reads
+}
+
+async function proxied(kv: TestKeyvalet, key: string, path: string) {
+  const res = await request(`${kv.url}/up${path}`, { headers: { authorization: `Bearer ${key}` } })
+  const body = await res.body.text()
+  return { status: res.statusCode, error: res.headers['x-keyvalet-error'], body }
+}
+
+async function admin(kv: TestKeyvalet, token: string, method: 'GET' | 'POST', path: string) {
+  const res = await request(`${kv.adminUrl}${path}`, { method, headers: { authorization: `Bearer ${token}` } })
+  const text = await res.body.text()
+  return { status: res.statusCode, error: res.headers['x-keyvalet-error'], text }
+}
+
+/**
+ * Asks `check` again (bounded: every 5 ms, for at most 3 × the limit) until it holds; the time it
+ * took from `since`. A check that never holds fails the test with its last answer.
+ */
+async function within(since: number, check: () => Promise<{ ok: boolean; last: unknown }>): Promise<number> {
+  let last: unknown
+  for (let i = 0; i < (3 * PROPAGATION_LIMIT_MS) / 5; i++) {
+    const result = await check()
+    if (result.ok) return performance.now() - since
+    last = result.last
+    await new Promise((resolve) => setTimeout(resolve, 5))
+  }
+  assert.fail(`not seen within ${3 * PROPAGATION_LIMIT_MS} ms; last answer: ${JSON.stringify(last)}`)
+}
+
+/** Ends every LISTEN connection of the fleet's database, server-side, once all three are up again (bounded: 10 s). */
+async function killListenConnections(): Promise<number> {
+  for (let i = 0; i < 200; i++) {
+    const [row] = await server.admin`SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = ${LISTEN_APPLICATION_NAME} AND datname = ${database}`
+    if (row?.n === 3) break
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  const killed = await server.admin`SELECT pg_terminate_backend(pid) AS done FROM pg_stat_activity
+    WHERE application_name = ${LISTEN_APPLICATION_NAME} AND datname = ${database}`
+  return killed.filter((row) => row.done === true).length
+}
+
+describe('a fleet of three instances on one PostgreSQL store', () => {
+  it('a session revoked through one instance is refused by the other two within 1 s, from kept reads before; again after the LISTEN connections were killed', async () => {
+    await instance(0).setSecret('up-token', SECRET)
+    const { token } = await instance(0).adminToken('operator')
+    for (const round of ['notified', 'after the LISTEN connections were killed']) {
+      const { key, session } = await instance(0).mintKey(['up:read'])
+      // Warm: the session and the secret are kept by the other two; later requests are answered from them.
+      for (const i of [1, 2]) {
+        // A request answered with its session and secret both from kept reads. (A read that met a
+        // notification, such as the new session's own, is not kept, and a late heartbeat on a
+        // loaded machine sends reads to the server: ask again, bounded.)
+        let fromKept = false
+        for (let n = 0; n < 50 && !fromKept; n++) {
+          const hits = readsOf(instance(i)).hits
+          assert.equal((await proxied(instance(i), key, '/warm')).status, 200)
+          fromKept = readsOf(instance(i)).hits >= hits + 2
+          if (!fromKept) await new Promise((resolve) => setTimeout(resolve, 20))
+        }
+        assert.ok(fromKept, `instance ${i} answered a request from its kept session and secret`)
+      }
+      assert.equal(upstream.received.at(-1)?.headers.authorization, `Bearer ${SECRET}`)
+      if (round !== 'notified') assert.equal(await killListenConnections(), 3, 'each instance had one LISTEN connection')
+
+      const revoked = await admin(instance(0), token, 'POST', `/v1/sessions/${session}/revoke`)
+      assert.equal(revoked.status, 200, revoked.text)
+      const since = performance.now() // the revocation is committed once acknowledged
+      for (const i of [1, 2]) {
+        const took = await within(since, async () => {
+          const answer = await proxied(instance(i), key, '/after-revoke')
+          return { ok: answer.status === 401 && answer.error === 'task_key_revoked', last: answer }
+        })
+        assert.ok(took < PROPAGATION_LIMIT_MS, `instance ${i} refused the revoked key ${Math.round(took)} ms after the revoke (${round})`)
+      }
+      // Once refused, refused for good: the upstream gets nothing more, and the audit has the refusals.
+      const forwarded = upstream.received.length
+      for (const i of [0, 1, 2]) assert.equal((await proxied(instance(i), key, '/later')).error, 'task_key_revoked')
+      assert.equal(upstream.received.length, forwarded, 'no request with the revoked key reached the upstream')
+      const records = await instance(0).audit()
+      const refusals = records.filter((r) => r.session === session && r.error === 'task_key_revoked')
+      assert.ok(refusals.length >= 2, `the refusals are audited (${refusals.length})`)
+      assert.ok(refusals.every((r) => r.decision === 'deny' && r.status === 401))
+    }
+  })
+
+  it('an admin token revoked through one instance is refused by the other two within 1 s, before and after the LISTEN connections were killed', async () => {
+    const { token: operator } = await instance(0).adminToken('admin')
+    for (const round of ['notified', 'after the LISTEN connections were killed']) {
+      const { token, id } = await instance(0).adminToken('operator', { name: `orchestrator-${round.length}` })
+      for (const i of [1, 2]) assert.equal((await admin(instance(i), token, 'GET', '/v1/whoami')).status, 200)
+      if (round !== 'notified') assert.equal(await killListenConnections(), 3)
+      const revoked = await admin(instance(0), operator, 'POST', `/v1/admin-tokens/${id}/revoke`)
+      assert.equal(revoked.status, 200, revoked.text)
+      const since = performance.now()
+      for (const i of [1, 2]) {
+        const took = await within(since, async () => {
+          const answer = await admin(instance(i), token, 'GET', '/v1/whoami')
+          return { ok: answer.status === 401 && answer.error === 'admin_token_revoked', last: answer }
+        })
+        assert.ok(took < PROPAGATION_LIMIT_MS, `instance ${i} refused the revoked admin token ${Math.round(took)} ms after (${round})`)
+      }
+      const records = await instance(0).audit()
+      assert.ok(records.some((r) => r.mode === 'admin' && r.error === 'admin_token_revoked'), 'the refused admin call is audited')
+    }
+  })
+
+  it('a secret rotated through one instance is sent by the other two within 1 s, and a deleted one refused', async () => {
+    await instance(0).setSecret('up-token', SECRET)
+    const { key } = await instance(0).mintKey(['up:read'])
+    for (const i of [1, 2]) assert.equal((await proxied(instance(i), key, '/warm')).status, 200)
+
+    await instance(0).setSecret('up-token', ROTATED)
+    const rotatedAt = performance.now()
+    for (const i of [1, 2]) {
+      const took = await within(rotatedAt, async () => {
+        const answer = await proxied(instance(i), key, `/rotated-${i}`)
+        const sent = upstream.received.at(-1)
+        return { ok: answer.status === 200 && sent?.url === `/rotated-${i}` && sent.headers.authorization === `Bearer ${ROTATED}`, last: [answer.status, sent?.headers.authorization === `Bearer ${SECRET}` ? 'old secret' : 'other'] }
+      })
+      assert.ok(took < PROPAGATION_LIMIT_MS, `instance ${i} sent the rotated secret ${Math.round(took)} ms after the rotation`)
+    }
+
+    assert.equal(await killListenConnections(), 3)
+    assert.equal(await instance(0).runtime.vault.delete('up-token'), true)
+    const deletedAt = performance.now()
+    for (const i of [1, 2]) {
+      const took = await within(deletedAt, async () => {
+        const answer = await proxied(instance(i), key, '/deleted')
+        return { ok: answer.status === 502 && answer.error === 'credential_unavailable', last: answer }
+      })
+      assert.ok(took < PROPAGATION_LIMIT_MS, `instance ${i} refused the deleted secret ${Math.round(took)} ms after`)
+    }
+    const forwarded = upstream.received.length
+    for (const i of [0, 1, 2]) assert.equal((await proxied(instance(i), key, '/deleted')).error, 'credential_unavailable')
+    assert.equal(upstream.received.length, forwarded, 'nothing reached the upstream without its credential')
+    const records = await instance(0).audit()
+    assert.ok(records.some((r) => r.error === 'credential_unavailable' && r.path === '/deleted'), 'the refusal is audited')
+    for (const r of records) assert.ok(!JSON.stringify(r).includes(SECRET) && !JSON.stringify(r).includes(ROTATED))
+  })
+})

@@ -68,20 +68,25 @@ connectors:
     return res.statusCode
   }
   try {
-    const created = await kv.cli(['session', 'create', '--config', configFile, '--agent', 'bot', '--user', 'alice', '--workspace', 'acme', '--grant', 'up:read', '--json'])
-    assert.equal(created.code, 0, created.stderr)
-    const { key } = JSON.parse(created.stdout) as { key: string }
+    const mint = async (): Promise<string> => {
+      const created = await kv.cli(['session', 'create', '--config', configFile, '--agent', 'bot', '--user', 'alice', '--workspace', 'acme', '--grant', 'up:read', '--json'])
+      assert.equal(created.code, 0, created.stderr)
+      return (JSON.parse(created.stdout) as { key: string }).key
+    }
+    const key = await mint()
+    const unkept = await mint()
     assert.equal(await send('/before', key), 200)
 
     await server.pause()
-    // Refusals that need nothing from the store (no task key) are answered, their records spooled;
-    // a request whose session must be read fails, with its record spooled too.
+    // Refusals that need nothing from the store (no task key) are answered, their records spooled.
     for (let i = 0; i < 5; i++) assert.equal(await send(`/during/${i}`), 401)
-    const withKey = await send('/during/key', key)
-    assert.ok(withKey >= 500, `a request that needs the store fails closed (${withKey})`)
+    // A session this instance keeps is served within store.unavailable_grace: forwarded, its record spooled.
+    assert.equal(await send('/during/kept', key), 200)
+    // One it never read fails closed at once.
+    assert.equal(await send('/during/unkept', unkept), 503)
     const spoolDir = join(dataDir, 'audit-spool')
     assert.ok(existsSync(spoolDir) && readdirSync(spoolDir).some((n) => n.endsWith('.jsonl')), 'records are in the spool')
-    assert.equal(upstream.received.filter((r) => r.url.startsWith('/during')).length, 0, 'nothing was forwarded during the outage')
+    assert.deepEqual(upstream.received.filter((r) => r.url.startsWith('/during')).map((r) => r.url), ['/during/kept'], 'only the kept session was forwarded during the outage')
 
     await server.resume()
     // Everything resumes by itself: the spool is flushed into the chain (bounded wait).
@@ -94,9 +99,11 @@ connectors:
   const records = await auditIn(db)
   const byId = new Map(records.map((r) => [r.request_id, r]))
   assert.deepEqual(answered.filter((a) => byId.get(a.id)?.status !== a.status), [], 'every answer has its record')
-  assert.equal(answered.length, 8)
-  assert.deepEqual([answered[0], answered[7]].map((a) => byId.get(a?.id ?? '')?.path), ['/before', '/after'])
+  assert.equal(answered.length, 9)
+  assert.deepEqual([answered[0], answered[8]].map((a) => byId.get(a?.id ?? '')?.path), ['/before', '/after'])
   assert.deepEqual(answered.slice(1, 6).map((a) => byId.get(a.id)?.error), Array(5).fill('task_key_missing'))
+  assert.deepEqual(answered.slice(6, 8).map((a) => [byId.get(a.id)?.status, byId.get(a.id)?.error]), [[200, null], [503, 'store_unavailable']])
+  assert.equal(byId.get(answered[6]?.id ?? '')?.path, '/during/kept')
   assert.equal(new Set(records.map((r) => r.instance)).size, 1, 'one instance, one chain, in order')
   assert.deepEqual(records.map((r) => r.seq), records.map((_, i) => i + 1))
   const verified = await cli(['audit', 'verify', '--config', configFile], { env })

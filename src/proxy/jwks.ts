@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { AssertionKeys } from '../assertion/keys.ts'
 import { toKeyvaletError } from '../errors.ts'
 import type { Logger } from '../log.ts'
-import { renderError } from './respond.ts'
+import { renderError } from './error-reply.ts'
 
 /** Where the gateway publishes the assertion keys. Connector names never start with '.', so no connector can shadow it. */
 export const JWKS_PATH = '/.well-known/jwks.json'

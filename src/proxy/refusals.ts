@@ -8,7 +8,7 @@ import { auditFields, refusalFields } from './audit-fields.ts'
 import type { IdleConnections } from './connections.ts'
 import type { RequestContext } from './context.ts'
 import type { Recorder } from './recorder.ts'
-import { answerError, presentation, writeRawError } from './respond.ts'
+import { answerError, presentation, writeRawError } from './error-reply.ts'
 
 /** How long a socket whose bytes the parser refused stays open: long enough to read the answer, which is written once audited. */
 const REFUSED_SOCKET_LINGER_MS = 10_000

@@ -6,7 +6,7 @@ import { KeyvaletError, toKeyvaletError } from '../errors.ts'
 import type { Session } from '../model/session.ts'
 import { outsideFields } from './audit-fields.ts'
 import type { Handler } from './handler.ts'
-import { writeRawError } from './respond.ts'
+import { writeRawError } from './error-reply.ts'
 
 /**
  * A pass-through tunnel (a `tunnels:` destination): no interception and no credential ever. The

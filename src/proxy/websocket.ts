@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import { KeyvaletError } from '../errors.ts'
 import type { OutboundContext, RequestContext } from './context.ts'
-import { REQUEST_ID_HEADER } from './respond.ts'
+import { REQUEST_ID_HEADER } from './error-reply.ts'
 import { maskHeaders, requestMask } from './request-mask.ts'
 import type { Upstreams } from './upstreams.ts'
 

@@ -20,6 +20,8 @@ describe('parseStrictJson', () => {
     ['text that is not JSON', '{title: 1}', 'not valid JSON'],
     ['a byte-order mark', Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('{"title":"a"}')]), 'byte-order mark'],
     ['a UTF-16 byte-order mark', Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from('{}')]), 'UTF-8'],
+    ['a number too large for a double (JSON.parse makes it Infinity)', '{"arguments":{"n":[1,-1e400]}}', 'too large'],
+    ['a number of 400 digits', `{"n":${'9'.repeat(400)}}`, 'too large'],
     ['arrays nested deeper than 128 levels', `${'['.repeat(129)}${']'.repeat(129)}`, 'deeper than 128'],
     ['objects nested deeper than 128 levels, deep enough to overflow a recursive walk', `${'{"a":'.repeat(100_000)}1${'}'.repeat(100_000)}`, 'deeper than 128'],
   ]
@@ -29,6 +31,10 @@ describe('parseStrictJson', () => {
       assert.ok('invalid' in result && result.invalid.includes(message), JSON.stringify(result))
     })
   }
+
+  it('accepts large numbers a double holds, and an exponent inside a string', () => {
+    assert.deepEqual(parse('{"a":1e308,"b":-1.5E-400,"c":"1e400"}'), { json: { a: 1e308, b: -0, c: '1e400' } })
+  })
 
   it('accepts 128 levels of nesting, and brackets inside strings do not count', () => {
     assert.ok('json' in parse(`${'['.repeat(128)}"[[[{{{"${']'.repeat(128)}`))

@@ -15,7 +15,9 @@ export const MAX_JSON_DEPTH = 128
  * differently: invalid UTF-8, a byte-order mark (RFC 8259 §8.1: senders must not add one; some
  * parsers skip it, others refuse the body), and duplicate object keys (JSON.parse keeps the last,
  * many upstream parsers the first — a schema check on one and a write from the other would
- * differ); and a nesting deeper than MAX_JSON_DEPTH. The bytes forwarded are the bytes parsed
+ * differ); a number too large for a double (JSON.parse makes 1e400 Infinity, others refuse it or
+ * keep it exact, and nothing downstream can record or compare Infinity); and a nesting deeper
+ * than MAX_JSON_DEPTH. The bytes forwarded are the bytes parsed
  * here, so what was checked is what is sent.
  */
 export function parseStrictJson(body: Buffer): BodyFacts {
@@ -32,8 +34,21 @@ export function parseStrictJson(body: Buffer): BodyFacts {
   } catch {
     return { invalid: 'body is not valid JSON' }
   }
-  const problem = structureProblem(text)
+  const problem = structureProblem(text) ?? (mayOverflow(text) && hasInfinity(json, 0) ? 'body has a number too large for a double' : undefined)
   return problem === undefined ? { json } : { invalid: problem }
+}
+
+/** A JSON number reaches Infinity only with an exponent or more than 308 digits. */
+function mayOverflow(text: string): boolean {
+  return text.length > 308 || text.includes('e') || text.includes('E')
+}
+
+/** Walks a parsed value (its depth already bounded by structureProblem). */
+function hasInfinity(value: unknown, depth: number): boolean {
+  if (typeof value === 'number') return !Number.isFinite(value)
+  if (typeof value !== 'object' || value === null || depth > MAX_JSON_DEPTH) return false
+  for (const item of Array.isArray(value) ? value : Object.values(value)) if (hasInfinity(item, depth + 1)) return true
+  return false
 }
 
 /**

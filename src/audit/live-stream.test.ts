@@ -35,7 +35,7 @@ test('a subscriber that stops reading is dropped with a final event, while appen
     for (let i = 0; i < 2000; i++) {
       await store.audit.append((last: AuditRow | undefined) => {
         const seq = (last?.seq ?? 0) + 1
-        return { seq, hash: `h${seq}`, line: JSON.stringify({ seq, padding }), facets: { time: new Date().toISOString(), session: null, agent: 'bot', user: null, workspace: null, task: null, connector: null, decision: 'allow', error: null } }
+        return { seq, hash: `h${seq}`, line: JSON.stringify({ seq, padding }), facets: { time: new Date().toISOString(), session: null, agent: 'bot', user: null, workspace: null, task: null, connector: null, decision: 'allow', error: null, mode: 'gateway', phase: null } }
       })
       appended++
       if (i % 100 === 0) for (const l of listeners) l()

@@ -174,6 +174,8 @@ describe('web console in real Chromium', () => {
     await page.getByRole('link', { name: 'Overview' }).click()
     await page.getByText('Readiness', { exact: true }).waitFor()
     await page.getByTestId('live-count').waitFor()
+    assert.equal(await page.getByRole('heading', { name: 'Requests, last hour' }).count(), 0, 'an operator does not read the audit')
+    assert.equal(await page.getByTestId('chain-status').count(), 0)
     await assertInert(page)
     await page.close()
   })
@@ -183,14 +185,34 @@ describe('web console in real Chromium', () => {
     const key = (await kv.mintKey(['github:read'], { agent: XSS_AGENT })).key
     await (await fetch(`${kv.url}/github/repos/acme/app/issues/3`, { headers: { authorization: `Bearer ${key}` } })).text()
     await (await fetch(`${kv.url}/github/repos/acme/app/pulls`, { headers: { authorization: `Bearer ${key}` } })).text()
+    // The overview's hour ends at keyvalet's clock: bring it to the time the records were written.
+    kv.now = Date.now()
+    const summary = await (await fetch(`${kv.adminUrl}/v1/audit/summary`, { headers: { authorization: `Bearer ${token}` } })).json() as {
+      buckets: { allow: number; would_deny: number; deny: number; error: number }[]; refusals: { code: string; count: number }[]; connectors: { name: string; requests: number }[]
+    }
+    const total = summary.buckets.reduce((n, b) => n + b.allow + b.would_deny + b.deny + b.error, 0)
+    const refusedTotal = summary.buckets.reduce((n, b) => n + b.deny + b.error, 0)
+    assert.ok(total >= 3 && refusedTotal >= 2, `${total} ${refusedTotal}`)
+    const denied = summary.refusals.find((r) => r.code === 'policy_denied')
+    assert.ok(denied !== undefined && denied.count >= 1)
     for (const width of [1280, 390]) {
       const page = await browser.page(width)
       await logIn(page, kv.adminUrl as string, token)
       await page.getByTestId('readiness').waitFor()
       assert.equal(await page.getByTestId('readiness').textContent(), 'Ready')
+      // The last hour as the summary counts it: the totals, a column per 5 minutes, refusals by code, the busiest connectors and agents.
       await page.getByTestId('requests-total').waitFor()
-      assert.ok(Number(await page.getByTestId('requests-total').textContent()) >= 3)
-      assert.ok(Number(await page.getByTestId('refusals-total').textContent()) >= 2)
+      assert.equal(Number(await page.getByTestId('requests-total').textContent()), total)
+      assert.equal(Number(await page.getByTestId('refusals-total').textContent()), refusedTotal)
+      const chart = page.getByTestId('rate-chart').getByRole('img')
+      assert.match((await chart.getAttribute('aria-label')) ?? '', new RegExp(`${total - refusedTotal} allowed, ${refusedTotal} refused$`))
+      assert.equal(await chart.locator('g').count(), summary.buckets.length)
+      const codes = page.getByRole('table', { name: 'Refused requests per error code' })
+      assert.equal(await codes.getByRole('row').filter({ hasText: 'policy_denied' }).getByRole('cell').nth(1).textContent(), String(denied.count))
+      const busiest = page.getByRole('table', { name: 'Connectors with the most requests' }).getByRole('row').filter({ hasText: 'github' })
+      assert.equal(await busiest.getByRole('cell').nth(1).textContent(), String(summary.connectors.find((c) => c.name === 'github')?.requests))
+      await page.getByRole('table', { name: 'Agents with the most requests' }).getByRole('cell', { name: XSS_AGENT, exact: true }).waitFor()
+      await page.getByTestId('chain-status').getByText('Intact').waitFor()
       await page.getByRole('cell', { name: XSS_AGENT }).first().waitFor()
       await shot(page, `overview-${width}`)
       assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), `the overview fits ${width} px`)

@@ -6,6 +6,7 @@ import { after, before, describe, it } from 'node:test'
 import type { Page } from 'playwright-core'
 import { CONSOLE_CSP } from '../../src/admin/console/static.ts'
 import { KeyvaletMetrics } from '../../src/metrics/keyvalet-metrics.ts'
+import { parseGrant } from '../../src/policy/grant.ts'
 import { SCREENSHOTS, startBrowser, type TestBrowser } from '../helpers/browser.ts'
 import { startKeyvalet, type TestKeyvalet } from '../helpers/keyvalet.ts'
 import { startUpstream, type Upstream } from '../helpers/upstream.ts'
@@ -18,6 +19,8 @@ const XSS_TASK = '<script>window.__pwned=2</script>'
 function config(upstream: Upstream): string {
   return `version: 1
 listen: { gateway: "127.0.0.1:0", admin: "127.0.0.1:0" }
+budgets:
+  issue-reads: { per: agent, connector: github, rule: read-issues, window: 1h, requests: 50 }
 connectors:
   github:
     upstream: ${upstream.url}/api
@@ -128,7 +131,7 @@ describe('web console in real Chromium', () => {
     const page = await browser.page()
     await logIn(page, kv.adminUrl as string, token)
     await page.getByText('console-operator (operator)').waitFor()
-    assert.deepEqual(await page.locator('#nav a').allTextContents(), ['Overview', 'Sessions', 'Connectors and rules'])
+    assert.deepEqual(await page.locator('#nav a').allTextContents(), ['Overview', 'Sessions', 'Budgets', 'Connectors and rules'])
 
     await page.getByRole('link', { name: 'Sessions' }).click()
     const form = page.getByRole('form', { name: 'New session' })
@@ -311,6 +314,44 @@ describe('web console in real Chromium', () => {
     await shot(tryPage, 'connectors-1280')
     await assertInert(tryPage)
     await tryPage.close()
+  })
+
+  it('budgets: each live session\'s use and what is left, as the API and the upstream count it, at 1280 and 390 px', async () => {
+    const { token } = await kv.adminToken('operator', { name: 'console-budgets' })
+    const { session, key } = await kv.runtime.sessions.create({ agent: 'budget-bot', user: 'alice', workspace: 'acme', grants: [parseGrant('github:read')], ttlMs: 3_600_000, budget: 2 })
+    const before = upstream.received.length
+    const statuses: number[] = []
+    const errors: (string | null)[] = []
+    for (const n of [1, 2, 3]) {
+      const res = await fetch(`${kv.url}/github/repos/acme/app/issues/${n}`, { headers: { authorization: `Bearer ${key}` } })
+      await res.text()
+      statuses.push(res.status)
+      errors.push(res.headers.get('x-keyvalet-error'))
+    }
+    assert.deepEqual([statuses, errors], [[200, 200, 429], [null, null, 'budget_exhausted']])
+    assert.deepEqual(upstream.received.slice(before).map((r) => r.url), ['/api/repos/acme/app/issues/1', '/api/repos/acme/app/issues/2'], 'the third never left')
+    assert.deepEqual((await kv.audit()).filter((r) => r.session === session.id).map((r) => [r.decision, r.error]), [['allow', null], ['allow', null], ['deny', 'budget_exhausted']])
+    const oracle = await (await fetch(`${kv.adminUrl}/v1/sessions/${session.id}`, { headers: { authorization: `Bearer ${token}` } })).json() as { budgets: { budget: string; used: number; left: number; limit: number }[] }
+    assert.deepEqual(oracle.budgets.map((b) => [b.budget, b.used, b.left, b.limit]), [['session', 2, 0, 2], ['issue-reads', 2, 48, 50]])
+
+    for (const width of [1280, 390]) {
+      const page = await browser.page(width)
+      await logIn(page, kv.adminUrl as string, token)
+      await page.getByRole('link', { name: 'Budgets' }).click()
+      await page.getByRole('search', { name: 'Find live sessions' }).getByLabel('Agent').fill('budget-bot')
+      await page.getByRole('button', { name: 'Filter' }).click()
+      const shown = page.getByRole('table', { name: /^Budget use of live sessions \(1 on this page\)$/ })
+      await shown.waitFor()
+      for (const use of oracle.budgets) {
+        const row = shown.getByRole('row').filter({ has: page.getByRole('cell', { name: use.budget, exact: true }) })
+        assert.equal(await row.getByRole('cell').first().textContent(), session.id)
+        assert.deepEqual(await Promise.all([4, 5, 6].map((i) => row.getByRole('cell').nth(i).textContent())), [String(use.used), String(use.left), String(use.limit)])
+      }
+      await shot(page, `budgets-${width}`)
+      assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), `the budgets page fits ${width} px`)
+      await assertInert(page)
+      await page.close()
+    }
   })
 
   it('auditor: offered neither sessions nor secrets, and the API refuses the calls from the console anyway', async () => {

@@ -8,6 +8,7 @@
 import { api, ApiError, setToken } from './api.js'
 import { el, field, formValue, replace } from './dom.js'
 import { auditPage } from './pages/audit.js'
+import { budgetsPage } from './pages/budgets.js'
 import { connectorsPage } from './pages/connectors.js'
 import { overviewPage } from './pages/overview.js'
 import { secretsPage } from './pages/secrets.js'
@@ -27,6 +28,7 @@ const PAGES = [
   { id: 'overview', title: 'Overview', roles: ['admin', 'operator', 'auditor'], needs: 'GET /readyz', page: overviewPage },
   { id: 'sessions', title: 'Sessions', roles: ['admin', 'operator'], needs: 'GET /v1/sessions', page: sessionsPage },
   { id: 'audit', title: 'Audit', roles: ['admin', 'auditor'], needs: 'GET /v1/audit', page: auditPage },
+  { id: 'budgets', title: 'Budgets', roles: ['admin', 'operator'], needs: 'GET /v1/sessions', page: budgetsPage },
   { id: 'connectors', title: 'Connectors and rules', roles: ['admin', 'operator', 'auditor'], needs: 'GET /v1/config', page: connectorsPage },
   { id: 'secrets', title: 'Secrets', roles: ['admin'], needs: 'PUT /v1/secrets/{name}', page: secretsPage },
 ]

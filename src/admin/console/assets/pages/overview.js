@@ -26,6 +26,10 @@ export function overviewPage(main, ctx) {
   const connectors = card('ov-connectors', 'Busiest connectors, last hour')
   const agents = card('ov-agents', 'Busiest agents, last hour')
   const live = card('ov-live', 'Live sessions', true)
+  const totals = el('dl', { class: 'facts' })
+  const figure = el('figure', { class: 'chart-figure', 'data-testid': 'rate-chart' })
+  const numbers = el('div', {})
+  traffic.append(totals, figure, el('details', {}, el('summary', {}, 'The numbers of the chart'), numbers))
   const readsAudit = ctx.me.role !== 'operator'
   const mayCount = readsAudit && ctx.has('GET /v1/audit/summary')
   const mayVerify = readsAudit && ctx.has('POST /v1/audit/verify')
@@ -66,16 +70,15 @@ export function overviewPage(main, ctx) {
     const label = (/** @type {string} */ iso) => iso.slice(11, 16)
     const columns = buckets.map((b) => ({ label: label(b.start), values: [b.allow + b.would_deny, b.deny + b.error] }))
     const every = `per ${summary.bucket_minutes} minutes`
-    replace(traffic, traffic.firstChild,
-      el('dl', { class: 'facts' },
-        el('dt', {}, 'Requests'), el('dd', { 'data-testid': 'requests-total' }, String(allowed + refused)),
-        el('dt', {}, 'Refused'), el('dd', { 'data-testid': 'refusals-total' }, String(refused)),
-        el('dt', {}, 'Rate'), el('dd', {}, `${((allowed + refused) / minutes).toFixed(2)} per minute`)),
-      el('figure', { class: 'chart-figure', 'data-testid': 'rate-chart' },
-        columnChart(columns, SERIES, `Requests ${every} from ${label(summary.since)} to ${label(summary.until)} UTC: ${allowed} allowed, ${refused} refused`, Math.max(280, traffic.clientWidth - 34)),
-        el('figcaption', {}, `Requests ${every}, UTC`, legend(SERIES))),
-      el('details', {}, el('summary', {}, `The numbers ${every}`),
-        table(`Requests ${every}, UTC`, ['From', 'Allowed', 'Refused'], buckets.map((b) => [label(b.start), String(b.allow + b.would_deny), String(b.deny + b.error)]))))
+    replace(totals,
+      el('dt', {}, 'Requests'), el('dd', { 'data-testid': 'requests-total' }, String(allowed + refused)),
+      el('dt', {}, 'Refused'), el('dd', { 'data-testid': 'refusals-total' }, String(refused)),
+      el('dt', {}, 'Rate'), el('dd', {}, `${((allowed + refused) / minutes).toFixed(2)} per minute`))
+    replace(figure,
+      columnChart(columns, SERIES, `Requests ${every} from ${label(summary.since)} to ${label(summary.until)} UTC: ${allowed} allowed, ${refused} refused`, Math.max(280, traffic.clientWidth - 34)),
+      el('figcaption', {}, `Requests ${every}, UTC`, legend(SERIES)))
+    // The details element stays, so an opened one stays open (and keeps focus) across refreshes.
+    replace(numbers, table(`Requests ${every}, UTC`, ['From', 'Allowed', 'Refused'], buckets.map((b) => [label(b.start), String(b.allow + b.would_deny), String(b.deny + b.error)])))
     const most = Math.max(0, ...summary.refusals.map((/** @type {any} */ r) => r.count))
     replace(refusals, refusals.firstChild,
       table('Refused requests per error code', ['Code', 'Requests', 'Share'], summary.refusals.map((/** @type {any} */ r) => [
@@ -89,19 +92,27 @@ export function overviewPage(main, ctx) {
     }
   }
 
+  const verdict = el('div', {})
+  const again = el('button', { type: 'button', onclick: () => void verify() }, 'Verify again')
+  chain.append(verdict, again)
+  /** One walk at a time (the button stays enabled so that it keeps the keyboard focus). */
+  let verifying = false
   async function verify() {
-    replace(chain, chain.firstChild, el('p', { 'data-testid': 'chain-status' }, 'Verifying…'))
+    if (verifying) return
+    verifying = true
+    replace(verdict, el('p', { 'data-testid': 'chain-status' }, 'Verifying…'))
     try {
       const result = await api('POST', '/v1/audit/verify')
-      replace(chain, chain.firstChild,
+      replace(verdict,
         el('p', { class: `badge ${result.ok ? 'ok' : 'bad'}`, 'data-testid': 'chain-status' }, result.ok ? 'Intact' : 'Broken'),
         el('p', {}, result.ok
           ? `${result.count} records verified at ${new Date().toISOString().slice(11, 19)} UTC; last hash ${String(result.last_hash ?? '').slice(0, 16)}…`
-          : `Record ${result.seq}: ${result.problem} (${result.count} records verified before it).`),
-        el('button', { type: 'button', onclick: () => void verify() }, 'Verify again'))
+          : `Record ${result.seq}: ${result.problem} (${result.count} records verified before it).`))
     } catch (err) {
-      replace(chain, chain.firstChild, el('p', { 'data-testid': 'chain-status' }, 'Not verified.'), el('button', { type: 'button', onclick: () => void verify() }, 'Verify again'))
+      replace(verdict, el('p', { 'data-testid': 'chain-status' }, 'Not verified.'))
       ctx.fail(err)
+    } finally {
+      verifying = false
     }
   }
 

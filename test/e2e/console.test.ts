@@ -58,6 +58,98 @@ function raw(base: string, request: string): Promise<string> {
   })
 }
 
+/**
+ * What a screen reader or keyboard user would miss on the page as shown, as axe's rules of the
+ * same names check it: a control without a label, a button or link without a name, an
+ * aria-labelledby naming no element, a table without a caption or with an empty column heading, a
+ * chart that is neither a named image nor hidden, a repeated id.
+ */
+function a11yProblems(page: Page): Promise<string[]> {
+  return page.evaluate(() => {
+    const problems: string[] = []
+    const shown = (e: Element) => {
+      const box = e.getBoundingClientRect()
+      return box.width > 0 && box.height > 0 && getComputedStyle(e).visibility !== 'hidden'
+    }
+    const text = (e: Element | null) => (e?.textContent ?? '').replace(/\s+/g, ' ').trim()
+    const name = (e: Element): string => {
+      const labelledBy = e.getAttribute('aria-labelledby')
+      if (labelledBy !== null) return labelledBy.split(/\s+/).map((id) => text(document.getElementById(id))).join(' ').trim()
+      const label = e.getAttribute('aria-label')
+      if (label !== null) return label.trim()
+      const labels = (e as HTMLInputElement).labels
+      if (labels !== undefined && labels !== null && labels.length > 0) return [...labels].map(text).join(' ')
+      return text(e) || (e.getAttribute('title') ?? '').trim()
+    }
+    const what = (e: Element) => e.outerHTML.slice(0, 100)
+    for (const e of document.querySelectorAll('input:not([type="hidden"]), select, textarea')) if (shown(e) && name(e) === '') problems.push(`unlabelled control ${what(e)}`)
+    for (const e of document.querySelectorAll('button, a[href], summary, [tabindex]:not([tabindex="-1"])')) if (shown(e) && name(e) === '') problems.push(`nameless ${what(e)}`)
+    for (const e of document.querySelectorAll('[aria-labelledby]')) {
+      for (const id of (e.getAttribute('aria-labelledby') ?? '').split(/\s+/)) if (document.getElementById(id) === null) problems.push(`aria-labelledby names no element: ${id}`)
+    }
+    for (const t of document.querySelectorAll('table')) {
+      if (text(t.querySelector('caption')) === '') problems.push(`table without a caption ${what(t)}`)
+      for (const th of t.querySelectorAll('th')) if (text(th) === '') problems.push(`empty column heading in "${text(t.querySelector('caption'))}"`)
+    }
+    for (const svg of document.querySelectorAll('svg')) {
+      if (svg.parentElement?.closest('svg') !== null && svg.parentElement?.closest('svg') !== undefined) continue
+      const image = svg.getAttribute('role') === 'img' && (svg.getAttribute('aria-label') ?? '') !== ''
+      if (!image && svg.getAttribute('aria-hidden') !== 'true') problems.push(`svg neither a named image nor hidden ${what(svg)}`)
+    }
+    const ids = [...document.querySelectorAll('[id]')].map((e) => e.id)
+    for (const id of new Set(ids.filter((id, i) => ids.indexOf(id) !== i))) problems.push(`id used twice: ${id}`)
+    return problems
+  })
+}
+
+/** Where a keyboard user starts: on the page's first control, the skip link. */
+async function fromTheTop(page: Page): Promise<void> {
+  await page.evaluate(() => {
+    window.scrollTo(0, 0)
+    document.querySelector<HTMLElement>('a.skip')?.focus()
+  })
+}
+
+/**
+ * Tabs through the whole page from the top (bounded): every focusable control shown must be
+ * reached, each with a visible focus outline. Returns what it reached and what went wrong.
+ */
+async function tabThrough(page: Page): Promise<{ reached: number; missed: string[]; problems: string[] }> {
+  await page.evaluate(() => {
+    for (const e of document.querySelectorAll('[data-tabbed], [data-tab-last]')) {
+      e.removeAttribute('data-tabbed')
+      e.removeAttribute('data-tab-last')
+    }
+  })
+  await fromTheTop(page)
+  const problems: string[] = []
+  let reached = 0
+  for (let i = 0; i < 400; i++) {
+    if (i > 0) await page.keyboard.press('Tab')
+    const step = await page.evaluate(() => {
+      const e = document.activeElement
+      if (e === null || e === document.body) return { done: true, again: false, same: false, outline: true, what: '' }
+      // A date and time field takes several Tabs (one per part): the same element again is no cycle.
+      const previous = document.querySelector('[data-tab-last]')
+      previous?.removeAttribute('data-tab-last')
+      e.setAttribute('data-tab-last', '')
+      const same = previous === e
+      const again = e.hasAttribute('data-tabbed') && !same
+      e.setAttribute('data-tabbed', '')
+      const style = getComputedStyle(e)
+      return { done: false, again, same, outline: style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) >= 2, what: e.outerHTML.slice(0, 100) }
+    })
+    if (step.done || step.again) break
+    if (step.same) continue
+    reached++
+    if (!step.outline) problems.push(`no visible focus on ${step.what}`)
+  }
+  // Every control shown was reached (Chromium also stops on a scrolled table, which is fine).
+  const missed = await page.evaluate(() => [...document.querySelectorAll('a[href], button:not([disabled]), input:not([type="hidden"]):not([disabled]), select, textarea, summary, [tabindex]:not([tabindex="-1"])')]
+    .filter((e) => { const box = e.getBoundingClientRect(); return box.width > 0 && box.height > 0 && !e.hasAttribute('data-tabbed') }).map((e) => e.outerHTML.slice(0, 100)))
+  return { reached, missed, problems }
+}
+
 const shot = (page: Page, name: string) => page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true })
 
 describe('web console in real Chromium', () => {
@@ -349,6 +441,47 @@ describe('web console in real Chromium', () => {
       }
       await shot(page, `budgets-${width}`)
       assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), `the budgets page fits ${width} px`)
+      await assertInert(page)
+      await page.close()
+    }
+  })
+
+  it('every page, with the keyboard alone: labelled controls, named buttons, captions, visible focus on every control; screenshots of each at 1280 and 390 px', async () => {
+    const { token } = await kv.adminToken('admin', { name: 'console-keyboard' })
+    kv.now = Date.now()
+    for (const width of [1280, 390]) {
+      const page = await browser.page(width)
+      await page.goto(`${kv.adminUrl}/console`)
+      await page.getByLabel('Admin token').waitFor()
+      assert.deepEqual(await a11yProblems(page), [], 'login')
+      // The login form takes focus; typing and Enter log in.
+      await page.keyboard.type(token)
+      await page.keyboard.press('Enter')
+      await page.getByText('console-keyboard (admin)').waitFor()
+      const titles = await page.locator('#nav a').allTextContents()
+      assert.deepEqual(titles, ['Overview', 'Sessions', 'Budgets', 'Audit', 'Connectors and rules', 'Secrets'])
+      for (const title of titles) {
+        // To the page's link from the top with Tab, then Enter.
+        await fromTheTop(page)
+        for (let i = 0; i < 10 && (await page.evaluate(() => document.activeElement?.textContent)) !== title; i++) await page.keyboard.press('Tab')
+        await page.keyboard.press('Enter')
+        await page.getByRole('heading', { name: title, level: 1 }).waitFor()
+        assert.equal(await page.evaluate(() => document.activeElement?.id), 'main', 'focus moves to the page shown')
+        await fromTheTop(page)
+        await page.keyboard.press('Enter')
+        assert.equal(await page.evaluate(() => document.activeElement?.id), 'main', 'the skip link goes to the page')
+        assert.equal(await page.getByRole('heading', { level: 1 }).textContent(), title, 'the skip link stays on the page')
+        await page.waitForLoadState('networkidle')
+        await page.locator('main :is(table, form):visible').first().waitFor()
+        assert.deepEqual(await a11yProblems(page), [], title)
+        const tabbed = await tabThrough(page)
+        assert.deepEqual(tabbed.problems, [], title)
+        assert.deepEqual(tabbed.missed, [], `${title}: every control is reached with Tab`)
+        assert.ok(tabbed.reached >= 8, `${title}: ${tabbed.reached}`)
+        const id = title.split(' ')[0]?.toLowerCase()
+        await shot(page, `page-${id}-${width}`)
+        assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), `${title} fits ${width} px`)
+      }
       await assertInert(page)
       await page.close()
     }

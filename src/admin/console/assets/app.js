@@ -27,8 +27,8 @@ import { sessionsPage } from './pages/sessions.js'
 const PAGES = [
   { id: 'overview', title: 'Overview', roles: ['admin', 'operator', 'auditor'], needs: 'GET /readyz', page: overviewPage },
   { id: 'sessions', title: 'Sessions', roles: ['admin', 'operator'], needs: 'GET /v1/sessions', page: sessionsPage },
-  { id: 'audit', title: 'Audit', roles: ['admin', 'auditor'], needs: 'GET /v1/audit', page: auditPage },
   { id: 'budgets', title: 'Budgets', roles: ['admin', 'operator'], needs: 'GET /v1/sessions', page: budgetsPage },
+  { id: 'audit', title: 'Audit', roles: ['admin', 'auditor'], needs: 'GET /v1/audit', page: auditPage },
   { id: 'connectors', title: 'Connectors and rules', roles: ['admin', 'operator', 'auditor'], needs: 'GET /v1/config', page: connectorsPage },
   { id: 'secrets', title: 'Secrets', roles: ['admin'], needs: 'PUT /v1/secrets/{name}', page: secretsPage },
 ]
@@ -144,4 +144,9 @@ window.addEventListener('hashchange', () => {
   main.focus()
 })
 logout.addEventListener('click', () => signOut())
+// The skip link moves focus to the page without touching the fragment, which names the page shown.
+document.querySelector('a.skip')?.addEventListener('click', (event) => {
+  event.preventDefault()
+  main.focus()
+})
 showLogin()

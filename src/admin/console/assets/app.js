@@ -7,6 +7,7 @@
  */
 import { api, ApiError, setToken } from './api.js'
 import { el, field, formValue, replace } from './dom.js'
+import { approvalsPage } from './pages/approvals.js'
 import { auditPage } from './pages/audit.js'
 import { budgetsPage } from './pages/budgets.js'
 import { connectorsPage } from './pages/connectors.js'
@@ -26,6 +27,7 @@ import { sessionsPage } from './pages/sessions.js'
  */
 const PAGES = [
   { id: 'overview', title: 'Overview', roles: ['admin', 'operator', 'auditor'], needs: 'GET /readyz', page: overviewPage },
+  { id: 'approvals', title: 'Approvals', roles: ['admin', 'operator'], needs: 'GET /v1/approvals', page: approvalsPage },
   { id: 'sessions', title: 'Sessions', roles: ['admin', 'operator'], needs: 'GET /v1/sessions', page: sessionsPage },
   { id: 'budgets', title: 'Budgets', roles: ['admin', 'operator'], needs: 'GET /v1/sessions', page: budgetsPage },
   { id: 'audit', title: 'Audit', roles: ['admin', 'auditor'], needs: 'GET /v1/audit', page: auditPage },

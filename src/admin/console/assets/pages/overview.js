@@ -1,16 +1,18 @@
 // @ts-check
 /**
- * Overview: readiness (/readyz); the requests of the last hour (GET /v1/audit/summary: per 5
+ * Overview: readiness (/readyz); the pending approvals (GET /v1/approvals), for the roles that
+ * decide them; the requests of the last hour (GET /v1/audit/summary: per 5
  * minutes as a chart, refusals by code, the busiest connectors and agents) and the audit chain's
  * state (POST /v1/audit/verify, once when the page opens and on demand: it walks the whole chain),
- * for the roles that read the audit; the live sessions, for the roles that list them. Readiness,
- * the summary and the sessions are read again every 10 s while the page is shown and the tab visible.
+ * for the roles that read the audit; the live sessions, for the roles that list them. All but the
+ * chain are read again every 10 s while the page is shown and the tab visible.
  */
 import { api } from '../api.js'
 import { barCell, columnChart, legend } from '../charts.js'
+import { pendingSummary } from './approvals.js'
 import { el, replace, table } from '../dom.js'
 
-/** Each refresh is two or three admin calls, each an audit record: often enough to watch, no more. */
+/** Each refresh is two to four admin calls, each an audit record: often enough to watch, no more. */
 const REFRESH_MS = 10_000
 /** At most this many pages of sessions are read to count the live ones. */
 const MAX_SESSION_PAGES = 5
@@ -26,6 +28,7 @@ export function overviewPage(main, ctx) {
   const connectors = card('ov-connectors', 'Busiest connectors, last hour')
   const agents = card('ov-agents', 'Busiest agents, last hour')
   const live = card('ov-live', 'Live sessions', true)
+  const waiting = card('ov-approvals', 'Pending approvals')
   const totals = el('dl', { class: 'facts' })
   const figure = el('figure', { class: 'chart-figure', 'data-testid': 'rate-chart' })
   const numbers = el('div', {})
@@ -34,14 +37,17 @@ export function overviewPage(main, ctx) {
   const mayCount = readsAudit && ctx.has('GET /v1/audit/summary')
   const mayVerify = readsAudit && ctx.has('POST /v1/audit/verify')
   const mayList = ctx.me.role !== 'auditor' && ctx.has('GET /v1/sessions')
-  main.append(el('div', { class: 'grid' }, readiness, mayVerify && chain, mayCount && [traffic, refusals, connectors, agents], mayList && live))
+  const mayDecide = ctx.me.role !== 'auditor' && ctx.has('GET /v1/approvals')
+  main.append(el('div', { class: 'grid' }, readiness, mayDecide && waiting, mayVerify && chain, mayCount && [traffic, refusals, connectors, agents], mayList && live))
 
   async function refresh() {
-    const [ready, summary, sessions] = await Promise.allSettled([
+    const [ready, summary, sessions, approvals] = await Promise.allSettled([
       readyz(),
       mayCount ? api('GET', '/v1/audit/summary') : Promise.resolve(undefined),
       mayList ? liveSessions() : Promise.resolve([]),
+      mayDecide ? api('GET', '/v1/approvals') : Promise.resolve({ approvals: [] }),
     ])
+    if (mayDecide && approvals.status === 'fulfilled') replace(waiting, waiting.firstChild, pendingSummary(approvals.value.approvals))
     if (ready.status === 'fulfilled') {
       const body = ready.value
       replace(readiness, readiness.firstChild,
@@ -56,7 +62,7 @@ export function overviewPage(main, ctx) {
         table('Most recent live sessions', ['Agent', 'User', 'Workspace', 'Task', 'Grants', 'Expires'],
           list.slice(-10).reverse().map((/** @type {any} */ s) => [s.agent, s.user, s.workspace, s.task, s.grants.join(' '), s.expires_at])))
     }
-    const failed = [ready, summary, sessions].find((r) => r.status === 'rejected')
+    const failed = [ready, summary, sessions, approvals].find((r) => r.status === 'rejected')
     if (failed !== undefined) ctx.fail(failed.reason)
   }
 

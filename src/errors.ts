@@ -35,6 +35,12 @@ export const ERROR_CATALOGUE = {
   // budget
   rate_limited: [429, 'This task is over a rate limit; retry after the time Retry-After gives.'],
   budget_exhausted: [429, 'This task has used up a budget it runs under.'],
+  // approve (src/approvals/)
+  approval_denied: [403, 'A person refused this request; it was not sent.'],
+  approval_timeout: [403, 'No one approved this request in time; it was not sent.'],
+  approval_body_too_large: [413, 'The request body is larger than keyvalet holds for an approval.'],
+  approval_mismatch: [403, 'The request about to be sent is not the one that was approved; it was not sent.'],
+  approval_unavailable: [503, 'keyvalet could not ask for approval of this request (the store is unavailable); it was not sent.'],
   // attribute
   attribution_conflict: [400, 'The request names a different user than the one this task acts for; it was refused.'],
   attribution_body_invalid: [400, 'This connector adds the invoking user to the request body, which must then be a JSON object (application/json, not content-coded).'],
@@ -76,6 +82,7 @@ export const ERROR_CATALOGUE = {
   admin_media_type: [415, 'The admin API takes a JSON body (Content-Type: application/json).'],
   admin_body_too_large: [413, 'The admin API request body is too large.'],
   admin_not_found: [404, 'The admin API found nothing under this name.'],
+  admin_approval_closed: [409, 'This approval is no longer pending: it was decided, it expired, or its request was withdrawn.'],
   // everything else
   internal_error: [500, 'keyvalet hit an internal error; the request was not forwarded.'],
 } as const satisfies Record<string, readonly [number, string]>

@@ -2,6 +2,7 @@
  * What admin routes may use. Each route module is a factory `(deps: AdminDeps) => AdminRoute[]`,
  * listed in routes/index.ts; add a field here when a module needs a part the others do not have.
  */
+import type { Approvals } from '../approvals/approvals.ts'
 import type { AuditWriter } from '../audit/audit-writer.ts'
 import type { Config } from '../config/load.ts'
 import type { ReloadResult } from '../config/reload.ts'
@@ -35,6 +36,8 @@ export interface AdminDeps {
   readonly adminTokens: AdminTokens
   /** Undefined when `metrics.enabled` is false. */
   readonly metrics: KeyvaletMetrics | undefined
+  /** Requests waiting for a person's yes: the approval routes decide them. */
+  readonly approvals: Approvals
   /** The data plane's listeners, for the readiness check. */
   readonly proxy: { stats(): ProxyStats }
 }

@@ -53,6 +53,13 @@ export interface AuditFields {
    * outage records (mode keyvalet), which it writes in its thread.
    */
   readonly config_version?: string
+  /**
+   * A request that needed a person's yes (src/approvals/): the approval's id, what became of it
+   * (approved, denied, expired, cancelled), who decided (the admin token, by id and name), their
+   * reason, how long the request waited, the digest of the request as approved, and whether an
+   * earlier approval of identical requests let it through (`remembered`). Omitted otherwise.
+   */
+  readonly approval?: ApprovalAuditEntry
   /** Operator-only extra facts (never secret); omitted when empty. */
   readonly detail?: Readonly<Record<string, unknown>>
   /**
@@ -73,6 +80,16 @@ export interface AuditFields {
   readonly actor?: { readonly id: string; readonly name: string } | null
   readonly action?: string | null
   readonly target?: Readonly<Record<string, unknown>>
+}
+
+export interface ApprovalAuditEntry {
+  readonly id: string
+  readonly decision: string
+  readonly approver: { readonly id: string; readonly name: string } | null
+  readonly reason: string | null
+  readonly wait_ms: number
+  readonly digest: string
+  readonly remembered: boolean
 }
 
 /** One JSON-RPC message of a request to an MCP endpoint, as decided. Never an argument value: their digest. */

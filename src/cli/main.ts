@@ -12,11 +12,12 @@ import { oauth } from './commands/oauth.ts'
 import { run } from './commands/run.ts'
 import { secret } from './commands/secret.ts'
 import { session } from './commands/session.ts'
+import { approvals } from './commands/approvals.ts'
 import { start } from './commands/start.ts'
 import { suggest } from './commands/suggest.ts'
 import { vault } from './commands/vault.ts'
 
-const COMMANDS: readonly Command[] = [start, run, demo, check, secret, session, oauth, audit, suggest, db, ca, vault, assertion, admin]
+const COMMANDS: readonly Command[] = [start, run, demo, check, secret, session, approvals, oauth, audit, suggest, db, ca, vault, assertion, admin]
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length))

@@ -23,6 +23,7 @@ import { compileAssertion } from '../assertion/config.ts'
 import { compileAttribution } from '../attribution/config.ts'
 import { compileMcp } from '../mcp/config.ts'
 import { compileUsage } from '../budgets/config.ts'
+import { compileApproval, withApproval } from '../approvals/config.ts'
 import type { ConnectorFile, CredentialFile, UpstreamProxyFile } from './connector-schema.ts'
 import type { RuleFile } from './rule-schema.ts'
 
@@ -30,6 +31,8 @@ export interface CompileContext {
   /** Folder of the config file: relative file names are resolved against it. */
   readonly dir: string
   readonly problems: Problem[]
+  /** limits.idle_timeout_ms: an approval must be decided before the waiting connection would close. */
+  readonly idleTimeoutMs: number
 }
 
 /** CONNECT opens a tunnel past the rules; TRACE echoes the request, injected credential included. */
@@ -46,7 +49,7 @@ export function compileConnector(name: string, raw: ConnectorFile, ctx: CompileC
     const first = seen.get(r.id)
     if (first !== undefined) problem(['rules', i, 'id'], `duplicate rule id ${r.id} (already used by rules[${first}])`)
     else seen.set(r.id, i)
-    return compileRule(name, r, (f, m) => problem(['rules', i, ...f], m))
+    return compileRule(name, r, ctx.idleTimeoutMs, (f, m) => problem(['rules', i, ...f], m))
   })
   // Headers keyvalet itself sets may not collide: framing headers, the credential's slot, the assertion's.
   const slot = credential === undefined ? undefined : credentialKind(credential.kind).slot(credential).header
@@ -55,11 +58,15 @@ export function compileConnector(name: string, raw: ConnectorFile, ctx: CompileC
   const attribution = raw.attribution === undefined ? undefined : compileAttribution(raw.attribution, new Set([...taken, ...(assertion === undefined ? [] : [assertion.header])]), (f, m) => problem(['attribution', ...f], m))
   const mcp = raw.mcp === undefined ? undefined : compileMcp(raw.mcp, new Set(seen.keys()), (f, m) => problem(['mcp', ...f], m))
   const usage = raw.usage === undefined ? undefined : compileUsage(raw.usage)
+  const approval = raw.approval === undefined ? undefined : { severity: raw.approval.severity, options: compileApproval(raw.approval, ctx.idleTimeoutMs, (f, m) => problem(['approval', ...f], m)) }
+  const approved = withApproval(rules, approval)
+  // A signature made after the approval would change the headers it digested (approvals/digest.ts).
+  if (credential?.kind === 'aws_sigv4' && approved.some((r) => r.approval !== undefined)) problem(raw.approval === undefined ? ['rules'] : ['approval'], 'approval is not available on an aws_sigv4 connector: its signature rewrites the headers an approval covers')
   checkCidrs(raw.allow_addresses, (i, m) => problem(['allow_addresses', i], m))
   if (raw.placeholder !== undefined && credential === undefined) problem(['placeholder'], 'a placeholder stands for a credential: add a credential binding')
   if (raw.placeholder !== undefined && /kvt_/i.test(raw.placeholder)) problem(['placeholder'], 'a placeholder must not look like a task key')
   return {
-    name, upstream, allowInsecure: raw.allow_insecure, ca, credential, rules,
+    name, upstream, allowInsecure: raw.allow_insecure, ca, credential, rules: approved,
     headerGuard: credential === undefined ? undefined : credentialKind(credential.kind).headerGuard,
     placeholder: raw.placeholder, allowAddresses: raw.allow_addresses, assertion, attribution, mcp, usage, report: raw.mode === 'report',
     upstreamProxy: raw.upstream_proxy === undefined ? undefined : raw.upstream_proxy === 'none' ? null : compileUpstreamProxy(raw.upstream_proxy, (f, m) => problem(['upstream_proxy', ...f], m)),
@@ -175,7 +182,7 @@ function compileSource(connector: string, allowInsecure: boolean, raw: Credentia
   return { type, options }
 }
 
-function compileRule(connector: string, raw: RuleFile, problem: (f: FieldPath, m: string) => void): Rule {
+function compileRule(connector: string, raw: RuleFile, idleTimeoutMs: number, problem: (f: FieldPath, m: string) => void): Rule {
   raw.methods.forEach((m, i) => {
     if (FORBIDDEN_METHODS.has(m)) problem(['methods', i], `${m} is never allowed through keyvalet`)
   })
@@ -203,6 +210,7 @@ function compileRule(connector: string, raw: RuleFile, problem: (f: FieldPath, m
     body: raw.body === undefined ? undefined : compileJsonSchema(raw.body, (f, m) => problem(['body', ...f], m)),
     allowBody: raw.allow_body ?? raw.body !== undefined,
     report: raw.mode === 'report',
+    ...(raw.approval === undefined ? {} : { approval: compileApproval(raw.approval, idleTimeoutMs, (f, m) => problem(['approval', ...f], m)) }),
   }
 }
 

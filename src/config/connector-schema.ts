@@ -9,6 +9,7 @@ import { ASSERTION_BLOCK } from '../assertion/config.ts'
 import { ATTRIBUTION_BLOCK } from '../attribution/config.ts'
 import { RULE_SCHEMA } from './rule-schema.ts'
 import { MCP_BLOCK } from '../mcp/config.ts'
+import { CONNECTOR_APPROVAL_BLOCK } from '../approvals/config.ts'
 import { USAGE_BLOCK } from '../budgets/config.ts'
 
 /** Every kind's fields of `credential`, and every source's block (`credential.<type>`), each optional. */
@@ -86,6 +87,7 @@ export const CONNECTOR_SCHEMA = Type.Object({
   attribution: Type.Optional(ATTRIBUTION_BLOCK),
   mcp: Type.Optional(MCP_BLOCK),
   usage: Type.Optional(USAGE_BLOCK),
+  approval: Type.Optional(CONNECTOR_APPROVAL_BLOCK),
 }, {
   additionalProperties: false,
   description: 'One upstream service, the credential keyvalet attaches for it, and the rules of what may pass.',

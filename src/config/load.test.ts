@@ -23,7 +23,7 @@ function errorOf(fn: () => unknown): OperatorError {
 
 describe('loadConfig refuses a broken fixture with file, line and field', () => {
   const broken = [
-    ['unknown-field.yaml', 10, 'connectors.github.rules[0].alow_other_query: unknown field (expected one of: id, methods, path, severity, query, allow_other_query, websocket, headers, body, mode, allow_body)'],
+    ['unknown-field.yaml', 10, 'connectors.github.rules[0].alow_other_query: unknown field (expected one of: id, methods, path, severity, query, allow_other_query, websocket, headers, body, mode, allow_body, approval)'],
     ['bad-severity.yaml', 10, 'connectors.github.rules[0].severity: must be one of read, write, admin'],
     ['http-without-insecure.yaml', 4, 'connectors.internal.upstream: an http:// upstream needs allow_insecure: true (the credential would cross the network in cleartext)'],
     ['duplicate-rule-id.yaml', 10, 'connectors.github.rules[1].id: duplicate rule id read (already used by rules[0])'],
@@ -127,7 +127,7 @@ describe('loadConfig compiles a valid fixture', () => {
     assert.deepEqual(config.gateway, { host: '::1', port: 0 })
     assert.equal(config.dataDir, '/var/lib/keyvalet')
     assert.equal(config.databasePath, '/var/lib/keyvalet/keyvalet.db')
-    assert.deepEqual(config.limits, { max_body_inspect_bytes: 65536, upstream_timeout_ms: 5000, request_timeout_ms: 10000, idle_timeout_ms: 300000, anonymous_records_per_source_per_minute: 60, anonymous_records_per_minute: 600, shutdown_grace_ms: 10000 })
+    assert.deepEqual(config.limits, { max_body_inspect_bytes: 65536, approval_body_bytes: 1048576, upstream_timeout_ms: 5000, request_timeout_ms: 10000, idle_timeout_ms: 300000, anonymous_records_per_source_per_minute: 60, anonymous_records_per_minute: 600, shutdown_grace_ms: 10000 })
     assert.deepEqual([...config.policy.connectors.keys()], ['github', 'registry', 'maps', 'open-data'])
   })
 
@@ -228,7 +228,7 @@ describe('loadConfig applies defaults', () => {
     const config = loadConfig(fixture('valid-minimal.yaml'))
     assert.deepEqual(config.gateway, { host: '127.0.0.1', port: 8787 })
     assert.equal(config.dataDir, join(fixtures, '.keyvalet'))
-    assert.deepEqual(config.limits, { max_body_inspect_bytes: 1048576, upstream_timeout_ms: 30000, request_timeout_ms: 20000, idle_timeout_ms: 300000, anonymous_records_per_source_per_minute: 60, anonymous_records_per_minute: 600, shutdown_grace_ms: 10000 })
+    assert.deepEqual(config.limits, { max_body_inspect_bytes: 1048576, approval_body_bytes: 1048576, upstream_timeout_ms: 30000, request_timeout_ms: 20000, idle_timeout_ms: 300000, anonymous_records_per_source_per_minute: 60, anonymous_records_per_minute: 600, shutdown_grace_ms: 10000 })
     assert.deepEqual([config.auditReserveBytes, config.auditOpenAfterMs], [16 * 1024 * 1024, 1000])
     assert.deepEqual(config.warnings, [])
     assert.equal(config.auditFsync, false)

@@ -24,6 +24,7 @@ import { checkPolicy, explainPolicy, secretReferences, type ConfigWarning, type 
 import { checkCidrs, dnsServerProblem, parseHostPort, parseListenerUrl, type HostPort } from '../schema-kit/addresses.ts'
 import { configVersion } from './version.ts'
 import { compileBudgets } from '../budgets/config.ts'
+import { compileApprovals, type WebhookOptions } from '../approvals/config.ts'
 import type { Budget } from '../model/budget.ts'
 import { formatProblems, locator, pointerToPath, type Problem } from './locate.ts'
 
@@ -73,6 +74,8 @@ export interface Config {
   readonly policy: Policy
   /** Budgets and rate limits (src/budgets/), in the file's order. */
   readonly budgets: readonly Budget[]
+  /** Where new pending approvals are announced (src/approvals/webhook.ts); undefined: nowhere but the admin API. */
+  readonly approvalWebhook: WebhookOptions | undefined
   readonly warnings: readonly ConfigWarning[]
   /** How some rules read (check.ts explainPolicy), for `keyvalet check`: not warnings. */
   readonly notes: readonly ConfigWarning[]
@@ -158,12 +161,13 @@ export function parseConfig(text: string, file: string): Config {
   const dir = dirname(absolute)
   const connectors = new Map<string, Connector>()
   for (const [name, entry] of Object.entries(config.connectors)) {
-    connectors.set(name, compileConnector(name, entry, { dir, problems }))
+    connectors.set(name, compileConnector(name, entry, { dir, problems, idleTimeoutMs: config.limits.idle_timeout_ms }))
   }
   const maxTtlMs = durationMs(config.sessions.max_ttl) ?? 0
   if (maxTtlMs <= 0 || maxTtlMs > MAX_SESSION_TTL_MS) problems.push({ at: ['sessions', 'max_ttl'], message: 'must be longer than 0 and at most 365d' })
   const upstreamProxy = config.upstream_proxy === undefined ? undefined : compileUpstreamProxy(config.upstream_proxy, (f, m) => void problems.push({ at: ['upstream_proxy', ...f], message: m }))
   const budgets = compileBudgets(config.budgets, { connectors }, (f, m) => void problems.push({ at: ['budgets', ...f], message: m }))
+  const approvalWebhook = compileApprovals(config.approvals, (f, m) => void problems.push({ at: ['approvals', ...f], message: m }))
   const dataDir = resolve(dir, config.data_dir)
   const databasePath = join(dataDir, 'keyvalet.db')
   const store = compileStore(config.store, { path: databasePath, fsync: config.audit.fsync }, dir, (at, message) => void problems.push({ at: ['store', ...at], message }))
@@ -195,6 +199,7 @@ export function parseConfig(text: string, file: string): Config {
     metricsEnabled: config.metrics.enabled,
     policy,
     budgets,
+    approvalWebhook,
     warnings: checkPolicy(policy, locate, config.limits),
     notes: explainPolicy(policy, locate),
     secrets: secretReferences(policy, upstreamProxy, locate),

@@ -6,7 +6,7 @@
  * as `keyvalet check` would print it). Nothing is ever half applied.
  *
  * What a reload may change: the connectors (upstreams, credentials, rules, assertion,
- * attribution), the pass-through tunnels and limits.max_body_inspect_bytes. Everything else is
+ * attribution), the pass-through tunnels, limits.max_body_inspect_bytes and limits.approval_body_bytes. Everything else is
  * fixed while keyvalet runs, because a listener, a resolver, the store, the session service or the
  * audit writer was built from it: the listeners (listen.*), data_dir, audit.*, dns, the instance's
  * upstream_proxy, sessions.max_ttl and the other limits. A reload that changes one of those is refused
@@ -22,7 +22,7 @@ import type { Logger } from '../log.ts'
 import { loadConfig, type Config } from './load.ts'
 
 /** Dotted paths of the fields a reload may change; everything else must stay as it is. */
-export const RELOADABLE: readonly string[] = ['connectors', 'tunnels', 'limits.max_body_inspect_bytes']
+export const RELOADABLE: readonly string[] = ['connectors', 'tunnels', 'limits.max_body_inspect_bytes', 'limits.approval_body_bytes']
 
 /** What a reload did: a new version in force, nothing to do (same version), or refused (the old one stays). */
 export type ReloadResult =

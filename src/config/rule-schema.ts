@@ -3,6 +3,7 @@
 import Type, { type Static } from 'typebox'
 import { RULE_ID, TOKEN } from '../schema-kit/patterns.ts'
 import { Defaulted, NamedMap } from '../schema-kit/builders.ts'
+import { APPROVAL_BLOCK } from '../approvals/config.ts'
 
 const constraint = (what: string) => Type.Object({
   pattern: Type.Optional(Type.String({
@@ -65,6 +66,7 @@ export const RULE_SCHEMA = Type.Object({
     description:
       'Whether a GET, HEAD, DELETE or OPTIONS request matching this rule may carry a body (Content-Length above 0, or Transfer-Encoding). Default false, or true when the rule has a body schema: otherwise such a request is refused (400 body_unexpected), since some frameworks read a body there as the real parameters. Other methods may always carry one.',
   })),
+  approval: Type.Optional(APPROVAL_BLOCK),
 }, {
   additionalProperties: false,
   description:

@@ -16,6 +16,7 @@ import Type, { type Static } from 'typebox'
 import { CONNECTOR_NAME } from '../schema-kit/patterns.ts'
 import { DURATION_PATTERN } from '../duration.ts'
 import { BUDGETS_BLOCK } from '../budgets/config.ts'
+import { APPROVALS_BLOCK } from '../approvals/config.ts'
 import { CONNECTOR_SCHEMA, upstreamProxySchema } from './connector-schema.ts'
 import { Defaulted, NamedMap } from '../schema-kit/builders.ts'
 import { LOG_FORMATS, LOG_LEVELS } from '../log.ts'
@@ -101,6 +102,11 @@ const LIMITS = Type.Object({
     default: 1048576,
     description: "Largest request body read to check a rule's body schema; a larger one is refused. Default 1048576 (1 MiB).",
   })),
+  approval_body_bytes: Defaulted(Type.Integer({
+    minimum: 1,
+    default: 1048576,
+    description: 'Largest request body held open while a request waits for approval (it is read whole, so the approver sees and the digest covers exactly what will be sent); a larger one is refused (413 approval_body_too_large). Default 1048576 (1 MiB).',
+  })),
   upstream_timeout_ms: Defaulted(Type.Integer({
     minimum: 1,
     default: 30000,
@@ -172,6 +178,7 @@ export const CONFIG_SCHEMA = Type.Object({
   log: Defaulted(LOG),
   metrics: Defaulted(METRICS),
   budgets: BUDGETS_BLOCK,
+  approvals: Defaulted(APPROVALS_BLOCK),
   connectors: NamedMap(CONNECTOR_SCHEMA, {
     propertyNames: { pattern: CONNECTOR_NAME, errorMessage: 'connector names must match ^[a-z][a-z0-9-]{0,62}$' },
     description: 'Connectors by name. The name is the first path segment of gateway URLs (http://keyvalet:8787/<name>/...) and appears in grants.',

@@ -4,6 +4,7 @@
  * every feature imports it, never the other way round.
  */
 
+import type { ApprovalOptions } from './approval.ts'
 import type { UsageOptions } from './budget.ts'
 import type { AssertionOptions, AttributionOptions, UpstreamProxy } from './options.ts'
 
@@ -68,6 +69,8 @@ export interface Rule {
   readonly allowBody: boolean
   /** Whether a matching GET may upgrade to a WebSocket. */
   readonly websocket: boolean
+  /** A request this rule allows waits for a person's yes (its own `approval`, or its connector's for its severity). */
+  readonly approval?: ApprovalOptions | undefined
 }
 
 /** Where and how the real credential goes on the outbound request. */

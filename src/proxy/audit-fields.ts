@@ -1,8 +1,8 @@
 import { maskRecord } from '../audit/mask.ts'
-import type { AuditFields } from '../audit/record.ts'
+import type { ApprovalAuditEntry, AuditFields } from '../audit/record.ts'
 import type { KeyvaletError } from '../errors.ts'
 import { MaskPatterns } from '../redact/patterns.ts'
-import type { RequestContext } from './context.ts'
+import type { ApprovalFacts, RequestContext } from './context.ts'
 import { requestMask } from './request-mask.ts'
 
 /**
@@ -52,6 +52,7 @@ function fieldsOf(ctx: RequestContext, error: KeyvaletError | undefined, status:
     latency_ms: Number(process.hrtime.bigint() - ctx.started) / 1e6,
     trace_id: ctx.trace.traceId,
     ...(ctx.mcp === undefined || ctx.mcp.messages.length === 0 ? {} : { mcp: ctx.mcp.messages }),
+    ...(ctx.approval === undefined ? {} : { approval: approvalEntry(ctx.approval) }),
     ...(ctx.configVersion === undefined ? {} : { config_version: ctx.configVersion }),
     ...(detail === undefined && Object.keys(extra).length === 0 ? {} : { detail: { ...detail, ...extra } }),
   }
@@ -75,6 +76,10 @@ function statedDecision(ctx: RequestContext, error: KeyvaletError | undefined): 
     return { reason: detail.reason, rule: typeof detail.rule === 'string' ? detail.rule : null }
   }
   return { reason: error.code, rule: decided?.effect === 'allow' ? decided.rule.id : ctx.mcp?.rule ?? null }
+}
+
+function approvalEntry(a: ApprovalFacts): ApprovalAuditEntry {
+  return { id: a.id, decision: a.state, approver: a.approver ?? null, reason: a.reason ?? null, wait_ms: Math.round(a.waitedMs), digest: a.digest, remembered: a.remembered }
 }
 
 /** A record for something decided outside the request stages (a CONNECT, a parser refusal): who and what are unknown until set. */

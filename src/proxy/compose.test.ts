@@ -1,3 +1,4 @@
+import { Approvals } from '../approvals/approvals.ts'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -56,7 +57,7 @@ function composed(): Composition {
   const sources = new Sources({ vault, clock: Date.now, http: new TokenHttp({ resolver, vault }), log: silentLogger })
   return composeStages({
     config, sessions: new Sessions(store.sessions, Date.now), store, audit: { available: true }, upstreams, sources,
-    assertionKeys: new AssertionKeys(vault, Date.now), userValues: new UserValues(vault), clock: Date.now,
+    assertionKeys: new AssertionKeys(vault, Date.now), userValues: new UserValues(vault), approvals: new Approvals({ repo: store.approvals, clock: Date.now, log: silentLogger }), clock: Date.now,
   })
 }
 

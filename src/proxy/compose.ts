@@ -7,7 +7,9 @@ import type { Store } from '../store/store.ts'
 import type { RequestContext } from './context.ts'
 import type { Stage, StageList } from './pipeline.ts'
 import type { AuditSink } from './request-audit.ts'
+import type { Approvals } from '../approvals/approvals.ts'
 import { Budgets } from '../budgets/budgets.ts'
+import { createApprove, createApprovedCheck } from './stages/approve.ts'
 import { createBudget } from './stages/budget.ts'
 import { createAssert } from './stages/assert.ts'
 import { createAttribute, createAttributionHeader } from './stages/attribute.ts'
@@ -33,6 +35,8 @@ export interface StageParts {
   readonly sources: Sources
   readonly assertionKeys: AssertionKeys
   readonly userValues: UserValues
+  /** Where requests that need a person's yes wait (src/approvals/). */
+  readonly approvals: Approvals
   /** Epoch ms (budget windows). */
   readonly clock: () => number
 }
@@ -63,9 +67,9 @@ export interface Composition {
  * list instead of skipped on every request.
  *
  *   admit:   authenticate → route
- *   request: decide → budget → copy-source → attribute → credential → inject | assert → attribution header → audit gate → forward → mcp-lists
- *   retry:                                               credential → inject | assert → attribution header → audit gate → forward → mcp-lists
- *   upgrade: decide → budget → copy-source → attribute → credential → inject | assert → attribution header → audit gate
+ *   request: decide → budget → copy-source → attribute → approve → credential → inject | assert → attribution header → audit gate → approved-check → forward → mcp-lists
+ *   retry:                                                          credential → inject | assert → attribution header → audit gate → approved-check → forward → mcp-lists
+ *   upgrade: decide → budget → copy-source → attribute → approve → credential → inject | assert → attribution header → audit gate → approved-check
  *
  * (For a connector with `mcp`, decide is mcp-decide, which decides a request to the MCP endpoint
  * on its JSON-RPC messages and hands any other to decide.)
@@ -83,9 +87,10 @@ export function composeStages(parts: StageParts): Composition {
   const annotations = new ToolAnnotations()
   const budgets = new Budgets(parts.store.counters, config.budgets)
   for (const connector of config.policy.connectors.values()) {
-    const decided = present(createMcpDecide(connector, decide, maxBody, annotations), createBudget(budgets, budgets.for(connector.name), parts.clock), createCopySource(connector), createAttribute(parts.userValues, connector, maxBody))
+    const approve = createApprove(parts.approvals, connector, config.policy, config.limits.approval_body_bytes, parts.clock)
+    const decided = present(createMcpDecide(connector, decide, maxBody, annotations), createBudget(budgets, budgets.for(connector.name), parts.clock), createCopySource(connector), createAttribute(parts.userValues, connector, maxBody), approve)
     const injected = present(createCredential(parts.sources, connector), inject)
-    const signed = present(createAssert(parts.assertionKeys, connector), createAttributionHeader(parts.userValues, connector), auditGate)
+    const signed = present(createAssert(parts.assertionKeys, connector), createAttributionHeader(parts.userValues, connector), auditGate, createApprovedCheck(connector))
     const received = present(forward, createMcpLists(connector, annotations))
     connectors.set(connector.name, {
       request: { prepare: [...decided, ...injected], send: [...signed, ...received] },

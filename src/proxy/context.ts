@@ -53,6 +53,8 @@ export interface RequestContext {
   mcp?: McpExchange
   /** budget: the counters the request was admitted against, which the handler charges with what the exchange used. */
   budget?: Admission
+  /** approve: the approval the request waited for (src/approvals/), and what became of it; the check before forward compares its digest. */
+  approval?: ApprovalFacts
   /** relay: the model usage the response reported (connectors with `usage`). */
   usage?: ModelUsage
   /** copy-source: the S3 copy source an aws_sigv4 request names, decided readable under the grant. */
@@ -93,6 +95,19 @@ export interface AdmittedContext extends RequestContext {
 /** The admitted request once inject has built what will be sent upstream: the stages that send take this form. */
 export interface OutboundContext extends AdmittedContext {
   readonly outbound: OutboundRequest
+}
+
+/** What the audit record and the check before forward need of a request's approval. */
+export interface ApprovalFacts {
+  readonly id: string
+  readonly state: 'approved' | 'denied' | 'expired' | 'cancelled' | 'pending'
+  readonly approver: { readonly id: string; readonly name: string } | undefined
+  readonly reason: string | undefined
+  readonly waitedMs: number
+  /** The digest of the request as approved (approvals/digest.ts). */
+  readonly digest: string
+  /** True when an earlier approval of identical requests for this session let it through without asking. */
+  readonly remembered: boolean
 }
 
 /** The upstream's response head and body (undici), which forward puts on the context for the relay. */

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import type { IncomingMessage, Server, ServerOptions, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
+import { Approvals } from '../approvals/approvals.ts'
 import type { AuditFields } from '../audit/record.ts'
 import type { Config } from '../config/load.ts'
 import { Resolver } from '../egress/resolver.ts'
@@ -45,6 +46,8 @@ export interface HandlerDeps {
   readonly clock?: () => number
   /** Told of every request outcome (metrics, the operator log line); none by default. */
   readonly observers?: readonly RequestObserver[]
+  /** Where requests that need a person's yes wait (src/approvals/); by default on `store`, for this handler alone. */
+  readonly approvals?: Approvals
 }
 
 export interface ContextInit {
@@ -105,8 +108,9 @@ export function createHandler(deps: HandlerDeps): Handler {
   const sources = new Sources({ vault: deps.vault, clock, http: new TokenHttp({ resolver, upstreamProxy: config.upstreamProxy, vault: deps.vault }), log })
   const assertionKeys = new AssertionKeys(deps.vault, clock)
   const userValues = new UserValues(deps.vault)
+  const approvals = deps.approvals ?? new Approvals({ repo: deps.store.approvals, clock, log })
   const generations = new Generations(config, {
-    compose: (current) => composeStages({ config: current, sessions: deps.sessions, store: deps.store, audit: deps.audit, upstreams, sources, assertionKeys, userValues, clock }),
+    compose: (current) => composeStages({ config: current, sessions: deps.sessions, store: deps.store, audit: deps.audit, upstreams, sources, assertionKeys, userValues, approvals, clock }),
     assertionKeys,
     release: (connector) => {
       upstreams.release(connector)

@@ -1,12 +1,13 @@
 import type { PostgresLocation } from './location.ts'
 import { postgresAdminTokens } from './postgres/admin-tokens.ts'
+import { postgresApprovals } from './postgres/approvals.ts'
 import { postgresAudit } from './postgres/audit.ts'
 import { connect, type Sql, unreachable } from './postgres/connect.ts'
 import { postgresCounters } from './postgres/counters.ts'
 import { migrate } from './postgres/migrations.ts'
 import { postgresSecrets } from './postgres/secrets.ts'
 import { postgresSessions } from './postgres/sessions.ts'
-import type { AdminTokenRepo, AuditRepo, CounterRepo, SecretRepo, SessionRepo, Store } from './store.ts'
+import type { AdminTokenRepo, ApprovalRepo, AuditRepo, CounterRepo, SecretRepo, SessionRepo, Store } from './store.ts'
 
 /**
  * The Store on a PostgreSQL server, for several keyvalet instances sharing one state. Each repo is
@@ -20,6 +21,7 @@ export class PostgresStore implements Store {
   readonly audit: AuditRepo
   readonly counters: CounterRepo
   readonly adminTokens: AdminTokenRepo
+  readonly approvals: ApprovalRepo
   readonly #sql: Sql
 
   static async open(location: PostgresLocation, opts: { readonly max?: number } = {}): Promise<PostgresStore> {
@@ -40,6 +42,7 @@ export class PostgresStore implements Store {
     this.audit = postgresAudit(sql)
     this.counters = postgresCounters(sql)
     this.adminTokens = postgresAdminTokens(sql)
+    this.approvals = postgresApprovals(sql)
   }
 
   async close(): Promise<void> {

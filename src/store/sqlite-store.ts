@@ -2,13 +2,14 @@ import { basename, dirname, join } from 'node:path'
 import type { DatabaseSync } from 'node:sqlite'
 import { openDatabaseFile, reportingDamage } from './sqlite-file.ts'
 import { sqliteAdminTokens } from './sqlite/admin-tokens.ts'
+import { sqliteApprovals } from './sqlite/approvals.ts'
 import { sqliteAudit } from './sqlite/audit.ts'
 import { sqliteCounters } from './sqlite/counters.ts'
 import { FreshReads } from './sqlite/fresh-reads.ts'
 import { AUDIT_MIGRATIONS, MIGRATIONS } from './sqlite/migrations.ts'
 import { sqliteSecrets } from './sqlite/secrets.ts'
 import { sqliteSessions } from './sqlite/sessions.ts'
-import type { AdminTokenRepo, AuditRepo, CounterRepo, SecretRepo, SessionRepo, Store } from './store.ts'
+import type { AdminTokenRepo, ApprovalRepo, AuditRepo, CounterRepo, SecretRepo, SessionRepo, Store } from './store.ts'
 
 export const SCHEMA_VERSION = MIGRATIONS.length
 
@@ -28,6 +29,7 @@ export class SqliteStore implements Store {
   readonly audit: AuditRepo
   readonly counters: CounterRepo
   readonly adminTokens: AdminTokenRepo
+  readonly approvals: ApprovalRepo
   readonly #db: DatabaseSync
   readonly #auditDb: DatabaseSync
 
@@ -56,6 +58,7 @@ export class SqliteStore implements Store {
     this.audit = reportingDamage(sqliteAudit(auditDb), auditDb)
     this.counters = reportingDamage(sqliteCounters(db), db)
     this.adminTokens = reportingDamage(sqliteAdminTokens(db, reads), db)
+    this.approvals = reportingDamage(sqliteApprovals(db), db)
   }
 
   async close(): Promise<void> {

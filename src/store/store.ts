@@ -1,4 +1,5 @@
 import type { AdminToken, StoredAdminToken } from '../model/admin-token.ts'
+import type { Approval, PendingApproval, Verdict } from '../model/approval.ts'
 import type { Session, SessionFilter, StoredSession } from '../model/session.ts'
 
 /**
@@ -12,6 +13,7 @@ export interface Store {
   readonly audit: AuditRepo
   readonly counters: CounterRepo
   readonly adminTokens: AdminTokenRepo
+  readonly approvals: ApprovalRepo
   close(): Promise<void>
 }
 
@@ -203,4 +205,25 @@ export interface CounterRepo {
   spend(spending: Spending): Promise<boolean>
   /** The counter's total, 0 for one never spent from or expired. */
   used(key: string, now: number): Promise<number>
+}
+
+/**
+ * Requests parked for a person's yes (src/approvals/), shared by every instance on the store: the
+ * instance holding a request polls for its decision, which any instance may take. Exactly one
+ * decision wins: every state change is a conditional update of a pending row.
+ */
+export interface ApprovalRepo {
+  /** A new pending approval. */
+  insert(pending: PendingApproval): Promise<void>
+  get(id: string): Promise<Approval | undefined>
+  /** Pending approvals not expired at `now`, oldest first (then by id), at most `limit`. */
+  pending(now: number, limit: number): Promise<Approval[]>
+  /** Those of `ids` no longer pending. */
+  settled(ids: readonly string[]): Promise<Approval[]>
+  /** Takes the verdict if the approval is still pending and `verdict.at` is before its expiry: the decided approval, else undefined. */
+  decide(id: string, verdict: Verdict): Promise<Approval | undefined>
+  /** Ends a still pending approval as expired or cancelled at `at`; false when it was no longer pending. */
+  close(id: string, state: 'expired' | 'cancelled', at: number): Promise<boolean>
+  /** The latest approval of this session and digest whose approver let identical requests through until after `now`. */
+  remembered(session: string, digest: string, now: number): Promise<Approval | undefined>
 }

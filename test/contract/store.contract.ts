@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { afterEach, beforeEach, describe, it } from 'node:test'
 import type { Store } from '../../src/store/store.ts'
 import { adminTokenCases } from './admin-tokens.cases.ts'
+import { approvalCases } from './approvals.cases.ts'
 import { auditCases } from './audit.cases.ts'
 import { counterCases } from './counters.cases.ts'
 import { secretCases } from './secrets.cases.ts'
@@ -23,6 +24,7 @@ const REPOS: { readonly [Repo in Exclude<keyof Store, 'close'>]: RepoCases<Store
   audit: auditCases,
   counters: counterCases,
   adminTokens: adminTokenCases,
+  approvals: approvalCases,
 }
 
 /**

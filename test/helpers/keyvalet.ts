@@ -2,20 +2,19 @@ import { randomBytes } from 'node:crypto'
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createAdminServer } from '../../src/admin/server.ts'
 import type { ThrottleOptions } from '../../src/admin/throttle.ts'
-import { AdminTokens } from '../../src/admin/tokens.ts'
 import type { AdminRole } from '../../src/model/admin-token.ts'
-import { AuditWriter } from '../../src/audit/audit-writer.ts'
 import type { AuditRecord } from '../../src/audit/record.ts'
 import { parseConfig } from '../../src/config/load.ts'
-import { LiveConfig } from '../../src/config/reload.ts'
+import type { LiveConfig } from '../../src/config/reload.ts'
 import { silentLogger, type Logger } from '../../src/log.ts'
 import { parseGrant } from '../../src/policy/grant.ts'
 import type { KeyvaletMetrics } from '../../src/metrics/keyvalet-metrics.ts'
 import type { RequestObserver } from '../../src/proxy/observer.ts'
-import { createProxy, type Proxy } from '../../src/proxy/proxy.ts'
+import type { AuditWriter } from '../../src/audit/audit-writer.ts'
+import type { Proxy } from '../../src/proxy/proxy.ts'
 import { openRuntime, type Runtime } from '../../src/runtime.ts'
+import { serve } from '../../src/serve.ts'
 
 export interface TestKeyvalet {
   readonly url: string
@@ -43,17 +42,17 @@ export interface TestKeyvalet {
 
 /**
  * Real keyvalet in this process: the config text written to a temp folder, a real SQLite store,
- * a random master key, the gateway listening on 127.0.0.1:0. `files` are written beside the config
+ * a random master key (or `masterKey`, for instances sharing one store), the gateway listening on 127.0.0.1:0. `files` are written beside the config
  * (CA bundles it names); `log` receives keyvalet's operator log (silent by default). With `metrics`,
  * keyvalet feeds them as `keyvalet start` does; `observers` are told of every request outcome.
  */
-export async function startKeyvalet(configText: string, opts: { files?: Record<string, string>; keyFile?: boolean; log?: Logger; admin?: { throttle?: ThrottleOptions }; metrics?: KeyvaletMetrics; observers?: RequestObserver[] } = {}): Promise<TestKeyvalet> {
+export async function startKeyvalet(configText: string, opts: { files?: Record<string, string>; keyFile?: boolean; masterKey?: string; log?: Logger; admin?: { throttle?: ThrottleOptions }; metrics?: KeyvaletMetrics; observers?: RequestObserver[] } = {}): Promise<TestKeyvalet> {
   const dir = mkdtempSync(join(tmpdir(), 'keyvalet-test-'))
   for (const [name, content] of Object.entries(opts.files ?? {})) writeFileSync(join(dir, name), content)
   const configFile = join(dir, 'keyvalet.yaml')
   writeFileSync(configFile, configText)
   const config = parseConfig(configText, configFile)
-  const masterKey = randomBytes(32).toString('base64')
+  const masterKey = opts.masterKey ?? randomBytes(32).toString('base64')
   const kv = { now: Date.now() }
   // keyFile: the key in <data_dir>/master.key (what a master-key rotation rewrites), not in the environment.
   if (opts.keyFile === true) {
@@ -62,23 +61,10 @@ export async function startKeyvalet(configText: string, opts: { files?: Record<s
   }
   const env = opts.keyFile === true ? {} : { KEYVALET_MASTER_KEY: masterKey }
   const runtime = await openRuntime(config, { env, createMasterKey: false, clock: () => kv.now })
-  const metrics = opts.metrics
-  let live: LiveConfig | undefined
-  const audit = await AuditWriter.start({ store: runtime.storeLocation, key: await runtime.openAuditKey(), reserveBytes: config.auditReserveBytes, configVersion: () => live?.current.version ?? config.version, ...(metrics === undefined ? {} : { onCommit: metrics.auditCommitted }) })
-  metrics?.requests.connectors(config.policy.connectors.keys())
-  const observers = [...(metrics === undefined ? [] : [metrics.requests]), ...(opts.observers ?? [])]
-  const gateway = createProxy({ config, sessions: runtime.sessions, vault: runtime.vault, store: runtime.store, audit, log: opts.log ?? silentLogger, clock: () => kv.now, observers })
-  metrics?.watch({ proxy: gateway, vault: runtime.vault, audit, sessions: runtime.store.sessions, clock: () => kv.now })
-  live = new LiveConfig(config, { apply: (next) => gateway.apply(next), log: opts.log ?? silentLogger })
-  const { url, forwardUrl, caCertPem } = await gateway.listen()
-  const adminTokens = new AdminTokens(runtime.store.adminTokens, () => kv.now)
-  const admin = opts.admin === undefined ? undefined : createAdminServer({
-    config: () => live.current, reloadConfig: () => live.reload('admin'), openAuditKey: () => runtime.openAuditKey(), sessions: runtime.sessions, vault: runtime.vault, store: runtime.store, audit, log: opts.log ?? silentLogger, clock: () => kv.now, adminTokens,
-    listening: { gateway: url, forward: forwardUrl }, metrics, proxy: gateway,
-  }, opts.admin)
-  const adminUrl = admin === undefined ? undefined : (await admin.listen()).url
+  const serving = await serve(runtime, { log: opts.log ?? silentLogger, clock: () => kv.now, ...(opts.metrics === undefined ? {} : { metrics: opts.metrics }), ...(opts.observers === undefined ? {} : { observers: opts.observers }), ...(opts.admin === undefined ? {} : { admin: opts.admin }) })
+  const { url, forwardUrl, caCertPem, adminUrl, live, adminTokens } = serving
   return Object.assign(kv, {
-    url, forwardUrl, caCertPem, dir, configFile, masterKey, runtime, live, adminUrl, proxy: gateway, auditWriter: audit,
+    url, forwardUrl, caCertPem, dir, configFile, masterKey, runtime, live, adminUrl, proxy: serving.proxy, auditWriter: serving.audit,
     async adminToken(role: AdminRole, opts: { name?: string; ttlMs?: number } = {}) {
       const { token, value } = await adminTokens.create({ name: opts.name ?? `test-${role}`, role, ...(opts.ttlMs === undefined ? {} : { ttlMs: opts.ttlMs }) })
       return { token: value, id: token.id }
@@ -94,10 +80,7 @@ export async function startKeyvalet(configText: string, opts: { files?: Record<s
       return (await runtime.store.audit.read(0, 10_000)).map((row) => JSON.parse(row.line) as AuditRecord)
     },
     async close() {
-      await admin?.close()
-      metrics?.close()
-      await gateway.close()
-      await audit.close()
+      await serving.close()
       await runtime.close()
       rmSync(dir, { recursive: true, force: true })
     },

@@ -1,3 +1,4 @@
+import { Approvals } from '../../src/approvals/approvals.ts'
 import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
@@ -121,6 +122,7 @@ describe('keyvalet run: the sandbox holds the task key and nothing else, and has
     const server = createAdminServer({
       config: () => adminConfig, reloadConfig: () => Promise.reject(new Error('this test does not reload')), openAuditKey: () => runtime.openAuditKey(), sessions: runtime.sessions, vault: runtime.vault, store: runtime.store, audit, log: { info() {}, warn() {}, error() {} }, clock: Date.now,
       listening: { gateway: 'http://127.0.0.1:8787', forward: undefined }, adminTokens: new AdminTokens(runtime.store.adminTokens, Date.now),
+      approvals: new Approvals({ repo: runtime.store.approvals, clock: Date.now, log: { info() {}, warn() {}, error() {} } }),
       // Only reachability is tested here: no metrics, and no data plane for /readyz to look at.
       metrics: undefined, proxy: { stats: () => { throw new Error('this test runs the admin listener without a data plane') } },
     })

@@ -1,6 +1,7 @@
 import type { AdminDeps } from '../deps.ts'
 import type { AdminRoute } from '../route.ts'
 import { adminTokenRoutes } from './admin-tokens.ts'
+import { approvalRoutes } from './approvals.ts'
 import { auditRoutes } from './audit.ts'
 import { caRoutes } from './ca.ts'
 import { configRoutes } from './config.ts'
@@ -22,4 +23,5 @@ export const ROUTE_MODULES = [
   configRoutes,
   auditRoutes,
   caRoutes,
+  approvalRoutes,
 ] as const satisfies readonly ((deps: AdminDeps) => readonly AdminRoute[])[]

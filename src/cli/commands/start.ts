@@ -1,19 +1,17 @@
 import { randomBytes } from 'node:crypto'
-import { createAdminServer } from '../../admin/server.ts'
 import { AdminTokens } from '../../admin/tokens.ts'
 import { basename } from 'node:path'
-import { AuditWriter } from '../../audit/audit-writer.ts'
 import { missingSecrets } from '../../config/check.ts'
 import { loadConfig } from '../../config/load.ts'
-import { LiveConfig, type ReloadTrigger } from '../../config/reload.ts'
+import type { ReloadTrigger } from '../../config/reload.ts'
 import { watchFile } from '../../config/watch.ts'
 import { startDemoUpstream } from '../../demo/upstream.ts'
 import { OperatorError } from '../../errors.ts'
 import { createLogger } from '../../log.ts'
 import { KeyvaletMetrics } from '../../metrics/keyvalet-metrics.ts'
-import { createProxy } from '../../proxy/proxy.ts'
 import { RequestLog } from '../../proxy/request-log.ts'
 import { openRuntime, type Runtime } from '../../runtime.ts'
+import { serve } from '../../serve.ts'
 import { describeLocation } from '../../store/location.ts'
 import { auditPathFor } from '../../store/sqlite-store.ts'
 import { CONFIG_OPTION, configPath, parse, write } from '../args.ts'
@@ -61,47 +59,20 @@ export const start: Command = {
       if (summary !== undefined) write(io.stderr, summary)
       const log = createLogger(io.stdout, { ...config.log, batched: true })
       const metrics = config.metricsEnabled ? new KeyvaletMetrics() : undefined
-      if (metrics !== undefined) closers.unshift(async () => metrics.close())
-      // Set once the proxy exists: until then the configuration in force is the one loaded.
-      let live: LiveConfig | undefined
-      const configVersion = (): string => live?.current.version ?? config.version
-      const audit = await AuditWriter.start({ store: runtime.storeLocation, key: await runtime.openAuditKey(), reserveBytes: config.auditReserveBytes, log, configVersion, ...(metrics === undefined ? {} : { onCommit: metrics.auditCommitted }) })
-      closers.unshift(() => audit.close())
-      metrics?.requests.connectors(config.policy.connectors.keys())
-      const observers = [...(metrics === undefined ? [] : [metrics.requests]), new RequestLog(log)]
-      const gateway = createProxy({ config, sessions: runtime.sessions, vault: runtime.vault, store: runtime.store, audit, log, observers })
-      metrics?.watch({ proxy: gateway, vault: runtime.vault, audit, sessions: runtime.store.sessions })
-      live = new LiveConfig(config, { apply: (next) => gateway.apply(next), log })
-      const reloads = live
+      const serving = await serve(runtime, { log, metrics, observers: [new RequestLog(log)], ...(config.admin === undefined ? {} : { admin: {} }) })
+      closers.unshift(() => serving.close())
+      const reloads = serving.live
       reload = (trigger) => void reloads.reload(trigger)
-      if (metrics !== undefined) {
-        reloads.onReload((result) => {
-          if (result.result === 'failed') metrics.configReloads.failed.inc()
-          else metrics.configReloads.succeeded.inc()
-          if (result.result === 'applied') metrics.requests.connectors(reloads.current.policy.connectors.keys())
-        })
-      }
       if (values.watch === true) {
         const stopWatching = watchFile(config.file, () => reload('watch'))
         closers.unshift(async () => stopWatching())
       }
-      const address = await gateway.listen()
-      closers.unshift(() => gateway.close())
-      write(io.stdout, `gateway listening on ${address.url} (configuration ${config.version})`)
-      if (address.forwardUrl !== undefined) write(io.stdout, `forward proxy listening on ${address.forwardUrl} (sandboxes trust its CA: keyvalet ca bundle --config ${config.file})`)
-      let adminUrl: string | undefined
-      if (config.admin !== undefined) {
-        const admin = createAdminServer({
-          config: () => reloads.current, reloadConfig: () => reloads.reload('admin'), openAuditKey: () => runtime.openAuditKey(), sessions: runtime.sessions, vault: runtime.vault, store: runtime.store, audit, log, clock: Date.now,
-          listening: { gateway: address.url, forward: address.forwardUrl },
-          adminTokens: new AdminTokens(runtime.store.adminTokens, Date.now), metrics, proxy: gateway,
-        })
-        closers.unshift(() => admin.close())
-        adminUrl = (await admin.listen()).url
-        write(io.stdout, `admin API listening on ${adminUrl} (callers need an admin token: keyvalet admin token create)`)
-      }
-      if (demo !== undefined) write(io.stdout, await demo.instructions(address.url, address.forwardUrl, config.file, adminUrl))
-      else write(io.stdout, `try: keyvalet session create --agent my-agent --user me --workspace default --grant CONNECTOR:read, then send requests to ${address.url}/CONNECTOR/... with the task key as the API key`)
+      write(io.stdout, `gateway listening on ${serving.url} (configuration ${config.version})`)
+      if (serving.forwardUrl !== undefined) write(io.stdout, `forward proxy listening on ${serving.forwardUrl} (sandboxes trust its CA: keyvalet ca bundle --config ${config.file})`)
+      const { adminUrl } = serving
+      if (adminUrl !== undefined) write(io.stdout, `admin API listening on ${adminUrl} (callers need an admin token: keyvalet admin token create)`)
+      if (demo !== undefined) write(io.stdout, await demo.instructions(serving.url, serving.forwardUrl, config.file, adminUrl))
+      else write(io.stdout, `try: keyvalet session create --agent my-agent --user me --workspace default --grant CONNECTOR:read, then send requests to ${serving.url}/CONNECTOR/... with the task key as the API key`)
       await untilSignal()
       write(io.stdout, 'stopping: finishing requests in flight')
       return 0

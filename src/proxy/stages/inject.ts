@@ -1,5 +1,6 @@
 import { credentialKind } from '../../credentials/registry.ts'
-import type { OutboundRequest } from '../../credentials/kind.ts'
+import type { CredentialSlot, OutboundRequest } from '../../credentials/kind.ts'
+import type { Connector } from '../../model/policy.ts'
 import { withoutParam } from '../../credentials/query-param.ts'
 import { carriesBody, outboundRequestHeaders } from '../headers.ts'
 import type { AdmittedContext } from '../context.ts'
@@ -17,27 +18,44 @@ export function createInject(): Stage {
   return {
     name: 'inject',
     run(ctx) {
-      const connector = ctx.connector
-      const binding = connector.credential
+      const binding = ctx.connector.credential
       const kind = binding === undefined ? undefined : credentialKind(binding.kind)
-      const slot = binding === undefined || kind === undefined ? {} : kind.slot(binding)
       const outbound: OutboundRequest = {
         method: ctx.req.method ?? 'GET',
-        origin: connector.upstream.origin,
+        origin: ctx.connector.upstream.origin,
         path: ctx.path,
         body: ctx.body,
         bodyStreams: ctx.body === undefined && carriesBody(ctx.req.headers),
         copySourceDecided: ctx.copySource !== undefined,
-        headers: outboundRequestHeaders(ctx.req.headers, [slot.header, connector.assertion?.header], constrainedHeaders(ctx)),
-        query: slot.param === undefined ? ctx.rawQuery ?? '' : withoutParam(ctx.rawQuery ?? '', slot.param),
+        headers: forwardedHeaders(ctx),
+        query: forwardedQuery(ctx),
       }
       // Before the credential: a kind that signs headers (aws_sigv4) signs these too.
       outbound.headers.traceparent = traceparent(ctx.trace)
-      if (!ctx.trace.continued) delete outbound.headers.tracestate
       if (binding !== undefined && kind !== undefined && ctx.credential !== undefined) kind.inject(outbound, binding, ctx.credential.value)
       ctx.outbound = outbound
     },
   }
+}
+
+/** Where the connector's credential goes (none without a credential). */
+export function credentialSlot(connector: Connector): CredentialSlot {
+  const binding = connector.credential
+  return binding === undefined ? {} : credentialKind(binding.kind).slot(binding)
+}
+
+/** The sandbox's headers as they will be forwarded, before keyvalet adds its own (traceparent, the credential). */
+export function forwardedHeaders(ctx: AdmittedContext): Record<string, string | string[]> {
+  const headers = outboundRequestHeaders(ctx.req.headers, [credentialSlot(ctx.connector).header, ctx.connector.assertion?.header], constrainedHeaders(ctx))
+  // A tracestate belongs to the trace its traceparent names: kept only when keyvalet continues that trace.
+  if (!ctx.trace.continued) delete headers.tracestate
+  return headers
+}
+
+/** The query as it will be forwarded, before the credential: every spelling of the credential parameter removed. */
+export function forwardedQuery(ctx: AdmittedContext): string {
+  const param = credentialSlot(ctx.connector).param
+  return param === undefined ? ctx.rawQuery : withoutParam(ctx.rawQuery, param)
 }
 
 /** The header names the allowing rule constrains: its constraint checked them, so they may go upstream. */

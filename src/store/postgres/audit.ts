@@ -5,7 +5,7 @@ import type { Row, Sql } from './connect.ts'
 /** keyvalet's key for pg_advisory_xact_lock around an append ("kvaudit" in ASCII). */
 const APPEND_LOCK = 0x6b7661756469740an
 
-/** The facet columns beside each line (MIGRATIONS[2] and [4]), in AuditFacets' terms. */
+/** The facet columns beside each line (MIGRATIONS[2] and [5]), in AuditFacets' terms. */
 const FACETS = ['time', 'session', 'agent', 'user', 'workspace', 'task', 'connector', 'decision', 'error', 'mode', 'phase'] as const
 const NO_FACETS: { readonly [Name in keyof AuditFacets]: null } = {
   time: null, session: null, agent: null, user: null, workspace: null, task: null, connector: null, decision: null, error: null, mode: null, phase: null,

@@ -83,6 +83,33 @@ export const MIGRATIONS: readonly string[] = [
    CREATE INDEX audit_by_error ON audit (error, seq) WHERE error IS NOT NULL;`,
   // The request budget a session was created with (src/budgets/), none for those before.
   'ALTER TABLE sessions ADD COLUMN budget BIGINT;',
+  // Requests parked for approval (postgres/approvals.ts).
+  `CREATE TABLE approvals (
+     id TEXT PRIMARY KEY,
+     request_id TEXT NOT NULL,
+     session TEXT NOT NULL,
+     agent TEXT NOT NULL,
+     "user" TEXT NOT NULL,
+     workspace TEXT NOT NULL,
+     task TEXT NOT NULL,
+     connector TEXT NOT NULL,
+     rule TEXT NOT NULL,
+     method TEXT NOT NULL,
+     host TEXT NOT NULL,
+     path TEXT NOT NULL,
+     summary TEXT NOT NULL,
+     digest TEXT NOT NULL,
+     created_at BIGINT NOT NULL,
+     expires_at BIGINT NOT NULL,
+     state TEXT NOT NULL,
+     decided_at BIGINT,
+     approver_id TEXT,
+     approver_name TEXT,
+     reason TEXT,
+     remember_until BIGINT
+   );
+   CREATE INDEX approvals_pending ON approvals (created_at, id COLLATE "C") WHERE state = 'pending';
+   CREATE INDEX approvals_remembered ON approvals (session, digest) WHERE remember_until IS NOT NULL;`,
   // Which listener a record is about and a stream's phase, beside each line, so that a summary
   // counts requests only (AuditRepo.summary); filled from the lines of the rows with facets.
   `ALTER TABLE audit ADD COLUMN mode TEXT, ADD COLUMN phase TEXT;
@@ -99,6 +126,7 @@ export const RUNTIME_GRANTS: readonly { readonly table: string; readonly privile
   { table: 'audit', privileges: 'SELECT, INSERT' },
   { table: 'counters', privileges: 'SELECT, INSERT, UPDATE, DELETE' },
   { table: 'admin_tokens', privileges: 'SELECT, INSERT, UPDATE' },
+  { table: 'approvals', privileges: 'SELECT, INSERT, UPDATE' },
 ]
 
 /** keyvalet's own key for pg_advisory_xact_lock ("keyvalet" in ASCII): held while migrating. */

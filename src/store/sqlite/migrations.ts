@@ -42,6 +42,33 @@ export const MIGRATIONS: readonly string[] = [
    ) STRICT;
    CREATE INDEX sessions_by_creation ON sessions (created_at, id);`,
   'ALTER TABLE sessions ADD COLUMN budget INTEGER;',
+  // Requests parked for approval (sqlite/approvals.ts).
+  `CREATE TABLE approvals (
+     id TEXT PRIMARY KEY,
+     request_id TEXT NOT NULL,
+     session TEXT NOT NULL,
+     agent TEXT NOT NULL,
+     user TEXT NOT NULL,
+     workspace TEXT NOT NULL,
+     task TEXT NOT NULL,
+     connector TEXT NOT NULL,
+     rule TEXT NOT NULL,
+     method TEXT NOT NULL,
+     host TEXT NOT NULL,
+     path TEXT NOT NULL,
+     summary TEXT NOT NULL,
+     digest TEXT NOT NULL,
+     created_at INTEGER NOT NULL,
+     expires_at INTEGER NOT NULL,
+     state TEXT NOT NULL,
+     decided_at INTEGER,
+     approver_id TEXT,
+     approver_name TEXT,
+     reason TEXT,
+     remember_until INTEGER
+   ) STRICT;
+   CREATE INDEX approvals_pending ON approvals (created_at, id) WHERE state = 'pending';
+   CREATE INDEX approvals_remembered ON approvals (session, digest) WHERE remember_until IS NOT NULL;`,
 ]
 
 /**

@@ -1,0 +1,196 @@
+import { randomBytes } from 'node:crypto'
+import { KeyvaletError } from '../errors.ts'
+import type { Logger } from '../log.ts'
+import type { Approval, PendingApproval, Verdict } from '../model/approval.ts'
+import type { ApprovalRepo } from '../store/store.ts'
+
+/** How often an instance asks the store about the approvals its requests wait for. */
+export const DEFAULT_POLL_MS = 250
+
+export interface ApprovalsOptions {
+  readonly repo: ApprovalRepo
+  /** Epoch ms: deadlines and decision times. */
+  readonly clock: () => number
+  readonly log: Logger
+  readonly pollMs?: number
+  /** Told of each new pending approval (the webhook), after it is in the store; never awaited. */
+  readonly onPending?: (approval: Approval) => void
+}
+
+/** How a request's wait ended: the approval as decided, and whether an earlier "identical requests" approval let it through. */
+export interface Outcome {
+  readonly approval: Approval
+  readonly remembered: boolean
+}
+
+interface Waiter {
+  readonly pending: PendingApproval
+  settle(approval: Approval): void
+}
+
+/**
+ * Requests held open for a person's yes, on one instance. A request parks with `wait`; a decision
+ * is taken with `decide` on any instance sharing the store (the repo takes exactly one state change
+ * per approval). Each instance runs one poll loop, only while requests wait, that asks the store in
+ * one query every `pollMs` which of its own approvals were decided, and ends those past their
+ * deadline (expired): no timer per request, and a decision taken on another instance reaches the
+ * waiting request within one poll. A decision taken on this instance wakes its request at once.
+ */
+export class Approvals {
+  readonly #repo: ApprovalRepo
+  readonly #clock: () => number
+  readonly #log: Logger
+  readonly #pollMs: number
+  readonly #onPending: ((approval: Approval) => void) | undefined
+  readonly #waiters = new Map<string, Waiter>()
+  readonly #parked = new Set<() => void>()
+  #timer: NodeJS.Timeout | undefined
+  #polling = false
+
+  constructor(opts: ApprovalsOptions) {
+    this.#repo = opts.repo
+    this.#clock = opts.clock
+    this.#log = opts.log
+    this.#pollMs = opts.pollMs ?? DEFAULT_POLL_MS
+    this.#onPending = opts.onPending
+  }
+
+  get repo(): ApprovalRepo {
+    return this.#repo
+  }
+
+  /** How many requests wait on this instance now. */
+  get waiting(): number {
+    return this.#waiters.size
+  }
+
+  static newId(): string {
+    return `apr_${randomBytes(8).toString('hex')}`
+  }
+
+  /**
+   * Parks a request until it is decided, expires, or `signal` aborts (the sandbox left: the
+   * approval is cancelled, and the abort's reason thrown). An earlier approval of the same session
+   * and digest that its approver let identical requests through with lets it pass at once.
+   */
+  async wait(pending: PendingApproval, signal: AbortSignal | undefined): Promise<Outcome> {
+    signal?.throwIfAborted()
+    const remembered = await this.#repo.remembered(pending.session, pending.digest, this.#clock())
+    if (remembered !== undefined) return { approval: remembered, remembered: true }
+    await this.#repo.insert(pending)
+    const decided = new Promise<Approval>((resolve) => {
+      this.#waiters.set(pending.id, { pending, settle: resolve })
+    })
+    this.#start()
+    for (const wake of this.#parked) wake()
+    if (this.#onPending !== undefined) {
+      const stored = await this.#repo.get(pending.id).catch(() => undefined)
+      if (stored !== undefined) this.#onPending(stored)
+    }
+    if (signal === undefined) return { approval: await decided, remembered: false }
+    const gone = new Promise<never>((_, reject) => {
+      const onAbort = (): void => reject(signal.reason)
+      if (signal.aborted) onAbort()
+      signal.addEventListener('abort', onAbort, { once: true })
+      void decided.then(() => signal.removeEventListener('abort', onAbort))
+    })
+    try {
+      return { approval: await Promise.race([decided, gone]), remembered: false }
+    } catch (err) {
+      this.#waiters.delete(pending.id)
+      await this.#repo.close(pending.id, 'cancelled', this.#clock()).catch((e: unknown) => this.#log.error('approval cancel failed', { approval: pending.id, error: String(e) }))
+      throw err
+    }
+  }
+
+  /**
+   * Takes a person's verdict on a pending approval (from any instance). Refused with
+   * admin_not_found for an unknown id, admin_approval_closed for one already decided, expired or
+   * cancelled (a verdict at or after its deadline included).
+   */
+  async decide(id: string, verdict: Verdict): Promise<Approval> {
+    const decided = await this.#repo.decide(id, verdict)
+    if (decided === undefined) {
+      const found = await this.#repo.get(id)
+      if (found === undefined) throw new KeyvaletError('admin_not_found', { message: `No approval ${id}.` })
+      const state = found.state === 'pending' ? 'expired' : found.state
+      throw new KeyvaletError('admin_approval_closed', { message: `Approval ${id} is no longer pending: it was ${state}.`, detail: { state } })
+    }
+    this.#waiters.get(id)?.settle(decided)
+    this.#waiters.delete(id)
+    return decided
+  }
+
+  /** Resolves when a request parks on this instance, or after `ms`, or when `signal` aborts: a long poll's wait between reads of the store. */
+  async parkedOrAfter(ms: number, signal: AbortSignal): Promise<void> {
+    if (signal.aborted) return
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer)
+        this.#parked.delete(done)
+        signal.removeEventListener('abort', done)
+        resolve()
+      }
+      const timer = setTimeout(done, ms)
+      this.#parked.add(done)
+      signal.addEventListener('abort', done, { once: true })
+    })
+  }
+
+  /** Stops the poll loop (at shutdown: the requests still waiting are cut by it, and cancel their approvals). */
+  close(): void {
+    clearInterval(this.#timer)
+    this.#timer = undefined
+  }
+
+  #start(): void {
+    if (this.#timer !== undefined) return
+    this.#timer = setInterval(() => void this.#poll(), this.#pollMs)
+  }
+
+  /** One turn of the loop: the decisions taken elsewhere, then the deadlines passed. Skipped while the previous turn still runs. */
+  async #poll(): Promise<void> {
+    if (this.#polling) return
+    this.#polling = true
+    try {
+      if (this.#waiters.size > 0) {
+        for (const approval of await this.#repo.settled([...this.#waiters.keys()])) this.#wake(approval)
+      }
+      const now = this.#clock()
+      for (const [id, waiter] of this.#waiters) {
+        if (waiter.pending.expiresAt <= now) await this.#expire(id, now)
+      }
+    } catch (err) {
+      this.#log.error('approval poll failed', { error: String(err) })
+    } finally {
+      this.#polling = false
+      if (this.#waiters.size === 0) this.close()
+    }
+  }
+
+  /** Ends a request's wait at its deadline, unless a decision won the race in the store (then that decision stands). */
+  async #expire(id: string, now: number): Promise<void> {
+    const waiter = this.#waiters.get(id)
+    if (waiter === undefined) return
+    try {
+      if (!(await this.#repo.close(id, 'expired', now))) {
+        const found = await this.#repo.get(id)
+        if (found !== undefined && found.state !== 'pending') return this.#wake(found)
+      }
+      const found = await this.#repo.get(id)
+      if (found !== undefined) return this.#wake(found)
+    } catch (err) {
+      this.#log.error('approval expiry failed', { approval: id, error: String(err) })
+    }
+    // The store could not be read: the request is refused all the same (no decision is taken after the deadline).
+    this.#waiters.delete(id)
+    waiter.settle({ ...waiter.pending, state: 'expired', decidedAt: now, approver: undefined, reason: undefined, rememberUntil: undefined })
+  }
+
+  #wake(approval: Approval): void {
+    const waiter = this.#waiters.get(approval.id)
+    if (waiter === undefined) return
+    this.#waiters.delete(approval.id)
+    waiter.settle(approval)
+  }
+}

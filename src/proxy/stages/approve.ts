@@ -1,0 +1,136 @@
+import { Approvals } from '../../approvals/approvals.ts'
+import { requestDigest, type ApprovedRequest } from '../../approvals/digest.ts'
+import { approvalSummary, safeText } from '../../approvals/summary.ts'
+import { withoutParam } from '../../credentials/query-param.ts'
+import { KeyvaletError } from '../../errors.ts'
+import type { ApprovalOptions, Approval } from '../../model/approval.ts'
+import type { Connector, Policy } from '../../model/policy.ts'
+import { BodyScanner } from '../body-scanner.ts'
+import type { AdmittedContext, OutboundContext } from '../context.ts'
+import { carriesBody } from '../headers.ts'
+import type { Stage } from '../pipeline.ts'
+import { readBody } from './decide.ts'
+import { credentialSlot, forwardedHeaders, forwardedQuery } from './inject.ts'
+
+/** What the sandbox is told of an approver's reason: at most this many characters, control characters removed. */
+const REASON_LIMIT = 200
+
+/**
+ * approve: after budget (a request over budget never asks anyone) and before credential (no
+ * credential is fetched, nor held, while a request waits). A request whose allowing rule needs
+ * approval is read whole (up to limits.approval_body_bytes), its digest and summary computed from
+ * exactly what will be forwarded, and held open until a person decides (approvals/approvals.ts):
+ * approved, it goes on with that body; denied, 403 approval_denied with the reason; no decision
+ * in time, 403 approval_timeout; the sandbox leaving cancels it. Undefined for a connector none of
+ * whose rules needs approval.
+ */
+export function createApprove(approvals: Approvals, connector: Connector, policy: Policy, maxBodyBytes: number, clock: () => number): Stage | undefined {
+  if (!connector.rules.some((rule) => rule.approval !== undefined)) return undefined
+  const placeholders = [...policy.connectors.values()].flatMap((c) => (c.placeholder === undefined ? [] : [{ connector: c.name, value: c.placeholder }]))
+  return {
+    name: 'approve',
+    run(ctx) {
+      const decision = ctx.decision
+      if (decision?.effect !== 'allow' || decision.rule.approval === undefined || ctx.wouldDeny !== undefined) return
+      return park(ctx, decision.rule.id, decision.rule.approval)
+    },
+  }
+
+  async function park(ctx: AdmittedContext, rule: string, options: ApprovalOptions): Promise<void> {
+    const body = await heldBody(ctx, maxBodyBytes)
+    // A task key or a placeholder in the body is refused before anyone is shown it.
+    if (body !== undefined) new BodyScanner(placeholders).scan(body)
+    ctx.body = body
+    const request = approvedRequest(ctx)
+    const digest = requestDigest(request)
+    const now = clock()
+    const session = ctx.session
+    const query = forwardedQuery(ctx)
+    const pending = {
+      id: Approvals.newId(), requestId: ctx.id, session: session.id, agent: session.agent, user: session.user, workspace: session.workspace, task: session.task,
+      connector: connector.name, rule, method: request.method, host: connector.upstream.host, path: safeText(query === '' ? ctx.path : `${ctx.path}?${query}`, 2000),
+      summary: approvalSummary(options.summary, body, headerValue(ctx.req.headers['content-type'])), digest, createdAt: now, expiresAt: now + options.timeoutMs,
+    }
+    let outcome
+    try {
+      outcome = await approvals.wait(pending, ctx.signal)
+    } catch (err) {
+      // The sandbox left (or the request was cut): wait cancelled the approval.
+      if (ctx.signal?.aborted === true) ctx.approval = { id: pending.id, state: 'cancelled', approver: undefined, reason: undefined, waitedMs: clock() - now, digest, remembered: false }
+      if (err instanceof KeyvaletError) throw err
+      throw new KeyvaletError('approval_unavailable', { detail: { why: String(err) } })
+    }
+    const { approval, remembered } = outcome
+    ctx.approval = { id: approval.id, state: approval.state, approver: approval.approver, reason: approval.reason, waitedMs: clock() - now, digest, remembered }
+    if (approval.state === 'approved') return
+    if (approval.state === 'denied') throw denied(approval)
+    throw new KeyvaletError('approval_timeout', { message: `No one approved this request within ${Math.round(options.timeoutMs / 1000)} s; it was not sent (approval ${approval.id}).`, detail: { approval: approval.id } })
+  }
+}
+
+/**
+ * The check before forward, in the send list of a connector with approvals: the request about to
+ * go must be, byte for byte, the one approved (its digest, without what keyvalet adds after the
+ * yes: the credential, the assertion, the attribution header, traceparent). A mismatch is a bug
+ * somewhere between the two; nothing is sent (approval_mismatch).
+ */
+export function createApprovedCheck(connector: Connector): Stage<OutboundContext> | undefined {
+  if (!connector.rules.some((rule) => rule.approval !== undefined)) return undefined
+  const added = keyvaletHeaders(connector)
+  const param = credentialSlot(connector).param
+  return {
+    name: 'approved-check',
+    run(ctx) {
+      if (ctx.approval === undefined) return
+      const { outbound } = ctx
+      const query = param === undefined ? outbound.query : withoutParam(outbound.query, param)
+      const headers = Object.fromEntries(Object.entries(outbound.headers).filter(([name]) => !added.has(name)))
+      // What forward sends: the request's method and path, the outbound query and headers, the body held.
+      const sent = requestDigest({ method: ctx.req.method ?? 'GET', url: urlOf(connector.upstream.origin, ctx.path, query), headers, body: ctx.body ?? Buffer.alloc(0) })
+      if (sent !== ctx.approval.digest) throw new KeyvaletError('approval_mismatch', { detail: { approval: ctx.approval.id, approved: ctx.approval.digest, sending: sent } })
+    },
+  }
+}
+
+/** The request as it will be forwarded, before keyvalet adds its own headers: what the digest covers. */
+export function approvedRequest(ctx: AdmittedContext): ApprovedRequest {
+  const added = keyvaletHeaders(ctx.connector)
+  const headers = Object.fromEntries(Object.entries(forwardedHeaders(ctx)).filter(([name]) => !added.has(name)))
+  return { method: ctx.req.method ?? 'GET', url: urlOf(ctx.connector.upstream.origin, ctx.path, forwardedQuery(ctx)), headers, body: ctx.body ?? Buffer.alloc(0) }
+}
+
+/** The headers keyvalet sets on a connector's requests after the approval: never part of the digest. */
+function keyvaletHeaders(connector: Connector): Set<string> {
+  return new Set([credentialSlot(connector).header, connector.assertion?.header, connector.attribution?.header].filter((h) => h !== undefined))
+}
+
+function urlOf(origin: string, path: string, query: string): string {
+  return query === '' ? `${origin}${path}` : `${origin}${path}?${query}`
+}
+
+/** The body held whole for the approval: the one decide or attribute already holds, or read now. */
+async function heldBody(ctx: AdmittedContext, limit: number): Promise<Buffer | undefined> {
+  if (ctx.body !== undefined) {
+    if (ctx.body.length > limit) throw new KeyvaletError('approval_body_too_large', { detail: { size: ctx.body.length, limit } })
+    return ctx.body
+  }
+  if (!carriesBody(ctx.req.headers)) return undefined
+  try {
+    return await readBody(ctx.req, limit)
+  } catch (err) {
+    if (err instanceof KeyvaletError && err.code === 'body_too_large') throw new KeyvaletError('approval_body_too_large', { detail: err.detail ?? {} })
+    throw err
+  }
+}
+
+function denied(approval: Approval): KeyvaletError {
+  const reason = approval.reason === undefined ? '' : safeText(approval.reason, REASON_LIMIT)
+  return new KeyvaletError('approval_denied', {
+    message: reason === '' ? `A person refused this request; it was not sent (approval ${approval.id}).` : `A person refused this request: ${reason} (approval ${approval.id}).`,
+    detail: { approval: approval.id },
+  })
+}
+
+function headerValue(value: string | string[] | undefined): string | undefined {
+  return typeof value === 'string' ? value : value?.[0]
+}

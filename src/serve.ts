@@ -1,0 +1,100 @@
+import { createAdminServer } from './admin/server.ts'
+import { Approvals } from './approvals/approvals.ts'
+import { deliver } from './approvals/webhook.ts'
+import type { ThrottleOptions } from './admin/throttle.ts'
+import { AdminTokens } from './admin/tokens.ts'
+import { AuditWriter } from './audit/audit-writer.ts'
+import { LiveConfig } from './config/reload.ts'
+import type { Logger } from './log.ts'
+import type { KeyvaletMetrics } from './metrics/keyvalet-metrics.ts'
+import type { RequestObserver } from './proxy/observer.ts'
+import { createProxy, type Proxy } from './proxy/proxy.ts'
+import type { Runtime } from './runtime.ts'
+
+export interface ServeOptions {
+  readonly log: Logger
+  /** The clock the data plane and the admin API read (tests move it instead of sleeping). */
+  readonly clock?: () => number
+  /** Fed as requests, reloads and audit commits happen; undefined when metrics are off. */
+  readonly metrics?: KeyvaletMetrics
+  /** Told of every request outcome, after the metrics. */
+  readonly observers?: readonly RequestObserver[]
+  /** Starts the admin listener (listen.admin must be configured); absent: no admin listener. */
+  readonly admin?: { readonly throttle?: ThrottleOptions }
+}
+
+/** A serving keyvalet: its listeners are up; `close` stops them in order and waits for the audit. */
+export interface Serving {
+  readonly proxy: Proxy
+  readonly audit: AuditWriter
+  /** The configuration in force and its reloads. */
+  readonly live: LiveConfig
+  readonly adminTokens: AdminTokens
+  readonly url: string
+  readonly forwardUrl: string | undefined
+  readonly caCertPem: string | undefined
+  readonly adminUrl: string | undefined
+  close(): Promise<void>
+}
+
+/**
+ * Composition root of the serving process, shared by `keyvalet start` and the tests: the audit
+ * writer, the data plane, live configuration and the admin listener, wired once. No logic here.
+ * On a failure half-way, what was started is closed again before the error goes up.
+ */
+export async function serve(runtime: Runtime, opts: ServeOptions): Promise<Serving> {
+  const { config } = runtime
+  const { log, metrics } = opts
+  const clock = opts.clock ?? Date.now
+  const closers: (() => Promise<void>)[] = []
+  const close = async (): Promise<void> => {
+    for (const step of closers.splice(0).reverse()) await step()
+  }
+  try {
+    // Closed last: the audit's final commits still count.
+    if (metrics !== undefined) closers.push(async () => metrics.close())
+    // Set once the proxy exists: until then the configuration in force is the one loaded.
+    let live: LiveConfig | undefined
+    const audit = await AuditWriter.start({
+      store: runtime.storeLocation, key: await runtime.openAuditKey(), reserveBytes: config.auditReserveBytes, log,
+      configVersion: () => live?.current.version ?? config.version, ...(metrics === undefined ? {} : { onCommit: metrics.auditCommitted }),
+    })
+    closers.push(() => audit.close())
+    metrics?.requests.connectors(config.policy.connectors.keys())
+    const observers = [...(metrics === undefined ? [] : [metrics.requests]), ...(opts.observers ?? [])]
+    const webhook = config.approvalWebhook
+    const approvals = new Approvals({
+      repo: runtime.store.approvals, clock, log,
+      ...(webhook === undefined ? {} : { onPending: (approval) => void deliver({ options: webhook, openSecret: (name) => runtime.vault.open(name), log, clock }, approval) }),
+    })
+    closers.push(async () => approvals.close())
+    const proxy = createProxy({ config, sessions: runtime.sessions, vault: runtime.vault, store: runtime.store, audit, log, clock, observers, approvals })
+    metrics?.watch({ proxy, vault: runtime.vault, audit, sessions: runtime.store.sessions, clock })
+    const reloads = new LiveConfig(config, { apply: (next) => proxy.apply(next), log })
+    live = reloads
+    if (metrics !== undefined) {
+      reloads.onReload((result) => {
+        if (result.result === 'failed') metrics.configReloads.failed.inc()
+        else metrics.configReloads.succeeded.inc()
+        if (result.result === 'applied') metrics.requests.connectors(reloads.current.policy.connectors.keys())
+      })
+    }
+    const address = await proxy.listen()
+    closers.push(() => proxy.close())
+    const adminTokens = new AdminTokens(runtime.store.adminTokens, clock)
+    let adminUrl: string | undefined
+    if (opts.admin !== undefined) {
+      const admin = createAdminServer({
+        config: () => reloads.current, reloadConfig: () => reloads.reload('admin'), openAuditKey: () => runtime.openAuditKey(),
+        sessions: runtime.sessions, vault: runtime.vault, store: runtime.store, audit, log, clock, adminTokens,
+        listening: { gateway: address.url, forward: address.forwardUrl }, metrics, proxy, approvals,
+      }, opts.admin)
+      closers.push(() => admin.close())
+      adminUrl = (await admin.listen()).url
+    }
+    return { proxy, audit, live: reloads, adminTokens, url: address.url, forwardUrl: address.forwardUrl, caCertPem: address.caCertPem, adminUrl, close }
+  } catch (err) {
+    await close()
+    throw err
+  }
+}

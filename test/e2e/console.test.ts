@@ -7,6 +7,7 @@ import type { Page } from 'playwright-core'
 import { CONSOLE_CSP } from '../../src/admin/console/static.ts'
 import { KeyvaletMetrics } from '../../src/metrics/keyvalet-metrics.ts'
 import { parseGrant } from '../../src/policy/grant.ts'
+import { receivedDigest } from '../helpers/approvals.ts'
 import { SCREENSHOTS, startBrowser, type TestBrowser } from '../helpers/browser.ts'
 import { startKeyvalet, type TestKeyvalet } from '../helpers/keyvalet.ts'
 import { startUpstream, type Upstream } from '../helpers/upstream.ts'
@@ -29,6 +30,7 @@ connectors:
     credential: { secret: github-token, inject: bearer }
     rules:
       - { id: read-issues, methods: [GET], path: /repos/acme/app/issues/**, severity: read }
+      - { id: open-issue, methods: [POST], path: /repos/acme/app/issues, severity: write, approval: { timeout: 60s, summary: "Open issue {title}" } }
 `
 }
 
@@ -223,7 +225,7 @@ describe('web console in real Chromium', () => {
     const page = await browser.page()
     await logIn(page, kv.adminUrl as string, token)
     await page.getByText('console-operator (operator)').waitFor()
-    assert.deepEqual(await page.locator('#nav a').allTextContents(), ['Overview', 'Sessions', 'Budgets', 'Connectors and rules'])
+    assert.deepEqual(await page.locator('#nav a').allTextContents(), ['Overview', 'Approvals', 'Sessions', 'Budgets', 'Connectors and rules'])
 
     await page.getByRole('link', { name: 'Sessions' }).click()
     const form = page.getByRole('form', { name: 'New session' })
@@ -232,7 +234,7 @@ describe('web console in real Chromium', () => {
     await form.getByLabel('Workspace').fill('acme')
     await form.getByLabel('Task (optional)').fill(XSS_TASK)
     // The grant picker offers each configured connector at each severity its rules use.
-    assert.deepEqual(await form.getByRole('group', { name: 'Grants' }).getByRole('checkbox').evaluateAll((boxes) => boxes.map((b) => (b as HTMLInputElement).value)), ['github:read'])
+    assert.deepEqual(await form.getByRole('group', { name: 'Grants' }).getByRole('checkbox').evaluateAll((boxes) => boxes.map((b) => (b as HTMLInputElement).value)), ['github:read', 'github:write'])
     await form.getByRole('checkbox', { name: 'github:read' }).check()
     await form.getByRole('button', { name: 'Create session' }).click()
     const key = (await page.getByTestId('task-key').textContent()) ?? ''
@@ -408,6 +410,100 @@ describe('web console in real Chromium', () => {
     await tryPage.close()
   })
 
+  it('approvals: a parked request shown with who, what, summary and digest; approved in the page and forwarded byte for byte; one denied with a reason; one approved for some minutes lets an identical one through', async () => {
+    const { token, id: tokenId } = await kv.adminToken('operator', { name: 'console-approver' })
+    const { key, session } = await kv.mintKey(['github:write'], { agent: XSS_AGENT })
+    const page = await browser.page()
+    await logIn(page, kv.adminUrl as string, token)
+    await page.getByRole('link', { name: 'Approvals' }).click()
+    await page.getByTestId('pending-count').getByText('No request is waiting.').waitFor()
+    const open = (title: string) => fetch(`${kv.url}/github/repos/acme/app/issues`, {
+      method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify({ title, labels: ['bug'] }),
+    }).then(async (res) => ({ status: res.status, error: res.headers.get('x-keyvalet-error'), text: await res.text() }))
+    const pendingOf = async () => (await (await fetch(`${kv.adminUrl}/v1/approvals`, { headers: { authorization: `Bearer ${token}` } })).json() as { approvals: { id: string; summary: string; digest: string; session: string }[] }).approvals
+    const before = upstream.received.length
+
+    // Approved: the page shows it as soon as it is parked (the long poll), with what the API says of it.
+    const title = '<img src=x onerror=window.__pwned=8> Fix login'
+    const first = open(title)
+    const card = page.locator('article[data-approval]')
+    await card.waitFor()
+    const [pending] = await pendingOf()
+    assert.ok(pending !== undefined)
+    assert.equal(await card.getAttribute('data-approval'), pending.id)
+    assert.equal(await card.getByRole('heading').textContent(), `POST ${new URL(upstream.url).host}/api/repos/acme/app/issues`)
+    assert.equal(await card.locator('[data-field="summary"]').textContent(), `Open issue ${title}`)
+    assert.equal(pending.summary, `Open issue ${title}`)
+    assert.equal(await card.locator('[data-field="digest"]').textContent(), pending.digest)
+    assert.equal(await card.getByRole('definition').first().textContent(), XSS_AGENT)
+    assert.equal(upstream.received.length, before, 'nothing reaches the upstream before a yes')
+    await page.getByTestId('pending-count').getByText('1 request waiting.').waitFor()
+    await shot(page, 'approvals-1280')
+    await card.getByRole('button', { name: 'Approve', exact: true }).click()
+    await page.getByText(/^Approved POST /).waitFor()
+    const approved = await first
+    assert.equal(approved.status, 200, approved.text)
+    const got = upstream.received.at(-1)
+    assert.ok(got !== undefined && upstream.received.length === before + 1)
+    assert.deepEqual(JSON.parse(got.body.toString()), { title, labels: ['bug'] })
+    assert.equal(got.headers.authorization, `Bearer ${SECRET}`)
+    assert.equal(receivedDigest(upstream.url, got, ['authorization']), pending.digest, 'the upstream received exactly the bytes the page showed the digest of')
+    await page.getByTestId('pending-count').getByText('No request is waiting.').waitFor()
+
+    // Denied with a reason: the sandbox is told, nothing goes upstream.
+    const second = open('Delete everything')
+    await card.waitFor()
+    const reason = '<b>Not on this repo</b>'
+    await card.getByLabel('Reason for denying (the sandbox is told)').fill(reason)
+    await card.getByRole('button', { name: 'Deny' }).click()
+    const denied = await second
+    assert.deepEqual([denied.status, denied.error], [403, 'approval_denied'])
+    assert.ok(JSON.parse(denied.text).error.message.includes(reason), denied.text)
+    assert.equal(upstream.received.length, before + 1)
+
+    // Approved for 5 minutes: an identical request of the session passes without asking.
+    const third = open('Same again')
+    await card.waitFor()
+    await shot(page, 'approvals-pending-1280')
+    await card.getByLabel('Let identical requests of this session through for (minutes)').fill('5')
+    await card.getByRole('button', { name: 'Approve for these minutes' }).click()
+    await page.getByText(/identical requests of session ses_[0-9a-f]+ pass until /).waitFor()
+    assert.equal((await third).status, 200)
+    assert.equal((await open('Same again')).status, 200, 'remembered')
+    assert.equal(upstream.received.length, before + 3)
+    assert.equal(await card.count(), 0)
+
+    const records = (await kv.audit()).filter((r) => r.session === session && r.mode === 'gateway')
+    assert.deepEqual(records.map((r) => [r.decision, r.error, r.approval?.decision, r.approval?.approver?.id ?? null, r.approval?.remembered]), [
+      ['allow', null, 'approved', tokenId, false],
+      ['deny', 'approval_denied', 'denied', tokenId, false],
+      ['allow', null, 'approved', tokenId, false],
+      ['allow', null, 'approved', tokenId, true],
+    ])
+    assert.equal(records[0]?.approval?.digest, pending.digest)
+    assert.equal(records[1]?.approval?.reason, reason)
+    const calls = (await kv.audit()).filter((r) => r.mode === 'admin' && r.actor?.id === tokenId && r.action?.startsWith('approval.') === true && r.action !== 'approval.list')
+    assert.deepEqual(calls.map((r) => r.action), ['approval.approve', 'approval.deny', 'approval.approve'])
+    assert.equal(await page.locator('main img, main script, main b').count(), 0)
+    await assertInert(page)
+    await page.close()
+
+    // The overview counts what waits, at 390 px too.
+    const waiting = open('Waiting')
+    const narrow = await browser.page(390)
+    await logIn(narrow, kv.adminUrl as string, token)
+    await narrow.getByTestId('pending-approvals').getByText('1').waitFor()
+    await narrow.getByRole('link', { name: 'Approvals' }).first().click()
+    await narrow.locator('article[data-approval]').waitFor()
+    await shot(narrow, 'approvals-390')
+    assert.ok(await narrow.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), 'the approvals page fits 390 px')
+    await narrow.locator('article[data-approval]').getByLabel('Reason for denying (the sandbox is told)').fill('test over')
+    await narrow.locator('article[data-approval]').getByRole('button', { name: 'Deny' }).click()
+    assert.equal((await waiting).status, 403)
+    await assertInert(narrow)
+    await narrow.close()
+  })
+
   it('budgets: each live session\'s use and what is left, as the API and the upstream count it, at 1280 and 390 px', async () => {
     const { token } = await kv.adminToken('operator', { name: 'console-budgets' })
     const { session, key } = await kv.runtime.sessions.create({ agent: 'budget-bot', user: 'alice', workspace: 'acme', grants: [parseGrant('github:read')], ttlMs: 3_600_000, budget: 2 })
@@ -449,6 +545,9 @@ describe('web console in real Chromium', () => {
   it('every page, with the keyboard alone: labelled controls, named buttons, captions, visible focus on every control; screenshots of each at 1280 and 390 px', async () => {
     const { token } = await kv.adminToken('admin', { name: 'console-keyboard' })
     kv.now = Date.now()
+    // A request waits for approval, so that the Approvals page has a card and its forms to check.
+    const { key } = await kv.mintKey(['github:write'], { agent: 'keyboard-bot' })
+    const waiting = fetch(`${kv.url}/github/repos/acme/app/issues`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: '{"title":"t"}' })
     for (const width of [1280, 390]) {
       const page = await browser.page(width)
       await page.goto(`${kv.adminUrl}/console`)
@@ -459,7 +558,7 @@ describe('web console in real Chromium', () => {
       await page.keyboard.press('Enter')
       await page.getByText('console-keyboard (admin)').waitFor()
       const titles = await page.locator('#nav a').allTextContents()
-      assert.deepEqual(titles, ['Overview', 'Sessions', 'Budgets', 'Audit', 'Connectors and rules', 'Secrets'])
+      assert.deepEqual(titles, ['Overview', 'Approvals', 'Sessions', 'Budgets', 'Audit', 'Connectors and rules', 'Secrets'])
       for (const title of titles) {
         // To the page's link from the top with Tab, then Enter.
         await fromTheTop(page)
@@ -485,6 +584,9 @@ describe('web console in real Chromium', () => {
       await assertInert(page)
       await page.close()
     }
+    const [pending] = (await (await fetch(`${kv.adminUrl}/v1/approvals`, { headers: { authorization: `Bearer ${token}` } })).json() as { approvals: { id: string }[] }).approvals
+    assert.equal((await fetch(`${kv.adminUrl}/v1/approvals/${pending?.id}/deny`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{"reason":"test over"}' })).status, 200)
+    assert.equal((await waiting).status, 403)
   })
 
   it('auditor: offered neither sessions nor secrets, and the API refuses the calls from the console anyway', async () => {

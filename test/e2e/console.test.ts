@@ -289,7 +289,7 @@ describe('web console in real Chromium', () => {
     }
     const total = summary.buckets.reduce((n, b) => n + b.allow + b.would_deny + b.deny + b.error, 0)
     const refusedTotal = summary.buckets.reduce((n, b) => n + b.deny + b.error, 0)
-    assert.ok(total >= 3 && refusedTotal >= 2, `${total} ${refusedTotal}`)
+    assert.ok(total >= 2 && refusedTotal >= 1, `${total} ${refusedTotal}`)
     const denied = summary.refusals.find((r) => r.code === 'policy_denied')
     assert.ok(denied !== undefined && denied.count >= 1)
     for (const width of [1280, 390]) {
@@ -312,6 +312,8 @@ describe('web console in real Chromium', () => {
       await page.getByTestId('chain-status').getByText('Intact').waitFor()
       await page.getByRole('cell', { name: XSS_AGENT }).first().waitFor()
       await shot(page, `overview-${width}`)
+      // What docs/console-overview.png shows: the window as a person first sees it.
+      if (width === 1280) await page.screenshot({ path: join(SCREENSHOTS, 'overview-1280-view.png') })
       assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), `the overview fits ${width} px`)
 
       await page.getByRole('link', { name: 'Secrets' }).click()

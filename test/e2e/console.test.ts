@@ -417,7 +417,7 @@ describe('web console in real Chromium', () => {
     const { key, session } = await kv.mintKey(['github:write'], { agent: XSS_AGENT })
     const page = await browser.page()
     await logIn(page, kv.adminUrl as string, token)
-    await page.getByRole('link', { name: 'Approvals' }).click()
+    await page.getByRole('link', { name: 'Approvals', exact: true }).click()
     await page.getByTestId('pending-count').getByText('No request is waiting.').waitFor()
     const open = (title: string) => fetch(`${kv.url}/github/repos/acme/app/issues`, {
       method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify({ title, labels: ['bug'] }),
@@ -495,7 +495,7 @@ describe('web console in real Chromium', () => {
     const narrow = await browser.page(390)
     await logIn(narrow, kv.adminUrl as string, token)
     await narrow.getByTestId('pending-approvals').getByText('1').waitFor()
-    await narrow.getByRole('link', { name: 'Approvals' }).first().click()
+    await narrow.getByRole('link', { name: 'Approvals', exact: true }).click()
     await narrow.locator('article[data-approval]').waitFor()
     await shot(narrow, 'approvals-390')
     assert.ok(await narrow.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), 'the approvals page fits 390 px')

@@ -141,7 +141,7 @@ export function approvalsPage(main, ctx) {
 }
 
 /**
- * The oldest pending requests for the overview: a line each, and a link to decide them.
+ * The oldest pending requests for the overview: how many, and a line for each of the first five.
  * @param {any[]} approvals
  */
 export function pendingSummary(approvals) {
@@ -149,7 +149,6 @@ export function pendingSummary(approvals) {
   return [
     el('p', {}, el('span', { 'data-testid': 'pending-approvals' }, String(pending.length)), ' waiting for a decision'),
     pending.length === 0 ? null : el('ul', { class: 'checks' }, pending.slice(0, 5).map((a) => el('li', {}, el('code', {}, `${a.method} ${a.host}${a.path}`), ` by ${a.agent}, since ${a.created_at}`))),
-    el('p', {}, el('a', { href: '#approvals' }, 'Decide them on the Approvals page')),
   ]
 }
 

@@ -32,6 +32,8 @@ export function overviewPage(main, ctx) {
   const totals = el('dl', { class: 'facts' })
   const figure = el('figure', { class: 'chart-figure', 'data-testid': 'rate-chart' })
   const numbers = el('div', {})
+  const waitingNow = el('div', {})
+  waiting.append(waitingNow, el('p', {}, el('a', { href: '#approvals' }, 'Decide them on the Approvals page')))
   traffic.append(totals, figure, el('details', {}, el('summary', {}, 'The numbers of the chart'), numbers))
   const readsAudit = ctx.me.role !== 'operator'
   const mayCount = readsAudit && ctx.has('GET /v1/audit/summary')
@@ -47,7 +49,7 @@ export function overviewPage(main, ctx) {
       mayList ? liveSessions() : Promise.resolve([]),
       mayDecide ? api('GET', '/v1/approvals') : Promise.resolve({ approvals: [] }),
     ])
-    if (mayDecide && approvals.status === 'fulfilled') replace(waiting, waiting.firstChild, pendingSummary(approvals.value.approvals))
+    if (mayDecide && approvals.status === 'fulfilled') replace(waitingNow, pendingSummary(approvals.value.approvals))
     if (ready.status === 'fulfilled') {
       const body = ready.value
       replace(readiness, readiness.firstChild,

@@ -7,7 +7,7 @@ import type { Page } from 'playwright-core'
 import { CONSOLE_CSP } from '../../src/admin/console/static.ts'
 import { KeyvaletMetrics } from '../../src/metrics/keyvalet-metrics.ts'
 import { parseGrant } from '../../src/policy/grant.ts'
-import { receivedDigest } from '../helpers/approvals.ts'
+import { eventually, receivedDigest } from '../helpers/approvals.ts'
 import { SCREENSHOTS, startBrowser, type TestBrowser } from '../helpers/browser.ts'
 import { startKeyvalet, type TestKeyvalet } from '../helpers/keyvalet.ts'
 import { startUpstream, type Upstream } from '../helpers/upstream.ts'
@@ -475,7 +475,11 @@ describe('web console in real Chromium', () => {
     assert.equal(upstream.received.length, before + 3)
     assert.equal(await card.count(), 0)
 
-    const records = (await kv.audit()).filter((r) => r.session === session && r.mode === 'gateway')
+    // A request's record is committed as its exchange ends, which may come just after the client has its answer.
+    const records = await eventually(async () => {
+      const found = (await kv.audit()).filter((r) => r.session === session && r.mode === 'gateway')
+      return found.length >= 4 ? found : undefined
+    }, 'the four request records')
     assert.deepEqual(records.map((r) => [r.decision, r.error, r.approval?.decision, r.approval?.approver?.id ?? null, r.approval?.remembered]), [
       ['allow', null, 'approved', tokenId, false],
       ['deny', 'approval_denied', 'denied', tokenId, false],
@@ -520,7 +524,11 @@ describe('web console in real Chromium', () => {
     }
     assert.deepEqual([statuses, errors], [[200, 200, 429], [null, null, 'budget_exhausted']])
     assert.deepEqual(upstream.received.slice(before).map((r) => r.url), ['/api/repos/acme/app/issues/1', '/api/repos/acme/app/issues/2'], 'the third never left')
-    assert.deepEqual((await kv.audit()).filter((r) => r.session === session.id).map((r) => [r.decision, r.error]), [['allow', null], ['allow', null], ['deny', 'budget_exhausted']])
+    const records = await eventually(async () => {
+      const found = (await kv.audit()).filter((r) => r.session === session.id)
+      return found.length >= 3 ? found : undefined
+    }, 'the three request records')
+    assert.deepEqual(records.map((r) => [r.decision, r.error]), [['allow', null], ['allow', null], ['deny', 'budget_exhausted']])
     const oracle = await (await fetch(`${kv.adminUrl}/v1/sessions/${session.id}`, { headers: { authorization: `Bearer ${token}` } })).json() as { budgets: { budget: string; used: number; left: number; limit: number }[] }
     assert.deepEqual(oracle.budgets.map((b) => [b.budget, b.used, b.left, b.limit]), [['session', 2, 0, 2], ['issue-reads', 2, 48, 50]])
 

@@ -2,10 +2,10 @@ import type { AuditFacets, AuditFilter } from '../store/store.ts'
 import type { AuditRecord } from './record.ts'
 
 /** What a query filters on, from a record (AuditLog stores it beside the line). */
-export function auditFacets(record: Pick<AuditRecord, 'time' | 'session' | 'agent' | 'user' | 'workspace' | 'task' | 'connector' | 'decision' | 'error'>): AuditFacets {
+export function auditFacets(record: Pick<AuditRecord, 'time' | 'session' | 'agent' | 'user' | 'workspace' | 'task' | 'connector' | 'decision' | 'error' | 'mode' | 'phase'>): AuditFacets {
   return {
     time: record.time, session: record.session, agent: record.agent, user: record.user, workspace: record.workspace,
-    task: record.task, connector: record.connector, decision: record.decision, error: record.error,
+    task: record.task, connector: record.connector, decision: record.decision, error: record.error, mode: record.mode, phase: record.phase ?? null,
   }
 }
 

@@ -33,7 +33,7 @@ test('a subscriber that stops reading is dropped with a final event, while appen
     // Bounded: 2,000 records of ~4 KB, far more than the socket and the 256 KiB allowance hold.
     for (let i = 0; i < 2000; i++) {
       const seq = i + 1
-      await store.audit.append([{ instance: 'ins_a', chainSeq: seq, hash: `h${seq}`, line: JSON.stringify({ seq, padding }), facets: { time: new Date().toISOString(), session: null, agent: 'bot', user: null, workspace: null, task: null, connector: null, decision: 'allow', error: null } }])
+      await store.audit.append([{ instance: 'ins_a', chainSeq: seq, hash: `h${seq}`, line: JSON.stringify({ seq, padding }), facets: { time: new Date().toISOString(), session: null, agent: 'bot', user: null, workspace: null, task: null, connector: null, decision: 'allow', error: null, mode: 'gateway', phase: null } }])
       appended++
       if (i % 100 === 0) for (const l of listeners) l()
     }

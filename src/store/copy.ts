@@ -72,6 +72,6 @@ function facetsOfLine(line: string): AuditFacets | undefined {
   if (time === null || decision === null) return undefined
   return {
     time, decision, session: text('session'), agent: text('agent'), user: text('user'), workspace: text('workspace'),
-    task: text('task'), connector: text('connector'), error: text('error'),
+    task: text('task'), connector: text('connector'), error: text('error'), mode: text('mode'), phase: text('phase'),
   }
 }

@@ -50,7 +50,7 @@ describe('PostgresStore migrations', () => {
 
   it('an audit log written before the query columns and chains gets them filled from its lines, and stays append-only', async () => {
     const db = await server.database()
-    const record = (seq: number, agent: string | null, decision: string) => JSON.stringify({ seq, time: `2026-01-01T00:00:0${seq}.000Z`, agent, session: 'ses_x', user: 'u', workspace: 'w', task: 't', connector: 'c', decision, error: decision === 'deny' ? 'policy_denied' : null })
+    const record = (seq: number, agent: string | null, decision: string, mode = 'gateway') => JSON.stringify({ seq, time: `2026-01-01T00:00:0${seq}.000Z`, mode, agent, session: 'ses_x', user: 'u', workspace: 'w', task: 't', connector: 'c', decision, error: decision === 'deny' ? 'policy_denied' : null })
     const sql = connect(db, { max: 1 })
     try {
       // The schema as version 2 left it, with records in it.
@@ -59,7 +59,7 @@ describe('PostgresStore migrations', () => {
         await sql.unsafe(migration)
         await sql`INSERT INTO keyvalet_schema (version, applied_at) VALUES (${i + 1}, 0)`
       }
-      for (const [seq, line] of [[1, record(1, 'bot', 'allow')], [2, record(2, 'other', 'deny')], [3, 'not json'], [4, '[1]']] as const) {
+      for (const [seq, line] of [[1, record(1, 'bot', 'allow')], [2, record(2, 'other', 'deny')], [3, 'not json'], [4, '[1]'], [5, record(5, null, 'allow', 'admin')]] as const) {
         await sql`INSERT INTO audit (seq, hash, line) VALUES (${seq}, ${`h${seq}`}, ${line})`
       }
     } finally {
@@ -70,13 +70,15 @@ describe('PostgresStore migrations', () => {
       const seqs = async (filter: AuditFilter) => (await store.audit.query(filter, { order: 'asc', limit: 10 })).map((r) => r.seq)
       assert.deepEqual(await seqs({ agent: 'other' }), [2])
       assert.deepEqual(await seqs({ error: 'policy_denied', since: '2026-01-01T00:00:02.000Z' }), [2])
-      assert.deepEqual(await seqs({ user: 'u' }), [1, 2])
-      assert.deepEqual(await seqs({}), [1, 2, 3, 4])
-      assert.deepEqual((await store.audit.read(0, 10)).map((r) => r.line), [record(1, 'bot', 'allow'), record(2, 'other', 'deny'), 'not json', '[1]'])
+      assert.deepEqual(await seqs({ user: 'u' }), [1, 2, 5])
+      assert.deepEqual(await seqs({}), [1, 2, 3, 4, 5])
+      assert.deepEqual((await store.audit.read(0, 4)).map((r) => r.line), [record(1, 'bot', 'allow'), record(2, 'other', 'deny'), 'not json', '[1]'])
+      const summary = await store.audit.summary({ since: '2026-01-01T00:00:00.000Z', until: '2026-01-01T00:01:00.000Z', top: 5 })
+      assert.deepEqual(summary.minutes, [{ minute: '2026-01-01T00:00', decision: 'allow', count: 1 }, { minute: '2026-01-01T00:00', decision: 'deny', count: 1 }], 'the requests, not the admin call')
       // They are the chain '' (from before per-instance chains), each at its old place in it; new rows are numbered after them.
-      assert.deepEqual((await store.audit.readChain('', 0, 10)).map((r) => [r.seq, r.instance, r.chainSeq]), [[1, '', 1], [2, '', 2], [3, '', 3], [4, '', 4]])
+      assert.deepEqual((await store.audit.readChain('', 0, 10)).map((r) => [r.seq, r.instance, r.chainSeq]), [[1, '', 1], [2, '', 2], [3, '', 3], [4, '', 4], [5, '', 5]])
       const [next] = await store.audit.append([{ instance: 'ins_a', chainSeq: 1, hash: 'x', line: '{}' }])
-      assert.equal(next?.seq, 5)
+      assert.equal(next?.seq, 6)
     } finally {
       await store.close()
     }

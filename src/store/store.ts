@@ -145,6 +145,10 @@ export interface AuditFacets {
   readonly connector: string | null
   readonly decision: string
   readonly error: string | null
+  /** Which listener (gateway, forward), admin or keyvalet: `summary` counts the requests only. */
+  readonly mode: string | null
+  /** open or close for a stream's records (AuditFields.phase), null for a record written whole. */
+  readonly phase: string | null
 }
 
 /** The records a query wants: every field given must match exactly; `since` (inclusive) and `until` (exclusive) bound `time`. */
@@ -187,8 +191,40 @@ export interface AuditRepo {
   read(afterSeq: number, limit: number): Promise<AuditRow[]>
   /** The rows matching `filter` (by their facets), a page at a time. */
   query(filter: AuditFilter, page: AuditPage): Promise<AuditRow[]>
+  /**
+   * What the requests recorded in [since, until) came to, counted in the store (never read row by
+   * row): each request once (mode gateway or forward, by its record written whole or its closing
+   * one; admin calls, keyvalet's own records and a stream's open record are not requests).
+   */
+  summary(window: AuditWindow): Promise<AuditSummary>
   /** The row with the highest seq, of any chain. */
   last(): Promise<AuditRow | undefined>
+}
+
+export interface AuditWindow {
+  /** ISO 8601 in UTC, inclusive. */
+  readonly since: string
+  /** ISO 8601 in UTC, exclusive. */
+  readonly until: string
+  /** How many connectors and agents to name, the busiest first. */
+  readonly top: number
+}
+
+export interface AuditSummary {
+  /** Requests per minute (`time`'s first 16 characters, 2026-01-01T00:00) and decision; a minute with none is left out. */
+  readonly minutes: readonly { readonly minute: string; readonly decision: string; readonly count: number }[]
+  /** Refused requests (decision deny or error) per error code, the most frequent first (at most 50 codes). */
+  readonly errors: readonly AuditCount[]
+  /** The `top` connectors and agents with the most requests (ties by name), null (none) left out. */
+  readonly connectors: readonly AuditCount[]
+  readonly agents: readonly AuditCount[]
+}
+
+/** `count` requests of which `refused` were denied or failed (for errors, every one was). */
+export interface AuditCount {
+  readonly name: string
+  readonly count: number
+  readonly refused: number
 }
 
 export interface Spending {

@@ -103,6 +103,48 @@ export const auditCases: RepoCases<AuditRepo> = {
       assert.deepEqual((await store.audit.query({ decision: 'allow' }, { order: 'asc', limit: 10 })).map((r) => nth(r.seq)), [1, 3])
     },
   },
+  summary: {
+    'counts each request once per minute and decision, refusals per code, and the busiest connectors and agents; not admin calls, keyvalet\'s records or a stream\'s open record': async (store) => {
+      const request = { session: 'ses_a', user: 'alice', workspace: 'acme', task: null, phase: null }
+      const rows: (Omit<AuditFacets, 'session' | 'user' | 'workspace' | 'task' | 'phase'> & Partial<AuditFacets>)[] = [
+        { time: '2025-12-31T23:59:59.999Z', mode: 'gateway', connector: 'github', agent: 'bot', decision: 'allow', error: null },
+        { time: '2026-01-01T00:00:10.000Z', mode: 'gateway', connector: 'github', agent: 'bot', decision: 'allow', error: null },
+        { time: '2026-01-01T00:00:20.000Z', mode: 'gateway', connector: 'github', agent: 'bot', decision: 'deny', error: 'policy_denied' },
+        { time: '2026-01-01T00:00:30.000Z', mode: 'admin', connector: null, agent: null, decision: 'deny', error: 'admin_token_invalid' },
+        { time: '2026-01-01T00:01:05.000Z', mode: 'forward', connector: 'crm', agent: 'other', decision: 'error', error: 'upstream_timeout' },
+        { time: '2026-01-01T00:01:30.000Z', mode: 'forward', connector: 'crm', agent: 'other', decision: 'would_deny', error: null },
+        { time: '2026-01-01T00:01:40.000Z', mode: 'gateway', connector: 'github', agent: 'bot', decision: 'allow', error: null, phase: 'open' },
+        { time: '2026-01-01T00:01:50.000Z', mode: 'gateway', connector: 'github', agent: 'bot', decision: 'allow', error: null, phase: 'close' },
+        { time: '2026-01-01T00:01:55.000Z', mode: 'keyvalet', connector: null, agent: null, decision: 'error', error: 'audit_unavailable' },
+        { time: '2026-01-01T00:02:00.000Z', mode: 'gateway', connector: null, agent: null, decision: 'deny', error: 'task_key_invalid', session: null },
+        { time: '2026-01-01T00:02:10.000Z', mode: 'forward', connector: 'crm', agent: 'other', decision: 'deny', error: 'policy_denied' },
+        { time: '2026-01-01T00:05:00.000Z', mode: 'gateway', connector: 'github', agent: 'bot', decision: 'allow', error: null },
+      ]
+      for (const [i, f] of rows.entries()) await store.audit.append([{ ...row('ins_a', i + 1), facets: { ...request, ...f } }])
+      await store.audit.append([row('ins_a', rows.length + 1)])
+      const window = { since: '2026-01-01T00:00:00.000Z', until: '2026-01-01T00:05:00.000Z' }
+      const summary = await store.audit.summary({ ...window, top: 2 })
+      assert.deepEqual(summary.minutes, [
+        { minute: '2026-01-01T00:00', decision: 'allow', count: 1 },
+        { minute: '2026-01-01T00:00', decision: 'deny', count: 1 },
+        { minute: '2026-01-01T00:01', decision: 'allow', count: 1 },
+        { minute: '2026-01-01T00:01', decision: 'error', count: 1 },
+        { minute: '2026-01-01T00:01', decision: 'would_deny', count: 1 },
+        { minute: '2026-01-01T00:02', decision: 'deny', count: 2 },
+      ])
+      assert.deepEqual(summary.errors, [
+        { name: 'policy_denied', count: 2, refused: 2 },
+        { name: 'task_key_invalid', count: 1, refused: 1 },
+        { name: 'upstream_timeout', count: 1, refused: 1 },
+      ])
+      assert.deepEqual(summary.connectors, [{ name: 'crm', count: 3, refused: 2 }, { name: 'github', count: 3, refused: 1 }], 'a tie goes by name')
+      assert.deepEqual(summary.agents, [{ name: 'bot', count: 3, refused: 1 }, { name: 'other', count: 3, refused: 2 }])
+      const top1 = await store.audit.summary({ ...window, top: 1 })
+      assert.deepEqual([top1.connectors, top1.agents], [[{ name: 'crm', count: 3, refused: 2 }], [{ name: 'bot', count: 3, refused: 1 }]])
+      const none = await store.audit.summary({ since: "2026' OR 1=1 --", until: '2026-01-01T00:00:00.000Z', top: 5 })
+      assert.deepEqual(none, { minutes: [], errors: [], connectors: [], agents: [] }, 'a bound is a value, never SQL')
+    },
+  },
   last: {
     'is undefined on an empty log, then the row with the highest seq, of any chain': async (store) => {
       assert.equal(await store.audit.last(), undefined)
@@ -126,7 +168,7 @@ async function appendFaceted(store: Store): Promise<number[]> {
     { time: '', session: 'ses_b', agent: 'other', user: 'bob', workspace: 'acme', task: 't2', connector: 'crm', decision: 'allow', error: null },
     { time: '', session: null, agent: 'bot', user: null, workspace: null, task: null, connector: 'crm', decision: 'deny', error: 'policy_denied' },
     { time: '', session: 'ses_b', agent: null, user: null, workspace: null, task: null, connector: null, decision: 'error', error: 'upstream_timeout' },
-  ].map((f, i) => ({ ...f, time: `2026-01-01T00:00:0${i + 1}.000Z` }))
+  ].map((f, i) => ({ ...f, time: `2026-01-01T00:00:0${i + 1}.000Z`, mode: 'gateway', phase: null }))
   const places: [string, number][] = [['ins_a', 1], ['ins_b', 1], ['ins_a', 2], ['ins_b', 2], ['ins_a', 3]]
   const seqs: number[] = []
   for (const [i, f] of facets.entries()) {

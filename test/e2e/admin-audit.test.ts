@@ -164,6 +164,51 @@ describe('admin API: the audit log (query, live stream, verify)', () => {
     assert.deepEqual(events.map((e) => [String(e.id), (JSON.parse(e.data) as AuditRecord).request_id]), [[page.json.cursors[0], 'req_other_2']])
   })
 
+  it('GET /v1/audit/summary: requests per bucket and decision, refusals per code, busiest connectors and agents, as the records of the window say; admin calls are not requests', async () => {
+    const c = await kv.mintKey(['github:read'], { agent: 'rate-gh' })
+    const d = await kv.mintKey(['crm:read'], { agent: 'rate-crm' })
+    const start = new Date().toISOString()
+    const get = async (key: string, path: string) => (await fetch(`${kv.url}${path}`, { headers: { authorization: `Bearer ${key}` } }).then(async (r) => { await r.text(); return r.status }))
+    assert.deepEqual([
+      await get(c.key, '/github/issues/1'), await get(c.key, '/github/issues/2'), await get(c.key, '/github/pulls'),
+      await get(d.key, '/crm/reports/1'), await get('kvt_notAKeyAtAll', '/crm/reports/2'),
+    ], [200, 200, 403, 200, 401])
+    assert.equal((await call(kv, 'GET', '/v1/audit', 'kva_wrong')).status, 401)
+    const until = new Date(Date.now() + 1000).toISOString()
+    const summary = await call(kv, 'GET', `/v1/audit/summary?since=${encodeURIComponent(start)}&until=${encodeURIComponent(until)}&bucket_minutes=1&top=1`, tokens.auditor)
+    assert.equal(summary.status, 200, summary.text)
+
+    // The oracle: the records of the window, read whole.
+    const records = (await kv.audit()).filter((r) => r.time >= start && r.time < until && (r.mode === 'gateway' || r.mode === 'forward'))
+    assert.equal(records.length, 5)
+    const total = (decision: string) => summary.json.buckets.reduce((n: number, b: Record<string, number>) => n + (b[decision] ?? 0), 0)
+    assert.deepEqual(['allow', 'deny', 'error', 'would_deny'].map(total), [3, 2, 0, 0])
+    assert.ok(summary.json.buckets.length >= 1 && summary.json.buckets.length <= 2, 'one bucket per minute of the window')
+    assert.equal(summary.json.bucket_minutes, 1)
+    assert.deepEqual(summary.json.refusals, [{ code: 'policy_denied', count: 1 }, { code: 'task_key_malformed', count: 1 }])
+    assert.deepEqual(records.filter((r) => r.decision !== 'allow').map((r) => r.error).sort(), ['policy_denied', 'task_key_malformed'])
+    assert.deepEqual(summary.json.connectors, [{ name: 'github', requests: 3, refused: 1 }], 'the busiest one only (top=1)')
+    assert.deepEqual(summary.json.agents, [{ name: 'rate-gh', requests: 3, refused: 1 }])
+
+    // Default: the last hour before now, in 5-minute buckets aligned on the clock.
+    kv.now = Date.now()
+    const hour = await call(kv, 'GET', '/v1/audit/summary', tokens.admin)
+    assert.equal(hour.status, 200, hour.text)
+    assert.equal(Date.parse(hour.json.until) - Date.parse(hour.json.since), 3_600_000)
+    assert.equal(hour.json.bucket_minutes, 5)
+    assert.ok([12, 13].includes(hour.json.buckets.length), String(hour.json.buckets.length))
+    assert.ok(hour.json.buckets.every((b: { start: string }) => Date.parse(b.start) % 300_000 === 0))
+    assert.ok(hour.json.buckets.reduce((n: number, b: { allow: number }) => n + b.allow, 0) >= 3, 'the hour holds the requests above')
+
+    const refused = await call(kv, 'GET', '/v1/audit/summary', tokens.operator)
+    assert.deepEqual([refused.status, refused.error], [403, 'admin_role_forbidden'])
+    for (const q of [`since=${encodeURIComponent(until)}&until=${encodeURIComponent(start)}`, 'bucket_minutes=0', 'since=2000-01-01T00:00:00Z&bucket_minutes=1', 'top=21']) {
+      const bad = await call(kv, 'GET', `/v1/audit/summary?${q}`, tokens.auditor)
+      assert.deepEqual([bad.status, bad.error], [400, 'admin_request_invalid'], q)
+    }
+    assert.ok((await kv.audit()).some((r) => r.action === 'audit.summary' && r.mode === 'admin'), 'every summary is itself audited')
+  })
+
   it('POST /v1/audit/verify: ok with each chain\'s count and last hash; then names the instance and record someone altered', async () => {
     const ok = await call(kv, 'POST', '/v1/audit/verify', tokens.auditor)
     assert.equal(ok.status, 200, ok.text)

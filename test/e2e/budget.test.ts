@@ -125,6 +125,17 @@ connectors:
     const use = (name: string, metric: string) => shown.budgets.find((b) => b.budget === name && b.metric === metric)
     assert.deepEqual(use('session', 'requests'), { budget: 'session', metric: 'requests', per: 'this session', connector: null, rule: null, used: 2, limit: 2, left: 0, resets_at: null })
     assert.deepEqual([use('ten-per-session', 'requests')?.used, use('ten-per-session', 'requests')?.left], [1, 9])
+
+    // Every live session's use in one call (the console's budgets page): the same as one session's own answer.
+    const revoked = await kv.runtime.sessions.create({ agent: 'a', user: 'u', workspace: 'w', grants: [parseGrant('api:read')], ttlMs: HOUR, budget: 5 })
+    await kv.runtime.sessions.revoke(revoked.session.id)
+    const listed = await request(`${kv.adminUrl}/v1/sessions?agent=a&budgets=true&limit=500`, { headers: { authorization: `Bearer ${token}` } })
+    assert.equal(listed.statusCode, 200)
+    const page = await listed.body.json() as { sessions: { id: string; state: string; budgets?: unknown[] }[] }
+    assert.deepEqual(page.sessions.find((s) => s.id === session.id)?.budgets, shown.budgets)
+    assert.deepEqual(Object.keys(page.sessions.find((s) => s.id === revoked.session.id) ?? {}).includes('budgets'), false, 'a revoked session spends nothing more')
+    const plain = await (await request(`${kv.adminUrl}/v1/sessions?agent=a`, { headers: { authorization: `Bearer ${token}` } })).body.json() as { sessions: object[] }
+    assert.ok(plain.sessions.every((s) => !('budgets' in s)), 'without budgets=true, no counter is read')
   })
 
   it('session create --budget and session show on the command line: the budget given, what is used and left', async () => {

@@ -6,6 +6,9 @@ import { after, before, describe, it } from 'node:test'
 import type { Page } from 'playwright-core'
 import { CONSOLE_CSP } from '../../src/admin/console/static.ts'
 import { KeyvaletMetrics } from '../../src/metrics/keyvalet-metrics.ts'
+import { parseGrant } from '../../src/policy/grant.ts'
+import { receivedDigest } from '../helpers/approvals.ts'
+import { eventually } from '../helpers/eventually.ts'
 import { SCREENSHOTS, startBrowser, type TestBrowser } from '../helpers/browser.ts'
 import { startKeyvalet, type TestKeyvalet } from '../helpers/keyvalet.ts'
 import { startUpstream, type Upstream } from '../helpers/upstream.ts'
@@ -18,6 +21,8 @@ const XSS_TASK = '<script>window.__pwned=2</script>'
 function config(upstream: Upstream): string {
   return `version: 1
 listen: { gateway: "127.0.0.1:0", admin: "127.0.0.1:0" }
+budgets:
+  issue-reads: { per: agent, connector: github, rule: read-issues, window: 1h, requests: 50 }
 connectors:
   github:
     upstream: ${upstream.url}/api
@@ -26,6 +31,7 @@ connectors:
     credential: { secret: github-token, inject: bearer }
     rules:
       - { id: read-issues, methods: [GET], path: /repos/acme/app/issues/**, severity: read }
+      - { id: open-issue, methods: [POST], path: /repos/acme/app/issues, severity: write, approval: { timeout: 60s, summary: "Open issue {title}" } }
 `
 }
 
@@ -53,6 +59,98 @@ function raw(base: string, request: string): Promise<string> {
     socket.on('error', reject)
     socket.write(request)
   })
+}
+
+/**
+ * What a screen reader or keyboard user would miss on the page as shown, as axe's rules of the
+ * same names check it: a control without a label, a button or link without a name, an
+ * aria-labelledby naming no element, a table without a caption or with an empty column heading, a
+ * chart that is neither a named image nor hidden, a repeated id.
+ */
+function a11yProblems(page: Page): Promise<string[]> {
+  return page.evaluate(() => {
+    const problems: string[] = []
+    const shown = (e: Element) => {
+      const box = e.getBoundingClientRect()
+      return box.width > 0 && box.height > 0 && getComputedStyle(e).visibility !== 'hidden'
+    }
+    const text = (e: Element | null) => (e?.textContent ?? '').replace(/\s+/g, ' ').trim()
+    const name = (e: Element): string => {
+      const labelledBy = e.getAttribute('aria-labelledby')
+      if (labelledBy !== null) return labelledBy.split(/\s+/).map((id) => text(document.getElementById(id))).join(' ').trim()
+      const label = e.getAttribute('aria-label')
+      if (label !== null) return label.trim()
+      const labels = (e as HTMLInputElement).labels
+      if (labels !== undefined && labels !== null && labels.length > 0) return [...labels].map(text).join(' ')
+      return text(e) || (e.getAttribute('title') ?? '').trim()
+    }
+    const what = (e: Element) => e.outerHTML.slice(0, 100)
+    for (const e of document.querySelectorAll('input:not([type="hidden"]), select, textarea')) if (shown(e) && name(e) === '') problems.push(`unlabelled control ${what(e)}`)
+    for (const e of document.querySelectorAll('button, a[href], summary, [tabindex]:not([tabindex="-1"])')) if (shown(e) && name(e) === '') problems.push(`nameless ${what(e)}`)
+    for (const e of document.querySelectorAll('[aria-labelledby]')) {
+      for (const id of (e.getAttribute('aria-labelledby') ?? '').split(/\s+/)) if (document.getElementById(id) === null) problems.push(`aria-labelledby names no element: ${id}`)
+    }
+    for (const t of document.querySelectorAll('table')) {
+      if (text(t.querySelector('caption')) === '') problems.push(`table without a caption ${what(t)}`)
+      for (const th of t.querySelectorAll('th')) if (text(th) === '') problems.push(`empty column heading in "${text(t.querySelector('caption'))}"`)
+    }
+    for (const svg of document.querySelectorAll('svg')) {
+      if (svg.parentElement?.closest('svg') !== null && svg.parentElement?.closest('svg') !== undefined) continue
+      const image = svg.getAttribute('role') === 'img' && (svg.getAttribute('aria-label') ?? '') !== ''
+      if (!image && svg.getAttribute('aria-hidden') !== 'true') problems.push(`svg neither a named image nor hidden ${what(svg)}`)
+    }
+    const ids = [...document.querySelectorAll('[id]')].map((e) => e.id)
+    for (const id of new Set(ids.filter((id, i) => ids.indexOf(id) !== i))) problems.push(`id used twice: ${id}`)
+    return problems
+  })
+}
+
+/** Where a keyboard user starts: on the page's first control, the skip link. */
+async function fromTheTop(page: Page): Promise<void> {
+  await page.evaluate(() => {
+    window.scrollTo(0, 0)
+    document.querySelector<HTMLElement>('a.skip')?.focus()
+  })
+}
+
+/**
+ * Tabs through the whole page from the top (bounded): every focusable control shown must be
+ * reached, each with a visible focus outline. Returns what it reached and what went wrong.
+ */
+async function tabThrough(page: Page): Promise<{ reached: number; missed: string[]; problems: string[] }> {
+  await page.evaluate(() => {
+    for (const e of document.querySelectorAll('[data-tabbed], [data-tab-last]')) {
+      e.removeAttribute('data-tabbed')
+      e.removeAttribute('data-tab-last')
+    }
+  })
+  await fromTheTop(page)
+  const problems: string[] = []
+  let reached = 0
+  for (let i = 0; i < 400; i++) {
+    if (i > 0) await page.keyboard.press('Tab')
+    const step = await page.evaluate(() => {
+      const e = document.activeElement
+      if (e === null || e === document.body) return { done: true, again: false, same: false, outline: true, what: '' }
+      // A date and time field takes several Tabs (one per part): the same element again is no cycle.
+      const previous = document.querySelector('[data-tab-last]')
+      previous?.removeAttribute('data-tab-last')
+      e.setAttribute('data-tab-last', '')
+      const same = previous === e
+      const again = e.hasAttribute('data-tabbed') && !same
+      e.setAttribute('data-tabbed', '')
+      const style = getComputedStyle(e)
+      return { done: false, again, same, outline: style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) >= 2, what: e.outerHTML.slice(0, 100) }
+    })
+    if (step.done || step.again) break
+    if (step.same) continue
+    reached++
+    if (!step.outline) problems.push(`no visible focus on ${step.what}`)
+  }
+  // Every control shown was reached (Chromium also stops on a scrolled table, which is fine).
+  const missed = await page.evaluate(() => [...document.querySelectorAll('a[href], button:not([disabled]), input:not([type="hidden"]):not([disabled]), select, textarea, summary, [tabindex]:not([tabindex="-1"])')]
+    .filter((e) => { const box = e.getBoundingClientRect(); return box.width > 0 && box.height > 0 && !e.hasAttribute('data-tabbed') }).map((e) => e.outerHTML.slice(0, 100)))
+  return { reached, missed, problems }
 }
 
 const shot = (page: Page, name: string) => page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true })
@@ -128,7 +226,7 @@ describe('web console in real Chromium', () => {
     const page = await browser.page()
     await logIn(page, kv.adminUrl as string, token)
     await page.getByText('console-operator (operator)').waitFor()
-    assert.deepEqual(await page.locator('#nav a').allTextContents(), ['Overview', 'Sessions', 'Connectors and rules'])
+    assert.deepEqual(await page.locator('#nav a').allTextContents(), ['Overview', 'Approvals', 'Sessions', 'Budgets', 'Connectors and rules'])
 
     await page.getByRole('link', { name: 'Sessions' }).click()
     const form = page.getByRole('form', { name: 'New session' })
@@ -137,7 +235,7 @@ describe('web console in real Chromium', () => {
     await form.getByLabel('Workspace').fill('acme')
     await form.getByLabel('Task (optional)').fill(XSS_TASK)
     // The grant picker offers each configured connector at each severity its rules use.
-    assert.deepEqual(await form.getByRole('group', { name: 'Grants' }).getByRole('checkbox').evaluateAll((boxes) => boxes.map((b) => (b as HTMLInputElement).value)), ['github:read'])
+    assert.deepEqual(await form.getByRole('group', { name: 'Grants' }).getByRole('checkbox').evaluateAll((boxes) => boxes.map((b) => (b as HTMLInputElement).value)), ['github:read', 'github:write'])
     await form.getByRole('checkbox', { name: 'github:read' }).check()
     await form.getByRole('button', { name: 'Create session' }).click()
     const key = (await page.getByTestId('task-key').textContent()) ?? ''
@@ -174,6 +272,8 @@ describe('web console in real Chromium', () => {
     await page.getByRole('link', { name: 'Overview' }).click()
     await page.getByText('Readiness', { exact: true }).waitFor()
     await page.getByTestId('live-count').waitFor()
+    assert.equal(await page.getByRole('heading', { name: 'Requests, last hour' }).count(), 0, 'an operator does not read the audit')
+    assert.equal(await page.getByTestId('chain-status').count(), 0)
     await assertInert(page)
     await page.close()
   })
@@ -183,16 +283,38 @@ describe('web console in real Chromium', () => {
     const key = (await kv.mintKey(['github:read'], { agent: XSS_AGENT })).key
     await (await fetch(`${kv.url}/github/repos/acme/app/issues/3`, { headers: { authorization: `Bearer ${key}` } })).text()
     await (await fetch(`${kv.url}/github/repos/acme/app/pulls`, { headers: { authorization: `Bearer ${key}` } })).text()
+    // The overview's hour ends at keyvalet's clock: bring it to the time the records were written.
+    kv.now = Date.now()
+    const summary = await (await fetch(`${kv.adminUrl}/v1/audit/summary`, { headers: { authorization: `Bearer ${token}` } })).json() as {
+      buckets: { allow: number; would_deny: number; deny: number; error: number }[]; refusals: { code: string; count: number }[]; connectors: { name: string; requests: number }[]
+    }
+    const total = summary.buckets.reduce((n, b) => n + b.allow + b.would_deny + b.deny + b.error, 0)
+    const refusedTotal = summary.buckets.reduce((n, b) => n + b.deny + b.error, 0)
+    assert.ok(total >= 2 && refusedTotal >= 1, `${total} ${refusedTotal}`)
+    const denied = summary.refusals.find((r) => r.code === 'policy_denied')
+    assert.ok(denied !== undefined && denied.count >= 1)
     for (const width of [1280, 390]) {
       const page = await browser.page(width)
       await logIn(page, kv.adminUrl as string, token)
       await page.getByTestId('readiness').waitFor()
       assert.equal(await page.getByTestId('readiness').textContent(), 'Ready')
+      // The last hour as the summary counts it: the totals, a column per 5 minutes, refusals by code, the busiest connectors and agents.
       await page.getByTestId('requests-total').waitFor()
-      assert.ok(Number(await page.getByTestId('requests-total').textContent()) >= 3)
-      assert.ok(Number(await page.getByTestId('refusals-total').textContent()) >= 2)
+      assert.equal(Number(await page.getByTestId('requests-total').textContent()), total)
+      assert.equal(Number(await page.getByTestId('refusals-total').textContent()), refusedTotal)
+      const chart = page.getByTestId('rate-chart').getByRole('img')
+      assert.match((await chart.getAttribute('aria-label')) ?? '', new RegExp(`${total - refusedTotal} allowed, ${refusedTotal} refused$`))
+      assert.equal(await chart.locator('g').count(), summary.buckets.length)
+      const codes = page.getByRole('table', { name: 'Refused requests per error code' })
+      assert.equal(await codes.getByRole('row').filter({ hasText: 'policy_denied' }).getByRole('cell').nth(1).textContent(), String(denied.count))
+      const busiest = page.getByRole('table', { name: 'Connectors with the most requests' }).getByRole('row').filter({ hasText: 'github' })
+      assert.equal(await busiest.getByRole('cell').nth(1).textContent(), String(summary.connectors.find((c) => c.name === 'github')?.requests))
+      await page.getByRole('table', { name: 'Agents with the most requests' }).getByRole('cell', { name: XSS_AGENT, exact: true }).waitFor()
+      await page.getByTestId('chain-status').getByText('Intact').waitFor()
       await page.getByRole('cell', { name: XSS_AGENT }).first().waitFor()
       await shot(page, `overview-${width}`)
+      // What docs/console-overview.png shows: the window as a person first sees it.
+      if (width === 1280) await page.screenshot({ path: join(SCREENSHOTS, 'overview-1280-view.png') })
       assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), `the overview fits ${width} px`)
 
       await page.getByRole('link', { name: 'Secrets' }).click()
@@ -289,6 +411,193 @@ describe('web console in real Chromium', () => {
     await shot(tryPage, 'connectors-1280')
     await assertInert(tryPage)
     await tryPage.close()
+  })
+
+  it('approvals: a parked request shown with who, what, summary and digest; approved in the page and forwarded byte for byte; one denied with a reason; one approved for some minutes lets an identical one through', async () => {
+    const { token, id: tokenId } = await kv.adminToken('operator', { name: 'console-approver' })
+    const { key, session } = await kv.mintKey(['github:write'], { agent: XSS_AGENT })
+    const page = await browser.page()
+    await logIn(page, kv.adminUrl as string, token)
+    await page.getByRole('link', { name: 'Approvals', exact: true }).click()
+    await page.getByTestId('pending-count').getByText('No request is waiting.').waitFor()
+    const open = (title: string) => fetch(`${kv.url}/github/repos/acme/app/issues`, {
+      method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify({ title, labels: ['bug'] }),
+    }).then(async (res) => ({ status: res.status, error: res.headers.get('x-keyvalet-error'), text: await res.text() }))
+    const pendingOf = async () => (await (await fetch(`${kv.adminUrl}/v1/approvals`, { headers: { authorization: `Bearer ${token}` } })).json() as { approvals: { id: string; summary: string; digest: string; session: string }[] }).approvals
+    const before = upstream.received.length
+
+    // Approved: the page shows it as soon as it is parked (the long poll), with what the API says of it.
+    const title = '<img src=x onerror=window.__pwned=8> Fix login'
+    const first = open(title)
+    const card = page.locator('article[data-approval]')
+    await card.waitFor()
+    const [pending] = await pendingOf()
+    assert.ok(pending !== undefined)
+    assert.equal(await card.getAttribute('data-approval'), pending.id)
+    assert.equal(await card.getByRole('heading').textContent(), `POST ${new URL(upstream.url).host}/api/repos/acme/app/issues`)
+    assert.equal(await card.locator('[data-field="summary"]').textContent(), `Open issue ${title}`)
+    assert.equal(pending.summary, `Open issue ${title}`)
+    assert.equal(await card.locator('[data-field="digest"]').textContent(), pending.digest)
+    assert.equal(await card.getByRole('definition').first().textContent(), XSS_AGENT)
+    assert.equal(upstream.received.length, before, 'nothing reaches the upstream before a yes')
+    await page.getByTestId('pending-count').getByText('1 request waiting.').waitFor()
+    await shot(page, 'approvals-1280')
+    await card.getByRole('button', { name: 'Approve', exact: true }).click()
+    await page.getByText(/^Approved POST /).waitFor()
+    const approved = await first
+    assert.equal(approved.status, 200, approved.text)
+    const got = upstream.received.at(-1)
+    assert.ok(got !== undefined && upstream.received.length === before + 1)
+    assert.deepEqual(JSON.parse(got.body.toString()), { title, labels: ['bug'] })
+    assert.equal(got.headers.authorization, `Bearer ${SECRET}`)
+    assert.equal(receivedDigest(upstream.url, got, ['authorization']), pending.digest, 'the upstream received exactly the bytes the page showed the digest of')
+    await page.getByTestId('pending-count').getByText('No request is waiting.').waitFor()
+
+    // Denied with a reason: the sandbox is told, nothing goes upstream.
+    const second = open('Delete everything')
+    await card.waitFor()
+    const reason = '<b>Not on this repo</b>'
+    await card.getByLabel('Reason for denying (the sandbox is told)').fill(reason)
+    await card.getByRole('button', { name: 'Deny' }).click()
+    const denied = await second
+    assert.deepEqual([denied.status, denied.error], [403, 'approval_denied'])
+    assert.ok(JSON.parse(denied.text).error.message.includes(reason), denied.text)
+    assert.equal(upstream.received.length, before + 1)
+
+    // Approved for 5 minutes: an identical request of the session passes without asking.
+    const third = open('Same again')
+    await card.waitFor()
+    await shot(page, 'approvals-pending-1280')
+    await card.getByLabel('Let identical requests of this session through for (minutes)').fill('5')
+    await card.getByRole('button', { name: 'Approve for these minutes' }).click()
+    await page.getByText(/identical requests of session ses_[0-9a-f]+ pass until /).waitFor()
+    assert.equal((await third).status, 200)
+    assert.equal((await open('Same again')).status, 200, 'remembered')
+    assert.equal(upstream.received.length, before + 3)
+    assert.equal(await card.count(), 0)
+
+    // A request's record is committed as its exchange ends, which may come just after the client has its answer.
+    const records = await eventually(async () => {
+      const found = (await kv.audit()).filter((r) => r.session === session && r.mode === 'gateway')
+      return found.length >= 4 ? found : undefined
+    }, 'the four request records')
+    assert.deepEqual(records.map((r) => [r.decision, r.error, r.approval?.decision, r.approval?.approver?.id ?? null, r.approval?.remembered]), [
+      ['allow', null, 'approved', tokenId, false],
+      ['deny', 'approval_denied', 'denied', tokenId, false],
+      ['allow', null, 'approved', tokenId, false],
+      ['allow', null, 'approved', tokenId, true],
+    ])
+    assert.equal(records[0]?.approval?.digest, pending.digest)
+    assert.equal(records[1]?.approval?.reason, reason)
+    const calls = (await kv.audit()).filter((r) => r.mode === 'admin' && r.actor?.id === tokenId && r.action?.startsWith('approval.') === true && r.action !== 'approval.list')
+    assert.deepEqual(calls.map((r) => r.action), ['approval.approve', 'approval.deny', 'approval.approve'])
+    assert.equal(await page.locator('main img, main script, main b').count(), 0)
+    await assertInert(page)
+    await page.close()
+
+    // The overview counts what waits, at 390 px too.
+    const waiting = open('Waiting')
+    const narrow = await browser.page(390)
+    await logIn(narrow, kv.adminUrl as string, token)
+    await narrow.getByTestId('pending-approvals').getByText('1').waitFor()
+    await narrow.getByRole('link', { name: 'Approvals', exact: true }).click()
+    await narrow.locator('article[data-approval]').waitFor()
+    await shot(narrow, 'approvals-390')
+    assert.ok(await narrow.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), 'the approvals page fits 390 px')
+    await narrow.locator('article[data-approval]').getByLabel('Reason for denying (the sandbox is told)').fill('test over')
+    await narrow.locator('article[data-approval]').getByRole('button', { name: 'Deny' }).click()
+    assert.equal((await waiting).status, 403)
+    await assertInert(narrow)
+    await narrow.close()
+  })
+
+  it('budgets: each live session\'s use and what is left, as the API and the upstream count it, at 1280 and 390 px', async () => {
+    const { token } = await kv.adminToken('operator', { name: 'console-budgets' })
+    const { session, key } = await kv.runtime.sessions.create({ agent: 'budget-bot', user: 'alice', workspace: 'acme', grants: [parseGrant('github:read')], ttlMs: 3_600_000, budget: 2 })
+    const before = upstream.received.length
+    const statuses: number[] = []
+    const errors: (string | null)[] = []
+    for (const n of [1, 2, 3]) {
+      const res = await fetch(`${kv.url}/github/repos/acme/app/issues/${n}`, { headers: { authorization: `Bearer ${key}` } })
+      await res.text()
+      statuses.push(res.status)
+      errors.push(res.headers.get('x-keyvalet-error'))
+    }
+    assert.deepEqual([statuses, errors], [[200, 200, 429], [null, null, 'budget_exhausted']])
+    assert.deepEqual(upstream.received.slice(before).map((r) => r.url), ['/api/repos/acme/app/issues/1', '/api/repos/acme/app/issues/2'], 'the third never left')
+    const records = await eventually(async () => {
+      const found = (await kv.audit()).filter((r) => r.session === session.id)
+      return found.length >= 3 ? found : undefined
+    }, 'the three request records')
+    assert.deepEqual(records.map((r) => [r.decision, r.error]), [['allow', null], ['allow', null], ['deny', 'budget_exhausted']])
+    const oracle = await (await fetch(`${kv.adminUrl}/v1/sessions/${session.id}`, { headers: { authorization: `Bearer ${token}` } })).json() as { budgets: { budget: string; used: number; left: number; limit: number }[] }
+    assert.deepEqual(oracle.budgets.map((b) => [b.budget, b.used, b.left, b.limit]), [['session', 2, 0, 2], ['issue-reads', 2, 48, 50]])
+
+    for (const width of [1280, 390]) {
+      const page = await browser.page(width)
+      await logIn(page, kv.adminUrl as string, token)
+      await page.getByRole('link', { name: 'Budgets' }).click()
+      await page.getByRole('search', { name: 'Find live sessions' }).getByLabel('Agent').fill('budget-bot')
+      await page.getByRole('button', { name: 'Filter' }).click()
+      const shown = page.getByRole('table', { name: /^Budget use of live sessions \(1 on this page\)$/ })
+      await shown.waitFor()
+      for (const use of oracle.budgets) {
+        const row = shown.getByRole('row').filter({ has: page.getByRole('cell', { name: use.budget, exact: true }) })
+        assert.equal(await row.getByRole('cell').first().textContent(), session.id)
+        assert.deepEqual(await Promise.all([4, 5, 6].map((i) => row.getByRole('cell').nth(i).textContent())), [String(use.used), String(use.left), String(use.limit)])
+      }
+      await shot(page, `budgets-${width}`)
+      assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), `the budgets page fits ${width} px`)
+      await assertInert(page)
+      await page.close()
+    }
+  })
+
+  it('every page, with the keyboard alone: labelled controls, named buttons, captions, visible focus on every control; screenshots of each at 1280 and 390 px', async () => {
+    const { token } = await kv.adminToken('admin', { name: 'console-keyboard' })
+    kv.now = Date.now()
+    // A request waits for approval, so that the Approvals page has a card and its forms to check.
+    const { key } = await kv.mintKey(['github:write'], { agent: 'keyboard-bot' })
+    const waiting = fetch(`${kv.url}/github/repos/acme/app/issues`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: '{"title":"t"}' })
+    for (const width of [1280, 390]) {
+      const page = await browser.page(width)
+      await page.goto(`${kv.adminUrl}/console`)
+      await page.getByLabel('Admin token').waitFor()
+      assert.deepEqual(await a11yProblems(page), [], 'login')
+      // The login form takes focus; typing and Enter log in.
+      await page.keyboard.type(token)
+      await page.keyboard.press('Enter')
+      await page.getByText('console-keyboard (admin)').waitFor()
+      const titles = await page.locator('#nav a').allTextContents()
+      assert.deepEqual(titles, ['Overview', 'Approvals', 'Sessions', 'Budgets', 'Audit', 'Connectors and rules', 'Secrets'])
+      for (const title of titles) {
+        // To the page's link from the top with Tab, then Enter.
+        await fromTheTop(page)
+        for (let i = 0; i < 10 && (await page.evaluate(() => document.activeElement?.textContent)) !== title; i++) await page.keyboard.press('Tab')
+        await page.keyboard.press('Enter')
+        await page.getByRole('heading', { name: title, level: 1 }).waitFor()
+        assert.equal(await page.evaluate(() => document.activeElement?.id), 'main', 'focus moves to the page shown')
+        await fromTheTop(page)
+        await page.keyboard.press('Enter')
+        assert.equal(await page.evaluate(() => document.activeElement?.id), 'main', 'the skip link goes to the page')
+        assert.equal(await page.getByRole('heading', { level: 1 }).textContent(), title, 'the skip link stays on the page')
+        await page.waitForLoadState('networkidle')
+        await page.locator('main :is(table, form):visible').first().waitFor()
+        assert.deepEqual(await a11yProblems(page), [], title)
+        const tabbed = await tabThrough(page)
+        assert.deepEqual(tabbed.problems, [], title)
+        assert.deepEqual(tabbed.missed, [], `${title}: every control is reached with Tab`)
+        assert.ok(tabbed.reached >= 8, `${title}: ${tabbed.reached}`)
+        const id = title.split(' ')[0]?.toLowerCase()
+        await shot(page, `page-${id}-${width}`)
+        assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), `${title} fits ${width} px`)
+      }
+      await assertInert(page)
+      await page.close()
+    }
+    const [pending] = (await (await fetch(`${kv.adminUrl}/v1/approvals`, { headers: { authorization: `Bearer ${token}` } })).json() as { approvals: { id: string }[] }).approvals
+    assert.equal((await fetch(`${kv.adminUrl}/v1/approvals/${pending?.id}/deny`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{"reason":"test over"}' })).status, 200)
+    assert.equal((await waiting).status, 403)
   })
 
   it('auditor: offered neither sessions nor secrets, and the API refuses the calls from the console anyway', async () => {

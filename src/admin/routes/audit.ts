@@ -1,6 +1,7 @@
 import { setImmediate as nextTurn } from 'node:timers/promises'
 import Type from 'typebox'
 import { pipeLiveStream } from '../../audit/live-stream.ts'
+import { requestRate } from '../../audit/request-rate.ts'
 import { verifyAudit } from '../../audit/verify.ts'
 import type { AuditFilter } from '../../store/store.ts'
 import type { AdminDeps } from '../deps.ts'
@@ -44,6 +45,23 @@ const VERIFIED = Type.Object({
   message: Type.Optional(Type.String()),
 })
 
+const COUNT = Type.Object({ name: Type.String(), requests: Type.Integer(), refused: Type.Integer({ description: 'Of them, denied or failed.' }) })
+const SUMMARY = Type.Object({
+  since: Type.String({ format: 'date-time' }),
+  until: Type.String({ format: 'date-time' }),
+  bucket_minutes: Type.Integer(),
+  buckets: Type.Array(Type.Object({
+    start: Type.String({ format: 'date-time', description: 'A multiple of the bucket length since the epoch: the first and last bucket may reach outside the window.' }),
+    allow: Type.Integer(), would_deny: Type.Integer({ description: 'Forwarded under report mode although the policy refuses it.' }), deny: Type.Integer(), error: Type.Integer(),
+  }), { description: 'Requests per bucket of time and decision, oldest first, empty buckets included.' }),
+  refusals: Type.Array(Type.Object({ code: Type.String(), count: Type.Integer() }), { description: 'Refused requests per error code, the most frequent first (at most 50 codes).' }),
+  connectors: Type.Array(COUNT, { description: 'The busiest connectors, most requests first.' }),
+  agents: Type.Array(COUNT, { description: 'The busiest agents, most requests first.' }),
+})
+const HOUR_MS = 3_600_000
+/** At most this many buckets (a day by the minute, a week by the 10 minutes). */
+const MAX_BUCKETS = 1440
+
 /** The filter of a query, its times normalised to the form records carry (toISOString). */
 function filterOf(query: Partial<Record<keyof typeof FILTER, string>>): AuditFilter {
   const time = (field: 'since' | 'until'): string | undefined => {
@@ -77,6 +95,36 @@ export function auditRoutes(deps: AdminDeps) {
         const shown = rows.slice(0, limit)
         note({ count: shown.length })
         return { kind: 'json', body: { records: shown.map((r) => JSON.parse(r.line) as Record<string, unknown>), cursors: shown.map((r) => String(r.seq)), next_cursor: rows.length > limit ? String(shown.at(-1)?.seq) : null } }
+      },
+    }),
+    defineRoute({
+      method: 'GET', path: '/v1/audit/summary', roles: ROLES, action: 'audit.summary', response: SUMMARY,
+      summary: 'What the requests of a window of time (default: the last hour) came to, counted by the store: requests per bucket and decision, refusals per code, the busiest connectors and agents. Admin calls are not requests.',
+      query: Type.Object({
+        since: Type.Optional(Type.String({ format: 'date-time', description: 'Start of the window (RFC 3339); default an hour before until.' })),
+        until: Type.Optional(Type.String({ format: 'date-time', description: 'End of the window, exclusive (RFC 3339); default now.' })),
+        bucket_minutes: Type.Optional(Type.Integer({ minimum: 1, maximum: 60, description: 'Length of a bucket; default 5.' })),
+        top: Type.Optional(Type.Integer({ minimum: 1, maximum: 20, description: 'How many connectors and agents to name; default 5.' })),
+      }),
+      async handle({ query }) {
+        const { bucket_minutes: bucketMinutes = 5, top = 5 } = query
+        const times = filterOf({ since: query.since, until: query.until })
+        const until = times.until === undefined ? deps.clock() : Date.parse(times.until)
+        const since = times.since === undefined ? until - HOUR_MS : Date.parse(times.since)
+        if (!(since < until)) throw invalid('query.since must be before query.until')
+        if ((until - since) / (bucketMinutes * 60_000) > MAX_BUCKETS) throw invalid(`query: the window holds more than ${MAX_BUCKETS} buckets; use longer buckets or a shorter window`)
+        const window = { since: new Date(since).toISOString(), until: new Date(until).toISOString() }
+        const counted = await deps.store.audit.summary({ ...window, top })
+        const named = (c: { name: string; count: number; refused: number }) => ({ name: c.name, requests: c.count, refused: c.refused })
+        return {
+          kind: 'json',
+          body: {
+            ...window, bucket_minutes: bucketMinutes,
+            buckets: requestRate(counted.minutes, { since, until, bucketMinutes }),
+            refusals: counted.errors.map((e) => ({ code: e.name, count: e.count })),
+            connectors: counted.connectors.map(named), agents: counted.agents.map(named),
+          },
+        }
       },
     }),
     defineRoute({

@@ -3,7 +3,7 @@ import { sandboxEnv } from '../../sessions/sandbox-env.ts'
 import { KeyvaletError } from '../../errors.ts'
 import type { SessionFilter } from '../../model/session.ts'
 import { FIELD_SPELLING, readSessionOptions, SESSION_REQUEST_SCHEMA, type SessionOptionValues } from '../../sessions/options.ts'
-import { SESSION_DETAIL, SESSION_VIEW, sessionView } from '../../sessions/view.ts'
+import { BUDGET_USE, SESSION_DETAIL, SESSION_VIEW, sessionView } from '../../sessions/view.ts'
 import { Budgets } from '../../budgets/budgets.ts'
 import type { SessionCursor } from '../../store/store.ts'
 import type { AdminDeps } from '../deps.ts'
@@ -30,7 +30,11 @@ const CREATED = Type.Object({
   key: Type.String({ description: 'The task key (kvt_…), shown this once: it is stored only as a hash.' }),
   env: Type.Array(ENV_LINE, { description: 'The sandbox environment, as `keyvalet session create --env` prints it: proxy variables, CA bundle, placeholders, or gateway base URLs.' }),
 })
-const PAGE = Type.Object({ sessions: Type.Array(SESSION_VIEW), next_cursor: Type.Union([Type.String(), Type.Null()], { description: 'Pass as `cursor` for the next page; null on the last.' }) })
+const LISTED = Type.Object({
+  ...SESSION_VIEW.properties,
+  budgets: Type.Optional(Type.Array(BUDGET_USE, { description: 'With budgets=true, on a live session: what it has used and has left of every budget that applies to it, as GET /v1/sessions/{id} shows.' })),
+}, { additionalProperties: false })
+const PAGE = Type.Object({ sessions: Type.Array(LISTED), next_cursor: Type.Union([Type.String(), Type.Null()], { description: 'Pass as `cursor` for the next page; null on the last.' }) })
 const ROLES = ['admin', 'operator'] as const
 
 /** Task sessions over the admin API: mint, list, get, revoke one, revoke in bulk. */
@@ -60,14 +64,21 @@ export function sessionRoutes(deps: AdminDeps) {
         ...FILTER_FIELDS,
         limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, description: 'Sessions per page; default 100.' })),
         cursor: Type.Optional(Type.String({ description: 'next_cursor of the previous page.' })),
+        budgets: Type.Optional(Type.Boolean({ description: 'true: each live session also carries its budget use (`budgets`), in this one call.' })),
       }),
       async handle({ query }) {
-        const { limit = 100, cursor, ...filter } = query
+        const { limit = 100, cursor, budgets: withBudgets = false, ...filter } = query
         const page = await deps.store.sessions.page(filter, cursor === undefined ? undefined : readCursor(cursor), limit + 1)
         const shown = page.slice(0, limit)
         const last = shown.at(-1)
         const now = deps.clock()
-        return { kind: 'json', body: { sessions: shown.map((s) => sessionView(s, now)), next_cursor: page.length > limit && last !== undefined ? writeCursor(last) : null } }
+        // A revoked or expired session can spend nothing more: only live ones carry their use.
+        const budgets = new Budgets(deps.store.counters, deps.config().budgets)
+        const sessions = await Promise.all(shown.map(async (s) => {
+          const view = sessionView(s, now)
+          return withBudgets && view.state === 'active' ? { ...view, budgets: await budgets.report(s, now) } : view
+        }))
+        return { kind: 'json', body: { sessions, next_cursor: page.length > limit && last !== undefined ? writeCursor(last) : null } }
       },
     }),
     defineRoute({

@@ -1,10 +1,12 @@
 import { OperatorError } from '../../errors.ts'
-import type { AuditFacets, AuditFilter, AuditPage, AuditRepo, AuditRow, NewAuditRow } from '../store.ts'
+import type { AuditCount, AuditFacets, AuditFilter, AuditPage, AuditRepo, AuditRow, AuditWindow, NewAuditRow } from '../store.ts'
 import type { Row, Sql } from './connect.ts'
 
-/** The facet columns beside each line (MIGRATIONS[2]), in AuditFacets' terms. */
-const FACETS = ['time', 'session', 'agent', 'user', 'workspace', 'task', 'connector', 'decision', 'error'] as const
-const NO_FACETS: { readonly [Name in keyof AuditFacets]: null } = { time: null, session: null, agent: null, user: null, workspace: null, task: null, connector: null, decision: null, error: null }
+/** The facet columns beside each line (the migrations that add them: the indexed facets, then mode and phase), in AuditFacets' terms. */
+const FACETS = ['time', 'session', 'agent', 'user', 'workspace', 'task', 'connector', 'decision', 'error', 'mode', 'phase'] as const
+const NO_FACETS: { readonly [Name in keyof AuditFacets]: null } = {
+  time: null, session: null, agent: null, user: null, workspace: null, task: null, connector: null, decision: null, error: null, mode: null, phase: null,
+}
 const EXACT = ['session', 'agent', 'user', 'workspace', 'task', 'connector', 'decision', 'error'] as const
 
 /** AuditRepo on the `audit` table: each method beside its statement. */
@@ -64,11 +66,33 @@ export function postgresAudit(sql: Sql): AuditRepo {
       const order = page.order === 'asc' ? sql`ORDER BY seq ASC` : sql`ORDER BY seq DESC`
       return (await sql`SELECT seq, instance, chain_seq, hash, line FROM audit WHERE ${where} ${order} LIMIT ${page.limit}`).map(toAuditRow)
     },
+    summary: ({ since, until, top }: AuditWindow) =>
+      // One snapshot: the four counts see the same rows, whatever other instances append meanwhile.
+      sql.begin('ISOLATION LEVEL REPEATABLE READ READ ONLY', async (tx) => {
+        const requests = tx`time >= ${since} AND time < ${until} AND mode IN ('gateway', 'forward') AND (phase IS NULL OR phase <> 'open')`
+        const refused = tx`decision IN ('deny', 'error')`
+        const minutes = await tx`SELECT substr(time, 1, 16) AS minute, decision, count(*) AS count FROM audit WHERE ${requests}
+          GROUP BY minute, decision ORDER BY minute, decision COLLATE "C"`
+        const errors = await tx`SELECT error AS name, count(*) AS count, count(*) AS refused FROM audit WHERE ${requests} AND ${refused} AND error IS NOT NULL
+          GROUP BY error ORDER BY count DESC, error COLLATE "C" LIMIT 50`
+        const busiest = (column: 'connector' | 'agent') => tx`SELECT ${tx(column)} AS name, count(*) AS count, sum(CASE WHEN ${refused} THEN 1 ELSE 0 END) AS refused
+          FROM audit WHERE ${requests} AND ${tx(column)} IS NOT NULL GROUP BY ${tx(column)} ORDER BY count DESC, ${tx(column)} COLLATE "C" LIMIT ${top}`
+        return {
+          minutes: minutes.map((r) => ({ minute: String(r.minute), decision: String(r.decision), count: Number(r.count) })),
+          errors: errors.map(toCount),
+          connectors: (await busiest('connector')).map(toCount),
+          agents: (await busiest('agent')).map(toCount),
+        }
+      }),
     last: async () => {
       const [row] = await sql`SELECT seq, instance, chain_seq, hash, line FROM audit ORDER BY seq DESC LIMIT 1`
       return row === undefined ? undefined : toAuditRow(row)
     },
   }
+}
+
+function toCount(row: Row): AuditCount {
+  return { name: String(row.name), count: Number(row.count), refused: Number(row.refused) }
 }
 
 function toAuditRow(row: Row): AuditRow {

@@ -142,6 +142,12 @@ export const MIGRATIONS: readonly string[] = [
    CREATE TRIGGER sessions_notify_truncate AFTER TRUNCATE ON sessions FOR EACH STATEMENT EXECUTE FUNCTION keyvalet_notify_change();
    CREATE TRIGGER secrets_notify_truncate AFTER TRUNCATE ON secrets FOR EACH STATEMENT EXECUTE FUNCTION keyvalet_notify_change();
    CREATE TRIGGER admin_tokens_notify_truncate AFTER TRUNCATE ON admin_tokens FOR EACH STATEMENT EXECUTE FUNCTION keyvalet_notify_change();`,
+  // Which listener a record is about and a stream's phase, beside each line, so that a summary
+  // counts requests only (AuditRepo.summary); filled from the lines of the rows with facets.
+  `ALTER TABLE audit ADD COLUMN mode TEXT, ADD COLUMN phase TEXT;
+   ALTER TABLE audit DISABLE TRIGGER audit_no_update_or_delete;
+   UPDATE audit SET mode = line::jsonb->>'mode', phase = line::jsonb->>'phase' WHERE time IS NOT NULL;
+   ALTER TABLE audit ENABLE TRIGGER audit_no_update_or_delete;`,
 ]
 
 /** What the runtime role may do, table by table: no DDL, and the audit log only read and appended. */

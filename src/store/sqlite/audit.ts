@@ -1,6 +1,6 @@
 import type { DatabaseSync, StatementSync } from 'node:sqlite'
 import { OperatorError } from '../../errors.ts'
-import type { AuditFilter, AuditPage, AuditRepo, AuditRow, NewAuditRow } from '../store.ts'
+import type { AuditCount, AuditFilter, AuditPage, AuditRepo, AuditRow, AuditSummary, AuditWindow, NewAuditRow } from '../store.ts'
 import type { Row } from './fresh-reads.ts'
 
 const COLUMNS = 'seq, instance, chain_seq, hash, line'
@@ -13,6 +13,11 @@ export function sqliteAudit(db: DatabaseSync): AuditRepo {
   const readChain = db.prepare(`SELECT ${COLUMNS} FROM audit WHERE instance = ? AND chain_seq > ? ORDER BY chain_seq LIMIT ?`)
   const insert = db.prepare(`INSERT INTO audit (instance, chain_seq, hash, line, ${FACETS.join(', ')}) VALUES (?, ?, ?, ?, ${FACETS.map(() => '?').join(', ')})`)
   const read = db.prepare(`SELECT ${COLUMNS} FROM audit WHERE seq > ? ORDER BY seq LIMIT ?`)
+  const perMinute = db.prepare(`SELECT substr(time, 1, 16) AS minute, decision, count(*) AS count FROM audit WHERE ${REQUESTS} GROUP BY minute, decision ORDER BY minute, decision`)
+  const perError = db.prepare(`SELECT error AS name, count(*) AS count, count(*) AS refused FROM audit WHERE ${REQUESTS} AND ${REFUSED} AND error IS NOT NULL GROUP BY error ORDER BY count DESC, name LIMIT 50`)
+  const busiest = (column: 'connector' | 'agent') => db.prepare(`SELECT ${column} AS name, count(*) AS count, sum(CASE WHEN ${REFUSED} THEN 1 ELSE 0 END) AS refused FROM audit WHERE ${REQUESTS} AND ${column} IS NOT NULL GROUP BY ${column} ORDER BY count DESC, name LIMIT ?`)
+  const perConnector = busiest('connector')
+  const perAgent = busiest('agent')
 
   // One prepared statement per shape of query (which filters are set, which order): at most a few thousand.
   const queries = new Map<string, StatementSync>()
@@ -57,6 +62,20 @@ export function sqliteAudit(db: DatabaseSync): AuditRepo {
       }
       return statement.all(...params).map(toAuditRow)
     },
+    summary: async ({ since, until, top }: AuditWindow): Promise<AuditSummary> => {
+      // One read transaction: the four counts see the same rows, whatever the writer commits meanwhile.
+      db.exec('BEGIN')
+      try {
+        return {
+          minutes: perMinute.all(since, until).map((r) => ({ minute: String(r.minute), decision: String(r.decision), count: Number(r.count) })),
+          errors: perError.all(since, until).map(toCount),
+          connectors: perConnector.all(since, until, top).map(toCount),
+          agents: perAgent.all(since, until, top).map(toCount),
+        }
+      } finally {
+        db.exec('COMMIT')
+      }
+    },
     last: async () => {
       const row = last.get()
       return row === undefined ? undefined : toAuditRow(row)
@@ -68,8 +87,15 @@ function toAuditRow(row: Row): AuditRow {
   return { seq: Number(row.seq), instance: String(row.instance), chainSeq: Number(row.chain_seq), hash: String(row.hash), line: String(row.line) }
 }
 
-/** The facet columns (AUDIT_MIGRATIONS[1]), in AuditFacets' terms. */
-const FACETS = ['time', 'session', 'agent', 'user', 'workspace', 'task', 'connector', 'decision', 'error'] as const
+function toCount(row: Row): AuditCount {
+  return { name: String(row.name), count: Number(row.count), refused: Number(row.refused) }
+}
+
+/** The facet columns (AUDIT_MIGRATIONS[1] and [2]), in AuditFacets' terms. */
+const FACETS = ['time', 'session', 'agent', 'user', 'workspace', 'task', 'connector', 'decision', 'error', 'mode', 'phase'] as const
+/** The rows of requests in [since, until), as AuditRepo.summary counts them (the two bound parameters first). */
+const REQUESTS = "time >= ? AND time < ? AND mode IN ('gateway', 'forward') AND (phase IS NULL OR phase <> 'open')"
+const REFUSED = "decision IN ('deny', 'error')"
 const EXACT = ['session', 'agent', 'user', 'workspace', 'task', 'connector', 'decision', 'error'] as const
 
 /** The SELECT for one query: a term per filter given, each bound, never spliced into the text. */

@@ -127,4 +127,12 @@ export const AUDIT_MIGRATIONS: readonly string[] = [
    CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
      BEGIN SELECT RAISE(ABORT, 'audit rows are append-only'); END;
    CREATE UNIQUE INDEX audit_by_chain ON audit (instance, chain_seq);`,
+  // Which listener a record is about and a stream's phase, beside each line, so that a summary
+  // counts requests only (AuditRepo.summary); filled from the lines of the rows with facets.
+  `ALTER TABLE audit ADD COLUMN mode TEXT;
+   ALTER TABLE audit ADD COLUMN phase TEXT;
+   DROP TRIGGER audit_no_update;
+   UPDATE audit SET mode = json_extract(line, '$.mode'), phase = json_extract(line, '$.phase') WHERE time IS NOT NULL;
+   CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+     BEGIN SELECT RAISE(ABORT, 'audit rows are append-only'); END;`,
 ]

@@ -29,18 +29,20 @@ export function setToken(value) {
 }
 
 /**
- * One admin API call; resolves with the parsed JSON (or text) answer, rejects with an ApiError.
+ * One admin API call; resolves with the parsed JSON (or text) answer, rejects with an ApiError
+ * (or an AbortError once `signal` aborts: a long poll the page no longer wants).
  * @param {string} method
  * @param {string} path
  * @param {unknown} [body]
+ * @param {AbortSignal} [signal]
  * @returns {Promise<any>}
  */
-export async function api(method, path, body) {
+export async function api(method, path, body, signal) {
   /** @type {Record<string, string>} */
   const headers = {}
   if (token !== undefined) headers.authorization = `Bearer ${token}`
   if (body !== undefined) headers['content-type'] = 'application/json'
-  const res = await fetch(path, { method, headers, cache: 'no-store', credentials: 'omit', ...(body === undefined ? {} : { body: JSON.stringify(body) }) })
+  const res = await fetch(path, { method, headers, cache: 'no-store', credentials: 'omit', ...(signal === undefined ? {} : { signal }), ...(body === undefined ? {} : { body: JSON.stringify(body) }) })
   const text = await res.text()
   const json = (res.headers.get('content-type') ?? '').startsWith('application/json') && text !== '' ? JSON.parse(text) : undefined
   if (!res.ok && json?.error === undefined) throw new ApiError(res.status, `http_${res.status}`, `The admin API answered ${res.status}.`)

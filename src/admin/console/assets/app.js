@@ -7,7 +7,9 @@
  */
 import { api, ApiError, setToken } from './api.js'
 import { el, field, formValue, replace } from './dom.js'
+import { approvalsPage } from './pages/approvals.js'
 import { auditPage } from './pages/audit.js'
+import { budgetsPage } from './pages/budgets.js'
 import { connectorsPage } from './pages/connectors.js'
 import { overviewPage } from './pages/overview.js'
 import { secretsPage } from './pages/secrets.js'
@@ -25,7 +27,9 @@ import { sessionsPage } from './pages/sessions.js'
  */
 const PAGES = [
   { id: 'overview', title: 'Overview', roles: ['admin', 'operator', 'auditor'], needs: 'GET /readyz', page: overviewPage },
+  { id: 'approvals', title: 'Approvals', roles: ['admin', 'operator'], needs: 'GET /v1/approvals', page: approvalsPage },
   { id: 'sessions', title: 'Sessions', roles: ['admin', 'operator'], needs: 'GET /v1/sessions', page: sessionsPage },
+  { id: 'budgets', title: 'Budgets', roles: ['admin', 'operator'], needs: 'GET /v1/sessions', page: budgetsPage },
   { id: 'audit', title: 'Audit', roles: ['admin', 'auditor'], needs: 'GET /v1/audit', page: auditPage },
   { id: 'connectors', title: 'Connectors and rules', roles: ['admin', 'operator', 'auditor'], needs: 'GET /v1/config', page: connectorsPage },
   { id: 'secrets', title: 'Secrets', roles: ['admin'], needs: 'PUT /v1/secrets/{name}', page: secretsPage },
@@ -142,4 +146,9 @@ window.addEventListener('hashchange', () => {
   main.focus()
 })
 logout.addEventListener('click', () => signOut())
+// The skip link moves focus to the page without touching the fragment, which names the page shown.
+document.querySelector('a.skip')?.addEventListener('click', (event) => {
+  event.preventDefault()
+  main.focus()
+})
 showLogin()

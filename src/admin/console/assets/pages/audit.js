@@ -63,7 +63,7 @@ export function auditPage(main, ctx) {
 
   /** @param {any} record */
   const row = (record) => el('tr', {}, cells(record).map((c, i) => el('td', { 'data-label': HEADINGS[i] }, c)),
-    el('td', { 'data-label': '' }, el('button', { type: 'button', 'aria-label': `Details of record ${record.seq}`, onclick: () => showDetail(detail, record) }, 'Details')))
+    el('td', { 'data-label': 'Record' }, el('button', { type: 'button', 'aria-label': `Details of record ${record.seq}`, onclick: () => showDetail(detail, record) }, 'Details')))
 
   /** @param {string | undefined} cursor */
   async function search(cursor) {

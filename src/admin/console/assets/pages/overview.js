@@ -1,64 +1,131 @@
 // @ts-check
 /**
- * Overview: readiness (/readyz), live sessions (/v1/sessions, for the roles that may list them),
- * and the request rate and refusals by code from the Prometheus counters of /metrics (for the
- * roles that may read them), refreshed every 10 s while the page is shown and the tab visible.
+ * Overview: readiness (/readyz); the pending approvals (GET /v1/approvals), for the roles that
+ * decide them; the requests of the last hour (GET /v1/audit/summary: per 5
+ * minutes as a chart, refusals by code, the busiest connectors and agents) and the audit chain's
+ * state (POST /v1/audit/verify, once when the page opens and on demand: it walks the whole chain),
+ * for the roles that read the audit; the live sessions, for the roles that list them. All but the
+ * chain are read again every 10 s while the page is shown and the tab visible.
  */
 import { api } from '../api.js'
+import { barCell, columnChart, legend } from '../charts.js'
+import { pendingSummary } from './approvals.js'
 import { el, replace, table } from '../dom.js'
 
-/** Each refresh is two or three admin calls, each an audit record: often enough to watch, no more. */
+/** Each refresh is two to four admin calls, each an audit record: often enough to watch, no more. */
 const REFRESH_MS = 10_000
 /** At most this many pages of sessions are read to count the live ones. */
 const MAX_SESSION_PAGES = 5
+const SERIES = [{ name: 'allowed', class: 'fill-allow' }, { name: 'refused', class: 'fill-refused' }]
 
 /** @type {import('../page.js').Page} */
 export function overviewPage(main, ctx) {
-  const readiness = el('section', { class: 'card', 'aria-labelledby': 'ov-ready' }, el('h2', { id: 'ov-ready' }, 'Readiness'))
-  const traffic = el('section', { class: 'card', 'aria-labelledby': 'ov-traffic' }, el('h2', { id: 'ov-traffic' }, 'Requests'))
-  const live = el('section', { class: 'card wide', 'aria-labelledby': 'ov-live' }, el('h2', { id: 'ov-live' }, 'Live sessions'))
-  const mayList = ctx.me.role !== 'auditor'
-  const mayMeasure = ctx.me.role !== 'operator' && ctx.has('GET /metrics')
-  main.append(el('div', { class: 'grid' }, readiness, mayMeasure && traffic, mayList && live))
-  /** @type {{ at: number, total: number } | undefined} */
-  let previous
+  const card = (/** @type {string} */ id, /** @type {string} */ title, wide = false) => el('section', { class: `card${wide ? ' wide' : ''}`, 'aria-labelledby': id }, el('h2', { id }, title))
+  const readiness = card('ov-ready', 'Readiness')
+  const chain = card('ov-chain', 'Audit chain')
+  const traffic = card('ov-traffic', 'Requests, last hour', true)
+  const refusals = card('ov-refusals', 'Refusals by code, last hour')
+  const connectors = card('ov-connectors', 'Busiest connectors, last hour')
+  const agents = card('ov-agents', 'Busiest agents, last hour')
+  const live = card('ov-live', 'Live sessions', true)
+  const waiting = card('ov-approvals', 'Pending approvals')
+  const totals = el('dl', { class: 'facts' })
+  const figure = el('figure', { class: 'chart-figure', 'data-testid': 'rate-chart' })
+  const numbers = el('div', {})
+  const waitingNow = el('div', {})
+  waiting.append(waitingNow, el('p', {}, el('a', { href: '#approvals' }, 'Decide them on the Approvals page')))
+  traffic.append(totals, figure, el('details', {}, el('summary', {}, 'The numbers of the chart'), numbers))
+  const readsAudit = ctx.me.role !== 'operator'
+  const mayCount = readsAudit && ctx.has('GET /v1/audit/summary')
+  const mayVerify = readsAudit && ctx.has('POST /v1/audit/verify')
+  const mayList = ctx.me.role !== 'auditor' && ctx.has('GET /v1/sessions')
+  const mayDecide = ctx.me.role !== 'auditor' && ctx.has('GET /v1/approvals')
+  main.append(el('div', { class: 'grid' }, readiness, mayDecide && waiting, mayVerify && chain, mayCount && [traffic, refusals, connectors, agents], mayList && live))
 
   async function refresh() {
-    const [ready, metrics, sessions] = await Promise.allSettled([
+    const [ready, summary, sessions, approvals] = await Promise.allSettled([
       readyz(),
-      mayMeasure ? api('GET', '/metrics') : Promise.resolve(''),
+      mayCount ? api('GET', '/v1/audit/summary') : Promise.resolve(undefined),
       mayList ? liveSessions() : Promise.resolve([]),
+      mayDecide ? api('GET', '/v1/approvals') : Promise.resolve({ approvals: [] }),
     ])
+    if (mayDecide && approvals.status === 'fulfilled') replace(waitingNow, pendingSummary(approvals.value.approvals))
     if (ready.status === 'fulfilled') {
       const body = ready.value
-      replace(readiness, el('h2', { id: 'ov-ready' }, 'Readiness'),
+      replace(readiness, readiness.firstChild,
         el('p', { class: `badge ${body.status === 'ready' ? 'ok' : 'bad'}`, 'data-testid': 'readiness' }, body.status === 'ready' ? 'Ready' : 'Not ready'),
         el('ul', { class: 'checks' }, Object.entries(body.checks).map(([name, why]) => el('li', {}, el('strong', {}, name), ': ', String(why)))))
     }
-    if (mayMeasure && metrics.status === 'fulfilled') {
-      const counts = requestCounts(String(metrics.value))
-      const now = performance.now()
-      const rate = previous === undefined ? undefined : ((counts.total - previous.total) * 1000) / (now - previous.at)
-      previous = { at: now, total: counts.total }
-      replace(traffic, el('h2', { id: 'ov-traffic' }, 'Requests'),
-        el('dl', { class: 'facts' },
-          el('dt', {}, 'Since start'), el('dd', { 'data-testid': 'requests-total' }, String(counts.total)),
-          el('dt', {}, 'Rate'), el('dd', {}, rate === undefined ? 'measuring…' : `${rate.toFixed(2)} per second`),
-          el('dt', {}, 'Refused'), el('dd', { 'data-testid': 'refusals-total' }, String(counts.refused))),
-        table('Refusals by code', ['Code', 'Requests'], [...counts.byCode].sort((a, b) => b[1] - a[1]).map(([code, n]) => [code, String(n)])))
-    }
+    if (mayCount && summary.status === 'fulfilled') showSummary(summary.value)
     if (mayList && sessions.status === 'fulfilled') {
       const list = sessions.value
-      replace(live, el('h2', { id: 'ov-live' }, 'Live sessions'),
+      replace(live, live.firstChild,
         el('p', {}, el('span', { 'data-testid': 'live-count' }, String(list.length)), ' active'),
         table('Most recent live sessions', ['Agent', 'User', 'Workspace', 'Task', 'Grants', 'Expires'],
           list.slice(-10).reverse().map((/** @type {any} */ s) => [s.agent, s.user, s.workspace, s.task, s.grants.join(' '), s.expires_at])))
     }
-    const failed = [ready, metrics, sessions].find((r) => r.status === 'rejected')
+    const failed = [ready, summary, sessions, approvals].find((r) => r.status === 'rejected')
     if (failed !== undefined) ctx.fail(failed.reason)
   }
 
+  /** @param {any} summary GET /v1/audit/summary's answer */
+  function showSummary(summary) {
+    /** @type {{ start: string, allow: number, would_deny: number, deny: number, error: number }[]} */
+    const buckets = summary.buckets
+    const allowed = buckets.reduce((n, b) => n + b.allow + b.would_deny, 0)
+    const refused = buckets.reduce((n, b) => n + b.deny + b.error, 0)
+    const minutes = (Date.parse(summary.until) - Date.parse(summary.since)) / 60_000
+    const label = (/** @type {string} */ iso) => iso.slice(11, 16)
+    const columns = buckets.map((b) => ({ label: label(b.start), values: [b.allow + b.would_deny, b.deny + b.error] }))
+    const every = `per ${summary.bucket_minutes} minutes`
+    replace(totals,
+      el('dt', {}, 'Requests'), el('dd', { 'data-testid': 'requests-total' }, String(allowed + refused)),
+      el('dt', {}, 'Refused'), el('dd', { 'data-testid': 'refusals-total' }, String(refused)),
+      el('dt', {}, 'Rate'), el('dd', {}, `${((allowed + refused) / minutes).toFixed(2)} per minute`))
+    replace(figure,
+      columnChart(columns, SERIES, `Requests ${every} from ${label(summary.since)} to ${label(summary.until)} UTC: ${allowed} allowed, ${refused} refused`, Math.max(280, traffic.clientWidth - 34)),
+      el('figcaption', {}, `Requests ${every}, UTC`, legend(SERIES)))
+    // The details element stays, so an opened one stays open (and keeps focus) across refreshes.
+    replace(numbers, table(`Requests ${every}, UTC`, ['From', 'Allowed', 'Refused'], buckets.map((b) => [label(b.start), String(b.allow + b.would_deny), String(b.deny + b.error)])))
+    const most = Math.max(0, ...summary.refusals.map((/** @type {any} */ r) => r.count))
+    replace(refusals, refusals.firstChild,
+      table('Refused requests per error code', ['Code', 'Requests', 'Share'], summary.refusals.map((/** @type {any} */ r) => [
+        el('code', {}, r.code), String(r.count), barCell([{ value: r.count, class: 'fill-refused' }], most)])))
+    for (const [where, list, heading] of /** @type {const} */ ([[connectors, summary.connectors, 'Connector'], [agents, summary.agents, 'Agent']])) {
+      const busiest = Math.max(0, ...list.map((/** @type {any} */ c) => c.requests))
+      replace(where, where.firstChild,
+        table(`${heading}s with the most requests`, [heading, 'Requests', 'Refused', 'Share'], list.map((/** @type {any} */ c) => [
+          c.name, String(c.requests), String(c.refused),
+          barCell([{ value: c.requests - c.refused, class: 'fill-allow' }, { value: c.refused, class: 'fill-refused' }], busiest)])))
+    }
+  }
+
+  const verdict = el('div', {})
+  const again = el('button', { type: 'button', onclick: () => void verify() }, 'Verify again')
+  chain.append(verdict, again)
+  /** One walk at a time (the button stays enabled so that it keeps the keyboard focus). */
+  let verifying = false
+  async function verify() {
+    if (verifying) return
+    verifying = true
+    replace(verdict, el('p', { 'data-testid': 'chain-status' }, 'Verifying…'))
+    try {
+      const result = await api('POST', '/v1/audit/verify')
+      replace(verdict,
+        el('p', { class: `badge ${result.ok ? 'ok' : 'bad'}`, 'data-testid': 'chain-status' }, result.ok ? 'Intact' : 'Broken'),
+        el('p', {}, result.ok
+          ? `${result.count} records verified at ${new Date().toISOString().slice(11, 19)} UTC; last hash ${String(result.last_hash ?? '').slice(0, 16)}…`
+          : `Record ${result.seq}: ${result.problem} (${result.count} records verified before it).`))
+    } catch (err) {
+      replace(verdict, el('p', { 'data-testid': 'chain-status' }, 'Not verified.'))
+      ctx.fail(err)
+    } finally {
+      verifying = false
+    }
+  }
+
   void refresh()
+  if (mayVerify) void verify()
   const timer = setInterval(() => { if (document.visibilityState === 'visible') void refresh() }, REFRESH_MS)
   return () => clearInterval(timer)
 }
@@ -81,28 +148,4 @@ async function liveSessions() {
     cursor = body.next_cursor
   }
   return live
-}
-
-/**
- * keyvalet_requests_total{mode,connector,decision,error} → all requests, the refused ones, and
- * the refused ones by error code.
- * @param {string} exposition
- */
-export function requestCounts(exposition) {
-  let total = 0
-  let refused = 0
-  /** @type {Map<string, number>} */
-  const byCode = new Map()
-  for (const line of exposition.split('\n')) {
-    const match = /^keyvalet_requests_total\{([^}]*)\} (\S+)$/.exec(line)
-    if (match === null) continue
-    const labels = Object.fromEntries([...(match[1] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((m) => [m[1], m[2]]))
-    const value = Number(match[2])
-    total += value
-    if (labels.decision !== 'allow') {
-      refused += value
-      byCode.set(labels.error ?? 'unknown', (byCode.get(labels.error ?? 'unknown') ?? 0) + value)
-    }
-  }
-  return { total, refused, byCode }
 }

@@ -20,7 +20,7 @@ export function secretsPage(main, ctx) {
   async function list() {
     try {
       const { secrets } = await api('GET', '/v1/secrets')
-      replace(listing, table('Stored secrets (metadata only)', ['Name', 'Master key', 'Created', 'Updated', ''], secrets.map((/** @type {any} */ s) => [
+      replace(listing, table('Stored secrets (metadata only)', ['Name', 'Master key', 'Created', 'Updated', 'Action'], secrets.map((/** @type {any} */ s) => [
         el('code', {}, s.name), s.key_id, s.created_at, s.updated_at,
         el('button', { type: 'button', 'aria-label': `Delete secret ${s.name}`, onclick: () => void remove(s.name) }, 'Delete'),
       ])))

@@ -53,7 +53,7 @@ export function sessionsPage(main, ctx) {
         el('code', {}, s.id), s.state, s.agent, s.user, s.workspace, s.task, s.grants.join(' '), s.expires_at,
         s.state === 'active' ? el('button', { type: 'button', 'aria-label': `Revoke session ${s.id}`, onclick: () => void revoke([s.id]) }, 'Revoke') : '',
       ])
-      const shown = table('Sessions, oldest first', ['Select', 'Id', 'State', 'Agent', 'User', 'Workspace', 'Task', 'Grants', 'Expires', ''], rows)
+      const shown = table('Sessions, oldest first', ['Select', 'Id', 'State', 'Agent', 'User', 'Workspace', 'Task', 'Grants', 'Expires', 'Action'], rows)
       const more = page.next_cursor === null ? null : el('button', { type: 'button', onclick: () => void list(page.next_cursor) }, 'Next page')
       replace(results, el('div', { class: 'actions' }, el('button', { type: 'button', onclick: () => void revoke([...selected]) }, 'Revoke selected')), shown, more)
     } catch (err) {

@@ -780,7 +780,7 @@ async function main(): Promise<number> {
   // 10. Every request keyvalet answered must be in an intact audit chain.
   let auditCheck: { records: number; counted: number; slack: number; verifyS: number; output: string } | undefined
   if (keyvalet !== undefined) {
-    const kvRuns = [...[closed, paced, rated].map((m) => m.get('keyvalet')), forwardPlain.get('closed'), forwardPlain.get('paced'), https.get('keyvalet'), https.get('keyvalet h2')].filter((r) => r !== undefined)
+    const kvRuns = [...[closed, paced, rated, think].map((m) => m.get('keyvalet')), forwardPlain.get('closed'), forwardPlain.get('paced'), https.get('keyvalet'), https.get('keyvalet h2')].filter((r) => r !== undefined)
     const counted = 2 + kvOther + observeOther + kvRuns.reduce((a, r) => a + r.result.requests + r.result.warmupRequests, 0) + (uploads.has('keyvalet') ? 1 : 0)
     // autocannon stops with requests in flight: served and audited, but not counted (≤ connections, twice with warm-up).
     const slack = (kvRuns.filter((r) => r.result.mode === 'closed' || r.result.mode === 'rate').length + observe.on.length) * 2 * CONNECTIONS

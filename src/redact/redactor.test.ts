@@ -82,6 +82,16 @@ describe('Redactor: every encoding of every value', () => {
     assert.deepEqual(maskText(p, `Authorization: Basic ${basic}`, 'latin1'), { text: `Authorization: Basic ${'*'.repeat(basic.length - padding)}${'='.repeat(padding)}`, count: 1 })
   })
 
+  it('masks each text on its own: what one text left half-matched or held back never reaches the next (one Redactor is reused)', () => {
+    const p = MaskPatterns.of(['tok-123456'])
+    assert.deepEqual(maskText(p, 'head tok-12', 'latin1'), { text: 'head tok-12', count: 0 })
+    assert.deepEqual(maskText(p, '3456 tail', 'latin1'), { text: '3456 tail', count: 0 })
+    assert.deepEqual(maskText(p, 'end tok-1234', 'utf8', 8), { text: 'end ********', count: 1 })
+    assert.deepEqual(maskText(p, '56 and tok-123456', 'latin1'), { text: `56 and ${'*'.repeat(10)}`, count: 1 })
+    assert.deepEqual(maskText(p, 'x %74ok-123456', 'latin1'), { text: `x ${'*'.repeat(12)}`, count: 1 })
+    assert.deepEqual(maskText(p, 'plain', 'latin1'), { text: 'plain', count: 0 })
+  })
+
   it('leaves unrelated text and other escapes alone', () => {
     const text = 'a %2f b \\/ c \\u0041 d &amp; e s3cr3t/+ valu% f'
     assert.deepEqual(maskText(patterns, text, 'latin1'), { text, count: 0 })

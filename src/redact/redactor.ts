@@ -56,6 +56,21 @@ export class Redactor {
     this.#patterns = patterns
   }
 
+  /** Back to the state of a new Redactor over the same patterns, keeping the calendar's room (see maskText). */
+  reset(): void {
+    this.#reader.count = 0
+    this.#reader.length = 0
+    this.#counts.fill(0)
+    this.#pending = 0
+    this.#held = undefined
+    this.#base = 0
+    this.#next = 0
+    this.#seen = 0
+    this.#masks = []
+    this.#maskedTo = 0
+    this.count = 0
+  }
+
   /** Passes to `emit` the bytes that can be sent now, masked. Never modifies `chunk`. */
   push(chunk: Buffer, emit: Emit): void {
     const chunkBase = this.#seen
@@ -258,12 +273,18 @@ export class Redactor {
   }
 }
 
+const textRedactors = new WeakMap<MaskPatterns, Redactor>()
+
 /** `text` with every form masked, and how many occurrences; `cutAt` as in Redactor.flush. */
 export function maskText(patterns: MaskPatterns, text: string, encoding: 'utf8' | 'latin1', cutAt = 0): { text: string; count: number } {
   if (patterns.empty || text === '' || !patterns.mayOccurInText(text)) return { text, count: 0 }
   const bytes = Buffer.from(text, encoding)
   if (!patterns.mayOccurIn(bytes)) return { text, count: 0 }
-  const redactor = new Redactor(patterns)
+  // One Redactor per patterns, reset for each text: a new one per string was the largest cost of
+  // masking an audit record (its typed arrays), and maskText runs to completion synchronously.
+  let redactor = textRedactors.get(patterns)
+  if (redactor === undefined) textRedactors.set(patterns, (redactor = new Redactor(patterns)))
+  redactor.reset()
   const parts: Buffer[] = []
   const keep = (b: Buffer): void => void parts.push(b)
   redactor.push(bytes, keep)

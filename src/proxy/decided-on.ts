@@ -1,5 +1,5 @@
 import type { DecidedOn } from '../audit/record.ts'
-import type { BodyValidator, Connector } from '../model/policy.ts'
+import type { BodyValidator, Connector, Grant } from '../model/policy.ts'
 import { bodyReads, type BodyRead } from '../replay/body-reads.ts'
 import { snapshot } from '../replay/body-snapshot.ts'
 import { formatGrant } from '../policy/grant.ts'
@@ -24,7 +24,7 @@ export function decidedOn(ctx: RequestContext): { decided_on?: DecidedOn } {
   const { decision, connector, session, segments } = ctx
   if (decision === undefined || decision.effect === 'need_body' || connector === undefined || session === undefined || segments === undefined) return {}
   const headers: Record<string, string | null> = {}
-  for (const name of new Set(connector.rules.flatMap((r) => r.headers.map((h) => h.name)))) {
+  for (const name of namedHeaders(connector)) {
     const value = ctx.req.headers[name]
     if (value === undefined) continue
     const text = Array.isArray(value) ? value.join(', ') : value
@@ -32,7 +32,7 @@ export function decidedOn(ctx: RequestContext): { decided_on?: DecidedOn } {
   }
   return {
     decided_on: {
-      grants: session.grants.map(formatGrant),
+      grants: grantTexts(session.grants),
       segments: [...segments],
       ...headerNames(Object.keys(ctx.req.headers)),
       headers,
@@ -57,6 +57,20 @@ function readsOf(body: BodyValidator): readonly BodyRead[] {
   let reads = READS.get(body)
   if (reads === undefined) READS.set(body, reads = body.schema === undefined ? [] : bodyReads(body.schema))
   return reads
+}
+
+/** The headers a connector's rules name, and a session's grants as written: worked out once per object, not per request (neither is ever mutated). */
+const NAMED = new WeakMap<Connector, readonly string[]>()
+function namedHeaders(connector: Connector): readonly string[] {
+  let names = NAMED.get(connector)
+  if (names === undefined) NAMED.set(connector, names = [...new Set(connector.rules.flatMap((r) => r.headers.map((h) => h.name)))])
+  return names
+}
+const GRANTS = new WeakMap<readonly Grant[], readonly string[]>()
+function grantTexts(grants: readonly Grant[]): string[] {
+  let texts = GRANTS.get(grants)
+  if (texts === undefined) GRANTS.set(grants, texts = grants.map(formatGrant))
+  return [...texts]
 }
 
 function headerNames(names: readonly string[]): Pick<DecidedOn, 'header_names' | 'header_names_cut'> {

@@ -23,7 +23,8 @@ export function presentation(mode: RequestContext['mode'], err: KeyvaletError, c
 /**
  * How an error body is written: JSON, or S3's XML error document for connectors an AWS SDK talks
  * to (the SDK parses only that, and then reports keyvalet's code as the error's name and its
- * message as the error's message, instead of an XML parse error).
+ * message as the error's message, instead of an XML parse error); or, for a gRPC call, a gRPC
+ * status in trailers (grpc.ts), the only refusal a gRPC client can read.
  */
 export type ErrorFormat = 'json' | 'aws-xml' | 'grpc'
 
@@ -32,7 +33,7 @@ export function errorFormat(ctx: Pick<RequestContext, 'connector' | 'req'>): Err
   return ctx.connector?.credential?.kind === 'aws_sigv4' ? 'aws-xml' : 'json'
 }
 
-/** The one place a KeyvaletError becomes an HTTP response: JSON (or S3 XML), the code in a header, no stack. */
+/** The one place a KeyvaletError becomes an HTTP response: JSON (or S3 XML, or a gRPC status), the code in a header, no stack. */
 export function renderError(res: ServerResponse, err: KeyvaletError, requestId: string, mode: RequestContext['mode'] = 'gateway', format: ErrorFormat = 'json', challenge?: string): void {
   const { status, headers } = presentation(mode, err, challenge)
   if (format === 'grpc') return renderGrpcError(res, err, status, { [ERROR_HEADER]: err.code, [REQUEST_ID_HEADER]: requestId })

@@ -1,4 +1,5 @@
 import { KeyvaletError } from '../../errors.ts'
+import { isServerUnreachable } from './unreachable.ts'
 
 export interface NotifiedReadsOptions {
   /** How often the change feed proves it is still hearing every change (a heartbeat round trip). */
@@ -82,7 +83,7 @@ export class NotifiedReads {
     try {
       value = await load()
     } catch (err) {
-      if (!isUnreachable(err)) throw err
+      if (!isServerUnreachable(err)) throw err
       const current = this.#kept.get(key)
       if (current !== undefined && this.#now() - Math.max(current.keptAt, this.#confirmedAt) <= this.#graceMs) return current.value as T
       throw storeUnavailable(err)
@@ -150,22 +151,6 @@ export class NotifiedReads {
     this.#byChange.clear()
   }
 }
-
-/**
- * Whether `err` says the server could not be reached or dropped the connection (as opposed to a
- * statement it refused): the driver's connection errors, the OS's socket errors, and SQLSTATE
- * classes 08 (connection exception) and 57P (the server is shutting down or starting).
- */
-export function isUnreachable(err: unknown): boolean {
-  if (typeof err !== 'object' || err === null) return false
-  const code = String((err as { code?: unknown }).code ?? '')
-  return UNREACHABLE_CODES.has(code) || code.startsWith('08') || code.startsWith('57P')
-}
-
-const UNREACHABLE_CODES = new Set([
-  'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED', 'CONNECT_TIMEOUT',
-  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN',
-])
 
 export function storeUnavailable(err: unknown): KeyvaletError {
   const reason = typeof err === 'object' && err !== null ? String((err as { code?: unknown }).code ?? 'error') : 'error'

@@ -10,6 +10,6 @@ export function isServerUnreachable(err: unknown): boolean {
   if (typeof err !== 'object' || err === null) return false
   const code = (err as { code?: unknown }).code
   if (typeof code !== 'string') return false
-  // SQLSTATE class 08: connection exception; 57P01-57P03: admin or crash shutdown, cannot connect now.
-  return DRIVER_CODES.has(code) || code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03'
+  // SQLSTATE class 08: connection exception; 57P: the server shut the session (shutdown, crash, cannot connect now, idle timeout).
+  return DRIVER_CODES.has(code) || code.startsWith('08') || code.startsWith('57P')
 }

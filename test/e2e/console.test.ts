@@ -577,6 +577,8 @@ describe('web console in real Chromium', () => {
         for (let i = 0; i < 10 && (await page.evaluate(() => document.activeElement?.textContent)) !== title; i++) await page.keyboard.press('Tab')
         await page.keyboard.press('Enter')
         await page.getByRole('heading', { name: title, level: 1 }).waitFor()
+        // The Overview's heading is there before Enter was handled (it is the page shown at login): wait for the move, bounded.
+        await page.waitForFunction(() => document.activeElement?.id === 'main', undefined, { timeout: 5_000 }).catch(() => {})
         assert.equal(await page.evaluate(() => document.activeElement?.id), 'main', 'focus moves to the page shown')
         await fromTheTop(page)
         await page.keyboard.press('Enter')

@@ -44,7 +44,7 @@ describe('canonicalJson with array-index-like keys', () => {
 
 describe('canonicalPair', () => {
   const KEYS = ['a', 'hash0', 'ha', 'zeta', 'Hash', 'detail', '', 'é', '10', 'prev', 'seq', 'h']
-  const VALUES: unknown[] = ['x', '"quoted" \u2028 \u0000', 0, -0, 1.5e300, -7, true, false, null, undefined, [], ['b', 2, null], { z: 1, a: [{ y: 2, b: 3 }] }, {}]
+  const VALUES: unknown[] = ['x', '"quoted" \u2028 \u0000', 0, -0, 1.5e300, -7, true, false, null, undefined, [], ['b', 2, null], { z: 1, a: [{ y: 2, b: 3 }] }, {}, { 10: 'x', 9: [{ 2: 0, 1: 0 }] }]
   it('is canonicalJson of the record without and with the member, for records of every shape', () => {
     let seed = 7
     const next = (n: number): number => {

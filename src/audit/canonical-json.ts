@@ -92,16 +92,12 @@ export interface CanonicalPair {
  */
 export function canonicalPair(record: Record<string, unknown>, key: string): CanonicalPair {
   const shape = shapeOf(plain(record), key)
-  if (shape === undefined) return { without: canonicalJson(record), with: (value) => canonicalJson({ ...record, [key]: value }) }
-  let before = ''
-  let after = ''
-  for (let i = 0; i < shape.keys.length; i++) {
-    const v = record[shape.keys[i] as string]
-    if (v === undefined) continue
-    const text = `${shape.names[i] as string}${member(v)}`
-    if (i < shape.at) before = before === '' ? text : `${before},${text}`
-    else after = after === '' ? text : `${after},${text}`
-  }
+  const halves = shape === undefined ? undefined : sortedHalves(record, shape)
+  if (halves === undefined) return { without: canonicalJson(record), with: (value) => canonicalJson({ ...record, [key]: value }) }
+  // Each half is rebuilt with its keys inserted in sorted order and stringified once (natively):
+  // its members' text without the braces, to splice `key` between.
+  const before = JSON.stringify(halves.before).slice(1, -1)
+  const after = JSON.stringify(halves.after).slice(1, -1)
   const name = `${JSON.stringify(key)}:`
   return {
     without: `{${before}${before !== '' && after !== '' ? ',' : ''}${after}}`,
@@ -109,10 +105,25 @@ export function canonicalPair(record: Record<string, unknown>, key: string): Can
   }
 }
 
-/** A record's keys in canonical order, their JSON names, and how many sort before the spliced key. */
+/** The record's members sorting before and after the spliced key, each in sorted order; undefined if a nested value needs canonicalJson's slow path. */
+function sortedHalves(record: Record<string, unknown>, shape: Shape): { before: Record<string, unknown>; after: Record<string, unknown> } | undefined {
+  const before: Record<string, unknown> = {}
+  const after: Record<string, unknown> = {}
+  for (let i = 0; i < shape.keys.length; i++) {
+    const k = shape.keys[i] as string
+    const v = record[k]
+    if (v === undefined) continue
+    const s = sorted(v)
+    if (s === INDEX_LIKE) return undefined
+    if (i < shape.at) before[k] = s
+    else after[k] = s
+  }
+  return { before, after }
+}
+
+/** A record's keys in canonical order, and how many sort before the spliced key. */
 interface Shape {
   readonly keys: readonly string[]
-  readonly names: readonly string[]
   readonly at: number
 }
 
@@ -134,14 +145,8 @@ function shapeOf(record: Record<string, unknown>, key: string): Shape | undefine
   }
   if (own.includes(key)) throw new TypeError(`canonicalPair: the record already has ${key}`)
   const keys = own.sort()
-  const shape = keys.some(isIndexLike) ? undefined : { keys, names: keys.map((k) => `${JSON.stringify(k)}:`), at: keys.filter((k) => k < key).length }
+  const shape = keys.some(isIndexLike) ? undefined : { keys, at: keys.filter((k) => k < key).length }
   if (shapes.size >= MAX_SHAPES) shapes.clear()
   shapes.set(id, shape)
   return shape
-}
-
-function member(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value)
-  if (typeof value === 'number' && Number.isFinite(value)) return JSON.stringify(value)
-  return canonicalJson(value)
 }

@@ -18,12 +18,22 @@ const fields = (i: number): AuditFields => ({
   status: 401, upstream_status: null, error: 'task_key_missing', bytes_in: 0, bytes_out: 0, redactions: 0, latency_ms: 1,
 })
 
-describe('AuditWriter (the audit thread)', () => {
+describe('AuditWriter: where the engine runs', () => {
+  it('on this thread for SQLite without fsync, on the audit thread with fsync', async () => {
+    const cheap = await AuditWriter.start({ store: { kind: 'sqlite', path: join(root, 'm1.db'), fsync: false }, key: randomBytes(32), reserveBytes: 65536 })
+    const durable = await AuditWriter.start({ store: { kind: 'sqlite', path: join(root, 'm2.db'), fsync: true }, key: randomBytes(32), reserveBytes: 65536 })
+    assert.deepEqual([cheap.threaded, durable.threaded], [false, true])
+    assert.deepEqual([await cheap.append(fields(1)), await durable.append(fields(1))], [1, 1])
+    await Promise.all([cheap.close(), durable.close()])
+  })
+})
+
+for (const thread of [false, true]) describe(`AuditWriter (${thread ? 'on the audit thread' : 'on the proxy thread'})`, () => {
   it('commits concurrent appends as one verifiable chain, visible to other connections when they resolve', async () => {
-    const path = join(root, 'a.db')
+    const path = join(root, `a${thread}.db`)
     const key = randomBytes(32)
     const reader = SqliteStore.open(path)
-    const writer = await AuditWriter.start({ store: { kind: 'sqlite', path, fsync: false }, key, reserveBytes: 65536 })
+    const writer = await AuditWriter.start({ store: { kind: 'sqlite', path, fsync: false }, key, reserveBytes: 65536, thread })
     const seqs = await Promise.all(Array.from({ length: 50 }, (_, i) => writer.append(fields(i))))
     assert.deepEqual(seqs, Array.from({ length: 50 }, (_, i) => i + 1))
     assert.equal((await reader.audit.last())?.seq, 50)
@@ -35,20 +45,20 @@ describe('AuditWriter (the audit thread)', () => {
     await reader.close()
   })
 
-  it('fails every append once the thread is gone, so requests fail closed', async () => {
-    const writer = await AuditWriter.start({ store: { kind: 'sqlite', path: join(root, 'b.db'), fsync: true }, key: randomBytes(32), reserveBytes: 65536 })
+  it('fails every append once the engine is gone, so requests fail closed', async () => {
+    const writer = await AuditWriter.start({ store: { kind: 'sqlite', path: join(root, `b${thread}.db`), fsync: true }, key: randomBytes(32), reserveBytes: 65536, thread })
     assert.equal(await writer.append(fields(1)), 1)
     assert.equal(writer.admit(), true)
     await writer.terminate()
-    await assert.rejects(writer.append(fields(2)), /audit writer exited/)
+    await assert.rejects(writer.append(fields(2)), /audit writer (exited|terminated)/)
     assert.equal(writer.admit(), false, 'nothing is admitted once the thread is gone')
     assert.equal(writer.available, false)
   })
 
   it('closes admission when its reserve goes missing, makes it again, and records the outage with the exact count of refusals', async () => {
-    const path = join(root, 'd.db')
+    const path = join(root, `d${thread}.db`)
     const key = randomBytes(32)
-    const writer = await AuditWriter.start({ store: { kind: 'sqlite', path, fsync: false }, key, reserveBytes: 65536 })
+    const writer = await AuditWriter.start({ store: { kind: 'sqlite', path, fsync: false }, key, reserveBytes: 65536, thread })
     let refused = 0
     try {
       assert.equal(writer.available, true)
@@ -83,7 +93,7 @@ describe('AuditWriter (the audit thread)', () => {
   })
 
   it('takes no new request while it cannot hold its reserve, but still writes the records it is sent', async () => {
-    const writer = await AuditWriter.start({ store: { kind: 'sqlite', path: join(root, 'c.db'), fsync: false }, key: randomBytes(32), reserveBytes: Number.MAX_SAFE_INTEGER - 1 })
+    const writer = await AuditWriter.start({ store: { kind: 'sqlite', path: join(root, `c${thread}.db`), fsync: false }, key: randomBytes(32), reserveBytes: Number.MAX_SAFE_INTEGER - 1, thread })
     try {
       assert.equal(writer.available, false)
       assert.equal(writer.admit(), false)

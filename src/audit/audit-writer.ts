@@ -1,8 +1,8 @@
-import { once } from 'node:events'
-import { Worker } from 'node:worker_threads'
 import type { Logger } from '../log.ts'
 import type { StoreLocation } from '../store/location.ts'
 import { Admission } from './admission.ts'
+import { cheapCommit, inlineChannel, threadChannel, type AuditChannel } from './audit-channel.ts'
+import type { BatchResult } from './audit-engine.ts'
 import type { HealthChange } from './audit-health.ts'
 import { newInstanceId } from './instance.ts'
 import type { AuditFields } from './record.ts'
@@ -25,20 +25,9 @@ export interface WriterOptions {
   readonly instance?: string
   /** A PostgreSQL store: where records go while the server is unreachable (AuditSpool); none: such a commit fails. */
   readonly spool?: SpoolOptions
+  /** Whether the engine runs on the audit thread; default: unless the store commits cheaply (cheapCommit). */
+  readonly thread?: boolean
 }
-
-/** What the thread is started with. */
-export interface WorkerOptions extends Omit<WriterOptions, 'log' | 'onCommit' | 'configVersion' | 'instance'> {
-  readonly admission: SharedArrayBuffer
-  readonly instance: string
-}
-
-export type WorkerRequest = { readonly type: 'append'; readonly id: number; readonly batch: AuditFields[] } | { readonly type: 'close' }
-export type WorkerReply =
-  | { readonly type: 'ready' }
-  | { readonly type: 'health'; readonly change: HealthChange }
-  /** `seqs[i]`: the seq of the batch's record i, or 0 when it failed, with its reason in `errors[i]`. */
-  | { readonly type: 'done'; readonly id: number; readonly seqs: number[]; readonly errors?: Record<number, string> }
 
 interface Pending {
   resolve(seq: number): void
@@ -46,16 +35,18 @@ interface Pending {
 }
 
 /**
- * The audit sink the proxy uses: appends go to a worker thread (audit-worker.ts) that writes the
- * hash-chained records. `append` resolves once the record is durably committed, so the pipeline
- * can still finish a response only after its record exists. `admit` says, without a round trip,
- * whether the thread can promise a new request its record (Admission, AuditHealth). If the thread
- * dies, nothing is admitted and every append fails from then on: requests fail closed rather than
- * go unaudited.
+ * The audit sink the proxy uses: appends go, one batch per turn of the event loop, to an
+ * AuditEngine that writes the hash-chained records — on the audit thread (audit-worker.ts), or on
+ * this thread when the store commits cheaply (audit-channel.ts). `append` resolves once the record
+ * is committed, so the pipeline can still finish a response only after its record exists. `admit`
+ * says, without a round trip, whether the engine can promise a new request its record (Admission,
+ * AuditHealth). If the engine dies, nothing is admitted and every append fails from then on:
+ * requests fail closed rather than go unaudited.
  */
 export class AuditWriter {
-  readonly #worker: Worker
+  #channel: AuditChannel | undefined
   readonly #admission: Admission
+  readonly #onCommit: ((seconds: number) => void) | undefined
   readonly #waiting = new Map<number, Pending[]>()
   /** When each batch in #waiting was sent (performance.now()), in sending order. */
   readonly #sentAt = new Map<number, number>()
@@ -66,46 +57,30 @@ export class AuditWriter {
   readonly #committed = new Set<() => void>()
   /** The instance whose chain this writer appends to. */
   readonly instance: string
+  /** Whether the engine runs on the audit thread (false: on this one). */
+  readonly threaded: boolean
 
-  private constructor(worker: Worker, instance: string, admission: Admission, log: Logger | undefined, onCommit: ((seconds: number) => void) | undefined, configVersion: (() => string) | undefined) {
-    this.#worker = worker
+  private constructor(instance: string, threaded: boolean, admission: Admission, onCommit: ((seconds: number) => void) | undefined, configVersion: (() => string) | undefined) {
     this.instance = instance
+    this.threaded = threaded
     this.#admission = admission
+    this.#onCommit = onCommit
     this.#configVersion = configVersion
-    worker.on('message', (reply: WorkerReply) => {
-      if (reply.type === 'health') return void reportHealth(log, reply.change)
-      if (reply.type !== 'done') return
-      const pending = this.#waiting.get(reply.id) ?? []
-      this.#waiting.delete(reply.id)
-      const sentAt = this.#sentAt.get(reply.id)
-      this.#sentAt.delete(reply.id)
-      if (sentAt !== undefined) onCommit?.((performance.now() - sentAt) / 1000)
-      for (const listener of this.#committed) listener()
-      reply.seqs.forEach((seq, i) => {
-        const p = pending[i]
-        if (p === undefined) return
-        if (seq > 0) p.resolve(seq)
-        else p.reject(new Error(`audit append failed: ${reply.errors?.[i] ?? 'unknown'}`))
-      })
-    })
-    worker.on('error', (err) => this.#fail(err))
-    worker.on('exit', (code) => this.#fail(new Error(`audit writer exited (code ${code})`)))
   }
 
   static async start(options: WriterOptions): Promise<AuditWriter> {
-    const { log, onCommit, configVersion, instance = newInstanceId(), ...rest } = options
+    const { log, onCommit, configVersion, instance = newInstanceId(), thread, ...rest } = options
+    const threaded = thread ?? !cheapCommit(rest.store)
     const admission = Admission.create()
-    const worker = new Worker(new URL('./audit-worker.ts', import.meta.url), { workerData: { ...rest, instance, admission: admission.buffer } satisfies WorkerOptions })
-    await new Promise<void>((resolve, reject) => {
-      const onMessage = (reply: WorkerReply): void => {
-        if (reply.type === 'health') reportHealth(log, reply.change)
-        if (reply.type !== 'ready') return
-        worker.off('message', onMessage).off('error', reject)
-        resolve()
-      }
-      worker.on('message', onMessage).once('error', reject)
-    })
-    return new AuditWriter(worker, instance, admission, log, onCommit, configVersion)
+    const writer = new AuditWriter(instance, threaded, admission, onCommit, configVersion)
+    const events = {
+      done: (id: number, result: BatchResult) => writer.#done(id, result),
+      health: (change: HealthChange) => reportHealth(log, change),
+      fail: (err: Error) => writer.#fail(err),
+    }
+    const engine = { ...rest, instance, admission: admission.buffer }
+    writer.#channel = threaded ? await threadChannel(engine, events) : await inlineChannel(engine, events)
+    return writer
   }
 
   /** Whether a new request may be taken (its record is promised); a refused one is counted for the outage record. */
@@ -151,31 +126,45 @@ export class AuditWriter {
     return () => void this.#committed.delete(listener)
   }
 
-  /** Waits for everything appended so far, then stops the thread. */
+  /** Waits for everything appended so far, then stops the engine. */
   async close(): Promise<void> {
     if (this.#queue.length > 0) this.#send()
     const deadline = Date.now() + 10_000
     while (this.#waiting.size > 0 && this.#failure === undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5))
     if (this.#failure !== undefined) return
     this.#failure = new Error('audit writer closed')
-    this.#worker.postMessage({ type: 'close' } satisfies WorkerRequest)
-    await once(this.#worker, 'exit')
+    await this.#channel?.close()
   }
 
-  /** Ends the thread at once, as a crash would (tests use it to show that keyvalet then fails closed). */
+  /** Stops the engine at once, as a crash would (tests use it to show that keyvalet then fails closed). */
   async terminate(): Promise<void> {
-    await this.#worker.terminate()
+    await this.#channel?.terminate()
   }
 
-  /** One message per event-loop turn: the worker commits the whole batch in one transaction. */
+  /** One batch per event-loop turn: the engine commits it in one transaction. */
   #send(): void {
     const batch = this.#queue
     this.#queue = []
-    if (batch.length === 0) return
+    if (batch.length === 0 || this.#channel === undefined) return
     const id = this.#nextId++
     this.#waiting.set(id, batch.map((b) => b.pending))
     this.#sentAt.set(id, performance.now())
-    this.#worker.postMessage({ type: 'append', id, batch: batch.map((b) => b.fields) } satisfies WorkerRequest)
+    this.#channel.send(id, batch.map((b) => b.fields))
+  }
+
+  #done(id: number, result: BatchResult): void {
+    const pending = this.#waiting.get(id) ?? []
+    this.#waiting.delete(id)
+    const sentAt = this.#sentAt.get(id)
+    this.#sentAt.delete(id)
+    if (sentAt !== undefined) this.#onCommit?.((performance.now() - sentAt) / 1000)
+    for (const listener of this.#committed) listener()
+    result.seqs.forEach((seq, i) => {
+      const p = pending[i]
+      if (p === undefined) return
+      if (seq > 0) p.resolve(seq)
+      else p.reject(new Error(`audit append failed: ${result.errors?.[i] ?? 'unknown'}`))
+    })
   }
 
   #fail(err: Error): void {

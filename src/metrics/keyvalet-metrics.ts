@@ -37,7 +37,7 @@ export class KeyvaletMetrics {
   constructor() {
     const r = this.registry
     this.requests = new RequestMetrics(r)
-    this.#commits = r.histogram('keyvalet_audit_commit_duration_seconds', 'Audit batches, from being handed to the audit thread to their commit.', COMMIT_BUCKETS).labels()
+    this.#commits = r.histogram('keyvalet_audit_commit_duration_seconds', 'Audit batches, from being handed to the audit engine to their commit.', COMMIT_BUCKETS).labels()
     const reloads = r.counter('keyvalet_config_reloads_total', 'Configuration reloads, by result (succeeded: in force; failed: the previous configuration stayed).', ['result'])
     this.configReloads = { succeeded: reloads.labels('succeeded'), failed: reloads.labels('failed') }
     this.#stopProcess = processMetrics(r)

@@ -30,7 +30,7 @@ describe('/healthz and /readyz on the admin listener', () => {
       assert.deepEqual(ready, { status: 200, body: { status: 'ready', checks: { store: 'ok', master_key: 'ok', config: 'ok', audit: 'ok', listeners: 'ok' }, failing: [] } })
       assert.equal((await kv.audit()).length, auditBefore, 'probes write no audit record')
 
-      // The audit thread dies: keyvalet refuses new requests, and is not ready.
+      // The audit engine stops (as if its thread died): keyvalet refuses new requests, and is not ready.
       await kv.auditWriter.terminate()
       const noAudit = await probe(`${kv.adminUrl}/readyz`)
       assert.equal(noAudit.status, 503)

@@ -6,7 +6,7 @@ import { defineRoute, type AdminRoute } from '../route.ts'
 
 /** A check that takes longer than this fails (a store that hangs is not ready). */
 const CHECK_TIMEOUT_MS = 2000
-/** The audit thread is keeping up while its oldest uncommitted batch is younger than this. */
+/** The audit engine is keeping up while its oldest uncommitted batch is younger than this. */
 const AUDIT_LAG_LIMIT_MS = 5000
 
 const CHECK_NAMES = ['store', 'master_key', 'config', 'audit', 'listeners'] as const
@@ -22,7 +22,7 @@ const READINESS = Type.Object({
 /**
  * `/healthz`: the process answers (liveness: restart it if not). `/readyz`: it can serve now
  * (readiness: send it traffic only if so) — the store answers a read, the loaded master key opens
- * the audit key's vault record, a compiled configuration is in force, the audit thread is open and
+ * the audit key's vault record, a compiled configuration is in force, the audit engine is open and
  * keeping up, and every data-plane listener is open. 503 naming each failing check otherwise.
  * Both are public (probes carry no token) and say nothing a caller could use: check names and
  * short reasons only.

@@ -51,6 +51,8 @@ export function configText(upstreamPort: number, forward?: ForwardSetup, observa
   const lines = [
     'version: 1',
     ...(observability ? [] : ['metrics: { enabled: false }', 'log: { level: error }']),
+    // BENCH_AUDIT_THREAD=on|off|auto: where the audit engine runs (audit.thread), to measure both.
+    ...(process.env.BENCH_AUDIT_THREAD === undefined ? [] : [`audit: { thread: ${process.env.BENCH_AUDIT_THREAD} }`]),
     'listen:',
     '  gateway: "127.0.0.1:0"',
     ...(forward === undefined ? [] : ['  forward: "127.0.0.1:0"']),

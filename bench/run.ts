@@ -6,6 +6,7 @@
  * Environment:
  *   BENCH_DURATION_S   seconds per measurement (default 8)
  *   BENCH_WARMUP_S     warm-up seconds before each closed-loop measurement (default 2)
+ *   BENCH_AUDIT_THREAD on|off|auto: keyvalet's audit.thread (default: its own default, auto)
  *   BENCH_ROUNDS       rounds of the closed, fixed (paced) and think phases, targets interleaved; the run of
  *                      median CPU µs per request (closed) or median p99 (paced, think) is reported (default 3)
  *   BENCH_SKIP_UPLOAD  1: skip the 1 GiB uploads

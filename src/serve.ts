@@ -59,6 +59,7 @@ export async function serve(runtime: Runtime, opts: ServeOptions): Promise<Servi
     let live: LiveConfig | undefined
     const audit = await AuditWriter.start({
       store: runtime.storeLocation, key: await runtime.openAuditKey(), reserveBytes: config.auditReserveBytes, log,
+      ...(config.auditThread === undefined ? {} : { thread: config.auditThread }),
       configVersion: () => live?.current.version ?? config.version, ...(metrics === undefined ? {} : { onCommit: metrics.auditCommitted }),
       ...(runtime.storeLocation.kind === 'postgres' ? { spool: { dir: join(config.dataDir, 'audit-spool'), maxBytes: config.auditSpoolBytes, fsync: config.auditFsync } } : {}),
     })

@@ -239,6 +239,13 @@ describe('loadConfig applies defaults', () => {
     assert.equal(parseConfig(text, fixture('valid-minimal.yaml')).auditFsync, true)
   })
 
+  it('leaves where the audit engine runs to the store unless audit.thread says', () => {
+    const base = readFileSync(fixture('valid-minimal.yaml'), 'utf8')
+    const thread = (block: string): boolean | undefined => parseConfig(`${base}\n${block}`, fixture('valid-minimal.yaml')).auditThread
+    assert.deepEqual([thread(''), thread('audit: { thread: auto }'), thread('audit: { thread: on }'), thread('audit: { thread: off }')], [undefined, undefined, true, false])
+    assert.throws(() => thread('audit: { thread: yes }'), /thread/)
+  })
+
   it('reads the audit reserve, when a request gets its open record, and the shutdown grace period', () => {
     const text = `${readFileSync(fixture('valid-minimal.yaml'), 'utf8')}\naudit: { reserve_bytes: 1048576, open_after_ms: 250 }\nlimits: { shutdown_grace_ms: 0 }\n`
     const config = parseConfig(text, fixture('valid-minimal.yaml'))

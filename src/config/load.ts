@@ -63,6 +63,8 @@ export interface Config {
   readonly sessions: { readonly maxTtlMs: number }
   /** Whether audit commits are fsynced (see schema.ts, audit.fsync). */
   readonly auditFsync: boolean
+  /** Where the audit engine runs: undefined decides by the store (audit.thread auto). */
+  readonly auditThread: boolean | undefined
   /** Disk space held for the audit log (see schema.ts, audit.reserve_bytes). */
   readonly auditReserveBytes: number
   /** Bytes of audit records spooled locally while a PostgreSQL store is unreachable (see schema.ts, audit.spool_bytes). */
@@ -195,6 +197,7 @@ export function parseConfig(text: string, file: string): Config {
     limits: config.limits,
     sessions: { maxTtlMs },
     auditFsync: config.audit.fsync,
+    auditThread: config.audit.thread === 'auto' ? undefined : config.audit.thread === 'on',
     auditReserveBytes: config.audit.reserve_bytes,
     auditSpoolBytes: config.audit.spool_bytes,
     auditOpenAfterMs: config.audit.open_after_ms,

@@ -73,6 +73,11 @@ const AUDIT = Type.Object({
     description:
       'true: each commit of audit records is flushed to disk (fsync) before the responses complete, so records survive a power loss; costs a disk flush per batch. false: committed to the operating system, so records survive a crash of keyvalet but not of the machine. Default false. SQLite only: with a PostgreSQL store a commit is as durable as the server makes it (synchronous_commit).',
   })),
+  thread: Defaulted(Type.Enum(['auto', 'on', 'off'], {
+    default: 'auto',
+    description:
+      "Where records are hashed and committed. on: a thread of their own, so a slow commit (a disk flush, a stalled write, a server round trip) never blocks the proxy's event loop, at the cost of copying every record to that thread and back. off: on the proxy's thread, which costs less CPU per request while a commit is a write into the page cache, but a write the kernel stalls (dirty-page throttling) then stalls every request. auto: off for SQLite with fsync false, on otherwise. Default auto.",
+  })),
   reserve_bytes: Defaulted(Type.Integer({
     minimum: 65536,
     default: 16777216,

@@ -14,10 +14,11 @@ const made = new WeakMap<RequestContext, { readonly credential: unknown; readonl
 export function requestMask(ctx: RequestContext): MaskPatterns {
   const credential = ctx.credential
   const assertion = ctx.assertion
+  // Without an assertion the credential's own mask is the whole of it: nothing to compile or keep.
+  if (assertion === undefined) return credential?.mask ?? NONE
   const known = made.get(ctx)
   if (known !== undefined && known.credential === credential && known.assertion === assertion) return known.mask
-  const own = credential?.mask ?? NONE
-  const mask = assertion === undefined ? own : MaskPatterns.merge(own, MaskPatterns.of([assertion.token]))
+  const mask = MaskPatterns.merge(credential?.mask ?? NONE, MaskPatterns.of([assertion.token]))
   made.set(ctx, { credential, assertion, mask })
   return mask
 }

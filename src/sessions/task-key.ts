@@ -9,6 +9,9 @@ import { crc32 } from 'node:zlib'
 export const TASK_KEY_PREFIX = 'kvt_'
 
 const ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'
+/** Char code → its value in ALPHABET. */
+const DIGIT = new Uint8Array(128)
+for (let i = 0; i < ALPHABET.length; i++) DIGIT[ALPHABET.charCodeAt(i)] = i
 const BODY_LENGTH = 43 // 62^43 > 2^256, so 32 bytes always fit
 const CHECK_LENGTH = 6 // 62^6 > 2^32
 const KEY_LENGTH = TASK_KEY_PREFIX.length + BODY_LENGTH + CHECK_LENGTH
@@ -41,9 +44,15 @@ export function hashTaskKey(candidate: string): Buffer | undefined {
     return undefined
   }
   const body = candidate.slice(TASK_KEY_PREFIX.length, TASK_KEY_PREFIX.length + BODY_LENGTH)
-  const check = candidate.slice(TASK_KEY_PREFIX.length + BODY_LENGTH)
-  if (check !== checksum(body) || body > MAX_BODY_TEXT) return undefined
+  if (checkValue(candidate, TASK_KEY_PREFIX.length + BODY_LENGTH) !== crc32(body) || body > MAX_BODY_TEXT) return undefined
   return sha256(candidate)
+}
+
+/** The number the CHECK_LENGTH base62 digits from `at` spell (the key is well formed: every digit is in ALPHABET). */
+function checkValue(key: string, at: number): number {
+  let v = 0
+  for (let i = at; i < at + CHECK_LENGTH; i++) v = v * 62 + DIGIT[key.charCodeAt(i)]!
+  return v
 }
 
 function checksum(body: string): string {

@@ -16,6 +16,15 @@ describe('operator log', () => {
     assert.equal(text(), '{"time":"1970-01-01T00:00:00.000Z","level":"warn","msg":"kept","a":1}\n')
   })
 
+  it('writes each JSON line as the object of time, level, msg and the fields would be (fields named like those replace them)', () => {
+    const cases: (Record<string, unknown> | undefined)[] = [undefined, {}, { a: 1 }, { u: undefined, n: null, s: 'a "q" \u2028', o: { deep: [1, 'x'] } }, { msg: 'mine', b: 2 }, { time: 't', level: 'l' }]
+    for (const fields of cases) {
+      const { log, text } = capture({})
+      log.info('m "quoted"', fields)
+      assert.equal(text(), `${JSON.stringify({ time: '1970-01-01T00:00:00.000Z', level: 'info', msg: 'm "quoted"', ...fields })}\n`)
+    }
+  })
+
   it('writes logfmt, quoting what needs it', () => {
     const { log, text } = capture({ format: 'logfmt' })
     log.info('request', { id: 'req_1', status: 200, none: null, skipped: undefined, spaced: 'a b', quoted: 'say "x"', nested: { why: 'no=way' }, 'bad key': 'v' })

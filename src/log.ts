@@ -61,7 +61,12 @@ function batchedWriter(out: { write(line: string): unknown }): (line: string) =>
 }
 
 function jsonLine(time: string, level: LogLevel, msg: string, fields: Record<string, unknown> | undefined): string {
-  return `${JSON.stringify({ time, level, msg, ...fields })}\n`
+  const head = `{"time":${JSON.stringify(time)},"level":"${level}","msg":${JSON.stringify(msg)}`
+  // The fields' own JSON spliced after the head (no copy of them per line), unless they would
+  // repeat one of its names (then they replace it, as a spread does).
+  if (fields === undefined || 'time' in fields || 'level' in fields || 'msg' in fields) return `${JSON.stringify({ time, level, msg, ...fields })}\n`
+  const rest = JSON.stringify(fields)
+  return rest === '{}' ? `${head}}\n` : `${head},${rest.slice(1)}\n`
 }
 
 /**

@@ -19,16 +19,7 @@ export function auditFields(ctx: RequestContext, error: KeyvaletError | undefine
 function fieldsOf(ctx: RequestContext, error: KeyvaletError | undefined, status: number): AuditFields {
   const session = ctx.session
   const { reason, rule } = statedDecision(ctx, error)
-  const detail = error?.detail
-  const extra = {
-    ...(ctx.retried === true ? { retried_after_401: true } : {}),
-    ...(ctx.req.httpVersionMajor === 2 ? { http_version: '2' } : {}),
-    ...(ctx.assertion === undefined ? {} : { assertion: { kid: ctx.assertion.kid, jti: ctx.assertion.jti } }),
-    ...(ctx.copySource === undefined ? {} : { copy_source: ctx.copySource.path, copy_source_rule: ctx.copySource.rule }),
-    ...(ctx.wouldDeny === undefined ? {} : { would_deny: ctx.wouldDeny.why }),
-    ...(ctx.usage === undefined ? {} : { usage: { model: ctx.usage.model ?? null, input_tokens: ctx.usage.inputTokens, output_tokens: ctx.usage.outputTokens, cost: ctx.usage.cost } }),
-  }
-  return {
+  const fields: Mutable<AuditFields> = {
     request_id: ctx.id,
     mode: ctx.mode,
     session: session?.id ?? null,
@@ -53,12 +44,31 @@ function fieldsOf(ctx: RequestContext, error: KeyvaletError | undefined, status:
     redactions: ctx.redactions,
     latency_ms: Number(process.hrtime.bigint() - ctx.started) / 1e6,
     trace_id: ctx.trace.traceId,
-    ...(ctx.mcp === undefined || ctx.mcp.messages.length === 0 ? {} : { mcp: ctx.mcp.messages }),
-    ...(ctx.approval === undefined ? {} : { approval: approvalEntry(ctx.approval) }),
-    ...(ctx.configVersion === undefined ? {} : { config_version: ctx.configVersion }),
-    ...decidedOn(ctx),
-    ...(detail === undefined && Object.keys(extra).length === 0 ? {} : { detail: { ...detail, ...extra } }),
   }
+  // Optional members set only when present (one object per record, none copied).
+  if (ctx.mcp !== undefined && ctx.mcp.messages.length > 0) fields.mcp = ctx.mcp.messages
+  if (ctx.approval !== undefined) fields.approval = approvalEntry(ctx.approval)
+  if (ctx.configVersion !== undefined) fields.config_version = ctx.configVersion
+  const decided = decidedOn(ctx)
+  if (decided !== undefined) fields.decided_on = decided
+  const detail = extraDetail(ctx, error?.detail)
+  if (detail !== undefined) fields.detail = detail
+  return fields
+}
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] }
+
+/** The error's detail, with what only some requests have (a retry, HTTP/2, an assertion, …) added; undefined when there is none. */
+function extraDetail(ctx: RequestContext, detail: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
+  let out: Record<string, unknown> | undefined = detail === undefined ? undefined : { ...detail }
+  const add = (key: string, value: unknown): void => void ((out ??= {})[key] = value)
+  if (ctx.retried === true) add('retried_after_401', true)
+  if (ctx.req.httpVersionMajor === 2) add('http_version', '2')
+  if (ctx.assertion !== undefined) add('assertion', { kid: ctx.assertion.kid, jti: ctx.assertion.jti })
+  if (ctx.copySource !== undefined) { add('copy_source', ctx.copySource.path); add('copy_source_rule', ctx.copySource.rule) }
+  if (ctx.wouldDeny !== undefined) add('would_deny', ctx.wouldDeny.why)
+  if (ctx.usage !== undefined) add('usage', { model: ctx.usage.model ?? null, input_tokens: ctx.usage.inputTokens, output_tokens: ctx.usage.outputTokens, cost: ctx.usage.cost })
+  return out
 }
 
 /**

@@ -18,11 +18,11 @@ const MAX_NAME = 64
  * (refused before it, or an MCP endpoint, decided per message). Header values only of the headers
  * the connector's rules name, and not of a secret-bearing one; of a body a rule's schema had read,
  * its digest and the parts of it the connector's schemas look at. The record is masked afterwards
- * like every other field (audit-fields.ts).
+ * like every other field (audit-fields.ts). Undefined when there is nothing to record.
  */
-export function decidedOn(ctx: RequestContext): { decided_on?: DecidedOn } {
+export function decidedOn(ctx: RequestContext): DecidedOn | undefined {
   const { decision, connector, session, segments } = ctx
-  if (decision === undefined || decision.effect === 'need_body' || connector === undefined || session === undefined || segments === undefined) return {}
+  if (decision === undefined || decision.effect === 'need_body' || connector === undefined || session === undefined || segments === undefined) return undefined
   const headers: Record<string, string | null> = {}
   for (const name of namedHeaders(connector)) {
     const value = ctx.req.headers[name]
@@ -31,15 +31,13 @@ export function decidedOn(ctx: RequestContext): { decided_on?: DecidedOn } {
     headers[name] = Array.isArray(value) || SECRET_BEARING.test(name) || text.length > MAX_VALUE ? null : text
   }
   return {
-    decided_on: {
-      grants: grantTexts(session.grants),
-      segments: [...segments],
-      ...headerNames(Object.keys(ctx.req.headers)),
-      headers,
-      carries_body: carriesBody(ctx.req.headers),
-      ...(ctx.upgrade === undefined ? {} : { upgrade: ctx.upgrade }),
-      ...bodyFacts(connector, ctx.decidedBody),
-    },
+    grants: grantTexts(session.grants),
+    segments: [...segments],
+    ...headerNames(Object.keys(ctx.req.headers)),
+    headers,
+    carries_body: carriesBody(ctx.req.headers),
+    ...(ctx.upgrade === undefined ? {} : { upgrade: ctx.upgrade }),
+    ...bodyFacts(connector, ctx.decidedBody),
   }
 }
 

@@ -48,7 +48,8 @@ export class AuditEngine {
 
   /** Opens the store and checks it can write; resolves once admission reflects that. `report` hears every change of admission. */
   static async open(options: EngineOptions, report: (change: HealthChange) => void): Promise<AuditEngine> {
-    const store = await openStore(options.store)
+    // Waiting for another process's write lock on a SQLite audit file must not stop the event loop it may share.
+    const store = await openStore(options.store, { auditYieldsWhenBusy: true })
     const spool = options.spool === undefined ? undefined : { spool: AuditSpool.open(options.spool), unreachable: isServerUnreachable }
     const log = new AuditLog(store.audit, Buffer.from(options.key), Date.now, options.instance, spool)
     const health = new AuditHealth({

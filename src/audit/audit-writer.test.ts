@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync, statSync, unlinkSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
+import { DatabaseSync } from 'node:sqlite'
 import { auditPathFor, SqliteStore } from '../store/sqlite-store.ts'
 import { AuditWriter } from './audit-writer.ts'
 import type { AuditFields } from './record.ts'
@@ -25,6 +26,30 @@ describe('AuditWriter: where the engine runs', () => {
     assert.deepEqual([cheap.threaded, durable.threaded], [false, true])
     assert.deepEqual([await cheap.append(fields(1)), await durable.append(fields(1))], [1, 1])
     await Promise.all([cheap.close(), durable.close()])
+  })
+
+  it("on this thread, waits for another connection's write lock without stopping the event loop", async () => {
+    const path = join(root, 'm3.db')
+    const writer = await AuditWriter.start({ store: { kind: 'sqlite', path, fsync: false }, key: randomBytes(32), reserveBytes: 65536 })
+    const lock = new DatabaseSync(auditPathFor(path))
+    lock.exec('BEGIN IMMEDIATE')
+    let ticks = 0
+    const ticker = setInterval(() => ticks++, 5)
+    try {
+      let committed: number | undefined
+      const append = writer.append(fields(1)).then((seq) => { committed = seq })
+      await new Promise((r) => setTimeout(r, 300))
+      assert.equal(committed, undefined, 'not committed while another connection holds the lock')
+      assert.ok(ticks >= 10, `timers kept firing while it waited (${ticks} ticks of 5 ms in 300 ms)`)
+      lock.exec('ROLLBACK')
+      await append
+      assert.equal(committed, 1)
+    } finally {
+      clearInterval(ticker)
+      if (lock.isTransaction) lock.exec('ROLLBACK')
+      lock.close()
+      await writer.close()
+    }
   })
 })
 

@@ -6,8 +6,9 @@ import type { Store } from './store.ts'
 /**
  * Opens (and migrates) the store at a location: the one place that knows every implementation.
  * `keptReads`: a serving instance's request-path reads on PostgreSQL (SQLite keeps its own, sqlite/fresh-reads.ts).
+ * `auditYieldsWhenBusy`: SQLite's audit file waits for another writer without blocking the thread (SqliteStore.open).
  */
-export async function openStore(location: StoreLocation, opts: { readonly keptReads?: KeptReads } = {}): Promise<Store> {
-  if (location.kind === 'sqlite') return SqliteStore.open(location.path, { fsync: location.fsync })
+export async function openStore(location: StoreLocation, opts: { readonly keptReads?: KeptReads; readonly auditYieldsWhenBusy?: boolean } = {}): Promise<Store> {
+  if (location.kind === 'sqlite') return SqliteStore.open(location.path, { fsync: location.fsync, auditYieldsWhenBusy: opts.auditYieldsWhenBusy === true })
   return PostgresStore.open(location, opts.keptReads === undefined ? {} : { keptReads: opts.keptReads })
 }

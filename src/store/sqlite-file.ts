@@ -69,6 +69,42 @@ export function reportingDamage<T extends object>(repo: T, db: DatabaseSync): T 
 
 const SQLITE_CORRUPT = 11
 const SQLITE_NOTADB = 26
+const SQLITE_BUSY = 5
+
+/** Pauses between tries while another connection holds the write lock: as SQLite's own busy handler, up to the same 5 s. */
+const BUSY_PAUSES_MS = [1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100]
+const BUSY_BUDGET_MS = 5000
+
+/**
+ * The repo of a connection opened with busy_timeout 0: a call that finds another connection
+ * holding the write lock (SQLITE_BUSY) is tried again after a pause, asynchronously, for as long
+ * as busy_timeout would have waited. busy_timeout's wait sleeps the calling thread; this one leaves
+ * the event loop running (the audit engine on the proxy's thread). Every method must be safe to
+ * call again after SQLITE_BUSY (a transaction that failed so was rolled back whole).
+ */
+export function yieldingWhenBusy<T extends object>(repo: T): T {
+  const yielding: Record<string, unknown> = {}
+  for (const [name, method] of Object.entries(repo) as [string, (...args: unknown[]) => Promise<unknown>][]) {
+    yielding[name] = async (...args: unknown[]) => {
+      for (let tries = 0, waited = 0; ; tries++) {
+        try {
+          return await method(...args)
+        } catch (err) {
+          if (!isBusy(err) || waited >= BUSY_BUDGET_MS) throw err
+          const pause = BUSY_PAUSES_MS[Math.min(tries, BUSY_PAUSES_MS.length - 1)] as number
+          await new Promise((resolve) => setTimeout(resolve, pause))
+          waited += pause
+        }
+      }
+    }
+  }
+  return yielding as T
+}
+
+function isBusy(err: unknown): boolean {
+  const code = typeof err === 'object' && err !== null ? (err as { errcode?: unknown }).errcode : undefined
+  return typeof code === 'number' && (code & 0xff) === SQLITE_BUSY
+}
 
 /**
  * Creates `path` empty and owner-only (0600) unless it exists, so that the -wal and -shm files

@@ -1,6 +1,6 @@
 import { basename, dirname, join } from 'node:path'
 import type { DatabaseSync } from 'node:sqlite'
-import { openDatabaseFile, reportingDamage } from './sqlite-file.ts'
+import { openDatabaseFile, reportingDamage, yieldingWhenBusy } from './sqlite-file.ts'
 import { sqliteAdminTokens } from './sqlite/admin-tokens.ts'
 import { sqliteApprovals } from './sqlite/approvals.ts'
 import { sqliteAudit } from './sqlite/audit.ts'
@@ -39,25 +39,30 @@ export class SqliteStore implements Store {
    * Opens (creating if needed) and migrates the database at `path` and its audit file
    * (auditPathFor). A commit is in the OS when it returns (WAL, synchronous=NORMAL: survives a
    * crash of the process); with `fsync` it is on disk (synchronous=FULL: survives a crash of the
-   * machine, at the cost of a flush per commit).
+   * machine, at the cost of a flush per commit). `auditYieldsWhenBusy`: for the audit engine,
+   * which may run on the proxy's thread (yieldingWhenBusy).
    */
-  static open(path: string, opts: { fsync?: boolean } = {}): SqliteStore {
+  static open(path: string, opts: { fsync?: boolean; auditYieldsWhenBusy?: boolean } = {}): SqliteStore {
     const db = openDatabaseFile(path, opts.fsync === true, MIGRATIONS)
     try {
-      return new SqliteStore(db, openDatabaseFile(auditPathFor(path), opts.fsync === true, AUDIT_MIGRATIONS))
+      const auditDb = openDatabaseFile(auditPathFor(path), opts.fsync === true, AUDIT_MIGRATIONS)
+      if (opts.auditYieldsWhenBusy === true) auditDb.exec('PRAGMA busy_timeout = 0')
+      return new SqliteStore(db, auditDb, opts.auditYieldsWhenBusy === true)
     } catch (err) {
       db.close()
       throw err
     }
   }
 
-  private constructor(db: DatabaseSync, auditDb: DatabaseSync) {
+  /** `auditYieldsWhenBusy`: the audit file's connection waits for another's write lock without blocking the thread (yieldingWhenBusy). */
+  private constructor(db: DatabaseSync, auditDb: DatabaseSync, auditYieldsWhenBusy: boolean) {
     this.#db = db
     this.#auditDb = auditDb
     const reads = new FreshReads(db)
     this.sessions = reportingDamage(sqliteSessions(db, reads), db)
     this.secrets = reportingDamage(sqliteSecrets(db, reads), db)
-    this.audit = reportingDamage(sqliteAudit(auditDb), auditDb)
+    const audit = sqliteAudit(auditDb)
+    this.audit = reportingDamage(auditYieldsWhenBusy ? yieldingWhenBusy(audit) : audit, auditDb)
     this.counters = reportingDamage(sqliteCounters(db), db)
     this.adminTokens = reportingDamage(sqliteAdminTokens(db, reads), db)
     this.approvals = reportingDamage(sqliteApprovals(db), db)

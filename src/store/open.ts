@@ -1,13 +1,15 @@
 import type { KeptReads, StoreLocation } from './location.ts'
-import { PostgresStore } from './postgres-store.ts'
 import { SqliteStore } from './sqlite-store.ts'
 import type { Store } from './store.ts'
 
 /**
  * Opens (and migrates) the store at a location: the one place that knows every implementation.
  * `keptReads`: a serving instance's request-path reads on PostgreSQL (SQLite keeps its own, sqlite/fresh-reads.ts).
+ * The PostgreSQL store (and its driver) is loaded only when the location is PostgreSQL: an instance
+ * on SQLite does not hold its modules in memory.
  */
 export async function openStore(location: StoreLocation, opts: { readonly keptReads?: KeptReads } = {}): Promise<Store> {
   if (location.kind === 'sqlite') return SqliteStore.open(location.path, { fsync: location.fsync })
+  const { PostgresStore } = await import('./postgres-store.ts')
   return PostgresStore.open(location, opts.keptReads === undefined ? {} : { keptReads: opts.keptReads })
 }

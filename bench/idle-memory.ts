@@ -6,10 +6,10 @@
  * each worker thread's isolate (the audit writer's), and the modules loaded, by package.
  * Measurement tool, not part of `npm run bench`.
  *
- * Usage: node bench/idle-memory.ts [--config example|bench] [--load CONNECTIONS] [--snapshot] [--runs N]
+ * Usage: node bench/idle-memory.ts [--config example|bench] [--load CONNECTIONS] [--snapshot] [--runs N] [--node-flags '--max-semi-space-size=16 …']
  *   example (default): examples/keyvalet.yaml with its listeners on port 0 and a fresh data_dir;
  *   bench: bench/keyvalet.ts's config with its upstream, secret and task key (what `npm run bench` runs).
- *   --load N: the breakdown is taken after 4 s of an N-connection closed loop on GET /echo/items/1
+ *   --load N: the breakdown is taken after 4 s (env LOAD_MS) of an N-connection closed loop on GET /echo/items/1
  *   (bench config only), while the load still runs.
  *   --snapshot: also writes a heap snapshot of the main thread and prints its largest constructors.
  *   env KEEP=1: leave the temporary folder (config, data, probe files, snapshot) in place.
@@ -28,11 +28,14 @@ import type { LoadJob } from './load.ts'
 const REPO = fileURLToPath(new URL('..', import.meta.url))
 const BENCH = join(REPO, 'bench')
 const MiB = 1024 * 1024
-const { values } = parseArgs({ options: { config: { type: 'string', default: 'example' }, load: { type: 'string' }, snapshot: { type: 'boolean' }, runs: { type: 'string', default: '1' } } })
+const { values } = parseArgs({ options: { 'node-flags': { type: 'string', default: '' }, config: { type: 'string', default: 'example' }, load: { type: 'string' }, snapshot: { type: 'boolean' }, runs: { type: 'string', default: '1' } } })
 const LOAD = values.load === undefined ? undefined : Number(values.load)
+/** How long the load runs before the breakdown (env LOAD_MS, default 4000). */
+const LOAD_MS = Number(process.env.LOAD_MS ?? 4000)
 if (values.config !== 'example' && values.config !== 'bench') throw new Error('--config is example or bench')
 if (LOAD !== undefined && values.config !== 'bench') throw new Error('--load needs --config bench (a connector with an upstream and a task key)')
 
+const NODE_FLAGS = (values['node-flags'] ?? '').split(' ').filter((x) => x !== '')
 const children = new Children()
 const f = (bytes: number | undefined): string => (bytes === undefined ? '?' : (bytes / MiB).toFixed(1).padStart(7))
 
@@ -50,7 +53,7 @@ function procFigures(pid: number): Record<string, number> {
 }
 
 interface HeapFigures { memoryUsage: NodeJS.MemoryUsage; heapStatistics: Record<string, number>; heapSpaces: Record<string, { size: number; used: number; committed: number }>; codeStatistics: Record<string, number> }
-interface MainFile { before: HeapFigures; afterGc: HeapFigures; modules: { loaded: number; groups: Record<string, number>; internalLoadList: number } }
+interface MainFile { before: HeapFigures; afterGc: HeapFigures; modules: { loaded: number; groups: Record<string, number>; internalLoadList: number }; gc: Record<string, { count: number; ms: number }>; cpuMs: number }
 interface ThreadFile { threadId: number; heapStatistics: Record<string, number>; modules: { loaded: number; groups: Record<string, number> } }
 
 async function breakdown(proc: Managed, dir: string): Promise<{ proc: Record<string, number>; main: MainFile; threads: ThreadFile[] }> {
@@ -83,6 +86,8 @@ function print(b: Awaited<ReturnType<typeof breakdown>>, label: string): void {
     const h = t.heapStatistics
     p(`worker thread ${t.threadId}: heap total ${f(h.total_heap_size)} used ${f(h.used_heap_size)} committed ${f(h.total_physical_size)} malloced ${f(h.malloced_memory)} external ${f(h.external_memory)}; ${t.modules.loaded} modules`)
   }
+  const gcMs = Object.values(main.gc).reduce((n, g) => n + g.ms, 0)
+  p(`main thread since start: CPU ${main.cpuMs.toFixed(0)} ms (all threads), garbage collection ${gcMs.toFixed(0)} ms = ${((100 * gcMs) / main.cpuMs).toFixed(1)} % of it: ${Object.entries(main.gc).map(([k, g]) => `${k} ${g.count}× ${g.ms.toFixed(0)} ms`).join(', ')}`)
   p(`modules loaded on the main thread: ${main.modules.loaded} (node's internal load list: ${main.modules.internalLoadList})`)
   for (const [g, n] of Object.entries(main.modules.groups)) p(`  ${String(n).padStart(5)}  ${g}`)
 }
@@ -91,7 +96,7 @@ async function startExample(dir: string, extraEnv: NodeJS.ProcessEnv): Promise<M
   const text = readFileSync(join(REPO, 'examples/keyvalet.yaml'), 'utf8').replace(/127\.0\.0\.1:87\d\d/g, '127.0.0.1:0').replace(/^data_dir: .*$/m, 'data_dir: ./data')
   writeFileSync(join(dir, 'keyvalet.yaml'), text)
   const env = { ...process.env, KEYVALET_MASTER_KEY: randomBytes(32).toString('base64'), ...extraEnv }
-  const proc = children.spawn('keyvalet start', ['--import', join(BENCH, 'mem-breakdown.ts'), join(REPO, 'src/cli/main.ts'), 'start', '--config', join(dir, 'keyvalet.yaml')], { cwd: REPO, env })
+  const proc = children.spawn('keyvalet start', [...NODE_FLAGS, '--import', join(BENCH, 'mem-breakdown.ts'), join(REPO, 'src/cli/main.ts'), 'start', '--config', join(dir, 'keyvalet.yaml')], { cwd: REPO, env })
   await proc.waitForStdout(/gateway listening on/, 30_000)
   return proc
 }
@@ -110,7 +115,7 @@ try {
     } else {
       upstream = children.fork('upstream', join(BENCH, 'upstream.ts'))
       const { port } = await upstream.waitForMessage<{ port: number }>((m) => typeof (m as { port?: unknown }).port === 'number', 15_000)
-      const kv = await startKeyvalet({ children, repo: REPO, dir, upstreamPort: port, nodeFlags: ['--import', join(BENCH, 'mem-breakdown.ts')], extraEnv })
+      const kv = await startKeyvalet({ children, repo: REPO, dir, upstreamPort: port, nodeFlags: [...NODE_FLAGS, '--import', join(BENCH, 'mem-breakdown.ts')], extraEnv })
       proc = kv.process
       if (LOAD !== undefined) {
         load = children.fork('load', join(BENCH, 'load.ts'))
@@ -120,7 +125,7 @@ try {
         await measuring
       }
     }
-    await new Promise((r) => setTimeout(r, LOAD === undefined ? 3000 : 4000))
+    await new Promise((r) => setTimeout(r, LOAD === undefined ? 3000 : LOAD_MS))
     const b = await breakdown(proc, join(dir, 'probe'))
     print(b, `run ${run + 1}: ${values.config} config, ${LOAD === undefined ? 'idle' : `under a ${LOAD}-connection closed loop`}`)
     if (values.snapshot === true) process.stdout.write(`\nlargest in the main heap (self size, by constructor):\n${summariseSnapshot(readFileSync(join(dir, 'probe', 'main.heapsnapshot'), 'utf8'), 30)}\n`)

@@ -8,11 +8,14 @@
  * - the main thread, on SIGUSR2, writes `main.json`: process.memoryUsage(), v8 heap statistics
  *   and heap spaces, before and after a full GC, and the loaded modules grouped by package; then,
  *   with MEM_BREAKDOWN_SNAPSHOT=1, a heap snapshot `main.heapsnapshot` beside it (the snapshot
- *   itself grows RSS: it is taken after the figures).
+ *   itself grows RSS: it is taken after the figures). It also holds the main thread's garbage
+ *   collections since start (count and ms by kind, from perf_hooks) beside process.cpuUsage(), so
+ *   that what a heap flag costs in collection time can be read against the CPU the process used.
  */
 import { writeFileSync } from 'node:fs'
 import { registerHooks } from 'node:module'
 import { join } from 'node:path'
+import { PerformanceObserver, constants } from 'node:perf_hooks'
 import v8 from 'node:v8'
 import vm from 'node:vm'
 import { isMainThread, threadId } from 'node:worker_threads'
@@ -57,16 +60,29 @@ function heap(): object {
   }
 }
 
+const KINDS: Record<number, string> = { [constants.NODE_PERFORMANCE_GC_MINOR]: 'scavenge', [constants.NODE_PERFORMANCE_GC_MAJOR]: 'mark-compact', [constants.NODE_PERFORMANCE_GC_INCREMENTAL]: 'incremental', [constants.NODE_PERFORMANCE_GC_WEAKCB]: 'weak callbacks' }
+const collections: Record<string, { count: number; ms: number }> = {}
+
 if (dir !== undefined && dir !== '') {
   if (isMainThread) {
+    new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) {
+        const kind = KINDS[((e as PerformanceEntry & { detail?: { kind?: number } }).detail)?.kind ?? -1] ?? 'other'
+        const c = (collections[kind] ??= { count: 0, ms: 0 })
+        c.count++
+        c.ms += e.duration
+      }
+    }).observe({ entryTypes: ['gc'] })
     process.on('SIGUSR2', () => {
+      const gcSoFar = structuredClone(collections)
+      const cpu = process.cpuUsage()
       const before = heap()
       v8.setFlagsFromString('--expose-gc')
       const gc = vm.runInNewContext('gc') as () => void
       gc()
       const after = heap()
       const builtins = (process as unknown as { moduleLoadList?: string[] }).moduleLoadList?.length
-      writeFileSync(join(dir, 'main.json'), JSON.stringify({ before, afterGc: after, modules: { loaded: loaded.length, groups: groups(), internalLoadList: builtins } }))
+      writeFileSync(join(dir, 'main.json'), JSON.stringify({ before, afterGc: after, modules: { loaded: loaded.length, groups: groups(), internalLoadList: builtins }, gc: gcSoFar, cpuMs: (cpu.user + cpu.system) / 1000 }))
       if (process.env.MEM_BREAKDOWN_SNAPSHOT === '1') v8.writeHeapSnapshot(join(dir, 'main.heapsnapshot'))
       // The reader waits for this marker: main.json (and the snapshot) are whole by then.
       writeFileSync(join(dir, 'main.done'), '')

@@ -1,5 +1,5 @@
 /**
- * Where does keyvalet's memory go? Starts `keyvalet start` with bench/mem-breakdown.ts preloaded,
+ * Where does keyvalet's memory go? Starts `bin/keyvalet start` with bench/mem-breakdown.ts preloaded,
  * lets it settle, optionally puts it under a closed-loop load, and prints one breakdown of its
  * resident memory: /proc (anonymous vs file-backed, the node binary's mapped code), the main
  * isolate (heap used/total per space, code, external, array buffers; before and after a full GC),
@@ -96,7 +96,8 @@ async function startExample(dir: string, extraEnv: NodeJS.ProcessEnv): Promise<M
   const text = readFileSync(join(REPO, 'examples/keyvalet.yaml'), 'utf8').replace(/127\.0\.0\.1:87\d\d/g, '127.0.0.1:0').replace(/^data_dir: .*$/m, 'data_dir: ./data')
   writeFileSync(join(dir, 'keyvalet.yaml'), text)
   const env = { ...process.env, KEYVALET_MASTER_KEY: randomBytes(32).toString('base64'), ...extraEnv }
-  const proc = children.spawn('keyvalet start', [...NODE_FLAGS, '--import', join(BENCH, 'mem-breakdown.ts'), join(REPO, 'src/cli/main.ts'), 'start', '--config', join(dir, 'keyvalet.yaml')], { cwd: REPO, env })
+  const nodeOptions = [...NODE_FLAGS, '--import', join(BENCH, 'mem-breakdown.ts')].join(' ')
+  const proc = children.spawnCommand('keyvalet start', join(REPO, 'bin/keyvalet'), ['start', '--config', join(dir, 'keyvalet.yaml')], { cwd: REPO, env: { ...env, NODE_OPTIONS: nodeOptions } })
   await proc.waitForStdout(/gateway listening on/, 30_000)
   return proc
 }

@@ -737,8 +737,9 @@ async function main(): Promise<number> {
           try {
             const output = (await children.run('keyvalet audit verify (sse)', [join(REPO, 'src/cli/main.ts'), 'audit', 'verify', '--config', sseKv.configFile], { cwd: REPO, env: sseKv.env, timeoutMs: 60_000 })).trim()
             const records = Number(/ok: (\d+) records/.exec(output)?.[1] ?? Number.NaN)
-            sseAudit = { records, expected: (sse.probe?.asked ?? 0) + sse.open.asked, output }
-            if (records !== sseAudit.expected) broken.push(`sse audit: ${output}; expected ${sseAudit.expected} records (one per stream)`)
+            // An event stream gets an open record before its first byte and a closing record when it ends.
+            sseAudit = { records, expected: 2 * ((sse.probe?.asked ?? 0) + sse.open.asked), output }
+            if (records !== sseAudit.expected) broken.push(`sse audit: ${output}; expected ${sseAudit.expected} records (an open and a closing record per stream)`)
           } catch (err) {
             broken.push(`sse audit verify: ${err instanceof Error ? err.message : String(err)}`)
           }
@@ -1121,7 +1122,7 @@ async function main(): Promise<number> {
     }
     p(`  closing all, client side / until the upstream held no more streams than before: ${rows.map(([name, r]) => `${name} ${f(r.closeMs, 0)} / ${f(r.drainMs, 0)} ms${r.upstreamAfterClose > r.upstreamBefore ? ` (${r.upstreamAfterClose - r.upstreamBefore} still open after ${SSE_DRAIN_MS / 1000} s)` : ''}`).join(', ')}`)
     if (sse !== undefined) {
-      if (sseAudit !== undefined) p(`  audit of this keyvalet: ${sseAudit.output.replace(/, last hash \S+/, '')} (expected ${int(sseAudit.expected)}: one per stream)`)
+      if (sseAudit !== undefined) p(`  audit of this keyvalet: ${sseAudit.output.replace(/, last hash \S+/, '')} (expected ${int(sseAudit.expected)}: an open and a closing record per stream)`)
       if (sse.open.firstError !== undefined) p(`  first error: ${sse.open.firstError}`)
     }
     p()

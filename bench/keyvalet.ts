@@ -1,6 +1,7 @@
 /**
  * Runs keyvalet through its own CLI, as an operator would: config file, `secret set`,
- * `session create`, `ca export`, `start`. Every step is a separate process.
+ * `session create`, `ca export`, `start`. Every step is a separate process; `start` is launched by
+ * bin/keyvalet, with the node flags it adds (the measured process is the one operators run).
  */
 
 import { randomBytes } from 'node:crypto'
@@ -87,7 +88,7 @@ export async function startKeyvalet(opts: {
   repo: string
   dir: string
   upstreamPort: number
-  /** Extra node flags for the gateway process (e.g. --cpu-prof). */
+  /** Extra node flags for the gateway process (e.g. --cpu-prof), passed in NODE_OPTIONS (no spaces inside one flag). */
   nodeFlags: readonly string[]
   /** Adds the forward listener and the connectors the forward-mode phases use. */
   forward?: ForwardSetup
@@ -131,7 +132,9 @@ export async function startKeyvalet(opts: {
   }
 
   const workers = opts.workers ?? 1
-  const proc = children.spawn('keyvalet start', [...opts.nodeFlags, cli, 'start', '--config', configFile, ...(workers > 1 ? ['--workers', String(workers)] : [])], { cwd: repo, env: { ...env, ...opts.extraEnv } })
+  const nodeOptions = [env.NODE_OPTIONS ?? '', ...opts.nodeFlags].filter((x) => x !== '').join(' ')
+  const proc = children.spawnCommand('keyvalet start', join(repo, 'bin/keyvalet'), ['start', '--config', configFile, ...(workers > 1 ? ['--workers', String(workers)] : [])],
+    { cwd: repo, env: { ...env, ...opts.extraEnv, ...(nodeOptions === '' ? {} : { NODE_OPTIONS: nodeOptions }) } })
   const m = await proc.waitForStdout(/gateway listening on (http:\/\/127\.0\.0\.1:\d+)/, 30_000)
   const workerPids = workers > 1 ? String((await proc.waitForStdout(/workers listening \(pids ([\d, ]+)\)/, 60_000))[1]).split(', ').map(Number) : []
   let fwd: KeyvaletInstance['forward']

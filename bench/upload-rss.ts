@@ -1,10 +1,11 @@
 /**
- * Where does a proxy's memory go during the 1 GiB upload? Starts the bench upstream, the naive
- * proxy and keyvalet, each with bench/mem-probe.ts preloaded, runs the upload through the chosen
- * targets and prints the peak of rss / heapUsed / external / arrayBuffers over the upload
+ * Where does a proxy's memory go during the 1 GiB upload (or download)? Starts the bench upstream,
+ * the naive proxy and keyvalet, each fresh with bench/mem-probe.ts preloaded, runs the transfer
+ * through the chosen targets and prints the peak of rss / heapUsed / external / arrayBuffers over it
  * (growth over the value just before it). Measurement tool, not part of `npm run bench`.
  *
- * Usage: node bench/upload-rss.ts [keyvalet|naive ...]   env: UPLOAD_MIB (1024), RUNS (1), NODE_EXTRA (flags)
+ * Usage: node bench/upload-rss.ts [keyvalet|naive ...]
+ *   env: UPLOAD_MIB (1024), RUNS (1), NODE_EXTRA (flags), DIRECTION (upload | download)
  */
 import { fork } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
@@ -22,6 +23,7 @@ const MiB = 1024 * 1024
 const BYTES = Number(process.env.UPLOAD_MIB ?? 1024) * MiB
 const RUNS = Number(process.env.RUNS ?? 1)
 const EXTRA = (process.env.NODE_EXTRA ?? '').split(' ').filter((x) => x !== '')
+const DIRECTION = process.env.DIRECTION === 'download' ? 'download' : 'upload'
 const which = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ['naive', 'keyvalet']
 
 const children = new Children()
@@ -35,7 +37,7 @@ async function uploadOnce(url: string, headers: Record<string, string>): Promise
   const worker = children.fork('upload', join(BENCH, 'upload.ts'))
   worker.expectExit()
   const done = worker.waitForMessage<{ event: string; result?: UploadResult; error?: string }>((m) => ['result', 'error'].includes(String((m as { event?: string }).event)), 180_000)
-  worker.child.send({ url, headers, bytes: BYTES, chunkBytes: 256 * 1024 } satisfies UploadJob)
+  worker.child.send((DIRECTION === 'upload' ? { url, headers, bytes: BYTES, chunkBytes: 256 * 1024 } : { url: url.replace(/\/upload$/, `/items/download/${BYTES}`), headers, bytes: BYTES, chunkBytes: 256 * 1024, direction: 'download' }) satisfies UploadJob)
   const m = await done
   await worker.stop(2000)
   if (m.result === undefined) throw new Error(m.error ?? 'upload failed')
@@ -85,7 +87,7 @@ try {
       const upPeak = (k: keyof Sample): number => Math.max(...upDuring.map((s) => s[k])) - upBefore[k]
       process.stdout.write(`${name.padEnd(9)} run ${run + 1}: ${result.mibPerS.toFixed(0).padStart(5)} MiB/s  /proc growth ${((Math.max(rss.peakMiB, rss.hwmMiB ?? 0)) - rssBefore / MiB).toFixed(1).padStart(6)} MiB` +
         `  | probe peak-over-before MiB: rss ${(peak('rss') / MiB).toFixed(1)} heapUsed ${(peak('heapUsed') / MiB).toFixed(1)} heapTotal ${(peak('heapTotal') / MiB).toFixed(1)} external ${(peak('external') / MiB).toFixed(1)} arrayBuffers ${(peak('arrayBuffers') / MiB).toFixed(1)}` +
-        `  (before: rss ${(before.rss / MiB).toFixed(1)}, ext ${(before.external / MiB).toFixed(1)}) | upstream rss +${(upPeak('rss') / MiB).toFixed(1)} ab +${(upPeak('arrayBuffers') / MiB).toFixed(1)}  ${result.upstreamBytes === BYTES ? 'exact' : `WRONG ${result.status} ${result.responseText.slice(0, 200)}`}\n`)
+        `  (before: rss ${(before.rss / MiB).toFixed(1)}, ext ${(before.external / MiB).toFixed(1)}) | upstream rss +${(upPeak('rss') / MiB).toFixed(1)} ab +${(upPeak('arrayBuffers') / MiB).toFixed(1)}  ${DIRECTION} ${result.upstreamBytes === BYTES ? 'exact' : `WRONG ${result.status} ${result.responseText.slice(0, 200)}`}\n`)
       if (process.env.DUMP === '1') for (const s of during) process.stdout.write(`  t=${s.t} rss=${(s.rss / MiB).toFixed(1)} heapUsed=${(s.heapUsed / MiB).toFixed(1)} heapTotal=${(s.heapTotal / MiB).toFixed(1)} ext=${(s.external / MiB).toFixed(1)} ab=${(s.arrayBuffers / MiB).toFixed(1)}\n`)
     }
     if (process.env.STDERR === '1') process.stdout.write(proc.stderr.slice(-20000) + proc.stdout.slice(-60000))

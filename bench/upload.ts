@@ -1,6 +1,7 @@
 /**
- * The streamed upload, in its own process: fork it, send one UploadJob over IPC, receive one
- * UploadResult. The body is generated on the fly (one chunk buffer, reused), never held whole.
+ * The streamed upload (or download), in its own process: fork it, send one UploadJob over IPC,
+ * receive one UploadResult. The upload's body is generated on the fly (one chunk buffer, reused),
+ * never held whole; the download's is counted and dropped as it arrives.
  */
 
 import { Readable } from 'node:stream'
@@ -11,13 +12,15 @@ export interface UploadJob {
   readonly headers: Record<string, string>
   readonly bytes: number
   readonly chunkBytes: number
+  /** download: GET `url` (the bench upstream's …/download/N) and count the body instead of sending one. */
+  readonly direction?: 'upload' | 'download'
 }
 
 export interface UploadResult {
   readonly status: number
   readonly seconds: number
   readonly mibPerS: number
-  /** What the upstream said it received (`{"bytes":N}`), undefined when the answer was not that. */
+  /** Upload: what the upstream said it received (`{"bytes":N}`), undefined when the answer was not that. Download: the body bytes received. */
   readonly upstreamBytes: number | undefined
   readonly responseText: string
 }
@@ -37,6 +40,13 @@ export async function upload(job: UploadJob): Promise<UploadResult> {
   const dispatcher = new Agent({ headersTimeout: 180_000, bodyTimeout: 180_000 })
   try {
     const t0 = process.hrtime.bigint()
+    if (job.direction === 'download') {
+      const res = await request(job.url, { method: 'GET', dispatcher, headers: job.headers })
+      let received = 0
+      for await (const chunk of res.body) received += (chunk as Buffer).length
+      const seconds = Number(process.hrtime.bigint() - t0) / 1e9
+      return { status: res.statusCode, seconds, mibPerS: received / (1024 * 1024) / seconds, upstreamBytes: received, responseText: '' }
+    }
     const res = await request(job.url, {
       method: 'PUT',
       dispatcher,

@@ -1,6 +1,7 @@
 /**
  * The benchmark upstream, in its own process (fork it; it reports an UpstreamReady over IPC).
- * GET: a fixed ~120-byte JSON body with content-length. PUT/POST: the body is read and discarded,
+ * GET: a fixed ~120-byte JSON body with content-length; GET …/download/N: N bytes (a..z, content-length),
+ * streamed from one reused chunk with backpressure. PUT/POST: the body is read and discarded,
  * the answer is `{"bytes":N}` with the count. GET /items/auth-echo answers the Authorization it received.
  * GET …/events: a server-sent-event stream, held open: one small event at once, then one every
  * SSE_INTERVAL_MS (one shared timer for all streams), until the client goes away.
@@ -60,6 +61,11 @@ function handle(req: IncomingMessage, res: ServerResponse): void {
     res.end(out)
     return
   }
+  const download = /\/download\/(\d+)$/.exec(req.url ?? '')
+  if (download !== null) {
+    streamDownload(res, Number(download[1]))
+    return
+  }
   if (req.url?.endsWith('/events') === true) {
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' })
     res.write(`event: hello\ndata: {"n":${tick}}\n\n`)
@@ -69,6 +75,26 @@ function handle(req: IncomingMessage, res: ServerResponse): void {
   }
   res.writeHead(200, GET_HEADERS)
   res.end(BODY)
+}
+
+const DOWNLOAD_CHUNK = Buffer.alloc(256 * 1024, 'abcdefghijklmnopqrstuvwxyz')
+
+function streamDownload(res: ServerResponse, total: number): void {
+  res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(total) })
+  let left = total
+  const pump = (): void => {
+    while (left > 0) {
+      const n = Math.min(left, DOWNLOAD_CHUNK.length)
+      left -= n
+      if (!res.write(n === DOWNLOAD_CHUNK.length ? DOWNLOAD_CHUNK : DOWNLOAD_CHUNK.subarray(0, n))) {
+        res.once('drain', pump)
+        return
+      }
+    }
+    res.end()
+  }
+  res.once('close', () => { left = 0 })
+  pump()
 }
 
 function tune<T extends { keepAliveTimeout: number; headersTimeout: number; requestTimeout: number }>(server: T): T {

@@ -1,5 +1,5 @@
 import { generateKeyPairSync, randomUUID } from 'node:crypto'
-import { calculateJwkThumbprint, importJWK, SignJWT, type CryptoKey, type JWK } from 'jose'
+import type { CryptoKey, JWK } from 'jose'
 import { KeyvaletError } from '../errors.ts'
 import type { Vault } from '../vault/vault.ts'
 
@@ -70,6 +70,7 @@ export class AssertionKeys {
     const key = await this.#active()
     const now = Math.floor(this.#clock() / 1000)
     const jti = randomUUID()
+    const { SignJWT } = await jose()
     const token = await new SignJWT({ ...a.claims })
       .setProtectedHeader({ alg: 'EdDSA', typ: 'JWT', kid: key.stored.kid })
       .setIssuer(a.issuer)
@@ -151,12 +152,17 @@ export class AssertionKeys {
   }
 }
 
+/** jose is loaded on the first signature or key, not at start: most instances never make an assertion. */
+const jose = (): Promise<typeof import('jose')> => import('jose')
+
 async function newKey(now: number): Promise<StoredKey> {
+  const { calculateJwkThumbprint } = await jose()
   const jwk = generateKeyPairSync('ed25519').privateKey.export({ format: 'jwk' }) as JWK
   return { kid: await calculateJwkThumbprint({ kty: 'OKP', crv: 'Ed25519', x: jwk.x ?? '' }), jwk, created_at: now, state: 'active' }
 }
 
 async function loadKey(stored: StoredKey): Promise<LoadedKey> {
+  const { importJWK } = await jose()
   const signer = await importJWK({ ...stored.jwk, alg: 'EdDSA' }, 'EdDSA')
   if (signer instanceof Uint8Array) throw unavailable('not an asymmetric key')
   const publicJwk: PublicJwk = { kty: 'OKP', crv: 'Ed25519', x: stored.jwk.x ?? '', kid: stored.kid, alg: 'EdDSA', use: 'sig' }

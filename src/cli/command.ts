@@ -9,10 +9,12 @@ export interface Io {
   readonly cwd: string
 }
 
-/** One CLI command. `run` returns the exit code; OperatorErrors thrown from it are printed by main. */
+/**
+ * One CLI command. `run` returns the exit code; OperatorErrors thrown from it are printed by main.
+ * Its one-line summary is in main's list of commands, which loads the command's module only to run it.
+ */
 export interface Command {
   readonly name: string
-  readonly summary: string
   /** Full help text, shown by `keyvalet <name> --help`. */
   readonly help: string
   run(args: string[], io: Io): Promise<number>

@@ -1,25 +1,36 @@
 import { readFileSync } from 'node:fs'
 import { OperatorError } from '../errors.ts'
 import type { Command, Io } from './command.ts'
-import { admin } from './commands/admin.ts'
-import { assertion } from './commands/assertion.ts'
-import { audit } from './commands/audit.ts'
-import { ca } from './commands/ca.ts'
-import { check } from './commands/check.ts'
-import { db } from './commands/db.ts'
-import { demo } from './commands/demo.ts'
-import { explain } from './commands/explain.ts'
-import { oauth } from './commands/oauth.ts'
-import { replay } from './commands/replay.ts'
-import { run } from './commands/run.ts'
-import { secret } from './commands/secret.ts'
-import { session } from './commands/session.ts'
-import { approvals } from './commands/approvals.ts'
-import { start } from './commands/start.ts'
-import { suggest } from './commands/suggest.ts'
-import { vault } from './commands/vault.ts'
 
-const COMMANDS: readonly Command[] = [start, run, demo, check, secret, session, approvals, oauth, audit, explain, replay, suggest, db, ca, vault, assertion, admin]
+/**
+ * Every command by name and summary; a command's module (and all it imports) is loaded only when
+ * that command runs or prints its help, so that `keyvalet start` does not hold the others in memory.
+ */
+interface CommandEntry {
+  readonly name: string
+  readonly summary: string
+  load(): Promise<Command>
+}
+
+const COMMANDS: readonly CommandEntry[] = [
+  { name: 'start', summary: 'run the gateway', load: async () => (await import('./commands/start.ts')).start },
+  { name: 'run', summary: 'run a command in a sandbox whose only way out is keyvalet', load: async () => (await import('./commands/run.ts')).run },
+  { name: 'demo', summary: 'see the whole flow offline in one command', load: async () => (await import('./commands/demo.ts')).demo },
+  { name: 'check', summary: 'validate a configuration and warn about dangerous rules', load: async () => (await import('./commands/check.ts')).check },
+  { name: 'secret', summary: 'store credentials in the encrypted vault (write-only)', load: async () => (await import('./commands/secret.ts')).secret },
+  { name: 'session', summary: 'mint, list and revoke task keys', load: async () => (await import('./commands/session.ts')).session },
+  { name: 'approvals', summary: 'list, approve and deny requests waiting for a person', load: async () => (await import('./commands/approvals.ts')).approvals },
+  { name: 'oauth', summary: "connect users' OAuth accounts (oauth_user connectors), list and remove them", load: async () => (await import('./commands/oauth.ts')).oauth },
+  { name: 'audit', summary: 'read and verify the tamper-evident audit log', load: async () => (await import('./commands/audit.ts')).audit },
+  { name: 'explain', summary: 'what the policy decides for one request under a grant, step by step (nothing is sent)', load: async () => (await import('./commands/explain.ts')).explain },
+  { name: 'replay', summary: 'decide the requests in the audit again under a new configuration and show what changes', load: async () => (await import('./commands/replay.ts')).replay },
+  { name: 'suggest', summary: 'draft rules from the denials in the audit (printed, never applied)', load: async () => (await import('./commands/suggest.ts')).suggest },
+  { name: 'db', summary: "check, migrate, inspect or move keyvalet's store (SQLite files or PostgreSQL)", load: async () => (await import('./commands/db.ts')).db },
+  { name: 'ca', summary: "print the interception CA, or the CA bundle sandboxes trust", load: async () => (await import('./commands/ca.ts')).ca },
+  { name: 'vault', summary: 'master key status and rotation', load: async () => (await import('./commands/vault.ts')).vault },
+  { name: 'assertion', summary: 'rotate or print the keys that sign user assertions (JWKS)', load: async () => (await import('./commands/assertion.ts')).assertion },
+  { name: 'admin', summary: 'mint, list and revoke admin API tokens', load: async () => (await import('./commands/admin.ts')).admin },
+]
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length))
@@ -41,11 +52,12 @@ export async function main(argv: string[], io: Io): Promise<number> {
     io.stdout.write(`keyvalet ${packageVersion()}\n`)
     return 0
   }
-  const command = COMMANDS.find((c) => c.name === name)
-  if (command === undefined) {
+  const entry = COMMANDS.find((c) => c.name === name)
+  if (entry === undefined) {
     io.stderr.write(`keyvalet: unknown command ${JSON.stringify(name)}\n${usage()}\n`)
     return 2
   }
+  const command = await entry.load()
   if (args.includes('--help') || args.includes('-h')) {
     io.stdout.write(`${command.help}\n`)
     return 0

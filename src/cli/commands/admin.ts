@@ -18,7 +18,6 @@ const help = `usage: keyvalet admin token <create|list|revoke> [options]
 
 export const admin: Command = {
   name: 'admin',
-  summary: 'mint, list and revoke admin API tokens',
   help,
   async run(args, io) {
     const { values, positionals } = parse(args, { ...CONFIG_OPTION, name: { type: 'string' }, role: { type: 'string' }, ttl: { type: 'string' }, json: { type: 'boolean' } }, help)

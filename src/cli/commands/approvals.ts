@@ -28,7 +28,6 @@ type View = ReturnType<typeof approvalView>
 
 export const approvals: Command = {
   name: 'approvals',
-  summary: 'list, approve and deny requests waiting for a person',
   help,
   async run(args, io) {
     const { values, positionals } = parse(args, { ...CONFIG_OPTION, ...SERVER_OPTION, json: { type: 'boolean' }, reason: { type: 'string' }, for: { type: 'string' } }, help)

@@ -23,7 +23,6 @@ private key is never printed.`
 
 export const assertion: Command = {
   name: 'assertion',
-  summary: 'rotate or print the keys that sign user assertions (JWKS)',
   help,
   async run(args, io) {
     const { values, positionals } = parse(args, { ...CONFIG_OPTION, overlap: { type: 'string' }, 'publish-ahead': { type: 'string' } }, help)

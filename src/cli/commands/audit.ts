@@ -50,7 +50,6 @@ interface AuditPlace {
 
 export const audit: Command = {
   name: 'audit',
-  summary: 'read and verify the tamper-evident audit log',
   help,
   async run(args, io) {
     const { values, positionals } = parse(args, { ...CONFIG_OPTION, ...SERVER_OPTION, ...FILTER_OPTIONS, n: { type: 'string', short: 'n' }, follow: { type: 'boolean', short: 'f' }, open: { type: 'boolean' } }, help)

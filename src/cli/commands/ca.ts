@@ -25,7 +25,6 @@ bundle  prints (or writes to --out, mode 0644) the CA bundle sandboxes trust: ke
 
 export const ca: Command = {
   name: 'ca',
-  summary: "print the interception CA, or the CA bundle sandboxes trust",
   help,
   async run(args, io) {
     const { values, positionals } = parse(args, { ...CONFIG_OPTION, base: { type: 'string' }, out: { type: 'string' } }, help)

@@ -17,7 +17,6 @@ CONFIG defaults to --config, $KEYVALET_CONFIG or ./keyvalet.yaml.`
 
 export const check: Command = {
   name: 'check',
-  summary: 'validate a configuration and warn about dangerous rules',
   help,
   async run(args, io) {
     const { values, positionals } = parse(args, { config: { type: 'string', short: 'c' }, strict: { type: 'boolean' } }, help)

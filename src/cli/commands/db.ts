@@ -37,7 +37,6 @@ const SHOWN = 5
 
 export const db: Command = {
   name: 'db',
-  summary: "check, migrate, inspect or move keyvalet's store (SQLite files or PostgreSQL)",
   help,
   async run(args, io) {
     const { values, positionals } = parse(args, { ...CONFIG_OPTION, ...STORE_OPTIONS }, help)

@@ -20,7 +20,6 @@ audit records of both, verified.`
 
 export const demo: Command = {
   name: 'demo',
-  summary: 'see the whole flow offline in one command',
   help,
   async run(args, io) {
     parse(args, {}, help)

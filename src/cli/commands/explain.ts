@@ -26,7 +26,6 @@ const help = `usage: keyvalet explain --grant CONNECTOR:SEVERITY[:RULE,...] [--g
 
 export const explain: Command = {
   name: 'explain',
-  summary: 'what the policy decides for one request under a grant, step by step (nothing is sent)',
   help,
   async run(args, io) {
     const { values, positionals } = parse(args, {

@@ -31,7 +31,6 @@ U is the user id sessions are minted with (keyvalet session create --user U).`
 
 export const oauth: Command = {
   name: 'oauth',
-  summary: "connect users' OAuth accounts (oauth_user connectors), list and remove them",
   help,
   async run(args, io) {
     const { values, positionals } = parse(args, {

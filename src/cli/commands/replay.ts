@@ -28,7 +28,6 @@ const PAGE = 1000
 
 export const replay: Command = {
   name: 'replay',
-  summary: 'decide the requests in the audit again under a new configuration and show what changes',
   help,
   async run(args, io) {
     const { values } = parse(args, { ...CONFIG_OPTION, since: { type: 'string' }, until: { type: 'string' }, 'audit-config': { type: 'string' }, json: { type: 'boolean' } }, help)

@@ -47,7 +47,6 @@ the same configuration and data folder (without GATEWAY: listen.gateway, when it
 
 export const run: Command = {
   name: 'run',
-  summary: 'run a command in a sandbox whose only way out is keyvalet',
   help,
   async run(args, io) {
     const split = args.indexOf('--')

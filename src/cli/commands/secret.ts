@@ -25,7 +25,6 @@ const MAX_SECRET_BYTES = 64 * 1024
 
 export const secret: Command = {
   name: 'secret',
-  summary: 'store credentials in the encrypted vault (write-only)',
   help,
   async run(args, io) {
     const { values, positionals } = parse(args, { ...CONFIG_OPTION, ...SERVER_OPTION, json: { type: 'boolean' }, all: { type: 'boolean' } }, help)

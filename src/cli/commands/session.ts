@@ -29,7 +29,6 @@ const help = `usage: keyvalet session <create|list|show|revoke> [options]
 
 export const session: Command = {
   name: 'session',
-  summary: 'mint, list and revoke task keys',
   help,
   async run(args, io) {
     const { values, positionals } = parse(args, {

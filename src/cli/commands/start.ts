@@ -41,7 +41,6 @@ them all gracefully, SIGHUP (and --watch) reloads them all. Not with --demo.`
 
 export const start: Command = {
   name: 'start',
-  summary: 'run the gateway',
   help,
   async run(args, io) {
     const { values } = parse(args, { ...CONFIG_OPTION, demo: { type: 'boolean' }, watch: { type: 'boolean' }, workers: { type: 'string' } }, help)

@@ -21,7 +21,6 @@ const PAGE = 1000
 
 export const suggest: Command = {
   name: 'suggest',
-  summary: 'draft rules from the denials in the audit (printed, never applied)',
   help,
   async run(args, io) {
     const { values } = parse(args, { ...CONFIG_OPTION, since: { type: 'string' }, json: { type: 'boolean' } }, help)

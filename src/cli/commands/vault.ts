@@ -22,7 +22,6 @@ const SETTLE_MS = 1_000
 
 export const vault: Command = {
   name: 'vault',
-  summary: 'master key status and rotation',
   help,
   async run(args, io) {
     const { values, positionals } = parse(args, { ...CONFIG_OPTION }, help)

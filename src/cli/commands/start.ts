@@ -75,13 +75,16 @@ export const start: Command = {
         const stopWatching = watchFile(config.file, () => reload('watch'))
         closers.unshift(async () => stopWatching())
       }
+      // Signals are taken from before the lines that say keyvalet is ready: a supervisor may send
+      // SIGTERM the moment it reads them, before the next statement would have run.
+      const signalled = untilSignal()
       write(io.stdout, `gateway listening on ${serving.url} (configuration ${config.version})`)
       if (serving.forwardUrl !== undefined) write(io.stdout, `forward proxy listening on ${serving.forwardUrl} (sandboxes trust its CA: keyvalet ca bundle --config ${config.file})`)
       const { adminUrl } = serving
       if (adminUrl !== undefined) write(io.stdout, `admin API listening on ${adminUrl} (callers need an admin token: keyvalet admin token create)`)
       if (demo !== undefined) write(io.stdout, await demo.instructions(serving.url, serving.forwardUrl, config.file, adminUrl))
       else write(io.stdout, `try: keyvalet session create --agent my-agent --user me --workspace default --grant CONNECTOR:read, then send requests to ${serving.url}/CONNECTOR/... with the task key as the API key`)
-      await untilSignal()
+      await signalled
       write(io.stdout, 'stopping: finishing requests in flight')
       return 0
     } finally {
@@ -118,8 +121,9 @@ async function runWorkers(count: number, configOption: string | boolean | undefi
     pool = new WorkerPool({ count, log, stopTimeoutMs: config.limits.shutdown_grace_ms + 15_000 })
     await pool.start()
     if (watch) stopWatching = watchFile(config.file, () => pool?.reload())
+    const signalled = untilSignal()
     write(io.stdout, `${count} workers listening (pids ${Object.values(cluster.workers ?? {}).map((w) => w?.process.pid).join(', ')})`)
-    const failed = await Promise.race([untilSignal().then(() => false), pool.failed])
+    const failed = await Promise.race([signalled.then(() => false), pool.failed])
     write(io.stdout, 'stopping: the workers finish requests in flight')
     return failed ? 1 : 0
   } catch (err) {

@@ -5,12 +5,13 @@ import { postgresAudit } from './postgres/audit.ts'
 import { type ChangeFeed, startChangeFeed } from './postgres/change-feed.ts'
 import { connect, type Sql, unreachable } from './postgres/connect.ts'
 import { postgresCounters } from './postgres/counters.ts'
+import { postgresInstances } from './postgres/instances.ts'
 import { LOCKS_APPLICATION_NAME, postgresLocks } from './postgres/locks.ts'
 import { migrate } from './postgres/migrations.ts'
 import { NotifiedReads } from './postgres/notified-reads.ts'
 import { postgresSecrets } from './postgres/secrets.ts'
 import { postgresSessions } from './postgres/sessions.ts'
-import type { AdminTokenRepo, ApprovalRepo, AuditRepo, CounterRepo, LockRepo, SecretRepo, SessionRepo, Store } from './store.ts'
+import type { AdminTokenRepo, ApprovalRepo, AuditRepo, CounterRepo, InstanceRepo, LockRepo, SecretRepo, SessionRepo, Store } from './store.ts'
 
 /** Locks held or waited for at once by one instance; more wait in the driver's queue. */
 const LOCK_CONNECTIONS = 4
@@ -31,6 +32,7 @@ export class PostgresStore implements Store {
   readonly adminTokens: AdminTokenRepo
   readonly approvals: ApprovalRepo
   readonly locks: LockRepo
+  readonly instances: InstanceRepo
   /** The request-path reads, for readiness and tests (kept only while `trusted`). */
   readonly reads: NotifiedReads
   readonly #sql: Sql
@@ -64,6 +66,7 @@ export class PostgresStore implements Store {
     this.adminTokens = postgresAdminTokens(sql, this.reads)
     this.locks = postgresLocks(lockSql, this.reads)
     this.approvals = postgresApprovals(sql)
+    this.instances = postgresInstances(sql)
   }
 
   async close(): Promise<void> {

@@ -15,7 +15,33 @@ export interface Store {
   readonly adminTokens: AdminTokenRepo
   readonly approvals: ApprovalRepo
   readonly locks: LockRepo
+  readonly instances: InstanceRepo
   close(): Promise<void>
+}
+
+/**
+ * What one serving keyvalet process says about itself (its audit chain's instance id, where it
+ * runs and the configuration version in force), so that an operator sees which instances of a
+ * fleet run which configuration (GET /v1/fleet). Written by the instance itself, at start, after
+ * each reload and every INSTANCE_REPORT_MS; never read on the request path.
+ */
+export interface InstanceReport {
+  readonly instance: string
+  readonly host: string
+  readonly pid: number
+  readonly configVersion: string
+  readonly startedAt: number
+  /** When the instance last said this (epoch ms, its clock). */
+  readonly seenAt: number
+}
+
+export interface InstanceRepo {
+  /** Records the instance's report, replacing its previous one. */
+  report(report: InstanceReport): Promise<void>
+  /** Every instance whose report is at or after `seenSince`, ordered by start, then id. */
+  list(seenSince: number): Promise<InstanceReport[]>
+  /** Removes an instance's report (it stopped); true when there was one. */
+  remove(instance: string): Promise<boolean>
 }
 
 /**

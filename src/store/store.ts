@@ -203,8 +203,9 @@ export interface AuditRepo {
    * Appends rows in one transaction, in order, numbering them (`seq`): all of them or none. Each
    * row must continue its chain: its chainSeq is one more than that of the chain's last row (1
    * for a new chain), and no two rows ever share (instance, chainSeq), so two writers can never
-   * fork a chain. Each instance writes only its own chain, so writers never wait for each other's
-   * chain (no lock across instances). Durable when it resolves.
+   * fork a chain. Each instance writes only its own chain and never reads another's. Rows are
+   * numbered in commit order (a row never commits below a seq a reader has seen), so a reader
+   * going by seq sees each row exactly once. Durable when it resolves.
    */
   append(rows: readonly NewAuditRow[]): Promise<AuditRow[]>
   /** The last row of one chain; undefined when it has none. */

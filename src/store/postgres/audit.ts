@@ -4,6 +4,8 @@ import type { Row, Sql } from './connect.ts'
 
 /** The facet columns beside each line (the migrations that add them: the indexed facets, then mode and phase), in AuditFacets' terms. */
 const FACETS = ['time', 'session', 'agent', 'user', 'workspace', 'task', 'connector', 'decision', 'error', 'mode', 'phase'] as const
+/** keyvalet's one-key advisory lock that orders audit commits ("kvaudseq" in ASCII; apart from the migration lock and the two-key locks of locks.ts). */
+const AUDIT_ORDER_LOCK = '7743483766134498673'
 const EXACT = ['session', 'agent', 'user', 'workspace', 'task', 'connector', 'decision', 'error'] as const
 
 /** AuditRepo on the `audit` table: each method beside its statement. */
@@ -16,10 +18,15 @@ export function postgresAudit(sql: Sql): AuditRepo {
   return {
     // One statement, so one round trip and its own transaction (each request waits for its
     // record's commit: a BEGIN, a read of the chain's end and a COMMIT more were the largest cost
-    // of a request on PostgreSQL). No lock: an instance appends only to its own chain. The batch
-    // goes in only if each chain's first row in it follows a row the table has (or is the chain's
-    // first); the unique index on (instance, chain_seq) refuses a second writer at the same place.
-    // Either refusal leaves nothing of the batch.
+    // of a request on PostgreSQL). The batch goes in only if each chain's first row in it follows
+    // a row the table has (or is the chain's first); the unique index on (instance, chain_seq)
+    // refuses a second writer at the same place. Either refusal leaves nothing of the batch.
+    //
+    // Rows are numbered (seq) in commit order: the statement takes AUDIT_ORDER_LOCK before any row
+    // is numbered and holds it to its commit, so no row can commit below a seq a reader has
+    // already seen, and every reader going by seq (GET /v1/audit, the live stream, replay,
+    // suggest) sees each row exactly once. Appends of the fleet take turns for that moment only
+    // (the insert and its commit): each instance still batches whatever came meanwhile.
     append: async (rows: readonly NewAuditRow[]) => {
       if (rows.length === 0) return []
       checkConsecutive(rows)
@@ -27,10 +34,11 @@ export function postgresAudit(sql: Sql): AuditRepo {
       // send than 15 parameters a row. A row without facets (db copy of a line that is not a
       // record) gets none: it is found by seq only.
       const batch = JSON.stringify(rows.map((row) => ({ ...row.facets, instance: row.instance, chain_seq: row.chainSeq, hash: row.hash, line: row.line })))
-      const inserted = await sql`WITH batch AS (SELECT * FROM json_to_recordset(${batch}::text::json) AS b(instance text, chain_seq bigint, hash text, line text,
+      const inserted = await sql`WITH turn AS (SELECT pg_advisory_xact_lock(${AUDIT_ORDER_LOCK}::bigint)),
+        batch AS (SELECT * FROM json_to_recordset(${batch}::text::json) AS b(instance text, chain_seq bigint, hash text, line text,
           time text, session text, agent text, "user" text, workspace text, task text, connector text, decision text, error text, mode text, phase text))
         INSERT INTO audit (instance, chain_seq, hash, line, ${sql(FACETS)})
-        SELECT instance, chain_seq, hash, line, ${sql(FACETS)} FROM batch WHERE NOT EXISTS (
+        SELECT instance, chain_seq, hash, line, ${sql(FACETS)} FROM turn CROSS JOIN batch WHERE NOT EXISTS (
           SELECT 1 FROM batch f WHERE f.chain_seq > 1
             AND NOT EXISTS (SELECT 1 FROM batch p WHERE p.instance = f.instance AND p.chain_seq = f.chain_seq - 1)
             AND NOT EXISTS (SELECT 1 FROM audit a WHERE a.instance = f.instance AND a.chain_seq = f.chain_seq - 1))

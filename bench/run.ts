@@ -1018,6 +1018,10 @@ async function main(): Promise<number> {
     p(table(['store', 'req/s', 'vs SQLite', 'p50 ms', 'p99 ms'], store.costs.map((c) => [c.store, int(c.rps), `${f(ratio(c.rps, base?.rps))}×`, f(c.latency.p50, 3), f(c.latency.p99, 3)]), 2))
     const pr = store.propagation
     p(`   revocation propagation: ${pr.revocations} revocations through one of ${pr.instances} instances, until both others refuse: median ${f(pr.medianMs, 2)} ms, p90 ${f(pr.p90Ms, 2)} ms, max ${f(pr.maxMs, 2)} ms (targets: median < 100 ms, max < 1000 ms)`)
+    const fl = store.fleet
+    const cores = (c: { readonly [name: string]: number }): string => Object.entries(c).map(([name, n]) => `${name} ${f(n, 2)}`).join(', ')
+    p(`   1 vs 2 instances on one PostgreSQL (each a keyvalet start process; ${int(fl.requests)} requests from 16 clients per round, median of ${fl.rounds}; ${fl.cpus} cores shared by all):`)
+    p(table(['instances', 'req/s', 'vs 1 instance', 'cores used by process'], [fl.one, fl.two].map((r) => [String(r.instances), int(r.rps), `${f(ratio(r.rps, fl.one.rps), 2)}×`, cores(r.cores)]), 2))
     p()
   }
   if (PHASES.has('mcp') && mcp !== undefined) {

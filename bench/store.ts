@@ -11,6 +11,8 @@
  * 2. Revocation propagation: three instances on one PostgreSQL database; 100 times, a session
  *    kept by instances 1 and 2 is revoked through instance 0, and the time until both refuse it
  *    (each asked in a loop, in-process) is taken.
+ * 3. 1 vs 2 instances on one PostgreSQL database, each its own `keyvalet start` process, and the
+ *    CPU of every process (bench/store-fleet.ts).
  * Fork it (sends one StoreBenchResult over IPC) or run it alone (`node bench/store.ts`).
  */
 
@@ -21,6 +23,7 @@ import { startKeyvalet, type TestKeyvalet } from '../test/helpers/keyvalet.ts'
 import { startTestPostgres, type TestPostgres } from '../test/helpers/postgres.ts'
 import { startUpstream } from '../test/helpers/upstream.ts'
 import { median, Samples, type LatencySummary } from './stats.ts'
+import { type FleetResult, runFleetBench } from './store-fleet.ts'
 
 export interface StoreCost {
   readonly store: string
@@ -34,6 +37,7 @@ export interface StoreBenchResult {
   readonly rounds: number
   readonly costs: readonly StoreCost[]
   readonly propagation: { readonly revocations: number; readonly instances: number; readonly medianMs: number; readonly maxMs: number; readonly p90Ms: number }
+  readonly fleet: FleetResult
 }
 
 const CONCURRENCY = 16
@@ -146,7 +150,9 @@ export async function runStoreBench(requests = 3000, revocations = 100): Promise
       return { store: name, rps: median(list.map((x) => x.rps)), latency: mid.latency }
     })
     for (const { kv } of instances.splice(0)) await kv.close()
-    return { requests, rounds: ROUNDS, costs, propagation: await propagation(server, upstream.url, revocations) }
+    const fleetStore = await pgStoreBlock(server)
+    const fleet = await runFleetBench({ storeBlock: fleetStore.block, files: fleetStore.files, upstreamUrl: upstream.url, requests, config })
+    return { requests, rounds: ROUNDS, costs, propagation: await propagation(server, upstream.url, revocations), fleet }
   } finally {
     for (const { kv } of instances) await kv.close()
     await server.stop()

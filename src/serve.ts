@@ -6,6 +6,7 @@ import { deliver } from './approvals/webhook.ts'
 import type { ThrottleOptions } from './admin/throttle.ts'
 import { AdminTokens } from './admin/tokens.ts'
 import { AuditWriter } from './audit/audit-writer.ts'
+import { startInstanceReports } from './config/instance-report.ts'
 import { LiveConfig } from './config/reload.ts'
 import type { Logger } from './log.ts'
 import type { KeyvaletMetrics } from './metrics/keyvalet-metrics.ts'
@@ -86,6 +87,10 @@ export async function serve(runtime: Runtime, opts: ServeOptions): Promise<Servi
     }
     const address = await proxy.listen()
     closers.push(() => proxy.close())
+    // Which configuration this instance serves under, for GET /v1/fleet: said at start and after each reload.
+    const reports = startInstanceReports({ repo: runtime.store.instances, instance: audit.instance, configVersion: () => reloads.current.version, clock, log })
+    reloads.onReload((result) => { if (result.result === 'applied') void reports.now() })
+    closers.push(() => reports.stop())
     const adminTokens = new AdminTokens(runtime.store.adminTokens, clock)
     let adminUrl: string | undefined
     if (opts.admin !== undefined) {

@@ -119,7 +119,7 @@ describe('PostgresStore migrations', () => {
     }
   })
 
-  it('concurrent appenders each append their own chain, without waiting for each other; none forks', async () => {
+  it('concurrent appenders each append their own chain; none forks', async () => {
     const db = await server.database()
     const stores = await Promise.all([1, 2, 3].map(() => PostgresStore.open(db, { max: 3 })))
     try {
@@ -139,6 +139,64 @@ describe('PostgresStore migrations', () => {
       }
     } finally {
       for (const store of stores) await store.close()
+    }
+  })
+
+  it('numbers audit rows in commit order across instances: a reader going by seq never skips a row committed after a higher one was read', async () => {
+    const db = await server.database()
+    const [x, y] = await Promise.all([1, 2].map(() => PostgresStore.open(db, { max: 2 }))) as [PostgresStore, PostgresStore]
+    const blocker = connect(db, { max: 1 })
+    const row = (instance: string, chainSeq: number) => ({ instance, chainSeq, hash: `h${instance}${chainSeq}`, line: JSON.stringify({ instance, chainSeq }) })
+    const waiting = async (): Promise<number> => {
+      const [r] = await server.admin`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = ${db.database} AND wait_event_type = 'Lock'`
+      return Number(r?.n ?? 0)
+    }
+    const until = async (what: string, done: () => Promise<boolean>): Promise<void> => {
+      for (let i = 0; i < 200; i++) {
+        if (await done()) return
+        await new Promise((resolve) => setTimeout(resolve, 20))
+      }
+      assert.fail(`not within 4 s: ${what}`)
+    }
+    let release = (): void => {}
+    try {
+      await x.audit.append([row('ins_x', 1)])
+      let cursor = (await x.audit.last())?.seq ?? 0
+      // An uncommitted row at ins_x's place 2 (a fork attempt that will roll back): instance x's
+      // append of that place waits for it half-way through its statement, its row numbered.
+      const released = new Promise<void>((resolve) => { release = resolve })
+      let inserted = false
+      const fork = blocker.begin(async (tx) => {
+        await tx`INSERT INTO audit (instance, chain_seq, hash, line) VALUES ('ins_x', 2, 'fork', '{}')`
+        inserted = true
+        await released
+        throw new Error('roll back')
+      }).catch(() => undefined)
+      await until('the fork row is inserted', async () => inserted)
+      const xAppend = x.audit.append([row('ins_x', 2)])
+      await until('x waits for the fork', async () => (await waiting()) >= 1)
+      // Instance y appends meanwhile: it commits now (numbered after x's row) or waits for x.
+      let ySettled = false
+      const yAppend = y.audit.append([row('ins_y', 1)]).finally(() => { ySettled = true })
+      await until('y committed or waits', async () => ySettled || (await waiting()) >= 2)
+      const seen: string[] = []
+      const readOn = async (): Promise<void> => {
+        for (const r of await x.audit.read(cursor, 100)) {
+          seen.push(`${r.instance}:${r.chainSeq}`)
+          cursor = r.seq
+        }
+      }
+      await readOn()
+      release()
+      await fork
+      await Promise.all([xAppend, yAppend])
+      await readOn()
+      assert.deepEqual(seen.sort(), ['ins_x:2', 'ins_y:1'], 'every row committed after the cursor was read, once')
+    } finally {
+      release()
+      await blocker.end({ timeout: 1 })
+      await x.close()
+      await y.close()
     }
   })
 })

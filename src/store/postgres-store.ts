@@ -4,13 +4,15 @@ import { postgresApprovals } from './postgres/approvals.ts'
 import { postgresAudit } from './postgres/audit.ts'
 import { type ChangeFeed, startChangeFeed } from './postgres/change-feed.ts'
 import { connect, type Sql, unreachable } from './postgres/connect.ts'
+import { reportingUnreachable } from './postgres/unreachable.ts'
 import { postgresCounters } from './postgres/counters.ts'
+import { postgresInstances } from './postgres/instances.ts'
 import { LOCKS_APPLICATION_NAME, postgresLocks } from './postgres/locks.ts'
 import { migrate } from './postgres/migrations.ts'
 import { NotifiedReads } from './postgres/notified-reads.ts'
 import { postgresSecrets } from './postgres/secrets.ts'
 import { postgresSessions } from './postgres/sessions.ts'
-import type { AdminTokenRepo, ApprovalRepo, AuditRepo, CounterRepo, LockRepo, SecretRepo, SessionRepo, Store } from './store.ts'
+import type { AdminTokenRepo, ApprovalRepo, AuditRepo, CounterRepo, InstanceRepo, LockRepo, SecretRepo, SessionRepo, Store } from './store.ts'
 
 /** Locks held or waited for at once by one instance; more wait in the driver's queue. */
 const LOCK_CONNECTIONS = 4
@@ -19,7 +21,8 @@ const LOCK_CONNECTIONS = 4
  * The Store on a PostgreSQL server, for several keyvalet instances sharing one state. Each repo is
  * its own module in postgres/ (its statements beside its methods); this opens a pool, brings the
  * schema up to date (postgres/migrations.ts: once, under a lock, whichever instance comes first)
- * and composes the repos. With `keptReads` (a serving instance), request-path reads are kept
+ * and composes the repos, each failure to reach the server as 503 store_unavailable
+ * (postgres/unreachable.ts). With `keptReads` (a serving instance), request-path reads are kept
  * exact by the database's change notifications (postgres/notified-reads.ts, change-feed.ts);
  * without (the CLI), every read goes to the server.
  */
@@ -31,6 +34,7 @@ export class PostgresStore implements Store {
   readonly adminTokens: AdminTokenRepo
   readonly approvals: ApprovalRepo
   readonly locks: LockRepo
+  readonly instances: InstanceRepo
   /** The request-path reads, for readiness and tests (kept only while `trusted`). */
   readonly reads: NotifiedReads
   readonly #sql: Sql
@@ -57,13 +61,14 @@ export class PostgresStore implements Store {
     this.#sql = sql
     this.#lockSql = lockSql
     this.reads = new NotifiedReads(kept)
-    this.sessions = postgresSessions(sql, this.reads)
-    this.secrets = postgresSecrets(sql, this.reads)
-    this.audit = postgresAudit(sql)
-    this.counters = postgresCounters(sql)
-    this.adminTokens = postgresAdminTokens(sql, this.reads)
-    this.locks = postgresLocks(lockSql, this.reads)
-    this.approvals = postgresApprovals(sql)
+    this.sessions = reportingUnreachable(postgresSessions(sql, this.reads))
+    this.secrets = reportingUnreachable(postgresSecrets(sql, this.reads))
+    this.audit = reportingUnreachable(postgresAudit(sql))
+    this.counters = reportingUnreachable(postgresCounters(sql))
+    this.adminTokens = reportingUnreachable(postgresAdminTokens(sql, this.reads))
+    this.locks = reportingUnreachable(postgresLocks(lockSql, this.reads))
+    this.approvals = reportingUnreachable(postgresApprovals(sql))
+    this.instances = reportingUnreachable(postgresInstances(sql))
   }
 
   async close(): Promise<void> {

@@ -6,11 +6,12 @@ import { sqliteApprovals } from './sqlite/approvals.ts'
 import { sqliteAudit } from './sqlite/audit.ts'
 import { sqliteCounters } from './sqlite/counters.ts'
 import { FreshReads } from './sqlite/fresh-reads.ts'
+import { sqliteInstances } from './sqlite/instances.ts'
 import { sqliteLocks } from './sqlite/locks.ts'
 import { AUDIT_MIGRATIONS, MIGRATIONS } from './sqlite/migrations.ts'
 import { sqliteSecrets } from './sqlite/secrets.ts'
 import { sqliteSessions } from './sqlite/sessions.ts'
-import type { AdminTokenRepo, ApprovalRepo, AuditRepo, CounterRepo, LockRepo, SecretRepo, SessionRepo, Store } from './store.ts'
+import type { AdminTokenRepo, ApprovalRepo, AuditRepo, CounterRepo, InstanceRepo, LockRepo, SecretRepo, SessionRepo, Store } from './store.ts'
 
 export const SCHEMA_VERSION = MIGRATIONS.length
 
@@ -32,6 +33,7 @@ export class SqliteStore implements Store {
   readonly adminTokens: AdminTokenRepo
   readonly approvals: ApprovalRepo
   readonly locks: LockRepo
+  readonly instances: InstanceRepo
   readonly #db: DatabaseSync
   readonly #auditDb: DatabaseSync
 
@@ -67,6 +69,7 @@ export class SqliteStore implements Store {
     this.adminTokens = reportingDamage(sqliteAdminTokens(db, reads), db)
     this.approvals = reportingDamage(sqliteApprovals(db), db)
     this.locks = sqliteLocks()
+    this.instances = reportingDamage(sqliteInstances(db), db)
   }
 
   async close(): Promise<void> {

@@ -15,7 +15,33 @@ export interface Store {
   readonly adminTokens: AdminTokenRepo
   readonly approvals: ApprovalRepo
   readonly locks: LockRepo
+  readonly instances: InstanceRepo
   close(): Promise<void>
+}
+
+/**
+ * What one serving keyvalet process says about itself (its audit chain's instance id, where it
+ * runs and the configuration version in force), so that an operator sees which instances of a
+ * fleet run which configuration (GET /v1/fleet). Written by the instance itself, at start, after
+ * each reload and every INSTANCE_REPORT_MS; never read on the request path.
+ */
+export interface InstanceReport {
+  readonly instance: string
+  readonly host: string
+  readonly pid: number
+  readonly configVersion: string
+  readonly startedAt: number
+  /** When the instance last said this (epoch ms, its clock). */
+  readonly seenAt: number
+}
+
+export interface InstanceRepo {
+  /** Records the instance's report, replacing its previous one. */
+  report(report: InstanceReport): Promise<void>
+  /** Every instance whose report is at or after `seenSince`, ordered by start, then id. */
+  list(seenSince: number): Promise<InstanceReport[]>
+  /** Removes an instance's report (it stopped); true when there was one. */
+  remove(instance: string): Promise<boolean>
 }
 
 /**
@@ -177,8 +203,9 @@ export interface AuditRepo {
    * Appends rows in one transaction, in order, numbering them (`seq`): all of them or none. Each
    * row must continue its chain: its chainSeq is one more than that of the chain's last row (1
    * for a new chain), and no two rows ever share (instance, chainSeq), so two writers can never
-   * fork a chain. Each instance writes only its own chain, so writers never wait for each other's
-   * chain (no lock across instances). Durable when it resolves.
+   * fork a chain. Each instance writes only its own chain and never reads another's. Rows are
+   * numbered in commit order (a row never commits below a seq a reader has seen), so a reader
+   * going by seq sees each row exactly once. Durable when it resolves.
    */
   append(rows: readonly NewAuditRow[]): Promise<AuditRow[]>
   /** The last row of one chain; undefined when it has none. */

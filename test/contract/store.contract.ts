@@ -5,6 +5,7 @@ import { adminTokenCases } from './admin-tokens.cases.ts'
 import { approvalCases } from './approvals.cases.ts'
 import { auditCases } from './audit.cases.ts'
 import { counterCases } from './counters.cases.ts'
+import { instanceCases } from './instances.cases.ts'
 import { lockCases } from './locks.cases.ts'
 import { secretCases } from './secrets.cases.ts'
 import { sessionCases } from './sessions.cases.ts'
@@ -27,6 +28,7 @@ const REPOS: { readonly [Repo in Exclude<keyof Store, 'close'>]: RepoCases<Store
   adminTokens: adminTokenCases,
   approvals: approvalCases,
   locks: lockCases,
+  instances: instanceCases,
 }
 
 /**

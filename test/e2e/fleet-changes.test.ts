@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { after, before, describe, it } from 'node:test'
 import { request } from 'undici'
 import { PostgresStore } from '../../src/store/postgres-store.ts'
@@ -197,5 +198,50 @@ describe('a fleet of three instances on one PostgreSQL store', () => {
     const records = await instance(0).audit()
     assert.ok(records.some((r) => r.error === 'credential_unavailable' && r.path === '/deleted'), 'the refusal is audited')
     for (const r of records) assert.ok(!JSON.stringify(r).includes(SECRET) && !JSON.stringify(r).includes(ROTATED))
+  })
+  it('a new configuration version through one instance shows in GET /v1/fleet on the others within 1 s, and in the audit records', async () => {
+    const { token } = await instance(0).adminToken('admin')
+    const fleetThrough = async (i: number) => {
+      const res = await admin(instance(i), token, 'GET', '/v1/fleet')
+      assert.equal(res.status, 200, res.text)
+      return JSON.parse(res.text) as { instance: string; config_version: string; consistent: boolean; versions: { config_version: string; instances: number }[]; instances: { instance: string; config_version: string; host: string; pid: number }[] }
+    }
+    const ids = fleet.map((kv) => kv.auditWriter.instance)
+    const before = instance(0).live.current.version
+    const start = await fleetThrough(1)
+    assert.equal(start.instance, ids[1])
+    assert.deepEqual(start.instances.map((r) => r.instance).sort(), [...ids].sort(), 'every instance reported itself at start')
+    assert.deepEqual(start.versions, [{ config_version: before, instances: 3 }])
+    assert.equal(start.consistent, true)
+    assert.ok(start.instances.every((r) => r.pid === process.pid && r.host.length > 0))
+
+    // Instance 0's host gets a new file (a rule more) and reloads it.
+    writeFileSync(instance(0).configFile, readFileSync(instance(0).configFile, 'utf8').replace('path: /**, severity: read }', 'path: /**, severity: read }\n      - { id: write, methods: [POST], path: /items, severity: write }'))
+    const reloaded = await admin(instance(0), token, 'POST', '/v1/config/reload')
+    assert.equal(reloaded.status, 200, reloaded.text)
+    const after = (JSON.parse(reloaded.text) as { version: string }).version
+    assert.notEqual(after, before)
+    const since = performance.now()
+    for (const i of [1, 2]) {
+      const took = await within(since, async () => {
+        const view = await fleetThrough(i)
+        const zero = view.instances.find((r) => r.instance === ids[0])
+        return { ok: zero?.config_version === after, last: view }
+      })
+      assert.ok(took < PROPAGATION_LIMIT_MS, `instance ${i} showed instance 0's new version ${Math.round(took)} ms after the reload`)
+    }
+    const mixed = await fleetThrough(2)
+    assert.equal(mixed.consistent, false)
+    assert.deepEqual(mixed.versions, [{ config_version: before, instances: 2 }, { config_version: after, instances: 1 }])
+    assert.equal(mixed.config_version, before, 'instance 2 still serves under its own file')
+
+    // The audit records name the version each request was decided under.
+    await instance(0).setSecret('up-token', SECRET)
+    const { key } = await instance(0).mintKey(['up:read'])
+    assert.equal((await proxied(instance(0), key, '/v-after')).status, 200)
+    assert.equal((await proxied(instance(1), key, '/v-before')).status, 200)
+    const records = await instance(0).audit()
+    assert.equal(records.find((r) => r.path === '/v-after')?.config_version, after)
+    assert.equal(records.find((r) => r.path === '/v-before')?.config_version, before)
   })
 })

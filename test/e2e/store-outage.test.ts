@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
 import { request } from 'undici'
 import { KeyvaletError } from '../../src/errors.ts'
+import { PostgresStore } from '../../src/store/postgres-store.ts'
 import { eventually } from '../helpers/eventually.ts'
 import { startKeyvalet, type TestKeyvalet } from '../helpers/keyvalet.ts'
 import { startTestPostgres, type TestPostgres } from '../helpers/postgres.ts'
@@ -60,7 +61,25 @@ describe('PostgreSQL unavailable under a running keyvalet', { skip: process.env.
     await kv.setSecret('up-token', SECRET)
     const kept = await kv.mintKey(['up:read'])
     const unkept = await kv.mintKey(['up:read'])
-    assert.equal((await proxied(kept.key, '/warm')).status, 200)
+    const { token } = await kv.adminToken('admin')
+    const adminCall = async (method: 'POST' | 'PUT', path: string, body?: unknown) => {
+      const res = await request(`${kv.adminUrl}${path}`, { method, headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) })
+      return { status: res.statusCode, error: res.headers['x-keyvalet-error'], body: await res.body.text() }
+    }
+    assert.equal((await adminCall('POST', '/v1/sessions', { agent: 'a', user: 'u', workspace: 'w', task: 't', grant: ['up:read'] })).status, 201)
+
+    // Warm: the session and the secret kept (a read that met a notification, such as the new
+    // session's own arriving late on a loaded machine, is not kept: ask again, bounded).
+    assert.ok(kv.runtime.store instanceof PostgresStore)
+    const reads = kv.runtime.store.reads
+    let fromKept = false
+    for (let n = 0; n < 50 && !fromKept; n++) {
+      const hits = reads.hits
+      assert.equal((await proxied(kept.key, '/warm')).status, 200)
+      fromKept = reads.hits >= hits + 2
+      if (!fromKept) await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+    assert.ok(fromKept, 'a request was answered from the kept session and secret')
     assert.equal((await readiness()).status, 200)
 
     // The grace counts from when the kept reads were last known current: at the latest, now.
@@ -80,6 +99,18 @@ describe('PostgreSQL unavailable under a running keyvalet', { skip: process.env.
       assert.equal(refused.error, 'store_unavailable', refused.body)
       assert.ok(!/ECONNREFUSED|127\.0\.0\.1:\d+|postgres/i.test(refused.body), 'nothing about the store reaches the sandbox')
       assert.equal(upstream.received.length, forwarded)
+
+      // Admin API writes (the caller's token is kept, so it is authenticated): 503 store_unavailable, not an internal error.
+      const writes = [
+        await adminCall('POST', '/v1/sessions', { agent: 'a', user: 'u', workspace: 'w', task: 't', grant: ['up:read'] }),
+        await adminCall('POST', `/v1/sessions/${kept.session}/revoke`),
+        await adminCall('PUT', '/v1/secrets/other-token', { value: 'ghp_other-0123456789' }),
+      ]
+      for (const write of writes) {
+        assert.equal(write.status, 503, write.body)
+        assert.equal(write.error, 'store_unavailable', write.body)
+        assert.ok(!/ECONNREFUSED|CONNECTION|127\.0\.0\.1:\d+|postgres|at /i.test(write.body), `nothing about the store reaches the caller: ${write.body}`)
+      }
 
       const ready = await readiness()
       assert.equal(ready.status, 503)
@@ -114,5 +145,12 @@ describe('PostgreSQL unavailable under a running keyvalet', { skip: process.env.
       return found.length >= 2 ? found : undefined
     }, 'the records of the requests after the outage')
     assert.deepEqual(recorded.map((r) => [r.path, r.status]), [['/after-kept', 200], ['/after-unkept', 200]])
+    // Each refused admin write is audited once, as store_unavailable, and none was half done.
+    const adminRecords = (await kv.audit()).filter((r) => r.mode === 'admin' && r.error === 'store_unavailable')
+    assert.deepEqual(adminRecords.map((r) => [r.path, r.status]).sort(), [
+      ['/v1/secrets/other-token', 503], [`/v1/sessions/${kept.session}/revoke`, 503], ['/v1/sessions', 503],
+    ].sort())
+    assert.equal((await kv.runtime.sessions.get(kept.session))?.revokedAt, undefined)
+    assert.equal(await kv.runtime.vault.openOptional('other-token'), undefined)
   })
 })

@@ -5,6 +5,7 @@ import { approvalRoutes } from './approvals.ts'
 import { auditRoutes } from './audit.ts'
 import { caRoutes } from './ca.ts'
 import { configRoutes } from './config.ts'
+import { fleetRoutes } from './fleet.ts'
 import { secretRoutes } from './secrets.ts'
 import { healthRoutes } from './health.ts'
 import { metricsRoutes } from './metrics.ts'
@@ -21,6 +22,7 @@ export const ROUTE_MODULES = [
   healthRoutes,
   metricsRoutes,
   configRoutes,
+  fleetRoutes,
   auditRoutes,
   caRoutes,
   approvalRoutes,

@@ -4,9 +4,8 @@ import type { Row, Sql } from './connect.ts'
 
 /** The facet columns beside each line (the migrations that add them: the indexed facets, then mode and phase), in AuditFacets' terms. */
 const FACETS = ['time', 'session', 'agent', 'user', 'workspace', 'task', 'connector', 'decision', 'error', 'mode', 'phase'] as const
-const NO_FACETS: { readonly [Name in keyof AuditFacets]: null } = {
-  time: null, session: null, agent: null, user: null, workspace: null, task: null, connector: null, decision: null, error: null, mode: null, phase: null,
-}
+/** keyvalet's one-key advisory lock that orders audit commits ("kvaudseq" in ASCII; apart from the migration lock and the two-key locks of locks.ts). */
+const AUDIT_ORDER_LOCK = '7743483766134498673'
 const EXACT = ['session', 'agent', 'user', 'workspace', 'task', 'connector', 'decision', 'error'] as const
 
 /** AuditRepo on the `audit` table: each method beside its statement. */
@@ -17,33 +16,45 @@ export function postgresAudit(sql: Sql): AuditRepo {
   }
 
   return {
-    // No lock: an instance appends only to its own chain. The chains' ends are read in the
-    // transaction, and the unique index on (instance, chain_seq) refuses a second writer that
-    // read the same end (the whole transaction then fails: nothing is half-appended).
-    append: (rows: readonly NewAuditRow[]) =>
-      sql.begin(async (tx) => {
-        if (rows.length === 0) return []
-        const ends = new Map<string, number>()
-        for (const instance of new Set(rows.map((r) => r.instance))) {
-          const [end] = await tx`SELECT chain_seq FROM audit WHERE instance = ${instance} ORDER BY chain_seq DESC LIMIT 1`
-          ends.set(instance, end === undefined ? 0 : Number(end.chain_seq))
-        }
-        for (const row of rows) {
-          const end = ends.get(row.instance) ?? 0
-          if (row.chainSeq !== end + 1) throw new OperatorError(`audit append out of order: chain ${JSON.stringify(row.instance)} expected ${end + 1}, got ${row.chainSeq}`)
-          ends.set(row.instance, row.chainSeq)
-        }
-        // A row without facets (db copy of a line that is not a record) is found by seq only.
-        const columns = rows.map((row) => ({ instance: row.instance, chain_seq: row.chainSeq, hash: row.hash, line: row.line, ...(row.facets ?? NO_FACETS) }))
-        const inserted = await tx`INSERT INTO audit ${tx(columns, 'instance', 'chain_seq', 'hash', 'line', ...FACETS)} RETURNING seq, instance, chain_seq`
-        // RETURNING's order is not promised: each row is found again by its place in its chain.
-        const seqs = new Map(inserted.map((r) => [`${String(r.chain_seq)} ${String(r.instance)}`, Number(r.seq)]))
-        return rows.map((row) => {
-          const seq = seqs.get(`${row.chainSeq} ${row.instance}`)
-          if (seq === undefined) throw new Error('audit append lost a row')
-          return { seq, instance: row.instance, chainSeq: row.chainSeq, hash: row.hash, line: row.line }
-        })
-      }),
+    // One statement, so one round trip and its own transaction (each request waits for its
+    // record's commit: a BEGIN, a read of the chain's end and a COMMIT more were the largest cost
+    // of a request on PostgreSQL). The batch goes in only if each chain's first row in it follows
+    // a row the table has (or is the chain's first); the unique index on (instance, chain_seq)
+    // refuses a second writer at the same place. Either refusal leaves nothing of the batch.
+    //
+    // Rows are numbered (seq) in commit order: the statement takes AUDIT_ORDER_LOCK before any row
+    // is numbered and holds it to its commit, so no row can commit below a seq a reader has
+    // already seen, and every reader going by seq (GET /v1/audit, the live stream, replay,
+    // suggest) sees each row exactly once. Appends of the fleet take turns for that moment only
+    // (the insert and its commit): each instance still batches whatever came meanwhile.
+    append: async (rows: readonly NewAuditRow[]) => {
+      if (rows.length === 0) return []
+      checkConsecutive(rows)
+      // The batch is one JSON parameter: one prepared statement whatever its size, and cheaper to
+      // send than 15 parameters a row. A row without facets (db copy of a line that is not a
+      // record) gets none: it is found by seq only.
+      const batch = JSON.stringify(rows.map((row) => ({ ...row.facets, instance: row.instance, chain_seq: row.chainSeq, hash: row.hash, line: row.line })))
+      const inserted = await sql`WITH turn AS (SELECT pg_advisory_xact_lock(${AUDIT_ORDER_LOCK}::bigint)),
+        batch AS (SELECT * FROM json_to_recordset(${batch}::text::json) AS b(instance text, chain_seq bigint, hash text, line text,
+          time text, session text, agent text, "user" text, workspace text, task text, connector text, decision text, error text, mode text, phase text))
+        INSERT INTO audit (instance, chain_seq, hash, line, ${sql(FACETS)})
+        SELECT instance, chain_seq, hash, line, ${sql(FACETS)} FROM turn CROSS JOIN batch WHERE NOT EXISTS (
+          SELECT 1 FROM batch f WHERE f.chain_seq > 1
+            AND NOT EXISTS (SELECT 1 FROM batch p WHERE p.instance = f.instance AND p.chain_seq = f.chain_seq - 1)
+            AND NOT EXISTS (SELECT 1 FROM audit a WHERE a.instance = f.instance AND a.chain_seq = f.chain_seq - 1))
+        RETURNING seq, instance, chain_seq`
+      if (inserted.length === 0) {
+        const chains = [...new Set(rows.map((row) => JSON.stringify(row.instance)))].join(', ')
+        throw new OperatorError(`audit append out of order: the batch does not continue the end of its chain (${chains}) in the store`)
+      }
+      // RETURNING's order is not promised: each row is found again by its place in its chain.
+      const seqs = new Map(inserted.map((r) => [`${String(r.chain_seq)} ${String(r.instance)}`, Number(r.seq)]))
+      return rows.map((row) => {
+        const seq = seqs.get(`${row.chainSeq} ${row.instance}`)
+        if (seq === undefined) throw new Error('audit append lost a row')
+        return { seq, instance: row.instance, chainSeq: row.chainSeq, hash: row.hash, line: row.line }
+      })
+    },
     chainLast,
     chains: async () =>
       (await sql`SELECT instance, COUNT(*) AS count, MIN(seq) AS first, MAX(seq) AS last FROM audit GROUP BY instance ORDER BY first`)
@@ -88,6 +99,18 @@ export function postgresAudit(sql: Sql): AuditRepo {
       const [row] = await sql`SELECT seq, instance, chain_seq, hash, line FROM audit ORDER BY seq DESC LIMIT 1`
       return row === undefined ? undefined : toAuditRow(row)
     },
+  }
+}
+
+/** Within a batch, each chain's rows follow each other (the statement checks only where each chain's rows begin). */
+function checkConsecutive(rows: readonly NewAuditRow[]): void {
+  const last = new Map<string, number>()
+  for (const row of rows) {
+    const before = last.get(row.instance)
+    if (!Number.isSafeInteger(row.chainSeq) || row.chainSeq < 1 || (before !== undefined && row.chainSeq !== before + 1)) {
+      throw new OperatorError(`audit append out of order: chain ${JSON.stringify(row.instance)} expected ${before === undefined ? 'a place from 1' : before + 1}, got ${row.chainSeq}`)
+    }
+    last.set(row.instance, row.chainSeq)
   }
 }
 

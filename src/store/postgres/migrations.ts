@@ -148,6 +148,15 @@ export const MIGRATIONS: readonly string[] = [
    ALTER TABLE audit DISABLE TRIGGER audit_no_update_or_delete;
    UPDATE audit SET mode = line::jsonb->>'mode', phase = line::jsonb->>'phase' WHERE time IS NOT NULL;
    ALTER TABLE audit ENABLE TRIGGER audit_no_update_or_delete;`,
+  // What each serving instance says about itself (postgres/instances.ts).
+  `CREATE TABLE instances (
+     instance TEXT PRIMARY KEY,
+     host TEXT NOT NULL,
+     pid INTEGER NOT NULL,
+     config_version TEXT NOT NULL,
+     started_at BIGINT NOT NULL,
+     seen_at BIGINT NOT NULL
+   );`,
 ]
 
 /** What the runtime role may do, table by table: no DDL, and the audit log only read and appended. */
@@ -159,6 +168,7 @@ export const RUNTIME_GRANTS: readonly { readonly table: string; readonly privile
   { table: 'counters', privileges: 'SELECT, INSERT, UPDATE, DELETE' },
   { table: 'admin_tokens', privileges: 'SELECT, INSERT, UPDATE' },
   { table: 'approvals', privileges: 'SELECT, INSERT, UPDATE' },
+  { table: 'instances', privileges: 'SELECT, INSERT, UPDATE, DELETE' },
 ]
 
 /** keyvalet's own key for pg_advisory_xact_lock ("keyvalet" in ASCII): held while migrating. */

@@ -1,5 +1,4 @@
-import { KeyvaletError } from '../../errors.ts'
-import { isServerUnreachable } from './unreachable.ts'
+import { isServerUnreachable, storeUnavailable } from './unreachable.ts'
 
 export interface NotifiedReadsOptions {
   /** How often the change feed proves it is still hearing every change (a heartbeat round trip). */
@@ -150,9 +149,4 @@ export class NotifiedReads {
     this.#kept.clear()
     this.#byChange.clear()
   }
-}
-
-export function storeUnavailable(err: unknown): KeyvaletError {
-  const reason = typeof err === 'object' && err !== null ? String((err as { code?: unknown }).code ?? 'error') : 'error'
-  return new KeyvaletError('store_unavailable', { detail: { why: reason }, cause: err })
 }

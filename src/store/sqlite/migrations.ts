@@ -69,6 +69,15 @@ export const MIGRATIONS: readonly string[] = [
    ) STRICT;
    CREATE INDEX approvals_pending ON approvals (created_at, id) WHERE state = 'pending';
    CREATE INDEX approvals_remembered ON approvals (session, digest) WHERE remember_until IS NOT NULL;`,
+  // What each serving instance says about itself (sqlite/instances.ts).
+  `CREATE TABLE instances (
+     instance TEXT PRIMARY KEY,
+     host TEXT NOT NULL,
+     pid INTEGER NOT NULL,
+     config_version TEXT NOT NULL,
+     started_at INTEGER NOT NULL,
+     seen_at INTEGER NOT NULL
+   ) STRICT;`,
 ]
 
 /**

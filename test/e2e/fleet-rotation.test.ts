@@ -1,0 +1,142 @@
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { PassThrough } from 'node:stream'
+import { after, before, describe, it } from 'node:test'
+import { request } from 'undici'
+import { main } from '../../src/cli/main.ts'
+import { startKeyvalet, type TestKeyvalet } from '../helpers/keyvalet.ts'
+import { startTestPostgres, type TestPostgres } from '../helpers/postgres.ts'
+import { startUpstream, type Upstream } from '../helpers/upstream.ts'
+
+/** What the issue asks: a change through one instance takes effect on every other within this. */
+const PROPAGATION_LIMIT_MS = 1000
+
+let server: TestPostgres
+let upstream: Upstream
+let fleet: TestKeyvalet[] = []
+/** The data folder the three instances share (a volume every replica mounts): the master key file is in it. */
+let shared = ''
+
+before(async () => {
+  server = await startTestPostgres()
+  upstream = await startUpstream()
+  const db = await server.database()
+  shared = mkdtempSync(join(tmpdir(), 'keyvalet-fleet-key-'))
+  const config = `version: 1
+listen: { gateway: "127.0.0.1:0" }
+data_dir: ${shared}
+store:
+  url: postgres://${db.user}@${db.host}:${db.port}/${db.database}
+  password_file: pg.pw
+  tls: ${server.caPem === undefined ? '{}' : '{ ca_file: ca.pem }'}
+connectors:
+  up:
+    upstream: ${upstream.url}
+    allow_insecure: true
+    allow_addresses: [127.0.0.1/32]
+    credential: { secret: up-token, inject: bearer }
+    rules:
+      - { id: read, methods: [GET], path: /**, severity: read }
+`
+  const files = { 'pg.pw': `${db.password ?? ''}\n`, ...(server.caPem === undefined ? {} : { 'ca.pem': server.caPem }) }
+  const masterKey = randomBytes(32).toString('base64')
+  for (let i = 0; i < 3; i++) fleet.push(await startKeyvalet(config, { files, masterKey, keyFile: true }))
+})
+after(async () => {
+  for (const kv of fleet) await kv.close()
+  fleet = []
+  await upstream?.close()
+  await server?.stop()
+  if (shared !== '') rmSync(shared, { recursive: true, force: true })
+})
+
+function instance(i: number): TestKeyvalet {
+  const kv = fleet[i]
+  if (kv === undefined) throw new Error(`no instance ${i}`)
+  return kv
+}
+
+/** The real CLI in this process (its own store connection), output captured. */
+async function keyvalet(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const stdin = new PassThrough()
+  stdin.end('')
+  let stdout = ''
+  let stderr = ''
+  const sink = (add: (s: string) => void) => Object.assign(new PassThrough(), { write: (c: string | Buffer) => (add(String(c)), true) })
+  const code = await main(args, { stdin, stdout: sink((s) => (stdout += s)), stderr: sink((s) => (stderr += s)), env: {}, cwd: process.cwd() })
+  return { code, stdout, stderr }
+}
+
+async function proxied(kv: TestKeyvalet, key: string, path: string) {
+  const res = await request(`${kv.url}/up${path}`, { headers: { authorization: `Bearer ${key}` } })
+  await res.body.dump()
+  return { status: res.statusCode, error: res.headers['x-keyvalet-error'], sent: upstream.received.at(-1) }
+}
+
+/** Asks `check` again (bounded: every 5 ms, for at most 3 × the limit) until it holds; the time it took from `since`. */
+async function within(since: number, check: () => Promise<{ ok: boolean; last: unknown }>): Promise<number> {
+  let last: unknown
+  for (let i = 0; i < (3 * PROPAGATION_LIMIT_MS) / 5; i++) {
+    const result = await check()
+    if (result.ok) return performance.now() - since
+    last = result.last
+    await new Promise((resolve) => setTimeout(resolve, 5))
+  }
+  assert.fail(`not seen within ${3 * PROPAGATION_LIMIT_MS} ms; last answer: ${JSON.stringify(last)}`)
+}
+
+describe('master-key rotation in a fleet of three instances on one PostgreSQL store, one key file on a shared volume', () => {
+  it('rotated through one instance: secrets keep opening on all three, a secret set after it opens on the others within 1 s, a rotated value is sent everywhere within 1 s', async () => {
+    await instance(0).setSecret('up-token', 'token-v1-aaaaaaaaaaaa')
+    const { key } = await instance(0).mintKey(['up:read'])
+    for (const i of [0, 1, 2]) assert.equal((await proxied(instance(i), key, `/before-${i}`)).status, 200)
+    const oldId = instance(0).runtime.vault.keyId
+
+    const rotated = await keyvalet(['vault', 'rotate-master-key', '--config', instance(0).configFile])
+    assert.equal(rotated.code, 0, rotated.stderr)
+    const lines = readFileSync(join(shared, 'master.key'), 'utf8').trim().split('\n')
+    assert.equal(lines.length, 1, 'the shared key file holds only the new key')
+    const records = await instance(0).runtime.vault.list()
+    const newIds = new Set(records.map((r) => r.keyId))
+    assert.equal(newIds.size, 1)
+    assert.ok(!newIds.has(oldId), 'every record is re-wrapped under the new key')
+
+    // Every instance still opens the (re-wrapped) secret: each one follows the key file.
+    for (const i of [0, 1, 2]) {
+      const answer = await proxied(instance(i), key, `/after-rotation-${i}`)
+      assert.equal(answer.status, 200, `instance ${i}: ${String(answer.error)}`)
+      assert.equal(answer.sent?.headers.authorization, 'Bearer token-v1-aaaaaaaaaaaa')
+    }
+
+    // A secret written through instance 1 after the rotation (sealed under the new key) and a new value through instance 2.
+    await instance(1).runtime.vault.put('up-token', Buffer.from('token-v2-bbbbbbbbbbbb'))
+    let since = performance.now()
+    for (const i of [0, 2]) {
+      const took = await within(since, async () => {
+        const answer = await proxied(instance(i), key, `/v2-${i}`)
+        return { ok: answer.status === 200 && answer.sent?.headers.authorization === 'Bearer token-v2-bbbbbbbbbbbb', last: [answer.status, answer.error] }
+      })
+      assert.ok(took < PROPAGATION_LIMIT_MS, `instance ${i} sent the value set through instance 1 ${Math.round(took)} ms after`)
+    }
+    await instance(2).setSecret('up-token', 'token-v3-cccccccccccc')
+    since = performance.now()
+    for (const i of [0, 1]) {
+      const took = await within(since, async () => {
+        const answer = await proxied(instance(i), key, `/v3-${i}`)
+        return { ok: answer.status === 200 && answer.sent?.headers.authorization === 'Bearer token-v3-cccccccccccc', last: [answer.status, answer.error] }
+      })
+      assert.ok(took < PROPAGATION_LIMIT_MS, `instance ${i} sent the value set through instance 2 ${Math.round(took)} ms after`)
+    }
+    for (const kv of fleet) assert.notEqual(kv.runtime.vault.keyId, oldId, 'every instance seals under the new key now')
+
+    // The audit: every request allowed, none refused, and no value in any record.
+    const audit = await instance(0).audit()
+    const requests = audit.filter((r) => r.connector === 'up')
+    assert.ok(requests.length >= 9)
+    assert.ok(requests.every((r) => r.decision === 'allow'), JSON.stringify(requests.filter((r) => r.decision !== 'allow')))
+    for (const r of audit) assert.ok(!/token-v\d/.test(JSON.stringify(r)))
+  })
+})

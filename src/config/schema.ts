@@ -166,7 +166,7 @@ const LIMITS = Type.Object({
   h2_max_invalid_frames: Defaulted(Type.Integer({
     minimum: 0,
     default: 0,
-    description: 'HTTP/2: malformed frames tolerated per connection beyond the first (a request with an upper-case or connection-specific header, a misplaced pseudo-header, frames out of order). Each malformed request is reset PROTOCOL_ERROR before keyvalet sees it; the next one closes the connection, audited h2_protocol_violation. Default 0.',
+    description: 'HTTP/2: malformed frames tolerated per connection beyond the first (a request with an upper-case or connection-specific header, a misplaced pseudo-header, frames out of order). Each malformed request is reset PROTOCOL_ERROR before keyvalet reads it and audited h2_stream_refused; the next one closes the connection, audited h2_protocol_violation. Default 0.',
   })),
   h2_max_rejected_streams: Defaulted(Type.Integer({
     minimum: 0,

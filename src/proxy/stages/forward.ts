@@ -85,7 +85,7 @@ function requestBody(ctx: OutboundContext, headers: Record<string, string | stri
         done()
       } catch (err) {
         // Aborts the upstream request before this chunk (or the end of the body) is sent.
-        done(err as Error)
+        refuse(done, err)
       }
     },
     flush(done) {
@@ -93,13 +93,23 @@ function requestBody(ctx: OutboundContext, headers: Record<string, string | stri
         rewriter?.end()
         done()
       } catch (err) {
-        done(err as Error)
+        refuse(done, err)
       }
     },
   })
   // A client that aborts mid-upload destroys `counted`, which aborts the upstream request.
   pipeline(req, counted, () => {})
   return counted
+}
+
+/**
+ * Fails the body on the next turn, not in this one. An HTTP/2 upstream stream that undici destroys
+ * in the same turn as it queued the stream's first DATA leaves Node 24's http2 client asking
+ * nghttp2 for that stream's data forever (100 % CPU, nothing sent): a refusal decided on a body
+ * that arrived in one read (a task key in its second chunk) would do that.
+ */
+function refuse(done: (err: Error) => void, err: unknown): void {
+  setImmediate(done, err as Error)
 }
 
 function rewriteWhole(rewriter: BodyRewriter, body: Buffer): Buffer {

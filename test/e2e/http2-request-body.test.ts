@@ -98,7 +98,9 @@ ${connector('viah2', H2_HOST, ports.h2, 'h2', 'h2-ca.pem')}${connector('viah1', 
       stream.on('data', (c: Buffer) => chunks.push(c))
       stream.on('error', () => {})
       stream.on('close', () => { clearTimeout(timer); resolve({ status, body: Buffer.concat(chunks).toString('utf8'), headers: head }) })
-      stream.end(body)
+      // The body on its own, the end (and the trailers) a moment later: what keyvalet has forwarded by then is the upstream's.
+      stream.write(body)
+      setTimeout(() => stream.end(), 200)
     })
   }
 
@@ -137,4 +139,43 @@ ${connector('viah2', H2_HOST, ports.h2, 'h2', 'h2-ca.pem')}${connector('viah1', 
       s.close()
     }
   })
+
+  const cases = [
+    { upstream: 'HTTP/2', host: H2_HOST, port: () => ports.h2, seen: h2Seen },
+    { upstream: 'HTTP/1.1', host: H1_HOST, port: () => ports.h1, seen: h1Seen },
+  ]
+  for (const c of cases) {
+    for (const declared of [true, false]) {
+      it(`to an ${c.upstream} upstream, ${declared ? 'with' : 'without'} content-length: refused 400 request_unsupported, the upstream never has the request whole, audited once`, async () => {
+        const s = await session(c.host, c.port())
+        try {
+          const body = 'the-whole-body'
+          const length: Record<string, string> = declared ? { 'content-length': String(body.length) } : {}
+          // First without trailers: it goes through whole, and leaves an upstream connection open for the next.
+          const fine = await post(s, length, body, undefined)
+          assert.equal(fine.status, 200)
+          assert.equal(fine.body, 'received')
+          const last = c.seen.at(-1)
+          assert.deepEqual([last?.complete, last?.bytes, last?.authorization], [true, body.length, 'Bearer tr_test_secret_0123456789abcdef'])
+          const audited = (await kv.audit()).length
+          const before = c.seen.length
+          const answer = await post(s, length, body, { 'x-checksum': 'abc123' })
+          assert.equal(answer.status, 400)
+          assert.equal(JSON.parse(answer.body).error.code, 'request_unsupported')
+          assert.match(JSON.parse(answer.body).error.message, /trailers/)
+          const records = await eventually(async () => {
+            const r = (await kv.audit()).slice(audited)
+            return r.length >= 1 ? r : undefined
+          }, 'the refusal record')
+          assert.equal(records.length, 1, JSON.stringify(records))
+          assert.deepEqual([records[0]?.error, records[0]?.status, records[0]?.detail?.why, records[0]?.detail?.trailers], ['request_unsupported', 400, 'request_trailers', ['x-checksum']])
+          // The upstream may have seen the head begin, never a complete request.
+          await new Promise((resolve) => setTimeout(resolve, 200))
+          assert.ok(c.seen.slice(before).every((r) => !r.complete), JSON.stringify(c.seen.slice(before)))
+        } finally {
+          s.close()
+        }
+      })
+    }
+  }
 })

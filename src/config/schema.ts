@@ -127,7 +127,7 @@ const LIMITS = Type.Object({
     minimum: 1,
     default: 300000,
     description:
-      'A connection on which nothing moves in either direction for this many milliseconds is closed. Bodies may take as long as they keep moving. A request still waiting for its upstream is answered 504 idle_timeout first; one whose response or upload has stalled is cut; both are audited idle_timeout. Must be longer than upstream_timeout_ms and request_timeout_ms (`keyvalet check` warns otherwise). Default 300000.',
+      'A connection on which nothing moves in either direction for this many milliseconds is closed. Bodies may take as long as they keep moving. A request still waiting for its upstream is answered 504 idle_timeout first; one whose response or upload has stalled is cut; both are audited idle_timeout. Over HTTP/2 this holds per stream (the stream alone is answered or reset), and the connection is closed once nothing moved on it with no stream open. Must be longer than upstream_timeout_ms and request_timeout_ms (`keyvalet check` warns otherwise). Default 300000.',
   })),
   anonymous_records_per_source_per_minute: Defaulted(Type.Integer({
     minimum: 1,

@@ -38,8 +38,15 @@ export function createH2Listener(handler: Handler, limits: Config['limits']): { 
   // the client already reset (rapid reset sends both together) is then dropped unbegun, costing no
   // decision, no upstream request and no record (it still counts against h2_max_resets_per_minute).
   const server = createServer(h2Settings(limits), (req, res) => setImmediate(onStream, req, res))
-  // A connection on which nothing moved for limits.idle_timeout_ms is closed (GOAWAY), as over HTTP/1.1.
+  // A connection on which nothing moved for limits.idle_timeout_ms is closed (GOAWAY), as over
+  // HTTP/1.1, once no stream is open on it. A stream on which nothing moved for as long is ended
+  // alone, as an idle HTTP/1.1 request is: answered 504 idle_timeout while it still can be, reset
+  // otherwise, audited idle_timeout either way (onStream).
+  const openStreams = new WeakMap<ServerHttp2Session, number>()
   server.setTimeout(limits.idle_timeout_ms)
+  server.on('timeout', (session: ServerHttp2Session) => {
+    if ((openStreams.get(session) ?? 0) === 0) session.close()
+  })
   // Left without a listener, Node answers a CONNECT stream 405 itself, unaudited.
   server.on('connect', (req: Http2ServerRequest, res: Http2ServerResponse) => setImmediate(onStream, req, res))
   // Likewise an Expect other than 100-continue, which Node would answer 417 unaudited: refused as over HTTP/1.1.
@@ -51,6 +58,11 @@ export function createH2Listener(handler: Handler, limits: Config['limits']): { 
     const { tunnel, refused } = accepting
     tunnels.set(session, tunnel)
     refused.attach(session)
+    openStreams.set(session, 0)
+    session.on('stream', (stream) => {
+      openStreams.set(session, (openStreams.get(session) ?? 0) + 1)
+      stream.once('close', () => openStreams.set(session, (openStreams.get(session) ?? 1) - 1))
+    })
     watchSession(session, tunnel, limits, refused)
   })
 
@@ -60,6 +72,8 @@ export function createH2Listener(handler: Handler, limits: Config['limits']): { 
     // A stream of a connection already closed for a violation (it came in the same read) is not served.
     if (tunnel === undefined || session === undefined || session.destroyed) return void req.stream.close()
     if (req.stream.destroyed || req.stream.closed) return
+    // The stream's stand-in socket is what its request in the pipeline is known by (handler.ts).
+    req.setTimeout(limits.idle_timeout_ms, () => handler.expireIdle(req.socket as unknown as Duplex))
     const target: ForwardTarget = { origin: tunnel.origin, authority: tunnel.authority, requestTarget: req.url ?? '', tunnel: tunnel.connect }
     // The compatibility objects stand in for node:http's: what the pipeline reads of them is the same (headers, url, method, body stream; writeHead, write, end, close).
     const ctx = handler.newContext(req as unknown as IncomingMessage, { mode: 'forward', target, proxyKey: tunnel.key })

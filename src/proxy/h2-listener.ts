@@ -26,8 +26,10 @@ export interface Tunnel {
  * What differs from HTTP/1.1 is settled here and in the seam's shared code. nghttp2 resets a
  * stream whose header block breaks RFC 9113 §8.2-8.3 (upper-case names, connection-specific
  * fields, pseudo-headers unknown, repeated or after regular fields) or whose DATA disagrees with its
- * content-length, before any of it reaches keyvalet (such streams are audited all the same, h2-refused.ts); a field with CR, LF or NUL in it is dropped by
- * nghttp2, so it can never split a header written as HTTP/1.1. `:authority` stands for Host (route.ts);
+ * content-length, before any of it reaches keyvalet (such streams are audited all the same,
+ * h2-refused.ts); a regular field with CR, LF or NUL in it is dropped by nghttp2 (Node ignores
+ * invalid fields and tells JavaScript nothing), so it can never split a header written as
+ * HTTP/1.1. `:authority` stands for Host (route.ts);
  * pseudo-headers never go upstream (headers.ts). What one connection may cost is bounded by
  * `limits.h2_*` (h2Settings); a connection that goes over a bound is closed and audited once.
  */

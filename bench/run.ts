@@ -14,14 +14,15 @@
  *   BENCH_PROFILE      1: run keyvalet with --cpu-prof and print a summary of where its time goes
  *   BENCH_POLICY_ITERATIONS  decide() iterations per case (default 200000)
  *   BENCH_BUDGET_ITERATIONS  budget-stage checks per case (default 100000)
- *   BENCH_PHASES       comma list of policy,budget,mcp,store,closed,peak,observe,fixed,think,forward,mint,sse,upload (default all; e.g. closed with BENCH_PROFILE=1)
+ *   BENCH_PHASES       comma list of policy,budget,mcp,store,grpc,closed,peak,observe,fixed,think,forward,mint,sse,upload (default all; e.g. closed with BENCH_PROFILE=1)
+ *   BENCH_GRPC_CALLS   sequential gRPC unary calls each way in the grpc phase, after 200 warm-up (default 2000; see bench/grpc.ts)
  *   BENCH_NODE_FLAGS   extra node flags (space-separated) for every keyvalet the bench starts, e.g. a V8 heap flag to measure
+ *   BENCH_STORE_REQUESTS  requests per store and round in the store phase (default 3000; see bench/store.ts)
+ *   BENCH_OBSERVE_ROUNDS  rounds of the observe phase (default 3)
  *
  * Phase peak: a closed loop at 256 connections against the naive proxy and keyvalet, for their peak
  * RSS under load (and CPU µs per request at that concurrency). bench/idle-memory.ts breaks
  * keyvalet's memory down (heap spaces, worker thread, modules) idle or under such a load.
- *   BENCH_STORE_REQUESTS  requests per store and round in the store phase (default 3000; see bench/store.ts)
- *   BENCH_OBSERVE_ROUNDS  rounds of the observe phase (default 3)
  *
  * Phase workers: a keyvalet of its own with `start --workers 1` (one process) and then 2, the
  * closed loop of phase closed against each; throughput, the ratio to 1 worker, and the CPU of
@@ -58,6 +59,7 @@ import type { SseCloseResult, SseJob, SseOpenResult } from './sse.ts'
 import type { UpstreamReady } from './upstream.ts'
 import type { PolicyResult } from './policy.ts'
 import type { McpBenchResult } from './mcp.ts'
+import { formatGrpc, type GrpcBenchResult, type GrpcJob } from './grpc.ts'
 import type { BudgetResult } from './budget.ts'
 import type { StoreBenchResult } from './store.ts'
 import { formatProfile, summariseProfile, type ProfileSummary } from './profile.ts'
@@ -83,7 +85,7 @@ const SKIP_UPLOAD = process.env.BENCH_SKIP_UPLOAD === '1'
 const UPLOAD_BYTES = Math.round(envNumber('BENCH_UPLOAD_MIB', 1024) * 1024 * 1024)
 const PROFILE = process.env.BENCH_PROFILE === '1'
 const POLICY_ITERATIONS = Math.round(envNumber('BENCH_POLICY_ITERATIONS', 200_000))
-const ALL_PHASES = ['policy', 'budget', 'mcp', 'store', 'closed', 'peak', 'observe', 'workers', 'fixed', 'think', 'forward', 'mint', 'sse', 'upload'] as const
+const ALL_PHASES = ['policy', 'budget', 'mcp', 'store', 'grpc', 'closed', 'peak', 'observe', 'workers', 'fixed', 'think', 'forward', 'mint', 'sse', 'upload'] as const
 const OBSERVE_ROUNDS = Math.round(envNumber('BENCH_OBSERVE_ROUNDS', 3))
 const PHASES: ReadonlySet<string> = new Set((process.env.BENCH_PHASES ?? ALL_PHASES.join(',')).split(',').map((x) => x.trim()).filter((x) => x !== ''))
 for (const ph of PHASES) if (!(ALL_PHASES as readonly string[]).includes(ph)) throw new Error(`BENCH_PHASES: unknown phase ${JSON.stringify(ph)} (known: ${ALL_PHASES.join(', ')})`)
@@ -480,6 +482,14 @@ async function main(): Promise<number> {
     await worker.stop(2000)
     if (m.result !== undefined) mcp = m.result
     else broken.push(`mcp bench failed: ${m.error ?? 'no result'}`)
+  }
+
+  let grpcResult: GrpcBenchResult | undefined
+  if (PHASES.has('grpc')) {
+    log('grpc: unary calls, sequential, direct and through the forward proxy (interception over HTTP/2)')
+    grpcResult = await runWorker<GrpcJob, GrpcBenchResult>('grpc bench', 'grpc.ts', { calls: Math.round(envNumber('BENCH_GRPC_CALLS', 2000)), warmup: 200 }, 600_000)
+      .catch((err: unknown) => void broken.push(`grpc bench failed: ${err instanceof Error ? err.message : String(err)}`))
+    if (grpcResult !== undefined && grpcResult.injected !== grpcResult.calls) broken.push(`grpc: the credential reached the upstream on ${grpcResult.injected} of ${grpcResult.calls} calls`)
   }
 
   // 2. Processes: upstream, naive proxy, keyvalet.
@@ -1034,6 +1044,10 @@ async function main(): Promise<number> {
 
   const dPacedR = paced.get('direct')?.result
 
+  if (PHASES.has('grpc') && grpcResult !== undefined) {
+    p(`5c. ${formatGrpc(grpcResult, table).join('\n')}`)
+    p()
+  }
   // Forward proxy, plain http.
   const fClosed = forwardPlain.get('closed')
   const fPaced = forwardPlain.get('paced')
@@ -1245,6 +1259,7 @@ async function main(): Promise<number> {
     budget: budget ?? null,
     store: store ?? null,
     mcp: mcp ?? null,
+    grpc: grpcResult ?? null,
     forward: {
       plainHttp: Object.fromEntries([...forwardPlain].map(([k, v]) => [k, { ...v.result, cpuPct: v.cpuPct, rss: v.rss ?? null }])),
       https: Object.fromEntries([...https].map(([k, v]) => [k, { ...v.result, cpuPct: v.cpuPct, rss: v.rss ?? null }])),

@@ -27,6 +27,7 @@ export const ERROR_CATALOGUE = {
   method_refused: [405, 'This method is not allowed through keyvalet.'],
   upgrade_refused: [400, 'Protocol upgrades are not allowed on this route.'],
   h2_protocol_violation: [400, "The HTTP/2 connection broke the protocol or went over keyvalet's limits; it was closed."],
+  h2_stream_refused: [400, "The HTTP/2 stream broke the protocol (a malformed header block) or went over keyvalet's limits; it was reset before any of it was read."],
   // decide
   policy_denied: [403, 'The request is outside the task grant.'],
   body_too_large: [413, 'The request body is larger than keyvalet will inspect.'],

@@ -132,7 +132,7 @@ const LIMITS = Type.Object({
     minimum: 1,
     default: 300000,
     description:
-      'A connection on which nothing moves in either direction for this many milliseconds is closed. Bodies may take as long as they keep moving. A request still waiting for its upstream is answered 504 idle_timeout first; one whose response or upload has stalled is cut; both are audited idle_timeout. Must be longer than upstream_timeout_ms and request_timeout_ms (`keyvalet check` warns otherwise). Default 300000.',
+      'A connection on which nothing moves in either direction for this many milliseconds is closed. Bodies may take as long as they keep moving. A request still waiting for its upstream is answered 504 idle_timeout first; one whose response or upload has stalled is cut; both are audited idle_timeout. Over HTTP/2 this holds per stream (the stream alone is answered or reset), and the connection is closed once nothing moved on it with no stream open. Must be longer than upstream_timeout_ms and request_timeout_ms (`keyvalet check` warns otherwise). Default 300000.',
   })),
   anonymous_records_per_source_per_minute: Defaulted(Type.Integer({
     minimum: 1,
@@ -171,7 +171,7 @@ const LIMITS = Type.Object({
   h2_max_invalid_frames: Defaulted(Type.Integer({
     minimum: 0,
     default: 0,
-    description: 'HTTP/2: malformed frames tolerated per connection beyond the first (a request with an upper-case or connection-specific header, a misplaced pseudo-header, frames out of order). Each malformed request is reset PROTOCOL_ERROR before keyvalet sees it; the next one closes the connection, audited h2_protocol_violation. Default 0.',
+    description: 'HTTP/2: malformed frames tolerated per connection beyond the first (a request with an upper-case or connection-specific header, a misplaced pseudo-header, frames out of order). Each malformed request is reset PROTOCOL_ERROR before keyvalet reads it and audited h2_stream_refused; the next one closes the connection, audited h2_protocol_violation. Default 0.',
   })),
   h2_max_rejected_streams: Defaulted(Type.Integer({
     minimum: 0,

@@ -48,10 +48,13 @@ export class IdleConnections {
 
   watch(server: Server): void {
     server.timeout = this.#timeoutMs
-    server.on('timeout', (socket: Duplex) => {
-      const endRequest = this.#busy.get(socket)
-      if (endRequest === undefined) socket.destroy()
-      else endRequest()
-    })
+    server.on('timeout', (socket: Duplex) => this.expire(socket))
+  }
+
+  /** Nothing moved on `socket` (a connection, or an HTTP/2 stream's stand-in) for the timeout: its request ends itself, or it is closed. */
+  expire(socket: Duplex): void {
+    const endRequest = this.#busy.get(socket)
+    if (endRequest === undefined) socket.destroy()
+    else endRequest()
   }
 }

@@ -5,6 +5,7 @@ import type { Config } from '../config/load.ts'
 import { KeyvaletError } from '../errors.ts'
 import type { ForwardTarget } from './context.ts'
 import type { Handler } from './handler.ts'
+import { RefusedStreams } from './h2-refused.ts'
 
 /** What an intercepted tunnel fixed at CONNECT time (forward-proxy.ts); every stream inside it is decided on its own. */
 export interface Tunnel {
@@ -12,7 +13,7 @@ export interface Tunnel {
   readonly authority: string
   readonly connect: string
   readonly key: string
-  /** Audits what ends the connection as a whole (h2_protocol_violation): once per connection. */
+  /** Audits a refusal no stream of keyvalet's carries: the connection's (h2_protocol_violation, once) or streams nghttp2 refused (h2_stream_refused). */
   readonly violation: (error: KeyvaletError) => void
 }
 
@@ -25,20 +26,29 @@ export interface Tunnel {
  * What differs from HTTP/1.1 is settled here and in the seam's shared code. nghttp2 resets a
  * stream whose header block breaks RFC 9113 §8.2-8.3 (upper-case names, connection-specific
  * fields, pseudo-headers unknown, repeated or after regular fields) or whose DATA disagrees with its
- * content-length, before any of it reaches keyvalet; a field with CR, LF or NUL in it is dropped by
- * nghttp2, so it can never split a header written as HTTP/1.1. `:authority` stands for Host (route.ts);
+ * content-length, before any of it reaches keyvalet (such streams are audited all the same,
+ * h2-refused.ts); a regular field with CR, LF or NUL in it is dropped by nghttp2 (Node ignores
+ * invalid fields and tells JavaScript nothing), so it can never split a header written as
+ * HTTP/1.1. `:authority` stands for Host (route.ts);
  * pseudo-headers never go upstream (headers.ts). What one connection may cost is bounded by
  * `limits.h2_*` (h2Settings); a connection that goes over a bound is closed and audited once.
  */
 export function createH2Listener(handler: Handler, limits: Config['limits']): { accept(socket: Duplex, tunnel: Tunnel): void; server: Http2Server } {
   const tunnels = new WeakMap<object, Tunnel>()
-  let accepting: Tunnel | undefined
+  let accepting: { tunnel: Tunnel; refused: RefusedStreams } | undefined
   // Begun on the next turn, once the rest of the frames read with its HEADERS are processed: a stream
   // the client already reset (rapid reset sends both together) is then dropped unbegun, costing no
   // decision, no upstream request and no record (it still counts against h2_max_resets_per_minute).
   const server = createServer(h2Settings(limits), (req, res) => setImmediate(onStream, req, res))
-  // A connection on which nothing moved for limits.idle_timeout_ms is closed (GOAWAY), as over HTTP/1.1.
+  // A connection on which nothing moved for limits.idle_timeout_ms is closed (GOAWAY), as over
+  // HTTP/1.1, once no stream is open on it. A stream on which nothing moved for as long is ended
+  // alone, as an idle HTTP/1.1 request is: answered 504 idle_timeout while it still can be, reset
+  // otherwise, audited idle_timeout either way (onStream).
+  const openStreams = new WeakMap<ServerHttp2Session, number>()
   server.setTimeout(limits.idle_timeout_ms)
+  server.on('timeout', (session: ServerHttp2Session) => {
+    if ((openStreams.get(session) ?? 0) === 0) session.close()
+  })
   // Left without a listener, Node answers a CONNECT stream 405 itself, unaudited.
   server.on('connect', (req: Http2ServerRequest, res: Http2ServerResponse) => setImmediate(onStream, req, res))
   // Likewise an Expect other than 100-continue, which Node would answer 417 unaudited: refused as over HTTP/1.1.
@@ -46,10 +56,16 @@ export function createH2Listener(handler: Handler, limits: Config['limits']): { 
   server.on('checkExpectation', (req: Http2ServerRequest, res: Http2ServerResponse) => unsupportedExpectation(req as unknown as IncomingMessage, res as unknown as ServerResponse))
   // Node creates the session, and tells of it, synchronously inside 'connection' (accept below).
   server.on('session', (session: ServerHttp2Session) => {
-    const tunnel = accepting
-    if (tunnel === undefined) return void session.destroy()
+    if (accepting === undefined) return void session.destroy()
+    const { tunnel, refused } = accepting
     tunnels.set(session, tunnel)
-    watchSession(session, tunnel, limits)
+    refused.attach(session)
+    openStreams.set(session, 0)
+    session.on('stream', (stream) => {
+      openStreams.set(session, (openStreams.get(session) ?? 0) + 1)
+      stream.once('close', () => openStreams.set(session, (openStreams.get(session) ?? 1) - 1))
+    })
+    watchSession(session, tunnel, limits, refused)
   })
 
   function onStream(req: Http2ServerRequest, res: Http2ServerResponse): void {
@@ -58,6 +74,8 @@ export function createH2Listener(handler: Handler, limits: Config['limits']): { 
     // A stream of a connection already closed for a violation (it came in the same read) is not served.
     if (tunnel === undefined || session === undefined || session.destroyed) return void req.stream.close()
     if (req.stream.destroyed || req.stream.closed) return
+    // The stream's stand-in socket is what its request in the pipeline is known by (handler.ts).
+    req.setTimeout(limits.idle_timeout_ms, () => handler.expireIdle(req.socket as unknown as Duplex))
     const target: ForwardTarget = { origin: tunnel.origin, authority: tunnel.authority, requestTarget: req.url ?? '', tunnel: tunnel.connect }
     // The compatibility objects stand in for node:http's: what the pipeline reads of them is the same (headers, url, method, body stream; writeHead, write, end, close).
     const ctx = handler.newContext(req as unknown as IncomingMessage, { mode: 'forward', target, proxyKey: tunnel.key })
@@ -69,7 +87,13 @@ export function createH2Listener(handler: Handler, limits: Config['limits']): { 
   return {
     server,
     accept(socket, tunnel) {
-      accepting = tunnel
+      const refused = new RefusedStreams((streams, lastStream) => {
+        tunnel.violation(new KeyvaletError('h2_stream_refused', { detail: { why: 'stream_refused', connect: tunnel.connect, streams, last_stream: lastStream } }))
+      })
+      // Before the session's own listeners: when the client ends the connection, its session can still be read.
+      socket.once('end', refused.sample)
+      socket.once('close', refused.sample)
+      accepting = { tunnel, refused }
       try {
         server.emit('connection', socket)
       } finally {
@@ -86,7 +110,7 @@ export function createH2Listener(handler: Handler, limits: Config['limits']): { 
  * protocol error of the session (nghttp2's limits: invalid frames, CONTINUATION floods,
  * flow-control violations, rejected streams) closes it too. Either is audited once, naming the task's session.
  */
-function watchSession(session: ServerHttp2Session, tunnel: Tunnel, limits: Config['limits']): void {
+function watchSession(session: ServerHttp2Session, tunnel: Tunnel, limits: Config['limits'], refused: RefusedStreams): void {
   let reported = false
   const report = (why: string, detail: Record<string, unknown>): void => {
     if (reported) return
@@ -99,7 +123,11 @@ function watchSession(session: ServerHttp2Session, tunnel: Tunnel, limits: Confi
   })
   let windowStart = Date.now()
   let resets = 0
+  // Streams refused by nghttp2 are found when a later one begins, at the idle timeout and at the connection's end (h2-refused.ts).
+  session.prependListener('timeout', refused.sample)
+  session.prependListener('goaway', refused.sample)
   session.on('stream', (stream) => {
+    if (stream.id !== undefined) refused.begun(stream.id)
     stream.once('aborted', () => {
       const now = Date.now()
       if (now - windowStart >= 60_000) {

@@ -17,7 +17,7 @@ import { AnonymousAudit } from './anonymous-audit.ts'
 import { composeStages, stagesFor, type Composition } from './compose.ts'
 import { IdleConnections, serverOptions } from './connections.ts'
 import type { AdmittedContext, ForwardTarget, OutboundContext, RequestContext } from './context.ts'
-import { requestCarriesBody } from './headers.ts'
+import { requestArrived, requestCarriesBody } from './headers.ts'
 import { Generations, type Generation } from './generations.ts'
 import { InFlight, type Flight } from './in-flight.ts'
 import { admitted, runStageList, runStages } from './pipeline.ts'
@@ -87,6 +87,8 @@ export interface Handler {
   refuse(socket: Duplex, error: KeyvaletError, init: RefusalInit): void
   /** Closes a listener's connections on which nothing moved for limits.idle_timeout_ms. */
   closeIdle(server: Server): void
+  /** An HTTP/2 stream (`socket`: its request's socket) on which nothing moved for limits.idle_timeout_ms: ended as an idle HTTP/1.1 connection is. */
+  expireIdle(socket: Duplex): void
   onClientError(mode: RequestContext['mode']): (err: Error & { code?: string }, socket: Duplex) => void
   onUnsupportedExpectation(mode: RequestContext['mode']): (req: IncomingMessage, res: ServerResponse) => void
   /** Writes what the anonymous budget still holds (at shutdown). */
@@ -156,7 +158,7 @@ export function createHandler(deps: HandlerDeps): Handler {
       // sandbox): the pipeline answers 504 idle_timeout, the last answer on this connection.
       // Otherwise nothing more can move: the connection is cut.
       // (An HTTP/2 stream's answer ends only the stream; the session's own idle timeout closes the connection.)
-      if (!res.headersSent && ctx.req.complete) {
+      if (!res.headersSent && requestArrived(ctx.req)) {
         if (ctx.req.httpVersionMajor < 2) res.setHeader('connection', 'close')
       }
       else socket.destroy()
@@ -273,6 +275,7 @@ export function createHandler(deps: HandlerDeps): Handler {
       void upstreams.warm(generation.config.policy.connectors.values())
     },
     closeIdle: (server) => idle.watch(server),
+    expireIdle: (socket) => idle.expire(socket),
     summarise: () => anonymous.summarise(),
   }
 }

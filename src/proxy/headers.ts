@@ -76,6 +76,11 @@ export function requestCarriesBody(req: IncomingMessage): boolean {
   return stream?.endAfterHeaders !== true && req.headers['content-length'] !== '0'
 }
 
+/** Whether the sandbox has sent its whole request: over HTTP/2 a stream without a body has, though Node's `complete` waits until something reads it. */
+export function requestArrived(req: IncomingMessage): boolean {
+  return req.complete || (req.httpVersionMajor === 2 && !requestCarriesBody(req))
+}
+
 /** Whether HTTP/1.1 headers declare a body (Transfer-Encoding, or a Content-Length other than 0). */
 export function carriesBody(headers: IncomingHttpHeaders): boolean {
   return headers['transfer-encoding'] !== undefined || (headers['content-length'] !== undefined && headers['content-length'] !== '0')

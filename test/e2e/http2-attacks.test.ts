@@ -127,6 +127,50 @@ connectors:
     })
   }
 
+  // nghttp2 resets these before Node makes a stream of them; keyvalet finds them from the session (src/proxy/h2-refused.ts).
+  const refusedAlone: [string, () => Buffer][] = [
+    ['an upper-case header name', () => F.headers(1, F.request(authority, '/m', [['X-Upper', '1']]), { endStream: true })],
+    ['CR/LF in :path', () => F.headers(1, F.headerBlock([[':method', 'GET'], [':scheme', 'https'], [':authority', authority], [':path', '/m\r\nx-injected: 1']]), { endStream: true })],
+    ['NUL in :authority', () => F.headers(1, F.headerBlock([[':method', 'GET'], [':scheme', 'https'], [':authority', `${authority}\0`], [':path', '/m']]), { endStream: true })],
+  ]
+  for (const [what, make] of refusedAlone) {
+    it(`the first malformed request on a connection (${what}) is reset PROTOCOL_ERROR and audited once, h2_stream_refused, when the client leaves`, async () => {
+      const audited = (await kv.audit()).length
+      const before = upstream.received.length
+      const raw = await F.RawH2.open(opts)
+      raw.write(make())
+      await raw.until(() => raw.resets().has(1))
+      assert.equal(raw.resets().get(1), F.ERROR.PROTOCOL_ERROR)
+      raw.close()
+      const records = await settledAudit(audited)
+      assert.equal(records.length, 1, JSON.stringify(records))
+      assert.deepEqual([records[0]?.error, records[0]?.decision, records[0]?.status, records[0]?.agent, records[0]?.detail?.streams, records[0]?.detail?.last_stream],
+        ['h2_stream_refused', 'deny', 400, 'test-agent', 1, 1])
+      assert.equal(upstream.received.length, before, 'nothing reached the upstream')
+      await bystanderServed()
+    })
+  }
+
+  it('a malformed request and then a valid one on the same connection: the first is audited once (h2_stream_refused), the second served and audited', async () => {
+    const audited = (await kv.audit()).length
+    const before = upstream.received.length
+    const raw = await F.RawH2.open(opts)
+    try {
+      raw.write(F.headers(1, F.request(authority, '/m', [['X-Upper', '1']]), { endStream: true }))
+      await raw.until(() => raw.resets().has(1))
+      raw.write(F.headers(3, F.request(authority, '/after-malformed'), { endStream: true }))
+      await raw.until(() => raw.frames.some((f) => f.streamId === 3 && (f.flags & F.FLAG.END_STREAM) !== 0))
+      assert.equal(raw.closed, false, 'the connection is kept')
+      const records = await settledAudit(audited)
+      assert.deepEqual(records.map((r) => [r.error ?? null, r.path]), [['h2_stream_refused', null], [null, '/after-malformed']])
+      assert.equal(records[0]?.detail?.last_stream, 1)
+      assert.deepEqual(upstream.received.slice(before).map((r) => r.url), ['/after-malformed'])
+    } finally {
+      raw.close()
+    }
+    assert.equal((await settledAudit(audited)).length, 2, 'leaving adds no record for a stream already accounted for')
+  })
+
   it('content-length less than the DATA closes the connection at once (a connection error), audited once', async () => {
     const audited = (await kv.audit()).length
     const before = upstream.received.length

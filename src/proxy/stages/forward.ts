@@ -63,6 +63,8 @@ export function createForward(upstreams: Upstreams, policy: Policy, headersTimeo
  */
 function requestBody(ctx: OutboundContext, headers: Record<string, string | string[]>, newScanner: () => BodyScanner, onFlowing: () => void, rewriter: BodyRewriter | undefined): Buffer | Readable | null {
   if (ctx.body !== undefined) {
+    const refused = trailersRefusal(ctx.req)
+    if (refused !== undefined) throw refused
     newScanner().scan(ctx.body)
     const body = rewriter === undefined ? ctx.body : rewriteWhole(rewriter, ctx.body)
     headers['content-length'] = String(body.length)
@@ -74,32 +76,65 @@ function requestBody(ctx: OutboundContext, headers: Record<string, string | stri
   if (length === undefined && !requestCarriesBody(req)) return null
   if (length !== undefined) headers['content-length'] = length
   const scanner = newScanner()
+  // The chunk that completes a declared length waits for the body's end, which follows at once:
+  // were the request to end in trailers, the upstream must not have had it whole (see flush).
+  const declared = length === undefined ? Number.POSITIVE_INFINITY : Number(length)
+  let held: Buffer[] = []
   const counted = new Transform({
     transform(chunk: Buffer, _encoding, done) {
       if (ctx.bytesIn === 0) onFlowing()
       ctx.bytesIn += chunk.length
       try {
         scanner.scan(chunk)
-        if (rewriter === undefined) return done(null, chunk)
-        for (const out of rewriter.push(chunk)) this.push(out)
+        const out = rewriter === undefined ? [chunk] : rewriter.push(chunk)
+        if (ctx.bytesIn >= declared) held = held.concat(out)
+        else for (const part of out) this.push(part)
         done()
       } catch (err) {
         // Aborts the upstream request before this chunk (or the end of the body) is sent.
-        done(err as Error)
+        refuse(done, err)
       }
     },
     flush(done) {
       try {
+        // Without a declared length the body goes chunked (HTTP/1.1) or without END_STREAM (HTTP/2) until here: refused now, it is never complete upstream.
+        const refused = trailersRefusal(req)
+        if (refused !== undefined) throw refused
+        for (const part of held) this.push(part)
         rewriter?.end()
         done()
       } catch (err) {
-        done(err as Error)
+        refuse(done, err)
       }
     },
   })
   // A client that aborts mid-upload destroys `counted`, which aborts the upstream request.
   pipeline(req, counted, () => {})
   return counted
+}
+
+/**
+ * Fails the body on the next turn, not in this one. An HTTP/2 upstream stream that undici destroys
+ * in the same turn as it queued the stream's first DATA leaves Node 24's http2 client asking
+ * nghttp2 for that stream's data forever (100 % CPU, nothing sent): a refusal decided on a body
+ * that arrived in one read (a task key in its second chunk, trailers right after it) would do that.
+ */
+function refuse(done: (err: Error) => void, err: unknown): void {
+  setImmediate(done, err as Error)
+}
+
+/**
+ * Request trailers (an HTTP/2 HEADERS frame after the DATA, or an HTTP/1.1 chunked body's trailer
+ * section) cannot be forwarded: undici sends none, over HTTP/1.1 or HTTP/2. A request that ends in
+ * them is refused rather than sent without them, before the upstream has it whole.
+ */
+function trailersRefusal(req: OutboundContext['req']): KeyvaletError | undefined {
+  const names = Object.keys(req.trailers ?? {})
+  if (names.length === 0) return undefined
+  return new KeyvaletError('request_unsupported', {
+    message: 'keyvalet does not forward request trailers; send these fields as headers.',
+    detail: { why: 'request_trailers', trailers: names.slice(0, 20).map((n) => n.slice(0, 64)) },
+  })
 }
 
 function rewriteWhole(rewriter: BodyRewriter, body: Buffer): Buffer {

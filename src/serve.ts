@@ -2,6 +2,7 @@ import { join } from 'node:path'
 import { hostname } from 'node:os'
 import { createAdminServer } from './admin/server.ts'
 import { Approvals } from './approvals/approvals.ts'
+import { CounterLeases } from './budgets/leases.ts'
 import { deliver } from './approvals/webhook.ts'
 import type { ThrottleOptions } from './admin/throttle.ts'
 import { AdminTokens } from './admin/tokens.ts'
@@ -72,7 +73,10 @@ export async function serve(runtime: Runtime, opts: ServeOptions): Promise<Servi
       ...(webhook === undefined ? {} : { onPending: (approval) => void deliver({ options: webhook, openSecret: (name) => runtime.vault.open(name), log, clock }, approval) }),
     })
     closers.push(async () => approvals.close())
-    const proxy = createProxy({ config, sessions: runtime.sessions, vault: runtime.vault, store: runtime.store, audit, log, clock, observers, approvals })
+    // Closed after the proxy: what no request will spend any more goes back to the store.
+    const leases = new CounterLeases(runtime.store.counters, clock)
+    closers.push(() => leases.close())
+    const proxy = createProxy({ config, sessions: runtime.sessions, vault: runtime.vault, store: runtime.store, audit, log, clock, observers, approvals, leases })
     metrics?.watch({ proxy, vault: runtime.vault, audit, sessions: runtime.store.sessions, clock })
     const reloads = new LiveConfig(config, { apply: (next) => proxy.apply(next), log })
     live = reloads

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
 import { AssertionKeys } from '../assertion/keys.ts'
+import { CounterLeases } from '../budgets/leases.ts'
 import { UserValues } from '../attribution/user-value.ts'
 import { parseConfig } from '../config/load.ts'
 import { TokenHttp } from '../credentials/token-http.ts'
@@ -57,7 +58,7 @@ function composed(): Composition {
   const sources = new Sources({ vault, clock: Date.now, http: new TokenHttp({ resolver, vault }), log: silentLogger, locks: store.locks })
   return composeStages({
     config, sessions: new Sessions(store.sessions, Date.now), store, audit: { available: true }, upstreams, sources,
-    assertionKeys: new AssertionKeys(vault, Date.now), userValues: new UserValues(vault), approvals: new Approvals({ repo: store.approvals, clock: Date.now, log: silentLogger }), clock: Date.now,
+    assertionKeys: new AssertionKeys(vault, Date.now), userValues: new UserValues(vault), approvals: new Approvals({ repo: store.approvals, clock: Date.now, log: silentLogger }), leases: new CounterLeases(store.counters), clock: Date.now,
   })
 }
 

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import type { IncomingMessage, Server, ServerOptions, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { Approvals } from '../approvals/approvals.ts'
+import { CounterLeases } from '../budgets/leases.ts'
 import type { AuditFields } from '../audit/record.ts'
 import type { Config } from '../config/load.ts'
 import { Resolver } from '../egress/resolver.ts'
@@ -49,6 +50,8 @@ export interface HandlerDeps {
   readonly observers?: readonly RequestObserver[]
   /** Where requests that need a person's yes wait (src/approvals/); by default on `store`, for this handler alone. */
   readonly approvals?: Approvals
+  /** This instance's leases of budget counters (src/budgets/leases.ts); by default on `store`, for this handler alone (never given back). */
+  readonly leases?: CounterLeases
 }
 
 export interface ContextInit {
@@ -110,8 +113,9 @@ export function createHandler(deps: HandlerDeps): Handler {
   const assertionKeys = new AssertionKeys(deps.vault, clock)
   const userValues = new UserValues(deps.vault)
   const approvals = deps.approvals ?? new Approvals({ repo: deps.store.approvals, clock, log })
+  const leases = deps.leases ?? new CounterLeases(deps.store.counters, clock)
   const generations = new Generations(config, {
-    compose: (current) => composeStages({ config: current, sessions: deps.sessions, store: deps.store, audit: deps.audit, upstreams, sources, assertionKeys, userValues, approvals, clock }),
+    compose: (current) => composeStages({ config: current, sessions: deps.sessions, store: deps.store, audit: deps.audit, upstreams, sources, assertionKeys, userValues, approvals, leases, clock }),
     assertionKeys,
     release: (connector) => {
       upstreams.release(connector)

@@ -90,11 +90,10 @@ export function composeStages(parts: StageParts): Composition {
   const annotations = new ToolAnnotations()
   const budgets = new Budgets(parts.store.counters, config.budgets, parts.leases)
   for (const connector of config.policy.connectors.values()) {
-    const softBudgets = budgets.for(connector.name).some((b) => b.approval !== undefined)
-    const approve = createApprove(parts.approvals, connector, config.policy, softBudgets, config.limits.approval_body_bytes, parts.clock)
+    const approve = createApprove(parts.approvals, connector, config.policy, config.limits.approval_body_bytes, config.limits.idle_timeout_ms, parts.clock)
     const decided = present(createMcpDecide(connector, decide, maxBody, annotations), createBudget(budgets, budgets.for(connector.name), parts.clock), createCopySource(connector), createAttribute(parts.userValues, connector, maxBody), approve)
     const injected = present(createCredential(parts.sources, connector), inject)
-    const signed = present(createAssert(parts.assertionKeys, connector), createAttributionHeader(parts.userValues, connector), auditGate, createApprovedCheck(connector, softBudgets))
+    const signed = present(createAssert(parts.assertionKeys, connector), createAttributionHeader(parts.userValues, connector), auditGate, createApprovedCheck(connector))
     const received = present(forward, createMcpLists(connector, annotations))
     connectors.set(connector.name, {
       request: { prepare: [...decided, ...injected], send: [...signed, ...received] },

@@ -235,6 +235,40 @@ connectors:
     assert.equal(record.error, 'approval_body_too_large')
   })
 
+  it('by grant: a session whose grant says +approval parks what the grant allows; approved over the admin API, it goes', async () => {
+    const minted = await admin('POST', '/v1/sessions', { agent: 'grant-agent', user: 'bob', workspace: 'acme', grant: ['github:read+approval=45s'] })
+    assert.equal(minted.status, 201)
+    assert.deepEqual(minted.json.session.grants, ['github:read+approval=45s'], 'the grant reads back as it was written')
+    const { key, session: { id: session } } = minted.json
+    assert.deepEqual((await admin('GET', `/v1/sessions/${session}`)).json.grants, ['github:read+approval=45s'])
+
+    const answer = send(key, 'GET', '/repos/acme/granted')
+    const pending = await parked(session)
+    assert.deepEqual([pending.rule, pending.method, pending.path, pending.agent], ['read', 'GET', '/api/repos/acme/granted', 'grant-agent'], 'a rule that needs no approval of its own')
+    assert.equal(Date.parse(pending.expires_at) - Date.parse(pending.created_at), 45_000, "the grant's wait")
+    assert.equal(reached('/repos/acme/granted').length, 0, 'nothing reaches the upstream before a yes')
+    assert.equal((await admin('POST', `/v1/approvals/${pending.id}/approve`, {})).status, 200)
+
+    const res = await answer
+    assert.equal(res.status, 200)
+    assert.equal(JSON.parse(res.text).url, '/api/repos/acme/granted', "the sandbox has the upstream's answer")
+    const [got] = reached('/repos/acme/granted')
+    assert.equal(got?.headers.authorization, `Bearer ${SECRET}`)
+    assert.equal(receivedDigest(upstream.url, got!, ['authorization']), pending.digest)
+    const record = await recordOf(session)
+    assert.deepEqual([record.decision, record.status, record.rule, record.approval?.decision, record.approval?.id], ['allow', 200, 'read', 'approved', pending.id])
+    assert.deepEqual(record.decided_on?.grants, ['github:read+approval=45s'])
+  })
+
+  it('by grant: grants add up, so one that needs no approval lets the request through at once', async () => {
+    const { key, session } = await kv.mintKey(['github:write+approval', 'github:read'])
+    const read = await send(key, 'GET', '/repos/acme/both')
+    assert.equal(read.status, 200, 'github:read covers the read rule without approval')
+    assert.equal(reached('/repos/acme/both').length, 1)
+    const records = (await kv.audit()).filter((r) => r.session === session)
+    assert.deepEqual(records.map((r) => [r.decision, r.rule, r.approval]), [['allow', 'read', undefined]])
+  })
+
   it('roles: an auditor may not list or decide approvals', async () => {
     const auditor = await kv.adminToken('auditor')
     const res = await admin('GET', '/v1/approvals', undefined, auditor.token)

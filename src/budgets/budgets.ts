@@ -110,6 +110,19 @@ export class Budgets {
   }
 
   /**
+   * For an exchange still open (a WebSocket): charges what it used since the last call, like
+   * `charge`, then gives the refusal the next request would get if a post-paid limit it counts
+   * against has been reached (undefined while none has).
+   */
+  async chargeOpen(admission: Admission, spent: Spent, now: number): Promise<KeyvaletError | undefined> {
+    await this.charge(admission, spent, now)
+    for (const counter of admission.charges) {
+      if ((await this.#leases.total(counter, now)) >= counter.limit) return refusal(counter, now)
+    }
+    return undefined
+  }
+
+  /**
    * What the session has used and has left of every budget that applies to it (for `session show`
    * and the admin API), as the store counts it: `used` includes units of `requests` leased by
    * instances and not yet spent (CounterLeases), so it may run ahead of the requests forwarded.

@@ -31,7 +31,8 @@ import { relayResponse } from './respond.ts'
 import { Sources } from './stages/credential.ts'
 import { traceOf } from './trace.ts'
 import { Upstreams } from './upstreams.ts'
-import { openUpstreamSocket, relaySockets } from './websocket.ts'
+import { openUpstreamSocket, relaySockets, type SocketRelay, WS_POLICY_VIOLATION } from './websocket.ts'
+import { watchSocketBudget } from './ws-budget.ts'
 
 export type { AuditSink }
 
@@ -236,7 +237,8 @@ export function createHandler(deps: HandlerDeps): Handler {
   /**
    * A WebSocket upgrade: the same stages; when allowed, its open record is committed before the
    * 101, then the sockets are relayed, and the closing record (bytes, outcome) is written when
-   * either side closes or shutdown cuts it.
+   * either side closes, shutdown cuts it, or a byte budget it counts against runs out (closed
+   * with 1008, ws-budget.ts).
    */
   async function upgrade(ctx: RequestContext, socket: Duplex, head: Buffer): Promise<void> {
     if (!recorder.admit((error) => writeRawError(socket, error, ctx.id, ctx.mode))) return
@@ -252,12 +254,15 @@ export function createHandler(deps: HandlerDeps): Handler {
         throw err
       }
       const flight: Flight = { cut: () => {} }
-      flight.cut = relaySockets(ctx, socket, head, upstream, (cause) => {
-        void recorder.settle(ctx.id, () => trail.close(cause, 101), () => {
+      let relay: SocketRelay | undefined
+      const budget = watchSocketBudget(ctx, generation.composition.budgets, clock, log, (refusal) => relay?.close(refusal, WS_POLICY_VIOLATION))
+      relay = relaySockets(ctx, socket, head, upstream, (cause) => {
+        void budget.settle().then(() => recorder.settle(ctx.id, () => trail.close(cause, 101), () => {
           inFlight.untrack(flight)
           leave()
-        })
+        }))
       })
+      flight.cut = relay.cut
       inFlight.track(flight)
     } catch (err) {
       const error = toKeyvaletError(err)

@@ -69,7 +69,7 @@ export async function serve(runtime: Runtime, opts: ServeOptions): Promise<Servi
     const observers = [...(metrics === undefined ? [] : [metrics.requests]), ...(opts.observers ?? [])]
     const webhook = config.approvalWebhook
     const approvals = new Approvals({
-      repo: runtime.store.approvals, clock, log,
+      repo: runtime.store.approvals, signals: runtime.store.approvalSignals, clock, log,
       ...(webhook === undefined ? {} : { onPending: (approval) => void deliver({ options: webhook, openSecret: (name) => runtime.vault.open(name), log, clock }, approval) }),
     })
     closers.push(async () => approvals.close())

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { KeyvaletError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import type { Approval, PendingApproval, Verdict } from '../model/approval.ts'
+import type { ApprovalSignals } from '../store/approval-signals.ts'
 import type { ApprovalRepo } from '../store/store.ts'
 
 /** How often an instance asks the store about the approvals its requests wait for. */
@@ -13,6 +14,8 @@ export interface ApprovalsOptions {
   readonly clock: () => number
   readonly log: Logger
   readonly pollMs?: number
+  /** The store's word that an approval changed (its change feed on PostgreSQL, this process on SQLite): wakes the request at once; the poll stays as the fallback. */
+  readonly signals?: ApprovalSignals | undefined
   /** Told of each new pending approval (the webhook), after it is in the store; never awaited. */
   readonly onPending?: (approval: Approval) => void
 }
@@ -33,8 +36,9 @@ interface Waiter {
  * is taken with `decide` on any instance sharing the store (the repo takes exactly one state change
  * per approval). Each instance runs one poll loop, only while requests wait, that asks the store in
  * one query every `pollMs` which of its own approvals were decided, and ends those past their
- * deadline (expired): no timer per request, and a decision taken on another instance reaches the
- * waiting request within one poll. A decision taken on this instance wakes its request at once.
+ * deadline (expired): no timer per request. A decision taken on this instance wakes its request at
+ * once; one taken on another instance does too when the store signals it (`signals`: the approval
+ * is read again on its signal), else within one poll.
  */
 export class Approvals {
   readonly #repo: ApprovalRepo
@@ -44,7 +48,9 @@ export class Approvals {
   readonly #onPending: ((approval: Approval) => void) | undefined
   readonly #waiters = new Map<string, Waiter>()
   readonly #parked = new Set<() => void>()
+  readonly #signals: ApprovalSignals | undefined
   #timer: NodeJS.Timeout | undefined
+  #unwatch: (() => void) | undefined
   #polling = false
 
   constructor(opts: ApprovalsOptions) {
@@ -53,6 +59,7 @@ export class Approvals {
     this.#log = opts.log
     this.#pollMs = opts.pollMs ?? DEFAULT_POLL_MS
     this.#onPending = opts.onPending
+    this.#signals = opts.signals
   }
 
   get repo(): ApprovalRepo {
@@ -141,11 +148,26 @@ export class Approvals {
   close(): void {
     clearInterval(this.#timer)
     this.#timer = undefined
+    this.#unwatch?.()
+    this.#unwatch = undefined
   }
 
   #start(): void {
     if (this.#timer !== undefined) return
     this.#timer = setInterval(() => void this.#poll(), this.#pollMs)
+    this.#unwatch = this.#signals?.watch((id) => void this.#signalled(id))
+  }
+
+  /** A signal from the store: the approval, if one of ours, is read again; undefined (changes may have gone unheard): a poll now. */
+  async #signalled(id: string | undefined): Promise<void> {
+    if (id === undefined) return this.#poll()
+    if (!this.#waiters.has(id)) return
+    try {
+      const approval = await this.#repo.get(id)
+      if (approval !== undefined && approval.state !== 'pending') this.#wake(approval)
+    } catch (err) {
+      this.#log.error('approval read failed', { approval: id, error: String(err) })
+    }
   }
 
   /** One turn of the loop: the decisions taken elsewhere, then the deadlines passed. Skipped while the previous turn still runs. */

@@ -8,6 +8,7 @@ import { postgresCounters } from './postgres/counters.ts'
 import { LOCKS_APPLICATION_NAME, postgresLocks } from './postgres/locks.ts'
 import { migrate } from './postgres/migrations.ts'
 import { NotifiedReads } from './postgres/notified-reads.ts'
+import type { ApprovalSignals } from './approval-signals.ts'
 import { postgresSecrets } from './postgres/secrets.ts'
 import { postgresSessions } from './postgres/sessions.ts'
 import type { AdminTokenRepo, ApprovalRepo, AuditRepo, CounterRepo, LockRepo, SecretRepo, SessionRepo, Store } from './store.ts'
@@ -23,6 +24,9 @@ const LOCK_CONNECTIONS = 4
  * exact by the database's change notifications (postgres/notified-reads.ts, change-feed.ts);
  * without (the CLI), every read goes to the server.
  */
+/** The change notification of an approval's state (MIGRATIONS: approvals_notify), before its id. */
+const APPROVAL_CHANGE = 'approval:'
+
 export class PostgresStore implements Store {
   readonly sessions: SessionRepo
   readonly secrets: SecretRepo
@@ -30,6 +34,8 @@ export class PostgresStore implements Store {
   readonly counters: CounterRepo
   readonly adminTokens: AdminTokenRepo
   readonly approvals: ApprovalRepo
+  /** Heard through the change feed (postgres/change-feed.ts): only on a serving instance (`keptReads`). */
+  readonly approvalSignals: ApprovalSignals
   readonly locks: LockRepo
   /** The request-path reads, for readiness and tests (kept only while `trusted`). */
   readonly reads: NotifiedReads
@@ -64,6 +70,12 @@ export class PostgresStore implements Store {
     this.adminTokens = postgresAdminTokens(sql, this.reads)
     this.locks = postgresLocks(lockSql, this.reads)
     this.approvals = postgresApprovals(sql)
+    this.approvalSignals = {
+      watch: (listener) => this.reads.onChange((payload) => {
+        if (payload === undefined || payload === 'all:approvals') listener(undefined)
+        else if (payload.startsWith(APPROVAL_CHANGE)) listener(payload.slice(APPROVAL_CHANGE.length))
+      }),
+    }
   }
 
   async close(): Promise<void> {

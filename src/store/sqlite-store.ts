@@ -3,6 +3,8 @@ import type { DatabaseSync } from 'node:sqlite'
 import { openDatabaseFile, reportingDamage } from './sqlite-file.ts'
 import { sqliteAdminTokens } from './sqlite/admin-tokens.ts'
 import { sqliteApprovals } from './sqlite/approvals.ts'
+import { sqliteApprovalSignals } from './sqlite/approval-signals.ts'
+import type { ApprovalSignals } from './approval-signals.ts'
 import { sqliteAudit } from './sqlite/audit.ts'
 import { sqliteCounters } from './sqlite/counters.ts'
 import { FreshReads } from './sqlite/fresh-reads.ts'
@@ -31,6 +33,7 @@ export class SqliteStore implements Store {
   readonly counters: CounterRepo
   readonly adminTokens: AdminTokenRepo
   readonly approvals: ApprovalRepo
+  readonly approvalSignals: ApprovalSignals
   readonly locks: LockRepo
   readonly #db: DatabaseSync
   readonly #auditDb: DatabaseSync
@@ -60,7 +63,9 @@ export class SqliteStore implements Store {
     this.audit = reportingDamage(sqliteAudit(auditDb), auditDb)
     this.counters = reportingDamage(sqliteCounters(db), db)
     this.adminTokens = reportingDamage(sqliteAdminTokens(db, reads), db)
-    this.approvals = reportingDamage(sqliteApprovals(db), db)
+    const signals = sqliteApprovalSignals(db.location() ?? ':memory:')
+    this.approvalSignals = signals
+    this.approvals = reportingDamage(sqliteApprovals(db, signals.tell), db)
     this.locks = sqliteLocks()
   }
 

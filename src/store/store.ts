@@ -1,3 +1,4 @@
+import type { ApprovalSignals } from './approval-signals.ts'
 import type { AdminToken, StoredAdminToken } from '../model/admin-token.ts'
 import type { Approval, PendingApproval, Verdict } from '../model/approval.ts'
 import type { Session, SessionFilter, StoredSession } from '../model/session.ts'
@@ -14,6 +15,8 @@ export interface Store {
   readonly counters: CounterRepo
   readonly adminTokens: AdminTokenRepo
   readonly approvals: ApprovalRepo
+  /** Approval state changes as this store hears of them (approval-signals.ts); without it, parked requests learn of decisions taken elsewhere by polling only. */
+  readonly approvalSignals?: ApprovalSignals
   readonly locks: LockRepo
   close(): Promise<void>
 }

@@ -148,6 +148,10 @@ export const MIGRATIONS: readonly string[] = [
    ALTER TABLE audit DISABLE TRIGGER audit_no_update_or_delete;
    UPDATE audit SET mode = line::jsonb->>'mode', phase = line::jsonb->>'phase' WHERE time IS NOT NULL;
    ALTER TABLE audit ENABLE TRIGGER audit_no_update_or_delete;`,
+  // An approval's state change NOTIFYs keyvalet_changes with approval:ID, so that the instance
+  // whose request waits for it wakes at once (approvals/approvals.ts) whoever decided it.
+  `CREATE TRIGGER approvals_notify AFTER UPDATE OF state ON approvals
+     FOR EACH ROW WHEN (OLD.state IS DISTINCT FROM NEW.state) EXECUTE FUNCTION keyvalet_notify_change('approval', 'id');`,
 ]
 
 /** What the runtime role may do, table by table: no DDL, and the audit log only read and appended. */

@@ -70,6 +70,7 @@ export async function serve(runtime: Runtime, opts: ServeOptions): Promise<Servi
     const webhook = config.approvalWebhook
     const approvals = new Approvals({
       repo: runtime.store.approvals, signals: runtime.store.approvalSignals, clock, log,
+      ...(metrics === undefined ? {} : { onSettled: metrics.approvalSettled }),
       ...(webhook === undefined ? {} : { onPending: (approval) => void deliver({ options: webhook, openSecret: (name) => runtime.vault.open(name), log, clock }, approval) }),
     })
     closers.push(async () => approvals.close())
@@ -77,7 +78,7 @@ export async function serve(runtime: Runtime, opts: ServeOptions): Promise<Servi
     const leases = new CounterLeases(runtime.store.counters, clock)
     closers.push(() => leases.close())
     const proxy = createProxy({ config, sessions: runtime.sessions, vault: runtime.vault, store: runtime.store, audit, log, clock, observers, approvals, leases })
-    metrics?.watch({ proxy, vault: runtime.vault, audit, sessions: runtime.store.sessions, clock })
+    metrics?.watch({ proxy, vault: runtime.vault, audit, sessions: runtime.store.sessions, approvals, clock })
     const reloads = new LiveConfig(config, { apply: (next) => proxy.apply(next), log })
     live = reloads
     if (metrics !== undefined) {

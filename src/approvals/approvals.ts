@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { KeyvaletError } from '../errors.ts'
 import type { Logger } from '../log.ts'
-import type { Approval, PendingApproval, Verdict } from '../model/approval.ts'
+import type { Approval, ApprovalState, PendingApproval, Verdict } from '../model/approval.ts'
 import type { ApprovalSignals } from '../store/approval-signals.ts'
 import type { ApprovalRepo } from '../store/store.ts'
 
@@ -18,6 +18,8 @@ export interface ApprovalsOptions {
   readonly signals?: ApprovalSignals | undefined
   /** Told of each new pending approval (the webhook), after it is in the store; never awaited. */
   readonly onPending?: (approval: Approval) => void
+  /** Told how each parked request's wait ended (the metrics): its final state and how long it waited. Not for a request an earlier approval let through. */
+  readonly onSettled?: (state: Exclude<ApprovalState, 'pending'>, waitedMs: number) => void
 }
 
 /** How a request's wait ended: the approval as decided, and whether an earlier "identical requests" approval let it through. */
@@ -46,6 +48,7 @@ export class Approvals {
   readonly #log: Logger
   readonly #pollMs: number
   readonly #onPending: ((approval: Approval) => void) | undefined
+  readonly #onSettled: ((state: Exclude<ApprovalState, 'pending'>, waitedMs: number) => void) | undefined
   readonly #waiters = new Map<string, Waiter>()
   readonly #parked = new Set<() => void>()
   readonly #signals: ApprovalSignals | undefined
@@ -59,6 +62,7 @@ export class Approvals {
     this.#log = opts.log
     this.#pollMs = opts.pollMs ?? DEFAULT_POLL_MS
     this.#onPending = opts.onPending
+    this.#onSettled = opts.onSettled
     this.#signals = opts.signals
   }
 
@@ -94,7 +98,13 @@ export class Approvals {
       const stored = await this.#repo.get(pending.id).catch(() => undefined)
       if (stored !== undefined) this.#onPending(stored)
     }
-    if (signal === undefined) return { approval: await decided, remembered: false }
+    const parkedAt = performance.now()
+    const settled = (state: Exclude<ApprovalState, 'pending'>): void => this.#onSettled?.(state, performance.now() - parkedAt)
+    if (signal === undefined) {
+      const approval = await decided
+      settled(approval.state === 'pending' ? 'expired' : approval.state)
+      return { approval, remembered: false }
+    }
     const gone = new Promise<never>((_, reject) => {
       const onAbort = (): void => reject(signal.reason)
       if (signal.aborted) onAbort()
@@ -102,9 +112,12 @@ export class Approvals {
       void decided.then(() => signal.removeEventListener('abort', onAbort))
     })
     try {
-      return { approval: await Promise.race([decided, gone]), remembered: false }
+      const approval = await Promise.race([decided, gone])
+      settled(approval.state === 'pending' ? 'expired' : approval.state)
+      return { approval, remembered: false }
     } catch (err) {
       this.#waiters.delete(pending.id)
+      settled('cancelled')
       await this.#repo.close(pending.id, 'cancelled', this.#clock()).catch((e: unknown) => this.#log.error('approval cancel failed', { approval: pending.id, error: String(e) }))
       throw err
     }

@@ -96,7 +96,7 @@ export async function serve(runtime: Runtime, opts: ServeOptions): Promise<Servi
       const admin = createAdminServer({
         config: () => reloads.current, reloadConfig: () => reloads.reload('admin'), openAuditKey: () => runtime.openAuditKey(),
         sessions: runtime.sessions, vault: runtime.vault, store: runtime.store, audit, log, clock, adminTokens,
-        listening: { gateway: address.url, forward: address.forwardUrl }, metrics, proxy, approvals,
+        listening: { gateway: address.url, forward: address.forwardUrl }, metrics, proxy, approvals, leases,
       }, opts.admin)
       closers.push(() => admin.close())
       adminUrl = (await admin.listen()).url

@@ -124,15 +124,16 @@ export class Budgets {
 
   /**
    * What the session has used and has left of every budget that applies to it (for `session show`
-   * and the admin API), as the store counts it: `used` includes units of `requests` leased by
-   * instances and not yet spent (CounterLeases), so it may run ahead of the requests forwarded.
+   * and the admin API): the store's total less the units of `requests` leased by this instance and
+   * not yet spent (CounterLeases). Exact on one instance; units other instances have leased and
+   * not spent count as used, so across a fleet `used` may run ahead of the requests forwarded.
    */
   async report(session: Session, now: number): Promise<BudgetUse[]> {
     const uses: BudgetUse[] = []
     const scoped = new Map(this.#budgets.map((b) => [b.name, b]))
     for (const counter of this.#countersOf(session, this.#budgets, now)) {
       const budget = scoped.get(counter.budget)
-      const used = await this.#counters.used(counter.key, now)
+      const used = Math.max(0, (await this.#counters.used(counter.key, now)) - this.#leases.leased(counter.key))
       uses.push({
         budget: counter.budget, metric: counter.metric, per: budget?.per ?? 'this session', connector: budget?.connector ?? null, rule: budget?.rule ?? null,
         used, limit: counter.limit, left: Math.max(0, counter.limit - used), resets_at: counter.resetsAt === undefined ? null : new Date(counter.resetsAt).toISOString(),

@@ -82,13 +82,21 @@ export class Approvals {
   /**
    * Parks a request until it is decided, expires, or `signal` aborts (the sandbox left: the
    * approval is cancelled, and the abort's reason thrown). An earlier approval of the same session
-   * and digest that its approver let identical requests through with lets it pass at once.
+   * and digest that its approver let identical requests through with lets it pass at once. With
+   * `maxPendingPerSession`, a request whose session already has that many pending is refused
+   * (approval_limit_reached) and nobody is asked.
    */
-  async wait(pending: PendingApproval, signal: AbortSignal | undefined): Promise<Outcome> {
+  async wait(pending: PendingApproval, signal: AbortSignal | undefined, maxPendingPerSession?: number): Promise<Outcome> {
     signal?.throwIfAborted()
     const remembered = await this.#repo.remembered(pending.session, pending.digest, this.#clock())
     if (remembered !== undefined) return { approval: remembered, remembered: true }
-    await this.#repo.insert(pending)
+    if (maxPendingPerSession === undefined) await this.#repo.insert(pending)
+    else if (!(await this.#repo.insertWithin(pending, maxPendingPerSession, this.#clock()))) {
+      throw new KeyvaletError('approval_limit_reached', {
+        message: `This task already has ${maxPendingPerSession} requests waiting for approval, as many as it may; this one was not sent. Retry once a decision is taken.`,
+        detail: { limit: maxPendingPerSession },
+      })
+    }
     const decided = new Promise<Approval>((resolve) => {
       this.#waiters.set(pending.id, { pending, settle: resolve })
     })

@@ -89,8 +89,9 @@ export function composeStages(parts: StageParts): Composition {
   const connectors = new Map<string, ConnectorStages>()
   const annotations = new ToolAnnotations()
   const budgets = new Budgets(parts.store.counters, config.budgets, parts.leases)
+  const approvalLimits = { maxBodyBytes: config.limits.approval_body_bytes, maxPendingPerSession: config.limits.approvals_per_session, idleTimeoutMs: config.limits.idle_timeout_ms }
   for (const connector of config.policy.connectors.values()) {
-    const approve = createApprove(parts.approvals, connector, config.policy, config.limits.approval_body_bytes, config.limits.idle_timeout_ms, parts.clock)
+    const approve = createApprove(parts.approvals, connector, config.policy, approvalLimits, parts.clock)
     const decided = present(createMcpDecide(connector, decide, maxBody, annotations), createBudget(budgets, budgets.for(connector.name), parts.clock), createCopySource(connector), createAttribute(parts.userValues, connector, maxBody), approve)
     const injected = present(createCredential(parts.sources, connector), inject)
     const signed = present(createAssert(parts.assertionKeys, connector), createAttributionHeader(parts.userValues, connector), auditGate, createApprovedCheck(connector))

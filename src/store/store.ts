@@ -265,6 +265,12 @@ export interface CounterRepo {
 export interface ApprovalRepo {
   /** A new pending approval. */
   insert(pending: PendingApproval): Promise<void>
+  /**
+   * A new pending approval unless its session already has `max` pending and not expired at `now`:
+   * true when it was inserted. Exact under concurrency across instances (one statement on
+   * SQLite; on PostgreSQL under a transaction lock per session).
+   */
+  insertWithin(pending: PendingApproval, max: number, now: number): Promise<boolean>
   get(id: string): Promise<Approval | undefined>
   /** Pending approvals not expired at `now`, oldest first (then by id), at most `limit`. */
   pending(now: number, limit: number): Promise<Approval[]>

@@ -19,7 +19,7 @@ describe('approvals: a request parked for a person, decided over the admin API, 
     upstream = await startUpstream()
     kv = await startKeyvalet(`version: 1
 listen: { gateway: "127.0.0.1:0", admin: "127.0.0.1:0" }
-limits: { approval_body_bytes: 2000 }
+limits: { approval_body_bytes: 2000, approvals_per_session: 2 }
 budgets:
   searches: { connector: github, rule: search, requests: 2, approval: { timeout: 60s } }
 connectors:
@@ -267,6 +267,31 @@ connectors:
     assert.equal(reached('/repos/acme/both').length, 1)
     const records = (await kv.audit()).filter((r) => r.session === session)
     assert.deepEqual(records.map((r) => [r.decision, r.rule, r.approval]), [['allow', 'read', undefined]])
+  })
+
+  it('a session with limits.approvals_per_session requests waiting has the next refused 429 approval_limit_reached at once, nobody asked', async () => {
+    const { key, session } = await kv.mintKey(['github:write'])
+    const reachedBefore = reached('/repos/acme/app/comments').length
+    const waiting = [send(key, 'POST', '/repos/acme/app/comments', { text: 'one' }), send(key, 'POST', '/repos/acme/app/comments', { text: 'two' })]
+    const both = await eventually(async () => {
+      const { json } = await admin('GET', '/v1/approvals?wait=5')
+      const mine = (json.approvals as any[]).filter((a) => a.session === session)
+      return mine.length === 2 ? mine : undefined
+    }, 'two approvals pending')
+    const third = await send(key, 'POST', '/repos/acme/app/comments', { text: 'three' })
+    assert.equal(third.status, 429)
+    assert.equal(third.headers['x-keyvalet-error'], 'approval_limit_reached')
+    assert.match(JSON.parse(third.text).error.message, /already has 2 requests waiting for approval/)
+    const { json } = await admin('GET', '/v1/approvals')
+    assert.equal((json.approvals as any[]).filter((a) => a.session === session).length, 2, 'nobody was asked about the third')
+    const other = await kv.mintKey(['github:write'])
+    const elsewhere = send(other.key, 'POST', '/repos/acme/app/comments', { text: 'another task' })
+    const otherPending = await parked(other.session)
+    for (const a of [...both, otherPending]) assert.equal((await admin('POST', `/v1/approvals/${a.id}/deny`, { reason: 'no' })).status, 200)
+    assert.deepEqual((await Promise.all([...waiting, elsewhere])).map((r) => r.status), [403, 403, 403])
+    assert.equal(reached('/repos/acme/app/comments').length, reachedBefore)
+    const refused = await eventually(async () => (await kv.audit()).find((r) => r.session === session && r.error === 'approval_limit_reached'), 'the refusal record')
+    assert.deepEqual([refused.decision, refused.status, refused.rule, refused.detail], ['deny', 429, 'comment', { limit: 2 }])
   })
 
   it('roles: an auditor may not list or decide approvals', async () => {

@@ -27,9 +27,11 @@ const REASON_LIMIT = 200
  * in time, 403 approval_timeout; the sandbox leaving cancels it. A request the session's grants
  * allow only with `+approval` (policy/grant.ts: grantApproval) waits the same way, so every
  * connector has this stage. `idleTimeoutMs`: a grant's wait ends a second before the idle
- * connection would be closed.
+ * connection would be closed. A session with `maxPendingPerSession` requests waiting already is
+ * refused at once, 429 approval_limit_reached, so a sandbox cannot flood its approvers.
  */
-export function createApprove(approvals: Approvals, connector: Connector, policy: Policy, maxBodyBytes: number, idleTimeoutMs: number, clock: () => number): Stage {
+export function createApprove(approvals: Approvals, connector: Connector, policy: Policy, limits: { readonly maxBodyBytes: number; readonly maxPendingPerSession: number; readonly idleTimeoutMs: number }, clock: () => number): Stage {
+  const { maxBodyBytes, maxPendingPerSession, idleTimeoutMs } = limits
   const mcpRules = new Map<string, McpRule>([...(connector.mcp?.tools ?? []), ...(connector.mcp?.prompts ?? []), ...(connector.mcp?.resources ?? [])].map((rule) => [rule.id, rule]))
   const longestGrantWait = Math.max(1000, idleTimeoutMs - 1000)
   const placeholders = [...policy.connectors.values()].flatMap((c) => (c.placeholder === undefined ? [] : [{ connector: c.name, value: c.placeholder }]))
@@ -91,7 +93,7 @@ export function createApprove(approvals: Approvals, connector: Connector, policy
     }
     let outcome
     try {
-      outcome = await approvals.wait(pending, ctx.signal)
+      outcome = await approvals.wait(pending, ctx.signal, maxPendingPerSession)
     } catch (err) {
       // The sandbox left (or the request was cut): wait cancelled the approval.
       if (ctx.signal?.aborted === true) ctx.approval = { id: pending.id, state: 'cancelled', approver: undefined, reason: undefined, waitedMs: clock() - now, digest, remembered: false }

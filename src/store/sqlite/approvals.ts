@@ -13,6 +13,9 @@ const IDS_PER_QUERY = 500
  */
 export function sqliteApprovals(db: DatabaseSync, changed: (id: string) => void = () => {}): ApprovalRepo {
   const insert = db.prepare(`INSERT INTO approvals (${APPROVAL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')`)
+  // One statement, so the count and the insert are atomic across processes (SQLite has one writer).
+  const insertWithin = db.prepare(`INSERT INTO approvals (${APPROVAL_COLUMNS}) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending'
+    WHERE (SELECT count(*) FROM approvals WHERE session = ? AND state = 'pending' AND expires_at > ?) < ?`)
   const get = db.prepare('SELECT * FROM approvals WHERE id = ?')
   const pending = db.prepare("SELECT * FROM approvals WHERE state = 'pending' AND expires_at > ? ORDER BY created_at, id LIMIT ?")
   // One statement each, so exactly one state change wins across processes.
@@ -24,6 +27,8 @@ export function sqliteApprovals(db: DatabaseSync, changed: (id: string) => void 
     insert: async (a) => {
       insert.run(a.id, a.requestId, a.session, a.agent, a.user, a.workspace, a.task, a.connector, a.rule, a.method, a.host, a.path, a.summary, a.digest, a.createdAt, a.expiresAt)
     },
+    insertWithin: async (a, max, now) =>
+      insertWithin.run(a.id, a.requestId, a.session, a.agent, a.user, a.workspace, a.task, a.connector, a.rule, a.method, a.host, a.path, a.summary, a.digest, a.createdAt, a.expiresAt, a.session, now, max).changes > 0,
     get: async (id) => {
       const row = get.get(id)
       return row === undefined ? undefined : approvalFromRow(row)

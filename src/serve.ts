@@ -68,10 +68,14 @@ export async function serve(runtime: Runtime, opts: ServeOptions): Promise<Servi
     metrics?.requests.connectors(config.policy.connectors.keys())
     const observers = [...(metrics === undefined ? [] : [metrics.requests]), ...(opts.observers ?? [])]
     const webhook = config.approvalWebhook
+    const hook = webhook === undefined ? undefined : { options: webhook, openSecret: (name: string) => runtime.vault.open(name), log, clock }
     const approvals = new Approvals({
       repo: runtime.store.approvals, signals: runtime.store.approvalSignals, clock, log,
-      ...(metrics === undefined ? {} : { onSettled: metrics.approvalSettled }),
-      ...(webhook === undefined ? {} : { onPending: (approval) => void deliver({ options: webhook, openSecret: (name) => runtime.vault.open(name), log, clock }, approval) }),
+      onSettled: (approval, waitedMs) => {
+        metrics?.approvalSettled(approval.state, waitedMs)
+        if (hook !== undefined) void deliver(hook, approval, 'approval.decided')
+      },
+      ...(hook === undefined ? {} : { onPending: (approval) => void deliver(hook, approval) }),
     })
     closers.push(async () => approvals.close())
     // Closed after the proxy: what no request will spend any more goes back to the store.

@@ -18,8 +18,8 @@ export interface ApprovalsOptions {
   readonly signals?: ApprovalSignals | undefined
   /** Told of each new pending approval (the webhook), after it is in the store; never awaited. */
   readonly onPending?: (approval: Approval) => void
-  /** Told how each parked request's wait ended (the metrics): its final state and how long it waited. Not for a request an earlier approval let through. */
-  readonly onSettled?: (state: Exclude<ApprovalState, 'pending'>, waitedMs: number) => void
+  /** Told how each parked request's wait ended (the metrics, the webhook): the approval as it ended, and how long it waited. Not for a request an earlier approval let through. */
+  readonly onSettled?: (approval: Approval & { readonly state: Exclude<ApprovalState, 'pending'> }, waitedMs: number) => void
 }
 
 /** How a request's wait ended: the approval as decided, and whether an earlier "identical requests" approval let it through. */
@@ -48,7 +48,7 @@ export class Approvals {
   readonly #log: Logger
   readonly #pollMs: number
   readonly #onPending: ((approval: Approval) => void) | undefined
-  readonly #onSettled: ((state: Exclude<ApprovalState, 'pending'>, waitedMs: number) => void) | undefined
+  readonly #onSettled: ApprovalsOptions['onSettled']
   readonly #waiters = new Map<string, Waiter>()
   readonly #parked = new Set<() => void>()
   readonly #signals: ApprovalSignals | undefined
@@ -107,10 +107,13 @@ export class Approvals {
       if (stored !== undefined) this.#onPending(stored)
     }
     const parkedAt = performance.now()
-    const settled = (state: Exclude<ApprovalState, 'pending'>): void => this.#onSettled?.(state, performance.now() - parkedAt)
+    const settled = (approval: Approval): void => {
+      const state = approval.state === 'pending' ? 'expired' : approval.state
+      this.#onSettled?.({ ...approval, state }, performance.now() - parkedAt)
+    }
     if (signal === undefined) {
       const approval = await decided
-      settled(approval.state === 'pending' ? 'expired' : approval.state)
+      settled(approval)
       return { approval, remembered: false }
     }
     const gone = new Promise<never>((_, reject) => {
@@ -121,11 +124,11 @@ export class Approvals {
     })
     try {
       const approval = await Promise.race([decided, gone])
-      settled(approval.state === 'pending' ? 'expired' : approval.state)
+      settled(approval)
       return { approval, remembered: false }
     } catch (err) {
       this.#waiters.delete(pending.id)
-      settled('cancelled')
+      settled({ ...pending, state: 'cancelled', decidedAt: this.#clock(), approver: undefined, reason: undefined, rememberUntil: undefined })
       await this.#repo.close(pending.id, 'cancelled', this.#clock()).catch((e: unknown) => this.#log.error('approval cancel failed', { approval: pending.id, error: String(e) }))
       throw err
     }

@@ -294,6 +294,32 @@ connectors:
     assert.deepEqual([refused.decision, refused.status, refused.rule, refused.detail], ['deny', 429, 'comment', { limit: 2 }])
   })
 
+  it('roles: an approver lists and decides approvals, and may do nothing else', async () => {
+    const approver = await kv.adminToken('approver', { name: 'erin-approver' })
+    const { key, session } = await kv.mintKey(['github:write'])
+    const answer = send(key, 'POST', '/repos/acme/app/comments', { text: 'by an approver' })
+    const pending = await eventually(async () => {
+      const { json } = await admin('GET', '/v1/approvals?wait=5', undefined, approver.token)
+      return (json.approvals as any[]).find((a) => a.session === session)
+    }, 'the approval, listed to the approver')
+    const decided = await admin('POST', `/v1/approvals/${pending.id}/approve`, {}, approver.token)
+    assert.deepEqual([decided.status, decided.json.approver], [200, { id: approver.id, name: 'erin-approver' }])
+    assert.equal((await answer).status, 200)
+    assert.equal((await recordOf(session)).approval?.approver?.name, 'erin-approver')
+    for (const [method, path, body] of [
+      ['POST', '/v1/sessions', { agent: 'a', user: 'u', workspace: 'w', grant: ['github:read'] }],
+      ['GET', '/v1/sessions', undefined],
+      ['POST', `/v1/sessions/${session}/revoke`, {}],
+      ['GET', '/v1/audit', undefined],
+      ['GET', '/v1/config', undefined],
+      ['GET', '/v1/secrets', undefined],
+    ] as const) {
+      const res = await admin(method, path, body, approver.token)
+      assert.deepEqual([path, res.status, res.json.error?.code], [path, 403, 'admin_role_forbidden'])
+    }
+    assert.equal((await admin('GET', '/v1/whoami', undefined, approver.token)).json.role, 'approver')
+  })
+
   it('roles: an auditor may not list or decide approvals', async () => {
     const auditor = await kv.adminToken('auditor')
     const res = await admin('GET', '/v1/approvals', undefined, auditor.token)

@@ -115,6 +115,8 @@ class Direction {
     this.masked = masked
     this.count = count
     from.on('data', (chunk: Buffer) => this.forward(chunk))
+    // A side that ends its half (FIN) ends the other's, as a pipe would.
+    from.on('end', () => { if (!this.#done) to.end() })
     to.on('drain', () => from.resume())
   }
 

@@ -1,9 +1,9 @@
 /**
  * Budget check cost, in-process: the real budget stage (src/proxy/stages/budget.ts) on a real
  * SQLite store (a temp folder), timed per request on: no budget applies (the stage's synchronous
- * path), a session's own request budget (one atomic spend), and a per-agent rate with a bytes
- * budget (a read of the bytes counter, then the spend). The request budgets are large enough
- * never to refuse. Fork it (sends one BudgetResult over IPC) or run it alone (`node bench/budget.ts`).
+ * path), a session's own request budget (a unit of the lease; one store write per leased block),
+ * and a per-agent rate with a bytes budget (the cached bytes total, then a unit of the lease). The
+ * request budgets are large enough never to refuse and far from the limit: the cached path. Fork it (sends one BudgetResult over IPC) or run it alone (`node bench/budget.ts`).
  */
 
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -61,8 +61,8 @@ export async function runBudgetBench(iterations = 100_000): Promise<BudgetResult
     const ctx = (s: Session) => ({ session: s, decision: undefined, mcp: undefined }) as unknown as AdmittedContext
     const cases: { name: string; run: () => void | Promise<void> }[] = [
       { name: 'no budget applies', run: ((stage, c) => () => stage.run(c))(createBudget(budgets, [], Date.now), ctx(session())) },
-      { name: "the session's own request budget (1 spend)", run: ((stage, c) => () => stage.run(c))(createBudget(budgets, [], Date.now), ctx(session(Number.MAX_SAFE_INTEGER))) },
-      { name: 'per-agent rate + bytes budget (1 read, 1 spend)', run: ((stage, c) => () => stage.run(c))(createBudget(budgets, rated, Date.now), ctx(session())) },
+      { name: "the session's own request budget (leased)", run: ((stage, c) => () => stage.run(c))(createBudget(budgets, [], Date.now), ctx(session(Number.MAX_SAFE_INTEGER))) },
+      { name: 'per-agent rate + bytes budget (cached total, leased)', run: ((stage, c) => () => stage.run(c))(createBudget(budgets, rated, Date.now), ctx(session())) },
     ]
     const out: BudgetCase[] = []
     for (const c of cases) out.push({ name: c.name, iterations, ...(await time(iterations, c.run)) })

@@ -42,6 +42,7 @@ export const ERROR_CATALOGUE = {
   approval_timeout: [403, 'No one approved this request in time; it was not sent.'],
   approval_body_too_large: [413, 'The request body is larger than keyvalet holds for an approval.'],
   approval_mismatch: [403, 'The request about to be sent is not the one that was approved; it was not sent.'],
+  approval_limit_reached: [429, 'This task already has as many requests waiting for approval as it may; this one was not sent.'],
   approval_unavailable: [503, 'keyvalet could not ask for approval of this request (the store is unavailable); it was not sent.'],
   // attribute
   attribution_conflict: [400, 'The request names a different user than the one this task acts for; it was refused.'],

@@ -2,6 +2,7 @@ import { join } from 'node:path'
 import { hostname } from 'node:os'
 import { createAdminServer } from './admin/server.ts'
 import { Approvals } from './approvals/approvals.ts'
+import { CounterLeases } from './budgets/leases.ts'
 import { deliver } from './approvals/webhook.ts'
 import type { ThrottleOptions } from './admin/throttle.ts'
 import { AdminTokens } from './admin/tokens.ts'
@@ -69,13 +70,21 @@ export async function serve(runtime: Runtime, opts: ServeOptions): Promise<Servi
     metrics?.requests.connectors(config.policy.connectors.keys())
     const observers = [...(metrics === undefined ? [] : [metrics.requests]), ...(opts.observers ?? [])]
     const webhook = config.approvalWebhook
+    const hook = webhook === undefined ? undefined : { options: webhook, openSecret: (name: string) => runtime.vault.open(name), log, clock }
     const approvals = new Approvals({
-      repo: runtime.store.approvals, clock, log,
-      ...(webhook === undefined ? {} : { onPending: (approval) => void deliver({ options: webhook, openSecret: (name) => runtime.vault.open(name), log, clock }, approval) }),
+      repo: runtime.store.approvals, signals: runtime.store.approvalSignals, clock, log,
+      onSettled: (approval, waitedMs) => {
+        metrics?.approvalSettled(approval.state, waitedMs)
+        if (hook !== undefined) void deliver(hook, approval, 'approval.decided')
+      },
+      ...(hook === undefined ? {} : { onPending: (approval) => void deliver(hook, approval) }),
     })
     closers.push(async () => approvals.close())
-    const proxy = createProxy({ config, sessions: runtime.sessions, vault: runtime.vault, store: runtime.store, audit, log, clock, observers, approvals })
-    metrics?.watch({ proxy, vault: runtime.vault, audit, sessions: runtime.store.sessions, clock })
+    // Closed after the proxy: what no request will spend any more goes back to the store.
+    const leases = new CounterLeases(runtime.store.counters, clock)
+    closers.push(() => leases.close())
+    const proxy = createProxy({ config, sessions: runtime.sessions, vault: runtime.vault, store: runtime.store, audit, log, clock, observers, approvals, leases })
+    metrics?.watch({ proxy, vault: runtime.vault, audit, sessions: runtime.store.sessions, approvals, clock })
     const reloads = new LiveConfig(config, { apply: (next) => proxy.apply(next), log })
     live = reloads
     if (metrics !== undefined) {
@@ -97,7 +106,7 @@ export async function serve(runtime: Runtime, opts: ServeOptions): Promise<Servi
       const admin = createAdminServer({
         config: () => reloads.current, reloadConfig: () => reloads.reload('admin'), openAuditKey: () => runtime.openAuditKey(),
         sessions: runtime.sessions, vault: runtime.vault, store: runtime.store, audit, log, clock, adminTokens,
-        listening: { gateway: address.url, forward: address.forwardUrl }, metrics, proxy, approvals,
+        listening: { gateway: address.url, forward: address.forwardUrl }, metrics, proxy, approvals, leases,
       }, opts.admin)
       closers.push(() => admin.close())
       adminUrl = (await admin.listen()).url

@@ -4,6 +4,7 @@
  */
 import type { Approvals } from '../approvals/approvals.ts'
 import type { AuditWriter } from '../audit/audit-writer.ts'
+import type { CounterLeases } from '../budgets/leases.ts'
 import type { Config } from '../config/load.ts'
 import type { ReloadResult } from '../config/reload.ts'
 import type { Logger } from '../log.ts'
@@ -40,4 +41,6 @@ export interface AdminDeps {
   readonly approvals: Approvals
   /** The data plane's listeners, for the readiness check. */
   readonly proxy: { stats(): ProxyStats }
+  /** This instance's leases of budget counters: what a session has used is reported without the units leased here and not spent. */
+  readonly leases?: CounterLeases
 }

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs'
 import type { TSchema } from 'typebox'
 import { ERROR_CATALOGUE } from '../errors.ts'
 import { OPENAPI_PATH } from './client.ts'
-import { defineRoute, type AdminRoute } from './route.ts'
+import { ADMIN_ROLES, defineRoute, type AdminRoute } from './route.ts'
 
 const ERROR_SCHEMA = {
   type: 'object',
@@ -62,7 +62,7 @@ export function openApiDocument(routes: readonly AdminRoute[]): Record<string, u
 /** GET /v1/openapi.json, for every role: the document of `routes()` and itself. */
 export function openApiRoute(routes: () => readonly AdminRoute[]) {
   return defineRoute({
-    method: 'GET', path: OPENAPI_PATH, roles: ['admin', 'operator', 'auditor'], action: 'openapi.get',
+    method: 'GET', path: OPENAPI_PATH, roles: ADMIN_ROLES, action: 'openapi.get',
     summary: 'This document: the OpenAPI 3.1 description of the admin API, generated from its route declarations.',
     async handle() {
       return { kind: 'json', body: openApiDocument(routes()) }

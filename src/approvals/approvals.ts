@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto'
 import { KeyvaletError } from '../errors.ts'
 import type { Logger } from '../log.ts'
-import type { Approval, PendingApproval, Verdict } from '../model/approval.ts'
+import type { Approval, ApprovalState, PendingApproval, Verdict } from '../model/approval.ts'
+import type { ApprovalSignals } from '../store/approval-signals.ts'
 import type { ApprovalRepo } from '../store/store.ts'
 
 /** How often an instance asks the store about the approvals its requests wait for. */
@@ -13,8 +14,12 @@ export interface ApprovalsOptions {
   readonly clock: () => number
   readonly log: Logger
   readonly pollMs?: number
+  /** The store's word that an approval changed (its change feed on PostgreSQL, this process on SQLite): wakes the request at once; the poll stays as the fallback. */
+  readonly signals?: ApprovalSignals | undefined
   /** Told of each new pending approval (the webhook), after it is in the store; never awaited. */
   readonly onPending?: (approval: Approval) => void
+  /** Told how each parked request's wait ended (the metrics, the webhook): the approval as it ended, and how long it waited. Not for a request an earlier approval let through. */
+  readonly onSettled?: (approval: Approval & { readonly state: Exclude<ApprovalState, 'pending'> }, waitedMs: number) => void
 }
 
 /** How a request's wait ended: the approval as decided, and whether an earlier "identical requests" approval let it through. */
@@ -33,8 +38,9 @@ interface Waiter {
  * is taken with `decide` on any instance sharing the store (the repo takes exactly one state change
  * per approval). Each instance runs one poll loop, only while requests wait, that asks the store in
  * one query every `pollMs` which of its own approvals were decided, and ends those past their
- * deadline (expired): no timer per request, and a decision taken on another instance reaches the
- * waiting request within one poll. A decision taken on this instance wakes its request at once.
+ * deadline (expired): no timer per request. A decision taken on this instance wakes its request at
+ * once; one taken on another instance does too when the store signals it (`signals`: the approval
+ * is read again on its signal), else within one poll.
  */
 export class Approvals {
   readonly #repo: ApprovalRepo
@@ -42,9 +48,12 @@ export class Approvals {
   readonly #log: Logger
   readonly #pollMs: number
   readonly #onPending: ((approval: Approval) => void) | undefined
+  readonly #onSettled: ApprovalsOptions['onSettled']
   readonly #waiters = new Map<string, Waiter>()
   readonly #parked = new Set<() => void>()
+  readonly #signals: ApprovalSignals | undefined
   #timer: NodeJS.Timeout | undefined
+  #unwatch: (() => void) | undefined
   #polling = false
 
   constructor(opts: ApprovalsOptions) {
@@ -53,6 +62,8 @@ export class Approvals {
     this.#log = opts.log
     this.#pollMs = opts.pollMs ?? DEFAULT_POLL_MS
     this.#onPending = opts.onPending
+    this.#onSettled = opts.onSettled
+    this.#signals = opts.signals
   }
 
   get repo(): ApprovalRepo {
@@ -71,13 +82,21 @@ export class Approvals {
   /**
    * Parks a request until it is decided, expires, or `signal` aborts (the sandbox left: the
    * approval is cancelled, and the abort's reason thrown). An earlier approval of the same session
-   * and digest that its approver let identical requests through with lets it pass at once.
+   * and digest that its approver let identical requests through with lets it pass at once. With
+   * `maxPendingPerSession`, a request whose session already has that many pending is refused
+   * (approval_limit_reached) and nobody is asked.
    */
-  async wait(pending: PendingApproval, signal: AbortSignal | undefined): Promise<Outcome> {
+  async wait(pending: PendingApproval, signal: AbortSignal | undefined, maxPendingPerSession?: number): Promise<Outcome> {
     signal?.throwIfAborted()
     const remembered = await this.#repo.remembered(pending.session, pending.digest, this.#clock())
     if (remembered !== undefined) return { approval: remembered, remembered: true }
-    await this.#repo.insert(pending)
+    if (maxPendingPerSession === undefined) await this.#repo.insert(pending)
+    else if (!(await this.#repo.insertWithin(pending, maxPendingPerSession, this.#clock()))) {
+      throw new KeyvaletError('approval_limit_reached', {
+        message: `This task already has ${maxPendingPerSession} requests waiting for approval, as many as it may; this one was not sent. Retry once a decision is taken.`,
+        detail: { limit: maxPendingPerSession },
+      })
+    }
     const decided = new Promise<Approval>((resolve) => {
       this.#waiters.set(pending.id, { pending, settle: resolve })
     })
@@ -87,7 +106,16 @@ export class Approvals {
       const stored = await this.#repo.get(pending.id).catch(() => undefined)
       if (stored !== undefined) this.#onPending(stored)
     }
-    if (signal === undefined) return { approval: await decided, remembered: false }
+    const parkedAt = performance.now()
+    const settled = (approval: Approval): void => {
+      const state = approval.state === 'pending' ? 'expired' : approval.state
+      this.#onSettled?.({ ...approval, state }, performance.now() - parkedAt)
+    }
+    if (signal === undefined) {
+      const approval = await decided
+      settled(approval)
+      return { approval, remembered: false }
+    }
     const gone = new Promise<never>((_, reject) => {
       const onAbort = (): void => reject(signal.reason)
       if (signal.aborted) onAbort()
@@ -95,9 +123,12 @@ export class Approvals {
       void decided.then(() => signal.removeEventListener('abort', onAbort))
     })
     try {
-      return { approval: await Promise.race([decided, gone]), remembered: false }
+      const approval = await Promise.race([decided, gone])
+      settled(approval)
+      return { approval, remembered: false }
     } catch (err) {
       this.#waiters.delete(pending.id)
+      settled({ ...pending, state: 'cancelled', decidedAt: this.#clock(), approver: undefined, reason: undefined, rememberUntil: undefined })
       await this.#repo.close(pending.id, 'cancelled', this.#clock()).catch((e: unknown) => this.#log.error('approval cancel failed', { approval: pending.id, error: String(e) }))
       throw err
     }
@@ -141,11 +172,26 @@ export class Approvals {
   close(): void {
     clearInterval(this.#timer)
     this.#timer = undefined
+    this.#unwatch?.()
+    this.#unwatch = undefined
   }
 
   #start(): void {
     if (this.#timer !== undefined) return
     this.#timer = setInterval(() => void this.#poll(), this.#pollMs)
+    this.#unwatch = this.#signals?.watch((id) => void this.#signalled(id))
+  }
+
+  /** A signal from the store: the approval, if one of ours, is read again; undefined (changes may have gone unheard): a poll now. */
+  async #signalled(id: string | undefined): Promise<void> {
+    if (id === undefined) return this.#poll()
+    if (!this.#waiters.has(id)) return
+    try {
+      const approval = await this.#repo.get(id)
+      if (approval !== undefined && approval.state !== 'pending') this.#wake(approval)
+    } catch (err) {
+      this.#log.error('approval read failed', { approval: id, error: String(err) })
+    }
   }
 
   /** One turn of the loop: the decisions taken elsewhere, then the deadlines passed. Skipped while the previous turn still runs. */

@@ -32,14 +32,19 @@ export function signature(secret: Buffer, timestampSeconds: number, body: string
   return `t=${timestampSeconds},v1=${mac}`
 }
 
+/** What a delivery announces: a new pending approval, or how a parked request's wait ended. */
+export type WebhookEvent = 'approval.pending' | 'approval.decided'
+
 /**
- * Tells the webhook of a new pending approval: a signed JSON POST, retried (bounded) until it is
- * answered 2xx, each attempt signed anew. Its links and actions point at the admin API, never at
- * the sandbox. A delivery that fails every attempt is logged; the approval still waits, listed by
- * the admin API. Never throws.
+ * Tells the webhook of a new pending approval (`approval.pending`), or of how its wait ended
+ * (`approval.decided`: approved, denied, expired or cancelled, told once by the instance holding
+ * the request): a signed JSON POST, retried (bounded) until it is answered 2xx, each attempt
+ * signed anew. Its links and actions point at the admin API, never at the sandbox. A delivery
+ * that fails every attempt is logged; the approval still waits, listed by the admin API. Never
+ * throws.
  */
-export async function deliver(deps: WebhookDeps, approval: Approval): Promise<void> {
-  const body = JSON.stringify(payload(deps.options, approval))
+export async function deliver(deps: WebhookDeps, approval: Approval, event: WebhookEvent = 'approval.pending'): Promise<void> {
+  const body = JSON.stringify(event === 'approval.pending' ? payload(deps.options, approval) : decidedPayload(deps.options, approval))
   const pauses = deps.pausesMs ?? RETRY_PAUSES_MS
   for (let attempt = 0; attempt <= pauses.length; attempt++) {
     if (attempt > 0) await sleep(pauses[attempt - 1])
@@ -51,7 +56,7 @@ export async function deliver(deps: WebhookDeps, approval: Approval): Promise<vo
           'content-type': 'application/json',
           'keyvalet-signature': signature(secret, Math.floor(deps.clock() / 1000), body),
           'keyvalet-delivery': `${approval.id}.${attempt + 1}`,
-          'keyvalet-event': 'approval.pending',
+          'keyvalet-event': event,
         },
         body,
         headersTimeout: ATTEMPT_TIMEOUT_MS,
@@ -59,12 +64,12 @@ export async function deliver(deps: WebhookDeps, approval: Approval): Promise<vo
       })
       await res.body.dump()
       if (res.statusCode >= 200 && res.statusCode < 300) return
-      deps.log.warn('approval webhook refused', { approval: approval.id, attempt: attempt + 1, status: res.statusCode })
+      deps.log.warn('approval webhook refused', { approval: approval.id, event, attempt: attempt + 1, status: res.statusCode })
     } catch (err) {
-      deps.log.warn('approval webhook failed', { approval: approval.id, attempt: attempt + 1, error: String(err) })
+      deps.log.warn('approval webhook failed', { approval: approval.id, event, attempt: attempt + 1, error: String(err) })
     }
   }
-  deps.log.error('approval webhook gave up', { approval: approval.id, attempts: pauses.length + 1 })
+  deps.log.error('approval webhook gave up', { approval: approval.id, event, attempts: pauses.length + 1 })
 }
 
 function payload(options: WebhookOptions, approval: Approval): Record<string, unknown> {
@@ -90,6 +95,17 @@ function payload(options: WebhookOptions, approval: Approval): Record<string, un
       },
     ],
   }
+}
+
+/** The decision's announcement: the approval as decided (state, approver, reason), its link, and for chat a line of text without actions. */
+function decidedPayload(options: WebhookOptions, approval: Approval): Record<string, unknown> {
+  const view = approvalView(approval)
+  const base = { type: 'approval.decided', approval: view, links: { approval: new URL(`v1/approvals/${approval.id}`, withSlash(options.adminUrl)).href } }
+  if (options.format === 'json') return base
+  const by = approval.approver === undefined ? '' : ` by ${approval.approver.name}`
+  const reason = approval.reason === undefined ? '' : `: ${approval.reason}`
+  const text = `${view.id} ${approval.state}${by}${reason} (${view.agent} asked to ${view.method} ${view.host}${view.path})`
+  return { ...base, text, blocks: [{ type: 'section', text: { type: 'plain_text', text: text.slice(0, 3000) } }] }
 }
 
 function withSlash(url: URL): URL {

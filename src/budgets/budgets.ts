@@ -2,6 +2,7 @@ import { KeyvaletError } from '../errors.ts'
 import type { Budget, BudgetMetric } from '../model/budget.ts'
 import type { Session } from '../model/session.ts'
 import type { CounterRepo } from '../store/store.ts'
+import { CounterLeases } from './leases.ts'
 
 /** What one exchange used of the post-paid metrics, once it is over. */
 export interface Spent {
@@ -44,19 +45,18 @@ export interface BudgetUse {
 /** The budget a session was given itself (`session create --budget N`): its requests, over its life. */
 export const SESSION_BUDGET = 'session'
 
-/** Counters never refuse a charge: a post-paid amount is added whatever the total. */
-const NO_LIMIT = Number.MAX_SAFE_INTEGER
-
 /**
  * Budgets and rate limits on the store's counters, so every instance on one store shares them.
  *
  * Algorithm, for a request the policy allowed (`admit`), against each budget that applies to it
  * (its connector, its rule) and the session's own request budget:
  *   1. post-paid limits (bytes, tokens, cost: known only when an exchange ends): refused when the
- *      total has already reached the limit. A read; requests in flight together may each cross it.
- *   2. `requests`: one spent with CounterRepo.spend, which adds only within the limit, atomically
- *      across processes, so N concurrent requests against a limit of L get exactly min(N, L). A
- *      refusal by a later budget gives back the requests already spent for this request.
+ *      total has already reached the limit. A read (cached for up to a second, CounterLeases.total);
+ *      requests in flight together may each cross it.
+ *   2. `requests`: one unit spent from this instance's lease of the counter (CounterLeases), which
+ *      the store only ever grants within the limit, atomically across processes, and one by one
+ *      near it, so N concurrent requests against a limit of L get exactly min(N, L). A refusal by a
+ *      later budget gives back the requests already spent for this request.
  * Then `charge` adds what the exchange used to the post-paid counters.
  *
  * A rate is a fixed window: the window's start is part of the counter's key, and the counter
@@ -68,10 +68,13 @@ const NO_LIMIT = Number.MAX_SAFE_INTEGER
 export class Budgets {
   readonly #counters: CounterRepo
   readonly #budgets: readonly Budget[]
+  readonly #leases: CounterLeases
 
-  constructor(counters: CounterRepo, budgets: readonly Budget[]) {
+  /** `leases`: this instance's, shared by every configuration generation (a reload keeps what was leased). */
+  constructor(counters: CounterRepo, budgets: readonly Budget[], leases: CounterLeases = new CounterLeases(counters)) {
     this.#counters = counters
     this.#budgets = budgets
+    this.#leases = leases
   }
 
   /** The configured budgets that may apply to a connector's requests (none: the stage returns at once for a session without a budget of its own). */
@@ -84,13 +87,13 @@ export class Budgets {
     const counters = this.#applying(session, budgets, rule, now)
     for (const counter of counters) {
       if (counter.metric === 'requests') continue
-      if ((await this.#counters.used(counter.key, now)) >= counter.limit) throw refusal(counter, now)
+      if ((await this.#leases.total(counter, now)) >= counter.limit) throw refusal(counter, now)
     }
     const spent: Counter[] = []
     for (const counter of counters) {
       if (counter.metric !== 'requests') continue
-      if (!(await this.#counters.spend({ key: counter.key, amount: 1, limit: counter.limit, now, expiresAt: counter.expiresAt }))) {
-        for (const back of spent) await this.#counters.spend({ key: back.key, amount: -1, limit: NO_LIMIT, now, expiresAt: back.expiresAt })
+      if (!(await this.#leases.spendOne(counter, now))) {
+        for (const back of spent) this.#leases.giveBackOne(back)
         throw refusal(counter, now)
       }
       spent.push(counter)
@@ -102,17 +105,35 @@ export class Budgets {
   async charge(admission: Admission, spent: Spent, now: number): Promise<void> {
     for (const counter of admission.charges) {
       const amount = spent[counter.metric as keyof Spent]
-      if (amount > 0) await this.#counters.spend({ key: counter.key, amount, limit: NO_LIMIT, now, expiresAt: counter.expiresAt })
+      if (amount > 0) await this.#leases.charge(counter, amount, now)
     }
   }
 
-  /** What the session has used and has left of every budget that applies to it (for `session show` and the admin API). */
+  /**
+   * For an exchange still open (a WebSocket): charges what it used since the last call, like
+   * `charge`, then gives the refusal the next request would get if a post-paid limit it counts
+   * against has been reached (undefined while none has).
+   */
+  async chargeOpen(admission: Admission, spent: Spent, now: number): Promise<KeyvaletError | undefined> {
+    await this.charge(admission, spent, now)
+    for (const counter of admission.charges) {
+      if ((await this.#leases.total(counter, now)) >= counter.limit) return refusal(counter, now)
+    }
+    return undefined
+  }
+
+  /**
+   * What the session has used and has left of every budget that applies to it (for `session show`
+   * and the admin API): the store's total less the units of `requests` leased by this instance and
+   * not yet spent (CounterLeases). Exact on one instance; units other instances have leased and
+   * not spent count as used, so across a fleet `used` may run ahead of the requests forwarded.
+   */
   async report(session: Session, now: number): Promise<BudgetUse[]> {
     const uses: BudgetUse[] = []
     const scoped = new Map(this.#budgets.map((b) => [b.name, b]))
     for (const counter of this.#countersOf(session, this.#budgets, now)) {
       const budget = scoped.get(counter.budget)
-      const used = await this.#counters.used(counter.key, now)
+      const used = Math.max(0, (await this.#counters.used(counter.key, now)) - this.#leases.leased(counter.key))
       uses.push({
         budget: counter.budget, metric: counter.metric, per: budget?.per ?? 'this session', connector: budget?.connector ?? null, rule: budget?.rule ?? null,
         used, limit: counter.limit, left: Math.max(0, counter.limit - used), resets_at: counter.resetsAt === undefined ? null : new Date(counter.resetsAt).toISOString(),

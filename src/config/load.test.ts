@@ -127,7 +127,7 @@ describe('loadConfig compiles a valid fixture', () => {
     assert.deepEqual(config.gateway, { host: '::1', port: 0 })
     assert.equal(config.dataDir, '/var/lib/keyvalet')
     assert.equal(config.databasePath, '/var/lib/keyvalet/keyvalet.db')
-    assert.deepEqual(config.limits, { max_body_inspect_bytes: 65536, approval_body_bytes: 1048576, upstream_timeout_ms: 5000, request_timeout_ms: 10000, idle_timeout_ms: 300000, anonymous_records_per_source_per_minute: 60, anonymous_records_per_minute: 600, h2_max_concurrent_streams: 100, h2_max_header_list_bytes: 32768, h2_max_session_memory_mb: 10, h2_max_resets_per_minute: 200, h2_max_invalid_frames: 0, h2_max_rejected_streams: 10, shutdown_grace_ms: 10000 })
+    assert.deepEqual(config.limits, { max_body_inspect_bytes: 65536, approval_body_bytes: 1048576, approvals_per_session: 10, upstream_timeout_ms: 5000, request_timeout_ms: 10000, idle_timeout_ms: 300000, anonymous_records_per_source_per_minute: 60, anonymous_records_per_minute: 600, h2_max_concurrent_streams: 100, h2_max_header_list_bytes: 32768, h2_max_session_memory_mb: 10, h2_max_resets_per_minute: 200, h2_max_invalid_frames: 0, h2_max_rejected_streams: 10, shutdown_grace_ms: 10000 })
     assert.deepEqual([...config.policy.connectors.keys()], ['github', 'registry', 'maps', 'open-data'])
   })
 
@@ -228,7 +228,7 @@ describe('loadConfig applies defaults', () => {
     const config = loadConfig(fixture('valid-minimal.yaml'))
     assert.deepEqual(config.gateway, { host: '127.0.0.1', port: 8787 })
     assert.equal(config.dataDir, join(fixtures, '.keyvalet'))
-    assert.deepEqual(config.limits, { max_body_inspect_bytes: 1048576, approval_body_bytes: 1048576, upstream_timeout_ms: 30000, request_timeout_ms: 20000, idle_timeout_ms: 300000, anonymous_records_per_source_per_minute: 60, anonymous_records_per_minute: 600, h2_max_concurrent_streams: 100, h2_max_header_list_bytes: 32768, h2_max_session_memory_mb: 10, h2_max_resets_per_minute: 200, h2_max_invalid_frames: 0, h2_max_rejected_streams: 10, shutdown_grace_ms: 10000 })
+    assert.deepEqual(config.limits, { max_body_inspect_bytes: 1048576, approval_body_bytes: 1048576, approvals_per_session: 10, upstream_timeout_ms: 30000, request_timeout_ms: 20000, idle_timeout_ms: 300000, anonymous_records_per_source_per_minute: 60, anonymous_records_per_minute: 600, h2_max_concurrent_streams: 100, h2_max_header_list_bytes: 32768, h2_max_session_memory_mb: 10, h2_max_resets_per_minute: 200, h2_max_invalid_frames: 0, h2_max_rejected_streams: 10, shutdown_grace_ms: 10000 })
     assert.deepEqual([config.auditReserveBytes, config.auditOpenAfterMs], [16 * 1024 * 1024, 1000])
     assert.deepEqual(config.warnings, [])
     assert.equal(config.auditFsync, false)

@@ -22,7 +22,7 @@ import type { Logger } from '../log.ts'
 import { loadConfig, type Config } from './load.ts'
 
 /** Dotted paths of the fields a reload may change; everything else must stay as it is. */
-export const RELOADABLE: readonly string[] = ['connectors', 'tunnels', 'limits.max_body_inspect_bytes', 'limits.approval_body_bytes']
+export const RELOADABLE: readonly string[] = ['connectors', 'tunnels', 'limits.max_body_inspect_bytes', 'limits.approval_body_bytes', 'limits.approvals_per_session']
 
 /** What a reload did: a new version in force, nothing to do (same version), or refused (the old one stays). */
 export type ReloadResult =

@@ -118,6 +118,11 @@ const LIMITS = Type.Object({
     default: 1048576,
     description: 'Largest request body held open while a request waits for approval (it is read whole, so the approver sees and the digest covers exactly what will be sent); a larger one is refused (413 approval_body_too_large). Default 1048576 (1 MiB).',
   })),
+  approvals_per_session: Defaulted(Type.Integer({
+    minimum: 1,
+    default: 10,
+    description: 'Most requests of one session that may wait for approval at once, across every instance on the store; the next is refused at once (429 approval_limit_reached) and no one is asked, so a sandbox cannot flood its approvers or the webhook. Default 10.',
+  })),
   upstream_timeout_ms: Defaulted(Type.Integer({
     minimum: 1,
     default: 30000,

@@ -8,6 +8,13 @@ import { RequestMetrics } from './request-metrics.ts'
 /** Seconds; an audit batch commits in well under a millisecond without fsync, a few with it. */
 const COMMIT_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5]
 
+/** Seconds a parked request waits for a person: from moments to the longest approval timeout (1 h). */
+const APPROVAL_WAIT_BUCKETS = [0.1, 0.5, 1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600]
+
+/** How a parked request's wait ends (the decisions counter's and the wait histogram's `outcome`). */
+export const APPROVAL_OUTCOMES = ['approved', 'denied', 'expired', 'cancelled'] as const
+export type ApprovalOutcome = (typeof APPROVAL_OUTCOMES)[number]
+
 /** Counting the live sessions reads every session row: done at most this often. */
 const SESSIONS_EVERY_MS = 30_000
 
@@ -17,6 +24,8 @@ export interface MetricParts {
   readonly vault: Pick<Vault, 'operations'>
   readonly audit: { readonly pending: number }
   readonly sessions: Pick<SessionRepo, 'list'>
+  /** Requests parked for a person's yes on this instance (approvals/approvals.ts). */
+  readonly approvals?: { readonly waiting: number }
   readonly clock?: () => number
 }
 
@@ -32,6 +41,8 @@ export class KeyvaletMetrics {
   /** Reloads of the configuration, by result: increment one per reload attempt. */
   readonly configReloads: { readonly succeeded: Counter; readonly failed: Counter }
   readonly #commits: Histogram
+  readonly #approvalDecisions: ReadonlyMap<ApprovalOutcome, Counter>
+  readonly #approvalWaits: ReadonlyMap<ApprovalOutcome, Histogram>
   readonly #stopProcess: () => void
 
   constructor() {
@@ -40,11 +51,21 @@ export class KeyvaletMetrics {
     this.#commits = r.histogram('keyvalet_audit_commit_duration_seconds', 'Audit batches, from being handed to the audit engine to their commit.', COMMIT_BUCKETS).labels()
     const reloads = r.counter('keyvalet_config_reloads_total', 'Configuration reloads, by result (succeeded: in force; failed: the previous configuration stayed).', ['result'])
     this.configReloads = { succeeded: reloads.labels('succeeded'), failed: reloads.labels('failed') }
+    const decisions = r.counter('keyvalet_approval_decisions_total', 'Requests parked for approval on this instance, by how their wait ended (approved, denied, expired: no decision in time, cancelled: the client left or shutdown).', ['outcome'])
+    const waits = r.histogram('keyvalet_approval_wait_seconds', 'How long requests parked on this instance waited for a person, by how the wait ended.', APPROVAL_WAIT_BUCKETS, ['outcome'])
+    this.#approvalDecisions = new Map(APPROVAL_OUTCOMES.map((o) => [o, decisions.labels(o)]))
+    this.#approvalWaits = new Map(APPROVAL_OUTCOMES.map((o) => [o, waits.labels(o)]))
     this.#stopProcess = processMetrics(r)
   }
 
   /** For the audit writer's onCommit. */
   readonly auditCommitted = (seconds: number): void => this.#commits.observe(seconds)
+
+  /** For Approvals' onSettled: one parked request's wait is over. */
+  readonly approvalSettled = (outcome: ApprovalOutcome, waitedMs: number): void => {
+    this.#approvalDecisions.get(outcome)?.inc()
+    this.#approvalWaits.get(outcome)?.observe(waitedMs / 1000)
+  }
 
   /** Reads these parts at each scrape. Call once, when they exist. */
   watch(parts: MetricParts): void {
@@ -63,6 +84,7 @@ export class KeyvaletMetrics {
     const vaultSeries = VAULT_OPERATIONS.map((op) => ({ op, ok: vaultOps.labels(op, 'ok'), failed: vaultOps.labels(op, 'failed') }))
     const queue = r.gauge('keyvalet_audit_queue_depth', 'Audit records appended and not committed yet.').labels()
     const sessions = r.gauge('keyvalet_active_sessions', `Sessions neither expired nor revoked (counted at most every ${SESSIONS_EVERY_MS / 1000} s).`).labels()
+    const parked = r.gauge('keyvalet_approvals_pending', "Requests parked on this instance waiting for a person's yes.").labels()
     let sessionsAt = Number.NEGATIVE_INFINITY
 
     r.onCollect(() => {
@@ -83,6 +105,7 @@ export class KeyvaletMetrics {
         failed.value = parts.vault.operations[op].failed
       }
       queue.set(parts.audit.pending)
+      parked.set(parts.approvals?.waiting ?? 0)
     })
     r.onCollect(async () => {
       const now = clock()

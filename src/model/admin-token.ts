@@ -2,9 +2,10 @@
 
 /**
  * `admin`: everything, including secrets and admin tokens. `operator`: sessions (and approvals),
- * read config, explain. `auditor`: read audit, config and metrics.
+ * read config, explain. `auditor`: read audit, config and metrics. `approver`: list and decide
+ * approvals, nothing else (a person who says yes or no, but may not mint or revoke).
  */
-export const ADMIN_ROLES = ['admin', 'operator', 'auditor'] as const
+export const ADMIN_ROLES = ['admin', 'operator', 'auditor', 'approver'] as const
 export type AdminRole = (typeof ADMIN_ROLES)[number]
 
 export interface AdminToken {

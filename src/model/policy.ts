@@ -128,6 +128,13 @@ export interface Grant {
   readonly maxSeverity: Severity
   /** undefined = every rule of the connector up to maxSeverity. */
   readonly rules: readonly string[] | undefined
+  /** Everything this grant allows waits for a person's yes (`+approval`); absent: it goes at once. */
+  readonly approval?: GrantApproval
+}
+
+/** A grant's approval: how long a request waits; undefined: the default (approvals of rules have the same). */
+export interface GrantApproval {
+  readonly timeoutMs?: number
 }
 
 export interface Policy {

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { checkGrantsAgainstPolicy, formatGrant, parseGrant } from './grant.ts'
+import { checkGrantsAgainstPolicy, formatGrant, grantApproval, parseGrant } from './grant.ts'
 import { compilePathPattern } from './path-pattern.ts'
 import { OperatorError } from '../errors.ts'
 import { parseConfig } from '../config/load.ts'
@@ -13,6 +13,8 @@ describe('parseGrant', () => {
     ['my-api:write:create-issue', { connector: 'my-api', maxSeverity: 'write', rules: ['create-issue'] }],
     ['github:write:read-issues,create_issue.v2', { connector: 'github', maxSeverity: 'write', rules: ['read-issues', 'create_issue.v2'] }],
     ['  github:read  ', { connector: 'github', maxSeverity: 'read', rules: undefined }],
+    ['github:write+approval', { connector: 'github', maxSeverity: 'write', rules: undefined, approval: {} }],
+    ['github:write:create-issue+approval=5m', { connector: 'github', maxSeverity: 'write', rules: ['create-issue'], approval: { timeoutMs: 300_000 } }],
   ] as const
   for (const [text, grant] of valid) {
     it(`reads ${JSON.stringify(text)}`, () => {
@@ -31,6 +33,14 @@ describe('parseGrant', () => {
     ['github:read:a,,b', /"" is not a rule id/],
     ['github:read:a, b', /" b" is not a rule id/],
     ['github:read:a,a', /listed twice/],
+    ['github:read+', /only approval or approval=DURATION/],
+    ['github:read+approve', /only approval or approval=DURATION/],
+    ['github:read+approval=', /"" is not a duration/],
+    ['github:read+approval=5', /"5" is not a duration/],
+    ['github:read+approval=2d', /"2d" is not a duration/],
+    ['github:read+approval=0s', /at least 1s and at most 1h/],
+    ['github:read+approval=61m', /at least 1s and at most 1h/],
+    ['github:read+approval+approval', /only approval or approval=DURATION/],
   ] as const
   for (const [text, message] of invalid) {
     it(`refuses ${JSON.stringify(text)} with an operator error that shows the syntax`, () => {
@@ -44,9 +54,34 @@ describe('parseGrant', () => {
 
 describe('formatGrant', () => {
   it('round-trips through parseGrant', () => {
-    for (const text of ['github:read', 'github:write:create-issue', 'github:admin:a,b']) {
+    for (const text of ['github:read', 'github:write:create-issue', 'github:admin:a,b', 'github:read+approval', 'github:write:a,b+approval=90s']) {
       assert.equal(formatGrant(parseGrant(text)), text)
     }
+  })
+
+  it('writes an approval wait in seconds, which parseGrant reads back to the same grant', () => {
+    const grant = parseGrant('github:read+approval=2m')
+    assert.equal(formatGrant(grant), 'github:read+approval=120s')
+    assert.deepEqual(parseGrant(formatGrant(grant)), grant)
+  })
+})
+
+describe('grantApproval', () => {
+  const read = { id: 'list-issues', severity: 'read' } as const
+  const write = { id: 'create-issue', severity: 'write' } as const
+  const of = (...texts: string[]) => texts.map(parseGrant)
+  it('needs approval when every grant covering the rule says +approval, with the first one\'s wait', () => {
+    assert.deepEqual(grantApproval(of('github:write+approval=30s', 'github:read+approval'), 'github', read), { timeoutMs: 30_000 })
+    assert.deepEqual(grantApproval(of('other:admin', 'github:write:create-issue+approval'), 'github', write), {})
+  })
+  it('needs none when a grant covering the rule needs none (grants add up), or when none covers it', () => {
+    assert.equal(grantApproval(of('github:write+approval', 'github:read'), 'github', read), undefined)
+    assert.equal(grantApproval(of('github:read'), 'github', read), undefined)
+    assert.equal(grantApproval(of('github:read+approval'), 'github', write), undefined, 'not covered: decide refuses it')
+    assert.equal(grantApproval(of('github:write:other+approval'), 'github', write), undefined)
+  })
+  it('ignores a grant of another connector, or one whose rules leave the rule out', () => {
+    assert.deepEqual(grantApproval(of('github:write:create-issue+approval', 'gitlab:admin', 'github:write:list-issues'), 'github', write), {})
   })
 })
 
@@ -107,6 +142,15 @@ describe('checkGrantsAgainstPolicy', () => {
     assert.deepEqual(checkGrantsAgainstPolicy([{ connector: 'github', maxSeverity: 'read', rules: [] }], policy), [
       'grant github:read:: the rule list is empty, so it grants nothing',
     ])
+  })
+
+  it('reports +approval on an aws_sigv4 connector, whose signature would change what was approved', () => {
+    const signed: Connector = { ...github, name: 's3', credential: { secret: 'aws', source: { type: 'static', options: {} }, kind: 'aws_sigv4', options: {} } }
+    const withS3: Policy = { connectors: new Map([['s3', signed]]) }
+    assert.deepEqual(checkGrantsAgainstPolicy([parseGrant('s3:read+approval')], withS3), [
+      'grant s3:read+approval: connector s3 signs its requests with aws_sigv4, after an approval would be given, so its grants cannot ask for approval',
+    ])
+    assert.deepEqual(checkGrantsAgainstPolicy([parseGrant('s3:read')], withS3), [])
   })
 
   it('reports the problems of every grant in order', () => {

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
 import { AssertionKeys } from '../assertion/keys.ts'
+import { CounterLeases } from '../budgets/leases.ts'
 import { UserValues } from '../attribution/user-value.ts'
 import { parseConfig } from '../config/load.ts'
 import { TokenHttp } from '../credentials/token-http.ts'
@@ -57,7 +58,7 @@ function composed(): Composition {
   const sources = new Sources({ vault, clock: Date.now, http: new TokenHttp({ resolver, vault }), log: silentLogger, locks: store.locks })
   return composeStages({
     config, sessions: new Sessions(store.sessions, Date.now), store, audit: { available: true }, upstreams, sources,
-    assertionKeys: new AssertionKeys(vault, Date.now), userValues: new UserValues(vault), approvals: new Approvals({ repo: store.approvals, clock: Date.now, log: silentLogger }), clock: Date.now,
+    assertionKeys: new AssertionKeys(vault, Date.now), userValues: new UserValues(vault), approvals: new Approvals({ repo: store.approvals, clock: Date.now, log: silentLogger }), leases: new CounterLeases(store.counters), clock: Date.now,
   })
 }
 
@@ -76,26 +77,26 @@ describe('the stage composition', () => {
 
   it('leaves out of a connector its stages it does not need: no assertion, attribution or copy source for a plain bearer connector', () => {
     const plain = lists.get('plain')
-    assert.equal(names(plain?.request), 'decide budget credential inject | audit-gate forward')
-    assert.equal(names(plain?.retry), 'credential inject | audit-gate forward')
-    assert.equal(names(plain?.upgrade), 'decide budget credential inject | audit-gate')
+    assert.equal(names(plain?.request), 'decide budget approve credential inject | audit-gate approved-check forward')
+    assert.equal(names(plain?.retry), 'credential inject | audit-gate approved-check forward')
+    assert.equal(names(plain?.upgrade), 'decide budget approve credential inject | audit-gate approved-check')
   })
 
   it('puts in the assertion and attribution stages of a connector that has them, in their order', () => {
     const model = lists.get('model')
-    assert.equal(names(model?.request), 'decide budget attribute credential inject | assert attribute-header audit-gate forward')
-    assert.equal(names(model?.retry), 'credential inject | assert attribute-header audit-gate forward')
-    assert.equal(names(model?.upgrade), 'decide budget attribute credential inject | assert attribute-header audit-gate')
+    assert.equal(names(model?.request), 'decide budget attribute approve credential inject | assert attribute-header audit-gate approved-check forward')
+    assert.equal(names(model?.retry), 'credential inject | assert attribute-header audit-gate approved-check forward')
+    assert.equal(names(model?.upgrade), 'decide budget attribute approve credential inject | assert attribute-header audit-gate approved-check')
   })
 
   it('decides the S3 copy source only for an aws_sigv4 connector', () => {
-    assert.equal(names(lists.get('s3')?.request), 'decide budget copy-source credential inject | audit-gate forward')
+    assert.equal(names(lists.get('s3')?.request), 'decide budget copy-source approve credential inject | audit-gate approved-check forward')
   })
 
   it('decides an MCP connector with mcp-decide and narrows its lists after forward, on the first attempt and the retry', () => {
     const tools = lists.get('tools')
-    assert.equal(names(tools?.request), 'mcp-decide budget credential inject | audit-gate forward mcp-lists')
-    assert.equal(names(tools?.retry), 'credential inject | audit-gate forward mcp-lists')
-    assert.equal(names(tools?.upgrade), 'mcp-decide budget credential inject | audit-gate')
+    assert.equal(names(tools?.request), 'mcp-decide budget approve credential inject | audit-gate approved-check forward mcp-lists')
+    assert.equal(names(tools?.retry), 'credential inject | audit-gate approved-check forward mcp-lists')
+    assert.equal(names(tools?.upgrade), 'mcp-decide budget approve credential inject | audit-gate approved-check')
   })
 })

@@ -9,6 +9,7 @@ import type { Stage, StageList } from './pipeline.ts'
 import type { AuditSink } from './request-audit.ts'
 import type { Approvals } from '../approvals/approvals.ts'
 import { Budgets } from '../budgets/budgets.ts'
+import type { CounterLeases } from '../budgets/leases.ts'
 import { createApprove, createApprovedCheck } from './stages/approve.ts'
 import { createBudget } from './stages/budget.ts'
 import { createAssert } from './stages/assert.ts'
@@ -37,6 +38,8 @@ export interface StageParts {
   readonly userValues: UserValues
   /** Where requests that need a person's yes wait (src/approvals/). */
   readonly approvals: Approvals
+  /** This instance's leases of budget counters, kept across configuration generations. */
+  readonly leases: CounterLeases
   /** Epoch ms (budget windows). */
   readonly clock: () => number
 }
@@ -85,13 +88,13 @@ export function composeStages(parts: StageParts): Composition {
   const forward = createForward(parts.upstreams, config.policy, config.limits.upstream_timeout_ms)
   const connectors = new Map<string, ConnectorStages>()
   const annotations = new ToolAnnotations()
-  const budgets = new Budgets(parts.store.counters, config.budgets)
+  const budgets = new Budgets(parts.store.counters, config.budgets, parts.leases)
+  const approvalLimits = { maxBodyBytes: config.limits.approval_body_bytes, maxPendingPerSession: config.limits.approvals_per_session, idleTimeoutMs: config.limits.idle_timeout_ms }
   for (const connector of config.policy.connectors.values()) {
-    const softBudgets = budgets.for(connector.name).some((b) => b.approval !== undefined)
-    const approve = createApprove(parts.approvals, connector, config.policy, softBudgets, config.limits.approval_body_bytes, parts.clock)
+    const approve = createApprove(parts.approvals, connector, config.policy, approvalLimits, parts.clock)
     const decided = present(createMcpDecide(connector, decide, maxBody, annotations), createBudget(budgets, budgets.for(connector.name), parts.clock), createCopySource(connector), createAttribute(parts.userValues, connector, maxBody), approve)
     const injected = present(createCredential(parts.sources, connector), inject)
-    const signed = present(createAssert(parts.assertionKeys, connector), createAttributionHeader(parts.userValues, connector), auditGate, createApprovedCheck(connector, softBudgets))
+    const signed = present(createAssert(parts.assertionKeys, connector), createAttributionHeader(parts.userValues, connector), auditGate, createApprovedCheck(connector))
     const received = present(forward, createMcpLists(connector, annotations))
     connectors.set(connector.name, {
       request: { prepare: [...decided, ...injected], send: [...signed, ...received] },

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import type { IncomingMessage, Server, ServerOptions, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { Approvals } from '../approvals/approvals.ts'
+import { CounterLeases } from '../budgets/leases.ts'
 import type { AuditFields } from '../audit/record.ts'
 import type { Config } from '../config/load.ts'
 import { Resolver } from '../egress/resolver.ts'
@@ -30,7 +31,8 @@ import { relayResponse } from './respond.ts'
 import { Sources } from './stages/credential.ts'
 import { traceOf } from './trace.ts'
 import { Upstreams } from './upstreams.ts'
-import { openUpstreamSocket, relaySockets } from './websocket.ts'
+import { openUpstreamSocket, relaySockets, type SocketRelay, WS_POLICY_VIOLATION } from './websocket.ts'
+import { watchSocketBudget } from './ws-budget.ts'
 
 export type { AuditSink }
 
@@ -49,6 +51,8 @@ export interface HandlerDeps {
   readonly observers?: readonly RequestObserver[]
   /** Where requests that need a person's yes wait (src/approvals/); by default on `store`, for this handler alone. */
   readonly approvals?: Approvals
+  /** This instance's leases of budget counters (src/budgets/leases.ts); by default on `store`, for this handler alone (never given back). */
+  readonly leases?: CounterLeases
 }
 
 export interface ContextInit {
@@ -112,8 +116,9 @@ export function createHandler(deps: HandlerDeps): Handler {
   const assertionKeys = new AssertionKeys(deps.vault, clock)
   const userValues = new UserValues(deps.vault)
   const approvals = deps.approvals ?? new Approvals({ repo: deps.store.approvals, clock, log })
+  const leases = deps.leases ?? new CounterLeases(deps.store.counters, clock)
   const generations = new Generations(config, {
-    compose: (current) => composeStages({ config: current, sessions: deps.sessions, store: deps.store, audit: deps.audit, upstreams, sources, assertionKeys, userValues, approvals, clock }),
+    compose: (current) => composeStages({ config: current, sessions: deps.sessions, store: deps.store, audit: deps.audit, upstreams, sources, assertionKeys, userValues, approvals, leases, clock }),
     assertionKeys,
     release: (connector) => {
       upstreams.release(connector)
@@ -234,7 +239,8 @@ export function createHandler(deps: HandlerDeps): Handler {
   /**
    * A WebSocket upgrade: the same stages; when allowed, its open record is committed before the
    * 101, then the sockets are relayed, and the closing record (bytes, outcome) is written when
-   * either side closes or shutdown cuts it.
+   * either side closes, shutdown cuts it, or a byte budget it counts against runs out (closed
+   * with 1008, ws-budget.ts).
    */
   async function upgrade(ctx: RequestContext, socket: Duplex, head: Buffer): Promise<void> {
     if (!recorder.admit((error) => writeRawError(socket, error, ctx.id, ctx.mode))) return
@@ -250,12 +256,15 @@ export function createHandler(deps: HandlerDeps): Handler {
         throw err
       }
       const flight: Flight = { cut: () => {} }
-      flight.cut = relaySockets(ctx, socket, head, upstream, (cause) => {
-        void recorder.settle(ctx.id, () => trail.close(cause, 101), () => {
+      let relay: SocketRelay | undefined
+      const budget = watchSocketBudget(ctx, generation.composition.budgets, clock, log, (refusal) => relay?.close(refusal, WS_POLICY_VIOLATION))
+      relay = relaySockets(ctx, socket, head, upstream, (cause) => {
+        void budget.settle().then(() => recorder.settle(ctx.id, () => trail.close(cause, 101), () => {
           inFlight.untrack(flight)
           leave()
-        })
+        }))
       })
+      flight.cut = relay.cut
       inFlight.track(flight)
     } catch (err) {
       const error = toKeyvaletError(err)

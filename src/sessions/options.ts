@@ -16,7 +16,7 @@ export const SESSION_OPTIONS = {
   user: { description: 'The user the agent acts for.', required: true },
   workspace: { description: 'The workspace (team, project) the session belongs to.', required: true },
   task: { description: 'The task id; default: a random tsk_… id.' },
-  grant: { description: 'What the session may do: connector:severity or connector:severity:rule1,rule2 (e.g. github:read). At least one.', required: true, multiple: true },
+  grant: { description: "What the session may do: connector:severity or connector:severity:rule1,rule2 (e.g. github:read); +approval (or +approval=5m, the longest wait) after it: every request it allows waits for a person's yes (docs/approvals.md). At least one.", required: true, multiple: true },
   ttl: { description: 'How long the task key lives: a whole number and a unit (90s, 30m, 1h, 2d).', default: '1h' },
   budget: { description: 'The most requests the session may have forwarded (a whole number); the next is refused 429 budget_exhausted. Default: none beyond the configured budgets.' },
 } as const satisfies Record<string, { readonly description: string; readonly required?: true; readonly multiple?: true; readonly default?: string }>

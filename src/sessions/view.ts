@@ -12,7 +12,7 @@ export const SESSION_VIEW = Type.Object({
   user: Type.String(),
   workspace: Type.String(),
   task: Type.String(),
-  grants: Type.Array(Type.String(), { description: 'connector:severity[:rule,…]' }),
+  grants: Type.Array(Type.String(), { description: 'connector:severity[:rule,…][+approval[=DURATION]]' }),
   created_at: TIME,
   expires_at: TIME,
   revoked_at: Type.Union([TIME, Type.Null()]),

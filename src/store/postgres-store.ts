@@ -10,6 +10,7 @@ import { postgresInstances } from './postgres/instances.ts'
 import { LOCKS_APPLICATION_NAME, postgresLocks } from './postgres/locks.ts'
 import { migrate } from './postgres/migrations.ts'
 import { NotifiedReads } from './postgres/notified-reads.ts'
+import type { ApprovalSignals } from './approval-signals.ts'
 import { postgresSecrets } from './postgres/secrets.ts'
 import { postgresSessions } from './postgres/sessions.ts'
 import type { AdminTokenRepo, ApprovalRepo, AuditRepo, CounterRepo, InstanceRepo, LockRepo, SecretRepo, SessionRepo, Store } from './store.ts'
@@ -26,6 +27,9 @@ const LOCK_CONNECTIONS = 4
  * exact by the database's change notifications (postgres/notified-reads.ts, change-feed.ts);
  * without (the CLI), every read goes to the server.
  */
+/** The change notification of an approval's state (MIGRATIONS: approvals_notify), before its id. */
+const APPROVAL_CHANGE = 'approval:'
+
 export class PostgresStore implements Store {
   readonly sessions: SessionRepo
   readonly secrets: SecretRepo
@@ -33,6 +37,8 @@ export class PostgresStore implements Store {
   readonly counters: CounterRepo
   readonly adminTokens: AdminTokenRepo
   readonly approvals: ApprovalRepo
+  /** Heard through the change feed (postgres/change-feed.ts): only on a serving instance (`keptReads`). */
+  readonly approvalSignals: ApprovalSignals
   readonly locks: LockRepo
   readonly instances: InstanceRepo
   /** The request-path reads, for readiness and tests (kept only while `trusted`). */
@@ -69,6 +75,12 @@ export class PostgresStore implements Store {
     this.locks = reportingUnreachable(postgresLocks(lockSql, this.reads))
     this.approvals = reportingUnreachable(postgresApprovals(sql))
     this.instances = reportingUnreachable(postgresInstances(sql))
+    this.approvalSignals = {
+      watch: (listener) => this.reads.onChange((payload) => {
+        if (payload === undefined || payload === 'all:approvals') listener(undefined)
+        else if (payload.startsWith(APPROVAL_CHANGE)) listener(payload.slice(APPROVAL_CHANGE.length))
+      }),
+    }
   }
 
   async close(): Promise<void> {

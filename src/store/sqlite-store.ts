@@ -3,6 +3,8 @@ import type { DatabaseSync } from 'node:sqlite'
 import { openDatabaseFile, reportingDamage, yieldingWhenBusy } from './sqlite-file.ts'
 import { sqliteAdminTokens } from './sqlite/admin-tokens.ts'
 import { sqliteApprovals } from './sqlite/approvals.ts'
+import { sqliteApprovalSignals } from './sqlite/approval-signals.ts'
+import type { ApprovalSignals } from './approval-signals.ts'
 import { sqliteAudit } from './sqlite/audit.ts'
 import { sqliteCounters } from './sqlite/counters.ts'
 import { FreshReads } from './sqlite/fresh-reads.ts'
@@ -32,6 +34,7 @@ export class SqliteStore implements Store {
   readonly counters: CounterRepo
   readonly adminTokens: AdminTokenRepo
   readonly approvals: ApprovalRepo
+  readonly approvalSignals: ApprovalSignals
   readonly locks: LockRepo
   readonly instances: InstanceRepo
   readonly #db: DatabaseSync
@@ -67,7 +70,9 @@ export class SqliteStore implements Store {
     this.audit = reportingDamage(auditYieldsWhenBusy ? yieldingWhenBusy(audit) : audit, auditDb)
     this.counters = reportingDamage(sqliteCounters(db), db)
     this.adminTokens = reportingDamage(sqliteAdminTokens(db, reads), db)
-    this.approvals = reportingDamage(sqliteApprovals(db), db)
+    const signals = sqliteApprovalSignals(db.location() ?? ':memory:')
+    this.approvalSignals = signals
+    this.approvals = reportingDamage(sqliteApprovals(db, signals.tell), db)
     this.locks = sqliteLocks()
     this.instances = reportingDamage(sqliteInstances(db), db)
   }

@@ -1,3 +1,4 @@
+import type { ApprovalSignals } from './approval-signals.ts'
 import type { AdminToken, StoredAdminToken } from '../model/admin-token.ts'
 import type { Approval, PendingApproval, Verdict } from '../model/approval.ts'
 import type { Session, SessionFilter, StoredSession } from '../model/session.ts'
@@ -14,6 +15,8 @@ export interface Store {
   readonly counters: CounterRepo
   readonly adminTokens: AdminTokenRepo
   readonly approvals: ApprovalRepo
+  /** Approval state changes as this store hears of them (approval-signals.ts); without it, parked requests learn of decisions taken elsewhere by polling only. */
+  readonly approvalSignals?: ApprovalSignals
   readonly locks: LockRepo
   readonly instances: InstanceRepo
   close(): Promise<void>
@@ -289,6 +292,12 @@ export interface CounterRepo {
 export interface ApprovalRepo {
   /** A new pending approval. */
   insert(pending: PendingApproval): Promise<void>
+  /**
+   * A new pending approval unless its session already has `max` pending and not expired at `now`:
+   * true when it was inserted. Exact under concurrency across instances (one statement on
+   * SQLite; on PostgreSQL under a transaction lock per session).
+   */
+  insertWithin(pending: PendingApproval, max: number, now: number): Promise<boolean>
   get(id: string): Promise<Approval | undefined>
   /** Pending approvals not expired at `now`, oldest first (then by id), at most `limit`. */
   pending(now: number, limit: number): Promise<Approval[]>

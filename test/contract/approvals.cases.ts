@@ -30,6 +30,25 @@ export const approvalCases: RepoCases<ApprovalRepo> = {
       await assert.rejects(store.approvals.insert(pending('apr_1')))
     },
   },
+  insertWithin: {
+    "inserts while the session has fewer than max pending; expired, decided and other sessions' approvals do not count": async (store) => {
+      const now = T0 + MINUTE
+      assert.equal(await store.approvals.insertWithin(pending('apr_1'), 2, now), true)
+      await store.approvals.insert(pending('apr_old', { expiresAt: now }))
+      await store.approvals.insert(pending('apr_other', { session: 'ses_00000000000000b2' }))
+      await store.approvals.insert(pending('apr_done'))
+      await store.approvals.decide('apr_done', approve(T0 + 1))
+      assert.equal(await store.approvals.insertWithin(pending('apr_2'), 2, now), true)
+      assert.equal(await store.approvals.insertWithin(pending('apr_3'), 2, now), false)
+      assert.equal(await store.approvals.get('apr_3'), undefined, 'nothing inserted')
+      assert.equal((await store.approvals.get('apr_2'))?.state, 'pending')
+    },
+    'lets exactly max of many concurrent inserts of one session through': async (store) => {
+      const results = await Promise.all(Array.from({ length: 20 }, (_, i) => store.approvals.insertWithin(pending(`apr_c${i}`), 5, T0)))
+      assert.equal(results.filter(Boolean).length, 5)
+      assert.equal((await store.approvals.pending(T0, 100)).length, 5)
+    },
+  },
   get: {
     'is undefined for an unknown id': async (store) => {
       assert.equal(await store.approvals.get('apr_none'), undefined)

@@ -108,12 +108,14 @@ const EXPECTED_ROLES: Record<string, readonly AdminRole[]> = {
   'session.revoke': ['admin', 'operator'], 'session.revoke_many': ['admin', 'operator'],
   'secret.list': ['admin'], 'secret.set': ['admin'], 'secret.delete': ['admin'],
   'admin_token.list': ['admin'], 'admin_token.create': ['admin'], 'admin_token.revoke': ['admin'],
-  'openapi.get': ['admin', 'operator', 'auditor'],
+  'openapi.get': ['admin', 'operator', 'auditor', 'approver'],
   'config.get': ['admin', 'operator', 'auditor'], 'config.reload': ['admin'], 'config.explain': ['admin', 'operator'],
   'audit.query': ['admin', 'auditor'], 'audit.stream': ['admin', 'auditor'], 'audit.verify': ['admin', 'auditor'],
-  'ca.bundle': ['admin', 'operator', 'auditor'],
+  'ca.bundle': ['admin', 'operator', 'auditor', 'approver'],
+  'approval.list': ['admin', 'operator', 'approver'], 'approval.get': ['admin', 'operator', 'approver'],
+  'approval.approve': ['admin', 'operator', 'approver'], 'approval.deny': ['admin', 'operator', 'approver'],
 }
-const ROLES: readonly AdminRole[] = ['admin', 'operator', 'auditor']
+const ROLES: readonly AdminRole[] = ['admin', 'operator', 'auditor', 'approver']
 
 interface Operation { method: string; path: string; action: string; roles: AdminRole[]; public: boolean }
 function operations(document: { paths: Record<string, Record<string, { 'x-keyvalet-action': string; 'x-keyvalet-roles': AdminRole[]; security?: unknown[] }>> }): Operation[] {

@@ -79,7 +79,7 @@ describe('admin API: configuration, reload and explain', () => {
       assert.equal(got.status, 200, got.text)
       assert.equal(got.json.version, kv.live.current.version)
       assert.match(got.json.version, /^cfg_[0-9a-f]{16}$/)
-      assert.deepEqual(got.json.reloadable, ['connectors', 'tunnels', 'limits.max_body_inspect_bytes', 'limits.approval_body_bytes'])
+      assert.deepEqual(got.json.reloadable, ['connectors', 'tunnels', 'limits.max_body_inspect_bytes', 'limits.approval_body_bytes', 'limits.approvals_per_session'])
       assert.equal(got.json.config.connectors.github.credential.secret, 'github-token')
       assert.equal(got.json.config.connectors.crm.credential.oauth_client.client_secret, 'crm-client-secret')
       assert.equal(got.json.config.limits.upstream_timeout_ms, 30000, 'defaults are filled in')

@@ -56,7 +56,7 @@ connectors:
     return { status: res.statusCode, json: (await res.body.json()) as any }
   }
 
-  it('a request parked on one instance is approved through the other: forwarded once, exactly as approved, audited on both sides', async () => {
+  it('a request parked on one instance is approved through the other: forwarded once, exactly as approved, audited on both sides', async (t) => {
     const { key, session } = await parkedOn.mintKey(['up:write'])
     const approver = await decidedOn.adminToken('operator', { name: 'bob-approver' })
     const body = JSON.stringify({ name: 'widget', count: 3 })
@@ -68,9 +68,14 @@ connectors:
       return (json.approvals as any[]).find((a) => a.session === session)
     }, 'the approval, from the other instance')
     assert.equal(upstream.received.length, 0)
+    const decidedAt = performance.now()
     const decided = await admin(decidedOn, approver.token, 'POST', `/v1/approvals/${pending.id}/approve`, {})
     assert.equal(decided.status, 200)
     const res = await answer
+    // Woken by the change feed's NOTIFY (src/approvals/signals.test.ts proves it without a poll); only a generous bound here.
+    const wokeMs = performance.now() - decidedAt
+    t.diagnostic(`answered ${wokeMs.toFixed(1)} ms after the decision was sent to the other instance`)
+    assert.ok(wokeMs < 5000, `answered ${wokeMs} ms after the decision`)
     assert.equal(res.status, 200)
     assert.equal(upstream.received.length, 1, 'forwarded once')
     const [got] = upstream.received

@@ -90,8 +90,20 @@ connectors:
     const text = deliveries.map((d) => d.body.toString()).join('\n')
     assert.ok(!text.includes(kv.url) && !text.includes(key) && !text.includes('real-api-key'), 'nothing points at the sandbox side; no key, no credential')
 
+    assert.deepEqual(deliveries.map((d) => d.headers['keyvalet-event']), ['approval.pending', 'approval.pending'])
     const decided = await fetch(`${kv.adminUrl}/v1/approvals/${id}/approve`, { method: 'POST', headers: { authorization: `Bearer ${operator.token}`, 'content-type': 'application/json' }, body: '{}' })
     assert.equal(decided.status, 200)
     assert.equal((await answer).status, 200)
+
+    // The decision is announced too, once, by the instance that held the request.
+    const announced = await eventually(async () => receiver.received.find((d) => d.headers['keyvalet-event'] === 'approval.decided'), 'the decision delivery')
+    assert.ok(verify(announced, HOOK_SECRET, Math.floor(Date.now() / 1000)), 'signed like the others')
+    const decision = JSON.parse(announced.body.toString()) as any
+    assert.deepEqual([decision.type, decision.approval.id, decision.approval.state, decision.approval.approver?.id], ['approval.decided', id, 'approved', operator.id])
+    assert.deepEqual(decision.links, { approval: `https://keyvalet-admin.internal:8790/v1/approvals/${id}` })
+    assert.match(decision.text, new RegExp(`^${id} approved by \\S+ \\(test-agent asked to POST 127\\.0\\.0\\.1:\\d+/items\\)$`))
+    assert.ok(!decision.blocks.some((b: any) => b.type === 'actions'), 'nothing left to decide')
+    assert.ok(!announced.body.toString().includes(key) && !announced.body.toString().includes('real-api-key'))
+    assert.equal(receiver.received.filter((d) => d.headers['keyvalet-event'] === 'approval.decided').length, 1)
   })
 })

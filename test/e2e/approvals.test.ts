@@ -19,7 +19,7 @@ describe('approvals: a request parked for a person, decided over the admin API, 
     upstream = await startUpstream()
     kv = await startKeyvalet(`version: 1
 listen: { gateway: "127.0.0.1:0", admin: "127.0.0.1:0" }
-limits: { approval_body_bytes: 2000 }
+limits: { approval_body_bytes: 2000, approvals_per_session: 2 }
 budgets:
   searches: { connector: github, rule: search, requests: 2, approval: { timeout: 60s } }
 connectors:
@@ -233,6 +233,91 @@ connectors:
     assert.equal((await admin('GET', '/v1/approvals')).json.approvals.filter((a: any) => a.session === session).length, 0)
     const record = await recordOf(session)
     assert.equal(record.error, 'approval_body_too_large')
+  })
+
+  it('by grant: a session whose grant says +approval parks what the grant allows; approved over the admin API, it goes', async () => {
+    const minted = await admin('POST', '/v1/sessions', { agent: 'grant-agent', user: 'bob', workspace: 'acme', grant: ['github:read+approval=45s'] })
+    assert.equal(minted.status, 201)
+    assert.deepEqual(minted.json.session.grants, ['github:read+approval=45s'], 'the grant reads back as it was written')
+    const { key, session: { id: session } } = minted.json
+    assert.deepEqual((await admin('GET', `/v1/sessions/${session}`)).json.grants, ['github:read+approval=45s'])
+
+    const answer = send(key, 'GET', '/repos/acme/granted')
+    const pending = await parked(session)
+    assert.deepEqual([pending.rule, pending.method, pending.path, pending.agent], ['read', 'GET', '/api/repos/acme/granted', 'grant-agent'], 'a rule that needs no approval of its own')
+    assert.equal(Date.parse(pending.expires_at) - Date.parse(pending.created_at), 45_000, "the grant's wait")
+    assert.equal(reached('/repos/acme/granted').length, 0, 'nothing reaches the upstream before a yes')
+    assert.equal((await admin('POST', `/v1/approvals/${pending.id}/approve`, {})).status, 200)
+
+    const res = await answer
+    assert.equal(res.status, 200)
+    assert.equal(JSON.parse(res.text).url, '/api/repos/acme/granted', "the sandbox has the upstream's answer")
+    const [got] = reached('/repos/acme/granted')
+    assert.equal(got?.headers.authorization, `Bearer ${SECRET}`)
+    assert.equal(receivedDigest(upstream.url, got!, ['authorization']), pending.digest)
+    const record = await recordOf(session)
+    assert.deepEqual([record.decision, record.status, record.rule, record.approval?.decision, record.approval?.id], ['allow', 200, 'read', 'approved', pending.id])
+    assert.deepEqual(record.decided_on?.grants, ['github:read+approval=45s'])
+  })
+
+  it('by grant: grants add up, so one that needs no approval lets the request through at once', async () => {
+    const { key, session } = await kv.mintKey(['github:write+approval', 'github:read'])
+    const read = await send(key, 'GET', '/repos/acme/both')
+    assert.equal(read.status, 200, 'github:read covers the read rule without approval')
+    assert.equal(reached('/repos/acme/both').length, 1)
+    const records = (await kv.audit()).filter((r) => r.session === session)
+    assert.deepEqual(records.map((r) => [r.decision, r.rule, r.approval]), [['allow', 'read', undefined]])
+  })
+
+  it('a session with limits.approvals_per_session requests waiting has the next refused 429 approval_limit_reached at once, nobody asked', async () => {
+    const { key, session } = await kv.mintKey(['github:write'])
+    const reachedBefore = reached('/repos/acme/app/comments').length
+    const waiting = [send(key, 'POST', '/repos/acme/app/comments', { text: 'one' }), send(key, 'POST', '/repos/acme/app/comments', { text: 'two' })]
+    const both = await eventually(async () => {
+      const { json } = await admin('GET', '/v1/approvals?wait=5')
+      const mine = (json.approvals as any[]).filter((a) => a.session === session)
+      return mine.length === 2 ? mine : undefined
+    }, 'two approvals pending')
+    const third = await send(key, 'POST', '/repos/acme/app/comments', { text: 'three' })
+    assert.equal(third.status, 429)
+    assert.equal(third.headers['x-keyvalet-error'], 'approval_limit_reached')
+    assert.match(JSON.parse(third.text).error.message, /already has 2 requests waiting for approval/)
+    const { json } = await admin('GET', '/v1/approvals')
+    assert.equal((json.approvals as any[]).filter((a) => a.session === session).length, 2, 'nobody was asked about the third')
+    const other = await kv.mintKey(['github:write'])
+    const elsewhere = send(other.key, 'POST', '/repos/acme/app/comments', { text: 'another task' })
+    const otherPending = await parked(other.session)
+    for (const a of [...both, otherPending]) assert.equal((await admin('POST', `/v1/approvals/${a.id}/deny`, { reason: 'no' })).status, 200)
+    assert.deepEqual((await Promise.all([...waiting, elsewhere])).map((r) => r.status), [403, 403, 403])
+    assert.equal(reached('/repos/acme/app/comments').length, reachedBefore)
+    const refused = await eventually(async () => (await kv.audit()).find((r) => r.session === session && r.error === 'approval_limit_reached'), 'the refusal record')
+    assert.deepEqual([refused.decision, refused.status, refused.rule, refused.detail], ['deny', 429, 'comment', { limit: 2 }])
+  })
+
+  it('roles: an approver lists and decides approvals, and may do nothing else', async () => {
+    const approver = await kv.adminToken('approver', { name: 'erin-approver' })
+    const { key, session } = await kv.mintKey(['github:write'])
+    const answer = send(key, 'POST', '/repos/acme/app/comments', { text: 'by an approver' })
+    const pending = await eventually(async () => {
+      const { json } = await admin('GET', '/v1/approvals?wait=5', undefined, approver.token)
+      return (json.approvals as any[]).find((a) => a.session === session)
+    }, 'the approval, listed to the approver')
+    const decided = await admin('POST', `/v1/approvals/${pending.id}/approve`, {}, approver.token)
+    assert.deepEqual([decided.status, decided.json.approver], [200, { id: approver.id, name: 'erin-approver' }])
+    assert.equal((await answer).status, 200)
+    assert.equal((await recordOf(session)).approval?.approver?.name, 'erin-approver')
+    for (const [method, path, body] of [
+      ['POST', '/v1/sessions', { agent: 'a', user: 'u', workspace: 'w', grant: ['github:read'] }],
+      ['GET', '/v1/sessions', undefined],
+      ['POST', `/v1/sessions/${session}/revoke`, {}],
+      ['GET', '/v1/audit', undefined],
+      ['GET', '/v1/config', undefined],
+      ['GET', '/v1/secrets', undefined],
+    ] as const) {
+      const res = await admin(method, path, body, approver.token)
+      assert.deepEqual([path, res.status, res.json.error?.code], [path, 403, 'admin_role_forbidden'])
+    }
+    assert.equal((await admin('GET', '/v1/whoami', undefined, approver.token)).json.role, 'approver')
   })
 
   it('roles: an auditor may not list or decide approvals', async () => {

@@ -138,6 +138,16 @@ connectors:
     assert.ok(plain.sessions.every((s) => !('budgets' in s)), 'without budgets=true, no counter is read')
   })
 
+  it('far from the limit, spends from a leased block; the admin API shows what was forwarded, the store also what is leased and unspent', async () => {
+    const { session, key } = await kv.runtime.sessions.create({ agent: 'lessee', user: 'u', workspace: 'w', grants: [parseGrant('api:read')], ttlMs: HOUR, budget: 1000 })
+    for (let i = 0; i < 3; i++) assert.equal((await get('/api/free', key)).status, 200)
+    const counter = `session:${session.id}:requests`
+    assert.equal(await kv.runtime.store.counters.used(counter, kv.now), 64, 'one block of 64 leased (at most 1/8 of the 1000 left)')
+    const { token } = await kv.adminToken('operator')
+    const shown = await (await request(`${kv.adminUrl}/v1/sessions/${session.id}`, { headers: { authorization: `Bearer ${token}` } })).body.json() as { budgets: { budget: string; used: number; left: number }[] }
+    assert.deepEqual(shown.budgets.map((b) => [b.budget, b.used, b.left])[0], ['session', 3, 997], 'without the 61 units this instance holds')
+  })
+
   it('session create --budget and session show on the command line: the budget given, what is used and left', async () => {
     kv.now = Date.now() // the CLI reads the windows of the real clock
     const env = { KEYVALET_MASTER_KEY: kv.masterKey }

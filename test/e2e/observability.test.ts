@@ -25,6 +25,7 @@ connectors:
     rules:
       - { id: read-items, methods: [GET], path: /items/**, severity: read }
       - { id: upload, methods: [POST], path: /upload, severity: write, allow_body: true }
+      - { id: approve-me, methods: [POST], path: /approve-me, severity: write, allow_body: true, approval: { timeout: 60s } }
   down:
     upstream: http://127.0.0.1:9
     allow_insecure: true
@@ -174,6 +175,49 @@ describe('metrics, the request log line and trace context, end to end', () => {
     assert.equal((unavailable?.detail as Record<string, unknown> | undefined)?.why, 'secret_missing')
     const all = logText.slice(logBefore)
     for (const secret of [SECRET, key, key.slice(-20), 'x'.repeat(100)]) assert.ok(!all.includes(secret), 'the log holds no secret, task key or body')
+  })
+
+  it('approval metrics: the requests parked now, and each wait by how it ended, pass promtool', async () => {
+    const operator = (await kv.adminToken('operator')).token
+    const decide = async (verb: 'approve' | 'deny'): Promise<void> => {
+      const { json } = await (await fetch(`${kv.adminUrl}/v1/approvals?wait=5`, { headers: { authorization: `Bearer ${operator}` } })).json().then((json) => ({ json: json as { approvals: { id: string }[] } }))
+      const [pending] = json.approvals
+      assert.ok(pending !== undefined, 'a parked request')
+      const res = await fetch(`${kv.adminUrl}/v1/approvals/${pending.id}/${verb}`, { method: 'POST', headers: { authorization: `Bearer ${operator}`, 'content-type': 'application/json' }, body: verb === 'deny' ? '{"reason":"no"}' : '{}' })
+      assert.equal(res.status, 200, await res.text())
+    }
+    const parked = async (n: number): Promise<void> => {
+      for (let i = 0; i < 500 && parseExposition(await scrape(kv, auditorToken)).get('keyvalet_approvals_pending') !== n; i++) await new Promise((r) => setTimeout(r, 10))
+    }
+    const before = parseExposition(await scrape(kv, auditorToken))
+    assert.equal(before.get('keyvalet_approvals_pending'), 0)
+    const post = () => send('/echo/approve-me', { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: '{"a":1}' })
+    const first = post()
+    await parked(1)
+    const waiting = await scrape(kv, auditorToken)
+    assert.equal(parseExposition(waiting).get('keyvalet_approvals_pending'), 1, 'one request parked')
+    await decide('approve')
+    assert.equal((await first).status, 200)
+    const second = post()
+    await parked(1)
+    await decide('deny')
+    assert.equal((await second).status, 403)
+    await parked(0)
+
+    const text = await scrape(kv, auditorToken)
+    const check = promtoolCheck(text)
+    if (check !== 'skip') assert.equal(check, undefined, `promtool check metrics: ${check}`)
+    const after = parseExposition(text)
+    const delta = (name: string, labels: Record<string, string>): number => (after.get(series(name, labels)) ?? 0) - (before.get(series(name, labels)) ?? 0)
+    assert.equal(after.get('keyvalet_approvals_pending'), 0)
+    assert.deepEqual(['approved', 'denied', 'expired', 'cancelled'].map((outcome) => delta('keyvalet_approval_decisions_total', { outcome })), [1, 1, 0, 0])
+    assert.equal(delta('keyvalet_approval_wait_seconds_count', { outcome: 'approved' }), 1)
+    assert.equal(delta('keyvalet_approval_wait_seconds_bucket', { outcome: 'denied', le: '3600' }), 1)
+    assert.ok(delta('keyvalet_approval_wait_seconds_sum', { outcome: 'approved' }) > 0)
+    // And the upstream received the approved request only; the audit has both decisions.
+    assert.equal(upstream.received.filter((r) => r.url === '/approve-me').length, 1)
+    const decisions = (await kv.audit()).filter((r) => r.rule === 'approve-me').map((r) => r.approval?.decision)
+    assert.deepEqual(decisions, ['approved', 'denied'])
   })
 })
 

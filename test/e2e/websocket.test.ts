@@ -23,6 +23,9 @@ describe('WebSocket upgrades through the gateway', () => {
     })
     kv = await startKeyvalet(`version: 1
 listen: { gateway: "127.0.0.1:0" }
+budgets:
+  downloads: { connector: realtime, rule: metered-down, bytes_down: 300 }
+  uploads: { connector: realtime, rule: metered-up, bytes_up: 300 }
 connectors:
   realtime:
     upstream: ${upstream.url}/v1
@@ -33,6 +36,8 @@ connectors:
       - { id: socket, methods: [GET], path: /realtime, severity: write, websocket: true }
       - { id: plain, methods: [GET], path: /plain, severity: read }
       - { id: echo, methods: [GET], path: /echo, severity: write, websocket: true }
+      - { id: metered-down, methods: [GET], path: /metered-down, severity: write, websocket: true }
+      - { id: metered-up, methods: [GET], path: /metered-up, severity: write, websocket: true }
 `)
     await kv.setSecret('rt-key', SECRET)
     key = (await kv.mintKey(['realtime:write'])).key
@@ -131,6 +136,53 @@ connectors:
     assert.equal(records.length, 1)
     assert.deepEqual([records[0]?.decision, records[0]?.reason, records[0]?.error], ['deny', 'upgrade_not_allowed', 'policy_denied'])
   })
+
+  /** An upgrade request's answer: 101, or the refusal's status and error code. */
+  function upgradeAnswer(path: string, authorization: string): Promise<{ status: number; error: string | undefined }> {
+    return new Promise((resolve, reject) => {
+      import('node:http').then(({ request }) => {
+        const req = request(`${kv.url}/realtime${path}`, { headers: { authorization, connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==' } })
+        req.on('response', (res) => { res.resume(); resolve({ status: res.statusCode ?? 0, error: res.headers['x-keyvalet-error'] as string | undefined }) })
+        req.on('upgrade', (_res, socket) => { socket.destroy(); resolve({ status: 101, error: undefined }) })
+        req.on('error', reject)
+        req.end()
+      }, reject)
+    })
+  }
+
+  for (const [direction, path, field] of [['down', '/metered-down', 'bytes_out'], ['up', '/metered-up', 'bytes_in']] as const) {
+    it(`counts a WebSocket's bytes ${direction} toward a byte budget while it is open: closed with 1008 once it is used up, the next upgrade refused 429`, async () => {
+      const session = await kv.mintKey(['realtime:write'])
+      const opened = await open(path, `Bearer ${session.key}`)
+      assert.ok('ws' in opened, JSON.stringify(opened))
+      const { ws } = opened
+      const closed = new Promise<{ code: number; reason: string }>((resolve) => ws.addEventListener('close', (e) => resolve({ code: e.code, reason: e.reason })))
+      const replies: string[] = []
+      ws.addEventListener('message', (m) => replies.push(String(m.data)))
+      // Each message is about 106 bytes up and 112 down: three pass 300 either way.
+      for (let i = 0; i < 3; i++) ws.send(`${i}${'x'.repeat(99)}`)
+      const timeout = setTimeout(() => ws.close(), 10_000)
+      const { code, reason } = await closed
+      clearTimeout(timeout)
+      assert.deepEqual([code, reason], [1008, 'budget_exhausted'], 'closed by keyvalet with a close code, within the watch interval')
+      assert.equal(replies.length, 3, 'the frames relayed before the close arrived whole')
+      assert.equal(upstream.upgrades.at(-1)?.authorization, `Bearer ${SECRET}`)
+
+      const next = await upgradeAnswer(path, `Bearer ${session.key}`)
+      assert.deepEqual(next, { status: 429, error: 'budget_exhausted' })
+      let records = (await kv.audit()).filter((r) => r.session === session.session)
+      for (let i = 0; i < 200 && records.length < 3; i++) {
+        await new Promise((r) => setTimeout(r, 10))
+        records = (await kv.audit()).filter((r) => r.session === session.session)
+      }
+      const closeRecord = records.find((r) => r.phase === 'close')
+      assert.deepEqual([records[0]?.phase, records[0]?.decision], ['open', 'allow'])
+      assert.deepEqual([closeRecord?.decision, closeRecord?.status, closeRecord?.error], ['deny', 101, 'budget_exhausted'], 'the closing record says the budget ended it')
+      assert.ok((closeRecord?.[field] ?? 0) >= 300, `the closing record counts the ${field} charged: ${closeRecord?.[field]}`)
+      const refused = records.find((r) => r.phase !== 'open' && r.phase !== 'close')
+      assert.deepEqual([refused?.decision, refused?.error, refused?.status], ['deny', 'budget_exhausted', 429])
+    })
+  }
 
   it('refuses an upgrade without a valid task key', async () => {
     const opened = await open('/realtime', 'Bearer nope')

@@ -6,8 +6,8 @@ import type { AdminDeps } from '../deps.ts'
 import { KeyvaletError } from '../../errors.ts'
 import { defineRoute, type Actor } from '../route.ts'
 
-/** Who may decide: the roles that manage sessions (model/admin-token.ts). */
-const ROLES = ['admin', 'operator'] as const
+/** Who may decide: the roles that manage sessions, and approvers, who may do nothing else (model/admin-token.ts). */
+const ROLES = ['admin', 'operator', 'approver'] as const
 const ID = Type.Object({ id: Type.String({ pattern: '^apr_[0-9a-f]{16}$', description: 'An approval id (apr_…).' }) })
 const LIST_LIMIT = 500
 /** The longest a long poll waits for a new pending approval. */

@@ -73,7 +73,7 @@ export function sessionRoutes(deps: AdminDeps) {
         const last = shown.at(-1)
         const now = deps.clock()
         // A revoked or expired session can spend nothing more: only live ones carry their use.
-        const budgets = new Budgets(deps.store.counters, deps.config().budgets)
+        const budgets = new Budgets(deps.store.counters, deps.config().budgets, deps.leases)
         const sessions = await Promise.all(shown.map(async (s) => {
           const view = sessionView(s, now)
           return withBudgets && view.state === 'active' ? { ...view, budgets: await budgets.report(s, now) } : view
@@ -88,7 +88,7 @@ export function sessionRoutes(deps: AdminDeps) {
         note({ session: params.id })
         const session = await found(params.id)
         const now = deps.clock()
-        return { kind: 'json', body: { ...sessionView(session, now), budgets: await new Budgets(deps.store.counters, deps.config().budgets).report(session, now) } }
+        return { kind: 'json', body: { ...sessionView(session, now), budgets: await new Budgets(deps.store.counters, deps.config().budgets, deps.leases).report(session, now) } }
       },
     }),
     defineRoute({

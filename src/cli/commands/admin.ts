@@ -8,10 +8,11 @@ import { CONFIG_OPTION, configPath, parse, write } from '../args.ts'
 import type { Command } from '../command.ts'
 
 const help = `usage: keyvalet admin token <create|list|revoke> [options]
-  create --name NAME --role admin|operator|auditor [--ttl 90d] [--json]
+  create --name NAME --role admin|operator|auditor|approver [--ttl 90d] [--json]
          mint an admin token (kva_...) for the admin API (listen.admin); it is printed once and
          stored only as a SHA-256 digest. Roles: admin (everything, including secrets and admin
-         tokens), operator (sessions, read config, explain), auditor (read audit, config, metrics).
+         tokens), operator (sessions, read config, explain), auditor (read audit, config, metrics),
+         approver (list and decide approvals only).
          Without --ttl it lasts until revoked.
   list [--json]   every admin token with its role and state; never a token value
   revoke ID       revoke at once: the next call with that token is refused`
@@ -30,7 +31,7 @@ export const admin: Command = {
     try {
       if (action === 'create') {
         if (values.name === undefined) throw new OperatorError('--name is required', 'e.g. --name orchestrator')
-        if (values.role === undefined) throw new OperatorError('--role is required', 'one of admin, operator, auditor')
+        if (values.role === undefined) throw new OperatorError('--role is required', 'one of admin, operator, auditor, approver')
         const { token, value } = await tokens.create({ name: values.name, role: values.role, ...(values.ttl === undefined ? {} : { ttlMs: parseDuration(values.ttl) }) })
         if (values.json === true) write(io.stdout, JSON.stringify({ ...view(token, Date.now()), token: value }))
         else write(io.stdout, `admin token ${token.id} "${token.name}", role ${token.role}, ${token.expiresAt === undefined ? 'no expiry' : `expires ${iso(token.expiresAt)}`}\nadmin token (shown once): ${value}`)

@@ -30,7 +30,7 @@ function admittedWith(body: Buffer): AdmittedContext {
 }
 
 describe('the check before forward of an approved request', () => {
-  const check = createApprovedCheck(connector, false)!
+  const check = createApprovedCheck(connector)
   const approvedAndInjected = (body: Buffer): OutboundContext => {
     const ctx = admittedWith(body)
     const digest = requestDigest(approvedRequest(ctx))

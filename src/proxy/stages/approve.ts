@@ -5,7 +5,8 @@ import { withoutParam } from '../../credentials/query-param.ts'
 import { KeyvaletError } from '../../errors.ts'
 import { refusedInMcpForm } from '../../mcp/reply.ts'
 import type { ApprovalOptions, Approval } from '../../model/approval.ts'
-import type { Connector, Policy } from '../../model/policy.ts'
+import type { Connector, McpRule, Policy, Severity } from '../../model/policy.ts'
+import { GRANT_APPROVAL_TIMEOUT_MS, grantApproval } from '../../policy/grant.ts'
 import { BodyScanner } from '../body-scanner.ts'
 import type { AdmittedContext, OutboundContext } from '../context.ts'
 import { carriesBody } from '../headers.ts'
@@ -23,12 +24,16 @@ const REASON_LIMIT = 200
  * approval is read whole (up to limits.approval_body_bytes), its digest and summary computed from
  * exactly what will be forwarded, and held open until a person decides (approvals/approvals.ts):
  * approved, it goes on with that body; denied, 403 approval_denied with the reason; no decision
- * in time, 403 approval_timeout; the sandbox leaving cancels it. Undefined for a connector none of
- * whose rules needs approval.
+ * in time, 403 approval_timeout; the sandbox leaving cancels it. A request the session's grants
+ * allow only with `+approval` (policy/grant.ts: grantApproval) waits the same way, so every
+ * connector has this stage. `idleTimeoutMs`: a grant's wait ends a second before the idle
+ * connection would be closed. A session with `maxPendingPerSession` requests waiting already is
+ * refused at once, 429 approval_limit_reached, so a sandbox cannot flood its approvers.
  */
-export function createApprove(approvals: Approvals, connector: Connector, policy: Policy, softBudgets: boolean, maxBodyBytes: number, clock: () => number): Stage | undefined {
-  if (!needsApproval(connector) && !softBudgets) return undefined
-  const mcpRules = new Map([...(connector.mcp?.tools ?? []), ...(connector.mcp?.prompts ?? [])].map((rule) => [rule.id, rule]))
+export function createApprove(approvals: Approvals, connector: Connector, policy: Policy, limits: { readonly maxBodyBytes: number; readonly maxPendingPerSession: number; readonly idleTimeoutMs: number }, clock: () => number): Stage {
+  const { maxBodyBytes, maxPendingPerSession, idleTimeoutMs } = limits
+  const mcpRules = new Map<string, McpRule>([...(connector.mcp?.tools ?? []), ...(connector.mcp?.prompts ?? []), ...(connector.mcp?.resources ?? [])].map((rule) => [rule.id, rule]))
+  const longestGrantWait = Math.max(1000, idleTimeoutMs - 1000)
   const placeholders = [...policy.connectors.values()].flatMap((c) => (c.placeholder === undefined ? [] : [{ connector: c.name, value: c.placeholder }]))
   return {
     name: 'approve',
@@ -43,17 +48,32 @@ export function createApprove(approvals: Approvals, connector: Connector, policy
     },
   }
 
-  /** What the request needs approval for, with its options: a soft budget it is over (`budget:NAME`), decide's rule, or the first MCP message's tool or prompt rule that needs it. */
+  /**
+   * What the request needs approval for, with its options: a soft budget it is over
+   * (`budget:NAME`), decide's rule (its own approval, else its grants'), or the first MCP
+   * message whose tool or prompt rule, or whose grants, need it.
+   */
   function requirement(ctx: AdmittedContext): { rule: string; options: ApprovalOptions } | undefined {
     // Over a soft budget: the budget's approval, whatever the rule says.
     if (ctx.overBudget !== undefined) return { rule: `budget:${ctx.overBudget.budget}`, options: ctx.overBudget.options }
     const decision = ctx.decision
-    if (decision?.effect === 'allow' && decision.rule.approval !== undefined) return { rule: decision.rule.id, options: decision.rule.approval }
+    if (decision?.effect === 'allow') {
+      const options = decision.rule.approval ?? byGrant(ctx, decision.rule)
+      if (options !== undefined) return { rule: decision.rule.id, options }
+    }
     for (const d of ctx.mcp?.decisions ?? []) {
-      const options = d.effect === 'allow' ? mcpRules.get(d.rule)?.approval : undefined
-      if (options !== undefined && d.rule !== undefined) return { rule: d.rule, options }
+      const rule = d.effect === 'allow' && d.rule !== undefined ? mcpRules.get(d.rule) : undefined
+      const options = rule === undefined ? undefined : rule.approval ?? byGrant(ctx, rule)
+      if (options !== undefined && rule !== undefined) return { rule: rule.id, options }
     }
     return undefined
+  }
+
+  /** The options of a grant's `+approval` when the session's grants allow the rule only with it. */
+  function byGrant(ctx: AdmittedContext, rule: { readonly id: string; readonly severity: Severity }): ApprovalOptions | undefined {
+    const needed = grantApproval(ctx.session.grants, connector.name, rule)
+    if (needed === undefined) return undefined
+    return { timeoutMs: Math.min(needed.timeoutMs ?? GRANT_APPROVAL_TIMEOUT_MS, longestGrantWait), summary: undefined }
   }
 
   async function park(ctx: AdmittedContext, rule: string, options: ApprovalOptions): Promise<void> {
@@ -73,7 +93,7 @@ export function createApprove(approvals: Approvals, connector: Connector, policy
     }
     let outcome
     try {
-      outcome = await approvals.wait(pending, ctx.signal)
+      outcome = await approvals.wait(pending, ctx.signal, maxPendingPerSession)
     } catch (err) {
       // The sandbox left (or the request was cut): wait cancelled the approval.
       if (ctx.signal?.aborted === true) ctx.approval = { id: pending.id, state: 'cancelled', approver: undefined, reason: undefined, waitedMs: clock() - now, digest, remembered: false }
@@ -94,8 +114,7 @@ export function createApprove(approvals: Approvals, connector: Connector, policy
  * yes: the credential, the assertion, the attribution header, traceparent). A mismatch is a bug
  * somewhere between the two; nothing is sent (approval_mismatch).
  */
-export function createApprovedCheck(connector: Connector, softBudgets: boolean): Stage<OutboundContext> | undefined {
-  if (!needsApproval(connector) && !softBudgets) return undefined
+export function createApprovedCheck(connector: Connector): Stage<OutboundContext> {
   const added = keyvaletHeaders(connector)
   const param = credentialSlot(connector).param
   return {
@@ -110,11 +129,6 @@ export function createApprovedCheck(connector: Connector, softBudgets: boolean):
       if (sent !== ctx.approval.digest) throw new KeyvaletError('approval_mismatch', { detail: { approval: ctx.approval.id, approved: ctx.approval.digest, sending: sent } })
     },
   }
-}
-
-/** Whether any rule of the connector (HTTP, or an MCP tool or prompt) needs approval. */
-function needsApproval(connector: Connector): boolean {
-  return [...connector.rules, ...(connector.mcp?.tools ?? []), ...(connector.mcp?.prompts ?? [])].some((rule) => rule.approval !== undefined)
 }
 
 /** The request as it will be forwarded, before keyvalet adds its own headers: what the digest covers. */

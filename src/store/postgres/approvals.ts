@@ -10,6 +10,14 @@ export function postgresApprovals(sql: Sql): ApprovalRepo {
       await sql`INSERT INTO approvals (id, request_id, session, agent, "user", workspace, task, connector, rule, method, host, path, summary, digest, created_at, expires_at, state)
         VALUES (${a.id}, ${a.requestId}, ${a.session}, ${a.agent}, ${a.user}, ${a.workspace}, ${a.task}, ${a.connector}, ${a.rule}, ${a.method}, ${a.host}, ${a.path}, ${a.summary}, ${a.digest}, ${a.createdAt}, ${a.expiresAt}, 'pending')`
     },
+    // The transaction lock per session makes the count and the insert one step across instances.
+    insertWithin: async (a, max, now) => sql.begin(async (tx) => {
+      await tx`SELECT pg_advisory_xact_lock(hashtextextended(${`keyvalet:approvals:${a.session}`}, 0))`
+      const inserted = await tx`INSERT INTO approvals (id, request_id, session, agent, "user", workspace, task, connector, rule, method, host, path, summary, digest, created_at, expires_at, state)
+        SELECT ${a.id}, ${a.requestId}, ${a.session}, ${a.agent}, ${a.user}, ${a.workspace}, ${a.task}, ${a.connector}, ${a.rule}, ${a.method}, ${a.host}, ${a.path}, ${a.summary}, ${a.digest}, ${a.createdAt}, ${a.expiresAt}, 'pending'
+        WHERE (SELECT count(*) FROM approvals WHERE session = ${a.session} AND state = 'pending' AND expires_at > ${now}) < ${max}`
+      return inserted.count > 0
+    }),
     get: async (id) => {
       const [row] = await sql`SELECT * FROM approvals WHERE id = ${id}`
       return row === undefined ? undefined : approvalFromRow(row)

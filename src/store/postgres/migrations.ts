@@ -157,6 +157,10 @@ export const MIGRATIONS: readonly string[] = [
      started_at BIGINT NOT NULL,
      seen_at BIGINT NOT NULL
    );`,
+  // An approval's state change NOTIFYs keyvalet_changes with approval:ID, so that the instance
+  // whose request waits for it wakes at once (approvals/approvals.ts) whoever decided it.
+  `CREATE TRIGGER approvals_notify AFTER UPDATE OF state ON approvals
+     FOR EACH ROW WHEN (OLD.state IS DISTINCT FROM NEW.state) EXECUTE FUNCTION keyvalet_notify_change('approval', 'id');`,
 ]
 
 /** What the runtime role may do, table by table: no DDL, and the audit log only read and appended. */

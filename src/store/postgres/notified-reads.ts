@@ -41,6 +41,7 @@ export class NotifiedReads {
   readonly #kept = new Map<string, Kept>()
   /** Keys of kept reads, by the change that makes them stale. */
   readonly #byChange = new Map<string, Set<string>>()
+  readonly #changeListeners = new Set<(payload: string | undefined) => void>()
   readonly #resyncMs: number
   readonly #graceMs: number
   readonly #now: () => number
@@ -92,8 +93,18 @@ export class NotifiedReads {
     return value
   }
 
+  /**
+   * Calls `listener` with every change notification's payload as it is heard, and with undefined
+   * when the LISTEN (re)starts (changes may have gone unheard). Returns the function that stops it.
+   */
+  onChange(listener: (payload: string | undefined) => void): () => void {
+    this.#changeListeners.add(listener)
+    return () => void this.#changeListeners.delete(listener)
+  }
+
   /** A change notification's payload, `kind:id` (`all:TABLE` for every read). */
   changed(payload: string): void {
+    for (const listener of this.#changeListeners) listener(payload)
     this.#epoch++
     if (payload.startsWith('all:')) return this.#clear()
     const keys = this.#byChange.get(payload)
@@ -104,6 +115,7 @@ export class NotifiedReads {
 
   /** The LISTEN (re)started: anything may have changed unheard before it, so every read goes. */
   listening(): void {
+    for (const listener of this.#changeListeners) listener(undefined)
     this.#epoch++
     this.#clear()
     this.#listening = true

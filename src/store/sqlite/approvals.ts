@@ -6,9 +6,16 @@ import type { ApprovalRepo } from '../store.ts'
 /** Ids asked about per statement (SQLite's bound-parameter limit is far above it). */
 const IDS_PER_QUERY = 500
 
-/** ApprovalRepo on the `approvals` table: each method beside its statement. Reads are never cached: other processes decide. */
-export function sqliteApprovals(db: DatabaseSync): ApprovalRepo {
+/**
+ * ApprovalRepo on the `approvals` table: each method beside its statement. Reads are never cached:
+ * other processes decide. `changed` is told the id of each state change made here (the signals
+ * of approval-signals.ts).
+ */
+export function sqliteApprovals(db: DatabaseSync, changed: (id: string) => void = () => {}): ApprovalRepo {
   const insert = db.prepare(`INSERT INTO approvals (${APPROVAL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')`)
+  // One statement, so the count and the insert are atomic across processes (SQLite has one writer).
+  const insertWithin = db.prepare(`INSERT INTO approvals (${APPROVAL_COLUMNS}) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending'
+    WHERE (SELECT count(*) FROM approvals WHERE session = ? AND state = 'pending' AND expires_at > ?) < ?`)
   const get = db.prepare('SELECT * FROM approvals WHERE id = ?')
   const pending = db.prepare("SELECT * FROM approvals WHERE state = 'pending' AND expires_at > ? ORDER BY created_at, id LIMIT ?")
   // One statement each, so exactly one state change wins across processes.
@@ -20,6 +27,8 @@ export function sqliteApprovals(db: DatabaseSync): ApprovalRepo {
     insert: async (a) => {
       insert.run(a.id, a.requestId, a.session, a.agent, a.user, a.workspace, a.task, a.connector, a.rule, a.method, a.host, a.path, a.summary, a.digest, a.createdAt, a.expiresAt)
     },
+    insertWithin: async (a, max, now) =>
+      insertWithin.run(a.id, a.requestId, a.session, a.agent, a.user, a.workspace, a.task, a.connector, a.rule, a.method, a.host, a.path, a.summary, a.digest, a.createdAt, a.expiresAt, a.session, now, max).changes > 0,
     get: async (id) => {
       const row = get.get(id)
       return row === undefined ? undefined : approvalFromRow(row)
@@ -36,9 +45,15 @@ export function sqliteApprovals(db: DatabaseSync): ApprovalRepo {
     },
     decide: async (id, v: Verdict) => {
       const row = decide.get({ id, state: v.state, at: v.at, approver_id: v.approver.id, approver_name: v.approver.name, reason: v.reason ?? null, remember_until: v.rememberUntil ?? null })
-      return row === undefined ? undefined : approvalFromRow(row)
+      if (row === undefined) return undefined
+      changed(id)
+      return approvalFromRow(row)
     },
-    close: async (id, state, at) => close.run(state, at, id).changes > 0,
+    close: async (id, state, at) => {
+      const closed = close.run(state, at, id).changes > 0
+      if (closed) changed(id)
+      return closed
+    },
     remembered: async (session, digest, now) => {
       const row = remembered.get(session, digest, now)
       return row === undefined ? undefined : approvalFromRow(row)

@@ -26,8 +26,8 @@ import { sessionsPage } from './pages/sessions.js'
  * @type {{ id: string, title: string, roles: Me['role'][], needs: string, page: Page }[]}
  */
 const PAGES = [
-  { id: 'overview', title: 'Overview', roles: ['admin', 'operator', 'auditor'], needs: 'GET /readyz', page: overviewPage },
-  { id: 'approvals', title: 'Approvals', roles: ['admin', 'operator'], needs: 'GET /v1/approvals', page: approvalsPage },
+  { id: 'overview', title: 'Overview', roles: ['admin', 'operator', 'auditor', 'approver'], needs: 'GET /readyz', page: overviewPage },
+  { id: 'approvals', title: 'Approvals', roles: ['admin', 'operator', 'approver'], needs: 'GET /v1/approvals', page: approvalsPage },
   { id: 'sessions', title: 'Sessions', roles: ['admin', 'operator'], needs: 'GET /v1/sessions', page: sessionsPage },
   { id: 'budgets', title: 'Budgets', roles: ['admin', 'operator'], needs: 'GET /v1/sessions', page: budgetsPage },
   { id: 'audit', title: 'Audit', roles: ['admin', 'auditor'], needs: 'GET /v1/audit', page: auditPage },

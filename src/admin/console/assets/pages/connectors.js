@@ -15,7 +15,7 @@ export function connectorsPage(main, ctx) {
   const about = el('p', {})
   const listing = el('div', {})
   const answer = el('section', { class: 'created', tabindex: '-1', 'aria-live': 'polite', 'data-testid': 'explained' })
-  const mayExplain = ctx.me.role !== 'auditor'
+  const mayExplain = ctx.me.role === 'admin' || ctx.me.role === 'operator'
   const tryForm = el('form', { class: 'card', 'aria-labelledby': 'con-try' },
     el('h2', { id: 'con-try' }, 'Try a request'),
     el('p', {}, 'Decided by the configuration in force; nothing is sent and no credential is read.'),

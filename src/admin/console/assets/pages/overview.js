@@ -35,10 +35,10 @@ export function overviewPage(main, ctx) {
   const waitingNow = el('div', {})
   waiting.append(waitingNow, el('p', {}, el('a', { href: '#approvals' }, 'Decide them on the Approvals page')))
   traffic.append(totals, figure, el('details', {}, el('summary', {}, 'The numbers of the chart'), numbers))
-  const readsAudit = ctx.me.role !== 'operator'
+  const readsAudit = ctx.me.role === 'admin' || ctx.me.role === 'auditor'
   const mayCount = readsAudit && ctx.has('GET /v1/audit/summary')
   const mayVerify = readsAudit && ctx.has('POST /v1/audit/verify')
-  const mayList = ctx.me.role !== 'auditor' && ctx.has('GET /v1/sessions')
+  const mayList = (ctx.me.role === 'admin' || ctx.me.role === 'operator') && ctx.has('GET /v1/sessions')
   const mayDecide = ctx.me.role !== 'auditor' && ctx.has('GET /v1/approvals')
   main.append(el('div', { class: 'grid' }, readiness, mayDecide && waiting, mayVerify && chain, mayCount && [traffic, refusals, connectors, agents], mayList && live))
 

@@ -5,7 +5,7 @@ import { request } from 'undici'
 import { receivedDigest } from '../helpers/approvals.ts'
 import { eventually } from '../helpers/eventually.ts'
 import { startKeyvalet, type TestKeyvalet } from '../helpers/keyvalet.ts'
-import { startTestPostgres, type TestPostgres } from '../helpers/postgres.ts'
+import { startTestPostgres, type TestPostgres, storeBlock } from '../helpers/postgres.ts'
 import { startUpstream, type Upstream } from '../helpers/upstream.ts'
 
 const SECRET = 'ghp_real-upstream-token-0123456789'
@@ -20,14 +20,10 @@ describe('approvals across two instances on one PostgreSQL store', () => {
     server = await startTestPostgres()
     upstream = await startUpstream()
     const db = await server.database()
-    const tls = db.tls.mode === 'disable' ? '{ mode: disable }' : server.caPem === undefined ? '{}' : '{ ca_file: ca.pem }'
+    const store = storeBlock(server, db)
     const config = `version: 1
 listen: { gateway: "127.0.0.1:0", admin: "127.0.0.1:0" }
-store:
-  url: postgres://${db.user}@${db.host}:${db.port}/${db.database}
-  password_file: pg.pw
-  tls: ${tls}
-connectors:
+${store.yaml}connectors:
   up:
     upstream: ${upstream.url}
     allow_insecure: true
@@ -36,7 +32,7 @@ connectors:
     rules:
       - { id: post, methods: [POST], path: /items, severity: write, approval: { timeout: 60s } }
 `
-    const files = { 'pg.pw': `${db.password ?? ''}\n`, ...(server.caPem === undefined ? {} : { 'ca.pem': server.caPem }) }
+    const files = store.files
     const masterKey = randomBytes(32).toString('base64')
     parkedOn = await startKeyvalet(config, { files, masterKey, admin: {} })
     decidedOn = await startKeyvalet(config, { files, masterKey, admin: {} })

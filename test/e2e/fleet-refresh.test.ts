@@ -7,7 +7,7 @@ import { inProcessCli } from '../helpers/capture.ts'
 import { startGitHubServer, type GitHubServer } from '../helpers/github-server.ts'
 import { startKeyvalet, type TestKeyvalet } from '../helpers/keyvalet.ts'
 import { startOAuthServer, type OAuthServer } from '../helpers/oauth-server.ts'
-import { startTestPostgres, type TestPostgres } from '../helpers/postgres.ts'
+import { startTestPostgres, type TestPostgres, storeBlock } from '../helpers/postgres.ts'
 import { upstreamCertificate } from '../helpers/tls.ts'
 import { startUpstream, type Upstream } from '../helpers/upstream.ts'
 
@@ -31,15 +31,12 @@ before(async () => {
     clock: () => fleet[0]?.now ?? Date.now(),
   })
   const db = await server.database()
+  const store = storeBlock(server, db)
   const local = `allow_insecure: true
     allow_addresses: [127.0.0.1/32]`
   const config = `version: 1
 listen: { gateway: "127.0.0.1:0" }
-store:
-  url: postgres://${db.user}@${db.host}:${db.port}/${db.database}
-  password_file: pg.pw
-  tls: ${server.caPem === undefined ? '{}' : '{ ca_file: ca.pem }'}
-connectors:
+${store.yaml}connectors:
   crm:
     upstream: ${api.url}/crm
     ${local}
@@ -67,7 +64,7 @@ connectors:
       github_app: { app_id: 4242, installation_id: 77, api_url: "${gh.url}", repositories: [acme/app], permissions: { read: { metadata: read, contents: read } } }
     rules: [{ id: repo, methods: [GET], path: /repos/acme/app, severity: read }]
 `
-  const files = { 'github-ca.pem': githubPki.caPem, 'pg.pw': `${db.password ?? ''}\n`, ...(server.caPem === undefined ? {} : { 'ca.pem': server.caPem }) }
+  const files = { 'github-ca.pem': githubPki.caPem, ...store.files }
   const masterKey = randomBytes(32).toString('base64')
   for (let i = 0; i < 3; i++) fleet.push(await startKeyvalet(config, { files, masterKey }))
   const now = Date.now()

@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test'
 import { request } from 'undici'
 import { main } from '../../src/cli/main.ts'
 import { startKeyvalet, type TestKeyvalet } from '../helpers/keyvalet.ts'
-import { startTestPostgres, type TestPostgres } from '../helpers/postgres.ts'
+import { startTestPostgres, type TestPostgres, storeBlock } from '../helpers/postgres.ts'
 import { startUpstream, type Upstream } from '../helpers/upstream.ts'
 
 /** What the issue asks: a change through one instance takes effect on every other within this. */
@@ -24,15 +24,12 @@ before(async () => {
   server = await startTestPostgres()
   upstream = await startUpstream()
   const db = await server.database()
+  const store = storeBlock(server, db)
   shared = mkdtempSync(join(tmpdir(), 'keyvalet-fleet-key-'))
   const config = `version: 1
 listen: { gateway: "127.0.0.1:0" }
 data_dir: ${shared}
-store:
-  url: postgres://${db.user}@${db.host}:${db.port}/${db.database}
-  password_file: pg.pw
-  tls: ${server.caPem === undefined ? '{}' : '{ ca_file: ca.pem }'}
-connectors:
+${store.yaml}connectors:
   up:
     upstream: ${upstream.url}
     allow_insecure: true
@@ -41,7 +38,7 @@ connectors:
     rules:
       - { id: read, methods: [GET], path: /**, severity: read }
 `
-  const files = { 'pg.pw': `${db.password ?? ''}\n`, ...(server.caPem === undefined ? {} : { 'ca.pem': server.caPem }) }
+  const files = store.files
   const masterKey = randomBytes(32).toString('base64')
   for (let i = 0; i < 3; i++) fleet.push(await startKeyvalet(config, { files, masterKey, keyFile: true }))
 })

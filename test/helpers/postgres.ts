@@ -225,3 +225,15 @@ function ready(server: ChildProcess): Promise<string> {
     server.once('exit', (code, signal) => finish(`exited (${code ?? signal}): ${log.slice(-2000)}`))
   })
 }
+
+/**
+ * The `store:` block of a keyvalet configuration for database `db` of `server`, and the files it
+ * names (the password, the test CA) to write beside the configuration.
+ */
+export function storeBlock(server: Pick<TestPostgres, 'caPem'>, db: PostgresLocation): { readonly yaml: string; readonly files: Record<string, string> } {
+  const tls = db.tls.mode === 'disable' ? '{ mode: disable }' : server.caPem === undefined ? '{}' : '{ ca_file: ca.pem }'
+  return {
+    yaml: `store:\n  url: postgres://${db.user}@${db.host}:${db.port}/${db.database}\n  password_file: pg.pw\n  tls: ${tls}\n`,
+    files: { 'pg.pw': `${db.password ?? ''}\n`, ...(server.caPem === undefined ? {} : { 'ca.pem': server.caPem }) },
+  }
+}

@@ -615,13 +615,6 @@ async function main(): Promise<number> {
   const paced = pacedRounds.median
   const rated = new Map<TargetName, LoadRun>()
   for (const t of PHASES.has('fixed') ? targets : []) {
-    log(`fixed rate (paced open loop): ${t.name}, ${RATE} req/s, ${DURATION_S} s`)
-    const run = await runLoad({ mode: 'paced', url: `${t.url}${PATH}`, headers: t.headers, connections: RATE_CONNECTIONS, rate: RATE, durationS: DURATION_S, warmupS: 1 },
-      { upstream: upstream.proc, proxy: t.proc }, undefined)
-    checkLoad(t.name, 'paced 1,000 req/s', run.result)
-    paced.set(t.name, run)
-  }
-  for (const t of PHASES.has('fixed') ? targets : []) {
     log(`fixed rate (autocannon overallRate): ${t.name}, ${RATE} req/s, ${DURATION_S} s`)
     const run = await runLoad({ mode: 'rate', url: `${t.url}${PATH}`, headers: t.headers, connections: RATE_CONNECTIONS, rate: RATE, durationS: DURATION_S, warmupS: 1 },
       { upstream: upstream.proc, proxy: t.proc }, undefined)

@@ -46,25 +46,36 @@ export const DAMAGED_HINT = 'stop every keyvalet using it and keep a copy of the
  * naming the file; any other error unchanged.
  */
 export function asDamaged(err: unknown, path: string): unknown {
-  const code = typeof err === 'object' && err !== null ? (err as { errcode?: unknown }).errcode : undefined
-  if (typeof code !== 'number' || ((code & 0xff) !== SQLITE_CORRUPT && (code & 0xff) !== SQLITE_NOTADB)) return err
+  const code = primaryCode(err)
+  if (code !== SQLITE_CORRUPT && code !== SQLITE_NOTADB) return err
   return new OperatorError(`the database ${path} is damaged (${(err as Error).message})`, DAMAGED_HINT, { cause: err })
 }
 
 /** The repo with SQLite's corruption errors turned into operator errors that name the damaged file. */
 export function reportingDamage<T extends object>(repo: T, db: DatabaseSync): T {
   const path = db.location() ?? ':memory:'
-  const guarded: Record<string, unknown> = {}
-  for (const [name, method] of Object.entries(repo) as [string, (...args: unknown[]) => Promise<unknown>][]) {
-    guarded[name] = async (...args: unknown[]) => {
-      try {
-        return await method(...args)
-      } catch (err) {
-        throw asDamaged(err, path)
-      }
+  return eachMethod(repo, (method) => async (...args) => {
+    try {
+      return await method(...args)
+    } catch (err) {
+      throw asDamaged(err, path)
     }
-  }
-  return guarded as T
+  })
+}
+
+type RepoMethod = (...args: unknown[]) => Promise<unknown>
+
+/** The repo with each of its (async) methods replaced by `wrap` of it. */
+function eachMethod<T extends object>(repo: T, wrap: (method: RepoMethod) => RepoMethod): T {
+  const wrapped: Record<string, unknown> = {}
+  for (const [name, method] of Object.entries(repo) as [string, RepoMethod][]) wrapped[name] = wrap(method)
+  return wrapped as T
+}
+
+/** SQLite's primary result code of an error node:sqlite threw (its extended code's low byte); undefined for any other error. */
+function primaryCode(err: unknown): number | undefined {
+  const code = typeof err === 'object' && err !== null ? (err as { errcode?: unknown }).errcode : undefined
+  return typeof code === 'number' ? code & 0xff : undefined
 }
 
 const SQLITE_CORRUPT = 11
@@ -83,27 +94,18 @@ const BUSY_BUDGET_MS = 5000
  * call again after SQLITE_BUSY (a transaction that failed so was rolled back whole).
  */
 export function yieldingWhenBusy<T extends object>(repo: T): T {
-  const yielding: Record<string, unknown> = {}
-  for (const [name, method] of Object.entries(repo) as [string, (...args: unknown[]) => Promise<unknown>][]) {
-    yielding[name] = async (...args: unknown[]) => {
-      for (let tries = 0, waited = 0; ; tries++) {
-        try {
-          return await method(...args)
-        } catch (err) {
-          if (!isBusy(err) || waited >= BUSY_BUDGET_MS) throw err
-          const pause = BUSY_PAUSES_MS[Math.min(tries, BUSY_PAUSES_MS.length - 1)] as number
-          await new Promise((resolve) => setTimeout(resolve, pause))
-          waited += pause
-        }
+  return eachMethod(repo, (method) => async (...args) => {
+    for (let tries = 0, waited = 0; ; tries++) {
+      try {
+        return await method(...args)
+      } catch (err) {
+        if (primaryCode(err) !== SQLITE_BUSY || waited >= BUSY_BUDGET_MS) throw err
+        const pause = BUSY_PAUSES_MS[Math.min(tries, BUSY_PAUSES_MS.length - 1)] as number
+        await new Promise((resolve) => setTimeout(resolve, pause))
+        waited += pause
       }
     }
-  }
-  return yielding as T
-}
-
-function isBusy(err: unknown): boolean {
-  const code = typeof err === 'object' && err !== null ? (err as { errcode?: unknown }).errcode : undefined
-  return typeof code === 'number' && (code & 0xff) === SQLITE_BUSY
+  })
 }
 
 /**

@@ -7,6 +7,7 @@ import { deliver } from './approvals/webhook.ts'
 import type { ThrottleOptions } from './admin/throttle.ts'
 import { AdminTokens } from './admin/tokens.ts'
 import { AuditWriter } from './audit/audit-writer.ts'
+import { checkpointer } from './store/sqlite/checkpointer.ts'
 import { startInstanceReports } from './config/instance-report.ts'
 import { LiveConfig } from './config/reload.ts'
 import type { Logger } from './log.ts'
@@ -66,6 +67,8 @@ export async function serve(runtime: Runtime, opts: ServeOptions): Promise<Servi
       ...(runtime.storeLocation.kind === 'postgres' ? { spool: { dir: join(config.dataDir, 'audit-spool'), maxBytes: config.auditSpoolBytes, fsync: config.auditFsync } } : {}),
     })
     closers.push(() => audit.close())
+    const checkpointProblems = checkpointer.onProblem((problem) => log.warn('SQLite background checkpoint', { problem }))
+    closers.push(async () => checkpointProblems())
     log.info('audit chain of this instance', { instance: audit.instance, host: hostname(), pid: process.pid })
     metrics?.requests.connectors(config.policy.connectors.keys())
     const observers = [...(metrics === undefined ? [] : [metrics.requests]), ...(opts.observers ?? [])]

@@ -40,7 +40,8 @@ export type WorkerReply =
 
 /** The engine on this thread. */
 export async function inlineChannel(options: EngineOptions, events: ChannelEvents): Promise<AuditChannel> {
-  const engine = await AuditEngine.open(options, (change) => events.health(change))
+  // A checkpoint inside a commit here would hold up every request on this thread (checkpointer.ts).
+  const engine = await AuditEngine.open({ ...options, backgroundCheckpoints: true }, (change) => events.health(change))
   let stopped: Promise<void> | undefined
   const stop = (): Promise<void> => (stopped ??= engine.close())
   return {

@@ -19,6 +19,8 @@ export interface EngineOptions {
   /** The admission word the proxy reads (Admission.buffer). */
   readonly admission: SharedArrayBuffer
   readonly instance: string
+  /** SQLite's WAL checkpoints on their own thread rather than inside a commit (checkpointer.ts): for an engine on the proxy's thread. */
+  readonly backgroundCheckpoints?: boolean
 }
 
 /** What a committed batch answers: `seqs[i]` is record i's seq, or 0 when it failed, with its reason in `errors[i]`. */
@@ -49,7 +51,7 @@ export class AuditEngine {
   /** Opens the store and checks it can write; resolves once admission reflects that. `report` hears every change of admission. */
   static async open(options: EngineOptions, report: (change: HealthChange) => void): Promise<AuditEngine> {
     // Waiting for another process's write lock on a SQLite audit file must not stop the event loop it may share.
-    const store = await openStore(options.store, { auditYieldsWhenBusy: true })
+    const store = await openStore(options.store, { auditYieldsWhenBusy: true, backgroundCheckpoints: options.backgroundCheckpoints === true })
     const spool = options.spool === undefined ? undefined : { spool: AuditSpool.open(options.spool), unreachable: isServerUnreachable }
     const log = new AuditLog(store.audit, Buffer.from(options.key), Date.now, options.instance, spool)
     const health = new AuditHealth({

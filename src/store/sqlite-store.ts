@@ -6,6 +6,7 @@ import { sqliteApprovals } from './sqlite/approvals.ts'
 import { sqliteApprovalSignals } from './sqlite/approval-signals.ts'
 import type { ApprovalSignals } from './approval-signals.ts'
 import { sqliteAudit } from './sqlite/audit.ts'
+import { checkpointer } from './sqlite/checkpointer.ts'
 import { sqliteCounters } from './sqlite/counters.ts'
 import { FreshReads } from './sqlite/fresh-reads.ts'
 import { sqliteInstances } from './sqlite/instances.ts'
@@ -39,20 +40,24 @@ export class SqliteStore implements Store {
   readonly instances: InstanceRepo
   readonly #db: DatabaseSync
   readonly #auditDb: DatabaseSync
+  /** Ends this store's part in the background checkpoints, before its connections close. */
+  readonly #released: readonly (() => void)[]
 
   /**
    * Opens (creating if needed) and migrates the database at `path` and its audit file
    * (auditPathFor). A commit is in the OS when it returns (WAL, synchronous=NORMAL: survives a
    * crash of the process); with `fsync` it is on disk (synchronous=FULL: survives a crash of the
    * machine, at the cost of a flush per commit). `auditYieldsWhenBusy`: for the audit engine,
-   * which may run on the proxy's thread (yieldingWhenBusy).
+   * which may run on the proxy's thread (yieldingWhenBusy). `backgroundCheckpoints`: both files'
+   * WAL checkpoints run on the checkpoint thread, not inside this store's commits (checkpointer.ts).
    */
-  static open(path: string, opts: { fsync?: boolean; auditYieldsWhenBusy?: boolean } = {}): SqliteStore {
+  static open(path: string, opts: { fsync?: boolean; auditYieldsWhenBusy?: boolean; backgroundCheckpoints?: boolean } = {}): SqliteStore {
     const db = openDatabaseFile(path, opts.fsync === true, MIGRATIONS)
     try {
       const auditDb = openDatabaseFile(auditPathFor(path), opts.fsync === true, AUDIT_MIGRATIONS)
       if (opts.auditYieldsWhenBusy === true) auditDb.exec('PRAGMA busy_timeout = 0')
-      return new SqliteStore(db, auditDb, opts.auditYieldsWhenBusy === true)
+      const released = opts.backgroundCheckpoints === true ? [checkpointer.register(db), checkpointer.register(auditDb)] : []
+      return new SqliteStore(db, auditDb, opts.auditYieldsWhenBusy === true, released)
     } catch (err) {
       db.close()
       throw err
@@ -60,9 +65,10 @@ export class SqliteStore implements Store {
   }
 
   /** `auditYieldsWhenBusy`: the audit file's connection waits for another's write lock without blocking the thread (yieldingWhenBusy). */
-  private constructor(db: DatabaseSync, auditDb: DatabaseSync, auditYieldsWhenBusy: boolean) {
+  private constructor(db: DatabaseSync, auditDb: DatabaseSync, auditYieldsWhenBusy: boolean, released: readonly (() => void)[]) {
     this.#db = db
     this.#auditDb = auditDb
+    this.#released = released
     const reads = new FreshReads(db)
     this.sessions = reportingDamage(sqliteSessions(db, reads), db)
     this.secrets = reportingDamage(sqliteSecrets(db, reads), db)
@@ -78,6 +84,7 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    for (const release of this.#released) release()
     if (this.#db.isOpen) this.#db.close()
     if (this.#auditDb.isOpen) this.#auditDb.close()
   }

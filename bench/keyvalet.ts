@@ -105,7 +105,7 @@ export async function startKeyvalet(opts: {
   if (forward !== undefined) writeFileSync(join(dir, 'upstream-ca.pem'), forward.upstreamCaPem)
   const env: NodeJS.ProcessEnv = { ...process.env, KEYVALET_MASTER_KEY: randomBytes(32).toString('base64') }
   delete env.KEYVALET_CONFIG
-  const cli = join(repo, 'src/cli/main.ts')
+  const cli = join(repo, 'src/cli/entry.mjs')
   const base = { cwd: repo, env, timeoutMs: 30_000 }
 
   await children.run('keyvalet secret set', [cli, 'secret', 'set', 'echo-token', '--config', configFile], { ...base, input: SECRET_VALUE })

@@ -157,7 +157,7 @@ describe('deploy/Dockerfile and .dockerignore', () => {
     assert.deepEqual(all('VOLUME').map((v) => JSON.parse(v) as string[]), [['/var/lib/keyvalet']])
     assert.deepEqual(all('EXPOSE').flatMap((e) => e.split(/\s+/)).map(Number), [...PORTS, ADMIN_PORT])
     assert.deepEqual(all('WORKDIR'), ['/app'])
-    assert.deepEqual(JSON.parse(all('ENTRYPOINT')[0] ?? ''), ['node', '--max-semi-space-size=16', 'src/cli/main.ts'])
+    assert.deepEqual(JSON.parse(all('ENTRYPOINT')[0] ?? ''), ['node', '--max-semi-space-size=16', 'src/cli/entry.mjs'])
     assert.deepEqual(JSON.parse(all('CMD').at(-1) ?? ''), ['start', '--config', '/etc/keyvalet/keyvalet.yaml'])
   })
 

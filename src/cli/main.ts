@@ -74,7 +74,8 @@ export async function main(argv: string[], io: Io): Promise<number> {
   }
 }
 
-if (import.meta.main) {
+/** The process's command line as a command: what entry.mjs (bin/keyvalet, the image) runs, and this file run directly. */
+export async function runMain(): Promise<void> {
   const major = Number(process.versions.node.split('.')[0])
   if (major < 24) {
     process.stderr.write(`keyvalet needs Node.js 24 or newer (this is ${process.version}); run it through npm or ./bin/keyvalet, which use the pinned Node 24\n`)
@@ -83,3 +84,5 @@ if (import.meta.main) {
   const code = await main(process.argv.slice(2), { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, env: process.env, cwd: process.cwd() })
   process.exitCode = code
 }
+
+if (import.meta.main) await runMain()

@@ -1,5 +1,5 @@
 /**
- * Where does keyvalet's memory go? Starts `bin/keyvalet start` with bench/mem-breakdown.ts preloaded,
+ * Where does keyvalet's memory go? Starts `bin/keyvalet start` with bench/mem-breakdown.mjs preloaded,
  * lets it settle, optionally puts it under a closed-loop load, and prints one breakdown of its
  * resident memory: /proc (anonymous vs file-backed, the node binary's mapped code), the main
  * isolate (heap used/total per space, code, external, array buffers; before and after a full GC),
@@ -96,7 +96,7 @@ async function startExample(dir: string, extraEnv: NodeJS.ProcessEnv): Promise<M
   const text = readFileSync(join(REPO, 'examples/keyvalet.yaml'), 'utf8').replace(/127\.0\.0\.1:87\d\d/g, '127.0.0.1:0').replace(/^data_dir: .*$/m, 'data_dir: ./data')
   writeFileSync(join(dir, 'keyvalet.yaml'), text)
   const env = { ...process.env, KEYVALET_MASTER_KEY: randomBytes(32).toString('base64'), ...extraEnv }
-  const nodeOptions = [...NODE_FLAGS, '--import', join(BENCH, 'mem-breakdown.ts')].join(' ')
+  const nodeOptions = [...NODE_FLAGS, '--import', join(BENCH, 'mem-breakdown.mjs')].join(' ')
   const proc = children.spawnCommand('keyvalet start', join(REPO, 'bin/keyvalet'), ['start', '--config', join(dir, 'keyvalet.yaml')], { cwd: REPO, env: { ...env, NODE_OPTIONS: nodeOptions } })
   await proc.waitForStdout(/gateway listening on/, 30_000)
   return proc
@@ -116,7 +116,7 @@ try {
     } else {
       upstream = children.fork('upstream', join(BENCH, 'upstream.ts'))
       const { port } = await upstream.waitForMessage<{ port: number }>((m) => typeof (m as { port?: unknown }).port === 'number', 15_000)
-      const kv = await startKeyvalet({ children, repo: REPO, dir, upstreamPort: port, nodeFlags: [...NODE_FLAGS, '--import', join(BENCH, 'mem-breakdown.ts')], extraEnv })
+      const kv = await startKeyvalet({ children, repo: REPO, dir, upstreamPort: port, nodeFlags: [...NODE_FLAGS, '--import', join(BENCH, 'mem-breakdown.mjs')], extraEnv })
       proc = kv.process
       if (LOAD !== undefined) {
         load = children.fork('load', join(BENCH, 'load.ts'))

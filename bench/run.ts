@@ -325,7 +325,7 @@ interface SseReport {
 
 interface MemorySample { readonly rss: number; readonly heapTotal: number; readonly heapUsed: number; readonly external: number; readonly arrayBuffers: number }
 
-/** The last line of bench/mem-probe.ts's output: process.memoryUsage() of keyvalet's main thread. */
+/** The last line of bench/mem-probe.mjs's output: process.memoryUsage() of keyvalet's main thread. */
 function lastMemory(file: string): MemorySample | undefined {
   try {
     const lines = readFileSync(file, 'utf8').trimEnd().split('\n')
@@ -732,7 +732,7 @@ async function main(): Promise<number> {
     const memFile = join(sseDir, 'memory.jsonl')
     try {
       sseKv = await startKeyvalet({
-        children, repo: REPO, dir: sseDir, upstreamPort: upstream.port, nodeFlags: [...NODE_FLAGS, '--import', join(BENCH, 'mem-probe.ts')], extraEnv: { MEM_PROBE_FILE: memFile, MEM_PROBE_MS: '200' },
+        children, repo: REPO, dir: sseDir, upstreamPort: upstream.port, nodeFlags: [...NODE_FLAGS, '--import', join(BENCH, 'mem-probe.mjs')], extraEnv: { MEM_PROBE_FILE: memFile, MEM_PROBE_MS: '200' },
         forward: { httpsPort: upstream.ready.httpsPort, upstreamCaPem: upstream.ready.caPem, mintHosts: [], sseConnectors: SSE_CONNECTORS + 1 },
       })
       if (sseKv.forward === undefined) throw new Error('no second task key')

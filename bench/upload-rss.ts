@@ -1,6 +1,6 @@
 /**
  * Where does a proxy's memory go during the 1 GiB upload (or download)? Starts the bench upstream,
- * the naive proxy and keyvalet, each fresh with bench/mem-probe.ts preloaded, runs the transfer
+ * the naive proxy and keyvalet, each fresh with bench/mem-probe.mjs preloaded, runs the transfer
  * through the chosen targets and prints the peak of rss / heapUsed / external / arrayBuffers over it
  * (growth over the value just before it). Measurement tool, not part of `npm run bench`.
  *
@@ -28,7 +28,7 @@ const which = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ['naive
 
 const children = new Children()
 const tmp = mkdtempSync(join(tmpdir(), 'upload-rss-'))
-const probeFlags = ['--import', join(BENCH, 'mem-probe.ts'), ...EXTRA]
+const probeFlags = ['--import', join(BENCH, 'mem-probe.mjs'), ...EXTRA]
 
 interface Sample { t: number; rss: number; heapTotal: number; heapUsed: number; external: number; arrayBuffers: number }
 const readSamples = (file: string): Sample[] => readFileSync(file, 'utf8').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Sample)

@@ -1,5 +1,6 @@
 /**
- * Preload (`--import ./bench/mem-breakdown.ts`) for bench/idle-memory.ts. Measurement only.
+ * Preload (`--import ./bench/mem-breakdown.mjs`) for bench/idle-memory.ts. Measurement only.
+ * Plain JavaScript: a TypeScript preload would load Node's type stripper into the process measured.
  *
  * Every thread counts the modules it loads (node:module registerHooks sees both import and
  * require). With MEM_BREAKDOWN_DIR set:
@@ -21,7 +22,8 @@ import vm from 'node:vm'
 import { isMainThread, threadId } from 'node:worker_threads'
 
 const dir = process.env.MEM_BREAKDOWN_DIR
-const loaded: string[] = []
+/** @type {string[]} */
+const loaded = []
 registerHooks({
   load(url, context, nextLoad) {
     loaded.push(url)
@@ -30,7 +32,8 @@ registerHooks({
 })
 
 /** `node:fs` → builtin; …/node_modules/@scope/pkg/… → @scope/pkg; the repository's files → their top folder. */
-export function moduleGroup(url: string): string {
+/** @param {string} url */
+function moduleGroup(url) {
   if (url.startsWith('node:') || !url.includes(':')) return 'node: builtins'
   const path = url.replace(/^file:\/\//, '')
   const nm = path.lastIndexOf('/node_modules/')
@@ -42,8 +45,9 @@ export function moduleGroup(url: string): string {
   return src === null ? path : `${src[1]}/${src[2] ?? ''}`
 }
 
-function groups(): Record<string, number> {
-  const counts: Record<string, number> = {}
+function groups() {
+  /** @type {Record<string, number>} */
+  const counts = {}
   for (const url of loaded) {
     const g = moduleGroup(url)
     counts[g] = (counts[g] ?? 0) + 1
@@ -51,7 +55,7 @@ function groups(): Record<string, number> {
   return Object.fromEntries(Object.entries(counts).sort((a, b) => b[1] - a[1]))
 }
 
-function heap(): object {
+function heap() {
   return {
     memoryUsage: process.memoryUsage(),
     heapStatistics: v8.getHeapStatistics(),
@@ -60,14 +64,16 @@ function heap(): object {
   }
 }
 
-const KINDS: Record<number, string> = { [constants.NODE_PERFORMANCE_GC_MINOR]: 'scavenge', [constants.NODE_PERFORMANCE_GC_MAJOR]: 'mark-compact', [constants.NODE_PERFORMANCE_GC_INCREMENTAL]: 'incremental', [constants.NODE_PERFORMANCE_GC_WEAKCB]: 'weak callbacks' }
-const collections: Record<string, { count: number; ms: number }> = {}
+/** @type {Record<number, string>} */
+const KINDS = { [constants.NODE_PERFORMANCE_GC_MINOR]: 'scavenge', [constants.NODE_PERFORMANCE_GC_MAJOR]: 'mark-compact', [constants.NODE_PERFORMANCE_GC_INCREMENTAL]: 'incremental', [constants.NODE_PERFORMANCE_GC_WEAKCB]: 'weak callbacks' }
+/** @type {Record<string, { count: number, ms: number }>} */
+const collections = {}
 
 if (dir !== undefined && dir !== '') {
   if (isMainThread) {
     new PerformanceObserver((list) => {
       for (const e of list.getEntries()) {
-        const kind = KINDS[((e as PerformanceEntry & { detail?: { kind?: number } }).detail)?.kind ?? -1] ?? 'other'
+        const kind = KINDS[e.detail?.kind ?? -1] ?? 'other'
         const c = (collections[kind] ??= { count: 0, ms: 0 })
         c.count++
         c.ms += e.duration
@@ -78,17 +84,17 @@ if (dir !== undefined && dir !== '') {
       const cpu = process.cpuUsage()
       const before = heap()
       v8.setFlagsFromString('--expose-gc')
-      const gc = vm.runInNewContext('gc') as () => void
+      const gc = vm.runInNewContext('gc')
       gc()
       const after = heap()
-      const builtins = (process as unknown as { moduleLoadList?: string[] }).moduleLoadList?.length
+      const builtins = process.moduleLoadList?.length
       writeFileSync(join(dir, 'main.json'), JSON.stringify({ before, afterGc: after, modules: { loaded: loaded.length, groups: groups(), internalLoadList: builtins }, gc: gcSoFar, cpuMs: (cpu.user + cpu.system) / 1000 }))
       if (process.env.MEM_BREAKDOWN_SNAPSHOT === '1') v8.writeHeapSnapshot(join(dir, 'main.heapsnapshot'))
       // The reader waits for this marker: main.json (and the snapshot) are whole by then.
       writeFileSync(join(dir, 'main.done'), '')
     })
   } else {
-    const write = (): void => writeFileSync(join(dir, `thread-${threadId}.json`), JSON.stringify({ threadId, heapStatistics: v8.getHeapStatistics(), modules: { loaded: loaded.length, groups: groups() } }))
+    const write = () => writeFileSync(join(dir, `thread-${threadId}.json`), JSON.stringify({ threadId, heapStatistics: v8.getHeapStatistics(), modules: { loaded: loaded.length, groups: groups() } }))
     setInterval(write, 500).unref()
     write()
   }

@@ -5,7 +5,7 @@
  */
 
 import { randomBytes } from 'node:crypto'
-import { writeFileSync } from 'node:fs'
+import { existsSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Children, Managed } from './children.ts'
 
@@ -105,7 +105,8 @@ export async function startKeyvalet(opts: {
   if (forward !== undefined) writeFileSync(join(dir, 'upstream-ca.pem'), forward.upstreamCaPem)
   const env: NodeJS.ProcessEnv = { ...process.env, KEYVALET_MASTER_KEY: randomBytes(32).toString('base64') }
   delete env.KEYVALET_CONFIG
-  const cli = join(repo, 'src/cli/entry.mjs')
+  // The entry bin/keyvalet runs (main.ts directly in revisions before it existed, for A/B runs against them).
+  const cli = existsSync(join(repo, 'src/cli/entry.mjs')) ? join(repo, 'src/cli/entry.mjs') : join(repo, 'src/cli/main.ts')
   const base = { cwd: repo, env, timeoutMs: 30_000 }
 
   await children.run('keyvalet secret set', [cli, 'secret', 'set', 'echo-token', '--config', configFile], { ...base, input: SECRET_VALUE })

@@ -1,14 +1,16 @@
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
+import { Readable } from 'node:stream'
 import { after, before, describe, it } from 'node:test'
 import { request } from 'undici'
 import { createLogger } from '../../src/log.ts'
 import { KeyvaletMetrics } from '../../src/metrics/keyvalet-metrics.ts'
-import { inProcessCli } from '../helpers/capture.ts'
+import { main } from '../../src/cli/main.ts'
+import { Capture, inProcessCli } from '../helpers/capture.ts'
 import { startKeyvalet, type TestKeyvalet } from '../helpers/keyvalet.ts'
 import { startUpstream, type Upstream } from '../helpers/upstream.ts'
 
@@ -222,3 +224,59 @@ describe('pushed policies on a SQLite store', () => {
 function createHashHex(text: string): string {
   return createHash('sha256').update(text, 'utf8').digest('hex')
 }
+
+describe('pushed policies through a master-key rotation', () => {
+  let fleet: TestKeyvalet[] = []
+  const masterKey = randomBytes(32).toString('base64')
+  const dataDir = () => join(shared, 'rotation')
+  before(async () => {
+    for (let i = 0; i < 2; i++) fleet.push(await startKeyvalet(instanceConfig(dataDir()), { masterKey, keyFile: true }))
+  })
+  after(async () => {
+    for (const kv of fleet) await kv.close()
+    fleet = []
+  })
+  const kv = (i: number): TestKeyvalet => fleet[i] ?? assert.fail(`no instance ${i}`)
+  /** The CLI in this process with the key from the key file (as rotation needs), not the environment. */
+  async function keyFileCli(args: string[]) {
+    const stdout = new Capture()
+    const stderr = new Capture()
+    const code = await main([...args, '--config', kv(0).configFile], { stdin: Readable.from([]), stdout, stderr, env: {}, cwd: kv(0).dir })
+    return { code, stdout: stdout.text, stderr: stderr.text }
+  }
+  async function pushAllowing(allowed: string): Promise<number> {
+    writeFileSync(join(kv(0).dir, 'policy.yaml'), policyAllowing(allowed))
+    const pushed = await keyFileCli(['config', 'push', 'policy.yaml'])
+    assert.equal(pushed.code, 0, pushed.stderr)
+    return Number(/pushed policy (\d+)/.exec(pushed.stdout)?.[1])
+  }
+
+  it('after a rotation the pushes stored verify under the new key (a later instance takes them) and a new push is followed', async () => {
+    await kv(0).setSecret('up-token', SECRET)
+    const { key } = await kv(0).mintKey(['up:read'])
+    const first = await pushAllowing('/first/**')
+    for (const i of [0, 1]) await within(performance.now(), async () => ({ ok: kv(i).live.current.pushed?.seq === first, last: kv(i).live.current.pushed }))
+
+    const rotated = await keyFileCli(['vault', 'rotate-master-key'])
+    assert.equal(rotated.code, 0, rotated.stderr)
+    assert.match(rotated.stdout, /1 pushed policy re-MACed/)
+    const newKeyId = /→ ([0-9a-f]{16})/.exec(rotated.stdout)?.[1]
+    const listed = await keyFileCli(['config', 'pushed'])
+    assert.match(listed.stdout, new RegExp(`^${first} .*verifies \\(master key ${newKeyId}\\)$`, 'm'))
+
+    const second = await pushAllowing('/second/**')
+    for (const i of [0, 1]) {
+      await within(performance.now(), async () => {
+        const answer = await proxied(kv(i), key, '/second/ok')
+        return { ok: answer.status === 200 && kv(i).live.current.pushed?.seq === second, last: [answer, kv(i).live.current.pushed] }
+      })
+      assert.equal((await proxied(kv(i), key, '/first/no')).error, 'policy_denied')
+    }
+    const late = await startKeyvalet(instanceConfig(dataDir()), { masterKey: readFileSync(join(dataDir(), 'master.key'), 'utf8').trim(), keyFile: true })
+    try {
+      assert.equal(late.live.current.pushed?.seq, second, 'a later instance, which holds only the new key, verifies the push')
+    } finally {
+      await late.close()
+    }
+  })
+})

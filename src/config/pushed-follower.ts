@@ -61,7 +61,7 @@ export async function startingConfig(file: Config, opts: PushedFollowerOptions):
       return { config: file, overlay: undefined }
     }
   }
-  opts.log.info('no pushed policy in the store: serving under the configuration file alone', { version: file.version })
+  opts.log.info('no pushed policy that verifies in the store: serving under the configuration file alone', { version: file.version })
   return { config: file, overlay: undefined }
 }
 

@@ -25,7 +25,8 @@ export interface PushedConfig {
 export interface PushedConfigRepo {
   /**
    * Appends the row `make` builds for the next sequence number (one more than the highest stored),
-   * atomically: two pushes at once get two numbers. Returns the row stored.
+   * atomically: two pushes at once get two numbers. The row is stored as built (db copy keeps each
+   * push's own number); one whose number is taken is refused. Returns the row stored.
    */
   push(make: (seq: number) => PushedConfig): Promise<PushedConfig>
   /** The newest rows first, at most `limit`. */

@@ -21,6 +21,12 @@ export const pushedConfigCases: RepoCases<PushedConfigRepo> = {
       const stored = await Promise.all([1, 2, 3, 4].map(() => store.pushedConfigs.push((seq) => row(seq))))
       assert.deepEqual(stored.map((r) => r.seq).sort(), [1, 2, 3, 4])
     },
+    'stores the row as built (a copy keeps its numbers); a number already taken is refused': async (store) => {
+      await store.pushedConfigs.push(() => row(5))
+      assert.equal(await store.pushedConfigs.latestSeq(), 5)
+      await assert.rejects(store.pushedConfigs.push(() => row(5)))
+      assert.deepEqual(await store.pushedConfigs.list(10), [row(5)])
+    },
     'a row that cannot be built stores nothing': async (store) => {
       await assert.rejects(store.pushedConfigs.push(() => { throw new Error('refused') }), /refused/)
       assert.equal(await store.pushedConfigs.latestSeq(), 0)

@@ -219,6 +219,25 @@ describe('pushed policies on a SQLite store', () => {
       await own.close()
     }
   })
+
+  it('newer pushes deleted by SQL (a rollback) are logged and never make a running instance take a lower number', async () => {
+    const inForce = kv(0).live.current
+    assert.equal(inForce.pushed?.seq, 4)
+    const db = new DatabaseSync(join(dataDir(), 'keyvalet.db'))
+    try {
+      db.exec('DELETE FROM pushed_configs WHERE seq > 1')
+    } finally {
+      db.close()
+    }
+    for (const i of [0, 1]) {
+      await within(performance.now(), async () => {
+        const line = logs[i]?.lines.find((l) => l.includes('older than the one in force'))
+        return { ok: line?.includes('"newest_stored":1') === true && line.includes('"pushed":4'), last: logs[i]?.lines.slice(-2) }
+      })
+      assert.equal(kv(i).live.current.version, inForce.version)
+      assert.equal(kv(i).live.current.pushed?.seq, 4)
+    }
+  })
 })
 
 function createHashHex(text: string): string {

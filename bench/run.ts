@@ -14,10 +14,11 @@
  *   BENCH_PROFILE      1: run keyvalet with --cpu-prof and print a summary of where its time goes
  *   BENCH_POLICY_ITERATIONS  decide() iterations per case (default 200000)
  *   BENCH_BUDGET_ITERATIONS  budget-stage checks per case (default 100000)
- *   BENCH_PHASES       comma list of policy,budget,mcp,store,grpc,closed,peak,observe,fixed,think,forward,mint,sse,upload (default all; e.g. closed with BENCH_PROFILE=1)
+ *   BENCH_PHASES       comma list of policy,budget,mcp,store,push,grpc,closed,peak,observe,fixed,think,forward,mint,sse,upload (default all; e.g. closed with BENCH_PROFILE=1)
  *   BENCH_GRPC_CALLS   sequential gRPC unary calls each way in the grpc phase, after 200 warm-up (default 2000; see bench/grpc.ts)
  *   BENCH_NODE_FLAGS   extra node flags (space-separated) for every keyvalet the bench starts, e.g. a V8 heap flag to measure
  *   BENCH_STORE_REQUESTS  requests per store and round in the store phase (default 3000; see bench/store.ts)
+ *   BENCH_PUSHES       pushes in the push phase (default 20; see bench/config-push.ts)
  *   BENCH_OBSERVE_ROUNDS  rounds of the observe phase (default 3)
  *
  * Phase peak: a closed loop at 256 connections against the naive proxy and keyvalet, for their peak
@@ -62,6 +63,7 @@ import type { McpBenchResult } from './mcp.ts'
 import { formatGrpc, type GrpcBenchResult, type GrpcJob } from './grpc.ts'
 import type { BudgetResult } from './budget.ts'
 import type { StoreBenchResult } from './store.ts'
+import type { PushBenchResult } from './config-push.ts'
 import { formatProfile, summariseProfile, type ProfileSummary } from './profile.ts'
 import { inRounds } from './rounds.ts'
 import { cpuSeconds, readRss, RssSampler, toMiB, type RssSummary } from './rss.ts'
@@ -85,7 +87,7 @@ const SKIP_UPLOAD = process.env.BENCH_SKIP_UPLOAD === '1'
 const UPLOAD_BYTES = Math.round(envNumber('BENCH_UPLOAD_MIB', 1024) * 1024 * 1024)
 const PROFILE = process.env.BENCH_PROFILE === '1'
 const POLICY_ITERATIONS = Math.round(envNumber('BENCH_POLICY_ITERATIONS', 200_000))
-const ALL_PHASES = ['policy', 'budget', 'mcp', 'store', 'grpc', 'closed', 'peak', 'observe', 'workers', 'fixed', 'think', 'forward', 'mint', 'sse', 'upload'] as const
+const ALL_PHASES = ['policy', 'budget', 'mcp', 'store', 'push', 'grpc', 'closed', 'peak', 'observe', 'workers', 'fixed', 'think', 'forward', 'mint', 'sse', 'upload'] as const
 const OBSERVE_ROUNDS = Math.round(envNumber('BENCH_OBSERVE_ROUNDS', 3))
 const PHASES: ReadonlySet<string> = new Set((process.env.BENCH_PHASES ?? ALL_PHASES.join(',')).split(',').map((x) => x.trim()).filter((x) => x !== ''))
 for (const ph of PHASES) if (!(ALL_PHASES as readonly string[]).includes(ph)) throw new Error(`BENCH_PHASES: unknown phase ${JSON.stringify(ph)} (known: ${ALL_PHASES.join(', ')})`)
@@ -471,6 +473,17 @@ async function main(): Promise<number> {
     await worker.stop(5000)
     if (m.result !== undefined) store = m.result
     else broken.push(`store bench failed: ${m.error ?? 'no result'}`)
+  }
+  let push: PushBenchResult | undefined
+  if (PHASES.has('push')) {
+    log('push: a pushed policy in force on two PostgreSQL instances (bench/config-push.ts)')
+    const worker = children.fork('push bench', join(BENCH, 'config-push.ts'), [], { ...process.env })
+    worker.expectExit()
+    const m = await worker.waitForMessage<{ event: string; result?: PushBenchResult; error?: string }>((x) => ['result', 'error'].includes(String((x as { event?: string }).event)), 300_000)
+      .catch((err: unknown) => ({ event: 'error', error: String(err) }) as { event: string; result?: PushBenchResult; error?: string })
+    await worker.stop(5000)
+    if (m.result !== undefined) push = m.result
+    else broken.push(`push bench failed: ${m.error ?? 'no result'}`)
   }
   let mcp: McpBenchResult | undefined
   if (PHASES.has('mcp')) {
@@ -1027,6 +1040,10 @@ async function main(): Promise<number> {
     p(table(['instances', 'req/s', 'vs 1 instance', 'cores used by process'], [fl.one, fl.two].map((r) => [String(r.instances), int(r.rps), `${f(ratio(r.rps, fl.one.rps), 2)}×`, cores(r.cores)]), 2))
     p()
   }
+  if (PHASES.has('push') && push !== undefined) {
+    p(`5d. Pushed policy propagation: ${push.pushes} pushes (keyvalet config push's row, MACed) until both of ${push.instances} PostgreSQL instances serve under each: median ${f(push.medianMs, 2)} ms, max ${f(push.maxMs, 2)} ms (target: max < 1000 ms)`)
+    p()
+  }
   if (PHASES.has('mcp') && mcp !== undefined) {
     p(`5b. MCP, in-process: tools/call decided against ${mcp.toolRules} tool rules (each with an argument schema), ${mcp.argumentBytes}-byte arguments (target: at most 20 µs per decision)`)
     p(table(['case', 'result', 'iterations', 'µs/call (median of 5 rounds)', 'min µs'], mcp.decide.map((c) => [c.name, c.got, int(c.iterations), f(c.usPerOp, 3), f(c.minUsPerOp, 3)]), 2))
@@ -1203,6 +1220,9 @@ async function main(): Promise<number> {
       { goal: 'a request on PostgreSQL with reads kept vs SQLite (req/s)', want: '≥ 0.95×', got: `${f(ratio(store?.costs[1]?.rps, store?.costs[0]?.rps))}×`, ok: store?.costs[1] === undefined || store.costs[0] === undefined ? undefined : store.costs[1].rps >= 0.95 * store.costs[0].rps },
       { goal: 'revocation propagation across 3 instances: median', want: '< 100 ms', got: `${f(store?.propagation.medianMs, 2)} ms`, ok: store === undefined ? undefined : store.propagation.medianMs < 100 },
       { goal: 'revocation propagation across 3 instances: max', want: '< 1000 ms', got: `${f(store?.propagation.maxMs, 2)} ms`, ok: store === undefined ? undefined : store.propagation.maxMs < 1000 },
+    ] : []),
+    ...(PHASES.has('push') ? [
+      { goal: `pushed policy in force on ${push?.instances ?? 2} instances: max of ${push?.pushes ?? 20}`, want: '< 1000 ms', got: `${f(push?.maxMs, 2)} ms`, ok: push === undefined ? undefined : push.maxMs < 1000 },
     ] : []),
     ...(PHASES.has('mint') ? [
       { goal: 'leaf minting: ms added to the first tunnel to a new host (median)', want: `≤ ${GOALS.mintMs} ms`, got: `${signed(mint?.addedHandshakeMs.median, 3)} ms`, ok: mint === undefined ? undefined : mint.addedHandshakeMs.median <= GOALS.mintMs },

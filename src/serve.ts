@@ -10,6 +10,7 @@ import { AuditWriter } from './audit/audit-writer.ts'
 import { checkpointer } from './store/sqlite/checkpointer.ts'
 import { startInstanceReports } from './config/instance-report.ts'
 import { LiveConfig } from './config/reload.ts'
+import { followPushes, startingConfig, type PushedFollowerOptions } from './config/pushed-follower.ts'
 import type { Logger } from './log.ts'
 import type { KeyvaletMetrics } from './metrics/keyvalet-metrics.ts'
 import type { RequestObserver } from './proxy/observer.ts'
@@ -27,6 +28,9 @@ export interface ServeOptions {
   /** Starts the admin listener (listen.admin must be configured); absent: no admin listener. */
   readonly admin?: { readonly throttle?: ThrottleOptions }
 }
+
+/** How often an instance following pushes looks for one besides the store's signal: the whole propagation on SQLite, a backstop on PostgreSQL. */
+const PUSH_POLL_MS = { sqlite: 250, postgres: 1000 } as const
 
 /** A serving keyvalet: its listeners are up; `close` stops them in order and waits for the audit. */
 export interface Serving {
@@ -48,7 +52,6 @@ export interface Serving {
  * On a failure half-way, what was started is closed again before the error goes up.
  */
 export async function serve(runtime: Runtime, opts: ServeOptions): Promise<Serving> {
-  const { config } = runtime
   const { log, metrics } = opts
   const clock = opts.clock ?? Date.now
   const closers: (() => Promise<void>)[] = []
@@ -58,6 +61,12 @@ export async function serve(runtime: Runtime, opts: ServeOptions): Promise<Servi
   try {
     // Closed last: the audit's final commits still count.
     if (metrics !== undefined) closers.push(async () => metrics.close())
+    const following: PushedFollowerOptions | undefined = runtime.config.fleetPolicy === 'file' ? undefined : {
+      repo: runtime.store.pushedConfigs, signals: runtime.store.pushedConfigSignals, master: () => runtime.masterKeys(), log,
+      pollMs: PUSH_POLL_MS[runtime.storeLocation.kind], ...(metrics === undefined ? {} : { onRefused: () => metrics.pushesRefused.inc() }),
+    }
+    // The file, with the newest verified push over it when this instance follows pushes.
+    const { config, overlay } = following === undefined ? { config: runtime.config, overlay: undefined } : await startingConfig(runtime.config, following)
     // Set once the proxy exists: until then the configuration in force is the one loaded.
     let live: LiveConfig | undefined
     const audit = await AuditWriter.start({
@@ -88,7 +97,7 @@ export async function serve(runtime: Runtime, opts: ServeOptions): Promise<Servi
     closers.push(() => leases.close())
     const proxy = createProxy({ config, sessions: runtime.sessions, vault: runtime.vault, store: runtime.store, audit, log, clock, observers, approvals, leases })
     metrics?.watch({ proxy, vault: runtime.vault, audit, sessions: runtime.store.sessions, approvals, clock })
-    const reloads = new LiveConfig(config, { apply: (next) => proxy.apply(next), log })
+    const reloads = new LiveConfig(config, { apply: (next) => proxy.apply(next), log, ...(overlay === undefined ? {} : { overlay }) })
     live = reloads
     if (metrics !== undefined) {
       reloads.onReload((result) => {
@@ -100,9 +109,13 @@ export async function serve(runtime: Runtime, opts: ServeOptions): Promise<Servi
     const address = await proxy.listen()
     closers.push(() => proxy.close())
     // Which configuration this instance serves under, for GET /v1/fleet: said at start and after each reload.
-    const reports = startInstanceReports({ repo: runtime.store.instances, instance: audit.instance, configVersion: () => reloads.current.version, clock, log })
-    reloads.onReload((result) => { if (result.result === 'applied') void reports.now() })
+    const reports = startInstanceReports({ repo: runtime.store.instances, instance: audit.instance, configVersion: () => reloads.current.version, pushedSeq: () => reloads.current.pushed?.seq, clock, log })
+    reloads.onReload((result) => { if (result.result !== 'failed') void reports.now() })
     closers.push(() => reports.stop())
+    if (following !== undefined) {
+      const follower = followPushes(reloads, following)
+      closers.push(async () => follower.close())
+    }
     const adminTokens = new AdminTokens(runtime.store.adminTokens, clock)
     let adminUrl: string | undefined
     if (opts.admin !== undefined) {

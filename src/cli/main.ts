@@ -17,6 +17,7 @@ const COMMANDS: readonly CommandEntry[] = [
   { name: 'run', summary: 'run a command in a sandbox whose only way out is keyvalet', load: async () => (await import('./commands/run.ts')).run },
   { name: 'demo', summary: 'see the whole flow offline in one command', load: async () => (await import('./commands/demo.ts')).demo },
   { name: 'check', summary: 'validate a configuration and warn about dangerous rules', load: async () => (await import('./commands/check.ts')).check },
+  { name: 'config', summary: 'push a policy to every instance of a fleet, and list the pushes', load: async () => (await import('./commands/config.ts')).config },
   { name: 'secret', summary: 'store credentials in the encrypted vault (write-only)', load: async () => (await import('./commands/secret.ts')).secret },
   { name: 'session', summary: 'mint, list and revoke task keys', load: async () => (await import('./commands/session.ts')).session },
   { name: 'approvals', summary: 'list, approve and deny requests waiting for a person', load: async () => (await import('./commands/approvals.ts')).approvals },

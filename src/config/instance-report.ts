@@ -23,6 +23,8 @@ export function startInstanceReports(opts: {
   readonly repo: InstanceRepo
   readonly instance: string
   readonly configVersion: () => string
+  /** The pushed policy's sequence number in force, if any. */
+  readonly pushedSeq: () => number | undefined
   readonly clock: () => number
   readonly log: Logger
 }): InstanceReporter {
@@ -32,7 +34,7 @@ export function startInstanceReports(opts: {
   const send = (): Promise<void> => {
     last = last.then(async () => {
       try {
-        await opts.repo.report({ instance: opts.instance, host: hostname(), pid: process.pid, configVersion: opts.configVersion(), startedAt, seenAt: opts.clock() })
+        await opts.repo.report({ instance: opts.instance, host: hostname(), pid: process.pid, configVersion: opts.configVersion(), pushedSeq: opts.pushedSeq(), startedAt, seenAt: opts.clock() })
         if (failing) opts.log.info('instance report written again', { instance: opts.instance })
         failing = false
       } catch (err) {

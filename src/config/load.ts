@@ -75,6 +75,8 @@ export interface Config {
   readonly log: { readonly level: LogLevel; readonly format: LogFormat }
   /** Whether Prometheus metrics are kept (see schema.ts, metrics.enabled). */
   readonly metricsEnabled: boolean
+  /** Where the policy comes from (see schema.ts, fleet.policy): the file alone, or pushed policies over it. */
+  readonly fleetPolicy: 'file' | 'pushed'
   readonly policy: Policy
   /** Budgets and rate limits (src/budgets/), in the file's order. */
   readonly budgets: readonly Budget[]
@@ -85,6 +87,11 @@ export interface Config {
   readonly notes: readonly ConfigWarning[]
   /** The vault secrets the configuration names (`check` and `start` warn about those not set). */
   readonly secrets: readonly SecretReference[]
+  /**
+   * The pushed policy this configuration serves under (config/policy-file.ts, docs/deploy.md
+   * "Configuration in a fleet"): its sequence number and SHA-256; undefined for the file alone.
+   */
+  readonly pushed?: { readonly seq: number; readonly sha256: string }
 }
 
 /** A task key is for a task: no configuration lets one live longer than a year. */
@@ -203,6 +210,7 @@ export function parseConfig(text: string, file: string): Config {
     auditOpenAfterMs: config.audit.open_after_ms,
     log: { level: config.log.level, format: config.log.format },
     metricsEnabled: config.metrics.enabled,
+    fleetPolicy: config.fleet?.policy ?? 'file',
     policy,
     budgets,
     approvalWebhook,

@@ -12,6 +12,10 @@
  * upstream_proxy, sessions.max_ttl and the other limits. A reload that changes one of those is refused
  * (config_reload_refused, naming each field); restart keyvalet to change them.
  *
+ * A pushed policy (fleet.policy: pushed; policy-file.ts, pushed-follower.ts) is put in force the
+ * same way (`push`), and stays the overlay every later reload of the file is read with: a reload
+ * re-reads the file's fixed part and applies the pushed fields over it again.
+ *
  * Requests take the configuration once, when they start (proxy/handler.ts), so one in flight
  * finishes under the version it started with; its audit record names that version.
  */
@@ -20,9 +24,10 @@ import { canonicalJson } from '../audit/canonical-json.ts'
 import { KeyvaletError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import { loadConfig, type Config } from './load.ts'
+import { withPolicy, type PolicyOverlay } from './policy-file.ts'
+import { RELOADABLE } from './reloadable.ts'
 
-/** Dotted paths of the fields a reload may change; everything else must stay as it is. */
-export const RELOADABLE: readonly string[] = ['connectors', 'tunnels', 'limits.max_body_inspect_bytes', 'limits.approval_body_bytes', 'limits.approvals_per_session']
+export { RELOADABLE } from './reloadable.ts'
 
 /** What a reload did: a new version in force, nothing to do (same version), or refused (the old one stays). */
 export type ReloadResult =
@@ -31,14 +36,14 @@ export type ReloadResult =
   | { readonly result: 'failed'; readonly version: string; readonly error: KeyvaletError }
 
 /** Who asked for a reload, for the operator log. */
-export type ReloadTrigger = 'signal' | 'admin' | 'watch'
+export type ReloadTrigger = 'signal' | 'admin' | 'watch' | 'push'
 
 export interface LiveConfigOptions {
   /** Puts a new configuration in force in the parts built from it (the proxy); throws if it cannot. */
   readonly apply: (next: Config) => void
   readonly log: Logger
-  /** Reads and compiles the file (default: loadConfig); tests never need another. */
-  readonly load?: (file: string) => Config
+  /** The pushed policy `initial` was built with (policy-file.ts withPolicy), if any: later reloads keep it. */
+  readonly overlay?: PolicyOverlay
 }
 
 /**
@@ -47,6 +52,7 @@ export interface LiveConfigOptions {
  */
 export class LiveConfig {
   #current: Config
+  #overlay: PolicyOverlay | undefined
   readonly #opts: LiveConfigOptions
   readonly #listeners: ((result: ReloadResult, trigger: ReloadTrigger) => void)[] = []
   #queue: Promise<unknown> = Promise.resolve()
@@ -55,6 +61,7 @@ export class LiveConfig {
 
   constructor(initial: Config, opts: LiveConfigOptions) {
     this.#current = initial
+    this.#overlay = opts.overlay
     this.#opts = opts
   }
 
@@ -69,34 +76,53 @@ export class LiveConfig {
   }
 
   /** Reads the file again and puts it in force, or keeps the one in force and says why. Never throws. */
-  reload(trigger: ReloadTrigger): Promise<ReloadResult> {
-    const run = this.#queue.then(() => this.#reload(trigger))
+  reload(trigger: Exclude<ReloadTrigger, 'push'>): Promise<ReloadResult> {
+    return this.#queued(() => this.#reload(trigger, undefined))
+  }
+
+  /**
+   * Puts the file with this pushed policy over it in force (as a reload would: all or nothing),
+   * and keeps the policy for later reloads. Never throws.
+   */
+  push(overlay: PolicyOverlay): Promise<ReloadResult> {
+    return this.#queued(() => this.#reload('push', overlay))
+  }
+
+  #queued(work: () => ReloadResult): Promise<ReloadResult> {
+    const run = this.#queue.then(work)
     this.#queue = run.catch(() => undefined)
     return run
   }
 
-  #reload(trigger: ReloadTrigger): ReloadResult {
-    const result = this.#attempt()
+  #reload(trigger: ReloadTrigger, pushed: PolicyOverlay | undefined): ReloadResult {
+    const overlay = pushed ?? this.#overlay
+    const result = this.#attempt(overlay)
+    if (result.result !== 'failed') this.#overlay = overlay
     this.counts[result.result]++
     const { log } = this.#opts
-    if (result.result === 'applied') log.info('configuration reloaded', { trigger, version: result.version, previous: result.previous, warnings: result.warnings.length })
-    else if (result.result === 'unchanged') log.info('configuration reload: unchanged', { trigger, version: result.version })
-    else log.error('configuration reload failed: the configuration in force stays', { trigger, version: result.version, error: result.error.code, problems: result.error.detail?.problems })
+    const seq = overlay?.seq === undefined ? {} : { pushed: overlay.seq }
+    if (result.result === 'applied') log.info('configuration reloaded', { trigger, version: result.version, previous: result.previous, ...seq, warnings: result.warnings.length })
+    else if (result.result === 'unchanged') log.info('configuration reload: unchanged', { trigger, version: result.version, ...seq })
+    else log.error('configuration reload failed: the configuration in force stays', { trigger, version: result.version, ...seq, error: result.error.code, problems: result.error.detail?.problems })
     for (const warning of result.result === 'applied' ? result.warnings : []) log.warn('configuration warning', { warning })
     for (const listener of this.#listeners) listener(result, trigger)
     return result
   }
 
-  #attempt(): ReloadResult {
+  #attempt(overlay: PolicyOverlay | undefined): ReloadResult {
     const current = this.#current
     let next: Config
     try {
-      next = (this.#opts.load ?? loadConfig)(current.file)
+      next = overlay === undefined ? loadConfig(current.file) : withPolicy(current.file, overlay)
     } catch (err) {
       const problems = (err instanceof Error ? err.message : String(err)).split('\n')
       return { result: 'failed', version: current.version, error: new KeyvaletError('config_invalid', { message: `The configuration file has errors; the configuration in force (${current.version}) stays. ${problems.join(' ')}`.slice(0, 2000), detail: { problems } }) }
     }
-    if (next.version === current.version) return { result: 'unchanged', version: current.version }
+    if (next.version === current.version) {
+      // The same configuration from a newer push: nothing to apply, but the push it came from is now this one.
+      if (next.pushed?.seq !== current.pushed?.seq) this.#current = next
+      return { result: 'unchanged', version: current.version }
+    }
     const fixed = fixedChanges(current, next)
     if (fixed.length > 0) {
       const message = `A reload cannot change ${fixed.join(', ')} (restart keyvalet for that); the configuration in force (${current.version}) stays.`

@@ -208,6 +208,13 @@ const METRICS = Type.Object({
   })),
 }, { additionalProperties: false, default: {}, description: 'Prometheus metrics.' })
 
+const FLEET = Type.Object({
+  policy: Defaulted(Type.Enum(['file', 'pushed'], {
+    default: 'file',
+    description: "Where this instance's policy (connectors, tunnels and the reloadable limits) comes from. file: this file alone. pushed: this file with the newest policy pushed by `keyvalet config push` over it, verified under the master key, followed within a second (docs/deploy.md, \"Configuration in a fleet\"). Everything else always comes from this file. Default file.",
+  })),
+}, { additionalProperties: false, default: {}, description: 'How this instance takes part in a fleet on a shared store.' })
+
 export const CONFIG_SCHEMA = Type.Object({
   version: Type.Unsafe<1>({ const: 1, description: 'Configuration format version. Must be 1.' }),
   listen: Defaulted(LISTEN),
@@ -226,6 +233,8 @@ export const CONFIG_SCHEMA = Type.Object({
   limits: Defaulted(LIMITS),
   log: Defaulted(LOG),
   metrics: Defaulted(METRICS),
+  // Optional, not defaulted: a configuration without it keeps the version it had before the field existed.
+  fleet: Type.Optional(FLEET),
   budgets: BUDGETS_BLOCK,
   approvals: Defaulted(APPROVALS_BLOCK),
   connectors: NamedMap(CONNECTOR_SCHEMA, {

@@ -40,6 +40,8 @@ export class KeyvaletMetrics {
   readonly requests: RequestMetrics
   /** Reloads of the configuration, by result: increment one per reload attempt. */
   readonly configReloads: { readonly succeeded: Counter; readonly failed: Counter }
+  /** Pushed policies refused because they were not made by a holder of the master key (config/push-mac.ts). */
+  readonly pushesRefused: Counter
   readonly #commits: Histogram
   readonly #approvalDecisions: ReadonlyMap<ApprovalOutcome, Counter>
   readonly #approvalWaits: ReadonlyMap<ApprovalOutcome, Histogram>
@@ -51,6 +53,7 @@ export class KeyvaletMetrics {
     this.#commits = r.histogram('keyvalet_audit_commit_duration_seconds', 'Audit batches, from being handed to the audit engine to their commit.', COMMIT_BUCKETS).labels()
     const reloads = r.counter('keyvalet_config_reloads_total', 'Configuration reloads, by result (succeeded: in force; failed: the previous configuration stayed).', ['result'])
     this.configReloads = { succeeded: reloads.labels('succeeded'), failed: reloads.labels('failed') }
+    this.pushesRefused = r.counter('keyvalet_config_pushes_refused_total', 'Pushed policies this instance refused: their MAC or digest did not verify under the master key (written to the store by someone without it).', []).labels()
     const decisions = r.counter('keyvalet_approval_decisions_total', 'Requests parked for approval on this instance, by how their wait ended (approved, denied, expired: no decision in time, cancelled: the client left or shutdown).', ['outcome'])
     const waits = r.histogram('keyvalet_approval_wait_seconds', 'How long requests parked on this instance waited for a person, by how the wait ended.', APPROVAL_WAIT_BUCKETS, ['outcome'])
     this.#approvalDecisions = new Map(APPROVAL_OUTCOMES.map((o) => [o, decisions.labels(o)]))

@@ -29,7 +29,9 @@ it('copies secrets, sessions with their key hashes, admin tokens with their dige
     const adminToken = { id: 'kat_1', digest: createHash('sha256').update('token').digest(), name: 'orchestrator', role: 'operator' as const, createdAt: 4, expiresAt: 8, revokedAt: undefined }
     await from.adminTokens.insert(adminToken)
     for (let i = 1; i <= 2500; i++) await from.audit.append([row(i)]) // more than one page, three chains
-    assert.deepEqual(await copyStore(from, to), { secrets: 1, sessions: 1, adminTokens: 1, auditRecords: 2500 })
+    for (let i = 0; i < 2; i++) await from.pushedConfigs.push((seq) => ({ seq, text: `connectors: {} # ${seq}`, sha256: `s${seq}`, pushedAt: seq, pushedBy: 'ops@h', keyId: 'k1', mac: Buffer.from([seq]) }))
+    assert.deepEqual(await copyStore(from, to), { secrets: 1, sessions: 1, adminTokens: 1, auditRecords: 2500, pushedConfigs: 2 })
+    assert.deepEqual(await to.pushedConfigs.list(10), await from.pushedConfigs.list(10))
     assert.deepEqual(await to.secrets.get('gh'), await from.secrets.get('gh'))
     assert.deepEqual(await to.sessions.findByKeyHash(keyHash), session)
     assert.deepEqual(await to.adminTokens.findByDigest(adminToken.digest), adminToken)

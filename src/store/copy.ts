@@ -6,6 +6,7 @@ export interface CopyCounts {
   readonly sessions: number
   readonly adminTokens: number
   readonly auditRecords: number
+  readonly pushedConfigs: number
 }
 
 /** Audit rows moved per transaction. */
@@ -16,12 +17,14 @@ const PAGE = 1000
  * sealed: no master key is needed, and the audit chain's key travels among them), the sessions
  * with their key hashes and revocations, the admin tokens with their digests (callers of the admin
  * API keep their tokens), and the audit rows byte for byte, each in its chain at its place (with
- * the facets a query finds them by, read from each line), so every chain verifies in its new place. The destination must be empty; the source must not be in use (checked at the
+ * the facets a query finds them by, read from each line), so every chain verifies in its new place,
+ * and the pushed policies with their numbers and MACs (instances following pushes verify them there
+ * as before). The destination must be empty; the source must not be in use (checked at the
  * end: a source whose audit log grew meanwhile fails the copy). Counters (budgets, rate limits)
  * are not moved: they start again from 0 in the new store.
  */
 export async function copyStore(from: Store, to: Store): Promise<CopyCounts> {
-  const used = (await to.secrets.list()).length + (await to.sessions.list()).length + (await to.adminTokens.list()).length
+  const used = (await to.secrets.list()).length + (await to.sessions.list()).length + (await to.adminTokens.list()).length + (await to.pushedConfigs.latestSeq())
   if (used > 0 || (await to.audit.last()) !== undefined) {
     throw new OperatorError('the destination store is not empty', 'copy into a new, empty database (keyvalet db copy never merges installations)')
   }
@@ -36,6 +39,9 @@ export async function copyStore(from: Store, to: Store): Promise<CopyCounts> {
   for (const session of sessions) await to.sessions.insert(session)
   const adminTokens = await from.adminTokens.listStored()
   for (const token of adminTokens) await to.adminTokens.insert(token)
+  // Oldest first, each under its own number: the MAC covers it.
+  const pushes = (await from.pushedConfigs.list(1_000_000)).reverse()
+  for (const push of pushes) await to.pushedConfigs.push(() => push)
   let copied = 0
   let last = 0
   for (;;) {
@@ -49,7 +55,7 @@ export async function copyStore(from: Store, to: Store): Promise<CopyCounts> {
   if (((await from.audit.last())?.seq ?? 0) !== last) {
     throw new OperatorError('the source was written to during the copy', 'stop every keyvalet using it, then copy again into a new, empty database')
   }
-  return { secrets, sessions: sessions.length, adminTokens: adminTokens.length, auditRecords: copied }
+  return { secrets, sessions: sessions.length, adminTokens: adminTokens.length, auditRecords: copied, pushedConfigs: pushes.length }
 }
 
 /**

@@ -13,6 +13,8 @@ import { NotifiedReads } from './postgres/notified-reads.ts'
 import type { ApprovalSignals } from './approval-signals.ts'
 import { postgresSecrets } from './postgres/secrets.ts'
 import { postgresSessions } from './postgres/sessions.ts'
+import { postgresPushedConfigs } from './postgres/pushed-configs.ts'
+import type { PushedConfigRepo } from './pushed-config-repo.ts'
 import type { AdminTokenRepo, ApprovalRepo, AuditRepo, CounterRepo, InstanceRepo, LockRepo, SecretRepo, SessionRepo, Store } from './store.ts'
 
 /** Locks held or waited for at once by one instance; more wait in the driver's queue. */
@@ -29,6 +31,8 @@ const LOCK_CONNECTIONS = 4
  */
 /** The change notification of an approval's state (MIGRATIONS: approvals_notify), before its id. */
 const APPROVAL_CHANGE = 'approval:'
+/** The change notification of a pushed policy (MIGRATIONS: pushed_configs_notify), before its sequence number. */
+const CONFIG_CHANGE = 'config:'
 
 export class PostgresStore implements Store {
   readonly sessions: SessionRepo
@@ -41,6 +45,9 @@ export class PostgresStore implements Store {
   readonly approvalSignals: ApprovalSignals
   readonly locks: LockRepo
   readonly instances: InstanceRepo
+  readonly pushedConfigs: PushedConfigRepo
+  /** Heard through the change feed: a new push, or a (re)started LISTEN (one may have gone unheard). */
+  readonly pushedConfigSignals: (listener: () => void) => () => void
   /** The request-path reads, for readiness and tests (kept only while `trusted`). */
   readonly reads: NotifiedReads
   readonly #sql: Sql
@@ -75,6 +82,10 @@ export class PostgresStore implements Store {
     this.locks = reportingUnreachable(postgresLocks(lockSql, this.reads))
     this.approvals = reportingUnreachable(postgresApprovals(sql))
     this.instances = reportingUnreachable(postgresInstances(sql))
+    this.pushedConfigs = reportingUnreachable(postgresPushedConfigs(sql))
+    this.pushedConfigSignals = (listener) => this.reads.onChange((payload) => {
+      if (payload === undefined || payload.startsWith(CONFIG_CHANGE)) listener()
+    })
     this.approvalSignals = {
       watch: (listener) => this.reads.onChange((payload) => {
         if (payload === undefined || payload === 'all:approvals') listener(undefined)

@@ -14,6 +14,8 @@ import { sqliteLocks } from './sqlite/locks.ts'
 import { AUDIT_MIGRATIONS, MIGRATIONS } from './sqlite/migrations.ts'
 import { sqliteSecrets } from './sqlite/secrets.ts'
 import { sqliteSessions } from './sqlite/sessions.ts'
+import { sqlitePushedConfigs } from './sqlite/pushed-configs.ts'
+import type { PushedConfigRepo } from './pushed-config-repo.ts'
 import type { AdminTokenRepo, ApprovalRepo, AuditRepo, CounterRepo, InstanceRepo, LockRepo, SecretRepo, SessionRepo, Store } from './store.ts'
 
 export const SCHEMA_VERSION = MIGRATIONS.length
@@ -38,6 +40,7 @@ export class SqliteStore implements Store {
   readonly approvalSignals: ApprovalSignals
   readonly locks: LockRepo
   readonly instances: InstanceRepo
+  readonly pushedConfigs: PushedConfigRepo
   readonly #db: DatabaseSync
   readonly #auditDb: DatabaseSync
   /** Ends this store's part in the background checkpoints, before its connections close. */
@@ -81,6 +84,7 @@ export class SqliteStore implements Store {
     this.approvals = reportingDamage(sqliteApprovals(db, signals.tell), db)
     this.locks = sqliteLocks()
     this.instances = reportingDamage(sqliteInstances(db), db)
+    this.pushedConfigs = reportingDamage(sqlitePushedConfigs(db), db)
   }
 
   async close(): Promise<void> {

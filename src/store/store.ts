@@ -3,6 +3,8 @@ import type { AdminToken, StoredAdminToken } from '../model/admin-token.ts'
 import type { Approval, PendingApproval, Verdict } from '../model/approval.ts'
 import type { Session, SessionFilter, StoredSession } from '../model/session.ts'
 import type { AuditRepo } from './audit-repo.ts'
+import type { PushedConfigRepo } from './pushed-config-repo.ts'
+export type { PushedConfig, PushedConfigRepo } from './pushed-config-repo.ts'
 export type { AuditRow, NewAuditRow, AuditChain, AuditFacets, AuditFilter, AuditPage, AuditRepo, AuditWindow, AuditSummary, AuditCount } from './audit-repo.ts'
 
 /**
@@ -21,6 +23,13 @@ export interface Store {
   readonly approvalSignals?: ApprovalSignals
   readonly locks: LockRepo
   readonly instances: InstanceRepo
+  readonly pushedConfigs: PushedConfigRepo
+  /**
+   * Calls `listener` when a push may have been stored by anyone (a notification, or one that may
+   * have gone unheard); returns the function that stops it. Absent where the store cannot tell
+   * (SQLite across processes): a follower then looks at `pushedConfigs.latestSeq` on a short period.
+   */
+  readonly pushedConfigSignals?: (listener: () => void) => () => void
   close(): Promise<void>
 }
 
@@ -35,6 +44,8 @@ export interface InstanceReport {
   readonly host: string
   readonly pid: number
   readonly configVersion: string
+  /** The pushed policy's sequence number in force (docs/deploy.md, "Configuration in a fleet"); undefined: none (the file alone). */
+  readonly pushedSeq: number | undefined
   readonly startedAt: number
   /** When the instance last said this (epoch ms, its clock). */
   readonly seenAt: number

@@ -6,6 +6,7 @@ import { approvalCases } from './approvals.cases.ts'
 import { auditCases } from './audit.cases.ts'
 import { counterCases } from './counters.cases.ts'
 import { instanceCases } from './instances.cases.ts'
+import { pushedConfigCases } from './pushed-configs.cases.ts'
 import { lockCases } from './locks.cases.ts'
 import { secretCases } from './secrets.cases.ts'
 import { sessionCases } from './sessions.cases.ts'
@@ -20,7 +21,7 @@ export type ContractCase = (store: Store) => Promise<void>
 export type RepoCases<Repo> = { readonly [Method in keyof Repo]: Readonly<Record<string, ContractCase>> }
 
 /** Every repo of a Store, with its cases (approval signals are best-effort by contract: src/approvals/signals.test.ts). */
-const REPOS: { readonly [Repo in Exclude<keyof Store, 'close' | 'approvalSignals'>]: RepoCases<Store[Repo]> } = {
+const REPOS: { readonly [Repo in Exclude<keyof Store, 'close' | 'approvalSignals' | 'pushedConfigSignals'>]: RepoCases<Store[Repo]> } = {
   sessions: sessionCases,
   secrets: secretCases,
   audit: auditCases,
@@ -29,6 +30,7 @@ const REPOS: { readonly [Repo in Exclude<keyof Store, 'close' | 'approvalSignals
   approvals: approvalCases,
   locks: lockCases,
   instances: instanceCases,
+  pushedConfigs: pushedConfigCases,
 }
 
 /**

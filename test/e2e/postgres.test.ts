@@ -271,7 +271,7 @@ ${connectors()}`)
         '--to', `postgres://${db.user}@${db.host}:${db.port}/${db.database}`, '--password-env', 'TARGET_PASSWORD', '--ca-file', join(dir, 'copy-ca.pem'),
       ], { env })
       assert.equal(copied.code, 0, copied.stderr)
-      assert.match(copied.stdout, /^copied \d+ secrets, 1 sessions, 1 admin tokens and 2 audit records from /)
+      assert.match(copied.stdout, /^copied \d+ secrets, 1 sessions, 1 admin tokens, 0 pushed policies and 2 audit records from /)
       assert.deepEqual(await auditIn(db), before)
       const copiedStore = await PostgresStore.open(db, { max: 1 })
       try {

@@ -11,6 +11,10 @@ const VERSION = Type.String({ description: 'The configuration version: cfg_ and 
 const CONFIG_VIEW = Type.Object({
   version: VERSION,
   file: Type.String({ description: 'The configuration file keyvalet reads (and reloads).' }),
+  pushed: Type.Union([Type.Object({
+    seq: Type.Integer({ description: 'Its sequence number (keyvalet config pushed lists them).' }),
+    sha256: Type.String({ description: 'SHA-256 of the policy text, hex.' }),
+  }), Type.Null()], { description: 'The pushed policy in force over the file (fleet.policy: pushed; docs/deploy.md, "Configuration in a fleet"), or null: the file alone.' }),
   reloadable: Type.Array(Type.String(), { description: 'The fields a reload may change; any other change needs a restart.' }),
   config: Type.Object({}, { additionalProperties: true, description: 'The configuration in force, every default filled in (docs/config.md). It names vault secrets; it never holds a value.' }),
 })
@@ -75,7 +79,7 @@ export function configRoutes(deps: AdminDeps) {
       async handle({ note }) {
         const config = deps.config()
         note({ version: config.version })
-        return { kind: 'json', body: { version: config.version, file: config.file, reloadable: [...RELOADABLE], config: config.effective } }
+        return { kind: 'json', body: { version: config.version, file: config.file, pushed: config.pushed === undefined ? null : { seq: config.pushed.seq, sha256: config.pushed.sha256 }, reloadable: [...RELOADABLE], config: config.effective } }
       },
     }),
     defineRoute({

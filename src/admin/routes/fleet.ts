@@ -4,9 +4,11 @@ import type { AdminDeps } from '../deps.ts'
 import { defineRoute } from '../route.ts'
 
 const VERSION = Type.String({ description: 'A configuration version (cfg_ and 16 hex digits), as GET /v1/config and audit records name it.' })
+const PUSHED_SEQ = Type.Union([Type.Integer(), Type.Null()], { description: 'The sequence number of the pushed policy in force over its file (keyvalet config push), or null: its file alone.' })
 const FLEET = Type.Object({
   instance: Type.String({ description: 'The instance that answered (its audit chain id).' }),
   config_version: VERSION,
+  pushed_seq: PUSHED_SEQ,
   consistent: Type.Boolean({ description: 'Whether every running instance serves under the same configuration version.' }),
   versions: Type.Array(Type.Object({ config_version: VERSION, instances: Type.Integer() }), { description: 'Each version in force somewhere, with how many instances run it, most first.' }),
   instances: Type.Array(Type.Object({
@@ -14,6 +16,7 @@ const FLEET = Type.Object({
     host: Type.String(),
     pid: Type.Integer(),
     config_version: VERSION,
+    pushed_seq: PUSHED_SEQ,
     started_at: Type.String({ description: 'ISO 8601.' }),
     seen_at: Type.String({ description: 'When the instance last reported (at start, after each reload, and every 10 s), ISO 8601.' }),
   }), { description: `Every instance on this store that reported within the last ${INSTANCE_STALE_MS / 1000} s, by start.` }),
@@ -21,8 +24,8 @@ const FLEET = Type.Object({
 
 /**
  * The fleet as the store knows it: each keyvalet instance on this store (every `keyvalet start`,
- * each worker) and the configuration version it serves under. Configuration is each host's own
- * file (docs/deploy.md, "Configuration in a fleet"): this is where an operator sees that a change
+ * each worker), the configuration version it serves under and the pushed policy in force, if any
+ * (docs/deploy.md, "Configuration in a fleet"): this is where an operator sees that a change
  * reached every instance.
  */
 export function fleetRoutes(deps: AdminDeps) {
@@ -31,7 +34,7 @@ export function fleetRoutes(deps: AdminDeps) {
       method: 'GET', path: '/v1/fleet', roles: ['admin', 'operator', 'auditor'], action: 'fleet.get', response: FLEET,
       summary: 'The keyvalet instances on this store and the configuration version each serves under.',
       async handle({ note }) {
-        const version = deps.config().version
+        const { version, pushed } = deps.config()
         const reports = await deps.store.instances.list(deps.clock() - INSTANCE_STALE_MS)
         const counts = new Map<string, number>()
         for (const r of reports) counts.set(r.configVersion, (counts.get(r.configVersion) ?? 0) + 1)
@@ -40,9 +43,9 @@ export function fleetRoutes(deps: AdminDeps) {
         return {
           kind: 'json',
           body: {
-            instance: deps.audit.instance, config_version: version, consistent: versions.length <= 1, versions,
+            instance: deps.audit.instance, config_version: version, pushed_seq: pushed?.seq ?? null, consistent: versions.length <= 1, versions,
             instances: reports.map((r) => ({
-              instance: r.instance, host: r.host, pid: r.pid, config_version: r.configVersion,
+              instance: r.instance, host: r.host, pid: r.pid, config_version: r.configVersion, pushed_seq: r.pushedSeq ?? null,
               started_at: new Date(r.startedAt).toISOString(), seen_at: new Date(r.seenAt).toISOString(),
             })),
           },

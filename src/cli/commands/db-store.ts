@@ -82,7 +82,7 @@ export async function copyInstallation(config: Config, values: StoreValues, io: 
     const destinationStore = await openStore(target)
     try {
       const counts = await copyStore(source, destinationStore)
-      write(io.stdout, `copied ${counts.secrets} secrets, ${counts.sessions} sessions, ${counts.adminTokens} admin tokens and ${counts.auditRecords} audit records from ${sourcePath} to ${describeLocation(target)}`)
+      write(io.stdout, `copied ${counts.secrets} secrets, ${counts.sessions} sessions, ${counts.adminTokens} admin tokens, ${counts.pushedConfigs} pushed policies and ${counts.auditRecords} audit records from ${sourcePath} to ${describeLocation(target)}`)
       write(io.stdout, 'check it with keyvalet audit verify against the new store, with the same master key')
       return 0
     } finally {

@@ -48,7 +48,7 @@ export const start: Command = {
     if (workers > 1 && values.demo === true) throw new OperatorError('--demo runs one process: it cannot be combined with --workers')
     if (workers > 1 && cluster.isPrimary) return runWorkers(workers, values.config, values.watch === true, io)
     // SIGHUP reloads, never kills: until keyvalet listens there is nothing to reload yet.
-    let reload = (_trigger: ReloadTrigger): void => write(io.stderr, 'SIGHUP before keyvalet was listening: nothing to reload yet')
+    let reload = (_trigger: Exclude<ReloadTrigger, 'push'>): void => write(io.stderr, 'SIGHUP before keyvalet was listening: nothing to reload yet')
     const onHangup = (): void => reload('signal')
     process.on('SIGHUP', onHangup)
     const closers: (() => Promise<void>)[] = [async () => void process.off('SIGHUP', onHangup)]
@@ -78,7 +78,7 @@ export const start: Command = {
       // Signals are taken from before the lines that say keyvalet is ready: a supervisor may send
       // SIGTERM the moment it reads them, before the next statement would have run.
       const signalled = untilSignal()
-      write(io.stdout, `gateway listening on ${serving.url} (configuration ${config.version})`)
+      write(io.stdout, `gateway listening on ${serving.url} (configuration ${serving.live.current.version}${serving.live.current.pushed === undefined ? '' : `, pushed policy ${serving.live.current.pushed.seq}`})`)
       if (serving.forwardUrl !== undefined) write(io.stdout, `forward proxy listening on ${serving.forwardUrl} (sandboxes trust its CA: keyvalet ca bundle --config ${config.file})`)
       const { adminUrl } = serving
       if (adminUrl !== undefined) write(io.stdout, `admin API listening on ${adminUrl} (callers need an admin token: keyvalet admin token create)`)

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { loadConfig } from '../../config/load.ts'
 import { OperatorError } from '../../errors.ts'
+import { remacPushes } from '../../config/push-mac.ts'
 import { openRuntime, type Runtime } from '../../runtime.ts'
 import { generateMasterKey, loadMasterKey, MASTER_KEY_ENV, MASTER_KEY_FILE_ENV, writeKeyFile } from '../../vault/master-key.ts'
 import { CONFIG_OPTION, configPath, parse, write } from '../args.ts'
@@ -77,9 +78,10 @@ async function rotate(config: ReturnType<typeof loadConfig>, io: Io): Promise<nu
     if (left.length > 0) {
       throw new OperatorError(`${left.length} record(s) are still sealed under the old key; the old key stays in ${file}`, 'run keyvalet vault rotate-master-key again')
     }
+    const pushes = await remacPushes(runtime.store.pushedConfigs, runtime.master)
     writeKeyFile(file, [runtime.master.key])
     const from = before.previous.length === 0 ? before.keyId : before.previous.map((k) => k.keyId).join(', ')
-    write(io.stdout, `master key rotated: ${from} → ${target}; ${rewrapped} record(s) re-wrapped; ${file} now holds only the new key (back it up)`)
+    write(io.stdout, `master key rotated: ${from} → ${target}; ${rewrapped} record(s) re-wrapped, ${pushes.remacced} pushed polic${pushes.remacced === 1 ? 'y' : 'ies'} re-MACed${pushes.refused === 0 ? '' : ` (${pushes.refused} that did not verify left as they were)`}; ${file} now holds only the new key (back it up)`)
     return 0
   } finally {
     await runtime.close()

@@ -5,9 +5,9 @@ import type { Row, Sql } from './connect.ts'
 export function postgresInstances(sql: Sql): InstanceRepo {
   return {
     report: async (r: InstanceReport) => {
-      await sql`INSERT INTO instances (instance, host, pid, config_version, started_at, seen_at)
-        VALUES (${r.instance}, ${r.host}, ${r.pid}, ${r.configVersion}, ${r.startedAt}, ${r.seenAt})
-        ON CONFLICT (instance) DO UPDATE SET host = excluded.host, pid = excluded.pid, config_version = excluded.config_version,
+      await sql`INSERT INTO instances (instance, host, pid, config_version, pushed_seq, started_at, seen_at)
+        VALUES (${r.instance}, ${r.host}, ${r.pid}, ${r.configVersion}, ${r.pushedSeq ?? null}, ${r.startedAt}, ${r.seenAt})
+        ON CONFLICT (instance) DO UPDATE SET host = excluded.host, pid = excluded.pid, config_version = excluded.config_version, pushed_seq = excluded.pushed_seq,
           started_at = excluded.started_at, seen_at = excluded.seen_at`
     },
     list: async (seenSince: number) =>
@@ -19,6 +19,6 @@ export function postgresInstances(sql: Sql): InstanceRepo {
 function toReport(row: Row): InstanceReport {
   return {
     instance: String(row.instance), host: String(row.host), pid: Number(row.pid), configVersion: String(row.config_version),
-    startedAt: Number(row.started_at), seenAt: Number(row.seen_at),
+    pushedSeq: row.pushed_seq === null ? undefined : Number(row.pushed_seq), startedAt: Number(row.started_at), seenAt: Number(row.seen_at),
   }
 }

@@ -161,6 +161,21 @@ export const MIGRATIONS: readonly string[] = [
   // whose request waits for it wakes at once (approvals/approvals.ts) whoever decided it.
   `CREATE TRIGGER approvals_notify AFTER UPDATE OF state ON approvals
      FOR EACH ROW WHEN (OLD.state IS DISTINCT FROM NEW.state) EXECUTE FUNCTION keyvalet_notify_change('approval', 'id');`,
+  // Policies pushed to the fleet (postgres/pushed-configs.ts, config/push.ts): a new row NOTIFYs
+  // keyvalet_changes with config:SEQ, so every instance following pushes reads it at once; and
+  // the pushed sequence number each instance serves under.
+  `CREATE TABLE pushed_configs (
+     seq BIGINT PRIMARY KEY,
+     text TEXT NOT NULL,
+     sha256 TEXT NOT NULL,
+     pushed_at BIGINT NOT NULL,
+     pushed_by TEXT NOT NULL,
+     key_id TEXT NOT NULL,
+     mac BYTEA NOT NULL
+   );
+   CREATE TRIGGER pushed_configs_notify AFTER INSERT ON pushed_configs
+     FOR EACH ROW EXECUTE FUNCTION keyvalet_notify_change('config', 'seq');
+   ALTER TABLE instances ADD COLUMN pushed_seq BIGINT;`,
 ]
 
 /** What the runtime role may do, table by table: no DDL, and the audit log only read and appended. */
@@ -173,6 +188,7 @@ export const RUNTIME_GRANTS: readonly { readonly table: string; readonly privile
   { table: 'admin_tokens', privileges: 'SELECT, INSERT, UPDATE' },
   { table: 'approvals', privileges: 'SELECT, INSERT, UPDATE' },
   { table: 'instances', privileges: 'SELECT, INSERT, UPDATE, DELETE' },
+  { table: 'pushed_configs', privileges: 'SELECT, INSERT, UPDATE' },
 ]
 
 /** keyvalet's own key for pg_advisory_xact_lock ("keyvalet" in ASCII): held while migrating. */

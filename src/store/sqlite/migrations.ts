@@ -78,6 +78,18 @@ export const MIGRATIONS: readonly string[] = [
      started_at INTEGER NOT NULL,
      seen_at INTEGER NOT NULL
    ) STRICT;`,
+  // Policies pushed to the fleet (sqlite/pushed-configs.ts, config/push.ts), and the pushed
+  // sequence number each instance serves under.
+  `CREATE TABLE pushed_configs (
+     seq INTEGER PRIMARY KEY,
+     text TEXT NOT NULL,
+     sha256 TEXT NOT NULL,
+     pushed_at INTEGER NOT NULL,
+     pushed_by TEXT NOT NULL,
+     key_id TEXT NOT NULL,
+     mac BLOB NOT NULL
+   ) STRICT;
+   ALTER TABLE instances ADD COLUMN pushed_seq INTEGER;`,
 ]
 
 /**

@@ -87,10 +87,7 @@ export interface Config {
   readonly notes: readonly ConfigWarning[]
   /** The vault secrets the configuration names (`check` and `start` warn about those not set). */
   readonly secrets: readonly SecretReference[]
-  /**
-   * The pushed policy this configuration serves under (config/policy-file.ts, docs/deploy.md
-   * "Configuration in a fleet"): its sequence number and SHA-256; undefined for the file alone.
-   */
+  /** The pushed policy served under (config/policy-file.ts): its sequence number and SHA-256; undefined for the file alone. */
   readonly pushed?: { readonly seq: number; readonly sha256: string }
 }
 

@@ -8,7 +8,7 @@ export const INSTANCE_REPORT_MS = 10_000
 export const INSTANCE_STALE_MS = 3 * INSTANCE_REPORT_MS
 
 export interface InstanceReporter {
-  /** Says it now (after a reload put a new configuration in force). Never throws. */
+  /** Says it now (after a reload put a new configuration in force, or the vault's keys changed). Never throws. */
   now(): Promise<void>
   /** Stops saying it and removes this instance's report (it is stopping). */
   stop(): Promise<void>
@@ -23,6 +23,8 @@ export function startInstanceReports(opts: {
   readonly repo: InstanceRepo
   readonly instance: string
   readonly configVersion: () => string
+  /** The master key ids the vault holds now (Vault.keyIds). */
+  readonly keyIds: () => readonly string[]
   readonly clock: () => number
   readonly log: Logger
 }): InstanceReporter {
@@ -32,7 +34,7 @@ export function startInstanceReports(opts: {
   const send = (): Promise<void> => {
     last = last.then(async () => {
       try {
-        await opts.repo.report({ instance: opts.instance, host: hostname(), pid: process.pid, configVersion: opts.configVersion(), startedAt, seenAt: opts.clock() })
+        await opts.repo.report({ instance: opts.instance, host: hostname(), pid: process.pid, configVersion: opts.configVersion(), keyIds: opts.keyIds(), startedAt, seenAt: opts.clock() })
         if (failing) opts.log.info('instance report written again', { instance: opts.instance })
         failing = false
       } catch (err) {

@@ -35,6 +35,11 @@ export interface InstanceReport {
   readonly host: string
   readonly pid: number
   readonly configVersion: string
+  /**
+   * Ids of the master keys this instance's vault holds (MasterKey.keyId, public fingerprints;
+   * never key material), the one it seals under first. Empty from a keyvalet that did not report them.
+   */
+  readonly keyIds: readonly string[]
   readonly startedAt: number
   /** When the instance last said this (epoch ms, its clock). */
   readonly seenAt: number

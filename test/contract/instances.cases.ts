@@ -2,8 +2,8 @@ import assert from 'node:assert/strict'
 import type { InstanceReport, InstanceRepo } from '../../src/store/store.ts'
 import type { RepoCases } from './store.contract.ts'
 
-function report(instance: string, startedAt: number, seenAt: number, configVersion = 'cfg_0000000000000001'): InstanceReport {
-  return { instance, host: `host-${instance}`, pid: 100 + startedAt, configVersion, startedAt, seenAt }
+function report(instance: string, startedAt: number, seenAt: number, configVersion = 'cfg_0000000000000001', keyIds: string[] = ['00112233445566aa']): InstanceReport {
+  return { instance, host: `host-${instance}`, pid: 100 + startedAt, configVersion, keyIds, startedAt, seenAt }
 }
 
 /** The instances part of the Store contract. */
@@ -14,6 +14,13 @@ export const instanceCases: RepoCases<InstanceRepo> = {
       await store.instances.report(report('ins_b', 2, 10))
       await store.instances.report(report('ins_a', 1, 20, 'cfg_0000000000000002'))
       assert.deepEqual(await store.instances.list(0), [report('ins_a', 1, 20, 'cfg_0000000000000002'), report('ins_b', 2, 10)])
+    },
+    'keeps the master key ids each instance holds, in order, and none': async (store) => {
+      await store.instances.report(report('ins_a', 1, 10, undefined, ['aaaaaaaaaaaaaaaa', '00112233445566aa']))
+      await store.instances.report(report('ins_b', 2, 10, undefined, []))
+      assert.deepEqual((await store.instances.list(0)).map((r) => r.keyIds), [['aaaaaaaaaaaaaaaa', '00112233445566aa'], []])
+      await store.instances.report(report('ins_a', 1, 11, undefined, ['bbbbbbbbbbbbbbbb']))
+      assert.deepEqual((await store.instances.list(0)).map((r) => r.keyIds), [['bbbbbbbbbbbbbbbb'], []])
     },
   },
   list: {

@@ -161,6 +161,8 @@ export const MIGRATIONS: readonly string[] = [
   // whose request waits for it wakes at once (approvals/approvals.ts) whoever decided it.
   `CREATE TRIGGER approvals_notify AFTER UPDATE OF state ON approvals
      FOR EACH ROW WHEN (OLD.state IS DISTINCT FROM NEW.state) EXECUTE FUNCTION keyvalet_notify_change('approval', 'id');`,
+  // The master keys each instance holds, space-separated key ids (vault/rotation-guard.ts).
+  `ALTER TABLE instances ADD COLUMN key_ids TEXT NOT NULL DEFAULT '';`,
 ]
 
 /** What the runtime role may do, table by table: no DDL, and the audit log only read and appended. */

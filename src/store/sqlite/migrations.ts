@@ -78,6 +78,8 @@ export const MIGRATIONS: readonly string[] = [
      started_at INTEGER NOT NULL,
      seen_at INTEGER NOT NULL
    ) STRICT;`,
+  // The master keys each instance holds, space-separated key ids (vault/rotation-guard.ts).
+  `ALTER TABLE instances ADD COLUMN key_ids TEXT NOT NULL DEFAULT '';`,
 ]
 
 /**

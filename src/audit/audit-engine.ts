@@ -10,9 +10,6 @@ import { AuditReserve } from './reserve.ts'
 import { AuditSpool, type SpoolOptions } from './spool.ts'
 import type { StoreLocation } from '../store/location.ts'
 
-/** Audit batches sent to PostgreSQL before the first is acknowledged, at most (AuditLog, "Pipelining"). */
-export const POSTGRES_AUDIT_PIPELINE = 4
-
 export interface EngineOptions {
   readonly store: StoreLocation
   /** deriveKey(master, 'keyvalet audit v1'). */
@@ -54,9 +51,7 @@ export class AuditEngine {
     // Waiting for another process's write lock on a SQLite audit file must not stop the event loop it may share.
     const store = await openStore(options.store, { auditYieldsWhenBusy: true })
     const spool = options.spool === undefined ? undefined : { spool: AuditSpool.open(options.spool), unreachable: isServerUnreachable }
-    // PostgreSQL applies the appends in the order sent on the store's one audit connection (postgres/audit.ts): pipelined.
-    const pipeline = options.store.kind === 'postgres' ? POSTGRES_AUDIT_PIPELINE : 1
-    const log = new AuditLog(store.audit, Buffer.from(options.key), Date.now, options.instance, spool, { pipeline })
+    const log = new AuditLog(store.audit, Buffer.from(options.key), Date.now, options.instance, spool)
     const health = new AuditHealth({
       admission: new Admission(options.admission),
       // Disk space is held beside a SQLite audit file; a PostgreSQL server's disk is its operator's to watch.

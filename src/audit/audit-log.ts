@@ -27,31 +27,17 @@ export function auditHash(key: Buffer | KeyObject, record: Omit<AuditRecord, 'ha
  * Group commit: records appended while a commit is in flight (or in the same turn of the event
  * loop) are written in one transaction (one fsync), so durability does not cost one disk flush
  * per request. Every `append` still resolves only once its own record is committed.
- *
- * Pipelining (`pipeline` > 1, for a store that applies appends made without waiting in the order
- * made, each in its own transaction: PostgreSQL's one audit connection): up to that many batches
- * are sent before the first is acknowledged, each built on the end the one before it will leave.
- * The store takes a batch only where its chain's previous row already is, so when one fails,
- * every batch sent after it fails too (its predecessor is missing) and none can land out of
- * order. After a failure no batch is sent until those in flight are answered; the chain's end is
- * then read from the store again, and a failed batch is never spooled behind one that failed
- * (it would leave a gap in the spool). While the spool holds rows, one batch at a time: it is
- * flushed before each.
  */
 export class AuditLog {
   readonly #repo: AuditRepo
   readonly #key: KeyObject
   readonly #clock: () => number
   readonly #instance: string
-  /** Where the chain ends once every batch sent is committed; undefined until read from the store. */
+  /** The chain's last committed record; undefined until read from the store. */
   #end: { seq: number; hash: string } | undefined
   #queue: Pending[] = []
   #scheduled = false
-  /** Batches sent and not yet answered (a spool flush counts as one). */
-  #inFlight = 0
-  /** A batch failed: send nothing until those in flight are answered, then read the end again. */
-  #broken = false
-  readonly #pipeline: number
+  #flushing = false
   readonly #spool: AuditSpool | undefined
   readonly #unreachable: (err: unknown) => boolean
 
@@ -59,16 +45,15 @@ export class AuditLog {
    * `key` = deriveKey(master, 'keyvalet audit v1'); `instance` names the chain (audit/instance.ts).
    * With a `spool`, a batch the store fails to take because it is `unreachable` is spooled (and
    * counts as written) while the spool has room; the spool is flushed before the next batch, so the
-   * chain reaches the store in order. `pipeline`: batches in flight at most (default 1).
+   * chain reaches the store in order.
    */
-  constructor(repo: AuditRepo, key: Buffer, clock: () => number, instance: string, spool?: { readonly spool: AuditSpool; readonly unreachable: (err: unknown) => boolean }, opts: { readonly pipeline?: number } = {}) {
+  constructor(repo: AuditRepo, key: Buffer, clock: () => number, instance: string, spool?: { readonly spool: AuditSpool; readonly unreachable: (err: unknown) => boolean }) {
     this.#repo = repo
     this.#key = createSecretKey(key) // a KeyObject: Node re-validates raw key buffers on every call
     this.#clock = clock
     this.#instance = instance
     this.#spool = spool?.spool
     this.#unreachable = spool?.unreachable ?? (() => false)
-    this.#pipeline = Math.max(1, opts.pipeline ?? 1)
   }
 
   /** Spooled records waiting for the store. */
@@ -78,14 +63,15 @@ export class AuditLog {
 
   /** Tries to move the spooled records into the store now, unless a commit is under way (which does it first anyway). */
   async flushSpool(): Promise<void> {
-    if (this.spooled === 0 || this.#inFlight > 0 || this.#scheduled) return
-    this.#inFlight++
+    if (this.spooled === 0 || this.#flushing || this.#scheduled) return
+    this.#flushing = true
     try {
       await this.#spool?.flushInto(this.#repo)
     } catch {
       // Still unreachable: the next commit or the next try goes on.
     } finally {
-      this.#settled()
+      this.#flushing = false
+      this.#schedule()
     }
   }
 
@@ -101,40 +87,28 @@ export class AuditLog {
     })
   }
 
-  /** Whether another batch may be sent now: room in the pipeline, and alone when the end is unknown, the spool holds rows or a batch failed. */
-  #mayStart(): boolean {
-    if (this.#inFlight === 0) return true
-    return this.#inFlight < this.#pipeline && !this.#broken && this.#end !== undefined && this.spooled === 0
-  }
-
   #schedule(): void {
-    if (this.#scheduled || this.#queue.length === 0 || !this.#mayStart()) return
+    if (this.#scheduled || this.#flushing || this.#queue.length === 0) return
     this.#scheduled = true
-    setImmediate(() => this.#flush())
+    setImmediate(() => void this.#flush())
   }
 
-  #flush(): void {
+  async #flush(): Promise<void> {
     this.#scheduled = false
-    if (this.#queue.length === 0 || !this.#mayStart()) return
+    this.#flushing = true
     const batch = this.#queue
     this.#queue = []
-    this.#inFlight++
-    void this.#commit(batch).finally(() => this.#settled())
-  }
-
-  #settled(): void {
-    this.#inFlight--
-    if (this.#inFlight === 0 && this.#broken) {
-      this.#broken = false
-      this.#end = undefined
+    try {
+      await this.#commit(batch)
+    } finally {
+      this.#flushing = false
+      this.#schedule()
     }
-    this.#schedule()
   }
 
   async #commit(batch: Pending[]): Promise<void> {
     const records: AuditRecord[] = []
     try {
-      // Read only with nothing else in flight (#mayStart), so no batch was built on an older end.
       this.#end ??= await this.#chainEnd()
       let prev = this.#end
       const rows = batch.map(({ fields }) => {
@@ -143,17 +117,15 @@ export class AuditLog {
         prev = { seq: record.seq, hash: record.hash }
         return { instance: this.#instance, chainSeq: record.seq, hash: record.hash, line, facets: auditFacets(record) }
       })
-      // The next batch is built on this one's end, and sent after it (no await before the append
-      // when the spool is empty: the store gets the appends in the order they were built).
-      this.#end = prev
       try {
-        if (this.spooled > 0) await this.#spool?.flushInto(this.#repo)
+        await this.#spool?.flushInto(this.#repo)
         await this.#repo.append(rows)
       } catch (err) {
-        if (this.#broken || !this.#unreachable(err) || this.#spool?.add(rows) !== true) throw err
+        if (!this.#unreachable(err) || this.#spool?.add(rows) !== true) throw err
       }
+      this.#end = prev
     } catch (err) {
-      this.#broken = true
+      this.#end = undefined
       for (const p of batch) p.reject(err)
       return
     }

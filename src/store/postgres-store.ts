@@ -1,7 +1,7 @@
 import type { KeptReads, PostgresLocation } from './location.ts'
 import { postgresAdminTokens } from './postgres/admin-tokens.ts'
 import { postgresApprovals } from './postgres/approvals.ts'
-import { AUDIT_APPLICATION_NAME, postgresAudit } from './postgres/audit.ts'
+import { postgresAudit } from './postgres/audit.ts'
 import { type ChangeFeed, startChangeFeed } from './postgres/change-feed.ts'
 import { connect, type Sql, unreachable } from './postgres/connect.ts'
 import { reportingUnreachable } from './postgres/unreachable.ts'
@@ -46,36 +46,30 @@ export class PostgresStore implements Store {
   readonly #sql: Sql
   /** Connections that hold or wait for a lock (opened when first needed). */
   readonly #lockSql: Sql
-  /** The one connection audit appends go through, so that appends sent without waiting are applied in the order sent. */
-  readonly #auditSql: Sql
   #feed: ChangeFeed | undefined
 
   static async open(location: PostgresLocation, opts: { readonly max?: number; readonly keptReads?: KeptReads } = {}): Promise<PostgresStore> {
     const sql = connect(location, opts)
     const lockSql = connect(location, { max: LOCK_CONNECTIONS, applicationName: LOCKS_APPLICATION_NAME })
-    // Connects on the first append only: most stores opened never append.
-    const auditSql = connect(location, { max: 1, applicationName: AUDIT_APPLICATION_NAME })
-    const store = new PostgresStore(sql, lockSql, auditSql, opts.keptReads ?? { resyncMs: 1000, graceMs: 0 })
+    const store = new PostgresStore(sql, lockSql, opts.keptReads ?? { resyncMs: 1000, graceMs: 0 })
     try {
       await migrate(sql)
       if (opts.keptReads !== undefined) store.#feed = await startChangeFeed(location, sql, store.reads, opts.keptReads.resyncMs)
     } catch (err) {
       await sql.end({ timeout: 1 })
       await lockSql.end({ timeout: 1 })
-      await auditSql.end({ timeout: 1 })
       throw unreachable(err, location)
     }
     return store
   }
 
-  private constructor(sql: Sql, lockSql: Sql, auditSql: Sql, kept: KeptReads) {
+  private constructor(sql: Sql, lockSql: Sql, kept: KeptReads) {
     this.#sql = sql
     this.#lockSql = lockSql
-    this.#auditSql = auditSql
     this.reads = new NotifiedReads(kept)
     this.sessions = reportingUnreachable(postgresSessions(sql, this.reads))
     this.secrets = reportingUnreachable(postgresSecrets(sql, this.reads))
-    this.audit = reportingUnreachable(postgresAudit(sql, auditSql))
+    this.audit = reportingUnreachable(postgresAudit(sql))
     this.counters = reportingUnreachable(postgresCounters(sql))
     this.adminTokens = reportingUnreachable(postgresAdminTokens(sql, this.reads))
     this.locks = reportingUnreachable(postgresLocks(lockSql, this.reads))
@@ -92,7 +86,6 @@ export class PostgresStore implements Store {
   async close(): Promise<void> {
     await this.#feed?.close()
     await this.#lockSql.end({ timeout: 5 })
-    await this.#auditSql.end({ timeout: 5 })
     await this.#sql.end({ timeout: 5 })
   }
 }

@@ -6,17 +6,10 @@ import type { Row, Sql } from './connect.ts'
 const FACETS = ['time', 'session', 'agent', 'user', 'workspace', 'task', 'connector', 'decision', 'error', 'mode', 'phase'] as const
 /** keyvalet's one-key advisory lock that orders audit commits ("kvaudseq" in ASCII; apart from the migration lock and the two-key locks of locks.ts). */
 const AUDIT_ORDER_LOCK = '7743483766134498673'
-/** The application_name of the audit connection (pg_stat_activity). */
-export const AUDIT_APPLICATION_NAME = 'keyvalet-audit'
 const EXACT = ['session', 'agent', 'user', 'workspace', 'task', 'connector', 'decision', 'error'] as const
 
-/**
- * AuditRepo on the `audit` table: each method beside its statement. Appends go through
- * `appendSql`, a pool of one connection: appends made without waiting for the earlier ones are
- * pipelined on it and applied in the order made, each in its own transaction (AuditLog relies on
- * it to send a batch before the previous one is acknowledged).
- */
-export function postgresAudit(sql: Sql, appendSql: Sql = sql): AuditRepo {
+/** AuditRepo on the `audit` table: each method beside its statement. */
+export function postgresAudit(sql: Sql): AuditRepo {
   const chainLast = async (instance: string): Promise<AuditRow | undefined> => {
     const [row] = await sql`SELECT seq, instance, chain_seq, hash, line FROM audit WHERE instance = ${instance} ORDER BY chain_seq DESC LIMIT 1`
     return row === undefined ? undefined : toAuditRow(row)
@@ -41,11 +34,11 @@ export function postgresAudit(sql: Sql, appendSql: Sql = sql): AuditRepo {
       // send than 15 parameters a row. A row without facets (db copy of a line that is not a
       // record) gets none: it is found by seq only.
       const batch = JSON.stringify(rows.map((row) => ({ ...row.facets, instance: row.instance, chain_seq: row.chainSeq, hash: row.hash, line: row.line })))
-      const inserted = await appendSql`WITH turn AS (SELECT pg_advisory_xact_lock(${AUDIT_ORDER_LOCK}::bigint)),
+      const inserted = await sql`WITH turn AS (SELECT pg_advisory_xact_lock(${AUDIT_ORDER_LOCK}::bigint)),
         batch AS (SELECT * FROM json_to_recordset(${batch}::text::json) AS b(instance text, chain_seq bigint, hash text, line text,
           time text, session text, agent text, "user" text, workspace text, task text, connector text, decision text, error text, mode text, phase text))
-        INSERT INTO audit (instance, chain_seq, hash, line, ${appendSql(FACETS)})
-        SELECT instance, chain_seq, hash, line, ${appendSql(FACETS)} FROM turn CROSS JOIN batch WHERE NOT EXISTS (
+        INSERT INTO audit (instance, chain_seq, hash, line, ${sql(FACETS)})
+        SELECT instance, chain_seq, hash, line, ${sql(FACETS)} FROM turn CROSS JOIN batch WHERE NOT EXISTS (
           SELECT 1 FROM batch f WHERE f.chain_seq > 1
             AND NOT EXISTS (SELECT 1 FROM batch p WHERE p.instance = f.instance AND p.chain_seq = f.chain_seq - 1)
             AND NOT EXISTS (SELECT 1 FROM audit a WHERE a.instance = f.instance AND a.chain_seq = f.chain_seq - 1))

@@ -74,6 +74,8 @@ async function rotate(config: ReturnType<typeof loadConfig>, io: Io, opts: { rea
   const nextId = masterKey(next, 'new', false).keyId
   if (staging) writeKeyFile(file, [before.key, next])
   else write(io.stdout, `finishing the unfinished rotation to ${before.keyId}`)
+  // Until the new key is made current, any failure (a refusal, the store unreachable) takes the staged key out again.
+  let made = !staging
   try {
     const runtime = await openRuntime(config, { env: io.env, createMasterKey: false })
     try {
@@ -81,7 +83,6 @@ async function rotate(config: ReturnType<typeof loadConfig>, io: Io, opts: { rea
       if (!verdict.allow) {
         const names = verdict.unready.map((u) => `\n  ${u.instance} on ${u.host} (pid ${u.pid}): ${u.why}`).join('')
         if (!opts.force) {
-          if (staging) writeKeyFile(file, [before.key])
           throw new OperatorError(
             `not rotating: ${verdict.unready.length} running instance(s) do not hold the new master key ${nextId} after ${opts.waitMs / 1000} s, and could not open the records once they are re-wrapped under it (nothing was re-wrapped${staging ? `; ${file} holds only the current key again` : ''}):${names}`,
             'stage the new key in every instance\'s key file first (a file holding the new key, then the current one, e.g. from openssl rand -base64 32), roll the instances, then run keyvalet vault rotate-master-key again; see docs/deploy.md, "Master-key rotation in a fleet" (--force re-wraps anyway)',
@@ -90,6 +91,7 @@ async function rotate(config: ReturnType<typeof loadConfig>, io: Io, opts: { rea
         write(io.stderr, `warning: --force: re-wrapping although ${verdict.unready.length} running instance(s) do not hold the new master key ${nextId}; they will answer credential_unavailable (master_key_mismatch) until they do:${names}`)
       }
       if (staging) writeKeyFile(file, [next, before.key])
+      made = true
       runtime.vault.followKeyFile()
       const rewrapped = await rewrapAll(runtime, nextId, file)
       writeKeyFile(file, [next])
@@ -100,6 +102,7 @@ async function rotate(config: ReturnType<typeof loadConfig>, io: Io, opts: { rea
       await runtime.close()
     }
   } finally {
+    if (!made) writeKeyFile(file, [before.key])
     next.fill(0)
   }
 }

@@ -16,6 +16,7 @@ import type { KeyvaletMetrics } from './metrics/keyvalet-metrics.ts'
 import type { RequestObserver } from './proxy/observer.ts'
 import { createProxy, type Proxy } from './proxy/proxy.ts'
 import type { Runtime } from './runtime.ts'
+import { KEY_FILE_POLL_MS } from './vault/rotation-guard.ts'
 
 export interface ServeOptions {
   readonly log: Logger
@@ -109,13 +110,19 @@ export async function serve(runtime: Runtime, opts: ServeOptions): Promise<Servi
     const address = await proxy.listen()
     closers.push(() => proxy.close())
     // Which configuration this instance serves under, for GET /v1/fleet: said at start and after each reload.
-    const reports = startInstanceReports({ repo: runtime.store.instances, instance: audit.instance, configVersion: () => reloads.current.version, pushedSeq: () => reloads.current.pushed?.seq, clock, log })
+    const reports = startInstanceReports({ repo: runtime.store.instances, instance: audit.instance, configVersion: () => reloads.current.version, pushedSeq: () => reloads.current.pushed?.seq, keyIds: () => runtime.vault.keyIds, clock, log })
     reloads.onReload((result) => { if (result.result !== 'failed') void reports.now() })
     closers.push(() => reports.stop())
     if (following !== undefined) {
       const follower = followPushes(reloads, following)
       closers.push(async () => follower.close())
     }
+    // And which master keys it holds, at once when they change: a key staged in its key file is
+    // held and reported within KEY_FILE_POLL_MS, which `vault rotate-master-key` waits for.
+    runtime.vault.onKeysChanged(() => void reports.now())
+    const keyFileWatch = setInterval(() => runtime.vault.followKeyFile(), KEY_FILE_POLL_MS)
+    keyFileWatch.unref()
+    closers.push(async () => clearInterval(keyFileWatch))
     const adminTokens = new AdminTokens(runtime.store.adminTokens, clock)
     let adminUrl: string | undefined
     if (opts.admin !== undefined) {

@@ -8,7 +8,7 @@ export const INSTANCE_REPORT_MS = 10_000
 export const INSTANCE_STALE_MS = 3 * INSTANCE_REPORT_MS
 
 export interface InstanceReporter {
-  /** Says it now (after a reload put a new configuration in force). Never throws. */
+  /** Says it now (after a reload put a new configuration in force, or the vault's keys changed). Never throws. */
   now(): Promise<void>
   /** Stops saying it and removes this instance's report (it is stopping). */
   stop(): Promise<void>
@@ -25,6 +25,8 @@ export function startInstanceReports(opts: {
   readonly configVersion: () => string
   /** The pushed policy's sequence number in force, if any. */
   readonly pushedSeq: () => number | undefined
+  /** The master key ids the vault holds now (Vault.keyIds). */
+  readonly keyIds: () => readonly string[]
   readonly clock: () => number
   readonly log: Logger
 }): InstanceReporter {
@@ -34,7 +36,7 @@ export function startInstanceReports(opts: {
   const send = (): Promise<void> => {
     last = last.then(async () => {
       try {
-        await opts.repo.report({ instance: opts.instance, host: hostname(), pid: process.pid, configVersion: opts.configVersion(), pushedSeq: opts.pushedSeq(), startedAt, seenAt: opts.clock() })
+        await opts.repo.report({ instance: opts.instance, host: hostname(), pid: process.pid, configVersion: opts.configVersion(), pushedSeq: opts.pushedSeq(), keyIds: opts.keyIds(), startedAt, seenAt: opts.clock() })
         if (failing) opts.log.info('instance report written again', { instance: opts.instance })
         failing = false
       } catch (err) {

@@ -46,6 +46,11 @@ export interface InstanceReport {
   readonly configVersion: string
   /** The pushed policy's sequence number in force (docs/deploy.md, "Configuration in a fleet"); undefined: none (the file alone). */
   readonly pushedSeq: number | undefined
+  /**
+   * Ids of the master keys this instance's vault holds (MasterKey.keyId, public fingerprints;
+   * never key material), the one it seals under first. Empty from a keyvalet that did not report them.
+   */
+  readonly keyIds: readonly string[]
   readonly startedAt: number
   /** When the instance last said this (epoch ms, its clock). */
   readonly seenAt: number

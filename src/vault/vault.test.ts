@@ -8,7 +8,7 @@ import { after, afterEach, beforeEach, describe, it } from 'node:test'
 import { KeyvaletError, OperatorError } from '../errors.ts'
 import { SqliteStore } from '../store/sqlite-store.ts'
 import { CROSS_PROCESS_STALENESS_MS } from '../store/sqlite/fresh-reads.ts'
-import { loadMasterKey, type MasterKey } from './master-key.ts'
+import { keyFileSource, loadMasterKey, writeKeyFile, type MasterKey } from './master-key.ts'
 import { unopenable, Vault } from './vault.ts'
 
 const root = mkdtempSync(join(tmpdir(), 'keyvalet-vault-'))
@@ -222,6 +222,39 @@ describe('Vault re-wrap (master-key rotation)', () => {
       const rotating = new Vault(racing, { ...next, previous: [old] }, () => 3)
       assert.equal(await rotating.rewrap('token'), true)
       assert.deepEqual(await new Vault(store.secrets, next, () => 4).open('token'), Buffer.from('v2'))
+    } finally {
+      await store.close()
+    }
+  })
+})
+
+describe('Vault key ids (what an instance reports it holds)', () => {
+  it('lists the sealing key first; a staged key in the file is held after followKeyFile, listeners hear it once', async () => {
+    const dir = join(root, `k${++n}`)
+    const store = SqliteStore.open(join(dir, 'keyvalet.db'))
+    try {
+      const first = loadMasterKey({ env: {}, dataDir: dir, create: true })
+      const vault = new Vault(store.secrets, first, () => 1, keyFileSource(first, { env: {}, dataDir: dir }))
+      let heard = 0
+      vault.onKeysChanged(() => heard++)
+      assert.deepEqual(vault.keyIds, [first.keyId])
+      vault.followKeyFile()
+      assert.equal(heard, 0, 'an unchanged file is no change')
+      // Staged as the second line: held for opening, not sealing.
+      const staged = randomBytes(32)
+      writeKeyFile(join(dir, 'master.key'), [first.key, staged])
+      vault.followKeyFile()
+      const stagedId = loadMasterKey({ env: { KEYVALET_MASTER_KEY: staged.toString('hex') }, dataDir: dir, create: false }).keyId
+      assert.deepEqual(vault.keyIds, [first.keyId, stagedId])
+      assert.equal(heard, 1)
+      // Then made current: it seals under it, and still holds the first.
+      writeKeyFile(join(dir, 'master.key'), [staged, first.key])
+      vault.followKeyFile()
+      assert.deepEqual(vault.keyIds, [stagedId, first.keyId])
+      assert.equal(vault.keyId, stagedId)
+      assert.equal(heard, 2)
+      vault.followKeyFile()
+      assert.equal(heard, 2)
     } finally {
       await store.close()
     }

@@ -26,6 +26,7 @@ export class Vault {
   readonly #keks = new Map<string, KeyObject>()
   readonly #clock: () => number
   readonly #keySource: KeySource | undefined
+  readonly #keyListeners: (() => void)[] = []
   /**
    * Values already opened, by name, with the envelope they came from. `open` still reads the
    * record every time and reuses a value only while the stored envelope is byte-identical, so a
@@ -55,6 +56,25 @@ export class Vault {
     return this.#current.keyId
   }
 
+  /** Ids of every master key this vault can open records with, the one it seals under first (public fingerprints). */
+  get keyIds(): string[] {
+    return [this.#current.keyId, ...[...this.#keks.keys()].filter((id) => id !== this.#current.keyId)]
+  }
+
+  /** `listener` hears each time the keys held change (the key file changed and was read again). */
+  onKeysChanged(listener: () => void): void {
+    this.#keyListeners.push(listener)
+  }
+
+  /**
+   * Reads the key file again now if it changed (one stat otherwise), as a seal would. A serving
+   * instance calls it every second or so, so that a key staged in its file is held (and reported)
+   * without waiting for a request to need it.
+   */
+  followKeyFile(): void {
+    this.#followKeySource()
+  }
+
   #adopt(master: MasterKey): { readonly keyId: string; readonly kek: KeyObject } {
     for (const key of [master, ...master.previous]) {
       // A KeyObject, not a Buffer: Node validates raw key buffers on every cipher call.
@@ -67,11 +87,15 @@ export class Vault {
   #followKeySource(): void {
     const source = this.#keySource
     if (source === undefined || !source.changed()) return
+    const before = this.keyIds.join(' ')
     try {
       this.#current = this.#adopt(source.load())
     } catch {
       // A half-written or unreadable file: keep serving with what we have; the next change retries.
+      return
     }
+    if (this.keyIds.join(' ') === before) return
+    for (const listener of this.#keyListeners) listener()
   }
 
   /** Throws OperatorError unless `name` is 1–63 chars of [a-z0-9._-], starting with [a-z0-9]. */

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict'
 import type { InstanceReport, InstanceRepo } from '../../src/store/store.ts'
 import type { RepoCases } from './store.contract.ts'
 
-function report(instance: string, startedAt: number, seenAt: number, configVersion = 'cfg_0000000000000001', pushedSeq?: number): InstanceReport {
-  return { instance, host: `host-${instance}`, pid: 100 + startedAt, configVersion, pushedSeq, startedAt, seenAt }
+function report(instance: string, startedAt: number, seenAt: number, configVersion = 'cfg_0000000000000001', pushedSeq?: number, keyIds: string[] = ['00112233445566aa']): InstanceReport {
+  return { instance, host: `host-${instance}`, pid: 100 + startedAt, configVersion, pushedSeq, keyIds, startedAt, seenAt }
 }
 
 /** The instances part of the Store contract. */
@@ -21,6 +21,13 @@ export const instanceCases: RepoCases<InstanceRepo> = {
       assert.deepEqual(await store.instances.list(0), [report('ins_a', 1, 10, 'cfg_0000000000000001', 7), report('ins_b', 2, 10)])
       await store.instances.report(report('ins_a', 1, 11))
       assert.equal((await store.instances.list(0))[0]?.pushedSeq, undefined)
+    },
+    'keeps the master key ids each instance holds, in order, and none': async (store) => {
+      await store.instances.report(report('ins_a', 1, 10, undefined, undefined, ['aaaaaaaaaaaaaaaa', '00112233445566aa']))
+      await store.instances.report(report('ins_b', 2, 10, undefined, undefined, []))
+      assert.deepEqual((await store.instances.list(0)).map((r) => r.keyIds), [['aaaaaaaaaaaaaaaa', '00112233445566aa'], []])
+      await store.instances.report(report('ins_a', 1, 11, undefined, undefined, ['bbbbbbbbbbbbbbbb']))
+      assert.deepEqual((await store.instances.list(0)).map((r) => r.keyIds), [['bbbbbbbbbbbbbbbb'], []])
     },
   },
   list: {

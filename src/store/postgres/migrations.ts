@@ -176,6 +176,8 @@ export const MIGRATIONS: readonly string[] = [
    CREATE TRIGGER pushed_configs_notify AFTER INSERT ON pushed_configs
      FOR EACH ROW EXECUTE FUNCTION keyvalet_notify_change('config', 'seq');
    ALTER TABLE instances ADD COLUMN pushed_seq BIGINT;`,
+  // The master keys each instance holds, space-separated key ids (vault/rotation-guard.ts).
+  `ALTER TABLE instances ADD COLUMN key_ids TEXT NOT NULL DEFAULT '';`,
 ]
 
 /** What the runtime role may do, table by table: no DDL, and the audit log only read and appended. */

@@ -90,6 +90,8 @@ export const MIGRATIONS: readonly string[] = [
      mac BLOB NOT NULL
    ) STRICT;
    ALTER TABLE instances ADD COLUMN pushed_seq INTEGER;`,
+  // The master keys each instance holds, space-separated key ids (vault/rotation-guard.ts).
+  `ALTER TABLE instances ADD COLUMN key_ids TEXT NOT NULL DEFAULT '';`,
 ]
 
 /**

@@ -39,7 +39,7 @@ export function createH2Listener(handler: Handler, limits: Config['limits']): { 
   const tunnels = new WeakMap<object, Tunnel>()
   const headerRefusals = new WeakMap<object, HeaderRefusal>()
   const settings = h2Settings(limits)
-  let accepting: { tunnel: Tunnel; refused: RefusedStreams; inspector: H2HeaderInspector } | undefined
+  let accepting: { tunnel: Tunnel; refused: RefusedStreams; inspector: H2HeaderInspector; countReset: { current: () => void } } | undefined
   // Begun on the next turn, once the rest of the frames read with its HEADERS are processed: a stream
   // the client already reset (rapid reset sends both together) is then dropped unbegun, costing no
   // decision, no upstream request and no record (it still counts against h2_max_resets_per_minute).
@@ -61,7 +61,7 @@ export function createH2Listener(handler: Handler, limits: Config['limits']): { 
   // Node creates the session, and tells of it, synchronously inside 'connection' (accept below).
   server.on('session', (session: ServerHttp2Session) => {
     if (accepting === undefined) return void session.destroy()
-    const { tunnel, refused, inspector } = accepting
+    const { tunnel, refused, inspector, countReset } = accepting
     tunnels.set(session, tunnel)
     refused.attach(session)
     openStreams.set(session, 0)
@@ -69,7 +69,7 @@ export function createH2Listener(handler: Handler, limits: Config['limits']): { 
       openStreams.set(session, (openStreams.get(session) ?? 0) + 1)
       stream.once('close', () => openStreams.set(session, (openStreams.get(session) ?? 1) - 1))
     })
-    watchSession(session, tunnel, limits, refused)
+    countReset.current = watchSession(session, tunnel, limits, refused)
     // Taken as nghttp2 begins the stream, before it is served on the next turn.
     session.on('stream', (stream) => {
       const refusal = inspector.begin(stream.id ?? 0)
@@ -110,13 +110,14 @@ export function createH2Listener(handler: Handler, limits: Config['limits']): { 
       socket.once('end', refused.sample)
       socket.once('close', refused.sample)
       // Every byte the client sends is read by the inspector before nghttp2 has it (h2-header-inspector.ts).
+      const countReset = { current: (): void => {} }
       const inspector = new H2HeaderInspector({
         headerTableSize: settings.settings?.headerTableSize ?? 4096,
         maxFrameSize: settings.settings?.maxFrameSize ?? 16_384,
         maxHeaderListBytes: settings.settings?.maxHeaderListSize ?? limits.h2_max_header_list_bytes,
         maxHeaderListPairs: settings.maxHeaderListPairs ?? 128,
-      })
-      accepting = { tunnel, refused, inspector }
+      }, () => countReset.current())
+      accepting = { tunnel, refused, inspector, countReset }
       try {
         server.emit('connection', inspectedSocket(socket, (chunk) => inspector.inspect(chunk)))
       } finally {
@@ -127,13 +128,17 @@ export function createH2Listener(handler: Handler, limits: Config['limits']): { 
 }
 
 /**
- * A connection's own bounds, beyond nghttp2's: streams the client cancels before their answer
- * (each one already cost a decision and an audit record: rapid reset) are counted per minute, and
- * over `h2_max_resets_per_minute` the connection is closed with GOAWAY ENHANCE_YOUR_CALM. A
- * protocol error of the session (nghttp2's limits: invalid frames, CONTINUATION floods,
- * flow-control violations, rejected streams) closes it too. Either is audited once, naming the task's session.
+ * A connection's own bounds, beyond nghttp2's: streams the client resets (RST_STREAM; rapid reset
+ * cancels each one after it cost a decision and an audit record) are counted per minute, and over
+ * `h2_max_resets_per_minute` the connection is closed with GOAWAY ENHANCE_YOUR_CALM. A protocol
+ * error of the session (nghttp2's limits: invalid frames, CONTINUATION floods, flow-control
+ * violations, rejected streams) closes it too. Either is audited once, naming the task's session.
+ * Returns what counts a reset: the header inspector calls it as it reads each RST_STREAM, before
+ * nghttp2 has the frame. (Counting Node's 'aborted' events instead would count too late: nghttp2
+ * is fed from JavaScript through the inspector, so those events wait until the whole chunk is
+ * processed, and nghttp2's own backstop, streamResetBurst, would end the connection first.)
  */
-function watchSession(session: ServerHttp2Session, tunnel: Tunnel, limits: Config['limits'], refused: RefusedStreams): void {
+function watchSession(session: ServerHttp2Session, tunnel: Tunnel, limits: Config['limits'], refused: RefusedStreams): () => void {
   let reported = false
   const report = (why: string, detail: Record<string, unknown>): void => {
     if (reported) return
@@ -144,24 +149,24 @@ function watchSession(session: ServerHttp2Session, tunnel: Tunnel, limits: Confi
   session.on('error', (err: Error & { code?: string }) => {
     if (err.code?.startsWith('ERR_HTTP2_') === true) report('session_error', { h2_error: err.code, message: err.message.slice(0, 160) })
   })
-  let windowStart = Date.now()
-  let resets = 0
   // Streams refused by nghttp2 are found when a later one begins, at the idle timeout and at the connection's end (h2-refused.ts).
   session.prependListener('timeout', refused.sample)
   session.prependListener('goaway', refused.sample)
   session.on('stream', (stream) => {
     if (stream.id !== undefined) refused.begun(stream.id)
-    stream.once('aborted', () => {
-      const now = Date.now()
-      if (now - windowStart >= 60_000) {
-        windowStart = now
-        resets = 0
-      }
-      if (++resets <= limits.h2_max_resets_per_minute || session.destroyed) return
-      report('rapid_reset', { resets_per_minute: limits.h2_max_resets_per_minute })
-      session.destroy(undefined, constants.NGHTTP2_ENHANCE_YOUR_CALM)
-    })
   })
+  let windowStart = Date.now()
+  let resets = 0
+  return () => {
+    const now = Date.now()
+    if (now - windowStart >= 60_000) {
+      windowStart = now
+      resets = 0
+    }
+    if (++resets <= limits.h2_max_resets_per_minute || session.destroyed) return
+    report('rapid_reset', { resets_per_minute: limits.h2_max_resets_per_minute })
+    session.destroy(undefined, constants.NGHTTP2_ENHANCE_YOUR_CALM)
+  }
 }
 
 /** The refusal of a stream whose header block the inspector found a field in that nghttp2 would have dropped. */

@@ -28,6 +28,7 @@ export interface InspectorBounds {
 
 const PREFACE_BYTES = 24
 const HEADERS = 0x1
+const RST_STREAM = 0x3
 const CONTINUATION = 0x9
 const END_HEADERS = 0x4
 const PADDED = 0x8
@@ -77,8 +78,12 @@ export class H2HeaderInspector {
   #lostAfter: number | undefined
   #lastWholeStream = 0
 
-  constructor(bounds: InspectorBounds) {
+  readonly #onStreamReset: () => void
+
+  /** `onStreamReset` is called for each RST_STREAM the client sends, as its frame header is read. */
+  constructor(bounds: InspectorBounds, onStreamReset: () => void = () => {}) {
     this.#bounds = bounds
+    this.#onStreamReset = onStreamReset
     this.#decoder = new HpackDecoder(bounds.headerTableSize)
   }
 
@@ -143,6 +148,7 @@ export class H2HeaderInspector {
     const length = this.#head.readUIntBE(0, 3)
     const type = this.#head[3] as number
     this.#frame = { type, flags: this.#head[4] as number, streamId: this.#head.readUInt32BE(5) & 0x7fffffff }
+    if (type === RST_STREAM) this.#onStreamReset()
     this.#payloadLeft = length
     this.#collectedFill = 0
     this.#collected = undefined

@@ -26,6 +26,8 @@ export function inspectedSocket(socket: Duplex, inspect: (chunk: Buffer) => void
   socket.pause()
   socket.on('data', (chunk: Buffer) => {
     inspect(chunk)
+    // What it read may have ended the connection (a rapid reset): then nothing more is passed on.
+    if (inspected.destroyed) return
     if (!inspected.push(chunk)) socket.pause()
   })
   socket.once('end', () => inspected.push(null))

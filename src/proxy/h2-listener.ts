@@ -29,9 +29,11 @@ export interface Tunnel {
  * stream whose header block breaks RFC 9113 §8.2-8.3 (upper-case names, connection-specific
  * fields, pseudo-headers unknown, repeated or after regular fields) or whose DATA disagrees with its
  * content-length, before any of it reaches keyvalet (such streams are audited all the same,
- * h2-refused.ts); a regular field with CR, LF or NUL in it is dropped by nghttp2 (Node ignores
- * invalid fields and tells JavaScript nothing), so it can never split a header written as
- * HTTP/1.1. `:authority` stands for Host (route.ts);
+ * h2-refused.ts). A regular field nghttp2 would drop without a word (CR, LF, NUL or another
+ * control character, whitespace at a value's ends, a name that is not a lower-case token: Node
+ * ignores such fields and tells JavaScript nothing) is found by the header inspector, which reads
+ * every byte the client sends before nghttp2 does (h2/h2-header-inspector.ts), and its stream is
+ * refused 400 header_invalid. `:authority` stands for Host (route.ts);
  * pseudo-headers never go upstream (headers.ts). What one connection may cost is bounded by
  * `limits.h2_*` (h2Settings); a connection that goes over a bound is closed and audited once.
  */

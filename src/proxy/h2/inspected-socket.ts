@@ -14,6 +14,12 @@ export function inspectedSocket(socket: Duplex, inspect: (chunk: Buffer) => void
     write(chunk: Buffer, _encoding, done) {
       socket.write(chunk, done)
     },
+    // What nghttp2 has queued comes as one batch (Node's JS stream corks it): one TLS write of it.
+    writev(chunks, done) {
+      socket.cork()
+      chunks.forEach(({ chunk }, i) => socket.write(chunk as Buffer, i === chunks.length - 1 ? done : undefined))
+      socket.uncork()
+    },
     final(done) {
       socket.end()
       done()

@@ -66,7 +66,7 @@ export class H2HeaderInspector {
   readonly #head = Buffer.alloc(9)
   #headFill = 0
   #payloadLeft = 0
-  /** The frame whose payload is being read: its type, flags, stream, and (HEADERS/CONTINUATION only) the bytes read so far. */
+  /** The frame whose payload is being read (of HEADERS and CONTINUATION only, collected in #collected). */
   #frame = { type: 0, flags: 0, streamId: 0 }
   #collected: Buffer | undefined
   #collectedFill = 0

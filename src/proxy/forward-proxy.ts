@@ -144,14 +144,6 @@ export function createForwardServer(deps: ForwardDeps): Server {
         tunnels.set(tls, tunnel)
         return void inner.emit('connection', tls)
       }
-      // What tls.Server does when a handshake completes; a TLSSocket made by hand keeps it true,
-      // and node:http2 would wait for a 'secureConnect' that a server-side socket never emits.
-      // No public API clears it. The public path, a tls.Server fed with emit('connection'), does
-      // not fit: its SNICallback and ALPNCallback are told the server name and the protocols,
-      // never the connection, so the SNI could not be checked against this CONNECT's authority
-      // nor its refusal audited under the task's session (and a tls.Server per CONNECT would
-      // build an SSL context per tunnel). So keyvalet does what that listener does, this one line.
-      ;(tls as TLSSocket & { secureConnecting: boolean }).secureConnecting = false
       h2.accept(tls, tunnel)
     })
   }

@@ -6,6 +6,8 @@ import { KeyvaletError } from '../errors.ts'
 import type { ForwardTarget } from './context.ts'
 import type { Handler } from './handler.ts'
 import { RefusedStreams } from './h2-refused.ts'
+import { H2HeaderInspector, type HeaderRefusal } from './h2/h2-header-inspector.ts'
+import { inspectedSocket } from './h2/inspected-socket.ts'
 
 /** What an intercepted tunnel fixed at CONNECT time (forward-proxy.ts); every stream inside it is decided on its own. */
 export interface Tunnel {
@@ -27,19 +29,23 @@ export interface Tunnel {
  * stream whose header block breaks RFC 9113 §8.2-8.3 (upper-case names, connection-specific
  * fields, pseudo-headers unknown, repeated or after regular fields) or whose DATA disagrees with its
  * content-length, before any of it reaches keyvalet (such streams are audited all the same,
- * h2-refused.ts); a regular field with CR, LF or NUL in it is dropped by nghttp2 (Node ignores
- * invalid fields and tells JavaScript nothing), so it can never split a header written as
- * HTTP/1.1. `:authority` stands for Host (route.ts);
+ * h2-refused.ts). A regular field nghttp2 would drop without a word (CR, LF, NUL or another
+ * control character, whitespace at a value's ends, a name that is not a lower-case token: Node
+ * ignores such fields and tells JavaScript nothing) is found by the header inspector, which reads
+ * every byte the client sends before nghttp2 does (h2/h2-header-inspector.ts), and its stream is
+ * refused 400 header_invalid. `:authority` stands for Host (route.ts);
  * pseudo-headers never go upstream (headers.ts). What one connection may cost is bounded by
  * `limits.h2_*` (h2Settings); a connection that goes over a bound is closed and audited once.
  */
 export function createH2Listener(handler: Handler, limits: Config['limits']): { accept(socket: Duplex, tunnel: Tunnel): void; server: Http2Server } {
   const tunnels = new WeakMap<object, Tunnel>()
-  let accepting: { tunnel: Tunnel; refused: RefusedStreams } | undefined
+  const headerRefusals = new WeakMap<object, HeaderRefusal>()
+  const settings = h2Settings(limits)
+  let accepting: { tunnel: Tunnel; refused: RefusedStreams; inspector: H2HeaderInspector; countReset: { current: () => void } } | undefined
   // Begun on the next turn, once the rest of the frames read with its HEADERS are processed: a stream
   // the client already reset (rapid reset sends both together) is then dropped unbegun, costing no
   // decision, no upstream request and no record (it still counts against h2_max_resets_per_minute).
-  const server = createServer(h2Settings(limits), (req, res) => setImmediate(onStream, req, res))
+  const server = createServer(settings, (req, res) => setImmediate(onStream, req, res))
   // A connection on which nothing moved for limits.idle_timeout_ms is closed (GOAWAY), as over
   // HTTP/1.1, once no stream is open on it. A stream on which nothing moved for as long is ended
   // alone, as an idle HTTP/1.1 request is: answered 504 idle_timeout while it still can be, reset
@@ -57,7 +63,7 @@ export function createH2Listener(handler: Handler, limits: Config['limits']): { 
   // Node creates the session, and tells of it, synchronously inside 'connection' (accept below).
   server.on('session', (session: ServerHttp2Session) => {
     if (accepting === undefined) return void session.destroy()
-    const { tunnel, refused } = accepting
+    const { tunnel, refused, inspector, countReset } = accepting
     tunnels.set(session, tunnel)
     refused.attach(session)
     openStreams.set(session, 0)
@@ -65,7 +71,12 @@ export function createH2Listener(handler: Handler, limits: Config['limits']): { 
       openStreams.set(session, (openStreams.get(session) ?? 0) + 1)
       stream.once('close', () => openStreams.set(session, (openStreams.get(session) ?? 1) - 1))
     })
-    watchSession(session, tunnel, limits, refused)
+    countReset.current = watchSession(session, tunnel, limits, refused)
+    // Taken as nghttp2 begins the stream, before it is served on the next turn.
+    session.on('stream', (stream) => {
+      const refusal = inspector.begin(stream.id ?? 0)
+      if (refusal !== undefined) headerRefusals.set(stream, refusal)
+    })
   })
 
   function onStream(req: Http2ServerRequest, res: Http2ServerResponse): void {
@@ -79,6 +90,13 @@ export function createH2Listener(handler: Handler, limits: Config['limits']): { 
     const target: ForwardTarget = { origin: tunnel.origin, authority: tunnel.authority, requestTarget: req.url ?? '', tunnel: tunnel.connect }
     // The compatibility objects stand in for node:http's: what the pipeline reads of them is the same (headers, url, method, body stream; writeHead, write, end, close).
     const ctx = handler.newContext(req as unknown as IncomingMessage, { mode: 'forward', target, proxyKey: tunnel.key })
+    const headerRefusal = headerRefusals.get(req.stream)
+    if (headerRefusal !== undefined) {
+      handler.reject(ctx, res as unknown as ServerResponse, headerBlockRefusal(headerRefusal, tunnel))
+      // No later stream of a connection whose header blocks keyvalet cannot follow is taken.
+      if (headerRefusal.why === 'undecodable') session.close()
+      return
+    }
     const refusal = streamRefusal(req)
     if (refusal !== undefined) return void handler.reject(ctx, res as unknown as ServerResponse, refusal)
     void handler.request(ctx, res as unknown as ServerResponse)
@@ -93,9 +111,17 @@ export function createH2Listener(handler: Handler, limits: Config['limits']): { 
       // Before the session's own listeners: when the client ends the connection, its session can still be read.
       socket.once('end', refused.sample)
       socket.once('close', refused.sample)
-      accepting = { tunnel, refused }
+      // Every byte the client sends is read by the inspector before nghttp2 has it (h2-header-inspector.ts).
+      const countReset = { current: (): void => {} }
+      const inspector = new H2HeaderInspector({
+        headerTableSize: settings.settings?.headerTableSize ?? 4096,
+        maxFrameSize: settings.settings?.maxFrameSize ?? 16_384,
+        maxHeaderListBytes: settings.settings?.maxHeaderListSize ?? limits.h2_max_header_list_bytes,
+        maxHeaderListPairs: settings.maxHeaderListPairs ?? 128,
+      }, () => countReset.current())
+      accepting = { tunnel, refused, inspector, countReset }
       try {
-        server.emit('connection', socket)
+        server.emit('connection', inspectedSocket(socket, (chunk) => inspector.inspect(chunk)))
       } finally {
         accepting = undefined
       }
@@ -104,13 +130,17 @@ export function createH2Listener(handler: Handler, limits: Config['limits']): { 
 }
 
 /**
- * A connection's own bounds, beyond nghttp2's: streams the client cancels before their answer
- * (each one already cost a decision and an audit record: rapid reset) are counted per minute, and
- * over `h2_max_resets_per_minute` the connection is closed with GOAWAY ENHANCE_YOUR_CALM. A
- * protocol error of the session (nghttp2's limits: invalid frames, CONTINUATION floods,
- * flow-control violations, rejected streams) closes it too. Either is audited once, naming the task's session.
+ * A connection's own bounds, beyond nghttp2's: streams the client resets (RST_STREAM; rapid reset
+ * cancels each one after it cost a decision and an audit record) are counted per minute, and over
+ * `h2_max_resets_per_minute` the connection is closed with GOAWAY ENHANCE_YOUR_CALM. A protocol
+ * error of the session (nghttp2's limits: invalid frames, CONTINUATION floods, flow-control
+ * violations, rejected streams) closes it too. Either is audited once, naming the task's session.
+ * Returns what counts a reset: the header inspector calls it as it reads each RST_STREAM, before
+ * nghttp2 has the frame. (Counting Node's 'aborted' events instead would count too late: nghttp2
+ * is fed from JavaScript through the inspector, so those events wait until the whole chunk is
+ * processed, and nghttp2's own backstop, streamResetBurst, would end the connection first.)
  */
-function watchSession(session: ServerHttp2Session, tunnel: Tunnel, limits: Config['limits'], refused: RefusedStreams): void {
+function watchSession(session: ServerHttp2Session, tunnel: Tunnel, limits: Config['limits'], refused: RefusedStreams): () => void {
   let reported = false
   const report = (why: string, detail: Record<string, unknown>): void => {
     if (reported) return
@@ -121,23 +151,32 @@ function watchSession(session: ServerHttp2Session, tunnel: Tunnel, limits: Confi
   session.on('error', (err: Error & { code?: string }) => {
     if (err.code?.startsWith('ERR_HTTP2_') === true) report('session_error', { h2_error: err.code, message: err.message.slice(0, 160) })
   })
-  let windowStart = Date.now()
-  let resets = 0
   // Streams refused by nghttp2 are found when a later one begins, at the idle timeout and at the connection's end (h2-refused.ts).
   session.prependListener('timeout', refused.sample)
   session.prependListener('goaway', refused.sample)
   session.on('stream', (stream) => {
     if (stream.id !== undefined) refused.begun(stream.id)
-    stream.once('aborted', () => {
-      const now = Date.now()
-      if (now - windowStart >= 60_000) {
-        windowStart = now
-        resets = 0
-      }
-      if (++resets <= limits.h2_max_resets_per_minute || session.destroyed) return
-      report('rapid_reset', { resets_per_minute: limits.h2_max_resets_per_minute })
-      session.destroy(undefined, constants.NGHTTP2_ENHANCE_YOUR_CALM)
-    })
+  })
+  let windowStart = Date.now()
+  let resets = 0
+  return () => {
+    const now = Date.now()
+    if (now - windowStart >= 60_000) {
+      windowStart = now
+      resets = 0
+    }
+    if (++resets <= limits.h2_max_resets_per_minute || session.destroyed) return
+    report('rapid_reset', { resets_per_minute: limits.h2_max_resets_per_minute })
+    session.destroy(undefined, constants.NGHTTP2_ENHANCE_YOUR_CALM)
+  }
+}
+
+/** The refusal of a stream whose header block the inspector found a field in that nghttp2 would have dropped. */
+function headerBlockRefusal(refusal: HeaderRefusal, tunnel: Tunnel): KeyvaletError {
+  if (refusal.why === 'undecodable') return new KeyvaletError('h2_protocol_violation', { detail: { why: 'header_block_undecodable', connect: tunnel.connect } })
+  return new KeyvaletError('header_invalid', {
+    message: 'An HTTP/2 request header field was refused: a name that is not a lower-case token, or a value with CR, LF, NUL or another control character, or with whitespace at either end.',
+    detail: { why: refusal.why, ...(refusal.field === undefined ? {} : { header: refusal.field.slice(0, 100) }) },
   })
 }
 

@@ -1,11 +1,12 @@
 import type { TLSSocket } from 'node:tls'
+import { HpackDecoder } from '../../src/proxy/h2/hpack-decoder.ts'
 import { openTunnel } from './raw-http.ts'
 
 /**
  * HTTP/2 written frame by frame (RFC 9113 §4, §6), for what no client library will send: floods,
  * malformed header blocks, flow-control abuse. Header blocks are HPACK literals without indexing
  * and without Huffman coding (RFC 7541 §6.2.2), which every decoder must take. What comes back is
- * parsed into frames (header blocks are not decoded). Every wait is bounded.
+ * parsed into frames; keyvalet's header blocks are decoded on demand (`answer`). Every wait is bounded.
  */
 
 export const FRAME = { DATA: 0, HEADERS: 1, RST_STREAM: 3, SETTINGS: 4, PING: 6, GOAWAY: 7, WINDOW_UPDATE: 8, CONTINUATION: 9 } as const
@@ -165,6 +166,20 @@ export class RawH2 {
 
   close(): void {
     this.socket.destroy()
+  }
+
+  /** What keyvalet answered on a stream: its head (the header blocks of the connection decoded in order, as HPACK requires) and its DATA. */
+  answer(streamId: number): { headers: Record<string, string>; body: string; ended: boolean } {
+    const decoder = new HpackDecoder()
+    const headers: Record<string, string> = {}
+    for (const f of this.frames) {
+      if (f.type !== FRAME.HEADERS && f.type !== FRAME.CONTINUATION) continue
+      decoder.write(f.payload, (name, value) => { if (f.streamId === streamId) headers[name] = value })
+      if ((f.flags & FLAG.END_HEADERS) !== 0) decoder.end()
+    }
+    const own = this.frames.filter((f) => f.streamId === streamId)
+    const body = Buffer.concat(own.filter((f) => f.type === FRAME.DATA).map((f) => f.payload)).toString()
+    return { headers, body, ended: own.some((f) => (f.type === FRAME.DATA || f.type === FRAME.HEADERS) && (f.flags & FLAG.END_STREAM) !== 0) }
   }
 
   #read(chunk: Buffer): void {

@@ -9,7 +9,9 @@
  */
 
 import { randomBytes } from 'node:crypto'
+import { subscribe } from 'node:diagnostics_channel'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import type { Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import * as grpc from '@grpc/grpc-js'
@@ -24,6 +26,8 @@ import { Samples, type LatencySummary } from './stats.ts'
 export interface GrpcJob {
   readonly calls: number
   readonly warmup: number
+  /** Node flags for the keyvalet process (BENCH_NODE_FLAGS, and --cpu-prof with BENCH_PROFILE=1), in its NODE_OPTIONS. */
+  readonly nodeFlags: readonly string[]
 }
 
 export interface GrpcBenchResult {
@@ -35,6 +39,14 @@ export interface GrpcBenchResult {
   readonly keyvaletCpuUsPerCall: number
   /** The upstream's count of calls that carried the injected credential (every proxied one should). */
   readonly injected: number
+  /**
+   * Connections made during the measured calls: the client's to keyvalet's forward listener (each
+   * a CONNECT tunnel and a TLS handshake with keyvalet), and those the upstream accepted (each a TLS
+   * handshake and an HTTP/2 session of keyvalet's; the direct channel keeps its own one open).
+   */
+  readonly connectionsDuringCalls: { readonly tunnels: number; readonly upstream: number }
+  /** The measured calls' span on the monotonic clock (µs, as a .cpuprofile's timestamps), to summarise only them. */
+  readonly measuredUs: { readonly from: number; readonly to: number }
 }
 
 const HOST = 'grpc.bench.test'
@@ -50,7 +62,7 @@ function say(client: grpc.Client): Promise<number> {
   })
 }
 
-async function keyvaletProcess(dir: string, dnsAddress: string, upstreamPort: number, upstreamCaPem: string): Promise<{ kv: ChildKeyvalet; forwardUrl: string; key: string; caPem: string }> {
+async function keyvaletProcess(dir: string, dnsAddress: string, upstreamPort: number, upstreamCaPem: string, nodeFlags: readonly string[]): Promise<{ kv: ChildKeyvalet; forwardUrl: string; key: string; caPem: string }> {
   const configFile = join(dir, 'keyvalet.yaml')
   writeFileSync(join(dir, 'upstream-ca.pem'), upstreamCaPem)
   writeFileSync(configFile, `version: 1
@@ -79,12 +91,20 @@ connectors:
   if (key === undefined) throw new Error(`session create printed no key: ${created.slice(0, 300)}`)
   const pem = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(await step(['ca', 'export']))
   if (pem === null) throw new Error('keyvalet ca export printed no certificate')
-  const kv = await startChildKeyvalet({ configFile, env })
+  // Only `start` gets the flags: a --cpu-prof on the CLI steps would write profiles of them too.
+  const kv = await startChildKeyvalet({ configFile, env: nodeFlags.length === 0 ? env : { ...env, NODE_OPTIONS: nodeFlags.join(' ') } })
   for (let i = 0; i < 100 && !/forward proxy listening on http:\/\/\S+/.test(kv.stdout()); i++) await new Promise((r) => setTimeout(r, 50))
   const forward = /forward proxy listening on (http:\/\/\S+)/.exec(kv.stdout())?.[1]
   if (forward === undefined) throw new Error(`keyvalet printed no forward address: ${kv.stdout().slice(-500)}`)
   return { kv, forwardUrl: forward, key, caPem: `${pem[0]}\n` }
 }
+
+/** This process's TCP connections to `port` (grpc-js dials its proxy with node:net, which tells 'net.client.socket'). */
+const tunnels = { port: 0, count: 0 }
+subscribe('net.client.socket', (message) => {
+  const socket = (message as { socket: Socket }).socket
+  socket.once('connect', () => { if (socket.remotePort === tunnels.port) tunnels.count++ })
+})
 
 export async function runGrpcBench(job: GrpcJob): Promise<GrpcBenchResult> {
   const dir = mkdtempSync(join(tmpdir(), 'keyvalet-bench-grpc-'))
@@ -94,7 +114,7 @@ export async function runGrpcBench(job: GrpcJob): Promise<GrpcBenchResult> {
   let kv: ChildKeyvalet | undefined
   const clients: grpc.Client[] = []
   try {
-    const started = await keyvaletProcess(dir, dns.address, upstream.port, pki.caPem)
+    const started = await keyvaletProcess(dir, dns.address, upstream.port, pki.caPem, job.nodeFlags)
     kv = started.kv
     // The direct channel reaches 127.0.0.1 and checks the leaf against HOST; proxying off for it.
     const direct = new EchoClient(`127.0.0.1:${upstream.port}`, grpc.credentials.createSsl(Buffer.from(pki.caPem)), {
@@ -103,6 +123,7 @@ export async function runGrpcBench(job: GrpcJob): Promise<GrpcBenchResult> {
     clients.push(direct)
     // grpc-js takes its proxy from the environment when a channel is made: CONNECT HOST:port, with the task key.
     process.env.grpc_proxy = `http://task:${started.key}@${new URL(started.forwardUrl).host}`
+    tunnels.port = Number(new URL(started.forwardUrl).port)
     delete process.env.no_grpc_proxy
     delete process.env.no_proxy
     const proxied = new EchoClient(`${HOST}:${upstream.port}`, grpc.credentials.createSsl(Buffer.from(started.caPem)))
@@ -113,20 +134,25 @@ export async function runGrpcBench(job: GrpcJob): Promise<GrpcBenchResult> {
       await say(proxied)
     }
     const before = upstream.calls.length
+    const upstreamBefore = upstream.connections
+    const tunnelsBefore = tunnels.count
     const directSamples = new Samples()
     const proxiedSamples = new Samples()
     const cpu0 = cpuSeconds(kv.pid)
+    const from = Number(process.hrtime.bigint() / 1000n)
     for (let i = 0; i < job.calls; i++) {
       directSamples.push(await say(direct))
       proxiedSamples.push(await say(proxied))
     }
     const cpu1 = cpuSeconds(kv.pid)
+    const to = Number(process.hrtime.bigint() / 1000n)
     const injected = upstream.calls.slice(before).filter((c) => c.metadata.authorization === `Bearer ${SECRET}`).length
     return {
       calls: job.calls, warmup: job.warmup,
       direct: directSamples.summary(), keyvalet: proxiedSamples.summary(),
       keyvaletCpuUsPerCall: cpu0 === undefined || cpu1 === undefined ? Number.NaN : ((cpu1 - cpu0) / job.calls) * 1e6,
-      injected,
+      injected, measuredUs: { from, to },
+      connectionsDuringCalls: { tunnels: tunnels.count - tunnelsBefore, upstream: upstream.connections - upstreamBefore },
     }
   } finally {
     for (const c of clients) c.close()
@@ -149,7 +175,8 @@ export function formatGrpc(r: GrpcBenchResult, table: (header: readonly string[]
       ['through keyvalet', ms(r.keyvalet.p50), ms(r.keyvalet.p99), ms(r.keyvalet.p999), ms(r.keyvalet.max), Number.isFinite(r.keyvaletCpuUsPerCall) ? Math.round(r.keyvaletCpuUsPerCall).toLocaleString('en-US') : '—'],
       ['added by keyvalet', added('p50'), added('p99'), added('p999'), '', ''],
     ]),
-    `  the upstream saw the injected credential on ${r.injected.toLocaleString('en-US')} of ${r.calls.toLocaleString('en-US')} measured proxied calls`,
+    `  the upstream saw the injected credential on ${r.injected.toLocaleString('en-US')} of ${r.calls.toLocaleString('en-US')} measured proxied calls;`,
+    `  during them the client opened ${r.connectionsDuringCalls.tunnels} connection(s) to keyvalet (CONNECT tunnels) and the upstream accepted ${r.connectionsDuringCalls.upstream} (keyvalet's)`,
   ]
 }
 

@@ -175,6 +175,15 @@ async function forkReady<T extends { port: number } = { port: number }>(name: st
 }
 
 /** A one-shot worker: send `job`, wait for `{ event: 'result' | 'error' }`. */
+/** The one .cpuprofile a keyvalet wrote into `dir` (when it exited), copied to results/ as `name` and summarised (within `window`, µs). */
+function keptProfile(dir: string, name: string, window?: { from: number; to: number }): { summary: ProfileSummary; file: string } {
+  const written = readdirSync(dir).find((n) => n.endsWith('.cpuprofile'))
+  if (written === undefined) throw new Error(`no .cpuprofile written in ${dir}`)
+  const file = join(RESULTS, name)
+  copyFileSync(join(dir, written), file)
+  return { summary: summariseProfile(file, REPO, 25, window), file }
+}
+
 async function runWorker<J, R>(name: string, file: string, job: J, timeoutMs: number): Promise<R> {
   const worker = children.fork(name, join(BENCH, file))
   worker.expectExit()
@@ -485,11 +494,23 @@ async function main(): Promise<number> {
   }
 
   let grpcResult: GrpcBenchResult | undefined
+  let grpcProfile: { summary: ProfileSummary; file: string } | undefined
   if (PHASES.has('grpc')) {
     log('grpc: unary calls, sequential, direct and through the forward proxy (interception over HTTP/2)')
-    grpcResult = await runWorker<GrpcJob, GrpcBenchResult>('grpc bench', 'grpc.ts', { calls: Math.round(envNumber('BENCH_GRPC_CALLS', 2000)), warmup: 200 }, 600_000)
+    const grpcProfileDir = join(tmp, 'grpc-cpu-profile')
+    grpcResult = await runWorker<GrpcJob, GrpcBenchResult>('grpc bench', 'grpc.ts', {
+      calls: Math.round(envNumber('BENCH_GRPC_CALLS', 2000)), warmup: 200,
+      nodeFlags: [...NODE_FLAGS, ...(PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${grpcProfileDir}`] : [])],
+    }, 600_000)
       .catch((err: unknown) => void broken.push(`grpc bench failed: ${err instanceof Error ? err.message : String(err)}`))
     if (grpcResult !== undefined && grpcResult.injected !== grpcResult.calls) broken.push(`grpc: the credential reached the upstream on ${grpcResult.injected} of ${grpcResult.calls} calls`)
+    if (PROFILE && grpcResult !== undefined) {
+      try {
+        grpcProfile = keptProfile(grpcProfileDir, 'keyvalet-grpc.cpuprofile', grpcResult.measuredUs)
+      } catch (err) {
+        broken.push(`grpc profile: ${err instanceof Error ? err.message : String(err)}`)
+      }
+    }
   }
 
   // 2. Processes: upstream, naive proxy, keyvalet.
@@ -823,11 +844,7 @@ async function main(): Promise<number> {
     if (errorLogLines > 0) broken.push(`keyvalet logged ${errorLogLines} error line(s), the first: ${firstErrorLog ?? ''}`)
     if (PROFILE) {
       try {
-        const file = readdirSync(profileDir).find((n) => n.endsWith('.cpuprofile'))
-        if (file === undefined) throw new Error('no .cpuprofile written')
-        profileCopy = join(RESULTS, 'keyvalet.cpuprofile')
-        copyFileSync(join(profileDir, file), profileCopy)
-        profile = summariseProfile(profileCopy, REPO, 25)
+        ({ summary: profile, file: profileCopy } = keptProfile(profileDir, 'keyvalet.cpuprofile'))
       } catch (err) {
         broken.push(`profile: ${err instanceof Error ? err.message : String(err)}`)
       }
@@ -1039,6 +1056,10 @@ async function main(): Promise<number> {
 
   if (PHASES.has('grpc') && grpcResult !== undefined) {
     p(`5c. ${formatGrpc(grpcResult, table).join('\n')}`)
+    if (grpcProfile !== undefined) {
+      p(`  keyvalet CPU profile of the measured calls only (BENCH_PROFILE=1; the profiler slows keyvalet, so the CPU per call above is not comparable). Full profile: ${grpcProfile.file}`)
+      p(formatProfile(grpcProfile.summary))
+    }
     p()
   }
   // Forward proxy, plain http.

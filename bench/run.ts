@@ -37,7 +37,8 @@
  *
  * Phases forward (plain http and intercepted https through the forward listener, the latter over
  * HTTP/1.1 with a tunnel per connection and over HTTP/2 with every stream on two tunnels at most, beside mitmproxy
- * when `mitmdump` is installed: apt-get install mitmproxy) and mint (leaf certificate on the first
+ * the same two ways when `mitmdump` is installed: apt-get install mitmproxy; without it the mitmproxy rows say
+ * so and stay empty) and mint (leaf certificate on the first
  * CONNECT to a new host) add keyvalet's forward listener and their connectors to its config. sse
  * (many open event streams) starts a keyvalet of its own, then a naive proxy, each fresh.
  *
@@ -658,7 +659,7 @@ async function main(): Promise<number> {
   /** keyvalet answers outside the load generators' counts (sanity checks, mint tunnels, event streams). */
   let kvOther = 0
   const forwardPlain = new Map<'closed' | 'paced', LoadRun>()
-  const https = new Map<'direct' | 'keyvalet' | 'keyvalet h2' | 'mitmproxy', LoadRun>()
+  const https = new Map<'direct' | 'keyvalet' | 'keyvalet h2' | 'mitmproxy' | 'mitmproxy h2', LoadRun>()
   let mitm: Mitmproxy | undefined
   let mitmNote: string | undefined
   const plainTarget = `http://127.0.0.1:${upstream.port}${PATH}`
@@ -715,6 +716,11 @@ async function main(): Promise<number> {
           { upstream: upstream.proc, proxy: mitm.process }, mitm.process)
         https.set('mitmproxy', mitmRun)
         if (mitmRun.result.ok2xx === 0 || mitmRun.result.errors > 0) mitmNote = `mitmproxy run had ${mitmRun.result.errors} errors: ${mitmRun.result.firstError ?? ''}`
+        log(`https through mitmproxy ${version} over HTTP/2: undici ProxyAgent, ${CONNECTIONS} concurrent streams on ${H2_TUNNELS} tunnels, ${WARMUP_S} s warm-up + ${DURATION_S} s`)
+        const mitmH2 = await runLoad({ mode: 'undici', url: httpsTarget, ca: mitm.caPem, tunnel: { proxy: mitm.url }, h2Tunnels: H2_TUNNELS, headers: {}, connections: CONNECTIONS, durationS: DURATION_S, warmupS: WARMUP_S },
+          { upstream: upstream.proc, proxy: mitm.process }, mitm.process)
+        https.set('mitmproxy h2', mitmH2)
+        if (mitmH2.result.ok2xx === 0 || mitmH2.result.errors > 0) mitmNote = `${mitmNote === undefined ? '' : `${mitmNote}; `}mitmproxy HTTP/2 run had ${mitmH2.result.errors} errors: ${mitmH2.result.firstError ?? ''}`
       } catch (err) {
         mitmNote = `mitmproxy failed: ${err instanceof Error ? err.message : String(err)}`
       } finally {
@@ -1099,13 +1105,15 @@ async function main(): Promise<number> {
   const hK = https.get('keyvalet')
   const hK2 = https.get('keyvalet h2')
   const hM = https.get('mitmproxy')
+  const hM2 = https.get('mitmproxy h2')
   const vsMitm = ratio(hK?.result.rps, hM?.result.rps)
   const vsIssue = ratio(hK?.result.rps, MITMPROXY_ISSUE_RPS)
   if (PHASES.has('forward')) {
     p(`7. Forward proxy, intercepted https: GET https://127.0.0.1:PORT${PATH} (upstream leaf from a bench CA, trusted by keyvalet via ca_file), closed loop,`)
     p(`   ${CONNECTIONS} connections, ${DURATION_S} s after ${WARMUP_S} s warm-up, keep-alive requests over kept tunnels; same client (undici) in every row`)
     p(table(['target', 'client', 'req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'errors', 'non-2xx', 'connections opened', 'CPU upstream', 'CPU proxy', 'proxy CPU µs/req', 'CPU loadgen'],
-      ([['direct https', 'undici Agent', hD, false], ['keyvalet forward, HTTP/1.1', 'undici ProxyAgent', hK, true], ['keyvalet forward, HTTP/2', `undici ProxyAgent, h2, ≤ ${H2_TUNNELS} tunnels`, hK2, true], [`mitmproxy ${mitm?.version ?? ''}`.trim(), 'undici ProxyAgent', hM, true]] as const).map(([name, client, run, proxied]) => {
+      ([['direct https', 'undici Agent', hD, false], ['keyvalet forward, HTTP/1.1', 'undici ProxyAgent', hK, true], ['keyvalet forward, HTTP/2', `undici ProxyAgent, h2, ≤ ${H2_TUNNELS} tunnels`, hK2, true],
+        [`mitmproxy ${mitm?.version ?? ''}, HTTP/1.1`.trim(), 'undici ProxyAgent', hM, true], [`mitmproxy ${mitm?.version ?? ''}, HTTP/2`.trim(), `undici ProxyAgent, h2, ≤ ${H2_TUNNELS} tunnels`, hM2, true]] as const).map(([name, client, run, proxied]) => {
         const r = run?.result
         const proxyCpu = run?.cpuPct['proxy']
         return [name, client, int(r?.rps), f(r?.latency.p50), f(r?.latency.p99), f(r?.latency.p999), int(r === undefined ? undefined : r.errors + r.timeouts), int(r?.non2xx),
@@ -1115,7 +1123,8 @@ async function main(): Promise<number> {
       })))
     p(`  ratios (req/s): keyvalet/direct https ${f(ratio(hK?.result.rps, hD?.result.rps))}×   keyvalet/mitmproxy (measured here) ${f(vsMitm)}×   keyvalet/${MITMPROXY_ISSUE_RPS.toLocaleString('en-US')} req/s (the issue's mitmproxy figure) ${f(vsIssue)}×`)
     const perRequest = (run: LoadRun | undefined): number | undefined => (run?.cpuPct['proxy'] === undefined || run.result.rps === 0 ? undefined : (run.cpuPct['proxy'] / 100 / run.result.rps) * 1e6)
-    p(`  HTTP/2 (${CONNECTIONS} streams on ${H2_TUNNELS} tunnels) vs HTTP/1.1 (${CONNECTIONS} tunnels): req/s ${f(ratio(hK2?.result.rps, hK?.result.rps))}×, keyvalet CPU per request ${f(ratio(perRequest(hK2), perRequest(hK)))}× (below 1: cheaper)`)
+    p(`  HTTP/2 (${CONNECTIONS} streams on ${H2_TUNNELS} tunnels) vs HTTP/1.1 (${CONNECTIONS} tunnels): req/s ${f(ratio(hK2?.result.rps, hK?.result.rps))}×, keyvalet CPU per request ${f(ratio(perRequest(hK2), perRequest(hK)))}× (below 1: cheaper);`)
+    p(`    mitmproxy: req/s ${f(ratio(hM2?.result.rps, hM?.result.rps))}×, CPU per request ${f(ratio(perRequest(hM2), perRequest(hM)))}×;   keyvalet/mitmproxy over HTTP/2: req/s ${f(ratio(hK2?.result.rps, hM2?.result.rps))}×, CPU per request ${f(ratio(perRequest(hK2), perRequest(hM2)))}×`)
     p(`  latency vs direct https: keyvalet p50 ${signed(hK && hD && hK.result.latency.p50 - hD.result.latency.p50)} ms, p99 ${signed(hK && hD && hK.result.latency.p99 - hD.result.latency.p99)} ms`)
     if (mitmNote !== undefined) p(`  NB ${mitmNote}`)
     if (hK?.result.firstError !== undefined) p(`  keyvalet first error: ${hK.result.firstError}`)
@@ -1278,7 +1287,7 @@ async function main(): Promise<number> {
       plainHttp: Object.fromEntries([...forwardPlain].map(([k, v]) => [k, { ...v.result, cpuPct: v.cpuPct, rss: v.rss ?? null }])),
       https: Object.fromEntries([...https].map(([k, v]) => [k, { ...v.result, cpuPct: v.cpuPct, rss: v.rss ?? null }])),
       mitmproxy: { version: mitm?.version ?? null, note: mitmNote ?? null, issueRps: MITMPROXY_ISSUE_RPS },
-      ratios: { httpsVsDirect: ratio(hK?.result.rps, hD?.result.rps) ?? null, httpsVsMitmproxy: vsMitm ?? null, httpsVsIssueFigure: vsIssue ?? null, plainForwardVsGateway: ratio(fClosed?.result.rps, kvR?.rps) ?? null },
+      ratios: { httpsVsDirect: ratio(hK?.result.rps, hD?.result.rps) ?? null, httpsVsMitmproxy: vsMitm ?? null, h2VsMitmproxyH2: ratio(hK2?.result.rps, hM2?.result.rps) ?? null, httpsVsIssueFigure: vsIssue ?? null, plainForwardVsGateway: ratio(fClosed?.result.rps, kvR?.rps) ?? null },
     },
     mint: mint ?? null,
     sse: sse === undefined ? null : { ...sse, streams: SSE_STREAMS, nofile: { soft: NOFILE.soft, hard: NOFILE.hard }, peakMiB: ssePeak ?? null, audit: sseAudit ?? null, naive: sseNaive === undefined ? null : { ...sseNaive, peakMiB: peakOpen(sseNaive) ?? null } },

@@ -4,7 +4,10 @@
  * through keyvalet's forward listener (CONNECT, interception with h2 on both sides, the credential
  * injected as `authorization` metadata). Calls are sequential, one in flight at a time, direct and
  * proxied alternating so that both see the same machine; each channel is warmed up first.
- * keyvalet runs as `keyvalet start` in a process of its own, so its CPU per call is its own.
+ * keyvalet runs as `keyvalet start` in a process of its own, so its CPU per call is its own; its
+ * node flags are the job's (BENCH_NODE_FLAGS, and --cpu-prof with BENCH_PROFILE=1: run.ts then
+ * summarises the profile over the measured sequential calls, `measuredUs`). Then the same number of
+ * calls through keyvalet with several in flight, for what a call costs when calls share keyvalet's work.
  * A worker of run.ts (runWorker: one GrpcJob in, one GrpcBenchResult out).
  */
 
@@ -26,6 +29,8 @@ import { Samples, type LatencySummary } from './stats.ts'
 export interface GrpcJob {
   readonly calls: number
   readonly warmup: number
+  /** Calls in flight at once on the proxied channel in the second, concurrent measurement (same number of calls). */
+  readonly concurrency: number
   /** Node flags for the keyvalet process (BENCH_NODE_FLAGS, and --cpu-prof with BENCH_PROFILE=1), in its NODE_OPTIONS. */
   readonly nodeFlags: readonly string[]
 }
@@ -45,6 +50,12 @@ export interface GrpcBenchResult {
    * handshake and an HTTP/2 session of keyvalet's; the direct channel keeps its own one open).
    */
   readonly connectionsDuringCalls: { readonly tunnels: number; readonly upstream: number }
+  /**
+   * The same number of calls through keyvalet, `concurrency` in flight at once on the one channel
+   * (after the sequential ones): what a call costs when keyvalet's per-wake-up and per-commit work
+   * is shared by several calls (audit records committed together, frames of several streams per read).
+   */
+  readonly concurrent: { readonly concurrency: number; readonly callsPerS: number; readonly keyvaletCpuUsPerCall: number; readonly latency: LatencySummary }
   /** The measured calls' span on the monotonic clock (µs, as a .cpuprofile's timestamps), to summarise only them. */
   readonly measuredUs: { readonly from: number; readonly to: number }
 }
@@ -147,11 +158,26 @@ export async function runGrpcBench(job: GrpcJob): Promise<GrpcBenchResult> {
     const cpu1 = cpuSeconds(kv.pid)
     const to = Number(process.hrtime.bigint() / 1000n)
     const injected = upstream.calls.slice(before).filter((c) => c.metadata.authorization === `Bearer ${SECRET}`).length
+
+    const concurrentSamples = new Samples()
+    let next = 0
+    const caller = async (): Promise<void> => {
+      while (next++ < job.calls) concurrentSamples.push(await say(proxied))
+    }
+    const cpu2 = cpuSeconds(kv.pid)
+    const t2 = process.hrtime.bigint()
+    await Promise.all(Array.from({ length: job.concurrency }, caller))
+    const elapsedS = Number(process.hrtime.bigint() - t2) / 1e9
+    const cpu3 = cpuSeconds(kv.pid)
     return {
       calls: job.calls, warmup: job.warmup,
       direct: directSamples.summary(), keyvalet: proxiedSamples.summary(),
       keyvaletCpuUsPerCall: cpu0 === undefined || cpu1 === undefined ? Number.NaN : ((cpu1 - cpu0) / job.calls) * 1e6,
       injected, measuredUs: { from, to },
+      concurrent: {
+        concurrency: job.concurrency, callsPerS: job.calls / elapsedS, latency: concurrentSamples.summary(),
+        keyvaletCpuUsPerCall: cpu2 === undefined || cpu3 === undefined ? Number.NaN : ((cpu3 - cpu2) / job.calls) * 1e6,
+      },
       connectionsDuringCalls: { tunnels: tunnels.count - tunnelsBefore, upstream: upstream.connections - upstreamBefore },
     }
   } finally {
@@ -177,6 +203,8 @@ export function formatGrpc(r: GrpcBenchResult, table: (header: readonly string[]
     ]),
     `  the upstream saw the injected credential on ${r.injected.toLocaleString('en-US')} of ${r.calls.toLocaleString('en-US')} measured proxied calls;`,
     `  during them the client opened ${r.connectionsDuringCalls.tunnels} connection(s) to keyvalet (CONNECT tunnels) and the upstream accepted ${r.connectionsDuringCalls.upstream} (keyvalet's)`,
+    `  the same ${r.calls.toLocaleString('en-US')} calls through keyvalet with ${r.concurrent.concurrency} in flight on the channel: ${Math.round(r.concurrent.callsPerS).toLocaleString('en-US')} calls/s, p50 ${ms(r.concurrent.latency.p50)} ms, p99 ${ms(r.concurrent.latency.p99)} ms,`,
+    `  keyvalet CPU ${Number.isFinite(r.concurrent.keyvaletCpuUsPerCall) ? Math.round(r.concurrent.keyvaletCpuUsPerCall).toLocaleString('en-US') : '—'} µs/call (one at a time, each call pays alone for its wake-ups, its audit commit, its TLS records)`,
   ]
 }
 

@@ -11,11 +11,13 @@
  *                      median CPU µs per request (closed) or median p99 (paced, think) is reported (default 3)
  *   BENCH_SKIP_UPLOAD  1: skip the 1 GiB uploads and downloads (phase upload)
  *   BENCH_UPLOAD_MIB   upload size in MiB (default 1024)
- *   BENCH_PROFILE      1: run keyvalet with --cpu-prof and print a summary of where its time goes
+ *   BENCH_PROFILE      1: run keyvalet with --cpu-prof and print a summary of where its time goes; the grpc phase's own
+ *                      keyvalet too, summarised over its sequential measured calls only (bench/results/keyvalet-grpc.cpuprofile),
+ *                      e.g. BENCH_PHASES=grpc BENCH_PROFILE=1 npm run bench; `node bench/profile.ts FILE` summarises a kept profile
  *   BENCH_POLICY_ITERATIONS  decide() iterations per case (default 200000)
  *   BENCH_BUDGET_ITERATIONS  budget-stage checks per case (default 100000)
  *   BENCH_PHASES       comma list of policy,budget,mcp,store,grpc,closed,peak,observe,fixed,think,forward,mint,sse,upload (default all; e.g. closed with BENCH_PROFILE=1)
- *   BENCH_GRPC_CALLS   sequential gRPC unary calls each way in the grpc phase, after 200 warm-up (default 2000; see bench/grpc.ts)
+ *   BENCH_GRPC_CALLS   sequential gRPC unary calls each way in the grpc phase, after 1,000 warm-up, then as many with 16 in flight (default 2000; see bench/grpc.ts)
  *   BENCH_NODE_FLAGS   extra node flags (space-separated) for every keyvalet the bench starts, e.g. a V8 heap flag to measure
  *   BENCH_STORE_REQUESTS  requests per store and round in the store phase (default 3000; see bench/store.ts)
  *   BENCH_OBSERVE_ROUNDS  rounds of the observe phase (default 3)
@@ -87,6 +89,12 @@ const UPLOAD_BYTES = Math.round(envNumber('BENCH_UPLOAD_MIB', 1024) * 1024 * 102
 const PROFILE = process.env.BENCH_PROFILE === '1'
 const POLICY_ITERATIONS = Math.round(envNumber('BENCH_POLICY_ITERATIONS', 200_000))
 const ALL_PHASES = ['policy', 'budget', 'mcp', 'store', 'grpc', 'closed', 'peak', 'observe', 'workers', 'fixed', 'think', 'forward', 'mint', 'sse', 'upload'] as const
+/**
+ * Warm-up calls each way before the grpc phase measures: keyvalet's first few hundred calls also
+ * pay for V8 compiling their code (on its compiler thread, counted in the process's CPU): after
+ * 200 the first 500 measured calls still cost ~30 % more CPU each than the rest.
+ */
+const GRPC_WARMUP_CALLS = 1000
 const OBSERVE_ROUNDS = Math.round(envNumber('BENCH_OBSERVE_ROUNDS', 3))
 const PHASES: ReadonlySet<string> = new Set((process.env.BENCH_PHASES ?? ALL_PHASES.join(',')).split(',').map((x) => x.trim()).filter((x) => x !== ''))
 for (const ph of PHASES) if (!(ALL_PHASES as readonly string[]).includes(ph)) throw new Error(`BENCH_PHASES: unknown phase ${JSON.stringify(ph)} (known: ${ALL_PHASES.join(', ')})`)
@@ -500,7 +508,7 @@ async function main(): Promise<number> {
     log('grpc: unary calls, sequential, direct and through the forward proxy (interception over HTTP/2)')
     const grpcProfileDir = join(tmp, 'grpc-cpu-profile')
     grpcResult = await runWorker<GrpcJob, GrpcBenchResult>('grpc bench', 'grpc.ts', {
-      calls: Math.round(envNumber('BENCH_GRPC_CALLS', 2000)), warmup: 200,
+      calls: Math.round(envNumber('BENCH_GRPC_CALLS', 2000)), warmup: GRPC_WARMUP_CALLS, concurrency: 16,
       nodeFlags: [...NODE_FLAGS, ...(PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${grpcProfileDir}`] : [])],
     }, 600_000)
       .catch((err: unknown) => void broken.push(`grpc bench failed: ${err instanceof Error ? err.message : String(err)}`))

@@ -7,8 +7,8 @@
  *   BENCH_DURATION_S   seconds per measurement (default 8)
  *   BENCH_WARMUP_S     warm-up seconds before each closed-loop measurement (default 2)
  *   BENCH_AUDIT_THREAD on|off|auto: keyvalet's audit.thread (default: its own default, auto)
- *   BENCH_ROUNDS       rounds of the closed, fixed (paced) and think phases, targets interleaved; the run of
- *                      median CPU µs per request (closed) or median p99 (paced, think) is reported (default 3)
+ *   BENCH_ROUNDS       rounds of the closed, fixed (paced), think and grpc phases, targets interleaved; the run of
+ *                      median CPU µs per request (closed, grpc) or median p99 (paced, think) is reported (default 3)
  *   BENCH_SKIP_UPLOAD  1: skip the 1 GiB uploads and downloads (phase upload)
  *   BENCH_UPLOAD_MIB   upload size in MiB (default 1024)
  *   BENCH_PROFILE      1: run keyvalet with --cpu-prof and print a summary of where its time goes; the grpc phase's own
@@ -503,19 +503,26 @@ async function main(): Promise<number> {
   }
 
   let grpcResult: GrpcBenchResult | undefined
+  let grpcRounds: GrpcBenchResult[] = []
   let grpcProfile: { summary: ProfileSummary; file: string } | undefined
   if (PHASES.has('grpc')) {
-    log('grpc: unary calls, sequential, direct and through the forward proxy (interception over HTTP/2)')
-    const grpcProfileDir = join(tmp, 'grpc-cpu-profile')
-    grpcResult = await runWorker<GrpcJob, GrpcBenchResult>('grpc bench', 'grpc.ts', {
-      calls: Math.round(envNumber('BENCH_GRPC_CALLS', 2000)), warmup: GRPC_WARMUP_CALLS, concurrency: 16,
-      nodeFlags: [...NODE_FLAGS, ...(PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${grpcProfileDir}`] : [])],
-    }, 600_000)
-      .catch((err: unknown) => void broken.push(`grpc bench failed: ${err instanceof Error ? err.message : String(err)}`))
-    if (grpcResult !== undefined && grpcResult.injected !== grpcResult.calls) broken.push(`grpc: the credential reached the upstream on ${grpcResult.injected} of ${grpcResult.calls} calls`)
-    if (PROFILE && grpcResult !== undefined) {
+    // Each round a keyvalet of its own; the round of median CPU per call is reported, every round beside it.
+    const profileRoot = tmp
+    const rounds = await inRounds(ROUNDS, [{ name: 'grpc' }], async (_t, round) => {
+      log(`grpc, round ${round + 1}/${ROUNDS}: unary calls, sequential, direct and through the forward proxy (interception over HTTP/2)`)
+      const result = await runWorker<GrpcJob, GrpcBenchResult>('grpc bench', 'grpc.ts', {
+        calls: Math.round(envNumber('BENCH_GRPC_CALLS', 2000)), warmup: GRPC_WARMUP_CALLS, concurrency: 16,
+        nodeFlags: [...NODE_FLAGS, ...(PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${join(profileRoot, `grpc-cpu-profile-${round}`)}`] : [])],
+      }, 600_000).catch((err: unknown) => void broken.push(`grpc bench, round ${round + 1}: ${err instanceof Error ? err.message : String(err)}`))
+      if (result !== undefined && result.injected !== result.calls) broken.push(`grpc, round ${round + 1}: the credential reached the upstream on ${result.injected} of ${result.calls} calls`)
+      return { round, result }
+    }, (r) => r.result?.keyvaletCpuUsPerCall ?? Number.POSITIVE_INFINITY)
+    const median = rounds.median.get('grpc')
+    grpcResult = median?.result
+    grpcRounds = (rounds.all.get('grpc') ?? []).flatMap((r) => (r.result === undefined ? [] : [r.result]))
+    if (PROFILE && grpcResult !== undefined && median !== undefined) {
       try {
-        grpcProfile = keptProfile(grpcProfileDir, 'keyvalet-grpc.cpuprofile', grpcResult.measuredUs)
+        grpcProfile = keptProfile(join(tmp, `grpc-cpu-profile-${median.round}`), 'keyvalet-grpc.cpuprofile', grpcResult.measuredUs)
       } catch (err) {
         broken.push(`grpc profile: ${err instanceof Error ? err.message : String(err)}`)
       }
@@ -1070,6 +1077,10 @@ async function main(): Promise<number> {
 
   if (PHASES.has('grpc') && grpcResult !== undefined) {
     p(`5c. ${formatGrpc(grpcResult, table).join('\n')}`)
+    if (grpcRounds.length > 1) {
+      p(`  ${grpcRounds.length} rounds (a keyvalet each); the table shows the round of median CPU per call. Every round, keyvalet CPU µs/call sequential | 16 in flight, added p50 / p99 ms:`)
+      for (const r of grpcRounds) p(`    ${int(r.keyvaletCpuUsPerCall)} | ${int(r.concurrent.keyvaletCpuUsPerCall)}   +${f(r.keyvalet.p50 - r.direct.p50, 3)} / +${f(r.keyvalet.p99 - r.direct.p99, 3)}`)
+    }
     if (grpcProfile !== undefined) {
       p(`  keyvalet CPU profile of the measured calls only (BENCH_PROFILE=1; the profiler slows keyvalet, so the CPU per call above is not comparable). Full profile: ${grpcProfile.file}`)
       p(formatProfile(grpcProfile.summary))
@@ -1290,7 +1301,7 @@ async function main(): Promise<number> {
     budget: budget ?? null,
     store: store ?? null,
     mcp: mcp ?? null,
-    grpc: grpcResult ?? null,
+    grpc: grpcResult === undefined ? null : { ...grpcResult, rounds: grpcRounds },
     forward: {
       plainHttp: Object.fromEntries([...forwardPlain].map(([k, v]) => [k, { ...v.result, cpuPct: v.cpuPct, rss: v.rss ?? null }])),
       https: Object.fromEntries([...https].map(([k, v]) => [k, { ...v.result, cpuPct: v.cpuPct, rss: v.rss ?? null }])),

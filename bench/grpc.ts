@@ -76,8 +76,10 @@ function say(client: grpc.Client): Promise<number> {
 async function keyvaletProcess(dir: string, dnsAddress: string, upstreamPort: number, upstreamCaPem: string, nodeFlags: readonly string[]): Promise<{ kv: ChildKeyvalet; forwardUrl: string; key: string; caPem: string }> {
   const configFile = join(dir, 'keyvalet.yaml')
   writeFileSync(join(dir, 'upstream-ca.pem'), upstreamCaPem)
+  // BENCH_AUDIT_THREAD=on|off|auto: where the audit engine runs (audit.thread), as in the other phases' keyvalet.
+  const auditThread = process.env.BENCH_AUDIT_THREAD === undefined ? '' : `audit: { thread: ${process.env.BENCH_AUDIT_THREAD} }\n`
   writeFileSync(configFile, `version: 1
-listen: { gateway: "127.0.0.1:0", forward: "127.0.0.1:0" }
+${auditThread}listen: { gateway: "127.0.0.1:0", forward: "127.0.0.1:0" }
 data_dir: ./data
 dns: { servers: ["${dnsAddress}"] }
 connectors:

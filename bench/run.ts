@@ -90,9 +90,10 @@ const PROFILE = process.env.BENCH_PROFILE === '1'
 const POLICY_ITERATIONS = Math.round(envNumber('BENCH_POLICY_ITERATIONS', 200_000))
 const ALL_PHASES = ['policy', 'budget', 'mcp', 'store', 'grpc', 'closed', 'peak', 'observe', 'workers', 'fixed', 'think', 'forward', 'mint', 'sse', 'upload'] as const
 /**
- * Warm-up calls each way before the grpc phase measures: keyvalet's first few hundred calls also
- * pay for V8 compiling their code (on its compiler thread, counted in the process's CPU): after
- * 200 the first 500 measured calls still cost ~30 % more CPU each than the rest.
+ * Warm-up calls each way before the grpc phase measures: keyvalet's first calls also pay for V8
+ * compiling their code (on its compiler thread, counted in the process's CPU). With 200, in one run
+ * on a loaded machine the first 500 measured calls cost ~30 % more CPU each than the later ones;
+ * on a quiet machine the 2,000-call figure did not move measurably between 200 and 1,000.
  */
 const GRPC_WARMUP_CALLS = 1000
 const OBSERVE_ROUNDS = Math.round(envNumber('BENCH_OBSERVE_ROUNDS', 3))

@@ -4,12 +4,17 @@
  * through keyvalet's forward listener (CONNECT, interception with h2 on both sides, the credential
  * injected as `authorization` metadata). Calls are sequential, one in flight at a time, direct and
  * proxied alternating so that both see the same machine; each channel is warmed up first.
- * keyvalet runs as `keyvalet start` in a process of its own, so its CPU per call is its own.
+ * keyvalet runs as `keyvalet start` in a process of its own, so its CPU per call is its own; its
+ * node flags are the job's (BENCH_NODE_FLAGS, and --cpu-prof with BENCH_PROFILE=1: run.ts then
+ * summarises the profile over the measured sequential calls, `measuredUs`). Then the same number of
+ * calls through keyvalet with several in flight, for what a call costs when calls share keyvalet's work.
  * A worker of run.ts (runWorker: one GrpcJob in, one GrpcBenchResult out).
  */
 
 import { randomBytes } from 'node:crypto'
+import { subscribe } from 'node:diagnostics_channel'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import type { Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import * as grpc from '@grpc/grpc-js'
@@ -24,6 +29,10 @@ import { Samples, type LatencySummary } from './stats.ts'
 export interface GrpcJob {
   readonly calls: number
   readonly warmup: number
+  /** Calls in flight at once on the proxied channel in the second, concurrent measurement (same number of calls). */
+  readonly concurrency: number
+  /** Node flags for the keyvalet process (BENCH_NODE_FLAGS, and --cpu-prof with BENCH_PROFILE=1), in its NODE_OPTIONS. */
+  readonly nodeFlags: readonly string[]
 }
 
 export interface GrpcBenchResult {
@@ -35,6 +44,20 @@ export interface GrpcBenchResult {
   readonly keyvaletCpuUsPerCall: number
   /** The upstream's count of calls that carried the injected credential (every proxied one should). */
   readonly injected: number
+  /**
+   * Connections made during the measured calls: the client's to keyvalet's forward listener (each
+   * a CONNECT tunnel and a TLS handshake with keyvalet), and those the upstream accepted (each a TLS
+   * handshake and an HTTP/2 session of keyvalet's; the direct channel keeps its own one open).
+   */
+  readonly connectionsDuringCalls: { readonly tunnels: number; readonly upstream: number }
+  /**
+   * The same number of calls through keyvalet, `concurrency` in flight at once on the one channel
+   * (after the sequential ones): what a call costs when keyvalet's per-wake-up and per-commit work
+   * is shared by several calls (audit records committed together, frames of several streams per read).
+   */
+  readonly concurrent: { readonly concurrency: number; readonly callsPerS: number; readonly keyvaletCpuUsPerCall: number; readonly latency: LatencySummary }
+  /** The measured calls' span on the monotonic clock (µs, as a .cpuprofile's timestamps), to summarise only them. */
+  readonly measuredUs: { readonly from: number; readonly to: number }
 }
 
 const HOST = 'grpc.bench.test'
@@ -50,11 +73,13 @@ function say(client: grpc.Client): Promise<number> {
   })
 }
 
-async function keyvaletProcess(dir: string, dnsAddress: string, upstreamPort: number, upstreamCaPem: string): Promise<{ kv: ChildKeyvalet; forwardUrl: string; key: string; caPem: string }> {
+async function keyvaletProcess(dir: string, dnsAddress: string, upstreamPort: number, upstreamCaPem: string, nodeFlags: readonly string[]): Promise<{ kv: ChildKeyvalet; forwardUrl: string; key: string; caPem: string }> {
   const configFile = join(dir, 'keyvalet.yaml')
   writeFileSync(join(dir, 'upstream-ca.pem'), upstreamCaPem)
+  // BENCH_AUDIT_THREAD=on|off|auto: where the audit engine runs (audit.thread), as in the other phases' keyvalet.
+  const auditThread = process.env.BENCH_AUDIT_THREAD === undefined ? '' : `audit: { thread: ${process.env.BENCH_AUDIT_THREAD} }\n`
   writeFileSync(configFile, `version: 1
-listen: { gateway: "127.0.0.1:0", forward: "127.0.0.1:0" }
+${auditThread}listen: { gateway: "127.0.0.1:0", forward: "127.0.0.1:0" }
 data_dir: ./data
 dns: { servers: ["${dnsAddress}"] }
 connectors:
@@ -79,12 +104,20 @@ connectors:
   if (key === undefined) throw new Error(`session create printed no key: ${created.slice(0, 300)}`)
   const pem = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(await step(['ca', 'export']))
   if (pem === null) throw new Error('keyvalet ca export printed no certificate')
-  const kv = await startChildKeyvalet({ configFile, env })
+  // Only `start` gets the flags: a --cpu-prof on the CLI steps would write profiles of them too.
+  const kv = await startChildKeyvalet({ configFile, env: nodeFlags.length === 0 ? env : { ...env, NODE_OPTIONS: nodeFlags.join(' ') } })
   for (let i = 0; i < 100 && !/forward proxy listening on http:\/\/\S+/.test(kv.stdout()); i++) await new Promise((r) => setTimeout(r, 50))
   const forward = /forward proxy listening on (http:\/\/\S+)/.exec(kv.stdout())?.[1]
   if (forward === undefined) throw new Error(`keyvalet printed no forward address: ${kv.stdout().slice(-500)}`)
   return { kv, forwardUrl: forward, key, caPem: `${pem[0]}\n` }
 }
+
+/** This process's TCP connections to `port` (grpc-js dials its proxy with node:net, which tells 'net.client.socket'). */
+const tunnels = { port: 0, count: 0 }
+subscribe('net.client.socket', (message) => {
+  const socket = (message as { socket: Socket }).socket
+  socket.once('connect', () => { if (socket.remotePort === tunnels.port) tunnels.count++ })
+})
 
 export async function runGrpcBench(job: GrpcJob): Promise<GrpcBenchResult> {
   const dir = mkdtempSync(join(tmpdir(), 'keyvalet-bench-grpc-'))
@@ -94,7 +127,7 @@ export async function runGrpcBench(job: GrpcJob): Promise<GrpcBenchResult> {
   let kv: ChildKeyvalet | undefined
   const clients: grpc.Client[] = []
   try {
-    const started = await keyvaletProcess(dir, dns.address, upstream.port, pki.caPem)
+    const started = await keyvaletProcess(dir, dns.address, upstream.port, pki.caPem, job.nodeFlags)
     kv = started.kv
     // The direct channel reaches 127.0.0.1 and checks the leaf against HOST; proxying off for it.
     const direct = new EchoClient(`127.0.0.1:${upstream.port}`, grpc.credentials.createSsl(Buffer.from(pki.caPem)), {
@@ -103,6 +136,7 @@ export async function runGrpcBench(job: GrpcJob): Promise<GrpcBenchResult> {
     clients.push(direct)
     // grpc-js takes its proxy from the environment when a channel is made: CONNECT HOST:port, with the task key.
     process.env.grpc_proxy = `http://task:${started.key}@${new URL(started.forwardUrl).host}`
+    tunnels.port = Number(new URL(started.forwardUrl).port)
     delete process.env.no_grpc_proxy
     delete process.env.no_proxy
     const proxied = new EchoClient(`${HOST}:${upstream.port}`, grpc.credentials.createSsl(Buffer.from(started.caPem)))
@@ -113,20 +147,40 @@ export async function runGrpcBench(job: GrpcJob): Promise<GrpcBenchResult> {
       await say(proxied)
     }
     const before = upstream.calls.length
+    const upstreamBefore = upstream.connections
+    const tunnelsBefore = tunnels.count
     const directSamples = new Samples()
     const proxiedSamples = new Samples()
     const cpu0 = cpuSeconds(kv.pid)
+    const from = Number(process.hrtime.bigint() / 1000n)
     for (let i = 0; i < job.calls; i++) {
       directSamples.push(await say(direct))
       proxiedSamples.push(await say(proxied))
     }
     const cpu1 = cpuSeconds(kv.pid)
+    const to = Number(process.hrtime.bigint() / 1000n)
     const injected = upstream.calls.slice(before).filter((c) => c.metadata.authorization === `Bearer ${SECRET}`).length
+
+    const concurrentSamples = new Samples()
+    let next = 0
+    const caller = async (): Promise<void> => {
+      while (next++ < job.calls) concurrentSamples.push(await say(proxied))
+    }
+    const cpu2 = cpuSeconds(kv.pid)
+    const t2 = process.hrtime.bigint()
+    await Promise.all(Array.from({ length: job.concurrency }, caller))
+    const elapsedS = Number(process.hrtime.bigint() - t2) / 1e9
+    const cpu3 = cpuSeconds(kv.pid)
     return {
       calls: job.calls, warmup: job.warmup,
       direct: directSamples.summary(), keyvalet: proxiedSamples.summary(),
       keyvaletCpuUsPerCall: cpu0 === undefined || cpu1 === undefined ? Number.NaN : ((cpu1 - cpu0) / job.calls) * 1e6,
-      injected,
+      injected, measuredUs: { from, to },
+      concurrent: {
+        concurrency: job.concurrency, callsPerS: job.calls / elapsedS, latency: concurrentSamples.summary(),
+        keyvaletCpuUsPerCall: cpu2 === undefined || cpu3 === undefined ? Number.NaN : ((cpu3 - cpu2) / job.calls) * 1e6,
+      },
+      connectionsDuringCalls: { tunnels: tunnels.count - tunnelsBefore, upstream: upstream.connections - upstreamBefore },
     }
   } finally {
     for (const c of clients) c.close()
@@ -149,7 +203,10 @@ export function formatGrpc(r: GrpcBenchResult, table: (header: readonly string[]
       ['through keyvalet', ms(r.keyvalet.p50), ms(r.keyvalet.p99), ms(r.keyvalet.p999), ms(r.keyvalet.max), Number.isFinite(r.keyvaletCpuUsPerCall) ? Math.round(r.keyvaletCpuUsPerCall).toLocaleString('en-US') : '—'],
       ['added by keyvalet', added('p50'), added('p99'), added('p999'), '', ''],
     ]),
-    `  the upstream saw the injected credential on ${r.injected.toLocaleString('en-US')} of ${r.calls.toLocaleString('en-US')} measured proxied calls`,
+    `  the upstream saw the injected credential on ${r.injected.toLocaleString('en-US')} of ${r.calls.toLocaleString('en-US')} measured proxied calls;`,
+    `  during them the client opened ${r.connectionsDuringCalls.tunnels} connection(s) to keyvalet (CONNECT tunnels) and the upstream accepted ${r.connectionsDuringCalls.upstream} (keyvalet's)`,
+    `  the same ${r.calls.toLocaleString('en-US')} calls through keyvalet with ${r.concurrent.concurrency} in flight on the channel: ${Math.round(r.concurrent.callsPerS).toLocaleString('en-US')} calls/s, p50 ${ms(r.concurrent.latency.p50)} ms, p99 ${ms(r.concurrent.latency.p99)} ms,`,
+    `  keyvalet CPU ${Number.isFinite(r.concurrent.keyvaletCpuUsPerCall) ? Math.round(r.concurrent.keyvaletCpuUsPerCall).toLocaleString('en-US') : '—'} µs/call (one at a time, each call pays alone for its wake-ups, its audit commit, its TLS records)`,
   ]
 }
 

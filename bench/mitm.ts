@@ -1,7 +1,9 @@
 /**
  * mitmproxy (mitmdump) as the reference intercepting proxy, when it is installed (Debian: apt-get
- * install mitmproxy). Quiet (-q, no flow output), its own confdir (its CA is created there on
- * first start), trusting the bench upstream's CA for the upstream side.
+ * install mitmproxy; for the bench only, never a dependency). Quiet (-q, no flow output), its own
+ * confdir (its CA is created there on first start), trusting the bench upstream's CA for the
+ * upstream side, HTTP/2 offered to clients (http2=true, as keyvalet offers it) beside HTTP/1.1,
+ * no addons or scripts of ours.
  */
 
 import { execFileSync } from 'node:child_process'
@@ -51,7 +53,7 @@ export async function startMitmproxy(opts: { children: Children; dir: string; up
   const confdir = join(opts.dir, 'mitmproxy')
   const proc = opts.children.spawnCommand('mitmdump', 'mitmdump', [
     '--listen-host', '127.0.0.1', '--listen-port', String(port), '--set', `confdir=${confdir}`,
-    '--set', `ssl_verify_upstream_trusted_ca=${opts.upstreamCaFile}`, '-q', '--set', 'flow_detail=0',
+    '--set', `ssl_verify_upstream_trusted_ca=${opts.upstreamCaFile}`, '-q', '--set', 'flow_detail=0', '--set', 'http2=true',
   ], { cwd: opts.dir, env: { ...process.env, HOME: opts.dir } })
   const caFile = join(confdir, 'mitmproxy-ca-cert.pem')
   const deadline = Date.now() + 30_000

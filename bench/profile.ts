@@ -1,6 +1,8 @@
 /**
  * Summarises a V8 .cpuprofile (from --cpu-prof): top functions by self time, and keyvalet's own
  * functions (src/) by inclusive time. `node bench/profile.ts FILE.cpuprofile [TOP]` prints it.
+ * A window (µs on the monotonic clock: a profile's timestamps are process.hrtime's, in µs) keeps
+ * only the samples taken inside it, e.g. a phase's measured part without keyvalet's start-up.
  */
 
 import { readFileSync } from 'node:fs'
@@ -36,7 +38,7 @@ function fileGroup(cf: CallFrame, repoRoot: string): string {
   return pkg !== null ? `npm:${pkg[1]}` : url
 }
 
-export function summariseProfile(file: string, repoRoot: string, top = 25): ProfileSummary {
+export function summariseProfile(file: string, repoRoot: string, top = 25, window?: { readonly from: number; readonly to: number }): ProfileSummary {
   const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile
   const byId = new Map<number, ProfileNode>()
   const parent = new Map<number, number>()
@@ -52,7 +54,10 @@ export function summariseProfile(file: string, repoRoot: string, top = 25): Prof
   let total = 0
   let idle = 0
   let gc = 0
+  let at = profile.startTime
   for (let i = 0; i < profile.samples.length; i++) {
+    at += profile.timeDeltas[i] ?? 0
+    if (window !== undefined && (at < window.from || at > window.to)) continue
     const dt = (profile.timeDeltas[i + 1] ?? profile.timeDeltas[i] ?? 0) / 1000
     const node = byId.get(profile.samples[i] as number)
     if (node === undefined) continue

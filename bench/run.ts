@@ -7,15 +7,17 @@
  *   BENCH_DURATION_S   seconds per measurement (default 8)
  *   BENCH_WARMUP_S     warm-up seconds before each closed-loop measurement (default 2)
  *   BENCH_AUDIT_THREAD on|off|auto: keyvalet's audit.thread (default: its own default, auto)
- *   BENCH_ROUNDS       rounds of the closed, fixed (paced) and think phases, targets interleaved; the run of
- *                      median CPU µs per request (closed) or median p99 (paced, think) is reported (default 3)
+ *   BENCH_ROUNDS       rounds of the closed, fixed (paced), think and grpc phases, targets interleaved; the run of
+ *                      median CPU µs per request (closed, grpc) or median p99 (paced, think) is reported (default 3)
  *   BENCH_SKIP_UPLOAD  1: skip the 1 GiB uploads and downloads (phase upload)
  *   BENCH_UPLOAD_MIB   upload size in MiB (default 1024)
- *   BENCH_PROFILE      1: run keyvalet with --cpu-prof and print a summary of where its time goes
+ *   BENCH_PROFILE      1: run keyvalet with --cpu-prof and print a summary of where its time goes; the grpc phase's own
+ *                      keyvalet too, summarised over its sequential measured calls only (bench/results/keyvalet-grpc.cpuprofile),
+ *                      e.g. BENCH_PHASES=grpc BENCH_PROFILE=1 npm run bench; `node bench/profile.ts FILE` summarises a kept profile
  *   BENCH_POLICY_ITERATIONS  decide() iterations per case (default 200000)
  *   BENCH_BUDGET_ITERATIONS  budget-stage checks per case (default 100000)
  *   BENCH_PHASES       comma list of policy,budget,mcp,store,push,grpc,closed,peak,observe,fixed,think,forward,mint,sse,upload (default all; e.g. closed with BENCH_PROFILE=1)
- *   BENCH_GRPC_CALLS   sequential gRPC unary calls each way in the grpc phase, after 200 warm-up (default 2000; see bench/grpc.ts)
+ *   BENCH_GRPC_CALLS   sequential gRPC unary calls each way in the grpc phase, after 1,000 warm-up, then as many with 16 in flight (default 2000; see bench/grpc.ts)
  *   BENCH_NODE_FLAGS   extra node flags (space-separated) for every keyvalet the bench starts, e.g. a V8 heap flag to measure
  *   BENCH_STORE_REQUESTS  requests per store and round in the store phase (default 3000; see bench/store.ts)
  *   BENCH_PUSHES       pushes in the push phase (default 20; see bench/config-push.ts)
@@ -38,7 +40,8 @@
  *
  * Phases forward (plain http and intercepted https through the forward listener, the latter over
  * HTTP/1.1 with a tunnel per connection and over HTTP/2 with every stream on two tunnels at most, beside mitmproxy
- * when `mitmdump` is installed: apt-get install mitmproxy) and mint (leaf certificate on the first
+ * the same two ways when `mitmdump` is installed: apt-get install mitmproxy; without it the mitmproxy rows say
+ * so and stay empty) and mint (leaf certificate on the first
  * CONNECT to a new host) add keyvalet's forward listener and their connectors to its config. sse
  * (many open event streams) starts a keyvalet of its own, then a naive proxy, each fresh.
  *
@@ -88,6 +91,13 @@ const UPLOAD_BYTES = Math.round(envNumber('BENCH_UPLOAD_MIB', 1024) * 1024 * 102
 const PROFILE = process.env.BENCH_PROFILE === '1'
 const POLICY_ITERATIONS = Math.round(envNumber('BENCH_POLICY_ITERATIONS', 200_000))
 const ALL_PHASES = ['policy', 'budget', 'mcp', 'store', 'push', 'grpc', 'closed', 'peak', 'observe', 'workers', 'fixed', 'think', 'forward', 'mint', 'sse', 'upload'] as const
+/**
+ * Warm-up calls each way before the grpc phase measures: keyvalet's first calls also pay for V8
+ * compiling their code (on its compiler thread, counted in the process's CPU). With 200, in one run
+ * on a loaded machine the first 500 measured calls cost ~30 % more CPU each than the later ones;
+ * on a quiet machine the 2,000-call figure did not move measurably between 200 and 1,000.
+ */
+const GRPC_WARMUP_CALLS = 1000
 const OBSERVE_ROUNDS = Math.round(envNumber('BENCH_OBSERVE_ROUNDS', 3))
 const PHASES: ReadonlySet<string> = new Set((process.env.BENCH_PHASES ?? ALL_PHASES.join(',')).split(',').map((x) => x.trim()).filter((x) => x !== ''))
 for (const ph of PHASES) if (!(ALL_PHASES as readonly string[]).includes(ph)) throw new Error(`BENCH_PHASES: unknown phase ${JSON.stringify(ph)} (known: ${ALL_PHASES.join(', ')})`)
@@ -177,6 +187,15 @@ async function forkReady<T extends { port: number } = { port: number }>(name: st
 }
 
 /** A one-shot worker: send `job`, wait for `{ event: 'result' | 'error' }`. */
+/** The one .cpuprofile a keyvalet wrote into `dir` (when it exited), copied to results/ as `name` and summarised (within `window`, µs). */
+function keptProfile(dir: string, name: string, window?: { from: number; to: number }): { summary: ProfileSummary; file: string } {
+  const written = readdirSync(dir).find((n) => n.endsWith('.cpuprofile'))
+  if (written === undefined) throw new Error(`no .cpuprofile written in ${dir}`)
+  const file = join(RESULTS, name)
+  copyFileSync(join(dir, written), file)
+  return { summary: summariseProfile(file, REPO, 25, window), file }
+}
+
 async function runWorker<J, R>(name: string, file: string, job: J, timeoutMs: number): Promise<R> {
   const worker = children.fork(name, join(BENCH, file))
   worker.expectExit()
@@ -498,11 +517,30 @@ async function main(): Promise<number> {
   }
 
   let grpcResult: GrpcBenchResult | undefined
+  let grpcRounds: GrpcBenchResult[] = []
+  let grpcProfile: { summary: ProfileSummary; file: string } | undefined
   if (PHASES.has('grpc')) {
-    log('grpc: unary calls, sequential, direct and through the forward proxy (interception over HTTP/2)')
-    grpcResult = await runWorker<GrpcJob, GrpcBenchResult>('grpc bench', 'grpc.ts', { calls: Math.round(envNumber('BENCH_GRPC_CALLS', 2000)), warmup: 200 }, 600_000)
-      .catch((err: unknown) => void broken.push(`grpc bench failed: ${err instanceof Error ? err.message : String(err)}`))
-    if (grpcResult !== undefined && grpcResult.injected !== grpcResult.calls) broken.push(`grpc: the credential reached the upstream on ${grpcResult.injected} of ${grpcResult.calls} calls`)
+    // Each round a keyvalet of its own; the round of median CPU per call is reported, every round beside it.
+    const profileRoot = tmp
+    const rounds = await inRounds(ROUNDS, [{ name: 'grpc' }], async (_t, round) => {
+      log(`grpc, round ${round + 1}/${ROUNDS}: unary calls, sequential, direct and through the forward proxy (interception over HTTP/2)`)
+      const result = await runWorker<GrpcJob, GrpcBenchResult>('grpc bench', 'grpc.ts', {
+        calls: Math.round(envNumber('BENCH_GRPC_CALLS', 2000)), warmup: GRPC_WARMUP_CALLS, concurrency: 16,
+        nodeFlags: [...NODE_FLAGS, ...(PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${join(profileRoot, `grpc-cpu-profile-${round}`)}`] : [])],
+      }, 600_000).catch((err: unknown) => void broken.push(`grpc bench, round ${round + 1}: ${err instanceof Error ? err.message : String(err)}`))
+      if (result !== undefined && result.injected !== result.calls) broken.push(`grpc, round ${round + 1}: the credential reached the upstream on ${result.injected} of ${result.calls} calls`)
+      return { round, result }
+    }, (r) => r.result?.keyvaletCpuUsPerCall ?? Number.POSITIVE_INFINITY)
+    const median = rounds.median.get('grpc')
+    grpcResult = median?.result
+    grpcRounds = (rounds.all.get('grpc') ?? []).flatMap((r) => (r.result === undefined ? [] : [r.result]))
+    if (PROFILE && grpcResult !== undefined && median !== undefined) {
+      try {
+        grpcProfile = keptProfile(join(tmp, `grpc-cpu-profile-${median.round}`), 'keyvalet-grpc.cpuprofile', grpcResult.measuredUs)
+      } catch (err) {
+        broken.push(`grpc profile: ${err instanceof Error ? err.message : String(err)}`)
+      }
+    }
   }
 
   // 2. Processes: upstream, naive proxy, keyvalet.
@@ -650,7 +688,7 @@ async function main(): Promise<number> {
   /** keyvalet answers outside the load generators' counts (sanity checks, mint tunnels, event streams). */
   let kvOther = 0
   const forwardPlain = new Map<'closed' | 'paced', LoadRun>()
-  const https = new Map<'direct' | 'keyvalet' | 'keyvalet h2' | 'mitmproxy', LoadRun>()
+  const https = new Map<'direct' | 'keyvalet' | 'keyvalet h2' | 'mitmproxy' | 'mitmproxy h2', LoadRun>()
   let mitm: Mitmproxy | undefined
   let mitmNote: string | undefined
   const plainTarget = `http://127.0.0.1:${upstream.port}${PATH}`
@@ -707,6 +745,11 @@ async function main(): Promise<number> {
           { upstream: upstream.proc, proxy: mitm.process }, mitm.process)
         https.set('mitmproxy', mitmRun)
         if (mitmRun.result.ok2xx === 0 || mitmRun.result.errors > 0) mitmNote = `mitmproxy run had ${mitmRun.result.errors} errors: ${mitmRun.result.firstError ?? ''}`
+        log(`https through mitmproxy ${version} over HTTP/2: undici ProxyAgent, ${CONNECTIONS} concurrent streams on ${H2_TUNNELS} tunnels, ${WARMUP_S} s warm-up + ${DURATION_S} s`)
+        const mitmH2 = await runLoad({ mode: 'undici', url: httpsTarget, ca: mitm.caPem, tunnel: { proxy: mitm.url }, h2Tunnels: H2_TUNNELS, headers: {}, connections: CONNECTIONS, durationS: DURATION_S, warmupS: WARMUP_S },
+          { upstream: upstream.proc, proxy: mitm.process }, mitm.process)
+        https.set('mitmproxy h2', mitmH2)
+        if (mitmH2.result.ok2xx === 0 || mitmH2.result.errors > 0) mitmNote = `${mitmNote === undefined ? '' : `${mitmNote}; `}mitmproxy HTTP/2 run had ${mitmH2.result.errors} errors: ${mitmH2.result.firstError ?? ''}`
       } catch (err) {
         mitmNote = `mitmproxy failed: ${err instanceof Error ? err.message : String(err)}`
       } finally {
@@ -836,11 +879,7 @@ async function main(): Promise<number> {
     if (errorLogLines > 0) broken.push(`keyvalet logged ${errorLogLines} error line(s), the first: ${firstErrorLog ?? ''}`)
     if (PROFILE) {
       try {
-        const file = readdirSync(profileDir).find((n) => n.endsWith('.cpuprofile'))
-        if (file === undefined) throw new Error('no .cpuprofile written')
-        profileCopy = join(RESULTS, 'keyvalet.cpuprofile')
-        copyFileSync(join(profileDir, file), profileCopy)
-        profile = summariseProfile(profileCopy, REPO, 25)
+        ({ summary: profile, file: profileCopy } = keptProfile(profileDir, 'keyvalet.cpuprofile'))
       } catch (err) {
         broken.push(`profile: ${err instanceof Error ? err.message : String(err)}`)
       }
@@ -1056,6 +1095,14 @@ async function main(): Promise<number> {
 
   if (PHASES.has('grpc') && grpcResult !== undefined) {
     p(`5c. ${formatGrpc(grpcResult, table).join('\n')}`)
+    if (grpcRounds.length > 1) {
+      p(`  ${grpcRounds.length} rounds (a keyvalet each); the table shows the round of median CPU per call. Every round, keyvalet CPU µs/call sequential | 16 in flight, added p50 / p99 ms:`)
+      for (const r of grpcRounds) p(`    ${int(r.keyvaletCpuUsPerCall)} | ${int(r.concurrent.keyvaletCpuUsPerCall)}   +${f(r.keyvalet.p50 - r.direct.p50, 3)} / +${f(r.keyvalet.p99 - r.direct.p99, 3)}`)
+    }
+    if (grpcProfile !== undefined) {
+      p(`  keyvalet CPU profile of the measured calls only (BENCH_PROFILE=1; the profiler slows keyvalet, so the CPU per call above is not comparable). Full profile: ${grpcProfile.file}`)
+      p(formatProfile(grpcProfile.summary))
+    }
     p()
   }
   // Forward proxy, plain http.
@@ -1095,13 +1142,15 @@ async function main(): Promise<number> {
   const hK = https.get('keyvalet')
   const hK2 = https.get('keyvalet h2')
   const hM = https.get('mitmproxy')
+  const hM2 = https.get('mitmproxy h2')
   const vsMitm = ratio(hK?.result.rps, hM?.result.rps)
   const vsIssue = ratio(hK?.result.rps, MITMPROXY_ISSUE_RPS)
   if (PHASES.has('forward')) {
     p(`7. Forward proxy, intercepted https: GET https://127.0.0.1:PORT${PATH} (upstream leaf from a bench CA, trusted by keyvalet via ca_file), closed loop,`)
     p(`   ${CONNECTIONS} connections, ${DURATION_S} s after ${WARMUP_S} s warm-up, keep-alive requests over kept tunnels; same client (undici) in every row`)
     p(table(['target', 'client', 'req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'errors', 'non-2xx', 'connections opened', 'CPU upstream', 'CPU proxy', 'proxy CPU µs/req', 'CPU loadgen'],
-      ([['direct https', 'undici Agent', hD, false], ['keyvalet forward, HTTP/1.1', 'undici ProxyAgent', hK, true], ['keyvalet forward, HTTP/2', `undici ProxyAgent, h2, ≤ ${H2_TUNNELS} tunnels`, hK2, true], [`mitmproxy ${mitm?.version ?? ''}`.trim(), 'undici ProxyAgent', hM, true]] as const).map(([name, client, run, proxied]) => {
+      ([['direct https', 'undici Agent', hD, false], ['keyvalet forward, HTTP/1.1', 'undici ProxyAgent', hK, true], ['keyvalet forward, HTTP/2', `undici ProxyAgent, h2, ≤ ${H2_TUNNELS} tunnels`, hK2, true],
+        [`mitmproxy ${mitm?.version ?? ''}, HTTP/1.1`.trim(), 'undici ProxyAgent', hM, true], [`mitmproxy ${mitm?.version ?? ''}, HTTP/2`.trim(), `undici ProxyAgent, h2, ≤ ${H2_TUNNELS} tunnels`, hM2, true]] as const).map(([name, client, run, proxied]) => {
         const r = run?.result
         const proxyCpu = run?.cpuPct['proxy']
         return [name, client, int(r?.rps), f(r?.latency.p50), f(r?.latency.p99), f(r?.latency.p999), int(r === undefined ? undefined : r.errors + r.timeouts), int(r?.non2xx),
@@ -1111,7 +1160,8 @@ async function main(): Promise<number> {
       })))
     p(`  ratios (req/s): keyvalet/direct https ${f(ratio(hK?.result.rps, hD?.result.rps))}×   keyvalet/mitmproxy (measured here) ${f(vsMitm)}×   keyvalet/${MITMPROXY_ISSUE_RPS.toLocaleString('en-US')} req/s (the issue's mitmproxy figure) ${f(vsIssue)}×`)
     const perRequest = (run: LoadRun | undefined): number | undefined => (run?.cpuPct['proxy'] === undefined || run.result.rps === 0 ? undefined : (run.cpuPct['proxy'] / 100 / run.result.rps) * 1e6)
-    p(`  HTTP/2 (${CONNECTIONS} streams on ${H2_TUNNELS} tunnels) vs HTTP/1.1 (${CONNECTIONS} tunnels): req/s ${f(ratio(hK2?.result.rps, hK?.result.rps))}×, keyvalet CPU per request ${f(ratio(perRequest(hK2), perRequest(hK)))}× (below 1: cheaper)`)
+    p(`  HTTP/2 (${CONNECTIONS} streams on ${H2_TUNNELS} tunnels) vs HTTP/1.1 (${CONNECTIONS} tunnels): req/s ${f(ratio(hK2?.result.rps, hK?.result.rps))}×, keyvalet CPU per request ${f(ratio(perRequest(hK2), perRequest(hK)))}× (below 1: cheaper);`)
+    p(`    mitmproxy: req/s ${f(ratio(hM2?.result.rps, hM?.result.rps))}×, CPU per request ${f(ratio(perRequest(hM2), perRequest(hM)))}×;   keyvalet/mitmproxy over HTTP/2: req/s ${f(ratio(hK2?.result.rps, hM2?.result.rps))}×, CPU per request ${f(ratio(perRequest(hK2), perRequest(hM2)))}×`)
     p(`  latency vs direct https: keyvalet p50 ${signed(hK && hD && hK.result.latency.p50 - hD.result.latency.p50)} ms, p99 ${signed(hK && hD && hK.result.latency.p99 - hD.result.latency.p99)} ms`)
     if (mitmNote !== undefined) p(`  NB ${mitmNote}`)
     if (hK?.result.firstError !== undefined) p(`  keyvalet first error: ${hK.result.firstError}`)
@@ -1272,12 +1322,12 @@ async function main(): Promise<number> {
     budget: budget ?? null,
     store: store ?? null,
     mcp: mcp ?? null,
-    grpc: grpcResult ?? null,
+    grpc: grpcResult === undefined ? null : { ...grpcResult, rounds: grpcRounds },
     forward: {
       plainHttp: Object.fromEntries([...forwardPlain].map(([k, v]) => [k, { ...v.result, cpuPct: v.cpuPct, rss: v.rss ?? null }])),
       https: Object.fromEntries([...https].map(([k, v]) => [k, { ...v.result, cpuPct: v.cpuPct, rss: v.rss ?? null }])),
       mitmproxy: { version: mitm?.version ?? null, note: mitmNote ?? null, issueRps: MITMPROXY_ISSUE_RPS },
-      ratios: { httpsVsDirect: ratio(hK?.result.rps, hD?.result.rps) ?? null, httpsVsMitmproxy: vsMitm ?? null, httpsVsIssueFigure: vsIssue ?? null, plainForwardVsGateway: ratio(fClosed?.result.rps, kvR?.rps) ?? null },
+      ratios: { httpsVsDirect: ratio(hK?.result.rps, hD?.result.rps) ?? null, httpsVsMitmproxy: vsMitm ?? null, h2VsMitmproxyH2: ratio(hK2?.result.rps, hM2?.result.rps) ?? null, httpsVsIssueFigure: vsIssue ?? null, plainForwardVsGateway: ratio(fClosed?.result.rps, kvR?.rps) ?? null },
     },
     mint: mint ?? null,
     sse: sse === undefined ? null : { ...sse, streams: SSE_STREAMS, nofile: { soft: NOFILE.soft, hard: NOFILE.hard }, peakMiB: ssePeak ?? null, audit: sseAudit ?? null, naive: sseNaive === undefined ? null : { ...sseNaive, peakMiB: peakOpen(sseNaive) ?? null } },

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { connect, createServer, type Server } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import * as grpc from '@grpc/grpc-js'
 import { startDnsServer, type DnsServer } from '../helpers/dns-server.ts'
@@ -17,6 +18,7 @@ describe('gRPC through the forward proxy (grpc-js client and server, HTTP/2 on b
   let dns: DnsServer
   let kv: TestKeyvalet
   let client: grpc.Client & Record<string, unknown>
+  let taskKey: string
 
   before(async () => {
     upstream = await startGrpcUpstream(pki.tls)
@@ -39,6 +41,7 @@ connectors:
 `, { files: { 'upstream-ca.pem': pki.caPem } })
     await kv.setSecret('grpc-token', SECRET)
     const { key } = await kv.mintKey(['echo:read'])
+    taskKey = key
     assert.ok(kv.forwardUrl !== undefined && kv.caCertPem !== undefined)
     // grpc-js reads its proxy from the environment when a channel is made (this test file has a process of its own).
     process.env.grpc_proxy = `http://task:${key}@127.0.0.1:${new URL(kv.forwardUrl).port}`
@@ -126,4 +129,49 @@ connectors:
     assert.equal(records.length, 1)
     assert.deepEqual([records[0]?.decision, records[0]?.error, records[0]?.path], ['deny', 'policy_denied', '/demo.Echo/Forbidden'])
   })
+
+  it('sequential unary calls on one channel share one tunnel, one TLS session to keyvalet and one upstream connection; each call audited once', async () => {
+    // The channel reaches keyvalet through a TCP relay that counts the connections made to it (CONNECT tunnels).
+    const { relay, opened } = await countingRelay(Number(new URL(kv.forwardUrl ?? '').port))
+    process.env.grpc_proxy = `http://task:${taskKey}@127.0.0.1:${(relay.address() as { port: number }).port}`
+    const channel = new EchoClient(`${HOST}:${upstream.port}`, grpc.credentials.createSsl(Buffer.from(kv.caCertPem ?? ''))) as grpc.Client & Record<string, unknown>
+    const say = (text: string): Promise<unknown> => new Promise((resolve, reject) => {
+      (channel.Say as Unary).call(channel, { text }, (err, value) => (err === null ? resolve(value?.text) : reject(err)))
+    })
+    try {
+      await say('first') // the channel's own connection: keyvalet may have to dial the upstream for it
+      const connectionsBefore = upstream.connections
+      const callsBefore = upstream.calls.length
+      const audited = (await kv.audit()).length
+      const answers: unknown[] = []
+      for (let i = 0; i < 50; i++) answers.push(await say(`call-${i}`))
+      assert.deepEqual(answers, Array.from({ length: 50 }, (_, i) => `call-${i}`))
+      assert.equal(opened(), 1, 'one CONNECT tunnel for the channel')
+      assert.equal(upstream.connections - connectionsBefore, 0, 'no new upstream connection for the 50 calls')
+      assert.ok(upstream.connections <= 1, `one upstream connection in all, not ${upstream.connections}`)
+      assert.equal(upstream.calls.length - callsBefore, 50)
+      assert.ok(upstream.calls.slice(callsBefore).every((c) => c.metadata.authorization === `Bearer ${SECRET}`))
+      const records = (await kv.audit()).slice(audited)
+      assert.equal(records.length, 50)
+      assert.ok(records.every((r) => r.decision === 'allow' && r.rule === 'say' && r.path === '/demo.Echo/Say'))
+    } finally {
+      channel.close()
+      relay.close()
+    }
+  })
 })
+
+/** A TCP relay to 127.0.0.1:`port` that counts the connections it accepts. */
+async function countingRelay(port: number): Promise<{ relay: Server; opened: () => number }> {
+  let opened = 0
+  const relay = createServer({ noDelay: true }, (socket) => {
+    opened++
+    const onward = connect({ port, host: '127.0.0.1', noDelay: true })
+    socket.pipe(onward).pipe(socket)
+    const end = (): void => { socket.destroy(); onward.destroy() }
+    socket.once('error', end).once('close', end)
+    onward.once('error', end).once('close', end)
+  })
+  await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve))
+  return { relay, opened: () => opened }
+}

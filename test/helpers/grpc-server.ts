@@ -1,9 +1,12 @@
+import { createServer, type Socket } from 'node:net'
 import * as grpc from '@grpc/grpc-js'
 
 /**
  * A real gRPC service (grpc-js) for the tests, its messages JSON rather than protobuf (keyvalet never
  * reads a message): demo.Echo with a unary, a server-streaming, a bidirectional and a failing
- * method, over TLS on 127.0.0.1:0. Each call's method path and metadata are recorded.
+ * method, over TLS on 127.0.0.1:0. Each call's method path and metadata are recorded, and each TCP
+ * connection it accepts is counted: the listener is the helper's own, each connection handed to
+ * grpc-js (its connection injector), which does the TLS handshake and HTTP/2 as when it binds.
  */
 const json = {
   serialize: (value: unknown): Buffer => Buffer.from(JSON.stringify(value)),
@@ -35,6 +38,8 @@ export interface GrpcCall {
 export interface GrpcUpstream {
   readonly port: number
   readonly calls: GrpcCall[]
+  /** TCP connections accepted so far (each one a TLS handshake and an HTTP/2 session). */
+  readonly connections: number
   close(): Promise<void>
 }
 
@@ -75,11 +80,29 @@ export async function startGrpcUpstream(tls: { key: string; cert: string }): Pro
       done(null, {})
     },
   })
+  const injector = server.createConnectionInjector(grpc.ServerCredentials.createSsl(null, [{ private_key: Buffer.from(tls.key), cert_chain: Buffer.from(tls.cert) }]))
+  const sockets = new Set<Socket>()
+  let connections = 0
+  const listener = createServer((socket) => {
+    connections++
+    sockets.add(socket)
+    socket.once('close', () => sockets.delete(socket))
+    injector.injectConnection(socket)
+  })
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createSsl(null, [{ private_key: Buffer.from(tls.key), cert_chain: Buffer.from(tls.cert) }]), (err, bound) => (err === null ? resolve(bound) : reject(err)))
+    listener.once('error', reject)
+    listener.listen(0, '127.0.0.1', () => resolve((listener.address() as { port: number }).port))
   })
   return {
     port, calls,
-    close: () => new Promise((resolve) => server.tryShutdown(() => resolve())),
+    get connections() { return connections },
+    close: () => new Promise((resolve) => {
+      listener.close()
+      injector.destroy()
+      server.tryShutdown(() => {
+        for (const socket of sockets) socket.destroy()
+        resolve()
+      })
+    }),
   }
 }

@@ -29,8 +29,8 @@ interface Connection {
  * WAL checkpoints off the proxy's thread while the store is busy. SQLite checkpoints inside
  * whichever commit takes the WAL past 1,000 pages: that commit copies the WAL into the file and
  * fsyncs both, and every request waiting on the thread waits with it. Measured with
- * `node bench/audit-stalls.ts` (one audit record per commit, loaded machine): a commit's p99 went
- * from 3.2 to 0.17 ms and p99.9 from 11 to 0.6 ms with the checkpoints on the thread.
+ * `node bench/audit-stalls.ts` (one audit record per commit, quiet machine): a commit's p99 went
+ * from 3.1 to 0.21 ms and p99.9 from 4.8 to 0.64 ms with the checkpoints on the thread.
  *
  * The thread costs ~18 MiB, so it runs only while the registered connections write (over
  * `busyChanges` rows in a `watchEveryMs`); then they stop checkpointing by themselves

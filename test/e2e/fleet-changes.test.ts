@@ -4,7 +4,7 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import { after, before, describe, it } from 'node:test'
 import { request } from 'undici'
 import { PostgresStore } from '../../src/store/postgres-store.ts'
-import { LISTEN_APPLICATION_NAME } from '../../src/store/postgres/change-feed.ts'
+import { killListenConnections, propagatedWithin } from '../helpers/fleet.ts'
 import { startKeyvalet, type TestKeyvalet } from '../helpers/keyvalet.ts'
 import { startTestPostgres, type TestPostgres, storeBlock } from '../helpers/postgres.ts'
 import { startUpstream, type Upstream } from '../helpers/upstream.ts'
@@ -75,28 +75,6 @@ async function admin(kv: TestKeyvalet, token: string, method: 'GET' | 'POST', pa
  * Asks `check` again (bounded: every 5 ms, for at most 3 × the limit) until it holds; the time it
  * took from `since`. A check that never holds fails the test with its last answer.
  */
-async function within(since: number, check: () => Promise<{ ok: boolean; last: unknown }>): Promise<number> {
-  let last: unknown
-  for (let i = 0; i < (3 * PROPAGATION_LIMIT_MS) / 5; i++) {
-    const result = await check()
-    if (result.ok) return performance.now() - since
-    last = result.last
-    await new Promise((resolve) => setTimeout(resolve, 5))
-  }
-  assert.fail(`not seen within ${3 * PROPAGATION_LIMIT_MS} ms; last answer: ${JSON.stringify(last)}`)
-}
-
-/** Ends every LISTEN connection of the fleet's database, server-side, once all three are up again (bounded: 10 s). */
-async function killListenConnections(): Promise<number> {
-  for (let i = 0; i < 200; i++) {
-    const [row] = await server.admin`SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = ${LISTEN_APPLICATION_NAME} AND datname = ${database}`
-    if (row?.n === 3) break
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-  const killed = await server.admin`SELECT pg_terminate_backend(pid) AS done FROM pg_stat_activity
-    WHERE application_name = ${LISTEN_APPLICATION_NAME} AND datname = ${database}`
-  return killed.filter((row) => row.done === true).length
-}
 
 describe('a fleet of three instances on one PostgreSQL store', () => {
   it('a session revoked through one instance is refused by the other two within 1 s, from kept reads before; again after the LISTEN connections were killed', async () => {
@@ -119,13 +97,13 @@ describe('a fleet of three instances on one PostgreSQL store', () => {
         assert.ok(fromKept, `instance ${i} answered a request from its kept session and secret`)
       }
       assert.equal(upstream.received.at(-1)?.headers.authorization, `Bearer ${SECRET}`)
-      if (round !== 'notified') assert.equal(await killListenConnections(), 3, 'each instance had one LISTEN connection')
+      if (round !== 'notified') assert.equal(await killListenConnections(server, database), 3, 'each instance had one LISTEN connection')
 
       const revoked = await admin(instance(0), token, 'POST', `/v1/sessions/${session}/revoke`)
       assert.equal(revoked.status, 200, revoked.text)
       const since = performance.now() // the revocation is committed once acknowledged
       for (const i of [1, 2]) {
-        const took = await within(since, async () => {
+        const took = await propagatedWithin(since, PROPAGATION_LIMIT_MS, async () => {
           const answer = await proxied(instance(i), key, '/after-revoke')
           return { ok: answer.status === 401 && answer.error === 'task_key_revoked', last: answer }
         })
@@ -147,12 +125,12 @@ describe('a fleet of three instances on one PostgreSQL store', () => {
     for (const round of ['notified', 'after the LISTEN connections were killed']) {
       const { token, id } = await instance(0).adminToken('operator', { name: `orchestrator-${round.length}` })
       for (const i of [1, 2]) assert.equal((await admin(instance(i), token, 'GET', '/v1/whoami')).status, 200)
-      if (round !== 'notified') assert.equal(await killListenConnections(), 3)
+      if (round !== 'notified') assert.equal(await killListenConnections(server, database), 3)
       const revoked = await admin(instance(0), operator, 'POST', `/v1/admin-tokens/${id}/revoke`)
       assert.equal(revoked.status, 200, revoked.text)
       const since = performance.now()
       for (const i of [1, 2]) {
-        const took = await within(since, async () => {
+        const took = await propagatedWithin(since, PROPAGATION_LIMIT_MS, async () => {
           const answer = await admin(instance(i), token, 'GET', '/v1/whoami')
           return { ok: answer.status === 401 && answer.error === 'admin_token_revoked', last: answer }
         })
@@ -171,7 +149,7 @@ describe('a fleet of three instances on one PostgreSQL store', () => {
     await instance(0).setSecret('up-token', ROTATED)
     const rotatedAt = performance.now()
     for (const i of [1, 2]) {
-      const took = await within(rotatedAt, async () => {
+      const took = await propagatedWithin(rotatedAt, PROPAGATION_LIMIT_MS, async () => {
         const answer = await proxied(instance(i), key, `/rotated-${i}`)
         const sent = upstream.received.at(-1)
         return { ok: answer.status === 200 && sent?.url === `/rotated-${i}` && sent.headers.authorization === `Bearer ${ROTATED}`, last: [answer.status, sent?.headers.authorization === `Bearer ${SECRET}` ? 'old secret' : 'other'] }
@@ -179,11 +157,11 @@ describe('a fleet of three instances on one PostgreSQL store', () => {
       assert.ok(took < PROPAGATION_LIMIT_MS, `instance ${i} sent the rotated secret ${Math.round(took)} ms after the rotation`)
     }
 
-    assert.equal(await killListenConnections(), 3)
+    assert.equal(await killListenConnections(server, database), 3)
     assert.equal(await instance(0).runtime.vault.delete('up-token'), true)
     const deletedAt = performance.now()
     for (const i of [1, 2]) {
-      const took = await within(deletedAt, async () => {
+      const took = await propagatedWithin(deletedAt, PROPAGATION_LIMIT_MS, async () => {
         const answer = await proxied(instance(i), key, '/deleted')
         return { ok: answer.status === 502 && answer.error === 'credential_unavailable', last: answer }
       })
@@ -220,7 +198,7 @@ describe('a fleet of three instances on one PostgreSQL store', () => {
     assert.notEqual(after, before)
     const since = performance.now()
     for (const i of [1, 2]) {
-      const took = await within(since, async () => {
+      const took = await propagatedWithin(since, PROPAGATION_LIMIT_MS, async () => {
         const view = await fleetThrough(i)
         const zero = view.instances.find((r) => r.instance === ids[0])
         return { ok: zero?.config_version === after, last: view }

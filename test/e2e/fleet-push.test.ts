@@ -5,10 +5,10 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { request } from 'undici'
 import type { PostgresLocation } from '../../src/store/location.ts'
-import { LISTEN_APPLICATION_NAME } from '../../src/store/postgres/change-feed.ts'
 import { connect } from '../../src/store/postgres/connect.ts'
 import { createLogger } from '../../src/log.ts'
 import { cli } from '../helpers/cli.ts'
+import { killListenConnections, propagatedWithin } from '../helpers/fleet.ts'
 import { startKeyvalet, type TestKeyvalet } from '../helpers/keyvalet.ts'
 import { startTestPostgres, type TestPostgres, storeBlock } from '../helpers/postgres.ts'
 import { startUpstream, type Upstream } from '../helpers/upstream.ts'
@@ -81,28 +81,6 @@ async function adminGet<T>(kv: TestKeyvalet, token: string, path: string): Promi
 }
 
 /** Asks `check` again (every 5 ms, at most 3 × the limit) until it holds; the time it took from `since`. */
-async function within(since: number, check: () => Promise<{ ok: boolean; last: unknown }>): Promise<number> {
-  let last: unknown
-  for (let i = 0; i < (3 * PROPAGATION_LIMIT_MS) / 5; i++) {
-    const result = await check()
-    if (result.ok) return performance.now() - since
-    last = result.last
-    await new Promise((resolve) => setTimeout(resolve, 5))
-  }
-  assert.fail(`not seen within ${3 * PROPAGATION_LIMIT_MS} ms; last answer: ${JSON.stringify(last)}`)
-}
-
-/** Ends every LISTEN connection of the fleet's database, server-side, once all three are up (bounded: 10 s). */
-async function killListenConnections(): Promise<number> {
-  for (let i = 0; i < 200; i++) {
-    const [row] = await server.admin`SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = ${LISTEN_APPLICATION_NAME} AND datname = ${database}`
-    if (row?.n === 3) break
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-  const killed = await server.admin`SELECT pg_terminate_backend(pid) AS done FROM pg_stat_activity
-    WHERE application_name = ${LISTEN_APPLICATION_NAME} AND datname = ${database}`
-  return killed.filter((row) => row.done === true).length
-}
 
 /** `keyvalet config push` as its own process, on instance 0's host (its files and the master key). */
 async function push(policy: string, name: string): Promise<{ seq: number; version: string }> {
@@ -131,12 +109,12 @@ describe('pushed policies across a fleet of three instances on one PostgreSQL st
       { round: 'after the LISTEN connections were killed', allowed: '/open/**', refused: '/public/r2', allowedPath: '/open/r2' },
     ]
     for (const { round, allowed, refused, allowedPath } of rounds) {
-      if (round !== 'notified') assert.equal(await killListenConnections(), 3, 'each instance had one LISTEN connection')
+      if (round !== 'notified') assert.equal(await killListenConnections(server, database), 3, 'each instance had one LISTEN connection')
       const pushed = await push(`connectors:\n${connector(allowed)}`, `policy-${allowed.length}.yaml`)
       const since = performance.now() // the push committed once the command exited
       assert.notEqual(pushed.version, start)
       for (const i of [0, 1, 2]) {
-        const took = await within(since, async () => {
+        const took = await propagatedWithin(since, PROPAGATION_LIMIT_MS, async () => {
           const answer = await proxied(instance(i), key, `${refused}-${i}`)
           return { ok: answer.status === 403 && answer.error === 'policy_denied', last: answer }
         })
@@ -161,7 +139,7 @@ describe('pushed policies across a fleet of three instances on one PostgreSQL st
       // Every instance shows the push in force, and the fleet view lists it for each.
       const view = await adminGet<{ config_version: string; pushed: { seq: number; sha256: string } | null }>(instance(1), token, '/v1/config')
       assert.equal(view.pushed?.seq, pushed.seq)
-      await within(performance.now(), async () => {
+      await propagatedWithin(performance.now(), PROPAGATION_LIMIT_MS, async () => {
         const fleetView = await adminGet<{ pushed_seq: number | null; consistent: boolean; instances: { pushed_seq: number | null; config_version: string }[] }>(instance(2), token, '/v1/fleet')
         return { ok: fleetView.pushed_seq === pushed.seq && fleetView.consistent && fleetView.instances.length === 3 && fleetView.instances.every((r) => r.pushed_seq === pushed.seq && r.config_version === pushed.version), last: fleetView }
       })
@@ -189,7 +167,7 @@ describe('pushed policies across a fleet of three instances on one PostgreSQL st
     const { key } = await instance(0).mintKey(['up:read'])
     const forged = (inForce.pushed?.seq ?? 0) + 1
     for (const i of [0, 1, 2]) {
-      await within(performance.now(), async () => {
+      await propagatedWithin(performance.now(), PROPAGATION_LIMIT_MS, async () => {
         const refusals = logs[i]?.filter((l) => l.includes('pushed policy refused') && l.includes('its MAC does not verify')) ?? []
         return { ok: [forged, forged + 1].every((seq) => refusals.some((l) => l.includes(`"pushed":${seq}`))), last: logs[i]?.slice(-3) }
       })

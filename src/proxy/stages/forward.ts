@@ -1,10 +1,11 @@
-import { pipeline, Transform, type Readable } from 'node:stream'
+import { Transform, type Readable } from 'node:stream'
 import { KeyvaletError } from '../../errors.ts'
 import type { OutboundContext } from '../context.ts'
 import type { Policy } from '../../model/policy.ts'
 import { BodyScanner } from '../body-scanner.ts'
 import { requestCarriesBody } from '../headers.ts'
 import type { BodyRewriter } from '../../credentials/kind.ts'
+import { joinStreams } from '../join-streams.ts'
 import type { Stage } from '../pipeline.ts'
 import type { Upstreams } from '../upstreams.ts'
 import { upstreamError } from '../upstream-errors.ts'
@@ -109,8 +110,7 @@ function requestBody(ctx: OutboundContext, headers: Record<string, string | stri
     },
   })
   // A client that aborts mid-upload destroys `counted`, which aborts the upstream request.
-  pipeline(req, counted, () => {})
-  return counted
+  return joinStreams(req, counted)
 }
 
 /**

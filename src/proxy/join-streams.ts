@@ -1,0 +1,26 @@
+import { finished, type Readable, type Transform } from 'node:stream'
+
+/**
+ * `source` piped into `destination` (whose readable side someone else reads), joined as
+ * `stream.pipeline(source, destination, cb)` joins them: an error or an early close of either
+ * destroys the other. Without pipeline's own AbortController, which it aborts each time it
+ * finishes, building a DOMException with a stack trace: about 34 µs of CPU per request body on
+ * this machine (pipeline against pipe with the same two `finished` watches, PassThrough into
+ * Transform), a sixth of a request's whole cost. Returns `destination`.
+ */
+export function joinStreams<T extends Transform>(source: Readable, destination: T): T {
+  source.pipe(destination)
+  // Their errors are the join's to act on, not the process's: pipeline hands them to its callback (here: nothing more to do).
+  source.on('error', ignore)
+  destination.on('error', ignore)
+  // Only the writable side of the destination is this join's: its readable side is its reader's (as pipeline's last stream).
+  finished(source, { writable: false }, (err) => {
+    if (err !== undefined && err !== null) destination.destroy(err)
+  })
+  finished(destination, { readable: false }, (err) => {
+    if (err !== undefined && err !== null) source.destroy(err)
+  })
+  return destination
+}
+
+function ignore(): void {}

@@ -14,7 +14,7 @@ export interface Runtime {
   /** Where the store is, password resolved: the audit writer thread opens its own connection to it. */
   readonly storeLocation: StoreLocation
   readonly master: MasterKey
-  /** The master key now, with the previous one during a rotation: follows the key file as the vault does (pushed policies are verified with it). */
+  /** The master key now, with the previous one during a rotation, as the vault follows its file (Vault.masterKey; pushed policies are verified with it). */
   masterKeys(): MasterKey
   readonly vault: Vault
   readonly sessions: Sessions
@@ -64,18 +64,12 @@ export async function openRuntime(config: Config, opts: RuntimeOptions): Promise
   const keptReads = opts.keepReads === true && config.store.kind === 'postgres' ? config.store.keptReads : undefined
   const store = await openStore(storeLocation, keptReads === undefined ? {} : { keptReads })
   const vault = new Vault(store.secrets, master, clock, keyFileSource(master, { env: opts.env, dataDir: config.dataDir }))
-  const keyFile = keyFileSource(master, { env: opts.env, dataDir: config.dataDir })
-  let held = master
   return {
     config,
     store,
     storeLocation,
     master,
-    masterKeys() {
-      // A half-written or unreadable file keeps the keys held; the next change retries.
-      if (keyFile?.changed() === true) held = (() => { try { return keyFile.load() } catch { return held } })()
-      return held
-    },
+    masterKeys: () => vault.masterKey,
     vault,
     sessions: new Sessions(store.sessions, clock, { maxTtlMs: config.sessions.maxTtlMs }),
     storeChecks,

@@ -22,6 +22,8 @@ export class Vault {
   readonly #repo: SecretRepo
   /** The key that seals; its id is stored with each record. */
   #current: { readonly keyId: string; readonly kek: KeyObject }
+  /** The master key (and the previous one of a rotation) as last read: what other keys derived from it follow. */
+  #master: MasterKey
   /** Every key that may open a record: the current one and, during a rotation, the previous one. */
   readonly #keks = new Map<string, KeyObject>()
   readonly #clock: () => number
@@ -48,7 +50,17 @@ export class Vault {
     this.#repo = repo
     this.#clock = clock
     this.#keySource = keySource
+    this.#master = master
     this.#current = this.#adopt(master)
+  }
+
+  /**
+   * The master key as its file holds it now (read again if it changed), with the previous key of a
+   * rotation: for keys derived from it elsewhere (pushed policies' MACs, config/push-mac.ts).
+   */
+  get masterKey(): MasterKey {
+    this.#followKeySource()
+    return this.#master
   }
 
   /** Id of the master key new records are sealed under. */
@@ -89,7 +101,9 @@ export class Vault {
     if (source === undefined || !source.changed()) return
     const before = this.keyIds.join(' ')
     try {
-      this.#current = this.#adopt(source.load())
+      const loaded = source.load()
+      this.#current = this.#adopt(loaded)
+      this.#master = loaded
     } catch {
       // A half-written or unreadable file: keep serving with what we have; the next change retries.
       return

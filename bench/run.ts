@@ -7,7 +7,8 @@
  *   BENCH_DURATION_S   seconds per measurement (default 8)
  *   BENCH_WARMUP_S     warm-up seconds before each closed-loop measurement (default 2)
  *   BENCH_AUDIT_THREAD on|off|auto: keyvalet's audit.thread (default: its own default, auto)
- *   BENCH_ROUNDS       rounds of the closed, fixed (paced), think and grpc phases, targets interleaved; the run of
+ *   BENCH_ROUNDS       rounds of the closed, fixed (paced), think and grpc phases and of keyvalet's
+ *                      intercepted HTTPS (HTTP/1.1 and HTTP/2) in the forward phase, targets interleaved; the run of
  *                      median CPU µs per request (closed, grpc) or median p99 (paced, think) is reported (default 3)
  *   BENCH_SKIP_UPLOAD  1: skip the 1 GiB uploads and downloads (phase upload)
  *   BENCH_UPLOAD_MIB   upload size in MiB (default 1024)
@@ -690,6 +691,8 @@ async function main(): Promise<number> {
   const forwardPlain = new Map<'closed' | 'paced', LoadRun>()
   const https = new Map<'direct' | 'keyvalet' | 'keyvalet h2' | 'mitmproxy' | 'mitmproxy h2', LoadRun>()
   let mitm: Mitmproxy | undefined
+  /** Every round of keyvalet's intercepted HTTPS, HTTP/1.1 and HTTP/2. */
+  let httpsRounds: Map<'keyvalet' | 'keyvalet h2', LoadRun[]> | undefined
   let mitmNote: string | undefined
   const plainTarget = `http://127.0.0.1:${upstream.port}${PATH}`
   const httpsTarget = `https://127.0.0.1:${upstream.ready.httpsPort}${PATH}`
@@ -723,16 +726,17 @@ async function main(): Promise<number> {
       { upstream: upstream.proc }, undefined)
     checkLoad('direct', 'https closed loop', directHttps.result)
     https.set('direct', directHttps)
-    log(`https through keyvalet's forward listener: undici ProxyAgent, ${CONNECTIONS} tunnels, ${WARMUP_S} s warm-up + ${DURATION_S} s`)
-    const kvHttps = await runLoad({ mode: 'undici', url: httpsTarget, ca: fwd.caPem, tunnel: { proxy: fwd.url, token: basic(fwd.key) }, headers: {}, connections: CONNECTIONS, durationS: DURATION_S, warmupS: WARMUP_S },
-      { upstream: upstream.proc, proxy: kv.proc }, kv.proc)
-    checkLoad('keyvalet', 'forward https closed loop', kvHttps.result)
-    https.set('keyvalet', kvHttps)
-    log(`https through keyvalet's forward listener over HTTP/2: undici ProxyAgent, ${CONNECTIONS} concurrent streams on ${H2_TUNNELS} tunnels, ${WARMUP_S} s warm-up + ${DURATION_S} s`)
-    const kvH2 = await runLoad({ mode: 'undici', url: httpsTarget, ca: fwd.caPem, tunnel: { proxy: fwd.url, token: basic(fwd.key) }, h2Tunnels: H2_TUNNELS, headers: {}, connections: CONNECTIONS, durationS: DURATION_S, warmupS: WARMUP_S },
-      { upstream: upstream.proc, proxy: kv.proc }, kv.proc)
-    checkLoad('keyvalet', 'forward https over HTTP/2 closed loop', kvH2.result)
-    https.set('keyvalet h2', kvH2)
+    // HTTP/1.1 and HTTP/2 through keyvalet in interleaved rounds (their CPU per request is compared:
+    // issue 17's target), each round's ratio kept, the run of median CPU per request reported.
+    const intercepted = await inRounds<'keyvalet' | 'keyvalet h2', { name: 'keyvalet' | 'keyvalet h2'; h2: boolean }, LoadRun>(ROUNDS, [{ name: 'keyvalet' as const, h2: false }, { name: 'keyvalet h2' as const, h2: true }], async ({ h2 }, round) => {
+      log(`https through keyvalet's forward listener${h2 ? ' over HTTP/2' : ''}, round ${round + 1}/${ROUNDS}: undici ProxyAgent, ${h2 ? `${CONNECTIONS} concurrent streams on ${H2_TUNNELS} tunnels` : `${CONNECTIONS} tunnels`}, ${WARMUP_S} s warm-up + ${DURATION_S} s`)
+      const run = await runLoad({ mode: 'undici', url: httpsTarget, ca: fwd.caPem, tunnel: { proxy: fwd.url, token: basic(fwd.key) }, ...(h2 ? { h2Tunnels: H2_TUNNELS } : {}), headers: {}, connections: CONNECTIONS, durationS: DURATION_S, warmupS: WARMUP_S },
+        { upstream: upstream.proc, proxy: kv.proc }, kv.proc)
+      checkLoad('keyvalet', `forward https${h2 ? ' over HTTP/2' : ''} closed loop`, run.result)
+      return run
+    }, (run) => cpuMicros(run) ?? Number.POSITIVE_INFINITY)
+    for (const [name, run] of intercepted.median) https.set(name, run)
+    httpsRounds = intercepted.all
 
     const version = mitmdumpVersion()
     if (version === undefined) {
@@ -888,7 +892,7 @@ async function main(): Promise<number> {
   // 10. Every request keyvalet answered must be in an intact audit chain.
   let auditCheck: { records: number; counted: number; slack: number; verifyS: number; output: string } | undefined
   if (keyvalet !== undefined) {
-    const kvRuns = [...[closedRounds, pacedRounds, thinkRounds].flatMap((r) => r.all.get('keyvalet') ?? []), peak.get('keyvalet'), rated.get('keyvalet'), forwardPlain.get('closed'), forwardPlain.get('paced'), https.get('keyvalet'), https.get('keyvalet h2')].filter((r) => r !== undefined)
+    const kvRuns = [...[closedRounds, pacedRounds, thinkRounds].flatMap((r) => r.all.get('keyvalet') ?? []), peak.get('keyvalet'), rated.get('keyvalet'), forwardPlain.get('closed'), forwardPlain.get('paced'), ...(httpsRounds?.get('keyvalet') ?? []), ...(httpsRounds?.get('keyvalet h2') ?? [])].filter((r) => r !== undefined)
     const counted = 2 + kvOther + observeOther + kvRuns.reduce((a, r) => a + r.result.requests + r.result.warmupRequests, 0) + (uploads.has('keyvalet') ? 1 : 0) + (downloads.has('keyvalet') ? 1 : 0)
     // autocannon stops with requests in flight: served and audited, but not counted (≤ connections, twice with warm-up).
     // A transfer in flight longer than audit.open_after_ms (1 s) gets an open record too.
@@ -1161,6 +1165,9 @@ async function main(): Promise<number> {
     p(`  ratios (req/s): keyvalet/direct https ${f(ratio(hK?.result.rps, hD?.result.rps))}×   keyvalet/mitmproxy (measured here) ${f(vsMitm)}×   keyvalet/${MITMPROXY_ISSUE_RPS.toLocaleString('en-US')} req/s (the issue's mitmproxy figure) ${f(vsIssue)}×`)
     const perRequest = (run: LoadRun | undefined): number | undefined => (run?.cpuPct['proxy'] === undefined || run.result.rps === 0 ? undefined : (run.cpuPct['proxy'] / 100 / run.result.rps) * 1e6)
     p(`  HTTP/2 (${CONNECTIONS} streams on ${H2_TUNNELS} tunnels) vs HTTP/1.1 (${CONNECTIONS} tunnels): req/s ${f(ratio(hK2?.result.rps, hK?.result.rps))}×, keyvalet CPU per request ${f(ratio(perRequest(hK2), perRequest(hK)))}× (below 1: cheaper);`)
+    const h1Rounds = httpsRounds?.get('keyvalet') ?? []
+    const h2Rounds = httpsRounds?.get('keyvalet h2') ?? []
+    if (h1Rounds.length > 1) p(`    each round, HTTP/2 / HTTP/1.1 CPU per request (µs): ${h1Rounds.map((r1, i) => `${f(perRequest(h2Rounds[i]), 0)}/${f(perRequest(r1), 0)} = ${f(ratio(perRequest(h2Rounds[i]), perRequest(r1)))}×`).join(', ')}; the rows above are each target's median round`)
     p(`    mitmproxy: req/s ${f(ratio(hM2?.result.rps, hM?.result.rps))}×, CPU per request ${f(ratio(perRequest(hM2), perRequest(hM)))}×;   keyvalet/mitmproxy over HTTP/2: req/s ${f(ratio(hK2?.result.rps, hM2?.result.rps))}×, CPU per request ${f(ratio(perRequest(hK2), perRequest(hM2)))}×`)
     p(`  latency vs direct https: keyvalet p50 ${signed(hK && hD && hK.result.latency.p50 - hD.result.latency.p50)} ms, p99 ${signed(hK && hD && hK.result.latency.p99 - hD.result.latency.p99)} ms`)
     if (mitmNote !== undefined) p(`  NB ${mitmNote}`)

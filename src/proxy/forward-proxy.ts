@@ -131,7 +131,7 @@ export function createForwardServer(deps: ForwardDeps): Server {
     const violation = (error: KeyvaletError): void => {
       handler.record({ ...refusalFields(handler.nextId(), '', error), mode: 'forward', ...sessionFields(session) }).catch(() => {})
     }
-    const tunnel: Tunnel = { origin, authority: normaliseAuthority(origin.slice('https://'.length), 443), connect: authority.text, key, violation }
+    const tunnel: Tunnel = { origin, authority: normaliseAuthority(origin.slice('https://'.length), 443), connect: authority.text, key, session, violation }
     tls.once('error', () => tls.destroy())
     handler.tunnels.intercepted++
     tls.once('close', () => { handler.tunnels.intercepted-- })

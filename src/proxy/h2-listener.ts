@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream'
 import type { Config } from '../config/load.ts'
 import { KeyvaletError } from '../errors.ts'
 import type { ForwardTarget } from './context.ts'
+import type { Session } from '../model/session.ts'
 import type { Handler } from './handler.ts'
 import { RefusedStreams } from './h2-refused.ts'
 import { H2HeaderInspector, type HeaderRefusal } from './h2/h2-header-inspector.ts'
@@ -15,6 +16,8 @@ export interface Tunnel {
   readonly authority: string
   readonly connect: string
   readonly key: string
+  /** The session whose task key opened the tunnel (CONNECT's Proxy-Authorization): named by a stream refused before the pipeline authenticates it. */
+  readonly session: Session
   /** Audits a refusal no stream of keyvalet's carries: the connection's (h2_protocol_violation, once) or streams nghttp2 refused (h2_stream_refused). */
   readonly violation: (error: KeyvaletError) => void
 }
@@ -91,13 +94,15 @@ export function createH2Listener(handler: Handler, limits: Config['limits']): { 
     // The compatibility objects stand in for node:http's: what the pipeline reads of them is the same (headers, url, method, body stream; writeHead, write, end, close).
     const ctx = handler.newContext(req as unknown as IncomingMessage, { mode: 'forward', target, proxyKey: tunnel.key })
     const headerRefusal = headerRefusals.get(req.stream)
+    const refusal = headerRefusal === undefined ? streamRefusal(req) : undefined
+    // Refused before the pipeline authenticates the stream: the record names the tunnel's session.
+    if (headerRefusal !== undefined || refusal !== undefined) ctx.session = tunnel.session
     if (headerRefusal !== undefined) {
       handler.reject(ctx, res as unknown as ServerResponse, headerBlockRefusal(headerRefusal, tunnel))
       // No later stream of a connection whose header blocks keyvalet cannot follow is taken.
       if (headerRefusal.why === 'undecodable') session.close()
       return
     }
-    const refusal = streamRefusal(req)
     if (refusal !== undefined) return void handler.reject(ctx, res as unknown as ServerResponse, refusal)
     void handler.request(ctx, res as unknown as ServerResponse)
   }

@@ -214,6 +214,10 @@ connectors:
         assert.deepEqual(records.map((r) => [r.error ?? null, r.path, r.status]).sort(), [['header_invalid', null, 400], [null, '/clean-after', 200]].sort())
         const record = records.find((r) => r.error === 'header_invalid')
         assert.deepEqual([record?.decision, record?.method, record?.detail?.why, record?.detail?.header], ['deny', 'GET', why, header])
+        // Named by the session whose task key opened the tunnel, as the stream served beside it is.
+        const served = records.find((r) => r.error === undefined || r.error === null)
+        assert.ok(served?.session !== null && served?.task !== null, 'the served stream names its session')
+        assert.deepEqual([record?.session, record?.task, record?.agent], [served?.session, served?.task, served?.agent])
         assert.ok(!JSON.stringify(records).includes('x-injected'), "the field's bytes are not in the record")
       } finally {
         raw.close()

@@ -48,7 +48,20 @@ function leaseContract(name: string, open: () => Promise<{ counters: [CounterRep
       try {
         const c = counter(1000)
         const results = await Promise.all(Array.from({ length: 1400 }, (_, i) => (i % 2 === 0 ? s.a : s.b).spendOne(c, now)))
-        assert.equal(results.filter(Boolean).length, 1000)
+        // One instance may finish its requests with units of its last block unspent while the other
+        // finds the store at the limit (which one depends on how the store interleaves them): those
+        // are still leased, never spent twice, and go back to the store when idle or closed.
+        const stranded = s.a.leased(c.key) + s.b.leased(c.key)
+        assert.equal(results.filter(Boolean).length + stranded, 1000)
+        assert.ok(stranded < MAX_LEASE, `at most one block's rest is left unspent (${stranded})`)
+        assert.equal(await s.counters.used(c.key, now), 1000)
+        await s.a.close()
+        await s.b.close()
+        // Given back, the stranded units are the only ones a fresh instance can still spend.
+        const fresh = new CounterLeases(s.counters, () => now)
+        const more = await Promise.all(Array.from({ length: stranded + 5 }, () => fresh.spendOne(c, now)))
+        assert.equal(more.filter(Boolean).length, stranded)
+        await fresh.close()
         assert.equal(await s.counters.used(c.key, now), 1000)
       } finally {
         await s.close()

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
-import { readFileSync } from 'node:fs'
+import { randomBytes } from 'node:crypto'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { PassThrough } from 'node:stream'
 import { after, before, describe, it } from 'node:test'
@@ -132,6 +133,24 @@ connectors:
     const audit = await kv.audit()
     assert.equal(audit.at(-1)?.decision, 'allow')
     assert.ok(audit.filter((r) => r.connector === 'api').slice(-401).every((r) => r.decision === 'allow'))
+  })
+
+  it('a key file left holding a second key that seals nothing (a rotation stopped while staging): the current key is kept, the other dropped, and it says no rotation happened', async () => {
+    const keyFile = join(kv.dir, '.keyvalet', 'master.key')
+    const current = readFileSync(keyFile, 'utf8').trim().split('\n')
+    assert.equal(current.length, 1)
+    const currentId = kv.runtime.vault.keyId
+    // What a rotation killed after staging leaves: the current key, then the new one, nothing sealed under it.
+    writeFileSync(keyFile, `${current[0]}\n${randomBytes(32).toString('base64')}\n`, { mode: 0o600 })
+    const out = await keyvalet(['vault', 'rotate-master-key', '--config', kv.configFile], {})
+    assert.equal(out.code, 0, out.stderr)
+    assert.match(out.stdout, new RegExp(`master key ${currentId} kept: nothing was sealed under the other key .*no rotation happened: run keyvalet vault rotate-master-key again`))
+    assert.doesNotMatch(out.stdout, /master key rotated/)
+    assert.deepEqual(readFileSync(keyFile, 'utf8').trim().split('\n'), current, 'the key file holds the current key alone')
+    assert.deepEqual([...new Set((await kv.runtime.vault.list()).map((r) => r.keyId))], [currentId])
+    const res = await request(`${kv.url}/api/items`, { headers: { authorization: `Bearer ${key}` } })
+    await res.body.dump()
+    assert.equal(res.statusCode, 200)
   })
 
   it('refuses to rotate a key that comes from the environment, with what to do instead', async () => {

@@ -101,6 +101,13 @@ async function rotate(config: ReturnType<typeof loadConfig>, io: Io, opts: { rea
       const pushes = await remacPushes(runtime.store.pushedConfigs, keys)
       writeKeyFile(file, [next])
       const from = staging ? before.keyId : before.previous.map((k) => k.keyId).join(', ')
+      // The file's other key sealed nothing: a rotation that had re-wrapped everything, or one stopped
+      // while staging its new key (then the key file looks the same). Kept the current key either way:
+      // taking the other would be going back to a key being rotated away from, in the first case.
+      if (!staging && rewrapped === 0) {
+        write(io.stdout, `master key ${nextId} kept: nothing was sealed under the other key in ${file} (${from}), now dropped from it; if a rotation was stopped while staging its new key, no rotation happened: run keyvalet vault rotate-master-key again`)
+        return 0
+      }
       write(io.stdout, `master key rotated: ${from} → ${nextId}; ${rewrapped} record(s) re-wrapped, ${pushes.remacced} pushed polic${pushes.remacced === 1 ? 'y' : 'ies'} re-MACed${pushes.refused === 0 ? '' : ` (${pushes.refused} that did not verify left as they were)`}; ${file} now holds only the new key (back it up)`)
       return 0
     } finally {

@@ -68,26 +68,38 @@ function send(message: ToParent | { answers: number }): void {
   process.send?.(message)
 }
 
-/** The client: STREAMS streams in flight on one connection; tells the parent when warm, then the count of answers. */
+const HEADERS = { accept: 'application/json', 'user-agent': 'bench-sdk/1.0 node' }
+
+/** The client: STREAMS requests in flight, each followed by another as it ends; counts answers between the parent's 'count' and 'stop'. */
 function drive(): void {
   process.once('message', ({ port, ca, mode }: ToClient) => {
-    if (mode === 'http1') return driveHttp1(port, ca)
-    const session = connect(`https://localhost:${port}`, { ca, servername: 'localhost' })
     let counting = false
     let answers = 0
     let stopped = false
-    const one = (): void => {
-      if (stopped) return
-      const stream = session.request({ [constants.HTTP2_HEADER_PATH]: '/items/1', accept: 'application/json', 'user-agent': 'bench-sdk/1.0 node', 'x-request-id': String(Math.random()).slice(2) })
-      stream.on('data', () => {})
-      stream.on('end', () => {
-        if (counting) answers++
-        one()
-      })
-      stream.on('error', () => one())
-      stream.end()
+    const again = (): void => {
+      if (!stopped) send1()
     }
-    for (let i = 0; i < STREAMS; i++) one()
+    const answered = (): void => {
+      if (counting) answers++
+      again()
+    }
+    // HTTP/2: STREAMS streams on one connection; http1: one request on each of STREAMS kept-alive connections.
+    const session = mode === 'http1' ? undefined : connect(`https://localhost:${port}`, { ca, servername: 'localhost' })
+    const agent = mode === 'http1' ? new Agent({ keepAlive: true, maxSockets: STREAMS, ca, servername: 'localhost' }) : undefined
+    const send1 = (): void => {
+      const id = String(Math.random()).slice(2)
+      if (session !== undefined) {
+        const stream = session.request({ [constants.HTTP2_HEADER_PATH]: '/items/1', ...HEADERS, 'x-request-id': id })
+        stream.on('data', () => {}).on('end', answered).on('error', again)
+        stream.end()
+        return
+      }
+      const req = httpsRequest({ host: '127.0.0.1', port, path: '/items/1', agent, headers: { ...HEADERS, 'x-request-id': id } }, (res) => {
+        res.on('data', () => {}).on('end', answered)
+      })
+      req.on('error', again).end()
+    }
+    for (let i = 0; i < STREAMS; i++) send1()
     process.on('message', (m: unknown) => {
       if (m === 'count') {
         counting = true
@@ -96,43 +108,11 @@ function drive(): void {
       if (m === 'stop') {
         stopped = true
         send({ answers })
-        session.close()
+        session?.close()
+        agent?.destroy()
         setTimeout(() => process.exit(0), 100).unref()
       }
     })
-  })
-}
-
-/** HTTP/1.1: one request in flight on each of STREAMS kept-alive connections. */
-function driveHttp1(port: number, ca: string): void {
-  const agent = new Agent({ keepAlive: true, maxSockets: STREAMS, ca, servername: 'localhost' })
-  let counting = false
-  let answers = 0
-  let stopped = false
-  const one = (): void => {
-    if (stopped) return
-    const req = httpsRequest({ host: '127.0.0.1', port, path: '/items/1', agent, headers: { accept: 'application/json', 'user-agent': 'bench-sdk/1.0 node', 'x-request-id': String(Math.random()).slice(2) } }, (res) => {
-      res.on('data', () => {})
-      res.on('end', () => {
-        if (counting) answers++
-        one()
-      })
-    })
-    req.on('error', () => one())
-    req.end()
-  }
-  for (let i = 0; i < STREAMS; i++) one()
-  process.on('message', (m: unknown) => {
-    if (m === 'count') {
-      counting = true
-      answers = 0
-    }
-    if (m === 'stop') {
-      stopped = true
-      send({ answers })
-      agent.destroy()
-      setTimeout(() => process.exit(0), 100).unref()
-    }
   })
 }
 

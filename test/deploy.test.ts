@@ -158,6 +158,8 @@ describe('deploy/Dockerfile and .dockerignore', () => {
     assert.deepEqual(all('EXPOSE').flatMap((e) => e.split(/\s+/)).map(Number), [...PORTS, ADMIN_PORT])
     assert.deepEqual(all('WORKDIR'), ['/app'])
     assert.deepEqual(JSON.parse(all('ENTRYPOINT')[0] ?? ''), ['node', '--max-semi-space-size=16', 'src/cli/entry.mjs'])
+    // The same malloc setting as bin/keyvalet's (test/malloc-trim.test.ts).
+    assert.ok(all('ENV').includes('GLIBC_TUNABLES=glibc.malloc.trim_threshold=131072'), all('ENV').join(' | '))
     assert.deepEqual(JSON.parse(all('CMD').at(-1) ?? ''), ['start', '--config', '/etc/keyvalet/keyvalet.yaml'])
   })
 

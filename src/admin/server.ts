@@ -11,7 +11,8 @@
  * public, hold nothing secret, and the console then calls these routes with the admin token.
  */
 import { randomBytes } from 'node:crypto'
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
+import { createServer } from '../node-http.ts'
 import type { AuditFields } from '../audit/record.ts'
 import { KeyvaletError, OperatorError, toKeyvaletError } from '../errors.ts'
 import { ERROR_HEADER, errorBody, REQUEST_ID_HEADER } from '../proxy/error-reply.ts'

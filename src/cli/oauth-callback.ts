@@ -1,4 +1,5 @@
-import { createServer, type Server } from 'node:http'
+import type { Server } from 'node:http'
+import { createServer } from '../node-http.ts'
 import { sameState } from '../credentials/oauth/pkce.ts'
 
 /** What the authorization server sent back to the redirect URI for this flow. */

@@ -1,4 +1,5 @@
-import { createServer, type Server } from 'node:http'
+import type { Server } from 'node:http'
+import { createServer } from '../node-http.ts'
 import { OperatorError } from '../errors.ts'
 
 export interface SeenRequest {

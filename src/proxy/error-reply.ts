@@ -1,4 +1,5 @@
-import { STATUS_CODES, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http'
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http'
+import { STATUS_CODES } from '../node-http.ts'
 import type { Duplex } from 'node:stream'
 import type { KeyvaletError } from '../errors.ts'
 import type { RequestContext } from './context.ts'

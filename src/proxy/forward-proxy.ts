@@ -1,4 +1,5 @@
-import { createServer, type IncomingMessage, type Server } from 'node:http'
+import type { IncomingMessage, Server } from 'node:http'
+import { createServer } from '../node-http.ts'
 import type { Socket } from 'node:net'
 import { TLSSocket } from 'node:tls'
 import { classifyHost } from '../egress/ip-literal.ts'

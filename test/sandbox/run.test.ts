@@ -406,6 +406,8 @@ describe('keyvalet run: the sandbox holds the task key and nothing else, and has
     const closed = new Promise((resolve) => child.on('close', resolve))
     await waitFor(child, 'stdout', /started/)
     const sleeping = (): number => spawnSync('pgrep', ['-f', `^sleep ${marker}$`], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean).length
+    // "started" is printed by the shell before it execs sleep: on a loaded machine pgrep can come in between.
+    for (let i = 0; i < 50 && sleeping() === 0; i++) await new Promise((resolve) => setTimeout(resolve, 100))
     assert.equal(sleeping(), 1)
     child.kill('SIGKILL')
     await closed

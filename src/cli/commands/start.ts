@@ -17,6 +17,7 @@ import { describeLocation } from '../../store/location.ts'
 import { auditPathFor } from '../../store/sqlite-store.ts'
 import { CONFIG_OPTION, configPath, parse, write } from '../args.ts'
 import type { Command, Io } from '../command.ts'
+import { releaseStartupMemory } from '../startup-memory.ts'
 import { warningSummary } from '../warnings.ts'
 import { WorkerPool } from '../workers.ts'
 
@@ -75,6 +76,7 @@ export const start: Command = {
         const stopWatching = watchFile(config.file, () => reload('watch'))
         closers.unshift(async () => stopWatching())
       }
+      releaseStartupMemory()
       // Signals are taken from before the lines that say keyvalet is ready: a supervisor may send
       // SIGTERM the moment it reads them, before the next statement would have run.
       const signalled = untilSignal()
@@ -121,6 +123,7 @@ async function runWorkers(count: number, configOption: string | boolean | undefi
     pool = new WorkerPool({ count, log, stopTimeoutMs: config.limits.shutdown_grace_ms + 15_000 })
     await pool.start()
     if (watch) stopWatching = watchFile(config.file, () => pool?.reload())
+    releaseStartupMemory()
     const signalled = untilSignal()
     write(io.stdout, `${count} workers listening (pids ${Object.values(cluster.workers ?? {}).map((w) => w?.process.pid).join(', ')})`)
     const failed = await Promise.race([signalled.then(() => false), pool.failed])

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { canonicalJson, canonicalPair } from './canonical-json.ts'
+import { canonicalJson } from './canonical-json.ts'
 
 describe('canonicalJson', () => {
   it('sorts keys recursively, without whitespace', () => {
@@ -39,31 +39,5 @@ describe('canonicalJson', () => {
 describe('canonicalJson with array-index-like keys', () => {
   it('sorts them as strings, like every other key', () => {
     assert.equal(canonicalJson({ b: 1, 10: 'x', 9: 'y', a: [{ 2: 0, 1: 0 }] }), '{"10":"x","9":"y","a":[{"1":0,"2":0}],"b":1}')
-  })
-})
-
-describe('canonicalPair', () => {
-  const KEYS = ['a', 'hash0', 'ha', 'zeta', 'Hash', 'detail', '', 'é', '10', 'prev', 'seq', 'h']
-  const VALUES: unknown[] = ['x', '"quoted" \u2028 \u0000', 0, -0, 1.5e300, -7, true, false, null, undefined, [], ['b', 2, null], { z: 1, a: [{ y: 2, b: 3 }] }, {}, { 10: 'x', 9: [{ 2: 0, 1: 0 }] }]
-  it('is canonicalJson of the record without and with the member, for records of every shape', () => {
-    let seed = 7
-    const next = (n: number): number => {
-      seed = (seed * 1103515245 + 12345) % 2147483648
-      return seed % n
-    }
-    for (let round = 0; round < 2000; round++) {
-      const record: Record<string, unknown> = {}
-      const size = next(KEYS.length)
-      for (let i = 0; i < size; i++) record[KEYS[next(KEYS.length)] as string] = VALUES[next(VALUES.length)]
-      const pair = canonicalPair(record, 'hash')
-      assert.equal(pair.without, canonicalJson(record))
-      const hash = round % 3 === 0 ? '' : `h${round}"\\`
-      assert.equal(pair.with(hash), canonicalJson({ ...record, hash }))
-    }
-  })
-  it('refuses what canonicalJson refuses, and a record that has the member already', () => {
-    assert.throws(() => canonicalPair({ a: Number.NaN }, 'hash'), TypeError)
-    assert.throws(() => canonicalPair({ a: new Date(0) }, 'hash'), TypeError)
-    assert.throws(() => canonicalPair({ hash: 'x' }, 'hash'), TypeError)
   })
 })

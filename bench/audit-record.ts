@@ -1,0 +1,142 @@
+/**
+ * `node bench/audit-record.ts`: the CPU one audit record costs the proxy's thread, from masking
+ * its fields to its commit. Each record goes the way the proxy sends it: `maskRecord` with a
+ * bearer credential's mask, then `AuditWriter.append` with the engine on this thread (SQLite,
+ * fsync off: audit.thread auto), which builds the canonical JSON, the keyed hash and the row and
+ * commits the batch, into a fresh audit file per round. The records are three taken from a real
+ * run (`keyvalet audit` after an allowed GET, one with a query, a policy denial), each with its
+ * own request id, trace id and latency. AUDIT_BATCH (default 1,16) records are appended in one
+ * turn and awaited, AUDIT_RECORDS (default 4000) per round, AUDIT_ROUNDS (default 5) rounds.
+ *
+ * AUDIT_BASELINE=<git ref> also runs that commit's src/ (extracted under bench/results/) in the
+ * same process, rounds alternating with this tree's, so that before and after see the same load.
+ * Reports CPU µs per record, best and median of the rounds: this thread's CPU (what the proxy's
+ * event loop pays; process.threadCpuUsage) and the whole process's (with SQLite's checkpoint
+ * thread and the kernel's writes), which the machine's other load disturbs far less than wall time.
+ */
+import { execFileSync } from 'node:child_process'
+import { mkdirSync, mkdtempSync, rmSync, existsSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+
+const RECORDS = Number(process.env.AUDIT_RECORDS ?? 4000)
+const ROUNDS = Number(process.env.AUDIT_ROUNDS ?? 5)
+const BATCHES = (process.env.AUDIT_BATCH ?? '1,16').split(',').map(Number)
+const BASELINE = process.env.AUDIT_BASELINE
+const SECRET = 'echo-secret-0123456789abcdef01234567'
+
+const here = dirname(fileURLToPath(import.meta.url))
+
+/** The pieces of one src/ tree this bench drives. */
+interface Tree {
+  readonly name: string
+  readonly AuditWriter: typeof import('../src/audit/audit-writer.ts').AuditWriter
+  readonly AuditLog: typeof import('../src/audit/audit-log.ts').AuditLog
+  readonly maskRecord: typeof import('../src/audit/mask.ts').maskRecord
+  readonly MaskPatterns: typeof import('../src/redact/patterns.ts').MaskPatterns
+}
+
+async function load(name: string, root: string): Promise<Tree> {
+  const at = (path: string) => pathToFileURL(join(root, path)).href
+  const [writer, log, mask, patterns] = await Promise.all([import(at('audit/audit-writer.ts')), import(at('audit/audit-log.ts')), import(at('audit/mask.ts')), import(at('redact/patterns.ts'))])
+  return { name, AuditWriter: writer.AuditWriter, AuditLog: log.AuditLog, maskRecord: mask.maskRecord, MaskPatterns: patterns.MaskPatterns }
+}
+
+/** The baseline's src/, extracted once beside the bench results (inside the repository, so its imports of node_modules resolve). */
+function extract(ref: string): string {
+  const commit = execFileSync('git', ['rev-parse', '--short', ref], { cwd: here, encoding: 'utf8' }).trim()
+  const dir = join(here, 'results', `audit-record-${commit}`)
+  if (!existsSync(join(dir, 'src'))) {
+    mkdirSync(dir, { recursive: true })
+    execFileSync('sh', ['-c', `git archive ${commit} src | tar -x -C ${JSON.stringify(dir)}`], { cwd: join(here, '..') })
+  }
+  return join(dir, 'src')
+}
+
+/** Records as the proxy makes them (AuditFields), from three lines of a real run, without their chain fields. */
+function recordFor(i: number): Record<string, unknown> {
+  const common = {
+    request_id: `req_2f9889c${i.toString(16)}`, mode: 'gateway', session: 'ses_76bc20cf0a7239f0', agent: 'test-agent', user: 'alice', workspace: 'acme', task: 'task-1',
+    connector: 'echo', method: 'GET', bytes_in: 0, trace_id: (0x95fbd98b + i).toString(16).padStart(32, '0'), config_version: 'cfg_379180edf2be9003',
+    latency_ms: 1.969448 + (i % 1000) / 997,
+  }
+  const decided = (segments: string[]) => ({ grants: ['echo:read'], segments, header_names: ['host', 'connection', 'authorization'], headers: {}, carries_body: false })
+  switch (i % 3) {
+    case 0:
+      return { ...common, path: '/items/1', query_keys: [], decision: 'allow', reason: 'rule_matched', rule: 'read-items', credential: 'echo-token', status: 200, upstream_status: 200, error: null, bytes_out: 269, redactions: 1, decided_on: decided(['items', '1']) }
+    case 1:
+      return { ...common, path: '/items/1', query_keys: ['x', 'y'], decision: 'allow', reason: 'rule_matched', rule: 'read-items', credential: 'echo-token', status: 200, upstream_status: 200, error: null, bytes_out: 277, redactions: 1, decided_on: decided(['items', '1']) }
+    default:
+      return {
+        ...common, path: '/nope', query_keys: [], decision: 'deny', reason: 'no_rule_for_path', rule: null, credential: null, status: 403, upstream_status: null, error: 'policy_denied', bytes_out: 0, redactions: 0,
+        decided_on: decided(['nope']), detail: { reason: 'no_rule_for_path', rule: null, why: 'no rule of connector echo matches the path' },
+      }
+  }
+}
+
+/**
+ * What a round measures: `record`, the whole way (mask, writer, engine, log, SQLite); `mask`,
+ * maskRecord alone; `log`, the AuditLog alone (canonical JSON, hash, promises) over a store that
+ * keeps rows in an array (the SQLite commit left out).
+ */
+const PARTS = (process.env.AUDIT_PARTS ?? 'record,mask,log').split(',')
+
+/** µs of CPU per record for one round: this thread's and the process's. */
+async function round(tree: Tree, part: string, batch: number, dir: string): Promise<{ thread: number; process: number }> {
+  const path = mkdtempSync(join(dir, 'round-'))
+  const mask = tree.MaskPatterns.of([SECRET])
+  const records = Array.from({ length: RECORDS }, (_, i) => recordFor(i))
+  let finish = async (): Promise<void> => {}
+  let append: (fields: never) => Promise<unknown>
+  if (part === 'record') {
+    const writer = await tree.AuditWriter.start({ store: { kind: 'sqlite', path: join(path, 'keyvalet.db'), fsync: false }, key: Buffer.alloc(32, 7), reserveBytes: 65536, thread: false, configVersion: () => 'cfg_379180edf2be9003' })
+    append = (fields) => writer.append(tree.maskRecord(fields, mask))
+    finish = () => writer.close()
+  } else if (part === 'mask') {
+    append = async (fields) => tree.maskRecord(fields, mask)
+  } else {
+    const rows: unknown[] = []
+    const repo = { append: async (batch: { chainSeq: number }[]) => batch.map((row) => (rows.push(row), { ...row, seq: rows.length })), chainLast: async () => undefined }
+    const log = new tree.AuditLog(repo as never, Buffer.alloc(32, 7), Date.now, 'ins_bench')
+    append = (fields) => log.append(fields)
+  }
+  const thread0 = process.threadCpuUsage()
+  const process0 = process.cpuUsage()
+  for (let i = 0; i < RECORDS; i += batch) {
+    const appended: Promise<unknown>[] = []
+    for (let j = i; j < i + batch && j < RECORDS; j++) appended.push(append(records[j] as never))
+    await Promise.all(appended)
+  }
+  const thread = process.threadCpuUsage(thread0)
+  const proc = process.cpuUsage(process0)
+  await finish()
+  rmSync(path, { recursive: true, force: true })
+  return { thread: (thread.user + thread.system) / RECORDS, process: (proc.user + proc.system) / RECORDS }
+}
+
+const trees = [await load('this tree', join(here, '..', 'src'))]
+if (BASELINE !== undefined) trees.unshift(await load(`baseline ${BASELINE}`, extract(BASELINE)))
+const dir = mkdtempSync(join(tmpdir(), 'kv-audit-record-'))
+const best = (xs: number[]) => Math.min(...xs)
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number
+try {
+  for (const part of PARTS) for (const batch of part === 'mask' ? [1] : BATCHES) {
+    for (const tree of trees) await round(tree, part, batch, dir) // warm-up: compiled code, caches
+    const results = new Map<string, { thread: number[]; process: number[] }>()
+    for (let r = 0; r < ROUNDS; r++) {
+      for (const tree of r % 2 === 0 ? trees : [...trees].reverse()) {
+        const { thread, process: proc } = await round(tree, part, batch, dir)
+        const seen = results.get(tree.name) ?? { thread: [], process: [] }
+        seen.thread.push(thread)
+        seen.process.push(proc)
+        results.set(tree.name, seen)
+      }
+    }
+    for (const [name, { thread, process: proc }] of results) {
+      console.log(`${part}, batches of ${batch}, ${name}: thread ${best(thread).toFixed(1)} best / ${median(thread).toFixed(1)} median µs CPU per record; process ${best(proc).toFixed(1)} / ${median(proc).toFixed(1)} (${ROUNDS} rounds of ${RECORDS})`)
+    }
+  }
+} finally {
+  rmSync(dir, { recursive: true, force: true })
+}

@@ -8,8 +8,10 @@
  * own request id, trace id and latency. AUDIT_BATCH (default 1,16) records are appended in one
  * turn and awaited, AUDIT_RECORDS (default 4000) per round, AUDIT_ROUNDS (default 5) rounds.
  *
- * AUDIT_BASELINE=<git ref> also runs that commit's src/ (extracted under bench/results/) in the
- * same process, rounds alternating with this tree's, so that before and after see the same load.
+ * AUDIT_BASELINE=<git ref> also runs that commit's src/ (extracted under bench/results/), rounds
+ * alternating with this tree's, so that before and after see the same load; each round is a
+ * process of its own (a warm-up pass, then the measured one), so neither inherits the other's
+ * heap or compiled code.
  * Reports CPU µs per record, best and median of the rounds: this thread's CPU (what the proxy's
  * event loop pays; process.threadCpuUsage) and the whole process's (with SQLite's checkpoint
  * thread and the kernel's writes), which the machine's other load disturbs far less than wall time.
@@ -19,6 +21,7 @@ import { mkdirSync, mkdtempSync, rmSync, existsSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
+import type { NewAuditRow } from '../src/store/store.ts'
 
 const RECORDS = Number(process.env.AUDIT_RECORDS ?? 4000)
 const ROUNDS = Number(process.env.AUDIT_ROUNDS ?? 5)
@@ -35,12 +38,13 @@ interface Tree {
   readonly AuditLog: typeof import('../src/audit/audit-log.ts').AuditLog
   readonly maskRecord: typeof import('../src/audit/mask.ts').maskRecord
   readonly MaskPatterns: typeof import('../src/redact/patterns.ts').MaskPatterns
+  readonly SqliteStore: typeof import('../src/store/sqlite-store.ts').SqliteStore
 }
 
 async function load(name: string, root: string): Promise<Tree> {
   const at = (path: string) => pathToFileURL(join(root, path)).href
-  const [writer, log, mask, patterns] = await Promise.all([import(at('audit/audit-writer.ts')), import(at('audit/audit-log.ts')), import(at('audit/mask.ts')), import(at('redact/patterns.ts'))])
-  return { name, AuditWriter: writer.AuditWriter, AuditLog: log.AuditLog, maskRecord: mask.maskRecord, MaskPatterns: patterns.MaskPatterns }
+  const [writer, log, mask, patterns, sqlite] = await Promise.all(['audit/audit-writer.ts', 'audit/audit-log.ts', 'audit/mask.ts', 'redact/patterns.ts', 'store/sqlite-store.ts'].map((path) => import(at(path))))
+  return { name, AuditWriter: writer.AuditWriter, AuditLog: log.AuditLog, maskRecord: mask.maskRecord, MaskPatterns: patterns.MaskPatterns, SqliteStore: sqlite.SqliteStore }
 }
 
 /** The baseline's src/, extracted once beside the bench results (inside the repository, so its imports of node_modules resolve). */
@@ -78,9 +82,10 @@ function recordFor(i: number): Record<string, unknown> {
 /**
  * What a round measures: `record`, the whole way (mask, writer, engine, log, SQLite); `mask`,
  * maskRecord alone; `log`, the AuditLog alone (canonical JSON, hash, promises) over a store that
- * keeps rows in an array (the SQLite commit left out).
+ * keeps rows in an array (the SQLite commit left out); `insert`, the SQLite AuditRepo alone,
+ * appending the rows a first `log` pass built (the store as the engine opens it).
  */
-const PARTS = (process.env.AUDIT_PARTS ?? 'record,mask,log').split(',')
+const PARTS = (process.env.AUDIT_PARTS ?? 'record,mask,log,insert').split(',')
 
 /** µs of CPU per record for one round: this thread's and the process's. */
 async function round(tree: Tree, part: string, batch: number, dir: string): Promise<{ thread: number; process: number }> {
@@ -95,6 +100,17 @@ async function round(tree: Tree, part: string, batch: number, dir: string): Prom
     finish = () => writer.close()
   } else if (part === 'mask') {
     append = async (fields) => tree.maskRecord(fields, mask)
+  } else if (part === 'insert') {
+    const rows = await builtRows(tree, records)
+    const store = tree.SqliteStore.open(join(path, 'keyvalet.db'), { auditYieldsWhenBusy: true, backgroundCheckpoints: true })
+    let next = 0
+    const pending: NewAuditRow[] = []
+    append = (async () => {
+      pending.push(rows[next++] as NewAuditRow)
+      await Promise.resolve() // the rows appended in the same turn go in one commit, as the log's batches do
+      if (pending.length > 0) await store.audit.append(pending.splice(0))
+    }) as never
+    finish = () => store.close()
   } else {
     const rows: unknown[] = []
     const repo = { append: async (batch: { chainSeq: number }[]) => batch.map((row) => (rows.push(row), { ...row, seq: rows.length })), chainLast: async () => undefined }
@@ -115,18 +131,38 @@ async function round(tree: Tree, part: string, batch: number, dir: string): Prom
   return { thread: (thread.user + thread.system) / RECORDS, process: (proc.user + proc.system) / RECORDS }
 }
 
-const trees = [await load('this tree', join(here, '..', 'src'))]
-if (BASELINE !== undefined) trees.unshift(await load(`baseline ${BASELINE}`, extract(BASELINE)))
-const dir = mkdtempSync(join(tmpdir(), 'kv-audit-record-'))
-const best = (xs: number[]) => Math.min(...xs)
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number
-try {
+/** The rows the AuditLog of `tree` makes of the records (what the store is given). */
+async function builtRows(tree: Tree, records: Record<string, unknown>[]): Promise<NewAuditRow[]> {
+  const rows: NewAuditRow[] = []
+  const repo = { append: async (batch: NewAuditRow[]) => batch.map((row) => (rows.push(row), { ...row, seq: rows.length })), chainLast: async () => undefined }
+  const log = new tree.AuditLog(repo as never, Buffer.alloc(32, 7), Date.now, 'ins_bench')
+  await Promise.all(records.map((fields) => log.append(fields as never)))
+  return rows
+}
+
+/** In a child (argv: --round SRC PART BATCH): one warm-up and one measured round of that tree, printed as JSON. */
+if (process.argv[2] === '--round') {
+  const [root, part, batch] = process.argv.slice(3) as [string, string, string]
+  const tree = await load(root, root)
+  const dir = mkdtempSync(join(tmpdir(), 'kv-audit-record-'))
+  try {
+    await round(tree, part, Number(batch), dir) // warm-up: compiled code, caches
+    console.log(JSON.stringify(await round(tree, part, Number(batch), dir)))
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+} else {
+  // Each round in a process of its own, the trees alternating: neither inherits the other's heap or compiled code.
+  const trees = [{ name: 'this tree', root: join(here, '..', 'src') }]
+  if (BASELINE !== undefined) trees.unshift({ name: `baseline ${BASELINE}`, root: extract(BASELINE) })
+  const best = (xs: number[]) => Math.min(...xs)
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number
   for (const part of PARTS) for (const batch of part === 'mask' ? [1] : BATCHES) {
-    for (const tree of trees) await round(tree, part, batch, dir) // warm-up: compiled code, caches
     const results = new Map<string, { thread: number[]; process: number[] }>()
     for (let r = 0; r < ROUNDS; r++) {
       for (const tree of r % 2 === 0 ? trees : [...trees].reverse()) {
-        const { thread, process: proc } = await round(tree, part, batch, dir)
+        const out = execFileSync(process.execPath, [fileURLToPath(import.meta.url), '--round', tree.root, part, String(batch)], { encoding: 'utf8' })
+        const { thread, process: proc } = JSON.parse(out) as { thread: number; process: number }
         const seen = results.get(tree.name) ?? { thread: [], process: [] }
         seen.thread.push(thread)
         seen.process.push(proc)
@@ -137,6 +173,4 @@ try {
       console.log(`${part}, batches of ${batch}, ${name}: thread ${best(thread).toFixed(1)} best / ${median(thread).toFixed(1)} median µs CPU per record; process ${best(proc).toFixed(1)} / ${median(proc).toFixed(1)} (${ROUNDS} rounds of ${RECORDS})`)
     }
   }
-} finally {
-  rmSync(dir, { recursive: true, force: true })
 }

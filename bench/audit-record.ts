@@ -127,7 +127,7 @@ async function round(tree: Tree, part: string, batch: number, dir: string): Prom
   const thread = process.threadCpuUsage(thread0)
   const proc = process.cpuUsage(process0)
   await finish()
-  rmSync(path, { recursive: true, force: true })
+  rmSync(path, { recursive: true, force: true, maxRetries: 10 }) // retried: the checkpoint thread may still be closing its connection to the file
   return { thread: (thread.user + thread.system) / RECORDS, process: (proc.user + proc.system) / RECORDS }
 }
 
@@ -149,7 +149,7 @@ if (process.argv[2] === '--round') {
     await round(tree, part, Number(batch), dir) // warm-up: compiled code, caches
     console.log(JSON.stringify(await round(tree, part, Number(batch), dir)))
   } finally {
-    rmSync(dir, { recursive: true, force: true })
+    rmSync(dir, { recursive: true, force: true, maxRetries: 10 })
   }
 } else {
   // Each round in a process of its own, the trees alternating: neither inherits the other's heap or compiled code.

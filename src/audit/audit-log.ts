@@ -1,7 +1,6 @@
 import { createHmac, createSecretKey, type KeyObject } from 'node:crypto'
 import type { AuditRepo, NewAuditRow } from '../store/store.ts'
-import { canonicalJson } from './canonical-json.ts'
-import { canonicalPair } from './canonical-pair.ts'
+import { canonicalJson, canonicalPair } from './canonical-json.ts'
 import { auditFacets } from './facets.ts'
 import type { AuditFields, AuditRecord } from './record.ts'
 import type { AuditSpool } from './spool.ts'

@@ -12,10 +12,6 @@ export function sqliteAudit(db: DatabaseSync): AuditRepo {
   const chains = db.prepare('SELECT instance, COUNT(*) AS count, MIN(seq) AS first, MAX(seq) AS last FROM audit GROUP BY instance ORDER BY first')
   const readChain = db.prepare(`SELECT ${COLUMNS} FROM audit WHERE instance = ? AND chain_seq > ? ORDER BY chain_seq LIMIT ?`)
   const insert = db.prepare(`INSERT INTO audit (instance, chain_seq, hash, line, ${FACETS.join(', ')}) VALUES (?, ?, ?, ?, ${FACETS.map(() => '?').join(', ')})`)
-  const chainEnd = db.prepare('SELECT chain_seq FROM audit WHERE instance = ? ORDER BY chain_seq DESC LIMIT 1')
-  // Prepared once: db.exec would parse them again for every commit.
-  const begin = db.prepare('BEGIN IMMEDIATE')
-  const commit = db.prepare('COMMIT')
   const read = db.prepare(`SELECT ${COLUMNS} FROM audit WHERE seq > ? ORDER BY seq LIMIT ?`)
   const perMinute = db.prepare(`SELECT substr(time, 1, 16) AS minute, decision, count(*) AS count FROM audit WHERE ${REQUESTS} GROUP BY minute, decision ORDER BY minute, decision`)
   const perError = db.prepare(`SELECT error AS name, count(*) AS count, count(*) AS refused FROM audit WHERE ${REQUESTS} AND ${REFUSED} AND error IS NOT NULL GROUP BY error ORDER BY count DESC, name LIMIT 50`)
@@ -29,19 +25,18 @@ export function sqliteAudit(db: DatabaseSync): AuditRepo {
   const appendRows = (rows: readonly NewAuditRow[]): AuditRow[] => {
     // IMMEDIATE takes the file's write lock before the chains' ends are read (SQLite has one
     // writer at a time anyway: another process waits, busy_timeout).
-    begin.run()
+    db.exec('BEGIN IMMEDIATE')
     try {
       const ends = new Map<string, number>()
       const appended = rows.map((row) => {
-        const end = ends.get(row.instance) ?? Number((chainEnd.get(row.instance) as Row | undefined)?.chain_seq ?? 0)
+        const end = ends.get(row.instance) ?? Number((chainLast.get(row.instance) as Row | undefined)?.chain_seq ?? 0)
         if (row.chainSeq !== end + 1) throw new OperatorError(`audit append out of order: chain ${JSON.stringify(row.instance)} expected ${end + 1}, got ${row.chainSeq}`)
         ends.set(row.instance, row.chainSeq)
-        const f = row.facets ?? NO_FACETS
-        // The facets in FACETS' order, one by one (no array made per row).
-        const { lastInsertRowid } = insert.run(row.instance, row.chainSeq, row.hash, row.line, f.time, f.session, f.agent, f.user, f.workspace, f.task, f.connector, f.decision, f.error, f.mode, f.phase)
+        const f = row.facets
+        const { lastInsertRowid } = insert.run(row.instance, row.chainSeq, row.hash, row.line, ...(f === undefined ? FACETS.map(() => null) : FACETS.map((name) => f[name])))
         return { seq: Number(lastInsertRowid), instance: row.instance, chainSeq: row.chainSeq, hash: row.hash, line: row.line }
       })
-      commit.run()
+      db.exec('COMMIT')
       return appended
     } catch (err) {
       if (db.isTransaction) db.exec('ROLLBACK')
@@ -96,10 +91,8 @@ function toCount(row: Row): AuditCount {
   return { name: String(row.name), count: Number(row.count), refused: Number(row.refused) }
 }
 
-/** The facet columns (AUDIT_MIGRATIONS[1] and [3]), in AuditFacets' terms, in the order appendRows binds them. */
+/** The facet columns (AUDIT_MIGRATIONS[1] and [2]), in AuditFacets' terms. */
 const FACETS = ['time', 'session', 'agent', 'user', 'workspace', 'task', 'connector', 'decision', 'error', 'mode', 'phase'] as const
-/** A row without facets (a copy from a store that had none) leaves its facet columns null. */
-const NO_FACETS: Record<(typeof FACETS)[number], null> = { time: null, session: null, agent: null, user: null, workspace: null, task: null, connector: null, decision: null, error: null, mode: null, phase: null }
 /** The rows of requests in [since, until), as AuditRepo.summary counts them (the two bound parameters first). */
 const REQUESTS = "time >= ? AND time < ? AND mode IN ('gateway', 'forward') AND (phase IS NULL OR phase <> 'open')"
 const REFUSED = "decision IN ('deny', 'error')"

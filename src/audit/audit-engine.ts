@@ -79,20 +79,19 @@ export class AuditEngine {
    * more into the space it gave back: they are owed to requests already admitted.
    */
   async commit(batch: readonly AuditFields[]): Promise<BatchResult> {
-    const results = await this.#appendAll(batch)
-    const failed = results.flatMap((r, i) => (r.status === 'rejected' ? [i] : []))
-    if (failed.length > 0) {
+    // One transaction: the batch is committed whole or not at all.
+    let result = await this.#log.appendBatch(batch).catch((err: unknown) => new BatchFailed(err))
+    if (result instanceof BatchFailed) {
       this.#health.commitFailed()
-      const again = await this.#appendAll(failed.map((i) => batch[i] as AuditFields))
-      failed.forEach((i, k) => { results[i] = again[k] as PromiseSettledResult<{ seq: number }> })
-      const lost = again.filter((r) => r.status === 'rejected').length
-      if (lost > 0) this.#health.lost(lost)
+      result = await this.#log.appendBatch(batch).catch((err: unknown) => new BatchFailed(err))
+      if (result instanceof BatchFailed) this.#health.lost(batch.length)
     }
-    const seqs = results.map((r) => (r.status === 'fulfilled' ? r.value.seq : 0))
-    const errors: Record<number, string> = {}
-    results.forEach((r, i) => { if (r.status === 'rejected') errors[i] = String(r.reason) })
     this.#health.checkSoon()
-    return seqs.includes(0) ? { seqs, errors } : { seqs }
+    if (!(result instanceof BatchFailed)) return { seqs: result.map((record) => record.seq) }
+    const reason = String(result.cause)
+    const errors: Record<number, string> = {}
+    for (let i = 0; i < batch.length; i++) errors[i] = reason
+    return { seqs: batch.map(() => 0), errors }
   }
 
   /** Stops the housekeeping, waits for what is under way, closes the store. */
@@ -102,7 +101,12 @@ export class AuditEngine {
     await this.#store.close()
   }
 
-  #appendAll(batch: readonly AuditFields[]): Promise<PromiseSettledResult<{ seq: number }>[]> {
-    return Promise.allSettled(batch.map((fields) => this.#log.append(fields)))
+}
+
+/** Why a batch was not committed. */
+class BatchFailed {
+  readonly cause: unknown
+  constructor(cause: unknown) {
+    this.cause = cause
   }
 }

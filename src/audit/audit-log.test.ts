@@ -245,6 +245,27 @@ describe('AuditLog and verifyAudit', () => {
     assert.equal((await verifyAudit(store.audit, key)).ok, true)
   })
 
+  it('appendBatch commits its records in order, in one chain with the appends made beside it', async () => {
+    const single = log.append(fields(1))
+    const batch = log.appendBatch([fields(2), fields(3), fields(4)])
+    const later = log.appendBatch([fields(5)])
+    const records = [await single, ...(await batch), ...(await later)]
+    assert.deepEqual(records.map((r) => [r.seq, r.request_id]), [[1, 'req_1'], [2, 'req_2'], [3, 'req_3'], [4, 'req_4'], [5, 'req_5']])
+    assert.deepEqual((await store.audit.read(0, 10)).map((row) => row.chainSeq), [1, 2, 3, 4, 5])
+    assert.deepEqual(await verifyAudit(store.audit, key).then((v) => v.ok && v.count), 5)
+  })
+
+  it('appendBatch is committed whole or not at all', async () => {
+    await writeChain(1)
+    // Another writer takes place 2 of this chain: the batch that would go on from 1 fails, none of it stored.
+    await new AuditLog(store.audit, key, () => now++, INSTANCE).append(fields(2))
+    await assert.rejects(log.appendBatch([fields(3), fields(4), fields(5)]), /expected 2, got 2|expected 3, got 2|UNIQUE/)
+    assert.deepEqual((await store.audit.read(0, 10)).map((row) => row.chainSeq), [1, 2])
+    const next = await log.appendBatch([fields(6), fields(7)])
+    assert.deepEqual(next.map((r) => r.seq), [3, 4])
+    assert.equal((await verifyAudit(store.audit, key)).ok, true)
+  })
+
   it('truncating the newest records still verifies, with a smaller count (documented limit)', async () => {
     const records = await writeChain(5)
     tamper((db) => db.exec('DELETE FROM audit WHERE seq > 3'))

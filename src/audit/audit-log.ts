@@ -1,5 +1,5 @@
 import { createHmac, createSecretKey, type KeyObject } from 'node:crypto'
-import type { AuditRepo } from '../store/store.ts'
+import type { AuditRepo, NewAuditRow } from '../store/store.ts'
 import { canonicalJson, canonicalPair } from './canonical-json.ts'
 import { auditFacets } from './facets.ts'
 import type { AuditFields, AuditRecord } from './record.ts'
@@ -79,11 +79,25 @@ export class AuditLog {
     return this.#instance
   }
 
-  /** Appends one record after the chain's current last one; durable when it resolves. */
+  /** Appends one record after the chain's current last one; durable when it resolves. Records appended in the same turn are committed together. */
   append(fields: AuditFields): Promise<AuditRecord> {
     return new Promise((resolve, reject) => {
-      this.#queue.push({ fields, resolve, reject })
+      this.#queue.push({ fields: [fields], resolve: (records) => resolve(records[0] as AuditRecord), reject })
       this.#schedule()
+    })
+  }
+
+  /**
+   * Appends records in order, in one transaction with whatever else is waiting; durable when it
+   * resolves, all of them or none. The batch is gathered already (AuditEngine's, one per turn of
+   * the proxy), so when no commit is under way it is committed now, not a turn later.
+   */
+  appendBatch(batch: readonly AuditFields[]): Promise<AuditRecord[]> {
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ fields: batch, resolve, reject })
+      if (this.#scheduled || this.#flushing) return
+      this.#scheduled = true
+      void this.#flush()
     })
   }
 
@@ -111,12 +125,15 @@ export class AuditLog {
     try {
       this.#end ??= await this.#chainEnd()
       let prev = this.#end
-      const rows = batch.map(({ fields }) => {
-        const { record, line } = this.#build(fields, prev)
-        records.push(record)
-        prev = { seq: record.seq, hash: record.hash }
-        return { instance: this.#instance, chainSeq: record.seq, hash: record.hash, line, facets: auditFacets(record) }
-      })
+      const rows: NewAuditRow[] = []
+      for (const { fields } of batch) {
+        for (const one of fields) {
+          const { record, line } = this.#build(one, prev)
+          records.push(record)
+          prev = { seq: record.seq, hash: record.hash }
+          rows.push({ instance: this.#instance, chainSeq: record.seq, hash: record.hash, line, facets: auditFacets(record) })
+        }
+      }
       try {
         await this.#spool?.flushInto(this.#repo)
         await this.#repo.append(rows)
@@ -129,11 +146,12 @@ export class AuditLog {
       for (const p of batch) p.reject(err)
       return
     }
-    batch.forEach((p, i) => {
-      const record = records[i]
-      if (record === undefined) p.reject(new Error('audit batch lost a record'))
-      else p.resolve(record)
-    })
+    let at = 0
+    for (const p of batch) {
+      const mine = records.slice(at, (at += p.fields.length))
+      if (mine.length !== p.fields.length) p.reject(new Error('audit batch lost a record'))
+      else p.resolve(mine)
+    }
   }
 
   /** Where the chain ends: its last spooled row (spooled rows come after all it has in the store), else its last row in the store. */
@@ -166,8 +184,9 @@ function withoutDetail(fields: AuditFields): AuditFields {
   return rest
 }
 
+/** Records appended together (one by `append`, a batch by `appendBatch`), answered together. */
 interface Pending {
-  readonly fields: AuditFields
-  resolve(record: AuditRecord): void
+  readonly fields: readonly AuditFields[]
+  resolve(records: AuditRecord[]): void
   reject(err: unknown): void
 }

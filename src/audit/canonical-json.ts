@@ -130,23 +130,39 @@ interface Shape {
 /**
  * Records come in few shapes (the audit's fields, in the order their producer wrote them), so the
  * sort is done once per shape. Undefined for a shape with an array-index-like key (canonicalJson's
- * slow path) or one that already has the spliced key.
+ * slow path) or one that already has the spliced key. A shape is found by its key count and then
+ * key by key (property names are interned: a pointer each), never by a joined string, which two
+ * shapes can share (no keys and the one key '', or keys holding the separator).
  */
-const shapes = new Map<string, Shape | undefined>()
+const shapes = new Map<string, Map<number, { readonly own: readonly string[]; readonly shape: Shape | undefined }[]>>()
+let shapeCount = 0
 const MAX_SHAPES = 256
 
 function shapeOf(record: Record<string, unknown>, key: string): Shape | undefined {
   const own = Object.keys(record)
-  const id = `${key}\u0000${own.join('\u0000')}`
-  if (shapes.has(id)) {
-    const known = shapes.get(id)
-    if (known === undefined && own.includes(key)) throw new TypeError(`canonicalPair: the record already has ${key}`)
-    return known
+  let byCount = shapes.get(key)
+  const known = byCount?.get(own.length)?.find((entry) => sameKeys(entry.own, own))
+  if (known !== undefined) {
+    if (known.shape === undefined && own.includes(key)) throw new TypeError(`canonicalPair: the record already has ${key}`)
+    return known.shape
   }
   if (own.includes(key)) throw new TypeError(`canonicalPair: the record already has ${key}`)
-  const keys = own.sort()
+  const keys = [...own].sort()
   const shape = keys.some(isIndexLike) ? undefined : { keys, at: keys.filter((k) => k < key).length }
-  if (shapes.size >= MAX_SHAPES) shapes.clear()
-  shapes.set(id, shape)
+  if (shapeCount >= MAX_SHAPES) {
+    shapes.clear()
+    shapeCount = 0
+    byCount = undefined
+  }
+  if (byCount === undefined) shapes.set(key, (byCount = new Map()))
+  const list = byCount.get(own.length) ?? []
+  list.push({ own, shape })
+  byCount.set(own.length, list)
+  shapeCount++
   return shape
+}
+
+function sameKeys(a: readonly string[], b: readonly string[]): boolean {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
 }

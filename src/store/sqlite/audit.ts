@@ -99,7 +99,7 @@ const REFUSED = "decision IN ('deny', 'error')"
 const EXACT = ['session', 'agent', 'user', 'workspace', 'task', 'connector', 'decision', 'error'] as const
 
 /** The SELECT for one query: a term per filter given, each bound, never spliced into the text. */
-function querySql(filter: AuditFilter, page: AuditPage): { sql: string; params: (string | number)[] } {
+export function querySql(filter: AuditFilter, page: AuditPage): { sql: string; params: (string | number)[] } {
   const terms: string[] = []
   const params: (string | number)[] = []
   for (const name of EXACT) {

@@ -44,7 +44,7 @@ export class SqliteStore implements Store {
   readonly #db: DatabaseSync
   readonly #auditDb: DatabaseSync
   /** Ends this store's part in the background checkpoints, before its connections close. */
-  readonly #released: readonly (() => void)[]
+  readonly #released: readonly (() => Promise<void>)[]
 
   /**
    * Opens (creating if needed) and migrates the database at `path` and its audit file
@@ -68,7 +68,7 @@ export class SqliteStore implements Store {
   }
 
   /** `auditYieldsWhenBusy`: the audit file's connection waits for another's write lock without blocking the thread (yieldingWhenBusy). */
-  private constructor(db: DatabaseSync, auditDb: DatabaseSync, auditYieldsWhenBusy: boolean, released: readonly (() => void)[]) {
+  private constructor(db: DatabaseSync, auditDb: DatabaseSync, auditYieldsWhenBusy: boolean, released: readonly (() => Promise<void>)[]) {
     this.#db = db
     this.#auditDb = auditDb
     this.#released = released
@@ -88,8 +88,10 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
-    for (const release of this.#released) release()
+    const letGo = this.#released.map((release) => release())
     if (this.#db.isOpen) this.#db.close()
     if (this.#auditDb.isOpen) this.#auditDb.close()
+    // The checkpoint thread's own connections to the files are closed too when this resolves.
+    await Promise.all(letGo)
   }
 }

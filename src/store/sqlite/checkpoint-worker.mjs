@@ -5,7 +5,8 @@
 // Every `intervalMs`, a PASSIVE checkpoint of each file it was given, through its own connection.
 // PASSIVE never waits for the write lock nor for readers: it copies what it can and leaves the rest
 // for the next turn, so the writers on the proxy's thread are never held up by it.
-// Receives { type: 'add' | 'remove', path } and { type: 'stop' }; sends { type: 'failed', path, message }.
+// Receives { type: 'add' | 'remove', path } and { type: 'stop' }; sends { type: 'failed', path, message },
+// and { type: 'removed', path } / { type: 'stopped' } once it closed the file(s), for a release waiting on it.
 import { DatabaseSync } from 'node:sqlite'
 import { parentPort, workerData } from 'node:worker_threads'
 
@@ -39,10 +40,12 @@ port.on('message', (message) => {
     } else if (message.type === 'remove') {
       files.get(message.path)?.db.close()
       files.delete(message.path)
+      port.postMessage({ type: 'removed', path: message.path })
     } else if (message.type === 'stop') {
       clearInterval(timer)
       for (const file of files.values()) file.db.close()
       files.clear()
+      port.postMessage({ type: 'stopped' })
       port.close()
     }
   } catch (err) {

@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert'
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
@@ -76,4 +76,20 @@ test('when the checkpoint thread fails, its connections checkpoint by themselves
   assert.ok(await until(() => autocheckpoint(db) === 0), 'the thread took over the checkpoints')
   assert.ok(await until(() => autocheckpoint(db) === 1000), 'the connection checkpoints by itself again')
   assert.match(heard.join('\n'), /no checkpoints today.*nothing lost/)
+})
+
+test('a release resolves once the thread has closed the file: with the connection closed too, the -wal and -shm files are gone', async (t) => {
+  const { db, file } = walDatabase(t)
+  const checkpointer = new Checkpointer({ watchEveryMs: 20, busyChanges: 100 })
+  const release = checkpointer.register(db)
+  write(db, 200)
+  assert.ok(await until(() => checkpointer.running), 'the thread took over the checkpoints')
+  // A checkpoint of the thread's has opened its own connection to the file by now.
+  await sleep(150)
+  const letGo = release()
+  db.close()
+  await letGo
+  // The last connection to close a WAL database removes its -wal and -shm: none is left open.
+  assert.equal(existsSync(`${file}-wal`), false, 'no connection holds the file any more')
+  assert.equal(existsSync(`${file}-shm`), false)
 })

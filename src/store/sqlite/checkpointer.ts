@@ -72,10 +72,15 @@ export class Checkpointer {
     return this.#worker !== undefined
   }
 
-  /** Watches `db`'s writes, and checkpoints its file on the thread while it is busy; returns the release (call before closing `db`). */
-  register(db: DatabaseSync): () => void {
+  /**
+   * Watches `db`'s writes, and checkpoints its file on the thread while it is busy. Returns the
+   * release (call before closing `db`): it resolves once the thread holds the file no longer (its
+   * connection closed), so that once every connection is closed the file is free (its -wal and
+   * -shm gone) when the store's close resolves.
+   */
+  register(db: DatabaseSync): () => Promise<void> {
     const path = db.location()
-    if (path === null) return () => undefined
+    if (path === null) return async () => undefined
     const changes = db.prepare('SELECT total_changes() AS n')
     this.#connections.set(db, { path, changes, last: Number(changes.get()?.n) })
     if (this.#worker !== undefined) this.#hand(db, path)
@@ -83,15 +88,19 @@ export class Checkpointer {
     return () => this.#release(db)
   }
 
-  #release(db: DatabaseSync): void {
+  #release(db: DatabaseSync): Promise<void> {
     const connection = this.#connections.get(db)
-    if (connection === undefined) return
+    if (connection === undefined) return Promise.resolve()
     this.#connections.delete(db)
-    if (![...this.#connections.values()].some((c) => c.path === connection.path)) this.#worker?.postMessage({ type: 'remove', path: connection.path })
-    if (this.#connections.size > 0) return
-    clearInterval(this.#watch)
-    this.#watch = undefined
-    this.#stop()
+    const worker = this.#worker
+    const lastOfFile = ![...this.#connections.values()].some((c) => c.path === connection.path)
+    if (worker !== undefined && lastOfFile) worker.postMessage({ type: 'remove', path: connection.path })
+    if (this.#connections.size === 0) {
+      clearInterval(this.#watch)
+      this.#watch = undefined
+      this.#stop()
+    }
+    return worker !== undefined && lastOfFile ? fileLetGo(worker, connection.path) : Promise.resolve()
   }
 
   #tick(): void {
@@ -117,7 +126,9 @@ export class Checkpointer {
     }
     // The thread never keeps the process alive: a store that is not closed must not hang an exit.
     worker.unref()
-    worker.on('message', (reply: { path: string; message: string }) => this.#problem(`checkpoint of ${reply.path} failed: ${reply.message}`))
+    worker.on('message', (reply: { type: string; path: string; message?: string }) => {
+      if (reply.type === 'failed') this.#problem(`checkpoint of ${reply.path} failed: ${reply.message ?? ''}`)
+    })
     worker.on('error', (err) => this.#ended(worker, `the checkpoint thread failed: ${err.message}`))
     worker.on('exit', (code) => this.#ended(worker, `the checkpoint thread exited (code ${code})`))
     this.#worker = worker
@@ -156,6 +167,27 @@ export class Checkpointer {
     if (this.problems.length > MAX_PROBLEMS) this.problems.shift()
     for (const listener of this.#listeners) listener(problem)
   }
+}
+
+/** How long a release waits, at most, for the thread to say it closed a file (it answers in well under a millisecond). */
+const LET_GO_WAIT_MS = 2000
+
+/** Resolves once `worker` says it closed `path` (its answer to 'remove', or to 'stop'), or has ended. */
+function fileLetGo(worker: Worker, path: string): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer)
+      worker.off('message', onMessage)
+      worker.off('exit', done)
+      resolve()
+    }
+    const onMessage = (reply: { type: string; path?: string }): void => {
+      if ((reply.type === 'removed' && reply.path === path) || reply.type === 'stopped') done()
+    }
+    const timer = setTimeout(done, LET_GO_WAIT_MS).unref()
+    worker.on('message', onMessage)
+    worker.once('exit', done)
+  })
 }
 
 /** The process's (each thread's) one checkpointer. */

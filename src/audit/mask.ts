@@ -35,7 +35,8 @@ export const WRITTEN_BY_KEYVALET: ReadonlySet<string> = new Set<keyof AuditField
  */
 export function maskRecord(fields: AuditFields, mask: MaskPatterns): AuditFields {
   if (mask.empty) return fields
-  const least = shortestMaskable(mask)
+  // The fewest bytes a string must have for maskText to change it: a whole form, or a cut-off piece of CUT_AT.
+  const least = Math.min(mask.shortestForm, CUT_AT)
   const record = fields as unknown as Record<string, unknown>
   let copy: Record<string, unknown> | undefined
   for (const key of Object.keys(record)) {
@@ -68,22 +69,4 @@ function maskValue(value: unknown, mask: MaskPatterns, least: number, depth: num
     if (masked !== v) (copy ??= { ...record })[key] = masked
   }
   return copy ?? value
-}
-
-const least = new WeakMap<MaskPatterns, number>()
-
-/** The fewest bytes a string must have for maskText to change it: its shortest form's length (an escape only lengthens a form), or CUT_AT if less. */
-function shortestMaskable(mask: MaskPatterns): number {
-  let known = least.get(mask)
-  if (known === undefined) {
-    known = CUT_AT
-    let start = 0
-    for (let p = 0; p < mask.last.length; p++) {
-      if (mask.last[p] !== 1) continue
-      known = Math.min(known, p + 1 - start)
-      start = p + 1
-    }
-    least.set(mask, known)
-  }
-  return known
 }

@@ -38,11 +38,20 @@ export class MaskPatterns {
    */
   readonly startRow: Int16Array
   readonly follows: Uint8Array
+  /** The fewest positions (so bytes) a form has: no shorter text holds one (an escape only lengthens it). Infinity when empty. */
+  readonly shortestForm: number
 
   private constructor(symbols: Int16Array, last: Uint8Array, classes: Uint8Array) {
     this.symbols = symbols
     this.last = last
     this.classes = classes
+    let shortest = Number.POSITIVE_INFINITY
+    for (let p = 0, start = 0; p < last.length; p++) {
+      if (last[p] !== 1) continue
+      shortest = Math.min(shortest, p + 1 - start)
+      start = p + 1
+    }
+    this.shortestForm = shortest
     const firsts: number[][] = Array.from({ length: 256 }, () => [])
     for (let p = 0; p < symbols.length; p = this.#next(p)) this.#eachAccepted(p, (b) => void firsts[b]?.push(p))
     this.firstFrom = new Int32Array(257)

@@ -1,4 +1,3 @@
-import type { IncomingMessage } from 'node:http'
 import type { Dispatcher } from 'undici'
 import type { Decision } from '../policy/decision.ts'
 import type { Connector } from '../model/policy.ts'
@@ -7,6 +6,7 @@ import type { CredentialSource, Token } from '../credentials/source.ts'
 import type { MaskPatterns } from '../redact/patterns.ts'
 import type { Session } from '../model/session.ts'
 import type { Trace } from './trace.ts'
+import type { SandboxRequest } from './exchange.ts'
 import type { McpAuditEntry } from '../audit/record.ts'
 import type { McpDecision } from '../mcp/decide.ts'
 import type { Admission } from '../budgets/budgets.ts'
@@ -21,7 +21,7 @@ export interface RequestContext {
   readonly id: string
   /** Which listener: gateway (`/<connector>/...`), forward (absolute-form or inside an intercepted tunnel). */
   readonly mode: 'gateway' | 'forward'
-  readonly req: IncomingMessage
+  readonly req: SandboxRequest
   /** forward mode: where the request goes (from the absolute-form target or the tunnel's CONNECT). */
   readonly target?: ForwardTarget
   /** forward mode, inside an intercepted tunnel: the task key its CONNECT authenticated with (a request outside one carries its own Proxy-Authorization). */

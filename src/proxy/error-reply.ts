@@ -1,4 +1,5 @@
-import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http'
+import type { OutgoingHttpHeaders } from 'node:http'
+import type { SandboxRequest, SandboxResponse } from './exchange.ts'
 import { STATUS_CODES } from '../node-http.ts'
 import type { Duplex } from 'node:stream'
 import type { KeyvaletError } from '../errors.ts'
@@ -35,7 +36,7 @@ export function errorFormat(ctx: Pick<RequestContext, 'connector' | 'req'>): Err
 }
 
 /** The one place a KeyvaletError becomes an HTTP response: JSON (or S3 XML, or a gRPC status), the code in a header, no stack. */
-export function renderError(res: ServerResponse, err: KeyvaletError, requestId: string, mode: RequestContext['mode'] = 'gateway', format: ErrorFormat = 'json', challenge?: string): void {
+export function renderError(res: SandboxResponse, err: KeyvaletError, requestId: string, mode: RequestContext['mode'] = 'gateway', format: ErrorFormat = 'json', challenge?: string): void {
   const { status, headers } = presentation(mode, err, challenge)
   if (format === 'grpc') return renderGrpcError(res, err, status, { [ERROR_HEADER]: err.code, [REQUEST_ID_HEADER]: requestId })
   const body = err.reply?.body ?? (format === 'aws-xml' ? awsErrorBody(err, requestId) : errorBody(err, requestId))
@@ -50,7 +51,7 @@ export function renderError(res: ServerResponse, err: KeyvaletError, requestId: 
   res.end(body)
 }
 
-/** The same error, written by hand on a socket that has no ServerResponse (parser errors, CONNECT, upgrades). */
+/** The same error, written by hand on a socket that has no response object (parser errors, CONNECT, upgrades). */
 export function writeRawError(socket: Duplex, err: KeyvaletError, requestId: string, mode: RequestContext['mode'] = 'gateway', challenge?: string): void {
   const { status, headers } = presentation(mode, err, challenge)
   const body = errorBody(err, requestId)
@@ -63,18 +64,18 @@ export function writeRawError(socket: Duplex, err: KeyvaletError, requestId: str
 }
 
 /**
- * Answers an error on a ServerResponse: the error document while no head was sent (then the rest
+ * Answers an error on a response: the error document while no head was sent (then the rest
  * of the sandbox's body is read off, bounded, so keep-alive survives); once the head was sent, the
  * connection is cut, so the sandbox sees an incomplete response rather than a short one that looks whole.
  */
-export function answerError(res: ServerResponse, err: KeyvaletError, requestId: string, mode: RequestContext['mode'], format: ErrorFormat = 'json', challenge?: string): void {
+export function answerError(res: SandboxResponse, err: KeyvaletError, requestId: string, mode: RequestContext['mode'], format: ErrorFormat = 'json', challenge?: string): void {
   if (res.headersSent) return void res.destroy()
   renderError(res, err, requestId, mode, format, challenge)
   drain(res.req)
 }
 
 /** Let a refused request's body be read off the socket so keep-alive survives, but bounded. */
-function drain(req: IncomingMessage): void {
+function drain(req: SandboxRequest): void {
   if (req.complete) return
   let seen = 0
   req.on('data', (chunk: Buffer) => {

@@ -1,4 +1,5 @@
-import type { OutgoingHttpHeaders, ServerResponse } from 'node:http'
+import type { OutgoingHttpHeaders } from 'node:http'
+import type { SandboxResponse } from './exchange.ts'
 import type { KeyvaletError } from '../errors.ts'
 import type { RequestContext } from './context.ts'
 
@@ -32,7 +33,7 @@ export function grpcStatusFor(httpStatus: number): number {
  * A refusal as a gRPC status: HTTP 200, an empty body, trailers grpc-status and grpc-message
  * ("keyvalet <code>: <message> [(<reason>)]"), keyvalet's code and request id in the headers too.
  */
-export function renderGrpcError(res: ServerResponse, err: KeyvaletError, httpStatus: number, headers: OutgoingHttpHeaders): void {
+export function renderGrpcError(res: SandboxResponse, err: KeyvaletError, httpStatus: number, headers: OutgoingHttpHeaders): void {
   const reason = err.code === 'policy_denied' && typeof err.detail?.reason === 'string' ? ` (${err.detail.reason})` : ''
   res.writeHead(200, { ...headers, 'content-type': 'application/grpc', 'cache-control': 'no-store' })
   res.addTrailers({ 'grpc-status': String(grpcStatusFor(httpStatus)), 'grpc-message': percentEncode(`keyvalet ${err.code}: ${err.message}${reason}`) })

@@ -1,5 +1,5 @@
-import type { IncomingMessage, ServerResponse } from 'node:http'
-import { constants, createServer, type Http2Server, type Http2ServerRequest, type Http2ServerResponse, type ServerHttp2Session, type ServerSessionOptions } from 'node:http2'
+import type { IncomingHttpHeaders } from 'node:http'
+import { constants, createServer, type Http2Server, type ServerHttp2Session, type ServerHttp2Stream, type ServerSessionOptions } from 'node:http2'
 import type { Duplex } from 'node:stream'
 import type { Config } from '../config/load.ts'
 import { KeyvaletError } from '../errors.ts'
@@ -9,6 +9,8 @@ import type { Handler } from './handler.ts'
 import { RefusedStreams } from './h2-refused.ts'
 import { H2HeaderInspector, type HeaderRefusal } from './h2/h2-header-inspector.ts'
 import { inspectedSocket } from './h2/inspected-socket.ts'
+import { H2Response, h2Request, type H2Request } from './h2/h2-exchange.ts'
+import { expectationRefused } from './refusals.ts'
 
 /** What an intercepted tunnel fixed at CONNECT time (forward-proxy.ts); every stream inside it is decided on its own. */
 export interface Tunnel {
@@ -25,8 +27,8 @@ export interface Tunnel {
 /**
  * HTTP/2 inside intercepted tunnels whose TLS handshake chose `h2` by ALPN. Never bound to a port:
  * forward-proxy.ts hands it each such TLS socket. Each stream is adapted to the one request seam
- * (Node's compatibility request/response) and goes through the same pipeline as an HTTP/1.1
- * request, with the same refusals and one audit record per stream.
+ * (exchange.ts, on Node's core stream API: h2/h2-exchange.ts) and goes through the same pipeline
+ * as an HTTP/1.1 request, with the same refusals and one audit record per stream.
  *
  * What differs from HTTP/1.1 is settled here and in the seam's shared code. nghttp2 resets a
  * stream whose header block breaks RFC 9113 §8.2-8.3 (upper-case names, connection-specific
@@ -48,7 +50,10 @@ export function createH2Listener(handler: Handler, limits: Config['limits']): { 
   // Begun on the next turn, once the rest of the frames read with its HEADERS are processed: a stream
   // the client already reset (rapid reset sends both together) is then dropped unbegun, costing no
   // decision, no upstream request and no record (it still counts against h2_max_resets_per_minute).
-  const server = createServer(settings, (req, res) => setImmediate(onStream, req, res))
+  // No 'request' listener: Node's compatibility layer is never set up (h2/h2-exchange.ts stands in for it).
+  const server = createServer(settings)
+  // Dressed at once, so that what nghttp2 reports in the same read (a reset, trailers) is heard.
+  server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => setImmediate(onStream, stream, h2Request(stream, headers)))
   // A connection on which nothing moved for limits.idle_timeout_ms is closed (GOAWAY), as over
   // HTTP/1.1, once no stream is open on it. A stream on which nothing moved for as long is ended
   // alone, as an idle HTTP/1.1 request is: answered 504 idle_timeout while it still can be, reset
@@ -58,11 +63,6 @@ export function createH2Listener(handler: Handler, limits: Config['limits']): { 
   server.on('timeout', (session: ServerHttp2Session) => {
     if ((openStreams.get(session) ?? 0) === 0) session.close()
   })
-  // Left without a listener, Node answers a CONNECT stream 405 itself, unaudited.
-  server.on('connect', (req: Http2ServerRequest, res: Http2ServerResponse) => setImmediate(onStream, req, res))
-  // Likewise an Expect other than 100-continue, which Node would answer 417 unaudited: refused as over HTTP/1.1.
-  const unsupportedExpectation = handler.onUnsupportedExpectation('forward')
-  server.on('checkExpectation', (req: Http2ServerRequest, res: Http2ServerResponse) => unsupportedExpectation(req as unknown as IncomingMessage, res as unknown as ServerResponse))
   // Node creates the session, and tells of it, synchronously inside 'connection' (accept below).
   server.on('session', (session: ServerHttp2Session) => {
     if (accepting === undefined) return void session.destroy()
@@ -82,29 +82,32 @@ export function createH2Listener(handler: Handler, limits: Config['limits']): { 
     })
   })
 
-  function onStream(req: Http2ServerRequest, res: Http2ServerResponse): void {
-    const session = req.stream.session
+  function onStream(stream: ServerHttp2Stream, req: H2Request): void {
+    const headers = req.headers
+    const session = stream.session
     const tunnel = session === undefined ? undefined : tunnels.get(session)
     // A stream of a connection already closed for a violation (it came in the same read) is not served.
-    if (tunnel === undefined || session === undefined || session.destroyed) return void req.stream.close()
-    if (req.stream.destroyed || req.stream.closed) return
-    // The stream's stand-in socket is what its request in the pipeline is known by (handler.ts).
-    req.setTimeout(limits.idle_timeout_ms, () => handler.expireIdle(req.socket as unknown as Duplex))
+    if (tunnel === undefined || session === undefined || session.destroyed) return void stream.close()
+    if (stream.destroyed || stream.closed) return
+    const res = new H2Response(stream, req)
+    // The stream is what its request in the pipeline is known by (handler.ts).
+    stream.setTimeout(limits.idle_timeout_ms, () => handler.expireIdle(stream))
     const target: ForwardTarget = { origin: tunnel.origin, authority: tunnel.authority, requestTarget: req.url ?? '', tunnel: tunnel.connect }
-    // The compatibility objects stand in for node:http's: what the pipeline reads of them is the same (headers, url, method, body stream; writeHead, write, end, close).
-    const ctx = handler.newContext(req as unknown as IncomingMessage, { mode: 'forward', target, proxyKey: tunnel.key })
-    const headerRefusal = headerRefusals.get(req.stream)
-    const refusal = headerRefusal === undefined ? streamRefusal(req) : undefined
+    const ctx = handler.newContext(req, { mode: 'forward', target, proxyKey: tunnel.key })
+    const headerRefusal = headerRefusals.get(stream)
+    const refusal = headerRefusal === undefined ? streamRefusal(headers) : undefined
     // Refused before the pipeline authenticates the stream: the record names the tunnel's session.
     if (headerRefusal !== undefined || refusal !== undefined) ctx.session = tunnel.session
     if (headerRefusal !== undefined) {
-      handler.reject(ctx, res as unknown as ServerResponse, headerBlockRefusal(headerRefusal, tunnel))
+      void handler.reject(ctx, res, headerBlockRefusal(headerRefusal, tunnel))
       // No later stream of a connection whose header blocks keyvalet cannot follow is taken.
       if (headerRefusal.why === 'undecodable') session.close()
       return
     }
-    if (refusal !== undefined) return void handler.reject(ctx, res as unknown as ServerResponse, refusal)
-    void handler.request(ctx, res as unknown as ServerResponse)
+    if (refusal !== undefined) return void handler.reject(ctx, res, refusal)
+    // Expect: 100-continue is answered at once, as node:http answers it (streamRefusal refuses any other).
+    if (headers.expect !== undefined) stream.additionalHeaders({ ':status': 100 })
+    void handler.request(ctx, res)
   }
 
   return {
@@ -188,14 +191,15 @@ function headerBlockRefusal(refusal: HeaderRefusal, tunnel: Tunnel): KeyvaletErr
 /**
  * What an HTTP/2 stream may not ask of an intercepted tunnel, beyond what nghttp2 refuses: CONNECT
  * (plain, or RFC 8441's extended CONNECT for WebSockets, which keyvalet does not advertise, so a
- * client falls back to an HTTP/1.1 upgrade) and any scheme but https.
+ * client falls back to an HTTP/1.1 upgrade), any scheme but https, and an Expect other than
+ * 100-continue (refused as over HTTP/1.1).
  */
-function streamRefusal(req: Http2ServerRequest): KeyvaletError | undefined {
-  const headers = req.headers
-  if (req.method === 'CONNECT' || headers[':protocol'] !== undefined) {
+function streamRefusal(headers: IncomingHttpHeaders): KeyvaletError | undefined {
+  if (headers[':method'] === 'CONNECT' || headers[':protocol'] !== undefined) {
     return new KeyvaletError('upgrade_refused', { message: 'CONNECT over HTTP/2 (RFC 8441 WebSockets included) is not taken inside an intercepted tunnel; open WebSockets over HTTP/1.1.', detail: { protocol: String(headers[':protocol'] ?? 'connect').slice(0, 40) } })
   }
   if (headers[':scheme'] !== 'https') return new KeyvaletError('request_malformed', { message: 'An HTTP/2 request inside an intercepted tunnel must have :scheme https.', detail: { scheme: String(headers[':scheme'] ?? '').slice(0, 40) } })
+  if (headers.expect !== undefined && headers.expect.trim().toLowerCase() !== '100-continue') return expectationRefused()
   return undefined
 }
 

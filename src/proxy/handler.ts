@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
-import type { IncomingMessage, Server, ServerOptions, ServerResponse } from 'node:http'
+import type { Server, ServerOptions } from 'node:http'
 import type { Duplex } from 'node:stream'
+import type { SandboxRequest, SandboxResponse } from './exchange.ts'
 import { Approvals } from '../approvals/approvals.ts'
 import { CounterLeases } from '../budgets/leases.ts'
 import type { AuditFields } from '../audit/record.ts'
@@ -78,13 +79,13 @@ export interface Handler {
   /** Node's http.Server options every listener shares. */
   readonly serverOptions: ServerOptions
   nextId(): string
-  newContext(req: IncomingMessage, init: ContextInit): RequestContext
+  newContext(req: SandboxRequest, init: ContextInit): RequestContext
   /** Runs a request through the stages and relays the answer; audited and answered in every outcome. */
-  request(ctx: RequestContext, res: ServerResponse): Promise<void>
+  request(ctx: RequestContext, res: SandboxResponse): Promise<void>
   /** Runs a WebSocket upgrade through the stages and relays the sockets; audited when it opens and when it ends. */
   upgrade(ctx: RequestContext, socket: Duplex, head: Buffer): Promise<void>
   /** Refuses a request before the stages: audited, then answered. */
-  reject(ctx: RequestContext, res: ServerResponse, error: KeyvaletError): Promise<void>
+  reject(ctx: RequestContext, res: SandboxResponse, error: KeyvaletError): Promise<void>
   /** Writes a record whose outcome needs no answer from the handler; fails with the reason it was not written. */
   record(fields: AuditFields): Promise<void>
   /** Refuses on a raw socket what never became a request: audited, then answered. */
@@ -94,7 +95,7 @@ export interface Handler {
   /** An HTTP/2 stream (`socket`: its request's socket) on which nothing moved for limits.idle_timeout_ms: ended as an idle HTTP/1.1 connection is. */
   expireIdle(socket: Duplex): void
   onClientError(mode: RequestContext['mode']): (err: Error & { code?: string }, socket: Duplex) => void
-  onUnsupportedExpectation(mode: RequestContext['mode']): (req: IncomingMessage, res: ServerResponse) => void
+  onUnsupportedExpectation(mode: RequestContext['mode']): (req: SandboxRequest, res: SandboxResponse) => void
   /** Writes what the anonymous budget still holds (at shutdown). */
   summarise(): Promise<void>
 }
@@ -135,7 +136,7 @@ export function createHandler(deps: HandlerDeps): Handler {
   const recorder = new Recorder(deps.audit, anonymous, log, deps.observers)
   const idle = new IdleConnections(config.limits.idle_timeout_ms)
 
-  function newContext(req: IncomingMessage, init: ContextInit): RequestContext {
+  function newContext(req: SandboxRequest, init: ContextInit): RequestContext {
     return { id: nextId(), req, started: process.hrtime.bigint(), trace: traceOf(req.headers.traceparent), bytesIn: 0, bytesOut: 0, redactions: 0, ...init }
   }
 
@@ -146,7 +147,7 @@ export function createHandler(deps: HandlerDeps): Handler {
     return runStageList(stagesFor(composition, admittedCtx.connector)[list], admittedCtx)
   }
 
-  async function request(ctx: RequestContext, res: ServerResponse): Promise<void> {
+  async function request(ctx: RequestContext, res: SandboxResponse): Promise<void> {
     if (!recorder.admit((error) => answerError(res, error, ctx.id, ctx.mode))) return
     // The configuration is taken once, now: the request is decided and finishes under it.
     const { generation, leave } = generations.enter()

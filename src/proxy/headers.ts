@@ -1,4 +1,5 @@
-import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from 'node:http'
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http'
+import type { SandboxRequest } from './exchange.ts'
 import { isRoutingHeader } from './routing-headers.ts'
 
 /** RFC 9110 §7.6.1 connection-specific fields, plus the proxy ones. Never forwarded either way. */
@@ -70,14 +71,13 @@ export function inboundResponseHeaders(upstream: Record<string, string | string[
  * DATA, needing neither header (gRPC sends neither): a body follows unless the HEADERS frame ended
  * the stream (RFC 9113 §8.1) or it declares content-length 0.
  */
-export function requestCarriesBody(req: IncomingMessage): boolean {
+export function requestCarriesBody(req: SandboxRequest): boolean {
   if (req.httpVersionMajor !== 2) return carriesBody(req.headers)
-  const stream = (req as IncomingMessage & { stream?: { endAfterHeaders?: boolean } }).stream
-  return stream?.endAfterHeaders !== true && req.headers['content-length'] !== '0'
+  return req.endAfterHeaders !== true && req.headers['content-length'] !== '0'
 }
 
-/** Whether the sandbox has sent its whole request: over HTTP/2 a stream without a body has, though Node's `complete` waits until something reads it. */
-export function requestArrived(req: IncomingMessage): boolean {
+/** Whether the sandbox has sent its whole request: over HTTP/2 a stream without a body has, though `complete` waits until something reads it. */
+export function requestArrived(req: SandboxRequest): boolean {
   return req.complete || (req.httpVersionMajor === 2 && !requestCarriesBody(req))
 }
 

@@ -7,8 +7,12 @@ import { finished, type Readable, type Transform } from 'node:stream'
  * finishes, building a DOMException with a stack trace: about 34 µs of CPU per request body on
  * this machine (pipeline against pipe with the same two `finished` watches, PassThrough into
  * Transform), a sixth of a request's whole cost. Returns `destination`.
+ *
+ * `stopSource` is what a failure of `destination` does to `source` (once it is unpiped): destroy
+ * it, unless the caller says otherwise (a source that is also where the answer goes, an HTTP/2
+ * stream, must stay open for it).
  */
-export function joinStreams<T extends Transform>(source: Readable, destination: T): T {
+export function joinStreams<T extends Transform>(source: Readable, destination: T, stopSource: (err: Error) => void = (err) => source.destroy(err)): T {
   source.pipe(destination)
   // Their errors are the join's to act on, not the process's: pipeline hands them to its callback (here: nothing more to do).
   source.on('error', ignore)
@@ -18,7 +22,7 @@ export function joinStreams<T extends Transform>(source: Readable, destination: 
     if (err !== undefined && err !== null) destination.destroy(err)
   })
   finished(destination, { readable: false }, (err) => {
-    if (err !== undefined && err !== null) source.destroy(err)
+    if (err !== undefined && err !== null) stopSource(err)
   })
   return destination
 }

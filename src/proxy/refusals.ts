@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { SandboxRequest, SandboxResponse } from './exchange.ts'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { AuditFields } from '../audit/record.ts'
@@ -24,7 +24,7 @@ export interface RefusalDeps {
   readonly anonymous: AnonymousAudit
   readonly idle: IdleConnections
   readonly nextId: () => string
-  readonly newContext: (req: IncomingMessage, init: { mode: RequestContext['mode'] }) => RequestContext
+  readonly newContext: (req: SandboxRequest, init: { mode: RequestContext['mode'] }) => RequestContext
 }
 
 /**
@@ -35,7 +35,7 @@ export function createRefusals(deps: RefusalDeps) {
   const { recorder, nextId } = deps
 
   /** Refuses a request before the pipeline (e.g. not a proxy request): audited, then answered. */
-  async function reject(ctx: RequestContext, res: ServerResponse, error: KeyvaletError): Promise<void> {
+  async function reject(ctx: RequestContext, res: SandboxResponse, error: KeyvaletError): Promise<void> {
     const answer = (err: KeyvaletError): void => answerError(res, err, ctx.id, ctx.mode)
     if (!recorder.admit(answer)) return
     await recorder.settle(ctx.id, () => recorder.append(auditFields(ctx, error, presentation(ctx.mode, error).status), ctx.req.socket, ctx), () => answer(error))
@@ -90,13 +90,16 @@ export function createRefusals(deps: RefusalDeps) {
    * itself). Left alone, node:http would answer 417 with no audit record; refused here instead.
    */
   function onUnsupportedExpectation(mode: RequestContext['mode']) {
-    return (req: IncomingMessage, res: ServerResponse): void => {
-      const message = 'The Expect header asks for something keyvalet does not do (only 100-continue); the request was refused.'
-      void reject(deps.newContext(req, { mode }), res, new KeyvaletError('header_invalid', { message, detail: { header: 'expect' } }))
-    }
+    return (req: SandboxRequest, res: SandboxResponse): void => void reject(deps.newContext(req, { mode }), res, expectationRefused())
   }
 
   return { reject, record, refuse, onClientError, onUnsupportedExpectation }
+}
+
+/** The refusal of a request whose Expect header asks for anything but 100-continue. */
+export function expectationRefused(): KeyvaletError {
+  const message = 'The Expect header asks for something keyvalet does not do (only 100-continue); the request was refused.'
+  return new KeyvaletError('header_invalid', { message, detail: { header: 'expect' } })
 }
 
 function parserError(err: Error & { code?: string }): KeyvaletError {

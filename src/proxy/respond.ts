@@ -1,4 +1,5 @@
-import type { OutgoingHttpHeaders, ServerResponse } from 'node:http'
+import type { OutgoingHttpHeaders } from 'node:http'
+import type { SandboxResponse } from './exchange.ts'
 import { pipeline, type Readable } from 'node:stream'
 import { createBrotliDecompress, createGunzip, createInflate, createZstdDecompress } from 'node:zlib'
 import { KeyvaletError } from '../errors.ts'
@@ -26,7 +27,7 @@ const DECODERS: Record<string, () => NodeJS.ReadWriteStream> = {
  * it; otherwise (chunked) the terminating chunk does. `beforeStream` (the open record) completes
  * before the head of an event stream (text/event-stream) is sent.
  */
-export async function relayResponse(ctx: RequestContext, res: ServerResponse, upstream: UpstreamResponse, beforeEnd: () => Promise<void>, beforeStream?: () => Promise<void>): Promise<void> {
+export async function relayResponse(ctx: RequestContext, res: SandboxResponse, upstream: UpstreamResponse, beforeEnd: () => Promise<void>, beforeStream?: () => Promise<void>): Promise<void> {
   ctx.upstreamStatus = upstream.statusCode
   const mask = requestMask(ctx)
   const headers = inboundResponseHeaders(upstream.headers)
@@ -149,7 +150,7 @@ export class Masking {
  * but returned, for the caller to send once the audit record is committed; a body that arrives in
  * one piece is returned whole, so that it leaves with the head in one write.
  */
-function pump(body: Readable, ctx: RequestContext, res: ServerResponse, masking: Masking | undefined, meter: UsageMeter | undefined, length: number | undefined, bodyError: (err: unknown) => KeyvaletError): Promise<Buffer> {
+function pump(body: Readable, ctx: RequestContext, res: SandboxResponse, masking: Masking | undefined, meter: UsageMeter | undefined, length: number | undefined, bodyError: (err: unknown) => KeyvaletError): Promise<Buffer> {
   return new Promise<Buffer>((resolve, reject) => {
     const signal = ctx.signal
     const onAbort = (): void => fail(signal?.reason)

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import type { IncomingMessage } from 'node:http'
+import type { SandboxRequest } from '../exchange.ts'
 import { KeyvaletError } from '../../errors.ts'
 import type { BodyFacts, Decision } from '../../policy/decision.ts'
 import { decide } from '../../policy/decide.ts'
@@ -87,13 +87,13 @@ function denyMessage(decision: Extract<Decision, { effect: 'deny' }>, ctx: Admit
   }
 }
 
-function bodyFacts(req: IncomingMessage, body: Buffer): BodyFacts {
+function bodyFacts(req: SandboxRequest, body: Buffer): BodyFacts {
   const problem = jsonBodyProblem(req.headers, 'checked')
   return problem === undefined ? parseStrictJson(body) : { invalid: problem }
 }
 
 /** Reads the whole body, refusing (body_too_large) as soon as it passes the limit. */
-export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+export async function readBody(req: SandboxRequest, limit: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length'] ?? 0)
   if (declared > limit) throw new KeyvaletError('body_too_large', { detail: { declared, limit } })
   const chunks: Buffer[] = []

@@ -109,8 +109,11 @@ function requestBody(ctx: OutboundContext, headers: Record<string, string | stri
       }
     },
   })
-  // A client that aborts mid-upload destroys `counted`, which aborts the upstream request.
-  return joinStreams(req, counted)
+  // A client that aborts mid-upload destroys `counted`, which aborts the upstream request. A body
+  // refused (or an upstream gone) stops the sandbox's: an HTTP/1.1 request is destroyed (with its
+  // connection when the body is incomplete); an HTTP/2 stream is only no longer read, since the
+  // refusal is answered on it (the answer's own drain reads the rest off, bounded).
+  return joinStreams(req, counted, req.httpVersionMajor === 2 ? ignore : undefined)
 }
 
 /**
@@ -142,3 +145,5 @@ function rewriteWhole(rewriter: BodyRewriter, body: Buffer): Buffer {
   rewriter.end()
   return out
 }
+
+function ignore(): void {}

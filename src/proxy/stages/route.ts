@@ -118,12 +118,8 @@ function refuseMisplaced(ctx: RequestContext, placeholders: readonly { connector
   const keySlots = ctx.mode === 'forward' ? FORWARD_SLOTS : GATEWAY_SLOTS
   const own = ctx.connector
   const slot = own?.credential === undefined ? undefined : credentialKind(own.credential.kind).slot(own.credential).header
-  const texts: [where: string, text: string, header?: string][] = [['target', target]]
-  for (const [name, value] of Object.entries(ctx.req.headers)) {
-    if (value === undefined) continue
-    for (const v of Array.isArray(value) ? value : [value]) texts.push(['header', v, name])
-  }
-  for (const [where, text, header] of texts) {
+  const check = (text: string, header?: string): void => {
+    const where = header === undefined ? 'target' : 'header'
     const plain = text.includes('%') ? decodeLoosely(text) : text
     if ((header === undefined || !keySlots.has(header)) && hasKey(plain)) {
       throw new KeyvaletError('task_key_misplaced', { detail: { where, ...(header === undefined ? {} : { header }) } })
@@ -133,6 +129,13 @@ function refuseMisplaced(ctx: RequestContext, placeholders: readonly { connector
       const inSlot = header !== undefined && p.connector === own?.name && (CREDENTIAL_HEADERS.has(header) || header === slot)
       if (!inSlot) throw new KeyvaletError('placeholder_misplaced', { detail: { where, placeholder_of: p.connector, ...(header === undefined ? {} : { header }) } })
     }
+  }
+  check(target)
+  const headers = ctx.req.headers
+  for (const name in headers) {
+    const value = headers[name]
+    if (typeof value === 'string') check(value, name)
+    else if (value !== undefined) for (const v of value) check(v, name)
   }
 }
 

@@ -10,7 +10,6 @@ import { readFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { LineCounter, parseDocument } from 'yaml'
 import * as S from 'typebox/schema'
-import Value from 'typebox/value'
 import { durationMs } from '../duration.ts'
 import { OperatorError } from '../errors.ts'
 import type { LogFormat, LogLevel } from '../log.ts'
@@ -27,6 +26,7 @@ import { compileBudgets } from '../budgets/config.ts'
 import { compileApprovals, type WebhookOptions } from '../approvals/config.ts'
 import type { Budget } from '../model/budget.ts'
 import { formatProblems, locator, pointerToPath, type Problem } from './locate.ts'
+import { fillDefaults } from '../schema-kit/defaults.ts'
 
 export type { ConfigWarning, SecretReference } from './check.ts'
 
@@ -233,7 +233,7 @@ const validator = (): S.Validator => (configValidator ??= S.Compile(CONFIG_SCHEM
  * accepted. Checked again, by the same validator, so that the type rests on a check, not a cast.
  */
 function withDefaults(raw: unknown): ConfigFile {
-  const filled: unknown = Value.Default(CONFIG_SCHEMA, raw)
+  const filled: unknown = fillDefaults(CONFIG_SCHEMA, raw)
   if (!isConfigFile(filled)) throw new Error('the configuration does not match its schema once its defaults are filled in')
   return filled
 }

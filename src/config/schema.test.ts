@@ -2,7 +2,7 @@ import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { CONFIG_SCHEMA } from './schema.ts'
 
-/** Every field with a `default`, and whether Value.Default reaches it: only through typebox types, from the root. */
+/** Every field with a `default`, and whether fillDefaults (schema-kit/defaults.ts) reaches it: only through typebox types, from the root. */
 function defaults(node: object, path: string, reached: boolean, out: { path: string; reached: boolean }[]): void {
   const typed = reached && '~kind' in node
   const keys = new Map(Object.entries(node))

@@ -12,6 +12,7 @@ import type { McpDecision } from '../mcp/decide.ts'
 import type { Admission } from '../budgets/budgets.ts'
 import type { ApprovalOptions } from '../model/approval.ts'
 import type { ModelUsage } from '../budgets/usage.ts'
+import type { KeyvaletError } from '../errors.ts'
 
 /**
  * The typed per-request record that stages fill in, in order. A field is set by exactly one stage
@@ -34,8 +35,10 @@ export interface RequestContext {
   readonly upgrade?: string
   /** handler: the version of the configuration the request runs under, taken once when it starts (config/version.ts). */
   configVersion?: string
-  /** handler: aborted when the sandbox goes away before its answer is complete. */
+  /** handler: aborted when the sandbox goes away before its answer is complete, or when `cut`. */
   signal?: AbortSignal
+  /** handler: aborts `signal` with a reason, which becomes the request's outcome (forward's upstream timeout). */
+  cut?: (reason: KeyvaletError) => void
   /** authenticate (also set for a revoked or expired key, for the audit record only: the pipeline stops there) */
   session?: Session
   /** authenticate (gateway): the WWW-Authenticate challenge a refused task key is answered with, when the connector's slot is HTTP Basic. */

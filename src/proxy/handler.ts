@@ -174,9 +174,10 @@ export function createHandler(deps: HandlerDeps): Handler {
       idle.free(socket, endWhenIdle)
       if (!res.writableFinished) gone.abort(new KeyvaletError('client_closed'))
     })
-    ctx.signal = gone.signal
-    const trail = new RequestAudit({ append: (fields) => recorder.append(fields, socket, ctx) }, ctx)
     const cut = (reason: KeyvaletError): void => gone.abort(reason)
+    ctx.signal = gone.signal
+    ctx.cut = cut
+    const trail = new RequestAudit({ append: (fields) => recorder.append(fields, socket, ctx) }, ctx)
     const flight: Flight = {
       cut,
       // A request that lasts gets its open record once its credential is attached (0: no answer yet).

@@ -105,6 +105,9 @@ export async function relayResponse(ctx: RequestContext, res: SandboxResponse, u
   res.end(tail)
 }
 
+/** What pump returns when no byte is held back: shared, never written to. */
+const NOTHING_HELD: Buffer = Buffer.alloc(0)
+
 function isEventStream(headers: OutgoingHttpHeaders): boolean {
   return String(headers['content-type'] ?? '').trim().toLowerCase().startsWith('text/event-stream')
 }
@@ -163,7 +166,7 @@ function pump(body: Readable, ctx: RequestContext, res: SandboxResponse, masking
       reject(err)
     }
     if (signal?.aborted === true) return onAbort()
-    let held: Buffer = Buffer.alloc(0)
+    let held = NOTHING_HELD
     const send = (out: Buffer): void => {
       if (out.length === 0) return
       const first = ctx.bytesOut === 0

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import Type from 'typebox'
-import Value from 'typebox/value'
+import { fillDefaults } from './defaults.ts'
 import * as S from 'typebox/schema'
 import { Defaulted, NamedMap } from './builders.ts'
 
@@ -11,10 +11,10 @@ const ENTRY = Type.Object({
 }, { additionalProperties: false })
 
 describe('Defaulted', () => {
-  it('leaves the field out of required, and Value.Default fills it in', () => {
+  it('leaves the field out of required, and fillDefaults fills it in', () => {
     assert.deepEqual(ENTRY.required, undefined)
-    assert.deepEqual(Value.Default(ENTRY, {}), { required: false })
-    assert.deepEqual(Value.Default(ENTRY, { required: true }), { required: true })
+    assert.deepEqual(fillDefaults(ENTRY, {}), { required: false })
+    assert.deepEqual(fillDefaults(ENTRY, { required: true }), { required: true })
   })
 
   it('refuses a type without a default', () => {
@@ -23,7 +23,7 @@ describe('Defaulted', () => {
 
   it('fills a defaulted block, then the defaults inside it', () => {
     const outer = Type.Object({ limits: Defaulted(Type.Object({ n: Defaulted(Type.Integer({ default: 3 })) }, { default: {} })) })
-    assert.deepEqual(Value.Default(outer, {}), { limits: { n: 3 } })
+    assert.deepEqual(fillDefaults(outer, {}), { limits: { n: 3 } })
   })
 })
 
@@ -31,7 +31,7 @@ describe('NamedMap', () => {
   const map = NamedMap(ENTRY, { description: 'by name', propertyNames: { pattern: '^[a-z]+$' } })
 
   it('fills the defaults of every entry', () => {
-    assert.deepEqual(Value.Default(map, { a: {}, b: { required: true } }), { a: { required: false }, b: { required: true } })
+    assert.deepEqual(fillDefaults(map, { a: {}, b: { required: true } }), { a: { required: false }, b: { required: true } })
   })
 
   it('is an object with additionalProperties (not patternProperties), so unknown fields of an entry and bad names are errors', () => {

@@ -1,7 +1,7 @@
 /**
  * Two typebox builders the config schema needs beyond typebox's own. `Static<>` of the schema is
  * the configuration as the compile steps see it: after load.ts applied every default once
- * (Value.Default), which reaches a field only through typebox builders, never through a plain
+ * (fillDefaults, defaults.ts), which reaches a field only through typebox builders, never through a plain
  * JSON Schema object.
  */
 
@@ -14,13 +14,13 @@ import Type, { type Static, type TSchema, type TUnsafe } from 'typebox'
  */
 export function Defaulted<T extends TSchema>(type: T): T {
   if (!('default' in type)) throw new Error('Defaulted: the type has no default')
-  // Optional at run time (validation, Value.Default), required in the type: it is always there after load.
+  // Optional at run time (validation, fillDefaults), required in the type: it is always there after load.
   return Type.Optional(type) as unknown as T
 }
 
 /**
  * An object of named entries of one schema (`connectors`, a rule's `query`): `additionalProperties`
- * rather than `Type.Record`'s `patternProperties`, so that Value.Default fills each entry's
+ * rather than `Type.Record`'s `patternProperties`, so that fillDefaults fills each entry's
  * defaults and the reference documents it as a map. `propertyNames` constrains the names.
  */
 export function NamedMap<T extends TSchema>(entry: T, options: { readonly description: string; readonly propertyNames?: Record<string, unknown>; readonly default?: Record<string, never> }): TUnsafe<Record<string, Static<T>>> {

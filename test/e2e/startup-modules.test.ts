@@ -14,7 +14,7 @@ describe('what a serving keyvalet holds in memory: modules it does not need are 
   const dir = mkdtempSync(join(tmpdir(), 'keyvalet-startup-modules-'))
   after(() => rmSync(dir, { recursive: true, force: true }))
 
-  it("keyvalet start on SQLite with the example configuration loads neither the PostgreSQL driver, nor jose (no assertion made yet), nor Node's bundled undici", async () => {
+  it("keyvalet start on SQLite with the example configuration loads neither the PostgreSQL driver, nor jose (no assertion made yet), nor Node's bundled undici, nor typebox's value operations", async () => {
     const config = readFileSync(EXAMPLE, 'utf8')
       .replace(/^(\s+(?:gateway|forward|admin)): 127\.0\.0\.1:\d+$/gm, '$1: 127.0.0.1:0')
       .replace(/^data_dir: .*$/m, `data_dir: ${join(dir, 'data')}`)
@@ -37,6 +37,8 @@ describe('what a serving keyvalet holds in memory: modules it does not need are 
     assert.deepEqual(from('postgres'), [], 'the PostgreSQL driver is loaded although the store is SQLite')
     assert.deepEqual(loaded.filter((u) => u.endsWith('/src/store/postgres-store.ts')), [])
     assert.deepEqual(from('jose'), [], 'jose is loaded although no assertion was made')
+    // The configuration's defaults are filled in by schema-kit/defaults.ts: typebox's value operations (~140 modules more) stay unloaded.
+    assert.deepEqual(from('typebox').filter((u) => u.includes('/build/value/')), [], 'typebox/value is loaded')
     // node:http's ESM facade reads every export, its lazy WebSocket getter too, which loads Node's
     // own bundled undici (fetch, WebSocket: ~13 MiB of RSS) that keyvalet never uses.
     assert.ok(loaded.includes('NativeModule http'), 'the preload recorded no builtin: it did not run')

@@ -25,6 +25,7 @@ import { collect, HOST, RUN, waitFor, writeConfig } from './fixture.ts'
 
 const ATTACK = fileURLToPath(new URL('./attack.py', import.meta.url))
 const CONFINE = fileURLToPath(new URL('./confine.py', import.meta.url))
+const HEAP_REPORT = fileURLToPath(new URL('../helpers/heap-report.ts', import.meta.url))
 const SECRET = `ghp_runSandbox_${randomBytes(12).toString('hex')}` // random: this file is readable inside the sandbox
 
 interface Attempt<T = unknown> { ok: boolean; value?: T; error?: string; errno?: number | null }
@@ -413,6 +414,27 @@ describe('keyvalet run: the sandbox holds the task key and nothing else, and has
     await closed
     for (let i = 0; i < 50 && sleeping() > 0; i++) await new Promise((resolve) => setTimeout(resolve, 100))
     assert.equal(sleeping(), 0, 'the command outlived keyvalet run')
+  })
+
+  it('keyvalet run gives back the young generation start-up grew before the command starts (as keyvalet start does), and leaves --expose-gc unset', async () => {
+    const reportFile = join(work, `heap-${randomBytes(4).toString('hex')}.json`)
+    const child = spawn(process.execPath, [MAIN, 'run', '--config', file, ...RUN, '--workdir', work, '--', 'sh', '-c', 'echo started; exec sleep 30'], {
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env, HEAP_REPORT_FILE: reportFile, NODE_OPTIONS: `--import=${HEAP_REPORT}` }, stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    const closed = new Promise((resolve) => child.on('close', resolve))
+    try {
+      await waitFor(child, 'stdout', /started/)
+      child.kill('SIGUSR2')
+      for (let waited = 0; waited < 10_000 && !existsSync(reportFile); waited += 50) await new Promise((r) => setTimeout(r, 50))
+      const report = JSON.parse(readFileSync(reportFile, 'utf8')) as { committed: Record<string, number>; gcInNewContext: string }
+      const newSpace = report.committed.new_space
+      assert.ok(newSpace !== undefined && newSpace <= 4 * 1024 * 1024, `new space committed: ${((newSpace ?? Number.NaN) / 1024 / 1024).toFixed(1)} MiB`)
+      assert.equal(report.gcInNewContext, 'undefined', '--expose-gc is still set')
+    } finally {
+      child.kill('SIGTERM')
+      await closed
+      rmSync(reportFile, { force: true })
+    }
   })
 
   it('the task key is revoked when keyvalet run exits: a later request with it is refused and audited', async () => {

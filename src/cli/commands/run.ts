@@ -18,6 +18,7 @@ import { MASTER_KEY_FILE_ENV } from '../../vault/master-key.ts'
 import { CONFIG_OPTION, configPath, parse, write } from '../args.ts'
 import type { Command, Io } from '../command.ts'
 import { createSession } from './session.ts'
+import { releaseStartupMemory } from '../startup-memory.ts'
 import { SESSION_FLAGS } from '../../sessions/options.ts'
 import { sandboxEnv } from '../../sessions/sandbox-env.ts'
 
@@ -108,6 +109,8 @@ export const run: Command = {
       const as = mode === 'root' ? `uid ${inside.uid}, as root` : `uid ${inside.uid} (uid ${identity.host.uid} on the host), in a user namespace`
       write(io.stderr, `keyvalet run: session ${session.id} for ${session.agent} (user ${session.user}, workspace ${session.workspace}), expires ${new Date(session.expiresAt).toISOString()}; sandbox as ${as}, network: keyvalet only`)
 
+      // As keyvalet start does once it listens: what start-up grew is given back before the command sends anything.
+      releaseStartupMemory()
       const sandbox = startSandbox({ mode, identity, command, env: commandEnv(config, key, io.env, proxy.gateway !== undefined), workdir, binds, masks: [...secrets, stateDir], linksDir, caFile, stateDir })
       const forward = (signal: NodeJS.Signals): void => sandbox.signal(signal)
       for (const signal of SIGNALS) process.on(signal, forward)

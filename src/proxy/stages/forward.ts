@@ -23,18 +23,18 @@ export function createForward(upstreams: Upstreams, policy: Policy, headersTimeo
     async run(ctx) {
       const { connector, outbound } = ctx
       // A sandbox that left (or a connection that went idle) while earlier stages ran: nothing is sent.
-      ctx.signal?.throwIfAborted()
+      const { signal, cut } = ctx
+      if (signal === undefined || cut === undefined) throw new Error('forward runs under the handler, which gives each request its signal')
+      signal.throwIfAborted()
       // Bounded: waiting for a free upstream connection and for the answer's head take at most
       // the upstream timeout — except once a streamed body has started to arrive, when undici's
       // own headersTimeout (counted from the end of the body) takes over, so slow uploads are not
-      // cut. A sandbox that left aborts the request wherever it is (ctx.signal).
-      const abort = new AbortController()
+      // cut. The timeout cuts the request as the sandbox leaving does: through the request's own
+      // signal, which undici watches (no controller of its own that an open stream would keep).
       let timer: NodeJS.Timeout | undefined
       // Before the timer: a body refused here (a placeholder in it, bad framing) leaves nothing running.
       const body = requestBody(ctx, outbound.headers, () => new BodyScanner(placeholders), () => clearTimeout(timer), outbound.bodyRewriter)
-      timer = setTimeout(() => abort.abort(new KeyvaletError('upstream_timeout', { detail: { why: 'no_response_head' } })), headersTimeoutMs)
-      const onGone = (): void => abort.abort(ctx.signal?.reason)
-      ctx.signal?.addEventListener('abort', onGone, { once: true })
+      timer = setTimeout(() => cut(new KeyvaletError('upstream_timeout', { detail: { why: 'no_response_head' } })), headersTimeoutMs)
       const sentAt = performance.now()
       try {
         const dispatcher = await upstreams.dispatcher(connector)
@@ -44,11 +44,11 @@ export function createForward(upstreams: Upstreams, policy: Policy, headersTimeo
           path: outbound.query === '' ? ctx.path : `${ctx.path}?${outbound.query}`,
           headers: outbound.headers,
           body,
-          signal: abort.signal,
+          signal,
         })
         ctx.upstream = response
       } catch (err) {
-        throw upstreamError(abort.signal.aborted ? abort.signal.reason : err)
+        throw upstreamError(signal.aborted ? signal.reason : err)
       } finally {
         clearTimeout(timer)
         ctx.upstreamMs = (ctx.upstreamMs ?? 0) + (performance.now() - sentAt)

@@ -13,6 +13,9 @@
  * included) best / median, and for each catch-up size how long one catch-up holds the file's write
  * lock (wall time from BEGIN IMMEDIATE to COMMIT), median / p99 / max over every catch-up measured.
  * synchronous=NORMAL, as `audit.fsync` off; with it on, every commit (a catch-up's too) adds a flush.
+ * The WAL is checkpointed (PASSIVE) every CHECKPOINT_ROWS rows, its CPU counted, outside any
+ * catch-up's hold, as the checkpoint thread does (sqlite/checkpointer.ts): otherwise the commit that
+ * takes the WAL past 1,000 pages carries the checkpoint, and a hold would measure that.
  */
 import { DatabaseSync } from 'node:sqlite'
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -27,6 +30,7 @@ const BATCHES = (process.env.AUDIT_BATCH ?? '1,4,16,64').split(',').map(Number)
 const CATCH_UPS = (process.env.AUDIT_CATCH_UP ?? '256,1024').split(',').map(Number)
 const LINE = JSON.stringify({ note: 'x'.repeat(600) })
 const ROUNDS = 5
+const CHECKPOINT_ROWS = 1000
 
 interface Way {
   readonly migrations: readonly string[]
@@ -51,6 +55,8 @@ function round(path: string, way: Way, batch: number): { cpuPerRow: number; hold
   const insert = db.prepare(`INSERT INTO audit (instance, chain_seq, hash, line, ${FACETS.join(', ')}) VALUES (?, ?, ?, ?, ${FACETS.map(() => '?').join(', ')})`)
   const end = db.prepare('SELECT chain_seq FROM audit WHERE instance = ? ORDER BY chain_seq DESC LIMIT 1')
   const arrears = way.catchUp === undefined ? undefined : new FacetArrears(db, { batchRows: way.catchUp, everyRows: way.catchUp, withinMs: 1e9, tailBound: 1e9 })
+  db.exec('PRAGMA wal_autocheckpoint = 0')
+  const checkpoint = db.prepare('PRAGMA wal_checkpoint(PASSIVE)')
   const holds: number[] = []
   let owed = 0
   const cpu0 = process.threadCpuUsage()
@@ -66,6 +72,7 @@ function round(path: string, way: Way, batch: number): { cpuPerRow: number; hold
       holds.push(performance.now() - started)
       owed = 0
     }
+    if (Math.floor((seq + batch - 1) / CHECKPOINT_ROWS) !== Math.floor((seq - 1) / CHECKPOINT_ROWS)) checkpoint.get()
   }
   const cpu = process.threadCpuUsage(cpu0)
   if (arrears !== undefined && arrears.tail() !== 0) throw new Error('the catch-up fell behind')

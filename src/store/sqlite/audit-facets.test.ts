@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -177,6 +178,11 @@ describe('SQLite audit facets indexed in arrears', () => {
     await appendRows(audit, 251, 400)
     await audit.summary({ since: '2026-01-01T00:00:00.000Z', until: '2026-01-02T00:00:00.000Z', top: 3 })
     assert.ok(new FacetArrears(db, NEVER).tail() <= 100, 'a summary bounds it too')
+    await appendRows(audit, 401, 550)
+    const readOnly = new DatabaseSync(db.location() ?? '', { readOnly: true })
+    const reader = sqliteAudit(readOnly, { ...NEVER, tailBound: 100 })
+    assert.deepEqual((await reader.query({ agent: 'bot' }, { order: 'asc', limit: 1000 })).map((r) => r.seq), (expected(550) as number[][])[2], 'a read-only connection cannot catch up: it reads the longer tail')
+    readOnly.close()
     db.close()
   })
 
@@ -212,6 +218,37 @@ describe('SQLite audit facets indexed in arrears', () => {
     assert.deepEqual((await auditB.query({ agent: 'bot' }, { order: 'asc', limit: 100 })).map((r) => r.seq), (expected(60) as number[][])[2])
     a.close()
     b.close()
+  })
+
+  it('two processes appending to one file at once, each catching up as it goes: no row is ever left out below the watermark', async () => {
+    const path = join(dir, `${++files}.db`)
+    await SqliteStore.open(path).close()
+    const child = (instance: string) => new Promise<number>((resolve, reject) => {
+      const script = `
+        import { SqliteStore } from ${JSON.stringify(new URL('../sqlite-store.ts', import.meta.url).pathname)}
+        const store = SqliteStore.open(${JSON.stringify(path)}, { auditYieldsWhenBusy: true })
+        for (let i = 1; i <= 1500; i++) {
+          await store.audit.append([{ instance: ${JSON.stringify(instance)}, chainSeq: i, hash: 'h' + i, line: '{}', facets: { time: new Date(Date.UTC(2026, 0, 1, 0, 0, i)).toISOString(), session: null, agent: ${JSON.stringify(instance)}, user: null, workspace: null, task: null, connector: null, decision: 'allow', error: null, mode: 'gateway', phase: null } }])
+        }
+        await new Promise((resolve) => setImmediate(resolve))
+        await store.close()`
+      const proc = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'ignore', 'inherit'] })
+      const timer = setTimeout(() => proc.kill('SIGKILL'), 60_000)
+      proc.on('error', reject)
+      proc.on('exit', (code) => { clearTimeout(timer); resolve(code ?? -1) })
+    })
+    assert.deepEqual(await Promise.all([child('ins_x'), child('ins_y')]), [0, 0])
+    const db = new DatabaseSync(auditPathFor(path))
+    const watermark = Number(db.prepare('SELECT ifnull(max(seq), 0) AS seq FROM audit_facets').get()?.seq)
+    assert.ok(watermark > 0, 'they caught up as they went')
+    const missing = db.prepare('SELECT count(*) AS n FROM audit AS a LEFT JOIN audit_facets AS f ON f.seq = a.seq WHERE a.seq <= ? AND f.seq IS NULL').get(watermark)?.n
+    assert.equal(Number(missing), 0, 'every row up to the watermark is indexed')
+    const arrears = new FacetArrears(db, NEVER)
+    while ((arrears.catchUp() ?? 0) > 0);
+    const columns = 'seq, time, agent, decision, mode'
+    assert.deepEqual(db.prepare(`SELECT ${columns} FROM audit_facets ORDER BY seq`).all(), db.prepare(`SELECT ${columns} FROM audit ORDER BY seq`).all())
+    assert.equal(count(db, 'audit_facets'), 3000)
+    db.close()
   })
 
   it('an audit file made by the previous migrations, with rows in it, migrates and answers the same queries', async () => {

@@ -3,14 +3,14 @@
  * by the real migrations, SqliteStore), each a transaction as the AuditRepo's append is: one
  * INSERT run per row (what src/store/sqlite/audit.ts does), one multi-row `INSERT … VALUES (…),
  * (…)` per batch (prepared per batch size; RETURNING seq, or seqs counted back from the last
- * rowid), the same with an 8 MiB page cache, and per row without the eight facet indexes (what the
- * indexes cost; the queries need them: EXPLAIN QUERY PLAN picks each for its filter). Batches of
- * AUDIT_BATCH rows (default 1,4,16), AUDIT_ROWS rows per round (default 8000), 5 rounds alternating,
- * the first dropped. Reports this thread's CPU µs per row (the commit's WAL writes included).
+ * rowid), and the same with an 8 MiB page cache. Batches of AUDIT_BATCH rows (default 1,4,16),
+ * AUDIT_ROWS rows per round (default 8000), 5 rounds alternating, the first dropped. Reports this
+ * thread's CPU µs per row (the commit's WAL writes included).
  *
- * Measured (2 loaded cores): the multi-row forms cost as much or more than a run per row (batches
- * of 16: 15.6 per row vs 17.7 and 19.8), the page cache changes nothing, and the indexes are most
- * of a commit (batches of 1: 74 vs 27 µs without them; each dirties one more page written to the WAL).
+ * Measured (2 loaded cores), when the eight facet indexes were still on `audit`: the multi-row forms
+ * cost as much or more than a run per row (batches of 16: 15.6 per row vs 17.7 and 19.8), the page
+ * cache changes nothing, and the indexes were most of a commit (batches of 1: 74 vs 27 µs without
+ * them). They are now indexed in arrears: bench/audit-arrears.ts measures what that saves.
  */
 import { DatabaseSync, type StatementSync } from 'node:sqlite'
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -23,7 +23,6 @@ const ROWS = Number(process.env.AUDIT_ROWS ?? 8000)
 const BATCHES = (process.env.AUDIT_BATCH ?? '1,4,16').split(',').map(Number)
 const LINE = JSON.stringify({ note: 'x'.repeat(600) })
 const FACETS = ['time', 'session', 'agent', 'user', 'workspace', 'task', 'connector', 'decision', 'error', 'mode', 'phase'] as const
-const INDEXES = ['audit_by_time', 'audit_by_session', 'audit_by_agent', 'audit_by_user', 'audit_by_workspace', 'audit_by_task', 'audit_by_connector', 'audit_by_error']
 const COLUMNS = `(instance, chain_seq, hash, line, ${FACETS.join(', ')})`
 const ONE = `(?, ?, ?, ?, ${FACETS.map(() => '?').join(', ')})`
 
@@ -65,7 +64,6 @@ const WAYS: Record<string, (db: DatabaseSync) => Append> = {
   'multi-row, RETURNING seq': (db) => multiRow(db, true),
   'multi-row, seqs from the last rowid': (db) => multiRow(db, false),
   'one per row, 8 MiB page cache': (db) => { db.exec('PRAGMA cache_size = -8192'); return perRow(db) },
-  'one per row, no facet indexes': (db) => { for (const name of INDEXES) db.exec(`DROP INDEX ${name}`); return perRow(db) },
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'kv-audit-insert-'))

@@ -80,6 +80,7 @@ describe('SqliteStore specifics', () => {
     // Rebuilt as the first schema made it, with records in it.
     const old = new DatabaseSync(auditPathFor(path))
     old.exec('DROP TABLE audit')
+    old.exec('DROP TABLE audit_facets')
     old.exec(AUDIT_MIGRATIONS[0] as string)
     old.exec('PRAGMA user_version = 1')
     const record = (seq: number, agent: string | null, decision: string, mode = 'gateway') => JSON.stringify({ seq, time: `2026-01-01T00:00:0${seq}.000Z`, mode, agent, session: 'ses_x', user: 'u', workspace: 'w', task: 't', connector: 'c', decision, error: decision === 'deny' ? 'policy_denied' : null })

@@ -144,6 +144,45 @@ describe('admin API: the audit log (query, live stream, verify)', () => {
     assert.equal((await call(kv, 'GET', '/v1/audit/stream', tokens.operator)).status, 403)
   })
 
+  it('GET /v1/audit after more requests than one catch-up copies: the audit indexes them in arrears by itself, and a query right after a request finds it, as the whole log says', async () => {
+    const e = await kv.mintKey(['github:read'], { agent: 'arrears-bot' })
+    const send = async (n: number) => {
+      const res = await fetch(`${kv.url}/github/issues/${n}`, { headers: { authorization: `Bearer ${e.key}` } })
+      return [res.status, await res.text()]
+    }
+    const upstreamBefore = upstream.received.length
+    for (let n = 0; n < 300; n++) assert.equal((await send(n))[0], 200)
+    // The engine caught up by itself (in the turn after each 256th of its commits): most are indexed now.
+    const location = kv.runtime.storeLocation
+    assert.equal(location.kind, 'sqlite')
+    const raw = new DatabaseSync(auditPathFor(location.kind === 'sqlite' ? location.path : ''), { readOnly: true })
+    const high = (table: string) => Number(raw.prepare(`SELECT ifnull(max(seq), 0) AS seq FROM ${table}`).get()?.seq)
+    const [indexed, total] = [high('audit_facets'), high('audit')]
+    raw.close()
+    assert.ok(total - indexed < 300 && indexed > 0, `indexed up to ${indexed} of ${total}`)
+
+    // One more: the query right after it reads it from the tail, not yet indexed, without waiting.
+    const [status, body] = await send(300)
+    assert.equal(status, 200)
+    assert.equal(upstream.received.length, upstreamBefore + 301)
+    assert.equal(upstream.received.at(-1)?.url, '/gh/issues/300')
+    const newest = await call(kv, 'GET', '/v1/audit?agent=arrears-bot&limit=1', tokens.auditor)
+    assert.deepEqual(newest.json.records.map((r: AuditRecord) => [r.path, r.status]), [['/gh/issues/300', 200]])
+    assert.equal((JSON.parse(body as string) as { url: string }).url, '/gh/issues/300', 'the client got the upstream\'s answer')
+
+    const paths: string[] = []
+    let cursor: string | null = null
+    for (let page = 0; page < 5; page++) {
+      const got: Awaited<ReturnType<typeof call>> = await call(kv, 'GET', `/v1/audit?agent=arrears-bot&order=asc&limit=100${cursor === null ? '' : `&cursor=${cursor}`}`, tokens.auditor)
+      paths.push(...(got.json.records as AuditRecord[]).map((r) => r.path ?? ''))
+      cursor = got.json.next_cursor
+      if (cursor === null) break
+    }
+    const oracle = (await kv.audit()).filter((r) => r.agent === 'arrears-bot' && r.mode === 'gateway').map((r) => r.path)
+    assert.equal(oracle.length, 301)
+    assert.deepEqual(paths, oracle, 'indexed and tail together: every record once, in order')
+  })
+
   it('GET /v1/audit gives each record its cursor in the whole log: with a second instance\'s chain beside this one\'s, the page, the next page and the stream go on from it', async () => {
     // Another keyvalet instance on the same store: a chain of its own, whose seqs restart at 1.
     const other = await AuditWriter.start({ store: kv.runtime.storeLocation, key: await kv.runtime.openAuditKey(), reserveBytes: kv.runtime.config.auditReserveBytes })

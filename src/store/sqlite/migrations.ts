@@ -158,4 +158,46 @@ export const AUDIT_MIGRATIONS: readonly string[] = [
    UPDATE audit SET mode = json_extract(line, '$.mode'), phase = json_extract(line, '$.phase') WHERE time IS NOT NULL;
    CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
      BEGIN SELECT RAISE(ABORT, 'audit rows are append-only'); END;`,
+  // Facets indexed in arrears (sqlite/audit-facets.ts): a request's commit writes its row with its
+  // facet columns and the one index chainLast needs (audit_by_chain); the facet indexes live on
+  // `audit_facets`, which a catch-up fills from committed rows in large batches. It is derived
+  // data outside the hash chain (the lines are untouched, `audit verify` is unchanged): it holds a
+  // copy of the facet columns of every row of `audit` up to its highest seq, and nothing else.
+  // The rows there now are copied in; the old indexes go.
+  `CREATE TABLE audit_facets (
+     seq INTEGER PRIMARY KEY,
+     time TEXT,
+     session TEXT,
+     agent TEXT,
+     user TEXT,
+     workspace TEXT,
+     task TEXT,
+     connector TEXT,
+     decision TEXT,
+     error TEXT,
+     mode TEXT,
+     phase TEXT
+   ) STRICT;
+   INSERT INTO audit_facets (seq, time, session, agent, user, workspace, task, connector, decision, error, mode, phase)
+     SELECT seq, time, session, agent, user, workspace, task, connector, decision, error, mode, phase FROM audit ORDER BY seq;
+   CREATE TRIGGER audit_facets_no_update BEFORE UPDATE ON audit_facets
+     BEGIN SELECT RAISE(ABORT, 'audit facets are append-only'); END;
+   CREATE TRIGGER audit_facets_no_delete BEFORE DELETE ON audit_facets
+     BEGIN SELECT RAISE(ABORT, 'audit facets are append-only'); END;
+   DROP INDEX audit_by_time;
+   DROP INDEX audit_by_session;
+   DROP INDEX audit_by_agent;
+   DROP INDEX audit_by_user;
+   DROP INDEX audit_by_workspace;
+   DROP INDEX audit_by_task;
+   DROP INDEX audit_by_connector;
+   DROP INDEX audit_by_error;
+   CREATE INDEX audit_facets_by_time ON audit_facets (time);
+   CREATE INDEX audit_facets_by_session ON audit_facets (session, seq) WHERE session IS NOT NULL;
+   CREATE INDEX audit_facets_by_agent ON audit_facets (agent, seq) WHERE agent IS NOT NULL;
+   CREATE INDEX audit_facets_by_user ON audit_facets (user, seq) WHERE user IS NOT NULL;
+   CREATE INDEX audit_facets_by_workspace ON audit_facets (workspace, seq) WHERE workspace IS NOT NULL;
+   CREATE INDEX audit_facets_by_task ON audit_facets (task, seq) WHERE task IS NOT NULL;
+   CREATE INDEX audit_facets_by_connector ON audit_facets (connector, seq) WHERE connector IS NOT NULL;
+   CREATE INDEX audit_facets_by_error ON audit_facets (error, seq) WHERE error IS NOT NULL;`,
 ]

@@ -152,7 +152,10 @@ connectors:
       assert.equal(answer.status, 400)
       assert.equal(answer.headers['x-keyvalet-error'], 'header_invalid')
       assert.equal(upstream.received.length, before)
-      assert.equal((await kv.audit()).at(-1)?.error, 'header_invalid')
+      const record = (await kv.audit()).at(-1)
+      assert.equal(record?.error, 'header_invalid')
+      // Refused before the pipeline authenticates the stream: the record names the tunnel's task.
+      assert.deepEqual([record?.agent, record?.detail?.header], ['test-agent', 'expect'])
     } finally {
       client.close()
     }

@@ -73,14 +73,15 @@ function eachMethod<T extends object>(repo: T, wrap: (method: RepoMethod) => Rep
 }
 
 /** SQLite's primary result code of an error node:sqlite threw (its extended code's low byte); undefined for any other error. */
-function primaryCode(err: unknown): number | undefined {
+export function primaryCode(err: unknown): number | undefined {
   const code = typeof err === 'object' && err !== null ? (err as { errcode?: unknown }).errcode : undefined
   return typeof code === 'number' ? code & 0xff : undefined
 }
 
 const SQLITE_CORRUPT = 11
 const SQLITE_NOTADB = 26
-const SQLITE_BUSY = 5
+export const SQLITE_BUSY = 5
+export const SQLITE_READONLY = 8
 
 /** Pauses between tries while another connection holds the write lock: as SQLite's own busy handler, up to the same 5 s. */
 const BUSY_PAUSES_MS = [1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100]

@@ -1,4 +1,5 @@
 import type { DatabaseSync, StatementSync } from 'node:sqlite'
+import { primaryCode, SQLITE_BUSY, SQLITE_READONLY } from '../sqlite-file.ts'
 
 /**
  * The audit file's facets, indexed in arrears. A request's commit writes its row to `audit` with
@@ -63,9 +64,6 @@ export interface ArrearsOptions {
  * A query by a facet reads a tail of 2,048 rows in ~0.2 ms (8,192: ~1.7 ms).
  */
 export const ARREARS: ArrearsOptions = { batchRows: 256, everyRows: 256, withinMs: 1000, tailBound: 2048 }
-
-const SQLITE_BUSY = 5
-const SQLITE_READONLY = 8
 
 /**
  * The catch-up of one connection to the audit file (see above). It runs on the thread of the
@@ -164,8 +162,3 @@ export class FacetArrears {
 
 /** How soon a catch-up that found the file busy tries again. */
 const BUSY_RETRY_MS = 20
-
-function primaryCode(err: unknown): number | undefined {
-  const code = typeof err === 'object' && err !== null ? (err as { errcode?: unknown }).errcode : undefined
-  return typeof code === 'number' ? code & 0xff : undefined
-}

@@ -57,7 +57,7 @@ export class EventStream extends Transform {
     this.#max = maxEventBytes
   }
 
-  /** undici's body has dump(); the relay calls it for a body it does not read. */
+  /** An upstream body has dump() (upstream-exchange.ts); the relay calls it for a body it does not read. */
   async dump(): Promise<void> {
     this.resume()
   }

@@ -1,4 +1,3 @@
-import type { Dispatcher } from 'undici'
 import type { Decision } from '../policy/decision.ts'
 import type { Connector } from '../model/policy.ts'
 import type { OutboundRequest } from '../credentials/kind.ts'
@@ -13,6 +12,7 @@ import type { Admission } from '../budgets/budgets.ts'
 import type { ApprovalOptions } from '../model/approval.ts'
 import type { ModelUsage } from '../budgets/usage.ts'
 import type { KeyvaletError } from '../errors.ts'
+import type { UpstreamResponse } from './upstream-exchange.ts'
 
 /**
  * The typed per-request record that stages fill in, in order. A field is set by exactly one stage
@@ -118,8 +118,8 @@ export interface ApprovalFacts {
   readonly remembered: boolean
 }
 
-/** The upstream's response head and body (undici), which forward puts on the context for the relay. */
-export type UpstreamResponse = Dispatcher.ResponseData
+/** The upstream's response head and body (upstream-exchange.ts), which forward puts on the context for the relay. */
+export type { UpstreamResponse }
 
 export interface ForwardTarget {
   /** Lower-case scheme://host[:port], default port omitted, as URL.origin writes it. */

@@ -9,6 +9,7 @@ import { joinStreams } from '../join-streams.ts'
 import type { Stage } from '../pipeline.ts'
 import type { Upstreams } from '../upstreams.ts'
 import { upstreamError } from '../upstream-errors.ts'
+import { sendUpstream } from '../upstream-exchange.ts'
 
 /**
  * forward: sends the decided request to the connector's upstream over its keep-alive pool and
@@ -30,7 +31,7 @@ export function createForward(upstreams: Upstreams, policy: Policy, headersTimeo
       // the upstream timeout — except once a streamed body has started to arrive, when undici's
       // own headersTimeout (counted from the end of the body) takes over, so slow uploads are not
       // cut. The timeout cuts the request as the sandbox leaving does: through the request's own
-      // signal, which undici watches (no controller of its own that an open stream would keep).
+      // signal, which the exchange watches (no controller of its own that an open stream would keep).
       let timer: NodeJS.Timeout | undefined
       // Before the timer: a body refused here (a placeholder in it, bad framing) leaves nothing running.
       const body = requestBody(ctx, outbound.headers, () => new BodyScanner(placeholders), () => clearTimeout(timer), outbound.bodyRewriter)
@@ -38,15 +39,13 @@ export function createForward(upstreams: Upstreams, policy: Policy, headersTimeo
       const sentAt = performance.now()
       try {
         const dispatcher = await upstreams.dispatcher(connector)
-        const response = await dispatcher.request({
+        ctx.upstream = await sendUpstream(dispatcher, {
           origin: connector.upstream.origin,
           method: ctx.req.method ?? 'GET',
           path: outbound.query === '' ? ctx.path : `${ctx.path}?${outbound.query}`,
           headers: outbound.headers,
           body,
-          signal,
-        })
-        ctx.upstream = response
+        }, signal)
       } catch (err) {
         throw upstreamError(signal.aborted ? signal.reason : err)
       } finally {

@@ -156,9 +156,9 @@ function narrowEvents(upstream: UpstreamResponse, view: ListView): UpstreamRespo
   return replaced(upstream, headers, events)
 }
 
-/** The response with another body: the relay reads it as it reads undici's (data, end, error, dump, destroy). */
+/** The response with another body: the relay reads it as it reads the upstream's (data, end, error, dump, destroy). */
 function replaced(upstream: UpstreamResponse, headers: UpstreamResponse['headers'], body: Readable & { dump(): Promise<void> }): UpstreamResponse {
-  return { ...upstream, headers, body: body as unknown as UpstreamResponse['body'] }
+  return { ...upstream, headers, body }
 }
 
 function discard(upstream: UpstreamResponse): void {

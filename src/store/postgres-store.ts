@@ -83,9 +83,10 @@ export class PostgresStore implements Store {
     this.approvals = reportingUnreachable(postgresApprovals(sql))
     this.instances = reportingUnreachable(postgresInstances(sql))
     this.pushedConfigs = reportingUnreachable(postgresPushedConfigs(sql))
-    this.pushedConfigSignals = (listener) => this.reads.onChange((payload) => {
+    const pushedConfigSignals = (listener: () => void): (() => void) => this.reads.onChange((payload) => {
       if (payload === undefined || payload.startsWith(CONFIG_CHANGE)) listener()
     })
+    this.pushedConfigSignals = pushedConfigSignals
     this.approvalSignals = {
       watch: (listener) => this.reads.onChange((payload) => {
         if (payload === undefined || payload === 'all:approvals') listener(undefined)

@@ -33,13 +33,14 @@ export function storeUnavailable(err: unknown): KeyvaletError {
 export function reportingUnreachable<T extends object>(repo: T): T {
   const guarded: Record<string, unknown> = {}
   for (const [name, method] of Object.entries(repo) as [string, (...args: unknown[]) => Promise<unknown>][]) {
-    guarded[name] = async (...args: unknown[]) => {
+    const reporting = async (...args: unknown[]): Promise<unknown> => {
       try {
         return await method(...args)
       } catch (err) {
         throw err instanceof KeyvaletError || !isServerUnreachable(err) ? err : storeUnavailable(err)
       }
     }
+    guarded[name] = reporting
   }
   return guarded as T
 }

@@ -7,7 +7,11 @@
  * bytes allocated per request and the largest allocation sites and packages.
  * Measurement tool, not part of `npm run bench`.
  *
- * Usage: node bench/alloc-profile.ts [--connections 256] [--runs N]
+ * With --rate R the load is paced (R requests/s spread evenly over the connections, bench/load.ts's
+ * `paced` mode) instead of a closed loop: the regime of the paced phase, whose p99 the full
+ * collections make.
+ *
+ * Usage: node bench/alloc-profile.ts [--connections 256] [--rate R] [--runs N]
  *   env LOAD_MS (default 4000): how long the sampling runs; KEEP=1 keeps the .heapprofile.
  */
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
@@ -21,8 +25,9 @@ import type { LoadJob, LoadResult } from './load.ts'
 
 const REPO = fileURLToPath(new URL('..', import.meta.url))
 const BENCH = join(REPO, 'bench')
-const { values } = parseArgs({ options: { connections: { type: 'string', default: '256' }, runs: { type: 'string', default: '1' } } })
+const { values } = parseArgs({ options: { connections: { type: 'string', default: '256' }, rate: { type: 'string' }, runs: { type: 'string', default: '1' } } })
 const CONNECTIONS = Number(values.connections)
+const RATE = values.rate === undefined ? undefined : Number(values.rate)
 const LOAD_MS = Number(process.env.LOAD_MS ?? 4000)
 
 interface ProfileNode { callFrame: { functionName: string; url: string; lineNumber: number }; selfSize: number; children: ProfileNode[] }
@@ -60,7 +65,7 @@ try {
     load.expectExit()
     const measuring = load.waitForMessage((m) => (m as { event?: string }).event === 'measuring', 60_000)
     const durationS = Math.ceil(LOAD_MS / 1000) + 2
-    load.child.send({ mode: 'closed', url: `${kv.url}/echo/items/1`, headers: { authorization: `Bearer ${kv.key}` }, connections: CONNECTIONS, durationS, warmupS: 2 } satisfies LoadJob)
+    load.child.send({ mode: RATE === undefined ? 'closed' : 'paced', ...(RATE === undefined ? {} : { rate: RATE }), url: `${kv.url}/echo/items/1`, headers: { authorization: `Bearer ${kv.key}` }, connections: CONNECTIONS, durationS, warmupS: 2 } satisfies LoadJob)
     await measuring
     kv.process.child.kill('SIGUSR2')
     const t0 = Date.now()
@@ -72,7 +77,7 @@ try {
     const { total, sites, places } = summarise((JSON.parse(readFileSync(profileFile, 'utf8')) as { head: ProfileNode }).head)
     const requests = result.rps * (sampledMs / 1000)
     const p = (s: string): void => void process.stdout.write(`${s}\n`)
-    p(`\n== run ${run + 1}: ${CONNECTIONS} connections, ${Math.round(result.rps)} req/s; sampled ${(total / 1024 / 1024).toFixed(0)} MiB in ${sampledMs} ms ≈ ${(total / 1024 / requests).toFixed(1)} KiB allocated per request`)
+    p(`\n== run ${run + 1}: ${CONNECTIONS} connections${RATE === undefined ? '' : ' paced'}, ${Math.round(result.rps)} req/s; sampled ${(total / 1024 / 1024).toFixed(0)} MiB in ${sampledMs} ms ≈ ${(total / 1024 / requests).toFixed(1)} KiB allocated per request`)
     p('largest allocation sites (self):')
     for (const [k, v] of [...sites].sort((a, b) => b[1] - a[1]).slice(0, 40)) p(`  ${((100 * v) / total).toFixed(1).padStart(5)} %  ${(v / 1024 / requests).toFixed(2).padStart(6)} KiB/req  ${k}`)
     p('by package or src folder:')

@@ -72,8 +72,10 @@ class BodyAbandoned extends Error {
  * the async-hooks resource), on undici's dispatch-handler API. Measured on a paced load
  * (bench/alloc-profile.ts --rate), `request`'s handler left ~3 KiB per request to be promoted to
  * the old generation (each a garbage that only a full collection frees; every few seconds one took
- * 10–17 ms at 1,000 requests/s): the closure it keeps on itself to abort kept the exchange's
- * objects alive through young collections. Here no such closure is made (see #onAbort).
+ * 10–17 ms at 1,000 requests/s): the function literal it assigns to a property of itself
+ * (`this.abort = (reason) => …`) is one V8 allocates in the old generation, and through it every
+ * object of the exchange outlived young collections. Here no such closure is made (see #onAbort;
+ * test/pretenured-closures.test.ts).
  */
 export function sendUpstream(dispatcher: Dispatcher, options: Dispatcher.DispatchOptions, signal: AbortSignal): Promise<UpstreamResponse> {
   return new Promise<UpstreamResponse>((resolve, reject) => {

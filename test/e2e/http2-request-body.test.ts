@@ -2,9 +2,11 @@ import assert from 'node:assert/strict'
 import { createServer as createHttpsServer, type Server } from 'node:https'
 import { createSecureServer, type ClientHttp2Session, type Http2SecureServer, type IncomingHttpHeaders } from 'node:http2'
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import { connect } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import { startDnsServer, type DnsServer } from '../helpers/dns-server.ts'
 import { eventually } from '../helpers/eventually.ts'
+import * as F from '../helpers/h2-frames.ts'
 import { h2Session } from '../helpers/h2-client.ts'
 import { startKeyvalet, type TestKeyvalet } from '../helpers/keyvalet.ts'
 import { upstreamCertificate } from '../helpers/tls.ts'
@@ -140,6 +142,50 @@ ${connector('viah2', H2_HOST, ports.h2, 'h2', 'h2-ca.pem')}${connector('viah1', 
     }
   })
 
+  // Raw frames: Node's own client, asked to close a stream, sends END_STREAM before its RST_STREAM.
+  for (const declared of [true, false]) {
+    it(`a client that resets its stream mid-body (RST_STREAM, no END_STREAM), to an HTTP/2 upstream, ${declared ? 'with' : 'without'} content-length: the upstream never has the request whole, audited once client_closed`, async () => {
+      assert.ok(kv.forwardUrl !== undefined && kv.caCertPem !== undefined)
+      const authority = `${H2_HOST}:${ports.h2}`
+      const raw = await F.RawH2.open({ proxyPort: Number(new URL(kv.forwardUrl).port), authority, proxyAuthorization: `Basic ${Buffer.from(`task:${key}`).toString('base64')}`, ca: kv.caCertPem })
+      try {
+        const audited = (await kv.audit()).length
+        const before = h2Seen.length
+        const fields: [string, string][] = [['content-type', 'application/octet-stream'], ...(declared ? [['content-length', '100000'] as [string, string]] : [])]
+        raw.write(Buffer.concat([F.headers(1, F.request(authority, '/upload', fields, 'POST'), { endHeaders: true }), F.data(1, Buffer.from('the first part of the body;'))]))
+        await eventually(async () => (h2Seen.length > before && (h2Seen.at(-1)?.bytes ?? 0) > 0 ? true : undefined), 'the upstream to have the first part')
+        raw.write(F.rstStream(1, F.ERROR.CANCEL))
+        const records = await eventually(async () => {
+          const r = (await kv.audit()).slice(audited)
+          return r.length >= 1 ? r : undefined
+        }, 'the record of the request')
+        await new Promise((resolve) => setTimeout(resolve, 200))
+        assert.ok(h2Seen.slice(before).every((r) => !r.complete), JSON.stringify(h2Seen.slice(before)))
+        assert.deepEqual(records.map((r) => r.error), ['client_closed'])
+      } finally {
+        raw.close()
+      }
+    })
+  }
+
+  it('an HTTP/1.1 sandbox that leaves mid-body (its connection closed), to an HTTP/2 upstream: the upstream never has the request whole, audited once client_closed', async () => {
+    const audited = (await kv.audit()).length
+    const before = h2Seen.length
+    const url = new URL(kv.url)
+    const socket = connect(Number(url.port), url.hostname)
+    socket.on('error', () => {})
+    socket.write(`POST /viah2/upload HTTP/1.1\r\nhost: ${url.host}\r\nauthorization: Bearer ${key}\r\ncontent-type: application/octet-stream\r\ncontent-length: 100000\r\n\r\nthe first part of the body;`)
+    await eventually(async () => (h2Seen.length > before && (h2Seen.at(-1)?.bytes ?? 0) > 0 ? true : undefined), 'the upstream to have the first part')
+    socket.destroy()
+    const records = await eventually(async () => {
+      const r = (await kv.audit()).slice(audited)
+      return r.length >= 1 ? r : undefined
+    }, 'the record of the request')
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    assert.ok(h2Seen.slice(before).every((r) => !r.complete), JSON.stringify(h2Seen.slice(before)))
+    assert.deepEqual(records.map((r) => r.error), ['client_closed'])
+  })
+
   const cases = [
     { upstream: 'HTTP/2', host: H2_HOST, port: () => ports.h2, seen: h2Seen },
     { upstream: 'HTTP/1.1', host: H1_HOST, port: () => ports.h1, seen: h1Seen },
@@ -177,5 +223,72 @@ ${connector('viah2', H2_HOST, ports.h2, 'h2', 'h2-ca.pem')}${connector('viah1', 
         }
       })
     }
+  }
+})
+
+/**
+ * An upload that stalls mid-body, to an HTTP/2 upstream, cut by limits.idle_timeout_ms: the cut
+ * comes from keyvalet (the request's signal), not from the sandbox's body failing. The upstream
+ * must never have the request whole: a stream ended with RST_STREAM NO_ERROR reads to an HTTP/2
+ * server as a body that ended, so the stream must be reset with an error.
+ */
+describe('a stalled upload to an HTTP/2 upstream, cut for idleness', () => {
+  const pki = upstreamCertificate(H2_HOST)
+  const seen: Seen[] = []
+  let upstream: Http2SecureServer
+  let dns: DnsServer
+  let kv: TestKeyvalet
+  let key: string
+
+  before(async () => {
+    upstream = createSecureServer(pki.tls, recorder(seen))
+    await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve))
+    const port = (upstream.address() as { port: number }).port
+    dns = await startDnsServer({ [H2_HOST]: { a: ['127.0.0.1'] } })
+    kv = await startKeyvalet(`version: 1
+listen: { gateway: "127.0.0.1:0" }
+dns: { servers: ["${dns.address}"] }
+limits: { idle_timeout_ms: 1500, upstream_timeout_ms: 5000, request_timeout_ms: 1000 }
+connectors:
+  viah2:
+    upstream: https://${H2_HOST}:${port}
+    upstream_http: h2
+    ca_file: h2-ca.pem
+    allow_addresses: [127.0.0.1/32]
+    credential: { secret: token, inject: bearer }
+    rules:
+      - { id: upload, methods: [POST], path: /upload, severity: write }
+`, { files: { 'h2-ca.pem': pki.caPem } })
+    await kv.setSecret('token', 'tr_test_secret_0123456789abcdef')
+    key = (await kv.mintKey(['viah2:write'])).key
+  })
+  after(async () => {
+    await kv.close()
+    await new Promise((resolve) => upstream.close(resolve))
+    await dns.close()
+  })
+
+  for (const framing of ['content-length', 'chunked'] as const) {
+    it(`${framing}: the upstream never has the request whole; the sandbox's connection is cut; its closing record says idle_timeout`, async () => {
+      const audited = (await kv.audit()).length
+      const before = seen.length
+      const url = new URL(kv.url)
+      const socket = connect(Number(url.port), url.hostname)
+      socket.on('error', () => {})
+      const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()))
+      const part = 'the first part of the body;'
+      const framed = framing === 'chunked' ? `transfer-encoding: chunked\r\n\r\n${part.length.toString(16)}\r\n${part}\r\n` : `content-length: 100000\r\n\r\n${part}`
+      socket.write(`POST /viah2/upload HTTP/1.1\r\nhost: ${url.host}\r\nauthorization: Bearer ${key}\r\ncontent-type: application/octet-stream\r\n${framed}`)
+      await eventually(async () => (seen.length > before && (seen.at(-1)?.bytes ?? 0) > 0 ? true : undefined), 'the upstream to have the first part')
+      await closed
+      const records = await eventually(async () => {
+        const r = (await kv.audit()).slice(audited)
+        return r.some((x) => x.phase === 'close') ? r : undefined
+      }, 'the closing record of the request')
+      await new Promise((resolve) => setTimeout(resolve, 200))
+      assert.ok(seen.slice(before).every((r) => !r.complete), JSON.stringify(seen.slice(before)))
+      // A request that lasts is recorded when its credential is attached, then when it ends.
+      assert.deepEqual(records.map((r) => [r.phase, r.error]), [['open', null], ['close', 'idle_timeout']])
+    })
   }
 })

@@ -112,7 +112,13 @@ function requestBody(ctx: OutboundContext, headers: Record<string, string | stri
   // refused (or an upstream gone) stops the sandbox's: an HTTP/1.1 request is destroyed (with its
   // connection when the body is incomplete); an HTTP/2 stream is only no longer read, since the
   // refusal is answered on it (the answer's own drain reads the rest off, bounded).
-  return joinStreams(req, counted, req.httpVersionMajor === 2 ? ignore : undefined)
+  // A sandbox that goes away mid-body (its connection closed, its HTTP/2 stream reset) is the
+  // request's outcome, client_closed, whatever the upstream request then fails with (over HTTP/2
+  // the stream's failure comes before the 'close' the handler hears it by). At once, not on the
+  // next turn: Node ends a reset HTTP/2 stream's readable side after it reports the reset, and
+  // that 'end', piped on, would end the upstream's body as if it were whole.
+  const sandboxGone = (err: Error): void => void counted.destroy(new KeyvaletError('client_closed', { cause: err }))
+  return joinStreams(req, counted, req.httpVersionMajor === 2 ? ignore : undefined, sandboxGone)
 }
 
 /**

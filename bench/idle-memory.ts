@@ -47,13 +47,15 @@ function procFigures(pid: number): Record<string, number> {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8')
   const field = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? Number.NaN) * 1024
   let nodeBinary = 0
+  let brkHeap = 0
   let current = ''
   for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
     const head = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line)
     if (head !== null) current = head[1] ?? ''
     else if (line.startsWith('Rss:') && current === process.execPath) nodeBinary += Number(/(\d+)/.exec(line)?.[1]) * 1024
+    else if (line.startsWith('Rss:') && current === '[heap]') brkHeap += Number(/(\d+)/.exec(line)?.[1]) * 1024
   }
-  return { rss: field('VmRSS'), anon: field('RssAnon'), file: field('RssFile'), nodeBinary, threads: Number(/^Threads:\s+(\d+)/m.exec(status)?.[1]) }
+  return { rss: field('VmRSS'), anon: field('RssAnon'), file: field('RssFile'), nodeBinary, brkHeap, threads: Number(/^Threads:\s+(\d+)/m.exec(status)?.[1]) }
 }
 
 interface HeapFigures { memoryUsage: NodeJS.MemoryUsage; heapStatistics: Record<string, number>; heapSpaces: Record<string, { size: number; used: number; committed: number }>; codeStatistics: Record<string, number> }
@@ -77,7 +79,7 @@ function print(b: Awaited<ReturnType<typeof breakdown>>, label: string): void {
   const p = (s: string): void => void process.stdout.write(`${s}\n`)
   const { proc, main, threads } = b
   p(`\n== ${label}`)
-  p(`/proc: VmRSS ${f(proc.rss)} MiB = anonymous ${f(proc.anon)} + file-backed ${f(proc.file)} (of which the node binary's pages ${f(proc.nodeBinary)}); ${proc.threads} threads`)
+  p(`/proc: VmRSS ${f(proc.rss)} MiB = anonymous ${f(proc.anon)} (of which [heap], the main thread's malloc arena, ${f(proc.brkHeap)}) + file-backed ${f(proc.file)} (of which the node binary's pages ${f(proc.nodeBinary)}); ${proc.threads} threads`)
   for (const [name, h] of [['main isolate', main.before], ['main isolate after a full GC', main.afterGc]] as const) {
     const m = h.memoryUsage
     p(`${name}: heapTotal ${f(m.heapTotal)} heapUsed ${f(m.heapUsed)} external ${f(m.external)} arrayBuffers ${f(m.arrayBuffers)} | committed (physical) ${f(h.heapStatistics.total_physical_size)} malloced ${f(h.heapStatistics.malloced_memory)} (peak ${f(h.heapStatistics.peak_malloced_memory)})`)

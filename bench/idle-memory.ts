@@ -6,9 +6,10 @@
  * each worker thread's isolate (the audit writer's), and the modules loaded, by package.
  * Measurement tool, not part of `npm run bench`.
  *
- * Usage: node bench/idle-memory.ts [--config example|bench] [--load CONNECTIONS] [--snapshot] [--runs N] [--node-flags '--max-semi-space-size=16 …']
+ * Usage: node bench/idle-memory.ts [--config example|bench|forward] [--load CONNECTIONS] [--snapshot] [--runs N] [--node-flags '--max-semi-space-size=16 …']
  *   example (default): examples/keyvalet.yaml with its listeners on port 0 and a fresh data_dir;
- *   bench: bench/keyvalet.ts's config with its upstream, secret and task key (what `npm run bench` runs).
+ *   bench: bench/keyvalet.ts's config with its upstream, secret and task key (what `npm run bench` runs);
+ *   forward: the same with the forward listener and its connectors (45 mint hosts), as `npm run bench` runs it with its forward or mint phase.
  *   --load N: the breakdown is taken after 4 s (env LOAD_MS) of an N-connection closed loop on GET /echo/items/1
  *   (bench config only), while the load still runs.
  *   --snapshot: also writes a heap snapshot of the main thread and prints its largest constructors.
@@ -24,6 +25,7 @@ import { Children, type Managed } from './children.ts'
 import { summariseSnapshot } from './heap-summary.ts'
 import { startKeyvalet } from './keyvalet.ts'
 import type { LoadJob } from './load.ts'
+import type { UpstreamReady } from './upstream.ts'
 
 const REPO = fileURLToPath(new URL('..', import.meta.url))
 const BENCH = join(REPO, 'bench')
@@ -32,10 +34,12 @@ const { values } = parseArgs({ options: { 'node-flags': { type: 'string', defaul
 const LOAD = values.load === undefined ? undefined : Number(values.load)
 /** How long the load runs before the breakdown (env LOAD_MS, default 4000). */
 const LOAD_MS = Number(process.env.LOAD_MS ?? 4000)
-if (values.config !== 'example' && values.config !== 'bench') throw new Error('--config is example or bench')
-if (LOAD !== undefined && values.config !== 'bench') throw new Error('--load needs --config bench (a connector with an upstream and a task key)')
+if (values.config !== 'example' && values.config !== 'bench' && values.config !== 'forward') throw new Error('--config is example, bench or forward')
+if (LOAD !== undefined && values.config === 'example') throw new Error('--load needs --config bench or forward (a connector with an upstream and a task key)')
 
 const NODE_FLAGS = (values['node-flags'] ?? '').split(' ').filter((x) => x !== '')
+/** --config forward: as many mint hosts as `npm run bench` configures (its MINT_WARMUP + 40). */
+const MINT_HOSTS = 45
 const children = new Children()
 const f = (bytes: number | undefined): string => (bytes === undefined ? '?' : (bytes / MiB).toFixed(1).padStart(7))
 
@@ -43,13 +47,15 @@ function procFigures(pid: number): Record<string, number> {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8')
   const field = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? Number.NaN) * 1024
   let nodeBinary = 0
+  let brkHeap = 0
   let current = ''
   for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
     const head = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line)
     if (head !== null) current = head[1] ?? ''
     else if (line.startsWith('Rss:') && current === process.execPath) nodeBinary += Number(/(\d+)/.exec(line)?.[1]) * 1024
+    else if (line.startsWith('Rss:') && current === '[heap]') brkHeap += Number(/(\d+)/.exec(line)?.[1]) * 1024
   }
-  return { rss: field('VmRSS'), anon: field('RssAnon'), file: field('RssFile'), nodeBinary, threads: Number(/^Threads:\s+(\d+)/m.exec(status)?.[1]) }
+  return { rss: field('VmRSS'), anon: field('RssAnon'), file: field('RssFile'), nodeBinary, brkHeap, threads: Number(/^Threads:\s+(\d+)/m.exec(status)?.[1]) }
 }
 
 interface HeapFigures { memoryUsage: NodeJS.MemoryUsage; heapStatistics: Record<string, number>; heapSpaces: Record<string, { size: number; used: number; committed: number }>; codeStatistics: Record<string, number> }
@@ -73,7 +79,7 @@ function print(b: Awaited<ReturnType<typeof breakdown>>, label: string): void {
   const p = (s: string): void => void process.stdout.write(`${s}\n`)
   const { proc, main, threads } = b
   p(`\n== ${label}`)
-  p(`/proc: VmRSS ${f(proc.rss)} MiB = anonymous ${f(proc.anon)} + file-backed ${f(proc.file)} (of which the node binary's pages ${f(proc.nodeBinary)}); ${proc.threads} threads`)
+  p(`/proc: VmRSS ${f(proc.rss)} MiB = anonymous ${f(proc.anon)} (of which [heap], the main thread's malloc arena, ${f(proc.brkHeap)}) + file-backed ${f(proc.file)} (of which the node binary's pages ${f(proc.nodeBinary)}); ${proc.threads} threads`)
   for (const [name, h] of [['main isolate', main.before], ['main isolate after a full GC', main.afterGc]] as const) {
     const m = h.memoryUsage
     p(`${name}: heapTotal ${f(m.heapTotal)} heapUsed ${f(m.heapUsed)} external ${f(m.external)} arrayBuffers ${f(m.arrayBuffers)} | committed (physical) ${f(h.heapStatistics.total_physical_size)} malloced ${f(h.heapStatistics.malloced_memory)} (peak ${f(h.heapStatistics.peak_malloced_memory)})`)
@@ -114,9 +120,13 @@ try {
     if (values.config === 'example') {
       proc = await startExample(dir, extraEnv)
     } else {
-      upstream = children.fork('upstream', join(BENCH, 'upstream.ts'))
-      const { port } = await upstream.waitForMessage<{ port: number }>((m) => typeof (m as { port?: unknown }).port === 'number', 15_000)
-      const kv = await startKeyvalet({ children, repo: REPO, dir, upstreamPort: port, nodeFlags: [...NODE_FLAGS, '--import', join(BENCH, 'mem-breakdown.mjs')], extraEnv })
+      const forward = values.config === 'forward'
+      upstream = children.fork('upstream', join(BENCH, 'upstream.ts'), forward ? ['--mint-hosts', String(MINT_HOSTS)] : [])
+      const ready = await upstream.waitForMessage<UpstreamReady>((m) => typeof (m as { port?: unknown }).port === 'number', 15_000)
+      const kv = await startKeyvalet({
+        children, repo: REPO, dir, upstreamPort: ready.port, nodeFlags: [...NODE_FLAGS, '--import', join(BENCH, 'mem-breakdown.mjs')], extraEnv,
+        ...(forward ? { forward: { httpsPort: ready.httpsPort, upstreamCaPem: ready.caPem, mintHosts: ready.mintHosts, sseConnectors: 0 } } : {}),
+      })
       proc = kv.process
       if (LOAD !== undefined) {
         load = children.fork('load', join(BENCH, 'load.ts'))

@@ -4,7 +4,8 @@
  * credential or audit), but with undici's keep-alive `Pool` as its upstream client, the client
  * keyvalet uses, instead of node:http's Agent. It is the floor for a Node proxy built like
  * keyvalet: what is above it is keyvalet's own work.
- * Usage (fork): naive-undici-proxy.ts <upstreamPort> [connections, default 256]; reports `{ port }` over IPC.
+ * Usage (fork): naive-undici-proxy.ts <upstreamPort> [connections, default 256] [abort-on-close]; reports `{ port }` over IPC.
+ * abort-on-close (for long streams): a client that goes away takes its upstream request with it.
  */
 
 import { createServer, type IncomingHttpHeaders } from 'node:http'
@@ -13,6 +14,7 @@ import { Pool } from 'undici'
 const upstreamPort = Number(process.argv[2])
 if (!Number.isInteger(upstreamPort) || upstreamPort <= 0) throw new Error('usage: naive-undici-proxy.ts <upstreamPort>')
 const connections = process.argv[3] === undefined ? 256 : Number(process.argv[3])
+const abortOnClose = process.argv[4] === 'abort-on-close'
 const pool = new Pool(`http://127.0.0.1:${upstreamPort}`, { connections, keepAliveTimeout: 30_000 })
 const PREFIX = '/echo'
 // undici sets these itself (and refuses some of them as request headers).
@@ -31,7 +33,9 @@ const server = createServer((req, res) => {
     return
   }
   const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined
-  pool.request({ path: url.slice(PREFIX.length), method: (req.method ?? 'GET') as 'GET', headers: outbound(req.headers), body: hasBody ? req : null })
+  const gone = abortOnClose ? new AbortController() : undefined
+  if (gone !== undefined) res.once('close', () => { if (!res.writableFinished) gone.abort() })
+  pool.request({ path: url.slice(PREFIX.length), method: (req.method ?? 'GET') as 'GET', headers: outbound(req.headers), body: hasBody ? req : null, ...(gone === undefined ? {} : { signal: gone.signal }) })
     .then((up) => {
       const headers = { ...up.headers }
       delete headers.connection

@@ -783,6 +783,7 @@ async function main(): Promise<number> {
   //    memory is the streams' and not what the load phases left in the heap of the first one.
   let sse: SseReport | undefined
   let sseNaive: SseReport | undefined
+  let sseNaiveUndici: SseReport | undefined
   let sseAudit: { records: number; expected: number; output: string } | undefined
   if (PHASES.has('sse')) {
     log(`sse: fresh keyvalet; probe ${SSE_PROBE_STREAMS} streams on one connector, then ${SSE_STREAMS.toLocaleString('en-US')} streams over ${SSE_CONNECTORS} connectors (RLIMIT_NOFILE ${NOFILE.soft}/${NOFILE.hard})`)
@@ -828,18 +829,23 @@ async function main(): Promise<number> {
         }
       }
     }
-    // The same streams through the naive node:http proxy (its agent unlimited here), for scale.
-    log(`sse: the same ${SSE_STREAMS.toLocaleString('en-US')} streams through a fresh naive proxy`)
-    let naiveSse: { proc: Managed; port: number } | undefined
-    try {
-      naiveSse = await forkReady('naive proxy (sse)', 'naive-proxy.ts', [String(upstream.port), String(SSE_STREAMS + 1000), 'abort-on-close'])
-      await new Promise((r) => setTimeout(r, 500))
-      sseNaive = await runSse({ proc: naiveSse.proc, upstreamProc: upstream.proc, origin: `http://127.0.0.1:${naiveSse.port}`, headers: {}, paths: ['/echo/sse/0/events'] })
-      if (sseNaive.open.firstEvents !== sseNaive.open.asked) broken.push(`sse via naive proxy: ${int(sseNaive.open.firstEvents)} of ${int(sseNaive.open.asked)} streams got their first event (${sseNaive.open.firstError ?? ''})`)
-    } catch (err) {
-      broken.push(`sse via naive proxy: ${err instanceof Error ? err.message : String(err)}`)
-    } finally {
-      await naiveSse?.proc.stop(5000)
+    // The same streams through each naive proxy (their upstream clients unlimited here), for scale:
+    // node:http's Agent, and undici's Pool (keyvalet's client: the floor for a proxy built like it).
+    for (const [name, file] of [['naive proxy', 'naive-proxy.ts'], ['naive undici proxy', 'naive-undici-proxy.ts']] as const) {
+      log(`sse: the same ${SSE_STREAMS.toLocaleString('en-US')} streams through a fresh ${name}`)
+      let naiveSse: { proc: Managed; port: number } | undefined
+      try {
+        naiveSse = await forkReady(`${name} (sse)`, file, [String(upstream.port), String(SSE_STREAMS + 1000), 'abort-on-close'])
+        await new Promise((r) => setTimeout(r, 500))
+        const report = await runSse({ proc: naiveSse.proc, upstreamProc: upstream.proc, origin: `http://127.0.0.1:${naiveSse.port}`, headers: {}, paths: ['/echo/sse/0/events'] })
+        if (report.open.firstEvents !== report.open.asked) broken.push(`sse via ${name}: ${int(report.open.firstEvents)} of ${int(report.open.asked)} streams got their first event (${report.open.firstError ?? ''})`)
+        if (file === 'naive-proxy.ts') sseNaive = report
+        else sseNaiveUndici = report
+      } catch (err) {
+        broken.push(`sse via ${name}: ${err instanceof Error ? err.message : String(err)}`)
+      } finally {
+        await naiveSse?.proc.stop(5000)
+      }
     }
   }
 
@@ -1211,7 +1217,7 @@ async function main(): Promise<number> {
       p(`    ${SSE_PROBE_SETTLE_MS / 1000} s after the ${pr.asked} clients closed, the upstream still held ${sse.upstreamBefore} streams open`)
       p(`  so keyvalet's ${SSE_STREAMS.toLocaleString('en-US')} streams are spread over ${sse.paths} connectors sse-0…sse-${sse.paths - 1} (≤ ${SSE_PER_CONNECTOR} each, same upstream)`)
     }
-    const rows = ([['keyvalet gateway', sse], ['naive proxy', sseNaive]] as const).filter(([, r]) => r !== undefined) as [string, SseReport][]
+    const rows = ([['keyvalet gateway', sse], ['naive proxy', sseNaive], ['naive undici proxy', sseNaiveUndici]] as const).filter(([, r]) => r !== undefined) as [string, SseReport][]
     p(table(['proxy', 'streams', 'first event', 'later event too', 'errors', 'open s', '1st event p50 ms', 'p99 ms', 'upstream held', 'proxy fds', 'CPU held'],
       rows.map(([name, r]) => {
         const o = r.open
@@ -1337,7 +1343,7 @@ async function main(): Promise<number> {
       ratios: { httpsVsDirect: ratio(hK?.result.rps, hD?.result.rps) ?? null, httpsVsMitmproxy: vsMitm ?? null, h2VsMitmproxyH2: ratio(hK2?.result.rps, hM2?.result.rps) ?? null, httpsVsIssueFigure: vsIssue ?? null, plainForwardVsGateway: ratio(fClosed?.result.rps, kvR?.rps) ?? null },
     },
     mint: mint ?? null,
-    sse: sse === undefined ? null : { ...sse, streams: SSE_STREAMS, nofile: { soft: NOFILE.soft, hard: NOFILE.hard }, peakMiB: ssePeak ?? null, audit: sseAudit ?? null, naive: sseNaive === undefined ? null : { ...sseNaive, peakMiB: peakOpen(sseNaive) ?? null } },
+    sse: sse === undefined ? null : { ...sse, streams: SSE_STREAMS, nofile: { soft: NOFILE.soft, hard: NOFILE.hard }, peakMiB: ssePeak ?? null, audit: sseAudit ?? null, naive: sseNaive === undefined ? null : { ...sseNaive, peakMiB: peakOpen(sseNaive) ?? null }, naiveUndici: sseNaiveUndici === undefined ? null : { ...sseNaiveUndici, peakMiB: peakOpen(sseNaiveUndici) ?? null } },
     targets: goals.filter((g) => g.want !== 'reference').map((g) => ({ goal: g.goal, want: g.want, measured: g.got, status: g.ok === undefined ? 'n/a' : mark(g.ok) })),
     profile: profile ?? null,
     audit: auditCheck ?? null,

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Children } from './children.ts'
-import { groupSnapshot } from './heap-summary.ts'
+import { groupClosures, groupSnapshot } from './heap-summary.ts'
 import { startKeyvalet } from './keyvalet.ts'
 import { readRss } from './rss.ts'
 import type { SseJob, SseOpenResult } from './sse.ts'
@@ -29,13 +29,14 @@ const children = new Children()
 const tmp = mkdtempSync(join(tmpdir(), 'sse-memory-'))
 
 /** SIGUSR2 → mem-breakdown.mjs writes main.json (and the snapshot); resolves once it is whole. */
-async function snapshot(pid: number, dir: string): Promise<{ heapUsed: number; groups: Map<string, { bytes: number; count: number }> }> {
-  if (!SNAPSHOTS) return { heapUsed: 0, groups: new Map() }
+async function snapshot(pid: number, dir: string): Promise<{ heapUsed: number; groups: Map<string, { bytes: number; count: number }>; closures: Map<string, { bytes: number; count: number }> }> {
+  if (!SNAPSHOTS) return { heapUsed: 0, groups: new Map(), closures: new Map() }
   rmSync(join(dir, 'main.done'), { force: true })
   process.kill(pid, 'SIGUSR2')
   for (let i = 0; i < 600 && !existsSync(join(dir, 'main.done')); i++) await new Promise((r) => setTimeout(r, 100))
   const main = JSON.parse(readFileSync(join(dir, 'main.json'), 'utf8')) as { afterGc: { memoryUsage: { heapUsed: number } } }
-  return { heapUsed: main.afterGc.memoryUsage.heapUsed, groups: groupSnapshot(readFileSync(join(dir, 'main.heapsnapshot'), 'utf8')) }
+  const text = readFileSync(join(dir, 'main.heapsnapshot'), 'utf8')
+  return { heapUsed: main.afterGc.memoryUsage.heapUsed, groups: groupSnapshot(text), closures: groupClosures(text, REPO) }
 }
 
 try {
@@ -63,12 +64,14 @@ try {
   const after = await snapshot(kv.process.pid, probe)
   const n = open.firstEvents
   console.log(`${n} of ${STREAMS} streams open; RSS ${(rssBefore / MiB).toFixed(1)} → ${(rssAfter / MiB).toFixed(1)} MiB: ${((rssAfter - rssBefore) / n / 1024).toFixed(1)} KiB per stream; heap used after a full GC ${((after.heapUsed - before.heapUsed) / n / 1024).toFixed(1)} KiB per stream`)
-  const grown = [...after.groups].map(([name, g]) => {
-    const b = before.groups.get(name) ?? { bytes: 0, count: 0 }
+  const grownOf = (afterGroups: Map<string, { bytes: number; count: number }>, beforeGroups: Map<string, { bytes: number; count: number }>, top: number) => [...afterGroups].map(([name, g]) => {
+    const b = beforeGroups.get(name) ?? { bytes: 0, count: 0 }
     return { name, bytes: g.bytes - b.bytes, count: g.count - b.count }
-  }).filter((g) => g.bytes > 0).sort((a, b) => b.bytes - a.bytes).slice(0, 40)
+  }).filter((g) => g.bytes > 0).sort((a, b) => b.bytes - a.bytes).slice(0, top)
   console.log('grown, per stream (bytes, objects):')
-  for (const g of grown) console.log(`  ${(g.bytes / n).toFixed(0).padStart(7)} B ${(g.count / n).toFixed(2).padStart(7)}  ${g.name}`)
+  for (const g of grownOf(after.groups, before.groups, 40)) console.log(`  ${(g.bytes / n).toFixed(0).padStart(7)} B ${(g.count / n).toFixed(2).padStart(7)}  ${g.name}`)
+  console.log('closures grown, per stream, by function (bytes of closure and its context, closures):')
+  for (const g of grownOf(after.closures, before.closures, 40)) console.log(`  ${(g.bytes / n).toFixed(0).padStart(7)} B ${(g.count / n).toFixed(2).padStart(7)}  ${g.name}`)
   client.child.send({ cmd: 'close' })
 } finally {
   await children.stopAll()

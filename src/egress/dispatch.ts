@@ -10,11 +10,33 @@ import type { NameResolver } from './resolver.ts'
 
 /**
  * TLS options for a connector's connections: always verified; its extra CA trusted in addition to
- * the system roots. Build once per connector and reuse: given `ca`, tls.connect would build a new
- * context from every root certificate on each new connection (milliseconds on the event loop).
+ * the system roots. Given `ca`, tls.connect would build a new context from every root certificate
+ * on each new connection (milliseconds on the event loop), so the context is built once and reused.
  */
-export function upstreamTls(connector: Connector): { rejectUnauthorized: true; secureContext?: SecureContext } {
-  return { rejectUnauthorized: true, ...(connector.ca === undefined ? {} : { secureContext: createSecureContext({ ca: [...rootCertificates, connector.ca] }) }) }
+export function upstreamTls(connector: Pick<Connector, 'ca'>): { rejectUnauthorized: true; secureContext?: SecureContext } {
+  return { rejectUnauthorized: true, ...(connector.ca === undefined ? {} : { secureContext: trustingAlso(connector.ca) }) }
+}
+
+/**
+ * One secure context per extra CA, shared by every connector (and token endpoint) that names it:
+ * each context holds its own parsed copy of every root certificate, ~0.9 MiB of native memory, so
+ * 45 connectors naming one corporate CA held ~40 MiB for what one context states. A context is
+ * immutable once built, and OpenSSL never looks a client's session up in it by itself (undici's
+ * session cache is per pool), so connectors that share it share the trust it states and nothing
+ * else. Held weakly: a CA no dispatcher uses any more lets its context go.
+ */
+const contexts = new Map<string, WeakRef<SecureContext>>()
+const collected = new FinalizationRegistry<string>((ca) => {
+  if (contexts.get(ca)?.deref() === undefined) contexts.delete(ca)
+})
+
+function trustingAlso(ca: string): SecureContext {
+  const kept = contexts.get(ca)?.deref()
+  if (kept !== undefined) return kept
+  const context = createSecureContext({ ca: [...rootCertificates, ca] })
+  contexts.set(ca, new WeakRef(context))
+  collected.register(context, ca)
+  return context
 }
 
 /** The corporate proxy a connector's connections go through: its own, none (`none`), or the instance's. */

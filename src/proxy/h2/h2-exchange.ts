@@ -23,12 +23,16 @@ export function h2Request(stream: ServerHttp2Stream, headers: IncomingHttpHeader
   }
   const req = Object.assign(stream, fields)
   Object.defineProperty(req, 'complete', { get: isComplete })
-  // A trailer section ends the body: kept for the pipeline to refuse (forward.ts trailersRefusal).
-  stream.once('trailers', (trailers: IncomingHttpHeaders) => { req.trailers = trailers as NodeJS.Dict<string> })
+  // A trailer section ends the body (it comes once): kept for the pipeline to refuse (forward.ts trailersRefusal).
+  stream.on('trailers', keepTrailers)
   // A stream's failure (a reset, the connection gone) is read from its state and its 'close', as
   // over HTTP/1.1; left unheard, an 'error' event would end the process.
   stream.on('error', ignore)
   return req as unknown as H2Request
+}
+
+function keepTrailers(this: { trailers: NodeJS.Dict<string> }, trailers: IncomingHttpHeaders): void {
+  this.trailers = trailers as NodeJS.Dict<string>
 }
 
 function isComplete(this: ServerHttp2Stream): boolean {

@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http'
-import { constants, createServer, type Http2Server, type ServerHttp2Session, type ServerHttp2Stream, type ServerSessionOptions } from 'node:http2'
+import { constants, createServer, type Http2Server, type Http2Session, type ServerHttp2Session, type ServerHttp2Stream, type ServerSessionOptions } from 'node:http2'
 import type { Duplex } from 'node:stream'
 import type { Config } from '../config/load.ts'
 import { KeyvaletError } from '../errors.ts'
@@ -24,6 +24,27 @@ export interface Tunnel {
   readonly violation: (error: KeyvaletError) => void
 }
 
+/** What the listener keeps of one connection. */
+interface Connection {
+  readonly tunnel: Tunnel
+  readonly refused: RefusedStreams
+  readonly inspector: H2HeaderInspector
+  /** Counts a reset the client sent (watchSession's, once the session exists). */
+  countReset: () => void
+  /** Streams begun and not closed yet. */
+  open: number
+  /** Each of its streams' 'close' listener. */
+  readonly streamClosed: () => void
+}
+
+/** A stream begun, waiting for the turn it is served on. */
+interface Begun {
+  readonly stream: ServerHttp2Stream
+  readonly req: H2Request
+  readonly connection: Connection
+  readonly refusal: HeaderRefusal | undefined
+}
+
 /**
  * HTTP/2 inside intercepted tunnels whose TLS handshake chose `h2` by ALPN. Never bound to a port:
  * forward-proxy.ts hands it each such TLS socket. Each stream is adapted to the one request seam
@@ -43,58 +64,62 @@ export interface Tunnel {
  * `limits.h2_*` (h2Settings); a connection that goes over a bound is closed and audited once.
  */
 export function createH2Listener(handler: Handler, limits: Config['limits']): { accept(socket: Duplex, tunnel: Tunnel): void; server: Http2Server } {
-  const tunnels = new WeakMap<object, Tunnel>()
-  const headerRefusals = new WeakMap<object, HeaderRefusal>()
+  const connections = new WeakMap<Http2Session, Connection>()
   const settings = h2Settings(limits)
-  let accepting: { tunnel: Tunnel; refused: RefusedStreams; inspector: H2HeaderInspector; countReset: { current: () => void } } | undefined
-  // Begun on the next turn, once the rest of the frames read with its HEADERS are processed: a stream
-  // the client already reset (rapid reset sends both together) is then dropped unbegun, costing no
-  // decision, no upstream request and no record (it still counts against h2_max_resets_per_minute).
+  let accepting: Connection | undefined
   // No 'request' listener: Node's compatibility layer is never set up (h2/h2-exchange.ts stands in for it).
   const server = createServer(settings)
-  // Dressed at once, so that what nghttp2 reports in the same read (a reset, trailers) is heard.
-  server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => setImmediate(onStream, stream, h2Request(stream, headers)))
+  // Every stream nghttp2 begins is told of (Node's 'stream', on a tick after the read that carried
+  // its HEADERS): it is dressed at once (so that what nghttp2 reports in the same read, an error, a
+  // reset or trailers, is heard), counted, and its header block's refusal taken from the inspector.
+  // It is served on the next turn, once the rest of the frames read with its HEADERS are processed:
+  // a stream the client already reset (rapid reset sends both together) is then dropped unbegun,
+  // costing no decision, no upstream request and no record (it still counts against
+  // h2_max_resets_per_minute). The streams begun before a turn are served by one callback, in order.
+  let begun: Begun[] = []
+  const serveBegun = (): void => {
+    const streams = begun
+    begun = []
+    for (const { stream, req, connection, refusal } of streams) onStream(stream, req, connection, refusal)
+  }
+  // Node creates the session, and tells of it, synchronously inside 'connection' (accept below).
+  server.on('session', (session: ServerHttp2Session) => {
+    if (accepting === undefined) return void session.destroy()
+    const connection = accepting
+    connections.set(session, connection)
+    connection.refused.attach(session)
+    connection.countReset = watchSession(session, connection.tunnel, limits, connection.refused)
+    session.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
+      const req = h2Request(stream, headers)
+      connection.open++
+      stream.on('close', connection.streamClosed)
+      const id = stream.id ?? 0
+      connection.refused.begun(id)
+      if (begun.length === 0) setImmediate(serveBegun)
+      begun.push({ stream, req, connection, refusal: connection.inspector.begin(id) })
+    })
+  })
   // A connection on which nothing moved for limits.idle_timeout_ms is closed (GOAWAY), as over
   // HTTP/1.1, once no stream is open on it. A stream on which nothing moved for as long is ended
   // alone, as an idle HTTP/1.1 request is: answered 504 idle_timeout while it still can be, reset
   // otherwise, audited idle_timeout either way (onStream).
-  const openStreams = new WeakMap<ServerHttp2Session, number>()
   server.setTimeout(limits.idle_timeout_ms)
   server.on('timeout', (session: ServerHttp2Session) => {
-    if ((openStreams.get(session) ?? 0) === 0) session.close()
+    if ((connections.get(session)?.open ?? 0) === 0) session.close()
   })
-  // Node creates the session, and tells of it, synchronously inside 'connection' (accept below).
-  server.on('session', (session: ServerHttp2Session) => {
-    if (accepting === undefined) return void session.destroy()
-    const { tunnel, refused, inspector, countReset } = accepting
-    tunnels.set(session, tunnel)
-    refused.attach(session)
-    openStreams.set(session, 0)
-    session.on('stream', (stream) => {
-      openStreams.set(session, (openStreams.get(session) ?? 0) + 1)
-      stream.once('close', () => openStreams.set(session, (openStreams.get(session) ?? 1) - 1))
-    })
-    countReset.current = watchSession(session, tunnel, limits, refused)
-    // Taken as nghttp2 begins the stream, before it is served on the next turn.
-    session.on('stream', (stream) => {
-      const refusal = inspector.begin(stream.id ?? 0)
-      if (refusal !== undefined) headerRefusals.set(stream, refusal)
-    })
-  })
+  // The stream is what its request in the pipeline is known by (handler.ts).
+  const expireIdle = function (this: ServerHttp2Stream): void { handler.expireIdle(this) }
 
-  function onStream(stream: ServerHttp2Stream, req: H2Request): void {
+  function onStream(stream: ServerHttp2Stream, req: H2Request, { tunnel }: Connection, headerRefusal: HeaderRefusal | undefined): void {
     const headers = req.headers
     const session = stream.session
-    const tunnel = session === undefined ? undefined : tunnels.get(session)
     // A stream of a connection already closed for a violation (it came in the same read) is not served.
-    if (tunnel === undefined || session === undefined || session.destroyed) return void stream.close()
+    if (session === undefined || session.destroyed) return void stream.close()
     if (stream.destroyed || stream.closed) return
     const res = new H2Response(stream, req)
-    // The stream is what its request in the pipeline is known by (handler.ts).
-    stream.setTimeout(limits.idle_timeout_ms, () => handler.expireIdle(stream))
+    stream.setTimeout(limits.idle_timeout_ms, expireIdle)
     const target: ForwardTarget = { origin: tunnel.origin, authority: tunnel.authority, requestTarget: req.url ?? '', tunnel: tunnel.connect }
     const ctx = handler.newContext(req, { mode: 'forward', target, proxyKey: tunnel.key })
-    const headerRefusal = headerRefusals.get(stream)
     const refusal = headerRefusal === undefined ? streamRefusal(headers) : undefined
     // Refused before the pipeline authenticates the stream: the record names the tunnel's session.
     if (headerRefusal !== undefined || refusal !== undefined) ctx.session = tunnel.session
@@ -120,14 +145,17 @@ export function createH2Listener(handler: Handler, limits: Config['limits']): { 
       socket.once('end', refused.sample)
       socket.once('close', refused.sample)
       // Every byte the client sends is read by the inspector before nghttp2 has it (h2-header-inspector.ts).
-      const countReset = { current: (): void => {} }
       const inspector = new H2HeaderInspector({
         headerTableSize: settings.settings?.headerTableSize ?? 4096,
         maxFrameSize: settings.settings?.maxFrameSize ?? 16_384,
         maxHeaderListBytes: settings.settings?.maxHeaderListSize ?? limits.h2_max_header_list_bytes,
         maxHeaderListPairs: settings.maxHeaderListPairs ?? 128,
-      }, () => countReset.current())
-      accepting = { tunnel, refused, inspector, countReset }
+      }, () => connection.countReset())
+      const connection: Connection = {
+        tunnel, refused, inspector, countReset: () => {}, open: 0,
+        streamClosed: () => { connection.open-- },
+      }
+      accepting = connection
       try {
         server.emit('connection', inspectedSocket(socket, (chunk) => inspector.inspect(chunk)))
       } finally {
@@ -162,9 +190,6 @@ function watchSession(session: ServerHttp2Session, tunnel: Tunnel, limits: Confi
   // Streams refused by nghttp2 are found when a later one begins, at the idle timeout and at the connection's end (h2-refused.ts).
   session.prependListener('timeout', refused.sample)
   session.prependListener('goaway', refused.sample)
-  session.on('stream', (stream) => {
-    if (stream.id !== undefined) refused.begun(stream.id)
-  })
   let windowStart = Date.now()
   let resets = 0
   return () => {

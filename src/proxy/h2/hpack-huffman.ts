@@ -48,6 +48,56 @@ const SYMBOLS = new Uint16Array(BIT_LENGTHS.length)
   })
 }
 
+/**
+ * The code as a decoding automaton that takes four bits at a time. Its states are the inner nodes
+ * of the code's tree (0: the root); a leaf reached emits its symbol and goes back to the root. No
+ * code is shorter than 5 bits, so four bits emit at most one symbol. STEP[state * 16 + bits] is
+ * the next state, the symbol emitted (NO_SYMBOL: none) and whether EOS was reached.
+ * ONES[state] is how many one bits lead from the root to the state along the all-ones path
+ * (EOS's first bits), -1 off it: where a string may end (RFC 7541 §5.2 padding).
+ */
+const NO_SYMBOL = 0x1ff
+const EOS_REACHED = 1 << 30
+const STEP: Int32Array = new Int32Array(256 * 16)
+const ONES: Int8Array = new Int8Array(256).fill(-1)
+{
+  // Inner nodes' children by the next bit: another inner node (> 0), or a leaf (-1 - symbol).
+  const zero = new Int32Array(256)
+  const one = new Int32Array(256)
+  let inner = 1
+  for (let bits = 1; bits <= MAX_BITS; bits++) {
+    for (let i = 0; i < (COUNT[bits] as number); i++) {
+      const code = (FIRST[bits] as number) + i
+      let node = 0
+      for (let b = bits - 1; b > 0; b--) {
+        const branch = ((code >> b) & 1) === 0 ? zero : one
+        if (branch[node] === 0) branch[node] = inner++
+        node = branch[node] as number
+      }
+      ;((code & 1) === 0 ? zero : one)[node] = -1 - (SYMBOLS[(OFFSET[bits] as number) + i] as number)
+    }
+  }
+  for (let node = 0, depth = 0; depth <= 7; depth++, node = one[node] as number) ONES[node] = depth
+  for (let state = 0; state < inner; state++) {
+    for (let nibble = 0; nibble < 16; nibble++) {
+      let node = state
+      let emitted = NO_SYMBOL
+      let eos = 0
+      for (let b = 3; b >= 0; b--) {
+        const next = (((nibble >> b) & 1) === 0 ? zero : one)[node] as number
+        if (next > 0) {
+          node = next
+          continue
+        }
+        if (-1 - next === EOS) eos = EOS_REACHED
+        emitted = -1 - next
+        node = 0
+      }
+      STEP[state * 16 + nibble] = eos | (emitted << 9) | node
+    }
+  }
+}
+
 export class HuffmanError extends Error {}
 
 /**
@@ -58,23 +108,19 @@ export function huffmanDecode(input: Buffer, start: number, end: number): Buffer
   // The shortest code is 5 bits: at most 8 symbols for every 5 bytes.
   const out = Buffer.allocUnsafe(Math.ceil(((end - start) * 8) / 5))
   let written = 0
-  let code = 0
-  let bits = 0
+  let state = 0
   for (let i = start; i < end; i++) {
     const byte = input[i] as number
-    for (let shift = 7; shift >= 0; shift--) {
-      code = (code << 1) | ((byte >> shift) & 1)
-      bits++
-      const index = code - (FIRST[bits] as number)
-      if (index < 0 || index >= (COUNT[bits] as number)) continue
-      const symbol = SYMBOLS[(OFFSET[bits] as number) + index] as number
-      if (symbol === EOS) throw new HuffmanError('EOS in a Huffman-coded string')
-      out[written++] = symbol
-      code = 0
-      bits = 0
-    }
+    let step = STEP[state * 16 + (byte >> 4)] as number
+    if ((step & EOS_REACHED) !== 0) throw new HuffmanError('EOS in a Huffman-coded string')
+    if ((step >> 9) !== NO_SYMBOL) out[written++] = step >> 9
+    state = step & 0x1ff
+    step = STEP[state * 16 + (byte & 0xf)] as number
+    if ((step & EOS_REACHED) !== 0) throw new HuffmanError('EOS in a Huffman-coded string')
+    if ((step >> 9) !== NO_SYMBOL) out[written++] = step >> 9
+    state = step & 0x1ff
   }
-  if (bits > 7) throw new HuffmanError('Huffman padding longer than 7 bits')
-  if (code !== (1 << bits) - 1) throw new HuffmanError('Huffman padding is not all ones')
+  const ones = ONES[state] as number
+  if (ones < 0) throw new HuffmanError('Huffman padding is not all ones, or longer than 7 bits')
   return out.subarray(0, written)
 }

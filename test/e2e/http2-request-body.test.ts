@@ -142,6 +142,25 @@ ${connector('viah2', H2_HOST, ports.h2, 'h2', 'h2-ca.pem')}${connector('viah1', 
     }
   })
 
+  /**
+   * A sandbox that leaves mid-body: `start` sends a request's head and the first part of its body
+   * to the HTTP/2 upstream, `leave` is called once the upstream has that part. Returns the records
+   * written for it, and what the upstream saw of it a moment later.
+   */
+  async function leftMidBody(start: () => void, leave: () => void): Promise<{ records: Awaited<ReturnType<TestKeyvalet['audit']>>; seen: Seen[] }> {
+    const audited = (await kv.audit()).length
+    const before = h2Seen.length
+    start()
+    await eventually(async () => (h2Seen.length > before && (h2Seen.at(-1)?.bytes ?? 0) > 0 ? true : undefined), 'the upstream to have the first part')
+    leave()
+    const records = await eventually(async () => {
+      const r = (await kv.audit()).slice(audited)
+      return r.length >= 1 ? r : undefined
+    }, 'the record of the request')
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    return { records, seen: h2Seen.slice(before) }
+  }
+
   // Raw frames: Node's own client, asked to close a stream, sends END_STREAM before its RST_STREAM.
   for (const declared of [true, false]) {
     it(`a client that resets its stream mid-body (RST_STREAM, no END_STREAM), to an HTTP/2 upstream, ${declared ? 'with' : 'without'} content-length: the upstream never has the request whole, audited once client_closed`, async () => {
@@ -149,18 +168,12 @@ ${connector('viah2', H2_HOST, ports.h2, 'h2', 'h2-ca.pem')}${connector('viah1', 
       const authority = `${H2_HOST}:${ports.h2}`
       const raw = await F.RawH2.open({ proxyPort: Number(new URL(kv.forwardUrl).port), authority, proxyAuthorization: `Basic ${Buffer.from(`task:${key}`).toString('base64')}`, ca: kv.caCertPem })
       try {
-        const audited = (await kv.audit()).length
-        const before = h2Seen.length
         const fields: [string, string][] = [['content-type', 'application/octet-stream'], ...(declared ? [['content-length', '100000'] as [string, string]] : [])]
-        raw.write(Buffer.concat([F.headers(1, F.request(authority, '/upload', fields, 'POST'), { endHeaders: true }), F.data(1, Buffer.from('the first part of the body;'))]))
-        await eventually(async () => (h2Seen.length > before && (h2Seen.at(-1)?.bytes ?? 0) > 0 ? true : undefined), 'the upstream to have the first part')
-        raw.write(F.rstStream(1, F.ERROR.CANCEL))
-        const records = await eventually(async () => {
-          const r = (await kv.audit()).slice(audited)
-          return r.length >= 1 ? r : undefined
-        }, 'the record of the request')
-        await new Promise((resolve) => setTimeout(resolve, 200))
-        assert.ok(h2Seen.slice(before).every((r) => !r.complete), JSON.stringify(h2Seen.slice(before)))
+        const { records, seen } = await leftMidBody(
+          () => raw.write(Buffer.concat([F.headers(1, F.request(authority, '/upload', fields, 'POST'), { endHeaders: true }), F.data(1, Buffer.from('the first part of the body;'))])),
+          () => raw.write(F.rstStream(1, F.ERROR.CANCEL)),
+        )
+        assert.ok(seen.every((r) => !r.complete), JSON.stringify(seen))
         assert.deepEqual(records.map((r) => r.error), ['client_closed'])
       } finally {
         raw.close()
@@ -169,20 +182,14 @@ ${connector('viah2', H2_HOST, ports.h2, 'h2', 'h2-ca.pem')}${connector('viah1', 
   }
 
   it('an HTTP/1.1 sandbox that leaves mid-body (its connection closed), to an HTTP/2 upstream: the upstream never has the request whole, audited once client_closed', async () => {
-    const audited = (await kv.audit()).length
-    const before = h2Seen.length
     const url = new URL(kv.url)
     const socket = connect(Number(url.port), url.hostname)
     socket.on('error', () => {})
-    socket.write(`POST /viah2/upload HTTP/1.1\r\nhost: ${url.host}\r\nauthorization: Bearer ${key}\r\ncontent-type: application/octet-stream\r\ncontent-length: 100000\r\n\r\nthe first part of the body;`)
-    await eventually(async () => (h2Seen.length > before && (h2Seen.at(-1)?.bytes ?? 0) > 0 ? true : undefined), 'the upstream to have the first part')
-    socket.destroy()
-    const records = await eventually(async () => {
-      const r = (await kv.audit()).slice(audited)
-      return r.length >= 1 ? r : undefined
-    }, 'the record of the request')
-    await new Promise((resolve) => setTimeout(resolve, 200))
-    assert.ok(h2Seen.slice(before).every((r) => !r.complete), JSON.stringify(h2Seen.slice(before)))
+    const { records, seen } = await leftMidBody(
+      () => socket.write(`POST /viah2/upload HTTP/1.1\r\nhost: ${url.host}\r\nauthorization: Bearer ${key}\r\ncontent-type: application/octet-stream\r\ncontent-length: 100000\r\n\r\nthe first part of the body;`),
+      () => socket.destroy(),
+    )
+    assert.ok(seen.every((r) => !r.complete), JSON.stringify(seen))
     assert.deepEqual(records.map((r) => r.error), ['client_closed'])
   })
 

@@ -29,6 +29,13 @@ export interface WriterOptions {
   readonly thread?: boolean
 }
 
+/** A batch sent to the engine: whom to answer, and when it was sent (performance.now()). */
+interface SentBatch {
+  readonly id: number
+  readonly pending: Pending[]
+  readonly sentAt: number
+}
+
 interface Pending {
   resolve(seq: number): void
   reject(err: Error): void
@@ -47,9 +54,12 @@ export class AuditWriter {
   #channel: AuditChannel | undefined
   readonly #admission: Admission
   readonly #onCommit: ((seconds: number) => void) | undefined
-  readonly #waiting = new Map<number, Pending[]>()
-  /** When each batch in #waiting was sent (performance.now()), in sending order. */
-  readonly #sentAt = new Map<number, number>()
+  /**
+   * The batches sent and not answered yet, in sending order (usually one or two). An array, not a
+   * Map: a long-lived Map that empties and fills a batch at a time reallocates its table each
+   * time, and each table, held by an old object, outlives young collections (bench/alloc-profile.ts).
+   */
+  readonly #unanswered: SentBatch[] = []
   #queue: { fields: AuditFields; pending: Pending }[] = []
   #nextId = 0
   #failure: Error | undefined
@@ -96,14 +106,14 @@ export class AuditWriter {
   /** Records appended and not committed yet: queued here, or in the thread. */
   get pending(): number {
     let count = this.#queue.length
-    for (const batch of this.#waiting.values()) count += batch.length
+    for (const batch of this.#unanswered) count += batch.pending.length
     return count
   }
 
   /** Milliseconds the oldest batch not yet committed has waited for the thread (0 when none waits). */
   get lagMs(): number {
-    for (const sentAt of this.#sentAt.values()) return performance.now() - sentAt
-    return 0
+    const oldest = this.#unanswered[0]
+    return oldest === undefined ? 0 : performance.now() - oldest.sentAt
   }
 
   /** Resolves with the record's seq once it is committed. */
@@ -130,7 +140,7 @@ export class AuditWriter {
   async close(): Promise<void> {
     if (this.#queue.length > 0) this.#send()
     const deadline = Date.now() + 10_000
-    while (this.#waiting.size > 0 && this.#failure === undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5))
+    while (this.#unanswered.length > 0 && this.#failure === undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5))
     if (this.#failure !== undefined) return
     this.#failure = new Error('audit writer closed')
     await this.#channel?.close()
@@ -147,17 +157,17 @@ export class AuditWriter {
     this.#queue = []
     if (batch.length === 0 || this.#channel === undefined) return
     const id = this.#nextId++
-    this.#waiting.set(id, batch.map((b) => b.pending))
-    this.#sentAt.set(id, performance.now())
+    this.#unanswered.push({ id, pending: batch.map((b) => b.pending), sentAt: performance.now() })
     this.#channel.send(id, batch.map((b) => b.fields))
   }
 
   #done(id: number, result: BatchResult): void {
-    const pending = this.#waiting.get(id) ?? []
-    this.#waiting.delete(id)
-    const sentAt = this.#sentAt.get(id)
-    this.#sentAt.delete(id)
-    if (sentAt !== undefined) this.#onCommit?.((performance.now() - sentAt) / 1000)
+    const at = this.#unanswered.findIndex((b) => b.id === id)
+    const batch = this.#unanswered[at]
+    if (at === 0) this.#unanswered.shift()
+    else if (at > 0) this.#unanswered.splice(at, 1)
+    const pending = batch?.pending ?? []
+    if (batch !== undefined) this.#onCommit?.((performance.now() - batch.sentAt) / 1000)
     for (const listener of this.#committed) listener()
     result.seqs.forEach((seq, i) => {
       const p = pending[i]
@@ -171,9 +181,8 @@ export class AuditWriter {
     if (this.#failure !== undefined) return
     this.#failure = err
     this.#admission.close()
-    for (const pending of this.#waiting.values()) for (const p of pending) p.reject(err)
-    this.#waiting.clear()
-    this.#sentAt.clear()
+    for (const batch of this.#unanswered) for (const p of batch.pending) p.reject(err)
+    this.#unanswered.length = 0
     for (const { pending } of this.#queue) pending.reject(err)
     this.#queue = []
   }

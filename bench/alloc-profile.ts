@@ -11,8 +11,14 @@
  * `paced` mode) instead of a closed loop: the regime of the paced phase, whose p99 the full
  * collections make.
  *
- * Usage: node bench/alloc-profile.ts [--connections 256] [--rate R] [--runs N]
- *   env LOAD_MS (default 4000): how long the sampling runs; KEEP=1 keeps the .heapprofile.
+ * With --forward h1|h2 the load is intercepted HTTPS through the forward listener instead (the
+ * bench's forward phase: undici through a CONNECT tunnel per connection, or with h2 the
+ * connections as streams on two tunnels), to compare what an HTTP/2 stream leaves behind with
+ * what an HTTP/1.1 request does.
+ *
+ * Usage: node bench/alloc-profile.ts [--connections 256] [--rate R | --forward h1|h2] [--runs N]
+ *   env LOAD_MS (default 4000): how long the sampling runs; KEEP=1 keeps the .heapprofile;
+ *   ALLOC_NODE_FLAGS: extra node (V8) flags for keyvalet, space-separated, e.g. to see what a heap flag changes.
  */
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -22,13 +28,19 @@ import { parseArgs } from 'node:util'
 import { Children } from './children.ts'
 import { startKeyvalet } from './keyvalet.ts'
 import type { LoadJob, LoadResult } from './load.ts'
+import type { UpstreamReady } from './upstream.ts'
 
 const REPO = fileURLToPath(new URL('..', import.meta.url))
 const BENCH = join(REPO, 'bench')
-const { values } = parseArgs({ options: { connections: { type: 'string', default: '256' }, rate: { type: 'string' }, runs: { type: 'string', default: '1' } } })
+const { values } = parseArgs({ options: { connections: { type: 'string', default: '256' }, rate: { type: 'string' }, forward: { type: 'string' }, runs: { type: 'string', default: '1' } } })
 const CONNECTIONS = Number(values.connections)
 const RATE = values.rate === undefined ? undefined : Number(values.rate)
 const LOAD_MS = Number(process.env.LOAD_MS ?? 4000)
+const FORWARD = values.forward
+if (FORWARD !== undefined && FORWARD !== 'h1' && FORWARD !== 'h2') throw new Error('--forward takes h1 or h2')
+if (FORWARD !== undefined && RATE !== undefined) throw new Error('--forward runs a closed loop: leave --rate out')
+/** Tunnels the HTTP/2 streams share, as bench/run.ts's forward phase. */
+const H2_TUNNELS = 2
 
 interface ProfileNode { callFrame: { functionName: string; url: string; lineNumber: number }; selfSize: number; children: ProfileNode[] }
 
@@ -59,13 +71,20 @@ try {
     mkdirSync(dir)
     const profileFile = join(dir, 'main.heapprofile')
     const upstream = children.fork('upstream', join(BENCH, 'upstream.ts'))
-    const { port } = await upstream.waitForMessage<{ port: number }>((m) => typeof (m as { port?: unknown }).port === 'number', 15_000)
-    const kv = await startKeyvalet({ children, repo: REPO, dir, upstreamPort: port, nodeFlags: ['--import', join(BENCH, 'alloc-sampler.mjs')], extraEnv: { ALLOC_PROFILE_FILE: profileFile } })
+    const ready = await upstream.waitForMessage<UpstreamReady>((m) => typeof (m as { port?: unknown }).port === 'number', 15_000)
+    const kv = await startKeyvalet({
+      children, repo: REPO, dir, upstreamPort: ready.port, nodeFlags: [...(process.env.ALLOC_NODE_FLAGS ?? '').split(' ').filter((f) => f !== ''), '--import', join(BENCH, 'alloc-sampler.mjs')], extraEnv: { ALLOC_PROFILE_FILE: profileFile },
+      ...(FORWARD === undefined ? {} : { forward: { httpsPort: ready.httpsPort, upstreamCaPem: ready.caPem, mintHosts: [], sseConnectors: 0 } }),
+    })
     const load = children.fork('load', join(BENCH, 'load.ts'))
     load.expectExit()
     const measuring = load.waitForMessage((m) => (m as { event?: string }).event === 'measuring', 60_000)
     const durationS = Math.ceil(LOAD_MS / 1000) + 2
-    load.child.send({ mode: RATE === undefined ? 'closed' : 'paced', ...(RATE === undefined ? {} : { rate: RATE }), url: `${kv.url}/echo/items/1`, headers: { authorization: `Bearer ${kv.key}` }, connections: CONNECTIONS, durationS, warmupS: 2 } satisfies LoadJob)
+    const fwd = kv.forward
+    const job: LoadJob = FORWARD === undefined || fwd === undefined
+      ? { mode: RATE === undefined ? 'closed' : 'paced', ...(RATE === undefined ? {} : { rate: RATE }), url: `${kv.url}/echo/items/1`, headers: { authorization: `Bearer ${kv.key}` }, connections: CONNECTIONS, durationS, warmupS: 2 }
+      : { mode: 'undici', url: `https://127.0.0.1:${ready.httpsPort}/items/1`, ca: fwd.caPem, tunnel: { proxy: fwd.url, token: `Basic ${Buffer.from(`task:${fwd.key}`).toString('base64')}` }, ...(FORWARD === 'h2' ? { h2Tunnels: H2_TUNNELS } : {}), headers: {}, connections: CONNECTIONS, durationS, warmupS: 2 }
+    load.child.send(job)
     await measuring
     kv.process.child.kill('SIGUSR2')
     const t0 = Date.now()
@@ -77,7 +96,7 @@ try {
     const { total, sites, places } = summarise((JSON.parse(readFileSync(profileFile, 'utf8')) as { head: ProfileNode }).head)
     const requests = result.rps * (sampledMs / 1000)
     const p = (s: string): void => void process.stdout.write(`${s}\n`)
-    p(`\n== run ${run + 1}: ${CONNECTIONS} connections${RATE === undefined ? '' : ' paced'}, ${Math.round(result.rps)} req/s; sampled ${(total / 1024 / 1024).toFixed(0)} MiB in ${sampledMs} ms ≈ ${(total / 1024 / requests).toFixed(1)} KiB allocated per request`)
+    p(`\n== run ${run + 1}: ${CONNECTIONS} connections${RATE === undefined ? '' : ' paced'}${FORWARD === undefined ? '' : `, intercepted HTTPS over ${FORWARD === 'h2' ? `HTTP/2 (${H2_TUNNELS} tunnels)` : 'HTTP/1.1'}`}, ${Math.round(result.rps)} req/s; sampled ${(total / 1024 / 1024).toFixed(0)} MiB in ${sampledMs} ms ≈ ${(total / 1024 / requests).toFixed(1)} KiB allocated per request`)
     p('largest allocation sites (self):')
     for (const [k, v] of [...sites].sort((a, b) => b[1] - a[1]).slice(0, 40)) p(`  ${((100 * v) / total).toFixed(1).padStart(5)} %  ${(v / 1024 / requests).toFixed(2).padStart(6)} KiB/req  ${k}`)
     p('by package or src folder:')

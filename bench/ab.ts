@@ -8,12 +8,15 @@
  * Measurement tool, not part of `npm run bench`.
  *
  *   --load gateway      closed loop on the gateway (GET /echo/items/1), CONNECTIONS connections
+ *   --load think        the bench's idle pattern on the gateway: 10 connections, each idling 10 ms
+ *                       after every answer (latency is the figure there: p50 and p99 are compared too)
  *   --load forward      intercepted HTTPS through the forward listener, over HTTP/1.1 (CONNECTIONS
  *                       tunnels) and over HTTP/2 (CONNECTIONS streams on 2 tunnels): also gives
  *                       each one's HTTP/2 ÷ HTTP/1.1 CPU per request (issue 17's target)
  *   --a-repo DIR, --b-repo DIR     the checkout each runs (default: this one), e.g. a worktree at the old revision
  *   --a-env K=V, --b-env K=V       environment for one of them (repeatable)
  *   --a-flags 'F', --b-flags 'F'   V8 flags set at its start (bench/v8-flags-ab.mjs)
+ *   --a-node 'F', --b-node 'F'     node flags for it, in NODE_OPTIONS (e.g. --a-node='--cpu-prof --cpu-prof-dir=DIR')
  *   env: ROUNDS (6), DURATION_S (6), WARMUP_S (2), CONNECTIONS (64); PIN=1 pins both keyvalets
  *   (all their threads) to the last CPU and the upstream and load generator to the others
  *   (taskset), which takes the scheduler's placement out of the comparison
@@ -55,29 +58,34 @@ const { values } = parseArgs({
     'a-repo': { type: 'string' }, 'b-repo': { type: 'string' },
     'a-env': { type: 'string', multiple: true, default: [] }, 'b-env': { type: 'string', multiple: true, default: [] },
     'a-flags': { type: 'string', default: '' }, 'b-flags': { type: 'string', default: '' },
+    'a-node': { type: 'string', default: '' }, 'b-node': { type: 'string', default: '' },
   },
 })
-if (values.load !== 'gateway' && values.load !== 'forward') throw new Error('--load takes gateway or forward')
-const LOADS = values.load === 'gateway' ? ['gateway'] as const : ['h1', 'h2'] as const
-type LoadName = 'gateway' | 'h1' | 'h2'
+if (values.load !== 'gateway' && values.load !== 'forward' && values.load !== 'think') throw new Error('--load takes gateway, think or forward')
+const LOADS = values.load === 'forward' ? ['h1', 'h2'] as const : [values.load] as const
+type LoadName = 'gateway' | 'think' | 'h1' | 'h2'
 
 interface Variant {
   readonly name: 'A' | 'B'
   readonly repo: string
   readonly env: Record<string, string>
   readonly flags: string
+  readonly nodeFlags: readonly string[]
 }
 
-function variant(name: 'A' | 'B', repo: string | undefined, env: readonly string[], flags: string): Variant {
+function variant(name: 'A' | 'B', repo: string | undefined, env: readonly string[], flags: string, nodeFlags: string): Variant {
   const pairs = env.map((kv) => {
     const at = kv.indexOf('=')
     if (at <= 0) throw new Error(`--${name.toLowerCase()}-env takes K=V, not '${kv}'`)
     return [kv.slice(0, at), kv.slice(at + 1)] as const
   })
-  return { name, repo: repo === undefined ? REPO : resolve(repo), env: Object.fromEntries(pairs), flags }
+  return { name, repo: repo === undefined ? REPO : resolve(repo), env: Object.fromEntries(pairs), flags, nodeFlags: nodeFlags.split(' ').filter((f) => f !== '') }
 }
 
-const variants = [variant('A', values['a-repo'], values['a-env'], values['a-flags']), variant('B', values['b-repo'], values['b-env'], values['b-flags'])]
+const variants = [
+  variant('A', values['a-repo'], values['a-env'], values['a-flags'], values['a-node']),
+  variant('B', values['b-repo'], values['b-env'], values['b-flags'], values['b-node']),
+]
 const children = new Children()
 const tmp = mkdtempSync(join(tmpdir(), 'ab-'))
 const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN
@@ -87,6 +95,7 @@ const out = (s: string): void => void process.stdout.write(`${s}\n`)
 function job(kv: KeyvaletInstance, load: LoadName, ready: UpstreamReady): LoadJob {
   const timing = { connections: CONNECTIONS, durationS: DURATION_S, warmupS: WARMUP_S }
   if (load === 'gateway') return { mode: 'closed', url: `${kv.url}/echo/items/1`, headers: { authorization: `Bearer ${kv.key}` }, ...timing }
+  if (load === 'think') return { mode: 'think', thinkMs: 10, url: `${kv.url}/echo/items/1`, headers: { authorization: `Bearer ${kv.key}` }, ...timing, connections: 10 }
   const fwd = kv.forward
   if (fwd === undefined) throw new Error('keyvalet started without its forward listener')
   return {
@@ -95,8 +104,8 @@ function job(kv: KeyvaletInstance, load: LoadName, ready: UpstreamReady): LoadJo
   }
 }
 
-/** One measured load against `kv`: req/s and keyvalet's CPU µs per request. */
-async function measure(kv: KeyvaletInstance, load: LoadName, ready: UpstreamReady): Promise<{ rps: number; cpuUs: number }> {
+/** One measured load against `kv`: req/s, keyvalet's CPU µs per request, latency p50 and p99 (ms). */
+async function measure(kv: KeyvaletInstance, load: LoadName, ready: UpstreamReady): Promise<{ rps: number; cpuUs: number; p50: number; p99: number }> {
   const worker = children.fork('load', join(BENCH, 'load.ts'))
   worker.expectExit()
   try {
@@ -116,7 +125,7 @@ async function measure(kv: KeyvaletInstance, load: LoadName, ready: UpstreamRead
     if (result === undefined || result.errors + result.non2xx + result.timeouts > 0 || result.ok2xx === 0) {
       throw new Error(`load ${load} failed: ${message.error ?? JSON.stringify(result?.statusCodes)} ${result?.firstError ?? ''}`)
     }
-    return { rps: result.rps, cpuUs: (cpu / (result.rps * wall)) * 1e6 }
+    return { rps: result.rps, cpuUs: (cpu / (result.rps * wall)) * 1e6, p50: result.latency.p50, p99: result.latency.p99 }
   } finally {
     await worker.stop(2000)
   }
@@ -131,16 +140,18 @@ try {
     const dir = join(tmp, v.name)
     mkdirSync(dir)
     const kv = await startKeyvalet({
-      children, repo: v.repo, dir, upstreamPort: ready.port, nodeFlags: ['--import', join(BENCH, 'v8-flags-ab.mjs')], extraEnv: { ...v.env, AB_V8_FLAGS: v.flags },
+      children, repo: v.repo, dir, upstreamPort: ready.port, nodeFlags: [...v.nodeFlags, '--import', join(BENCH, 'v8-flags-ab.mjs')], extraEnv: { ...v.env, AB_V8_FLAGS: v.flags },
       forward: { httpsPort: ready.httpsPort, upstreamCaPem: ready.caPem, mintHosts: [], sseConnectors: 0 },
     })
     pin(kv.process.pid, true)
     started.push({ v, kv })
-    out(`${v.name}: ${v.repo}${Object.keys(v.env).length > 0 ? ` env ${JSON.stringify(v.env)}` : ''}${v.flags === '' ? '' : ` flags '${v.flags}'`}`)
+    out(`${v.name}: ${v.repo}${Object.keys(v.env).length > 0 ? ` env ${JSON.stringify(v.env)}` : ''}${v.flags === '' ? '' : ` flags '${v.flags}'`}${v.nodeFlags.length === 0 ? '' : ` node ${v.nodeFlags.join(' ')}`}`)
   }
   /** cpu[variant][load][round] */
   const cpu = new Map<string, number[]>()
   const rps = new Map<string, number[]>()
+  const p50 = new Map<string, number[]>()
+  const p99 = new Map<string, number[]>()
   const push = (m: Map<string, number[]>, k: string, x: number): void => void m.set(k, [...(m.get(k) ?? []), x])
   for (let round = 0; round < ROUNDS; round++) {
     const order = round % 2 === 0 ? started : [...started].reverse()
@@ -150,7 +161,9 @@ try {
         const r = await measure(kv, load, ready)
         push(cpu, `${v.name} ${load}`, r.cpuUs)
         push(rps, `${v.name} ${load}`, r.rps)
-        line.push(`${v.name} ${load} ${r.cpuUs.toFixed(0)} µs ${Math.round(r.rps)}/s`)
+        push(p50, `${v.name} ${load}`, r.p50)
+        push(p99, `${v.name} ${load}`, r.p99)
+        line.push(`${v.name} ${load} ${r.cpuUs.toFixed(0)} µs ${Math.round(r.rps)}/s p50 ${r.p50.toFixed(2)} p99 ${r.p99.toFixed(2)} ms`)
       }
     }
     out(`round ${round + 1}: ${line.join(', ')}`)
@@ -163,6 +176,7 @@ try {
     const b = at(cpu, `B ${load}`)
     const r = ratios(a, b)
     out(`  ${load.padEnd(7)} CPU µs/request A ${median(a).toFixed(1)}, B ${median(b).toFixed(1)}; B ÷ A ${median(r).toFixed(3)} (rounds ${r.map((x) => x.toFixed(2)).join(', ')}); req/s B ÷ A ${median(ratios(at(rps, `A ${load}`), at(rps, `B ${load}`))).toFixed(3)}`)
+    out(`  ${' '.repeat(7)} latency ms p50 A ${median(at(p50, `A ${load}`)).toFixed(3)}, B ${median(at(p50, `B ${load}`)).toFixed(3)}; p99 A ${median(at(p99, `A ${load}`)).toFixed(3)}, B ${median(at(p99, `B ${load}`)).toFixed(3)}`)
   }
   if (values.load === 'forward') {
     for (const name of ['A', 'B']) {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { createLogger } from './log.ts'
+import { spawnSync } from 'node:child_process'
+import { BATCH_MAX_CHARS, BATCH_WINDOW_MS, createLogger } from './log.ts'
 
 function capture(opts: Parameters<typeof createLogger>[1]) {
   let text = ''
@@ -31,14 +32,35 @@ describe('operator log', () => {
     assert.equal(text(), 'time=1970-01-01T00:00:00.000Z level=info msg=request id=req_1 status=200 none=null spaced="a b" quoted="say \\"x\\"" nested="{\\"why\\":\\"no=way\\"}" bad_key=v\n')
   })
 
-  it('batched: the lines of one turn go out in one write, at the end of the turn', async () => {
+  it('batched: the lines logged within the window go out in one write at its end, a burst at once, and a line never waits longer than the window', async () => {
     const writes: string[] = []
     const log = createLogger({ write: (s: string) => writes.push(s) }, { batched: true, clock: () => 0 })
+    const started = performance.now()
     log.info('one')
-    log.info('two')
-    assert.equal(writes.length, 0)
     await new Promise((resolve) => setImmediate(resolve))
+    log.info('two')
+    assert.equal(writes.length, 0, 'nothing is written before the window ends')
+    for (let waited = 0; writes.length === 0 && waited < 2000; waited += 5) await new Promise((resolve) => setTimeout(resolve, 5))
+    const took = performance.now() - started
     assert.equal(writes.length, 1)
-    assert.equal(writes[0]?.split('\n').length, 3)
+    assert.deepEqual(writes[0]?.split('\n').map((l) => (l === '' ? '' : JSON.parse(l).msg)), ['one', 'two', ''])
+    assert.ok(took >= BATCH_WINDOW_MS - 1, `written after ${took} ms`)
+    // A burst of more than BATCH_MAX_CHARS goes out as soon as that much waits, not at the window's end.
+    const line = 'x'.repeat(1000)
+    const lines = Math.ceil(BATCH_MAX_CHARS / 1000) + 1
+    for (let i = 0; i < lines; i++) log.info(line)
+    assert.equal(writes.length, 2, 'the burst was written at once')
+    assert.ok((writes[1]?.length ?? 0) >= BATCH_MAX_CHARS)
+  })
+
+  it('batched: what waits is written when the process exits', () => {
+    const child = spawnSync(process.execPath, ['--input-type=module', '-e', `
+      import { createLogger } from ${JSON.stringify(new URL('./log.ts', import.meta.url).href)}
+      const log = createLogger(process.stdout, { batched: true, clock: () => 0 })
+      log.info('before exit')
+      process.exit(3)
+    `], { encoding: 'utf8', timeout: 30_000 })
+    assert.equal(child.status, 3, child.stderr)
+    assert.equal(child.stdout, '{"time":"1970-01-01T00:00:00.000Z","level":"info","msg":"before exit"}\n')
   })
 })

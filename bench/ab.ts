@@ -8,6 +8,8 @@
  * Measurement tool, not part of `npm run bench`.
  *
  *   --load gateway      closed loop on the gateway (GET /echo/items/1), CONNECTIONS connections
+ *   --load paced        the bench's paced phase on the gateway: 1,000 requests/s spread evenly over 10
+ *                       connections (latency is the figure there too)
  *   --load think        the bench's idle pattern on the gateway: 10 connections, each idling 10 ms
  *                       after every answer (latency is the figure there: p50 and p99 are compared too)
  *   --load forward      intercepted HTTPS through the forward listener, over HTTP/1.1 (CONNECTIONS
@@ -61,9 +63,9 @@ const { values } = parseArgs({
     'a-node': { type: 'string', default: '' }, 'b-node': { type: 'string', default: '' },
   },
 })
-if (values.load !== 'gateway' && values.load !== 'forward' && values.load !== 'think') throw new Error('--load takes gateway, think or forward')
-const LOADS = values.load === 'forward' ? ['h1', 'h2'] as const : [values.load] as const
-type LoadName = 'gateway' | 'think' | 'h1' | 'h2'
+if (!['gateway', 'paced', 'think', 'forward'].includes(values.load)) throw new Error('--load takes gateway, paced, think or forward')
+type LoadName = 'gateway' | 'paced' | 'think' | 'h1' | 'h2'
+const LOADS: readonly LoadName[] = values.load === 'forward' ? ['h1', 'h2'] : [values.load as LoadName]
 
 interface Variant {
   readonly name: 'A' | 'B'
@@ -95,6 +97,7 @@ const out = (s: string): void => void process.stdout.write(`${s}\n`)
 function job(kv: KeyvaletInstance, load: LoadName, ready: UpstreamReady): LoadJob {
   const timing = { connections: CONNECTIONS, durationS: DURATION_S, warmupS: WARMUP_S }
   if (load === 'gateway') return { mode: 'closed', url: `${kv.url}/echo/items/1`, headers: { authorization: `Bearer ${kv.key}` }, ...timing }
+  if (load === 'paced') return { mode: 'paced', rate: 1000, url: `${kv.url}/echo/items/1`, headers: { authorization: `Bearer ${kv.key}` }, ...timing, connections: 10 }
   if (load === 'think') return { mode: 'think', thinkMs: 10, url: `${kv.url}/echo/items/1`, headers: { authorization: `Bearer ${kv.key}` }, ...timing, connections: 10 }
   const fwd = kv.forward
   if (fwd === undefined) throw new Error('keyvalet started without its forward listener')

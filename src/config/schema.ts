@@ -199,7 +199,7 @@ const LOG = Type.Object({
     default: 'json',
     description: 'json (one JSON object per line) or logfmt (key=value pairs). Default json.',
   })),
-}, { additionalProperties: false, default: {}, description: "The operator log that `keyvalet start` writes to stdout: keyvalet's own events and one line per request (request id, mode, connector, method, decision, error code, upstream status, latency, trace id; never a secret, a task key, a query value or a body). Lines are written in batches: a line goes out at most 20 ms after it is logged (every waiting line at exit)." })
+}, { additionalProperties: false, default: {}, description: "The operator log that `keyvalet start` writes to stdout: keyvalet's own events and one line per request (request id, mode, connector, method, decision, error code, upstream status, latency, trace id; never a secret, a task key, a query value or a body). Lines are written in batches: a line goes out about 20 ms after it is logged, with those logged meanwhile (every waiting line at exit)." })
 
 const METRICS = Type.Object({
   enabled: Defaulted(Type.Boolean({

@@ -17,8 +17,8 @@
  *                       each one's HTTP/2 ÷ HTTP/1.1 CPU per request (issue 17's target)
  *   --a-repo DIR, --b-repo DIR     the checkout each runs (default: this one), e.g. a worktree at the old revision
  *   --a-env K=V, --b-env K=V       environment for one of them (repeatable)
- *   --a-flags 'F', --b-flags 'F'   V8 flags set at its start (bench/v8-flags-ab.mjs)
- *   --a-node 'F', --b-node 'F'     node flags for it, in NODE_OPTIONS (e.g. --a-node='--cpu-prof --cpu-prof-dir=DIR')
+ *   --a-flags='F', --b-flags='F'   V8 flags set at its start (bench/v8-flags-ab.mjs); with '=', as the value starts with a dash
+ *   --a-node='F', --b-node='F'     node flags for it, in NODE_OPTIONS (e.g. --a-node='--cpu-prof --cpu-prof-dir=DIR')
  *   env: ROUNDS (6), DURATION_S (6), WARMUP_S (2), CONNECTIONS (64); PIN=1 pins both keyvalets
  *   (all their threads) to the last CPU and the upstream and load generator to the others
  *   (taskset), which takes the scheduler's placement out of the comparison
@@ -27,8 +27,7 @@
  */
 import { execFileSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
-import { availableParallelism } from 'node:os'
-import { tmpdir } from 'node:os'
+import { availableParallelism, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'

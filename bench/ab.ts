@@ -24,6 +24,10 @@
  *   (taskset), which takes the scheduler's placement out of the comparison
  *
  * CPU per request is keyvalet's whole process (all its threads, /proc) over the measured window.
+ *
+ * The two seats are not quite equal: the same code in two checkouts measured B ÷ A 0.96 (CPU,
+ * forward, HTTP/1.1, pinned) and a p50 6 % lower for B (paced). Run an A/A first (the same
+ * revision in both, or --a-repo at it) and count only what goes beyond it.
  */
 import { execFileSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'

@@ -36,7 +36,7 @@ import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { Children } from './children.ts'
-import { startKeyvalet, type KeyvaletInstance } from './keyvalet.ts'
+import { proxyBasic, startKeyvalet, type KeyvaletInstance } from './keyvalet.ts'
 import type { LoadJob, LoadResult } from './load.ts'
 import { cpuSeconds } from './rss.ts'
 import type { UpstreamReady } from './upstream.ts'
@@ -94,7 +94,6 @@ const variants = [
 const children = new Children()
 const tmp = mkdtempSync(join(tmpdir(), 'ab-'))
 const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN
-const basic = (key: string): string => `Basic ${Buffer.from(`task:${key}`).toString('base64')}`
 const out = (s: string): void => void process.stdout.write(`${s}\n`)
 
 function job(kv: KeyvaletInstance, load: LoadName, ready: UpstreamReady): LoadJob {
@@ -105,7 +104,7 @@ function job(kv: KeyvaletInstance, load: LoadName, ready: UpstreamReady): LoadJo
   const fwd = kv.forward
   if (fwd === undefined) throw new Error('keyvalet started without its forward listener')
   return {
-    mode: 'undici', url: `https://127.0.0.1:${ready.httpsPort}/items/1`, ca: fwd.caPem, tunnel: { proxy: fwd.url, token: basic(fwd.key) },
+    mode: 'undici', url: `https://127.0.0.1:${ready.httpsPort}/items/1`, ca: fwd.caPem, tunnel: { proxy: fwd.url, token: proxyBasic(fwd.key) },
     ...(load === 'h2' ? { h2Tunnels: H2_TUNNELS } : {}), headers: {}, ...timing,
   }
 }

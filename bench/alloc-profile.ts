@@ -26,7 +26,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { Children } from './children.ts'
-import { startKeyvalet } from './keyvalet.ts'
+import { proxyBasic, startKeyvalet } from './keyvalet.ts'
 import type { LoadJob, LoadResult } from './load.ts'
 import type { UpstreamReady } from './upstream.ts'
 
@@ -83,7 +83,7 @@ try {
     const fwd = kv.forward
     const job: LoadJob = FORWARD === undefined || fwd === undefined
       ? { mode: RATE === undefined ? 'closed' : 'paced', ...(RATE === undefined ? {} : { rate: RATE }), url: `${kv.url}/echo/items/1`, headers: { authorization: `Bearer ${kv.key}` }, connections: CONNECTIONS, durationS, warmupS: 2 }
-      : { mode: 'undici', url: `https://127.0.0.1:${ready.httpsPort}/items/1`, ca: fwd.caPem, tunnel: { proxy: fwd.url, token: `Basic ${Buffer.from(`task:${fwd.key}`).toString('base64')}` }, ...(FORWARD === 'h2' ? { h2Tunnels: H2_TUNNELS } : {}), headers: {}, connections: CONNECTIONS, durationS, warmupS: 2 }
+      : { mode: 'undici', url: `https://127.0.0.1:${ready.httpsPort}/items/1`, ca: fwd.caPem, tunnel: { proxy: fwd.url, token: proxyBasic(fwd.key) }, ...(FORWARD === 'h2' ? { h2Tunnels: H2_TUNNELS } : {}), headers: {}, connections: CONNECTIONS, durationS, warmupS: 2 }
     load.child.send(job)
     await measuring
     kv.process.child.kill('SIGUSR2')

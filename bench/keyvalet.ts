@@ -11,6 +11,9 @@ import type { Children, Managed } from './children.ts'
 
 export const SECRET_VALUE = `echo-secret-${randomBytes(12).toString('hex')}`
 
+/** Proxy-Authorization for keyvalet's forward listener: the task key as the Basic password. */
+export const proxyBasic = (key: string): string => `Basic ${Buffer.from(`task:${key}`).toString('base64')}`
+
 /** What the forward-mode phases need besides the plain upstream. */
 export interface ForwardSetup {
   /** The bench upstream's HTTPS port on 127.0.0.1 (connector `tls`). */

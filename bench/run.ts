@@ -56,7 +56,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Agent, ProxyAgent, request } from 'undici'
 import { Children, type Managed } from './children.ts'
-import { SECRET_VALUE, startKeyvalet, type KeyvaletInstance } from './keyvalet.ts'
+import { proxyBasic, SECRET_VALUE, startKeyvalet, type KeyvaletInstance } from './keyvalet.ts'
 import type { LoadJob, LoadResult } from './load.ts'
 import { mitmdumpVersion, startMitmproxy, type Mitmproxy } from './mitm.ts'
 import type { MintJob, MintResult } from './mint.ts'
@@ -144,7 +144,6 @@ const SSE_DRAIN_MS = 10_000
 
 /** Issue 12's targets (and earlier issues' still held). */
 const GOALS = { rpsVsNaive: 1.0, cpuVsNaive: 1.0, idleRssMiB: 100, peakRssMiB: 250, p50DeltaMs: 0.5, p99DeltaMs: 2, uploadGrowthMiB: 64, decideUs: 10, vsMitmproxy: 5, mintMs: 2, sseRssMiB: 400 } as const
-const basic = (key: string): string => `Basic ${Buffer.from(`task:${key}`).toString('base64')}`
 
 type TargetName = 'direct' | 'naive' | 'naive-undici' | 'keyvalet'
 interface Target { readonly name: TargetName; readonly url: string; readonly headers: Record<string, string>; readonly proc: Managed | undefined }
@@ -310,8 +309,8 @@ async function forwardSanityCheck(forwardUrl: string, key: string, key2: string,
       await dispatcher.close()
     }
   }
-  await check('forward plain http (absolute form)', `http://127.0.0.1:${plainPort}/items/auth-echo`, new ProxyAgent({ uri: forwardUrl, token: basic(key), proxyTunnel: false }), true)
-  await check('forward https (CONNECT, intercepted)', `https://127.0.0.1:${httpsPort}/items/auth-echo`, new ProxyAgent({ uri: forwardUrl, token: basic(key2), requestTls: { ca: kvCa } }), true)
+  await check('forward plain http (absolute form)', `http://127.0.0.1:${plainPort}/items/auth-echo`, new ProxyAgent({ uri: forwardUrl, token: proxyBasic(key), proxyTunnel: false }), true)
+  await check('forward https (CONNECT, intercepted)', `https://127.0.0.1:${httpsPort}/items/auth-echo`, new ProxyAgent({ uri: forwardUrl, token: proxyBasic(key2), requestTls: { ca: kvCa } }), true)
   await check('direct https', `https://127.0.0.1:${httpsPort}${PATH}`, new Agent({ connect: { ca: upstreamCa } }), false)
 }
 
@@ -709,7 +708,7 @@ async function main(): Promise<number> {
     broken.push('forward phases skipped: keyvalet has no forward listener')
   }
   if (PHASES.has('forward') && forwardOk && fwd !== undefined && kv !== undefined) {
-    const fwdHeaders = { 'proxy-authorization': basic(keyvalet?.key ?? '') }
+    const fwdHeaders = { 'proxy-authorization': proxyBasic(keyvalet?.key ?? '') }
     log(`forward, plain http, closed loop: ${CONNECTIONS} connections, ${WARMUP_S} s warm-up + ${DURATION_S} s`)
     const closedRun = await runLoad({ mode: 'closed', url: plainTarget, proxy: fwd.url, headers: fwdHeaders, connections: CONNECTIONS, durationS: DURATION_S, warmupS: WARMUP_S },
       { upstream: upstream.proc, proxy: kv.proc }, kv.proc)
@@ -730,7 +729,7 @@ async function main(): Promise<number> {
     // issue 17's target), each round's ratio kept, the run of median CPU per request reported.
     const intercepted = await inRounds<'keyvalet' | 'keyvalet h2', { name: 'keyvalet' | 'keyvalet h2'; h2: boolean }, LoadRun>(ROUNDS, [{ name: 'keyvalet' as const, h2: false }, { name: 'keyvalet h2' as const, h2: true }], async ({ h2 }, round) => {
       log(`https through keyvalet's forward listener${h2 ? ' over HTTP/2' : ''}, round ${round + 1}/${ROUNDS}: undici ProxyAgent, ${h2 ? `${CONNECTIONS} concurrent streams on ${H2_TUNNELS} tunnels` : `${CONNECTIONS} tunnels`}, ${WARMUP_S} s warm-up + ${DURATION_S} s`)
-      const run = await runLoad({ mode: 'undici', url: httpsTarget, ca: fwd.caPem, tunnel: { proxy: fwd.url, token: basic(fwd.key) }, ...(h2 ? { h2Tunnels: H2_TUNNELS } : {}), headers: {}, connections: CONNECTIONS, durationS: DURATION_S, warmupS: WARMUP_S },
+      const run = await runLoad({ mode: 'undici', url: httpsTarget, ca: fwd.caPem, tunnel: { proxy: fwd.url, token: proxyBasic(fwd.key) }, ...(h2 ? { h2Tunnels: H2_TUNNELS } : {}), headers: {}, connections: CONNECTIONS, durationS: DURATION_S, warmupS: WARMUP_S },
         { upstream: upstream.proc, proxy: kv.proc }, kv.proc)
       checkLoad('keyvalet', `forward https${h2 ? ' over HTTP/2' : ''} closed loop`, run.result)
       return run
@@ -769,7 +768,7 @@ async function main(): Promise<number> {
     const proxyUrl = new URL(fwd.url)
     try {
       mint = await runWorker<MintJob, MintResult>('mint', 'mint.ts', {
-        proxyHost: proxyUrl.hostname, proxyPort: Number(proxyUrl.port), token: basic(fwd.key), caPem: fwd.caPem,
+        proxyHost: proxyUrl.hostname, proxyPort: Number(proxyUrl.port), token: proxyBasic(fwd.key), caPem: fwd.caPem,
         hosts: upstream.ready.mintHosts, warmupHosts: MINT_WARMUP, path: PATH, inProcessMints: 200,
       }, 120_000)
       kvOther += 2 * upstream.ready.mintHosts.length - 2 * mint.failures.length

@@ -61,7 +61,7 @@ it('keyvalet start reloads on SIGHUP (never dies of it) and, with --watch, when 
     await until(async () => (await status('/a/3')) === 200, 'the watch to reload A')
 
     // The watch also sees the saves that SIGHUP reloaded: those reloads find the file unchanged.
-    // The operator log goes out in batches (within 20 ms, src/log.ts): the watch's line may follow the reload it tells of.
+    // The operator log goes out in batches (about 20 ms apart, src/log.ts): the watch's line may follow the reload it tells of.
     const reloads = (): Set<string> => new Set(child.stdout().split('\n').filter((l) => l.includes('configuration reload')).map((l) => JSON.parse(l) as { msg: string; trigger: string; error?: string })
       .map((l) => `${l.msg} (${l.trigger}${l.error === undefined ? '' : `, ${l.error}`})`))
     await until(() => reloads().has('configuration reloaded (watch)'), 'the watch reload to be logged')

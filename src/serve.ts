@@ -113,6 +113,9 @@ export async function serve(runtime: Runtime, opts: ServeOptions): Promise<Servi
     const reports = startInstanceReports({ repo: runtime.store.instances, instance: audit.instance, configVersion: () => reloads.current.version, pushedSeq: () => reloads.current.pushed?.seq, keyIds: () => runtime.vault.keyIds, clock, log })
     reloads.onReload((result) => { if (result.result !== 'failed') void reports.now() })
     closers.push(() => reports.stop())
+    // Serving only once listed: GET /v1/fleet and the master-key rotation guard (vault/rotation-guard.ts)
+    // know an instance by its report, and one started but not yet reported would be missed.
+    await reports.started
     if (following !== undefined) {
       const follower = followPushes(reloads, following)
       closers.push(async () => follower.close())

@@ -8,6 +8,8 @@ export const INSTANCE_REPORT_MS = 10_000
 export const INSTANCE_STALE_MS = 3 * INSTANCE_REPORT_MS
 
 export interface InstanceReporter {
+  /** Settles once the report made at start is written, or has failed (and been logged). Never rejects. */
+  readonly started: Promise<void>
   /** Says it now (after a reload put a new configuration in force, or the vault's keys changed). Never throws. */
   now(): Promise<void>
   /** Stops saying it and removes this instance's report (it is stopping). */
@@ -46,10 +48,11 @@ export function startInstanceReports(opts: {
     })
     return last
   }
-  void send()
+  const started = send()
   const timer = setInterval(() => void send(), INSTANCE_REPORT_MS)
   timer.unref()
   return {
+    started,
     now: send,
     async stop() {
       clearInterval(timer)

@@ -1,7 +1,8 @@
 /**
  * `node bench/h2-inspector.ts`: what the HTTP/2 header inspector costs per request, apart from
  * everything else keyvalet does. A TLS server in a child process answers every stream with a
- * small body through node:http2, fed one of three ways, as src/proxy/h2-listener.ts could feed it:
+ * small body through node:http2's core stream API (as keyvalet answers), fed one of three ways, as
+ * src/proxy/h2-listener.ts could feed it:
  *   native   the TLS socket itself (nghttp2 reads it natively: no inspection possible)
  *   pass     through inspectedSocket with nothing read (Node's JS stream path alone)
  *   inspect  through inspectedSocket with H2HeaderInspector reading every byte (what keyvalet does)
@@ -11,8 +12,9 @@
  * connection (http1: one request in flight on each of H2_STREAMS connections) for H2_SECONDS (default 5) after a 1 s warm-up, each request with headers like an
  * SDK's. Modes alternate over H2_ROUNDS (default 5) rounds; reports the server's CPU µs per
  * request (process.cpuUsage, user + system) per round, and each mode's median with its ratio to
- * native. Keyvalet's own cost per request (~220 µs) is the scale to read these against. With
- * H2_PROF=DIR the server runs with --cpu-prof and writes one profile per round into DIR.
+ * http1. keyvalet's own cost per intercepted request (~170-190 µs in `npm run bench`) is the
+ * scale to read these against. With H2_PROF=DIR the server runs with --cpu-prof and writes one
+ * profile per round into DIR.
  */
 import { fork, type ChildProcess } from 'node:child_process'
 import { connect, constants, createServer } from 'node:http2'
@@ -40,7 +42,13 @@ function serve(): void {
       res.writeHead(200, { 'content-type': 'application/json' })
       res.end(BODY)
     }
-    const h2 = createServer({}, answer)
+    // HTTP/2 answers through the core stream API, as keyvalet's listener does (h2-listener.ts): no
+    // compatibility objects, the head and the body's one DATA frame with END_STREAM.
+    const h2 = createServer({})
+    h2.on('stream', (stream) => {
+      stream.respond({ ':status': 200, 'content-type': 'application/json' })
+      stream.end(BODY)
+    })
     const tls = mode === 'http1' ? createHttpsServer({ key: pki.key, cert: pki.cert }, answer) : createTlsServer({ key: pki.key, cert: pki.cert, ALPNProtocols: ['h2'], noDelay: true }, (socket: TLSSocket) => {
       if (mode === 'native') return void h2.emit('connection', socket)
       const inspector = new H2HeaderInspector({ headerTableSize: 4096, maxFrameSize: 16_384, maxHeaderListBytes: 65_536, maxHeaderListPairs: 128 })
